@@ -1,0 +1,73 @@
+/*
+ * Normalization of Google Reports API activities into webhook logs (see
+ * DESIGN.md "Webhook contract"): one log per event, with a stable id.
+ * Library code: returns 0 or -errno, never logs, fills err[].
+ */
+#ifndef AR_LIB_NORMALIZE_H
+#define AR_LIB_NORMALIZE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <yajl/yajl_tree.h>
+
+#define NORM_ID_LEN		32	/* hex chars of the log id */
+#define NORM_PAGE_MAX_DEPTH	64	/* nesting limit for a page */
+
+/*
+ * One normalized log. json is the complete log object
+ * {"id","timestamp","application","actor":{...},"eventType","eventName",
+ * "details":{...},"raw":{...}} (plus "error" when error is true), compact,
+ * NUL-terminated. An activity that could not be understood gives a log
+ * with error true, eventType "unparsed" and the activity kept in "raw".
+ */
+struct norm_log {
+	char		 id[NORM_ID_LEN + 1];
+	char		*app;		/* application name, never NULL */
+	int64_t		 time_ms;	/* id.time; 0 when unknown */
+	char		*json;
+	size_t		 json_len;
+	bool		 error;
+};
+
+/*
+ * Stable log id: the first 32 lowercase hex chars of SHA-256 of
+ * "v1" US customerId US applicationName US time US uniqueQualifier US
+ * event_index US event_name (US = 0x1f; time as "...SS.mmmZ" from
+ * time_ms; NULL strings count as empty). Writes out[33].
+ */
+void	normalize_log_id(const char *customer_id, const char *app,
+	    int64_t time_ms, const char *unique_qualifier, size_t event_index,
+	    const char *event_name, char out[NORM_ID_LEN + 1]);
+
+/*
+ * Normalize one activity (an item of activities.list) into *nlogs logs
+ * (one per event; events given as a single object count as one event; an
+ * activity without events gives one log with eventType/eventName null).
+ * app_fallback names the application when id.applicationName is missing.
+ * A malformed activity is never dropped: it yields an error log. Logs are
+ * appended to *logs (realloc'd; start with *logs NULL, *nlogs 0), so a
+ * caller may accumulate a page. Returns 0, -EINVAL (activity NULL) or
+ * -ENOMEM; on failure *logs/*nlogs are left as they were.
+ */
+int	normalize_activity(yajl_val activity, const char *app_fallback,
+	    struct norm_log **logs, size_t *nlogs, char *err, size_t errlen);
+
+/*
+ * Parse an activities.list page ({kind, etag, items[], nextPageToken})
+ * and normalize every item. *next_page_token receives a malloc'd copy of
+ * nextPageToken or NULL on the last page. A body that is not JSON, is
+ * truncated, or is not shaped like a page is -EINVAL with err[] set and
+ * nothing returned (the caller retries the page). A page without "items"
+ * is an empty page. Returns 0, -EINVAL or -ENOMEM; *logs/*nlogs are
+ * output only (set to NULL/0 on failure).
+ */
+int	normalize_page(const char *body, size_t len, const char *app_fallback,
+	    struct norm_log **logs, size_t *nlogs, char **next_page_token,
+	    char *err, size_t errlen);
+
+/* Free an array of logs as returned above (NULL is a no-op). */
+void	norm_logs_free(struct norm_log *logs, size_t nlogs);
+
+#endif

@@ -804,7 +804,7 @@ time_format_rfc3339_ms(int64_t ms, char out[32])
 	const int64_t lo = -62167219200000LL;	/* 0000-01-01T00:00:00Z */
 	const int64_t hi = 253402300799999LL;	/* 9999-12-31T23:59:59.999Z */
 	int64_t secs, days, rem, z, era, doe, yoe, y, doy, mp, d, m;
-	char buf[64];
+	char buf[64] = { 0 };
 	int msec;
 
 	if (ms < lo)

@@ -35,21 +35,24 @@ struct norm_log {
  * Stable log id: the first 32 lowercase hex chars of SHA-256 of
  * "v1" US customerId US applicationName US time US uniqueQualifier US
  * event_index US event_name (US = 0x1f; time as "...SS.mmmZ" from
- * time_ms; NULL strings count as empty). Writes out[33].
+ * time_ms; NULL strings count as empty). Writes out[33]. 0 or -ENOMEM.
  */
-void	normalize_log_id(const char *customer_id, const char *app,
+int	normalize_log_id(const char *customer_id, const char *app,
 	    int64_t time_ms, const char *unique_qualifier, size_t event_index,
 	    const char *event_name, char out[NORM_ID_LEN + 1]);
 
 /*
  * Normalize one activity (an item of activities.list) into *nlogs logs
- * (one per event; events given as a single object count as one event; an
- * activity without events gives one log with eventType/eventName null).
+ * (one per event; events given as a single object count as one event).
  * app_fallback names the application when id.applicationName is missing.
- * A malformed activity is never dropped: it yields an error log. Logs are
+ * A malformed activity (not an object, no id.time / id.uniqueQualifier,
+ * events missing, empty or not an array) is never dropped: it yields one
+ * error log whose id hashes the activity's text. An event that is not an
+ * object, has no name, or has unnamed parameters gives a log with error
+ * set (and "error" saying why) but keeps what could be read. Logs are
  * appended to *logs (realloc'd; start with *logs NULL, *nlogs 0), so a
  * caller may accumulate a page. Returns 0, -EINVAL (activity NULL) or
- * -ENOMEM; on failure *logs/*nlogs are left as they were.
+ * -ENOMEM; on failure *logs and *nlogs are left as they were.
  */
 int	normalize_activity(yajl_val activity, const char *app_fallback,
 	    struct norm_log **logs, size_t *nlogs, char *err, size_t errlen);
@@ -60,7 +63,7 @@ int	normalize_activity(yajl_val activity, const char *app_fallback,
  * nextPageToken or NULL on the last page. A body that is not JSON, is
  * truncated, or is not shaped like a page is -EINVAL with err[] set and
  * nothing returned (the caller retries the page). A page without "items"
- * is an empty page. Returns 0, -EINVAL or -ENOMEM; *logs/*nlogs are
+ * is an empty page. Returns 0, -EINVAL or -ENOMEM; *logs and *nlogs are
  * output only (set to NULL/0 on failure).
  */
 int	normalize_page(const char *body, size_t len, const char *app_fallback,

@@ -52,6 +52,8 @@ int	 rsa_key_from_pem(const char *pem, size_t len, struct rsa_key **out,
 	    char *err, size_t errlen);
 /* Generate a key of bits (2048..4096). 0 or -errno. */
 int	 rsa_key_generate(unsigned bits, struct rsa_key **out);
+/* Same without the size policy (tests: e.g. 1024 bits to see it refused). */
+int	 rsa_key_generate_unchecked(unsigned bits, struct rsa_key **out);
 /* PKCS#8 PEM of the private key, malloc'd; NULL on failure. */
 char	*rsa_key_to_pem(const struct rsa_key *key);
 /* SubjectPublicKeyInfo PEM ("BEGIN PUBLIC KEY") of the key, malloc'd. */

@@ -1,0 +1,490 @@
+/*
+ * Unit tests of lib/pkcs8.c: the strict PKCS#8 reader and writer, key
+ * generation, RSA PKCS#1 v1.5 SHA-256 signatures. The fixed keys were made
+ * with "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048" and
+ * "-algorithm EC -pkeyopt ec_paramgen_curve:P-256"; SWAPPED_KEY_PEM is the
+ * same RSA key rewritten with prime1 < prime2 (coefficient recomputed),
+ * checked with "openssl pkey -check". Test keys only, never used elsewhere.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "lib/crypto.h"
+
+static const char OPENSSL_KEY_PEM[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCZ1cF2+9Jnz+Cl\n"
+    "SoqLFb1Ffuh50s84LlIEfNn1E3rcVgwDodTIfWuD0GAUV3Y1xH1MC/96uAYIXNoF\n"
+    "a/revk94VqFy9p432J+QAs051ToHwOcXM2XXNLbZILBQf6+V0FgTurmNzqFae/g7\n"
+    "djNrlCSAILaBVUVFFJpkGneGrK77vwtWfAthzHNP9RWNTWPgUvKdFVEqA88s8dht\n"
+    "nsBdcmxqCKv1k4uZ+nuw/txNpyFgU+rPc0wpkuedmnxriSZiUFRRLr5QK1BT0BFK\n"
+    "ChbxkFbxRTf1al+E+BARcanLRAr/IQ5GQt+Oq0ezUFAfPpJnAiSkTIW0Q9DEEGf0\n"
+    "DaIv9jQbAgMBAAECggEAScze/eZsd+ol8xYyJex9e0gZXkxQpjqulUGSTL0WLXtI\n"
+    "UzvBeZeVy0xds5SL/NpxY9jDrUt4dW2aGIzHczGorWoeFSmUGOWfEvcNHqgZKVwV\n"
+    "YS+CtX4wFDVW8J95DG3Bu2FSoGHXTbH4kgowO/V7l05aT+ypCS2Lred2nRDd955e\n"
+    "a7ooPlAppux5LGhzWgLLpp5svKbSs5o7bo2SXNUSywxrMeSkpunf6UO02F4QtADQ\n"
+    "Ch2Fc8XvsGTGISXxdk+MeWIm5GtGLIpy8VWlzAsbJEUwux9AY0C6e36ugP76iOCG\n"
+    "IUNBKFc8D5ACzNTkC8Yzyfup4jfRs1aURgQbAq9bZQKBgQDLHsoEU2LsVqnojXPN\n"
+    "6iPlOqP165OAIMrB5W/UaFFAnxBmz0k4/2nnurUx6dcF8kA5Xy70qkpFefmSvnYO\n"
+    "a0h5IC8FeC0t0Ldh93XYrOVg2Anoh7za2Fons8Pixkho1Gswlc7cOpmkdfp02YGj\n"
+    "nJDfYtTpuQfq3Lu3Mc2OCiq8TQKBgQDB4kkTqTH8ANg8xKAdZ/fTTDBo95yjEr2K\n"
+    "1ti9UqtpPgYU501kWHPeks/AziL6xC6rHdhrE8K5boni0Rd8SwkODaChE1lkx71Y\n"
+    "DOd1BinrbMgnHfsBRt969IXeHSQ4BSQdECKR1MnQjbIjnlytxth4bMbfSowOZPLt\n"
+    "omgQzYZGBwKBgBi6v+e060dQ6dDJX/8C8anX8Nxg+Q1RcL4Ym/vlU3clpo6N0CFj\n"
+    "X1Z6MdNI4Af2TYFuqD3beb1ps0v9akwpHaK5m1/0GLQKRDlmMm/V5PtcciBgXkra\n"
+    "qmdJCKFUeL5ilkZNBuljLQ+L2ZleXd04k57O3pMyFteuViBgrOENNdTFAoGAV8T8\n"
+    "l+3sNsybF0dbxHQgeILxF1OgkSIWtBd2np4iAs6VKjlbi6WPLp7/daTbqPHOvqAQ\n"
+    "LMkRSaiEuy00mIvPWZFJuiFsQnc5e/a7gPp9V5ozMaIc0wMmgB7ZyyceEk4hfxai\n"
+    "z6mogsTic8Vo5zIxJLL5hHPW211Pq8vtmE2yD1kCgYEApQSkwedtTqagCAo5l5ri\n"
+    "ECTMwYO/hvphChVtvbmjHgqGp44TZ7gpY6tTL+b9LVIpQEp0htHfaYhAtOXRHCJl\n"
+    "HlKsBtNZCgyaLZ6eYmXL525/4pLh7ZAfS6fKAFppyXpRqNXavkfyq0YXMqV2n6/G\n"
+    "fFiQWUFZeaUEk/nl2j/U1d0=\n"
+    "-----END PRIVATE KEY-----\n"
+    ;
+static const char EC_KEY_PEM[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgrNCVYkK0avQppsXU\n"
+    "KMcARRbQfbtm9Gaz7maqJnfikUChRANCAATgOOIaQ5LOFcZl7m0YdqxZKOy9mAes\n"
+    "uRUOjroWgpdeUIVJy4DHg3bNo9et5JZaCXVhMMpE5BNjX3eNlVkfwCqH\n"
+    "-----END PRIVATE KEY-----\n"
+    ;
+static const char SWAPPED_KEY_PEM[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQCZ1cF2+9Jnz+Cl\n"
+    "SoqLFb1Ffuh50s84LlIEfNn1E3rcVgwDodTIfWuD0GAUV3Y1xH1MC/96uAYIXNoF\n"
+    "a/revk94VqFy9p432J+QAs051ToHwOcXM2XXNLbZILBQf6+V0FgTurmNzqFae/g7\n"
+    "djNrlCSAILaBVUVFFJpkGneGrK77vwtWfAthzHNP9RWNTWPgUvKdFVEqA88s8dht\n"
+    "nsBdcmxqCKv1k4uZ+nuw/txNpyFgU+rPc0wpkuedmnxriSZiUFRRLr5QK1BT0BFK\n"
+    "ChbxkFbxRTf1al+E+BARcanLRAr/IQ5GQt+Oq0ezUFAfPpJnAiSkTIW0Q9DEEGf0\n"
+    "DaIv9jQbAgMBAAECggEAScze/eZsd+ol8xYyJex9e0gZXkxQpjqulUGSTL0WLXtI\n"
+    "UzvBeZeVy0xds5SL/NpxY9jDrUt4dW2aGIzHczGorWoeFSmUGOWfEvcNHqgZKVwV\n"
+    "YS+CtX4wFDVW8J95DG3Bu2FSoGHXTbH4kgowO/V7l05aT+ypCS2Lred2nRDd955e\n"
+    "a7ooPlAppux5LGhzWgLLpp5svKbSs5o7bo2SXNUSywxrMeSkpunf6UO02F4QtADQ\n"
+    "Ch2Fc8XvsGTGISXxdk+MeWIm5GtGLIpy8VWlzAsbJEUwux9AY0C6e36ugP76iOCG\n"
+    "IUNBKFc8D5ACzNTkC8Yzyfup4jfRs1aURgQbAq9bZQKBgQDB4kkTqTH8ANg8xKAd\n"
+    "Z/fTTDBo95yjEr2K1ti9UqtpPgYU501kWHPeks/AziL6xC6rHdhrE8K5boni0Rd8\n"
+    "SwkODaChE1lkx71YDOd1BinrbMgnHfsBRt969IXeHSQ4BSQdECKR1MnQjbIjnlyt\n"
+    "xth4bMbfSowOZPLtomgQzYZGBwKBgQDLHsoEU2LsVqnojXPN6iPlOqP165OAIMrB\n"
+    "5W/UaFFAnxBmz0k4/2nnurUx6dcF8kA5Xy70qkpFefmSvnYOa0h5IC8FeC0t0Ldh\n"
+    "93XYrOVg2Anoh7za2Fons8Pixkho1Gswlc7cOpmkdfp02YGjnJDfYtTpuQfq3Lu3\n"
+    "Mc2OCiq8TQKBgFfE/Jft7DbMmxdHW8R0IHiC8RdToJEiFrQXdp6eIgLOlSo5W4ul\n"
+    "jy6e/3Wk26jxzr6gECzJEUmohLstNJiLz1mRSbohbEJ3OXv2u4D6fVeaMzGiHNMD\n"
+    "JoAe2csnHhJOIX8Wos+pqILE4nPFaOcyMSSy+YRz1ttdT6vL7ZhNsg9ZAoGAGLq/\n"
+    "57TrR1Dp0Mlf/wLxqdfw3GD5DVFwvhib++VTdyWmjo3QIWNfVnox00jgB/ZNgW6o\n"
+    "Pdt5vWmzS/1qTCkdormbX/QYtApEOWYyb9Xk+1xyIGBeStqqZ0kIoVR4vmKWRk0G\n"
+    "6WMtD4vZmV5d3TiTns7ekzIW165WIGCs4Q011MUCgYAkXpour7I4IQZhRNiXojuN\n"
+    "BpyJ3sE3q/RBkpH7ezJvVl/NZaylKPDRvKiqCY2xZoopQ0HM4gmebkjo5UR+X4c9\n"
+    "zfsnKNu8r5Re2re803Ly1c7s9UT2KMYkoIPlGt5qkfecVq+0IMDYZqg+8cqf+kpE\n"
+    "sqGbASmSCRnMvCiX1J7F1Q==\n"
+    "-----END PRIVATE KEY-----\n";
+
+/* The key generated once for the group (slow-ish). */
+static struct rsa_key	*genkey;
+
+/* Generate the group's 2048-bit key. */
+static int
+setup(void **state)
+{
+	if (crypto_init() != 0)
+		return -1;
+	return rsa_key_generate(2048, &genkey);
+}
+
+static int
+teardown(void **state)
+{
+	rsa_key_free(genkey);
+	return 0;
+}
+
+/* Parse pem, expecting failure with a message containing want. */
+static void
+expect_reject(const char *pem, size_t len, const char *want)
+{
+	struct rsa_key	*key = (struct rsa_key *)1;
+	char		 err[512];
+
+	err[0] = '\0';
+	assert_int_equal(rsa_key_from_pem(pem, len, &key, err, sizeof(err)),
+	    -EINVAL);
+	assert_null(key);
+	if (strstr(err, want) == NULL)
+		fail_msg("error \"%s\" does not contain \"%s\"", err, want);
+}
+
+/* expect_reject() of a NUL-terminated string. */
+static void
+expect_reject_str(const char *pem, const char *want)
+{
+	expect_reject(pem, strlen(pem), want);
+}
+
+/* The DER inside a PEM private key (malloc'd). */
+static unsigned char *
+pem_to_der(const char *pem, size_t *derlen)
+{
+	const char	*b = strchr(pem, '\n') + 1;
+	const char	*e = strstr(pem, "-----END");
+	char		*b64 = malloc(e - b + 1);
+	unsigned char	*der;
+	size_t		 n = 0;
+
+	assert_non_null(b64);
+	for (; b < e; b++)
+		if (*b != '\n')
+			b64[n++] = *b;
+	assert_int_equal(b64_decode(b64, n, &der, derlen), 0);
+	free(b64);
+	return der;
+}
+
+/* PEM private key armour around der (malloc'd, one long line). */
+static char *
+der_to_pem(const unsigned char *der, size_t len)
+{
+	char	*b64 = b64_encode(der, len, false, true), *pem;
+	size_t	 n;
+
+	assert_non_null(b64);
+	n = strlen(b64) + 64;
+	assert_non_null(pem = malloc(n));
+	snprintf(pem, n, "-----BEGIN PRIVATE KEY-----\n%s\n"
+	    "-----END PRIVATE KEY-----\n", b64);
+	free(b64);
+	return pem;
+}
+
+static void
+test_generate_roundtrip(void **state)
+{
+	struct rsa_key	*key = NULL;
+	unsigned char	*sig;
+	size_t		 siglen;
+	char		*pem, *pem2, err[256];
+
+	assert_int_equal(rsa_key_bits(genkey), 2048);
+	pem = rsa_key_to_pem(genkey);
+	assert_non_null(pem);
+	assert_true(strncmp(pem, "-----BEGIN PRIVATE KEY-----\n", 28) == 0);
+	assert_int_equal(strchr(pem + 28, '\n') - (pem + 28), 64);
+	assert_int_equal(rsa_key_from_pem(pem, strlen(pem), &key, err,
+	    sizeof(err)), 0);
+	assert_int_equal(rsa_key_bits(key), 2048);
+	/* Writing the parsed key again gives the same bytes. */
+	pem2 = rsa_key_to_pem(key);
+	assert_non_null(pem2);
+	assert_string_equal(pem, pem2);
+
+	/* Sign with one, verify with the other. */
+	assert_int_equal(rsa_sign_sha256(genkey, "hello", 5, &sig, &siglen),
+	    0);
+	assert_int_equal(siglen, 256);
+	assert_int_equal(rsa_verify_sha256(key, "hello", 5, sig, siglen), 0);
+	assert_int_equal(rsa_verify_sha256(key, "hellO", 5, sig, siglen),
+	    -EBADMSG);
+	sig[100] ^= 4;
+	assert_int_equal(rsa_verify_sha256(key, "hello", 5, sig, siglen),
+	    -EBADMSG);
+	assert_int_equal(rsa_verify_sha256(key, "hello", 5, sig, siglen - 1),
+	    -EBADMSG);
+	free(sig);
+	crypto_free_secret(pem, strlen(pem));
+	crypto_free_secret(pem2, strlen(pem2));
+	rsa_key_free(key);
+}
+
+static void
+test_public_pem(void **state)
+{
+	char	*pub = rsa_key_public_pem(genkey);
+
+	assert_non_null(pub);
+	assert_true(strncmp(pub, "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG"
+	    "9w0BAQEFAAOCAQ8AMIIBCgKCAQEA", 71) == 0);
+	assert_non_null(strstr(pub, "IDAQAB\n-----END PUBLIC KEY-----\n"));
+	free(pub);
+}
+
+static void
+test_openssl_key(void **state)
+{
+	struct rsa_key	*a = NULL, *b = NULL;
+	unsigned char	*sa, *sb;
+	size_t		 la, lb;
+	char		*pem, err[256];
+
+	assert_int_equal(rsa_key_from_pem(OPENSSL_KEY_PEM,
+	    strlen(OPENSSL_KEY_PEM), &a, err, sizeof(err)), 0);
+	/* OpenSSL writes the larger prime first, as we do: same bytes. */
+	pem = rsa_key_to_pem(a);
+	assert_string_equal(pem, OPENSSL_KEY_PEM);
+	free(pem);
+	/* The same key with prime1 < prime2 signs identically. */
+	assert_int_equal(rsa_key_from_pem(SWAPPED_KEY_PEM,
+	    strlen(SWAPPED_KEY_PEM), &b, err, sizeof(err)), 0);
+	assert_int_equal(rsa_sign_sha256(a, "x", 1, &sa, &la), 0);
+	assert_int_equal(rsa_sign_sha256(b, "x", 1, &sb, &lb), 0);
+	assert_int_equal(la, lb);
+	assert_memory_equal(sa, sb, la);
+	pem = rsa_key_to_pem(b);
+	assert_string_equal(pem, OPENSSL_KEY_PEM);
+	free(pem);
+	free(sa);
+	free(sb);
+	rsa_key_free(a);
+	rsa_key_free(b);
+}
+
+static void
+test_crlf_and_whitespace(void **state)
+{
+	struct rsa_key	*key = NULL;
+	char		 buf[4096], err[256];
+	size_t		 i, n = 0;
+
+	buf[n++] = '\n';
+	for (i = 0; OPENSSL_KEY_PEM[i] != '\0'; i++) {
+		if (OPENSSL_KEY_PEM[i] == '\n')
+			buf[n++] = '\r';
+		buf[n++] = OPENSSL_KEY_PEM[i];
+	}
+	buf[n++] = ' ';
+	buf[n] = '\0';
+	assert_int_equal(rsa_key_from_pem(buf, n, &key, err, sizeof(err)), 0);
+	rsa_key_free(key);
+	/* No newline at the end, as some JSON strings have it. */
+	n = strlen(OPENSSL_KEY_PEM) - 1;
+	assert_int_equal(rsa_key_from_pem(OPENSSL_KEY_PEM, n, &key, err,
+	    sizeof(err)), 0);
+	rsa_key_free(key);
+}
+
+static void
+test_wrong_type(void **state)
+{
+	char	*pem;
+	size_t	 n;
+
+	expect_reject(EC_KEY_PEM, strlen(EC_KEY_PEM), "not an RSA key");
+	/* PKCS#1 armour: says what it is and how to convert. */
+	n = strlen(OPENSSL_KEY_PEM) + 16;
+	assert_non_null(pem = malloc(n));
+	snprintf(pem, n, "-----BEGIN RSA PRIVATE KEY-----\n%s",
+	    strchr(OPENSSL_KEY_PEM, '\n') + 1);
+	memcpy(strstr(pem, "-----END "), "-----END RSA PRIVATE KEY-----\n",
+	    31);
+	expect_reject(pem, strlen(pem), "openssl pkcs8 -topk8 -nocrypt");
+	expect_reject(pem, strlen(pem), "PKCS#1");
+	free(pem);
+	expect_reject_str("-----BEGIN PUBLIC KEY-----\nMIIB\n"
+	    "-----END PUBLIC KEY-----\n", "expected -----BEGIN PRIVATE "
+	    "KEY-----");
+	expect_reject_str("-----BEGIN EC PRIVATE KEY-----\nMIIB\n"
+	    "-----END EC PRIVATE KEY-----\n", "not an RSA key");
+	expect_reject_str("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n"
+	    "-----END ENCRYPTED PRIVATE KEY-----\n", "encrypted");
+}
+
+static void
+test_garbage(void **state)
+{
+	expect_reject_str("", "empty");
+	expect_reject_str("hello world", "not a PKCS#8 PEM private key");
+	expect_reject_str("{\"type\":\"service_account\"}", "expected "
+	    "-----BEGIN PRIVATE KEY-----");
+	expect_reject_str("-----BEGIN PRIVATE KEY-----\nMII*\n"
+	    "-----END PRIVATE KEY-----\n", "bad base64");
+	expect_reject_str("-----BEGIN PRIVATE KEY-----\\nMIIB\\n"
+	    "-----END PRIVATE KEY-----\\n", "literal");
+	expect_reject_str("-----BEGIN PRIVATE KEY-----\nAAAA\n"
+	    "-----END PRIVATE KEY-----\n", "malformed PKCS#8");
+	expect_reject_str("-----BEGIN PRIVATE KEY-----\n"
+	    "-----END PRIVATE KEY-----\n", "malformed PKCS#8");
+	/* Two keys in one string. */
+	{
+		char	buf[8192];
+
+		snprintf(buf, sizeof(buf), "%s%s", OPENSSL_KEY_PEM,
+		    OPENSSL_KEY_PEM);
+		expect_reject(buf, strlen(buf), "malformed PEM");
+	}
+}
+
+static void
+test_truncated(void **state)
+{
+	unsigned char	*der;
+	size_t		 derlen, cut;
+	char		*pem;
+
+	/* PEM cut in the middle: no END line. */
+	expect_reject(OPENSSL_KEY_PEM, 600, "truncated");
+	der = pem_to_der(OPENSSL_KEY_PEM, &derlen);
+	/* Every truncation of the DER is refused, at some place. */
+	for (cut = 0; cut < derlen; cut += 37) {
+		pem = der_to_pem(der, cut);
+		expect_reject(pem, strlen(pem), "malformed");
+		free(pem);
+	}
+	pem = der_to_pem(der, derlen - 1);
+	expect_reject(pem, strlen(pem), "truncated");
+	free(pem);
+	crypto_free_secret(der, derlen);
+}
+
+static void
+test_der_strictness(void **state)
+{
+	unsigned char	*der, *big;
+	size_t		 derlen;
+	char		*pem;
+
+	der = pem_to_der(OPENSSL_KEY_PEM, &derlen);
+	assert_int_equal(der[0], 0x30);
+	assert_int_equal(der[1], 0x82);
+
+	/* Trailing bytes after the outer SEQUENCE. */
+	assert_non_null(big = malloc(derlen + 2));
+	memcpy(big, der, derlen);
+	big[derlen] = 0;
+	big[derlen + 1] = 0;
+	pem = der_to_pem(big, derlen + 2);
+	expect_reject(pem, strlen(pem), "trailing bytes");
+	free(pem);
+	free(big);
+
+	/* Indefinite length. */
+	der[1] = 0x80;
+	pem = der_to_pem(der, derlen);
+	expect_reject(pem, strlen(pem), "indefinite length");
+	free(pem);
+	der[1] = 0x82;
+
+	/* Another algorithm OID (rsaEncryption's last arc changed). */
+	assert_int_equal(der[17], 0x01);
+	der[17] = 0x0a;
+	pem = der_to_pem(der, derlen);
+	expect_reject(pem, strlen(pem), "not an RSA key");
+	free(pem);
+	der[17] = 0x01;
+
+	/* PKCS#8 version 1. */
+	assert_int_equal(der[6], 0x00);
+	der[6] = 0x01;
+	pem = der_to_pem(der, derlen);
+	expect_reject(pem, strlen(pem), "version");
+	free(pem);
+	der[6] = 0x00;
+
+	/* A flipped bit in d: the parts no longer agree. */
+	der[400] ^= 0x10;
+	pem = der_to_pem(der, derlen);
+	expect_reject(pem, strlen(pem), "inconsistent");
+	free(pem);
+	der[400] ^= 0x10;
+
+	/* The original still parses (the test mutated it correctly). */
+	pem = der_to_pem(der, derlen);
+	{
+		struct rsa_key	*key = NULL;
+		char		 err[256];
+
+		assert_int_equal(rsa_key_from_pem(pem, strlen(pem), &key, err,
+		    sizeof(err)), 0);
+		rsa_key_free(key);
+	}
+	free(pem);
+	crypto_free_secret(der, derlen);
+}
+
+static void
+test_mutations(void **state)
+{
+	unsigned char	*der, r[3];
+	struct rsa_key	*key;
+	size_t		 derlen, i, pos;
+	char		*pem, err[256];
+	int		 rc;
+
+	/* Bounded random single-byte corruption: no crash, no bad accept. */
+	der = pem_to_der(OPENSSL_KEY_PEM, &derlen);
+	for (i = 0; i < 300; i++) {
+		crypto_random(r, sizeof(r));
+		pos = ((size_t)r[0] << 8 | r[1]) % derlen;
+		if (r[2] == 0)
+			r[2] = 1;
+		der[pos] ^= r[2];
+		pem = der_to_pem(der, derlen);
+		key = NULL;
+		rc = rsa_key_from_pem(pem, strlen(pem), &key, err,
+		    sizeof(err));
+		if (rc != 0 && rc != -EINVAL)
+			fail_msg("rc %d at %zu: %s", rc, pos, err);
+		rsa_key_free(key);
+		free(pem);
+		der[pos] ^= r[2];
+	}
+	crypto_free_secret(der, derlen);
+}
+
+static void
+test_size_limits(void **state)
+{
+	struct rsa_key	*small = NULL;
+	char		*pem;
+
+	assert_int_equal(rsa_key_generate(1024, &small), -EINVAL);
+	assert_int_equal(rsa_key_generate(8192, &small), -EINVAL);
+	assert_int_equal(rsa_key_generate_unchecked(1024, &small), 0);
+	assert_int_equal(rsa_key_bits(small), 1024);
+	pem = rsa_key_to_pem(small);
+	assert_non_null(pem);
+	expect_reject(pem, strlen(pem), "1024 bits");
+	free(pem);
+	rsa_key_free(small);
+}
+
+static void
+test_wrong_key_verify(void **state)
+{
+	struct rsa_key	*other = NULL;
+	unsigned char	*sig;
+	size_t		 siglen;
+	char		 err[256];
+
+	assert_int_equal(rsa_key_from_pem(OPENSSL_KEY_PEM,
+	    strlen(OPENSSL_KEY_PEM), &other, err, sizeof(err)), 0);
+	assert_int_equal(rsa_sign_sha256(genkey, "m", 1, &sig, &siglen), 0);
+	assert_int_equal(rsa_verify_sha256(other, "m", 1, sig, siglen),
+	    -EBADMSG);
+	free(sig);
+	rsa_key_free(other);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_generate_roundtrip),
+		cmocka_unit_test(test_public_pem),
+		cmocka_unit_test(test_openssl_key),
+		cmocka_unit_test(test_crlf_and_whitespace),
+		cmocka_unit_test(test_wrong_type),
+		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_truncated),
+		cmocka_unit_test(test_der_strictness),
+		cmocka_unit_test(test_mutations),
+		cmocka_unit_test(test_size_limits),
+		cmocka_unit_test(test_wrong_key_verify),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -161,6 +161,7 @@ json_parse(const char *buf, size_t len, unsigned max_depth, yajl_val *out,
 	yajl_status st;
 	char *copy = NULL, ebuf[256];
 	size_t off;
+	bool at_end = false;
 	int rc = -EINVAL;
 
 	*out = NULL;
@@ -180,8 +181,11 @@ json_parse(const char *buf, size_t len, unsigned max_depth, yajl_val *out,
 		return -ENOMEM;
 	}
 	st = yajl_parse(sc.h, (const unsigned char *)buf, len);
-	if (st == yajl_status_ok)
+	if (st == yajl_status_ok) {
+		/* Failing here means the text ended early: offset is len. */
+		at_end = true;
 		st = yajl_complete_parse(sc.h);
+	}
 	if (st != yajl_status_ok) {
 		if (sc.too_deep) {
 			json_errf(err, errlen,
@@ -189,13 +193,20 @@ json_parse(const char *buf, size_t len, unsigned max_depth, yajl_val *out,
 			    max_depth, sc.off > 0 ? sc.off - 1 : 0);
 		} else {
 			unsigned char *m = yajl_get_error(sc.h, 0, NULL, 0);
-			const char *msg = m != NULL ? (const char *)m :
-			    "syntax error";
-			size_t at = yajl_get_bytes_consumed(sc.h);
+			const char *msg = "syntax error";
+			size_t at = at_end ? len : yajl_get_bytes_consumed(sc.h);
+			size_t ml;
 
-			/* yajl reports 0 consumed when the text just ends. */
-			if (at == 0 && len > 0)
-				at = len;
+			if (m != NULL) {
+				/* "parse error: premature EOF\n" -> the reason. */
+				msg = (const char *)m;
+				if (strncmp(msg, "parse error: ", 13) == 0)
+					msg += 13;
+				ml = strlen(msg);
+				while (ml > 0 && (msg[ml - 1] == '\n' ||
+				    msg[ml - 1] == ' '))
+					m[(msg - (const char *)m) + --ml] = '\0';
+			}
 			json_errf(err, errlen, "invalid JSON at byte %zu: %s",
 			    at, msg);
 			if (m != NULL)

@@ -261,9 +261,11 @@ norm_params_write(struct jsonw *w, yajl_val *lists, size_t nlists,
 			if (seen == 0)
 				rc = jsonw_key(w, name);
 			else {
-				if (asprintf(&dupkey, "%s#%zu", name,
-				    seen + 1) < 0)
+				size_t kl = strlen(name) + 24;
+
+				if ((dupkey = malloc(kl)) == NULL)
 					return -ENOMEM;
+				snprintf(dupkey, kl, "%s#%zu", name, seen + 1);
 				rc = jsonw_key(w, dupkey);
 				free(dupkey);
 			}

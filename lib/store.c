@@ -1,0 +1,424 @@
+/*
+ * MongoDB access on libmongoc. See store.h.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "lib/store.h"
+#include "lib/util.h"
+
+struct store {
+	mongoc_client_pool_t	*pool;
+	mongoc_uri_t		*uri;
+	char			*dbname;
+	bool			 healthy;
+	int64_t			 outage_since;
+};
+
+static void
+store_mongoc_log_cb(mongoc_log_level_t level, const char *domain,
+    const char *message, void *arg)
+{
+	log_debug("mongoc %s: %s", domain, message);
+}
+
+void
+store_log_init(void)
+{
+	mongoc_init();
+	mongoc_log_set_handler(store_mongoc_log_cb, NULL);
+}
+
+int
+store_open(const char *uristr, const char *dbname, const char *appname,
+    struct store **out, char *err, size_t errlen)
+{
+	struct store	*s;
+	bson_error_t	 berr;
+
+	*out = NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return -ENOMEM;
+	s->uri = mongoc_uri_new_with_error(uristr, &berr);
+	if (s->uri == NULL) {
+		/* berr may quote the URI, which may hold a password. */
+		snprintf(err, errlen, "invalid MongoDB URI");
+		free(s);
+		return -EINVAL;
+	}
+	if (!mongoc_uri_has_option(s->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
+		mongoc_uri_set_option_as_int32(s->uri,
+		    MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 2000);
+	if (!mongoc_uri_has_option(s->uri, MONGOC_URI_CONNECTTIMEOUTMS))
+		mongoc_uri_set_option_as_int32(s->uri,
+		    MONGOC_URI_CONNECTTIMEOUTMS, 2000);
+	if (!mongoc_uri_has_option(s->uri, MONGOC_URI_SOCKETTIMEOUTMS))
+		mongoc_uri_set_option_as_int32(s->uri,
+		    MONGOC_URI_SOCKETTIMEOUTMS, 20000);
+	if (!mongoc_uri_has_option(s->uri, MONGOC_URI_HEARTBEATFREQUENCYMS))
+		mongoc_uri_set_option_as_int32(s->uri,
+		    MONGOC_URI_HEARTBEATFREQUENCYMS, 2000);
+	if (appname != NULL)
+		mongoc_uri_set_appname(s->uri, appname);
+	s->pool = mongoc_client_pool_new(s->uri);
+	if (s->pool == NULL) {
+		snprintf(err, errlen, "cannot create a MongoDB client pool");
+		mongoc_uri_destroy(s->uri);
+		free(s);
+		return -EINVAL;
+	}
+	mongoc_client_pool_set_error_api(s->pool, MONGOC_ERROR_API_VERSION_2);
+	s->dbname = util_xstrdup(dbname);
+	s->healthy = true;
+	*out = s;
+	return 0;
+}
+
+void
+store_free(struct store *s)
+{
+	if (s == NULL)
+		return;
+	mongoc_client_pool_destroy(s->pool);
+	mongoc_uri_destroy(s->uri);
+	free(s->dbname);
+	free(s);
+}
+
+const char *
+store_dbname(const struct store *s)
+{
+	return s->dbname;
+}
+
+mongoc_client_t *
+store_pop(struct store *s)
+{
+	return mongoc_client_pool_pop(s->pool);
+}
+
+void
+store_push(struct store *s, mongoc_client_t *c)
+{
+	mongoc_client_pool_push(s->pool, c);
+}
+
+mongoc_collection_t *
+store_coll(struct store *s, mongoc_client_t *c, const char *name)
+{
+	return mongoc_client_get_collection(c, s->dbname, name);
+}
+
+/* Copy a libmongoc error message into err[]. */
+static void
+store_err(char *err, size_t errlen, const char *what, const bson_error_t *e)
+{
+	snprintf(err, errlen, "%s: %s", what, e->message);
+}
+
+bool
+store_note(struct store *s, bool ok)
+{
+	if (ok == s->healthy)
+		return false;
+	s->healthy = ok;
+	s->outage_since = ok ? 0 : util_mono_ms();
+	return true;
+}
+
+bool
+store_healthy(const struct store *s)
+{
+	return s->healthy;
+}
+
+int64_t
+store_outage_ms(const struct store *s)
+{
+	return s->healthy ? 0 : util_mono_ms() - s->outage_since;
+}
+
+int
+store_ping(struct store *s, char *err, size_t errlen)
+{
+	mongoc_client_t	*c = store_pop(s);
+	bson_t		*cmd = BCON_NEW("ping", BCON_INT32(1));
+	bson_error_t	 e;
+	bool		 ok;
+
+	ok = mongoc_client_command_simple(c, "admin", cmd, NULL, NULL, &e);
+	if (!ok)
+		store_err(err, errlen, "ping", &e);
+	bson_destroy(cmd);
+	store_push(s, c);
+	return ok ? 0 : -EIO;
+}
+
+int
+store_create_indexes(struct store *s, const char *coll, const bson_t *indexes,
+    char *err, size_t errlen)
+{
+	mongoc_client_t		*c = store_pop(s);
+	mongoc_database_t	*db = mongoc_client_get_database(c, s->dbname);
+	bson_t			 cmd = BSON_INITIALIZER;
+	bson_error_t		 e;
+	bool			 ok;
+
+	BSON_APPEND_UTF8(&cmd, "createIndexes", coll);
+	BSON_APPEND_ARRAY(&cmd, "indexes", indexes);
+	ok = mongoc_database_write_command_with_opts(db, &cmd, NULL, NULL, &e);
+	if (!ok)
+		store_err(err, errlen, coll, &e);
+	bson_destroy(&cmd);
+	mongoc_database_destroy(db);
+	store_push(s, c);
+	return ok ? 0 : -EIO;
+}
+
+int
+store_insert_one(struct store *s, const char *coll, const bson_t *doc,
+    char *err, size_t errlen)
+{
+	mongoc_client_t		*c = store_pop(s);
+	mongoc_collection_t	*col = store_coll(s, c, coll);
+	bson_error_t		 e;
+	int			 rc = 0;
+
+	if (!mongoc_collection_insert_one(col, doc, NULL, NULL, &e)) {
+		if (e.code == STORE_DUPLICATE_KEY)
+			rc = -EEXIST;
+		else {
+			store_err(err, errlen, coll, &e);
+			rc = -EIO;
+		}
+	}
+	mongoc_collection_destroy(col);
+	store_push(s, c);
+	return rc;
+}
+
+int
+store_insert_many(struct store *s, const char *coll, const bson_t **docs,
+    size_t n, size_t *inserted, size_t *dups, char *err, size_t errlen)
+{
+	mongoc_client_t		*c;
+	mongoc_collection_t	*col;
+	bson_t			 reply, opts = BSON_INITIALIZER;
+	bson_iter_t		 it, arr, one;
+	bson_error_t		 e;
+	size_t			 ndup = 0, nother = 0;
+	int			 rc = 0;
+
+	*inserted = *dups = 0;
+	if (n == 0)
+		return 0;
+	c = store_pop(s);
+	col = store_coll(s, c, coll);
+	BSON_APPEND_BOOL(&opts, "ordered", false);
+	if (!mongoc_collection_insert_many(col, docs, n, &opts, &reply, &e)) {
+		/* Count duplicates among writeErrors; anything else fails. */
+		if (bson_iter_init_find(&it, &reply, "writeErrors") &&
+		    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr)) {
+			while (bson_iter_next(&arr)) {
+				if (bson_iter_recurse(&arr, &one) &&
+				    bson_iter_find(&one, "code") &&
+				    bson_iter_as_int64(&one) ==
+				    STORE_DUPLICATE_KEY)
+					ndup++;
+				else
+					nother++;
+			}
+		} else
+			nother++;
+		if (bson_iter_init_find(&it, &reply, "writeConcernErrors") &&
+		    BSON_ITER_HOLDS_ARRAY(&it)) {
+			bson_iter_recurse(&it, &arr);
+			if (bson_iter_next(&arr))
+				nother++;
+		}
+		if (nother > 0) {
+			store_err(err, errlen, coll, &e);
+			rc = -EIO;
+		}
+	}
+	if (rc == 0) {
+		*dups = ndup;
+		*inserted = n - ndup;
+	}
+	bson_destroy(&reply);
+	bson_destroy(&opts);
+	mongoc_collection_destroy(col);
+	store_push(s, c);
+	return rc;
+}
+
+int
+store_upsert(struct store *s, const char *coll, const char *id,
+    const bson_t *doc, char *err, size_t errlen)
+{
+	mongoc_client_t		*c = store_pop(s);
+	mongoc_collection_t	*col = store_coll(s, c, coll);
+	bson_t			*sel = BCON_NEW("_id", BCON_UTF8(id));
+	bson_t			*opts = BCON_NEW("upsert", BCON_BOOL(true));
+	bson_error_t		 e;
+	bool			 ok;
+
+	ok = mongoc_collection_replace_one(col, sel, doc, opts, NULL, &e);
+	if (!ok)
+		store_err(err, errlen, coll, &e);
+	bson_destroy(sel);
+	bson_destroy(opts);
+	mongoc_collection_destroy(col);
+	store_push(s, c);
+	return ok ? 0 : -EIO;
+}
+
+int
+store_update_set(struct store *s, const char *coll, const bson_t *selector,
+    const bson_t *set, bool many, int64_t *matched, char *err, size_t errlen)
+{
+	mongoc_client_t		*c = store_pop(s);
+	mongoc_collection_t	*col = store_coll(s, c, coll);
+	bson_t			 upd = BSON_INITIALIZER, reply;
+	bson_iter_t		 it;
+	bson_error_t		 e;
+	bool			 ok;
+
+	BSON_APPEND_DOCUMENT(&upd, "$set", set);
+	if (many)
+		ok = mongoc_collection_update_many(col, selector, &upd, NULL,
+		    &reply, &e);
+	else
+		ok = mongoc_collection_update_one(col, selector, &upd, NULL,
+		    &reply, &e);
+	if (!ok)
+		store_err(err, errlen, coll, &e);
+	else if (matched != NULL) {
+		*matched = 0;
+		if (bson_iter_init_find(&it, &reply, "matchedCount"))
+			*matched = bson_iter_as_int64(&it);
+	}
+	bson_destroy(&reply);
+	bson_destroy(&upd);
+	mongoc_collection_destroy(col);
+	store_push(s, c);
+	return ok ? 0 : -EIO;
+}
+
+int
+store_delete(struct store *s, const char *coll, const bson_t *selector,
+    bool many, int64_t *deleted, char *err, size_t errlen)
+{
+	mongoc_client_t		*c = store_pop(s);
+	mongoc_collection_t	*col = store_coll(s, c, coll);
+	bson_t			 reply;
+	bson_iter_t		 it;
+	bson_error_t		 e;
+	bool			 ok;
+
+	if (many)
+		ok = mongoc_collection_delete_many(col, selector, NULL, &reply,
+		    &e);
+	else
+		ok = mongoc_collection_delete_one(col, selector, NULL, &reply,
+		    &e);
+	if (!ok)
+		store_err(err, errlen, coll, &e);
+	else if (deleted != NULL) {
+		*deleted = 0;
+		if (bson_iter_init_find(&it, &reply, "deletedCount"))
+			*deleted = bson_iter_as_int64(&it);
+	}
+	bson_destroy(&reply);
+	mongoc_collection_destroy(col);
+	store_push(s, c);
+	return ok ? 0 : -EIO;
+}
+
+int
+store_find_one(struct store *s, const char *coll, const bson_t *selector,
+    const bson_t *opts, bson_t *out, char *err, size_t errlen)
+{
+	mongoc_client_t		*c = store_pop(s);
+	mongoc_collection_t	*col = store_coll(s, c, coll);
+	mongoc_cursor_t		*cur;
+	const bson_t		*doc;
+	bson_t			 o = BSON_INITIALIZER;
+	bson_error_t		 e;
+	int			 rc = 0;
+
+	if (opts != NULL)
+		bson_concat(&o, opts);
+	BSON_APPEND_INT64(&o, "limit", 1);
+	cur = mongoc_collection_find_with_opts(col, selector, &o, NULL);
+	if (mongoc_cursor_next(cur, &doc)) {
+		bson_copy_to(doc, out);
+		rc = 1;
+	} else if (mongoc_cursor_error(cur, &e)) {
+		store_err(err, errlen, coll, &e);
+		rc = -EIO;
+	}
+	mongoc_cursor_destroy(cur);
+	bson_destroy(&o);
+	mongoc_collection_destroy(col);
+	store_push(s, c);
+	return rc;
+}
+
+int64_t
+store_count(struct store *s, const char *coll, const bson_t *selector,
+    char *err, size_t errlen)
+{
+	mongoc_client_t		*c = store_pop(s);
+	mongoc_collection_t	*col = store_coll(s, c, coll);
+	bson_error_t		 e;
+	int64_t			 n;
+
+	n = mongoc_collection_count_documents(col, selector, NULL, NULL, NULL,
+	    &e);
+	if (n < 0) {
+		store_err(err, errlen, coll, &e);
+		n = -EIO;
+	}
+	mongoc_collection_destroy(col);
+	store_push(s, c);
+	return n;
+}
+
+const char *
+store_bson_str(const bson_t *doc, const char *dotkey)
+{
+	bson_iter_t	it, f;
+
+	if (bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, dotkey,
+	    &f) && BSON_ITER_HOLDS_UTF8(&f))
+		return bson_iter_utf8(&f, NULL);
+	return NULL;
+}
+
+int64_t
+store_bson_int(const bson_t *doc, const char *dotkey, int64_t def)
+{
+	bson_iter_t	it, f;
+
+	if (bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, dotkey,
+	    &f) && (BSON_ITER_HOLDS_INT32(&f) || BSON_ITER_HOLDS_INT64(&f) ||
+	    BSON_ITER_HOLDS_DOUBLE(&f) || BSON_ITER_HOLDS_DATE_TIME(&f)))
+		return BSON_ITER_HOLDS_DATE_TIME(&f) ?
+		    bson_iter_date_time(&f) : bson_iter_as_int64(&f);
+	return def;
+}
+
+bool
+store_bson_bool(const bson_t *doc, const char *dotkey, bool def)
+{
+	bson_iter_t	it, f;
+
+	if (bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, dotkey,
+	    &f) && BSON_ITER_HOLDS_BOOL(&f))
+		return bson_iter_bool(&f);
+	return def;
+}

@@ -1,0 +1,109 @@
+/*
+ * MongoDB access shared by the daemons, on libmongoc's client pool. Works
+ * on MongoDB and FerretDB 1.24 alike: no transactions, no change streams,
+ * no TTL indexes; the only atomic primitive used for coordination is the
+ * unique-index insert (duplicate key, E11000).
+ *
+ * Calls block for at most the URI's timeouts (short defaults are applied
+ * when the URI sets none), so a daemon's loop stalls briefly, never hangs,
+ * when the store is down.
+ */
+#ifndef AR_LIB_STORE_H
+#define AR_LIB_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mongoc/mongoc.h>
+
+/* Collection names: the whole schema, in one place. */
+#define STORE_SOURCES		"sources"	/* apid: one doc per source */
+#define STORE_SOURCE_STATE	"source_state"	/* <id>:fetch / <id>:deliver */
+#define STORE_CURSORS		"cursors"	/* fetcherd: <source>:<app> */
+#define STORE_LOGS		"logs"		/* fetcherd inserts */
+#define STORE_BATCHES		"batches"	/* deliverd */
+#define STORE_ALERTS		"alerts"	/* alerts pending delivery */
+#define STORE_LEASES		"leases"	/* <resource>:<epoch> */
+#define STORE_STATS		"stats"		/* per source/app counters */
+
+#define STORE_DUPLICATE_KEY	11000
+
+struct store;
+
+int	 store_open(const char *uri, const char *dbname, const char *appname,
+	    struct store **out, char *err, size_t errlen);
+void	 store_free(struct store *s);
+const char *store_dbname(const struct store *s);
+
+/* Borrow a client from the pool; give it back with store_push. */
+mongoc_client_t *store_pop(struct store *s);
+void	 store_push(struct store *s, mongoc_client_t *c);
+/* A collection handle on a borrowed client; destroy it after use. */
+mongoc_collection_t *store_coll(struct store *s, mongoc_client_t *c,
+	    const char *name);
+
+/* Round trip to the server. 0 or -EIO with err[]. */
+int	 store_ping(struct store *s, char *err, size_t errlen);
+/*
+ * Create indexes idempotently with the createIndexes command (libmongoc
+ * 1.23 has no index model). indexes: a BSON array document
+ * {"0": {key: {...}, name: "...", unique: true}, ...}.
+ */
+int	 store_create_indexes(struct store *s, const char *coll,
+	    const bson_t *indexes, char *err, size_t errlen);
+/*
+ * Insert one document. 0, -EEXIST on a duplicate key, -EIO otherwise.
+ */
+int	 store_insert_one(struct store *s, const char *coll, const bson_t *doc,
+	    char *err, size_t errlen);
+/*
+ * Unordered insert of n documents; duplicates of the unique key count as
+ * already stored. 0 when every document is now stored (inserted or dup),
+ * -EIO otherwise (some other error: nothing may be assumed stored).
+ */
+int	 store_insert_many(struct store *s, const char *coll,
+	    const bson_t **docs, size_t n, size_t *inserted, size_t *dups,
+	    char *err, size_t errlen);
+/*
+ * Replace or upsert the document with _id id (single writer documents
+ * only). 0 or -EIO.
+ */
+int	 store_upsert(struct store *s, const char *coll, const char *id,
+	    const bson_t *doc, char *err, size_t errlen);
+/* $set fields on the documents matching selector. 0 or -EIO. */
+int	 store_update_set(struct store *s, const char *coll,
+	    const bson_t *selector, const bson_t *set, bool many,
+	    int64_t *matched, char *err, size_t errlen);
+/* Delete matching documents. 0 or -EIO. */
+int	 store_delete(struct store *s, const char *coll, const bson_t *selector,
+	    bool many, int64_t *deleted, char *err, size_t errlen);
+/*
+ * Find one document by selector into *out (bson_destroy it). 1 found,
+ * 0 not found, -EIO.
+ */
+int	 store_find_one(struct store *s, const char *coll,
+	    const bson_t *selector, const bson_t *opts, bson_t *out,
+	    char *err, size_t errlen);
+/* Count documents matching selector. >= 0 or -EIO. */
+int64_t	 store_count(struct store *s, const char *coll, const bson_t *selector,
+	    char *err, size_t errlen);
+
+/*
+ * Record the outcome of a store call; true when the healthy/unhealthy
+ * state flipped (the daemon then logs the outage or the recovery, once).
+ */
+bool	 store_note(struct store *s, bool ok);
+bool	 store_healthy(const struct store *s);
+/* Milliseconds since the outage began (0 when healthy). */
+int64_t	 store_outage_ms(const struct store *s);
+
+/* Route libmongoc's own log lines to our debug level. */
+void	 store_log_init(void);
+
+/* BSON helpers. */
+const char *store_bson_str(const bson_t *doc, const char *dotkey);
+int64_t	 store_bson_int(const bson_t *doc, const char *dotkey, int64_t def);
+bool	 store_bson_bool(const bson_t *doc, const char *dotkey, bool def);
+
+#endif

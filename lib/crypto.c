@@ -44,12 +44,14 @@ crypto_init_once(void)
 		return;
 	}
 	if (!gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P)) {
-		gcry_control(GCRYCTL_SUSPEND_SECMEM_WARN);
-		if (gcry_control(GCRYCTL_INIT_SECMEM, CRYPTO_SECMEM_SIZE, 0))
-			(void)0;	/* libgcrypt falls back to plain memory */
-		gcry_control(GCRYCTL_AUTO_EXPAND_SECMEM, CRYPTO_SECMEM_SIZE, 0);
-		gcry_control(GCRYCTL_RESUME_SECMEM_WARN);
+		/*
+		 * Without the memlock rlimit for it the pool is not locked
+		 * and libgcrypt would print "using insecure memory" on
+		 * stderr: lib/ code does not print, so silence it.
+		 */
 		gcry_control(GCRYCTL_DISABLE_SECMEM_WARN);
+		(void)gcry_control(GCRYCTL_INIT_SECMEM, CRYPTO_SECMEM_SIZE, 0);
+		gcry_control(GCRYCTL_AUTO_EXPAND_SECMEM, CRYPTO_SECMEM_SIZE, 0);
 		gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
 	}
 	crypto_init_rc = 0;

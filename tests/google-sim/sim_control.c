@@ -716,8 +716,7 @@ ctl_stats(struct evhttp_request *req)
 
 	yajl_gen_map_open(g);
 	yg_kv(g, "now", sim_time_format(now, tb));
-	yg_str(g, "uptimeSeconds");
-	yajl_gen_double(g, up);
+	yg_ki(g, "uptimeSeconds", (long long)up);
 	yg_str(g, "requests");
 	yajl_gen_map_open(g);
 	for (i = 0; i < 4; i++) {

@@ -904,7 +904,8 @@ inj_one(struct sim_tenant *t, int app, yajl_val o, double vis_s,
 	yajl_gen_free(g);
 	return 0;
 fail:
-	yajl_gen_free(g);
+	if (g != NULL)
+		yajl_gen_free(g);
 	inj_free(in);
 	return rc;
 }

@@ -32,7 +32,11 @@
 static const char *const time_pattern = "(\\d\\d\\d\\d)-(\\d\\d)-(\\d\\d)T"
     "(\\d\\d):(\\d\\d):(\\d\\d)(?:\\.(\\d+))?(?:(Z)|([-+])(\\d\\d):(\\d\\d))";
 
-static int	reply_delay_ms;	/* set by a "slow" fault for this request */
+static int	reply_delay_ms;
+
+static void	api_error_item(struct evhttp_request *, int, const char *,
+		    const char *, const char *, const char *, const char *,
+		    const char *, const char *, int, int);	/* set by a "slow" fault for this request */
 
 const char *const sim_fault_names[FAULT_NKINDS] = {
 	"rate_limit", "user_rate_limit", "429", "503", "500", "slow", "reset",
@@ -209,6 +213,21 @@ sim_api_error(struct evhttp_request *req, int code, const char *message,
     const char *domain, const char *reason, const char *status,
     const char *location, const char *location_type, int retry_after, int ep)
 {
+	api_error_item(req, code, message, message, domain, reason, status,
+	    location, location_type, retry_after, ep);
+}
+
+/*
+ * Google's JSON error body: {"error": {"code", "message", "errors": [{
+ * "message" (item), "domain", "reason", "location"?, "locationType"?}],
+ * "status"?}}, with Retry-After when retry_after > 0.
+ */
+static void
+api_error_item(struct evhttp_request *req, int code, const char *message,
+    const char *item, const char *domain, const char *reason,
+    const char *status, const char *location, const char *location_type,
+    int retry_after, int ep)
+{
 	yajl_gen	g = sim_gen_new();
 	char		buf[32];
 
@@ -227,7 +246,7 @@ sim_api_error(struct evhttp_request *req, int code, const char *message,
 	yg_str(g, "errors");
 	yajl_gen_array_open(g);
 	yajl_gen_map_open(g);
-	yg_kv(g, "message", message);
+	yg_kv(g, "message", item);
 	yg_kv(g, "domain", domain);
 	yg_kv(g, "reason", reason);
 	if (location != NULL) {
@@ -585,19 +604,21 @@ api_unauthenticated(struct evhttp_request *req, bool missing)
 	    "WWW-Authenticate", "Bearer realm=\"https://accounts.google.com/\""
 	    ", error=\"invalid_token\"");
 	if (missing)
-		sim_api_error(req, 401, "Request is missing required "
+		api_error_item(req, 401, "Request is missing required "
 		    "authentication credential. Expected OAuth 2 access token, "
 		    "login cookie or other valid authentication credential. See "
 		    "https://developers.google.com/identity/sign-in/web/"
-		    "devconsole-project.", "global", "required",
+		    "devconsole-project.", "Login Required.", "global",
+		    "required",
 		    "UNAUTHENTICATED", "Authorization", "header", 0,
 		    EP_STAT_ACTIVITIES);
 	else
-		sim_api_error(req, 401, "Request had invalid authentication "
+		api_error_item(req, 401, "Request had invalid authentication "
 		    "credentials. Expected OAuth 2 access token, login cookie "
 		    "or other valid authentication credential. See "
 		    "https://developers.google.com/identity/sign-in/web/"
-		    "devconsole-project.", "global", "authError",
+		    "devconsole-project.", "Invalid Credentials", "global",
+		    "authError",
 		    "UNAUTHENTICATED", "Authorization", "header", 0,
 		    EP_STAT_ACTIVITIES);
 }
@@ -720,8 +741,9 @@ http_activities(struct evhttp_request *req, const char *path)
 	}
 	t = tok->sa->tenant;
 	if (!tok->reports_scope) {
-		sim_api_error(req, 403, "Request had insufficient "
-		    "authentication scopes.", "global", "insufficientPermissions",
+		api_error_item(req, 403, "Request had insufficient "
+		    "authentication scopes.", "Insufficient Permission",
+		    "global", "insufficientPermissions",
 		    "PERMISSION_DENIED", NULL, NULL, 0, EP_STAT_ACTIVITIES);
 		goto done;
 	}
@@ -952,7 +974,8 @@ http_activities(struct evhttp_request *req, const char *path)
 done:
 	if (b != NULL)
 		evbuffer_free(b);
-	yajl_gen_free(g);
+	if (g != NULL)
+		yajl_gen_free(g);
 	evhttp_clear_headers(&q);
 	free(user_key);
 	free(app_s);

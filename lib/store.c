@@ -13,6 +13,7 @@
 struct store {
 	mongoc_client_pool_t	*pool;
 	mongoc_uri_t		*uri;
+	mongoc_client_t		*probe;		/* single-threaded, fails fast */
 	char			*dbname;
 	bool			 healthy;
 	int64_t			 outage_since;
@@ -51,10 +52,10 @@ store_open(const char *uristr, const char *dbname, const char *appname,
 	}
 	if (!mongoc_uri_has_option(s->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
 		mongoc_uri_set_option_as_int32(s->uri,
-		    MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 2000);
+		    MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 1000);
 	if (!mongoc_uri_has_option(s->uri, MONGOC_URI_CONNECTTIMEOUTMS))
 		mongoc_uri_set_option_as_int32(s->uri,
-		    MONGOC_URI_CONNECTTIMEOUTMS, 2000);
+		    MONGOC_URI_CONNECTTIMEOUTMS, 1000);
 	if (!mongoc_uri_has_option(s->uri, MONGOC_URI_SOCKETTIMEOUTMS))
 		mongoc_uri_set_option_as_int32(s->uri,
 		    MONGOC_URI_SOCKETTIMEOUTMS, 20000);
@@ -71,6 +72,15 @@ store_open(const char *uristr, const char *dbname, const char *appname,
 		return -EINVAL;
 	}
 	mongoc_client_pool_set_error_api(s->pool, MONGOC_ERROR_API_VERSION_2);
+	/*
+	 * The health probe is a single-threaded client: with
+	 * serverSelectionTryOnce it answers within connectTimeoutMS instead
+	 * of waiting out server selection, so a daemon's loop is not held
+	 * while the store is down.
+	 */
+	s->probe = mongoc_client_new_from_uri(s->uri);
+	if (s->probe != NULL)
+		mongoc_client_set_error_api(s->probe, MONGOC_ERROR_API_VERSION_2);
 	s->dbname = util_xstrdup(dbname);
 	s->healthy = true;
 	*out = s;
@@ -82,6 +92,8 @@ store_free(struct store *s)
 {
 	if (s == NULL)
 		return;
+	if (s->probe != NULL)
+		mongoc_client_destroy(s->probe);
 	mongoc_client_pool_destroy(s->pool);
 	mongoc_uri_destroy(s->uri);
 	free(s->dbname);
@@ -144,16 +156,15 @@ store_outage_ms(const struct store *s)
 int
 store_ping(struct store *s, char *err, size_t errlen)
 {
-	mongoc_client_t	*c = store_pop(s);
 	bson_t		*cmd = BCON_NEW("ping", BCON_INT32(1));
 	bson_error_t	 e;
 	bool		 ok;
 
-	ok = mongoc_client_command_simple(c, "admin", cmd, NULL, NULL, &e);
+	ok = mongoc_client_command_simple(s->probe, "admin", cmd, NULL, NULL,
+	    &e);
 	if (!ok)
 		store_err(err, errlen, "ping", &e);
 	bson_destroy(cmd);
-	store_push(s, c);
 	return ok ? 0 : -EIO;
 }
 

@@ -43,7 +43,11 @@ void	 store_push(struct store *s, mongoc_client_t *c);
 mongoc_collection_t *store_coll(struct store *s, mongoc_client_t *c,
 	    const char *name);
 
-/* Round trip to the server. 0 or -EIO with err[]. */
+/*
+ * Round trip to the server on the fast-failing probe client. 0 or -EIO
+ * with err[]. Daemons hold store work while store_healthy() is false, so
+ * that only this probe waits on a dead store.
+ */
 int	 store_ping(struct store *s, char *err, size_t errlen);
 /*
  * Create indexes idempotently with the createIndexes command (libmongoc

@@ -91,6 +91,7 @@ static const char usage_text[] =
 "       kinds: rate_limit user_rate_limit (403), 429, 503, 500, slow,\n"
 "       reset (TCP RST), repeat_token, bad_json, truncated_json,\n"
 "       revoked_key (invalid_grant), no_delegation (unauthorized_client)\n"
+"       (the first matching fault that fires answers the request)\n"
 "  GET  /_sim/faults;  DELETE /_sim/faults[?id=N]\n"
 "  GET  /_sim/events?tenant=&application=&visible=0|1  ground truth: every\n"
 "       event ever generated or injected with its key (customerId,\n"

@@ -53,6 +53,9 @@ int	lease_heartbeat(struct store *s, const char *instance, char *err,
 	    size_t errlen);
 int	lease_live_instances(struct store *s, int64_t ttl_ms, char *err,
 	    size_t errlen);
+/* Create the leases index (idempotent); call from store_setup. */
+int	lease_setup_indexes(struct store *s, char *err, size_t errlen);
+
 /* The fair share of n resources among live instances: ceil(n / live). */
 int	lease_fair_share(int n, int live);
 

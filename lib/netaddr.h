@@ -22,5 +22,13 @@ bool	netaddr_is_public(const struct sockaddr *sa);
  */
 int	netaddr_check_host(const char *host, bool allow_private, char *err,
 	    size_t errlen);
+/*
+ * The part of netaddr_check_host() that needs no resolver: host syntax,
+ * numeric spellings, and for IP literals (*literal set) the public check.
+ * Lets an event-loop caller resolve names asynchronously and then call
+ * netaddr_is_public() on each address. 0, -EINVAL or -EHOSTUNREACH.
+ */
+int	netaddr_check_syntax(const char *host, bool allow_private,
+	    bool *literal, char *err, size_t errlen);
 
 #endif

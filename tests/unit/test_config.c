@@ -21,10 +21,12 @@ static char	tmpdir[] = "/tmp/ar-config-XXXXXX";
 static const char *
 write_file(const char *name, const char *text)
 {
-	static char	path[256];
+	static char	paths[8][256];
+	static int	next;
+	char		*path = paths[next++ % 8];
 	FILE		*f;
 
-	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	snprintf(path, 256, "%s/%s", tmpdir, name);
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fputs(text, f);

@@ -64,13 +64,13 @@ proc_table_find(char *err, size_t errlen)
 	if (util_self_dir(dir, sizeof(dir)) != 0)
 		dir[0] = '\0';
 	for (i = 0; i < PROC_COUNT; i++) {
-		snprintf(procs[i].path, sizeof(procs[i].path), "%s/%s", dir,
-		    procs[i].name);
-		if (dir[0] != '\0' && access(procs[i].path, X_OK) == 0)
+		if (dir[0] != '\0' && (size_t)snprintf(procs[i].path,
+		    sizeof(procs[i].path), "%s/%s", dir, procs[i].name) <
+		    sizeof(procs[i].path) && access(procs[i].path, X_OK) == 0)
 			continue;
-		snprintf(procs[i].path, sizeof(procs[i].path), "%s/%s",
-		    AR_LIBEXECDIR, procs[i].name);
-		if (access(procs[i].path, X_OK) == 0)
+		if ((size_t)snprintf(procs[i].path, sizeof(procs[i].path),
+		    "%s/%s", AR_LIBEXECDIR, procs[i].name) <
+		    sizeof(procs[i].path) && access(procs[i].path, X_OK) == 0)
 			continue;
 		snprintf(err, errlen, "cannot find %s beside auditrelayd (%s) "
 		    "nor in %s", procs[i].name, dir, AR_LIBEXECDIR);

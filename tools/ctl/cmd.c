@@ -1,0 +1,954 @@
+/*
+ * The subcommands of auditrelayctl. See cmd.h; the REST contract is in
+ * DESIGN.md and the OpenAPI document served at /openapi.json.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/json.h"
+#include "lib/util.h"
+#include "tools/ctl/cmd.h"
+#include "tools/ctl/ctl.h"
+
+#define CMD_APPS_MAX	64
+#define CMD_IDS_MAX	1024
+#define CMD_CELL	1024
+
+/* Credentials given on the command line, for add and rotate-credentials. */
+struct cmd_creds {
+	const char	*key_file;
+	const char	*client_email;
+	const char	*private_key_file;
+	const char	*subject;
+	const char	*scopes[8];
+	size_t		 nscopes;
+};
+
+/* Print "usage: auditrelayctl <synopsis>", the text, the global options. */
+static int
+cmd_usage(FILE *f, const char *synopsis, const char *text)
+{
+	fprintf(f, "usage: auditrelayctl %s\n\n%s", synopsis, text);
+	ctl_usage_global(f);
+	return f == stdout ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+}
+
+/*
+ * Shared option loop. opts is the subcommand's own options (NULL-ended
+ * table without the global ones); on_opt handles them. Returns -1 to go
+ * on, or an exit status (help printed, usage error).
+ */
+typedef int (*cmd_opt_fn)(int ch, const char *arg, void *ctx);
+
+static int
+cmd_getopt(int argc, char **argv, const struct option *own,
+    cmd_opt_fn on_opt, void *ctx, const char *synopsis, const char *text)
+{
+	static const struct option	 global[] = { CTL_GLOBAL_LONGOPTS };
+	struct option			 all[32];
+	size_t				 n = 0, i;
+	int				 ch, rc;
+
+	for (i = 0; i < nitems(global); i++)
+		all[n++] = global[i];
+	for (i = 0; own != NULL && own[i].name != NULL && n + 1 < nitems(all);
+	    i++)
+		all[n++] = own[i];
+	memset(&all[n], 0, sizeof(all[n]));
+	while ((ch = getopt_long(argc, argv, "h", all, NULL)) != -1) {
+		if ((rc = ctl_opt_global(ch, optarg)) == 1)
+			continue;
+		if (rc < 0)
+			return CTL_EXIT_USAGE;
+		if (ch == 'h')
+			return cmd_usage(stdout, synopsis, text);
+		if (ch == '?' || on_opt == NULL ||
+		    (rc = on_opt(ch, optarg, ctx)) == CTL_EXIT_USAGE) {
+			if (ch == '?')
+				fprintf(stderr, "\"auditrelayctl %s --help\" "
+				    "describes the options\n", argv[0]);
+			return CTL_EXIT_USAGE;
+		}
+	}
+	return -1;
+}
+
+/* Exactly want positional arguments remain; else say so. */
+static bool
+cmd_positional(int argc, char **argv, int want, const char *what)
+{
+	if (argc - optind == want)
+		return true;
+	if (argc - optind < want)
+		ctl_warnx("%s: missing %s; see \"auditrelayctl %s --help\"",
+		    argv[0], what, argv[0]);
+	else
+		ctl_warnx("%s: unexpected argument \"%s\"", argv[0],
+		    argv[optind + want]);
+	return false;
+}
+
+/* "/sources/<escaped id><suffix>" into out. */
+static int
+cmd_source_path(const char *prefix, const char *id, const char *suffix,
+    char *out, size_t outlen)
+{
+	char	*e;
+
+	if (*id == '\0' || (e = ctl_escape(id)) == NULL) {
+		ctl_warnx("bad source id \"%s\"", id);
+		return CTL_EXIT_USAGE;
+	}
+	snprintf(out, outlen, "%s%s%s", prefix, e, suffix);
+	free(e);
+	return 0;
+}
+
+/* The object describing a source in a response ({"source": {...}} or flat). */
+static yajl_val
+cmd_source_obj(yajl_val v)
+{
+	yajl_val	s = json_get(v, "source");
+
+	return YAJL_IS_OBJECT(s) ? s : v;
+}
+
+/* The first array in v: v itself, or the first array-valued member. */
+static yajl_val
+cmd_first_array(yajl_val v)
+{
+	size_t	i;
+
+	if (YAJL_IS_ARRAY(v))
+		return v;
+	if (!YAJL_IS_OBJECT(v))
+		return NULL;
+	for (i = 0; i < YAJL_GET_OBJECT(v)->len; i++)
+		if (YAJL_IS_ARRAY(YAJL_GET_OBJECT(v)->values[i]))
+			return YAJL_GET_OBJECT(v)->values[i];
+	return NULL;
+}
+
+/* The first present member among keys (NULL-ended). */
+static yajl_val
+cmd_get_any(yajl_val obj, const char *const *keys)
+{
+	yajl_val	v;
+
+	for (; *keys != NULL; keys++)
+		if ((v = json_get(obj, *keys)) != NULL)
+			return v;
+	return NULL;
+}
+
+/* Print every member of obj as "key: value", one level of nesting flat. */
+static void
+cmd_print_object(yajl_val obj, const char *prefix, int depth)
+{
+	char		 cell[CMD_CELL], key[256];
+	const char	*k;
+	yajl_val	 v;
+	size_t		 i;
+
+	if (!YAJL_IS_OBJECT(obj))
+		return;
+	for (i = 0; i < YAJL_GET_OBJECT(obj)->len; i++) {
+		k = YAJL_GET_OBJECT(obj)->keys[i];
+		v = YAJL_GET_OBJECT(obj)->values[i];
+		snprintf(key, sizeof(key), "%s%s", prefix, k);
+		if (YAJL_IS_OBJECT(v) && depth < 2) {
+			char	sub[300];
+
+			snprintf(sub, sizeof(sub), "%s.", key);
+			cmd_print_object(v, sub, depth + 1);
+			continue;
+		}
+		printf("%-22s %s\n", key, ctl_cell(v, cell, sizeof(cell)));
+	}
+}
+
+/* Read a service-account key file's client_email and private_key. */
+static int
+cmd_key_file(const char *path, yajl_val *tree, const char **email,
+    const char **pem)
+{
+	char		*buf, err[256];
+	size_t		 len;
+	const char	*type;
+	int		 rc;
+
+	if ((rc = ctl_read_file(path, &buf, &len)) != 0) {
+		ctl_warnx("%s: %s", path, strerror(-rc));
+		return CTL_EXIT_USAGE;
+	}
+	rc = json_parse(buf, len, JSON_DEPTH_DEFAULT, tree, err, sizeof(err));
+	explicit_bzero(buf, len);
+	free(buf);
+	if (rc != 0) {
+		ctl_warnx("%s: not a JSON service-account key file (%s)", path,
+		    err);
+		return CTL_EXIT_USAGE;
+	}
+	type = json_get_string(*tree, "type");
+	*email = json_get_string(*tree, "client_email");
+	*pem = json_get_string(*tree, "private_key");
+	if (type == NULL || strcmp(type, "service_account") != 0 ||
+	    *email == NULL || *pem == NULL) {
+		ctl_warnx("%s: not a service-account key file (expected "
+		    "\"type\": \"service_account\", \"client_email\" and "
+		    "\"private_key\"; download one from the Google Cloud "
+		    "console, IAM > Service accounts > Keys)", path);
+		return CTL_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/*
+ * Write the members of a credentials object (clientEmail, privateKey,
+ * subject, scopes) from c. require_subject for add.
+ */
+static int
+cmd_write_creds(struct jsonw *w, const struct cmd_creds *c,
+    bool require_subject)
+{
+	yajl_val	 tree = NULL;
+	const char	*email = NULL, *pem = NULL;
+	char		*pembuf = NULL;
+	size_t		 i, pemlen = 0;
+	int		 rc = CTL_EXIT_USAGE, e;
+
+	if (c->key_file != NULL && (c->client_email != NULL ||
+	    c->private_key_file != NULL)) {
+		ctl_warnx("give either --key-file or --client-email with "
+		    "--private-key-file, not both");
+		goto fail;
+	}
+	if (c->key_file != NULL) {
+		if ((rc = cmd_key_file(c->key_file, &tree, &email, &pem)) != 0)
+			goto fail;
+		rc = CTL_EXIT_USAGE;
+	} else if (c->client_email != NULL && c->private_key_file != NULL) {
+		if ((e = ctl_read_file(c->private_key_file, &pembuf,
+		    &pemlen)) != 0) {
+			ctl_warnx("%s: %s", c->private_key_file, strerror(-e));
+			goto fail;
+		}
+		email = c->client_email;
+		pem = pembuf;
+	} else {
+		ctl_warnx("credentials missing: give --key-file FILE (a "
+		    "downloaded service-account key) or --client-email and "
+		    "--private-key-file");
+		goto fail;
+	}
+	if (require_subject && c->subject == NULL) {
+		ctl_warnx("--subject is required: the Workspace admin the "
+		    "service account impersonates");
+		goto fail;
+	}
+	jsonw_kv_str(w, "clientEmail", email);
+	jsonw_kv_str(w, "privateKey", pem);
+	if (c->subject != NULL)
+		jsonw_kv_str(w, "subject", c->subject);
+	if (c->nscopes > 0) {
+		jsonw_key(w, "scopes");
+		jsonw_arr_open(w);
+		for (i = 0; i < c->nscopes; i++)
+			jsonw_str(w, c->scopes[i]);
+		jsonw_arr_close(w);
+	}
+	rc = jsonw_error(w) == 0 ? 0 : CTL_EXIT_USAGE;
+	if (rc != 0)
+		ctl_warnx("the credentials are not valid UTF-8 text");
+fail:
+	if (tree != NULL)
+		yajl_tree_free(tree);
+	if (pembuf != NULL) {
+		explicit_bzero(pembuf, pemlen);
+		free(pembuf);
+	}
+	return rc;
+}
+
+/* Take the JSON text out of w, wiping w's copy (it holds a private key). */
+static char *
+cmd_body(struct jsonw *w)
+{
+	char	*body;
+	size_t	 len;
+
+	body = jsonw_steal(w, &len);
+	if (body == NULL)
+		ctl_warnx("cannot build the request body");
+	jsonw_free(w);
+	return body;
+}
+
+static void
+cmd_body_free(char *body)
+{
+	if (body != NULL) {
+		explicit_bzero(body, strlen(body));
+		free(body);
+	}
+}
+
+/* Print the webhook secret of a response, if any, with its warning. */
+static void
+cmd_print_secret(yajl_val v)
+{
+	static const char *const keys[] = { "webhookSecret", "secret",
+	    "signingSecret", NULL };
+	yajl_val	 s = cmd_get_any(v, keys);
+
+	if (s == NULL)
+		s = cmd_get_any(cmd_source_obj(v), keys);
+	if (YAJL_IS_STRING(s))
+		printf("\nWebhook signing secret (shown once, store it with "
+		    "the receiver now):\n  %s\n", YAJL_GET_STRING(s));
+}
+
+/* --- add ----------------------------------------------------------- */
+
+struct cmd_add {
+	struct cmd_creds	 creds;
+	const char		*apps[CMD_APPS_MAX];
+	size_t			 napps;
+	const char		*callback;
+	int64_t			 interval;
+	bool			 paused;
+};
+
+static const char cmd_add_help[] =
+    "Add a Google Workspace source. Its credentials are checked with Google\n"
+    "before anything is stored; the answer shows the webhook signing secret\n"
+    "once.\n"
+    "\n"
+    "  --key-file FILE          a downloaded service-account key (JSON)\n"
+    "  --client-email EMAIL     or: the service account's e-mail ...\n"
+    "  --private-key-file FILE  ... and its PEM PKCS#8 private key\n"
+    "  --subject EMAIL          Workspace admin to impersonate (required)\n"
+    "  --app NAME               an application to read (repeat; default:\n"
+    "                           the API's default set), e.g. login, admin\n"
+    "  --interval SECONDS       logFetchInterval (default: the API's)\n"
+    "  --callback URL           where batches are POSTed (required)\n"
+    "  --scope SCOPE            OAuth scope (repeat; default: the reports\n"
+    "                           audit read-only scope)\n"
+    "\nExample:\n"
+    "  auditrelayctl add --key-file sa.json --subject admin@example.com \\\n"
+    "      --app login --app admin --interval 300 \\\n"
+    "      --callback https://siem.example.com/hook\n";
+
+/* Options of add and rotate-credentials. */
+static int
+cmd_creds_opt(struct cmd_creds *c, int ch, const char *arg)
+{
+	switch (ch) {
+	case 'k':
+		c->key_file = arg;
+		return 0;
+	case 'e':
+		c->client_email = arg;
+		return 0;
+	case 'p':
+		c->private_key_file = arg;
+		return 0;
+	case 's':
+		c->subject = arg;
+		return 0;
+	case 'o':
+		if (c->nscopes == nitems(c->scopes)) {
+			ctl_warnx("too many --scope options");
+			return CTL_EXIT_USAGE;
+		}
+		c->scopes[c->nscopes++] = arg;
+		return 0;
+	}
+	return CTL_EXIT_USAGE;
+}
+
+#define CMD_CREDS_LONGOPTS						\
+	{ "key-file", required_argument, NULL, 'k' },			\
+	{ "client-email", required_argument, NULL, 'e' },		\
+	{ "private-key-file", required_argument, NULL, 'p' },		\
+	{ "subject", required_argument, NULL, 's' },			\
+	{ "scope", required_argument, NULL, 'o' }
+
+static int
+cmd_add_opt(int ch, const char *arg, void *ctx)
+{
+	struct cmd_add	*a = ctx;
+
+	switch (ch) {
+	case 'a':
+		if (a->napps == CMD_APPS_MAX) {
+			ctl_warnx("too many --app options");
+			return CTL_EXIT_USAGE;
+		}
+		a->apps[a->napps++] = arg;
+		return 0;
+	case 'c':
+		a->callback = arg;
+		return 0;
+	case 'i':
+		if (util_parse_int64(arg, 1, 86400, &a->interval) != 0) {
+			ctl_warnx("--interval: \"%s\" is not a number of "
+			    "seconds (up to 86400)", arg);
+			return CTL_EXIT_USAGE;
+		}
+		return 0;
+	}
+	return cmd_creds_opt(&a->creds, ch, arg);
+}
+
+static int
+cmd_add(int argc, char **argv)
+{
+	static const struct option	 lo[] = {
+		CMD_CREDS_LONGOPTS,
+		{ "app", required_argument, NULL, 'a' },
+		{ "callback", required_argument, NULL, 'c' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cmd_add	 a;
+	struct ctl_resp	 r;
+	struct jsonw	*w;
+	char		*body = NULL;
+	size_t		 i;
+	int		 rc;
+
+	memset(&a, 0, sizeof(a));
+	if ((rc = cmd_getopt(argc, argv, lo, cmd_add_opt, &a,
+	    "add --key-file FILE --subject EMAIL --callback URL [options]",
+	    cmd_add_help)) >= 0)
+		return rc;
+	if (!cmd_positional(argc, argv, 0, ""))
+		return CTL_EXIT_USAGE;
+	if (a.callback == NULL) {
+		ctl_warnx("--callback URL is required");
+		return CTL_EXIT_USAGE;
+	}
+	if ((w = jsonw_new()) == NULL)
+		return CTL_EXIT_USAGE;
+	jsonw_obj_open(w);
+	jsonw_kv_str(w, "sourceType", "google_workspace");
+	jsonw_key(w, "credentials");
+	jsonw_obj_open(w);
+	if ((rc = cmd_write_creds(w, &a.creds, true)) != 0) {
+		jsonw_free(w);
+		return rc;
+	}
+	jsonw_obj_close(w);
+	if (a.napps > 0) {
+		jsonw_key(w, "applications");
+		jsonw_arr_open(w);
+		for (i = 0; i < a.napps; i++)
+			jsonw_str(w, a.apps[i]);
+		jsonw_arr_close(w);
+	}
+	if (a.interval > 0)
+		jsonw_kv_int(w, "logFetchInterval", a.interval);
+	jsonw_kv_str(w, "callbackUrl", a.callback);
+	jsonw_obj_close(w);
+	if ((body = cmd_body(w)) == NULL)
+		return CTL_EXIT_USAGE;
+	rc = ctl_request("POST", "/add-source", body, &r);
+	cmd_body_free(body);
+	if (rc != 0)
+		return rc;
+	if ((rc = ctl_check(&r)) == CTL_EXIT_OK) {
+		if (ctl_opts.json)
+			ctl_print_raw(&r);
+		else {
+			char		 cell[CMD_CELL];
+			yajl_val	 s = cmd_source_obj(r.json);
+
+			printf("Source %s added.\n", ctl_cell(json_get(s,
+			    "id"), cell, sizeof(cell)));
+			cmd_print_secret(r.json);
+		}
+	}
+	ctl_resp_clear(&r);
+	return rc;
+}
+
+/* --- list ---------------------------------------------------------- */
+
+static int
+cmd_list(int argc, char **argv)
+{
+	static const char *const head[] = { "ID", "STATUS", "SUBJECT",
+	    "APPLICATIONS", "INTERVAL", "LAST FETCH", "CALLBACK" };
+	static const char *const keys[] = { "id", "status", "subject",
+	    "applications", "logFetchInterval", "lastFetchAt", "callbackUrl" };
+	struct ctl_table	*t;
+	struct ctl_resp		 r;
+	yajl_val		 arr, s;
+	char			 cells[nitems(head)][CMD_CELL];
+	const char		*row[nitems(head)];
+	size_t			 i, j;
+	int			 rc;
+
+	if ((rc = cmd_getopt(argc, argv, NULL, NULL, NULL, "list",
+	    "List the sources: id, status, subject, applications, interval,\n"
+	    "last fetch and callback. Errors are in \"show ID\".\n")) >= 0)
+		return rc;
+	if (!cmd_positional(argc, argv, 0, ""))
+		return CTL_EXIT_USAGE;
+	if ((rc = ctl_request("GET", "/sources", NULL, &r)) != 0)
+		return rc;
+	if ((rc = ctl_check(&r)) != CTL_EXIT_OK)
+		goto done;
+	if (ctl_opts.json) {
+		ctl_print_raw(&r);
+		goto done;
+	}
+	if ((arr = cmd_first_array(r.json)) == NULL) {
+		ctl_warnx("unexpected answer from GET /sources");
+		rc = CTL_EXIT_API;
+		goto done;
+	}
+	t = ctl_table_new(nitems(head), head);
+	for (i = 0; i < YAJL_GET_ARRAY(arr)->len; i++) {
+		s = YAJL_GET_ARRAY(arr)->values[i];
+		for (j = 0; j < nitems(keys); j++)
+			row[j] = ctl_cell(json_get(s, keys[j]), cells[j],
+			    sizeof(cells[j]));
+		ctl_table_add(t, row);
+	}
+	if (YAJL_GET_ARRAY(arr)->len == 0)
+		printf("No sources. Add one with \"auditrelayctl add\".\n");
+	else
+		ctl_table_print(t, stdout);
+	ctl_table_free(t);
+done:
+	ctl_resp_clear(&r);
+	return rc;
+}
+
+/* --- show, remove, rotate-secret, pause, resume -------------------- */
+
+/*
+ * The shape of the commands that take one source id: method and path
+ * suffix, optional body, what to print on success.
+ */
+struct cmd_simple {
+	const char	*name;
+	const char	*method;
+	const char	*prefix;
+	const char	*suffix;
+	const char	*body;
+	const char	*help;
+	const char	*done;		/* "removed": "Source ID removed." */
+};
+
+static const struct cmd_simple cmd_simples[] = {
+	{ "show", "GET", "/sources/", "", NULL,
+	    "Show one source: its settings, status, last fetch and last "
+	    "error.\n", NULL },
+	{ "remove", "DELETE", "/remove-source/", "", NULL,
+	    "Remove a source. Its schedule stops at once; its stored logs "
+	    "and pending\ndeliveries are dropped.\n", "removed" },
+	{ "rotate-secret", "POST", "/sources/", "/webhook-secret", NULL,
+	    "Generate a new webhook signing secret. The old one stays valid "
+	    "for 24 hours\n(both signatures are sent meanwhile), so the "
+	    "receiver can switch over.\n", NULL },
+	{ "pause", "PATCH", "/sources/", "", "{\"paused\":true}",
+	    "Pause a source: no fetch and no delivery until it is resumed. "
+	    "Cursors and\npending logs are kept.\n", "paused" },
+	{ "resume", "PATCH", "/sources/", "", "{\"paused\":false}",
+	    "Resume a paused source.\n", "resumed" },
+};
+
+static int
+cmd_simple_run(int argc, char **argv)
+{
+	const struct cmd_simple	*c = NULL;
+	struct ctl_resp		 r;
+	char			 path[1024], syn[128];
+	size_t			 i;
+	int			 rc;
+
+	for (i = 0; i < nitems(cmd_simples); i++)
+		if (strcmp(cmd_simples[i].name, argv[0]) == 0)
+			c = &cmd_simples[i];
+	if (c == NULL)
+		return CTL_EXIT_USAGE;
+	snprintf(syn, sizeof(syn), "%s ID", c->name);
+	if ((rc = cmd_getopt(argc, argv, NULL, NULL, NULL, syn, c->help)) >= 0)
+		return rc;
+	if (!cmd_positional(argc, argv, 1, "the source ID"))
+		return CTL_EXIT_USAGE;
+	if ((rc = cmd_source_path(c->prefix, argv[optind], c->suffix, path,
+	    sizeof(path))) != 0)
+		return rc;
+	if ((rc = ctl_request(c->method, path, c->body, &r)) != 0)
+		return rc;
+	if ((rc = ctl_check(&r)) != CTL_EXIT_OK)
+		goto done;
+	if (ctl_opts.json) {
+		if (r.len > 0)
+			ctl_print_raw(&r);
+		else
+			printf("{}\n");
+	} else if (c->done != NULL)
+		printf("Source %s %s.\n", argv[optind], c->done);
+	else if (strcmp(c->name, "rotate-secret") == 0) {
+		printf("New webhook signing secret for source %s.\n",
+		    argv[optind]);
+		cmd_print_secret(r.json);
+		printf("The previous secret stays valid for 24 hours.\n");
+	} else
+		cmd_print_object(cmd_source_obj(r.json), "", 0);
+done:
+	ctl_resp_clear(&r);
+	return rc;
+}
+
+/* --- rotate-credentials -------------------------------------------- */
+
+static int
+cmd_rotate_opt(int ch, const char *arg, void *ctx)
+{
+	return cmd_creds_opt(ctx, ch, arg);
+}
+
+static int
+cmd_rotate_credentials(int argc, char **argv)
+{
+	static const struct option	 lo[] = {
+		CMD_CREDS_LONGOPTS,
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cmd_creds	 c;
+	struct ctl_resp		 r;
+	struct jsonw		*w;
+	char			 path[1024], *body;
+	int			 rc;
+
+	memset(&c, 0, sizeof(c));
+	if ((rc = cmd_getopt(argc, argv, lo, cmd_rotate_opt, &c,
+	    "rotate-credentials ID --key-file FILE [--subject EMAIL]",
+	    "Replace a source's service-account credentials in place. The new "
+	    "ones are\nchecked with Google first; the source keeps its "
+	    "cursors, de-duplication\nstate and pending deliveries.\n"
+	    "\n"
+	    "  --key-file FILE          a downloaded service-account key (JSON)\n"
+	    "  --client-email EMAIL     or: the service account's e-mail ...\n"
+	    "  --private-key-file FILE  ... and its PEM PKCS#8 private key\n"
+	    "  --subject EMAIL          a new admin to impersonate (default: "
+	    "keep)\n"
+	    "  --scope SCOPE            OAuth scope (repeat)\n")) >= 0)
+		return rc;
+	if (!cmd_positional(argc, argv, 1, "the source ID"))
+		return CTL_EXIT_USAGE;
+	if ((rc = cmd_source_path("/sources/", argv[optind], "/credentials",
+	    path, sizeof(path))) != 0)
+		return rc;
+	if ((w = jsonw_new()) == NULL)
+		return CTL_EXIT_USAGE;
+	jsonw_obj_open(w);
+	if ((rc = cmd_write_creds(w, &c, false)) != 0) {
+		jsonw_free(w);
+		return rc;
+	}
+	jsonw_obj_close(w);
+	if ((body = cmd_body(w)) == NULL)
+		return CTL_EXIT_USAGE;
+	rc = ctl_request("PUT", path, body, &r);
+	cmd_body_free(body);
+	if (rc != 0)
+		return rc;
+	if ((rc = ctl_check(&r)) == CTL_EXIT_OK) {
+		if (ctl_opts.json)
+			ctl_print_raw(&r);
+		else
+			printf("Credentials of source %s replaced (checked with "
+			    "Google).\n", argv[optind]);
+	}
+	ctl_resp_clear(&r);
+	return rc;
+}
+
+/* --- dead-letters, replay ------------------------------------------ */
+
+static int
+cmd_dead_letters(int argc, char **argv)
+{
+	static const char *const head[] = { "BATCH", "KIND", "CREATED",
+	    "ATTEMPTS", "LAST ERROR", "LOGS" };
+	static const char *const k_id[] = { "batchId", "id", "_id", NULL };
+	static const char *const k_created[] = { "createdAt", "deadAt", NULL };
+	static const char *const k_n[] = { "nAttempts", "attemptCount", NULL };
+	static const char *const k_err[] = { "lastError", "error", NULL };
+	static const char *const k_logs[] = { "logCount", "nLogs", "logIds",
+	    NULL };
+	struct ctl_table	*t;
+	struct ctl_resp		 r;
+	yajl_val		 arr, b, v, at;
+	char			 path[1024], c[6][CMD_CELL], num[32];
+	const char		*row[6];
+	size_t			 i;
+	int			 rc;
+
+	if ((rc = cmd_getopt(argc, argv, NULL, NULL, NULL, "dead-letters ID",
+	    "List a source's dead letters: batches that kept failing and are "
+	    "kept,\nwith their attempts. \"replay\" sends them again.\n")) >= 0)
+		return rc;
+	if (!cmd_positional(argc, argv, 1, "the source ID"))
+		return CTL_EXIT_USAGE;
+	if ((rc = cmd_source_path("/sources/", argv[optind], "/dead-letters",
+	    path, sizeof(path))) != 0)
+		return rc;
+	if ((rc = ctl_request("GET", path, NULL, &r)) != 0)
+		return rc;
+	if ((rc = ctl_check(&r)) != CTL_EXIT_OK)
+		goto done;
+	if (ctl_opts.json) {
+		ctl_print_raw(&r);
+		goto done;
+	}
+	if ((arr = cmd_first_array(r.json)) == NULL) {
+		ctl_warnx("unexpected answer from GET %s", path);
+		rc = CTL_EXIT_API;
+		goto done;
+	}
+	t = ctl_table_new(nitems(head), head);
+	for (i = 0; i < YAJL_GET_ARRAY(arr)->len; i++) {
+		b = YAJL_GET_ARRAY(arr)->values[i];
+		row[0] = ctl_cell(cmd_get_any(b, k_id), c[0], CMD_CELL);
+		row[1] = ctl_cell(json_get(b, "kind"), c[1], CMD_CELL);
+		row[2] = ctl_cell(cmd_get_any(b, k_created), c[2], CMD_CELL);
+		at = json_get(b, "attempts");
+		if ((v = cmd_get_any(b, k_n)) == NULL && YAJL_IS_ARRAY(at)) {
+			snprintf(num, sizeof(num), "%zu",
+			    YAJL_GET_ARRAY(at)->len);
+			row[3] = num;
+		} else
+			row[3] = ctl_cell(v, c[3], CMD_CELL);
+		if ((v = cmd_get_any(b, k_err)) == NULL && YAJL_IS_ARRAY(at) &&
+		    YAJL_GET_ARRAY(at)->len > 0) {
+			yajl_val last = YAJL_GET_ARRAY(at)->values[
+			    YAJL_GET_ARRAY(at)->len - 1];
+
+			if ((v = json_get(last, "error")) == NULL ||
+			    YAJL_IS_NULL(v))
+				v = json_get(last, "status");
+		}
+		row[4] = ctl_cell(v, c[4], CMD_CELL);
+		v = cmd_get_any(b, k_logs);
+		if (YAJL_IS_ARRAY(v)) {
+			snprintf(c[5], CMD_CELL, "%zu", YAJL_GET_ARRAY(v)->len);
+			row[5] = c[5];
+		} else
+			row[5] = ctl_cell(v, c[5], CMD_CELL);
+		ctl_table_add(t, row);
+	}
+	if (YAJL_GET_ARRAY(arr)->len == 0)
+		printf("No dead letters for source %s.\n", argv[optind]);
+	else
+		ctl_table_print(t, stdout);
+	ctl_table_free(t);
+done:
+	ctl_resp_clear(&r);
+	return rc;
+}
+
+struct cmd_replay {
+	const char	*ids[CMD_IDS_MAX];
+	size_t		 n;
+};
+
+static int
+cmd_replay_opt(int ch, const char *arg, void *ctx)
+{
+	struct cmd_replay	*p = ctx;
+
+	if (ch != 'b')
+		return CTL_EXIT_USAGE;
+	if (p->n == CMD_IDS_MAX) {
+		ctl_warnx("too many --batch options");
+		return CTL_EXIT_USAGE;
+	}
+	p->ids[p->n++] = arg;
+	return 0;
+}
+
+static int
+cmd_replay(int argc, char **argv)
+{
+	static const struct option	 lo[] = {
+		{ "batch", required_argument, NULL, 'b' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const char *const k_n[] = { "replayed", "count", "n", NULL };
+	struct cmd_replay	 p;
+	struct ctl_resp		 r;
+	struct jsonw		*w;
+	char			 path[1024], *body, cell[64];
+	size_t			 i;
+	int			 rc;
+
+	memset(&p, 0, sizeof(p));
+	if ((rc = cmd_getopt(argc, argv, lo, cmd_replay_opt, &p,
+	    "replay ID [--batch BATCH]...",
+	    "Send a source's dead letters again, with their original batch "
+	    "and webhook\nids so the receiver can de-duplicate.\n"
+	    "\n"
+	    "  --batch BATCH  replay only this batch (repeat); default: all\n"))
+	    >= 0)
+		return rc;
+	if (!cmd_positional(argc, argv, 1, "the source ID"))
+		return CTL_EXIT_USAGE;
+	if ((rc = cmd_source_path("/sources/", argv[optind],
+	    "/dead-letters/replay", path, sizeof(path))) != 0)
+		return rc;
+	if ((w = jsonw_new()) == NULL)
+		return CTL_EXIT_USAGE;
+	jsonw_obj_open(w);
+	if (p.n > 0) {
+		jsonw_key(w, "batchIds");
+		jsonw_arr_open(w);
+		for (i = 0; i < p.n; i++)
+			jsonw_str(w, p.ids[i]);
+		jsonw_arr_close(w);
+	}
+	jsonw_obj_close(w);
+	if ((body = cmd_body(w)) == NULL)
+		return CTL_EXIT_USAGE;
+	rc = ctl_request("POST", path, body, &r);
+	cmd_body_free(body);
+	if (rc != 0)
+		return rc;
+	if ((rc = ctl_check(&r)) == CTL_EXIT_OK) {
+		if (ctl_opts.json)
+			ctl_print_raw(&r);
+		else if (cmd_get_any(r.json, k_n) != NULL)
+			printf("%s dead letter(s) of source %s queued for "
+			    "delivery.\n", ctl_cell(cmd_get_any(r.json, k_n),
+			    cell, sizeof(cell)), argv[optind]);
+		else
+			printf("Dead letters of source %s queued for "
+			    "delivery.\n", argv[optind]);
+	}
+	ctl_resp_clear(&r);
+	return rc;
+}
+
+/* --- status -------------------------------------------------------- */
+
+static int
+cmd_status(int argc, char **argv)
+{
+	static const char *const head[] = { "DAEMON", "PID", "STATE",
+	    "STORE", "RESTARTS" };
+	static const char *const keys[] = { "name", "pid", "state", "storeOk",
+	    "restarts" };
+	struct ctl_table	*t;
+	struct ctl_resp		 r;
+	yajl_val		 ch, st, s;
+	const char		*status, *row[nitems(head)];
+	char			 c[nitems(head)][CMD_CELL];
+	size_t			 i, j;
+	int			 rc;
+
+	if ((rc = cmd_getopt(argc, argv, NULL, NULL, NULL, "status",
+	    "Show the health of the service (GET /healthz, no token needed): "
+	    "the store\nand every daemon. Exit status 1 when degraded.\n")) >= 0)
+		return rc;
+	if (!cmd_positional(argc, argv, 0, ""))
+		return CTL_EXIT_USAGE;
+	ctl_opts.anonymous = true;
+	if ((rc = ctl_request("GET", "/healthz", NULL, &r)) != 0)
+		return rc;
+	if (r.json == NULL || (status = json_get_string(r.json, "status")) ==
+	    NULL) {
+		rc = ctl_check(&r);
+		if (rc == CTL_EXIT_OK) {
+			ctl_warnx("unexpected answer from GET /healthz");
+			rc = CTL_EXIT_API;
+		}
+		goto done;
+	}
+	rc = r.status == 200 && strcmp(status, "ok") == 0 ? CTL_EXIT_OK :
+	    CTL_EXIT_API;
+	if (ctl_opts.json) {
+		ctl_print_raw(&r);
+		goto done;
+	}
+	printf("status: %s\n", status);
+	if ((st = json_get(r.json, "store")) != NULL) {
+		bool	ok = false;
+		int64_t	outage = 0;
+
+		(void)json_get_bool(st, "ok", &ok);
+		(void)json_get_int64(st, "outageSeconds", &outage);
+		if (ok)
+			printf("store:  ok\n");
+		else
+			printf("store:  unreachable for %llds\n",
+			    (long long)outage);
+	}
+	if (YAJL_IS_ARRAY(ch = json_get(r.json, "children"))) {
+		printf("\n");
+		t = ctl_table_new(nitems(head), head);
+		for (i = 0; i < YAJL_GET_ARRAY(ch)->len; i++) {
+			s = YAJL_GET_ARRAY(ch)->values[i];
+			for (j = 0; j < nitems(keys); j++)
+				row[j] = ctl_cell(json_get(s, keys[j]), c[j],
+				    CMD_CELL);
+			if (strcmp(row[3], "yes") == 0)
+				row[3] = "ok";
+			else if (strcmp(row[3], "no") == 0)
+				row[3] = "down";
+			ctl_table_add(t, row);
+		}
+		ctl_table_print(t, stdout);
+		ctl_table_free(t);
+	}
+done:
+	ctl_resp_clear(&r);
+	return rc;
+}
+
+static const struct cmd cmd_table[] = {
+	{ "add", "add a source (checks its credentials with Google)",
+	    cmd_add },
+	{ "list", "list the sources and their status", cmd_list },
+	{ "show", "show one source", cmd_simple_run },
+	{ "remove", "remove a source", cmd_simple_run },
+	{ "rotate-credentials", "replace a source's service-account key",
+	    cmd_rotate_credentials },
+	{ "rotate-secret", "new webhook signing secret (old one valid 24 h)",
+	    cmd_simple_run },
+	{ "pause", "stop fetching and delivering a source", cmd_simple_run },
+	{ "resume", "resume a paused source", cmd_simple_run },
+	{ "dead-letters", "list a source's dead letters", cmd_dead_letters },
+	{ "replay", "send dead letters again", cmd_replay },
+	{ "status", "health of the store and the daemons", cmd_status },
+};
+
+const struct cmd *
+cmd_find(const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < nitems(cmd_table); i++)
+		if (strcmp(cmd_table[i].name, name) == 0)
+			return &cmd_table[i];
+	return NULL;
+}
+
+void
+cmd_list_usage(FILE *f)
+{
+	size_t	i;
+
+	for (i = 0; i < nitems(cmd_table); i++)
+		fprintf(f, "  %-20s %s\n", cmd_table[i].name,
+		    cmd_table[i].summary);
+}

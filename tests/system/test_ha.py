@@ -1,0 +1,177 @@
+"""High availability (DESIGN.md invariant 4): random kill -9 of children
+while events flow, two instances on one store with one killed, the store
+stopped under load, SIGTERM under load. Every check counts against the
+simulator's ground truth: lost = 0, duplicates under a new id = 0."""
+import os
+import random
+import signal
+import time
+
+import harness as h
+
+CHAOS_SECONDS = int(os.environ.get("AR_CHAOS_SECONDS", "45"))
+FAST = {"lease_ttl": "6", "lease_renew": "2", "fetch_overlap": "30",
+        "fetch_reread_ages": "5,15", "fetch_initial_lookback": "60",
+        "delivery_retry_schedule": "1,2,3", "shutdown_grace": "3"}
+APPS = ("login", "admin")
+
+
+def pipeline(wd, cid="C01ha", rate=5, instances=1, sources=1):
+    store = h.Store(wd)
+    sim = h.Sim(wd, ["--no-lag", "--seed", "7"])
+    recv = h.Receiver()
+    key, admin = h.sim_tenant(sim, cid, APPS, rate=rate)
+    ars = []
+    for i in range(instances):
+        ars.append(h.Auditrelay(wd, store, sim, name="ar%d" % i, extra=FAST).start())
+    srcs = []
+    for _ in range(sources):
+        created = h.add_source(ars[0], key, admin, recv.url, APPS, interval=1)
+        recv.set_secret(created["id"], h.source_secret(created))
+        srcs.append(created["id"])
+    return store, sim, recv, ars, srcs
+
+
+def pause_and_drain(sim, recv, cid, nsources, timeout=120):
+    """Stop generation, then wait until every visible event reached the
+    receiver for every source; returns the expected id set."""
+    for app in APPS:
+        sim.call("POST", "/_sim/tenants/%s/applications/%s" % (cid, app), {"paused": True})
+    time.sleep(1)
+    expected = set()
+    for app in APPS:
+        expected |= h.sim_truth(sim, cid, app)
+
+    def drained():
+        per_source = {}
+        for r in recv.accepted():
+            b = r["body"]
+            if b and b.get("type") == "logs":
+                per_source.setdefault(b["sourceId"], set()).update(l["id"] for l in b["logs"])
+        return len(per_source) == nsources and all(expected <= v for v in per_source.values())
+    h.wait_for(drained, timeout, "every visible event delivered", interval=1)
+    return expected
+
+
+def check_source(recv, expected, source_id):
+    sub = h.Receiver.__new__(h.Receiver)
+    sub.lock = recv.lock
+    sub.requests = [r for r in recv.requests if r["body"] and r["body"].get("sourceId") == source_id]
+    lost, dup_new, repeats = h.delivery_check(sub, expected)
+    return lost, dup_new, repeats
+
+
+def test_chaos_kill_children(wd):
+    store, sim, recv, (ar,), (sid,) = pipeline(wd, "C01chaos", rate=10)
+    rnd = random.Random(42)
+    kills = 0
+    t_end = time.monotonic() + CHAOS_SECONDS
+    while time.monotonic() < t_end:
+        time.sleep(rnd.uniform(2, 4))
+        pids = ar.pids_by_name()
+        name = rnd.choice(sorted(pids))
+        os.kill(pids[name], signal.SIGKILL)
+        kills += 1
+        if ar.proc.poll() is not None:
+            raise AssertionError("supervisor died: %s" % ar.proc.returncode)
+    ar.wait_healthy(60)
+    expected = pause_and_drain(sim, recv, "C01chaos", 1, timeout=180)
+    lost, dup_new, repeats = check_source(recv, expected, sid)
+    stuck = store.db().batches.count_documents({"sourceId": sid, "state": "pending"})
+    h.log("chaos %ds: %d kills, %d events expected, lost=%d duplicates-under-new-id=%d "
+          "repeats-same-id=%d stuck-batches=%d" % (CHAOS_SECONDS, kills, len(expected), len(lost),
+                                                   len(dup_new), repeats, stuck))
+    assert not lost and not dup_new
+    h.wait_for(lambda: store.db().batches.count_documents(
+        {"sourceId": sid, "state": "pending"}) == 0, 60, "no stuck batches")
+    assert ar.stop() == 0
+
+
+def test_two_instances_handover(wd):
+    store, sim, recv, ars, srcs = pipeline(wd, "C01two", rate=5, instances=2, sources=4)
+    db = store.db()
+
+    def holders(kind):
+        now = time.time() * 1000
+        out = {}
+        for l in db.leases.find({"resource": {"$regex": "^%s:" % kind}}):
+            if l["expiresAt"] > now and not l.get("released"):
+                cur = out.get(l["resource"])
+                if cur is None or cur["epoch"] < l["epoch"]:
+                    out[l["resource"]] = l
+        return {r: l["holder"] for r, l in out.items()}
+    h.wait_for(lambda: len(holders("fetch")) == 4, 60, "every source's fetch lease held")
+    time.sleep(8)
+    spread = holders("fetch")
+    h.log("fetch leases: %s" % spread)
+    assert len(set(spread.values())) == 2, "work is shared between the instances"
+    victim = ars[0]
+    victim_name = "ar0"
+    t0 = time.monotonic()
+    victim.proc.kill()
+    victim.proc.wait(5)
+
+    def taken_over():
+        hs = holders("fetch")
+        return len(hs) == 4 and victim_name not in hs.values()
+    h.wait_for(taken_over, 90, "the survivor took every fetch lease", interval=0.5)
+    handover = time.monotonic() - t0
+    h.wait_for(lambda: len(holders("deliver")) == 4 and victim_name not in holders("deliver").values(),
+               90, "the survivor took every delivery lease", interval=0.5)
+    h.log("handover after kill -9 of one instance: %.1fs (lease_ttl=%ss)" % (handover, FAST["lease_ttl"]))
+    expected = pause_and_drain(sim, recv, "C01two", 4, timeout=180)
+    for sid in srcs:
+        lost, dup_new, repeats = check_source(recv, expected, sid)
+        h.log("source %s: expected %d lost=%d dup-new-id=%d repeats=%d"
+              % (sid[:8], len(expected), len(lost), len(dup_new), repeats))
+        assert not lost and not dup_new
+    assert ars[1].stop() == 0
+
+
+def test_store_outage_under_load(wd):
+    store, sim, recv, (ar,), (sid,) = pipeline(wd, "C01out", rate=10)
+    if store.external:
+        h.log("external store: outage test skipped")
+        return
+    h.wait_for(lambda: len(recv.accepted()) > 0, 60, "first delivery")
+    pids = ar.pids_by_name()
+    outage = int(os.environ.get("AR_OUTAGE_SECONDS", "60"))
+    store.stop()
+    h.wait_for(lambda: ar.healthz()[0] == 503, 20, "healthz reports the outage")
+    time.sleep(outage)
+    assert ar.pids_by_name() == pids, "no process died during the outage"
+    store.start(store.port)
+    t0 = time.monotonic()
+    ar.wait_healthy(60)
+    n0 = len(recv.accepted())
+    h.wait_for(lambda: len(recv.accepted()) > n0, 60, "deliveries resume")
+    h.log("store back: healthy and delivering again after %.1fs" % (time.monotonic() - t0))
+    expected = pause_and_drain(sim, recv, "C01out", 1, timeout=180)
+    lost, dup_new, repeats = check_source(recv, expected, sid)
+    h.log("outage %ds: expected %d lost=%d dup-new-id=%d" % (outage, len(expected), len(lost),
+                                                           len(dup_new)))
+    assert not lost and not dup_new
+    assert ar.pids_by_name() == pids
+    assert ar.stop() == 0
+
+
+def test_sigterm_under_load_then_resume(wd):
+    store, sim, recv, (ar,), (sid,) = pipeline(wd, "C01term", rate=10)
+    h.wait_for(lambda: len(recv.accepted()) > 2, 60, "deliveries flowing")
+    t0 = time.monotonic()
+    rc = ar.stop()
+    h.log("SIGTERM under load: exit %s in %.1fs" % (rc, time.monotonic() - t0))
+    assert rc == 0
+    time.sleep(3)
+    ar.start()
+    expected = pause_and_drain(sim, recv, "C01term", 1, timeout=180)
+    lost, dup_new, repeats = check_source(recv, expected, sid)
+    h.log("after restart: expected %d lost=%d dup-new-id=%d repeats=%d"
+          % (len(expected), len(lost), len(dup_new), repeats))
+    assert not lost and not dup_new
+    assert ar.stop() == 0
+
+
+if __name__ == "__main__":
+    h.run_tests([test_sigterm_under_load_then_resume, test_chaos_kill_children,
+                 test_two_instances_handover, test_store_outage_under_load], "ha")

@@ -1,0 +1,38 @@
+/*
+ * auditrelay-apid: state shared by the API's modules (master key, HTTP
+ * client, resolver, the supervisor's last health snapshot, counters).
+ */
+#ifndef AR_APID_APID_H
+#define AR_APID_APID_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/crypto.h"
+#include "lib/ipc.h"
+
+struct httpc;
+struct evdns_base;
+
+#define APID_ASYNC_MAX	64	/* credential checks in flight */
+
+struct apid_state {
+	uint8_t		 mkey[CRYPTO_KEY_LEN];
+	char		 keyid[CRYPTO_KEYID_LEN + 1];
+	struct httpc	*httpc;
+	struct evdns_base *dns;
+	Ar__Health	*health;	/* last snapshot from auditrelayd */
+	unsigned	 inflight;	/* asynchronous operations */
+	uint64_t	 responses[6];	/* by status class, [2] = 2xx */
+	uint64_t	 google_checks[3];	/* ok, refused, unreachable */
+	int64_t		 started_ms;
+};
+
+extern struct apid_state apid;
+
+/* The OpenAPI document, embedded at build time (openapi_json.c). */
+extern const char	apid_openapi_json[];
+extern const size_t	apid_openapi_json_len;
+
+#endif

@@ -1,0 +1,488 @@
+/*
+ * HTTP layer of the API. See http.h.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "apid/apid.h"
+#include "apid/http.h"
+#include "apid/metrics.h"
+#include "apid/sources.h"
+#include "apid/validate.h"
+#include "lib/child.h"
+#include "lib/crypto.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+typedef void (*http_handler)(struct areq *a);
+
+enum body_rule {
+	BODY_NONE,		/* ignored */
+	BODY_REQUIRED,		/* a JSON object */
+	BODY_OPTIONAL,		/* empty, or a JSON object */
+};
+
+struct method {
+	enum evhttp_cmd_type	 cmd;
+	http_handler		 fn;
+	enum body_rule		 body;
+};
+
+struct route {
+	const char	*seg[4];	/* "*" matches the id */
+	size_t		 nseg;
+	const char	*allow;
+	bool		 open;		/* no token needed */
+	struct method	 m[2];
+};
+
+static void	http_healthz(struct areq *a);
+static void	http_openapi(struct areq *a);
+
+static const struct route routes[] = {
+	{ { "healthz" }, 1, "GET", true,
+	    { { EVHTTP_REQ_GET, http_healthz, BODY_NONE } } },
+	{ { "openapi.json" }, 1, "GET", false,
+	    { { EVHTTP_REQ_GET, http_openapi, BODY_NONE } } },
+	{ { "metrics" }, 1, "GET", false,
+	    { { EVHTTP_REQ_GET, metrics_get, BODY_NONE } } },
+	{ { "add-source" }, 1, "POST", false,
+	    { { EVHTTP_REQ_POST, sources_add, BODY_REQUIRED } } },
+	{ { "remove-source", "*" }, 2, "DELETE", false,
+	    { { EVHTTP_REQ_DELETE, sources_remove, BODY_NONE } } },
+	{ { "sources" }, 1, "GET", false,
+	    { { EVHTTP_REQ_GET, sources_list, BODY_NONE } } },
+	{ { "sources", "*" }, 2, "GET, PATCH", false,
+	    { { EVHTTP_REQ_GET, sources_get, BODY_NONE },
+	      { EVHTTP_REQ_PATCH, sources_patch, BODY_REQUIRED } } },
+	{ { "sources", "*", "credentials" }, 3, "PUT", false,
+	    { { EVHTTP_REQ_PUT, sources_put_credentials, BODY_REQUIRED } } },
+	{ { "sources", "*", "webhook-secret" }, 3, "POST", false,
+	    { { EVHTTP_REQ_POST, sources_rotate_secret, BODY_OPTIONAL } } },
+	{ { "sources", "*", "dead-letters" }, 3, "GET", false,
+	    { { EVHTTP_REQ_GET, sources_dead_letters, BODY_NONE } } },
+	{ { "sources", "*", "dead-letters", "replay" }, 4, "POST", false,
+	    { { EVHTTP_REQ_POST, sources_replay, BODY_OPTIONAL } } },
+};
+
+static struct evhttp	*http_srv;
+
+static void
+http_free(struct areq *a)
+{
+	if (a == NULL)
+		return;
+	if (a->req != NULL && a->conn != NULL)
+		evhttp_connection_set_closecb(a->conn, NULL, NULL);
+	if (a->body != NULL) {
+		if (a->wipe)
+			validate_wipe_tree(a->body);
+		yajl_tree_free(a->body);
+	}
+	free(a);
+}
+
+/* The client closed the connection before we answered. */
+static void
+http_close_cb(struct evhttp_connection *conn, void *arg)
+{
+	struct areq	*a = arg;
+
+	a->req = NULL;
+	a->conn = NULL;
+}
+
+bool
+http_gone(const struct areq *a)
+{
+	return a->req == NULL;
+}
+
+void
+http_done(struct areq *a)
+{
+	http_free(a);
+}
+
+void
+http_reply_typed(struct areq *a, int code, const char *ctype,
+    const char *data, size_t len)
+{
+	struct evhttp_request	*req = a->req;
+	struct evkeyvalq	*h;
+	struct evbuffer		*b;
+
+	if (req == NULL) {
+		http_free(a);
+		return;
+	}
+	/* Detach first: the reply may end the connection. */
+	if (a->conn != NULL)
+		evhttp_connection_set_closecb(a->conn, NULL, NULL);
+	a->req = NULL;
+	a->conn = NULL;
+	if (code >= 100 && code < 600)
+		apid.responses[code / 100]++;
+	h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	if (data != NULL) {
+		evhttp_add_header(h, "Content-Type", ctype);
+		b = evbuffer_new();
+		if (b == NULL)
+			fatal("out of memory");
+		evbuffer_add(b, data, len);
+		evhttp_send_reply(req, code, NULL, b);
+		evbuffer_free(b);
+	} else
+		evhttp_send_reply(req, code, NULL, NULL);
+	http_free(a);
+}
+
+void
+http_reply(struct areq *a, int code, const char *json, size_t len)
+{
+	http_reply_typed(a, code, "application/json", json, len);
+}
+
+void
+http_error(struct areq *a, int code, const char *ecode, const char *field,
+    const char *fmt, ...)
+{
+	struct jsonw	*w = jsonw_new();
+	char		 msg[512];
+	const char	*out;
+	size_t		 len;
+	va_list		 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (w == NULL)
+		fatal("out of memory");
+	jsonw_obj_open(w);
+	jsonw_key(w, "error");
+	jsonw_obj_open(w);
+	jsonw_kv_str(w, "code", ecode);
+	jsonw_kv_str(w, "message", msg);
+	jsonw_kv_str(w, "field", field);
+	jsonw_obj_close(w);
+	jsonw_obj_close(w);
+	if ((out = jsonw_buf(w, &len)) == NULL) {
+		/* A message that was not UTF-8: say less. */
+		out = "{\"error\":{\"code\":\"internal\",\"message\":"
+		    "\"unprintable error\",\"field\":null}}";
+		len = strlen(out);
+	}
+	http_reply(a, code, out, len);
+	jsonw_free(w);
+}
+
+void
+http_verr(struct areq *a, const struct verr *e)
+{
+	http_error(a, e->status ? e->status : 400, e->code,
+	    e->field[0] ? e->field : NULL, "%s", e->message);
+}
+
+/*
+ * Constant-time check of "Authorization: Bearer <token>". Exactly one
+ * Authorization header, scheme Bearer (any case), the whole token.
+ */
+static bool
+http_authorized(struct evhttp_request *req)
+{
+	struct evkeyvalq	*hs = evhttp_request_get_input_headers(req);
+	struct evkeyval		*kv;
+	const char		*h = NULL, *tok;
+	int			 n = 0;
+
+	tok = config_str(child_config(), CONF_API_TOKEN);
+	TAILQ_FOREACH(kv, hs, next) {
+		if (strcasecmp(kv->key, "Authorization") == 0) {
+			h = kv->value;
+			n++;
+		}
+	}
+	if (n != 1 || tok == NULL || tok[0] == '\0')
+		return false;
+	if (strncasecmp(h, "Bearer ", 7) != 0)
+		return false;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	return crypto_ct_equal(h, strlen(h), tok, strlen(tok));
+}
+
+static void
+http_healthz(struct areq *a)
+{
+	char	 body[2048];
+	size_t	 off, i;
+	bool	 ok = store_healthy(child_store());
+	Ar__Health *hh = apid.health;
+
+	off = (size_t)snprintf(body, sizeof(body),
+	    "{\"status\":\"%s\",\"store\":{\"ok\":%s,\"outageSeconds\":%lld},"
+	    "\"children\":[", ok ? "ok" : "degraded", ok ? "true" : "false",
+	    (long long)store_outage_ms(child_store()) / 1000);
+	for (i = 0; hh != NULL && i < hh->n_children; i++) {
+		Ar__ChildHealth	*c = hh->children[i];
+
+		off += (size_t)snprintf(body + off, sizeof(body) - off,
+		    "%s{\"name\":\"%s\",\"pid\":%u,\"state\":\"%s\","
+		    "\"storeOk\":%s,\"restarts\":%u}", i > 0 ? "," : "",
+		    ipc_daemon_name(c->daemon), c->pid, c->state,
+		    c->store_ok ? "true" : "false", c->restarts);
+		if (!c->store_ok || !c->ready)
+			ok = false;
+		if (off >= sizeof(body))
+			break;
+	}
+	if (off < sizeof(body))
+		snprintf(body + off, sizeof(body) - off, "]}");
+	if (!ok)
+		memcpy(body + 11, "degraded", 8);
+	http_reply(a, ok ? 200 : 503, body, strlen(body));
+}
+
+static void
+http_openapi(struct areq *a)
+{
+	http_reply(a, 200, apid_openapi_json, apid_openapi_json_len);
+}
+
+/*
+ * Split path into at most 4 segments; false when it has more, empty
+ * segments, or a trailing slash.
+ */
+static bool
+http_split(const char *path, char seg[4][64], size_t *nseg)
+{
+	const char	*p = path, *q;
+	size_t		 n = 0, len;
+
+	if (p == NULL || *p != '/')
+		return false;
+	p++;
+	while (*p != '\0') {
+		q = strchr(p, '/');
+		len = q != NULL ? (size_t)(q - p) : strlen(p);
+		if (len == 0 || len >= 64 || n == 4)
+			return false;
+		memcpy(seg[n], p, len);
+		seg[n][len] = '\0';
+		n++;
+		if (q == NULL)
+			break;
+		p = q + 1;
+		if (*p == '\0')
+			return false;
+	}
+	*nseg = n;
+	return n > 0;
+}
+
+/* Find the route of path; the :id segment into id. NULL when none. */
+static const struct route *
+http_route(const char *path, char *id, size_t idlen)
+{
+	char	seg[4][64];
+	size_t	nseg, i, j;
+
+	if (!http_split(path, seg, &nseg))
+		return NULL;
+	for (i = 0; i < nitems(routes); i++) {
+		if (routes[i].nseg != nseg)
+			continue;
+		for (j = 0; j < nseg; j++) {
+			if (strcmp(routes[i].seg[j], "*") == 0)
+				util_strlcpy(id, seg[j], idlen);
+			else if (strcmp(routes[i].seg[j], seg[j]) != 0)
+				break;
+		}
+		if (j == nseg)
+			return &routes[i];
+	}
+	return NULL;
+}
+
+/* True when the Content-Type is JSON (charset, if any, UTF-8). */
+static bool
+http_is_json(const char *ct)
+{
+	const char	*p;
+
+	if (ct == NULL)
+		return false;
+	while (*ct == ' ')
+		ct++;
+	if (strncasecmp(ct, "application/json", 16) != 0)
+		return false;
+	p = ct + 16;
+	while (*p == ' ')
+		p++;
+	if (*p == '\0')
+		return true;
+	if (*p != ';')
+		return false;
+	p++;
+	while (*p == ' ')
+		p++;
+	if (strncasecmp(p, "charset=", 8) != 0)
+		return false;
+	p += 8;
+	if (*p == '"')
+		p++;
+	if (strncasecmp(p, "utf-8", 5) != 0)
+		return false;
+	p += 5;
+	if (*p == '"')
+		p++;
+	while (*p == ' ')
+		p++;
+	return *p == '\0';
+}
+
+/* Read and parse the body per rule; replies itself and returns false. */
+static bool
+http_take_body(struct areq *a, enum body_rule rule)
+{
+	struct evbuffer	*in = evhttp_request_get_input_buffer(a->req);
+	size_t		 len = evbuffer_get_length(in);
+	const char	*ct;
+	char		 err[256];
+	unsigned char	*p;
+	int		 rc;
+
+	if (rule == BODY_NONE)
+		return true;
+	if (len == 0 && rule == BODY_OPTIONAL)
+		return true;
+	if (len > HTTP_BODY_MAX) {
+		http_error(a, 413, "payload_too_large", "body",
+		    "the body is larger than %d bytes", HTTP_BODY_MAX);
+		return false;
+	}
+	ct = evhttp_find_header(evhttp_request_get_input_headers(a->req),
+	    "Content-Type");
+	if (!http_is_json(ct)) {
+		http_error(a, 415, "unsupported_media_type", "Content-Type",
+		    "send the body as application/json");
+		return false;
+	}
+	if (len == 0) {
+		http_error(a, 400, "invalid_json", "body",
+		    "the body is empty; a JSON object is expected");
+		return false;
+	}
+	if ((p = evbuffer_pullup(in, -1)) == NULL)
+		fatal("out of memory");
+	rc = json_parse((const char *)p, len, HTTP_JSON_DEPTH, &a->body, err,
+	    sizeof(err));
+	/* The body may hold a private key: do not leave it around. */
+	a->wipe = true;
+	memset(p, 0, len);
+	evbuffer_drain(in, len);
+	if (rc != 0) {
+		a->body = NULL;
+		http_error(a, 400, "invalid_json", "body",
+		    "the body is not valid JSON: %s", err);
+		return false;
+	}
+	if (!YAJL_IS_OBJECT(a->body)) {
+		http_error(a, 400, "invalid_type", "body",
+		    "the body must be a JSON object");
+		return false;
+	}
+	return true;
+}
+
+static void
+http_request_cb(struct evhttp_request *req, void *arg)
+{
+	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
+	const struct route	*r;
+	const struct method	*m = NULL;
+	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
+	struct areq		*a;
+	const char		*path;
+	size_t			 i;
+	bool			 open;
+
+	a = util_xcalloc(1, sizeof(*a));
+	a->req = req;
+	a->conn = evhttp_request_get_connection(req);
+	if (a->conn != NULL)
+		evhttp_connection_set_closecb(a->conn, http_close_cb, a);
+	path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	a->query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	r = http_route(path, a->id, sizeof(a->id));
+	open = r != NULL && (r->open || (r->m[0].fn == metrics_get &&
+	    config_bool(child_config(), CONF_METRICS_PUBLIC)));
+	if (!open && !http_authorized(req)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "WWW-Authenticate", "Bearer");
+		http_error(a, 401, "unauthorized", NULL, "missing or wrong "
+		    "bearer token (send Authorization: Bearer <token>)");
+		return;
+	}
+	if (r == NULL) {
+		http_error(a, 404, "not_found", NULL, "no such path");
+		return;
+	}
+	for (i = 0; i < nitems(r->m) && r->m[i].fn != NULL; i++)
+		if (r->m[i].cmd == cmd)
+			m = &r->m[i];
+	if (m == NULL) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Allow", r->allow);
+		http_error(a, 405, "method_not_allowed", NULL,
+		    "method not allowed here; allowed: %s", r->allow);
+		return;
+	}
+	if (a->query != NULL && m->fn != sources_dead_letters) {
+		http_error(a, 400, "unknown_parameter", "query",
+		    "this endpoint takes no query parameters");
+		return;
+	}
+	if (!http_take_body(a, m->body))
+		return;
+	m->fn(a);
+}
+
+int
+http_start(const char *host, unsigned short port, char *err, size_t errlen)
+{
+	http_srv = evhttp_new(child_base());
+	if (http_srv == NULL) {
+		snprintf(err, errlen, "evhttp_new failed");
+		return -ENOMEM;
+	}
+	evhttp_set_gencb(http_srv, http_request_cb, NULL);
+	/* Every method reaches us, so that we answer 405, never 501. */
+	evhttp_set_allowed_methods(http_srv, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
+	    EVHTTP_REQ_PATCH);
+	evhttp_set_max_body_size(http_srv, HTTP_BODY_MAX);
+	evhttp_set_max_headers_size(http_srv, 16 * 1024);
+	evhttp_set_timeout(http_srv, 30);
+	evhttp_set_default_content_type(http_srv, "application/json");
+	if (evhttp_bind_socket(http_srv, host, port) != 0) {
+		snprintf(err, errlen, "cannot listen on %s:%u: %s", host,
+		    port, strerror(errno));
+		return -EADDRINUSE;
+	}
+	return 0;
+}

@@ -1,0 +1,1276 @@
+/*
+ * The sources endpoints. Validation is synchronous (validate.c); adding a
+ * source or rotating its credentials then resolves the callback host and
+ * asks Google, both asynchronously on the event loop, and only then
+ * encrypts and stores. Store calls are short blocking libmongoc calls,
+ * refused at once (503) while the store is known to be down.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
+
+#include "apid/apid.h"
+#include "apid/http.h"
+#include "apid/sources.h"
+#include "apid/validate.h"
+#include "lib/child.h"
+#include "lib/crypto.h"
+#include "lib/google.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/netaddr.h"
+#include "lib/store.h"
+#include "lib/util.h"
+
+#define SECRET_OVERLAP_MS	(24LL * 3600 * 1000)
+#define DEAD_LIMIT_DEFAULT	100
+#define DEAD_LIMIT_MAX		1000
+#define REPLAY_IDS_MAX		1000
+
+enum op_kind {
+	OP_ADD,
+	OP_CREDS,
+	OP_PATCH,
+};
+
+/* An add/rotate/patch waiting for the resolver and Google. */
+struct op {
+	enum op_kind	 kind;
+	struct areq	*a;
+	struct src_input in;
+	char		 id[37];
+	int64_t		 cred_version;	/* OP_CREDS: current version */
+	bool		 dns_pending;
+	int		 dns_result;	/* EVUTIL_EAI_* or 0 */
+	bool		 dns_public;	/* every address public */
+	int		 naddrs;
+	enum google_check_result g_result;
+	char		 g_reason[64];
+	char		 g_diag[400];
+	int64_t		 t0;
+};
+
+static void	op_after_dns(struct op *op);
+static void	op_commit(struct op *op);
+
+/* True when s is a lower-case RFC 4122 UUID (what we hand out). */
+static bool
+src_id_ok(const char *s)
+{
+	size_t	i;
+
+	if (strlen(s) != 36)
+		return false;
+	for (i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return false;
+		} else if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	}
+	return true;
+}
+
+/* Reply 503 when the store is down; true when it may be used. */
+static bool
+src_store_up(struct areq *a)
+{
+	if (store_healthy(child_store()))
+		return true;
+	http_error(a, 503, "store_unavailable", NULL, "the store is "
+	    "unreachable (down for %llds); nothing was changed, retry later",
+	    (long long)store_outage_ms(child_store()) / 1000);
+	return false;
+}
+
+/* Record a store failure and reply 503. */
+static void
+src_store_failed(struct areq *a, const char *err)
+{
+	child_store_result(false, err);
+	http_error(a, 503, "store_unavailable", NULL,
+	    "the store did not answer; retry later");
+}
+
+/* Load source id into *out: 1 found, 0 not found (404 sent), -1 (503). */
+static int
+src_load(struct areq *a, const char *id, bson_t *out)
+{
+	bson_t	sel = BSON_INITIALIZER;
+	char	err[256];
+	int	rc;
+
+	if (!src_id_ok(id)) {
+		http_error(a, 404, "not_found", "id", "no such source");
+		bson_destroy(&sel);
+		return 0;
+	}
+	if (!src_store_up(a)) {
+		bson_destroy(&sel);
+		return -1;
+	}
+	BSON_APPEND_UTF8(&sel, "_id", id);
+	rc = store_find_one(child_store(), STORE_SOURCES, &sel, NULL, out, err,
+	    sizeof(err));
+	bson_destroy(&sel);
+	if (rc < 0) {
+		src_store_failed(a, err);
+		return -1;
+	}
+	child_store_result(true, NULL);
+	if (rc == 0)
+		http_error(a, 404, "not_found", "id", "no such source");
+	return rc;
+}
+
+/*
+ * Append key: {keyId, nonce, ct[, until]} sealing pt with the master key
+ * and AAD = the source id. 0 or -errno.
+ */
+static int
+src_seal(bson_t *parent, const char *key, const char *id, const void *pt,
+    size_t len, int64_t until)
+{
+	uint8_t		 nonce[CRYPTO_NONCE_LEN];
+	unsigned char	*ct = NULL;
+	size_t		 ctlen;
+	bson_t		 child;
+	int		 rc;
+
+	if ((rc = aead_seal(apid.mkey, id, strlen(id), pt, len, nonce, &ct,
+	    &ctlen)) != 0)
+		return rc;
+	BSON_APPEND_DOCUMENT_BEGIN(parent, key, &child);
+	BSON_APPEND_UTF8(&child, "keyId", apid.keyid);
+	BSON_APPEND_BINARY(&child, "nonce", BSON_SUBTYPE_BINARY, nonce,
+	    sizeof(nonce));
+	BSON_APPEND_BINARY(&child, "ct", BSON_SUBTYPE_BINARY, ct,
+	    (uint32_t)ctlen);
+	if (until > 0)
+		BSON_APPEND_INT64(&child, "until", until);
+	bson_append_document_end(parent, &child);
+	free(ct);
+	return 0;
+}
+
+/* Seal the credentials {"privateKey","privateKeyId"} under key. */
+static int
+src_seal_creds(bson_t *parent, const char *id, const struct src_creds *c)
+{
+	struct jsonw	*w = jsonw_new();
+	char		*pt;
+	size_t		 len;
+	int		 rc;
+
+	if (w == NULL)
+		return -ENOMEM;
+	jsonw_obj_open(w);
+	jsonw_kv_str(w, "privateKey", c->private_key);
+	if (c->private_key_id != NULL)
+		jsonw_kv_str(w, "privateKeyId", c->private_key_id);
+	jsonw_obj_close(w);
+	if ((pt = jsonw_steal(w, &len)) == NULL) {
+		jsonw_free(w);
+		return -ENOMEM;
+	}
+	jsonw_free(w);
+	rc = src_seal(parent, "credentials", id, pt, len, 0);
+	crypto_free_secret(pt, len + 1);
+	return rc;
+}
+
+/* Append an array of strings. */
+static void
+src_append_strv(bson_t *doc, const char *key, char *const *v, size_t n)
+{
+	bson_t	arr;
+	char	idx[24];
+	size_t	i;
+
+	BSON_APPEND_ARRAY_BEGIN(doc, key, &arr);
+	for (i = 0; i < n; i++) {
+		snprintf(idx, sizeof(idx), "%zu", i);
+		BSON_APPEND_UTF8(&arr, idx, v[i]);
+	}
+	bson_append_array_end(doc, &arr);
+}
+
+/* Write a string array of doc (key) as a JSON array. */
+static void
+src_json_strv(struct jsonw *w, const bson_t *doc, const char *key)
+{
+	bson_iter_t	it, sub;
+
+	jsonw_key(w, key);
+	jsonw_arr_open(w);
+	if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_ARRAY(&it) &&
+	    bson_iter_recurse(&it, &sub)) {
+		while (bson_iter_next(&sub))
+			if (BSON_ITER_HOLDS_UTF8(&sub))
+				jsonw_str(w, bson_iter_utf8(&sub, NULL));
+	}
+	jsonw_arr_close(w);
+}
+
+/* A ms time member of doc as RFC 3339, or null when absent/zero. */
+static void
+src_json_time(struct jsonw *w, const char *key, const bson_t *doc,
+    const char *field)
+{
+	int64_t	ms = doc != NULL ? store_bson_int(doc, field, 0) : 0;
+	char	buf[32];
+
+	if (ms <= 0) {
+		jsonw_key(w, key);
+		jsonw_null(w);
+		return;
+	}
+	time_format_rfc3339_ms(ms, buf);
+	jsonw_kv_str(w, key, buf);
+}
+
+/*
+ * The members of a source's public view (never a secret): configuration
+ * from the source document, status and last times from its fetch and
+ * deliver states (either may be NULL).
+ */
+static void
+src_json_view(struct jsonw *w, const bson_t *src, const bson_t *fst,
+    const bson_t *dst)
+{
+	const char	*fs = fst ? store_bson_str(fst, "status") : NULL;
+	const char	*ds = dst ? store_bson_str(dst, "status") : NULL;
+	const char	*status = "active", *lerr = NULL;
+	bson_iter_t	 it;
+
+	if (store_bson_bool(src, "paused", false))
+		status = "paused";
+	else if (fs != NULL && strcmp(fs, "credentials_invalid") == 0)
+		status = "credentials_invalid";
+	else if (ds != NULL && (strcmp(ds, "callback_failing") == 0 ||
+	    strcmp(ds, "callback_gone") == 0))
+		status = ds;
+	if (fst != NULL)
+		lerr = store_bson_str(fst, "lastError");
+	if ((lerr == NULL || strcmp(status, "callback_failing") == 0 ||
+	    strcmp(status, "callback_gone") == 0) && dst != NULL &&
+	    store_bson_str(dst, "lastError") != NULL)
+		lerr = store_bson_str(dst, "lastError");
+	jsonw_kv_str(w, "id", store_bson_str(src, "_id"));
+	jsonw_kv_str(w, "sourceType", store_bson_str(src, "sourceType"));
+	jsonw_kv_str(w, "clientEmail", store_bson_str(src, "clientEmail"));
+	jsonw_kv_str(w, "subject", store_bson_str(src, "subject"));
+	src_json_strv(w, src, "scopes");
+	src_json_strv(w, src, "applications");
+	jsonw_kv_int(w, "logFetchInterval",
+	    store_bson_int(src, "logFetchInterval", 0));
+	jsonw_kv_str(w, "callbackUrl", store_bson_str(src, "callbackUrl"));
+	jsonw_kv_bool(w, "paused", store_bson_bool(src, "paused", false));
+	jsonw_kv_str(w, "status", status);
+	src_json_time(w, "lastFetchAt", fst, "lastFetchAt");
+	src_json_time(w, "lastDeliveryAt", dst, "lastDeliveryAt");
+	jsonw_kv_str(w, "lastError", lerr);
+	jsonw_kv_int(w, "credentialsVersion",
+	    store_bson_int(src, "credentialsVersion", 1));
+	if (bson_iter_init_find(&it, src, "previousWebhookSecret") &&
+	    BSON_ITER_HOLDS_DOCUMENT(&it)) {
+		int64_t	until = store_bson_int(src,
+		    "previousWebhookSecret.until", 0);
+
+		if (until > util_now_ms())
+			src_json_time(w, "previousWebhookSecretValidUntil", src,
+			    "previousWebhookSecret.until");
+	}
+	src_json_time(w, "createdAt", src, "createdAt");
+	src_json_time(w, "updatedAt", src, "updatedAt");
+}
+
+/* Load the fetch and deliver states of id (absent: left empty). */
+static int
+src_load_states(const char *id, bson_t *fst, bool *hf, bson_t *dst, bool *hd,
+    char *err, size_t errlen)
+{
+	bson_t	sel;
+	char	key[64];
+	int	rc;
+
+	*hf = *hd = false;
+	snprintf(key, sizeof(key), "%s:fetch", id);
+	bson_init(&sel);
+	BSON_APPEND_UTF8(&sel, "_id", key);
+	rc = store_find_one(child_store(), STORE_SOURCE_STATE, &sel, NULL, fst,
+	    err, errlen);
+	bson_destroy(&sel);
+	if (rc < 0)
+		return rc;
+	*hf = rc == 1;
+	snprintf(key, sizeof(key), "%s:deliver", id);
+	bson_init(&sel);
+	BSON_APPEND_UTF8(&sel, "_id", key);
+	rc = store_find_one(child_store(), STORE_SOURCE_STATE, &sel, NULL, dst,
+	    err, errlen);
+	bson_destroy(&sel);
+	if (rc < 0) {
+		if (*hf)
+			bson_destroy(fst);
+		*hf = false;
+		return rc;
+	}
+	*hd = rc == 1;
+	return 0;
+}
+
+/* Reply code with the view of source doc (states loaded here). */
+static void
+src_reply_view(struct areq *a, int code, const bson_t *doc,
+    const char *secret)
+{
+	struct jsonw	*w = jsonw_new();
+	bson_t		 fst, dst;
+	bool		 hf = false, hd = false;
+	char		 err[256];
+	const char	*out;
+	size_t		 len;
+
+	if (w == NULL)
+		fatal("out of memory");
+	if (src_load_states(store_bson_str(doc, "_id"), &fst, &hf, &dst, &hd,
+	    err, sizeof(err)) != 0)
+		child_store_result(false, err);
+	jsonw_obj_open(w);
+	src_json_view(w, doc, hf ? &fst : NULL, hd ? &dst : NULL);
+	if (secret != NULL)
+		jsonw_kv_str(w, "webhookSecret", secret);
+	jsonw_obj_close(w);
+	if ((out = jsonw_buf(w, &len)) == NULL)
+		http_error(a, 500, "internal", NULL, "cannot render the source");
+	else
+		http_reply(a, code, out, len);
+	/* The buffer may hold the webhook secret. */
+	if (out != NULL)
+		memset((char *)out, 0, len);
+	jsonw_free(w);
+	if (hf)
+		bson_destroy(&fst);
+	if (hd)
+		bson_destroy(&dst);
+}
+
+static void
+op_free(struct op *op)
+{
+	src_input_clear(&op->in);
+	apid.inflight--;
+	free(op);
+}
+
+/* Deferred step: never continue from inside a library's start call. */
+static void
+op_step_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct op	*op = arg;
+
+	if (op->dns_pending) {
+		op->dns_pending = false;
+		op_after_dns(op);
+	} else
+		op_commit(op);
+}
+
+static void
+op_defer(struct op *op)
+{
+	struct timeval	tv = { 0, 0 };
+
+	if (event_base_once(child_base(), -1, EV_TIMEOUT, op_step_cb, op,
+	    &tv) != 0)
+		fatal("event_base_once failed");
+}
+
+static void
+op_dns_cb(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct op		*op = arg;
+	struct evutil_addrinfo	*ai;
+
+	op->dns_result = result;
+	op->dns_public = true;
+	for (ai = res; result == 0 && ai != NULL; ai = ai->ai_next) {
+		op->naddrs++;
+		if (!netaddr_is_public(ai->ai_addr))
+			op->dns_public = false;
+	}
+	if (res != NULL)
+		evutil_freeaddrinfo(res);
+	op_defer(op);
+}
+
+static void
+op_google_cb(enum google_check_result r, const char *reason,
+    const char *diagnosis, void *arg)
+{
+	struct op	*op = arg;
+
+	op->g_result = r;
+	util_strlcpy(op->g_reason, reason ? reason : "", sizeof(op->g_reason));
+	util_strlcpy(op->g_diag, diagnosis ? diagnosis : "",
+	    sizeof(op->g_diag));
+	op_defer(op);
+}
+
+/* Start an operation: resolve the callback host if it is a name. */
+static void
+op_start(struct op *op)
+{
+	struct evutil_addrinfo	hints;
+
+	apid.inflight++;
+	op->t0 = util_mono_ms();
+	if (op->in.has_callback && !op->in.cb_literal && apid.dns != NULL) {
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_STREAM;
+		op->dns_pending = true;
+		evdns_getaddrinfo(apid.dns, op->in.cb_host, NULL, &hints,
+		    op_dns_cb, op);
+		return;
+	}
+	if (op->in.has_callback && !op->in.cb_literal) {
+		/* No asynchronous resolver: the blocking check. */
+		char	err[256];
+		int	rc = netaddr_check_host(op->in.cb_host,
+		    config_bool(child_config(),
+		    CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS), err, sizeof(err));
+
+		if (rc != 0) {
+			http_error(op->a, 400, rc == -EHOSTUNREACH ?
+			    "forbidden_address" : "invalid_field",
+			    "callbackUrl", "callbackUrl: %s", err);
+			op_free(op);
+			return;
+		}
+	}
+	op_after_dns(op);
+}
+
+/* After the resolver: check the addresses, then ask Google if needed. */
+static void
+op_after_dns(struct op *op)
+{
+	struct google_check_opts	 o;
+	const struct config		*cfg = child_config();
+	char				 err[256];
+
+	if (http_gone(op->a)) {
+		http_done(op->a);
+		op_free(op);
+		return;
+	}
+	if (op->in.has_callback && !op->in.cb_literal && apid.dns != NULL) {
+		if (op->dns_result != 0 || op->naddrs == 0) {
+			http_error(op->a, 400, "unresolvable_host",
+			    "callbackUrl", "callbackUrl: the host \"%.200s\" "
+			    "does not resolve (%s)", op->in.cb_host,
+			    op->dns_result ? evutil_gai_strerror(
+			    op->dns_result) : "no address");
+			op_free(op);
+			return;
+		}
+		if (!op->dns_public && !config_bool(cfg,
+		    CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS)) {
+			http_error(op->a, 400, "forbidden_address",
+			    "callbackUrl", "callbackUrl: the host resolves to "
+			    "a non-public address (loopback, private, "
+			    "link-local, CGNAT, multicast or reserved); set "
+			    "AUDITRELAY_DELIVERY_ALLOW_PRIVATE_NETWORKS=1 to "
+			    "allow private networks");
+			op_free(op);
+			return;
+		}
+	}
+	if (op->kind == OP_PATCH) {
+		op_commit(op);
+		return;
+	}
+	memset(&o, 0, sizeof(o));
+	o.httpc = apid.httpc;
+	o.token_url = config_str(cfg, CONF_GOOGLE_TOKEN_URL);
+	o.api_base = config_str(cfg, CONF_GOOGLE_API_BASE);
+	o.client_email = op->in.creds.client_email;
+	o.private_key_pem = op->in.creds.private_key;
+	o.private_key_id = op->in.creds.private_key_id;
+	o.subject = op->in.creds.subject;
+	o.apps = (const char *const *)op->in.apps;
+	o.napps = op->in.napps;
+	o.timeout_ms = 15000;
+	op->dns_pending = false;
+	if (google_check_credentials(&o, op_google_cb, op, NULL, err,
+	    sizeof(err)) != 0) {
+		http_error(op->a, 400, "invalid_field", op->kind == OP_ADD ?
+		    "credentials.privateKey" : "privateKey", "%s", err);
+		op_free(op);
+	}
+}
+
+/* Insert the new source; reply 201 with it and its secret. */
+static void
+op_commit_add(struct op *op)
+{
+	const struct config	*cfg = child_config();
+	bson_t			 doc = BSON_INITIALIZER, scopes;
+	char			*secret = NULL, err[256];
+	int64_t			 now = util_now_ms();
+
+	util_uuid_v4(op->id);
+	if ((secret = webhook_secret_new()) == NULL)
+		fatal("out of memory");
+	BSON_APPEND_UTF8(&doc, "_id", op->id);
+	BSON_APPEND_UTF8(&doc, "sourceType", "google_workspace");
+	BSON_APPEND_UTF8(&doc, "clientEmail", op->in.creds.client_email);
+	BSON_APPEND_UTF8(&doc, "subject", op->in.creds.subject);
+	BSON_APPEND_ARRAY_BEGIN(&doc, "scopes", &scopes);
+	BSON_APPEND_UTF8(&scopes, "0", GOOGLE_SCOPE_REPORTS);
+	bson_append_array_end(&doc, &scopes);
+	src_append_strv(&doc, "applications", op->in.apps, op->in.napps);
+	BSON_APPEND_INT32(&doc, "logFetchInterval", (int32_t)op->in.interval);
+	BSON_APPEND_UTF8(&doc, "callbackUrl", op->in.callback_url);
+	BSON_APPEND_BOOL(&doc, "paused", false);
+	BSON_APPEND_INT32(&doc, "initialLookback",
+	    (int32_t)config_int(cfg, CONF_FETCH_INITIAL_LOOKBACK));
+	if (src_seal_creds(&doc, op->id, &op->in.creds) != 0 ||
+	    src_seal(&doc, "webhookSecret", op->id, secret, strlen(secret),
+	    0) != 0) {
+		http_error(op->a, 500, "internal", NULL,
+		    "cannot encrypt the credentials");
+		goto done;
+	}
+	BSON_APPEND_INT64(&doc, "credentialsVersion", 1);
+	BSON_APPEND_INT64(&doc, "createdAt", now);
+	BSON_APPEND_INT64(&doc, "updatedAt", now);
+	if (store_insert_one(child_store(), STORE_SOURCES, &doc, err,
+	    sizeof(err)) != 0) {
+		src_store_failed(op->a, err);
+		goto done;
+	}
+	child_store_result(true, NULL);
+	ipc_send_source_changed(child_chan(), op->id, false);
+	log_info("source=%s added: client=%s subject=%s applications=%zu "
+	    "interval=%llds callback host=%s (checked with Google in %lldms)",
+	    op->id, op->in.creds.client_email, op->in.creds.subject,
+	    op->in.napps, (long long)op->in.interval, op->in.cb_host,
+	    (long long)(util_mono_ms() - op->t0));
+	src_reply_view(op->a, 201, &doc, secret);
+done:
+	crypto_free_secret(secret, strlen(secret) + 1);
+	bson_destroy(&doc);
+}
+
+/* Reload the source and reply 200 with its view (after an update). */
+static void
+src_reply_reloaded(struct areq *a, const char *id)
+{
+	bson_t	doc;
+
+	if (src_load(a, id, &doc) == 1) {
+		src_reply_view(a, 200, &doc, NULL);
+		bson_destroy(&doc);
+	}
+}
+
+/* $set fields on source id; 404 when it vanished meanwhile. */
+static bool
+src_update(struct areq *a, const char *id, const bson_t *set)
+{
+	bson_t	sel = BSON_INITIALIZER;
+	int64_t	matched = 0;
+	char	err[256];
+	int	rc;
+
+	BSON_APPEND_UTF8(&sel, "_id", id);
+	rc = store_update_set(child_store(), STORE_SOURCES, &sel, set, false,
+	    &matched, err, sizeof(err));
+	bson_destroy(&sel);
+	if (rc != 0) {
+		src_store_failed(a, err);
+		return false;
+	}
+	child_store_result(true, NULL);
+	if (matched == 0) {
+		http_error(a, 404, "not_found", "id", "no such source");
+		return false;
+	}
+	return true;
+}
+
+static void
+op_commit_creds(struct op *op)
+{
+	bson_t	set = BSON_INITIALIZER, scopes;
+
+	BSON_APPEND_UTF8(&set, "clientEmail", op->in.creds.client_email);
+	BSON_APPEND_UTF8(&set, "subject", op->in.creds.subject);
+	BSON_APPEND_ARRAY_BEGIN(&set, "scopes", &scopes);
+	BSON_APPEND_UTF8(&scopes, "0", GOOGLE_SCOPE_REPORTS);
+	bson_append_array_end(&set, &scopes);
+	if (src_seal_creds(&set, op->id, &op->in.creds) != 0) {
+		http_error(op->a, 500, "internal", NULL,
+		    "cannot encrypt the credentials");
+		goto done;
+	}
+	BSON_APPEND_INT64(&set, "credentialsVersion", op->cred_version + 1);
+	BSON_APPEND_INT64(&set, "updatedAt", util_now_ms());
+	if (!src_store_up(op->a) || !src_update(op->a, op->id, &set))
+		goto done;
+	ipc_send_source_changed(child_chan(), op->id, false);
+	log_info("source=%s credentials rotated: client=%s subject=%s "
+	    "version=%lld", op->id, op->in.creds.client_email,
+	    op->in.creds.subject, (long long)op->cred_version + 1);
+	src_reply_reloaded(op->a, op->id);
+done:
+	bson_destroy(&set);
+}
+
+static void
+op_commit_patch(struct op *op)
+{
+	bson_t	set = BSON_INITIALIZER;
+
+	if (op->in.has_apps)
+		src_append_strv(&set, "applications", op->in.apps,
+		    op->in.napps);
+	if (op->in.has_interval)
+		BSON_APPEND_INT32(&set, "logFetchInterval",
+		    (int32_t)op->in.interval);
+	if (op->in.has_callback)
+		BSON_APPEND_UTF8(&set, "callbackUrl", op->in.callback_url);
+	if (op->in.has_paused)
+		BSON_APPEND_BOOL(&set, "paused", op->in.paused);
+	BSON_APPEND_INT64(&set, "updatedAt", util_now_ms());
+	if (!src_store_up(op->a) || !src_update(op->a, op->id, &set))
+		goto done;
+	ipc_send_source_changed(child_chan(), op->id, false);
+	log_info("source=%s changed:%s%s%s%s", op->id,
+	    op->in.has_apps ? " applications" : "",
+	    op->in.has_interval ? " logFetchInterval" : "",
+	    op->in.has_callback ? " callbackUrl" : "",
+	    op->in.has_paused ? (op->in.paused ? " paused" : " resumed") : "");
+	src_reply_reloaded(op->a, op->id);
+done:
+	bson_destroy(&set);
+}
+
+/* Google answered (or the patch needs no check): store and reply. */
+static void
+op_commit(struct op *op)
+{
+	if (http_gone(op->a)) {
+		/* Nobody would learn the id or the secret: store nothing. */
+		log_info("client went away before the answer; nothing stored");
+		http_done(op->a);
+		op_free(op);
+		return;
+	}
+	if (op->kind != OP_PATCH) {
+		if (op->g_result == GOOGLE_CHECK_OK)
+			apid.google_checks[0]++;
+		else if (op->g_result == GOOGLE_CHECK_REFUSED) {
+			apid.google_checks[1]++;
+			log_info("Google refused credentials client=%s: %s",
+			    op->in.creds.client_email, op->g_reason);
+			http_error(op->a, 422, "credentials_refused",
+			    "credentials", "Google refused the credentials "
+			    "(%s): %s", op->g_reason, op->g_diag);
+			op_free(op);
+			return;
+		} else {
+			apid.google_checks[2]++;
+			log_warn("cannot check credentials with Google: %s; "
+			    "nothing stored, the client may retry",
+			    op->g_reason);
+			evhttp_add_header(evhttp_request_get_output_headers(
+			    op->a->req), "Retry-After", "30");
+			http_error(op->a, 503, "google_unavailable", NULL,
+			    "Google could not be reached to check the "
+			    "credentials (%s): %s; nothing was stored, retry "
+			    "later", op->g_reason, op->g_diag);
+			op_free(op);
+			return;
+		}
+	}
+	switch (op->kind) {
+	case OP_ADD:
+		op_commit_add(op);
+		break;
+	case OP_CREDS:
+		op_commit_creds(op);
+		break;
+	case OP_PATCH:
+		op_commit_patch(op);
+		break;
+	}
+	op_free(op);
+}
+
+/* A new op for a, or NULL after replying 503 when too many are running. */
+static struct op *
+op_new(struct areq *a, enum op_kind kind)
+{
+	struct op	*op;
+
+	if (apid.inflight >= APID_ASYNC_MAX) {
+		evhttp_add_header(evhttp_request_get_output_headers(a->req),
+		    "Retry-After", "5");
+		http_error(a, 503, "busy", NULL, "too many checks in "
+		    "progress; retry in a few seconds");
+		return NULL;
+	}
+	op = util_xcalloc(1, sizeof(*op));
+	op->kind = kind;
+	op->a = a;
+	return op;
+}
+
+void
+sources_add(struct areq *a)
+{
+	const struct config	*cfg = child_config();
+	struct src_input	 in;
+	struct verr		 e;
+	struct op		*op;
+
+	memset(&e, 0, sizeof(e));
+	if (validate_add_source(a->body, config_int(cfg,
+	    CONF_FETCH_MIN_INTERVAL), config_bool(cfg,
+	    CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS), &in, &e) != 0) {
+		http_verr(a, &e);
+		return;
+	}
+	if (!src_store_up(a) || (op = op_new(a, OP_ADD)) == NULL) {
+		src_input_clear(&in);
+		return;
+	}
+	op->in = in;
+	op_start(op);
+}
+
+void
+sources_put_credentials(struct areq *a)
+{
+	struct src_input	 in;
+	struct verr		 e;
+	struct op		*op;
+	bson_t			 doc;
+	bson_iter_t		 it, sub;
+
+	memset(&in, 0, sizeof(in));
+	memset(&e, 0, sizeof(e));
+	if (src_load(a, a->id, &doc) != 1)
+		return;
+	if (validate_credentials(a->body, "", &in.creds, &e) != 0) {
+		bson_destroy(&doc);
+		http_verr(a, &e);
+		return;
+	}
+	if ((op = op_new(a, OP_CREDS)) == NULL) {
+		bson_destroy(&doc);
+		src_input_clear(&in);
+		return;
+	}
+	in.has_creds = true;
+	if (bson_iter_init_find(&it, &doc, "applications") &&
+	    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &sub))
+		while (bson_iter_next(&sub) && in.napps < VALIDATE_APPS_MAX)
+			if (BSON_ITER_HOLDS_UTF8(&sub))
+				in.apps[in.napps++] = util_xstrdup(
+				    bson_iter_utf8(&sub, NULL));
+	op->in = in;
+	util_strlcpy(op->id, a->id, sizeof(op->id));
+	op->cred_version = store_bson_int(&doc, "credentialsVersion", 1);
+	bson_destroy(&doc);
+	op_start(op);
+}
+
+void
+sources_patch(struct areq *a)
+{
+	const struct config	*cfg = child_config();
+	struct src_input	 in;
+	struct verr		 e;
+	struct op		*op;
+	bson_t			 doc;
+
+	memset(&e, 0, sizeof(e));
+	if (src_load(a, a->id, &doc) != 1)
+		return;
+	bson_destroy(&doc);
+	if (validate_patch(a->body, config_int(cfg, CONF_FETCH_MIN_INTERVAL),
+	    config_bool(cfg, CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS), &in,
+	    &e) != 0) {
+		http_verr(a, &e);
+		return;
+	}
+	if ((op = op_new(a, OP_PATCH)) == NULL) {
+		src_input_clear(&in);
+		return;
+	}
+	op->in = in;
+	util_strlcpy(op->id, a->id, sizeof(op->id));
+	op_start(op);
+}
+
+void
+sources_remove(struct areq *a)
+{
+	bson_t	sel = BSON_INITIALIZER;
+	int64_t	deleted = 0;
+	char	err[256];
+	int	rc;
+
+	if (!src_id_ok(a->id)) {
+		http_error(a, 404, "not_found", "id", "no such source");
+		goto done;
+	}
+	if (!src_store_up(a))
+		goto done;
+	BSON_APPEND_UTF8(&sel, "_id", a->id);
+	rc = store_delete(child_store(), STORE_SOURCES, &sel, false, &deleted,
+	    err, sizeof(err));
+	if (rc != 0) {
+		src_store_failed(a, err);
+		goto done;
+	}
+	child_store_result(true, NULL);
+	if (deleted == 0) {
+		http_error(a, 404, "not_found", "id", "no such source");
+		goto done;
+	}
+	ipc_send_source_changed(child_chan(), a->id, true);
+	log_info("source=%s removed; its fetches and deliveries stop", a->id);
+	http_reply(a, 204, NULL, 0);
+done:
+	bson_destroy(&sel);
+}
+
+void
+sources_get(struct areq *a)
+{
+	bson_t	doc;
+
+	if (src_load(a, a->id, &doc) != 1)
+		return;
+	src_reply_view(a, 200, &doc, NULL);
+	bson_destroy(&doc);
+}
+
+/* Find the state document _id in the array of loaded states. */
+static const bson_t *
+src_find_state(bson_t *states, size_t n, const char *id, const char *kind)
+{
+	char	key[64];
+	size_t	i;
+
+	snprintf(key, sizeof(key), "%s:%s", id, kind);
+	for (i = 0; i < n; i++) {
+		const char *s = store_bson_str(&states[i], "_id");
+
+		if (s != NULL && strcmp(s, key) == 0)
+			return &states[i];
+	}
+	return NULL;
+}
+
+void
+sources_list(struct areq *a)
+{
+	mongoc_client_t		*c;
+	mongoc_collection_t	*col;
+	mongoc_cursor_t		*cur;
+	const bson_t		*d;
+	bson_t			 q = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+	bson_t			 sort;
+	bson_t			*states = NULL;
+	bson_error_t		 be;
+	size_t			 nstates = 0, cap = 0, i;
+	struct jsonw		*w = NULL;
+	const char		*out;
+	size_t			 len;
+	bool			 failed = false;
+
+	if (!src_store_up(a))
+		goto done;
+	c = store_pop(child_store());
+	col = store_coll(child_store(), c, STORE_SOURCE_STATE);
+	cur = mongoc_collection_find_with_opts(col, &q, NULL, NULL);
+	while (mongoc_cursor_next(cur, &d)) {
+		if (nstates == cap) {
+			cap = cap ? cap * 2 : 32;
+			states = realloc(states, cap * sizeof(*states));
+			if (states == NULL)
+				fatal("out of memory");
+		}
+		bson_copy_to(d, &states[nstates++]);
+	}
+	if (mongoc_cursor_error(cur, &be))
+		failed = true;
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(col);
+	if ((w = jsonw_new()) == NULL)
+		fatal("out of memory");
+	jsonw_obj_open(w);
+	jsonw_key(w, "sources");
+	jsonw_arr_open(w);
+	if (!failed) {
+		col = store_coll(child_store(), c, STORE_SOURCES);
+		BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
+		BSON_APPEND_INT32(&sort, "createdAt", 1);
+		BSON_APPEND_INT32(&sort, "_id", 1);
+		bson_append_document_end(&opts, &sort);
+		cur = mongoc_collection_find_with_opts(col, &q, &opts, NULL);
+		while (mongoc_cursor_next(cur, &d)) {
+			const char *id = store_bson_str(d, "_id");
+
+			if (id == NULL)
+				continue;
+			jsonw_obj_open(w);
+			src_json_view(w, d, src_find_state(states, nstates, id,
+			    "fetch"), src_find_state(states, nstates, id,
+			    "deliver"));
+			jsonw_obj_close(w);
+		}
+		if (mongoc_cursor_error(cur, &be))
+			failed = true;
+		mongoc_cursor_destroy(cur);
+		mongoc_collection_destroy(col);
+	}
+	store_push(child_store(), c);
+	jsonw_arr_close(w);
+	jsonw_obj_close(w);
+	if (failed) {
+		src_store_failed(a, be.message);
+		goto done;
+	}
+	child_store_result(true, NULL);
+	if ((out = jsonw_buf(w, &len)) == NULL)
+		http_error(a, 500, "internal", NULL, "cannot render sources");
+	else
+		http_reply(a, 200, out, len);
+done:
+	for (i = 0; i < nstates; i++)
+		bson_destroy(&states[i]);
+	free(states);
+	jsonw_free(w);
+	bson_destroy(&q);
+	bson_destroy(&opts);
+}
+
+void
+sources_rotate_secret(struct areq *a)
+{
+	bson_t		 doc, set = BSON_INITIALIZER, prev;
+	bson_iter_t	 it, sub;
+	struct verr	 e;
+	struct jsonw	*w = NULL;
+	char		*secret = NULL, when[32];
+	const char	*out;
+	size_t		 len;
+	int64_t		 until = util_now_ms() + SECRET_OVERLAP_MS;
+
+	memset(&e, 0, sizeof(e));
+	if (a->body != NULL && validate_empty_object(a->body, &e) != 0) {
+		http_verr(a, &e);
+		goto done;
+	}
+	if (src_load(a, a->id, &doc) != 1)
+		goto done;
+	if ((secret = webhook_secret_new()) == NULL)
+		fatal("out of memory");
+	if (bson_iter_init_find(&it, &doc, "webhookSecret") &&
+	    BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &sub)) {
+		BSON_APPEND_DOCUMENT_BEGIN(&set, "previousWebhookSecret", &prev);
+		while (bson_iter_next(&sub))
+			if (strcmp(bson_iter_key(&sub), "until") != 0)
+				bson_append_iter(&prev, NULL, 0, &sub);
+		BSON_APPEND_INT64(&prev, "until", until);
+		bson_append_document_end(&set, &prev);
+	}
+	bson_destroy(&doc);
+	if (src_seal(&set, "webhookSecret", a->id, secret, strlen(secret),
+	    0) != 0) {
+		http_error(a, 500, "internal", NULL, "cannot encrypt");
+		goto done;
+	}
+	BSON_APPEND_INT64(&set, "updatedAt", util_now_ms());
+	if (!src_update(a, a->id, &set))
+		goto done;
+	ipc_send_source_changed(child_chan(), a->id, false);
+	time_format_rfc3339_ms(until, when);
+	log_info("source=%s webhook secret rotated; the previous one stays "
+	    "valid until %s", a->id, when);
+	if ((w = jsonw_new()) == NULL)
+		fatal("out of memory");
+	jsonw_obj_open(w);
+	jsonw_kv_str(w, "id", a->id);
+	jsonw_kv_str(w, "webhookSecret", secret);
+	jsonw_kv_str(w, "previousWebhookSecretValidUntil", when);
+	jsonw_obj_close(w);
+	if ((out = jsonw_buf(w, &len)) == NULL)
+		http_error(a, 500, "internal", NULL, "cannot render");
+	else {
+		http_reply(a, 200, out, len);
+		memset((char *)out, 0, len);
+	}
+done:
+	if (secret != NULL)
+		crypto_free_secret(secret, strlen(secret) + 1);
+	jsonw_free(w);
+	bson_destroy(&set);
+}
+
+/* ?limit=N of the dead-letters listing; false after replying 400. */
+static bool
+src_dead_limit(struct areq *a, int64_t *limit)
+{
+	struct evkeyvalq	 q;
+	struct evkeyval		*kv;
+	bool			 ok = true;
+
+	*limit = DEAD_LIMIT_DEFAULT;
+	if (a->query == NULL)
+		return true;
+	TAILQ_INIT(&q);
+	if (evhttp_parse_query_str(a->query, &q) != 0) {
+		http_error(a, 400, "invalid_parameter", "query",
+		    "the query string is malformed");
+		return false;
+	}
+	TAILQ_FOREACH(kv, &q, next) {
+		if (strcmp(kv->key, "limit") != 0) {
+			http_error(a, 400, "unknown_parameter", "query",
+			    "unknown query parameter (only limit)");
+			ok = false;
+			break;
+		}
+		if (util_parse_int64(kv->value, 1, DEAD_LIMIT_MAX, limit)
+		    != 0) {
+			http_error(a, 400, "out_of_range", "limit",
+			    "limit must be an integer from 1 to %d",
+			    DEAD_LIMIT_MAX);
+			ok = false;
+			break;
+		}
+	}
+	evhttp_clear_headers(&q);
+	return ok;
+}
+
+/* Length of an array member of doc (0 when absent). */
+static int64_t
+src_array_len(const bson_t *doc, const char *key)
+{
+	bson_iter_t	it, sub;
+	int64_t		n = 0;
+
+	if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_ARRAY(&it) &&
+	    bson_iter_recurse(&it, &sub))
+		while (bson_iter_next(&sub))
+			n++;
+	return n;
+}
+
+/* The last element of the attempts array as {at, status, error}. */
+static void
+src_json_last_attempt(struct jsonw *w, const bson_t *doc)
+{
+	bson_iter_t	 it, sub, last;
+	bool		 have = false;
+	const uint8_t	*data;
+	uint32_t	 len;
+	bson_t		 att;
+
+	jsonw_key(w, "lastAttempt");
+	if (bson_iter_init_find(&it, doc, "attempts") &&
+	    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &sub))
+		while (bson_iter_next(&sub))
+			if (BSON_ITER_HOLDS_DOCUMENT(&sub)) {
+				last = sub;
+				have = true;
+			}
+	if (!have) {
+		jsonw_null(w);
+		return;
+	}
+	bson_iter_document(&last, &len, &data);
+	if (!bson_init_static(&att, data, len)) {
+		jsonw_null(w);
+		return;
+	}
+	jsonw_obj_open(w);
+	src_json_time(w, "at", &att, "at");
+	jsonw_kv_int(w, "status", store_bson_int(&att, "status", 0));
+	jsonw_kv_str(w, "error", store_bson_str(&att, "error"));
+	jsonw_obj_close(w);
+}
+
+void
+sources_dead_letters(struct areq *a)
+{
+	mongoc_client_t		*c;
+	mongoc_collection_t	*col;
+	mongoc_cursor_t		*cur;
+	const bson_t		*d;
+	bson_t			 q = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+	bson_t			 sort, proj, doc;
+	bson_error_t		 be;
+	struct jsonw		*w = NULL;
+	const char		*out;
+	size_t			 len;
+	int64_t			 limit, n = 0;
+	bool			 failed;
+
+	if (src_load(a, a->id, &doc) != 1)
+		goto done;
+	bson_destroy(&doc);
+	if (!src_dead_limit(a, &limit))
+		goto done;
+	BSON_APPEND_UTF8(&q, "sourceId", a->id);
+	BSON_APPEND_UTF8(&q, "state", "dead");
+	BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
+	BSON_APPEND_INT32(&sort, "createdAt", 1);
+	bson_append_document_end(&opts, &sort);
+	BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+	BSON_APPEND_INT32(&proj, "body", 0);
+	bson_append_document_end(&opts, &proj);
+	BSON_APPEND_INT64(&opts, "limit", limit);
+	if ((w = jsonw_new()) == NULL)
+		fatal("out of memory");
+	jsonw_obj_open(w);
+	jsonw_key(w, "deadLetters");
+	jsonw_arr_open(w);
+	c = store_pop(child_store());
+	col = store_coll(child_store(), c, STORE_BATCHES);
+	cur = mongoc_collection_find_with_opts(col, &q, &opts, NULL);
+	while (mongoc_cursor_next(cur, &d)) {
+		jsonw_obj_open(w);
+		jsonw_kv_str(w, "id", store_bson_str(d, "_id"));
+		jsonw_kv_str(w, "kind", store_bson_str(d, "kind"));
+		jsonw_kv_str(w, "webhookId", store_bson_str(d, "webhookId"));
+		src_json_time(w, "createdAt", d, "createdAt");
+		jsonw_kv_int(w, "attempts", store_bson_int(d, "nAttempts", 0));
+		jsonw_kv_int(w, "logCount", src_array_len(d, "logIds"));
+		jsonw_kv_int(w, "alertCount", src_array_len(d, "alertIds"));
+		src_json_last_attempt(w, d);
+		jsonw_obj_close(w);
+		n++;
+	}
+	failed = mongoc_cursor_error(cur, &be);
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(col);
+	store_push(child_store(), c);
+	jsonw_arr_close(w);
+	jsonw_kv_int(w, "count", n);
+	jsonw_obj_close(w);
+	if (failed) {
+		src_store_failed(a, be.message);
+		goto done;
+	}
+	child_store_result(true, NULL);
+	if ((out = jsonw_buf(w, &len)) == NULL)
+		http_error(a, 500, "internal", NULL, "cannot render");
+	else
+		http_reply(a, 200, out, len);
+done:
+	jsonw_free(w);
+	bson_destroy(&q);
+	bson_destroy(&opts);
+}
+
+void
+sources_replay(struct areq *a)
+{
+	static const char *const allowed[] = { "ids" };
+	bson_t		 sel = BSON_INITIALIZER, set = BSON_INITIALIZER;
+	bson_t		 in, arr, doc;
+	yajl_val	 ids = NULL;
+	int64_t		 matched = 0;
+	char		 err[256], f[32], out[128], idx[24];
+	size_t		 i, j;
+	int		 rc;
+
+	if (a->body != NULL) {
+		for (i = 0; i < a->body->u.object.len; i++) {
+			for (j = 0; j < nitems(allowed); j++)
+				if (strcmp(a->body->u.object.keys[i],
+				    allowed[j]) == 0)
+					break;
+			if (j == nitems(allowed)) {
+				http_error(a, 400, "unknown_field",
+				    a->body->u.object.keys[i],
+				    "unknown field (only ids)");
+				goto done;
+			}
+		}
+		ids = json_get(a->body, "ids");
+		if (ids != NULL && (!YAJL_IS_ARRAY(ids) ||
+		    ids->u.array.len == 0 ||
+		    ids->u.array.len > REPLAY_IDS_MAX)) {
+			http_error(a, 400, "invalid_field", "ids", "ids must be "
+			    "a non-empty array of at most %d batch ids",
+			    REPLAY_IDS_MAX);
+			goto done;
+		}
+		for (i = 0; ids != NULL && i < ids->u.array.len; i++) {
+			yajl_val v = ids->u.array.values[i];
+
+			snprintf(f, sizeof(f), "ids[%zu]", i);
+			if (!YAJL_IS_STRING(v) || !src_id_ok(v->u.string)) {
+				http_error(a, 400, "invalid_field", f,
+				    "%s is not a batch id", f);
+				goto done;
+			}
+		}
+	}
+	if (src_load(a, a->id, &doc) != 1)
+		goto done;
+	bson_destroy(&doc);
+	BSON_APPEND_UTF8(&sel, "sourceId", a->id);
+	BSON_APPEND_UTF8(&sel, "state", "dead");
+	if (ids != NULL) {
+		BSON_APPEND_DOCUMENT_BEGIN(&sel, "_id", &in);
+		BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
+		for (i = 0; i < ids->u.array.len; i++) {
+			snprintf(idx, sizeof(idx), "%zu", i);
+			BSON_APPEND_UTF8(&arr, idx,
+			    ids->u.array.values[i]->u.string);
+		}
+		bson_append_array_end(&in, &arr);
+		bson_append_document_end(&sel, &in);
+	}
+	BSON_APPEND_UTF8(&set, "state", "pending");
+	BSON_APPEND_INT64(&set, "nextAttemptAt", util_now_ms());
+	rc = store_update_set(child_store(), STORE_BATCHES, &sel, &set, true,
+	    &matched, err, sizeof(err));
+	if (rc != 0) {
+		src_store_failed(a, err);
+		goto done;
+	}
+	child_store_result(true, NULL);
+	if (matched > 0) {
+		ipc_send_source_changed(child_chan(), a->id, false);
+		log_info("source=%s %lld dead letter(s) replayed", a->id,
+		    (long long)matched);
+	}
+	snprintf(out, sizeof(out), "{\"replayed\":%lld}", (long long)matched);
+	http_reply(a, 200, out, strlen(out));
+done:
+	bson_destroy(&sel);
+	bson_destroy(&set);
+}

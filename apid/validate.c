@@ -1,0 +1,693 @@
+/*
+ * Request validation for the REST API. See validate.h.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/http.h>
+
+#include "apid/validate.h"
+#include "lib/crypto.h"
+#include "lib/json.h"
+#include "lib/netaddr.h"
+#include "lib/util.h"
+
+#define SCOPE_REPORTS \
+	"https://www.googleapis.com/auth/admin.reports.audit.readonly"
+#define PEM_MAX		(16 * 1024)
+
+/* Application names of the discovery document (activities.list enum). */
+static const char *const known_apps[] = {
+	"access_transparency", "admin", "calendar", "chat", "drive", "gcp",
+	"gmail", "gplus", "groups", "groups_enterprise", "jamboard", "login",
+	"meet", "mobile", "rules", "saml", "token", "user_accounts",
+	"context_aware_access", "chrome", "data_studio", "keep", "vault",
+	"gemini_in_workspace_apps", "classroom", "assignments",
+	"cloud_search", "tasks", "data_migration", "meet_hardware",
+	"directory_sync", "ldap", "profile", "access_evaluation",
+	"admin_data_action", "contacts", "takeout", "graduation", "voice",
+	"chrome_sync", "workspace_studio",
+};
+
+const char *const validate_default_apps[] = {
+	"admin", "login", "token", "user_accounts", "saml", "groups",
+	"drive", "mobile",
+};
+const size_t validate_default_napps = nitems(validate_default_apps);
+
+/* Fields of a Google service-account key file. */
+static const char *const keyfile_fields[] = {
+	"type", "project_id", "private_key_id", "private_key", "client_email",
+	"client_id", "auth_uri", "token_uri", "auth_provider_x509_cert_url",
+	"client_x509_cert_url", "universe_domain",
+};
+
+/* Fill e and return -EINVAL. */
+static int
+verr_set(struct verr *e, const char *code, const char *field,
+    const char *fmt, ...)
+{
+	va_list	ap;
+
+	e->status = 400;
+	util_strlcpy(e->code, code, sizeof(e->code));
+	util_strlcpy(e->field, field, sizeof(e->field));
+	va_start(ap, fmt);
+	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* "prefix.name" (or "name" for an empty prefix) into out. */
+static const char *
+field_join(char *out, size_t outlen, const char *prefix, const char *name)
+{
+	if (prefix == NULL || prefix[0] == '\0')
+		snprintf(out, outlen, "%s", name);
+	else
+		snprintf(out, outlen, "%s.%s", prefix, name);
+	return out;
+}
+
+bool
+validate_app_known(const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < nitems(known_apps); i++)
+		if (strcmp(known_apps[i], name) == 0)
+			return true;
+	return false;
+}
+
+void
+src_creds_clear(struct src_creds *c)
+{
+	free(c->client_email);
+	if (c->private_key != NULL)
+		crypto_free_secret(c->private_key, strlen(c->private_key) + 1);
+	free(c->private_key_id);
+	free(c->subject);
+	memset(c, 0, sizeof(*c));
+}
+
+void
+src_input_clear(struct src_input *in)
+{
+	size_t	i;
+
+	src_creds_clear(&in->creds);
+	for (i = 0; i < in->napps; i++)
+		free(in->apps[i]);
+	free(in->callback_url);
+	memset(in, 0, sizeof(*in));
+}
+
+void
+validate_wipe_tree(yajl_val v)
+{
+	size_t	i;
+
+	if (v == NULL)
+		return;
+	if (YAJL_IS_STRING(v) && v->u.string != NULL)
+		memset(v->u.string, 0, strlen(v->u.string));
+	else if (YAJL_IS_OBJECT(v)) {
+		for (i = 0; i < v->u.object.len; i++)
+			validate_wipe_tree(v->u.object.values[i]);
+	} else if (YAJL_IS_ARRAY(v)) {
+		for (i = 0; i < v->u.array.len; i++)
+			validate_wipe_tree(v->u.array.values[i]);
+	}
+}
+
+/*
+ * Check that obj is an object whose keys are all in allowed[] and appear
+ * once. prefix names obj in errors.
+ */
+static int
+check_keys(yajl_val obj, const char *prefix, const char *const *allowed,
+    size_t nallowed, struct verr *e)
+{
+	char	f[128];
+	size_t	i, j;
+
+	if (!YAJL_IS_OBJECT(obj))
+		return verr_set(e, "invalid_type", prefix[0] ? prefix : "body",
+		    "%s must be a JSON object", prefix[0] ? prefix : "the body");
+	for (i = 0; i < obj->u.object.len; i++) {
+		const char *k = obj->u.object.keys[i];
+
+		for (j = 0; j < nallowed; j++)
+			if (strcmp(k, allowed[j]) == 0)
+				break;
+		if (j == nallowed)
+			return verr_set(e, "unknown_field",
+			    field_join(f, sizeof(f), prefix, k),
+			    "unknown field \"%.64s\"", k);
+		for (j = 0; j < i; j++)
+			if (strcmp(k, obj->u.object.keys[j]) == 0)
+				return verr_set(e, "duplicate_field",
+				    field_join(f, sizeof(f), prefix, k),
+				    "field \"%.64s\" appears twice", k);
+	}
+	return 0;
+}
+
+/*
+ * A required (or optional: *out NULL when absent) string member that is
+ * non-empty, at most max bytes, free of control characters.
+ */
+static int
+get_string(yajl_val obj, const char *prefix, const char *key, bool required,
+    size_t max, const char **out, struct verr *e)
+{
+	yajl_val	 v = json_get(obj, key);
+	const char	*s, *p;
+	char		 f[128];
+
+	*out = NULL;
+	field_join(f, sizeof(f), prefix, key);
+	if (v == NULL) {
+		if (required)
+			return verr_set(e, "missing_field", f,
+			    "%s is required", f);
+		return 0;
+	}
+	if (!YAJL_IS_STRING(v))
+		return verr_set(e, "invalid_type", f, "%s must be a string", f);
+	s = v->u.string;
+	if (s[0] == '\0')
+		return verr_set(e, "invalid_field", f, "%s is empty", f);
+	if (strlen(s) > max)
+		return verr_set(e, "invalid_field", f,
+		    "%s is longer than %zu bytes", f, max);
+	for (p = s; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 && *p != '\n' && *p != '\r')
+			return verr_set(e, "invalid_field", f,
+			    "%s contains control characters", f);
+	*out = s;
+	return 0;
+}
+
+/* An e-mail address member. */
+static int
+get_email(yajl_val obj, const char *prefix, const char *key, bool required,
+    char **out, struct verr *e)
+{
+	const char	*s;
+	char		 f[128];
+	int		 rc;
+
+	if ((rc = get_string(obj, prefix, key, required, 254, &s, e)) != 0)
+		return rc;
+	if (s == NULL)
+		return 0;
+	if (!util_is_email(s) || strchr(s, '\n') != NULL ||
+	    strchr(s, '\r') != NULL)
+		return verr_set(e, "invalid_field",
+		    field_join(f, sizeof(f), prefix, key),
+		    "%s is not an e-mail address", f);
+	*out = util_xstrdup(s);
+	return 0;
+}
+
+/* Parse the PEM to prove it is a usable key; keep a copy. */
+static int
+take_private_key(const char *pem, const char *field, struct src_creds *c,
+    struct verr *e)
+{
+	struct rsa_key	*key = NULL;
+	char		 err[256];
+
+	if (strlen(pem) > PEM_MAX)
+		return verr_set(e, "invalid_field", field,
+		    "%s is longer than %d bytes", field, PEM_MAX);
+	if (rsa_key_from_pem(pem, strlen(pem), &key, err, sizeof(err)) != 0)
+		return verr_set(e, "invalid_field", field,
+		    "%s is not a usable PEM PKCS#8 RSA private key "
+		    "(2048-4096 bits): %s", field, err);
+	rsa_key_free(key);
+	c->private_key = util_xstrdup(pem);
+	return 0;
+}
+
+/* A private key id: [A-Za-z0-9_-], 1..128. */
+static int
+take_key_id(const char *s, const char *field, struct src_creds *c,
+    struct verr *e)
+{
+	const char	*p;
+
+	if (s == NULL)
+		return 0;
+	for (p = s; *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+			return verr_set(e, "invalid_field", field,
+			    "%s may hold only letters, digits, '_' and '-'",
+			    field);
+	c->private_key_id = util_xstrdup(s);
+	return 0;
+}
+
+/* The scopes member: absent, or a non-empty array of the reports scope. */
+static int
+check_scopes(yajl_val obj, const char *prefix, struct verr *e)
+{
+	yajl_val	 v = json_get(obj, "scopes");
+	char		 f[128], fi[160];
+	size_t		 i;
+
+	field_join(f, sizeof(f), prefix, "scopes");
+	if (v == NULL)
+		return 0;
+	if (!YAJL_IS_ARRAY(v))
+		return verr_set(e, "invalid_type", f,
+		    "%s must be an array of strings", f);
+	if (v->u.array.len == 0 || v->u.array.len > 4)
+		return verr_set(e, "invalid_field", f,
+		    "%s must list the Reports audit scope", f);
+	for (i = 0; i < v->u.array.len; i++) {
+		yajl_val s = v->u.array.values[i];
+
+		snprintf(fi, sizeof(fi), "%s[%zu]", f, i);
+		if (!YAJL_IS_STRING(s))
+			return verr_set(e, "invalid_type", fi,
+			    "%s must be a string", fi);
+		if (strcmp(s->u.string, "admin.googleapis.com") != 0 &&
+		    strcmp(s->u.string, SCOPE_REPORTS) != 0)
+			return verr_set(e, "invalid_field", fi, "unsupported "
+			    "scope: only \"admin.googleapis.com\" or \""
+			    SCOPE_REPORTS "\" (read-only audit reports)");
+	}
+	return 0;
+}
+
+/* A service-account key file object (Google's JSON download). */
+static int
+take_keyfile(yajl_val kf, const char *f, struct src_creds *c, struct verr *e)
+{
+	const char	*type, *pem, *kid;
+	char		 ff[160];
+	int		 rc;
+
+	if ((rc = check_keys(kf, f, keyfile_fields, nitems(keyfile_fields),
+	    e)) != 0)
+		return rc;
+	if ((rc = get_string(kf, f, "type", true, 64, &type, e)) != 0)
+		return rc;
+	if (strcmp(type, "service_account") != 0)
+		return verr_set(e, "invalid_field",
+		    field_join(ff, sizeof(ff), f, "type"),
+		    "a service-account key file has type \"service_account\"");
+	if ((rc = get_email(kf, f, "client_email", true, &c->client_email,
+	    e)) != 0)
+		return rc;
+	if ((rc = get_string(kf, f, "private_key", true, PEM_MAX, &pem,
+	    e)) != 0)
+		return rc;
+	if ((rc = take_private_key(pem, field_join(ff, sizeof(ff), f,
+	    "private_key"), c, e)) != 0)
+		return rc;
+	if ((rc = get_string(kf, f, "private_key_id", false, 128, &kid,
+	    e)) != 0)
+		return rc;
+	return take_key_id(kid, field_join(ff, sizeof(ff), f,
+	    "private_key_id"), c, e);
+}
+
+int
+validate_credentials(yajl_val obj, const char *prefix, struct src_creds *c,
+    struct verr *e)
+{
+	static const char *const allowed[] = { "clientEmail", "privateKey",
+	    "privateKeyId", "subject", "scopes", "serviceAccountKey" };
+	static const char *const allowed_kf[] = { "type", "project_id",
+	    "private_key_id", "private_key", "client_email", "client_id",
+	    "auth_uri", "token_uri", "auth_provider_x509_cert_url",
+	    "client_x509_cert_url", "universe_domain", "subject", "scopes" };
+	const char	*pem, *kid;
+	yajl_val	 sak;
+	char		 f[128];
+	int		 rc;
+
+	memset(c, 0, sizeof(*c));
+	if (YAJL_IS_OBJECT(obj) && json_get_string(obj, "type") != NULL) {
+		/* A whole key file given as the credentials, plus subject. */
+		if ((rc = check_keys(obj, prefix, allowed_kf,
+		    nitems(allowed_kf), e)) != 0)
+			goto fail;
+		if ((rc = check_scopes(obj, prefix, e)) != 0 ||
+		    (rc = get_email(obj, prefix, "subject", true, &c->subject,
+		    e)) != 0)
+			goto fail;
+		/* Check it as a key file, without subject/scopes. */
+		{
+			struct yajl_val_s	copy = *obj;
+			const char		*keys[16];
+			yajl_val		 vals[16];
+			size_t			 i, n = 0;
+
+			for (i = 0; i < obj->u.object.len && n < 16; i++) {
+				if (strcmp(obj->u.object.keys[i], "subject")
+				    == 0 || strcmp(obj->u.object.keys[i],
+				    "scopes") == 0)
+					continue;
+				keys[n] = obj->u.object.keys[i];
+				vals[n++] = obj->u.object.values[i];
+			}
+			copy.u.object.keys = keys;
+			copy.u.object.values = vals;
+			copy.u.object.len = n;
+			if ((rc = take_keyfile(&copy, prefix, c, e)) != 0)
+				goto fail;
+		}
+		return 0;
+	}
+	if ((rc = check_keys(obj, prefix, allowed, nitems(allowed), e)) != 0)
+		goto fail;
+	if ((rc = check_scopes(obj, prefix, e)) != 0)
+		goto fail;
+	sak = json_get(obj, "serviceAccountKey");
+	if (sak != NULL) {
+		field_join(f, sizeof(f), prefix, "serviceAccountKey");
+		if (json_get(obj, "clientEmail") != NULL ||
+		    json_get(obj, "privateKey") != NULL ||
+		    json_get(obj, "privateKeyId") != NULL) {
+			rc = verr_set(e, "conflicting_fields", f, "give either "
+			    "serviceAccountKey or clientEmail/privateKey, "
+			    "not both");
+			goto fail;
+		}
+		if (YAJL_IS_STRING(sak)) {
+			yajl_val	tree = NULL;
+			char		perr[128];
+
+			if (json_parse(sak->u.string, strlen(sak->u.string),
+			    8, &tree, perr, sizeof(perr)) != 0) {
+				rc = verr_set(e, "invalid_field", f,
+				    "%s is not a JSON key file", f);
+				goto fail;
+			}
+			rc = take_keyfile(tree, f, c, e);
+			validate_wipe_tree(tree);
+			yajl_tree_free(tree);
+			if (rc != 0)
+				goto fail;
+		} else if ((rc = take_keyfile(sak, f, c, e)) != 0)
+			goto fail;
+	} else {
+		if ((rc = get_email(obj, prefix, "clientEmail", true,
+		    &c->client_email, e)) != 0)
+			goto fail;
+		if ((rc = get_string(obj, prefix, "privateKey", true, PEM_MAX,
+		    &pem, e)) != 0)
+			goto fail;
+		if ((rc = take_private_key(pem, field_join(f, sizeof(f),
+		    prefix, "privateKey"), c, e)) != 0)
+			goto fail;
+		if ((rc = get_string(obj, prefix, "privateKeyId", false, 128,
+		    &kid, e)) != 0)
+			goto fail;
+		if ((rc = take_key_id(kid, field_join(f, sizeof(f), prefix,
+		    "privateKeyId"), c, e)) != 0)
+			goto fail;
+	}
+	if ((rc = get_email(obj, prefix, "subject", true, &c->subject, e)) != 0)
+		goto fail;
+	return 0;
+fail:
+	src_creds_clear(c);
+	return rc;
+}
+
+/* The applications member into in->apps. */
+static int
+check_apps(yajl_val v, struct src_input *in, struct verr *e)
+{
+	char	f[64];
+	size_t	i, j;
+
+	if (!YAJL_IS_ARRAY(v))
+		return verr_set(e, "invalid_type", "applications",
+		    "applications must be an array of application names");
+	if (v->u.array.len == 0)
+		return verr_set(e, "invalid_field", "applications",
+		    "applications is empty (omit it for the default set)");
+	if (v->u.array.len > VALIDATE_APPS_MAX)
+		return verr_set(e, "invalid_field", "applications",
+		    "applications has too many entries");
+	for (i = 0; i < v->u.array.len; i++) {
+		yajl_val s = v->u.array.values[i];
+
+		snprintf(f, sizeof(f), "applications[%zu]", i);
+		if (!YAJL_IS_STRING(s))
+			return verr_set(e, "invalid_type", f,
+			    "%s must be a string", f);
+		if (!validate_app_known(s->u.string))
+			return verr_set(e, "invalid_field", f,
+			    "\"%.64s\" is not a Reports API application "
+			    "(see applicationName in the discovery document)",
+			    s->u.string);
+		for (j = 0; j < i; j++)
+			if (strcmp(s->u.string,
+			    v->u.array.values[j]->u.string) == 0)
+				return verr_set(e, "duplicate_value", f,
+				    "\"%.64s\" is listed twice", s->u.string);
+	}
+	for (i = 0; i < v->u.array.len; i++)
+		in->apps[i] = util_xstrdup(v->u.array.values[i]->u.string);
+	in->napps = v->u.array.len;
+	in->has_apps = true;
+	return 0;
+}
+
+/* logFetchInterval: an integer in [min, 86400]. */
+static int
+check_interval(yajl_val root, int64_t min, struct src_input *in,
+    struct verr *e)
+{
+	yajl_val	v = json_get(root, "logFetchInterval");
+	int64_t		n;
+
+	if (v == NULL)
+		return 0;
+	if (!YAJL_IS_NUMBER(v) || !json_get_int64(root, "logFetchInterval",
+	    &n))
+		return verr_set(e, "invalid_type", "logFetchInterval",
+		    "logFetchInterval must be an integer number of seconds");
+	if (n < min || n > VALIDATE_INTERVAL_MAX)
+		return verr_set(e, "out_of_range", "logFetchInterval",
+		    "logFetchInterval must be between %lld and %d seconds",
+		    (long long)min, VALIDATE_INTERVAL_MAX);
+	in->interval = n;
+	in->has_interval = true;
+	return 0;
+}
+
+int
+validate_callback_url(yajl_val v, const char *f, bool allow_private,
+    struct src_input *in, struct verr *e)
+{
+	struct evhttp_uri	*u = NULL;
+	const char		*s, *scheme, *host, *p;
+	char			 err[256];
+	size_t			 hl;
+	int			 rc;
+
+	if (!YAJL_IS_STRING(v))
+		return verr_set(e, "invalid_type", f, "%s must be a string", f);
+	s = v->u.string;
+	if (strlen(s) > VALIDATE_URL_MAX)
+		return verr_set(e, "invalid_field", f,
+		    "%s is longer than %d bytes", f, VALIDATE_URL_MAX);
+	for (p = s; *p != '\0'; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f ||
+		    *p == '\\')
+			return verr_set(e, "invalid_field", f, "%s contains "
+			    "spaces, control or non-ASCII characters", f);
+	if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0)
+		return verr_set(e, "invalid_field", f,
+		    "%s must be an http:// or https:// URL", f);
+	if ((u = evhttp_uri_parse_with_flags(s, 0)) == NULL) {
+		rc = verr_set(e, "invalid_field", f, "%s is not a URL", f);
+		goto fail;
+	}
+	scheme = evhttp_uri_get_scheme(u);
+	if (scheme == NULL || (strcmp(scheme, "http") != 0 &&
+	    strcmp(scheme, "https") != 0)) {
+		rc = verr_set(e, "invalid_field", f,
+		    "%s must be an http:// or https:// URL", f);
+		goto fail;
+	}
+	if (evhttp_uri_get_userinfo(u) != NULL) {
+		rc = verr_set(e, "invalid_field", f, "%s must not carry "
+		    "credentials (user:password@); the webhook is signed", f);
+		goto fail;
+	}
+	if (evhttp_uri_get_fragment(u) != NULL) {
+		rc = verr_set(e, "invalid_field", f,
+		    "%s must not have a #fragment", f);
+		goto fail;
+	}
+	if (evhttp_uri_get_port(u) == 0 || (evhttp_uri_get_port(u) < 0 &&
+	    strstr(s + 8, ":/") != NULL)) {
+		rc = verr_set(e, "invalid_field", f, "%s has an invalid port",
+		    f);
+		goto fail;
+	}
+	host = evhttp_uri_get_host(u);
+	if (host == NULL || host[0] == '\0') {
+		rc = verr_set(e, "invalid_field", f, "%s has no host", f);
+		goto fail;
+	}
+	hl = strlen(host);
+	if (hl + 3 > sizeof(in->cb_host)) {
+		rc = verr_set(e, "invalid_field", f, "%s: host too long", f);
+		goto fail;
+	}
+	/* libevent keeps IPv6 literals with their brackets. */
+	if (strchr(host, ':') != NULL && host[0] != '[') {
+		snprintf(in->cb_host, sizeof(in->cb_host), "[%s]", host);
+	} else
+		util_strlcpy(in->cb_host, host, sizeof(in->cb_host));
+	if ((rc = netaddr_check_syntax(in->cb_host, allow_private,
+	    &in->cb_literal, err, sizeof(err))) != 0) {
+		rc = verr_set(e, rc == -EHOSTUNREACH ? "forbidden_address" :
+		    "invalid_field", f, "%s: %s%s", f, err,
+		    rc == -EHOSTUNREACH ? " (set "
+		    "AUDITRELAY_DELIVERY_ALLOW_PRIVATE_NETWORKS=1 to allow "
+		    "private networks)" : "");
+		goto fail;
+	}
+	if (in->cb_host[0] == '[') {
+		/* Keep the bare address for the resolver. */
+		memmove(in->cb_host, in->cb_host + 1, strlen(in->cb_host));
+		in->cb_host[strlen(in->cb_host) - 1] = '\0';
+	}
+	in->callback_url = util_xstrdup(s);
+	in->has_callback = true;
+	evhttp_uri_free(u);
+	return 0;
+fail:
+	if (u != NULL)
+		evhttp_uri_free(u);
+	return rc;
+}
+
+int
+validate_add_source(yajl_val root, int64_t min_interval, bool allow_private,
+    struct src_input *in, struct verr *e)
+{
+	static const char *const allowed[] = { "sourceType", "credentials",
+	    "applications", "logFetchInterval", "callbackUrl" };
+	const char	*st;
+	yajl_val	 v;
+	size_t		 i;
+	int		 rc;
+
+	memset(in, 0, sizeof(*in));
+	if ((rc = check_keys(root, "", allowed, nitems(allowed), e)) != 0)
+		goto fail;
+	if ((rc = get_string(root, "", "sourceType", true, 64, &st, e)) != 0)
+		goto fail;
+	if (strcmp(st, "google_workspace") != 0) {
+		rc = verr_set(e, "invalid_field", "sourceType",
+		    "sourceType must be \"google_workspace\"");
+		goto fail;
+	}
+	if ((v = json_get(root, "credentials")) == NULL) {
+		rc = verr_set(e, "missing_field", "credentials",
+		    "credentials is required");
+		goto fail;
+	}
+	if ((rc = validate_credentials(v, "credentials", &in->creds, e)) != 0)
+		goto fail;
+	in->has_creds = true;
+	if ((v = json_get(root, "applications")) != NULL) {
+		if ((rc = check_apps(v, in, e)) != 0)
+			goto fail;
+	} else {
+		for (i = 0; i < validate_default_napps; i++)
+			in->apps[i] = util_xstrdup(validate_default_apps[i]);
+		in->napps = validate_default_napps;
+	}
+	if ((rc = check_interval(root, min_interval, in, e)) != 0)
+		goto fail;
+	if (!in->has_interval) {
+		in->interval = VALIDATE_INTERVAL_DEFAULT < min_interval ?
+		    min_interval : VALIDATE_INTERVAL_DEFAULT;
+		in->has_interval = true;
+	}
+	if ((v = json_get(root, "callbackUrl")) == NULL) {
+		rc = verr_set(e, "missing_field", "callbackUrl",
+		    "callbackUrl is required");
+		goto fail;
+	}
+	if ((rc = validate_callback_url(v, "callbackUrl", allow_private, in,
+	    e)) != 0)
+		goto fail;
+	return 0;
+fail:
+	src_input_clear(in);
+	return rc;
+}
+
+int
+validate_patch(yajl_val root, int64_t min_interval, bool allow_private,
+    struct src_input *in, struct verr *e)
+{
+	static const char *const allowed[] = { "logFetchInterval",
+	    "callbackUrl", "applications", "paused" };
+	yajl_val	v;
+	int		rc;
+
+	memset(in, 0, sizeof(*in));
+	if ((rc = check_keys(root, "", allowed, nitems(allowed), e)) != 0)
+		goto fail;
+	if (root->u.object.len == 0) {
+		rc = verr_set(e, "missing_field", "body", "nothing to change: "
+		    "give logFetchInterval, callbackUrl, applications or "
+		    "paused");
+		goto fail;
+	}
+	if ((v = json_get(root, "applications")) != NULL &&
+	    (rc = check_apps(v, in, e)) != 0)
+		goto fail;
+	if ((rc = check_interval(root, min_interval, in, e)) != 0)
+		goto fail;
+	if ((v = json_get(root, "callbackUrl")) != NULL &&
+	    (rc = validate_callback_url(v, "callbackUrl", allow_private, in,
+	    e)) != 0)
+		goto fail;
+	if ((v = json_get(root, "paused")) != NULL) {
+		if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {
+			rc = verr_set(e, "invalid_type", "paused",
+			    "paused must be true or false");
+			goto fail;
+		}
+		in->paused = YAJL_IS_TRUE(v);
+		in->has_paused = true;
+	}
+	return 0;
+fail:
+	src_input_clear(in);
+	return rc;
+}
+
+int
+validate_empty_object(yajl_val root, struct verr *e)
+{
+	if (!YAJL_IS_OBJECT(root))
+		return verr_set(e, "invalid_type", "body",
+		    "the body must be a JSON object");
+	if (root->u.object.len > 0)
+		return verr_set(e, "unknown_field", root->u.object.keys[0],
+		    "unknown field \"%.64s\"", root->u.object.keys[0]);
+	return 0;
+}

@@ -116,7 +116,7 @@ keys=$(sed -n 's/^[[:space:]]*\[CONF_[A-Z_]*\] = {[[:space:]]*"\([a-z_]*\)".*/\1
     "$top/lib/config.c" | sort -u)
 [ -n "$keys" ] || fail "could not read the keys of lib/config.c"
 for k in $keys; do
-	grep -Eq "^#?$k = |^#?${k}_file = " /etc/auditrelay/auditrelay.conf ||
+	grep -Eq "^#?$k( =|_file =)" /etc/auditrelay/auditrelay.conf ||
 	    fail "key $k missing from auditrelay.conf"
 	zcat /usr/share/man/man5/auditrelay.conf.5.gz | grep -q "^\.It Ic $k " ||
 	    fail "key $k missing from auditrelay.conf(5)"

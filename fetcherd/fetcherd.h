@@ -1,0 +1,184 @@
+/*
+ * auditrelay-fetcherd internals: the scheduler (sched.c) owns sources,
+ * leases, timers, concurrency gates and per-client rate-limit budgets; the
+ * driver (google_driver.c) reads the windows of one (source, application)
+ * and stores their logs before it moves a cursor.
+ */
+#ifndef AR_FETCHERD_H
+#define AR_FETCHERD_H
+
+#include <sys/queue.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "lib/config.h"
+#include "lib/crypto.h"
+#include "lib/google.h"
+#include "lib/lease.h"
+
+#define FETCH_MAX_AGES		8
+#define FETCH_MAX_PAGES		5000	/* per window */
+#define FETCH_MAX_EMPTY_PAGES	3	/* empty pages with a token in a row */
+#define FETCH_MAX_WINDOW_MS	(6LL * 3600 * 1000)	/* catch-up chunk */
+#define FETCH_RETENTION_MS	((int64_t)GOOGLE_RETENTION_DAYS * 86400000LL)
+#define FETCH_RETENTION_MARGIN_MS (3600LL * 1000)
+#define FETCH_LAG_BUCKETS	8
+
+/* Settings from the configuration. */
+struct fetch_conf {
+	int64_t		 overlap_ms;
+	int64_t		 ages_s[FETCH_MAX_AGES];
+	int		 nages;
+	int64_t		 lookback_s;
+	int		 max_conc;
+	int		 client_conc;
+	int64_t		 creds_retry_ms;
+	int64_t		 timeout_ms;
+	int64_t		 lease_ttl_ms;
+	int64_t		 lease_renew_ms;
+	int64_t		 rescan_ms;
+	int64_t		 min_interval_s;
+	char		 token_url[512];
+	char		 api_base[512];
+	char		 instance[160];
+	uint8_t		 master[CRYPTO_KEY_LEN];
+	char		 master_id[CRYPTO_KEYID_LEN + 1];
+	bool		 have_master;
+};
+
+/* A window already read, to be read again at growing ages. */
+struct reread {
+	int64_t		start, end, closed_at;
+	int		next;		/* index into ages */
+};
+
+/* Counters kept per (source, application) in the stats collection. */
+struct fetch_stats {
+	int64_t		events_stored;
+	int64_t		error_logs;
+	int64_t		pages;
+	int64_t		windows;
+	int64_t		lag_count, lag_sum_ms, lag_max_ms, last_lag_ms;
+	int64_t		lag_buckets[FETCH_LAG_BUCKETS];
+	int64_t		late_overlap;		/* new events from the overlap */
+	int64_t		late_rereads[FETCH_MAX_AGES];	/* per age */
+	int64_t		rereads_done[FETCH_MAX_AGES];
+};
+
+enum job_state {
+	JOB_IDLE,	/* waiting for its next interval */
+	JOB_QUEUED,	/* due, waiting for a concurrency slot */
+	JOB_RUNNING,	/* holds a slot: a request in flight */
+	JOB_WAIT	/* backing off, slot released, window kept */
+};
+
+enum win_kind {
+	WIN_MAIN,
+	WIN_REREAD
+};
+
+struct fsrc;
+
+struct fjob {
+	struct fsrc		*src;
+	char			 app[64];
+	struct event		*timer;
+	enum job_state		 state;
+	TAILQ_ENTRY(fjob)	 qentry;
+	bool			 probe;		/* credentials probe run */
+
+	/* Persistent state (cursors and stats documents). */
+	bool			 loaded;
+	int64_t			 cursor;
+	struct reread		*rr;
+	size_t			 nrr;
+	struct fetch_stats	 stats;
+
+	/* The run in progress. */
+	bool			 main_done;
+	bool			 in_win;
+	enum win_kind		 kind;
+	size_t			 rr_idx;	/* WIN_REREAD: entry */
+	int			 rr_age;	/* its age index */
+	int64_t			 w_start, w_end;
+	int64_t			 w_prev_cursor;	/* WIN_MAIN: cursor before */
+	char			*page_token;
+	char			**seen_tokens;
+	size_t			 nseen;
+	int			 empty_pages;
+	int64_t			 run_new;
+	int			 chunks;	/* main windows this run */
+	struct google_op	*op;
+	unsigned		 attempt;	/* consecutive failures */
+	bool			 failing;	/* state change logged */
+	int64_t			 last_run_mono;
+};
+
+struct fbudget {
+	TAILQ_ENTRY(fbudget)	 entry;
+	char			 email[256];
+	int			 inflight;
+	unsigned		 attempt;	/* rate-limit backoff step */
+	int64_t			 blocked_until;	/* mono ms */
+	bool			 limited;	/* state logged */
+	int			 refs;
+};
+
+struct fsrc {
+	TAILQ_ENTRY(fsrc)	 entry;
+	char			 id[64];
+	char			 client_email[256];
+	char			 subject[256];
+	int64_t			 interval_s;
+	int64_t			 lookback_s;
+	int64_t			 creds_version;
+	bool			 seen;		/* in the last rescan */
+	struct fbudget		*budget;
+	struct google_client	*gc;
+	bool			 creds_bad_local;	/* cannot decrypt/parse */
+	struct fjob		**jobs;
+	size_t			 njobs;
+
+	struct lease		 lease;
+	bool			 leased;
+
+	/* source_state */
+	bool			 creds_invalid;
+	int64_t			 creds_retry_at;	/* mono ms */
+	char			 last_error[512];
+	int64_t			 last_fetch_at;
+	bool			 state_dirty;
+	bool			 state_loaded;
+	/* alerts not yet stored */
+	char			*pending_alert;
+	char			*pending_alert_msg;
+};
+
+/* sched.c */
+extern struct fetch_conf fconf;
+int	 sched_configure(const struct config *cfg, bool initial, char *err,
+	    size_t errlen);
+void	 sched_start(void);
+void	 sched_stop(void);
+void	 sched_source_changed(const char *id, bool removed);
+void	 sched_job_done(struct fjob *j, bool ok);
+void	 sched_job_wait(struct fjob *j, int64_t delay_ms);
+void	 sched_rate_limited(struct fjob *j, const struct google_error *e);
+void	 sched_client_ok(struct fjob *j);
+void	 sched_creds_invalid(struct fjob *j, const struct google_error *e);
+void	 sched_creds_ok(struct fjob *j);
+void	 sched_set_error(struct fsrc *s, const char *msg);
+void	 sched_logs_stored(struct fsrc *s, uint32_t n);
+void	 sched_lease_lost(struct fsrc *s);
+int	 sched_store_setup(struct store *st, char *err, size_t errlen);
+
+/* google_driver.c */
+void	 driver_step(struct fjob *j);
+void	 driver_abort(struct fjob *j);
+void	 driver_free(struct fjob *j);
+int	 driver_save(struct fjob *j, char *err, size_t errlen);
+
+#endif

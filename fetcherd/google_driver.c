@@ -1,0 +1,793 @@
+/*
+ * The fetch driver of one (source, application): choose the next window
+ * (the main poll from the cursor minus the overlap, then closed windows
+ * due for a re-read at their age), page through it, store every log, and
+ * only when the last page of the window is stored move the cursor (or the
+ * re-read schedule), under the source's lease.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mongoc/mongoc.h>
+
+#include "fetcherd/fetcherd.h"
+#include "lib/backoff.h"
+#include "lib/child.h"
+#include "lib/log.h"
+#include "lib/normalize.h"
+#include "lib/store.h"
+#include "lib/util.h"
+
+/* Upper bounds (ms) of the lag buckets; the last one is open. */
+static const int64_t lag_bounds[FETCH_LAG_BUCKETS - 1] = {
+	60000, 300000, 900000, 3600000, 21600000, 86400000, 259200000
+};
+
+static void	driver_request(struct fjob *j);
+
+/* Forget the window in progress (the cursor stays where it was). */
+void
+driver_abort(struct fjob *j)
+{
+	size_t i;
+
+	if (j->op != NULL) {
+		google_op_cancel(j->op);
+		j->op = NULL;
+	}
+	free(j->page_token);
+	j->page_token = NULL;
+	for (i = 0; i < j->nseen; i++)
+		free(j->seen_tokens[i]);
+	free(j->seen_tokens);
+	j->seen_tokens = NULL;
+	j->nseen = 0;
+	j->empty_pages = 0;
+	j->in_win = false;
+}
+
+void
+driver_free(struct fjob *j)
+{
+	driver_abort(j);
+	free(j->rr);
+	j->rr = NULL;
+	j->nrr = 0;
+}
+
+/* "<source>:<app>" into out. */
+static void
+driver_key(const struct fjob *j, char *out, size_t len)
+{
+	snprintf(out, len, "%s:%s", j->src->id, j->app);
+}
+
+/* Read an int64 array member into out[max]; returns the count. */
+static int
+driver_int_array(const bson_t *doc, const char *key, int64_t *out, int max)
+{
+	bson_iter_t it, a;
+	int n = 0;
+
+	if (!bson_iter_init_find(&it, doc, key) ||
+	    !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &a))
+		return 0;
+	while (bson_iter_next(&a) && n < max)
+		out[n++] = bson_iter_as_int64(&a);
+	return n;
+}
+
+/* Load the cursor and stats documents. 0 or -EIO. */
+static int
+driver_load(struct fjob *j)
+{
+	struct store *st = child_store();
+	bson_t *sel, doc, sub;
+	bson_iter_t it, a;
+	char id[200], err[512];
+	int64_t now = util_now_ms(), lb;
+	int rc;
+
+	driver_key(j, id, sizeof(id));
+	free(j->rr);
+	j->rr = NULL;
+	j->nrr = 0;
+	sel = BCON_NEW("_id", BCON_UTF8(id));
+	rc = store_find_one(st, STORE_CURSORS, sel, NULL, &doc, err,
+	    sizeof(err));
+	if (rc < 0) {
+		bson_destroy(sel);
+		child_store_result(false, err);
+		return -EIO;
+	}
+	if (rc == 1) {
+		j->cursor = store_bson_int(&doc, "cursor", 0);
+		if (bson_iter_init_find(&it, &doc, "rereads") &&
+		    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &a)) {
+			while (bson_iter_next(&a)) {
+				const uint8_t *data;
+				uint32_t len;
+				struct reread *nr;
+
+				if (!BSON_ITER_HOLDS_DOCUMENT(&a))
+					continue;
+				bson_iter_document(&a, &len, &data);
+				if (!bson_init_static(&sub, data, len))
+					continue;
+				nr = realloc(j->rr, (j->nrr + 1) *
+				    sizeof(*nr));
+				if (nr == NULL)
+					fatal("out of memory");
+				j->rr = nr;
+				nr[j->nrr].start = store_bson_int(&sub,
+				    "start", 0);
+				nr[j->nrr].end = store_bson_int(&sub, "end", 0);
+				nr[j->nrr].closed_at = store_bson_int(&sub,
+				    "closedAt", 0);
+				nr[j->nrr].next = (int)store_bson_int(&sub,
+				    "next", 0);
+				if (nr[j->nrr].next < fconf.nages &&
+				    nr[j->nrr].end > nr[j->nrr].start)
+					j->nrr++;
+			}
+		}
+		bson_destroy(&doc);
+	} else {
+		lb = j->src->lookback_s > 0 ? j->src->lookback_s :
+		    fconf.lookback_s;
+		if (lb * 1000 > FETCH_RETENTION_MS - FETCH_RETENTION_MARGIN_MS)
+			lb = (FETCH_RETENTION_MS - FETCH_RETENTION_MARGIN_MS) /
+			    1000;
+		j->cursor = now - lb * 1000;
+		log_info("source %s app %s: first run, starting %llds ago",
+		    j->src->id, j->app, (long long)lb);
+	}
+	rc = store_find_one(st, STORE_STATS, sel, NULL, &doc, err,
+	    sizeof(err));
+	bson_destroy(sel);
+	if (rc < 0) {
+		child_store_result(false, err);
+		return -EIO;
+	}
+	memset(&j->stats, 0, sizeof(j->stats));
+	if (rc == 1) {
+		struct fetch_stats *s = &j->stats;
+
+		s->events_stored = store_bson_int(&doc, "eventsStored", 0);
+		s->error_logs = store_bson_int(&doc, "errorLogs", 0);
+		s->pages = store_bson_int(&doc, "pages", 0);
+		s->windows = store_bson_int(&doc, "windows", 0);
+		s->lag_count = store_bson_int(&doc, "lag.count", 0);
+		s->lag_sum_ms = store_bson_int(&doc, "lag.sumMs", 0);
+		s->lag_max_ms = store_bson_int(&doc, "lag.maxMs", 0);
+		s->last_lag_ms = store_bson_int(&doc, "lag.lastMs", 0);
+		driver_int_array(&doc, "lag.buckets", s->lag_buckets,
+		    FETCH_LAG_BUCKETS);
+		s->late_overlap = store_bson_int(&doc, "lateOverlap", 0);
+		driver_int_array(&doc, "lateRereads", s->late_rereads,
+		    FETCH_MAX_AGES);
+		driver_int_array(&doc, "rereadsDone", s->rereads_done,
+		    FETCH_MAX_AGES);
+		bson_destroy(&doc);
+	}
+	child_store_result(true, NULL);
+	j->loaded = true;
+	return 0;
+}
+
+/* Append an int64 array. */
+static void
+driver_append_array(bson_t *doc, const char *key, const int64_t *v, int n)
+{
+	bson_t a;
+	char k[16];
+	const char *kp;
+	int i;
+
+	bson_append_array_begin(doc, key, -1, &a);
+	for (i = 0; i < n; i++) {
+		bson_uint32_to_string((uint32_t)i, &kp, k, sizeof(k));
+		bson_append_int64(&a, kp, -1, v[i]);
+	}
+	bson_append_array_end(doc, &a);
+}
+
+/*
+ * Write the cursor and stats documents, after checking that no newer
+ * lease epoch exists. 0, -ESTALE (lease lost) or -EIO.
+ */
+int
+driver_save(struct fjob *j, char *err, size_t errlen)
+{
+	struct store *st = child_store();
+	struct fetch_stats *s = &j->stats;
+	bson_t doc, a, e, lag;
+	int64_t now = util_now_ms(), ages[FETCH_MAX_AGES];
+	char id[200], k[16];
+	const char *kp;
+	size_t i;
+	int rc, n;
+
+	if (!lease_valid(&j->src->lease)) {
+		snprintf(err, errlen, "lease of source %s expired", j->src->id);
+		return -ESTALE;
+	}
+	if ((rc = lease_check(st, &j->src->lease, err, errlen)) != 0)
+		return rc;
+	driver_key(j, id, sizeof(id));
+	bson_init(&doc);
+	BSON_APPEND_UTF8(&doc, "sourceId", j->src->id);
+	BSON_APPEND_UTF8(&doc, "app", j->app);
+	BSON_APPEND_INT64(&doc, "cursor", j->cursor);
+	bson_append_array_begin(&doc, "rereads", -1, &a);
+	for (i = 0; i < j->nrr; i++) {
+		bson_uint32_to_string((uint32_t)i, &kp, k, sizeof(k));
+		bson_append_document_begin(&a, kp, -1, &e);
+		BSON_APPEND_INT64(&e, "start", j->rr[i].start);
+		BSON_APPEND_INT64(&e, "end", j->rr[i].end);
+		BSON_APPEND_INT64(&e, "closedAt", j->rr[i].closed_at);
+		BSON_APPEND_INT32(&e, "next", j->rr[i].next);
+		bson_append_document_end(&a, &e);
+	}
+	bson_append_array_end(&doc, &a);
+	BSON_APPEND_INT64(&doc, "epoch", j->src->lease.epoch);
+	BSON_APPEND_INT64(&doc, "updatedAt", now);
+	rc = store_upsert(st, STORE_CURSORS, id, &doc, err, errlen);
+	bson_destroy(&doc);
+	if (rc != 0)
+		return -EIO;
+
+	bson_init(&doc);
+	BSON_APPEND_UTF8(&doc, "sourceId", j->src->id);
+	BSON_APPEND_UTF8(&doc, "app", j->app);
+	BSON_APPEND_INT64(&doc, "eventsStored", s->events_stored);
+	BSON_APPEND_INT64(&doc, "errorLogs", s->error_logs);
+	BSON_APPEND_INT64(&doc, "pages", s->pages);
+	BSON_APPEND_INT64(&doc, "windows", s->windows);
+	BSON_APPEND_DOCUMENT_BEGIN(&doc, "lag", &lag);
+	BSON_APPEND_INT64(&lag, "count", s->lag_count);
+	BSON_APPEND_INT64(&lag, "sumMs", s->lag_sum_ms);
+	BSON_APPEND_INT64(&lag, "maxMs", s->lag_max_ms);
+	BSON_APPEND_INT64(&lag, "lastMs", s->last_lag_ms);
+	driver_append_array(&lag, "bucketBoundsMs", lag_bounds,
+	    FETCH_LAG_BUCKETS - 1);
+	driver_append_array(&lag, "buckets", s->lag_buckets,
+	    FETCH_LAG_BUCKETS);
+	bson_append_document_end(&doc, &lag);
+	BSON_APPEND_INT64(&doc, "lateOverlap", s->late_overlap);
+	n = fconf.nages;
+	for (i = 0; i < (size_t)n; i++)
+		ages[i] = fconf.ages_s[i];
+	driver_append_array(&doc, "rereadAgesS", ages, n);
+	driver_append_array(&doc, "lateRereads", s->late_rereads, n);
+	driver_append_array(&doc, "rereadsDone", s->rereads_done, n);
+	BSON_APPEND_INT64(&doc, "rereadsPending", (int64_t)j->nrr);
+	BSON_APPEND_INT64(&doc, "cursor", j->cursor);
+	BSON_APPEND_INT64(&doc, "epoch", j->src->lease.epoch);
+	BSON_APPEND_INT64(&doc, "updatedAt", now);
+	rc = store_upsert(st, STORE_STATS, id, &doc, err, errlen);
+	bson_destroy(&doc);
+	return rc != 0 ? -EIO : 0;
+}
+
+/* Merge neighbouring re-read windows that share their age step. */
+static void
+driver_rr_merge(struct fjob *j)
+{
+	int64_t gran = fconf.nages > 0 ? fconf.ages_s[0] * 250 : 1000;
+	size_t i;
+
+	if (gran < 1000)
+		gran = 1000;
+	for (i = 0; i + 1 < j->nrr;) {
+		struct reread *a = &j->rr[i], *b = &j->rr[i + 1];
+		int64_t d = a->closed_at - b->closed_at;
+
+		if (d < 0)
+			d = -d;
+		if (a->next == b->next && a->end >= b->start &&
+		    b->end >= a->start && d <= gran) {
+			a->start = a->start < b->start ? a->start : b->start;
+			a->end = a->end > b->end ? a->end : b->end;
+			a->closed_at = a->closed_at > b->closed_at ?
+			    a->closed_at : b->closed_at;
+			memmove(b, b + 1, (j->nrr - i - 2) * sizeof(*b));
+			j->nrr--;
+		} else
+			i++;
+	}
+}
+
+/* Remember a closed window for its re-reads. */
+static void
+driver_rr_add(struct fjob *j, int64_t start, int64_t end, int64_t now)
+{
+	struct reread *nr;
+
+	if (fconf.nages == 0 || end <= start)
+		return;
+	if ((nr = realloc(j->rr, (j->nrr + 1) * sizeof(*nr))) == NULL)
+		fatal("out of memory");
+	j->rr = nr;
+	nr[j->nrr].start = start;
+	nr[j->nrr].end = end;
+	nr[j->nrr].closed_at = now;
+	nr[j->nrr].next = 0;
+	j->nrr++;
+	driver_rr_merge(j);
+}
+
+/* Pick the next window of this run; false when the run is over. */
+static bool
+driver_next_window(struct fjob *j)
+{
+	int64_t now = util_now_ms();
+	int64_t floor_ms = now - FETCH_RETENTION_MS + FETCH_RETENTION_MARGIN_MS;
+	int64_t start, end;
+	size_t i;
+
+	if (j->cursor < floor_ms) {
+		log_warn("source %s app %s: cursor is beyond Google's "
+		    "retention; events older than %d days are gone, "
+		    "resuming at the retention limit", j->src->id, j->app,
+		    GOOGLE_RETENTION_DAYS);
+		j->cursor = floor_ms;
+	}
+	while (!j->main_done) {
+		start = j->cursor;
+		if (j->chunks == 0)
+			start -= fconf.overlap_ms;
+		if (start < floor_ms)
+			start = floor_ms;
+		end = j->cursor + FETCH_MAX_WINDOW_MS;
+		if (end >= now) {
+			end = now;
+			j->main_done = true;
+		}
+		if (end <= start || end <= j->cursor) {
+			j->main_done = true;
+			break;
+		}
+		j->chunks++;
+		j->kind = WIN_MAIN;
+		j->w_start = start;
+		j->w_end = end;
+		j->w_prev_cursor = j->cursor;
+		return true;
+	}
+	for (i = 0; i < j->nrr;) {
+		struct reread *r = &j->rr[i];
+
+		if (r->next >= fconf.nages || r->end <= floor_ms) {
+			memmove(r, r + 1, (j->nrr - i - 1) * sizeof(*r));
+			j->nrr--;
+			continue;
+		}
+		if (r->closed_at + fconf.ages_s[r->next] * 1000 <= now) {
+			j->kind = WIN_REREAD;
+			j->rr_idx = i;
+			j->rr_age = r->next;
+			j->w_start = r->start < floor_ms ? floor_ms : r->start;
+			j->w_end = r->end;
+			j->w_prev_cursor = j->cursor;
+			return true;
+		}
+		i++;
+	}
+	return false;
+}
+
+/* A window was read completely: move the cursor or the re-read step. */
+static int
+driver_window_done(struct fjob *j, char *err, size_t errlen)
+{
+	int64_t now = util_now_ms();
+
+	j->stats.windows++;
+	if (j->kind == WIN_MAIN) {
+		j->cursor = j->w_end;
+		driver_rr_add(j, j->w_prev_cursor, j->w_end, now);
+	} else if (j->rr_idx < j->nrr) {
+		struct reread *r = &j->rr[j->rr_idx];
+
+		j->stats.rereads_done[j->rr_age]++;
+		r->next++;
+		/* read again later relative to when it was last read */
+		if (r->next >= fconf.nages) {
+			memmove(r, r + 1, (j->nrr - j->rr_idx - 1) *
+			    sizeof(*r));
+			j->nrr--;
+		} else
+			driver_rr_merge(j);
+	}
+	driver_abort(j);
+	return driver_save(j, err, errlen);
+}
+
+/*
+ * Insert the logs of a page unordered; dup[i] tells which were already
+ * stored. 0 or -EIO (nothing may be assumed stored).
+ */
+static int
+driver_insert(struct fjob *j, struct norm_log *logs, size_t n, int64_t seen,
+    bool *dup, char *err, size_t errlen)
+{
+	struct store *st = child_store();
+	mongoc_client_t *c;
+	mongoc_collection_t *col;
+	bson_t **docs, reply, opts = BSON_INITIALIZER;
+	bson_iter_t it, arr, one;
+	bson_error_t e;
+	int64_t now = util_now_ms();
+	char id[200];
+	size_t i, nother = 0;
+	int rc = 0;
+
+	if ((docs = calloc(n, sizeof(*docs))) == NULL)
+		fatal("out of memory");
+	for (i = 0; i < n; i++) {
+		dup[i] = false;
+		snprintf(id, sizeof(id), "%s:%s", j->src->id, logs[i].id);
+		docs[i] = bson_new();
+		BSON_APPEND_UTF8(docs[i], "_id", id);
+		BSON_APPEND_UTF8(docs[i], "sourceId", j->src->id);
+		BSON_APPEND_UTF8(docs[i], "logId", logs[i].id);
+		BSON_APPEND_UTF8(docs[i], "app", j->app);
+		BSON_APPEND_INT64(docs[i], "time", logs[i].time_ms);
+		BSON_APPEND_INT64(docs[i], "firstSeenAt", seen);
+		BSON_APPEND_INT64(docs[i], "storedAt", now);
+		BSON_APPEND_INT64(docs[i], "seq", now * 1000 + (int64_t)i);
+		bson_append_utf8(docs[i], "json", -1, logs[i].json,
+		    (int)logs[i].json_len);
+		BSON_APPEND_BOOL(docs[i], "error", logs[i].error);
+		BSON_APPEND_UTF8(docs[i], "state", "pending");
+		BSON_APPEND_NULL(docs[i], "batchId");
+	}
+	c = store_pop(st);
+	col = store_coll(st, c, STORE_LOGS);
+	BSON_APPEND_BOOL(&opts, "ordered", false);
+	if (!mongoc_collection_insert_many(col, (const bson_t **)docs, n,
+	    &opts, &reply, &e)) {
+		if (bson_iter_init_find(&it, &reply, "writeErrors") &&
+		    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr)) {
+			while (bson_iter_next(&arr)) {
+				int64_t idx = -1, code = 0;
+
+				if (!bson_iter_recurse(&arr, &one)) {
+					nother++;
+					continue;
+				}
+				while (bson_iter_next(&one)) {
+					if (strcmp(bson_iter_key(&one),
+					    "index") == 0)
+						idx = bson_iter_as_int64(&one);
+					else if (strcmp(bson_iter_key(&one),
+					    "code") == 0)
+						code = bson_iter_as_int64(&one);
+				}
+				if (code == STORE_DUPLICATE_KEY && idx >= 0 &&
+				    (size_t)idx < n)
+					dup[idx] = true;
+				else
+					nother++;
+			}
+		} else
+			nother++;
+		if (bson_iter_init_find(&it, &reply, "writeConcernErrors") &&
+		    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr) &&
+		    bson_iter_next(&arr))
+			nother++;
+		if (nother > 0) {
+			snprintf(err, errlen, "insert into %s: %s", STORE_LOGS,
+			    e.message);
+			rc = -EIO;
+		}
+	}
+	bson_destroy(&reply);
+	bson_destroy(&opts);
+	mongoc_collection_destroy(col);
+	store_push(st, c);
+	for (i = 0; i < n; i++)
+		bson_destroy(docs[i]);
+	free(docs);
+	return rc;
+}
+
+/* Account the newly stored logs of a page. */
+static void
+driver_count(struct fjob *j, struct norm_log *logs, size_t n,
+    const bool *dup, int64_t seen)
+{
+	struct fetch_stats *s = &j->stats;
+	size_t i;
+	int b;
+
+	for (i = 0; i < n; i++) {
+		int64_t lag;
+
+		if (dup[i])
+			continue;
+		j->run_new++;
+		s->events_stored++;
+		if (logs[i].error)
+			s->error_logs++;
+		if (j->kind == WIN_REREAD)
+			s->late_rereads[j->rr_age]++;
+		else if (logs[i].time_ms > 0 &&
+		    logs[i].time_ms < j->w_prev_cursor)
+			s->late_overlap++;
+		if (logs[i].time_ms <= 0)
+			continue;
+		lag = seen - logs[i].time_ms;
+		if (lag < 0)
+			lag = 0;
+		s->lag_count++;
+		s->lag_sum_ms += lag;
+		s->last_lag_ms = lag;
+		if (lag > s->lag_max_ms)
+			s->lag_max_ms = lag;
+		for (b = 0; b < FETCH_LAG_BUCKETS - 1; b++)
+			if (lag < lag_bounds[b])
+				break;
+		s->lag_buckets[b]++;
+	}
+}
+
+/* A window cannot go on: log, keep the cursor, retry later. */
+static void
+driver_window_error(struct fjob *j, const char *what)
+{
+	char msg[512];
+	int64_t d;
+
+	snprintf(msg, sizeof(msg), "%s window %s: %s", j->app,
+	    j->kind == WIN_MAIN ? "poll" : "re-read", what);
+	j->attempt++;
+	d = backoff_full_jitter(j->attempt, 2000, 300000);
+	log_warn("source %s: %s; window dropped, cursor kept, retrying in "
+	    "%llds", j->src->id, msg, (long long)d / 1000);
+	sched_set_error(j->src, msg);
+	driver_abort(j);
+	sched_job_wait(j, d);
+}
+
+/* Transient failure of one request: keep the window, retry the page. */
+static void
+driver_retry(struct fjob *j, const struct google_error *e)
+{
+	int64_t d;
+
+	if (e->rate_limited) {
+		sched_rate_limited(j, e);
+		return;
+	}
+	j->attempt++;
+	d = backoff_full_jitter(j->attempt, 1000, 120000);
+	if (e->retry_after_s > 0 && e->retry_after_s * 1000 > d)
+		d = e->retry_after_s * 1000;
+	if (!j->failing) {
+		log_warn("source %s app %s: %s; retrying in %llds (further "
+		    "retries logged at debug)", j->src->id, j->app,
+		    e->diagnosis, (long long)d / 1000);
+		j->failing = true;
+	} else
+		log_debug("source %s app %s: %s; retry %u in %lldms",
+		    j->src->id, j->app, e->diagnosis, j->attempt,
+		    (long long)d);
+	sched_job_wait(j, d);
+}
+
+static bool
+driver_token_seen(struct fjob *j, const char *tok)
+{
+	size_t i;
+
+	for (i = 0; i < j->nseen; i++)
+		if (strcmp(j->seen_tokens[i], tok) == 0)
+			return true;
+	return false;
+}
+
+/* A page arrived (or failed). */
+static void
+driver_page_cb(const char *body, size_t len, const struct google_error *e,
+    void *arg)
+{
+	struct fjob *j = arg;
+	struct norm_log *logs = NULL;
+	size_t n = 0;
+	char *next = NULL, err[512];
+	bool *dup = NULL;
+	int64_t seen = util_now_ms();
+	int rc;
+
+	j->op = NULL;
+	switch (e->cls) {
+	case GOOGLE_OK:
+		break;
+	case GOOGLE_RETRY:
+		driver_retry(j, e);
+		return;
+	case GOOGLE_CREDENTIALS:
+		driver_abort(j);
+		sched_creds_invalid(j, e);
+		return;
+	case GOOGLE_FATAL:
+		driver_window_error(j, e->diagnosis);
+		return;
+	}
+	sched_client_ok(j);
+	if (j->src->creds_invalid)
+		sched_creds_ok(j);
+	if (normalize_page(body, len, j->app, &logs, &n, &next, err,
+	    sizeof(err)) != 0) {
+		struct google_error be;
+
+		memset(&be, 0, sizeof(be));
+		be.cls = GOOGLE_RETRY;
+		be.retry_after_s = -1;
+		snprintf(be.diagnosis, sizeof(be.diagnosis),
+		    "unreadable page from Google (%.200s)", err);
+		driver_retry(j, &be);
+		return;
+	}
+	if (n > 0) {
+		if (!store_healthy(child_store())) {
+			norm_logs_free(logs, n);
+			free(next);
+			driver_abort(j);
+			sched_job_wait(j, 2000);
+			return;
+		}
+		if ((dup = calloc(n, sizeof(bool))) == NULL)
+			fatal("out of memory");
+		rc = driver_insert(j, logs, n, seen, dup, err, sizeof(err));
+		if (rc != 0) {
+			child_store_result(false, err);
+			log_warn("source %s app %s: logs not stored (%s); "
+			    "window held, cursor kept, retrying",
+			    j->src->id, j->app, err);
+			free(dup);
+			norm_logs_free(logs, n);
+			free(next);
+			driver_abort(j);
+			sched_job_wait(j, 3000);
+			return;
+		}
+		child_store_result(true, NULL);
+		{
+			int64_t before = j->run_new;
+
+			driver_count(j, logs, n, dup, seen);
+			if (j->run_new > before)
+				sched_logs_stored(j->src,
+				    (uint32_t)(j->run_new - before));
+		}
+		free(dup);
+	}
+	norm_logs_free(logs, n);
+	j->stats.pages++;
+	if (j->failing) {
+		log_info("source %s app %s: Google answers again after %u "
+		    "failed attempts", j->src->id, j->app, j->attempt);
+		j->failing = false;
+	}
+	j->attempt = 0;
+
+	if (next != NULL) {
+		if (next[0] == '\0') {
+			free(next);
+			next = NULL;
+		}
+	}
+	if (next != NULL) {
+		if (n == 0 && ++j->empty_pages > FETCH_MAX_EMPTY_PAGES) {
+			free(next);
+			driver_window_error(j, "Google keeps sending empty "
+			    "pages with a next page token");
+			return;
+		}
+		if (n > 0)
+			j->empty_pages = 0;
+		if (driver_token_seen(j, next)) {
+			free(next);
+			driver_window_error(j, "Google repeated a page token "
+			    "(the window would never end)");
+			return;
+		}
+		if (j->nseen >= FETCH_MAX_PAGES) {
+			free(next);
+			driver_window_error(j, "too many pages in one window");
+			return;
+		}
+		{
+			char **ns = realloc(j->seen_tokens, (j->nseen + 1) *
+			    sizeof(char *));
+
+			if (ns == NULL)
+				fatal("out of memory");
+			j->seen_tokens = ns;
+			ns[j->nseen++] = util_xstrdup(next);
+		}
+		free(j->page_token);
+		j->page_token = next;
+		driver_request(j);
+		return;
+	}
+
+	/* Last page: the whole window is stored. */
+	rc = driver_window_done(j, err, sizeof(err));
+	if (rc == -ESTALE) {
+		log_warn("source %s: %s; another instance fetches it now",
+		    j->src->id, err);
+		j->loaded = false;
+		sched_lease_lost(j->src);
+		return;
+	}
+	if (rc != 0) {
+		child_store_result(false, err);
+		log_warn("source %s app %s: cursor not saved (%s); the window "
+		    "will be read again", j->src->id, j->app, err);
+		j->loaded = false;
+		sched_job_wait(j, 3000);
+		return;
+	}
+	driver_step(j);
+}
+
+/* Ask for the current page of the current window. */
+static void
+driver_request(struct fjob *j)
+{
+	int rc;
+
+	rc = google_list_page(j->src->gc, j->app, j->w_start, j->w_end,
+	    GOOGLE_MAX_RESULTS, j->page_token, driver_page_cb, j, &j->op);
+	if (rc != 0) {
+		struct google_error e;
+
+		memset(&e, 0, sizeof(e));
+		e.cls = GOOGLE_RETRY;
+		e.retry_after_s = -1;
+		snprintf(e.diagnosis, sizeof(e.diagnosis), "cannot start a "
+		    "request: %s", strerror(-rc));
+		driver_retry(j, &e);
+	}
+}
+
+/*
+ * Go on with the run of j (which holds a concurrency slot): load its
+ * state, pick the next window or resume the current one, or finish.
+ */
+void
+driver_step(struct fjob *j)
+{
+	if (j->src->gc == NULL) {
+		sched_job_done(j, false);
+		return;
+	}
+	if (!j->loaded && driver_load(j) != 0) {
+		driver_abort(j);
+		sched_job_wait(j, 3000);
+		return;
+	}
+	if (!lease_valid(&j->src->lease)) {
+		driver_abort(j);
+		sched_lease_lost(j->src);
+		return;
+	}
+	if (!j->in_win) {
+		if (!driver_next_window(j)) {
+			sched_job_done(j, true);
+			return;
+		}
+		j->in_win = true;
+		log_debug("source %s app %s: %s window %" PRId64 "..%" PRId64,
+		    j->src->id, j->app, j->kind == WIN_MAIN ? "poll" :
+		    "re-read", j->w_start, j->w_end);
+	}
+	driver_request(j);
+}

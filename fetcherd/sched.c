@@ -1,0 +1,1076 @@
+/*
+ * The fetch scheduler: the sources of the store (re-read every
+ * rescan_interval and on SourceChanged hints), a lease per source, a timer
+ * per (source, application) with jitter, a FIFO of due jobs bounded by an
+ * overall concurrency and one per Google client (service account e-mail),
+ * a rate-limit budget per client, and the credentials state of each source
+ * (credentials_invalid, slow probes, alerts, recovery).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <mongoc/mongoc.h>
+
+#include "fetcherd/fetcherd.h"
+#include "lib/backoff.h"
+#include "lib/child.h"
+#include "lib/ipc.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/store.h"
+#include "lib/util.h"
+
+struct fetch_conf fconf;
+
+struct palert {
+	TAILQ_ENTRY(palert)	 entry;
+	char			 src[64];
+	char			 kind[32];
+	char			 msg[512];
+	int64_t			 at;
+};
+
+static TAILQ_HEAD(, fsrc)	 srcs = TAILQ_HEAD_INITIALIZER(srcs);
+static TAILQ_HEAD(, fjob)	 queue = TAILQ_HEAD_INITIALIZER(queue);
+static TAILQ_HEAD(, fbudget)	 budgets = TAILQ_HEAD_INITIALIZER(budgets);
+static TAILQ_HEAD(, palert)	 alerts = TAILQ_HEAD_INITIALIZER(alerts);
+static struct httpc		*hc;
+static struct event		*ev_rescan, *ev_renew, *ev_pump;
+static int			 running;
+static bool			 started, stopping;
+static int			 live_instances = 1;
+
+static void	sched_pump_later(int64_t ms);
+static void	src_flush_state(struct fsrc *s);
+
+/* Arm a one-shot timer ms from now. */
+static void
+sched_arm(struct event *ev, int64_t ms)
+{
+	struct timeval tv;
+
+	if (ms < 0)
+		ms = 0;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	event_add(ev, &tv);
+}
+
+int
+sched_configure(const struct config *cfg, bool initial, char *err,
+    size_t errlen)
+{
+	struct fetch_conf nc;
+	int n;
+
+	memset(&nc, 0, sizeof(nc));
+	nc.overlap_ms = config_int(cfg, CONF_FETCH_OVERLAP) * 1000;
+	n = config_int_list(config_str(cfg, CONF_FETCH_REREAD_AGES),
+	    nc.ages_s, FETCH_MAX_AGES);
+	if (n < 0) {
+		snprintf(err, errlen, "fetch_reread_ages: expected at most %d "
+		    "comma-separated seconds", FETCH_MAX_AGES);
+		return -EINVAL;
+	}
+	nc.nages = n;
+	nc.lookback_s = config_int(cfg, CONF_FETCH_INITIAL_LOOKBACK);
+	nc.max_conc = (int)config_int(cfg, CONF_FETCH_MAX_CONCURRENCY);
+	nc.client_conc = (int)config_int(cfg, CONF_FETCH_CLIENT_CONCURRENCY);
+	nc.creds_retry_ms = config_int(cfg, CONF_FETCH_CREDENTIALS_RETRY) *
+	    1000;
+	nc.timeout_ms = config_int(cfg, CONF_FETCH_TIMEOUT) * 1000;
+	nc.lease_ttl_ms = config_int(cfg, CONF_LEASE_TTL) * 1000;
+	nc.lease_renew_ms = config_int(cfg, CONF_LEASE_RENEW) * 1000;
+	nc.rescan_ms = config_int(cfg, CONF_RESCAN_INTERVAL) * 1000;
+	nc.min_interval_s = config_int(cfg, CONF_FETCH_MIN_INTERVAL);
+	util_strlcpy(nc.token_url, config_str(cfg, CONF_GOOGLE_TOKEN_URL),
+	    sizeof(nc.token_url));
+	util_strlcpy(nc.api_base, config_str(cfg, CONF_GOOGLE_API_BASE),
+	    sizeof(nc.api_base));
+	if (config_str(cfg, CONF_INSTANCE_ID) != NULL &&
+	    config_str(cfg, CONF_INSTANCE_ID)[0] != '\0')
+		util_strlcpy(nc.instance, config_str(cfg, CONF_INSTANCE_ID),
+		    sizeof(nc.instance));
+	else {
+		char host[100];
+
+		if (gethostname(host, sizeof(host)) != 0)
+			util_strlcpy(host, "localhost", sizeof(host));
+		host[sizeof(host) - 1] = '\0';
+		snprintf(nc.instance, sizeof(nc.instance), "%s:%d", host,
+		    (int)getpid());
+	}
+	if (crypto_init() != 0) {
+		snprintf(err, errlen, "cannot initialise libgcrypt");
+		return -EIO;
+	}
+	if (crypto_master_key_load(config_str(cfg,
+	    CONF_CRYPTO_MASTER_KEY_FILE), nc.master, nc.master_id, err,
+	    errlen) != 0)
+		return -EINVAL;
+	nc.have_master = true;
+	if (!initial && strcmp(nc.master_id, fconf.master_id) != 0)
+		log_notice("master key changed (keyId %s)", nc.master_id);
+	memcpy(&fconf, &nc, sizeof(fconf));
+	explicit_bzero(&nc, sizeof(nc));
+	log_info("fetch settings: overlap %llds, %d re-read ages, lookback "
+	    "%llds, concurrency %d (per client %d), instance %s",
+	    (long long)fconf.overlap_ms / 1000, fconf.nages,
+	    (long long)fconf.lookback_s, fconf.max_conc, fconf.client_conc,
+	    fconf.instance);
+	if (started)
+		sched_pump_later(0);
+	return 0;
+}
+
+/* Budgets: one per client e-mail. */
+static struct fbudget *
+budget_get(const char *email)
+{
+	struct fbudget *b;
+
+	TAILQ_FOREACH(b, &budgets, entry)
+		if (strcmp(b->email, email) == 0) {
+			b->refs++;
+			return b;
+		}
+	b = util_xcalloc(1, sizeof(*b));
+	util_strlcpy(b->email, email, sizeof(b->email));
+	b->refs = 1;
+	TAILQ_INSERT_TAIL(&budgets, b, entry);
+	return b;
+}
+
+static void
+budget_put(struct fbudget *b)
+{
+	if (b == NULL || --b->refs > 0)
+		return;
+	TAILQ_REMOVE(&budgets, b, entry);
+	free(b);
+}
+
+/* Give back the concurrency slot of a running job. */
+static void
+job_release(struct fjob *j)
+{
+	if (j->state == JOB_RUNNING) {
+		running--;
+		j->src->budget->inflight--;
+	}
+	if (j->state == JOB_QUEUED)
+		TAILQ_REMOVE(&queue, j, qentry);
+	j->state = JOB_IDLE;
+}
+
+/* Stop whatever the job does; it stays idle without a timer. */
+static void
+job_stop(struct fjob *j)
+{
+	driver_abort(j);
+	job_release(j);
+	evtimer_del(j->timer);
+	j->probe = false;
+}
+
+/* Interval of a source with +/- 10 % jitter, ms. */
+static int64_t
+src_interval_ms(const struct fsrc *s)
+{
+	int64_t iv = s->interval_s > 0 ? s->interval_s : 300;
+
+	return backoff_jitter_pct(iv * 1000, 10);
+}
+
+void
+sched_job_done(struct fjob *j, bool ok)
+{
+	struct fsrc *s = j->src;
+
+	job_release(j);
+	j->probe = false;
+	j->last_run_mono = util_mono_ms();
+	if (ok) {
+		s->last_fetch_at = util_now_ms();
+		if (!s->creds_invalid && s->last_error[0] != '\0') {
+			bool others = false;
+			size_t i;
+
+			for (i = 0; i < s->njobs; i++)
+				if (s->jobs[i]->failing)
+					others = true;
+			if (!others)
+				s->last_error[0] = '\0';
+		}
+		s->state_dirty = true;
+		src_flush_state(s);
+		if (j->run_new > 0)
+			log_debug("source %s app %s: %lld new logs",
+			    s->id, j->app, (long long)j->run_new);
+	}
+	j->run_new = 0;
+	sched_arm(j->timer, src_interval_ms(s));
+	sched_pump_later(0);
+}
+
+void
+sched_job_wait(struct fjob *j, int64_t delay_ms)
+{
+	job_release(j);
+	j->state = JOB_WAIT;
+	sched_arm(j->timer, delay_ms);
+	sched_pump_later(0);
+}
+
+void
+sched_rate_limited(struct fjob *j, const struct google_error *e)
+{
+	struct fbudget *b = j->src->budget;
+	int64_t now = util_mono_ms(), d;
+
+	d = backoff_full_jitter(b->attempt, 1000, 300000);
+	if (b->attempt < 30)
+		b->attempt++;
+	if (e->retry_after_s > 0 && e->retry_after_s * 1000 > d)
+		d = e->retry_after_s * 1000;
+	if (now + d > b->blocked_until)
+		b->blocked_until = now + d;
+	if (!b->limited) {
+		log_warn("Google rate-limits client %s (%s); every source of "
+		    "this client slows down, retrying in %llds", b->email,
+		    e->reason, (long long)d / 1000);
+		b->limited = true;
+	} else
+		log_debug("client %s still rate-limited (%s), next try in "
+		    "%lldms", b->email, e->reason, (long long)d);
+	sched_job_wait(j, b->blocked_until - now);
+}
+
+void
+sched_client_ok(struct fjob *j)
+{
+	struct fbudget *b = j->src->budget;
+
+	if (b->attempt == 0)
+		return;
+	if (b->limited)
+		log_info("Google accepts requests of client %s again; full "
+		    "speed resumed", b->email);
+	b->attempt = 0;
+	b->limited = false;
+	b->blocked_until = 0;
+	sched_pump_later(0);
+}
+
+void
+sched_set_error(struct fsrc *s, const char *msg)
+{
+	if (strcmp(s->last_error, msg) == 0)
+		return;
+	util_strlcpy(s->last_error, msg, sizeof(s->last_error));
+	s->state_dirty = true;
+	src_flush_state(s);
+}
+
+void
+sched_logs_stored(struct fsrc *s, uint32_t n)
+{
+	if (child_chan() != NULL)
+		ipc_send_logs_stored(child_chan(), s->id, n);
+}
+
+/* Store the queued alerts, in order; each then wakes the deliverer. */
+static void
+alerts_flush(void)
+{
+	struct palert *a;
+	char id[37], err[512];
+	bson_t *doc;
+	int rc;
+
+	while ((a = TAILQ_FIRST(&alerts)) != NULL) {
+		if (!child_store_ready() || !store_healthy(child_store()))
+			return;
+		util_uuid_v4(id);
+		doc = BCON_NEW("_id", BCON_UTF8(id), "sourceId",
+		    BCON_UTF8(a->src), "alert", BCON_UTF8(a->kind), "message",
+		    BCON_UTF8(a->msg), "at", BCON_INT64(a->at), "state",
+		    BCON_UTF8("pending"), "batchId", BCON_NULL);
+		rc = store_insert_one(child_store(), STORE_ALERTS, doc, err,
+		    sizeof(err));
+		bson_destroy(doc);
+		if (rc != 0 && rc != -EEXIST) {
+			child_store_result(false, err);
+			return;
+		}
+		child_store_result(true, NULL);
+		log_info("source %s: alert %s stored for delivery", a->src,
+		    a->kind);
+		if (child_chan() != NULL)
+			ipc_send_logs_stored(child_chan(), a->src, 0);
+		TAILQ_REMOVE(&alerts, a, entry);
+		free(a);
+	}
+}
+
+static void
+alert_queue(struct fsrc *s, const char *kind, const char *msg)
+{
+	struct palert *a = util_xcalloc(1, sizeof(*a));
+
+	util_strlcpy(a->src, s->id, sizeof(a->src));
+	util_strlcpy(a->kind, kind, sizeof(a->kind));
+	util_strlcpy(a->msg, msg, sizeof(a->msg));
+	a->at = util_now_ms();
+	TAILQ_INSERT_TAIL(&alerts, a, entry);
+	alerts_flush();
+}
+
+/* Write source_state "<id>:fetch" when it changed (under the lease). */
+static void
+src_flush_state(struct fsrc *s)
+{
+	bson_t *doc;
+	char id[100], err[512];
+	int rc;
+
+	if (!s->state_dirty || !s->leased || !child_store_ready() ||
+	    !store_healthy(child_store()))
+		return;
+	snprintf(id, sizeof(id), "%s:fetch", s->id);
+	doc = BCON_NEW("sourceId", BCON_UTF8(s->id),
+	    "status", BCON_UTF8(s->creds_invalid ? "credentials_invalid" :
+	    "active"));
+	if (s->last_fetch_at > 0)
+		BSON_APPEND_INT64(doc, "lastFetchAt", s->last_fetch_at);
+	else
+		BSON_APPEND_NULL(doc, "lastFetchAt");
+	if (s->last_error[0] != '\0')
+		BSON_APPEND_UTF8(doc, "lastError", s->last_error);
+	else
+		BSON_APPEND_NULL(doc, "lastError");
+	BSON_APPEND_INT64(doc, "credentialsVersion", s->creds_version);
+	BSON_APPEND_INT64(doc, "epoch", s->lease.epoch);
+	BSON_APPEND_INT64(doc, "updatedAt", util_now_ms());
+	rc = store_upsert(child_store(), STORE_SOURCE_STATE, id, doc, err,
+	    sizeof(err));
+	bson_destroy(doc);
+	if (!child_store_result(rc == 0, err))
+		return;
+	s->state_dirty = false;
+}
+
+/* Load the persisted source_state after taking the lease. */
+static void
+src_load_state(struct fsrc *s)
+{
+	bson_t *sel, doc;
+	char id[100], err[512];
+	const char *st, *le;
+	int rc;
+
+	snprintf(id, sizeof(id), "%s:fetch", s->id);
+	sel = BCON_NEW("_id", BCON_UTF8(id));
+	rc = store_find_one(child_store(), STORE_SOURCE_STATE, sel, NULL,
+	    &doc, err, sizeof(err));
+	bson_destroy(sel);
+	if (rc < 0) {
+		child_store_result(false, err);
+		return;
+	}
+	s->state_loaded = true;
+	if (rc == 0) {
+		s->state_dirty = true;
+		return;
+	}
+	st = store_bson_str(&doc, "status");
+	le = store_bson_str(&doc, "lastError");
+	if (st != NULL && strcmp(st, "credentials_invalid") == 0) {
+		s->creds_invalid = true;
+		s->creds_retry_at = 0;	/* probe at once */
+	}
+	if (le != NULL)
+		util_strlcpy(s->last_error, le, sizeof(s->last_error));
+	s->last_fetch_at = store_bson_int(&doc, "lastFetchAt", 0);
+	bson_destroy(&doc);
+	s->state_dirty = true;	/* the new epoch */
+}
+
+void
+sched_creds_invalid(struct fjob *j, const struct google_error *e)
+{
+	struct fsrc *s = j->src;
+	char msg[512];
+	size_t i;
+
+	s->creds_retry_at = util_mono_ms() + fconf.creds_retry_ms;
+	snprintf(msg, sizeof(msg), "%s", e->diagnosis);
+	if (!s->creds_invalid) {
+		s->creds_invalid = true;
+		log_err("source %s: %s; fetching paused, cursor kept, "
+		    "retrying every %llds", s->id, msg,
+		    (long long)fconf.creds_retry_ms / 1000);
+		alert_queue(s, "credentials_invalid", msg);
+		/* stop the other applications of this source */
+		for (i = 0; i < s->njobs; i++)
+			if (s->jobs[i] != j) {
+				job_stop(s->jobs[i]);
+				sched_arm(s->jobs[i]->timer,
+				    fconf.creds_retry_ms);
+			}
+	} else
+		log_info("source %s: credentials still refused (%s); next "
+		    "try in %llds", s->id, e->reason,
+		    (long long)fconf.creds_retry_ms / 1000);
+	util_strlcpy(s->last_error, msg, sizeof(s->last_error));
+	s->state_dirty = true;
+	src_flush_state(s);
+	job_release(j);
+	j->probe = false;
+	sched_arm(j->timer, fconf.creds_retry_ms);
+	sched_pump_later(0);
+}
+
+void
+sched_creds_ok(struct fjob *j)
+{
+	struct fsrc *s = j->src;
+	size_t i;
+
+	if (!s->creds_invalid)
+		return;
+	s->creds_invalid = false;
+	s->creds_retry_at = 0;
+	s->last_error[0] = '\0';
+	s->state_dirty = true;
+	log_notice("source %s: Google accepts the credentials again; "
+	    "fetching resumed from the saved cursors", s->id);
+	alert_queue(s, "credentials_restored", "Google accepts the "
+	    "service-account credentials again; fetching resumed from where "
+	    "it stopped");
+	src_flush_state(s);
+	for (i = 0; i < s->njobs; i++)
+		if (s->jobs[i] != j && s->jobs[i]->state == JOB_IDLE)
+			sched_arm(s->jobs[i]->timer, util_random_below(500));
+}
+
+/* The job's timer: due, or its backoff is over. */
+static void
+job_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fjob *j = arg;
+	struct fsrc *s = j->src;
+	int64_t now = util_mono_ms();
+
+	(void)fd;
+	(void)what;
+	if (stopping)
+		return;
+	if (!s->leased || s->gc == NULL) {
+		job_stop(j);
+		return;
+	}
+	if (j->state == JOB_WAIT) {
+		j->state = JOB_QUEUED;
+		TAILQ_INSERT_TAIL(&queue, j, qentry);
+		sched_pump_later(0);
+		return;
+	}
+	if (j->state != JOB_IDLE)
+		return;
+	if (s->creds_invalid) {
+		if (now < s->creds_retry_at) {
+			sched_arm(j->timer, s->creds_retry_at - now);
+			return;
+		}
+		/* this job probes; the others wait for its answer */
+		s->creds_retry_at = now + fconf.creds_retry_ms;
+		j->probe = true;
+		log_info("source %s: trying the refused credentials again",
+		    s->id);
+	}
+	j->main_done = false;
+	j->chunks = 0;
+	j->run_new = 0;
+	j->state = JOB_QUEUED;
+	TAILQ_INSERT_TAIL(&queue, j, qentry);
+	sched_pump_later(0);
+}
+
+/* Start as many queued jobs as the limits allow. */
+static void
+sched_pump(void)
+{
+	struct fjob *j, *nj;
+	int64_t now = util_mono_ms(), wake = -1;
+	bool again = true;
+
+	if (stopping)
+		return;
+	while (again) {
+		again = false;
+		for (j = TAILQ_FIRST(&queue); j != NULL; j = nj) {
+			struct fbudget *b = j->src->budget;
+			int limit;
+
+			nj = TAILQ_NEXT(j, qentry);
+			if (running >= fconf.max_conc)
+				break;
+			if (!child_store_ready() ||
+			    !store_healthy(child_store())) {
+				wake = 1000;
+				break;
+			}
+			if (j->src->creds_invalid && !j->probe) {
+				TAILQ_REMOVE(&queue, j, qentry);
+				j->state = JOB_IDLE;
+				sched_arm(j->timer, j->src->creds_retry_at -
+				    now);
+				continue;
+			}
+			if (now < b->blocked_until) {
+				if (wake < 0 || b->blocked_until - now < wake)
+					wake = b->blocked_until - now;
+				continue;
+			}
+			limit = b->attempt > 0 ? 1 : fconf.client_conc;
+			if (b->inflight >= limit)
+				continue;
+			TAILQ_REMOVE(&queue, j, qentry);
+			j->state = JOB_RUNNING;
+			running++;
+			b->inflight++;
+			driver_step(j);
+			again = true;	/* the queue may have changed */
+			break;
+		}
+	}
+	if (wake >= 0)
+		sched_arm(ev_pump, wake);
+}
+
+static void
+pump_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	sched_pump();
+}
+
+static void
+sched_pump_later(int64_t ms)
+{
+	if (ev_pump != NULL && !stopping)
+		sched_arm(ev_pump, ms);
+}
+
+/* Sources. */
+
+static struct fsrc *
+src_find(const char *id)
+{
+	struct fsrc *s;
+
+	TAILQ_FOREACH(s, &srcs, entry)
+		if (strcmp(s->id, id) == 0)
+			return s;
+	return NULL;
+}
+
+static void
+src_free_jobs(struct fsrc *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->njobs; i++) {
+		job_stop(s->jobs[i]);
+		driver_free(s->jobs[i]);
+		event_free(s->jobs[i]->timer);
+		free(s->jobs[i]);
+	}
+	free(s->jobs);
+	s->jobs = NULL;
+	s->njobs = 0;
+}
+
+/* Stop all jobs and forget their loaded state (after losing the lease). */
+static void
+src_stop_jobs(struct fsrc *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->njobs; i++) {
+		job_stop(s->jobs[i]);
+		s->jobs[i]->loaded = false;
+	}
+}
+
+/* Kick every job of a source within a second. */
+static void
+src_kick(struct fsrc *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->njobs; i++)
+		if (s->jobs[i]->state == JOB_IDLE)
+			sched_arm(s->jobs[i]->timer,
+			    (int64_t)util_random_below(1000));
+}
+
+static void
+src_remove(struct fsrc *s, const char *why)
+{
+	char err[256];
+
+	log_info("source %s: %s; its fetching stops", s->id, why);
+	src_free_jobs(s);
+	if (s->leased && store_healthy(child_store()))
+		lease_release(child_store(), &s->lease, err, sizeof(err));
+	google_client_free(s->gc);
+	budget_put(s->budget);
+	TAILQ_REMOVE(&srcs, s, entry);
+	free(s);
+}
+
+void
+sched_lease_lost(struct fsrc *s)
+{
+	if (s->leased)
+		log_warn("source %s: lease lost (epoch %lld); stopped, another "
+		    "instance may fetch it", s->id,
+		    (long long)s->lease.epoch);
+	s->leased = false;
+	s->lease.held = false;
+	src_stop_jobs(s);
+	sched_pump_later(0);
+}
+
+/* Decrypt the credentials of doc and build the Google client. */
+static int
+src_build_client(struct fsrc *s, const bson_t *doc, char *err,
+    size_t errlen)
+{
+	struct google_client_opts o;
+	struct google_client *gc = NULL;
+	bson_iter_t it;
+	const uint8_t *nonce = NULL, *ct = NULL;
+	uint32_t nlen = 0, ctlen = 0;
+	bson_subtype_t sub;
+	const char *kid;
+	unsigned char *pt = NULL;
+	size_t ptlen = 0;
+	yajl_val t = NULL;
+	char perr[128];
+	int rc = -EINVAL;
+
+	kid = store_bson_str(doc, "credentials.keyId");
+	if (bson_iter_init(&it, doc) &&
+	    bson_iter_find_descendant(&it, "credentials.nonce", &it) &&
+	    BSON_ITER_HOLDS_BINARY(&it))
+		bson_iter_binary(&it, &sub, &nlen, &nonce);
+	if (bson_iter_init(&it, doc) &&
+	    bson_iter_find_descendant(&it, "credentials.ct", &it) &&
+	    BSON_ITER_HOLDS_BINARY(&it))
+		bson_iter_binary(&it, &sub, &ctlen, &ct);
+	if (nonce == NULL || ct == NULL || nlen != CRYPTO_NONCE_LEN) {
+		snprintf(err, errlen, "stored credentials are incomplete");
+		return -EINVAL;
+	}
+	if (kid != NULL && strcmp(kid, fconf.master_id) != 0) {
+		snprintf(err, errlen, "credentials were sealed with another "
+		    "master key (keyId %.16s, ours %s)", kid, fconf.master_id);
+		return -EINVAL;
+	}
+	if (aead_open(fconf.master, s->id, strlen(s->id), nonce, ct, ctlen,
+	    &pt, &ptlen) != 0) {
+		snprintf(err, errlen, "cannot decrypt the stored credentials "
+		    "(wrong master key?)");
+		return -EINVAL;
+	}
+	if (json_parse((const char *)pt, ptlen, 4, &t, perr,
+	    sizeof(perr)) != 0 || json_get_string(t, "privateKey") == NULL) {
+		snprintf(err, errlen, "decrypted credentials are not the "
+		    "expected JSON");
+		goto done;
+	}
+	memset(&o, 0, sizeof(o));
+	o.httpc = hc;
+	o.token_url = fconf.token_url;
+	o.api_base = fconf.api_base;
+	o.client_email = s->client_email;
+	o.private_key_pem = json_get_string(t, "privateKey");
+	o.private_key_id = json_get_string(t, "privateKeyId");
+	o.subject = s->subject;
+	o.timeout_ms = fconf.timeout_ms;
+	if ((rc = google_client_new(&o, &gc, err, errlen)) != 0)
+		goto done;
+	google_client_free(s->gc);
+	s->gc = gc;
+	rc = 0;
+done:
+	if (t != NULL) {
+		/* wipe the key copies held by the tree */
+		yajl_val pk = json_get(t, "privateKey");
+
+		if (pk != NULL && YAJL_IS_STRING(pk))
+			explicit_bzero(pk->u.string, strlen(pk->u.string));
+		yajl_tree_free(t);
+	}
+	crypto_free_secret(pt, ptlen + 1);
+	return rc;
+}
+
+/* Application names of a source document; count or -1. */
+static int
+src_doc_apps(const bson_t *doc, char apps[][64], int max)
+{
+	bson_iter_t it, a;
+	int n = 0;
+
+	if (!bson_iter_init_find(&it, doc, "applications") ||
+	    !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &a))
+		return -1;
+	while (bson_iter_next(&a) && n < max) {
+		if (!BSON_ITER_HOLDS_UTF8(&a))
+			continue;
+		util_strlcpy(apps[n++], bson_iter_utf8(&a, NULL), 64);
+	}
+	return n;
+}
+
+static void
+src_make_jobs(struct fsrc *s, char apps[][64], int n)
+{
+	int i;
+
+	s->jobs = util_xcalloc((size_t)(n > 0 ? n : 1), sizeof(*s->jobs));
+	for (i = 0; i < n; i++) {
+		struct fjob *j = util_xcalloc(1, sizeof(*j));
+
+		j->src = s;
+		util_strlcpy(j->app, apps[i], sizeof(j->app));
+		j->timer = evtimer_new(child_base(), job_timer_cb, j);
+		if (j->timer == NULL)
+			fatal("out of memory");
+		s->jobs[s->njobs++] = j;
+	}
+}
+
+/* Apply one source document (new or changed). */
+static void
+src_apply(const bson_t *doc)
+{
+	const char *id = store_bson_str(doc, "_id");
+	const char *email = store_bson_str(doc, "clientEmail");
+	const char *subject = store_bson_str(doc, "subject");
+	char apps[64][64], err[512];
+	struct fsrc *s;
+	int napps, i;
+	int64_t ver;
+	bool fresh = false, same_apps;
+
+	if (id == NULL || email == NULL || strlen(id) >= sizeof(s->id))
+		return;
+	if (store_bson_bool(doc, "paused", false)) {
+		if ((s = src_find(id)) != NULL) {
+			s->seen = true;
+			src_remove(s, "paused");
+		}
+		return;
+	}
+	if ((napps = src_doc_apps(doc, apps, 64)) < 0)
+		napps = 0;
+	ver = store_bson_int(doc, "credentialsVersion", 0);
+	if ((s = src_find(id)) == NULL) {
+		s = util_xcalloc(1, sizeof(*s));
+		util_strlcpy(s->id, id, sizeof(s->id));
+		util_strlcpy(s->client_email, email, sizeof(s->client_email));
+		util_strlcpy(s->subject, subject != NULL ? subject : "",
+		    sizeof(s->subject));
+		s->budget = budget_get(email);
+		s->creds_version = ver;
+		TAILQ_INSERT_TAIL(&srcs, s, entry);
+		fresh = true;
+		log_info("source %s: %d applications every %llds (client %s)",
+		    id, napps, (long long)store_bson_int(doc,
+		    "logFetchInterval", 300), email);
+	}
+	s->seen = true;
+	s->interval_s = store_bson_int(doc, "logFetchInterval", 300);
+	if (s->interval_s < 1)
+		s->interval_s = 1;
+	s->lookback_s = store_bson_int(doc, "initialLookback", 0);
+
+	same_apps = (size_t)napps == s->njobs;
+	for (i = 0; same_apps && i < napps; i++)
+		if (strcmp(s->jobs[i]->app, apps[i]) != 0)
+			same_apps = false;
+	if (!same_apps) {
+		if (!fresh)
+			log_info("source %s: applications changed", id);
+		src_free_jobs(s);
+		src_make_jobs(s, apps, napps);
+		if (s->leased)
+			src_kick(s);
+	}
+
+	if (fresh || ver != s->creds_version || strcmp(email,
+	    s->client_email) != 0 || strcmp(subject != NULL ? subject : "",
+	    s->subject) != 0) {
+		bool rotated = !fresh;
+
+		if (strcmp(email, s->client_email) != 0) {
+			budget_put(s->budget);
+			s->budget = NULL;
+			util_strlcpy(s->client_email, email,
+			    sizeof(s->client_email));
+			s->budget = budget_get(email);
+		}
+		util_strlcpy(s->subject, subject != NULL ? subject : "",
+		    sizeof(s->subject));
+		s->creds_version = ver;
+		/* jobs hold ops of the old client: stop them first */
+		if (rotated)
+			src_stop_jobs(s);
+		if (src_build_client(s, doc, err, sizeof(err)) != 0) {
+			log_err("source %s: %s; not fetching until its "
+			    "credentials are replaced", id, err);
+			google_client_free(s->gc);
+			s->gc = NULL;
+			s->creds_bad_local = true;
+			sched_set_error(s, err);
+			return;
+		}
+		s->creds_bad_local = false;
+		if (rotated) {
+			log_info("source %s: new credentials (version %lld); "
+			    "resuming at once", id, (long long)ver);
+			s->creds_retry_at = 0;
+			s->state_dirty = true;
+		}
+		if (s->leased)
+			src_kick(s);
+	}
+}
+
+/* Read every source of the store and reconcile. */
+static void
+sched_rescan(void)
+{
+	struct store *st = child_store();
+	mongoc_client_t *c;
+	mongoc_collection_t *col;
+	mongoc_cursor_t *cur;
+	const bson_t *doc;
+	bson_t q = BSON_INITIALIZER;
+	bson_error_t e;
+	struct fsrc *s, *ns;
+	char err[512];
+	int n = 0, held = 0, share, rc;
+
+	if (!child_store_ready() || !store_healthy(st))
+		return;
+	if (lease_heartbeat(st, fconf.instance, err, sizeof(err)) == 0) {
+		rc = lease_live_instances(st, fconf.lease_ttl_ms, err,
+		    sizeof(err));
+		if (rc > 0)
+			live_instances = rc;
+	}
+	c = store_pop(st);
+	col = store_coll(st, c, STORE_SOURCES);
+	cur = mongoc_collection_find_with_opts(col, &q, NULL, NULL);
+	TAILQ_FOREACH(s, &srcs, entry)
+		s->seen = false;
+	while (mongoc_cursor_next(cur, &doc)) {
+		const char *t = store_bson_str(doc, "sourceType");
+
+		if (t != NULL && strcmp(t, "google_workspace") != 0)
+			continue;
+		src_apply(doc);
+	}
+	if (mongoc_cursor_error(cur, &e)) {
+		mongoc_cursor_destroy(cur);
+		mongoc_collection_destroy(col);
+		store_push(st, c);
+		bson_destroy(&q);
+		child_store_result(false, e.message);
+		return;	/* keep everything as it was */
+	}
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(col);
+	store_push(st, c);
+	bson_destroy(&q);
+	child_store_result(true, NULL);
+
+	for (s = TAILQ_FIRST(&srcs); s != NULL; s = ns) {
+		ns = TAILQ_NEXT(s, entry);
+		if (!s->seen)
+			src_remove(s, "removed");
+	}
+	TAILQ_FOREACH(s, &srcs, entry) {
+		n++;
+		if (s->leased)
+			held++;
+	}
+	share = lease_fair_share(n, live_instances);
+	TAILQ_FOREACH(s, &srcs, entry) {
+		char res[160];
+
+		if (s->leased || held >= share)
+			continue;
+		snprintf(res, sizeof(res), "fetch:%s", s->id);
+		rc = lease_take(st, res, fconf.instance, fconf.lease_ttl_ms,
+		    &s->lease, err, sizeof(err));
+		if (rc < 0) {
+			child_store_result(false, err);
+			break;
+		}
+		if (rc == 0)
+			continue;
+		s->leased = true;
+		held++;
+		log_info("source %s: fetching here (lease epoch %lld)", s->id,
+		    (long long)s->lease.epoch);
+		src_load_state(s);
+		src_kick(s);
+	}
+	/* More than our share: give one idle source back per rescan. */
+	if (held > share) {
+		TAILQ_FOREACH(s, &srcs, entry) {
+			size_t i;
+			bool busy = false;
+
+			if (!s->leased)
+				continue;
+			for (i = 0; i < s->njobs; i++)
+				if (s->jobs[i]->state == JOB_RUNNING)
+					busy = true;
+			if (busy)
+				continue;
+			src_stop_jobs(s);
+			lease_release(st, &s->lease, err, sizeof(err));
+			s->leased = false;
+			log_info("source %s: handed over to balance %d "
+			    "instances", s->id, live_instances);
+			break;
+		}
+	}
+	TAILQ_FOREACH(s, &srcs, entry)
+		src_flush_state(s);
+	alerts_flush();
+}
+
+static void
+rescan_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (stopping)
+		return;
+	sched_rescan();
+	sched_arm(ev_rescan, fconf.rescan_ms);
+}
+
+static void
+renew_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fsrc *s;
+	char err[512];
+	int rc;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (stopping)
+		return;
+	TAILQ_FOREACH(s, &srcs, entry) {
+		if (!s->leased)
+			continue;
+		if (!store_healthy(child_store())) {
+			if (!lease_valid(&s->lease))
+				sched_lease_lost(s);
+			continue;
+		}
+		rc = lease_renew(child_store(), &s->lease, fconf.instance,
+		    fconf.lease_ttl_ms, err, sizeof(err));
+		if (rc == -ESTALE || (rc != 0 && !lease_valid(&s->lease)))
+			sched_lease_lost(s);
+		else if (rc != 0)
+			child_store_result(false, err);
+	}
+	sched_arm(ev_renew, fconf.lease_renew_ms);
+}
+
+void
+sched_start(void)
+{
+	if (started)
+		return;
+	if ((hc = httpc_new(child_base())) == NULL)
+		fatal("cannot create the HTTP client");
+	ev_rescan = evtimer_new(child_base(), rescan_cb, NULL);
+	ev_renew = evtimer_new(child_base(), renew_cb, NULL);
+	ev_pump = evtimer_new(child_base(), pump_cb, NULL);
+	if (ev_rescan == NULL || ev_renew == NULL || ev_pump == NULL)
+		fatal("out of memory");
+	sched_arm(ev_rescan, 0);
+	sched_arm(ev_renew, fconf.lease_renew_ms);
+	started = true;
+}
+
+void
+sched_stop(void)
+{
+	struct fsrc *s;
+	char err[256];
+
+	if (!started)
+		return;
+	TAILQ_FOREACH(s, &srcs, entry)
+		src_stop_jobs(s);
+	stopping = true;
+	/* Hand the leases over so another instance can go on at once. */
+	TAILQ_FOREACH(s, &srcs, entry) {
+		src_flush_state(s);
+		if (s->leased && store_healthy(child_store()))
+			lease_release(child_store(), &s->lease, err,
+			    sizeof(err));
+		s->leased = false;
+	}
+}
+
+void
+sched_source_changed(const char *id, bool removed)
+{
+	struct fsrc *s;
+
+	if (removed) {
+		if ((s = src_find(id)) != NULL)
+			src_remove(s, "removed");
+		return;
+	}
+	if (ev_rescan != NULL && !stopping)
+		sched_arm(ev_rescan, 0);
+}
+
+int
+sched_store_setup(struct store *st, char *err, size_t errlen)
+{
+	bson_t *idx;
+	int rc;
+
+	if ((rc = lease_setup_indexes(st, err, errlen)) != 0)
+		return rc;
+	idx = BCON_NEW("0", "{", "key", "{", "sourceId", BCON_INT32(1),
+	    "state", BCON_INT32(1), "batchId", BCON_INT32(1), "seq",
+	    BCON_INT32(1), "}", "name",
+	    BCON_UTF8("sourceId_1_state_1_batchId_1_seq_1"), "}");
+	rc = store_create_indexes(st, STORE_LOGS, idx, err, errlen);
+	bson_destroy(idx);
+	return rc;
+}

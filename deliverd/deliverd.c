@@ -1,37 +1,1273 @@
 /*
- * auditrelay-deliverd.
+ * auditrelay-deliverd: pending logs -> signed batches -> callbackUrl.
+ *
+ * For every source whose lease "deliver:<source>" this instance holds,
+ * the pending logs are grouped into batches (queue.c), each batch is
+ * POSTed with Standard Webhooks signatures (send.c) and its outcome
+ * classified (outcome.c): delivered, retried on a schedule, or parked as
+ * a dead letter; a circuit breaker per callback holds the queue while it
+ * is down (breaker.c); alerts travel the same way (alerts.c). The store
+ * is the truth: hints (LogsStored, SourceChanged) only wake us early, and
+ * everything is re-read every rescan_interval.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
+#include <curl/curl.h>
+
+#include "deliverd/batch.h"
+#include "deliverd/deliverd.h"
+#include "deliverd/send.h"
 #include "lib/child.h"
 #include "lib/log.h"
+#include "lib/store.h"
+#include "lib/util.h"
+
+#define JANITOR_FIRST_MS	10000
+#define JANITOR_EVERY_MS	60000
+#define STATE_WRITE_MIN_MS	2000
+#define DEAD_ALERT_EVERY_MS	(10LL * 60 * 1000)
+#define SEND_FAIL_DELAY_MS	5000
+
+struct deliverd		 D;
+
+static struct event	*rescan_ev, *renew_ev, *janitor_ev, *janitor2_ev;
+static struct event	*finish_ev;
+
+static void	deliverd_step(struct dsource *s);
+static void	deliverd_janitor_first_cb(evutil_socket_t, short, void *);
+
+/* Record a store call's outcome (logs outages once); true when ok. */
+bool
+deliverd_store_result(int rc, const char *err)
+{
+	return child_store_result(rc >= 0, err);
+}
+
+/* Free a decrypted secret. */
+static void
+deliverd_secret_free(char **p)
+{
+	if (*p != NULL)
+		crypto_free_secret(*p, strlen(*p) + 1);
+	*p = NULL;
+}
+
+/*
+ * Open the sealed secret in field of a source document ({keyId, nonce,
+ * ct[, until]}). malloc'd "whsec_..."; NULL with err[] when absent or
+ * unreadable (the text never contains the secret).
+ */
+static char *
+deliverd_secret_open(const char *source_id, const bson_t *doc,
+    const char *field, int64_t *until, char *err, size_t errlen)
+{
+	bson_iter_t		 it, sub;
+	const uint8_t		*nonce = NULL, *ct = NULL;
+	uint32_t		 nlen = 0, ctlen = 0;
+	bson_subtype_t		 st;
+	const char		*keyid = NULL;
+	unsigned char		*pt = NULL;
+	size_t			 ptlen = 0;
+	char			*out;
+
+	if (until != NULL)
+		*until = 0;
+	if (!bson_iter_init_find(&it, doc, field) ||
+	    !BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, &sub)) {
+		snprintf(err, errlen, "%s absent", field);
+		return NULL;
+	}
+	while (bson_iter_next(&sub)) {
+		const char *k = bson_iter_key(&sub);
+
+		if (strcmp(k, "keyId") == 0 && BSON_ITER_HOLDS_UTF8(&sub))
+			keyid = bson_iter_utf8(&sub, NULL);
+		else if (strcmp(k, "nonce") == 0 &&
+		    BSON_ITER_HOLDS_BINARY(&sub))
+			bson_iter_binary(&sub, &st, &nlen, &nonce);
+		else if (strcmp(k, "ct") == 0 && BSON_ITER_HOLDS_BINARY(&sub))
+			bson_iter_binary(&sub, &st, &ctlen, &ct);
+		else if (strcmp(k, "until") == 0 && until != NULL &&
+		    BSON_ITER_HOLDS_NUMBER(&sub))
+			*until = bson_iter_as_int64(&sub);
+	}
+	if (nonce == NULL || nlen != CRYPTO_NONCE_LEN || ct == NULL) {
+		snprintf(err, errlen, "%s is malformed", field);
+		return NULL;
+	}
+	if (keyid != NULL && strcmp(keyid, D.keyid) != 0) {
+		snprintf(err, errlen, "%s was sealed with master key %s, "
+		    "this instance has %s", field, keyid, D.keyid);
+		return NULL;
+	}
+	if (aead_open(D.key, source_id, strlen(source_id), nonce, ct, ctlen,
+	    &pt, &ptlen) != 0) {
+		snprintf(err, errlen, "%s does not open with the master key",
+		    field);
+		return NULL;
+	}
+	out = malloc(ptlen + 1);
+	if (out != NULL) {
+		memcpy(out, pt, ptlen);
+		out[ptlen] = '\0';
+	}
+	crypto_free_secret(pt, ptlen + 1);
+	return out;
+}
+
+/* The host part of a URL into out; 0 or -EINVAL. */
+static int
+deliverd_url_host(const char *url, char *out, size_t outlen)
+{
+	CURLU	*u;
+	char	*host = NULL;
+	int	 rc = -EINVAL;
+
+	if ((u = curl_url()) == NULL)
+		return -ENOMEM;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+		util_strlcpy(out, host, outlen);
+		rc = 0;
+	}
+	curl_free(host);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+/* The host entry for name, created on first use. */
+static struct dhost *
+deliverd_host(const char *name)
+{
+	struct dhost	*h;
+
+	LIST_FOREACH(h, &D.hosts, entry)
+		if (strcmp(h->name, name) == 0)
+			return h;
+	h = util_xcalloc(1, sizeof(*h));
+	util_strlcpy(h->name, name, sizeof(h->name));
+	LIST_INSERT_HEAD(&D.hosts, h, entry);
+	return h;
+}
+
+static struct dsource *
+deliverd_source_find(const char *id)
+{
+	struct dsource	*s;
+
+	TAILQ_FOREACH(s, &D.sources, entry)
+		if (strcmp(s->id, id) == 0)
+			return s;
+	return NULL;
+}
+
+/* Arm s's timer for wall-clock time at (ms); 0 disarms. */
+static void
+deliverd_source_wake(struct dsource *s, int64_t at)
+{
+	struct timeval	tv;
+	int64_t		d;
+
+	if (at <= 0) {
+		evtimer_del(s->timer);
+		return;
+	}
+	d = at - util_now_ms();
+	if (d < 0)
+		d = 0;
+	tv.tv_sec = d / 1000;
+	tv.tv_usec = (d % 1000) * 1000;
+	evtimer_add(s->timer, &tv);
+}
+
+/*
+ * Stop all work of s: cancel its POSTs (their outcome is unknown, the
+ * batches stay pending in the store and will be sent again with the same
+ * ids) and forget its queue.
+ */
+static void
+deliverd_source_idle(struct dsource *s)
+{
+	struct dbatch	*b;
+
+	while ((b = TAILQ_FIRST(&s->queue)) != NULL) {
+		if (b->inflight) {
+			httpc_cancel(b->req);
+			b->host->inflight--;
+			s->inflight--;
+			D.inflight--;
+		}
+		queue_remove(s, b);
+	}
+	evtimer_del(s->timer);
+	s->wait_slot = false;
+}
+
+/* Drop s entirely (removed source, shutdown): release its lease. */
+static void
+deliverd_source_free(struct dsource *s)
+{
+	char	err[256];
+
+	deliverd_source_idle(s);
+	if (s->lease.held && store_healthy(D.store))
+		(void)lease_release(D.store, &s->lease, err, sizeof(err));
+	TAILQ_REMOVE(&D.sources, s, entry);
+	event_free(s->timer);
+	free(s->url);
+	free(s->gone_url);
+	deliverd_secret_free(&s->secret);
+	deliverd_secret_free(&s->prev_secret);
+	free(s);
+}
+
+/* Upsert source_state "<id>:deliver" (throttled unless status changed). */
+void
+deliverd_source_state_write(struct dsource *s)
+{
+	bson_t	 doc;
+	char	 id[96], err[512] = "";
+	int64_t	 now = util_now_ms();
+	int	 rc;
+
+	if (s->written_status == s->status &&
+	    now - s->state_written_at < STATE_WRITE_MIN_MS)
+		return;
+	snprintf(id, sizeof(id), "%s:deliver", s->id);
+	bson_init(&doc);
+	BSON_APPEND_UTF8(&doc, "_id", id);
+	BSON_APPEND_UTF8(&doc, "sourceId", s->id);
+	BSON_APPEND_UTF8(&doc, "status", s->status);
+	if (s->last_delivery_at > 0)
+		BSON_APPEND_INT64(&doc, "lastDeliveryAt", s->last_delivery_at);
+	else
+		BSON_APPEND_NULL(&doc, "lastDeliveryAt");
+	if (s->last_error[0] != '\0')
+		BSON_APPEND_UTF8(&doc, "lastError", s->last_error);
+	else
+		BSON_APPEND_NULL(&doc, "lastError");
+	BSON_APPEND_INT32(&doc, "consecutiveFailures",
+	    (int32_t)s->br.consecutive);
+	if (s->gone_url != NULL)
+		BSON_APPEND_UTF8(&doc, "goneUrl", s->gone_url);
+	BSON_APPEND_INT64(&doc, "epoch", s->lease.epoch);
+	BSON_APPEND_INT64(&doc, "updatedAt", now);
+	rc = store_upsert(D.store, STORE_SOURCE_STATE, id, &doc, err,
+	    sizeof(err));
+	bson_destroy(&doc);
+	if (deliverd_store_result(rc, err)) {
+		s->written_status = s->status;
+		s->state_written_at = now;
+	}
+}
+
+/* Add to the counters in stats "<id>:deliver". */
+void
+deliverd_stats_add(struct dsource *s, int64_t logs, int64_t batches,
+    int64_t failures, int64_t dead)
+{
+	mongoc_client_t		*c;
+	mongoc_collection_t	*coll;
+	bson_t			*sel, *upd, *opts;
+	bson_error_t		 berr;
+	char			 id[96], err[512] = "";
+	int			 rc = 0;
+
+	snprintf(id, sizeof(id), "%s:deliver", s->id);
+	sel = BCON_NEW("_id", BCON_UTF8(id));
+	upd = BCON_NEW("$inc", "{", "deliveredLogs", BCON_INT64(logs),
+	    "deliveredBatches", BCON_INT64(batches),
+	    "failedAttempts", BCON_INT64(failures),
+	    "deadBatches", BCON_INT64(dead), "}",
+	    "$set", "{", "sourceId", BCON_UTF8(s->id),
+	    "updatedAt", BCON_INT64(util_now_ms()), "}");
+	opts = BCON_NEW("upsert", BCON_BOOL(true));
+	c = store_pop(D.store);
+	coll = store_coll(D.store, c, STORE_STATS);
+	if (!mongoc_collection_update_one(coll, sel, upd, opts, NULL, &berr)) {
+		snprintf(err, sizeof(err), "update stats: %.400s", berr.message);
+		rc = -EIO;
+	}
+	mongoc_collection_destroy(coll);
+	store_push(D.store, c);
+	bson_destroy(sel);
+	bson_destroy(upd);
+	bson_destroy(opts);
+	(void)deliverd_store_result(rc, err);
+}
+
+/* A short description of a failed attempt into out. */
+static void
+deliverd_describe(const struct httpc_resp *resp, char *out, size_t outlen)
+{
+	char	snippet[121];
+	size_t	i, n;
+
+	if (resp->status == 0) {
+		snprintf(out, outlen, "%s", resp->error[0] != '\0' ?
+		    resp->error : "no answer");
+		return;
+	}
+	n = resp->body_len < sizeof(snippet) - 1 ? resp->body_len :
+	    sizeof(snippet) - 1;
+	for (i = 0; i < n; i++)
+		snippet[i] = (resp->body[i] >= 0x20 && resp->body[i] < 0x7f) ?
+		    resp->body[i] : ' ';
+	snippet[n] = '\0';
+	if (n > 0)
+		snprintf(out, outlen, "HTTP %ld: %s", resp->status, snippet);
+	else
+		snprintf(out, outlen, "HTTP %ld", resp->status);
+}
+
+/* Tell the source's owner that a batch became a dead letter (throttled). */
+static void
+deliverd_dead_alert(struct dsource *s, struct dbatch *b, const char *why)
+{
+	char	msg[768];
+	int64_t	now = util_now_ms(), n;
+	bson_t	*sel;
+	char	err[256];
+
+	if (now - s->last_dead_alert < DEAD_ALERT_EVERY_MS)
+		return;
+	s->last_dead_alert = now;
+	sel = BCON_NEW("sourceId", BCON_UTF8(s->id), "state",
+	    BCON_UTF8("dead"));
+	n = store_count(D.store, STORE_BATCHES, sel, err, sizeof(err));
+	bson_destroy(sel);
+	snprintf(msg, sizeof(msg), "batch %s (%lld logs) could not be "
+	    "delivered after %u attempts (last: %s); %lld dead letter(s) are "
+	    "kept: list them with GET /sources/%s/dead-letters and re-send "
+	    "them with POST /sources/%s/dead-letters/replay", b->id,
+	    (long long)b->nlogs, b->n_attempts, why, (long long)(n < 0 ? 1 : n),
+	    s->id, s->id);
+	(void)alerts_raise(s, "dead_letter", msg);
+}
+
+static void	deliverd_finish(void);
+
+/* Step every source held back by a concurrency limit, fairly. */
+static void
+deliverd_kick_waiting(void)
+{
+	struct dsource	*s, *first;
+
+	if ((first = TAILQ_FIRST(&D.sources)) != NULL) {
+		/* Rotate so that no source always goes first. */
+		TAILQ_REMOVE(&D.sources, first, entry);
+		TAILQ_INSERT_TAIL(&D.sources, first, entry);
+	}
+	TAILQ_FOREACH(s, &D.sources, entry) {
+		if (D.inflight >= D.max_conc)
+			break;
+		if (s->wait_slot)
+			deliverd_step(s);
+	}
+}
+
+/* A POST finished: record the outcome, decide what happens next. */
+static void
+deliverd_done_cb(const struct httpc_resp *resp, void *arg)
+{
+	struct dbatch		*b = arg;
+	struct dsource		*s = b->src;
+	enum deliver_result	 r;
+	enum breaker_event	 ev = BREAKER_NONE;
+	int64_t			 now = util_now_ms(), delay, ra;
+	unsigned		 attempts;
+	char			 why[256];
+	bool			 dead;
+
+	b->inflight = false;
+	b->req = NULL;
+	b->host->inflight--;
+	s->inflight--;
+	D.inflight--;
+	r = deliver_classify(resp->status, resp->curl_code, resp->blocked);
+	deliverd_describe(resp, why, sizeof(why));
+
+	if (!lease_valid(&s->lease)) {
+		log_warn("source=%s batch=%s answered (%s) after the lease "
+		    "ended; not recorded, the next holder sends it again",
+		    s->id, b->id, deliver_result_name(r));
+		s->reload = true;
+		goto next;
+	}
+	b->n_attempts++;
+	switch (r) {
+	case DELIVER_OK:
+		if (queue_mark_delivered(s, b, now) != 0 ||
+		    queue_record(s, b, resp, "delivered", now, NULL) != 0) {
+			log_warn("source=%s batch=%s delivered but not "
+			    "recorded (store); it will be sent again with the "
+			    "same webhook-id", s->id, b->id);
+			s->reload = true;
+			goto next;
+		}
+		log_info("source=%s batch=%s delivered logs=%lld status=%ld "
+		    "attempt=%u %lldms", s->id, b->id, (long long)b->nlogs,
+		    resp->status, b->n_attempts, (long long)resp->elapsed_ms);
+		ev = breaker_success(&s->br, &attempts);
+		if (ev == BREAKER_CLOSED)
+			log_notice("source=%s callback resumed after %u "
+			    "attempts; releasing the held queue", s->id,
+			    attempts);
+		s->last_delivery_at = now;
+		s->last_error[0] = '\0';
+		s->status = "ok";
+		deliverd_stats_add(s, b->is_alert ? 0 : b->nlogs, 1, 0, 0);
+		deliverd_source_state_write(s);
+		queue_remove(s, b);
+		s->logs_dirty = true;
+		break;
+	case DELIVER_RETRY:
+	case DELIVER_ERROR:
+		b->n_fail++;
+		if (r == DELIVER_ERROR)
+			b->n_errors++;
+		ra = (resp->status == 429 || resp->status == 503) ?
+		    resp->retry_after_s : -1;
+		delay = deliver_retry_delay(D.sched, D.nsched, b->n_fail, ra);
+		dead = deliver_give_up(r, b->n_errors, now - b->age_base,
+		    D.max_age_ms, &delay);
+		util_strlcpy(s->last_error, why, sizeof(s->last_error));
+		if (r == DELIVER_RETRY) {
+			ev = breaker_failure(&s->br, now);
+			if (ev == BREAKER_OPENED) {
+				s->status = "callback_failing";
+				log_warn("source=%s callback down after %u "
+				    "failures in a row (%s); holding its queue "
+				    "and probing with one batch, next in %llds",
+				    s->id, s->br.consecutive, why,
+				    (long long)(delay / 1000));
+			}
+		}
+		deliverd_stats_add(s, 0, 0, 1, dead ? 1 : 0);
+		if (dead) {
+			if (queue_record(s, b, resp, "dead", now, why) != 0) {
+				s->reload = true;
+				goto next;
+			}
+			log_warn("source=%s batch=%s is a dead letter after %u "
+			    "attempts (last: %s); kept for replay", s->id,
+			    b->id, b->n_attempts, why);
+			if (!b->is_alert)
+				deliverd_dead_alert(s, b, why);
+			queue_remove(s, b);
+		} else {
+			b->next_at = now + delay;
+			if (queue_record(s, b, resp, "pending", now, why) !=
+			    0) {
+				s->reload = true;
+				goto next;
+			}
+			if (s->br.open && ev != BREAKER_OPENED)
+				log_debug("source=%s batch=%s probe failed: "
+				    "%s; next probe in %llds", s->id, b->id,
+				    why, (long long)(delay / 1000));
+			else if (!s->br.open)
+				log_info("source=%s batch=%s attempt %u "
+				    "failed: %s; retrying in %llds", s->id,
+				    b->id, b->n_attempts, why,
+				    (long long)(delay / 1000));
+		}
+		deliverd_source_state_write(s);
+		break;
+	case DELIVER_GONE:
+		b->next_at = now;
+		(void)queue_record(s, b, resp, "pending", now, why);
+		s->gone = true;
+		free(s->gone_url);
+		s->gone_url = util_xstrdup(s->url);
+		s->status = "callback_gone";
+		util_strlcpy(s->last_error, why, sizeof(s->last_error));
+		deliverd_source_state_write(s);
+		(void)alerts_raise(s, "callback_gone", "the callback answered "
+		    "410 Gone; deliveries of this source are paused until its "
+		    "callbackUrl changes");
+		deliverd_stats_add(s, 0, 0, 1, 0);
+		break;
+	}
+next:
+	if (D.stopping) {
+		if (D.inflight == 0)
+			deliverd_finish();
+		return;
+	}
+	deliverd_step(s);
+	deliverd_kick_waiting();
+}
+
+/* Start the POST of b. 0, or -errno with b rescheduled. */
+static int
+deliverd_send(struct dsource *s, struct dbatch *b, struct dhost *host)
+{
+	struct send_params	 p;
+	char			*body;
+	size_t			 len = 0;
+	int			 rc;
+
+	if ((body = queue_body(s, b, &len)) == NULL) {
+		/* Gone from the store (pruned, source removed) or no store. */
+		s->reload = true;
+		return -EIO;
+	}
+	memset(&p, 0, sizeof(p));
+	p.url = s->url;
+	p.webhook_id = b->webhook_id;
+	p.secret = s->secret;
+	p.prev_secret = s->prev_secret;
+	p.prev_until = s->prev_until;
+	p.body = body;
+	p.body_len = len;
+	p.timeout_ms = D.timeout_ms;
+	p.allow_private = D.allow_private;
+	rc = send_post(D.http, &p, deliverd_done_cb, b, &b->req);
+	free(body);
+	if (rc != 0) {
+		log_err("source=%s batch=%s cannot start the POST: %s; "
+		    "retrying in %ds", s->id, b->id, strerror(-rc),
+		    SEND_FAIL_DELAY_MS / 1000);
+		b->next_at = util_now_ms() + SEND_FAIL_DELAY_MS;
+		return rc;
+	}
+	b->inflight = true;
+	b->host = host;
+	host->inflight++;
+	s->inflight++;
+	D.inflight++;
+	log_debug("source=%s batch=%s POST webhook-id=%s bytes=%zu attempt=%u",
+	    s->id, b->id, b->webhook_id, len, b->n_attempts + 1);
+	return 0;
+}
+
+/*
+ * Advance s: build batches when there is room, send what is due within
+ * the concurrency limits (one probe at a time while the breaker is open),
+ * and arm the timer for the next thing to do.
+ */
+static void
+deliverd_step(struct dsource *s)
+{
+	struct dbatch	*b;
+	struct dhost	*host;
+	int64_t		 now = util_now_ms(), wake = 0;
+	unsigned	 window;
+
+	if (D.stopping || !child_store_ready() || !store_healthy(D.store))
+		return;
+	if (!lease_valid(&s->lease) || s->paused || s->gone ||
+	    s->secret == NULL || s->url == NULL)
+		return;
+	if (s->remark && queue_remark(s) != 0)
+		return;
+	if (s->reload && queue_load(s) != 0)
+		return;
+	if (s->linger_until > 0 && now >= s->linger_until) {
+		s->linger_until = 0;
+		s->logs_dirty = true;
+	}
+	window = breaker_window(&s->br, D.host_conc);
+	if (!s->br.open && !s->remark) {
+		if (s->alerts_dirty && alerts_build(s) < 0)
+			return;
+		if (s->logs_dirty && s->nqueue < 2 * window &&
+		    queue_build_logs(s, 2 * window - s->nqueue) < 0)
+			return;
+	}
+	s->wait_slot = false;
+	host = deliverd_host(s->hostname);
+	TAILQ_FOREACH(b, &s->queue, entry) {
+		if (b->inflight)
+			continue;
+		if (s->br.open && s->inflight > 0)
+			break;
+		if (b->next_at > now) {
+			if (wake == 0 || b->next_at < wake)
+				wake = b->next_at;
+			if (s->br.open)
+				break;	/* the head is the probe */
+			continue;
+		}
+		if (s->inflight >= window)
+			break;
+		if (host->inflight >= D.host_conc ||
+		    D.inflight >= D.max_conc) {
+			s->wait_slot = true;
+			break;
+		}
+		if (deliverd_send(s, b, host) != 0) {
+			if (s->reload)
+				break;
+			if (wake == 0 || b->next_at < wake)
+				wake = b->next_at;
+		}
+	}
+	if (s->linger_until > 0 && (wake == 0 || s->linger_until < wake))
+		wake = s->linger_until;
+	deliverd_source_wake(s, wake);
+}
+
+static void
+deliverd_source_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	deliverd_step(arg);
+}
+
+/*
+ * Take the lease of s. A lease still held by this very instance (the
+ * deliverd before a crash: the supervisor restarts us only after reaping
+ * it) is released and taken again at once instead of waiting for its
+ * expiry. 1 taken, 0 held elsewhere, -EIO.
+ */
+static int
+deliverd_lease_take(struct dsource *s)
+{
+	char		 res[160], err[512] = "";
+	bson_t		*sel, *opts, out;
+	struct lease	 old;
+	int		 rc;
+
+	snprintf(res, sizeof(res), "deliver:%s", s->id);
+	rc = lease_take(D.store, res, D.instance, D.lease_ttl_ms, &s->lease,
+	    err, sizeof(err));
+	if (rc == 0) {
+		sel = BCON_NEW("resource", BCON_UTF8(res));
+		opts = BCON_NEW("sort", "{", "epoch", BCON_INT32(-1), "}");
+		rc = store_find_one(D.store, STORE_LEASES, sel, opts, &out,
+		    err, sizeof(err));
+		bson_destroy(sel);
+		bson_destroy(opts);
+		if (rc == 1) {
+			const char *holder = store_bson_str(&out, "holder");
+
+			rc = 0;
+			if (holder != NULL && strcmp(holder, D.instance) == 0 &&
+			    !store_bson_bool(&out, "released", false)) {
+				memset(&old, 0, sizeof(old));
+				util_strlcpy(old.resource, res,
+				    sizeof(old.resource));
+				old.epoch = store_bson_int(&out, "epoch", 0);
+				old.held = true;
+				log_info("source=%s taking over lease %s#%lld "
+				    "of this instance's previous deliverd",
+				    s->id, res, (long long)old.epoch);
+				if (lease_release(D.store, &old, err,
+				    sizeof(err)) == 0)
+					rc = lease_take(D.store, res,
+					    D.instance, D.lease_ttl_ms,
+					    &s->lease, err, sizeof(err));
+			}
+			bson_destroy(&out);
+		}
+	}
+	if (!deliverd_store_result(rc < 0 ? rc : 0, err))
+		return -EIO;
+	return rc;
+}
+
+/* Just took the lease of s: read its state, repair, start. */
+static void
+deliverd_source_taken(struct dsource *s)
+{
+	bson_t	*sel, out;
+	char	 id[96], err[512] = "";
+	int	 rc;
+
+	log_info("source=%s delivering (lease deliver:%s epoch=%lld)", s->id,
+	    s->id, (long long)s->lease.epoch);
+	s->remark = s->reload = s->logs_dirty = s->alerts_dirty = true;
+	breaker_init(&s->br, D.breaker_threshold);
+	s->status = "ok";
+	snprintf(id, sizeof(id), "%s:deliver", s->id);
+	sel = BCON_NEW("_id", BCON_UTF8(id));
+	rc = store_find_one(D.store, STORE_SOURCE_STATE, sel, NULL, &out, err,
+	    sizeof(err));
+	bson_destroy(sel);
+	(void)deliverd_store_result(rc < 0 ? rc : 0, err);
+	if (rc == 1) {
+		const char *st = store_bson_str(&out, "status");
+		const char *gu = store_bson_str(&out, "goneUrl");
+
+		s->last_delivery_at = store_bson_int(&out, "lastDeliveryAt",
+		    0);
+		if (st != NULL && strcmp(st, "callback_gone") == 0 &&
+		    gu != NULL && s->url != NULL && strcmp(gu, s->url) == 0) {
+			s->gone = true;
+			s->status = "callback_gone";
+			free(s->gone_url);
+			s->gone_url = util_xstrdup(gu);
+		}
+		bson_destroy(&out);
+	}
+}
+
+/* Apply a sources document to s (new or known). */
+static void
+deliverd_source_apply(struct dsource *s, const bson_t *doc)
+{
+	const char	*url = store_bson_str(doc, "callbackUrl");
+	char		 err[256], *sec, *prev;
+	int64_t		 until = 0;
+
+	s->paused = store_bson_bool(doc, "paused", false);
+	if (url != NULL && (s->url == NULL || strcmp(url, s->url) != 0)) {
+		free(s->url);
+		s->url = util_xstrdup(url);
+		if (deliverd_url_host(url, s->hostname,
+		    sizeof(s->hostname)) != 0)
+			util_strlcpy(s->hostname, "?", sizeof(s->hostname));
+		if (s->gone && s->gone_url != NULL &&
+		    strcmp(s->gone_url, url) != 0) {
+			log_notice("source=%s callbackUrl changed; resuming "
+			    "deliveries paused by 410 Gone", s->id);
+			s->gone = false;
+			free(s->gone_url);
+			s->gone_url = NULL;
+			s->status = "ok";
+			s->last_error[0] = '\0';
+			s->written_status = NULL;
+			if (s->lease.held)
+				deliverd_source_state_write(s);
+		}
+	}
+	sec = deliverd_secret_open(s->id, doc, "webhookSecret", NULL, err,
+	    sizeof(err));
+	if (sec == NULL) {
+		if (s->secret != NULL || s->last_error[0] == '\0')
+			log_err("source=%s cannot read its webhook secret: %s; "
+			    "deliveries held", s->id, err);
+		deliverd_secret_free(&s->secret);
+		util_strlcpy(s->last_error, err, sizeof(s->last_error));
+	} else {
+		deliverd_secret_free(&s->secret);
+		s->secret = sec;
+	}
+	deliverd_secret_free(&s->prev_secret);
+	prev = deliverd_secret_open(s->id, doc, "previousWebhookSecret",
+	    &until, err, sizeof(err));
+	if (prev != NULL) {
+		s->prev_secret = prev;
+		s->prev_until = until;
+	}
+}
+
+static struct dsource *
+deliverd_source_new(const char *id)
+{
+	struct dsource	*s;
+
+	s = util_xcalloc(1, sizeof(*s));
+	util_strlcpy(s->id, id, sizeof(s->id));
+	TAILQ_INIT(&s->queue);
+	s->timer = evtimer_new(D.base, deliverd_source_timer_cb, s);
+	if (s->timer == NULL)
+		fatal("out of memory");
+	s->status = "ok";
+	breaker_init(&s->br, D.breaker_threshold);
+	TAILQ_INSERT_TAIL(&D.sources, s, entry);
+	return s;
+}
+
+/*
+ * Re-read the store: sources (new, changed, removed), leases up to this
+ * instance's fair share, then step every source we hold.
+ */
+static void
+deliverd_rescan_cb(evutil_socket_t fd, short what, void *arg)
+{
+	mongoc_client_t		*c;
+	mongoc_collection_t	*coll;
+	mongoc_cursor_t		*cur;
+	const bson_t		*doc;
+	bson_t			*filter, *opts;
+	bson_error_t		 berr;
+	struct dsource		*s, *ns;
+	char			 err[512] = "";
+	int			 rc = 0, n = 0, held = 0, live, share;
+
+	if (D.stopping || !child_store_ready() || !store_healthy(D.store))
+		return;
+	rc = lease_heartbeat(D.store, D.instance, err, sizeof(err));
+	if (!deliverd_store_result(rc, err))
+		return;
+
+	TAILQ_FOREACH(s, &D.sources, entry)
+		s->seen = false;
+	filter = bson_new();
+	opts = BCON_NEW("projection", "{", "credentials", BCON_INT32(0), "}");
+	c = store_pop(D.store);
+	coll = store_coll(D.store, c, STORE_SOURCES);
+	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+	while (mongoc_cursor_next(cur, &doc)) {
+		const char *id = store_bson_str(doc, "_id");
+
+		if (id == NULL || strlen(id) >= sizeof(s->id))
+			continue;
+		if ((s = deliverd_source_find(id)) == NULL)
+			s = deliverd_source_new(id);
+		deliverd_source_apply(s, doc);
+		s->seen = true;
+		n++;
+	}
+	if (mongoc_cursor_error(cur, &berr)) {
+		snprintf(err, sizeof(err), "find sources: %.400s", berr.message);
+		rc = -EIO;
+	}
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(coll);
+	store_push(D.store, c);
+	bson_destroy(filter);
+	bson_destroy(opts);
+	if (!deliverd_store_result(rc, err))
+		return;
+
+	TAILQ_FOREACH_SAFE(s, &D.sources, entry, ns) {
+		if (!s->seen) {
+			log_info("source=%s removed; its deliveries stop",
+			    s->id);
+			deliverd_source_free(s);
+		} else if (s->lease.held)
+			held++;
+	}
+	live = lease_live_instances(D.store, D.lease_ttl_ms, err,
+	    sizeof(err));
+	if (!deliverd_store_result(live < 0 ? live : 0, err))
+		return;
+	share = lease_fair_share(n, live);
+	TAILQ_FOREACH(s, &D.sources, entry) {
+		if (s->lease.held || held >= share)
+			continue;
+		rc = deliverd_lease_take(s);
+		if (rc < 0)
+			return;
+		if (rc == 1) {
+			held++;
+			deliverd_source_taken(s);
+		}
+	}
+	TAILQ_FOREACH(s, &D.sources, entry) {
+		if (!s->lease.held)
+			continue;
+		s->logs_dirty = s->alerts_dirty = s->reload = true;
+		deliverd_step(s);
+	}
+}
+
+/* Renew every held lease; a lost one stops that source's work at once. */
+static void
+deliverd_renew_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dsource	*s;
+	char		 err[512];
+	int		 rc;
+
+	if (D.stopping || !child_store_ready())
+		return;
+	TAILQ_FOREACH(s, &D.sources, entry) {
+		if (!s->lease.held)
+			continue;
+		err[0] = '\0';
+		rc = lease_renew(D.store, &s->lease, D.instance,
+		    D.lease_ttl_ms, err, sizeof(err));
+		(void)deliverd_store_result(rc == -ESTALE ? 0 : rc, err);
+		if (rc == -ESTALE) {
+			log_warn("source=%s lease deliver:%s lost to a newer "
+			    "epoch; stopping its deliveries", s->id, s->id);
+			deliverd_source_idle(s);
+		} else if (rc != 0 && !lease_valid(&s->lease)) {
+			log_warn("source=%s lease deliver:%s could not be "
+			    "renewed in time; stopping its deliveries until it "
+			    "is taken again", s->id, s->id);
+			deliverd_source_idle(s);
+			s->lease.held = false;
+		}
+	}
+}
+
+/*
+ * Run a distinct on coll.sourceId; calls fn for each value. 0 or -EIO.
+ */
+static int
+deliverd_distinct_sources(const char *coll, char ***out, size_t *nout,
+    char *err, size_t errlen)
+{
+	mongoc_client_t		*c;
+	mongoc_database_t	*db;
+	bson_t			*cmd, reply;
+	bson_iter_t		 it, ch;
+	bson_error_t		 berr;
+	char			**v = NULL, **nv;
+	size_t			 n = 0;
+	int			 rc = 0;
+
+	cmd = BCON_NEW("distinct", BCON_UTF8(coll), "key",
+	    BCON_UTF8("sourceId"));
+	c = store_pop(D.store);
+	db = mongoc_client_get_database(c, store_dbname(D.store));
+	if (!mongoc_database_command_simple(db, cmd, NULL, &reply, &berr)) {
+		snprintf(err, errlen, "distinct %s: %.400s", coll,
+		    berr.message);
+		rc = -EIO;
+	} else if (bson_iter_init_find(&it, &reply, "values") &&
+	    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &ch)) {
+		while (bson_iter_next(&ch)) {
+			if (!BSON_ITER_HOLDS_UTF8(&ch))
+				continue;
+			nv = realloc(v, (n + 1) * sizeof(*v));
+			if (nv == NULL)
+				break;
+			v = nv;
+			v[n++] = util_xstrdup(bson_iter_utf8(&ch, NULL));
+		}
+	}
+	bson_destroy(&reply);
+	mongoc_database_destroy(db);
+	store_push(D.store, c);
+	bson_destroy(cmd);
+	*out = v;
+	*nout = n;
+	return rc;
+}
+
+/*
+ * Janitor: delete what belongs to removed sources (logs, batches, alerts,
+ * this daemon's state and stats), and prune delivered logs and batches
+ * older than the retention (longer than any re-read window, so that
+ * de-duplication of re-fetched events still holds).
+ */
+static void
+deliverd_janitor_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static const char *const colls[] = { STORE_LOGS, STORE_BATCHES,
+	    STORE_ALERTS };
+	char		**ids = NULL, err[512] = "", sid[96];
+	size_t		 n = 0, i, k;
+	bson_t		*sel, out;
+	int64_t		 deleted, cutoff;
+	int		 rc;
+
+	if (D.stopping || !child_store_ready() || !store_healthy(D.store))
+		return;
+	for (k = 0; k < nitems(colls); k++) {
+		/* The ids first, then the sources: never the reverse. */
+		rc = deliverd_distinct_sources(colls[k], &ids, &n, err,
+		    sizeof(err));
+		if (!deliverd_store_result(rc, err))
+			goto out;
+		for (i = 0; i < n; i++) {
+			sel = BCON_NEW("_id", BCON_UTF8(ids[i]));
+			rc = store_find_one(D.store, STORE_SOURCES, sel, NULL,
+			    &out, err, sizeof(err));
+			bson_destroy(sel);
+			if (!deliverd_store_result(rc < 0 ? rc : 0, err))
+				goto out;
+			if (rc == 1) {
+				bson_destroy(&out);
+				continue;
+			}
+			sel = BCON_NEW("sourceId", BCON_UTF8(ids[i]));
+			deleted = 0;
+			rc = store_delete(D.store, colls[k], sel, true,
+			    &deleted, err, sizeof(err));
+			bson_destroy(sel);
+			if (!deliverd_store_result(rc, err))
+				goto out;
+			log_info("source=%s removed: deleted %lld %s",
+			    ids[i], (long long)deleted, colls[k]);
+			if (k == 0) {
+				snprintf(sid, sizeof(sid), "%s:deliver",
+				    ids[i]);
+				sel = BCON_NEW("_id", BCON_UTF8(sid));
+				(void)store_delete(D.store, STORE_SOURCE_STATE,
+				    sel, false, NULL, err, sizeof(err));
+				(void)store_delete(D.store, STORE_STATS, sel,
+				    false, NULL, err, sizeof(err));
+				bson_destroy(sel);
+			}
+		}
+		for (i = 0; i < n; i++)
+			free(ids[i]);
+		free(ids);
+		ids = NULL;
+		n = 0;
+	}
+
+	cutoff = util_now_ms() - D.retention_ms;
+	sel = BCON_NEW("state", BCON_UTF8("delivered"), "storedAt", "{",
+	    "$lt", BCON_INT64(cutoff), "}");
+	deleted = 0;
+	rc = store_delete(D.store, STORE_LOGS, sel, true, &deleted, err,
+	    sizeof(err));
+	bson_destroy(sel);
+	if (!deliverd_store_result(rc, err))
+		goto out;
+	if (deleted > 0)
+		log_info("pruned %lld delivered logs older than %llds",
+		    (long long)deleted, (long long)D.retention_ms / 1000);
+	sel = BCON_NEW("state", BCON_UTF8("delivered"), "deliveredAt", "{",
+	    "$lt", BCON_INT64(cutoff), "}");
+	rc = store_delete(D.store, STORE_BATCHES, sel, true, &deleted, err,
+	    sizeof(err));
+	bson_destroy(sel);
+	(void)deliverd_store_result(rc, err);
+	sel = BCON_NEW("state", BCON_UTF8("batched"), "at", "{",
+	    "$lt", BCON_INT64(cutoff), "}");
+	rc = store_delete(D.store, STORE_ALERTS, sel, true, NULL, err,
+	    sizeof(err));
+	bson_destroy(sel);
+	(void)deliverd_store_result(rc, err);
+out:
+	for (i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+/* Leave: release every lease so a restart or a peer takes over at once. */
+static void
+deliverd_finish(void)
+{
+	struct dsource	*s;
+
+	while ((s = TAILQ_FIRST(&D.sources)) != NULL)
+		deliverd_source_free(s);
+	httpc_free(D.http);
+	D.http = NULL;
+	child_exit(0);
+}
+
+static void
+deliverd_finish_cb(evutil_socket_t fd, short what, void *arg)
+{
+	if (D.inflight > 0)
+		log_info("%u POSTs still in flight at the end of the grace "
+		    "period; their batches will be sent again with the same "
+		    "ids", D.inflight);
+	deliverd_finish();
+}
+
+static void
+deliverd_timer_start(struct event **ev, event_callback_fn cb, int64_t ms,
+    bool persist)
+{
+	struct timeval	tv;
+
+	if (*ev != NULL)
+		event_free(*ev);
+	*ev = event_new(D.base, -1, persist ? EV_PERSIST : 0, cb, NULL);
+	if (*ev == NULL)
+		fatal("out of memory");
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	event_add(*ev, &tv);
+}
+
+/* Read the settings from cfg into D. 0 or -EINVAL. */
+static int
+deliverd_settings(const struct config *cfg, char *err, size_t errlen)
+{
+	int64_t	ages[16], maxage = 0;
+	int	n, i;
+
+	n = config_int_list(config_str(cfg, CONF_DELIVERY_RETRY_SCHEDULE),
+	    D.sched, DELIVER_SCHEDULE_MAX);
+	if (n <= 0) {
+		snprintf(err, errlen, "delivery_retry_schedule: not a list "
+		    "of seconds");
+		return -EINVAL;
+	}
+	D.nsched = n;
+	D.max_logs = config_int(cfg, CONF_DELIVERY_BATCH_MAX_LOGS);
+	D.max_bytes = config_int(cfg, CONF_DELIVERY_BATCH_MAX_BYTES);
+	D.linger_ms = config_int(cfg, CONF_DELIVERY_LINGER_MS);
+	D.max_age_ms = config_int(cfg, CONF_DELIVERY_MAX_AGE) * 1000;
+	D.timeout_ms = (long)config_int(cfg, CONF_DELIVERY_TIMEOUT) * 1000;
+	D.max_conc = (unsigned)config_int(cfg, CONF_DELIVERY_MAX_CONCURRENCY);
+	D.host_conc = (unsigned)config_int(cfg,
+	    CONF_DELIVERY_HOST_CONCURRENCY);
+	D.breaker_threshold = (unsigned)config_int(cfg,
+	    CONF_DELIVERY_BREAKER_THRESHOLD);
+	D.lease_ttl_ms = config_int(cfg, CONF_LEASE_TTL) * 1000;
+	D.lease_renew_ms = config_int(cfg, CONF_LEASE_RENEW) * 1000;
+	D.rescan_ms = config_int(cfg, CONF_RESCAN_INTERVAL) * 1000;
+	D.allow_private = config_bool(cfg,
+	    CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS);
+	n = config_int_list(config_str(cfg, CONF_FETCH_REREAD_AGES), ages,
+	    (int)nitems(ages));
+	for (i = 0; i < n; i++)
+		if (ages[i] > maxage)
+			maxage = ages[i];
+	/* Past every re-read window, with a day to spare. */
+	D.retention_ms = (maxage + config_int(cfg, CONF_FETCH_OVERLAP) +
+	    86400) * 1000;
+	return 0;
+}
 
 static int
 deliverd_configure(const struct config *cfg, bool initial, char *err,
     size_t errlen)
 {
+	struct dsource	*s;
+	const char	*inst;
+	int		 rc;
+
+	if ((rc = deliverd_settings(cfg, err, errlen)) != 0)
+		return rc;
+	TAILQ_FOREACH(s, &D.sources, entry)
+		s->br.threshold = D.breaker_threshold;
+	if (!initial) {
+		deliverd_timer_start(&rescan_ev, deliverd_rescan_cb,
+		    D.rescan_ms, true);
+		deliverd_timer_start(&renew_ev, deliverd_renew_cb,
+		    D.lease_renew_ms, true);
+		return 0;
+	}
+	if (crypto_init() != 0) {
+		snprintf(err, errlen, "libgcrypt initialisation failed");
+		return -EINVAL;
+	}
+	if ((rc = crypto_master_key_load(config_str(cfg,
+	    CONF_CRYPTO_MASTER_KEY_FILE), D.key, D.keyid, err, errlen)) != 0)
+		return rc;
+	D.have_key = true;
+	D.base = child_base();
+	D.store = child_store();
+	TAILQ_INIT(&D.sources);
+	LIST_INIT(&D.hosts);
+	inst = config_str(cfg, CONF_INSTANCE_ID);
+	if (inst == NULL || *inst == '\0') {
+		char host[200] = "localhost";
+
+		(void)gethostname(host, sizeof(host) - 1);
+		snprintf(D.instance, sizeof(D.instance), "%s:%d", host,
+		    (int)getppid());
+	} else
+		util_strlcpy(D.instance, inst, sizeof(D.instance));
+	if ((D.http = httpc_new(D.base)) == NULL) {
+		snprintf(err, errlen, "cannot create the HTTP client");
+		return -ENOMEM;
+	}
+	deliverd_timer_start(&rescan_ev, deliverd_rescan_cb, D.rescan_ms, true);
+	deliverd_timer_start(&renew_ev, deliverd_renew_cb, D.lease_renew_ms,
+	    true);
+	deliverd_timer_start(&janitor_ev, deliverd_janitor_first_cb,
+	    JANITOR_FIRST_MS, false);
+	log_info("delivering instance=%s private_networks=%s batch=%lld "
+	    "logs/%lld bytes retry=%s max_age=%llds", D.instance,
+	    D.allow_private ? "allowed" : "refused", (long long)D.max_logs,
+	    (long long)D.max_bytes,
+	    config_str(cfg, CONF_DELIVERY_RETRY_SCHEDULE),
+	    (long long)D.max_age_ms / 1000);
 	return 0;
 }
 
 static void
 deliverd_dispatch(const Ar__Envelope *env)
 {
-	log_debug("dropping message case=%d", (int)env->body_case);
+	struct dsource	*s;
+
+	switch (env->body_case) {
+	case AR__ENVELOPE__BODY_SOURCE_CHANGED:
+		s = deliverd_source_find(env->source_changed->source_id);
+		if (s != NULL && env->source_changed->removed) {
+			log_info("source=%s removed; its deliveries stop",
+			    s->id);
+			deliverd_source_free(s);
+		}
+		if (rescan_ev != NULL)
+			event_active(rescan_ev, EV_TIMEOUT, 0);
+		break;
+	case AR__ENVELOPE__BODY_LOGS_STORED:
+		s = deliverd_source_find(env->logs_stored->source_id);
+		if (s == NULL) {
+			if (rescan_ev != NULL)
+				event_active(rescan_ev, EV_TIMEOUT, 0);
+			break;
+		}
+		s->logs_dirty = s->alerts_dirty = true;
+		deliverd_step(s);
+		break;
+	default:
+		log_debug("dropping message case=%d", (int)env->body_case);
+		break;
+	}
+}
+
+/* Janitor timer: first run, then every minute. */
+static void
+deliverd_janitor_first_cb(evutil_socket_t fd, short what, void *arg)
+{
+	deliverd_janitor_cb(fd, what, arg);
+	deliverd_timer_start(&janitor2_ev, deliverd_janitor_cb,
+	    JANITOR_EVERY_MS, true);
 }
 
 static void
 deliverd_shutdown(unsigned grace_ms)
 {
-	child_exit(0);
+	struct timeval	tv;
+	unsigned	wait = grace_ms > 500 ? grace_ms - 400 : grace_ms / 2;
+
+	D.stopping = true;
+	if (D.inflight == 0) {
+		deliverd_finish();
+		return;
+	}
+	log_info("waiting up to %ums for %u POSTs in flight", wait,
+	    D.inflight);
+	finish_ev = evtimer_new(D.base, deliverd_finish_cb, NULL);
+	tv.tv_sec = wait / 1000;
+	tv.tv_usec = (wait % 1000) * 1000;
+	evtimer_add(finish_ev, &tv);
+}
+
+/* Indexes of the collections this daemon reads and writes. */
+static int
+deliverd_store_setup(struct store *st, char *err, size_t errlen)
+{
+	bson_t	*idx;
+	char	 e2[256];
+	int	 rc;
+
+	idx = BCON_NEW("0", "{", "key", "{", "sourceId", BCON_INT32(1),
+	    "state", BCON_INT32(1), "createdAt", BCON_INT32(1), "}",
+	    "name", BCON_UTF8("sourceId_state_createdAt"), "}");
+	rc = store_create_indexes(st, STORE_BATCHES, idx, err, errlen);
+	bson_destroy(idx);
+	if (rc != 0)
+		return rc;
+	idx = BCON_NEW("0", "{", "key", "{", "sourceId", BCON_INT32(1),
+	    "state", BCON_INT32(1), "at", BCON_INT32(1), "}",
+	    "name", BCON_UTF8("sourceId_state_at"), "}");
+	rc = store_create_indexes(st, STORE_ALERTS, idx, err, errlen);
+	bson_destroy(idx);
+	if (rc != 0)
+		return rc;
+	/* The fetcher owns logs; its index may exist under another name. */
+	idx = BCON_NEW("0", "{", "key", "{", "sourceId", BCON_INT32(1),
+	    "state", BCON_INT32(1), "batchId", BCON_INT32(1),
+	    "seq", BCON_INT32(1), "}",
+	    "name", BCON_UTF8("sourceId_1_state_1_batchId_1_seq_1"), "}");
+	if (store_create_indexes(st, STORE_LOGS, idx, e2, sizeof(e2)) != 0)
+		log_debug("logs index: %s", e2);
+	bson_destroy(idx);
+	return lease_setup_indexes(st, err, errlen);
 }
 
 static const struct child_ops deliverd_ops = {
 	.daemon = AR__DAEMON__DAEMON_DELIVERD,
 	.name = "auditrelay-deliverd",
-	.summary = "auditrelay's deliverd.",
+	.summary = "auditrelay's deliverer: signed batches of pending logs "
+	    "to each source's callback.",
 	.configure = deliverd_configure,
 	.dispatch = deliverd_dispatch,
 	.shutdown = deliverd_shutdown,
+	.store_setup = deliverd_store_setup,
 };
 
 int

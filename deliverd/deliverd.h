@@ -1,0 +1,156 @@
+/*
+ * auditrelay-deliverd's shared state: the sources whose delivery queue
+ * this instance holds (lease "deliver:<source>"), their batches in
+ * memory, callback hosts with their in-flight counts, the settings.
+ * The store is the truth; this is a cache rebuilt from it.
+ */
+#ifndef AR_DELIVERD_DELIVERD_H
+#define AR_DELIVERD_DELIVERD_H
+
+#include <sys/queue.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "deliverd/breaker.h"
+#include "deliverd/outcome.h"
+#include "lib/crypto.h"
+#include "lib/httpc.h"
+#include "lib/lease.h"
+
+#ifndef TAILQ_FOREACH_SAFE
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)			\
+	for ((var) = TAILQ_FIRST(head);					\
+	    (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1);	\
+	    (var) = (tvar))
+#endif
+
+struct dsource;
+
+/* A callback host: POSTs in flight to it, across sources. */
+struct dhost {
+	LIST_ENTRY(dhost)	 entry;
+	char			 name[256];
+	unsigned		 inflight;
+};
+
+/* An undelivered batch (its body stays in the store). */
+struct dbatch {
+	TAILQ_ENTRY(dbatch)	 entry;
+	struct dsource		*src;
+	struct dhost		*host;		/* while in flight */
+	char			 id[40];
+	char			 webhook_id[48];
+	bool			 is_alert;
+	int64_t			 created_at;
+	int64_t			 next_at;	/* ms, next attempt */
+	int64_t			 age_base;	/* created, or replayed */
+	unsigned		 n_attempts;
+	unsigned		 n_errors;	/* ERROR outcomes since base */
+	unsigned		 n_fail;	/* failures, for the schedule */
+	int64_t			 nlogs;
+	bool			 inflight;
+	bool			 seen;		/* reload bookkeeping */
+	struct httpc_req	*req;
+};
+
+TAILQ_HEAD(dbatch_q, dbatch);
+
+struct dsource {
+	TAILQ_ENTRY(dsource)	 entry;
+	char			 id[64];
+	char			*url;
+	char			 hostname[256];
+	char			*secret;
+	char			*prev_secret;
+	int64_t			 prev_until;
+	bool			 paused;	/* sources.paused */
+	bool			 gone;		/* callback answered 410 */
+	char			*gone_url;
+	bool			 seen;
+	struct lease		 lease;
+	struct dbatch_q		 queue;
+	unsigned		 nqueue;
+	unsigned		 inflight;
+	struct event		*timer;
+	bool			 logs_dirty;	/* pending logs may exist */
+	bool			 alerts_dirty;
+	bool			 reload;	/* re-read the batch queue */
+	bool			 remark;	/* re-mark logs of batches */
+	bool			 wait_slot;	/* held back by a limit */
+	int64_t			 linger_until;
+	struct breaker		 br;
+	char			 last_error[256];
+	const char		*status;	/* ok, callback_failing, ... */
+	int64_t			 last_delivery_at;
+	int64_t			 last_dead_alert;
+	const char		*written_status;
+	int64_t			 state_written_at;
+};
+
+TAILQ_HEAD(dsource_q, dsource);
+
+struct deliverd {
+	struct event_base	*base;
+	struct store		*store;
+	struct httpc		*http;
+	struct dsource_q	 sources;
+	LIST_HEAD(, dhost)	 hosts;
+	unsigned		 inflight;
+	bool			 stopping;
+	char			 instance[256];
+	uint8_t			 key[CRYPTO_KEY_LEN];
+	char			 keyid[CRYPTO_KEYID_LEN + 1];
+	bool			 have_key;
+
+	/* Settings. */
+	int64_t			 max_logs;
+	int64_t			 max_bytes;
+	int64_t			 linger_ms;
+	int64_t			 sched[DELIVER_SCHEDULE_MAX];
+	int			 nsched;
+	int64_t			 max_age_ms;
+	long			 timeout_ms;
+	unsigned		 max_conc;
+	unsigned		 host_conc;
+	unsigned		 breaker_threshold;
+	int64_t			 lease_ttl_ms;
+	int64_t			 lease_renew_ms;
+	int64_t			 rescan_ms;
+	int64_t			 retention_ms;
+	bool			 allow_private;
+};
+
+extern struct deliverd	D;
+
+/* deliverd.c */
+bool	 deliverd_store_result(int rc, const char *err);
+void	 deliverd_source_state_write(struct dsource *s);
+void	 deliverd_stats_add(struct dsource *s, int64_t logs, int64_t batches,
+	    int64_t failures, int64_t dead);
+
+/* queue.c: the store side of batches. */
+int	 queue_remark(struct dsource *s);
+int	 queue_load(struct dsource *s);
+int	 queue_build_logs(struct dsource *s, unsigned max_batches);
+int	 queue_insert_batch(struct dsource *s, const char *id, bool is_alert,
+	    const char *const *ids, size_t nids, const char *body,
+	    size_t body_len, int64_t now);
+char	*queue_body(struct dsource *s, const struct dbatch *b, size_t *len);
+int	 queue_record(struct dsource *s, struct dbatch *b,
+	    const struct httpc_resp *resp, const char *state, int64_t now,
+	    const char *error);
+int	 queue_mark_delivered(struct dsource *s, struct dbatch *b,
+	    int64_t now);
+void	 queue_insert_sorted(struct dsource *s, struct dbatch *b);
+void	 queue_remove(struct dsource *s, struct dbatch *b);
+
+/* alerts.c */
+int	 alerts_raise(struct dsource *s, const char *alert,
+	    const char *message);
+int	 alerts_build(struct dsource *s);
+
+#endif

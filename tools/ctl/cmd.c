@@ -173,7 +173,7 @@ cmd_print_object(yajl_val obj, const char *prefix, int depth)
 /* Read a service-account key file's client_email and private_key. */
 static int
 cmd_key_file(const char *path, yajl_val *tree, const char **email,
-    const char **pem)
+    const char **pem, const char **kid)
 {
 	char		*buf, err[256];
 	size_t		 len;
@@ -195,6 +195,7 @@ cmd_key_file(const char *path, yajl_val *tree, const char **email,
 	type = json_get_string(*tree, "type");
 	*email = json_get_string(*tree, "client_email");
 	*pem = json_get_string(*tree, "private_key");
+	*kid = json_get_string(*tree, "private_key_id");
 	if (type == NULL || strcmp(type, "service_account") != 0 ||
 	    *email == NULL || *pem == NULL) {
 		ctl_warnx("%s: not a service-account key file (expected "
@@ -215,7 +216,7 @@ cmd_write_creds(struct jsonw *w, const struct cmd_creds *c,
     bool require_subject)
 {
 	yajl_val	 tree = NULL;
-	const char	*email = NULL, *pem = NULL;
+	const char	*email = NULL, *pem = NULL, *kid = NULL;
 	char		*pembuf = NULL;
 	size_t		 i, pemlen = 0;
 	int		 rc = CTL_EXIT_USAGE, e;
@@ -227,7 +228,8 @@ cmd_write_creds(struct jsonw *w, const struct cmd_creds *c,
 		goto fail;
 	}
 	if (c->key_file != NULL) {
-		if ((rc = cmd_key_file(c->key_file, &tree, &email, &pem)) != 0)
+		if ((rc = cmd_key_file(c->key_file, &tree, &email, &pem,
+		    &kid)) != 0)
 			goto fail;
 		rc = CTL_EXIT_USAGE;
 	} else if (c->client_email != NULL && c->private_key_file != NULL) {
@@ -251,6 +253,8 @@ cmd_write_creds(struct jsonw *w, const struct cmd_creds *c,
 	}
 	jsonw_kv_str(w, "clientEmail", email);
 	jsonw_kv_str(w, "privateKey", pem);
+	if (kid != NULL)
+		jsonw_kv_str(w, "privateKeyId", kid);
 	if (c->subject != NULL)
 		jsonw_kv_str(w, "subject", c->subject);
 	if (c->nscopes > 0) {
@@ -627,7 +631,9 @@ cmd_rotate_credentials(int argc, char **argv)
 	struct cmd_creds	 c;
 	struct ctl_resp		 r;
 	struct jsonw		*w;
-	char			 path[1024], *body;
+	const char		*cur;
+	char			 path[1024], path_src[1024], *body;
+	char			 subject[320] = "";
 	int			 rc;
 
 	memset(&c, 0, sizeof(c));
@@ -647,12 +653,32 @@ cmd_rotate_credentials(int argc, char **argv)
 	if (!cmd_positional(argc, argv, 1, "the source ID"))
 		return CTL_EXIT_USAGE;
 	if ((rc = cmd_source_path("/sources/", argv[optind], "/credentials",
-	    path, sizeof(path))) != 0)
+	    path, sizeof(path))) != 0 || (rc = cmd_source_path("/sources/",
+	    argv[optind], "", path_src, sizeof(path_src))) != 0)
 		return rc;
+	if (c.subject == NULL) {
+		/* Keep the current subject: the API wants one every time. */
+		if ((rc = ctl_request("GET", path_src, NULL, &r)) != 0)
+			return rc;
+		if ((rc = ctl_check(&r)) != CTL_EXIT_OK) {
+			ctl_resp_clear(&r);
+			return rc;
+		}
+		if ((cur = json_get_string(cmd_source_obj(r.json),
+		    "subject")) != NULL)
+			util_strlcpy(subject, cur, sizeof(subject));
+		ctl_resp_clear(&r);
+		if (subject[0] == '\0') {
+			ctl_warnx("source %s has no subject; give --subject",
+			    argv[optind]);
+			return CTL_EXIT_USAGE;
+		}
+		c.subject = subject;
+	}
 	if ((w = jsonw_new()) == NULL)
 		return CTL_EXIT_USAGE;
 	jsonw_obj_open(w);
-	if ((rc = cmd_write_creds(w, &c, false)) != 0) {
+	if ((rc = cmd_write_creds(w, &c, true)) != 0) {
 		jsonw_free(w);
 		return rc;
 	}
@@ -676,14 +702,37 @@ cmd_rotate_credentials(int argc, char **argv)
 
 /* --- dead-letters, replay ------------------------------------------ */
 
+/*
+ * "HTTP 503: error text" (or the parts present) of an attempt object
+ * {at, status, error} into buf.
+ */
+static yajl_val
+cmd_last_attempt(yajl_val att, char *buf, size_t len)
+{
+	const char	*err = json_get_string(att, "error");
+	int64_t		 st = 0;
+
+	(void)json_get_int64(att, "status", &st);
+	if (st > 0 && err != NULL)
+		snprintf(buf, len, "HTTP %lld: %s", (long long)st, err);
+	else if (st > 0)
+		snprintf(buf, len, "HTTP %lld", (long long)st);
+	else if (err != NULL)
+		snprintf(buf, len, "%s", err);
+	else
+		snprintf(buf, len, "-");
+	return att;
+}
+
 static int
 cmd_dead_letters(int argc, char **argv)
 {
 	static const char *const head[] = { "BATCH", "KIND", "CREATED",
-	    "ATTEMPTS", "LAST ERROR", "LOGS" };
+	    "ATTEMPTS", "LAST ATTEMPT", "LOGS" };
 	static const char *const k_id[] = { "batchId", "id", "_id", NULL };
 	static const char *const k_created[] = { "createdAt", "deadAt", NULL };
-	static const char *const k_n[] = { "nAttempts", "attemptCount", NULL };
+	static const char *const k_n[] = { "nAttempts", "attemptCount",
+	    "attempts", NULL };
 	static const char *const k_err[] = { "lastError", "error", NULL };
 	static const char *const k_logs[] = { "logCount", "nLogs", "logIds",
 	    NULL };
@@ -724,22 +773,23 @@ cmd_dead_letters(int argc, char **argv)
 		row[1] = ctl_cell(json_get(b, "kind"), c[1], CMD_CELL);
 		row[2] = ctl_cell(cmd_get_any(b, k_created), c[2], CMD_CELL);
 		at = json_get(b, "attempts");
-		if ((v = cmd_get_any(b, k_n)) == NULL && YAJL_IS_ARRAY(at)) {
+		if (((v = cmd_get_any(b, k_n)) == NULL || YAJL_IS_ARRAY(v)) &&
+		    YAJL_IS_ARRAY(at)) {
 			snprintf(num, sizeof(num), "%zu",
 			    YAJL_GET_ARRAY(at)->len);
 			row[3] = num;
 		} else
 			row[3] = ctl_cell(v, c[3], CMD_CELL);
-		if ((v = cmd_get_any(b, k_err)) == NULL && YAJL_IS_ARRAY(at) &&
-		    YAJL_GET_ARRAY(at)->len > 0) {
-			yajl_val last = YAJL_GET_ARRAY(at)->values[
-			    YAJL_GET_ARRAY(at)->len - 1];
+		if ((v = cmd_get_any(b, k_err)) == NULL) {
+			yajl_val last = json_get(b, "lastAttempt");
 
-			if ((v = json_get(last, "error")) == NULL ||
-			    YAJL_IS_NULL(v))
-				v = json_get(last, "status");
-		}
-		row[4] = ctl_cell(v, c[4], CMD_CELL);
+			if (YAJL_IS_ARRAY(at) && YAJL_GET_ARRAY(at)->len > 0)
+				last = YAJL_GET_ARRAY(at)->values[
+				    YAJL_GET_ARRAY(at)->len - 1];
+			v = cmd_last_attempt(last, c[4], CMD_CELL);
+			row[4] = c[4];
+		} else
+			row[4] = ctl_cell(v, c[4], CMD_CELL);
 		v = cmd_get_any(b, k_logs);
 		if (YAJL_IS_ARRAY(v)) {
 			snprintf(c[5], CMD_CELL, "%zu", YAJL_GET_ARRAY(v)->len);
@@ -811,7 +861,7 @@ cmd_replay(int argc, char **argv)
 		return CTL_EXIT_USAGE;
 	jsonw_obj_open(w);
 	if (p.n > 0) {
-		jsonw_key(w, "batchIds");
+		jsonw_key(w, "ids");
 		jsonw_arr_open(w);
 		for (i = 0; i < p.n; i++)
 			jsonw_str(w, p.ids[i]);

@@ -1,0 +1,185 @@
+"""System test of auditrelayctl against a running auditrelay: every
+subcommand's success path in table and --json form, the key-file flow, and
+the errors a user meets (bad field, wrong token, unreachable API, unknown
+source, usage) with their exit statuses. The private key never shows in
+the CLI's output."""
+import json
+import os
+import subprocess
+
+import harness as h
+
+CTL_OK, CTL_API, CTL_USAGE, CTL_CONNECT, CTL_AUTH = 0, 1, 2, 3, 4
+
+
+class Ctl:
+    def __init__(self, ar, workdir):
+        self.ar = ar
+        self.env = dict(os.environ)
+        self.env["AUDITRELAY_API_TOKEN"] = ar.token
+        self.env.pop("AUDITRELAY_API_TOKEN_FILE", None)
+        self.env.pop("AUDITRELAY_API_LISTEN", None)
+        # An absent configuration file: --url decides.
+        self.conf = os.path.join(workdir, "no-such.conf")
+        self.outputs = []
+
+    def run(self, *args, env=None, url=True, want=CTL_OK):
+        cmd = [os.path.join(h.BIN, "auditrelayctl"), "--config", self.conf]
+        if url:
+            cmd += ["--url", self.ar.base]
+        cmd += list(args)
+        p = subprocess.run(cmd, env=env or self.env, capture_output=True, text=True,
+                           timeout=90)
+        self.outputs.append(p.stdout + p.stderr)
+        h.log("$ auditrelayctl %s -> %d\n%s%s" % (" ".join(args), p.returncode, p.stdout,
+                                                  p.stderr))
+        assert p.returncode == want, (args, p.returncode, want, p.stdout, p.stderr)
+        return p
+
+    def json(self, *args):
+        return json.loads(self.run("--json", *args).stdout)
+
+
+def _keyfile(workdir, key, name):
+    path = os.path.join(workdir, name)
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+        json.dump(key, f)
+    return path
+
+
+def test_ctl_every_command(wd):
+    store = h.Store(wd)
+    sim = h.Sim(wd)
+    recv = h.Receiver()
+    key, admin = h.sim_tenant(sim, "C0ctl", apps=("login", "admin"), rate=2)
+    ar = h.Auditrelay(wd, store, sim).start()
+    ctl = Ctl(ar, wd)
+    kf = _keyfile(wd, key, "sa.json")
+
+    p = ctl.run("status")
+    assert "status: ok" in p.stdout and "fetcherd" in p.stdout
+    assert ctl.json("status")["status"] == "ok"
+    assert "No sources" in ctl.run("list").stdout
+
+    p = ctl.run("add", "--key-file", kf, "--subject", admin, "--app", "login",
+                "--app", "admin", "--interval", "1", "--callback", recv.url)
+    assert "added" in p.stdout and "whsec_" in p.stdout, p.stdout
+    sid = p.stdout.split("Source ", 1)[1].split()[0]
+
+    p = ctl.run("list")
+    assert sid in p.stdout and admin in p.stdout and "login,admin" in p.stdout
+    lst = ctl.json("list")
+    assert any(s["id"] == sid for s in lst["sources"]), lst
+    p = ctl.run("show", sid)
+    assert admin in p.stdout and "callbackUrl" in p.stdout
+    assert ctl.json("show", sid)["id"] == sid
+
+    ctl.run("pause", sid)
+    assert ctl.json("show", sid)["status"] == "paused"
+    ctl.run("resume", sid)
+    assert ctl.json("show", sid)["paused"] is False
+
+    p = ctl.run("rotate-secret", sid)
+    assert "whsec_" in p.stdout and "24 hours" in p.stdout
+
+    st, key2, _ = sim.call("POST", "/_sim/tenants/C0ctl/service-accounts",
+                           {"name": "relay2", "projectId": "c0ctl"})
+    assert st in (200, 201), st
+    kf2 = _keyfile(wd, key2, "sa2.json")
+    p = ctl.run("rotate-credentials", sid, "--key-file", kf2)
+    assert "replaced" in p.stdout
+    assert ctl.json("show", sid)["clientEmail"] == key2["client_email"]
+
+    p = ctl.run("dead-letters", sid)
+    assert "No dead letters" in p.stdout or "BATCH" in p.stdout
+    dl = ctl.json("dead-letters", sid)
+    assert isinstance(dl.get("deadLetters"), list), dl
+    p = ctl.run("replay", sid)
+    assert "queued" in p.stdout
+
+    # Token from a file instead of the environment.
+    tok = os.path.join(wd, "token")
+    with open(os.open(tok, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+        f.write(ar.token + "\n")
+    env = dict(ctl.env)
+    del env["AUDITRELAY_API_TOKEN"]
+    ctl.run("--token-file", tok, "list", env=env)
+    # URL from api_listen of a configuration file.
+    conf = os.path.join(wd, "ctl.conf")
+    with open(conf, "w") as f:
+        f.write("# test\napi_listen = 0.0.0.0:%d\napi_token_file = %s\n" % (ar.port, tok))
+    p = subprocess.run([os.path.join(h.BIN, "auditrelayctl"), "--config", conf, "list"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and sid in p.stdout, (p.returncode, p.stdout, p.stderr)
+
+    ctl.run("remove", sid)
+    assert "No sources" in ctl.run("list").stdout
+
+    out = "\n".join(ctl.outputs)
+    for k in (key, key2):
+        body = k["private_key"].split("-----")[2].strip().splitlines()[1]
+        assert body not in out, "private key material in the CLI output"
+    assert ar.token not in out
+    assert ar.proc.poll() is None
+
+
+def test_ctl_errors(wd):
+    store = h.Store(wd)
+    sim = h.Sim(wd)
+    key, admin = h.sim_tenant(sim, "C0err", apps=("login",), rate=1)
+    ar = h.Auditrelay(wd, store, sim).start()
+    ctl = Ctl(ar, wd)
+    kf = _keyfile(wd, key, "sa.json")
+
+    # The API's message and field reach the user, exit 1, nothing stored.
+    p = ctl.run("add", "--key-file", kf, "--subject", admin, "--callback",
+                "ftp://example.com/x", want=CTL_API)
+    assert "callbackUrl" in p.stderr, p.stderr
+    p = ctl.run("add", "--key-file", kf, "--subject", admin, "--app", "nosuchapp",
+                "--callback", "https://example.com/x", want=CTL_API)
+    assert "applications" in p.stderr, p.stderr
+    assert ctl.json("list")["sources"] == []
+    p = ctl.run("show", "00000000-0000-4000-8000-000000000000", want=CTL_API)
+    assert "404" in p.stderr
+    ctl.run("remove", "00000000-0000-4000-8000-000000000000", want=CTL_API)
+
+    # Local usage errors: exit 2 before any request.
+    ctl.run("add", "--key-file", kf, "--callback", "https://example.com/x", want=CTL_USAGE)
+    ctl.run("add", "--subject", admin, "--callback", "https://example.com/x", want=CTL_USAGE)
+    bad = os.path.join(wd, "notakey.json")
+    with open(bad, "w") as f:
+        f.write('{"type": "authorized_user"}')
+    p = ctl.run("add", "--key-file", bad, "--subject", admin, "--callback",
+                "https://example.com/x", want=CTL_USAGE)
+    assert "service-account key file" in p.stderr
+    ctl.run("add", "--key-file", kf, "--subject", admin, "--callback", "https://e.com/",
+            "--interval", "1.5", want=CTL_USAGE)
+    ctl.run("show", want=CTL_USAGE)
+    ctl.run("show", "a", "b", want=CTL_USAGE)
+    ctl.run("frobnicate", want=CTL_USAGE)
+    ctl.run("list", "--bogus", want=CTL_USAGE)
+    for c in ("add", "list", "show", "remove", "rotate-credentials", "rotate-secret",
+              "pause", "resume", "dead-letters", "replay", "status"):
+        p = ctl.run(c, "--help")
+        assert p.stdout.startswith("usage: auditrelayctl " + c), p.stdout
+    assert "rotate-credentials" in ctl.run("--help").stdout
+
+    # Authentication: a wrong token, no token.
+    env = dict(ctl.env)
+    env["AUDITRELAY_API_TOKEN"] = "wrong-token-0123456789"
+    p = ctl.run("list", env=env, want=CTL_AUTH)
+    assert "401" in p.stderr
+    del env["AUDITRELAY_API_TOKEN"]
+    ctl.run("--token-file", os.path.join(wd, "missing"), "list", env=env, want=CTL_AUTH)
+    # status needs no token.
+    ctl.run("status", env=env)
+
+    # Unreachable API.
+    p = ctl.run("--url", "http://127.0.0.1:%d" % h.free_port(), "list", url=False,
+                want=CTL_CONNECT)
+    assert "is auditrelay running" in p.stderr
+    assert ar.proc.poll() is None
+
+
+if __name__ == "__main__":
+    h.run_tests([test_ctl_every_command, test_ctl_errors], "ctl")

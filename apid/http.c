@@ -475,7 +475,12 @@ http_start(const char *host, unsigned short port, char *err, size_t errlen)
 	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
 	    EVHTTP_REQ_PATCH);
-	evhttp_set_max_body_size(http_srv, HTTP_BODY_MAX);
+	/*
+	 * libevent answers bodies over its limit itself, in HTML: let it
+	 * read up to HTTP_BODY_READ_MAX so that we answer 413 in JSON for
+	 * the usual oversized bodies.
+	 */
+	evhttp_set_max_body_size(http_srv, HTTP_BODY_READ_MAX);
 	evhttp_set_max_headers_size(http_srv, 16 * 1024);
 	evhttp_set_timeout(http_srv, 30);
 	evhttp_set_default_content_type(http_srv, "application/json");

@@ -13,6 +13,7 @@
 #include <yajl/yajl_tree.h>
 
 #define HTTP_BODY_MAX		(1024 * 1024)
+#define HTTP_BODY_READ_MAX	(4 * 1024 * 1024)
 #define HTTP_JSON_DEPTH		32
 
 struct verr;

@@ -686,9 +686,13 @@ op_commit(struct op *op)
 			apid.google_checks[1]++;
 			log_info("Google refused credentials client=%s: %s",
 			    op->in.creds.client_email, op->g_reason);
-			http_error(op->a, 422, "credentials_refused",
-			    "credentials", "Google refused the credentials "
-			    "(%s): %s", op->g_reason, op->g_diag);
+			if (op->g_diag[0] != '\0')
+				http_error(op->a, 422, "credentials_refused",
+				    "credentials", "%s", op->g_diag);
+			else
+				http_error(op->a, 422, "credentials_refused",
+				    "credentials", "Google refused the "
+				    "credentials (%s)", op->g_reason);
 			op_free(op);
 			return;
 		} else {

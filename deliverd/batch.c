@@ -58,8 +58,10 @@ batch_body_begin(struct batch_body *b, const char *source_id,
 	}
 	rc = batch_body_put(b, s, n);
 	jsonw_free(w);
+	/* The writer emits the key's colon with its value: add both. */
 	if (rc == 0)
-		rc = batch_body_put(b, "[", 1);
+		rc = b->len > 0 && b->buf[b->len - 1] == ':' ?
+		    batch_body_put(b, "[", 1) : batch_body_put(b, ":[", 2);
 	return rc;
 }
 

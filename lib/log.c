@@ -60,6 +60,12 @@ log_name(void)
 }
 
 bool
+log_is_journal(void)
+{
+	return log_journal;
+}
+
+bool
 log_debug_enabled(void)
 {
 	return log_verbose > 0;

@@ -23,6 +23,8 @@ void	log_init(const char *name, int verbose);
 void	log_set_verbose(int verbose);
 const char *log_name(void);
 bool	log_debug_enabled(void);
+/* True when stderr is connected to journald ($JOURNAL_STREAM). */
+bool	log_is_journal(void);
 
 void	log_msg(enum log_level, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));

@@ -11,6 +11,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+#include <syslog.h>
+
+#include <systemd/sd-journal.h>
+
 #include "lib/log.h"
 #include "lib/util.h"
 #include "supervisor/proc.h"
@@ -225,6 +230,34 @@ proc_close_cb(struct ipc_chan *ch, const char *err, void *arg)
 	}
 }
 
+/*
+ * In a forked child under journald: give it a journal stream of its own so
+ * that each daemon has its own syslog identifier (journalctl -t NAME), and
+ * point $JOURNAL_STREAM at it so lib/log keeps the priority prefixes.
+ */
+static void
+proc_child_journal(const char *name)
+{
+	struct stat	st;
+	char		buf[64];
+	int		fd;
+
+	if (!log_is_journal())
+		return;
+	if ((fd = sd_journal_stream_fd(name, LOG_INFO, 1)) < 0)
+		return;
+	if (dup2(fd, STDERR_FILENO) == -1) {
+		close(fd);
+		return;
+	}
+	close(fd);
+	if (fstat(STDERR_FILENO, &st) == 0) {
+		snprintf(buf, sizeof(buf), "%lu:%lu", (unsigned long)st.st_dev,
+		    (unsigned long)st.st_ino);
+		setenv("JOURNAL_STREAM", buf, 1);
+	}
+}
+
 /* Fork and exec one child with a fresh socketpair on fd 3. */
 static void
 proc_spawn(struct proc *p)
@@ -250,6 +283,7 @@ proc_spawn(struct proc *p)
 			fcntl(sv[1], F_SETFD, 0);
 		else if (dup2(sv[1], IPC_CHILD_FD) == -1)
 			_exit(127);
+		proc_child_journal(p->name);
 		close_range(IPC_CHILD_FD + 1, ~0U, 0);
 		/* Children get their configuration over IPC, not secrets
 		 * through their environment. */

@@ -292,7 +292,12 @@ driver_rr_merge(struct fjob *j)
 		    b->end >= a->start && d <= gran) {
 			a->start = a->start < b->start ? a->start : b->start;
 			a->end = a->end > b->end ? a->end : b->end;
-			a->closed_at = a->closed_at > b->closed_at ?
+			/*
+			 * The earliest close: a merged window never slides
+			 * forward; its newest part is read at most gran
+			 * early (a quarter of the first age).
+			 */
+			a->closed_at = a->closed_at < b->closed_at ?
 			    a->closed_at : b->closed_at;
 			memmove(b, b + 1, (j->nrr - i - 2) * sizeof(*b));
 			j->nrr--;

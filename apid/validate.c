@@ -490,6 +490,19 @@ check_interval(yajl_val root, int64_t min, struct src_input *in,
 	return 0;
 }
 
+/* True when the authority of url ends with ':' (an empty port). */
+static bool
+validate_empty_port(const char *url)
+{
+	const char	*a = strstr(url, "://"), *end;
+
+	if (a == NULL)
+		return false;
+	a += 3;
+	end = a + strcspn(a, "/?#");
+	return end > a && end[-1] == ':';
+}
+
 int
 validate_callback_url(yajl_val v, const char *f, bool allow_private,
     struct src_input *in, struct verr *e)
@@ -536,7 +549,7 @@ validate_callback_url(yajl_val v, const char *f, bool allow_private,
 		goto fail;
 	}
 	if (evhttp_uri_get_port(u) == 0 || (evhttp_uri_get_port(u) < 0 &&
-	    strstr(s + 8, ":/") != NULL)) {
+	    validate_empty_port(s))) {
 		rc = verr_set(e, "invalid_field", f, "%s has an invalid port",
 		    f);
 		goto fail;

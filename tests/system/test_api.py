@@ -486,6 +486,8 @@ def bad_table(ar, k, sid, cb):
     add("callbackUrl too long", b(callbackUrl="http://127.0.0.1/" + "a" * 2100), "callbackUrl")
     add("callbackUrl space", b(callbackUrl="http://exa mple.com/"), "callbackUrl")
     add("callbackUrl port 0", b(callbackUrl="http://127.0.0.1:0/"), "callbackUrl")
+    add("callbackUrl empty port", b(callbackUrl="http://127.0.0.1:/hook"), "callbackUrl")
+    add("callbackUrl scheme only", b(callbackUrl="http://"), "callbackUrl")
     add("callbackUrl port 99999", b(callbackUrl="http://127.0.0.1:99999/"), "callbackUrl")
     add("callbackUrl decimal IP", b(callbackUrl="http://2130706433/"), "callbackUrl")
     add("callbackUrl octal IP", b(callbackUrl="http://0177.0.0.1/"), "callbackUrl")

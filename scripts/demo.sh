@@ -82,19 +82,12 @@ for _ in $(seq 1 100); do
 	sleep 0.2
 done
 
-echo "demo: adding a Google Workspace source"
-BODY=$(python3 - "$WORK/key.json" "$RPORT" <<'PY'
-import json, sys
-key = json.load(open(sys.argv[1]))
-print(json.dumps({"sourceType": "google_workspace",
-    "credentials": {"clientEmail": key["client_email"], "privateKey": key["private_key"],
-                    "subject": "admin@demo.example.com", "scopes": ["admin.googleapis.com"]},
-    "applications": ["login", "admin", "drive", "token"], "logFetchInterval": 10,
-    "callbackUrl": "http://127.0.0.1:%s/webhook" % sys.argv[2]}))
-PY
-)
-RESP=$(curl -s -XPOST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-	"http://127.0.0.1:$API_PORT/add-source" -d "$BODY")
+echo "demo: adding a Google Workspace source with auditrelayctl"
+export AUDITRELAY_API_TOKEN=$TOKEN
+CTL=("$BIN/auditrelayctl" --url "http://127.0.0.1:$API_PORT")
+RESP=$("${CTL[@]}" --json add --key-file "$WORK/key.json" --subject admin@demo.example.com \
+	--app login --app admin --app drive --app token --interval 10 \
+	--callback "http://127.0.0.1:$RPORT/webhook")
 python3 - "$RESP" "$WORK/webhook-secret" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1])
@@ -103,7 +96,7 @@ if "id" not in r:
 open(sys.argv[2], "w").write(r["webhookSecret"])
 print("demo: source %s added; signing secret handed to the receiver" % r["id"])
 PY
-echo "demo: GET /sources:"
-curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$API_PORT/sources" | python3 -m json.tool | sed 's/^/    /'
+echo "demo: auditrelayctl list:"
+"${CTL[@]}" list | sed 's/^/    /'
 echo "demo: logs flow below (Ctrl-C stops everything)"
 wait

@@ -308,11 +308,56 @@ def test_kill9_mid_window(wd):
     h.log("after kill -9: 6000 stored, no duplicate ids")
 
 
+def test_store_outage(wd):
+    store, sim, ar, recv = start(wd, cfg={"fetch_overlap": "5"})
+    key, admin = h.sim_tenant(sim, "C01down", apps=("login",), rate=10,
+                              lag={"minSeconds": 0, "meanSeconds": 0.2, "tailProbability": 0})
+    sid = h.add_source(ar, key, admin, callback(recv), interval=1)["id"]
+    db = store.db()
+    h.wait_for(lambda: db.logs.count_documents({"sourceId": sid}) > 20, 60, "first logs")
+    before = db.cursors.find_one({"_id": sid + ":login"})["cursor"]
+    port = store.port
+    store.stop()
+    h.log("store stopped (cursor %d)" % before)
+    time.sleep(6)
+    store.start(port)
+    db = store.db()
+    h.log("store back")
+    time.sleep(4)
+    pause(sim, "C01down")
+    h.wait_for(lambda: all_visible(sim, "C01down", "login"), 30, "all visible")
+    s = check_once(db, sid, h.sim_truth(sim, "C01down", "login"), "login", timeout=90)
+    assert "store unreachable" in ar.log()
+    h.log("store outage of 6s under flow: %d events stored exactly once" % len(s))
+
+
+def test_remove_source_stops(wd):
+    store, sim, ar, recv = start(wd, ["--no-lag"])
+    key, admin = h.sim_tenant(sim, "C01gone", apps=("login", "admin"), rate=5)
+    sid = h.add_source(ar, key, admin, callback(recv), apps=("login", "admin"), interval=1)["id"]
+    db = store.db()
+    h.wait_for(lambda: db.logs.count_documents({"sourceId": sid}) > 0, 60, "first logs")
+
+    def served():
+        _, b, _ = sim.call("GET", "/_sim/stats")
+        return sum(int(v) for v in b["requests"]["activities"].values())
+    st, _, _ = ar.api("DELETE", "/remove-source/%s" % sid)
+    assert st == 204, st
+    time.sleep(0.5)
+    n0 = served()
+    time.sleep(4)
+    n1 = served()
+    h.log("after DELETE: %d Reports requests in 4s" % (n1 - n0))
+    assert n1 == n0, (n0, n1)
+    assert "%s: removed; its fetching stops" % sid in ar.log()
+
+
 if __name__ == "__main__":
     import sys
     tests = [test_steady_flow, test_lag_long_tail, test_multi_event_out_of_order,
              test_rate_limit_storm, test_5xx_and_slow_pages, test_repeating_page_token,
-             test_revoked_key_and_recovery, test_kill9_mid_window]
+             test_revoked_key_and_recovery, test_kill9_mid_window, test_store_outage,
+             test_remove_source_stops]
     if len(sys.argv) > 1:
         tests = [t for t in tests if t.__name__ in sys.argv[1:]]
     h.run_tests(tests, "fetch")

@@ -68,6 +68,7 @@ apid_dispatch(const Ar__Envelope *env)
 	uint8_t	buf[4096];
 	size_t	n;
 
+	apid.ipc_messages++;
 	switch (env->body_case) {
 	case AR__ENVELOPE__BODY_HEALTH:
 		/* Keep a copy: the envelope is freed after dispatch. */

@@ -26,6 +26,7 @@ struct apid_state {
 	unsigned	 inflight;	/* asynchronous operations */
 	uint64_t	 responses[6];	/* by status class, [2] = 2xx */
 	uint64_t	 google_checks[3];	/* ok, refused, unreachable */
+	uint64_t	 ipc_messages;	/* received from auditrelayd */
 	int64_t		 started_ms;
 };
 

@@ -1,11 +1,18 @@
 /*
- * GET /metrics in the Prometheus text format. Fetch and delivery counters
- * are whatever numeric fields fetcherd and deliverd keep in their stats
- * documents (<source>:<app> and <source>:deliver): each becomes
- * auditrelay_fetch_<field> / auditrelay_delivery_<field> with source (and
- * app) labels, so a new counter needs no change here.
+ * GET /metrics in the Prometheus text format (version 0.0.4), every family
+ * with HELP and TYPE, checked by `promtool check metrics` in CI
+ * (tests/system/test_observability.py).
+ *
+ * Per source and application: the counters fetcherd keeps in its stats
+ * documents (<source>:<app>), the lag summary estimated from its lag
+ * histogram; per source: deliverd's counters (<source>:deliver), the
+ * status and the last fetch/delivery times (source_state); per daemon:
+ * the supervisor's last Health snapshot. A numeric stats field this file
+ * does not know is still exported, as a gauge auditrelay_fetch_<field> /
+ * auditrelay_delivery_<field>, so a new counter is visible at once.
  */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +27,23 @@
 #include "lib/store.h"
 #include "lib/util.h"
 
+#define METRICS_LAG_BUCKETS_MAX	16
+#define METRICS_SOURCES_MAX	4096
+
+enum mtype {
+	M_GAUGE,
+	M_COUNTER,
+	M_SUMMARY
+};
+
 struct sample {
-	char	 name[96];
-	char	 labels[200];
-	double	 value;
+	char		 family[96];
+	char		 name[112];	/* family or family_sum/_count */
+	char		 labels[256];
+	char		 help[160];
+	enum mtype	 type;
+	double		 value;
+	size_t		 seq;
 };
 
 struct samples {
@@ -31,29 +51,107 @@ struct samples {
 	size_t		 n, cap;
 };
 
+/* A known stats field: where it goes and what it means. */
+struct field {
+	const char	*key;
+	const char	*family;
+	enum mtype	 type;
+	double		 scale;
+	const char	*help;
+};
+
+static const struct field fetch_fields[] = {
+	{ "eventsFetched", "auditrelay_fetch_events_fetched_total", M_COUNTER,
+	  1, "Events read from Google (new and already stored)." },
+	{ "eventsStored", "auditrelay_fetch_events_stored_total", M_COUNTER,
+	  1, "New events stored (each delivered once)." },
+	{ "duplicates", "auditrelay_fetch_duplicates_total", M_COUNTER, 1,
+	  "Events read again and absorbed by the de-duplication." },
+	{ "errorLogs", "auditrelay_fetch_error_events_total", M_COUNTER, 1,
+	  "Stored events that could not be normalized (sent with an error)." },
+	{ "pages", "auditrelay_fetch_pages_total", M_COUNTER, 1,
+	  "Pages read from the Reports API." },
+	{ "windows", "auditrelay_fetch_windows_total", M_COUNTER, 1,
+	  "Time windows read completely (main and re-reads)." },
+	{ "rereadsPending", "auditrelay_fetch_rereads_pending", M_GAUGE, 1,
+	  "Windows waiting for a growing-age re-read." },
+	{ "cursor", "auditrelay_fetch_cursor_timestamp_seconds", M_GAUGE,
+	  1e-3, "End of the last window read completely." },
+};
+
+static const struct field deliver_fields[] = {
+	{ "deliveredLogs", "auditrelay_delivery_logs_total", M_COUNTER, 1,
+	  "Logs delivered (2xx from the callback)." },
+	{ "deliveredBatches", "auditrelay_delivery_batches_total", M_COUNTER,
+	  1, "Batches delivered (2xx from the callback)." },
+	{ "failedAttempts", "auditrelay_delivery_batches_retried_total",
+	  M_COUNTER, 1, "Failed POSTs of a batch: each is retried later or "
+	  "ends as a dead letter." },
+	{ "deadBatches", "auditrelay_delivery_dead_letters_total", M_COUNTER,
+	  1, "Batches given up on (dead letters)." },
+};
+
+/* Fields read elsewhere in this file or of no use as a metric. */
+static const char *const skip_fields[] = { "_id", "epoch", "updatedAt",
+    "sourceId", "app", "lateOverlap" };
+
+static const char *const statuses[] = { "active", "paused",
+    "credentials_invalid", "callback_failing", "callback_gone" };
+
+/* One source's state, joined from sources and source_state. */
+struct msrc {
+	char	id[80];		/* escaped */
+	bool	paused, creds_invalid;
+	char	deliver[24];	/* deliver status, "" if none */
+};
+
 static void
-samples_add(struct samples *s, const char *name, const char *labels,
-    double value)
+samples_add(struct samples *s, const char *family, const char *suffix,
+    enum mtype type, const char *help, const char *labels, double value)
 {
+	struct sample	*x;
+
 	if (s->n == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 64;
-		s->v = realloc(s->v, s->cap * sizeof(*s->v));
+		s->cap = s->cap ? s->cap * 2 : 128;
+		s->v = reallocarray(s->v, s->cap, sizeof(*s->v));
 		if (s->v == NULL)
 			fatal("out of memory");
 	}
-	util_strlcpy(s->v[s->n].name, name, sizeof(s->v[s->n].name));
-	util_strlcpy(s->v[s->n].labels, labels, sizeof(s->v[s->n].labels));
-	s->v[s->n].value = value;
-	s->n++;
+	x = &s->v[s->n];
+	util_strlcpy(x->family, family, sizeof(x->family));
+	snprintf(x->name, sizeof(x->name), "%s%s", family, suffix);
+	util_strlcpy(x->labels, labels, sizeof(x->labels));
+	util_strlcpy(x->help, help, sizeof(x->help));
+	x->type = type;
+	x->value = value;
+	x->seq = s->n++;
+}
+
+static void
+samples_gauge(struct samples *s, const char *family, const char *help,
+    const char *labels, double value)
+{
+	samples_add(s, family, "", M_GAUGE, help, labels, value);
+}
+
+static void
+samples_counter(struct samples *s, const char *family, const char *help,
+    const char *labels, double value)
+{
+	samples_add(s, family, "", M_COUNTER, help, labels, value);
 }
 
 static int
 sample_cmp(const void *a, const void *b)
 {
 	const struct sample *x = a, *y = b;
-	int	c = strcmp(x->name, y->name);
+	int	c;
 
-	return c != 0 ? c : strcmp(x->labels, y->labels);
+	if ((c = strcmp(x->family, y->family)) != 0)
+		return c;
+	if ((c = strcmp(x->labels, y->labels)) != 0)
+		return c;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 /* Label value with \, " and newlines escaped, at most 64 chars. */
@@ -93,7 +191,123 @@ metrics_snake(const char *in, char *out, size_t outlen)
 		else if (o > 0 && out[o - 1] != '_')
 			out[o++] = '_';
 	}
+	while (o > 0 && out[o - 1] == '_')
+		o--;
 	out[o] = '\0';
+}
+
+static bool
+metrics_number(bson_iter_t *it, double *v)
+{
+	if (BSON_ITER_HOLDS_INT32(it))
+		*v = bson_iter_int32(it);
+	else if (BSON_ITER_HOLDS_INT64(it))
+		*v = (double)bson_iter_int64(it);
+	else if (BSON_ITER_HOLDS_DOUBLE(it))
+		*v = bson_iter_double(it);
+	else
+		return false;
+	return true;
+}
+
+/* Up to max numbers of the array at dotkey; returns how many. */
+static size_t
+metrics_array(const bson_t *d, const char *dotkey, double *out, size_t max)
+{
+	bson_iter_t	it, sub;
+	size_t		n = 0;
+
+	if (!bson_iter_init(&it, d) || !bson_iter_find_descendant(&it, dotkey,
+	    &sub) || !BSON_ITER_HOLDS_ARRAY(&sub) || !bson_iter_recurse(&sub,
+	    &it))
+		return 0;
+	while (n < max && bson_iter_next(&it))
+		if (metrics_number(&it, &out[n]))
+			n++;
+	return n;
+}
+
+/*
+ * Quantile q of the lag histogram in seconds: linear within the bucket
+ * holding the rank, the open last bucket capped by the maximum seen.
+ * NAN when nothing was observed.
+ */
+static double
+metrics_lag_quantile(const double *bounds, size_t nbounds,
+    const double *counts, size_t ncounts, double maxms, double q)
+{
+	double	total = 0, cum = 0, rank, lo, hi;
+	size_t	i;
+
+	for (i = 0; i < ncounts; i++)
+		total += counts[i];
+	if (total <= 0)
+		return NAN;
+	rank = q * total;
+	for (i = 0; i < ncounts; i++) {
+		if (cum + counts[i] >= rank && counts[i] > 0)
+			break;
+		cum += counts[i];
+	}
+	if (i == ncounts)
+		i = ncounts - 1;
+	lo = i == 0 ? 0 : (i - 1 < nbounds ? bounds[i - 1] : maxms);
+	hi = i < nbounds ? bounds[i] : maxms;
+	if (maxms > 0 && hi > maxms)
+		hi = maxms;
+	if (hi < lo)
+		hi = lo;
+	return (lo + (hi - lo) * (rank - cum) / counts[i]) / 1000.0;
+}
+
+/* The lag summary and late-event counters of one fetch stats document. */
+static void
+metrics_fetch_extra(struct samples *s, const bson_t *d, const char *labels)
+{
+	static const char lag_help[] = "Time from an event to auditrelay "
+	    "first seeing it (p50/p99 estimated from a histogram).";
+	static const char late_help[] = "Late events recovered: found by "
+	    "the overlap before the cursor or by a growing-age re-read.";
+	double	bounds[METRICS_LAG_BUCKETS_MAX], counts[METRICS_LAG_BUCKETS_MAX];
+	double	v[METRICS_LAG_BUCKETS_MAX], sum = 0, maxms;
+	char	l[300];
+	size_t	nb, nc, i;
+
+	nb = metrics_array(d, "lag.bucketBoundsMs", bounds, nitems(bounds));
+	nc = metrics_array(d, "lag.buckets", counts, nitems(counts));
+	maxms = (double)store_bson_int(d, "lag.maxMs", 0);
+	if (nc > 0) {
+		snprintf(l, sizeof(l), "%s,quantile=\"0.5\"", labels);
+		samples_add(s, "auditrelay_fetch_lag_seconds", "", M_SUMMARY,
+		    lag_help, l, metrics_lag_quantile(bounds, nb, counts, nc,
+		    maxms, 0.5));
+		snprintf(l, sizeof(l), "%s,quantile=\"0.99\"", labels);
+		samples_add(s, "auditrelay_fetch_lag_seconds", "", M_SUMMARY,
+		    lag_help, l, metrics_lag_quantile(bounds, nb, counts, nc,
+		    maxms, 0.99));
+		samples_add(s, "auditrelay_fetch_lag_seconds", "_sum",
+		    M_SUMMARY, lag_help, labels,
+		    (double)store_bson_int(d, "lag.sumMs", 0) / 1000.0);
+		samples_add(s, "auditrelay_fetch_lag_seconds", "_count",
+		    M_SUMMARY, lag_help, labels,
+		    (double)store_bson_int(d, "lag.count", 0));
+		samples_gauge(s, "auditrelay_fetch_lag_max_seconds",
+		    "Largest lag seen.", labels, maxms / 1000.0);
+	}
+	snprintf(l, sizeof(l), "%s,via=\"overlap\"", labels);
+	samples_counter(s, "auditrelay_fetch_late_recovered_total", late_help,
+	    l, (double)store_bson_int(d, "lateOverlap", 0));
+	nc = metrics_array(d, "lateRereads", v, nitems(v));
+	for (i = 0; i < nc; i++)
+		sum += v[i];
+	snprintf(l, sizeof(l), "%s,via=\"reread\"", labels);
+	samples_counter(s, "auditrelay_fetch_late_recovered_total", late_help,
+	    l, sum);
+	nc = metrics_array(d, "rereadsDone", v, nitems(v));
+	for (sum = 0, i = 0; i < nc; i++)
+		sum += v[i];
+	samples_counter(s, "auditrelay_fetch_rereads_total",
+	    "Growing-age re-reads done.", labels, sum);
 }
 
 /* Numeric fields of every stats document. */
@@ -107,13 +321,15 @@ metrics_stats(struct samples *s, mongoc_client_t *c)
 	bson_iter_t		 it;
 	bson_error_t		 e;
 	char			 src[80], app[80], labels[200], name[96];
-	char			 snake[64];
+	char			 snake[64], help[160];
 	const char		*id, *colon;
 	int			 rc = 0;
 
 	col = store_coll(child_store(), c, STORE_STATS);
 	cur = mongoc_collection_find_with_opts(col, &q, NULL, NULL);
 	while (mongoc_cursor_next(cur, &d)) {
+		const struct field *fields;
+		size_t nfields, i;
 		bool deliver;
 
 		if ((id = store_bson_str(d, "_id")) == NULL ||
@@ -123,41 +339,51 @@ metrics_stats(struct samples *s, mongoc_client_t *c)
 		metrics_escape(labels, src, sizeof(src));
 		metrics_escape(colon + 1, app, sizeof(app));
 		deliver = strcmp(colon + 1, "deliver") == 0;
-		if (deliver)
+		if (deliver) {
 			snprintf(labels, sizeof(labels), "source=\"%s\"", src);
-		else
+			fields = deliver_fields;
+			nfields = nitems(deliver_fields);
+		} else {
 			snprintf(labels, sizeof(labels),
 			    "source=\"%s\",app=\"%s\"", src, app);
+			fields = fetch_fields;
+			nfields = nitems(fetch_fields);
+			metrics_fetch_extra(s, d, labels);
+		}
 		if (!bson_iter_init(&it, d))
 			continue;
 		while (bson_iter_next(&it)) {
 			const char *k = bson_iter_key(&it);
 			double v;
 
-			if (strcmp(k, "epoch") == 0 || strcmp(k, "_id") == 0)
+			for (i = 0; i < nitems(skip_fields); i++)
+				if (strcmp(k, skip_fields[i]) == 0)
+					break;
+			if (i < nitems(skip_fields) ||
+			    !metrics_number(&it, &v))
 				continue;
-			if (BSON_ITER_HOLDS_INT32(&it))
-				v = bson_iter_int32(&it);
-			else if (BSON_ITER_HOLDS_INT64(&it))
-				v = (double)bson_iter_int64(&it);
-			else if (BSON_ITER_HOLDS_DOUBLE(&it))
-				v = bson_iter_double(&it);
-			else
+			for (i = 0; i < nfields; i++)
+				if (strcmp(k, fields[i].key) == 0)
+					break;
+			if (i < nfields) {
+				samples_add(s, fields[i].family, "",
+				    fields[i].type, fields[i].help, labels,
+				    v * fields[i].scale);
 				continue;
+			}
+			/* Unknown: a gauge named after the field. */
 			metrics_snake(k, snake, sizeof(snake));
-			if (snake[0] == '\0')
+			if (snake[0] == '\0' || isdigit((unsigned char)snake[0]))
 				continue;
-			if (strstr(snake, "_at") != NULL &&
-			    strcmp(snake + strlen(snake) - 3, "_at") == 0) {
-				/* A time in ms: export seconds. */
-				snprintf(name, sizeof(name),
-				    "auditrelay_%s_%s_seconds",
-				    deliver ? "delivery" : "fetch", snake);
-				v /= 1000.0;
-			} else
-				snprintf(name, sizeof(name), "auditrelay_%s_%s",
-				    deliver ? "delivery" : "fetch", snake);
-			samples_add(s, name, labels, v);
+			snprintf(name, sizeof(name), "auditrelay_%s_%s",
+			    deliver ? "delivery" : "fetch", snake);
+			snprintf(help, sizeof(help), "Field %s of %s's stats "
+			    "documents.", k, deliver ? "deliverd" : "fetcherd");
+			if (strlen(name) > 6 &&
+			    strcmp(name + strlen(name) - 6, "_total") == 0)
+				samples_counter(s, name, help, labels, v);
+			else
+				samples_gauge(s, name, help, labels, v);
 		}
 	}
 	if (mongoc_cursor_error(cur, &e))
@@ -168,7 +394,32 @@ metrics_stats(struct samples *s, mongoc_client_t *c)
 	return rc;
 }
 
-/* One sample per source: status, interval, last fetch/delivery times. */
+static struct msrc *
+msrc_find(struct msrc *v, size_t n, const char *id)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i].id, id) == 0)
+			return &v[i];
+	return NULL;
+}
+
+/* The status the API reports (docs/STORE.md, source_state). */
+static const char *
+msrc_status(const struct msrc *m)
+{
+	if (m->paused)
+		return "paused";
+	if (m->creds_invalid)
+		return "credentials_invalid";
+	if (strcmp(m->deliver, "callback_failing") == 0 ||
+	    strcmp(m->deliver, "callback_gone") == 0)
+		return m->deliver;
+	return "active";
+}
+
+/* Per source: status, interval, last fetch/delivery times. */
 static int
 metrics_sources(struct samples *s, mongoc_client_t *c)
 {
@@ -177,11 +428,15 @@ metrics_sources(struct samples *s, mongoc_client_t *c)
 	const bson_t		*d;
 	bson_t			 q = BSON_INITIALIZER;
 	bson_error_t		 e;
+	struct msrc		*ms = NULL, *m;
 	char			 src[80], labels[200];
 	const char		*id, *colon, *st;
+	size_t			 nms = 0, i, j;
 	int64_t			 npaused = 0, nsrc = 0;
 	int			 rc = 0;
 
+	if ((ms = calloc(METRICS_SOURCES_MAX, sizeof(*ms))) == NULL)
+		fatal("out of memory");
 	col = store_coll(child_store(), c, STORE_SOURCES);
 	cur = mongoc_collection_find_with_opts(col, &q, NULL, NULL);
 	while (mongoc_cursor_next(cur, &d)) {
@@ -190,17 +445,25 @@ metrics_sources(struct samples *s, mongoc_client_t *c)
 			npaused++;
 		metrics_escape(store_bson_str(d, "_id"), src, sizeof(src));
 		snprintf(labels, sizeof(labels), "source=\"%s\"", src);
-		samples_add(s, "auditrelay_source_fetch_interval_seconds",
-		    labels, (double)store_bson_int(d, "logFetchInterval", 0));
-		samples_add(s, "auditrelay_source_paused", labels,
+		samples_gauge(s, "auditrelay_source_fetch_interval_seconds",
+		    "Configured logFetchInterval.", labels,
+		    (double)store_bson_int(d, "logFetchInterval", 0));
+		samples_gauge(s, "auditrelay_source_paused",
+		    "1 if the source is paused.", labels,
 		    store_bson_bool(d, "paused", false) ? 1 : 0);
+		if (nms < METRICS_SOURCES_MAX) {
+			util_strlcpy(ms[nms].id, src, sizeof(ms[nms].id));
+			ms[nms++].paused = store_bson_bool(d, "paused", false);
+		}
 	}
 	if (mongoc_cursor_error(cur, &e))
 		rc = -1;
 	mongoc_cursor_destroy(cur);
 	mongoc_collection_destroy(col);
-	samples_add(s, "auditrelay_sources", "", (double)nsrc);
-	samples_add(s, "auditrelay_sources_paused", "", (double)npaused);
+	samples_gauge(s, "auditrelay_sources", "Sources configured.", "",
+	    (double)nsrc);
+	samples_gauge(s, "auditrelay_sources_paused", "Sources paused.", "",
+	    (double)npaused);
 	if (rc != 0)
 		goto done;
 	col = store_coll(child_store(), c, STORE_SOURCE_STATE);
@@ -211,28 +474,40 @@ metrics_sources(struct samples *s, mongoc_client_t *c)
 			continue;
 		snprintf(labels, sizeof(labels), "%.*s", (int)(colon - id), id);
 		metrics_escape(labels, src, sizeof(src));
+		m = msrc_find(ms, nms, src);
 		st = store_bson_str(d, "status");
+		snprintf(labels, sizeof(labels), "source=\"%s\"", src);
 		if (strcmp(colon + 1, "fetch") == 0) {
-			snprintf(labels, sizeof(labels), "source=\"%s\"", src);
-			samples_add(s, "auditrelay_source_credentials_invalid",
-			    labels, st != NULL &&
-			    strcmp(st, "credentials_invalid") == 0 ? 1 : 0);
+			bool bad = st != NULL &&
+			    strcmp(st, "credentials_invalid") == 0;
+
+			if (m != NULL)
+				m->creds_invalid = bad;
+			samples_gauge(s, "auditrelay_source_credentials_invalid",
+			    "1 if Google refuses the source's credentials.",
+			    labels, bad ? 1 : 0);
 			if (store_bson_int(d, "lastFetchAt", 0) > 0)
-				samples_add(s,
+				samples_gauge(s,
 				    "auditrelay_source_last_fetch_timestamp_seconds",
+				    "Time of the last successful fetch.",
 				    labels, (double)store_bson_int(d,
 				    "lastFetchAt", 0) / 1000.0);
 		} else if (strcmp(colon + 1, "deliver") == 0) {
-			snprintf(labels, sizeof(labels), "source=\"%s\"", src);
-			samples_add(s, "auditrelay_source_callback_failing",
-			    labels, st != NULL && strcmp(st, "ok") != 0 ? 1 : 0);
-			samples_add(s,
+			if (m != NULL && st != NULL)
+				util_strlcpy(m->deliver, st,
+				    sizeof(m->deliver));
+			samples_gauge(s, "auditrelay_source_callback_failing",
+			    "1 if deliveries to the callback fail.", labels,
+			    st != NULL && strcmp(st, "ok") != 0 ? 1 : 0);
+			samples_gauge(s,
 			    "auditrelay_source_consecutive_delivery_failures",
-			    labels, (double)store_bson_int(d,
-			    "consecutiveFailures", 0));
+			    "Failed POSTs since the last success.", labels,
+			    (double)store_bson_int(d, "consecutiveFailures",
+			    0));
 			if (store_bson_int(d, "lastDeliveryAt", 0) > 0)
-				samples_add(s,
+				samples_gauge(s,
 				    "auditrelay_source_last_delivery_timestamp_seconds",
+				    "Time of the last successful delivery.",
 				    labels, (double)store_bson_int(d,
 				    "lastDeliveryAt", 0) / 1000.0);
 		}
@@ -241,7 +516,21 @@ metrics_sources(struct samples *s, mongoc_client_t *c)
 		rc = -1;
 	mongoc_cursor_destroy(cur);
 	mongoc_collection_destroy(col);
+	for (i = 0; i < nms; i++) {
+		const char *now = msrc_status(&ms[i]);
+
+		for (j = 0; j < nitems(statuses); j++) {
+			snprintf(labels, sizeof(labels),
+			    "source=\"%s\",status=\"%s\"", ms[i].id,
+			    statuses[j]);
+			samples_gauge(s, "auditrelay_source_status",
+			    "1 for the source's current status (as the API "
+			    "reports it), 0 for the others.", labels,
+			    strcmp(now, statuses[j]) == 0 ? 1 : 0);
+		}
+	}
 done:
+	free(ms);
 	bson_destroy(&q);
 	return rc;
 }
@@ -258,36 +547,64 @@ metrics_process(struct samples *s)
 	char		 labels[128];
 	size_t		 i;
 
-	samples_add(s, "auditrelay_up", "", 1);
-	samples_add(s, "auditrelay_store_up", "",
+	samples_gauge(s, "auditrelay_up", "1 while the API answers.", "", 1);
+	snprintf(labels, sizeof(labels), "version=\"%s\"", AR_VERSION);
+	samples_gauge(s, "auditrelay_build_info", "auditrelay's version.",
+	    labels, 1);
+	samples_gauge(s, "auditrelay_api_start_timestamp_seconds",
+	    "When this instance's API started.", "",
+	    (double)apid.started_ms / 1000.0);
+	samples_gauge(s, "auditrelay_store_up",
+	    "1 if the API reaches the store.", "",
 	    store_healthy(child_store()) ? 1 : 0);
 	for (i = 0; h != NULL && i < h->n_children; i++) {
 		Ar__ChildHealth	*c = h->children[i];
 
 		snprintf(labels, sizeof(labels), "daemon=\"%s\"",
 		    ipc_daemon_name(c->daemon));
-		samples_add(s, "auditrelay_daemon_restarts_total", labels,
+		samples_counter(s, "auditrelay_daemon_restarts_total",
+		    "Restarts of the daemon by auditrelayd.", labels,
 		    c->restarts);
-		samples_add(s, "auditrelay_daemon_up", labels,
-		    c->ready ? 1 : 0);
-		samples_add(s, "auditrelay_daemon_store_ok", labels,
+		samples_gauge(s, "auditrelay_daemon_up",
+		    "1 if the daemon is ready.", labels, c->ready ? 1 : 0);
+		samples_gauge(s, "auditrelay_daemon_store_ok",
+		    "1 if the daemon reaches the store.", labels,
 		    c->store_ok ? 1 : 0);
 	}
+	samples_counter(s, "auditrelay_daemon_ipc_messages_total",
+	    "IPC messages received from auditrelayd.", "daemon=\"apid\"",
+	    (double)apid.ipc_messages);
 	for (i = 1; i < nitems(classes); i++) {
 		snprintf(labels, sizeof(labels), "code=\"%s\"", classes[i]);
-		samples_add(s, "auditrelay_api_responses_total", labels,
+		samples_counter(s, "auditrelay_api_responses_total",
+		    "API responses by status class.", labels,
 		    (double)apid.responses[i]);
 	}
 	for (i = 0; i < nitems(checks); i++) {
 		snprintf(labels, sizeof(labels), "result=\"%s\"", checks[i]);
-		samples_add(s, "auditrelay_api_credential_checks_total",
-		    labels, (double)apid.google_checks[i]);
+		samples_counter(s, "auditrelay_api_credential_checks_total",
+		    "Credential checks with Google by result.", labels,
+		    (double)apid.google_checks[i]);
 	}
+}
+
+static void
+metrics_value(struct evbuffer *b, double v)
+{
+	if (isnan(v))
+		evbuffer_add_printf(b, "NaN\n");
+	else if (isinf(v))
+		evbuffer_add_printf(b, "%s\n", v > 0 ? "+Inf" : "-Inf");
+	else if (v == floor(v) && fabs(v) < 9007199254740992.0)
+		evbuffer_add_printf(b, "%.0f\n", v);
+	else
+		evbuffer_add_printf(b, "%.15g\n", v);
 }
 
 void
 metrics_get(struct areq *a)
 {
+	static const char *const tnames[] = { "gauge", "counter", "summary" };
 	struct samples	 s = { NULL, 0, 0 };
 	struct evbuffer	*b;
 	mongoc_client_t	*c;
@@ -307,18 +624,18 @@ metrics_get(struct areq *a)
 	if ((b = evbuffer_new()) == NULL)
 		fatal("out of memory");
 	for (i = 0; i < s.n; i++) {
-		if (strcmp(last, s.v[i].name) != 0) {
-			evbuffer_add_printf(b, "# TYPE %s %s\n", s.v[i].name,
-			    strstr(s.v[i].name, "_total") != NULL ?
-			    "counter" : "gauge");
-			last = s.v[i].name;
+		struct sample *x = &s.v[i];
+
+		if (strcmp(last, x->family) != 0) {
+			evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n",
+			    x->family, x->help, x->family, tnames[x->type]);
+			last = x->family;
 		}
-		if (s.v[i].labels[0] != '\0')
-			evbuffer_add_printf(b, "%s{%s} %.17g\n", s.v[i].name,
-			    s.v[i].labels, s.v[i].value);
+		if (x->labels[0] != '\0')
+			evbuffer_add_printf(b, "%s{%s} ", x->name, x->labels);
 		else
-			evbuffer_add_printf(b, "%s %.17g\n", s.v[i].name,
-			    s.v[i].value);
+			evbuffer_add_printf(b, "%s ", x->name);
+		metrics_value(b, x->value);
 	}
 	http_reply_typed(a, 200, "text/plain; version=0.0.4; charset=utf-8",
 	    (const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b));

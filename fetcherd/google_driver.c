@@ -393,8 +393,18 @@ driver_window_done(struct fjob *j, char *err, size_t errlen)
 
 	j->stats.windows++;
 	if (j->kind == WIN_MAIN) {
+		int64_t from = j->w_prev_cursor;
+
+		/*
+		 * Only the part recent enough for Google to still publish
+		 * into it is worth reading again (a back-fill of old days
+		 * is not).
+		 */
+		if (fconf.nages > 0 && from < now - 2 *
+		    fconf.ages_s[fconf.nages - 1] * 1000)
+			from = now - 2 * fconf.ages_s[fconf.nages - 1] * 1000;
 		j->cursor = j->w_end;
-		driver_rr_add(j, j->w_prev_cursor, j->w_end, now);
+		driver_rr_add(j, from, j->w_end, now);
 	} else if (j->rr_idx < j->nrr) {
 		struct reread *r = &j->rr[j->rr_idx];
 
@@ -486,7 +496,7 @@ driver_insert(struct fjob *j, struct norm_log *logs, size_t n, int64_t seen,
 		    bson_iter_next(&arr))
 			nother++;
 		if (nother > 0) {
-			snprintf(err, errlen, "insert into %s: %s", STORE_LOGS,
+			snprintf(err, errlen, "insert into %s: %.300s", STORE_LOGS,
 			    e.message);
 			rc = -EIO;
 		}

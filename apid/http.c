@@ -408,6 +408,11 @@ http_take_body(struct areq *a, enum body_rule rule)
 	return true;
 }
 
+/* The methods whose body libevent reads (evhttp_method_may_have_body). */
+#define HTTP_BODY_METHODS	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | \
+	EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | \
+	EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
+
 static void
 http_request_cb(struct evhttp_request *req, void *arg)
 {
@@ -422,6 +427,15 @@ http_request_cb(struct evhttp_request *req, void *arg)
 
 	a = util_xcalloc(1, sizeof(*a));
 	a->req = req;
+	if ((cmd & HTTP_BODY_METHODS) == 0) {
+		/*
+		 * libevent does not read the body of HEAD, TRACE or a
+		 * method it does not know: close after the answer, or a
+		 * body sent anyway would be read as the next request.
+		 */
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Connection", "close");
+	}
 	a->conn = evhttp_request_get_connection(req);
 	if (a->conn != NULL)
 		evhttp_connection_set_closecb(a->conn, http_close_cb, a);
@@ -470,11 +484,12 @@ http_start(const char *host, unsigned short port, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	evhttp_set_gencb(http_srv, http_request_cb, NULL);
-	/* Every method reaches us, so that we answer 405, never 501. */
-	evhttp_set_allowed_methods(http_srv, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
-	    EVHTTP_REQ_PATCH);
+	/*
+	 * Every method reaches us, so that we answer 405, never 501: the
+	 * known ones and, through libevent's internal "unknown" bit
+	 * (1 << 15), any other token such as QUERY or PROPFIND.
+	 */
+	evhttp_set_allowed_methods(http_srv, 0xffff);
 	/*
 	 * libevent answers bodies over its limit itself, in HTML: let it
 	 * read up to HTTP_BODY_READ_MAX so that we answer 413 in JSON for

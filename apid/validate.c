@@ -2,6 +2,7 @@
  * Request validation for the REST API. See validate.h.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -477,8 +478,13 @@ check_interval(yajl_val root, int64_t min, struct src_input *in,
 
 	if (v == NULL)
 		return 0;
-	if (!YAJL_IS_NUMBER(v) || !json_get_int64(root, "logFetchInterval",
-	    &n))
+	/* JSON Schema's integer: 300.0 and 3e2 are integers too. */
+	if (YAJL_IS_DOUBLE(v) && !json_get_int64(root, "logFetchInterval",
+	    &n) && v->u.number.d == floor(v->u.number.d) &&
+	    fabs(v->u.number.d) <= 1e9)
+		n = (int64_t)v->u.number.d;
+	else if (!YAJL_IS_NUMBER(v) || !json_get_int64(root,
+	    "logFetchInterval", &n))
 		return verr_set(e, "invalid_type", "logFetchInterval",
 		    "logFetchInterval must be an integer number of seconds");
 	if (n < min || n > VALIDATE_INTERVAL_MAX)

@@ -468,7 +468,6 @@ def bad_table(ar, k, sid, cb):
     add("applications object", b(applications={"login": True}), "applications")
     add("interval string", b(logFetchInterval="300"), "logFetchInterval")
     add("interval float", b(logFetchInterval=300.5), "logFetchInterval")
-    add("interval float .0", b(logFetchInterval=300.0), "logFetchInterval")
     add("interval negative", b(logFetchInterval=-1), "logFetchInterval")
     add("interval zero", b(logFetchInterval=0), "logFetchInterval")
     add("interval too big", b(logFetchInterval=86401), "logFetchInterval")

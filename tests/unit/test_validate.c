@@ -125,7 +125,7 @@ test_add_fields(void **state)
 		    "\"logFetchInterval\":59}", "logFetchInterval" },
 		{ "{\"sourceType\":\"google_workspace\",\"credentials\":"
 		    CREDS ",\"callbackUrl\":\"http://127.0.0.1/\","
-		    "\"logFetchInterval\":60.0}", "logFetchInterval" },
+		    "\"logFetchInterval\":60.5}", "logFetchInterval" },
 		{ "{\"sourceType\":\"google_workspace\",\"credentials\":"
 		    CREDS ",\"callbackUrl\":\"http://127.0.0.1/\","
 		    "\"applications\":[\"login\",\"login\"]}",

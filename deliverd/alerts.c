@@ -102,12 +102,8 @@ alerts_build(struct dsource *s)
 	if (!deliverd_store_result(rc, err))
 		built = -EIO;
 	for (i = 0; built >= 0 && i < n; i++) {
-		const char	*ids[1] = { a[i].id };
-		char		 bid[37];
-
-		util_uuid_v4(bid);
-		if (queue_insert_batch(s, bid, true, ids, 1, a[i].body,
-		    a[i].len, now) != 0) {
+		if (queue_insert_alert_batch(s, a[i].id, a[i].body, a[i].len,
+		    now) != 0) {
 			built = -EIO;
 			break;
 		}

@@ -11,6 +11,7 @@
  * everything is re-read every rescan_interval.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "deliverd/batch.h"
 #include "deliverd/deliverd.h"
 #include "deliverd/send.h"
+#include "deliverd/worker.h"
 #include "lib/child.h"
 #include "lib/log.h"
 #include "lib/store.h"
@@ -154,7 +156,7 @@ deliverd_host(const char *name)
 	return h;
 }
 
-static struct dsource *
+struct dsource *
 deliverd_source_find(const char *id)
 {
 	struct dsource	*s;
@@ -205,6 +207,7 @@ deliverd_source_idle(struct dsource *s)
 	}
 	evtimer_del(s->timer);
 	s->wait_slot = false;
+	s->ready = false;
 }
 
 /* Drop s entirely (removed source, shutdown): release its lease. */
@@ -254,6 +257,10 @@ deliverd_source_state_write(struct dsource *s)
 	    (int32_t)s->br.consecutive);
 	if (s->gone_url != NULL)
 		BSON_APPEND_UTF8(&doc, "goneUrl", s->gone_url);
+	if (s->ready) {
+		BSON_APPEND_INT64(&doc, "batchedSeq", s->w_seq);
+		BSON_APPEND_UTF8(&doc, "batchedId", s->w_id);
+	}
 	BSON_APPEND_INT64(&doc, "epoch", s->lease.epoch);
 	BSON_APPEND_INT64(&doc, "updatedAt", now);
 	rc = store_upsert(D.store, STORE_SOURCE_STATE, id, &doc, err,
@@ -329,23 +336,16 @@ static void
 deliverd_dead_alert(struct dsource *s, struct dbatch *b, const char *why)
 {
 	char	msg[768];
-	int64_t	now = util_now_ms(), n;
-	bson_t	*sel;
-	char	err[256];
+	int64_t	now = util_now_ms();
 
 	if (now - s->last_dead_alert < DEAD_ALERT_EVERY_MS)
 		return;
 	s->last_dead_alert = now;
-	sel = BCON_NEW("sourceId", BCON_UTF8(s->id), "state",
-	    BCON_UTF8("dead"));
-	n = store_count(D.store, STORE_BATCHES, sel, err, sizeof(err));
-	bson_destroy(sel);
 	snprintf(msg, sizeof(msg), "batch %s (%lld logs) could not be "
-	    "delivered after %u attempts (last: %s); %lld dead letter(s) are "
-	    "kept: list them with GET /sources/%s/dead-letters and re-send "
-	    "them with POST /sources/%s/dead-letters/replay", b->id,
-	    (long long)b->nlogs, b->n_attempts, why, (long long)(n < 0 ? 1 : n),
-	    s->id, s->id);
+	    "delivered after %u attempts (last: %s); dead letters are kept: "
+	    "list them with GET /sources/%s/dead-letters and re-send them "
+	    "with POST /sources/%s/dead-letters/replay", b->id,
+	    (long long)b->nlogs, b->n_attempts, why, s->id, s->id);
 	(void)alerts_raise(s, "dead_letter", msg);
 }
 
@@ -401,8 +401,7 @@ deliverd_done_cb(const struct httpc_resp *resp, void *arg)
 	b->n_attempts++;
 	switch (r) {
 	case DELIVER_OK:
-		if (queue_mark_delivered(s, b, now) != 0 ||
-		    queue_record(s, b, resp, "delivered", now, NULL) != 0) {
+		if (queue_record(s, b, resp, "delivered", now, NULL) != 0) {
 			log_warn("source=%s batch=%s delivered but not "
 			    "recorded (store); it will be sent again with the "
 			    "same webhook-id", s->id, b->id);
@@ -561,24 +560,25 @@ deliverd_step(struct dsource *s)
 
 	if (D.stopping || !child_store_ready() || !store_healthy(D.store))
 		return;
-	if (!lease_valid(&s->lease) || s->paused || s->gone ||
+	if (!lease_valid(&s->lease) || !s->ready || s->paused || s->gone ||
 	    s->secret == NULL || s->url == NULL)
-		return;
-	if (s->remark && queue_remark(s) != 0)
-		return;
-	if (s->reload && queue_load(s) != 0)
 		return;
 	if (s->linger_until > 0 && now >= s->linger_until) {
 		s->linger_until = 0;
 		s->logs_dirty = true;
 	}
 	window = breaker_window(&s->br, D.host_conc);
-	if (!s->br.open && !s->remark) {
+	if (!s->busy && (s->reload || now >= s->next_load)) {
+		s->reload = false;
+		(void)queue_load_start(s);
+	}
+	if (!s->br.open) {
 		if (s->alerts_dirty && alerts_build(s) < 0)
 			return;
-		if (s->logs_dirty && s->nqueue < 2 * window &&
-		    queue_build_logs(s, 2 * window - s->nqueue) < 0)
-			return;
+		/* Room for more: build in the background, send meanwhile. */
+		if (!s->busy && s->logs_dirty &&
+		    s->nqueue < QUEUE_BUILD_BATCHES / 2 + window)
+			(void)queue_build_start(s, QUEUE_BUILD_BATCHES);
 	}
 	s->wait_slot = false;
 	host = deliverd_host(s->hostname);
@@ -681,7 +681,9 @@ deliverd_source_taken(struct dsource *s)
 
 	log_info("source=%s delivering (lease deliver:%s epoch=%lld)", s->id,
 	    s->id, (long long)s->lease.epoch);
-	s->remark = s->reload = s->logs_dirty = s->alerts_dirty = true;
+	s->logs_dirty = s->alerts_dirty = true;
+	s->reload = false;
+	s->ready = false;
 	breaker_init(&s->br, D.breaker_threshold);
 	s->status = "ok";
 	snprintf(id, sizeof(id), "%s:deliver", s->id);
@@ -705,6 +707,17 @@ deliverd_source_taken(struct dsource *s)
 		}
 		bson_destroy(&out);
 	}
+	if (s->busy || queue_takeover_start(s) != 0)
+		s->reload = true;	/* retried by the rescan */
+}
+
+/* A worker job of s finished: carry on. */
+void
+deliverd_source_job_done(struct dsource *s)
+{
+	if (s->lease.held && !s->ready && !s->busy)
+		(void)queue_takeover_start(s);
+	deliverd_step(s);
 }
 
 /* Apply a sources document to s (new or known). */
@@ -854,7 +867,9 @@ deliverd_rescan_cb(evutil_socket_t fd, short what, void *arg)
 	TAILQ_FOREACH(s, &D.sources, entry) {
 		if (!s->lease.held)
 			continue;
-		s->logs_dirty = s->alerts_dirty = s->reload = true;
+		s->logs_dirty = s->alerts_dirty = true;
+		if (!s->ready && !s->busy)
+			(void)queue_takeover_start(s);
 		deliverd_step(s);
 	}
 }
@@ -935,59 +950,90 @@ deliverd_distinct_sources(const char *coll, char ***out, size_t *nout,
 	return rc;
 }
 
-/*
- * Janitor: delete what belongs to removed sources (logs, batches, alerts,
- * this daemon's state and stats), and prune delivered logs and batches
- * older than the retention (longer than any re-read window, so that
- * de-duplication of re-fetched events still holds).
- */
+struct janitor {
+	int	 rc;
+	char	 err[512];
+	char	 msgs[2048];
+	size_t	 off;
+	int64_t	 pruned_logs, pruned_batches;
+	int64_t	 retention_ms;
+};
+
+static bool	janitor_running;
+
 static void
-deliverd_janitor_cb(evutil_socket_t fd, short what, void *arg)
+janitor_note(struct janitor *jt, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+janitor_note(struct janitor *jt, const char *fmt, ...)
+{
+	va_list	ap;
+	int	n;
+
+	if (jt->off >= sizeof(jt->msgs) - 2)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(jt->msgs + jt->off, sizeof(jt->msgs) - jt->off, fmt,
+	    ap);
+	va_end(ap);
+	if (n > 0)
+		jt->off += (size_t)n;
+	if (jt->off >= sizeof(jt->msgs))
+		jt->off = sizeof(jt->msgs) - 1;
+	jt->msgs[jt->off++] = '\n';
+	jt->msgs[jt->off] = '\0';
+}
+
+/* Worker: delete what removed sources left behind. */
+static void
+janitor_removed(struct janitor *jt)
 {
 	static const char *const colls[] = { STORE_LOGS, STORE_BATCHES,
 	    STORE_ALERTS };
-	char		**ids = NULL, err[512] = "", sid[96];
+	char		**ids = NULL, sid[96];
 	size_t		 n = 0, i, k;
 	bson_t		*sel, out;
-	int64_t		 deleted, cutoff;
+	int64_t		 deleted;
 	int		 rc;
 
-	if (D.stopping || !child_store_ready() || !store_healthy(D.store))
-		return;
-	for (k = 0; k < nitems(colls); k++) {
+	for (k = 0; k < nitems(colls) && jt->rc == 0; k++) {
 		/* The ids first, then the sources: never the reverse. */
-		rc = deliverd_distinct_sources(colls[k], &ids, &n, err,
-		    sizeof(err));
-		if (!deliverd_store_result(rc, err))
-			goto out;
-		for (i = 0; i < n; i++) {
+		rc = deliverd_distinct_sources(colls[k], &ids, &n, jt->err,
+		    sizeof(jt->err));
+		if (rc != 0) {
+			jt->rc = rc;
+			break;
+		}
+		for (i = 0; i < n && jt->rc == 0; i++) {
 			sel = BCON_NEW("_id", BCON_UTF8(ids[i]));
 			rc = store_find_one(D.store, STORE_SOURCES, sel, NULL,
-			    &out, err, sizeof(err));
+			    &out, jt->err, sizeof(jt->err));
 			bson_destroy(sel);
-			if (!deliverd_store_result(rc < 0 ? rc : 0, err))
-				goto out;
+			if (rc < 0) {
+				jt->rc = rc;
+				break;
+			}
 			if (rc == 1) {
 				bson_destroy(&out);
 				continue;
 			}
 			sel = BCON_NEW("sourceId", BCON_UTF8(ids[i]));
 			deleted = 0;
-			rc = store_delete(D.store, colls[k], sel, true,
-			    &deleted, err, sizeof(err));
+			jt->rc = store_delete(D.store, colls[k], sel, true,
+			    &deleted, jt->err, sizeof(jt->err));
 			bson_destroy(sel);
-			if (!deliverd_store_result(rc, err))
-				goto out;
-			log_info("source=%s removed: deleted %lld %s",
+			janitor_note(jt, "source=%s removed: deleted %lld %s",
 			    ids[i], (long long)deleted, colls[k]);
 			if (k == 0) {
 				snprintf(sid, sizeof(sid), "%s:deliver",
 				    ids[i]);
 				sel = BCON_NEW("_id", BCON_UTF8(sid));
 				(void)store_delete(D.store, STORE_SOURCE_STATE,
-				    sel, false, NULL, err, sizeof(err));
+				    sel, false, NULL, jt->err,
+				    sizeof(jt->err));
 				(void)store_delete(D.store, STORE_STATS, sel,
-				    false, NULL, err, sizeof(err));
+				    false, NULL, jt->err, sizeof(jt->err));
 				bson_destroy(sel);
 			}
 		}
@@ -997,35 +1043,140 @@ deliverd_janitor_cb(evutil_socket_t fd, short what, void *arg)
 		ids = NULL;
 		n = 0;
 	}
+}
 
-	cutoff = util_now_ms() - D.retention_ms;
-	sel = BCON_NEW("state", BCON_UTF8("delivered"), "storedAt", "{",
+/*
+ * Worker: delivered batches older than the retention go, their logs
+ * first (the retention outlasts every re-read window, so de-duplication
+ * of re-fetched events still holds; the watermark lives on in
+ * source_state).
+ */
+static void
+janitor_prune(struct janitor *jt)
+{
+	mongoc_client_t		*c;
+	mongoc_collection_t	*coll;
+	mongoc_cursor_t		*cur;
+	const bson_t		*doc;
+	bson_t			*filter, *opts, sel, in, arr;
+	bson_iter_t		 it, ch;
+	bson_error_t		 berr;
+	char			 k[16];
+	const char		*kp;
+	int64_t			 cutoff = util_now_ms() - jt->retention_ms, m;
+	uint32_t		 i;
+
+	filter = BCON_NEW("state", BCON_UTF8("delivered"), "deliveredAt",
+	    "{", "$lt", BCON_INT64(cutoff), "}");
+	opts = BCON_NEW("projection", "{", "logIds", BCON_INT32(1), "}",
+	    "limit", BCON_INT64(1000));
+	c = store_pop(D.store);
+	coll = store_coll(D.store, c, STORE_BATCHES);
+	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+	while (jt->rc == 0 && mongoc_cursor_next(cur, &doc)) {
+		const char *bid = store_bson_str(doc, "_id");
+
+		if (bid == NULL)
+			continue;
+		bson_init(&sel);
+		bson_append_document_begin(&sel, "_id", -1, &in);
+		bson_append_array_begin(&in, "$in", -1, &arr);
+		i = 0;
+		if (bson_iter_init_find(&it, doc, "logIds") &&
+		    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &ch))
+			while (bson_iter_next(&ch))
+				if (BSON_ITER_HOLDS_UTF8(&ch)) {
+					bson_uint32_to_string(i++, &kp, k,
+					    sizeof(k));
+					bson_append_utf8(&arr, kp, -1,
+					    bson_iter_utf8(&ch, NULL), -1);
+				}
+		bson_append_array_end(&in, &arr);
+		bson_append_document_end(&sel, &in);
+		m = 0;
+		if (i > 0)
+			jt->rc = store_delete(D.store, STORE_LOGS, &sel, true,
+			    &m, jt->err, sizeof(jt->err));
+		bson_destroy(&sel);
+		if (jt->rc != 0)
+			break;
+		jt->pruned_logs += m;
+		{
+			bson_t	*bs = BCON_NEW("_id", BCON_UTF8(bid));
+
+			jt->rc = store_delete(D.store, STORE_BATCHES, bs,
+			    false, NULL, jt->err, sizeof(jt->err));
+			bson_destroy(bs);
+		}
+		jt->pruned_batches++;
+	}
+	if (jt->rc == 0 && mongoc_cursor_error(cur, &berr)) {
+		jt->rc = -EIO;
+		snprintf(jt->err, sizeof(jt->err), "find batches: %.400s",
+		    berr.message);
+	}
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(coll);
+	store_push(D.store, c);
+	bson_destroy(opts);
+	bson_destroy(filter);
+	filter = BCON_NEW("state", BCON_UTF8("batched"), "at", "{",
 	    "$lt", BCON_INT64(cutoff), "}");
-	deleted = 0;
-	rc = store_delete(D.store, STORE_LOGS, sel, true, &deleted, err,
-	    sizeof(err));
-	bson_destroy(sel);
-	if (!deliverd_store_result(rc, err))
-		goto out;
-	if (deleted > 0)
-		log_info("pruned %lld delivered logs older than %llds",
-		    (long long)deleted, (long long)D.retention_ms / 1000);
-	sel = BCON_NEW("state", BCON_UTF8("delivered"), "deliveredAt", "{",
-	    "$lt", BCON_INT64(cutoff), "}");
-	rc = store_delete(D.store, STORE_BATCHES, sel, true, &deleted, err,
-	    sizeof(err));
-	bson_destroy(sel);
-	(void)deliverd_store_result(rc, err);
-	sel = BCON_NEW("state", BCON_UTF8("batched"), "at", "{",
-	    "$lt", BCON_INT64(cutoff), "}");
-	rc = store_delete(D.store, STORE_ALERTS, sel, true, NULL, err,
-	    sizeof(err));
-	bson_destroy(sel);
-	(void)deliverd_store_result(rc, err);
-out:
-	for (i = 0; i < n; i++)
-		free(ids[i]);
-	free(ids);
+	if (jt->rc == 0)
+		jt->rc = store_delete(D.store, STORE_ALERTS, filter, true,
+		    NULL, jt->err, sizeof(jt->err));
+	bson_destroy(filter);
+}
+
+static void
+janitor_work(void *arg)
+{
+	struct janitor	*jt = arg;
+
+	janitor_removed(jt);
+	if (jt->rc == 0)
+		janitor_prune(jt);
+}
+
+static void
+janitor_done(void *arg)
+{
+	struct janitor	*jt = arg;
+	char		*line, *save = NULL;
+
+	janitor_running = false;
+	(void)deliverd_store_result(jt->rc, jt->err);
+	for (line = strtok_r(jt->msgs, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save))
+		log_info("%s", line);
+	if (jt->pruned_batches > 0)
+		log_info("pruned %lld delivered batches and their %lld logs "
+		    "older than %llds", (long long)jt->pruned_batches,
+		    (long long)jt->pruned_logs,
+		    (long long)jt->retention_ms / 1000);
+	free(jt);
+}
+
+/*
+ * Janitor: delete what belongs to removed sources (logs, batches, alerts,
+ * this daemon's state and stats), and prune what was delivered long ago.
+ * Runs on the worker thread.
+ */
+static void
+deliverd_janitor_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct janitor	*jt;
+
+	if (janitor_running || D.stopping || !child_store_ready() ||
+	    !store_healthy(D.store))
+		return;
+	jt = util_xcalloc(1, sizeof(*jt));
+	jt->retention_ms = D.retention_ms;
+	if (worker_submit(janitor_work, janitor_done, jt) != 0) {
+		free(jt);
+		return;
+	}
+	janitor_running = true;
 }
 
 /* Leave: release every lease so a restart or a peer takes over at once. */
@@ -1148,6 +1299,11 @@ deliverd_configure(const struct config *cfg, bool initial, char *err,
 		    (int)getppid());
 	} else
 		util_strlcpy(D.instance, inst, sizeof(D.instance));
+	if ((rc = worker_start(D.base)) != 0) {
+		snprintf(err, errlen, "cannot start the store worker: %s",
+		    strerror(-rc));
+		return rc;
+	}
 	if ((D.http = httpc_new(D.base)) == NULL) {
 		snprintf(err, errlen, "cannot create the HTTP client");
 		return -ENOMEM;
@@ -1178,7 +1334,8 @@ deliverd_dispatch(const Ar__Envelope *env)
 			log_info("source=%s removed; its deliveries stop",
 			    s->id);
 			deliverd_source_free(s);
-		}
+		} else if (s != NULL)
+			s->reload = true;	/* replays, URL changes */
 		if (rescan_ev != NULL)
 			event_active(rescan_ev, EV_TIMEOUT, 0);
 		break;

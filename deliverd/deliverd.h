@@ -79,7 +79,12 @@ struct dsource {
 	bool			 logs_dirty;	/* pending logs may exist */
 	bool			 alerts_dirty;
 	bool			 reload;	/* re-read the batch queue */
-	bool			 remark;	/* re-mark logs of batches */
+	bool			 ready;		/* taken over: watermark known */
+	bool			 busy;		/* a worker job runs for it */
+	int64_t			 w_seq;		/* logs up to (w_seq, w_id) */
+	char			 w_id[200];	/* are in batches */
+	int64_t			 next_sweep;	/* look for late logs */
+	int64_t			 next_load;	/* re-read pending batches */
 	bool			 wait_slot;	/* held back by a limit */
 	int64_t			 linger_until;
 	struct breaker		 br;
@@ -132,21 +137,30 @@ void	 deliverd_source_state_write(struct dsource *s);
 void	 deliverd_stats_add(struct dsource *s, int64_t logs, int64_t batches,
 	    int64_t failures, int64_t dead);
 
-/* queue.c: the store side of batches. */
-int	 queue_remark(struct dsource *s);
-int	 queue_load(struct dsource *s);
-int	 queue_build_logs(struct dsource *s, unsigned max_batches);
-int	 queue_insert_batch(struct dsource *s, const char *id, bool is_alert,
-	    const char *const *ids, size_t nids, const char *body,
-	    size_t body_len, int64_t now);
+/* queue.c: the store side of batches (scans on the worker thread). */
+#define QUEUE_SETTLE_MS		1000	/* logs this young wait */
+#define QUEUE_SWEEP_WINDOW_MS	(5LL * 60 * 1000)
+#define QUEUE_SWEEP_EVERY_MS	(60LL * 1000)
+#define QUEUE_LOAD_EVERY_MS	(30LL * 1000)
+#define QUEUE_BUILD_BATCHES	20	/* batches built per scan, at most */
+
+/* Take-over: watermark, pending batches, alert marks; then ready. */
+int	 queue_takeover_start(struct dsource *s);
+/* Re-read the pending batches (replays, other holders). */
+int	 queue_load_start(struct dsource *s);
+/* Build batches from the logs past the watermark (and late ones). */
+int	 queue_build_start(struct dsource *s, unsigned max_batches);
+int	 queue_insert_alert_batch(struct dsource *s, const char *alert_id,
+	    const char *body, size_t body_len, int64_t now);
 char	*queue_body(struct dsource *s, const struct dbatch *b, size_t *len);
 int	 queue_record(struct dsource *s, struct dbatch *b,
 	    const struct httpc_resp *resp, const char *state, int64_t now,
 	    const char *error);
-int	 queue_mark_delivered(struct dsource *s, struct dbatch *b,
-	    int64_t now);
 void	 queue_insert_sorted(struct dsource *s, struct dbatch *b);
 void	 queue_remove(struct dsource *s, struct dbatch *b);
+/* Called by queue.c when a job for s finished. */
+void	 deliverd_source_job_done(struct dsource *s);
+struct dsource *deliverd_source_find(const char *id);
 
 /* alerts.c */
 int	 alerts_raise(struct dsource *s, const char *alert,

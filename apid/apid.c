@@ -12,6 +12,7 @@
 #include <event2/dns.h>
 
 #include "apid/apid.h"
+#include "apid/esexport.h"
 #include "apid/http.h"
 #include "lib/child.h"
 #include "lib/crypto.h"
@@ -57,6 +58,7 @@ apid_configure(const struct config *cfg, bool initial, char *err,
 	if ((rc = http_start(host, port, err, errlen)) != 0)
 		return rc;
 	apid.started_ms = util_now_ms();
+	esexport_start();
 	log_info("listening on %s:%u (master key id %s)", host, port,
 	    apid.keyid);
 	return 0;

@@ -260,6 +260,34 @@ metrics_lag_quantile(const double *bounds, size_t nbounds,
 	return (lo + (hi - lo) * (rank - cum) / counts[i]) / 1000.0;
 }
 
+bool
+metrics_lag(const bson_t *d, double *p50, double *p99)
+{
+	double	bounds[METRICS_LAG_BUCKETS_MAX], counts[METRICS_LAG_BUCKETS_MAX];
+	double	maxms = (double)store_bson_int(d, "lag.maxMs", 0);
+	size_t	nb, nc;
+
+	nb = metrics_array(d, "lag.bucketBoundsMs", bounds, nitems(bounds));
+	nc = metrics_array(d, "lag.buckets", counts, nitems(counts));
+	if (nc == 0)
+		return false;
+	*p50 = metrics_lag_quantile(bounds, nb, counts, nc, maxms, 0.5);
+	*p99 = metrics_lag_quantile(bounds, nb, counts, nc, maxms, 0.99);
+	return !isnan(*p50) && !isnan(*p99);
+}
+
+int64_t
+metrics_array_sum(const bson_t *d, const char *dotkey)
+{
+	double	v[METRICS_LAG_BUCKETS_MAX], sum = 0;
+	size_t	n, i;
+
+	n = metrics_array(d, dotkey, v, nitems(v));
+	for (i = 0; i < n; i++)
+		sum += v[i];
+	return (int64_t)sum;
+}
+
 /* The lag summary and late-event counters of one fetch stats document. */
 static void
 metrics_fetch_extra(struct samples *s, const bson_t *d, const char *labels)

@@ -1,0 +1,574 @@
+/*
+ * Optional export of the metrics and the alerts to Elasticsearch's _bulk
+ * API, as ECS-shaped documents. Off unless elasticsearch_url is set.
+ *
+ * Every ESEXPORT_INTERVAL_S seconds one POST {url}/_bulk carries:
+ *  - one metric document per stats document (source + application for
+ *    fetcherd's, source for deliverd's) into <prefix>-metrics-YYYY.MM.DD,
+ *    its _id "<source>:<app>:<YYYYMMDDhhmm>": the instances of a cluster
+ *    exporting the same minute overwrite one another instead of adding
+ *    duplicates;
+ *  - the alerts stored since the last successful export (with a margin)
+ *    into <prefix>-alerts, _id = the alert's id (idempotent).
+ * A failure is logged once per change of state (and again when it works);
+ * the next interval simply tries again.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "apid/apid.h"
+#include "apid/esexport.h"
+#include "apid/metrics.h"
+#include "lib/child.h"
+#include "lib/config.h"
+#include "lib/crypto.h"
+#include "lib/httpc.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/store.h"
+#include "lib/util.h"
+
+#define ESEXPORT_INTERVAL_S	30
+#define ESEXPORT_FIRST_S	3	/* first export after start */
+#define ESEXPORT_ALERTS_MAX	1000	/* per export */
+#define ESEXPORT_ALERTS_BACK_MS	(24LL * 3600 * 1000)	/* at start */
+#define ESEXPORT_ALERTS_MARGIN_MS (5LL * 60 * 1000)	/* late inserts */
+#define ESEXPORT_SOURCES_MAX	4096
+
+/* A source's status and last times, joined once per export. */
+struct essrc {
+	char	id[64];
+	bool	paused, creds_invalid;
+	char	deliver[24];
+	int64_t	last_fetch, last_delivery;
+};
+
+static struct {
+	struct event	*timer;
+	struct httpc_req *req;		/* export in flight */
+	bool		 failing;	/* last export failed */
+	bool		 ever_ok;
+	int64_t		 alerts_since;	/* export alerts with at >= this */
+	int64_t		 alerts_next;	/* since, once this export works */
+	int		 ndocs;
+} es;
+
+/* The URL without any user:password@, for logs. */
+static void
+esexport_url_for_log(const char *url, char *out, size_t outlen)
+{
+	const char	*p = strstr(url, "://"), *at, *slash;
+
+	if (p == NULL || (at = strchr(p + 3, '@')) == NULL ||
+	    ((slash = strchr(p + 3, '/')) != NULL && slash < at)) {
+		snprintf(out, outlen, "%s", url);
+		return;
+	}
+	snprintf(out, outlen, "%.*s%s", (int)(p + 3 - url), url, at + 1);
+}
+
+static const char *
+essrc_status(const struct essrc *s)
+{
+	if (s->paused)
+		return "paused";
+	if (s->creds_invalid)
+		return "credentials_invalid";
+	if (strcmp(s->deliver, "callback_failing") == 0 ||
+	    strcmp(s->deliver, "callback_gone") == 0)
+		return s->deliver;
+	return "active";
+}
+
+static struct essrc *
+essrc_find(struct essrc *v, size_t n, const char *id, size_t idlen)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (strlen(v[i].id) == idlen && memcmp(v[i].id, id, idlen) == 0)
+			return &v[i];
+	return NULL;
+}
+
+/* Sources and their states; the number loaded or -1 on a store error. */
+static ssize_t
+esexport_sources(mongoc_client_t *c, struct essrc *v, size_t max)
+{
+	mongoc_collection_t	*col;
+	mongoc_cursor_t		*cur;
+	const bson_t		*d;
+	bson_t			 q = BSON_INITIALIZER;
+	bson_error_t		 e;
+	const char		*id, *colon, *st;
+	struct essrc		*s;
+	size_t			 n = 0;
+	bool			 bad = false;
+
+	col = store_coll(child_store(), c, STORE_SOURCES);
+	cur = mongoc_collection_find_with_opts(col, &q, NULL, NULL);
+	while (mongoc_cursor_next(cur, &d) && n < max) {
+		if ((id = store_bson_str(d, "_id")) == NULL)
+			continue;
+		memset(&v[n], 0, sizeof(v[n]));
+		util_strlcpy(v[n].id, id, sizeof(v[n].id));
+		v[n++].paused = store_bson_bool(d, "paused", false);
+	}
+	bad = mongoc_cursor_error(cur, &e);
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(col);
+	if (bad)
+		goto done;
+	col = store_coll(child_store(), c, STORE_SOURCE_STATE);
+	cur = mongoc_collection_find_with_opts(col, &q, NULL, NULL);
+	while (mongoc_cursor_next(cur, &d)) {
+		if ((id = store_bson_str(d, "_id")) == NULL ||
+		    (colon = strrchr(id, ':')) == NULL ||
+		    (s = essrc_find(v, n, id, (size_t)(colon - id))) == NULL)
+			continue;
+		st = store_bson_str(d, "status");
+		if (strcmp(colon + 1, "fetch") == 0) {
+			s->creds_invalid = st != NULL &&
+			    strcmp(st, "credentials_invalid") == 0;
+			s->last_fetch = store_bson_int(d, "lastFetchAt", 0);
+		} else if (strcmp(colon + 1, "deliver") == 0) {
+			util_strlcpy(s->deliver, st != NULL ? st : "",
+			    sizeof(s->deliver));
+			s->last_delivery = store_bson_int(d, "lastDeliveryAt",
+			    0);
+		}
+	}
+	bad = mongoc_cursor_error(cur, &e);
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(col);
+done:
+	bson_destroy(&q);
+	return bad ? -1 : (ssize_t)n;
+}
+
+/* "name_like_this" from "nameLikeThis". */
+static void
+esexport_snake(const char *in, char *out, size_t outlen)
+{
+	size_t	o = 0;
+
+	for (; *in != '\0' && o + 2 < outlen; in++) {
+		if (*in >= 'A' && *in <= 'Z') {
+			if (o > 0)
+				out[o++] = '_';
+			out[o++] = (char)(*in - 'A' + 'a');
+		} else
+			out[o++] = *in;
+	}
+	out[o] = '\0';
+}
+
+/* Append one NDJSON line (w's document) to b and free w. */
+static int
+esexport_line(struct evbuffer *b, struct jsonw *w)
+{
+	const char	*p;
+	size_t		 len;
+	int		 rc = 0;
+
+	if ((p = jsonw_buf(w, &len)) == NULL)
+		rc = -EINVAL;
+	else if (evbuffer_add(b, p, len) != 0 || evbuffer_add(b, "\n", 1) != 0)
+		rc = -ENOMEM;
+	jsonw_free(w);
+	return rc;
+}
+
+/* The bulk action line {"index":{"_index":..,"_id":..}}. */
+static int
+esexport_action(struct evbuffer *b, const char *index, const char *id)
+{
+	struct jsonw	*w;
+
+	if ((w = jsonw_new()) == NULL)
+		return -ENOMEM;
+	jsonw_obj_open(w);
+	jsonw_key(w, "index");
+	jsonw_obj_open(w);
+	jsonw_kv_str(w, "_index", index);
+	jsonw_kv_str(w, "_id", id);
+	jsonw_obj_close(w);
+	jsonw_obj_close(w);
+	return esexport_line(b, w);
+}
+
+/* ECS fields every document has, and event.{kind,module,dataset}. */
+static void
+esexport_common(struct jsonw *w, const char *ts, const char *kind,
+    const char *dataset, const char *action, const char *id)
+{
+	jsonw_kv_str(w, "@timestamp", ts);
+	jsonw_key(w, "ecs");
+	jsonw_obj_open(w);
+	jsonw_kv_str(w, "version", "8.11.0");
+	jsonw_obj_close(w);
+	jsonw_key(w, "event");
+	jsonw_obj_open(w);
+	jsonw_kv_str(w, "kind", kind);
+	jsonw_kv_str(w, "module", "auditrelay");
+	jsonw_kv_str(w, "dataset", dataset);
+	if (action != NULL)
+		jsonw_kv_str(w, "action", action);
+	if (id != NULL)
+		jsonw_kv_str(w, "id", id);
+	jsonw_obj_close(w);
+	jsonw_key(w, "service");
+	jsonw_obj_open(w);
+	jsonw_kv_str(w, "name", "auditrelay");
+	jsonw_kv_str(w, "type", "auditrelay");
+	jsonw_kv_str(w, "version", AR_VERSION);
+	jsonw_obj_close(w);
+}
+
+/* One metric document from a stats document. */
+static int
+esexport_metric(struct evbuffer *b, const bson_t *d, const char *prefix,
+    int64_t minute_ms, struct essrc *srcs, size_t nsrcs)
+{
+	struct jsonw	*w;
+	struct tm	 tm;
+	time_t		 t = (time_t)(minute_ms / 1000);
+	bson_iter_t	 it;
+	char		 index[200], id[300], ts[32], app[128], src[64];
+	char		 key[64], when[16];
+	const char	*sid, *colon;
+	struct essrc	*s;
+	double		 p50, p99;
+	bool		 deliver;
+	int		 rc;
+
+	if ((sid = store_bson_str(d, "_id")) == NULL ||
+	    (colon = strrchr(sid, ':')) == NULL ||
+	    (size_t)(colon - sid) >= sizeof(src))
+		return 0;
+	snprintf(src, sizeof(src), "%.*s", (int)(colon - sid), sid);
+	util_strlcpy(app, colon + 1, sizeof(app));
+	deliver = strcmp(app, "deliver") == 0;
+	s = essrc_find(srcs, nsrcs, src, strlen(src));
+	gmtime_r(&t, &tm);
+	snprintf(index, sizeof(index), "%s-metrics-%04d.%02d.%02d", prefix,
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+	strftime(when, sizeof(when), "%Y%m%d%H%M", &tm);
+	snprintf(id, sizeof(id), "%s:%s:%s", src, app, when);
+	if ((rc = esexport_action(b, index, id)) != 0)
+		return rc;
+	if ((w = jsonw_new()) == NULL)
+		return -ENOMEM;
+	time_format_rfc3339_ms(minute_ms, ts);
+	jsonw_obj_open(w);
+	esexport_common(w, ts, "metric", deliver ? "auditrelay.delivery" :
+	    "auditrelay.fetch", NULL, NULL);
+	jsonw_key(w, "labels");
+	jsonw_obj_open(w);
+	jsonw_kv_str(w, "source_id", src);
+	if (!deliver)
+		jsonw_kv_str(w, "application", app);
+	jsonw_obj_close(w);
+	jsonw_key(w, "auditrelay");
+	jsonw_obj_open(w);
+	if (s != NULL) {
+		jsonw_kv_str(w, "status", essrc_status(s));
+		if (!deliver && s->last_fetch > 0) {
+			time_format_rfc3339_ms(s->last_fetch, ts);
+			jsonw_kv_str(w, "last_fetch", ts);
+		}
+		if (deliver && s->last_delivery > 0) {
+			time_format_rfc3339_ms(s->last_delivery, ts);
+			jsonw_kv_str(w, "last_delivery", ts);
+		}
+	}
+	/* Every numeric counter of the stats document, snake_case. */
+	if (bson_iter_init(&it, d)) {
+		while (bson_iter_next(&it)) {
+			const char *k = bson_iter_key(&it);
+
+			if (strcmp(k, "epoch") == 0 ||
+			    strcmp(k, "updatedAt") == 0 ||
+			    strcmp(k, "cursor") == 0)
+				continue;
+			esexport_snake(k, key, sizeof(key));
+			if (BSON_ITER_HOLDS_INT32(&it))
+				jsonw_kv_int(w, key, bson_iter_int32(&it));
+			else if (BSON_ITER_HOLDS_INT64(&it))
+				jsonw_kv_int(w, key, bson_iter_int64(&it));
+			else if (BSON_ITER_HOLDS_DOUBLE(&it)) {
+				jsonw_key(w, key);
+				jsonw_double(w, bson_iter_double(&it));
+			}
+		}
+	}
+	if (!deliver) {
+		jsonw_kv_int(w, "late_recovered_reread",
+		    metrics_array_sum(d, "lateRereads"));
+		jsonw_kv_int(w, "rereads_done_total",
+		    metrics_array_sum(d, "rereadsDone"));
+		jsonw_key(w, "lag");
+		jsonw_obj_open(w);
+		jsonw_kv_int(w, "count", store_bson_int(d, "lag.count", 0));
+		jsonw_kv_int(w, "sum_ms", store_bson_int(d, "lag.sumMs", 0));
+		jsonw_kv_int(w, "max_ms", store_bson_int(d, "lag.maxMs", 0));
+		if (metrics_lag(d, &p50, &p99)) {
+			jsonw_kv_int(w, "p50_ms", (int64_t)(p50 * 1000));
+			jsonw_kv_int(w, "p99_ms", (int64_t)(p99 * 1000));
+		}
+		jsonw_obj_close(w);
+	}
+	jsonw_obj_close(w);
+	jsonw_obj_close(w);
+	return esexport_line(b, w);
+}
+
+/* One alert document. */
+static int
+esexport_alert(struct evbuffer *b, const bson_t *d, const char *prefix)
+{
+	struct jsonw	*w;
+	char		 index[200], ts[32];
+	const char	*id, *alert;
+	int		 rc;
+
+	if ((id = store_bson_str(d, "_id")) == NULL)
+		return 0;
+	alert = store_bson_str(d, "alert");
+	snprintf(index, sizeof(index), "%s-alerts", prefix);
+	if ((rc = esexport_action(b, index, id)) != 0)
+		return rc;
+	if ((w = jsonw_new()) == NULL)
+		return -ENOMEM;
+	time_format_rfc3339_ms(store_bson_int(d, "at", 0), ts);
+	jsonw_obj_open(w);
+	esexport_common(w, ts, "alert", "auditrelay.alert",
+	    alert != NULL ? alert : "unknown", id);
+	jsonw_kv_str(w, "message", store_bson_str(d, "message"));
+	jsonw_key(w, "labels");
+	jsonw_obj_open(w);
+	jsonw_kv_str(w, "source_id", store_bson_str(d, "sourceId"));
+	jsonw_obj_close(w);
+	jsonw_key(w, "auditrelay");
+	jsonw_obj_open(w);
+	jsonw_kv_str(w, "alert", alert);
+	jsonw_kv_str(w, "state", store_bson_str(d, "state"));
+	jsonw_obj_close(w);
+	jsonw_obj_close(w);
+	return esexport_line(b, w);
+}
+
+/* Metric and alert documents into b; -1 on a store error. */
+static int
+esexport_build(struct evbuffer *b, const char *prefix, int64_t now)
+{
+	mongoc_client_t		*c;
+	mongoc_collection_t	*col;
+	mongoc_cursor_t		*cur;
+	const bson_t		*d;
+	bson_t			 q = BSON_INITIALIZER, *aq, *opts;
+	bson_error_t		 e;
+	struct essrc		*srcs;
+	ssize_t			 nsrcs;
+	int64_t			 minute = now - now % 60000, at;
+	bool			 bad;
+	int			 rc = 0;
+
+	if ((srcs = calloc(ESEXPORT_SOURCES_MAX, sizeof(*srcs))) == NULL)
+		fatal("out of memory");
+	es.ndocs = 0;
+	c = store_pop(child_store());
+	if ((nsrcs = esexport_sources(c, srcs, ESEXPORT_SOURCES_MAX)) < 0) {
+		rc = -1;
+		goto done;
+	}
+	col = store_coll(child_store(), c, STORE_STATS);
+	cur = mongoc_collection_find_with_opts(col, &q, NULL, NULL);
+	while (rc == 0 && mongoc_cursor_next(cur, &d))
+		if ((rc = esexport_metric(b, d, prefix, minute, srcs,
+		    (size_t)nsrcs)) == 0)
+			es.ndocs++;
+	bad = mongoc_cursor_error(cur, &e);
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(col);
+	if (bad || rc != 0) {
+		rc = -1;
+		goto done;
+	}
+	aq = BCON_NEW("at", "{", "$gte", BCON_INT64(es.alerts_since), "}");
+	opts = BCON_NEW("sort", "{", "at", BCON_INT32(1), "}",
+	    "limit", BCON_INT64(ESEXPORT_ALERTS_MAX));
+	col = store_coll(child_store(), c, STORE_ALERTS);
+	cur = mongoc_collection_find_with_opts(col, aq, opts, NULL);
+	es.alerts_next = es.alerts_since;
+	while (rc == 0 && mongoc_cursor_next(cur, &d)) {
+		if ((rc = esexport_alert(b, d, prefix)) != 0)
+			break;
+		es.ndocs++;
+		at = store_bson_int(d, "at", 0);
+		if (at - ESEXPORT_ALERTS_MARGIN_MS > es.alerts_next)
+			es.alerts_next = at - ESEXPORT_ALERTS_MARGIN_MS;
+	}
+	bad = mongoc_cursor_error(cur, &e);
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(col);
+	bson_destroy(aq);
+	bson_destroy(opts);
+	if (bad || rc != 0)
+		rc = -1;
+done:
+	store_push(child_store(), c);
+	bson_destroy(&q);
+	free(srcs);
+	return rc;
+}
+
+/* Log a failure once, until an export works again. */
+static void
+esexport_failed(const char *url, const char *why)
+{
+	char	u[256];
+
+	if (es.failing)
+		return;
+	es.failing = true;
+	esexport_url_for_log(url, u, sizeof(u));
+	log_warn("elasticsearch export to %s failed: %s; retrying every %ds",
+	    u, why, ESEXPORT_INTERVAL_S);
+}
+
+static void
+esexport_done(const struct httpc_resp *resp, void *arg)
+{
+	const char	*url = config_str(child_config(), CONF_ELASTICSEARCH_URL);
+	char		 why[300], u[256];
+	const char	*r;
+	size_t		 n;
+
+	es.req = NULL;
+	if (resp->status == 0) {
+		snprintf(why, sizeof(why), "%s", resp->error[0] != '\0' ?
+		    resp->error : "no answer");
+		esexport_failed(url, why);
+		return;
+	}
+	if (resp->status < 200 || resp->status > 299 ||
+	    (resp->body != NULL && memmem(resp->body, resp->body_len < 256 ?
+	    resp->body_len : 256, "\"errors\":true", 13) != NULL)) {
+		/* The first reason ES gives, printable and short. */
+		r = resp->body != NULL ? strstr(resp->body, "\"reason\":\"") :
+		    NULL;
+		if (r != NULL) {
+			r += 10;
+			for (n = 0; r[n] != '\0' && r[n] != '"' && n < 160 &&
+			    r[n] >= 0x20 && r[n] < 0x7f; n++)
+				;
+			snprintf(why, sizeof(why), "HTTP %ld: %.*s",
+			    resp->status, (int)n, r);
+		} else
+			snprintf(why, sizeof(why), "HTTP %ld", resp->status);
+		esexport_failed(url, why);
+		return;
+	}
+	es.alerts_since = es.alerts_next;
+	if (es.failing || !es.ever_ok) {
+		esexport_url_for_log(url, u, sizeof(u));
+		if (es.failing)
+			log_notice("elasticsearch export to %s works again "
+			    "(%d documents)", u, es.ndocs);
+		else
+			log_info("elasticsearch export to %s works (%d "
+			    "documents every %ds)", u, es.ndocs,
+			    ESEXPORT_INTERVAL_S);
+	}
+	es.failing = false;
+	es.ever_ok = true;
+	log_debug("elasticsearch: %d documents exported", es.ndocs);
+}
+
+static void
+esexport_tick(evutil_socket_t fd, short what, void *arg)
+{
+	const struct config	*cfg = child_config();
+	const char		*url = config_str(cfg, CONF_ELASTICSEARCH_URL);
+	const char		*auth = config_str(cfg, CONF_ELASTICSEARCH_AUTH);
+	const char		*prefix = config_str(cfg,
+				    CONF_ELASTICSEARCH_INDEX);
+	struct timeval		 tv = { ESEXPORT_INTERVAL_S, 0 };
+	struct httpc_opts	 o;
+	struct evbuffer		*b = NULL;
+	const char		*hdrs[3];
+	char			 full[1024], *authz = NULL, *b64 = NULL;
+	size_t			 ulen;
+	int			 rc;
+
+	evtimer_add(es.timer, &tv);
+	if (url == NULL || url[0] == '\0' || es.req != NULL ||
+	    child_stopping() || !store_healthy(child_store()))
+		return;
+	if (prefix == NULL || prefix[0] == '\0')
+		prefix = "auditrelay";
+	ulen = strlen(url);
+	while (ulen > 0 && url[ulen - 1] == '/')
+		ulen--;
+	snprintf(full, sizeof(full), "%.*s/_bulk", (int)ulen, url);
+	if ((b = evbuffer_new()) == NULL)
+		fatal("out of memory");
+	if (esexport_build(b, prefix, util_now_ms()) != 0) {
+		child_store_result(false, "elasticsearch export: store "
+		    "queries failed");
+		goto done;
+	}
+	if (evbuffer_get_length(b) == 0)
+		goto done;
+	memset(&o, 0, sizeof(o));
+	hdrs[0] = "Content-Type: application/x-ndjson";
+	hdrs[1] = NULL;
+	hdrs[2] = NULL;
+	if (auth != NULL && auth[0] != '\0') {
+		if ((b64 = b64_encode(auth, strlen(auth), false, true)) ==
+		    NULL || asprintf(&authz, "Authorization: Basic %s",
+		    b64) < 0)
+			fatal("out of memory");
+		hdrs[1] = authz;
+	}
+	o.method = "POST";
+	o.url = full;
+	o.headers = hdrs;
+	o.body = evbuffer_pullup(b, -1);
+	o.body_len = evbuffer_get_length(b);
+	o.timeout_ms = 20000;
+	o.max_body = 1024 * 1024;
+	o.allow_private = true;	/* Elasticsearch is usually internal */
+	if ((rc = httpc_start(apid.httpc, &o, esexport_done, NULL,
+	    &es.req)) != 0) {
+		es.req = NULL;
+		esexport_failed(url, strerror(-rc));
+	}
+done:
+	if (authz != NULL)
+		crypto_free_secret(authz, strlen(authz));
+	if (b64 != NULL)
+		crypto_free_secret(b64, strlen(b64));
+	evbuffer_free(b);
+}
+
+void
+esexport_start(void)
+{
+	struct timeval	tv = { ESEXPORT_FIRST_S, 0 };
+
+	if (es.timer != NULL)
+		return;
+	es.alerts_since = util_now_ms() - ESEXPORT_ALERTS_BACK_MS;
+	if ((es.timer = evtimer_new(child_base(), esexport_tick, NULL)) ==
+	    NULL)
+		fatal("cannot create the elasticsearch timer");
+	evtimer_add(es.timer, &tv);
+}

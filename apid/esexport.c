@@ -13,6 +13,8 @@
  * A failure is logged once per change of state (and again when it works);
  * the next interval simply tries again.
  */
+#include <sys/types.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -377,6 +379,7 @@ esexport_build(struct evbuffer *b, const char *prefix, int64_t now)
 	struct essrc		*srcs;
 	ssize_t			 nsrcs;
 	int64_t			 minute = now - now % 60000, at;
+	size_t			 n;
 	bool			 bad;
 	int			 rc = 0;
 
@@ -407,14 +410,20 @@ esexport_build(struct evbuffer *b, const char *prefix, int64_t now)
 	col = store_coll(child_store(), c, STORE_ALERTS);
 	cur = mongoc_collection_find_with_opts(col, aq, opts, NULL);
 	es.alerts_next = es.alerts_since;
+	n = 0;
+	at = 0;
 	while (rc == 0 && mongoc_cursor_next(cur, &d)) {
 		if ((rc = esexport_alert(b, d, prefix)) != 0)
 			break;
 		es.ndocs++;
+		n++;
 		at = store_bson_int(d, "at", 0);
 		if (at - ESEXPORT_ALERTS_MARGIN_MS > es.alerts_next)
 			es.alerts_next = at - ESEXPORT_ALERTS_MARGIN_MS;
 	}
+	/* A full page: go on from its last alert, margin or not. */
+	if (n == ESEXPORT_ALERTS_MAX && at > es.alerts_next)
+		es.alerts_next = at;
 	bad = mongoc_cursor_error(cur, &e);
 	mongoc_cursor_destroy(cur);
 	mongoc_collection_destroy(col);

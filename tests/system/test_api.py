@@ -118,11 +118,16 @@ def test_endpoints(wd):
     assert st == 200 and one["id"] == sid and "webhookSecret" not in one
 
     # status comes from the store's states.
+    # fetcherd writes its state after its first poll; overwrite it after
+    # that (the next poll is logFetchInterval away).
     db = store.db()
-    db["source_state"].insert_one({"_id": sid + ":fetch", "sourceId": sid,
-                                   "status": "credentials_invalid",
-                                   "lastFetchAt": int(time.time() * 1000),
-                                   "lastError": "invalid_grant: key deleted"})
+    h.wait_for(lambda: db["source_state"].find_one({"_id": sid + ":fetch"}), 30,
+               "fetcherd's first state")
+    db["source_state"].replace_one({"_id": sid + ":fetch"},
+                                   {"_id": sid + ":fetch", "sourceId": sid,
+                                    "status": "credentials_invalid",
+                                    "lastFetchAt": int(time.time() * 1000),
+                                    "lastError": "invalid_grant: key deleted"}, upsert=True)
     st, one, _ = ar.api("GET", "/sources/" + sid)
     assert one["status"] == "credentials_invalid" and one["lastError"].startswith("invalid_grant")
     assert one["lastFetchAt"].endswith("Z")
@@ -197,11 +202,12 @@ def test_endpoints(wd):
     # metrics: token-protected, Prometheus text.
     st, _, _ = ar.api("GET", "/metrics", token=False)
     assert st == 401
-    db["stats"].insert_one({"_id": sid + ":login", "sourceId": sid, "app": "login",
-                            "logsStored": 42, "pages": 7, "epoch": 3})
+    # fetcherd's counters of the source's login application appear.
+    h.wait_for(lambda: db["stats"].find_one({"_id": sid + ":login"}), 30, "fetcherd's stats")
     st, text, hd = ar.api("GET", "/metrics")
     assert st == 200 and hd["Content-Type"].startswith("text/plain"), (st, text)
-    assert 'auditrelay_fetch_logs_stored{source="%s",app="login"} 42' % sid in text, text
+    assert re.search(r'auditrelay_fetch_pages_total\{source="%s",app="login"\} \d+' % sid,
+                     text), text
     assert re.search(r'auditrelay_daemon_restarts_total\{daemon="fetcherd"\} \d+', text), text
     assert "auditrelay_sources 3" in text
 

@@ -598,10 +598,13 @@ metrics_process(struct samples *s)
 		samples_gauge(s, "auditrelay_daemon_store_ok",
 		    "1 if the daemon reaches the store.", labels,
 		    c->store_ok ? 1 : 0);
+		samples_counter(s, "auditrelay_daemon_ipc_messages_total",
+		    "IPC frames auditrelayd exchanged with the daemon since "
+		    "its last start.", labels, (double)c->ipc_messages);
+		samples_counter(s, "auditrelay_daemon_store_errors_total",
+		    "Failed store calls of the daemon since its last start.",
+		    labels, (double)c->store_errors);
 	}
-	samples_counter(s, "auditrelay_daemon_ipc_messages_total",
-	    "IPC messages received from auditrelayd.", "daemon=\"apid\"",
-	    (double)apid.ipc_messages);
 	for (i = 1; i < nitems(classes); i++) {
 		snprintf(labels, sizeof(labels), "code=\"%s\"", classes[i]);
 		samples_counter(s, "auditrelay_api_responses_total",

@@ -32,6 +32,7 @@ static struct store		*child_st;
 static bool			 child_st_ready;
 static struct event		*child_st_ev;
 static int64_t			 child_st_down_since;
+static uint64_t			 child_st_errors;
 
 #define CHILD_STORE_CHECK_MS	2000
 
@@ -90,6 +91,8 @@ child_store_ready(void)
 bool
 child_store_result(bool ok, const char *err)
 {
+	if (!ok)
+		child_st_errors++;
 	if (child_st == NULL || !store_note(child_st, ok))
 		return ok;
 	if (!ok) {
@@ -253,7 +256,7 @@ child_msg_cb(struct ipc_chan *ch, const Ar__Envelope *env, void *arg)
 		child_on_config(env->config);
 		break;
 	case AR__ENVELOPE__BODY_PING:
-		ipc_send_pong(ch, env->ping->seq);
+		ipc_send_pong(ch, env->ping->seq, child_st_errors);
 		break;
 	case AR__ENVELOPE__BODY_SHUTDOWN:
 		child_begin_stop(env->shutdown->grace_ms, "shutdown requested");

@@ -276,12 +276,13 @@ ipc_send_ping(struct ipc_chan *ch, uint64_t seq)
 }
 
 int
-ipc_send_pong(struct ipc_chan *ch, uint64_t seq)
+ipc_send_pong(struct ipc_chan *ch, uint64_t seq, uint64_t store_errors)
 {
 	Ar__Envelope	env = AR__ENVELOPE__INIT;
 	Ar__Pong	m = AR__PONG__INIT;
 
 	m.seq = seq;
+	m.store_errors = store_errors;
 	env.body_case = AR__ENVELOPE__BODY_PONG;
 	env.pong = &m;
 	return ipc_chan_send(ch, &env);

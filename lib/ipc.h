@@ -62,7 +62,7 @@ int	ipc_send_ready(struct ipc_chan *, uint32_t generation);
 int	ipc_send_config_ack(struct ipc_chan *, uint32_t generation, bool ok,
 	    const char *error);
 int	ipc_send_ping(struct ipc_chan *, uint64_t seq);
-int	ipc_send_pong(struct ipc_chan *, uint64_t seq);
+int	ipc_send_pong(struct ipc_chan *, uint64_t seq, uint64_t store_errors);
 int	ipc_send_shutdown(struct ipc_chan *, uint32_t grace_ms);
 int	ipc_send_source_changed(struct ipc_chan *, const char *source_id,
 	    bool removed);

@@ -136,6 +136,10 @@ proc_send_health(void)
 		ch[i].store_ok = procs[i].store_ok;
 		ch[i].restarts = procs[i].restarts;
 		ch[i].state = (char *)states[procs[i].state];
+		ch[i].store_errors = procs[i].store_errors;
+		ch[i].ipc_messages = procs[i].ch != NULL ?
+		    ipc_chan_sent(procs[i].ch) + ipc_chan_received(procs[i].ch) :
+		    0;
 		ch[i].last_pong_ms = procs[i].last_pong_ms > 0 ?
 		    (uint64_t)(now - procs[i].last_pong_ms) : 0;
 		pch[i] = &ch[i];
@@ -197,6 +201,7 @@ proc_dispatch_child(struct ipc_chan *ch, const Ar__Envelope *env, void *arg)
 		break;
 	case AR__ENVELOPE__BODY_PONG:
 		p->pong_seq = env->pong->seq;
+		p->store_errors = env->pong->store_errors;
 		p->last_pong_ms = util_mono_ms();
 		break;
 	case AR__ENVELOPE__BODY_CHILD_STATUS:

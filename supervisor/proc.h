@@ -47,6 +47,7 @@ struct proc {
 	uint64_t	 ping_seq, pong_seq;
 	uint32_t	 acked_gen;
 	bool		 store_ok;
+	uint64_t	 store_errors;
 	struct event	*respawn_ev;
 	struct event	*handshake_ev;
 };

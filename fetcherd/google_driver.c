@@ -157,6 +157,8 @@ driver_load(struct fjob *j)
 		struct fetch_stats *s = &j->stats;
 
 		s->events_stored = store_bson_int(&doc, "eventsStored", 0);
+		s->events_fetched = store_bson_int(&doc, "eventsFetched", 0);
+		s->duplicates = store_bson_int(&doc, "duplicates", 0);
 		s->error_logs = store_bson_int(&doc, "errorLogs", 0);
 		s->pages = store_bson_int(&doc, "pages", 0);
 		s->windows = store_bson_int(&doc, "windows", 0);
@@ -244,6 +246,8 @@ driver_save(struct fjob *j, char *err, size_t errlen)
 	BSON_APPEND_UTF8(&doc, "sourceId", j->src->id);
 	BSON_APPEND_UTF8(&doc, "app", j->app);
 	BSON_APPEND_INT64(&doc, "eventsStored", s->events_stored);
+	BSON_APPEND_INT64(&doc, "eventsFetched", s->events_fetched);
+	BSON_APPEND_INT64(&doc, "duplicates", s->duplicates);
 	BSON_APPEND_INT64(&doc, "errorLogs", s->error_logs);
 	BSON_APPEND_INT64(&doc, "pages", s->pages);
 	BSON_APPEND_INT64(&doc, "windows", s->windows);
@@ -523,8 +527,11 @@ driver_count(struct fjob *j, struct norm_log *logs, size_t n,
 	for (i = 0; i < n; i++) {
 		int64_t lag;
 
-		if (dup[i])
+		s->events_fetched++;
+		if (dup[i]) {
+			s->duplicates++;
 			continue;
+		}
 		j->run_new++;
 		s->events_stored++;
 		if (logs[i].error)

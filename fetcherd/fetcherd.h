@@ -58,8 +58,8 @@ struct reread {
 /* Counters kept per (source, application) in the stats collection. */
 struct fetch_stats {
 	int64_t		events_stored;
-	int64_t events_fetched;	/* events read from Google */
-	int64_t duplicates;	/* already stored, absorbed */
+	int64_t		events_fetched;	/* events read from Google */
+	int64_t		duplicates;	/* already stored, absorbed */
 	int64_t		error_logs;
 	int64_t		pages;
 	int64_t		windows;

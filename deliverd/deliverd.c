@@ -208,6 +208,7 @@ deliverd_source_idle(struct dsource *s)
 	evtimer_del(s->timer);
 	s->wait_slot = false;
 	s->ready = false;
+	atomic_store(&s->lease_deadline, 0);
 }
 
 /* Drop s entirely (removed source, shutdown): release its lease. */
@@ -219,7 +220,20 @@ deliverd_source_free(struct dsource *s)
 	deliverd_source_idle(s);
 	if (s->lease.held && store_healthy(D.store))
 		(void)lease_release(D.store, &s->lease, err, sizeof(err));
+	s->lease.held = false;
+	atomic_store(&s->lease_deadline, 0);
 	TAILQ_REMOVE(&D.sources, s, entry);
+	if (s->busy) {
+		s->zombie = true;	/* its worker job still points here */
+		return;
+	}
+	deliverd_source_destroy(s);
+}
+
+/* Free s (unlinked, no job running). */
+void
+deliverd_source_destroy(struct dsource *s)
+{
 	event_free(s->timer);
 	free(s->url);
 	free(s->gone_url);
@@ -861,6 +875,8 @@ deliverd_rescan_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		if (rc == 1) {
 			held++;
+			atomic_store(&s->lease_deadline,
+			    s->lease.deadline_mono);
 			deliverd_source_taken(s);
 		}
 	}
@@ -891,6 +907,9 @@ deliverd_renew_cb(evutil_socket_t fd, short what, void *arg)
 		rc = lease_renew(D.store, &s->lease, D.instance,
 		    D.lease_ttl_ms, err, sizeof(err));
 		(void)deliverd_store_result(rc == -ESTALE ? 0 : rc, err);
+		if (rc == 0)
+			atomic_store(&s->lease_deadline,
+			    s->lease.deadline_mono);
 		if (rc == -ESTALE) {
 			log_warn("source=%s lease deliver:%s lost to a newer "
 			    "epoch; stopping its deliveries", s->id, s->id);

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdatomic.h>
+
 #include <event2/event.h>
 
 #include "deliverd/breaker.h"
@@ -81,6 +83,8 @@ struct dsource {
 	bool			 reload;	/* re-read the batch queue */
 	bool			 ready;		/* taken over: watermark known */
 	bool			 busy;		/* a worker job runs for it */
+	bool			 zombie;	/* removed; freed after the job */
+	_Atomic int64_t		 lease_deadline; /* for the worker: mono ms */
 	int64_t			 w_seq;		/* logs up to (w_seq, w_id) */
 	char			 w_id[200];	/* are in batches */
 	int64_t			 next_sweep;	/* look for late logs */
@@ -140,9 +144,10 @@ void	 deliverd_stats_add(struct dsource *s, int64_t logs, int64_t batches,
 /* queue.c: the store side of batches (scans on the worker thread). */
 #define QUEUE_SETTLE_MS		1000	/* logs this young wait */
 #define QUEUE_SWEEP_WINDOW_MS	(5LL * 60 * 1000)
-#define QUEUE_SWEEP_EVERY_MS	(60LL * 1000)
+#define QUEUE_SWEEP_EVERY_MS	(5LL * 60 * 1000)
 #define QUEUE_LOAD_EVERY_MS	(30LL * 1000)
-#define QUEUE_BUILD_BATCHES	20	/* batches built per scan, at most */
+#define QUEUE_BUILD_BATCHES	50	/* batches built per scan, at most */
+#define QUEUE_BUILD_LOGS_MAX	25000	/* logs read per scan, at most */
 
 /* Take-over: watermark, pending batches, alert marks; then ready. */
 int	 queue_takeover_start(struct dsource *s);
@@ -160,6 +165,7 @@ void	 queue_insert_sorted(struct dsource *s, struct dbatch *b);
 void	 queue_remove(struct dsource *s, struct dbatch *b);
 /* Called by queue.c when a job for s finished. */
 void	 deliverd_source_job_done(struct dsource *s);
+void	 deliverd_source_destroy(struct dsource *s);
 struct dsource *deliverd_source_find(const char *id);
 
 /* alerts.c */

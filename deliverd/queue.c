@@ -8,8 +8,8 @@
  * seqFrom/seqTo/lastLogId, so the watermark is max(source_state's
  * batchedSeq, the newest batch) and a crash anywhere never batches a log
  * twice. Logs younger than QUEUE_SETTLE_MS wait (their inserts may still
- * land out of order); a sweep every minute batches any log that landed
- * behind the watermark anyway.
+ * land out of order); a sweep batches any log that landed
+ * behind the watermark anyway (every five minutes).
  *
  * Scans run on the worker thread (worker.h); single-document reads and
  * writes by _id (bodies, attempts) stay on the loop: they are fast.
@@ -48,7 +48,7 @@ struct qjob {
 	enum qjob_kind	 kind;
 	char		 sid[64];
 	int64_t		 epoch;
-	int64_t		 deadline_mono;	/* of the lease: no insert after */
+	struct dsource	*src;		/* lease deadline; kept alive */
 	int64_t		 now;
 	/* Build input. */
 	int64_t		 w_seq;
@@ -490,7 +490,7 @@ qwork_insert(struct qjob *j, struct qlog *logs, size_t from, size_t to)
 	size_t			 i, last = from;
 	int			 rc;
 
-	if (util_mono_ms() >= j->deadline_mono)
+	if (util_mono_ms() >= atomic_load(&j->src->lease_deadline))
 		return -ESTALE;
 	util_uuid_v4(id);
 	if ((rc = batch_body_begin(&body, j->sid, id)) != 0)
@@ -759,6 +759,96 @@ out:
 	queue_strs_free(held, nheld);
 }
 
+/* Keep the limit smallest (seq, _id) of logs[0..*n): sort, free the rest. */
+static void
+qlogs_trim(struct qlog *logs, size_t *n, size_t limit)
+{
+	size_t	i;
+
+	qsort(logs, *n, sizeof(*logs), qlog_cmp);
+	for (i = limit; i < *n; i++) {
+		free(logs[i].id);
+		free(logs[i].json);
+	}
+	if (*n > limit)
+		*n = limit;
+}
+
+/*
+ * Worker: read the logs of j->sid past the watermark, unsorted (FerretDB
+ * sorts in memory, slower than one plain scan), keeping the j->limit
+ * oldest in a buffer of at most twice that. 0 or -errno.
+ */
+static int
+qwork_read_past(struct qjob *j, struct qlog **out, size_t *nout)
+{
+	mongoc_client_t		*c;
+	mongoc_collection_t	*coll;
+	mongoc_cursor_t		*cur;
+	const bson_t		*doc;
+	bson_t			*filter, *opts;
+	bson_error_t		 berr;
+	struct qlog		*logs;
+	size_t			 n = 0, cap = 2 * j->limit;
+	int			 rc = 0;
+	bool			 trimmed = false;
+
+	if ((logs = calloc(cap, sizeof(*logs))) == NULL)
+		return -ENOMEM;
+	filter = BCON_NEW("sourceId", BCON_UTF8(j->sid), "seq", "{", "$gte",
+	    BCON_INT64(j->w_seq), "}");
+	opts = BCON_NEW("projection", "{", "json", BCON_INT32(1),
+	    "seq", BCON_INT32(1), "storedAt", BCON_INT32(1), "}");
+	c = store_pop(D.store);
+	coll = store_coll(D.store, c, STORE_LOGS);
+	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+	while (mongoc_cursor_next(cur, &doc)) {
+		const char	*id = store_bson_str(doc, "_id");
+		int64_t		 seq = store_bson_int(doc, "seq", 0);
+		bson_iter_t	 it;
+		uint32_t	 jl = 0;
+		const char	*js;
+
+		if (id == NULL || !qpast(seq, id, j->w_seq, j->w_id) ||
+		    !bson_iter_init_find(&it, doc, "json") ||
+		    !BSON_ITER_HOLDS_UTF8(&it))
+			continue;
+		if (n == cap) {
+			qlogs_trim(logs, &n, j->limit);
+			trimmed = true;
+		}
+		js = bson_iter_utf8(&it, &jl);
+		logs[n].id = strdup(id);
+		logs[n].json = malloc(jl + 1);
+		if (logs[n].id == NULL || logs[n].json == NULL) {
+			free(logs[n].id);
+			free(logs[n].json);
+			rc = -ENOMEM;
+			break;
+		}
+		memcpy(logs[n].json, js, jl);
+		logs[n].json[jl] = '\0';
+		logs[n].len = jl;
+		logs[n].seq = seq;
+		logs[n].stored_at = store_bson_int(doc, "storedAt", 0);
+		n++;
+	}
+	if (rc == 0 && mongoc_cursor_error(cur, &berr)) {
+		qjob_error(j, "find logs", &berr);
+		rc = -EIO;
+	}
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(coll);
+	store_push(D.store, c);
+	bson_destroy(filter);
+	bson_destroy(opts);
+	j->exhausted = !trimmed && n <= j->limit;
+	qlogs_trim(logs, &n, j->limit);
+	*out = logs;
+	*nout = n;
+	return rc;
+}
+
 /*
  * Worker: batches from the logs past the watermark, oldest first, at
  * most j->limit logs; logs younger than QUEUE_SETTLE_MS wait
@@ -768,28 +858,19 @@ static void
 qwork_build(void *arg)
 {
 	struct qjob	*j = arg;
-	bson_t		*filter, *opts;
 	struct qlog	*logs = NULL;
 	size_t		 n = 0, ready;
 	ssize_t		 done;
+	bool		 all;
 
 	if (j->sweep)
 		qwork_sweep(j);
 	if (j->rc != 0)
 		return;
-	filter = BCON_NEW("sourceId", BCON_UTF8(j->sid), "$or", "[",
-	    "{", "seq", "{", "$gt", BCON_INT64(j->w_seq), "}", "}",
-	    "{", "seq", BCON_INT64(j->w_seq), "_id", "{", "$gt",
-	    BCON_UTF8(j->w_id), "}", "}", "]");
-	opts = BCON_NEW("projection", "{", "json", BCON_INT32(1),
-	    "seq", BCON_INT32(1), "storedAt", BCON_INT32(1), "}",
-	    "sort", "{", "seq", BCON_INT32(1), "_id", BCON_INT32(1), "}",
-	    "limit", BCON_INT64((int64_t)j->limit));
-	(void)qwork_read_logs(j, filter, opts, &logs, &n, j->limit);
-	bson_destroy(filter);
-	bson_destroy(opts);
+	(void)qwork_read_past(j, &logs, &n);
 	if (j->rc != 0)
 		goto out;
+	all = j->exhausted;
 	/* The settled prefix. */
 	for (ready = 0; ready < n; ready++)
 		if (logs[ready].stored_at > j->now - QUEUE_SETTLE_MS) {
@@ -797,7 +878,7 @@ qwork_build(void *arg)
 			    QUEUE_SETTLE_MS;
 			break;
 		}
-	j->exhausted = n < j->limit && ready == n;
+	j->exhausted = all && ready == n;
 	if (ready == 0)
 		goto out;
 	done = qwork_group(j, logs, ready);
@@ -867,13 +948,15 @@ static void
 qjob_done(void *arg)
 {
 	struct qjob	*j = arg;
-	struct dsource	*s = deliverd_source_find(j->sid);
+	struct dsource	*s = j->src;
 	bool		 ok;
 
 	ok = deliverd_store_result(j->rc == -ESTALE ? 0 : j->rc, j->err);
-	if (s == NULL)
-		goto out;
 	s->busy = false;
+	if (s->zombie) {
+		deliverd_source_destroy(s);
+		goto out;
+	}
 	if (!s->lease.held || s->lease.epoch != j->epoch)
 		goto next;	/* another life of this source's lease */
 	switch (j->kind) {
@@ -885,7 +968,7 @@ qjob_done(void *arg)
 		queue_merge(s, j, true);
 		s->ready = true;
 		s->next_load = util_now_ms() + QUEUE_LOAD_EVERY_MS;
-		s->next_sweep = 0;
+		s->next_sweep = util_now_ms() + QUEUE_SWEEP_EVERY_MS;
 		log_info("source=%s queue loaded: %u undelivered batches, "
 		    "watermark seq=%lld%s", s->id, s->nqueue,
 		    (long long)s->w_seq, j->nremarked > 0 ?
@@ -934,7 +1017,7 @@ qjob_new(struct dsource *s, enum qjob_kind kind)
 	j->kind = kind;
 	util_strlcpy(j->sid, s->id, sizeof(j->sid));
 	j->epoch = s->lease.epoch;
-	j->deadline_mono = s->lease.deadline_mono;
+	j->src = s;
 	j->now = util_now_ms();
 	return j;
 }
@@ -975,6 +1058,8 @@ queue_build_start(struct dsource *s, unsigned max_batches)
 	j->max_logs = D.max_logs;
 	j->max_bytes = D.max_bytes;
 	j->limit = (size_t)max_batches * (size_t)D.max_logs;
+	if (j->limit > QUEUE_BUILD_LOGS_MAX)
+		j->limit = QUEUE_BUILD_LOGS_MAX;
 	j->sweep = j->now >= s->next_sweep;
 	return qjob_submit(s, j, qwork_build);
 }

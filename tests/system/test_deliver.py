@@ -275,6 +275,7 @@ def test_ssrf_loopback_refused_at_connect(wd):
     sid = created["id"]
     db.sources.update_one({"_id": sid}, {"$set": {"callbackUrl": recv.url}})
     recv.set_secret(sid, h.source_secret(created))
+    time.sleep(3)   # deliverd re-reads sources every rescan_interval (1 s)
     seed_logs(db, sid, 5)
 
     def refused():

@@ -575,7 +575,7 @@ deliverd_step(struct dsource *s)
 	if (D.stopping || !child_store_ready() || !store_healthy(D.store))
 		return;
 	if (!lease_valid(&s->lease) || !s->ready || s->paused || s->gone ||
-	    s->secret == NULL || s->url == NULL)
+	    s->secret == NULL || s->url == NULL || s->handover)
 		return;
 	if (s->linger_until > 0 && now >= s->linger_until) {
 		s->linger_until = 0;
@@ -698,6 +698,7 @@ deliverd_source_taken(struct dsource *s)
 	s->logs_dirty = s->alerts_dirty = true;
 	s->reload = false;
 	s->ready = false;
+	s->handover = false;
 	breaker_init(&s->br, D.breaker_threshold);
 	s->status = "ok";
 	snprintf(id, sizeof(id), "%s:deliver", s->id);
@@ -816,7 +817,7 @@ deliverd_rescan_cb(evutil_socket_t fd, short what, void *arg)
 	bson_error_t		 berr;
 	struct dsource		*s, *ns;
 	char			 err[512] = "";
-	int			 rc = 0, n = 0, held = 0, live, share;
+	int			 rc = 0, n = 0, held = 0, live, share, draining;
 
 	if (D.stopping || !child_store_ready() || !store_healthy(D.store))
 		return;
@@ -879,6 +880,34 @@ deliverd_rescan_cb(evutil_socket_t fd, short what, void *arg)
 			    s->lease.deadline_mono);
 			deliverd_source_taken(s);
 		}
+	}
+	/*
+	 * More than our share (another instance joined): drain one source
+	 * at a time (no new batches, in-flight POSTs finish), then release
+	 * its lease, so that the work spreads out.
+	 */
+	draining = 0;
+	TAILQ_FOREACH(s, &D.sources, entry)
+		if (s->lease.held && s->handover)
+			draining++;
+	if (held - draining > share && draining == 0) {
+		TAILQ_FOREACH(s, &D.sources, entry) {
+			if (s->lease.held) {
+				s->handover = true;
+				break;
+			}
+		}
+	}
+	TAILQ_FOREACH(s, &D.sources, entry) {
+		if (!s->lease.held || !s->handover || s->busy ||
+		    s->inflight > 0)
+			continue;
+		deliverd_source_idle(s);
+		(void)lease_release(D.store, &s->lease, err, sizeof(err));
+		s->lease.held = false;
+		s->handover = false;
+		log_info("source=%s handed over to balance %d instances",
+		    s->id, live);
 	}
 	TAILQ_FOREACH(s, &D.sources, entry) {
 		if (!s->lease.held)

@@ -84,6 +84,7 @@ struct dsource {
 	bool			 ready;		/* taken over: watermark known */
 	bool			 busy;		/* a worker job runs for it */
 	bool			 zombie;	/* removed; freed after the job */
+	bool			 handover;	/* over our share: drain, release */
 	_Atomic int64_t		 lease_deadline; /* for the worker: mono ms */
 	int64_t			 w_seq;		/* logs up to (w_seq, w_id) */
 	char			 w_id[200];	/* are in batches */

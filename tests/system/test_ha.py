@@ -88,7 +88,7 @@ def test_chaos_kill_children(wd):
 
 
 def test_two_instances_handover(wd):
-    store, sim, recv, ars, srcs = pipeline(wd, "C01two", rate=5, instances=2, sources=4)
+    store, sim, recv, ars, srcs = pipeline(wd, "C01two", rate=5, instances=1, sources=4)
     db = store.db()
 
     def holders(kind):
@@ -100,11 +100,16 @@ def test_two_instances_handover(wd):
                 if cur is None or cur["epoch"] < l["epoch"]:
                     out[l["resource"]] = l
         return {r: l["holder"] for r, l in out.items()}
-    h.wait_for(lambda: len(holders("fetch")) == 4, 60, "every source's fetch lease held")
-    time.sleep(8)
+    h.wait_for(lambda: len(holders("fetch")) == 4 and len(holders("deliver")) == 4, 60,
+               "the first instance holds every lease")
+    # A second instance joins: the work spreads out (fair shares).
+    ars.append(h.Auditrelay(wd, store, sim, name="ar1", extra=FAST).start())
+    for kind in ("fetch", "deliver"):
+        h.wait_for(lambda: len(holders(kind)) == 4 and
+                   sorted(list(holders(kind).values()).count(n) for n in ("ar0", "ar1")) == [2, 2],
+                   90, "%s leases spread 2/2 over the two instances" % kind, interval=0.5)
     spread = holders("fetch")
-    h.log("fetch leases: %s" % spread)
-    assert len(set(spread.values())) == 2, "work is shared between the instances"
+    h.log("fetch leases: %s; deliver leases: %s" % (spread, holders("deliver")))
     victim = ars[0]
     victim_name = "ar0"
     t0 = time.monotonic()

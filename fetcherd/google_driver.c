@@ -434,21 +434,15 @@ static int
 driver_insert(struct fjob *j, struct norm_log *logs, size_t n, int64_t seen,
     bool *dup, char *err, size_t errlen)
 {
-	struct store *st = child_store();
-	mongoc_client_t *c;
-	mongoc_collection_t *col;
-	bson_t **docs, reply, opts = BSON_INITIALIZER;
-	bson_iter_t it, arr, one;
-	bson_error_t e;
+	bson_t **docs;
 	int64_t now = util_now_ms();
 	char id[200];
-	size_t i, nother = 0;
-	int rc = 0;
+	size_t i, inserted, ndup;
+	int rc;
 
 	if ((docs = calloc(n, sizeof(*docs))) == NULL)
 		fatal("out of memory");
 	for (i = 0; i < n; i++) {
-		dup[i] = false;
 		snprintf(id, sizeof(id), "%s:%s", j->src->id, logs[i].id);
 		docs[i] = bson_new();
 		BSON_APPEND_UTF8(docs[i], "_id", id);
@@ -465,50 +459,8 @@ driver_insert(struct fjob *j, struct norm_log *logs, size_t n, int64_t seen,
 		BSON_APPEND_UTF8(docs[i], "state", "pending");
 		BSON_APPEND_NULL(docs[i], "batchId");
 	}
-	c = store_pop(st);
-	col = store_coll(st, c, STORE_LOGS);
-	BSON_APPEND_BOOL(&opts, "ordered", false);
-	if (!mongoc_collection_insert_many(col, (const bson_t **)docs, n,
-	    &opts, &reply, &e)) {
-		if (bson_iter_init_find(&it, &reply, "writeErrors") &&
-		    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr)) {
-			while (bson_iter_next(&arr)) {
-				int64_t idx = -1, code = 0;
-
-				if (!bson_iter_recurse(&arr, &one)) {
-					nother++;
-					continue;
-				}
-				while (bson_iter_next(&one)) {
-					if (strcmp(bson_iter_key(&one),
-					    "index") == 0)
-						idx = bson_iter_as_int64(&one);
-					else if (strcmp(bson_iter_key(&one),
-					    "code") == 0)
-						code = bson_iter_as_int64(&one);
-				}
-				if (code == STORE_DUPLICATE_KEY && idx >= 0 &&
-				    (size_t)idx < n)
-					dup[idx] = true;
-				else
-					nother++;
-			}
-		} else
-			nother++;
-		if (bson_iter_init_find(&it, &reply, "writeConcernErrors") &&
-		    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr) &&
-		    bson_iter_next(&arr))
-			nother++;
-		if (nother > 0) {
-			snprintf(err, errlen, "insert into %s: %.300s", STORE_LOGS,
-			    e.message);
-			rc = -EIO;
-		}
-	}
-	bson_destroy(&reply);
-	bson_destroy(&opts);
-	mongoc_collection_destroy(col);
-	store_push(st, c);
+	rc = store_insert_many(child_store(), STORE_LOGS,
+	    (const bson_t **)docs, n, &inserted, &ndup, dup, err, errlen);
 	for (i = 0; i < n; i++)
 		bson_destroy(docs[i]);
 	free(docs);

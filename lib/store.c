@@ -213,43 +213,58 @@ store_insert_one(struct store *s, const char *coll, const bson_t *doc,
 
 int
 store_insert_many(struct store *s, const char *coll, const bson_t **docs,
-    size_t n, size_t *inserted, size_t *dups, char *err, size_t errlen)
+    size_t n, size_t *inserted, size_t *dups, bool *dup, char *err,
+    size_t errlen)
 {
 	mongoc_client_t		*c;
 	mongoc_collection_t	*col;
 	bson_t			 reply, opts = BSON_INITIALIZER;
 	bson_iter_t		 it, arr, one;
 	bson_error_t		 e;
-	size_t			 ndup = 0, nother = 0;
+	size_t			 ndup = 0, nother = 0, i;
 	int			 rc = 0;
 
 	*inserted = *dups = 0;
+	for (i = 0; dup != NULL && i < n; i++)
+		dup[i] = false;
 	if (n == 0)
 		return 0;
 	c = store_pop(s);
 	col = store_coll(s, c, coll);
 	BSON_APPEND_BOOL(&opts, "ordered", false);
 	if (!mongoc_collection_insert_many(col, docs, n, &opts, &reply, &e)) {
-		/* Count duplicates among writeErrors; anything else fails. */
+		/* Duplicates among writeErrors are "already stored". */
 		if (bson_iter_init_find(&it, &reply, "writeErrors") &&
 		    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr)) {
 			while (bson_iter_next(&arr)) {
-				if (bson_iter_recurse(&arr, &one) &&
-				    bson_iter_find(&one, "code") &&
-				    bson_iter_as_int64(&one) ==
-				    STORE_DUPLICATE_KEY)
+				int64_t	idx = -1, code = 0;
+
+				if (!bson_iter_recurse(&arr, &one)) {
+					nother++;
+					continue;
+				}
+				while (bson_iter_next(&one)) {
+					if (strcmp(bson_iter_key(&one),
+					    "index") == 0)
+						idx = bson_iter_as_int64(&one);
+					else if (strcmp(bson_iter_key(&one),
+					    "code") == 0)
+						code = bson_iter_as_int64(&one);
+				}
+				if (code == STORE_DUPLICATE_KEY && idx >= 0 &&
+				    (size_t)idx < n) {
 					ndup++;
-				else
+					if (dup != NULL)
+						dup[idx] = true;
+				} else
 					nother++;
 			}
 		} else
 			nother++;
 		if (bson_iter_init_find(&it, &reply, "writeConcernErrors") &&
-		    BSON_ITER_HOLDS_ARRAY(&it)) {
-			bson_iter_recurse(&it, &arr);
-			if (bson_iter_next(&arr))
-				nother++;
-		}
+		    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr) &&
+		    bson_iter_next(&arr))
+			nother++;
 		if (nother > 0) {
 			store_err(err, errlen, coll, &e);
 			rc = -EIO;

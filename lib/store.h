@@ -65,10 +65,11 @@ int	 store_insert_one(struct store *s, const char *coll, const bson_t *doc,
  * Unordered insert of n documents; duplicates of the unique key count as
  * already stored. 0 when every document is now stored (inserted or dup),
  * -EIO otherwise (some other error: nothing may be assumed stored).
+ * dup (optional, n entries) tells which documents were already there.
  */
 int	 store_insert_many(struct store *s, const char *coll,
 	    const bson_t **docs, size_t n, size_t *inserted, size_t *dups,
-	    char *err, size_t errlen);
+	    bool *dup, char *err, size_t errlen);
 /*
  * Replace or upsert the document with _id id (single writer documents
  * only). 0 or -EIO.

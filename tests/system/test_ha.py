@@ -62,15 +62,37 @@ def check_source(recv, expected, source_id):
 
 
 def test_chaos_kill_children(wd):
+    """kill -9 a random child every 2-4 s (never more than 5 deaths of one
+    child a minute: that is the supervisor's crash-loop limit), and once,
+    half-way, kill -9 the supervisor itself and start it again."""
     store, sim, recv, (ar,), (sid,) = pipeline(wd, "C01chaos", rate=10)
     rnd = random.Random(42)
-    kills = 0
-    t_end = time.monotonic() + CHAOS_SECONDS
+    kills, recent = 0, {}
+    t_start = time.monotonic()
+    t_end = t_start + CHAOS_SECONDS
+    sup_killed = False
     while time.monotonic() < t_end:
         time.sleep(rnd.uniform(2, 4))
+        now = time.monotonic()
+        if not sup_killed and now > t_start + CHAOS_SECONDS / 2:
+            old = list(ar.pids_by_name().values())
+            ar.proc.kill()
+            ar.proc.wait(5)
+            h.wait_for(lambda: not any(os.path.exists("/proc/%d/cmdline" % p) and
+                                       open("/proc/%d/cmdline" % p).read() for p in old),
+                       5, "children gone with the supervisor")
+            ar.start()
+            sup_killed = True
+            recent.clear()
+            continue
         pids = ar.pids_by_name()
-        name = rnd.choice(sorted(pids))
+        allowed = [n for n in sorted(pids)
+                   if len([t for t in recent.get(n, []) if now - t < 62]) < 5]
+        if not allowed:
+            continue
+        name = rnd.choice(allowed)
         os.kill(pids[name], signal.SIGKILL)
+        recent.setdefault(name, []).append(now)
         kills += 1
         if ar.proc.poll() is not None:
             raise AssertionError("supervisor died: %s" % ar.proc.returncode)
@@ -78,7 +100,7 @@ def test_chaos_kill_children(wd):
     expected = pause_and_drain(sim, recv, "C01chaos", 1, timeout=180)
     lost, dup_new, repeats = check_source(recv, expected, sid)
     stuck = store.db().batches.count_documents({"sourceId": sid, "state": "pending"})
-    h.log("chaos %ds: %d kills, %d events expected, lost=%d duplicates-under-new-id=%d "
+    h.log("chaos %ds: %d child kills + 1 supervisor kill, %d events expected, lost=%d duplicates-under-new-id=%d "
           "repeats-same-id=%d stuck-batches=%d" % (CHAOS_SECONDS, kills, len(expected), len(lost),
                                                    len(dup_new), repeats, stuck))
     assert not lost and not dup_new

@@ -22,7 +22,8 @@ status=0
 echo "=== normal build"
 build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 (cd build && ctest --output-on-failure -j2 -L unit) || status=1
-(cd build && ctest --output-on-failure -L system) || status=1
+# System tests start their own store, simulator and ports: two at a time.
+(cd build && ctest --output-on-failure -j2 -L system) || status=1
 
 if [ "${AR_TEST_SANITIZE:-1}" = 1 ]; then
 	echo "=== ASan+UBSan build"

@@ -300,7 +300,7 @@ class Auditrelay:
             "runtime_dir": self.workdir,
             "instance_id": name,
             "rescan_interval": "1",
-            "ping_interval": "1",
+            "ping_interval": "2",
             "delivery_linger_ms": "100",
         }
         if sim is not None:

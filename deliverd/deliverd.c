@@ -422,9 +422,16 @@ deliverd_done_cb(const struct httpc_resp *resp, void *arg)
 			s->reload = true;
 			goto next;
 		}
-		log_info("source=%s batch=%s delivered logs=%lld status=%ld "
-		    "attempt=%u %lldms", s->id, b->id, (long long)b->nlogs,
-		    resp->status, b->n_attempts, (long long)resp->elapsed_ms);
+		/* Routine deliveries are debug; one after retries is news. */
+		if (b->n_attempts > 1)
+			log_info("source=%s batch=%s delivered logs=%lld "
+			    "status=%ld after %u attempts", s->id, b->id,
+			    (long long)b->nlogs, resp->status, b->n_attempts);
+		else
+			log_debug("source=%s batch=%s delivered logs=%lld "
+			    "status=%ld %lldms", s->id, b->id,
+			    (long long)b->nlogs, resp->status,
+			    (long long)resp->elapsed_ms);
 		ev = breaker_success(&s->br, &attempts);
 		if (ev == BREAKER_CLOSED)
 			log_notice("source=%s callback resumed after %u "

@@ -14,6 +14,7 @@
 #include <yajl/yajl_parse.h>
 
 #include "lib/json.h"
+#include "lib/util.h"
 
 #define JSONW_MAX_DEPTH		128	/* yajl_gen's own limit */
 
@@ -40,23 +41,6 @@ struct json_scan {
 	bool		 too_deep;
 	size_t		 off;
 };
-
-static void
-json_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Write a formatted message into err[] when the caller gave one. */
-static void
-json_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /*
  * Strict UTF-8 check: rejects stray continuation bytes, truncated
@@ -166,18 +150,18 @@ json_parse(const char *buf, size_t len, unsigned max_depth, yajl_val *out,
 
 	*out = NULL;
 	if (buf == NULL) {
-		json_errf(err, errlen, "no JSON text");
+		util_errf(err, errlen, "no JSON text");
 		return -EINVAL;
 	}
 	if (json_utf8_check(buf, len, &off) != 0) {
-		json_errf(err, errlen, "invalid UTF-8 at byte %zu", off);
+		util_errf(err, errlen, "invalid UTF-8 at byte %zu", off);
 		return -EINVAL;
 	}
 
 	memset(&sc, 0, sizeof(sc));
 	sc.max_depth = max_depth;
 	if ((sc.h = yajl_alloc(&cbs, NULL, &sc)) == NULL) {
-		json_errf(err, errlen, "out of memory");
+		util_errf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	st = yajl_parse(sc.h, (const unsigned char *)buf, len);
@@ -188,7 +172,7 @@ json_parse(const char *buf, size_t len, unsigned max_depth, yajl_val *out,
 	}
 	if (st != yajl_status_ok) {
 		if (sc.too_deep) {
-			json_errf(err, errlen,
+			util_errf(err, errlen,
 			    "JSON nested deeper than %u at byte %zu",
 			    max_depth, sc.off > 0 ? sc.off - 1 : 0);
 		} else {
@@ -207,7 +191,7 @@ json_parse(const char *buf, size_t len, unsigned max_depth, yajl_val *out,
 				    msg[ml - 1] == ' '))
 					m[(msg - (const char *)m) + --ml] = '\0';
 			}
-			json_errf(err, errlen, "invalid JSON at byte %zu: %s",
+			util_errf(err, errlen, "invalid JSON at byte %zu: %s",
 			    at, msg);
 			if (m != NULL)
 				yajl_free_error(sc.h, m);
@@ -217,7 +201,7 @@ json_parse(const char *buf, size_t len, unsigned max_depth, yajl_val *out,
 
 	/* yajl_tree wants a NUL-terminated text. */
 	if ((copy = malloc(len + 1)) == NULL) {
-		json_errf(err, errlen, "out of memory");
+		util_errf(err, errlen, "out of memory");
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -227,9 +211,9 @@ json_parse(const char *buf, size_t len, unsigned max_depth, yajl_val *out,
 	if ((*out = yajl_tree_parse(copy, ebuf, sizeof(ebuf))) == NULL) {
 		if (strstr(ebuf, "memory") != NULL) {
 			rc = -ENOMEM;
-			json_errf(err, errlen, "out of memory");
+			util_errf(err, errlen, "out of memory");
 		} else
-			json_errf(err, errlen, "invalid JSON: %s",
+			util_errf(err, errlen, "invalid JSON: %s",
 			    ebuf[0] != '\0' ? ebuf : "parse error");
 		goto fail;
 	}

@@ -13,21 +13,9 @@
 #include <yajl/yajl_tree.h>
 
 #include "lib/crypto.h"
+#include "lib/util.h"
 
 #define JWT_MAX		(64 * 1024)
-
-/* printf into err[] when the caller gave one. */
-static void __attribute__((format(printf, 3, 4)))
-jwt_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list	ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /*
  * The JOSE header JSON: {"alg":"RS256","typ":"JWT"}, with "kid" when kid
@@ -187,24 +175,24 @@ jwt_check_header(const char *h64, size_t len, char *err, size_t errlen)
 	int			 rc;
 
 	if ((rc = b64_decode(h64, len, &dec, &declen)) != 0) {
-		jwt_err(err, errlen, "JWT header is not base64url");
+		util_errf(err, errlen, "JWT header is not base64url");
 		return rc;
 	}
 	if (memchr(dec, '\0', declen) != NULL ||
 	    (root = yajl_tree_parse((const char *)dec, NULL, 0)) == NULL ||
 	    !YAJL_IS_OBJECT(root)) {
-		jwt_err(err, errlen, "JWT header is not a JSON object");
+		util_errf(err, errlen, "JWT header is not a JSON object");
 		rc = -EINVAL;
 		goto fail;
 	}
 	v = yajl_tree_get(root, alg_path, yajl_t_string);
 	if (v == NULL || (s = YAJL_GET_STRING(v)) == NULL) {
-		jwt_err(err, errlen, "JWT header has no \"alg\"");
+		util_errf(err, errlen, "JWT header has no \"alg\"");
 		rc = -EINVAL;
 		goto fail;
 	}
 	if (strcmp(s, "RS256") != 0) {
-		jwt_err(err, errlen, "JWT alg must be RS256, not \"%.16s\"",
+		util_errf(err, errlen, "JWT alg must be RS256, not \"%.16s\"",
 		    s);
 		rc = -EINVAL;
 		goto fail;
@@ -212,12 +200,12 @@ jwt_check_header(const char *h64, size_t len, char *err, size_t errlen)
 	v = yajl_tree_get(root, typ_path, yajl_t_any);
 	if (v != NULL && ((s = YAJL_GET_STRING(v)) == NULL ||
 	    strcmp(s, "JWT") != 0)) {
-		jwt_err(err, errlen, "JWT typ must be \"JWT\"");
+		util_errf(err, errlen, "JWT typ must be \"JWT\"");
 		rc = -EINVAL;
 		goto fail;
 	}
 	if (yajl_tree_get(root, crit_path, yajl_t_any) != NULL) {
-		jwt_err(err, errlen, "JWT header has unsupported \"crit\"");
+		util_errf(err, errlen, "JWT header has unsupported \"crit\"");
 		rc = -EINVAL;
 		goto fail;
 	}
@@ -249,7 +237,7 @@ jwt_verify_rs256(const char *jwt, const struct rsa_key *key,
 	if (key == NULL)
 		return -EINVAL;
 	if ((rc = jwt_split(jwt, &d1, &d2)) != 0) {
-		jwt_err(err, errlen, "malformed JWT (expected three "
+		util_errf(err, errlen, "malformed JWT (expected three "
 		    "base64url parts)");
 		return rc;
 	}
@@ -257,23 +245,23 @@ jwt_verify_rs256(const char *jwt, const struct rsa_key *key,
 		return rc;
 	if ((rc = b64_decode(jwt + d2 + 1, strlen(jwt + d2 + 1), &sig,
 	    &siglen)) != 0) {
-		jwt_err(err, errlen, "JWT signature is not base64url");
+		util_errf(err, errlen, "JWT signature is not base64url");
 		goto fail;
 	}
 	if ((rc = b64_decode(jwt + d1 + 1, d2 - d1 - 1, &claims,
 	    &clen)) != 0) {
-		jwt_err(err, errlen, "JWT claims are not base64url");
+		util_errf(err, errlen, "JWT claims are not base64url");
 		goto fail;
 	}
 	if ((rc = rsa_verify_sha256(key, jwt, d2, sig, siglen)) != 0) {
 		if (rc == -EBADMSG)
-			jwt_err(err, errlen, "JWT signature does not verify");
+			util_errf(err, errlen, "JWT signature does not verify");
 		goto fail;
 	}
 	if (memchr(claims, '\0', clen) != NULL ||
 	    (root = yajl_tree_parse((const char *)claims, NULL, 0)) == NULL ||
 	    !YAJL_IS_OBJECT(root)) {
-		jwt_err(err, errlen, "JWT claims are not a JSON object");
+		util_errf(err, errlen, "JWT claims are not a JSON object");
 		rc = -EINVAL;
 		goto fail;
 	}

@@ -18,6 +18,7 @@
 
 #include "lib/json.h"
 #include "lib/normalize.h"
+#include "lib/util.h"
 
 #define NORM_MSG_DEPTH		8	/* messageValue nesting we unfold */
 
@@ -30,22 +31,6 @@ struct norm_act {
 	int64_t		 time_ms;
 	bool		 have_time;
 };
-
-static void
-norm_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-norm_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* A string's text or a number's original text; NULL for anything else. */
 static const char *
@@ -479,7 +464,7 @@ normalize_activity(yajl_val activity, const char *app_fallback,
 	int rc = -ENOMEM;
 
 	if (activity == NULL || logs == NULL || nlogs == NULL) {
-		norm_errf(err, errlen, "no activity");
+		util_errf(err, errlen, "no activity");
 		return -EINVAL;
 	}
 	memset(&a, 0, sizeof(a));
@@ -550,9 +535,9 @@ normalize_activity(yajl_val activity, const char *app_fallback,
 	return 0;
  fail:
 	if (rc == -ENOMEM)
-		norm_errf(err, errlen, "out of memory");
+		util_errf(err, errlen, "out of memory");
 	else
-		norm_errf(err, errlen, "cannot serialize activity");
+		util_errf(err, errlen, "cannot serialize activity");
 	norm_logs_free(nl, n);
 	return rc;
 }
@@ -574,26 +559,26 @@ normalize_page(const char *body, size_t len, const char *app_fallback,
 	*next_page_token = NULL;
 	if ((rc = json_parse(body, len, NORM_PAGE_MAX_DEPTH, &page, perr,
 	    sizeof(perr))) != 0) {
-		norm_errf(err, errlen, "activities page: %s", perr);
+		util_errf(err, errlen, "activities page: %s", perr);
 		return rc;
 	}
 	rc = -EINVAL;
 	if (!YAJL_IS_OBJECT(page)) {
-		norm_errf(err, errlen, "activities page is not a JSON object");
+		util_errf(err, errlen, "activities page is not a JSON object");
 		goto fail;
 	}
 	if (json_get(page, "error") != NULL && json_get(page, "items") == NULL) {
-		norm_errf(err, errlen, "activities page is an error response");
+		util_errf(err, errlen, "activities page is an error response");
 		goto fail;
 	}
 	items = json_get(page, "items");
 	if (items != NULL && !YAJL_IS_ARRAY(items)) {
-		norm_errf(err, errlen, "activities page items is not an array");
+		util_errf(err, errlen, "activities page items is not an array");
 		goto fail;
 	}
 	tok = json_get(page, "nextPageToken");
 	if (tok != NULL && !YAJL_IS_STRING(tok) && !YAJL_IS_NULL(tok)) {
-		norm_errf(err, errlen,
+		util_errf(err, errlen,
 		    "activities page nextPageToken is not a string");
 		goto fail;
 	}
@@ -604,7 +589,7 @@ normalize_page(const char *body, size_t len, const char *app_fallback,
 	if (YAJL_IS_STRING(tok) && tok->u.string[0] != '\0' &&
 	    (*next_page_token = strdup(tok->u.string)) == NULL) {
 		rc = -ENOMEM;
-		norm_errf(err, errlen, "out of memory");
+		util_errf(err, errlen, "out of memory");
 		goto fail;
 	}
 	*logs = out;

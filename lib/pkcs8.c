@@ -18,6 +18,7 @@
 #include <gcrypt.h>
 
 #include "lib/crypto.h"
+#include "lib/util.h"
 
 #define RSA_BITS_MIN		2048
 #define RSA_BITS_MAX		4096
@@ -70,19 +71,6 @@ const char *
 __lsan_default_suppressions(void)
 {
 	return "leak:libgcrypt.so\n";
-}
-
-/* printf into err[] when the caller gave one. */
-static void __attribute__((format(printf, 3, 4)))
-pkcs8_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list	ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }
 
 /*
@@ -225,12 +213,12 @@ rsa_key_build(gcry_mpi_t n, gcry_mpi_t e, gcry_mpi_t d, gcry_mpi_t p1,
 	*out = NULL;
 	bits = gcry_mpi_get_nbits(n);
 	if (bits < RSA_BITS_MIN || bits > RSA_BITS_MAX) {
-		pkcs8_err(err, errlen, "RSA key is %u bits; %d to %d bits "
+		util_errf(err, errlen, "RSA key is %u bits; %d to %d bits "
 		    "required", bits, RSA_BITS_MIN, RSA_BITS_MAX);
 		return -EINVAL;
 	}
 	if (gcry_mpi_cmp_ui(e, 3) < 0 || !gcry_mpi_test_bit(e, 0)) {
-		pkcs8_err(err, errlen, "RSA key has an invalid public "
+		util_errf(err, errlen, "RSA key has an invalid public "
 		    "exponent");
 		return -EINVAL;
 	}
@@ -298,7 +286,7 @@ rsa_key_build(gcry_mpi_t n, gcry_mpi_t e, gcry_mpi_t d, gcry_mpi_t p1,
 	*out = key;
 	return 0;
 inconsistent:
-	pkcs8_err(err, errlen, "RSA key parts are inconsistent (corrupted "
+	util_errf(err, errlen, "RSA key parts are inconsistent (corrupted "
 	    "key)");
 	rc = -EINVAL;
 fail:
@@ -340,7 +328,7 @@ pkcs8_parse_der(const unsigned char *der, size_t len, struct rsa_key **out,
 		goto bad;
 	if (oid.len != sizeof(oid_rsa) ||
 	    memcmp(oid.p, oid_rsa, sizeof(oid_rsa)) != 0) {
-		pkcs8_err(err, errlen, "not an RSA key (the PKCS#8 algorithm "
+		util_errf(err, errlen, "not an RSA key (the PKCS#8 algorithm "
 		    "is not rsaEncryption; Google service-account keys are "
 		    "RSA)");
 		return -EINVAL;
@@ -384,7 +372,7 @@ pkcs8_parse_der(const unsigned char *der, size_t len, struct rsa_key **out,
 	    out, err, errlen);
 	goto fail;
 bad:
-	pkcs8_err(err, errlen, "malformed PKCS#8 RSA private key: %s", why);
+	util_errf(err, errlen, "malformed PKCS#8 RSA private key: %s", why);
 	rc = -EINVAL;
 fail:
 	mpis_release(m, 8);
@@ -417,15 +405,15 @@ rsa_key_from_pem(const char *pem, size_t len, struct rsa_key **out,
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	if ((rc = crypto_init()) != 0) {
-		pkcs8_err(err, errlen, "libgcrypt initialisation failed");
+		util_errf(err, errlen, "libgcrypt initialisation failed");
 		return rc;
 	}
 	if (pem == NULL || len == 0) {
-		pkcs8_err(err, errlen, "empty private key");
+		util_errf(err, errlen, "empty private key");
 		return -EINVAL;
 	}
 	if (len > PEM_MAX) {
-		pkcs8_err(err, errlen, "private key too large");
+		util_errf(err, errlen, "private key too large");
 		return -EINVAL;
 	}
 	p = pem;
@@ -439,41 +427,41 @@ rsa_key_from_pem(const char *pem, size_t len, struct rsa_key **out,
 	if ((size_t)(end - p) < strlen(PEM_PRIV_BEGIN) ||
 	    memcmp(p, PEM_PRIV_BEGIN, strlen(PEM_PRIV_BEGIN)) != 0) {
 		if (pem_find(p, end - p, "-----BEGIN RSA PRIVATE KEY-----"))
-			pkcs8_err(err, errlen, "this is a PKCS#1 RSA key "
+			util_errf(err, errlen, "this is a PKCS#1 RSA key "
 			    "(BEGIN RSA PRIVATE KEY); a PKCS#8 key is needed "
 			    "(BEGIN PRIVATE KEY): convert it with \"openssl "
 			    "pkcs8 -topk8 -nocrypt -in key.pem -out "
 			    "key-pkcs8.pem\"");
 		else if (pem_find(p, end - p, "-----BEGIN EC PRIVATE KEY"))
-			pkcs8_err(err, errlen, "not an RSA key (this is an "
+			util_errf(err, errlen, "not an RSA key (this is an "
 			    "EC key)");
 		else if (pem_find(p, end - p,
 		    "-----BEGIN ENCRYPTED PRIVATE KEY"))
-			pkcs8_err(err, errlen, "the private key is encrypted; "
+			util_errf(err, errlen, "the private key is encrypted; "
 			    "decrypt it first (\"openssl pkey -in key.pem "
 			    "-out plain.pem\")");
 		else
-			pkcs8_err(err, errlen, "not a PKCS#8 PEM private key "
+			util_errf(err, errlen, "not a PKCS#8 PEM private key "
 			    "(expected -----BEGIN PRIVATE KEY-----)");
 		return -EINVAL;
 	}
 	body = p + strlen(PEM_PRIV_BEGIN);
 	if (pem_find(body, end - body, "\\n") != NULL) {
-		pkcs8_err(err, errlen, "malformed PEM private key: it holds "
+		util_errf(err, errlen, "malformed PEM private key: it holds "
 		    "literal \\n sequences (decode the JSON string first)");
 		return -EINVAL;
 	}
 	if ((size_t)(end - body) < strlen(PEM_PRIV_END) ||
 	    memcmp(end - strlen(PEM_PRIV_END), PEM_PRIV_END,
 	    strlen(PEM_PRIV_END)) != 0) {
-		pkcs8_err(err, errlen, "truncated PEM private key (no "
+		util_errf(err, errlen, "truncated PEM private key (no "
 		    "-----END PRIVATE KEY----- line)");
 		return -EINVAL;
 	}
 	bend = end - strlen(PEM_PRIV_END);
 	if (body >= end || (*body != '\n' && *body != '\r') ||
 	    (bend[-1] != '\n')) {
-		pkcs8_err(err, errlen, "malformed PEM private key (BEGIN and "
+		util_errf(err, errlen, "malformed PEM private key (BEGIN and "
 		    "END must be on lines of their own)");
 		return -EINVAL;
 	}
@@ -485,7 +473,7 @@ rsa_key_from_pem(const char *pem, size_t len, struct rsa_key **out,
 		if (c == '\n' || c == '\r' || c == ' ' || c == '\t')
 			continue;
 		if (c == '-' || c == '_') {
-			pkcs8_err(err, errlen, "malformed PEM private key "
+			util_errf(err, errlen, "malformed PEM private key "
 			    "(unexpected characters or more than one PEM "
 			    "block)");
 			rc = -EINVAL;
@@ -495,7 +483,7 @@ rsa_key_from_pem(const char *pem, size_t len, struct rsa_key **out,
 	}
 	if ((rc = b64_decode(b64, b64len, &der, &derlen)) != 0) {
 		if (rc == -EINVAL)
-			pkcs8_err(err, errlen, "malformed PEM private key "
+			util_errf(err, errlen, "malformed PEM private key "
 			    "(bad base64)");
 		goto fail;
 	}

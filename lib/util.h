@@ -32,6 +32,12 @@ int	 util_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
 int	 util_parse_bool(const char *s, bool *out);
 /* True when s is a syntactically plausible e-mail address. */
 bool	 util_is_email(const char *s);
+/*
+ * printf into a caller's err[] (nothing when err is NULL or errlen 0): how
+ * lib/ code hands over what a person should read.
+ */
+void	 util_errf(char *err, size_t errlen, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
 /* Directory of the running executable into out (no trailing slash). */
 int	 util_self_dir(char *out, size_t outlen);
 

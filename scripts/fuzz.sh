@@ -17,8 +17,8 @@ CFLAGS=(-std=gnu11 -D_GNU_SOURCE -DAR_VERSION=\"fuzz\" -g -O1
 	$(pkg-config --cflags libevent yajl libgcrypt libprotobuf-c))
 LIBS=($(pkg-config --libs libevent yajl libgcrypt libprotobuf-c) -lm)
 declare -A SRCS=(
-	[fuzz_normalize]="lib/json.c lib/normalize.c"
-	[fuzz_pkcs8]="lib/crypto.c lib/pkcs8.c lib/jwt.c lib/webhook.c lib/json.c"
+	[fuzz_normalize]="lib/json.c lib/normalize.c lib/util.c"
+	[fuzz_pkcs8]="lib/crypto.c lib/pkcs8.c lib/jwt.c lib/webhook.c lib/json.c lib/util.c"
 	[fuzz_ipc]="lib/ipc.c lib/config.c lib/util.c build/proto/ipc.pb-c.c"
 )
 status=0

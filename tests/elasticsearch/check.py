@@ -206,8 +206,12 @@ def run(wd, zip_path):
 
         # Deterministic ids: one document per (source, app, minute), even
         # though every minute sees two exports.
-        time.sleep(35)
-        fetch = es.search(PREFIX + "-metrics-*", q_fetch)
+        # Exports every 30 s: within three of them some minute sees two,
+        # and the second must overwrite the first (_version 2).
+        fetch = h.wait_for(lambda: [x for x in es.search(PREFIX + "-metrics-*", q_fetch)
+                                    if x["_version"] >= 2] and
+                           es.search(PREFIX + "-metrics-*", q_fetch), 100,
+                           "a minute exported twice", 2)
         ids = [x["_id"] for x in fetch]
         minutes = {x["_source"]["@timestamp"] for x in fetch}
         h.log("%d fetch metric documents for %s/login over %d minutes" % (

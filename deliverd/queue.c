@@ -78,6 +78,30 @@ struct qlog {
 	int64_t	 stored_at;
 };
 
+/*
+ * Copy one log of a scan (its store _id, its JSON of jl bytes, its seq and
+ * storedAt) into l. 0 or -ENOMEM (l left empty).
+ */
+static int
+qlog_fill(struct qlog *l, const char *id, const char *js, uint32_t jl,
+    int64_t seq, const bson_t *doc)
+{
+	l->id = strdup(id);
+	l->json = malloc(jl + 1);
+	if (l->id == NULL || l->json == NULL) {
+		free(l->id);
+		free(l->json);
+		l->id = l->json = NULL;
+		return -ENOMEM;
+	}
+	memcpy(l->json, js, jl);
+	l->json[jl] = '\0';
+	l->len = jl;
+	l->seq = seq;
+	l->stored_at = store_bson_int(doc, "storedAt", 0);
+	return 0;
+}
+
 static void
 qjob_add(struct qjob *j, const struct qinfo *in)
 {
@@ -619,19 +643,9 @@ qwork_read_logs(struct qjob *j, const bson_t *filter, const bson_t *opts,
 			logs = nl;
 		}
 		js = bson_iter_utf8(&it, &jl);
-		logs[n].id = strdup(id);
-		logs[n].json = malloc(jl + 1);
-		if (logs[n].id == NULL || logs[n].json == NULL) {
-			free(logs[n].id);
-			free(logs[n].json);
-			rc = -ENOMEM;
+		if ((rc = qlog_fill(&logs[n], id, js, jl,
+		    store_bson_int(doc, "seq", 0), doc)) != 0)
 			break;
-		}
-		memcpy(logs[n].json, js, jl);
-		logs[n].json[jl] = '\0';
-		logs[n].len = jl;
-		logs[n].seq = store_bson_int(doc, "seq", 0);
-		logs[n].stored_at = store_bson_int(doc, "storedAt", 0);
 		n++;
 	}
 	if (rc == 0 && mongoc_cursor_error(cur, &berr)) {
@@ -818,19 +832,8 @@ qwork_read_past(struct qjob *j, struct qlog **out, size_t *nout)
 			trimmed = true;
 		}
 		js = bson_iter_utf8(&it, &jl);
-		logs[n].id = strdup(id);
-		logs[n].json = malloc(jl + 1);
-		if (logs[n].id == NULL || logs[n].json == NULL) {
-			free(logs[n].id);
-			free(logs[n].json);
-			rc = -ENOMEM;
+		if ((rc = qlog_fill(&logs[n], id, js, jl, seq, doc)) != 0)
 			break;
-		}
-		memcpy(logs[n].json, js, jl);
-		logs[n].json[jl] = '\0';
-		logs[n].len = jl;
-		logs[n].seq = seq;
-		logs[n].stored_at = store_bson_int(doc, "storedAt", 0);
 		n++;
 	}
 	if (rc == 0 && mongoc_cursor_error(cur, &berr)) {

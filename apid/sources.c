@@ -92,6 +92,24 @@ src_store_up(struct areq *a)
 	return false;
 }
 
+/*
+ * Reply code with w's JSON, or 500 naming what could not be rendered; then
+ * zero the buffer, since some bodies carry a webhook secret.
+ */
+static void
+src_reply_jsonw(struct areq *a, int code, struct jsonw *w, const char *what)
+{
+	const char	*out;
+	size_t		 len;
+
+	if ((out = jsonw_buf(w, &len)) == NULL) {
+		http_error(a, 500, "internal", NULL, "%s", what);
+		return;
+	}
+	http_reply(a, code, out, len);
+	memset((char *)out, 0, len);
+}
+
 /* Record a store failure and reply 503. */
 static void
 src_store_failed(struct areq *a, const char *err)
@@ -338,8 +356,6 @@ src_reply_view(struct areq *a, int code, const bson_t *doc,
 	bson_t		 fst, dst;
 	bool		 hf = false, hd = false;
 	char		 err[256];
-	const char	*out;
-	size_t		 len;
 
 	if (w == NULL)
 		fatal("out of memory");
@@ -351,13 +367,7 @@ src_reply_view(struct areq *a, int code, const bson_t *doc,
 	if (secret != NULL)
 		jsonw_kv_str(w, "webhookSecret", secret);
 	jsonw_obj_close(w);
-	if ((out = jsonw_buf(w, &len)) == NULL)
-		http_error(a, 500, "internal", NULL, "cannot render the source");
-	else
-		http_reply(a, code, out, len);
-	/* The buffer may hold the webhook secret. */
-	if (out != NULL)
-		memset((char *)out, 0, len);
+	src_reply_jsonw(a, code, w, "cannot render the source");
 	jsonw_free(w);
 	if (hf)
 		bson_destroy(&fst);
@@ -905,8 +915,6 @@ sources_list(struct areq *a)
 	bson_error_t		 be;
 	size_t			 nstates = 0, cap = 0, i;
 	struct jsonw		*w = NULL;
-	const char		*out;
-	size_t			 len;
 	bool			 failed = false;
 
 	if (!src_store_up(a))
@@ -963,10 +971,7 @@ sources_list(struct areq *a)
 		goto done;
 	}
 	child_store_result(true, NULL);
-	if ((out = jsonw_buf(w, &len)) == NULL)
-		http_error(a, 500, "internal", NULL, "cannot render sources");
-	else
-		http_reply(a, 200, out, len);
+	src_reply_jsonw(a, 200, w, "cannot render sources");
 done:
 	for (i = 0; i < nstates; i++)
 		bson_destroy(&states[i]);
@@ -984,8 +989,6 @@ sources_rotate_secret(struct areq *a)
 	struct verr	 e;
 	struct jsonw	*w = NULL;
 	char		*secret = NULL, when[32];
-	const char	*out;
-	size_t		 len;
 	int64_t		 until = util_now_ms() + SECRET_OVERLAP_MS;
 
 	memset(&e, 0, sizeof(e));
@@ -1026,12 +1029,7 @@ sources_rotate_secret(struct areq *a)
 	jsonw_kv_str(w, "webhookSecret", secret);
 	jsonw_kv_str(w, "previousWebhookSecretValidUntil", when);
 	jsonw_obj_close(w);
-	if ((out = jsonw_buf(w, &len)) == NULL)
-		http_error(a, 500, "internal", NULL, "cannot render");
-	else {
-		http_reply(a, 200, out, len);
-		memset((char *)out, 0, len);
-	}
+	src_reply_jsonw(a, 200, w, "cannot render");
 done:
 	if (secret != NULL)
 		crypto_free_secret(secret, strlen(secret) + 1);
@@ -1135,8 +1133,6 @@ sources_dead_letters(struct areq *a)
 	bson_t			 sort, proj, doc;
 	bson_error_t		 be;
 	struct jsonw		*w = NULL;
-	const char		*out;
-	size_t			 len;
 	int64_t			 limit, n = 0;
 	bool			 failed;
 
@@ -1187,10 +1183,7 @@ sources_dead_letters(struct areq *a)
 		goto done;
 	}
 	child_store_result(true, NULL);
-	if ((out = jsonw_buf(w, &len)) == NULL)
-		http_error(a, 500, "internal", NULL, "cannot render");
-	else
-		http_reply(a, 200, out, len);
+	src_reply_jsonw(a, 200, w, "cannot render");
 done:
 	jsonw_free(w);
 	bson_destroy(&q);

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "deliverd/batch.h"
+#include "lib/batch.h"
 #include "deliverd/deliverd.h"
 #include "lib/log.h"
 #include "lib/store.h"

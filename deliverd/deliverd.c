@@ -19,10 +19,10 @@
 
 #include <curl/curl.h>
 
-#include "deliverd/batch.h"
+#include "lib/batch.h"
 #include "deliverd/deliverd.h"
 #include "deliverd/send.h"
-#include "deliverd/worker.h"
+#include "lib/worker.h"
 #include "lib/child.h"
 #include "lib/log.h"
 #include "lib/store.h"

@@ -19,9 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "deliverd/batch.h"
+#include "lib/batch.h"
 #include "deliverd/deliverd.h"
-#include "deliverd/worker.h"
+#include "lib/worker.h"
 #include "lib/child.h"
 #include "lib/log.h"
 #include "lib/store.h"

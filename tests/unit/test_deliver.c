@@ -17,7 +17,7 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
-#include "deliverd/batch.c"
+#include "lib/batch.h"
 #include "deliverd/breaker.c"
 #include "deliverd/outcome.c"
 #include "deliverd/send.c"

@@ -3,8 +3,8 @@
  * shapes them: a log batch (the stored log JSON, byte for byte, in store
  * order) and an alert. Pure functions.
  */
-#ifndef AR_DELIVERD_BATCH_H
-#define AR_DELIVERD_BATCH_H
+#ifndef AR_LIB_BATCH_H
+#define AR_LIB_BATCH_H
 
 #include <stdbool.h>
 #include <stddef.h>

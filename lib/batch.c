@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "deliverd/batch.h"
+#include "lib/batch.h"
 #include "lib/json.h"
 #include "lib/util.h"
 

@@ -5,8 +5,8 @@
  * that long would miss the supervisor's pings. Scans therefore run here;
  * their results come back to the loop, where the state is changed.
  */
-#ifndef AR_DELIVERD_WORKER_H
-#define AR_DELIVERD_WORKER_H
+#ifndef AR_LIB_WORKER_H
+#define AR_LIB_WORKER_H
 
 #include <event2/event.h>
 

@@ -54,7 +54,7 @@ struct op {
 	int		 naddrs;
 	enum google_check_result g_result;
 	char		 g_reason[64];
-	char		 g_diag[400];
+	char		 g_diag[GOOGLE_DIAG_MAX];
 	int64_t		 t0;
 };
 
@@ -147,6 +147,29 @@ src_load(struct areq *a, const char *id, bson_t *out)
 	child_store_result(true, NULL);
 	if (rc == 0)
 		http_error(a, 404, "not_found", "id", "no such source");
+	return rc;
+}
+
+/*
+ * Load source id into *out without answering when it is absent: 1 found,
+ * 0 not found, -1 (503 sent).
+ */
+static int
+src_load_quiet(struct areq *a, const char *id, bson_t *out)
+{
+	bson_t	sel = BSON_INITIALIZER;
+	char	err[256];
+	int	rc;
+
+	BSON_APPEND_UTF8(&sel, "_id", id);
+	rc = store_find_one(child_store(), STORE_SOURCES, &sel, NULL, out, err,
+	    sizeof(err));
+	bson_destroy(&sel);
+	if (rc < 0) {
+		src_store_failed(a, err);
+		return -1;
+	}
+	child_store_result(true, NULL);
 	return rc;
 }
 
@@ -291,6 +314,8 @@ src_json_view(struct jsonw *w, const bson_t *src, const bson_t *fst,
 	src_json_strv(w, src, "applications");
 	jsonw_kv_int(w, "logFetchInterval",
 	    store_bson_int(src, "logFetchInterval", 0));
+	jsonw_kv_int(w, "initialLookback",
+	    store_bson_int(src, "initialLookback", 0));
 	jsonw_kv_str(w, "callbackUrl", store_bson_str(src, "callbackUrl"));
 	jsonw_kv_bool(w, "paused", store_bson_bool(src, "paused", false));
 	jsonw_kv_str(w, "status", status);
@@ -373,6 +398,81 @@ src_reply_view(struct areq *a, int code, const bson_t *doc,
 		bson_destroy(&fst);
 	if (hd)
 		bson_destroy(&dst);
+}
+
+/* What a log line shows for the subject (none: the account itself). */
+static const char *
+src_subject_str(const char *subject)
+{
+	return subject != NULL ? subject : "(none: the service account "
+	    "itself)";
+}
+
+/*
+ * A keyed digest of everything an add-source body decides (credentials
+ * included), as 64 hex digits: HMAC-SHA256 under the master key, so the
+ * stored value says nothing about the private key. Two bodies that give
+ * the same source have the same digest.
+ */
+static void
+src_input_digest(const struct src_input *in, char out[65])
+{
+	struct jsonw	*w = jsonw_new();
+	const char	*buf;
+	uint8_t		 mac[32];
+	size_t		 len, i;
+
+	if (w == NULL)
+		fatal("out of memory");
+	jsonw_obj_open(w);
+	jsonw_kv_str(w, "clientEmail", in->creds.client_email);
+	jsonw_kv_str(w, "privateKey", in->creds.private_key);
+	jsonw_kv_str(w, "privateKeyId", in->creds.private_key_id);
+	jsonw_kv_str(w, "subject", in->creds.subject);
+	jsonw_key(w, "applications");
+	jsonw_arr_open(w);
+	for (i = 0; i < in->napps; i++)
+		jsonw_str(w, in->apps[i]);
+	jsonw_arr_close(w);
+	jsonw_kv_int(w, "logFetchInterval", in->interval);
+	jsonw_kv_int(w, "initialLookback", in->has_lookback ? in->lookback :
+	    -1);
+	jsonw_kv_str(w, "callbackUrl", in->callback_url);
+	jsonw_obj_close(w);
+	if ((buf = jsonw_buf(w, &len)) == NULL)
+		fatal("cannot render the request digest");
+	crypto_hmac_sha256(apid.mkey, sizeof(apid.mkey), buf, len, mac);
+	memset((char *)buf, 0, len);
+	jsonw_free(w);
+	for (i = 0; i < sizeof(mac); i++)
+		snprintf(out + 2 * i, 3, "%02x", mac[i]);
+}
+
+/*
+ * A client-supplied id that is already taken: the same body again is a
+ * retry (200 with the source as stored, without its webhook secret); a
+ * different body is a conflict (409).
+ */
+static void
+src_reply_existing(struct areq *a, const struct src_input *in,
+    const bson_t *doc)
+{
+	const char	*have = store_bson_str(doc, "requestDigest");
+	char		 want[65];
+
+	src_input_digest(in, want);
+	if (have != NULL && strlen(have) == 64 &&
+	    crypto_ct_equal(have, 64, want, 64)) {
+		log_info("source=%s add-source repeated with the same body; "
+		    "answering with the existing source", in->id);
+		src_reply_view(a, 200, doc, NULL);
+		return;
+	}
+	http_error(a, 409, "id_conflict", "id", "a source with id %s already "
+	    "exists with a different body (credentials or settings); post "
+	    "the same body to get it back, choose another id (or none) for "
+	    "a new source, or change it with PATCH /sources/%s", in->id,
+	    in->id);
 }
 
 static void
@@ -537,16 +637,25 @@ op_commit_add(struct op *op)
 {
 	const struct config	*cfg = child_config();
 	bson_t			 doc = BSON_INITIALIZER, scopes;
-	char			*secret = NULL, err[256];
+	char			*secret = NULL, err[256], digest[65];
 	int64_t			 now = util_now_ms();
+	int			 rc;
 
-	util_uuid_v4(op->id);
+	if (op->in.has_id)
+		util_strlcpy(op->id, op->in.id, sizeof(op->id));
+	else
+		util_uuid_v4(op->id);
+	util_strlcpy(op->in.id, op->id, sizeof(op->in.id));
+	src_input_digest(&op->in, digest);
 	if ((secret = webhook_secret_new()) == NULL)
 		fatal("out of memory");
 	BSON_APPEND_UTF8(&doc, "_id", op->id);
 	BSON_APPEND_UTF8(&doc, "sourceType", "google_workspace");
 	BSON_APPEND_UTF8(&doc, "clientEmail", op->in.creds.client_email);
-	BSON_APPEND_UTF8(&doc, "subject", op->in.creds.subject);
+	if (op->in.creds.subject != NULL)
+		BSON_APPEND_UTF8(&doc, "subject", op->in.creds.subject);
+	else
+		BSON_APPEND_NULL(&doc, "subject");
 	BSON_APPEND_ARRAY_BEGIN(&doc, "scopes", &scopes);
 	BSON_APPEND_UTF8(&scopes, "0", GOOGLE_SCOPE_REPORTS);
 	bson_append_array_end(&doc, &scopes);
@@ -554,8 +663,9 @@ op_commit_add(struct op *op)
 	BSON_APPEND_INT32(&doc, "logFetchInterval", (int32_t)op->in.interval);
 	BSON_APPEND_UTF8(&doc, "callbackUrl", op->in.callback_url);
 	BSON_APPEND_BOOL(&doc, "paused", false);
-	BSON_APPEND_INT32(&doc, "initialLookback",
-	    (int32_t)config_int(cfg, CONF_FETCH_INITIAL_LOOKBACK));
+	BSON_APPEND_INT32(&doc, "initialLookback", (int32_t)(op->in.has_lookback ?
+	    op->in.lookback : config_int(cfg, CONF_FETCH_INITIAL_LOOKBACK)));
+	BSON_APPEND_UTF8(&doc, "requestDigest", digest);
 	if (src_seal_creds(&doc, op->id, &op->in.creds) != 0 ||
 	    src_seal(&doc, "webhookSecret", op->id, secret, strlen(secret),
 	    0) != 0) {
@@ -566,8 +676,20 @@ op_commit_add(struct op *op)
 	BSON_APPEND_INT64(&doc, "credentialsVersion", 1);
 	BSON_APPEND_INT64(&doc, "createdAt", now);
 	BSON_APPEND_INT64(&doc, "updatedAt", now);
-	if (store_insert_one(child_store(), STORE_SOURCES, &doc, err,
-	    sizeof(err)) != 0) {
+	rc = store_insert_one(child_store(), STORE_SOURCES, &doc, err,
+	    sizeof(err));
+	if (rc == -EEXIST && op->in.has_id) {
+		bson_t	old;
+
+		/* The same id was added meanwhile: a retry or a conflict. */
+		child_store_result(true, NULL);
+		if (src_load(op->a, op->id, &old) == 1) {
+			src_reply_existing(op->a, &op->in, &old);
+			bson_destroy(&old);
+		}
+		goto done;
+	}
+	if (rc != 0) {
 		src_store_failed(op->a, err);
 		goto done;
 	}
@@ -575,8 +697,9 @@ op_commit_add(struct op *op)
 	ipc_send_source_changed(child_chan(), op->id, false);
 	log_info("source=%s added: client=%s subject=%s applications=%zu "
 	    "interval=%llds callback host=%s (checked with Google in %lldms)",
-	    op->id, op->in.creds.client_email, op->in.creds.subject,
-	    op->in.napps, (long long)op->in.interval, op->in.cb_host,
+	    op->id, op->in.creds.client_email,
+	    src_subject_str(op->in.creds.subject), op->in.napps,
+	    (long long)op->in.interval, op->in.cb_host,
 	    (long long)(util_mono_ms() - op->t0));
 	src_reply_view(op->a, 201, &doc, secret);
 done:
@@ -627,7 +750,10 @@ op_commit_creds(struct op *op)
 	bson_t	set = BSON_INITIALIZER, scopes;
 
 	BSON_APPEND_UTF8(&set, "clientEmail", op->in.creds.client_email);
-	BSON_APPEND_UTF8(&set, "subject", op->in.creds.subject);
+	if (op->in.creds.subject != NULL)
+		BSON_APPEND_UTF8(&set, "subject", op->in.creds.subject);
+	else
+		BSON_APPEND_NULL(&set, "subject");
 	BSON_APPEND_ARRAY_BEGIN(&set, "scopes", &scopes);
 	BSON_APPEND_UTF8(&scopes, "0", GOOGLE_SCOPE_REPORTS);
 	bson_append_array_end(&set, &scopes);
@@ -643,7 +769,8 @@ op_commit_creds(struct op *op)
 	ipc_send_source_changed(child_chan(), op->id, false);
 	log_info("source=%s credentials rotated: client=%s subject=%s "
 	    "version=%lld", op->id, op->in.creds.client_email,
-	    op->in.creds.subject, (long long)op->cred_version + 1);
+	    src_subject_str(op->in.creds.subject),
+	    (long long)op->cred_version + 1);
 	src_reply_reloaded(op->a, op->id);
 done:
 	bson_destroy(&set);
@@ -664,13 +791,17 @@ op_commit_patch(struct op *op)
 		BSON_APPEND_UTF8(&set, "callbackUrl", op->in.callback_url);
 	if (op->in.has_paused)
 		BSON_APPEND_BOOL(&set, "paused", op->in.paused);
+	if (op->in.has_lookback)
+		BSON_APPEND_INT32(&set, "initialLookback",
+		    (int32_t)op->in.lookback);
 	BSON_APPEND_INT64(&set, "updatedAt", util_now_ms());
 	if (!src_store_up(op->a) || !src_update(op->a, op->id, &set))
 		goto done;
 	ipc_send_source_changed(child_chan(), op->id, false);
-	log_info("source=%s changed:%s%s%s%s", op->id,
+	log_info("source=%s changed:%s%s%s%s%s", op->id,
 	    op->in.has_apps ? " applications" : "",
 	    op->in.has_interval ? " logFetchInterval" : "",
+	    op->in.has_lookback ? " initialLookback" : "",
 	    op->in.has_callback ? " callbackUrl" : "",
 	    op->in.has_paused ? (op->in.paused ? " paused" : " resumed") : "");
 	src_reply_reloaded(op->a, op->id);
@@ -768,7 +899,24 @@ sources_add(struct areq *a)
 		http_verr(a, &e);
 		return;
 	}
-	if (!src_store_up(a) || (op = op_new(a, OP_ADD)) == NULL) {
+	if (!src_store_up(a)) {
+		src_input_clear(&in);
+		return;
+	}
+	if (in.has_id) {
+		bson_t	old;
+		int	rc = src_load_quiet(a, in.id, &old);
+
+		if (rc != 0) {
+			if (rc == 1) {
+				src_reply_existing(a, &in, &old);
+				bson_destroy(&old);
+			}
+			src_input_clear(&in);
+			return;
+		}
+	}
+	if ((op = op_new(a, OP_ADD)) == NULL) {
 		src_input_clear(&in);
 		return;
 	}
@@ -821,15 +969,26 @@ sources_patch(struct areq *a)
 	struct verr		 e;
 	struct op		*op;
 	bson_t			 doc;
+	bool			 paused;
 
 	memset(&e, 0, sizeof(e));
 	if (src_load(a, a->id, &doc) != 1)
 		return;
+	paused = store_bson_bool(&doc, "paused", false);
 	bson_destroy(&doc);
 	if (validate_patch(a->body, config_int(cfg, CONF_FETCH_MIN_INTERVAL),
 	    config_bool(cfg, CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS), &in,
 	    &e) != 0) {
 		http_verr(a, &e);
+		return;
+	}
+	if (in.has_lookback && !paused && !(in.has_paused && in.paused)) {
+		http_error(a, 409, "not_paused", "initialLookback",
+		    "initialLookback can be changed only while the source is "
+		    "paused: send {\"paused\": true} first (or with it), then "
+		    "resume with {\"paused\": false}; it sets how far back an "
+		    "application with no fetch progress yet starts");
+		src_input_clear(&in);
 		return;
 	}
 	if ((op = op_new(a, OP_PATCH)) == NULL) {

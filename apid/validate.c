@@ -75,6 +75,25 @@ field_join(char *out, size_t outlen, const char *prefix, const char *name)
 }
 
 bool
+validate_uuid(const char *s)
+{
+	size_t	i;
+
+	if (strlen(s) != 36)
+		return false;
+	for (i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return false;
+		} else if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f') ||
+		    (s[i] >= 'A' && s[i] <= 'F')))
+			return false;
+	}
+	return true;
+}
+
+bool
 validate_app_known(const char *name)
 {
 	size_t	i;
@@ -344,7 +363,7 @@ validate_credentials(yajl_val obj, const char *prefix, struct src_creds *c,
 		    nitems(allowed_kf), e)) != 0)
 			goto fail;
 		if ((rc = check_scopes(obj, prefix, e)) != 0 ||
-		    (rc = get_email(obj, prefix, "subject", true, &c->subject,
+		    (rc = get_email(obj, prefix, "subject", false, &c->subject,
 		    e)) != 0)
 			goto fail;
 		/* Check it as a key file, without subject/scopes. */
@@ -419,7 +438,8 @@ validate_credentials(yajl_val obj, const char *prefix, struct src_creds *c,
 		    "privateKeyId"), c, e)) != 0)
 			goto fail;
 	}
-	if ((rc = get_email(obj, prefix, "subject", true, &c->subject, e)) != 0)
+	if ((rc = get_email(obj, prefix, "subject", false, &c->subject,
+	    e)) != 0)
 		goto fail;
 	return 0;
 fail:
@@ -468,31 +488,95 @@ check_apps(yajl_val v, struct src_input *in, struct verr *e)
 	return 0;
 }
 
+/*
+ * An integer member key of root in [min, max] into *out (JSON Schema's
+ * integer: 300.0 and 3e2 are integers too). 1 when present, 0 when
+ * absent, -EINVAL with e filled.
+ */
+static int
+get_seconds(yajl_val root, const char *key, int64_t min, int64_t max,
+    int64_t *out, struct verr *e)
+{
+	yajl_val	v = json_get(root, key);
+	int64_t		n;
+
+	if (v == NULL)
+		return 0;
+	if (YAJL_IS_DOUBLE(v) && !json_get_int64(root, key, &n) &&
+	    v->u.number.d == floor(v->u.number.d) &&
+	    fabs(v->u.number.d) <= 1e9)
+		n = (int64_t)v->u.number.d;
+	else if (!YAJL_IS_NUMBER(v) || !json_get_int64(root, key, &n))
+		return verr_set(e, "invalid_type", key,
+		    "%s must be an integer number of seconds", key);
+	if (n < min || n > max)
+		return verr_set(e, "out_of_range", key,
+		    "%s must be between %lld and %lld seconds", key,
+		    (long long)min, (long long)max);
+	*out = n;
+	return 1;
+}
+
 /* logFetchInterval: an integer in [min, 86400]. */
 static int
 check_interval(yajl_val root, int64_t min, struct src_input *in,
     struct verr *e)
 {
-	yajl_val	v = json_get(root, "logFetchInterval");
-	int64_t		n;
+	int	rc;
+
+	rc = get_seconds(root, "logFetchInterval", min, VALIDATE_INTERVAL_MAX,
+	    &in->interval, e);
+	if (rc < 0)
+		return rc;
+	in->has_interval = rc == 1;
+	return 0;
+}
+
+/* initialLookback: an integer in [1, 180 days]. */
+static int
+check_lookback(yajl_val root, struct src_input *in, struct verr *e)
+{
+	int	rc;
+
+	rc = get_seconds(root, "initialLookback", 1, VALIDATE_LOOKBACK_MAX,
+	    &in->lookback, e);
+	if (rc < 0)
+		return rc;
+	in->has_lookback = rc == 1;
+	return 0;
+}
+
+/* The optional client-supplied id: a UUID, kept in lower case. */
+static int
+check_id(yajl_val root, struct src_input *in, struct verr *e)
+{
+	yajl_val	v = json_get(root, "id");
+	size_t		i;
 
 	if (v == NULL)
 		return 0;
-	/* JSON Schema's integer: 300.0 and 3e2 are integers too. */
-	if (YAJL_IS_DOUBLE(v) && !json_get_int64(root, "logFetchInterval",
-	    &n) && v->u.number.d == floor(v->u.number.d) &&
-	    fabs(v->u.number.d) <= 1e9)
-		n = (int64_t)v->u.number.d;
-	else if (!YAJL_IS_NUMBER(v) || !json_get_int64(root,
-	    "logFetchInterval", &n))
-		return verr_set(e, "invalid_type", "logFetchInterval",
-		    "logFetchInterval must be an integer number of seconds");
-	if (n < min || n > VALIDATE_INTERVAL_MAX)
-		return verr_set(e, "out_of_range", "logFetchInterval",
-		    "logFetchInterval must be between %lld and %d seconds",
-		    (long long)min, VALIDATE_INTERVAL_MAX);
-	in->interval = n;
-	in->has_interval = true;
+	if (!YAJL_IS_STRING(v))
+		return verr_set(e, "invalid_type", "id", "id must be a string "
+		    "(a UUID such as 3f0c2a9e-6d1b-4c8e-9a57-2b1d0e4f7a61); "
+		    "omit it and the server assigns one");
+	/*
+	 * The brief's example body says "id": "uuid": a placeholder a user
+	 * may copy as written. It asks for what no id asks for: the server
+	 * assigns one.
+	 */
+	if (strcmp(v->u.string, "uuid") == 0)
+		return 0;
+	if (!validate_uuid(v->u.string))
+		return verr_set(e, "invalid_field", "id", "id must be a UUID "
+		    "(8-4-4-4-12 hexadecimal digits, such as "
+		    "3f0c2a9e-6d1b-4c8e-9a57-2b1d0e4f7a61); omit it and the "
+		    "server assigns one");
+	for (i = 0; i < 36; i++)
+		in->id[i] = (char)((v->u.string[i] >= 'A' &&
+		    v->u.string[i] <= 'F') ? v->u.string[i] - 'A' + 'a' :
+		    v->u.string[i]);
+	in->id[36] = '\0';
+	in->has_id = true;
 	return 0;
 }
 
@@ -603,8 +687,9 @@ int
 validate_add_source(yajl_val root, int64_t min_interval, bool allow_private,
     struct src_input *in, struct verr *e)
 {
-	static const char *const allowed[] = { "sourceType", "credentials",
-	    "applications", "logFetchInterval", "callbackUrl" };
+	static const char *const allowed[] = { "id", "sourceType",
+	    "credentials", "applications", "logFetchInterval",
+	    "initialLookback", "callbackUrl" };
 	const char	*st;
 	yajl_val	 v;
 	size_t		 i;
@@ -612,6 +697,8 @@ validate_add_source(yajl_val root, int64_t min_interval, bool allow_private,
 
 	memset(in, 0, sizeof(*in));
 	if ((rc = check_keys(root, "", allowed, nitems(allowed), e)) != 0)
+		goto fail;
+	if ((rc = check_id(root, in, e)) != 0)
 		goto fail;
 	if ((rc = get_string(root, "", "sourceType", true, 64, &st, e)) != 0)
 		goto fail;
@@ -643,6 +730,8 @@ validate_add_source(yajl_val root, int64_t min_interval, bool allow_private,
 		    min_interval : VALIDATE_INTERVAL_DEFAULT;
 		in->has_interval = true;
 	}
+	if ((rc = check_lookback(root, in, e)) != 0)
+		goto fail;
 	if ((v = json_get(root, "callbackUrl")) == NULL) {
 		rc = verr_set(e, "missing_field", "callbackUrl",
 		    "callbackUrl is required");
@@ -662,7 +751,7 @@ validate_patch(yajl_val root, int64_t min_interval, bool allow_private,
     struct src_input *in, struct verr *e)
 {
 	static const char *const allowed[] = { "logFetchInterval",
-	    "callbackUrl", "applications", "paused" };
+	    "callbackUrl", "applications", "paused", "initialLookback" };
 	yajl_val	v;
 	int		rc;
 
@@ -671,14 +760,16 @@ validate_patch(yajl_val root, int64_t min_interval, bool allow_private,
 		goto fail;
 	if (root->u.object.len == 0) {
 		rc = verr_set(e, "missing_field", "body", "nothing to change: "
-		    "give logFetchInterval, callbackUrl, applications or "
-		    "paused");
+		    "give logFetchInterval, callbackUrl, applications, "
+		    "initialLookback or paused");
 		goto fail;
 	}
 	if ((v = json_get(root, "applications")) != NULL &&
 	    (rc = check_apps(v, in, e)) != 0)
 		goto fail;
 	if ((rc = check_interval(root, min_interval, in, e)) != 0)
+		goto fail;
+	if ((rc = check_lookback(root, in, e)) != 0)
 		goto fail;
 	if ((v = json_get(root, "callbackUrl")) != NULL &&
 	    (rc = validate_callback_url(v, "callbackUrl", allow_private, in,

@@ -16,22 +16,25 @@
 #define VALIDATE_URL_MAX	2048
 #define VALIDATE_INTERVAL_MAX	86400
 #define VALIDATE_INTERVAL_DEFAULT 300
+#define VALIDATE_LOOKBACK_MAX	15552000	/* 180 days: Google's retention */
 
 struct verr {
 	int	 status;		/* HTTP status, 400 */
 	char	 code[32];		/* "invalid_field", "unknown_field" ... */
 	char	 field[128];		/* "credentials.privateKey" */
-	char	 message[320];
+	char	 message[480];	/* whole: sized for the longest advice */
 };
 
 struct src_creds {
 	char	*client_email;
 	char	*private_key;		/* PEM; secret: wiped on clear */
 	char	*private_key_id;	/* may be NULL */
-	char	*subject;
+	char	*subject;		/* NULL: the account acts as itself */
 };
 
 struct src_input {
+	bool		 has_id;
+	char		 id[37];	/* client-supplied, lower case */
 	bool		 has_creds;
 	struct src_creds creds;
 	bool		 has_apps;
@@ -45,11 +48,16 @@ struct src_input {
 	bool		 cb_literal;	/* host is an IP literal */
 	bool		 has_paused;
 	bool		 paused;
+	bool		 has_lookback;
+	int64_t		 lookback;	/* initialLookback, seconds */
 };
 
 /* The documented default applications. */
 extern const char *const validate_default_apps[];
 extern const size_t validate_default_napps;
+
+/* True when s is an RFC 4122 UUID (8-4-4-4-12 hex digits, any case). */
+bool	validate_uuid(const char *s);
 
 /* True when name is an application of the Reports API. */
 bool	validate_app_known(const char *name);

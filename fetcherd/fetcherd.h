@@ -150,7 +150,7 @@ struct fsrc {
 	/* source_state */
 	bool			 creds_invalid;
 	int64_t			 creds_retry_at;	/* mono ms */
-	char			 last_error[512];
+	char			 last_error[GOOGLE_DIAG_MAX];
 	int64_t			 last_fetch_at;
 	bool			 state_dirty;
 	bool			 state_loaded;

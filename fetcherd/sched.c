@@ -403,7 +403,7 @@ void
 sched_creds_invalid(struct fjob *j, const struct google_error *e)
 {
 	struct fsrc *s = j->src;
-	char msg[512];
+	char msg[GOOGLE_DIAG_MAX];
 	size_t i;
 
 	s->creds_retry_at = util_mono_ms() + fconf.creds_retry_ms;

@@ -257,9 +257,11 @@ google_classify_token(const char *reason, const char *msg,
 		snprintf(e->diagnosis, sizeof(e->diagnosis),
 		    "Google refused the service-account credentials "
 		    "(unauthorized_client: %s): domain-wide delegation is "
-		    "missing; authorize the client id for the scope "
-		    GOOGLE_SCOPE_REPORTS " in the Admin console%s", msg,
-		    "");
+		    "missing; authorize the service account's client id for "
+		    "the scope " GOOGLE_SCOPE_REPORTS " in the Admin console "
+		    "(Security > API controls > Domain-wide delegation), or "
+		    "omit subject and assign the service account an admin "
+		    "role with the Reports privilege%s", msg, "");
 	} else if (strcmp(reason, "invalid_client") == 0) {
 		snprintf(e->diagnosis, sizeof(e->diagnosis),
 		    "Google refused the service-account credentials "
@@ -373,17 +375,48 @@ google_classify(const struct httpc_resp *resp, bool token_endpoint,
 			snprintf(e->diagnosis, sizeof(e->diagnosis),
 			    "the access token lacks the scope "
 			    GOOGLE_SCOPE_REPORTS " (%.150s)", msg);
-		else
+		else {
+			e->access_denied = true;
 			snprintf(e->diagnosis, sizeof(e->diagnosis),
 			    "Google refuses access to the audit reports "
 			    "(%s: %.150s): the admin impersonated lacks the "
 			    "Reports privilege", e->reason, msg);
+			util_strlcpy(e->google_msg, msg, sizeof(e->google_msg));
+		}
 		return;
 	}
 	e->cls = GOOGLE_FATAL;
 	snprintf(e->diagnosis, sizeof(e->diagnosis), "Google refused the "
 	    "request (HTTP %ld %s%s%.150s)", st, e->reason,
 	    msg[0] != '\0' ? ": " : "", msg);
+}
+
+void
+google_explain_access(struct google_error *e, const char *client_email,
+    const char *subject)
+{
+	if (e->cls != GOOGLE_CREDENTIALS || !e->access_denied)
+		return;
+	if (subject == NULL || subject[0] == '\0')
+		snprintf(e->diagnosis, sizeof(e->diagnosis),
+		    "Google refuses access to the audit reports (%s: %.150s): "
+		    "this service account (%.120s) has no admin role with the "
+		    "Reports privilege, and no subject was given: assign it "
+		    "one (Admin console > Account > Admin roles > a role with "
+		    "the Reports privilege > Assign service accounts), or give "
+		    "subject (an admin) with domain-wide delegation for "
+		    GOOGLE_SCOPE_REPORTS " (Admin console > Security > API "
+		    "controls > Domain-wide delegation)", e->reason,
+		    e->google_msg, client_email != NULL ? client_email : "");
+	else
+		snprintf(e->diagnosis, sizeof(e->diagnosis),
+		    "Google refuses access to the audit reports (%s: %.150s): "
+		    "the admin given as subject (%.120s) lacks the Reports "
+		    "privilege: give subject an admin whose role has it (a "
+		    "super admin, or Admin console > Account > Admin roles > "
+		    "a role with the Reports privilege), or omit subject and "
+		    "assign that role to the service account itself",
+		    e->reason, e->google_msg, subject);
 }
 
 /* Client. */
@@ -665,6 +698,7 @@ google_list_done(const struct httpc_resp *resp, void *arg)
 
 	op->req = NULL;
 	google_classify(resp, false, op->fresh || op->refreshed, &e);
+	google_explain_access(&e, c->client_email, c->subject);
 	auth_err = e.cls == GOOGLE_CREDENTIALS &&
 	    (resp->status == 401 || resp->status == 403);
 	if (auth_err && !op->refreshed && !op->fresh) {

@@ -35,6 +35,7 @@ struct rsa_key;
 #define GOOGLE_JWT_LIFETIME_S	3600
 #define GOOGLE_MAX_RESULTS	1000
 #define GOOGLE_RETENTION_DAYS	180	/* Reports API keeps ~6 months */
+#define GOOGLE_DIAG_MAX		720	/* a diagnosis with its advice, whole */
 
 enum google_class {
 	GOOGLE_OK = 0,
@@ -49,7 +50,9 @@ struct google_error {
 	bool			 rate_limited;	/* slow every source of the client */
 	int64_t			 retry_after_s;	/* -1: none given */
 	char			 reason[64];	/* "invalid_grant", "rateLimitExceeded", "http_503", "timeout" ... */
-	char			 diagnosis[320];	/* for a person; no secrets */
+	char			 diagnosis[GOOGLE_DIAG_MAX];	/* for a person, whole; no secrets */
+	bool			 access_denied;	/* API 403: the caller lacks the privilege */
+	char			 google_msg[160];	/* Google's message of that 403 */
 };
 
 /*
@@ -81,6 +84,16 @@ char	*google_activities_url(const char *api_base, const char *app,
  */
 void	 google_classify(const struct httpc_resp *resp, bool token_endpoint,
 	    bool after_refresh, struct google_error *e);
+
+/*
+ * Rewrite the diagnosis of an API 403 "no access to the reports" (e->
+ * access_denied) for the way the token was asked: with a subject (the
+ * admin impersonated lacks the privilege) or without one (the service
+ * account itself has no admin role with the Reports privilege). The
+ * advice is always whole. Other errors are left alone.
+ */
+void	 google_explain_access(struct google_error *e,
+	    const char *client_email, const char *subject);
 
 /*
  * A client: one service account + subject, with its cached access token.

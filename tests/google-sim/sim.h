@@ -46,6 +46,9 @@ struct sim_sa {
 	int		 nkeys;
 	bool		 delegation;		/* domain-wide delegation */
 	char		 scopes[1024];		/* delegated scopes */
+	bool		 admin_role;		/* an admin role with the Reports
+						   privilege assigned to the
+						   account itself */
 	struct sim_tenant *tenant;
 	int64_t		 quota_minute;
 	unsigned	 quota_used;

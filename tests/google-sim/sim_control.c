@@ -166,6 +166,7 @@ ctl_tenant_gen(yajl_gen g, const struct sim_tenant *t)
 		yg_kv(g, "clientEmail", sa->email);
 		yg_kb(g, "delegation", sa->delegation);
 		yg_kv(g, "delegatedScopes", sa->scopes);
+		yg_kb(g, "adminRole", sa->admin_role);
 		yg_str(g, "keys");
 		yajl_gen_array_open(g);
 		for (j = 0; j < sa->nkeys; j++) {
@@ -317,6 +318,8 @@ ctl_sa_post(struct evhttp_request *req, struct sim_tenant *t, yajl_val b)
 	    (uint64_t)(r % 10000000000000000000ULL));
 	sa->delegation = true;
 	snprintf(sa->scopes, sizeof(sa->scopes), "%s", SIM_JWT_REPORTS_SCOPE);
+	(void)j_bool(b, "delegation", &sa->delegation);
+	(void)j_bool(b, "adminRole", &sa->admin_role);
 	sa->tenant = t;
 	if ((k = ctl_key_add(sa, pem, err, sizeof(err))) < 0) {
 		free(sa);
@@ -324,8 +327,9 @@ ctl_sa_post(struct evhttp_request *req, struct sim_tenant *t, yajl_val b)
 		return;
 	}
 	t->sas[t->nsas++] = sa;
-	log_info("service account created tenant=%s client=%s key=%s",
-	    t->cid, sa->email, sa->keys[k].id);
+	log_info("service account created tenant=%s client=%s key=%s "
+	    "delegation=%d adminRole=%d", t->cid, sa->email, sa->keys[k].id,
+	    sa->delegation, sa->admin_role);
 	g = ctl_gen();
 	sim_keyfile_gen(g, sa, k);
 	ctl_reply(req, 201, g);
@@ -377,6 +381,11 @@ ctl_sa_update(struct evhttp_request *req, struct sim_tenant *t,
 	}
 	if ((s = j_str(b, "delegatedScopes")) != NULL)
 		snprintf(sa->scopes, sizeof(sa->scopes), "%s", s);
+	if (j_bool(b, "adminRole", &bv)) {
+		sa->admin_role = bv;
+		log_info("admin role with the Reports privilege %s client=%s",
+		    bv ? "assigned to" : "removed from", sa->email);
+	}
 	if (j_bool(b, "revokeKeys", &bv) && bv) {
 		for (i = 0; i < sa->nkeys; i++)
 			sa->keys[i].deleted = true;

@@ -747,7 +747,17 @@ http_activities(struct evhttp_request *req, const char *path)
 		    "PERMISSION_DENIED", NULL, NULL, 0, EP_STAT_ACTIVITIES);
 		goto done;
 	}
-	if (tok->admin < 0 || !t->admins[tok->admin].privileged) {
+	if (tok->admin < 0 && !tok->sa->admin_role) {
+		/*
+		 * A token without sub: the service account acts as itself,
+		 * and Google lets it only with an admin role of its own.
+		 */
+		sim_api_error(req, 403, "Not Authorized to access this "
+		    "resource/api", "global", "forbidden", "PERMISSION_DENIED",
+		    NULL, NULL, 0, EP_STAT_ACTIVITIES);
+		goto done;
+	}
+	if (tok->admin >= 0 && !t->admins[tok->admin].privileged) {
 		sim_api_error(req, 403, "Caller does not have access to the "
 		    "customers reporting data.", "global",
 		    "insufficientPermissions", "PERMISSION_DENIED", NULL, NULL,

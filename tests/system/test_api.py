@@ -428,7 +428,6 @@ def bad_table(ar, k, sid, cb):
     add("privateKey huge", b(c_privateKey="A" * 20000), "credentials.privateKey")
     add("privateKeyId bad chars", b(c_privateKeyId="bad id!"), "credentials.privateKeyId")
     add("privateKeyId number", b(c_privateKeyId=7), "credentials.privateKeyId")
-    add("subject missing", b(c_subject=DEL), "credentials.subject")
     add("subject not email", b(c_subject="admin"), "credentials.subject")
     add("subject array", b(c_subject=[]), "credentials.subject")
     add("scopes string", b(c_scopes="admin.googleapis.com"), "credentials.scopes")
@@ -458,7 +457,15 @@ def bad_table(ar, k, sid, cb):
     add("serviceAccountKey bad email", b(c_clientEmail=DEL, c_privateKey=DEL,
                                          c_serviceAccountKey=dict(k, client_email="nope")),
         "credentials.serviceAccountKey.client_email")
-    add("key file without subject", b(credentials=dict(k)), "credentials.subject")
+    add("key file bad subject", b(credentials=dict(k, subject="admin")), "credentials.subject")
+    add("id not a uuid", b(id="uuid"), "id")
+    add("id number", b(id=7), "id")
+    add("id too short", b(id="3f0c2a9e-6d1b-4c8e-9a57-2b1d0e4f7a6"), "id")
+    add("id not hex", b(id="3f0c2a9e-6d1b-4c8e-9a57-2b1d0e4f7a6g"), "id")
+    add("initialLookback zero", b(initialLookback=0), "initialLookback")
+    add("initialLookback over 180 days", b(initialLookback=180 * 86400 + 1), "initialLookback")
+    add("initialLookback string", b(initialLookback="1d"), "initialLookback")
+    add("initialLookback fraction", b(initialLookback=1.5), "initialLookback")
     add("key file bad type", b(credentials=dict(kf_bad_type, subject=ADMIN)), "credentials.type")
     add("key file extra", b(credentials=dict(kf_extra, subject=ADMIN)), "credentials.bogus")
     add("key file bad scopes", b(credentials=dict(k, subject=ADMIN, scopes=["x"])),
@@ -591,6 +598,11 @@ def bad_table(ar, k, sid, cb):
       body={"credentials": {"subject": ADMIN}})
     m("PATCH id", "PATCH", P, 400, "id", body={"id": unknown})
     m("PATCH unknown source", "PATCH", "/sources/" + unknown, 404, "id", body={"paused": True})
+    m("PATCH lookback 0", "PATCH", P, 400, "initialLookback", body={"initialLookback": 0})
+    m("PATCH lookback too far", "PATCH", P, 400, "initialLookback",
+      body={"initialLookback": 15552001})
+    m("PATCH lookback active", "PATCH", P, 409, "initialLookback",
+      body={"initialLookback": 86400})
     C = "/sources/%s/credentials" % sid
     m("PUT creds empty", "PUT", C, 400, "clientEmail", body={})
     m("PUT creds bad email", "PUT", C, 400, "clientEmail",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds every libFuzzer target in tests/fuzz with clang
 # (-fsanitize=fuzzer,address,undefined) and runs each for FUZZ_SECONDS
-# (default 20) from the seeds in ../shared/google/samples. Exit non-zero on
+# (default 20) from the seeds in tests/data/google/samples (the project's
+# own Google-shaped fixtures). Exit non-zero on
 # any crash. Needs a configured build tree (for the generated protobuf-c).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +30,7 @@ for t in "${!SRCS[@]}"; do
 	mkdir -p "$OUT/corpus-$t"
 	echo "fuzz: running $t for ${SECS}s"
 	if ! "$OUT/$t" -max_total_time="$SECS" -print_final_stats=1 "$OUT/corpus-$t" \
-		../shared/google/samples >"$OUT/$t.log" 2>&1; then
+		tests/data/google/samples >"$OUT/$t.log" 2>&1; then
 		echo "fuzz: $t FAILED"; tail -40 "$OUT/$t.log"; status=1
 	else
 		grep -E "stat::number_of_executed_units" "$OUT/$t.log" | sed "s/^/fuzz: $t /"

@@ -5,7 +5,7 @@
  *   clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
  *       -I. tests/fuzz/fuzz_normalize.c lib/json.c lib/normalize.c \
  *       -lyajl -lgcrypt -lm -o fuzz_normalize
- *   ./fuzz_normalize -max_total_time=60 ../shared/google/samples
+ *   ./fuzz_normalize -max_total_time=60 tests/data/google/samples
  *
  * Invariants checked: no crash or leak; every log produced is valid JSON
  * of at most a bounded depth; error logs carry "error"; the page either

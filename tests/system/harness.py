@@ -226,6 +226,7 @@ class Receiver:
                     if callable(status):
                         status = status(doc)
                     recv.requests.append({"id": mid, "ts": ts, "sig_ok": ok, "body": doc,
+                                          "raw": body, "sig": sig,
                                           "status": -1 if drop else status,
                                           "ua": self.headers.get("User-Agent"),
                                           "ctype": self.headers.get("Content-Type"),

@@ -458,7 +458,7 @@ def bad_table(ar, k, sid, cb):
                                          c_serviceAccountKey=dict(k, client_email="nope")),
         "credentials.serviceAccountKey.client_email")
     add("key file bad subject", b(credentials=dict(k, subject="admin")), "credentials.subject")
-    add("id not a uuid", b(id="uuid"), "id")
+    add("id not a uuid", b(id="not-a-uuid"), "id")
     add("id number", b(id=7), "id")
     add("id too short", b(id="3f0c2a9e-6d1b-4c8e-9a57-2b1d0e4f7a6"), "id")
     add("id not hex", b(id="3f0c2a9e-6d1b-4c8e-9a57-2b1d0e4f7a6g"), "id")

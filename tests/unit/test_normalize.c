@@ -1,7 +1,8 @@
 /*
- * Unit tests for lib/normalize against every sample in AR_SAMPLES_DIR
- * (activities.list pages and Elastic's one-activity-per-line logs) and
- * against hand-made malformed activities and pages.
+ * Unit tests for lib/normalize against every fixture in AR_SAMPLES_DIR
+ * (tests/data/google/samples: Google-shaped activities.list pages and
+ * one-activity-per-line logs written for this project) and against
+ * hand-made malformed activities and pages.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,7 +26,7 @@ samples_dir(void)
 {
 	const char *d = getenv("AR_SAMPLES_DIR");
 
-	return d != NULL ? d : "../shared/google/samples";
+	return d != NULL ? d : "tests/data/google/samples";
 }
 
 /* Read a whole file; malloc'd, NUL-terminated. */
@@ -233,11 +234,12 @@ test_samples_pages(void **state)
 }
 
 /*
- * Elastic's samples: one activity per line with events as an object.
+ * The line fixtures: one activity per line with events as an object (as
+ * log shippers split them).
  * Each line is one log; ids follow Google's identity plus the event name.
  */
 static void
-test_samples_elastic(void **state)
+test_samples_lines(void **state)
 {
 	char names[MAX_SAMPLES][256];
 	size_t n = samples_list(".log", names), f, i, j, len, lines = 0;
@@ -293,7 +295,7 @@ test_samples_elastic(void **state)
 		free(body);
 	}
 	assert_int_equal(lines, nall);
-	assert_int_equal(nall, 18);
+	assert_int_equal(nall, 11);
 	for (i = 0; i < nall; i++) {
 		assert_string_equal(all[i].id, again[i].id);
 		for (j = 0; j < i; j++) {
@@ -332,44 +334,44 @@ test_token_intvalue(void **state)
 	yajl_val v, d;
 	size_t n;
 
-	l = page_logs("google-cbe-token-activities-page.json", &n);
+	l = page_logs("page-token-activity.json", &n);
 	assert_int_equal(n, 1);
 	v = log_tree(&l[0]);
 	d = detail(v, "num_response_bytes");
 	assert_true(YAJL_IS_INTEGER(d));
-	assert_int_equal(YAJL_GET_INTEGER(d), 670);
-	assert_non_null(strstr(l[0].json, "\"num_response_bytes\":670"));
+	assert_int_equal(YAJL_GET_INTEGER(d), 4096);
+	assert_non_null(strstr(l[0].json, "\"num_response_bytes\":4096"));
 	assert_string_equal(detail(v, "api_name")->u.string, "admin");
 	assert_string_equal(json_get_string(v, "application"), "token");
 	assert_string_equal(json_get_string(v, "eventType"), "auth");
 	assert_string_equal(json_get_string(v, "eventName"), "activity");
 	assert_null(json_get(json_get(v, "actor"), "callerType"));
 	assert_string_equal(json_get_string(json_get(v, "actor"),
-	    "profileId"), "113456549147281770764");
+	    "profileId"), "117700224466880011335");
 	assert_string_equal(json_get_string(v, "timestamp"),
-	    "2022-09-18T16:42:31.789Z");
+	    "2026-01-02T00:00:00.456Z");
 	yajl_tree_free(v);
 	norm_logs_free(l, n);
 }
 
 static void
-test_grove_two_events(void **state)
+test_groups_two_events(void **state)
 {
 	struct norm_log *l;
 	yajl_val v0, v1;
 	size_t n;
 	char want[NORM_ID_LEN + 1];
 
-	l = page_logs("grove-gsuite-activities-001.json", &n);
+	l = page_logs("page-groups-two-events.json", &n);
 	assert_int_equal(n, 2);
 	assert_string_not_equal(l[0].id, l[1].id);
 	/* The canonical id string, pinned (computed independently). */
-	assert_string_equal(l[0].id, "c05e7ca90ff29c36c9172f5afe75aa38");
-	assert_int_equal(normalize_log_id("C0FFEE", "admin", l[0].time_ms,
-	    "-2132132132132132132", 0, "ADD_GROUP_MEMBER", want), 0);
+	assert_string_equal(l[0].id, "c5d4bc15ede6e5c908f183180d640b30");
+	assert_int_equal(normalize_log_id("C0DDBA11", "admin", l[0].time_ms,
+	    "-5566778899001122334", 0, "ADD_GROUP_MEMBER", want), 0);
 	assert_string_equal(l[0].id, want);
-	assert_int_equal(normalize_log_id("C0FFEE", "admin", l[0].time_ms,
-	    "-2132132132132132132", 1, "REMOVE_GROUP_MEMBER", want), 0);
+	assert_int_equal(normalize_log_id("C0DDBA11", "admin", l[0].time_ms,
+	    "-5566778899001122334", 1, "REMOVE_GROUP_MEMBER", want), 0);
 	assert_string_equal(l[1].id, want);
 	v0 = log_tree(&l[0]);
 	v1 = log_tree(&l[1]);
@@ -378,34 +380,34 @@ test_grove_two_events(void **state)
 	assert_string_equal(json_get_string(v1, "eventName"),
 	    "REMOVE_GROUP_MEMBER");
 	assert_string_equal(detail(v0, "USER_EMAIL")->u.string,
-	    "added@hashicorp.com");
+	    "joiner@groups.example");
 	assert_string_equal(detail(v1, "USER_EMAIL")->u.string,
-	    "replaced@hashicorp.com");
+	    "leaver@groups.example");
 	assert_string_equal(json_get_string(json_get(v0, "actor"),
 	    "callerType"), "USER");
 	/* Negative uniqueQualifier kept as given in raw. */
 	assert_string_equal(json_get_string(json_get(json_get(v1, "raw"),
-	    "id"), "uniqueQualifier"), "-2132132132132132132");
+	    "id"), "uniqueQualifier"), "-5566778899001122334");
 	yajl_tree_free(v0);
 	yajl_tree_free(v1);
 	norm_logs_free(l, n);
 }
 
 static void
-test_grove_bools(void **state)
+test_drive_bools(void **state)
 {
 	struct norm_log *l;
 	yajl_val v;
 	size_t n, i;
 
-	l = page_logs("grove-gsuite-activities-003.json", &n);
+	l = page_logs("page-drive-five-events.json", &n);
 	assert_int_equal(n, 5);
 	v = log_tree(&l[0]);
-	assert_string_equal(json_get_string(v, "eventName"), "upload");
+	assert_string_equal(json_get_string(v, "eventName"), "create");
 	assert_true(YAJL_IS_TRUE(detail(v, "primary_event")));
 	assert_true(YAJL_IS_FALSE(detail(v, "owner_is_shared_drive")));
 	assert_string_equal(detail(v, "owner")->u.string,
-	    "a-user@example.org");
+	    "writer@drive.example");
 	/* "originating_app_id" is a value, so it stays a string. */
 	assert_true(YAJL_IS_STRING(detail(v, "originating_app_id")));
 	yajl_tree_free(v);
@@ -415,14 +417,14 @@ test_grove_bools(void **state)
 }
 
 static void
-test_elastic_token_multi(void **state)
+test_token_line_multi(void **state)
 {
 	struct norm_log *l = NULL;
 	yajl_val act = NULL, v, sd, first;
 	char *body, err[256];
 	size_t len, n = 0;
 
-	body = sample_read("elastic-test-token.log", &len);
+	body = sample_read("token-line.log", &len);
 	assert_int_equal(json_parse(body, len, 64, &act, err, sizeof(err)), 0);
 	assert_int_equal(normalize_activity(act, NULL, &l, &n, err,
 	    sizeof(err)), 0);
@@ -436,11 +438,10 @@ test_elastic_token_multi(void **state)
 	first = sd->u.array.values[0];
 	assert_true(YAJL_IS_OBJECT(first));
 	assert_string_equal(json_get_string(first, "scope_name"),
-	    "https://www.googleapis.com/auth/gmail.addons.current.message."
-	    "readonly");
+	    "https://www.googleapis.com/auth/calendar.readonly");
 	assert_true(YAJL_IS_ARRAY(json_get(first, "product_bucket")));
 	assert_string_equal(json_get(first,
-	    "product_bucket")->u.array.values[0]->u.string, "GMAIL");
+	    "product_bucket")->u.array.values[0]->u.string, "CALENDAR");
 	assert_true(YAJL_IS_ARRAY(detail(v, "scope")));
 	/* A number where a string was expected is kept as given. */
 	assert_true(YAJL_IS_INTEGER(detail(v, "num_response_bytes")));
@@ -455,14 +456,14 @@ test_elastic_token_multi(void **state)
 }
 
 static void
-test_elastic_login_last(void **state)
+test_login_line_last(void **state)
 {
 	struct norm_log *l = NULL;
 	yajl_val act = NULL, v, m;
 	char *body, *last, err[256];
 	size_t len, n = 0;
 
-	body = sample_read("elastic-test-login.log", &len);
+	body = sample_read("login-lines.log", &len);
 	while (len > 0 && body[len - 1] == '\n')
 		body[--len] = '\0';
 	last = strrchr(body, '\n');
@@ -485,7 +486,7 @@ test_elastic_login_last(void **state)
 	assert_string_equal(detail(v, "login_type")->u.string,
 	    "google_password");
 	assert_string_equal(json_get_string(v, "timestamp"),
-	    "2025-02-27T05:59:58.481Z");
+	    "2025-06-02T07:08:09.321Z");
 	yajl_tree_free(v);
 	norm_logs_free(l, n);
 	yajl_tree_free(act);
@@ -729,7 +730,7 @@ test_bad_pages(void **state)
 		assert_true(err[0] != '\0');
 	}
 	/* Every truncation of a real page is an error. */
-	body = sample_read("grove-gsuite-activities-003.json", &len);
+	body = sample_read("page-drive-five-events.json", &len);
 	end = len;
 	while (end > 0 && body[end - 1] != '}')
 		end--;
@@ -759,12 +760,12 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_samples_pages),
-		cmocka_unit_test(test_samples_elastic),
+		cmocka_unit_test(test_samples_lines),
 		cmocka_unit_test(test_token_intvalue),
-		cmocka_unit_test(test_grove_two_events),
-		cmocka_unit_test(test_grove_bools),
-		cmocka_unit_test(test_elastic_token_multi),
-		cmocka_unit_test(test_elastic_login_last),
+		cmocka_unit_test(test_groups_two_events),
+		cmocka_unit_test(test_drive_bools),
+		cmocka_unit_test(test_token_line_multi),
+		cmocka_unit_test(test_login_line_last),
 		cmocka_unit_test(test_param_types),
 		cmocka_unit_test(test_unparseable_activity),
 		cmocka_unit_test(test_bad_events),

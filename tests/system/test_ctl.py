@@ -144,7 +144,15 @@ def test_ctl_errors(wd):
     ctl.run("remove", "00000000-0000-4000-8000-000000000000", want=CTL_API)
 
     # Local usage errors: exit 2 before any request.
-    ctl.run("add", "--key-file", kf, "--callback", "https://example.com/x", want=CTL_USAGE)
+    # Without --subject the service account acts as itself: this one has no
+    # admin role, and Google's refusal comes back whole, with the advice.
+    p = ctl.run("add", "--key-file", kf, "--callback", "http://127.0.0.1:9/hook",
+                want=CTL_API)
+    assert "has no admin role with the Reports privilege, and no subject was given" \
+        in p.stderr and "Domain-wide delegation) (field credentials; HTTP 422" in p.stderr, \
+        p.stderr
+    ctl.run("add", "--key-file", kf, "--callback", "http://127.0.0.1:9/hook",
+            "--lookback", "0", want=CTL_USAGE)
     ctl.run("add", "--subject", admin, "--callback", "https://example.com/x", want=CTL_USAGE)
     bad = os.path.join(wd, "notakey.json")
     with open(bad, "w") as f:
@@ -163,6 +171,16 @@ def test_ctl_errors(wd):
         p = ctl.run(c, "--help")
         assert p.stdout.startswith("usage: auditrelayctl " + c), p.stdout
     assert "rotate-credentials" in ctl.run("--help").stdout
+    # A local build names the same default configuration as the docs.
+    conf = "/etc/auditrelay/auditrelay.conf"
+    assert conf in ctl.run("--help").stdout
+    p = subprocess.run([os.path.join(h.BIN, "auditrelayd"), "--help"], capture_output=True,
+                       text=True, timeout=30)
+    assert "(default %s)" % conf in p.stdout + p.stderr, p.stdout + p.stderr
+    assert "/usr/local/etc" not in p.stdout + p.stderr
+    for page in ("auditrelayd.8", "auditrelayctl.1", "auditrelay.conf.5"):
+        with open(os.path.join(h.SRC, "man", page)) as f:
+            assert conf in f.read(), page
 
     # Authentication: a wrong token, no token.
     env = dict(ctl.env)
@@ -181,5 +199,42 @@ def test_ctl_errors(wd):
     assert ar.proc.poll() is None
 
 
+def test_ctl_no_subject_id_lookback_dead_letters(wd):
+    """add without --subject (an admin role on the service account), with
+    --id (the same command again: the same source) and --lookback; then
+    dead letters of a callback answering 400, each shown once as
+    "HTTP 400: <body>"."""
+    store = h.Store(wd)
+    sim = h.Sim(wd, ["--no-lag"])
+    recv = h.Receiver()
+    recv.status = 400
+    key, admin = h.sim_tenant(sim, "C0dead", apps=("login",), rate=5)
+    st, _, _ = sim.call("POST", "/_sim/tenants/C0dead/service-accounts/" + key["client_email"],
+                        {"adminRole": True})
+    assert st == 200
+    ar = h.Auditrelay(wd, store, sim, extra={"delivery_retry_schedule": "1",
+                                                  "delivery_breaker_threshold": "3"}).start()
+    ctl = Ctl(ar, wd)
+    kf = _keyfile(wd, key, "sa.json")
+    sid = "5b9e6a3c-2f4d-4e8a-9c1b-7d6e5f4a3b21"
+    args = ("add", "--key-file", kf, "--app", "login", "--interval", "1", "--id", sid,
+            "--lookback", "86400", "--callback", recv.url)
+    p = ctl.run(*args)
+    assert "Source %s added." % sid in p.stdout and "whsec_" in p.stdout, p.stdout
+    p = ctl.run(*args)
+    assert "Source %s exists already with the same settings." % sid in p.stdout, p.stdout
+    src = ctl.json("show", sid)
+    assert src["subject"] is None and src["initialLookback"] == 86400, src
+    db = store.db()
+    h.wait_for(lambda: db.batches.count_documents({"sourceId": sid, "state": "dead"}) > 0,
+               120, "a dead letter", interval=0.5)
+    p = ctl.run("dead-letters", sid)
+    assert "HTTP 400: HTTP 400" not in p.stdout, p.stdout
+    assert "HTTP 400: {" in p.stdout, p.stdout
+    dl = ctl.json("dead-letters", sid)["deadLetters"]
+    assert dl and dl[0]["lastAttempt"]["status"] == 400, dl
+
+
 if __name__ == "__main__":
-    h.run_tests([test_ctl_every_command, test_ctl_errors], "ctl")
+    h.run_tests([test_ctl_every_command, test_ctl_errors,
+                 test_ctl_no_subject_id_lookback_dead_letters], "ctl")

@@ -209,11 +209,11 @@ cmd_key_file(const char *path, yajl_val *tree, const char **email,
 
 /*
  * Write the members of a credentials object (clientEmail, privateKey,
- * subject, scopes) from c. require_subject for add.
+ * subject, scopes) from c. Without a subject the service account acts as
+ * itself (an admin role assigned to it); with one, domain-wide delegation.
  */
 static int
-cmd_write_creds(struct jsonw *w, const struct cmd_creds *c,
-    bool require_subject)
+cmd_write_creds(struct jsonw *w, const struct cmd_creds *c)
 {
 	yajl_val	 tree = NULL;
 	const char	*email = NULL, *pem = NULL, *kid = NULL;
@@ -244,11 +244,6 @@ cmd_write_creds(struct jsonw *w, const struct cmd_creds *c,
 		ctl_warnx("credentials missing: give --key-file FILE (a "
 		    "downloaded service-account key) or --client-email and "
 		    "--private-key-file");
-		goto fail;
-	}
-	if (require_subject && c->subject == NULL) {
-		ctl_warnx("--subject is required: the Workspace admin the "
-		    "service account impersonates");
 		goto fail;
 	}
 	jsonw_kv_str(w, "clientEmail", email);
@@ -323,7 +318,8 @@ struct cmd_add {
 	size_t			 napps;
 	const char		*callback;
 	int64_t			 interval;
-	bool			 paused;
+	int64_t			 lookback;
+	const char		*id;
 };
 
 static const char cmd_add_help[] =
@@ -334,10 +330,18 @@ static const char cmd_add_help[] =
     "  --key-file FILE          a downloaded service-account key (JSON)\n"
     "  --client-email EMAIL     or: the service account's e-mail ...\n"
     "  --private-key-file FILE  ... and its PEM PKCS#8 private key\n"
-    "  --subject EMAIL          Workspace admin to impersonate (required)\n"
+    "  --subject EMAIL          a Workspace admin to impersonate through\n"
+    "                           domain-wide delegation; without it the\n"
+    "                           service account acts as itself (it needs\n"
+    "                           an admin role with the Reports privilege)\n"
     "  --app NAME               an application to read (repeat; default:\n"
     "                           the API's default set), e.g. login, admin\n"
     "  --interval SECONDS       logFetchInterval (default: the API's)\n"
+    "  --lookback SECONDS       initialLookback: how far back the first\n"
+    "                           fetch starts (up to 15552000, 180 days)\n"
+    "  --id UUID                the source's id (default: one is assigned;\n"
+    "                           the same command again answers the same\n"
+    "                           source)\n"
     "  --callback URL           where batches are POSTed (required)\n"
     "  --scope SCOPE            OAuth scope (repeat; default: the reports\n"
     "                           audit read-only scope)\n"
@@ -404,6 +408,16 @@ cmd_add_opt(int ch, const char *arg, void *ctx)
 			return CTL_EXIT_USAGE;
 		}
 		return 0;
+	case 'l':
+		if (util_parse_int64(arg, 1, 15552000, &a->lookback) != 0) {
+			ctl_warnx("--lookback: \"%s\" is not a number of "
+			    "seconds (up to 15552000, 180 days)", arg);
+			return CTL_EXIT_USAGE;
+		}
+		return 0;
+	case 'u':
+		a->id = arg;
+		return 0;
 	}
 	return cmd_creds_opt(&a->creds, ch, arg);
 }
@@ -416,6 +430,8 @@ cmd_add(int argc, char **argv)
 		{ "app", required_argument, NULL, 'a' },
 		{ "callback", required_argument, NULL, 'c' },
 		{ "interval", required_argument, NULL, 'i' },
+		{ "lookback", required_argument, NULL, 'l' },
+		{ "id", required_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cmd_add	 a;
@@ -427,7 +443,7 @@ cmd_add(int argc, char **argv)
 
 	memset(&a, 0, sizeof(a));
 	if ((rc = cmd_getopt(argc, argv, lo, cmd_add_opt, &a,
-	    "add --key-file FILE --subject EMAIL --callback URL [options]",
+	    "add --key-file FILE [--subject EMAIL] --callback URL [options]",
 	    cmd_add_help)) >= 0)
 		return rc;
 	if (!cmd_positional(argc, argv, 0, ""))
@@ -439,10 +455,12 @@ cmd_add(int argc, char **argv)
 	if ((w = jsonw_new()) == NULL)
 		return CTL_EXIT_USAGE;
 	jsonw_obj_open(w);
+	if (a.id != NULL)
+		jsonw_kv_str(w, "id", a.id);
 	jsonw_kv_str(w, "sourceType", "google_workspace");
 	jsonw_key(w, "credentials");
 	jsonw_obj_open(w);
-	if ((rc = cmd_write_creds(w, &a.creds, true)) != 0) {
+	if ((rc = cmd_write_creds(w, &a.creds)) != 0) {
 		jsonw_free(w);
 		return rc;
 	}
@@ -456,6 +474,8 @@ cmd_add(int argc, char **argv)
 	}
 	if (a.interval > 0)
 		jsonw_kv_int(w, "logFetchInterval", a.interval);
+	if (a.lookback > 0)
+		jsonw_kv_int(w, "initialLookback", a.lookback);
 	jsonw_kv_str(w, "callbackUrl", a.callback);
 	jsonw_obj_close(w);
 	if ((body = cmd_body(w)) == NULL)
@@ -471,8 +491,9 @@ cmd_add(int argc, char **argv)
 			char		 cell[CMD_CELL];
 			yajl_val	 s = cmd_source_obj(r.json);
 
-			printf("Source %s added.\n", ctl_cell(json_get(s,
-			    "id"), cell, sizeof(cell)));
+			printf(r.status == 200 ? "Source %s exists already "
+			    "with the same settings.\n" : "Source %s added.\n",
+			    ctl_cell(json_get(s, "id"), cell, sizeof(cell)));
 			cmd_print_secret(r.json);
 		}
 	}
@@ -657,7 +678,10 @@ cmd_rotate_credentials(int argc, char **argv)
 	    argv[optind], "", path_src, sizeof(path_src))) != 0)
 		return rc;
 	if (c.subject == NULL) {
-		/* Keep the current subject: the API wants one every time. */
+		/*
+		 * Keep the current subject (the PUT replaces the whole
+		 * credentials); a source without one stays without.
+		 */
 		if ((rc = ctl_request("GET", path_src, NULL, &r)) != 0)
 			return rc;
 		if ((rc = ctl_check(&r)) != CTL_EXIT_OK) {
@@ -668,17 +692,13 @@ cmd_rotate_credentials(int argc, char **argv)
 		    "subject")) != NULL)
 			util_strlcpy(subject, cur, sizeof(subject));
 		ctl_resp_clear(&r);
-		if (subject[0] == '\0') {
-			ctl_warnx("source %s has no subject; give --subject",
-			    argv[optind]);
-			return CTL_EXIT_USAGE;
-		}
-		c.subject = subject;
+		if (subject[0] != '\0')
+			c.subject = subject;
 	}
 	if ((w = jsonw_new()) == NULL)
 		return CTL_EXIT_USAGE;
 	jsonw_obj_open(w);
-	if ((rc = cmd_write_creds(w, &c, true)) != 0) {
+	if ((rc = cmd_write_creds(w, &c)) != 0) {
 		jsonw_free(w);
 		return rc;
 	}
@@ -704,16 +724,24 @@ cmd_rotate_credentials(int argc, char **argv)
 
 /*
  * "HTTP 503: error text" (or the parts present) of an attempt object
- * {at, status, error} into buf.
+ * {at, status, error} into buf. An error that already starts with its
+ * "HTTP <status>" (deliverd writes "HTTP 400: <body>") is shown as it is,
+ * not as "HTTP 400: HTTP 400: ...".
  */
 static yajl_val
 cmd_last_attempt(yajl_val att, char *buf, size_t len)
 {
 	const char	*err = json_get_string(att, "error");
 	int64_t		 st = 0;
+	char		 pfx[32];
 
 	(void)json_get_int64(att, "status", &st);
-	if (st > 0 && err != NULL)
+	snprintf(pfx, sizeof(pfx), "HTTP %lld", (long long)st);
+	if (st > 0 && err != NULL && strncmp(err, pfx, strlen(pfx)) == 0 &&
+	    (err[strlen(pfx)] == '\0' || err[strlen(pfx)] == ':' ||
+	    err[strlen(pfx)] == ' '))
+		snprintf(buf, len, "%s", err);
+	else if (st > 0 && err != NULL)
 		snprintf(buf, len, "HTTP %lld: %s", (long long)st, err);
 	else if (st > 0)
 		snprintf(buf, len, "HTTP %lld", (long long)st);

@@ -20,8 +20,8 @@
 #define CTL_EXIT_CONNECT	3	/* the API could not be reached */
 #define CTL_EXIT_AUTH		4	/* no token, or the token was refused */
 
-#define CTL_DEFAULT_CONFIG	"/etc/auditrelay/auditrelay.conf"
-#define CTL_DEFAULT_TOKEN_FILE	"/etc/auditrelay/api-token"
+#define CTL_DEFAULT_CONFIG	AR_SYSCONFDIR "/auditrelay/auditrelay.conf"
+#define CTL_DEFAULT_TOKEN_FILE	AR_SYSCONFDIR "/auditrelay/api-token"
 #define CTL_DEFAULT_URL		"http://127.0.0.1:8080"
 
 struct ctl_opts {

@@ -15,7 +15,7 @@ FROM debian:${DEBIAN_RELEASE} AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config protobuf-c-compiler \
-      libbson-dev libcurl4-openssl-dev libevent-dev libgcrypt20-dev \
+      libbson-dev libcurl4-openssl-dev libevent-dev libgcrypt20-dev libssl-dev \
       libmongoc-dev libprotobuf-c-dev libsystemd-dev libyajl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -35,7 +35,7 @@ FROM debian:${DEBIAN_RELEASE}-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       ca-certificates libbson-1.0-0 libcurl4 libevent-2.1-7 \
-      libevent-pthreads-2.1-7 libgcrypt20 libmongoc-1.0-0 libprotobuf-c1 \
+      libevent-pthreads-2.1-7 libgcrypt20 libmongoc-1.0-0 libprotobuf-c1 libssl3 \
       libsystemd0 libyajl2 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 auditrelay \

@@ -247,10 +247,13 @@ take_private_key(const char *pem, const char *field, struct src_creds *c,
 	if (strlen(pem) > PEM_MAX)
 		return verr_set(e, "invalid_field", field,
 		    "%s is longer than %d bytes", field, PEM_MAX);
-	if (rsa_key_from_pem(pem, strlen(pem), &key, err, sizeof(err)) != 0)
+	if (rsa_key_from_pem(pem, strlen(pem), &key, err, sizeof(err)) != 0 ||
+	    rsa_key_check(key, err, sizeof(err)) != 0) {
+		rsa_key_free(key);
 		return verr_set(e, "invalid_field", field,
 		    "%s is not a usable PEM PKCS#8 RSA private key "
 		    "(2048-4096 bits): %s", field, err);
+	}
 	rsa_key_free(key);
 	c->private_key = util_xstrdup(pem);
 	return 0;

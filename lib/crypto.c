@@ -1,7 +1,7 @@
 /*
  * Cryptography basics on libgcrypt: initialisation, random bytes,
  * constant-time comparison, hashes, HMAC, base64, the master key file and
- * AES-256-GCM sealing. RSA keys live in pkcs8.c, JWTs in jwt.c, Standard
+ * AES-256-GCM sealing. RSA keys live in rsakey.c, JWTs in jwt.c, Standard
  * Webhooks signatures in webhook.c.
  */
 #include <sys/stat.h>

@@ -1,6 +1,6 @@
 /*
  * Cryptography on libgcrypt: random bytes, constant-time comparison,
- * base64, RSA keys (strict PKCS#8 DER reader and writer), RS256 JWTs,
+ * base64, RSA keys (read and used through OpenSSL), RS256 JWT signing,
  * AES-256-GCM sealing of stored credentials, HMAC-SHA256 and Standard
  * Webhooks signatures. Library code: returns 0 or -errno, never logs,
  * writes what a person should read into err[] when given one.
@@ -38,33 +38,36 @@ char	*b64_encode(const void *data, size_t len, bool url, bool pad);
 int	 b64_decode(const char *s, size_t slen, unsigned char **out,
 	    size_t *outlen);
 
-/* An RSA private key (with its public part). */
+/* An RSA private key (with its public part), held by OpenSSL's libcrypto. */
 struct rsa_key;
+struct evp_pkey_st;
 
 /*
- * Parse a PEM "-----BEGIN PRIVATE KEY-----" PKCS#8 RSA key (what Google's
- * service-account key files hold), with a strict DER reader: wrong type,
- * truncation, trailing bytes, a non-RSA algorithm or a size outside
- * 2048..4096 bits are errors. 0 or -EINVAL with err[] set (the message
- * never contains key material).
+ * Parse a PEM private key (PKCS#8 "-----BEGIN PRIVATE KEY-----", what
+ * Google's service-account key files hold) with OpenSSL. Refused: what the
+ * library cannot read, encrypted keys, more than one key, a non-RSA key, a
+ * size outside 2048..4096 bits, an unusual public exponent, primes that
+ * do not make the modulus (p = 1, q = n), a key that cannot sign. 0 or
+ * -EINVAL with err[] set (the message never contains key material).
  */
 int	 rsa_key_from_pem(const char *pem, size_t len, struct rsa_key **out,
 	    char *err, size_t errlen);
-/* Generate a key of bits (2048..4096). 0 or -errno. */
-int	 rsa_key_generate(unsigned bits, struct rsa_key **out);
-/* Same without the size policy (tests: e.g. 1024 bits to see it refused). */
-int	 rsa_key_generate_unchecked(unsigned bits, struct rsa_key **out);
-/* PKCS#8 PEM of the private key, malloc'd; NULL on failure. */
-char	*rsa_key_to_pem(const struct rsa_key *key);
-/* SubjectPublicKeyInfo PEM ("BEGIN PUBLIC KEY") of the key, malloc'd. */
-char	*rsa_key_public_pem(const struct rsa_key *key);
+/* The same for DER (PKCS#8 or PKCS#1), the whole buffer. */
+int	 rsa_key_from_der(const void *der, size_t len, struct rsa_key **out,
+	    char *err, size_t errlen);
+/*
+ * The library's full check (primality, d * e = 1, CRT values): ~30 ms,
+ * for keys that arrive through the API. 0 or -EINVAL with err[] set.
+ */
+int	 rsa_key_check(const struct rsa_key *key, char *err, size_t errlen);
+/* Take an OpenSSL RSA key without the size policy (the test tree). */
+int	 rsa_key_adopt(struct evp_pkey_st *pkey, struct rsa_key **out);
+/* The OpenSSL key inside, borrowed (the test tree). */
+struct evp_pkey_st *rsa_key_evp(const struct rsa_key *key);
 unsigned rsa_key_bits(const struct rsa_key *key);
 /* RSASSA-PKCS1-v1_5 SHA-256 signature; *sig malloc'd. 0 or -errno. */
 int	 rsa_sign_sha256(const struct rsa_key *key, const void *msg,
 	    size_t len, unsigned char **sig, size_t *siglen);
-/* Verify with the public part: 0 valid, -EBADMSG invalid, -errno else. */
-int	 rsa_verify_sha256(const struct rsa_key *key, const void *msg,
-	    size_t len, const void *sig, size_t siglen);
 void	 rsa_key_free(struct rsa_key *key);
 
 /*
@@ -74,16 +77,6 @@ void	 rsa_key_free(struct rsa_key *key);
  */
 char	*jwt_sign_rs256(const struct rsa_key *key, const char *kid,
 	    const char *claims_json);
-/* Decode the claims part without verifying (to find "iss"). malloc'd. */
-int	 jwt_peek_claims(const char *jwt, char **claims_json);
-/*
- * Verify a JWT's RS256 signature (header alg must be RS256) against key;
- * on success *claims_json is the decoded claims (malloc'd). 0, -EBADMSG
- * for a bad signature, -EINVAL for a malformed token (err[] says which).
- */
-int	 jwt_verify_rs256(const char *jwt, const struct rsa_key *key,
-	    char **claims_json, char *err, size_t errlen);
-
 /*
  * Master key: a file of 32 raw bytes or their base64. Refused when missing,
  * of another length, or readable by others (mode & 007). keyid receives

@@ -14,6 +14,7 @@
 
 #include <event2/keyvalq_struct.h>
 
+#include "tests/support/testkey.h"
 #include "sim.h"
 #include "sim_jwt.h"
 #include "sim_page.h"

@@ -17,6 +17,7 @@
 #include <event2/bufferevent.h>
 #include <event2/keyvalq_struct.h>
 
+#include "tests/support/testkey.h"
 #include "sim.h"
 #include "sim_jwt.h"
 #include "sim_page.h"

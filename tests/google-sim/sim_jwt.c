@@ -7,6 +7,7 @@
 
 #include <yajl/yajl_tree.h>
 
+#include "tests/support/testkey.h"
 #include "sim_jwt.h"
 
 #define SIM_JWT_MAX_KEYS	8

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "lib/crypto.h"
+#include "tests/support/testkey.h"
 #include "sim_jwt.h"
 
 #define NOW	1790000000LL

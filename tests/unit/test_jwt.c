@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "lib/crypto.h"
+#include "tests/support/testkey.h"
 
 static const char OPENSSL_KEY_PEM[] =
     "-----BEGIN PRIVATE KEY-----\n"

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "tests/support/testkey.h"
 #include "apid/validate.c"
 #include "lib/json.h"
 

@@ -203,9 +203,38 @@ rsakey_make(EVP_PKEY *pkey, struct rsa_key **out)
 }
 
 /*
+ * The label of the first PEM block must be PKCS#8's "PRIVATE KEY"; the
+ * other private key labels get a sentence saying what they are. 0 or
+ * -EINVAL with err[] set.
+ */
+static int
+rsakey_label(const char *pem, size_t len, char *err, size_t errlen)
+{
+	const char	*b = memmem(pem, len, "-----BEGIN ", 11), *e;
+	size_t		 n;
+
+	b += 11;
+	e = memmem(b, len - (size_t)(b - pem), "-----", 5);
+	n = e != NULL ? (size_t)(e - b) : 0;
+	if (n == 11 && memcmp(b, "PRIVATE KEY", 11) == 0)
+		return 0;
+	if (n == 15 && memcmp(b, "RSA PRIVATE KEY", 15) == 0)
+		util_errf(err, errlen, "a PKCS#1 key (BEGIN RSA PRIVATE KEY); "
+		    "convert it with openssl pkcs8 -topk8 -nocrypt");
+	else if (n == 21 && memcmp(b, "ENCRYPTED PRIVATE KEY", 21) == 0)
+		util_errf(err, errlen, "encrypted private keys are not "
+		    "supported");
+	else if (n > 12 && memcmp(b + n - 12, " PRIVATE KEY", 12) == 0)
+		util_errf(err, errlen, "not an RSA key (%.*s)",
+		    (int)(n - 12 < 16 ? n - 12 : 16), b);
+	else
+		util_errf(err, errlen, "expected -----BEGIN PRIVATE KEY-----");
+	return -EINVAL;
+}
+
+/*
  * Read a PEM private key: PKCS#8 "BEGIN PRIVATE KEY" (what Google's key
- * files hold) or anything else the library reads without a passphrase,
- * then rsakey_policy(). 0 or -EINVAL/-ENOMEM with err[] set; the message
+ * files hold), unencrypted, one key, then rsakey_policy(). 0 or -EINVAL/-ENOMEM with err[] set; the message
  * never contains key material.
  */
 int
@@ -242,17 +271,8 @@ rsa_key_from_pem(const char *pem, size_t len, struct rsa_key **out,
 		    "breaks");
 		return -EINVAL;
 	}
-	if (memmem(pem, len, "ENCRYPTED", 9) != NULL) {
-		util_errf(err, errlen, "encrypted private keys are not "
-		    "supported");
+	if (rsakey_label(pem, len, err, errlen) != 0)
 		return -EINVAL;
-	}
-	if (memmem(pem, len, "-----BEGIN PUBLIC KEY", 21) != NULL ||
-	    memmem(pem, len, "-----BEGIN CERTIFICATE", 22) != NULL) {
-		util_errf(err, errlen, "a public key or certificate, "
-		    "expected -----BEGIN PRIVATE KEY-----");
-		return -EINVAL;
-	}
 	ERR_clear_error();
 	if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL) {
 		util_errf(err, errlen, "out of memory");

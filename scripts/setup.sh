@@ -8,7 +8,7 @@ PKGS=(
 	libevent-dev libcurl4-openssl-dev libyajl-dev libmongoc-dev libbson-dev
 	libgcrypt20-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler libsystemd-dev
 	libcmocka-dev python3 python3-pymongo openssl golang-go
-	prometheus
+	prometheus jq
 )
 
 missing=()

@@ -6,6 +6,9 @@ refusal's whole message, client-supplied ids (retry 200, conflict 409),
 the three key forms, and a per-source initialLookback. Real store, real
 simulator, real receiver."""
 import json
+import os
+import re
+import subprocess
 import time
 
 import harness as h
@@ -320,6 +323,74 @@ def test_initial_lookback(wd):
     assert st == 201 and b["initialLookback"] == 180 * 86400, b
 
 
+def json_docs(text):
+    """The JSON documents of curl's output, one after another."""
+    dec, i, out = json.JSONDecoder(), 0, []
+    while i < len(text):
+        if text[i].isspace():
+            i += 1
+            continue
+        doc, i = dec.raw_decode(text, i)
+        out.append(doc)
+    return out
+
+
+def readme_blocks():
+    """The sh blocks of the README's "Connect Google Workspace" section."""
+    with open(os.path.join(h.SRC, "README.md")) as f:
+        text = f.read()
+    start = text.index("\n## Connect Google Workspace\n")
+    end = text.index("\n## ", start + 1)
+    return re.findall(r"```sh\n(.*?)```", text[start:end], re.S)
+
+
+def test_readme_connect_commands(wd):
+    """Every command of the README's Connect section, as written, against
+    the simulator: the first block only sets AR, TOKEN and HOOK, which the
+    test gives instead (a test instance, a test receiver)."""
+    store, sim, ar, recv = start(wd)
+    # The README's admin for way 2 is admin@example.com; one service account
+    # with both the admin role (way 1) and domain-wide delegation (way 2).
+    st, _, _ = sim.call("POST", "/_sim/tenants", {"customerId": "C01readme",
+                                                 "domain": "example.com"})
+    assert st in (200, 201)
+    st, _, _ = sim.call("POST", "/_sim/tenants/C01readme/admins",
+                        {"email": "admin@example.com"})
+    assert st in (200, 201)
+    key = service_account(sim, "C01readme", "readme", admin_role=True, delegation=True)
+    inject_logins(sim, "C01readme", 3)
+    with open(os.path.join(wd, "sa.json"), "w") as f:
+        json.dump(key, f, indent=2)
+    blocks = readme_blocks()
+    assert len(blocks) == 4, len(blocks)
+    assert "AR=" in blocks[0] and "TOKEN=" in blocks[0] and "HOOK=" in blocks[0]
+    env = dict(os.environ, AR=ar.base, TOKEN=ar.token, HOOK=recv.url)
+    outs = []
+    for b in blocks[1:]:
+        p = subprocess.run(["bash", "-euo", "pipefail", "-c", b], cwd=wd, env=env,
+                           capture_output=True, text=True, timeout=120)
+        h.log("README block -> %d\n%s%s" % (p.returncode, p.stdout[:3000], p.stderr))
+        assert p.returncode == 0, (b, p.stdout, p.stderr)
+        outs.append(p.stdout)
+        if len(outs) == 1:
+            # Block 2: the brief's body, 201 with a server-assigned id;
+            # the events reach the receiver (before block 4 pauses it).
+            first, = json_docs(outs[0])
+            assert first["id"] != "uuid" and first["subject"] is None, first
+            recv.set_secret(first["id"], first["webhookSecret"])
+            wait_logins(recv, first["id"], 3)
+    # Block 3: three more sources, one per key form.
+    made = json_docs(outs[1])
+    assert [m["clientEmail"] for m in made] == [key["client_email"]] * 3, outs[1]
+    assert [m["subject"] for m in made] == [None, "admin@example.com", None], made
+    # Block 4: the list, then pause + lookback, then apps + resume.
+    lines = json_docs(outs[2])
+    assert len(lines[0]["sources"]) == 4, lines[0]
+    assert lines[1]["paused"] is True and lines[1]["initialLookback"] == 2592000, lines[1]
+    assert lines[2]["paused"] is False and "calendar" in lines[2]["applications"], lines[2]
+
+
 if __name__ == "__main__":
     h.run_tests([test_brief_body_as_written, test_subject_delegation, test_refusals,
-                 test_client_id, test_key_forms, test_initial_lookback], "connect")
+                 test_client_id, test_key_forms, test_initial_lookback,
+                 test_readme_connect_commands], "connect")

@@ -595,6 +595,10 @@ metrics_process(struct samples *s)
 		    c->restarts);
 		samples_gauge(s, "auditrelay_daemon_up",
 		    "1 if the daemon is ready.", labels, c->ready ? 1 : 0);
+		samples_gauge(s, "auditrelay_daemon_crash_loop",
+		    "1 while auditrelayd holds the daemon in a crash loop "
+		    "(more than 5 deaths in 60 s; restarted every 60 s).",
+		    labels, c->crash_loop ? 1 : 0);
 		samples_gauge(s, "auditrelay_daemon_store_ok",
 		    "1 if the daemon reaches the store.", labels,
 		    c->store_ok ? 1 : 0);

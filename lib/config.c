@@ -3,6 +3,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,7 +138,10 @@ config_clear(struct config *c)
 		free(c->val[i]);
 		c->val[i] = NULL;
 		c->set[i] = false;
+		c->line[i] = 0;
 	}
+	free(c->file);
+	c->file = NULL;
 }
 
 int
@@ -150,7 +154,10 @@ config_copy(struct config *dst, const struct config *src)
 		if (src->val[i] != NULL)
 			dst->val[i] = util_xstrdup(src->val[i]);
 		dst->set[i] = src->set[i];
+		dst->line[i] = src->line[i];
 	}
+	if (src->file != NULL)
+		dst->file = util_xstrdup(src->file);
 	return 0;
 }
 
@@ -232,17 +239,23 @@ config_read_secret(const char *path, char **out, char *err, size_t errlen)
 	return 0;
 }
 
-/* Set key, or for "<secret>_file" read the file and set the secret. */
+/*
+ * Set key, or for "<secret>_file" read the file and set the secret; line
+ * records where the value came from (see struct config).
+ */
 static int
 config_set_named(struct config *c, const char *name, const char *value,
-    char *err, size_t errlen)
+    int line, char *err, size_t errlen)
 {
 	char	 base[128], *secret = NULL;
 	size_t	 len = strlen(name);
 	int	 key, rc;
 
-	if ((key = config_lookup(name)) >= 0)
-		return config_set(c, key, value, err, errlen);
+	if ((key = config_lookup(name)) >= 0) {
+		if ((rc = config_set(c, key, value, err, errlen)) == 0)
+			c->line[key] = line;
+		return rc;
+	}
 	if (len > 5 && strcmp(name + len - 5, "_file") == 0 &&
 	    len - 5 < sizeof(base)) {
 		memcpy(base, name, len - 5);
@@ -255,6 +268,8 @@ config_set_named(struct config *c, const char *name, const char *value,
 			rc = config_set(c, key, secret, err, errlen);
 			explicit_bzero(secret, strlen(secret));
 			free(secret);
+			if (rc == 0)
+				c->line[key] = line;
 			return rc;
 		}
 	}
@@ -276,6 +291,8 @@ config_load(struct config *c, const char *path, bool optional, char *err,
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -errno;
 	}
+	free(c->file);
+	c->file = util_xstrdup(path);
 	while (fgets(line, sizeof(line), f) != NULL) {
 		lineno++;
 		if (strchr(line, '\n') == NULL && !feof(f)) {
@@ -311,7 +328,7 @@ config_load(struct config *c, const char *path, bool optional, char *err,
 			end[-1] = '\0';
 			val++;
 		}
-		if (config_set_named(c, key, val, e, sizeof(e)) != 0) {
+		if (config_set_named(c, key, val, lineno, e, sizeof(e)) != 0) {
 			snprintf(err, errlen, "%s:%d: %s", path, lineno, e);
 			rc = -EINVAL;
 			goto done;
@@ -347,16 +364,52 @@ config_apply_env(struct config *c, char *err, size_t errlen)
 
 				snprintf(lower, sizeof(lower), "%s_file",
 				    config_table[k].name);
-				if (config_set_named(c, lower, v, e,
-				    sizeof(e)) == 0)
+				if (config_set_named(c, lower, v,
+				    CONFIG_FROM_ENV, e, sizeof(e)) == 0)
 					continue;
-			} else if (config_set(c, k, v, e, sizeof(e)) == 0)
+			} else if (config_set(c, k, v, e, sizeof(e)) == 0) {
+				c->line[k] = CONFIG_FROM_ENV;
 				continue;
+			}
 			snprintf(err, errlen, "environment %s: %s", name, e);
 			return -EINVAL;
 		}
 	}
 	return 0;
+}
+
+const char *
+config_where(const struct config *c, int key, char *buf, size_t len)
+{
+	size_t	i, n;
+
+	if (c->line[key] > 0 && c->file != NULL)
+		snprintf(buf, len, "%s:%d", c->file, c->line[key]);
+	else if (c->line[key] == CONFIG_FROM_ENV) {
+		n = strlen("environment AUDITRELAY_");
+		snprintf(buf, len, "environment AUDITRELAY_%s",
+		    config_table[key].name);
+		for (i = n; i < len && buf[i] != '\0'; i++)
+			buf[i] = (char)toupper((unsigned char)buf[i]);
+	} else
+		snprintf(buf, len, "default");
+	return buf;
+}
+
+/* An error about key's value: "WHERE: key: reason". */
+static int
+config_check_fail(const struct config *c, int key, char *err, size_t errlen,
+    const char *fmt, ...)
+{
+	char	where[600], why[512];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	config_where(c, key, where, sizeof(where));
+	snprintf(err, errlen, "%s: %s: %s", where, config_table[key].name, why);
+	return -EINVAL;
 }
 
 int
@@ -372,38 +425,29 @@ config_check(const struct config *c, char *err, size_t errlen)
 		    "environment");
 		return -EINVAL;
 	}
-	if (strlen(c->val[CONF_API_TOKEN]) < 16) {
-		snprintf(err, errlen, "the API token is shorter than 16 "
-		    "characters; use a long random token");
-		return -EINVAL;
-	}
+	if (strlen(c->val[CONF_API_TOKEN]) < 16)
+		return config_check_fail(c, CONF_API_TOKEN, err, errlen,
+		    "the API token is shorter than 16 characters; use a long "
+		    "random token");
 	if (util_split_hostport(c->val[CONF_API_LISTEN], host, sizeof(host),
-	    &port) != 0) {
-		snprintf(err, errlen, "api_listen: \"%s\" is not host:port",
-		    c->val[CONF_API_LISTEN]);
-		return -EINVAL;
-	}
-	if (config_int(c, CONF_LEASE_RENEW) * 2 > config_int(c, CONF_LEASE_TTL)) {
-		snprintf(err, errlen, "lease_renew must be at most half of "
-		    "lease_ttl");
-		return -EINVAL;
-	}
-	if (config_int_list(c->val[CONF_FETCH_REREAD_AGES], sched, 32) < 0) {
-		snprintf(err, errlen, "fetch_reread_ages: expected a comma-"
-		    "separated list of seconds");
-		return -EINVAL;
-	}
+	    &port) != 0)
+		return config_check_fail(c, CONF_API_LISTEN, err, errlen,
+		    "\"%s\" is not host:port", c->val[CONF_API_LISTEN]);
+	if (config_int(c, CONF_LEASE_RENEW) * 2 > config_int(c, CONF_LEASE_TTL))
+		return config_check_fail(c, c->line[CONF_LEASE_RENEW] != 0 ?
+		    CONF_LEASE_RENEW : CONF_LEASE_TTL, err, errlen,
+		    "lease_renew must be at most half of lease_ttl");
+	if (config_int_list(c->val[CONF_FETCH_REREAD_AGES], sched, 32) < 0)
+		return config_check_fail(c, CONF_FETCH_REREAD_AGES, err,
+		    errlen, "expected a comma-separated list of seconds");
 	if (config_int_list(c->val[CONF_DELIVERY_RETRY_SCHEDULE], sched,
-	    32) <= 0) {
-		snprintf(err, errlen, "delivery_retry_schedule: expected a "
-		    "comma-separated list of seconds");
-		return -EINVAL;
-	}
+	    32) <= 0)
+		return config_check_fail(c, CONF_DELIVERY_RETRY_SCHEDULE, err,
+		    errlen, "expected a comma-separated list of seconds");
 	if (strncmp(c->val[CONF_MONGODB_URI], "mongodb://", 10) != 0 &&
-	    strncmp(c->val[CONF_MONGODB_URI], "mongodb+srv://", 14) != 0) {
-		snprintf(err, errlen, "mongodb_uri: must start with mongodb://");
-		return -EINVAL;
-	}
+	    strncmp(c->val[CONF_MONGODB_URI], "mongodb+srv://", 14) != 0)
+		return config_check_fail(c, CONF_MONGODB_URI, err, errlen,
+		    "must start with mongodb:// or mongodb+srv://");
 	return 0;
 }
 

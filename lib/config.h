@@ -71,7 +71,13 @@ struct config_def {
 struct config {
 	char	*val[CONF__COUNT];
 	bool	 set[CONF__COUNT];	/* given by file or environment */
+	/* Where each value came from: a line of file (> 0), the
+	 * environment (CONFIG_FROM_ENV) or the default (0). */
+	int	 line[CONF__COUNT];
+	char	*file;			/* the file config_load read */
 };
+
+#define CONFIG_FROM_ENV		(-1)
 
 const struct config_def *config_defs(void);
 /* Index of a key name, or -1. */
@@ -95,8 +101,18 @@ int	 config_load(struct config *c, const char *path, bool optional,
 	    char *err, size_t errlen);
 /* Apply AUDITRELAY_* variables (and *_FILE variants) from the environment. */
 int	 config_apply_env(struct config *c, char *err, size_t errlen);
-/* Cross-key checks (a token must exist, renew < ttl...). */
+/*
+ * Cross-key checks (a token must exist, renew < ttl...). An error names
+ * where the offending value came from: "FILE:LINE: key: reason" or
+ * "environment AUDITRELAY_KEY: reason".
+ */
 int	 config_check(const struct config *c, char *err, size_t errlen);
+/*
+ * Where key's value came from, into buf: "FILE:LINE", "environment
+ * AUDITRELAY_KEY" or "default". Returns buf.
+ */
+const char *config_where(const struct config *c, int key, char *buf,
+	    size_t len);
 
 const char *config_str(const struct config *c, int key);
 int64_t	 config_int(const struct config *c, int key);

@@ -9,15 +9,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "lib/config.h"
+#include "lib/crypto.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "supervisor/instance.h"
 #include "supervisor/notify.h"
 #include "supervisor/proc.h"
+#include "supervisor/reload.h"
 
 #define SUP_DEFAULT_CONFIG	AR_SYSCONFDIR "/auditrelay/auditrelay.conf"
 
@@ -30,6 +35,11 @@ static int			 sup_exit_status;
 static bool			 sup_stopping;
 static char			 sup_instance[256];
 static struct event		*sup_tick_ev;
+static char			*sup_env_token;	/* AUDITRELAY_API_TOKEN, read once */
+static uint32_t			 sup_reload_seq;	/* SIGHUPs handled */
+static uint32_t			 sup_reload_pending;	/* seq awaiting acks */
+static char			 sup_reload_refused[1024]; /* until a good one */
+static bool			 sup_ready_sent;
 
 static void
 sup_usage(FILE *f)
@@ -44,6 +54,9 @@ sup_usage(FILE *f)
 	    "  -c FILE    configuration file (default %s)\n"
 	    "  -n         check the configuration, print \"configuration OK\"\n"
 	    "             or the file, line and reason (exit 78), and exit\n"
+	    "  --reload[=PID]  make the running auditrelayd (PID, $MAINPID\n"
+	    "             or the pid in runtime_dir) reload, wait for its\n"
+	    "             verdict: exit 0 applied, 78 refused, 1 no answer\n"
 	    "  -d         debug: log at debug level, children too\n"
 	    "  -v         verbose (same as -d)\n"
 	    "  --help     this text\n"
@@ -57,19 +70,82 @@ sup_usage(FILE *f)
 }
 
 /*
- * Parse the configuration file and the environment into cfg. The default
- * file may be absent (environment only); a file given with -c may not.
+ * Parse the configuration file and the environment into cfg, and check the
+ * master key file it names. The default file may be absent (environment
+ * only); a file given with -c may not. A token given as
+ * AUDITRELAY_API_TOKEN was taken out of the environment at start; it still
+ * overrides the file on every reload.
  */
 static int
 sup_config_read(struct config *cfg, char *err, size_t errlen)
 {
+	uint8_t	 key[CRYPTO_KEY_LEN];
+	char	 keyid[CRYPTO_KEYID_LEN + 1], kerr[512], where[600];
+
 	config_init(cfg);
 	if (config_load(cfg, sup_config_path, !sup_config_given, err,
-	    errlen) != 0 || config_check(cfg, err, errlen) != 0) {
-		config_clear(cfg);
-		return -EINVAL;
+	    errlen) != 0)
+		goto fail;
+	if (sup_env_token != NULL && config_set(cfg, CONF_API_TOKEN,
+	    sup_env_token, err, errlen) == 0)
+		cfg->line[CONF_API_TOKEN] = CONFIG_FROM_ENV;
+	if (config_check(cfg, err, errlen) != 0)
+		goto fail;
+	if (crypto_master_key_load(config_str(cfg,
+	    CONF_CRYPTO_MASTER_KEY_FILE), key, keyid, kerr, sizeof(kerr)) != 0) {
+		explicit_bzero(key, sizeof(key));
+		config_where(cfg, CONF_CRYPTO_MASTER_KEY_FILE, where,
+		    sizeof(where));
+		util_errf(err, errlen, "%s: crypto_master_key_file: %s", where,
+		    kerr);
+		goto fail;
 	}
+	explicit_bzero(key, sizeof(key));
 	return 0;
+fail:
+	config_clear(cfg);
+	return -EINVAL;
+}
+
+/*
+ * STATUS= from what is true now: the daemons' trouble, the store, a
+ * refused reload (kept until a good one), else the daemons' pids.
+ */
+static void
+sup_status_refresh(void)
+{
+	char		 trouble[600], pids[200], when[64], status[1400];
+	int64_t		 down = proc_store_down_since();
+	size_t		 off = 0;
+	time_t		 t;
+	struct tm	 tm;
+
+	if (sup_stopping)
+		return;
+	status[0] = '\0';
+	if (down > 0) {
+		t = (time_t)down;
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+		off += (size_t)snprintf(status + off, sizeof(status) - off,
+		    "degraded: store unreachable since %s%s", when,
+		    sup_cfg.line[CONF_MONGODB_URI] == 0 ? " (mongodb_uri is "
+		    "not configured: set it, then restart auditrelay)" : "");
+	}
+	if (proc_trouble(trouble, sizeof(trouble)) && off < sizeof(status))
+		off += (size_t)snprintf(status + off, sizeof(status) - off,
+		    "%s%s", off > 0 ? "; " : "degraded: ", trouble);
+	if (sup_reload_refused[0] != '\0' && off < sizeof(status))
+		off += (size_t)snprintf(status + off, sizeof(status) - off,
+		    "%sreload refused: %s", off > 0 ? "; " : "",
+		    sup_reload_refused);
+	if (down == 0 && trouble[0] == '\0' && off < sizeof(status)) {
+		proc_summary(pids, sizeof(pids));
+		snprintf(status + off, sizeof(status) - off, "%s%s: %s",
+		    off > 0 ? "; " : "", sup_ready_sent ? "running" :
+		    "starting", pids);
+	}
+	notify_status("%s", status);
 }
 
 static void
@@ -92,14 +168,35 @@ sup_all_ready(void)
 
 	proc_summary(buf, sizeof(buf));
 	log_info("all daemons ready (%s)", buf);
+	sup_ready_sent = true;
 	notify_ready("running");
+	sup_status_refresh();
 }
 
+/* The end of a reload: every running daemon acked the new generation. */
 static void
-sup_all_acked(uint32_t gen)
+sup_all_acked(uint32_t gen, const char *refused)
 {
-	log_info("configuration generation=%u applied by every daemon", gen);
-	notify_ready("running (reloaded)");
+	char	gen_s[16];
+
+	if (refused != NULL) {
+		log_err("reload refused by a daemon (generation=%u): %s", gen,
+		    refused);
+		util_strlcpy(sup_reload_refused, refused,
+		    sizeof(sup_reload_refused));
+	} else {
+		log_info("configuration generation=%u applied by every "
+		    "daemon", gen);
+		sup_reload_refused[0] = '\0';
+	}
+	snprintf(gen_s, sizeof(gen_s), "%u", gen);
+	if (sup_reload_pending != 0)
+		reload_status_write(sup_reload_pending, refused != NULL ?
+		    RELOAD_REFUSED : RELOAD_OK, refused != NULL ? refused :
+		    gen_s);
+	sup_reload_pending = 0;
+	notify_ready(refused != NULL ? "reload refused" : "running (reloaded)");
+	sup_status_refresh();
 }
 
 static void
@@ -122,6 +219,7 @@ static const struct proc_hooks sup_hooks = {
 	.all_acked = sup_all_acked,
 	.give_up = sup_give_up,
 	.all_down = sup_all_down,
+	.changed = sup_status_refresh,
 };
 
 static void
@@ -131,9 +229,15 @@ sup_reload(void)
 	char		err[1024];
 
 	notify_reloading();
+	reload_status_write(++sup_reload_seq, RELOAD_PENDING, NULL);
 	if (sup_config_read(&cfg, err, sizeof(err)) != 0) {
-		log_err("reload failed, keeping the old configuration: %s", err);
-		notify_ready("running (reload failed)");
+		log_err("reload refused, keeping the old configuration: %s",
+		    err);
+		util_strlcpy(sup_reload_refused, err,
+		    sizeof(sup_reload_refused));
+		reload_status_write(sup_reload_seq, RELOAD_REFUSED, err);
+		notify_ready("reload refused");
+		sup_status_refresh();
 		return;
 	}
 	if (strcmp(config_str(&cfg, CONF_API_LISTEN),
@@ -147,6 +251,7 @@ sup_reload(void)
 	log_redact_add(config_str(&sup_cfg, CONF_API_TOKEN));
 	log_info("configuration reloaded from %s, pushing generation=%u",
 	    sup_config_path, sup_gen + 1);
+	sup_reload_pending = sup_reload_seq;
 	proc_push_config(&sup_cfg, ++sup_gen);
 }
 
@@ -168,20 +273,56 @@ sup_signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
-/* Keep-alive tick: ping children, feed the watchdog only when all answer. */
+/*
+ * Keep-alive tick: ping children (a silent one is killed and respawned),
+ * feed the watchdog (it watches this loop; the children are ours to
+ * watch, and a child held in a crash loop must not restart the others),
+ * refresh STATUS=.
+ */
 static void
 sup_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
-	char	buf[200];
-
 	if (sup_stopping)
 		return;
-	if (proc_ping_all()) {
-		notify_watchdog();
-		proc_summary(buf, sizeof(buf));
-		notify_status("running: %s", buf);
-	} else
-		notify_status("degraded: a daemon is starting or silent");
+	(void)proc_ping_all();
+	notify_watchdog();
+	sup_status_refresh();
+}
+
+/* Print a -n or --reload refusal: at err priority under journald. */
+static void
+sup_refuse(const char *what, const char *err)
+{
+	fprintf(stderr, "%sauditrelayd: %s%s\n", log_is_journal() ? "<3>" : "",
+	    what, err);
+}
+
+/*
+ * --reload: the runtime directory is systemd's $RUNTIME_DIRECTORY (under
+ * ExecReload=), else runtime_dir of the configuration, read leniently (a
+ * broken file is for the running supervisor to refuse).
+ */
+static int
+sup_reload_client(int64_t pid)
+{
+	struct config	 cfg;
+	char		 dir[4096], err[1024];
+	const char	*env = getenv("RUNTIME_DIRECTORY");
+	int		 rc;
+
+	if (env != NULL && *env != '\0') {
+		util_strlcpy(dir, env, sizeof(dir));
+		dir[strcspn(dir, ":")] = '\0';
+	} else {
+		config_init(&cfg);
+		(void)config_load(&cfg, sup_config_path, !sup_config_given,
+		    err, sizeof(err));
+		util_strlcpy(dir, config_str(&cfg, CONF_RUNTIME_DIR),
+		    sizeof(dir));
+		config_clear(&cfg);
+	}
+	rc = reload_client(dir, (long)pid);
+	return rc;
 }
 
 int
@@ -190,13 +331,16 @@ main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "reload", optional_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
 	struct timeval	 tv;
-	char		 err[1024], host[200];
-	bool		 check = false;
-	int		 ch, verbose = 0;
+	char		 err[1024], warn[1024];
+	const char	*env;
+	bool		 check = false, reload = false;
+	int64_t		 reload_pid = 0;
+	int		 ch, verbose = 0, rc;
 	int64_t		 tick_ms;
 	size_t		 i;
 
@@ -219,6 +363,14 @@ main(int argc, char **argv)
 		case 'V':
 			printf("auditrelayd %s\n", AR_VERSION);
 			return 0;
+		case 'R':
+			reload = true;
+			if (optarg != NULL && util_parse_int64(optarg, 1,
+			    INT32_MAX, &reload_pid) != 0) {
+				sup_usage(stderr);
+				return 64;
+			}
+			break;
 		default:
 			sup_usage(stderr);
 			return 64;
@@ -229,11 +381,26 @@ main(int argc, char **argv)
 		return 64;
 	}
 	log_init("auditrelayd", verbose);
+	if (reload)
+		return sup_reload_client(reload_pid);
+	/* No core dumps or ptrace of a process that holds the secrets. */
+	prctl(PR_SET_DUMPABLE, 0);
+	if (crypto_init() != 0) {
+		log_err("cannot initialise libgcrypt");
+		return 1;
+	}
+	if ((env = getenv("AUDITRELAY_API_TOKEN")) != NULL) {
+		sup_env_token = util_xstrdup(env);
+		log_redact_add(sup_env_token);
+		/* Out of the environment (and /proc/PID/environ's view). */
+		explicit_bzero((char *)env, strlen(env));
+		unsetenv("AUDITRELAY_API_TOKEN");
+	}
 	if (sup_config_read(&sup_cfg, err, sizeof(err)) != 0) {
 		if (check)
-			fprintf(stderr, "auditrelayd: %s\n", err);
+			sup_refuse("", err);
 		else
-			log_err("configuration error: %s", err);
+			log_err("configuration error, not starting: %s", err);
 		return EX_CONFIG_STATUS_SUP;
 	}
 	if (check) {
@@ -247,16 +414,14 @@ main(int argc, char **argv)
 		log_err("%s", err);
 		return EX_CONFIG_STATUS_SUP;
 	}
-	if (config_str(&sup_cfg, CONF_INSTANCE_ID)[0] != '\0')
-		util_strlcpy(sup_instance, config_str(&sup_cfg,
-		    CONF_INSTANCE_ID), sizeof(sup_instance));
-	else {
-		if (gethostname(host, sizeof(host)) != 0)
-			util_strlcpy(host, "localhost", sizeof(host));
-		host[sizeof(host) - 1] = '\0';
-		snprintf(sup_instance, sizeof(sup_instance), "%s:%d", host,
-		    (int)getpid());
+	if ((rc = instance_acquire(&sup_cfg, sup_instance,
+	    sizeof(sup_instance), warn, sizeof(warn), err, sizeof(err))) != 0) {
+		log_err("not starting: %s", err);
+		return EX_CONFIG_STATUS_SUP;
 	}
+	if (warn[0] != '\0')
+		log_warn("%s", warn);
+	reload_status_init(config_str(&sup_cfg, CONF_RUNTIME_DIR));
 	signal(SIGPIPE, SIG_IGN);
 	if ((sup_base = event_base_new()) == NULL)
 		fatal("event_base_new failed");
@@ -272,6 +437,7 @@ main(int argc, char **argv)
 	proc_table_init(sup_base, &sup_cfg, sup_instance, verbose > 0,
 	    &sup_hooks);
 	proc_spawn_all();
+	notify_status("starting");
 	tick_ms = config_int(&sup_cfg, CONF_PING_INTERVAL) * 1000;
 	if (notify_watchdog_ms() > 0 &&
 	    (int64_t)notify_watchdog_ms() / 3 < tick_ms)

@@ -10,7 +10,7 @@
 #include "lib/util.h"
 #include "supervisor/notify.h"
 
-static char	notify_last_status[256];
+static char	notify_last_status[1400];
 
 void
 notify_ready(const char *status)
@@ -22,7 +22,7 @@ notify_ready(const char *status)
 void
 notify_status(const char *fmt, ...)
 {
-	char	buf[256];
+	char	buf[1400];
 	va_list	ap;
 
 	va_start(ap, fmt);

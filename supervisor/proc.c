@@ -34,6 +34,8 @@ static uint32_t			 proc_gen = 1;
 static bool			 proc_verbose;
 static bool			 proc_stopping;
 static bool			 proc_announced_ready;
+static int64_t			 proc_store_down_wall;	/* s, 0: store ok */
+static char			 proc_refused[512];	/* of proc_gen */
 static struct event		*proc_term_ev, *proc_kill_ev;
 
 static void	proc_spawn(struct proc *);
@@ -135,7 +137,10 @@ proc_send_health(void)
 		ch[i].ready = procs[i].state == PROC_READY;
 		ch[i].store_ok = procs[i].store_ok;
 		ch[i].restarts = procs[i].restarts;
-		ch[i].state = (char *)states[procs[i].state];
+		ch[i].state = (char *)(procs[i].crash_loop &&
+		    procs[i].state != PROC_READY ? "crash-loop" :
+		    states[procs[i].state]);
+		ch[i].crash_loop = procs[i].crash_loop;
 		ch[i].store_errors = procs[i].store_errors;
 		ch[i].ipc_messages = procs[i].ch != NULL ?
 		    ipc_chan_sent(procs[i].ch) + ipc_chan_received(procs[i].ch) :
@@ -152,6 +157,43 @@ proc_send_health(void)
 }
 
 /*
+ * The store as the daemons see it: down when a ready daemon reports it
+ * down; remember since when (wall clock, for STATUS=).
+ */
+static void
+proc_store_update(void)
+{
+	bool	down = false;
+	int	i;
+
+	for (i = 0; i < PROC_COUNT; i++)
+		if (procs[i].state == PROC_READY && !procs[i].store_ok)
+			down = true;
+	if (down && proc_store_down_wall == 0)
+		proc_store_down_wall = util_now_ms() / 1000;
+	else if (!down)
+		proc_store_down_wall = 0;
+}
+
+/* A pushed generation is settled once every ready child acked it. */
+static void
+proc_check_acked(void)
+{
+	static uint32_t	 settled = 1;
+	int		 i;
+
+	if (proc_gen == settled)
+		return;
+	for (i = 0; i < PROC_COUNT; i++)
+		if (procs[i].state == PROC_READY &&
+		    procs[i].acked_gen != proc_gen)
+			return;
+	settled = proc_gen;
+	proc_hooks->all_acked(proc_gen, proc_refused[0] != '\0' ?
+	    proc_refused : NULL);
+}
+
+/*
  * One dispatch switch for every message a child sends: handshake,
  * keep-alive, and the relay of hints (apid -> fetcherd/deliverd, fetcherd
  * -> deliverd).
@@ -160,7 +202,6 @@ static void
 proc_dispatch_child(struct ipc_chan *ch, const Ar__Envelope *env, void *arg)
 {
 	struct proc	*p = arg;
-	int		 i;
 
 	switch (env->body_case) {
 	case AR__ENVELOPE__BODY_HELLO:
@@ -181,23 +222,28 @@ proc_dispatch_child(struct ipc_chan *ch, const Ar__Envelope *env, void *arg)
 		p->store_ok = true;
 		evtimer_del(p->handshake_ev);
 		log_info("%s pid=%d ready", p->name, (int)p->pid);
+		proc_store_update();
 		if (proc_all_ready() && !proc_announced_ready) {
 			proc_announced_ready = true;
 			proc_hooks->all_ready();
 		}
 		proc_send_health();
+		proc_check_acked();
+		proc_hooks->changed();
 		break;
 	case AR__ENVELOPE__BODY_CONFIG_ACK:
 		p->acked_gen = env->config_ack->generation;
-		if (!env->config_ack->ok)
+		if (!env->config_ack->ok) {
 			log_warn("%s refused configuration generation=%u: %s",
 			    p->name, env->config_ack->generation,
 			    env->config_ack->error);
-		for (i = 0; i < PROC_COUNT; i++)
-			if (procs[i].state == PROC_READY &&
-			    procs[i].acked_gen != proc_gen)
-				return;
-		proc_hooks->all_acked(proc_gen);
+			if (env->config_ack->generation == proc_gen &&
+			    proc_refused[0] == '\0')
+				snprintf(proc_refused, sizeof(proc_refused),
+				    "%s: %s", p->name + 11,
+				    env->config_ack->error);
+		}
+		proc_check_acked();
 		break;
 	case AR__ENVELOPE__BODY_PONG:
 		p->pong_seq = env->pong->seq;
@@ -206,7 +252,9 @@ proc_dispatch_child(struct ipc_chan *ch, const Ar__Envelope *env, void *arg)
 		break;
 	case AR__ENVELOPE__BODY_CHILD_STATUS:
 		p->store_ok = env->child_status->store_ok;
+		proc_store_update();
 		proc_send_health();
+		proc_hooks->changed();
 		break;
 	case AR__ENVELOPE__BODY_SOURCE_CHANGED:
 		proc_forward(AR__DAEMON__DAEMON_FETCHERD, env);
@@ -345,6 +393,7 @@ proc_push_config(const struct config *cfg, uint32_t gen)
 
 	proc_cfg = cfg;
 	proc_gen = gen;
+	proc_refused[0] = '\0';
 	for (i = 0; i < PROC_COUNT; i++)
 		if (procs[i].state == PROC_READY)
 			ipc_send_config(procs[i].ch, gen, cfg, proc_instance);
@@ -362,6 +411,13 @@ proc_ping_all(void)
 		if (p->state != PROC_READY) {
 			all = false;
 			continue;
+		}
+		if (p->crash_loop && util_mono_ms() - p->ready_ms >
+		    PROC_STABLE_MS) {
+			p->crash_loop = false;
+			p->attempt = 0;
+			log_notice("%s out of its crash loop: up for %ds",
+			    p->name, PROC_STABLE_MS / 1000);
 		}
 		if (p->ping_seq - p->pong_seq >= PROC_MISSED_PINGS) {
 			log_warn("%s pid=%d missed %d pings, killing it",
@@ -465,23 +521,44 @@ proc_died(struct proc *p, int status)
 		return;
 	}
 	deaths = crashwin_record(&p->deaths, now, PROC_CRASH_WINDOW_MS);
-	if (deaths > PROC_CRASH_LIMIT) {
-		log_err("%s crash loop: %u deaths in %ds, stopping auditrelay",
-		    p->name, deaths, PROC_CRASH_WINDOW_MS / 1000);
-		proc_hooks->give_up(1, "crash loop");
-		return;
-	}
-	if (p->ready_ms > 0 && now - p->ready_ms > PROC_STABLE_MS)
+	p->recent_deaths = deaths;
+	if (p->ready_ms > 0 && now - p->ready_ms > PROC_STABLE_MS) {
 		p->attempt = 0;
+		if (p->crash_loop)
+			log_notice("%s out of its crash loop (it ran %llds)",
+			    p->name, (long long)(now - p->ready_ms) / 1000);
+		p->crash_loop = false;
+	}
 	p->ready_ms = 0;
-	delay = backoff_full_jitter(p->attempt++, PROC_BACKOFF_BASE_MS,
-	    PROC_BACKOFF_CAP_MS);
 	p->restarts++;
-	log_warn("%s %s, restarting in %lldms (restart %u)", p->name, how,
-	    (long long)delay, p->restarts);
+	if (deaths > PROC_CRASH_LIMIT) {
+		/* That child only: held at the longest backoff, reported;
+		 * its siblings keep working. */
+		delay = PROC_BACKOFF_CAP_MS;
+		if (!p->crash_loop)
+			log_err("%s crash loop: %u deaths in %ds (last: %s); "
+			    "holding it, next start in %ds; the other "
+			    "daemons keep running", p->name, deaths,
+			    PROC_CRASH_WINDOW_MS / 1000, how,
+			    PROC_BACKOFF_CAP_MS / 1000);
+		else
+			log_warn("%s %s, still in a crash loop, next start "
+			    "in %ds (restart %u)", p->name, how,
+			    PROC_BACKOFF_CAP_MS / 1000, p->restarts);
+		p->crash_loop = true;
+	} else {
+		delay = backoff_full_jitter(p->attempt++, PROC_BACKOFF_BASE_MS,
+		    PROC_BACKOFF_CAP_MS);
+		log_warn("%s %s, restarting in %lldms (restart %u)", p->name,
+		    how, (long long)delay, p->restarts);
+	}
+	p->respawn_at_ms = now + delay;
 	tv.tv_sec = delay / 1000;
 	tv.tv_usec = (delay % 1000) * 1000;
 	evtimer_add(p->respawn_ev, &tv);
+	proc_store_update();
+	proc_send_health();
+	proc_hooks->changed();
 }
 
 void
@@ -532,4 +609,47 @@ proc_summary(char *buf, size_t len)
 	for (i = 0; i < PROC_COUNT && off < len; i++)
 		off += (size_t)snprintf(buf + off, len - off, "%s%s=%d",
 		    i > 0 ? " " : "", procs[i].name + 11, (int)procs[i].pid);
+}
+
+bool
+proc_trouble(char *buf, size_t len)
+{
+	int64_t	 now = util_mono_ms(), left;
+	size_t	 off = 0;
+	int	 i;
+
+	buf[0] = '\0';
+	for (i = 0; i < PROC_COUNT && off < len; i++) {
+		struct proc	*p = &procs[i];
+		const char	*short_name = p->name + 11;
+
+		if (p->state == PROC_READY)
+			continue;
+		left = p->respawn_at_ms - now;
+		if (p->crash_loop)
+			off += (size_t)snprintf(buf + off, len - off,
+			    "%s%s crash loop (%u in %d s), held%s", off > 0 ?
+			    "; " : "", short_name, p->recent_deaths,
+			    PROC_CRASH_WINDOW_MS / 1000, p->pid > 0 ?
+			    ", starting" : "");
+		else if (p->recent_deaths > 0)
+			off += (size_t)snprintf(buf + off, len - off,
+			    "%s%s restarting (%u in %d s)", off > 0 ? "; " : "",
+			    short_name, p->recent_deaths,
+			    PROC_CRASH_WINDOW_MS / 1000);
+		else
+			off += (size_t)snprintf(buf + off, len - off,
+			    "%s%s starting", off > 0 ? "; " : "", short_name);
+		if (p->pid <= 0 && left > 0 && off < len)
+			off += (size_t)snprintf(buf + off, len - off,
+			    ", next start in %lld s", (long long)(left + 999) /
+			    1000);
+	}
+	return buf[0] != '\0';
+}
+
+int64_t
+proc_store_down_since(void)
+{
+	return proc_store_down_wall;
 }

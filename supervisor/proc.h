@@ -48,6 +48,9 @@ struct proc {
 	uint32_t	 acked_gen;
 	bool		 store_ok;
 	uint64_t	 store_errors;
+	bool		 crash_loop;	/* held at the longest backoff */
+	unsigned	 recent_deaths;	/* in the last PROC_CRASH_WINDOW_MS */
+	int64_t		 respawn_at_ms;	/* when it is started again */
 	struct event	*respawn_ev;
 	struct event	*handshake_ev;
 };
@@ -56,10 +59,15 @@ struct proc {
 struct proc_hooks {
 	/* Every child reached READY for the first time. */
 	void	(*all_ready)(void);
-	/* Every child acknowledged configuration generation gen. */
-	void	(*all_acked)(uint32_t gen);
+	/*
+	 * Every running child acknowledged configuration generation gen;
+	 * refused: NULL, or "<daemon>: reason" of the first that refused it.
+	 */
+	void	(*all_acked)(uint32_t gen, const char *refused);
 	/* Give up: stop everything and exit with status. */
 	void	(*give_up)(int status, const char *why);
+	/* Something STATUS= shows changed (a death, a respawn, the store). */
+	void	(*changed)(void);
 	/* Every child is down during a stop. */
 	void	(*all_down)(void);
 };
@@ -82,5 +90,14 @@ bool	 proc_all_ready(void);
 bool	 proc_all_down(void);
 /* "apid=123 fetcherd=124 ..." for STATUS=. */
 void	 proc_summary(char *buf, size_t len);
+/*
+ * What is wrong, for STATUS=: "deliverd restarting (3 in 60 s); fetcherd
+ * crash loop (6 in 60 s), held, next start in 58 s", and since when the
+ * store is unreachable (0 when reachable). false when nothing is wrong
+ * with the daemons (buf empty).
+ */
+bool	 proc_trouble(char *buf, size_t len);
+/* Wall-clock time (s) since the daemons report the store down, or 0. */
+int64_t	 proc_store_down_since(void);
 
 #endif

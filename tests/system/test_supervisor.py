@@ -3,7 +3,9 @@ store, signals, restarts, crash loops, reloads and store outages."""
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 import harness as h
@@ -21,6 +23,37 @@ def _alive(pid):
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+class Notify:
+    """A NOTIFY_SOCKET of our own: what auditrelayd tells systemd. Read
+    at once by a thread, as systemd does (a full queue blocks the sender)."""
+
+    def __init__(self, wd):
+        self.path = os.path.join(wd, "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        self.msgs = []
+        self.done = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.done:
+            try:
+                self.msgs.append(self.sock.recv(65536).decode())
+            except socket.timeout:
+                pass
+
+    def statuses(self):
+        return [ln[7:] for m in list(self.msgs) for ln in m.split("\n")
+                if ln.startswith("STATUS=")]
+
+    def close(self):
+        self.done = True
+        self.thread.join(2)
+        self.sock.close()
 
 
 def test_kill_each_child_restarts(wd):
@@ -70,7 +103,10 @@ def test_kill_supervisor_kills_children(wd):
     h.log("children gone %.2fs after SIGKILL of the supervisor" % (time.monotonic() - t0))
 
 
-def test_crash_loop_exits_1(wd):
+def test_crash_loop_is_held(wd):
+    """A child that keeps dying is held at the longest backoff and reported
+    (journal line at err, /healthz, metrics) while its siblings keep
+    running; the supervisor does not exit."""
     store = h.Store(wd)
     bindir = os.path.join(wd, "bin")
     os.makedirs(bindir)
@@ -80,14 +116,52 @@ def test_crash_loop_exits_1(wd):
         f.write("#!/bin/sh\necho 'crashing on purpose' >&2\nexit 1\n")
     os.chmod(os.path.join(bindir, "auditrelay-fetcherd"), 0o755)
     ar = h.Auditrelay(wd, store)
-    ar.proc = h.spawn([os.path.join(bindir, "auditrelayd"), "-c", ar.conf], ar.logpath, env=ar.env)
+    notify = Notify(wd)
+    ar.proc = h.spawn([os.path.join(bindir, "auditrelayd"), "-c", ar.conf], ar.logpath,
+                      env=dict(ar.env, NOTIFY_SOCKET=notify.path))
     t0 = time.monotonic()
-    rc = ar.proc.wait(70)
+    h.wait_for(lambda: "crash loop" in ar.log() or ar.proc.poll() is not None, 50, "crash loop")
     took = time.monotonic() - t0
-    h.log("crash loop: exit %s after %.1fs" % (rc, took))
-    assert rc == 1
-    assert "crash loop" in ar.log()
-    assert took < 65
+    h.log("crash loop detected after %.1fs" % took)
+    assert ar.proc.poll() is None, "the supervisor exited %s" % ar.proc.returncode
+    line = [ln for ln in ar.log().splitlines() if "crash loop" in ln][0]
+    assert "auditrelay-fetcherd" in line and "holding it" in line, line
+    siblings = ar.pids_by_name()
+    assert "auditrelay-apid" in siblings and "auditrelay-deliverd" in siblings, siblings
+
+    def reported():
+        st, body, _ = ar.healthz()
+        if isinstance(body, (str, bytes)):  # until /healthz's JSON is mended (issue 13)
+            text = body if isinstance(body, str) else body.decode()
+            return st == 503 and '"name":"fetcherd","pid":0,"state":"crash-loop"' \
+                in text and text
+        kids = {c["name"]: c for c in (body or {}).get("children", [])}
+        f = kids.get("fetcherd")
+        return st == 503 and f and f["state"] == "crash-loop" and body
+    body = h.wait_for(reported, 10, "/healthz reports the crash loop")
+    h.log("healthz: %s" % body)
+    st, text, _ = ar.api("GET", "/metrics")
+    assert st == 200
+    assert 'auditrelay_daemon_crash_loop{daemon="fetcherd"} 1' in text, text[:2000]
+    assert 'auditrelay_daemon_crash_loop{daemon="deliverd"} 0' in text
+    # Held: no new death for the next 20 s (the next start is 60 s away),
+    # and the siblings keep their pids.
+    n = ar.log().count("crashing on purpose")
+    time.sleep(20)
+    assert ar.log().count("crashing on purpose") == n, "a held child was restarted early"
+    assert ar.proc.poll() is None
+    now = ar.pids_by_name()
+    for name in ("auditrelay-apid", "auditrelay-deliverd"):
+        assert now.get(name) == siblings[name], (name, siblings, now)
+    assert ar.log().count("crash loop:") == 1, "the crash loop is logged at err once"
+    # STATUS= said so: restarting first, then held; never "running".
+    st = notify.statuses()
+    h.log("STATUS= sent: %s" % st)
+    assert any("degraded: fetcherd restarting (" in x for x in st), st
+    assert any(x.startswith("degraded: fetcherd crash loop (6 in 60 s), held") for x in st), st
+    assert not any(x.startswith("running") for x in st), st
+    assert ar.stop() == 0
+    notify.close()
 
 
 def test_child_exit_78_is_final(wd):
@@ -142,6 +216,39 @@ def test_bad_config(wd):
     r = subprocess.run([os.path.join(h.BIN, "auditrelayd"), "-n", "-c", ar.conf], env=env,
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 78 and "AUDITRELAY_FETCH_MIN_INTERVAL" in r.stderr, r.stderr
+    del env["AUDITRELAY_FETCH_MIN_INTERVAL"]
+    # Value errors found after parsing name the file and line too.
+    ar.write_config("# the store\n\nmongodb_uri = http://127.0.0.1:1\n")
+    r = subprocess.run([os.path.join(h.BIN, "auditrelayd"), "-n", "-c", ar.conf], env=env,
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 78 and "%s:3: mongodb_uri:" % ar.conf in r.stderr, r.stderr
+    # Under journald the refusal carries the err priority prefix.
+    jenv = dict(env)
+    with open(os.path.join(wd, "n.err"), "w+") as f:
+        st = os.fstat(f.fileno())
+        jenv["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
+        subprocess.run([os.path.join(h.BIN, "auditrelayd"), "-n", "-c", ar.conf], env=jenv,
+                       stdout=subprocess.DEVNULL, stderr=f, timeout=10)
+        f.seek(0)
+        out = f.read()
+    assert out.startswith("<3>auditrelayd: %s:3:" % ar.conf), out
+    # An empty or short master key is refused by -n, as the real start does.
+    ar.write_config()
+    for content in (b"", b"c2hvcnQ=\n"):
+        with open(ar.keyfile, "rb") as f:
+            good = f.read()
+        with open(ar.keyfile, "wb") as f:
+            f.write(content)
+        try:
+            r = subprocess.run([os.path.join(h.BIN, "auditrelayd"), "-n", "-c", ar.conf],
+                               env=env, capture_output=True, text=True, timeout=10)
+            p = subprocess.run([os.path.join(h.BIN, "auditrelayd"), "-c", ar.conf], env=env,
+                               capture_output=True, text=True, timeout=10)
+        finally:
+            with open(ar.keyfile, "wb") as f:
+                f.write(good)
+        assert r.returncode == 78 and "crypto_master_key_file" in r.stderr, r
+        assert p.returncode == 78 and "master key" in p.stderr, p
 
 
 def test_sighup_reload(wd):
@@ -154,8 +261,29 @@ def test_sighup_reload(wd):
     h.wait_for(lambda: "applied by every daemon" in ar.log(), 10, "reload applied")
     ar.write_config("fetch_overlap = nope\n")
     ar.proc.send_signal(signal.SIGHUP)
-    h.wait_for(lambda: "reload failed, keeping the old configuration" in ar.log(), 10,
+    h.wait_for(lambda: "reload refused, keeping the old configuration" in ar.log(), 10,
                "bad reload refused")
+    # The client systemctl reload runs (ExecReload=auditrelayd --reload):
+    # the verdict of the running supervisor, not just "signal sent".
+    reload = [os.path.join(h.BIN, "auditrelayd"), "-c", ar.conf, "--reload=%d" % ar.proc.pid]
+    renv = dict(ar.env, RUNTIME_DIRECTORY=ar.workdir)  # as systemd sets it
+    r = subprocess.run(reload, env=renv, capture_output=True, text=True, timeout=40)
+    h.log("--reload on a bad file: rc=%d %s" % (r.returncode, r.stderr.strip()))
+    assert r.returncode == 78, r
+    assert "reload refused" in r.stderr and "%s:1:" % ar.conf in r.stderr, r.stderr
+    ar.cfg["fetch_overlap"] = "400"
+    ar.write_config()
+    r = subprocess.run(reload, env=renv, capture_output=True, text=True, timeout=40)
+    h.log("--reload on a good file: rc=%d %s" % (r.returncode, r.stderr.strip()))
+    assert r.returncode == 0, r
+    # Without a pid it finds the supervisor through the lock file.
+    r = subprocess.run(reload[:-1] + ["--reload"], env=ar.env, capture_output=True, text=True,
+                       timeout=40)
+    assert r.returncode == 0, r
+    # A second copy on the same runtime directory is refused (the lock).
+    p = subprocess.run([os.path.join(h.BIN, "auditrelayd"), "-c", ar.conf], env=ar.env,
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 78 and "another auditrelayd (pid %d)" % ar.proc.pid in p.stderr, p
     time.sleep(1)
     assert ar.proc.poll() is None
     assert ar.pids_by_name() == pids, "a reload must not restart children"
@@ -192,4 +320,4 @@ def test_store_outage(wd):
 if __name__ == "__main__":
     h.run_tests([test_bad_config, test_kill_each_child_restarts, test_sigterm_stops_everything,
                  test_kill_supervisor_kills_children, test_sighup_reload, test_child_exit_78_is_final,
-                 test_store_outage, test_crash_loop_exits_1], "supervisor")
+                 test_store_outage, test_crash_loop_is_held], "supervisor")

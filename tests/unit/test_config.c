@@ -107,6 +107,33 @@ test_file_and_lines(void **state)
 	assert_non_null(strstr(err, "syntax.conf:1:"));
 	config_clear(&c);
 
+	/* Value errors found by config_check name the file and line too. */
+	config_init(&c);
+	p = write_file("value.conf", "api_token = abcdefghijklmnopq\n"
+	    "# the store\nmongodb_uri = http://db:27017\n");
+	assert_int_equal(config_load(&c, p, false, err, sizeof(err)), 0);
+	assert_int_equal(config_check(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "value.conf:3: mongodb_uri: must start"));
+	config_clear(&c);
+
+	config_init(&c);
+	p = write_file("lease.conf", "api_token = abcdefghijklmnopq\n"
+	    "lease_renew = 20\n");
+	assert_int_equal(config_load(&c, p, false, err, sizeof(err)), 0);
+	assert_int_equal(config_check(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "lease.conf:2: lease_renew:"));
+	config_clear(&c);
+
+	config_init(&c);
+	setenv("AUDITRELAY_API_LISTEN", "nonsense", 1);
+	p = write_file("listen.conf", "api_token = abcdefghijklmnopq\n");
+	assert_int_equal(config_load(&c, p, false, err, sizeof(err)), 0);
+	assert_int_equal(config_check(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err,
+	    "environment AUDITRELAY_API_LISTEN: api_listen:"));
+	unsetenv("AUDITRELAY_API_LISTEN");
+	config_clear(&c);
+
 	config_init(&c);
 	p = write_file("types.conf", "delivery_allow_private_networks = maybe\n");
 	assert_int_equal(config_load(&c, p, false, err, sizeof(err)), -EINVAL);

@@ -160,7 +160,7 @@ http_error(struct areq *a, int code, const char *ecode, const char *field,
     const char *fmt, ...)
 {
 	struct jsonw	*w = jsonw_new();
-	char		 msg[1024];
+	char		 msg[1536];
 	const char	*out;
 	size_t		 len;
 	va_list		 ap;

@@ -35,7 +35,7 @@ struct rsa_key;
 #define GOOGLE_JWT_LIFETIME_S	3600
 #define GOOGLE_MAX_RESULTS	1000
 #define GOOGLE_RETENTION_DAYS	180	/* Reports API keeps ~6 months */
-#define GOOGLE_DIAG_MAX		720	/* a diagnosis with its advice, whole */
+#define GOOGLE_DIAG_MAX		1024	/* a diagnosis with its advice, whole */
 
 enum google_class {
 	GOOGLE_OK = 0,

@@ -224,6 +224,77 @@ test_classify(void **state)
 	assert_int_equal(e.cls, GOOGLE_RETRY);
 }
 
+/*
+ * An API 403 "no access" explained for the way the token was asked, the
+ * advice whole even under Google's longest message (the 422 of add-source
+ * used to be cut at 320 characters, in the middle of its advice).
+ */
+static void
+test_explain_access(void **state)
+{
+	static const char body_sa[] = "{\"error\":{\"code\":403,\"message\":"
+	    "\"Not Authorized to access this resource/api\",\"errors\":[{"
+	    "\"message\":\"Not Authorized to access this resource/api\","
+	    "\"domain\":\"global\",\"reason\":\"forbidden\"}]}}";
+	struct httpc_resp r;
+	struct google_error e;
+	char body[1024], msg[301];
+	const char *advice_sa = "domain-wide delegation for " GOOGLE_SCOPE_REPORTS
+	    " (Admin console > Security > API controls > Domain-wide "
+	    "delegation)";
+	const char *advice_sub = "or omit subject and assign that role to the "
+	    "service account itself";
+	const char *email = "a-rather-long-service-account-name-0123456789@"
+	    "a-long-project-identifier-0123.iam.gserviceaccount.com";
+	size_t n;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	r.status = 403;
+	r.body = body_sa;
+	r.body_len = strlen(body_sa);
+	google_classify(&r, false, true, &e);
+	assert_int_equal(e.cls, GOOGLE_CREDENTIALS);
+	assert_true(e.access_denied);
+	google_explain_access(&e, email, NULL);
+	assert_non_null(strstr(e.diagnosis, "Not Authorized to access this "
+	    "resource/api"));
+	assert_non_null(strstr(e.diagnosis, "this service account (a-rather"));
+	assert_non_null(strstr(e.diagnosis, "has no admin role with the Reports "
+	    "privilege, and no subject was given: assign it one"));
+	n = strlen(e.diagnosis);
+	assert_true(n > strlen(advice_sa));
+	assert_string_equal(e.diagnosis + n - strlen(advice_sa), advice_sa);
+	/* The longest Google message: still the whole advice. */
+	memset(msg, 'x', sizeof(msg) - 1);
+	msg[sizeof(msg) - 1] = '\0';
+	snprintf(body, sizeof(body), "{\"error\":{\"code\":403,\"message\":"
+	    "\"%s\",\"errors\":[{\"reason\":\"insufficientPermissions\","
+	    "\"message\":\"%s\"}]}}", msg, msg);
+	r.body = body;
+	r.body_len = strlen(body);
+	google_classify(&r, false, true, &e);
+	google_explain_access(&e, email, NULL);
+	n = strlen(e.diagnosis);
+	assert_true(n < sizeof(e.diagnosis) - 1);
+	assert_string_equal(e.diagnosis + n - strlen(advice_sa), advice_sa);
+	google_classify(&r, false, true, &e);
+	google_explain_access(&e, email, "an-administrator-with-a-long-"
+	    "name@a-customer-domain-with-a-long-name.example.com");
+	n = strlen(e.diagnosis);
+	assert_true(n < sizeof(e.diagnosis) - 1);
+	assert_non_null(strstr(e.diagnosis, "the admin given as subject (an-"
+	    "administrator"));
+	assert_string_equal(e.diagnosis + n - strlen(advice_sub), advice_sub);
+	/* Other errors keep their diagnosis. */
+	r.status = 401;
+	google_classify(&r, false, true, &e);
+	assert_false(e.access_denied);
+	util_strlcpy(msg, e.diagnosis, sizeof(msg));
+	google_explain_access(&e, email, NULL);
+	assert_string_equal(e.diagnosis, msg);
+}
+
 /* The async client against a fake Google. */
 
 struct fake {
@@ -566,6 +637,7 @@ main(void)
 		cmocka_unit_test(test_jwt_vector),
 		cmocka_unit_test(test_url),
 		cmocka_unit_test(test_classify),
+		cmocka_unit_test(test_explain_access),
 		cmocka_unit_test_setup_teardown(test_client_token_cache,
 		    fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_client_free_in_cb,

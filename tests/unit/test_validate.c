@@ -212,6 +212,68 @@ test_patch(void **state)
 	yajl_tree_free(v);
 }
 
+/* id, subject and initialLookback of an add-source body (issue 14). */
+static void
+test_id_subject_lookback(void **state)
+{
+	struct src_input	in;
+	struct verr		e;
+	yajl_val		v;
+
+	/* The brief's body as written: placeholder id, no subject. */
+	assert_string_equal(add("{\"id\":\"uuid\",\"sourceType\":"
+	    "\"google_workspace\",\"credentials\":{\"clientEmail\":"
+	    "\"svc@p.iam.gserviceaccount.com\",\"privateKey\":%K,"
+	    "\"scopes\":[\"admin.googleapis.com\"]},\"logFetchInterval\":300,"
+	    "\"callbackUrl\":\"https://example.com/webhook\"}", false, &in),
+	    "");
+	assert_false(in.has_id);
+	assert_null(in.creds.subject);
+	assert_false(in.has_lookback);
+	src_input_clear(&in);
+	/* A client id, kept in lower case; a lookback. */
+	assert_string_equal(add("{\"id\":\"3F0C2A9E-6D1B-4C8E-9A57-"
+	    "2B1D0E4F7A61\",\"sourceType\":\"google_workspace\","
+	    "\"credentials\":" CREDS ",\"initialLookback\":15552000,"
+	    "\"callbackUrl\":\"https://example.com/webhook\"}", false, &in),
+	    "");
+	assert_true(in.has_id);
+	assert_string_equal(in.id, "3f0c2a9e-6d1b-4c8e-9a57-2b1d0e4f7a61");
+	assert_true(in.has_lookback);
+	assert_int_equal(in.lookback, 15552000);
+	src_input_clear(&in);
+	assert_string_equal(add("{\"id\":\"nope\",\"sourceType\":"
+	    "\"google_workspace\",\"credentials\":" CREDS ",\"callbackUrl\":"
+	    "\"https://example.com/webhook\"}", false, &in), "id");
+	assert_string_equal(add("{\"id\":12,\"sourceType\":"
+	    "\"google_workspace\",\"credentials\":" CREDS ",\"callbackUrl\":"
+	    "\"https://example.com/webhook\"}", false, &in), "id");
+	assert_string_equal(add("{\"sourceType\":\"google_workspace\","
+	    "\"credentials\":" CREDS ",\"initialLookback\":15552001,"
+	    "\"callbackUrl\":\"https://example.com/webhook\"}", false, &in),
+	    "initialLookback");
+	assert_string_equal(add("{\"sourceType\":\"google_workspace\","
+	    "\"credentials\":" CREDS ",\"initialLookback\":0,"
+	    "\"callbackUrl\":\"https://example.com/webhook\"}", false, &in),
+	    "initialLookback");
+	/* A subject, when given, must still be an address. */
+	v = body("{\"clientEmail\":\"s@p.iam.gserviceaccount.com\","
+	    "\"privateKey\":%K,\"subject\":\"admin\"}");
+	assert_int_equal(validate_credentials(v, "credentials", &in.creds,
+	    &e), -EINVAL);
+	assert_string_equal(e.field, "credentials.subject");
+	yajl_tree_free(v);
+	/* PATCH takes initialLookback. */
+	v = body("{\"initialLookback\":86400,\"paused\":true}");
+	assert_int_equal(validate_patch(v, 60, false, &in, &e), 0);
+	assert_true(in.has_lookback && in.lookback == 86400 && in.paused);
+	src_input_clear(&in);
+	yajl_tree_free(v);
+	assert_true(validate_uuid("3f0c2a9e-6d1b-4c8e-9a57-2b1d0e4f7a61"));
+	assert_false(validate_uuid("3f0c2a9e-6d1b-4c8e-9a57-2b1d0e4f7a6"));
+	assert_false(validate_uuid("3f0c2a9e+6d1b-4c8e-9a57-2b1d0e4f7a61"));
+}
+
 static void
 test_apps_known(void **state)
 {
@@ -231,6 +293,7 @@ main(void)
 		cmocka_unit_test(test_add_fields),
 		cmocka_unit_test(test_keyfile_forms),
 		cmocka_unit_test(test_patch),
+		cmocka_unit_test(test_id_subject_lookback),
 		cmocka_unit_test(test_apps_known),
 	};
 

@@ -126,6 +126,11 @@ def run(wd, store, sim, recv):
                  "%.1fs" % figures["install_s"]):
         print(r.stdout[-3000:], r.stderr[-3000:])
         return
+    r = inside("promtool --version >/dev/null 2>&1; test -s /usr/share/auditrelay/prometheus/"
+               "auditrelay.rules.yml && grep -c 'alert:' /usr/share/auditrelay/prometheus/"
+               "auditrelay.rules.yml")
+    check("the alert rules are installed in /usr/share/auditrelay/prometheus/",
+          r.returncode == 0, "%s alerts" % r.stdout.strip())
     token = inside(["cat", "/etc/auditrelay/api-token"]).stdout.strip()
     master = inside(["cat", "/etc/auditrelay/master.key"]).stdout.strip()
 

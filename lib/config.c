@@ -39,7 +39,8 @@ static const struct config_def config_table[CONF__COUNT] = {
 	[CONF_RUNTIME_DIR] = { "runtime_dir", CONFIG_STRING, "/run/auditrelay",
 	    0, 0, false, "where Unix sockets live" },
 	[CONF_INSTANCE_ID] = { "instance_id", CONFIG_STRING, NULL, 0, 0, false,
-	    "name of this instance in leases (default hostname:pid)" },
+	    "name of this instance in leases (default: hostname and a stable hash "
+	    "of machine-id and runtime_dir)" },
 	[CONF_LOG_VERBOSE] = { "log_verbose", CONFIG_INT, "0", 0, 2, false,
 	    "0 info, 1 debug, 2 more debug" },
 	[CONF_SHUTDOWN_GRACE] = { "shutdown_grace", CONFIG_INT, "4", 1, 60,

@@ -29,6 +29,17 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 [ "$(id -u)" -eq 0 ] || skip "must run as root (installs the package)"
+# A fresh CI machine has none of the packaging tools: install them.
+need=
+command -v dpkg-buildpackage > /dev/null || need="$need dpkg-dev"
+command -v dh > /dev/null || need="$need debhelper"
+command -v lintian > /dev/null || need="$need lintian"
+if [ -n "$need" ]; then
+	say "installing$need"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    $need > /dev/null || skip "cannot install$need"
+fi
 for t in dpkg-buildpackage dh lintian systemd-analyze; do
 	command -v "$t" > /dev/null || skip "$t not installed"
 done
@@ -69,6 +80,8 @@ for f in /usr/sbin/auditrelayd /usr/bin/auditrelayctl \
     /usr/libexec/auditrelay/auditrelay-deliverd; do
 	[ -x "$f" ] || fail "$f missing or not executable"
 done
+[ -s /usr/share/auditrelay/prometheus/auditrelay.rules.yml ] ||
+    fail "the Prometheus alert rules are not installed"
 for m in man1/auditrelayctl.1.gz man5/auditrelay.conf.5.gz \
     man8/auditrelayd.8.gz; do
 	[ -f "/usr/share/man/$m" ] || fail "man page $m missing"

@@ -1324,7 +1324,7 @@ sources_dead_letters(struct areq *a)
 		jsonw_kv_str(w, "webhookId", store_bson_str(d, "webhookId"));
 		src_json_time(w, "createdAt", d, "createdAt");
 		jsonw_kv_int(w, "attempts", store_bson_int(d, "nAttempts", 0));
-		jsonw_kv_int(w, "logCount", src_array_len(d, "logIds"));
+		jsonw_kv_int(w, "logCount", store_bson_int(d, "nLogs", 0));
 		jsonw_kv_int(w, "alertCount", src_array_len(d, "alertIds"));
 		src_json_last_attempt(w, d);
 		jsonw_obj_close(w);

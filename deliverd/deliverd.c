@@ -21,6 +21,7 @@
 
 #include "lib/batch.h"
 #include "deliverd/deliverd.h"
+#include "deliverd/prune.h"
 #include "deliverd/send.h"
 #include "lib/worker.h"
 #include "lib/child.h"
@@ -272,8 +273,6 @@ deliverd_source_state_write(struct dsource *s)
 	if (s->gone_url != NULL)
 		BSON_APPEND_UTF8(&doc, "goneUrl", s->gone_url);
 	if (s->ready) {
-		BSON_APPEND_INT64(&doc, "batchedSeq", s->w_seq);
-		BSON_APPEND_UTF8(&doc, "batchedId", s->w_id);
 	}
 	BSON_APPEND_INT64(&doc, "epoch", s->lease.epoch);
 	BSON_APPEND_INT64(&doc, "updatedAt", now);
@@ -442,8 +441,8 @@ deliverd_done_cb(const struct httpc_resp *resp, void *arg)
 		s->status = "ok";
 		deliverd_stats_add(s, b->is_alert ? 0 : b->nlogs, 1, 0, 0);
 		deliverd_source_state_write(s);
+		prune_delivered(b->id);
 		queue_remove(s, b);
-		s->logs_dirty = true;
 		break;
 	case DELIVER_RETRY:
 	case DELIVER_ERROR:
@@ -584,23 +583,15 @@ deliverd_step(struct dsource *s)
 	if (!lease_valid(&s->lease) || !s->ready || s->paused || s->gone ||
 	    s->secret == NULL || s->url == NULL || s->handover)
 		return;
-	if (s->linger_until > 0 && now >= s->linger_until) {
-		s->linger_until = 0;
-		s->logs_dirty = true;
-	}
 	window = breaker_window(&s->br, D.host_conc);
-	if (!s->busy && (s->reload || now >= s->next_load)) {
-		s->reload = false;
+	/* New batches from fetcherd (hinted), replays, other holders. */
+	if (!s->busy && (s->reload || s->logs_dirty ||
+	    now >= s->next_load)) {
+		s->reload = s->logs_dirty = false;
 		(void)queue_load_start(s);
 	}
-	if (!s->br.open) {
-		if (s->alerts_dirty && alerts_build(s) < 0)
-			return;
-		/* Room for more: build in the background, send meanwhile. */
-		if (!s->busy && s->logs_dirty &&
-		    s->nqueue < QUEUE_BUILD_BATCHES / 2 + window)
-			(void)queue_build_start(s, QUEUE_BUILD_BATCHES);
-	}
+	if (!s->br.open && s->alerts_dirty && alerts_build(s) < 0)
+		return;
 	s->wait_slot = false;
 	host = deliverd_host(s->hostname);
 	TAILQ_FOREACH(b, &s->queue, entry) {
@@ -629,8 +620,6 @@ deliverd_step(struct dsource *s)
 				wake = b->next_at;
 		}
 	}
-	if (s->linger_until > 0 && (wake == 0 || s->linger_until < wake))
-		wake = s->linger_until;
 	deliverd_source_wake(s, wake);
 }
 
@@ -1010,7 +999,6 @@ struct janitor {
 	char	 err[512];
 	char	 msgs[2048];
 	size_t	 off;
-	int64_t	 pruned_logs, pruned_batches;
 	int64_t	 retention_ms;
 };
 
@@ -1044,8 +1032,7 @@ janitor_note(struct janitor *jt, const char *fmt, ...)
 static void
 janitor_removed(struct janitor *jt)
 {
-	static const char *const colls[] = { STORE_LOGS, STORE_BATCHES,
-	    STORE_ALERTS };
+	static const char *const colls[] = { STORE_BATCHES, STORE_ALERTS };
 	char		**ids = NULL, sid[96];
 	size_t		 n = 0, i, k;
 	bson_t		*sel, out;
@@ -1090,6 +1077,16 @@ janitor_removed(struct janitor *jt)
 				(void)store_delete(D.store, STORE_STATS, sel,
 				    false, NULL, jt->err, sizeof(jt->err));
 				bson_destroy(sel);
+				/* Bodies, fetcherd's cursors and stats. */
+				sel = BCON_NEW("sourceId", BCON_UTF8(ids[i]));
+				(void)store_delete(D.store, STORE_BODIES, sel,
+				    true, NULL, jt->err, sizeof(jt->err));
+				(void)store_delete(D.store, STORE_CURSORS,
+				    sel, true, NULL, jt->err,
+				    sizeof(jt->err));
+				(void)store_delete(D.store, STORE_STATS, sel,
+				    true, NULL, jt->err, sizeof(jt->err));
+				bson_destroy(sel);
 			}
 		}
 		for (i = 0; i < n; i++)
@@ -1100,86 +1097,16 @@ janitor_removed(struct janitor *jt)
 	}
 }
 
-/*
- * Worker: delivered batches older than the retention go, their logs
- * first (the retention outlasts every re-read window, so de-duplication
- * of re-fetched events still holds; the watermark lives on in
- * source_state).
- */
+/* Worker: delivered alerts older than the retention go. */
 static void
 janitor_prune(struct janitor *jt)
 {
-	mongoc_client_t		*c;
-	mongoc_collection_t	*coll;
-	mongoc_cursor_t		*cur;
-	const bson_t		*doc;
-	bson_t			*filter, *opts, sel, in, arr;
-	bson_iter_t		 it, ch;
-	bson_error_t		 berr;
-	char			 k[16];
-	const char		*kp;
-	int64_t			 cutoff = util_now_ms() - jt->retention_ms, m;
-	uint32_t		 i;
+	bson_t	*filter;
 
-	filter = BCON_NEW("state", BCON_UTF8("delivered"), "deliveredAt",
-	    "{", "$lt", BCON_INT64(cutoff), "}");
-	opts = BCON_NEW("projection", "{", "logIds", BCON_INT32(1), "}",
-	    "limit", BCON_INT64(1000));
-	c = store_pop(D.store);
-	coll = store_coll(D.store, c, STORE_BATCHES);
-	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
-	while (jt->rc == 0 && mongoc_cursor_next(cur, &doc)) {
-		const char *bid = store_bson_str(doc, "_id");
-
-		if (bid == NULL)
-			continue;
-		bson_init(&sel);
-		bson_append_document_begin(&sel, "_id", -1, &in);
-		bson_append_array_begin(&in, "$in", -1, &arr);
-		i = 0;
-		if (bson_iter_init_find(&it, doc, "logIds") &&
-		    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &ch))
-			while (bson_iter_next(&ch))
-				if (BSON_ITER_HOLDS_UTF8(&ch)) {
-					bson_uint32_to_string(i++, &kp, k,
-					    sizeof(k));
-					bson_append_utf8(&arr, kp, -1,
-					    bson_iter_utf8(&ch, NULL), -1);
-				}
-		bson_append_array_end(&in, &arr);
-		bson_append_document_end(&sel, &in);
-		m = 0;
-		if (i > 0)
-			jt->rc = store_delete(D.store, STORE_LOGS, &sel, true,
-			    &m, jt->err, sizeof(jt->err));
-		bson_destroy(&sel);
-		if (jt->rc != 0)
-			break;
-		jt->pruned_logs += m;
-		{
-			bson_t	*bs = BCON_NEW("_id", BCON_UTF8(bid));
-
-			jt->rc = store_delete(D.store, STORE_BATCHES, bs,
-			    false, NULL, jt->err, sizeof(jt->err));
-			bson_destroy(bs);
-		}
-		jt->pruned_batches++;
-	}
-	if (jt->rc == 0 && mongoc_cursor_error(cur, &berr)) {
-		jt->rc = -EIO;
-		snprintf(jt->err, sizeof(jt->err), "find batches: %.400s",
-		    berr.message);
-	}
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(coll);
-	store_push(D.store, c);
-	bson_destroy(opts);
-	bson_destroy(filter);
 	filter = BCON_NEW("state", BCON_UTF8("batched"), "at", "{",
-	    "$lt", BCON_INT64(cutoff), "}");
-	if (jt->rc == 0)
-		jt->rc = store_delete(D.store, STORE_ALERTS, filter, true,
-		    NULL, jt->err, sizeof(jt->err));
+	    "$lt", BCON_INT64(util_now_ms() - jt->retention_ms), "}");
+	jt->rc = store_delete(D.store, STORE_ALERTS, filter, true, NULL,
+	    jt->err, sizeof(jt->err));
 	bson_destroy(filter);
 }
 
@@ -1204,11 +1131,6 @@ janitor_done(void *arg)
 	for (line = strtok_r(jt->msgs, "\n", &save); line != NULL;
 	    line = strtok_r(NULL, "\n", &save))
 		log_info("%s", line);
-	if (jt->pruned_batches > 0)
-		log_info("pruned %lld delivered batches and their %lld logs "
-		    "older than %llds", (long long)jt->pruned_batches,
-		    (long long)jt->pruned_logs,
-		    (long long)jt->retention_ms / 1000);
 	free(jt);
 }
 
@@ -1368,6 +1290,7 @@ deliverd_configure(const struct config *cfg, bool initial, char *err,
 	    true);
 	deliverd_timer_start(&janitor_ev, deliverd_janitor_first_cb,
 	    JANITOR_FIRST_MS, false);
+	prune_start();
 	log_info("delivering instance=%s private_networks=%s batch=%lld "
 	    "logs/%lld bytes retry=%s max_age=%llds", D.instance,
 	    D.allow_private ? "allowed" : "refused", (long long)D.max_logs,
@@ -1394,6 +1317,27 @@ deliverd_dispatch(const Ar__Envelope *env)
 		if (rescan_ev != NULL)
 			event_active(rescan_ev, EV_TIMEOUT, 0);
 		break;
+	case AR__ENVELOPE__BODY_BATCH_STORED: {
+		const Ar__BatchStored *bs = env->batch_stored;
+
+		if (bs == NULL || bs->source_id == NULL || bs->batch_id == NULL ||
+		    strlen(bs->batch_id) >= 40)
+			break;
+		s = deliverd_source_find(bs->source_id);
+		if (s == NULL) {
+			if (rescan_ev != NULL)
+				event_active(rescan_ev, EV_TIMEOUT, 0);
+			break;
+		}
+		if (s->lease.held && s->ready)
+			queue_hinted(s, bs->batch_id, bs->webhook_id,
+			    bs->n_logs, bs->created_at, bs->body.data,
+			    bs->body.len);
+		else
+			s->logs_dirty = true;
+		deliverd_step(s);
+		break;
+	}
 	case AR__ENVELOPE__BODY_LOGS_STORED:
 		s = deliverd_source_find(env->logs_stored->source_id);
 		if (s == NULL) {
@@ -1443,7 +1387,6 @@ static int
 deliverd_store_setup(struct store *st, char *err, size_t errlen)
 {
 	bson_t	*idx;
-	char	 e2[256];
 	int	 rc;
 
 	idx = BCON_NEW("0", "{", "key", "{", "sourceId", BCON_INT32(1),
@@ -1460,14 +1403,6 @@ deliverd_store_setup(struct store *st, char *err, size_t errlen)
 	bson_destroy(idx);
 	if (rc != 0)
 		return rc;
-	/* The fetcher owns logs; its index may exist under another name. */
-	idx = BCON_NEW("0", "{", "key", "{", "sourceId", BCON_INT32(1),
-	    "state", BCON_INT32(1), "batchId", BCON_INT32(1),
-	    "seq", BCON_INT32(1), "}",
-	    "name", BCON_UTF8("sourceId_1_state_1_batchId_1_seq_1"), "}");
-	if (store_create_indexes(st, STORE_LOGS, idx, e2, sizeof(e2)) != 0)
-		log_debug("logs index: %s", e2);
-	bson_destroy(idx);
 	return lease_setup_indexes(st, err, errlen);
 }
 

@@ -57,6 +57,8 @@ struct dbatch {
 	bool			 inflight;
 	bool			 seen;		/* reload bookkeeping */
 	struct httpc_req	*req;
+	char			*body;		/* from the hint, or NULL */
+	size_t			 body_len;
 };
 
 TAILQ_HEAD(dbatch_q, dbatch);
@@ -78,7 +80,7 @@ struct dsource {
 	unsigned		 nqueue;
 	unsigned		 inflight;
 	struct event		*timer;
-	bool			 logs_dirty;	/* pending logs may exist */
+	bool			 logs_dirty;	/* new batches were hinted */
 	bool			 alerts_dirty;
 	bool			 reload;	/* re-read the batch queue */
 	bool			 ready;		/* taken over: watermark known */
@@ -86,12 +88,9 @@ struct dsource {
 	bool			 zombie;	/* removed; freed after the job */
 	bool			 handover;	/* over our share: drain, release */
 	_Atomic int64_t		 lease_deadline; /* for the worker: mono ms */
-	int64_t			 w_seq;		/* logs up to (w_seq, w_id) */
-	char			 w_id[200];	/* are in batches */
 	int64_t			 next_sweep;	/* look for late logs */
 	int64_t			 next_load;	/* re-read pending batches */
 	bool			 wait_slot;	/* held back by a limit */
-	int64_t			 linger_until;
 	struct breaker		 br;
 	char			 last_error[256];
 	const char		*status;	/* ok, callback_failing, ... */
@@ -132,7 +131,14 @@ struct deliverd {
 	int64_t			 rescan_ms;
 	int64_t			 retention_ms;
 	bool			 allow_private;
+	/* Bodies held from hints (bounded), and bodies to delete. */
+	size_t			 cached_bytes;
+	char			**done_ids;
+	size_t			 ndone, capdone;
 };
+
+/* Bodies kept in memory from BatchStored hints, at most. */
+#define DELIVERD_BODY_CACHE_MAX	(64u * 1024 * 1024)
 
 extern struct deliverd	D;
 
@@ -143,19 +149,12 @@ void	 deliverd_stats_add(struct dsource *s, int64_t logs, int64_t batches,
 	    int64_t failures, int64_t dead);
 
 /* queue.c: the store side of batches (scans on the worker thread). */
-#define QUEUE_SETTLE_MS		1000	/* logs this young wait */
-#define QUEUE_SWEEP_WINDOW_MS	(5LL * 60 * 1000)
-#define QUEUE_SWEEP_EVERY_MS	(5LL * 60 * 1000)
 #define QUEUE_LOAD_EVERY_MS	(30LL * 1000)
-#define QUEUE_BUILD_BATCHES	50	/* batches built per scan, at most */
-#define QUEUE_BUILD_LOGS_MAX	25000	/* logs read per scan, at most */
 
 /* Take-over: watermark, pending batches, alert marks; then ready. */
 int	 queue_takeover_start(struct dsource *s);
 /* Re-read the pending batches (replays, other holders). */
 int	 queue_load_start(struct dsource *s);
-/* Build batches from the logs past the watermark (and late ones). */
-int	 queue_build_start(struct dsource *s, unsigned max_batches);
 int	 queue_insert_alert_batch(struct dsource *s, const char *alert_id,
 	    const char *body, size_t body_len, int64_t now);
 char	*queue_body(struct dsource *s, const struct dbatch *b, size_t *len);
@@ -164,6 +163,10 @@ int	 queue_record(struct dsource *s, struct dbatch *b,
 	    const char *error);
 void	 queue_insert_sorted(struct dsource *s, struct dbatch *b);
 void	 queue_remove(struct dsource *s, struct dbatch *b);
+/* A batch hinted by fetcherd (queued unless known); takes no ownership. */
+void	 queue_hinted(struct dsource *s, const char *id, const char *wid,
+	    uint32_t nlogs, int64_t created_at, const uint8_t *body,
+	    size_t len);
 /* Called by queue.c when a job for s finished. */
 void	 deliverd_source_job_done(struct dsource *s);
 void	 deliverd_source_destroy(struct dsource *s);

@@ -6,9 +6,60 @@
  */
 #include <stdio.h>
 
+#include <event2/event.h>
+#include <string.h>
+
 #include "fetcherd/fetcherd.h"
 #include "lib/child.h"
+#include "fetcherd/handoff.h"
 #include "lib/log.h"
+#include "lib/store.h"
+#include "lib/util.h"
+#include "lib/worker.h"
+
+#define FETCHERD_PRUNE_EVERY_MS	(3600LL * 1000)
+
+static struct event	*ev_prune;
+
+static void
+fetcherd_prune_done(struct handoff *h)
+{
+	if (h->rc != 0)
+		log_warn("de-duplication partitions not pruned (%s); "
+		    "retrying in an hour", h->err);
+	else if (h->ndropped > 0)
+		log_info("dropped %u de-duplication partitions past the "
+		    "horizon", h->ndropped);
+	handoff_free(h);
+}
+
+/*
+ * Hourly: drop the seen_* partitions past the de-duplication horizon
+ * (the longest re-read age, the overlap and a day).
+ */
+static void
+fetcherd_prune_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct timeval	 tv = { FETCHERD_PRUNE_EVERY_MS / 1000, 0 };
+	struct handoff	*h;
+	int64_t		 horizon;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	evtimer_add(ev_prune, &tv);
+	if (!child_store_ready() || !store_healthy(child_store()))
+		return;
+	horizon = fconf.overlap_ms + 86400000LL;
+	if (fconf.nages > 0)
+		horizon += fconf.ages_s[fconf.nages - 1] * 1000;
+	h = handoff_new(HANDOFF_PRUNE, "", NULL);
+	h->keep_after_ms = util_now_ms() - horizon;
+	h->overlap_ms = fconf.overlap_ms;
+	h->done = fetcherd_prune_done;
+	if (handoff_submit(h) != 0)
+		handoff_free(h);
+}
 
 /* Apply a configuration; the first one also starts the scheduler. */
 static int
@@ -19,8 +70,22 @@ fetcherd_configure(const struct config *cfg, bool initial, char *err,
 
 	if ((rc = sched_configure(cfg, initial, err, errlen)) != 0)
 		return rc;
-	if (initial)
+	if (initial) {
+		if ((rc = worker_start(child_base())) != 0) {
+			snprintf(err, errlen, "cannot start the store worker: "
+			    "%s", strerror(-rc));
+			return rc;
+		}
 		sched_start();
+		if ((ev_prune = evtimer_new(child_base(), fetcherd_prune_cb,
+		    NULL)) == NULL)
+			fatal("out of memory");
+		{
+			struct timeval tv = { 60, 0 };
+
+			evtimer_add(ev_prune, &tv);
+		}
+	}
 	return 0;
 }
 

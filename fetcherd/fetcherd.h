@@ -41,6 +41,8 @@ struct fetch_conf {
 	int64_t		 lease_renew_ms;
 	int64_t		 rescan_ms;
 	int64_t		 min_interval_s;
+	int64_t		 batch_max_logs;	/* batches cut per page */
+	int64_t		 batch_max_bytes;
 	char		 token_url[512];
 	char		 api_base[512];
 	char		 instance[160];
@@ -83,6 +85,7 @@ enum win_kind {
 };
 
 struct fsrc;
+struct handoff;
 
 struct fjob {
 	struct fsrc		*src;
@@ -114,6 +117,11 @@ struct fjob {
 	int64_t			 run_new;
 	int			 chunks;	/* main windows this run */
 	struct google_op	*op;
+	struct handoff		*ho;		/* store job in flight */
+	char			*ho_next;	/* its page's next token */
+	int64_t			 ho_seen_at;
+	int64_t			 win_new;	/* new logs this window */
+	int64_t			 saved_at;	/* mono ms of the last save */
 	unsigned		 attempt;	/* consecutive failures */
 	bool			 failing;	/* state change logged */
 	int64_t			 last_run_mono;
@@ -146,6 +154,8 @@ struct fsrc {
 
 	struct lease		 lease;
 	bool			 leased;
+	int64_t			 recovered_epoch; /* open intents cleaned */
+	uint64_t		 recovered_gen;	/* ...after that failure */
 
 	/* source_state */
 	bool			 creds_invalid;
@@ -181,6 +191,5 @@ int	 sched_store_setup(struct store *st, char *err, size_t errlen);
 void	 driver_step(struct fjob *j);
 void	 driver_abort(struct fjob *j);
 void	 driver_free(struct fjob *j);
-int	 driver_save(struct fjob *j, char *err, size_t errlen);
 
 #endif

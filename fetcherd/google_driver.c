@@ -14,8 +14,10 @@
 #include <mongoc/mongoc.h>
 
 #include "fetcherd/fetcherd.h"
+#include "fetcherd/handoff.h"
 #include "lib/backoff.h"
 #include "lib/child.h"
+#include "lib/ipc.h"
 #include "lib/log.h"
 #include "lib/normalize.h"
 #include "lib/store.h"
@@ -27,6 +29,13 @@ static const int64_t lag_bounds[FETCH_LAG_BUCKETS - 1] = {
 };
 
 static void	driver_request(struct fjob *j);
+static void	driver_page_stored(struct fjob *j, size_t n, char *next);
+
+/* Bumped on every failed page store: every source recovers once more. */
+static uint64_t	driver_fail_gen = 1;
+
+/* A window that stored nothing new saves its cursor at most this often. */
+#define DRIVER_IDLE_SAVE_MS	(5LL * 60 * 1000)
 
 /* Forget the window in progress (the cursor stays where it was). */
 void
@@ -38,6 +47,13 @@ driver_abort(struct fjob *j)
 		google_op_cancel(j->op);
 		j->op = NULL;
 	}
+	if (j->ho != NULL) {
+		/* It finishes on the worker; its done frees it. */
+		j->ho->arg = NULL;
+		j->ho = NULL;
+	}
+	free(j->ho_next);
+	j->ho_next = NULL;
 	free(j->page_token);
 	j->page_token = NULL;
 	for (i = 0; i < j->nseen; i++)
@@ -198,28 +214,20 @@ driver_append_array(bson_t *doc, const char *key, const int64_t *v, int n)
 }
 
 /*
- * Write the cursor and stats documents, after checking that no newer
- * lease epoch exists. 0, -ESTALE (lease lost) or -EIO.
+ * The cursor and stats documents of j into h (written on the worker
+ * after checking that no newer lease epoch exists).
  */
-int
-driver_save(struct fjob *j, char *err, size_t errlen)
+static void
+driver_save_docs(struct fjob *j, struct handoff *h)
 {
-	struct store *st = child_store();
 	struct fetch_stats *s = &j->stats;
 	bson_t doc, a, e, lag;
 	int64_t now = util_now_ms(), ages[FETCH_MAX_AGES];
-	char id[200], k[16];
+	char k[16];
 	const char *kp;
 	size_t i;
-	int rc, n;
+	int n;
 
-	if (!lease_valid(&j->src->lease)) {
-		snprintf(err, errlen, "lease of source %s expired", j->src->id);
-		return -ESTALE;
-	}
-	if ((rc = lease_check(st, &j->src->lease, err, errlen)) != 0)
-		return rc;
-	driver_key(j, id, sizeof(id));
 	bson_init(&doc);
 	BSON_APPEND_UTF8(&doc, "sourceId", j->src->id);
 	BSON_APPEND_UTF8(&doc, "app", j->app);
@@ -237,10 +245,8 @@ driver_save(struct fjob *j, char *err, size_t errlen)
 	bson_append_array_end(&doc, &a);
 	BSON_APPEND_INT64(&doc, "epoch", j->src->lease.epoch);
 	BSON_APPEND_INT64(&doc, "updatedAt", now);
-	rc = store_upsert(st, STORE_CURSORS, id, &doc, err, errlen);
+	h->cursor_doc = bson_copy(&doc);
 	bson_destroy(&doc);
-	if (rc != 0)
-		return -EIO;
 
 	bson_init(&doc);
 	BSON_APPEND_UTF8(&doc, "sourceId", j->src->id);
@@ -272,9 +278,8 @@ driver_save(struct fjob *j, char *err, size_t errlen)
 	BSON_APPEND_INT64(&doc, "cursor", j->cursor);
 	BSON_APPEND_INT64(&doc, "epoch", j->src->lease.epoch);
 	BSON_APPEND_INT64(&doc, "updatedAt", now);
-	rc = store_upsert(st, STORE_STATS, id, &doc, err, errlen);
+	h->stats_doc = bson_copy(&doc);
 	bson_destroy(&doc);
-	return rc != 0 ? -EIO : 0;
 }
 
 /* Merge neighbouring re-read windows that share their age step. */
@@ -389,11 +394,78 @@ driver_next_window(struct fjob *j)
 	return false;
 }
 
+/* The cursor and stats are written (or could not be). */
+static void
+driver_save_done(struct handoff *h)
+{
+	struct fjob *j = h->arg;
+
+	if (j == NULL)
+		goto out;
+	j->ho = NULL;
+	if (h->rc == -ESTALE && !lease_valid(&j->src->lease)) {
+		log_warn("source=%s app=%s %s; another instance fetches it "
+		    "now", j->src->id, j->app, h->err);
+		j->loaded = false;
+		sched_lease_lost(j->src);
+		goto out;
+	}
+	if (h->rc != 0) {
+		if (h->rc != -ESTALE)
+			child_store_result(false, h->err);
+		log_warn("source=%s app=%s cursor not saved (%s); the window "
+		    "will be read again", j->src->id, j->app, h->err);
+		j->loaded = false;
+		sched_job_wait(j, 3000);
+		goto out;
+	}
+	child_store_result(true, NULL);
+	j->saved_at = util_mono_ms();
+	driver_step(j);
+out:
+	handoff_free(h);
+}
+
+/*
+ * Write j's cursor and stats on the worker, then go on. A window that
+ * found nothing new writes at most every DRIVER_IDLE_SAVE_MS: reading it
+ * again after a restart costs nothing but a poll.
+ */
+static void
+driver_save_start(struct fjob *j, bool force)
+{
+	struct handoff *h;
+
+	if (!force && j->win_new == 0 && j->saved_at > 0 &&
+	    util_mono_ms() - j->saved_at < DRIVER_IDLE_SAVE_MS) {
+		driver_step(j);
+		return;
+	}
+	h = handoff_new(HANDOFF_SAVE, j->src->id, j->app);
+	driver_save_docs(j, h);
+	h->lease = util_xcalloc(1, sizeof(*h->lease));
+	*h->lease = j->src->lease;
+	h->epoch = j->src->lease.epoch;
+	h->deadline_mono = j->src->lease.deadline_mono;
+	h->done = driver_save_done;
+	h->arg = j;
+	if (handoff_submit(h) != 0) {
+		handoff_free(h);
+		log_warn("source=%s app=%s cannot queue the cursor write; "
+		    "retrying", j->src->id, j->app);
+		j->loaded = false;
+		sched_job_wait(j, 3000);
+		return;
+	}
+	j->ho = h;
+}
+
 /* A window was read completely: move the cursor or the re-read step. */
-static int
-driver_window_done(struct fjob *j, char *err, size_t errlen)
+static void
+driver_window_done(struct fjob *j)
 {
 	int64_t now = util_now_ms();
+	bool force = false;
 
 	j->stats.windows++;
 	if (j->kind == WIN_MAIN) {
@@ -414,6 +486,7 @@ driver_window_done(struct fjob *j, char *err, size_t errlen)
 
 		j->stats.rereads_done[j->rr_age]++;
 		r->next++;
+		force = true;	/* a re-read step is worth keeping */
 		/* read again later relative to when it was last read */
 		if (r->next >= fconf.nages) {
 			memmove(r, r + 1, (j->nrr - j->rr_idx - 1) *
@@ -423,48 +496,7 @@ driver_window_done(struct fjob *j, char *err, size_t errlen)
 			driver_rr_merge(j);
 	}
 	driver_abort(j);
-	return driver_save(j, err, errlen);
-}
-
-/*
- * Insert the logs of a page unordered; dup[i] tells which were already
- * stored. 0 or -EIO (nothing may be assumed stored).
- */
-static int
-driver_insert(struct fjob *j, struct norm_log *logs, size_t n, int64_t seen,
-    bool *dup, char *err, size_t errlen)
-{
-	bson_t **docs;
-	int64_t now = util_now_ms();
-	char id[200];
-	size_t i, inserted, ndup;
-	int rc;
-
-	if ((docs = calloc(n, sizeof(*docs))) == NULL)
-		fatal("out of memory");
-	for (i = 0; i < n; i++) {
-		snprintf(id, sizeof(id), "%s:%s", j->src->id, logs[i].id);
-		docs[i] = bson_new();
-		BSON_APPEND_UTF8(docs[i], "_id", id);
-		BSON_APPEND_UTF8(docs[i], "sourceId", j->src->id);
-		BSON_APPEND_UTF8(docs[i], "logId", logs[i].id);
-		BSON_APPEND_UTF8(docs[i], "app", j->app);
-		BSON_APPEND_INT64(docs[i], "time", logs[i].time_ms);
-		BSON_APPEND_INT64(docs[i], "firstSeenAt", seen);
-		BSON_APPEND_INT64(docs[i], "storedAt", now);
-		BSON_APPEND_INT64(docs[i], "seq", now * 1000 + (int64_t)i);
-		bson_append_utf8(docs[i], "json", -1, logs[i].json,
-		    (int)logs[i].json_len);
-		BSON_APPEND_BOOL(docs[i], "error", logs[i].error);
-		BSON_APPEND_UTF8(docs[i], "state", "pending");
-		BSON_APPEND_NULL(docs[i], "batchId");
-	}
-	rc = store_insert_many(child_store(), STORE_LOGS,
-	    (const bson_t **)docs, n, &inserted, &ndup, dup, err, errlen);
-	for (i = 0; i < n; i++)
-		bson_destroy(docs[i]);
-	free(docs);
-	return rc;
+	driver_save_start(j, force);
 }
 
 /* Account the newly stored logs of a page. */
@@ -565,6 +597,102 @@ driver_token_seen(struct fjob *j, const char *tok)
 	return false;
 }
 
+/* The logs of a page are stored (or could not be). */
+static void
+driver_page_done(struct handoff *h)
+{
+	struct fjob *j = h->arg;
+	char *next;
+	size_t n = h->n;
+
+	if (h->rc != 0)
+		driver_fail_gen++;	/* open intents to clean */
+	if (j == NULL)
+		goto out;
+	j->ho = NULL;
+	next = j->ho_next;
+	j->ho_next = NULL;
+	if (h->rc != 0) {
+		free(next);
+		if (h->rc == -ESTALE && !lease_valid(&j->src->lease)) {
+			driver_abort(j);
+			sched_lease_lost(j->src);
+			goto out;
+		}
+		if (h->rc != -ESTALE)
+			child_store_result(false, h->err);
+		log_warn("source=%s app=%s logs not stored (%s); window held, "
+		    "cursor kept, retrying", j->src->id, j->app, h->err);
+		driver_abort(j);
+		sched_job_wait(j, 3000);
+		goto out;
+	}
+	child_store_result(true, NULL);
+	if (h->recover) {
+		j->src->recovered_epoch = h->epoch;
+		j->src->recovered_gen = h->gen;
+		if (h->nrecovered > 0)
+			log_notice("source=%s recovered %u batches left open "
+			    "by an interrupted store; their logs are read "
+			    "again", j->src->id, h->nrecovered);
+	}
+	{
+		int64_t before = j->run_new;
+
+		driver_count(j, h->logs, h->n, h->dup, j->ho_seen_at);
+		j->win_new += j->run_new - before;
+	}
+	for (unsigned i = 0; i < h->nbatches && child_chan() != NULL; i++) {
+		struct handoff_batch *hb = &h->batches[i];
+
+		(void)ipc_send_batch_stored(child_chan(), h->sid, hb->id,
+		    hb->webhook_id, hb->nlogs, hb->created_at, hb->body,
+		    hb->len);
+	}
+	handoff_free(h);
+	driver_page_stored(j, n, next);
+	return;
+out:
+	handoff_free(h);
+}
+
+/*
+ * Store the n logs of a page on the worker (they and next become the
+ * job's); the window goes on in driver_page_done.
+ */
+static void
+driver_store_page(struct fjob *j, struct norm_log *logs, size_t n,
+    char *next, int64_t seen)
+{
+	struct fsrc *s = j->src;
+	struct handoff *h;
+
+	h = handoff_new(HANDOFF_PAGE, s->id, j->app);
+	h->logs = logs;
+	h->n = n;
+	h->max_logs = fconf.batch_max_logs;
+	h->max_bytes = fconf.batch_max_bytes;
+	h->epoch = s->lease.epoch;
+	h->deadline_mono = s->lease.deadline_mono;
+	h->gen = driver_fail_gen;
+	h->recover = s->recovered_epoch != s->lease.epoch ||
+	    s->recovered_gen != driver_fail_gen;
+	h->done = driver_page_done;
+	h->arg = j;
+	if (handoff_submit(h) != 0) {
+		handoff_free(h);
+		free(next);
+		log_warn("source=%s app=%s cannot queue the page store; "
+		    "window held, retrying", s->id, j->app);
+		driver_abort(j);
+		sched_job_wait(j, 3000);
+		return;
+	}
+	j->ho = h;
+	j->ho_next = next;
+	j->ho_seen_at = seen;
+}
+
 /* A page arrived (or failed). */
 static void
 driver_page_cb(const char *body, size_t len, const struct google_error *e,
@@ -574,9 +702,6 @@ driver_page_cb(const char *body, size_t len, const struct google_error *e,
 	struct norm_log *logs = NULL;
 	size_t n = 0;
 	char *next = NULL, err[512];
-	bool *dup = NULL;
-	int64_t seen = util_now_ms();
-	int rc;
 
 	j->op = NULL;
 	switch (e->cls) {
@@ -616,36 +741,20 @@ driver_page_cb(const char *body, size_t len, const struct google_error *e,
 			sched_job_wait(j, 2000);
 			return;
 		}
-		if ((dup = calloc(n, sizeof(bool))) == NULL)
-			fatal("out of memory");
-		rc = driver_insert(j, logs, n, seen, dup, err, sizeof(err));
-		if (rc != 0) {
-			child_store_result(false, err);
-			log_warn("source %s app %s: logs not stored (%s); "
-			    "window held, cursor kept, retrying",
-			    j->src->id, j->app, err);
-			free(dup);
-			norm_logs_free(logs, n);
-			free(next);
-			driver_abort(j);
-			sched_job_wait(j, 3000);
-			return;
-		}
-		child_store_result(true, NULL);
-		{
-			int64_t before = j->run_new;
-
-			driver_count(j, logs, n, dup, seen);
-			if (j->run_new > before)
-				sched_logs_stored(j->src,
-				    (uint32_t)(j->run_new - before));
-		}
-		free(dup);
+		driver_store_page(j, logs, n, next, util_now_ms());
+		return;
 	}
 	norm_logs_free(logs, n);
+	driver_page_stored(j, 0, next);
+}
+
+/* The page's n logs are stored: the next page, or the window is done. */
+static void
+driver_page_stored(struct fjob *j, size_t n, char *next)
+{
 	j->stats.pages++;
 	if (j->failing) {
-		log_info("source %s app %s: Google answers again after %u "
+		log_info("source=%s app=%s Google answers again after %u "
 		    "failed attempts", j->src->id, j->app, j->attempt);
 		j->failing = false;
 	}
@@ -688,28 +797,17 @@ driver_page_cb(const char *body, size_t len, const struct google_error *e,
 		}
 		free(j->page_token);
 		j->page_token = next;
+		if (!lease_valid(&j->src->lease)) {
+			driver_abort(j);
+			sched_lease_lost(j->src);
+			return;
+		}
 		driver_request(j);
 		return;
 	}
 
 	/* Last page: the whole window is stored. */
-	rc = driver_window_done(j, err, sizeof(err));
-	if (rc == -ESTALE) {
-		log_warn("source %s: %s; another instance fetches it now",
-		    j->src->id, err);
-		j->loaded = false;
-		sched_lease_lost(j->src);
-		return;
-	}
-	if (rc != 0) {
-		child_store_result(false, err);
-		log_warn("source %s app %s: cursor not saved (%s); the window "
-		    "will be read again", j->src->id, j->app, err);
-		j->loaded = false;
-		sched_job_wait(j, 3000);
-		return;
-	}
-	driver_step(j);
+	driver_window_done(j);
 }
 
 /* Ask for the current page of the current window. */
@@ -759,6 +857,7 @@ driver_step(struct fjob *j)
 			return;
 		}
 		j->in_win = true;
+		j->win_new = 0;
 		log_debug("source %s app %s: %s window %" PRId64 "..%" PRId64,
 		    j->src->id, j->app, j->kind == WIN_MAIN ? "poll" :
 		    "re-read", j->w_start, j->w_end);

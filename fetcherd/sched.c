@@ -86,6 +86,8 @@ sched_configure(const struct config *cfg, bool initial, char *err,
 	nc.lease_renew_ms = config_int(cfg, CONF_LEASE_RENEW) * 1000;
 	nc.rescan_ms = config_int(cfg, CONF_RESCAN_INTERVAL) * 1000;
 	nc.min_interval_s = config_int(cfg, CONF_FETCH_MIN_INTERVAL);
+	nc.batch_max_logs = config_int(cfg, CONF_DELIVERY_BATCH_MAX_LOGS);
+	nc.batch_max_bytes = config_int(cfg, CONF_DELIVERY_BATCH_MAX_BYTES);
 	util_strlcpy(nc.token_url, config_str(cfg, CONF_GOOGLE_TOKEN_URL),
 	    sizeof(nc.token_url));
 	util_strlcpy(nc.api_base, config_str(cfg, CONF_GOOGLE_API_BASE),
@@ -1061,16 +1063,6 @@ sched_source_changed(const char *id, bool removed)
 int
 sched_store_setup(struct store *st, char *err, size_t errlen)
 {
-	bson_t *idx;
-	int rc;
-
-	if ((rc = lease_setup_indexes(st, err, errlen)) != 0)
-		return rc;
-	idx = BCON_NEW("0", "{", "key", "{", "sourceId", BCON_INT32(1),
-	    "state", BCON_INT32(1), "batchId", BCON_INT32(1), "seq",
-	    BCON_INT32(1), "}", "name",
-	    BCON_UTF8("sourceId_1_state_1_batchId_1_seq_1"), "}");
-	rc = store_create_indexes(st, STORE_LOGS, idx, err, errlen);
-	bson_destroy(idx);
-	return rc;
+	/* seen_* partitions need only their unique _id; batches: deliverd. */
+	return lease_setup_indexes(st, err, errlen);
 }

@@ -329,6 +329,28 @@ ipc_send_logs_stored(struct ipc_chan *ch, const char *source_id,
 }
 
 int
+ipc_send_batch_stored(struct ipc_chan *ch, const char *source_id,
+    const char *batch_id, const char *webhook_id, uint32_t n_logs,
+    int64_t created_at, const char *body, size_t body_len)
+{
+	Ar__Envelope	 env = AR__ENVELOPE__INIT;
+	Ar__BatchStored	 m = AR__BATCH_STORED__INIT;
+
+	m.source_id = (char *)source_id;
+	m.batch_id = (char *)batch_id;
+	m.webhook_id = (char *)webhook_id;
+	m.n_logs = n_logs;
+	m.created_at = created_at;
+	if (body != NULL && body_len <= IPC_BATCH_BODY_MAX) {
+		m.body.data = (uint8_t *)body;
+		m.body.len = body_len;
+	}
+	env.body_case = AR__ENVELOPE__BODY_BATCH_STORED;
+	env.batch_stored = &m;
+	return ipc_chan_send(ch, &env);
+}
+
+int
 ipc_send_child_status(struct ipc_chan *ch, bool store_ok, const char *detail)
 {
 	Ar__Envelope	 env = AR__ENVELOPE__INIT;

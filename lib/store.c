@@ -448,3 +448,66 @@ store_bson_bool(const bson_t *doc, const char *dotkey, bool def)
 		return bson_iter_bool(&f);
 	return def;
 }
+
+static int
+store_name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+store_list_collections(struct store *s, const char *prefix, char ***names,
+    size_t *n, char *err, size_t errlen)
+{
+	mongoc_client_t		*c = store_pop(s);
+	mongoc_database_t	*db = mongoc_client_get_database(c,
+	    store_dbname(s));
+	bson_error_t		 e;
+	char			**all, **out = NULL;
+	size_t			 i, k = 0, plen = strlen(prefix);
+	int			 rc = 0;
+
+	all = mongoc_database_get_collection_names_with_opts(db, NULL, &e);
+	if (all == NULL) {
+		store_err(err, errlen, "listCollections", &e);
+		rc = -EIO;
+		goto out;
+	}
+	for (i = 0; all[i] != NULL; i++)
+		;
+	if ((out = calloc(i + 1, sizeof(*out))) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; all[i] != NULL; i++)
+		if (strncmp(all[i], prefix, plen) == 0 &&
+		    (out[k] = strdup(all[i])) != NULL)
+			k++;
+	qsort(out, k, sizeof(*out), store_name_cmp);
+out:
+	if (all != NULL)
+		bson_strfreev(all);
+	mongoc_database_destroy(db);
+	store_push(s, c);
+	*names = out;
+	*n = k;
+	return rc;
+}
+
+int
+store_drop(struct store *s, const char *coll, char *err, size_t errlen)
+{
+	mongoc_client_t		*c = store_pop(s);
+	mongoc_collection_t	*col = store_coll(s, c, coll);
+	bson_error_t		 e;
+	int			 rc = 0;
+
+	/* 26 NamespaceNotFound: already gone. */
+	if (!mongoc_collection_drop(col, &e) && e.code != 26) {
+		store_err(err, errlen, coll, &e);
+		rc = -EIO;
+	}
+	mongoc_collection_destroy(col);
+	store_push(s, c);
+	return rc;
+}

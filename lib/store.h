@@ -22,7 +22,8 @@
 #define STORE_SOURCE_STATE	"source_state"	/* <id>:fetch / <id>:deliver */
 #define STORE_CURSORS		"cursors"	/* fetcherd: <source>:<app> */
 #define STORE_LOGS		"logs"		/* fetcherd inserts */
-#define STORE_BATCHES		"batches"	/* deliverd */
+#define STORE_BATCHES		"batches"	/* metadata; fetcherd seals */
+#define STORE_BODIES		"bodies"	/* batch bodies, by batch id */
 #define STORE_ALERTS		"alerts"	/* alerts pending delivery */
 #define STORE_LEASES		"leases"	/* <resource>:<epoch> */
 #define STORE_STATS		"stats"		/* per source/app counters */
@@ -90,6 +91,15 @@ int	 store_delete(struct store *s, const char *coll, const bson_t *selector,
 int	 store_find_one(struct store *s, const char *coll,
 	    const bson_t *selector, const bson_t *opts, bson_t *out,
 	    char *err, size_t errlen);
+/*
+ * The names of the collections starting with prefix, sorted, into a
+ * malloc'd array of malloc'd strings. 0 or -EIO.
+ */
+int	 store_list_collections(struct store *s, const char *prefix,
+	    char ***names, size_t *n, char *err, size_t errlen);
+/* Drop a whole collection (cheap at any size); absent is fine. 0/-EIO. */
+int	 store_drop(struct store *s, const char *coll, char *err,
+	    size_t errlen);
 /* Count documents matching selector. >= 0 or -EIO. */
 int64_t	 store_count(struct store *s, const char *coll, const bson_t *selector,
 	    char *err, size_t errlen);

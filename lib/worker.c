@@ -78,6 +78,8 @@ worker_start(struct event_base *base)
 	sigset_t	all, old;
 	int		rc;
 
+	if (worker_ev != NULL)
+		return 0;	/* one thread per process, started once */
 	if (pipe2(worker_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
 		return -errno;
 	worker_ev = event_new(base, worker_pipe[0], EV_READ | EV_PERSIST,

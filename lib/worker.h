@@ -17,7 +17,10 @@ typedef void (*worker_fn)(void *arg);
 /* Runs on the event loop afterwards, with the same arg. */
 typedef void (*worker_done_fn)(void *arg);
 
-/* Start the thread; results are delivered on base. 0 or -errno. */
+/*
+ * Start the thread (once: later calls do nothing); results are delivered
+ * on base. 0 or -errno.
+ */
 int	worker_start(struct event_base *base);
 /* Queue a job; done(arg) always follows work(arg). 0 or -errno. */
 int	worker_submit(worker_fn work, worker_done_fn done, void *arg);

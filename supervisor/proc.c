@@ -261,6 +261,7 @@ proc_dispatch_child(struct ipc_chan *ch, const Ar__Envelope *env, void *arg)
 		proc_forward(AR__DAEMON__DAEMON_DELIVERD, env);
 		break;
 	case AR__ENVELOPE__BODY_LOGS_STORED:
+	case AR__ENVELOPE__BODY_BATCH_STORED:
 		proc_forward(AR__DAEMON__DAEMON_DELIVERD, env);
 		break;
 	default:

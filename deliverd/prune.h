@@ -1,0 +1,22 @@
+/*
+ * Pruning what delivered batches leave behind (see prune.c).
+ */
+#ifndef AR_DELIVERD_PRUNE_H
+#define AR_DELIVERD_PRUNE_H
+
+#include <stdbool.h>
+
+/* Delivered metadata is kept this long (tests and operators look). */
+#define PRUNE_KEEP_DELIVERED_MS	(60LL * 1000)
+
+/* Start the pruning timer (once). */
+void	prune_start(void);
+/* batch_id got its 2xx: its body goes with the next bulk delete. */
+void	prune_delivered(const char *batch_id);
+/*
+ * True when batch_id was delivered recently: a load that read it as
+ * pending before its 2xx was recorded must not queue it again.
+ */
+bool	prune_recently_delivered(const char *batch_id);
+
+#endif

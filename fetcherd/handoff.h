@@ -1,0 +1,99 @@
+/*
+ * The store side of fetching: what fetcherd writes for a page of logs and
+ * for a finished window, done on the store worker thread (lib/worker.h)
+ * so that the event loop never waits on the store.
+ *
+ * A page's new logs reach deliverd as batches that fetcherd cuts itself,
+ * one document per batch, never one per log:
+ *
+ *  1. an intent {_id: B, state: "open", days: [...]} is inserted into
+ *     `batches`;
+ *  2. every log id is inserted into seen_YYYYMMDD (the UTC day of the
+ *     event's id.time) as {_id: "<source>:<logId>", b: B}: a duplicate
+ *     key means the log is already in some batch (the de-duplication);
+ *  3. the body of the logs that were new goes into `bodies` under B, and
+ *     B is rewritten once to state "pending" (deliverd sends it); or B is
+ *     deleted when nothing was new.
+ *
+ * A crash (or a store error) between 1 and 3 leaves B "open". Before the
+ * next page of that source is stored, handoff recovery deletes the seen
+ * ids that point to B and then B, so the window, read again because its
+ * cursor did not move, finds those logs new. Only inserts grow with the
+ * volume: seen_* partitions are dropped whole when they leave the
+ * de-duplication horizon, and `batches` holds what is not yet delivered.
+ */
+#ifndef AR_FETCHERD_HANDOFF_H
+#define AR_FETCHERD_HANDOFF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <bson/bson.h>
+
+#include "lib/lease.h"
+#include "lib/normalize.h"
+
+enum handoff_kind {
+	HANDOFF_PAGE,		/* store the logs of one page */
+	HANDOFF_SAVE,		/* write a window's cursor and stats */
+	HANDOFF_PRUNE		/* drop seen_* partitions past the horizon */
+};
+
+struct handoff;
+typedef void (*handoff_done_fn)(struct handoff *h);
+
+/* A batch sealed by a page job, for deliverd's hint. */
+struct handoff_batch {
+	char		 id[37];
+	char		 webhook_id[48];
+	uint32_t	 nlogs;
+	int64_t		 created_at;
+	char		*body;		/* owned */
+	size_t		 len;
+};
+
+struct handoff {
+	enum handoff_kind	 kind;
+	char			 sid[64];
+	char			 app[64];
+	int64_t			 epoch;		/* fencing token written */
+	int64_t			 deadline_mono;	/* no write after this */
+	bool			 recover;	/* clean open intents first */
+	uint64_t		 gen;		/* failure generation seen */
+	/* HANDOFF_PAGE */
+	struct norm_log		*logs;		/* owned */
+	size_t			 n;
+	int64_t			 max_logs, max_bytes;
+	bool			*dup;		/* out: n flags */
+	size_t			 nnew;		/* out */
+	unsigned		 nbatches;	/* out */
+	struct handoff_batch	*batches;	/* out: nbatches sealed */
+	unsigned		 nrecovered;	/* out: open intents cleaned */
+	/* HANDOFF_SAVE: cursor and stats documents ("<source>:<app>") */
+	bson_t			*cursor_doc;
+	bson_t			*stats_doc;
+	struct lease		*lease;		/* copy, for lease_check */
+	/* HANDOFF_PRUNE */
+	int64_t			 keep_after_ms;	/* drop days ending before */
+	int64_t			 overlap_ms;
+	unsigned		 ndropped;	/* out */
+	/* Result, read by done on the loop. */
+	int			 rc;		/* 0, -ESTALE, -EIO */
+	char			 err[512];
+	handoff_done_fn		 done;
+	void			*arg;		/* NULL once the job is gone */
+};
+
+/* A new job of kind for source sid (app may be NULL). */
+struct handoff *handoff_new(enum handoff_kind kind, const char *sid,
+	    const char *app);
+/* Run it on the worker; h->done(h) follows on the loop. 0 or -errno. */
+int	 handoff_submit(struct handoff *h);
+/* Free a finished job (its logs, documents and flags too). */
+void	 handoff_free(struct handoff *h);
+
+/* "seen_YYYYMMDD" of the UTC day holding time_ms. */
+void	 handoff_seen_coll(int64_t time_ms, char out[24]);
+
+#endif

@@ -209,11 +209,18 @@ def run(n, seed_cid):
         res["store_ops_per_event"] = {k: (ops1.get(k, 0) - ops0.get(k, 0)) / n for k in ops1}
         dups = len(recv.delivered_logs()) - n
         res["raw_duplicates"] = dups
+        allids = {l["id"] for l in recv.delivered_logs()}
+        lost, dup_new, repeats = h.delivery_check(recv, allids)
+        res["dup_new_id"] = len(dup_new)
+        res["repeats_same_id"] = repeats
+        wids = [r["id"] for r in recv.accepted() if r["body"] and r["body"].get("type") == "logs"]
+        res["batches"] = len(set(wids))
+        res["batch_resends"] = len(wids) - len(set(wids))
         res["ratio_bare"] = res["auditrelay_eps"] / res["bare_relay_eps"]
         res["ratio_store"] = res["auditrelay_eps"] / res["store_ceiling_eps"]
         ar.stop()
         recv.stop()
-        wd.cleanup(True)
+        wd.cleanup(os.environ.get("AR_BENCH_KEEP") != "1")
     finally:
         h.stop_all()
     return res
@@ -227,12 +234,13 @@ def main():
     rows = []
     for i, n in enumerate(a.events):
         rows.append(run(n, "CBENCH%d" % i))
-    print("%10s %12s %12s %12s %8s %8s %6s  %s" % ("events", "auditrelay/s", "bare/s", "store/s",
-                                                    "x bare", "x store", "dups", "CPU us/event"))
+    print("%10s %12s %12s %12s %8s %8s %6s %6s  %s" % (
+        "events", "auditrelay/s", "bare/s", "store/s", "x bare", "x store", "resent", "newid",
+        "CPU us/event"))
     for r in rows:
-        print("%10d %12.0f %12.0f %12.0f %8.3f %8.3f %6d  %s" % (
+        print("%10d %12.0f %12.0f %12.0f %8.3f %8.3f %6d %6d  %s" % (
             r["events"], r["auditrelay_eps"], r["bare_relay_eps"], r["store_ceiling_eps"],
-            r["ratio_bare"], r["ratio_store"], r["raw_duplicates"],
+            r["ratio_bare"], r["ratio_store"], r["batch_resends"], r["dup_new_id"],
             " ".join("%s=%.0f" % (k.replace("auditrelay-", ""), v)
                      for k, v in sorted(r["cpu_us_per_event"].items()))))
     with open(a.json, "w") as f:

@@ -149,7 +149,12 @@ void	 deliverd_stats_add(struct dsource *s, int64_t logs, int64_t batches,
 	    int64_t failures, int64_t dead);
 
 /* queue.c: the store side of batches (scans on the worker thread). */
-#define QUEUE_LOAD_EVERY_MS	(30LL * 1000)
+/*
+ * Pending batches are re-read this often per source (six rescans: 30 s
+ * by default): fetcherd's hints queue new batches at once; the re-read
+ * finds replays, lost hints and batches of other holders.
+ */
+#define QUEUE_LOAD_EVERY(d)	((d).rescan_ms * 6)
 
 /* Take-over: watermark, pending batches, alert marks; then ready. */
 int	 queue_takeover_start(struct dsource *s);

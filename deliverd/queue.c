@@ -509,7 +509,7 @@ qjob_done(void *arg)
 			break;
 		queue_merge(s, j, true);
 		s->ready = true;
-		s->next_load = util_now_ms() + QUEUE_LOAD_EVERY_MS;
+		s->next_load = util_now_ms() + QUEUE_LOAD_EVERY(D);
 		log_info("source=%s queue loaded: %u undelivered batches%s",
 		    s->id, s->nqueue, j->nremarked > 0 ?
 		    ", alerts re-marked" : "");
@@ -517,7 +517,7 @@ qjob_done(void *arg)
 	case QJ_LOAD:
 		if (ok)
 			queue_merge(s, j, true);
-		s->next_load = util_now_ms() + QUEUE_LOAD_EVERY_MS;
+		s->next_load = util_now_ms() + QUEUE_LOAD_EVERY(D);
 		break;
 	}
 next:

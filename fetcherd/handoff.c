@@ -236,6 +236,7 @@ handoff_insert_seen(struct handoff *h, const char *bid, size_t from,
 		bson_init(&all[i - from]);
 		BSON_APPEND_UTF8(&all[i - from], "_id", id);
 		BSON_APPEND_UTF8(&all[i - from], "b", bid);
+		BSON_APPEND_UTF8(&all[i - from], "a", h->app);
 	}
 	for (d = 0; d < nd && rc == 0; d++) {
 		k = 0;

@@ -487,6 +487,37 @@ def sim_truth(sim, cid, app, visible_only=True):
             for e in b["events"] if e.get("visible") or not visible_only}
 
 
+def stored_logs(db, sid, app=None):
+    """logId -> 1 for every log of a source fetcherd stored: its
+    de-duplication ids live in the seen_YYYYMMDD partitions (one
+    document per log, unique by construction)."""
+    out = {}
+    pre = sid + ":"
+    q = {"a": app} if app else {}
+    for name in db.list_collection_names():
+        if not name.startswith("seen_"):
+            continue
+        for d in db[name].find(q, {"_id": 1}):
+            if d["_id"].startswith(pre):
+                lid = d["_id"][len(pre):]
+                out[lid] = out.get(lid, 0) + 1
+    return out
+
+
+def stored_count(db, sid, app=None):
+    return len(stored_logs(db, sid, app))
+
+
+def batched_logs(db, sid):
+    """logId -> number of batches (pending, delivered or dead) holding it,
+    from the bodies still in the store."""
+    out = {}
+    for d in db.bodies.find({"sourceId": sid}, {"logIds": 1}):
+        for lid in d.get("logIds", []):
+            out[lid] = out.get(lid, 0) + 1
+    return out
+
+
 def delivery_check(receiver, expected_ids):
     """Compare what the receiver accepted with the expected ids.
 

@@ -183,7 +183,7 @@ def run(n, seed_cid):
         res["bare_relay_eps"] = bare_relay(sim, key, admin, n)
         res["store_ceiling_eps"] = store_ceiling(store, n)
         recv = h.Receiver()
-        ar = h.Auditrelay(wd.path, store, sim, verbose=False,
+        ar = h.Auditrelay(wd.path, store, sim, verbose=os.environ.get("AR_BENCH_VERBOSE") == "1",
                           extra={"fetch_initial_lookback": "3600"})
         ar.start()
         pids = ar.pids_by_name()

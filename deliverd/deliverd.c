@@ -1081,6 +1081,9 @@ janitor_removed(struct janitor *jt)
 				sel = BCON_NEW("sourceId", BCON_UTF8(ids[i]));
 				(void)store_delete(D.store, STORE_BODIES, sel,
 				    true, NULL, jt->err, sizeof(jt->err));
+				(void)store_delete(D.store, STORE_INTENTS,
+				    sel, true, NULL, jt->err,
+				    sizeof(jt->err));
 				(void)store_delete(D.store, STORE_CURSORS,
 				    sel, true, NULL, jt->err,
 				    sizeof(jt->err));

@@ -71,7 +71,11 @@ fetcherd_configure(const struct config *cfg, bool initial, char *err,
 	if ((rc = sched_configure(cfg, initial, err, errlen)) != 0)
 		return rc;
 	if (initial) {
-		if ((rc = worker_start(child_base())) != 0) {
+		/*
+		 * Two store threads: the pages of different (source, app)
+		 * jobs are stored side by side; one job never has two.
+		 */
+		if ((rc = worker_start_threads(child_base(), 2)) != 0) {
 			snprintf(err, errlen, "cannot start the store worker: "
 			    "%s", strerror(-rc));
 			return rc;

@@ -122,6 +122,8 @@ struct fjob {
 	int64_t			 ho_seen_at;
 	int64_t			 win_new;	/* new logs this window */
 	int64_t			 saved_at;	/* mono ms of the last save */
+	int64_t			 recovered_epoch; /* intents cleaned in */
+	uint64_t		 recovered_gen;	/* ...after that failure */
 	unsigned		 attempt;	/* consecutive failures */
 	bool			 failing;	/* state change logged */
 	int64_t			 last_run_mono;
@@ -154,8 +156,7 @@ struct fsrc {
 
 	struct lease		 lease;
 	bool			 leased;
-	int64_t			 recovered_epoch; /* open intents cleaned */
-	uint64_t		 recovered_gen;	/* ...after that failure */
+
 
 	/* source_state */
 	bool			 creds_invalid;

@@ -628,13 +628,17 @@ driver_page_done(struct handoff *h)
 		goto out;
 	}
 	child_store_result(true, NULL);
+	log_debug("source=%s app=%s page stored: logs=%zu new=%zu batches=%u "
+	    "intent=%lldms seen=%lldms seal=%lldms", h->sid, h->app, h->n,
+	    h->nnew, h->nbatches, (long long)h->ms_intent,
+	    (long long)h->ms_seen, (long long)h->ms_seal);
 	if (h->recover) {
-		j->src->recovered_epoch = h->epoch;
-		j->src->recovered_gen = h->gen;
+		j->recovered_epoch = h->epoch;
+		j->recovered_gen = h->gen;
 		if (h->nrecovered > 0)
-			log_notice("source=%s recovered %u batches left open "
-			    "by an interrupted store; their logs are read "
-			    "again", j->src->id, h->nrecovered);
+			log_notice("source=%s app=%s cleaned %u intents of an "
+			    "interrupted page store; their logs are read "
+			    "again", j->src->id, j->app, h->nrecovered);
 	}
 	{
 		int64_t before = j->run_new;
@@ -675,8 +679,8 @@ driver_store_page(struct fjob *j, struct norm_log *logs, size_t n,
 	h->epoch = s->lease.epoch;
 	h->deadline_mono = s->lease.deadline_mono;
 	h->gen = driver_fail_gen;
-	h->recover = s->recovered_epoch != s->lease.epoch ||
-	    s->recovered_gen != driver_fail_gen;
+	h->recover = j->recovered_epoch != s->lease.epoch ||
+	    j->recovered_gen != driver_fail_gen;
 	h->done = driver_page_done;
 	h->arg = j;
 	if (handoff_submit(h) != 0) {

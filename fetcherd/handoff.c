@@ -88,44 +88,78 @@ handoff_check_deadline(struct handoff *h)
 	return 0;
 }
 
+/* {_id: {$in: ids[0..n)}} */
+static bson_t *
+handoff_sel_ids(char (*ids)[37], size_t n)
+{
+	bson_t		*sel = bson_new(), in, arr;
+	char		 k[16];
+	const char	*kp;
+	size_t		 i;
+
+	bson_append_document_begin(sel, "_id", -1, &in);
+	bson_append_array_begin(&in, "$in", -1, &arr);
+	for (i = 0; i < n; i++) {
+		bson_uint32_to_string((uint32_t)i, &kp, k, sizeof(k));
+		bson_append_utf8(&arr, kp, -1, ids[i], -1);
+	}
+	bson_append_array_end(&in, &arr);
+	bson_append_document_end(sel, &in);
+	return sel;
+}
+
 /*
- * Delete the seen ids of open intent bid (in each day it names) and then
- * the intent. 0 or -EIO.
+ * Undo what an interrupted page store left of intent bid: if its batch
+ * was committed (the metadata exists) nothing; else its seen ids (in each
+ * day the intent names) and its body. Then the intent goes. 0 or -EIO.
  */
 static int
 handoff_clean_intent(struct handoff *h, const char *bid, const bson_t *doc)
 {
 	bson_iter_t	 it, ch;
-	bson_t		*sel;
+	bson_t		*sel, out;
 	char		 coll[24];
-	int		 rc = 0;
+	int		 rc = 0, found;
 
-	if (bson_iter_init_find(&it, doc, "days") &&
+	sel = BCON_NEW("_id", BCON_UTF8(bid));
+	found = store_find_one(child_store(), STORE_BATCHES, sel, NULL, &out,
+	    h->err, sizeof(h->err));
+	if (found == 1)
+		bson_destroy(&out);
+	if (found < 0) {
+		bson_destroy(sel);
+		return -EIO;
+	}
+	if (found == 0 && bson_iter_init_find(&it, doc, "days") &&
 	    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &ch))
 		while (rc == 0 && bson_iter_next(&ch)) {
+			bson_t *s2;
+
 			if (!BSON_ITER_HOLDS_INT64(&ch) &&
 			    !BSON_ITER_HOLDS_INT32(&ch))
 				continue;
 			handoff_seen_coll(bson_iter_as_int64(&ch) * DAY_MS,
 			    coll);
-			sel = BCON_NEW("b", BCON_UTF8(bid));
-			rc = store_delete(child_store(), coll, sel, true, NULL,
+			s2 = BCON_NEW("b", BCON_UTF8(bid));
+			rc = store_delete(child_store(), coll, s2, true, NULL,
 			    h->err, sizeof(h->err));
-			bson_destroy(sel);
+			bson_destroy(s2);
 		}
-	if (rc != 0)
-		return -EIO;
-	sel = BCON_NEW("_id", BCON_UTF8(bid));
-	rc = store_delete(child_store(), STORE_BATCHES, sel, false, NULL,
-	    h->err, sizeof(h->err));
+	if (rc == 0 && found == 0)
+		rc = store_delete(child_store(), STORE_BODIES, sel, false,
+		    NULL, h->err, sizeof(h->err));
+	if (rc == 0)
+		rc = store_delete(child_store(), STORE_INTENTS, sel, false,
+		    NULL, h->err, sizeof(h->err));
 	bson_destroy(sel);
 	return rc != 0 ? -EIO : 0;
 }
 
 /*
- * Clean every open intent of the source: what a crashed or failed page
- * store left. Runs before the source's first page in a lease epoch and
- * after any failure, when none of its pages is being stored.
+ * Clean the intents of (source, app) that an interrupted page store left:
+ * runs before the job's first page in a lease epoch and after a failure,
+ * when none of the job's pages is being stored (a job stores one page at
+ * a time; other applications' jobs have intents of their own).
  */
 static int
 handoff_recover(struct handoff *h)
@@ -134,19 +168,18 @@ handoff_recover(struct handoff *h)
 	mongoc_collection_t	*coll;
 	mongoc_cursor_t		*cur;
 	const bson_t		*doc;
-	bson_t			*filter, *opts;
+	bson_t			*filter;
 	bson_error_t		 berr;
 	char			**ids = NULL;
 	bson_t			**docs = NULL;
 	size_t			 n = 0, i;
 	int			 rc = 0;
 
-	filter = BCON_NEW("sourceId", BCON_UTF8(h->sid), "state",
-	    BCON_UTF8("open"));
-	opts = BCON_NEW("projection", "{", "days", BCON_INT32(1), "}");
+	filter = BCON_NEW("sourceId", BCON_UTF8(h->sid), "app",
+	    BCON_UTF8(h->app));
 	c = store_pop(child_store());
-	coll = store_coll(child_store(), c, STORE_BATCHES);
-	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+	coll = store_coll(child_store(), c, STORE_INTENTS);
+	cur = mongoc_collection_find_with_opts(coll, filter, NULL, NULL);
 	while (mongoc_cursor_next(cur, &doc)) {
 		const char *id = store_bson_str(doc, "_id");
 
@@ -160,7 +193,7 @@ handoff_recover(struct handoff *h)
 		n++;
 	}
 	if (mongoc_cursor_error(cur, &berr)) {
-		snprintf(h->err, sizeof(h->err), "find open batches: %.400s",
+		snprintf(h->err, sizeof(h->err), "find intents: %.400s",
 		    berr.message);
 		rc = -EIO;
 	}
@@ -168,7 +201,6 @@ handoff_recover(struct handoff *h)
 	mongoc_collection_destroy(coll);
 	store_push(child_store(), c);
 	bson_destroy(filter);
-	bson_destroy(opts);
 	for (i = 0; i < n; i++) {
 		if (rc == 0 && (rc = handoff_check_deadline(h)) == 0 &&
 		    (rc = handoff_clean_intent(h, ids[i], docs[i])) == 0)
@@ -181,80 +213,123 @@ handoff_recover(struct handoff *h)
 	return rc;
 }
 
-/* Insert the intent of batch bid touching days[0..nd). */
-static int
-handoff_insert_intent(struct handoff *h, const char *bid,
-    const int64_t *days, size_t nd)
-{
-	bson_t	 doc, arr;
-	char	 k[16];
-	const char *kp;
-	size_t	 i;
-	int	 rc;
+/* One batch of a page: logs[from..to). */
+struct hchunk {
+	size_t	 from, to;
+	int64_t	 days[HANDOFF_MAX_DAYS];
+	size_t	 nd;
+	size_t	 nnew;
+};
 
-	bson_init(&doc);
-	BSON_APPEND_UTF8(&doc, "_id", bid);
-	BSON_APPEND_UTF8(&doc, "sourceId", h->sid);
-	BSON_APPEND_UTF8(&doc, "kind", "logs");
-	BSON_APPEND_UTF8(&doc, "app", h->app);
-	BSON_APPEND_UTF8(&doc, "state", "open");
-	bson_append_array_begin(&doc, "days", -1, &arr);
-	for (i = 0; i < nd; i++) {
-		bson_uint32_to_string((uint32_t)i, &kp, k, sizeof(k));
-		bson_append_int64(&arr, kp, -1, days[i]);
+/* The days of c's logs; -EINVAL when too many. */
+static int
+handoff_chunk_days(struct handoff *h, struct hchunk *c)
+{
+	int64_t	d;
+	size_t	i, j;
+
+	for (i = c->from; i < c->to; i++) {
+		d = h->logs[i].time_ms / DAY_MS;
+		for (j = 0; j < c->nd; j++)
+			if (c->days[j] == d)
+				break;
+		if (j == c->nd) {
+			if (c->nd == HANDOFF_MAX_DAYS)
+				return -EINVAL;
+			c->days[c->nd++] = d;
+		}
 	}
-	bson_append_array_end(&doc, &arr);
-	BSON_APPEND_INT64(&doc, "createdAt", util_now_ms());
-	BSON_APPEND_INT64(&doc, "epoch", h->epoch);
-	rc = store_insert_one(child_store(), STORE_BATCHES, &doc, h->err,
-	    sizeof(h->err));
-	bson_destroy(&doc);
-	return rc;
+	return 0;
+}
+
+/* The intents of every chunk, in one insertMany. */
+static int
+handoff_insert_intents(struct handoff *h, struct hchunk *ch,
+    char (*ids)[37], size_t nc)
+{
+	const bson_t	**docs;
+	bson_t		 *all, arr;
+	char		  k[16];
+	const char	 *kp;
+	size_t		  i, j, ins, dups;
+	int		  rc;
+
+	all = util_xcalloc(nc, sizeof(*all));
+	docs = util_xcalloc(nc, sizeof(*docs));
+	for (i = 0; i < nc; i++) {
+		bson_init(&all[i]);
+		BSON_APPEND_UTF8(&all[i], "_id", ids[i]);
+		BSON_APPEND_UTF8(&all[i], "sourceId", h->sid);
+		BSON_APPEND_UTF8(&all[i], "app", h->app);
+		bson_append_array_begin(&all[i], "days", -1, &arr);
+		for (j = 0; j < ch[i].nd; j++) {
+			bson_uint32_to_string((uint32_t)j, &kp, k, sizeof(k));
+			bson_append_int64(&arr, kp, -1, ch[i].days[j]);
+		}
+		bson_append_array_end(&all[i], &arr);
+		BSON_APPEND_INT64(&all[i], "createdAt", util_now_ms());
+		BSON_APPEND_INT64(&all[i], "epoch", h->epoch);
+		docs[i] = &all[i];
+	}
+	rc = store_insert_many(child_store(), STORE_INTENTS, docs, nc, &ins,
+	    &dups, NULL, h->err, sizeof(h->err));
+	for (i = 0; i < nc; i++)
+		bson_destroy(&all[i]);
+	free(all);
+	free(docs);
+	return rc != 0 ? -EIO : 0;
 }
 
 /*
- * Insert the seen ids of logs[from..to) pointing to bid, one insertMany
- * per day; dup[i] set for those already there. 0 or -EIO.
+ * The seen ids of every log of the page, each pointing to its chunk's
+ * intent, one insertMany per day; h->dup[i] set for those already there.
  */
 static int
-handoff_insert_seen(struct handoff *h, const char *bid, size_t from,
-    size_t to, const int64_t *days, size_t nd)
+handoff_insert_seen(struct handoff *h, struct hchunk *ch, char (*ids)[37],
+    size_t nc)
 {
 	const bson_t	**docs;
 	bson_t		 *all;
 	bool		 *dup;
-	size_t		 *idx, d, i, k, inserted, ndup;
+	size_t		 *idx, c, i, k, d, inserted, ndup, nd = 0;
+	int64_t		  days[HANDOFF_MAX_DAYS * 4], day;
 	char		  coll[24], id[200];
 	int		  rc = 0;
 
-	all = util_xcalloc(to - from, sizeof(*all));
-	docs = util_xcalloc(to - from, sizeof(*docs));
-	idx = util_xcalloc(to - from, sizeof(*idx));
-	dup = util_xcalloc(to - from, sizeof(*dup));
-	for (i = from; i < to; i++) {
-		snprintf(id, sizeof(id), "%s:%s", h->sid, h->logs[i].id);
-		bson_init(&all[i - from]);
-		BSON_APPEND_UTF8(&all[i - from], "_id", id);
-		BSON_APPEND_UTF8(&all[i - from], "b", bid);
-		BSON_APPEND_UTF8(&all[i - from], "a", h->app);
-	}
+	all = util_xcalloc(h->n, sizeof(*all));
+	docs = util_xcalloc(h->n, sizeof(*docs));
+	idx = util_xcalloc(h->n, sizeof(*idx));
+	dup = util_xcalloc(h->n, sizeof(*dup));
+	for (c = 0; c < nc; c++)
+		for (i = ch[c].from; i < ch[c].to; i++) {
+			snprintf(id, sizeof(id), "%s:%s", h->sid,
+			    h->logs[i].id);
+			bson_init(&all[i]);
+			BSON_APPEND_UTF8(&all[i], "_id", id);
+			BSON_APPEND_UTF8(&all[i], "b", ids[c]);
+			BSON_APPEND_UTF8(&all[i], "a", h->app);
+			day = h->logs[i].time_ms / DAY_MS;
+			for (d = 0; d < nd; d++)
+				if (days[d] == day)
+					break;
+			if (d == nd && nd < nitems(days))
+				days[nd++] = day;
+		}
 	for (d = 0; d < nd && rc == 0; d++) {
 		k = 0;
-		for (i = from; i < to; i++)
+		for (i = 0; i < h->n; i++)
 			if (h->logs[i].time_ms / DAY_MS == days[d]) {
 				idx[k] = i;
-				docs[k++] = &all[i - from];
+				docs[k++] = &all[i];
 			}
-		if (k == 0)
-			continue;
 		handoff_seen_coll(days[d] * DAY_MS, coll);
 		rc = store_insert_many(child_store(), coll, docs, k, &inserted,
 		    &ndup, dup, h->err, sizeof(h->err));
 		for (i = 0; rc == 0 && i < k; i++)
 			h->dup[idx[i]] = dup[i];
 	}
-	for (i = from; i < to; i++)
-		bson_destroy(&all[i - from]);
+	for (i = 0; i < h->n; i++)
+		bson_destroy(&all[i]);
 	free(all);
 	free(docs);
 	free(idx);
@@ -262,147 +337,90 @@ handoff_insert_seen(struct handoff *h, const char *bid, size_t from,
 	return rc != 0 ? -EIO : 0;
 }
 
-/*
- * Seal bid: the body of the new logs of [from, to) into `bodies`, then
- * the intent rewritten as state "pending" (small: no body, no ids).
- */
-static int
-handoff_seal(struct handoff *h, const char *bid, size_t from, size_t to)
+/* Body (into h->batches) and the two documents of chunk c as batch bid. */
+static void
+handoff_build(struct handoff *h, const struct hchunk *c, const char *bid,
+    bson_t *body_doc, bson_t *meta)
 {
 	struct batch_body	 body;
 	struct handoff_batch	*hb;
-	bson_t			 doc, ids, att;
+	bson_t			 ids, att;
 	char			 wid[48], k[16];
 	const char		*kp;
 	int64_t			 now = util_now_ms(), nlogs = 0;
 	size_t			 i;
-	int			 rc;
 
-	if ((rc = batch_body_begin(&body, h->sid, bid)) != 0)
-		return handoff_fail(h, rc, "out of memory");
-	for (i = from; i < to; i++)
+	if (batch_body_begin(&body, h->sid, bid) != 0)
+		fatal("out of memory");
+	for (i = c->from; i < c->to; i++)
 		if (!h->dup[i])
 			batch_body_add(&body, h->logs[i].json,
 			    h->logs[i].json_len);
-	if ((rc = batch_body_end(&body)) != 0) {
-		batch_body_clear(&body);
-		return handoff_fail(h, rc, "out of memory");
-	}
+	if (batch_body_end(&body) != 0)
+		fatal("out of memory");
 	batch_webhook_id(bid, wid);
 
-	bson_init(&doc);
-	BSON_APPEND_UTF8(&doc, "_id", bid);
-	BSON_APPEND_UTF8(&doc, "sourceId", h->sid);
-	bson_append_utf8(&doc, "body", -1, body.buf, (int)body.len);
-	bson_append_array_begin(&doc, "logIds", -1, &ids);
-	for (i = from; i < to; i++)
+	bson_init(body_doc);
+	BSON_APPEND_UTF8(body_doc, "_id", bid);
+	BSON_APPEND_UTF8(body_doc, "sourceId", h->sid);
+	bson_append_utf8(body_doc, "body", -1, body.buf, (int)body.len);
+	bson_append_array_begin(body_doc, "logIds", -1, &ids);
+	for (i = c->from; i < c->to; i++)
 		if (!h->dup[i]) {
 			bson_uint32_to_string((uint32_t)nlogs++, &kp, k,
 			    sizeof(k));
 			bson_append_utf8(&ids, kp, -1, h->logs[i].id, -1);
 		}
-	bson_append_array_end(&doc, &ids);
-	rc = store_insert_one(child_store(), STORE_BODIES, &doc, h->err,
-	    sizeof(h->err));
-	bson_destroy(&doc);
-	if (rc != 0 && rc != -EEXIST) {
-		batch_body_clear(&body);
-		return -EIO;
-	}
+	bson_append_array_end(body_doc, &ids);
 
-	bson_init(&doc);
-	BSON_APPEND_UTF8(&doc, "sourceId", h->sid);
-	BSON_APPEND_UTF8(&doc, "kind", "logs");
-	BSON_APPEND_UTF8(&doc, "app", h->app);
-	BSON_APPEND_INT64(&doc, "nLogs", nlogs);
-	BSON_APPEND_INT64(&doc, "bytes", (int64_t)body.len);
-	BSON_APPEND_UTF8(&doc, "webhookId", wid);
-	BSON_APPEND_UTF8(&doc, "state", "pending");
-	BSON_APPEND_INT64(&doc, "createdAt", now);
-	BSON_APPEND_INT64(&doc, "nextAttemptAt", now);
-	BSON_APPEND_INT32(&doc, "nAttempts", 0);
-	BSON_APPEND_INT32(&doc, "nErrors", 0);
-	BSON_APPEND_ARRAY_BEGIN(&doc, "attempts", &att);
-	bson_append_array_end(&doc, &att);
-	BSON_APPEND_NULL(&doc, "deliveredAt");
-	BSON_APPEND_INT64(&doc, "epoch", h->epoch);
-	rc = store_upsert(child_store(), STORE_BATCHES, bid, &doc, h->err,
-	    sizeof(h->err));
-	bson_destroy(&doc);
-	if (rc != 0) {
-		batch_body_clear(&body);
-		return -EIO;
-	}
-	if ((h->batches = realloc(h->batches, (h->nbatches + 1) *
-	    sizeof(*h->batches))) == NULL)
-		fatal("out of memory");
-	hb = &h->batches[h->nbatches];
+	bson_init(meta);
+	BSON_APPEND_UTF8(meta, "_id", bid);
+	BSON_APPEND_UTF8(meta, "sourceId", h->sid);
+	BSON_APPEND_UTF8(meta, "kind", "logs");
+	BSON_APPEND_UTF8(meta, "app", h->app);
+	BSON_APPEND_INT64(meta, "nLogs", nlogs);
+	BSON_APPEND_INT64(meta, "bytes", (int64_t)body.len);
+	BSON_APPEND_UTF8(meta, "webhookId", wid);
+	BSON_APPEND_UTF8(meta, "state", "pending");
+	BSON_APPEND_INT64(meta, "createdAt", now);
+	BSON_APPEND_INT64(meta, "nextAttemptAt", now);
+	BSON_APPEND_INT32(meta, "nAttempts", 0);
+	BSON_APPEND_INT32(meta, "nErrors", 0);
+	BSON_APPEND_ARRAY_BEGIN(meta, "attempts", &att);
+	bson_append_array_end(meta, &att);
+	BSON_APPEND_NULL(meta, "deliveredAt");
+	BSON_APPEND_INT64(meta, "epoch", h->epoch);
+
+	hb = &h->batches[h->nbatches++];
 	util_strlcpy(hb->id, bid, sizeof(hb->id));
 	util_strlcpy(hb->webhook_id, wid, sizeof(hb->webhook_id));
 	hb->nlogs = (uint32_t)nlogs;
 	hb->created_at = now;
 	hb->body = body.buf;	/* kept for the hint */
 	hb->len = body.len;
-	return 0;
 }
 
-/* Store logs[from..to) as one batch (intent, seen ids, seal). */
-static int
-handoff_chunk(struct handoff *h, size_t from, size_t to)
-{
-	int64_t	 days[HANDOFF_MAX_DAYS], d;
-	size_t	 nd = 0, i, j, nnew = 0;
-	char	 bid[37];
-	bson_t	*sel;
-	int	 rc;
-
-	for (i = from; i < to; i++) {
-		d = h->logs[i].time_ms / DAY_MS;
-		for (j = 0; j < nd; j++)
-			if (days[j] == d)
-				break;
-		if (j == nd) {
-			if (nd == HANDOFF_MAX_DAYS)
-				return handoff_fail(h, -EINVAL, "a batch "
-				    "would span too many days");
-			days[nd++] = d;
-		}
-	}
-	util_uuid_v4(bid);
-	if ((rc = handoff_check_deadline(h)) != 0)
-		return rc;
-	if ((rc = handoff_insert_intent(h, bid, days, nd)) != 0)
-		return handoff_fail(h, -EIO, "insert batch intent");
-	if ((rc = handoff_insert_seen(h, bid, from, to, days, nd)) != 0)
-		return handoff_fail(h, -EIO, "insert seen ids");
-	for (i = from; i < to; i++)
-		if (!h->dup[i])
-			nnew++;
-	if ((rc = handoff_check_deadline(h)) != 0)
-		return rc;
-	if (nnew == 0) {
-		/* Nothing new: no seen id points to bid; drop the intent. */
-		sel = BCON_NEW("_id", BCON_UTF8(bid));
-		rc = store_delete(child_store(), STORE_BATCHES, sel, false,
-		    NULL, h->err, sizeof(h->err));
-		bson_destroy(sel);
-		return rc != 0 ? handoff_fail(h, -EIO, "delete intent") : 0;
-	}
-	if ((rc = handoff_seal(h, bid, from, to)) != 0)
-		return handoff_fail(h, rc, "seal batch");
-	h->nnew += nnew;
-	h->nbatches++;
-	return 0;
-}
-
-/* Cut logs[0..n) into chunks of at most max_logs logs and max_bytes. */
+/*
+ * Store a page: cut it into chunks of at most max_logs logs and max_bytes,
+ * insert their intents, the seen ids, then the bodies and metadata of the
+ * chunks that hold new logs (the metadata insert commits a batch), and
+ * delete the intents. Five store calls per page, inserts but the last,
+ * which scans only the intents in flight.
+ */
 static void
 handoff_page(struct handoff *h)
 {
-	struct batch_body	probe;
-	size_t			from = 0, i;
+	struct batch_body	 probe;
+	struct hchunk		*ch;
+	char			(*ids)[37];
+	const bson_t		**bd, **md;
+	bson_t			*bdocs, *mdocs, *sel;
+	size_t			 nc = 0, from = 0, i, c, nb = 0, ins, dups;
+	int64_t			 t0, t1, t2;
+	int			 rc;
 
 	h->dup = util_xcalloc(h->n + 1, sizeof(*h->dup));
+	ch = util_xcalloc(h->n + 1, sizeof(*ch));
 	memset(&probe, 0, sizeof(probe));
 	while (from < h->n) {
 		probe.len = 64 + strlen(h->sid) + 40;
@@ -418,10 +436,92 @@ handoff_page(struct handoff *h)
 		}
 		if (i == from)
 			i = from + 1;	/* one log always makes a batch */
-		if (handoff_chunk(h, from, i) != 0)
+		ch[nc].from = from;
+		ch[nc].to = i;
+		if (handoff_chunk_days(h, &ch[nc]) != 0) {
+			handoff_fail(h, -EINVAL, "a batch would span too "
+			    "many days");
+			free(ch);
 			return;
+		}
+		nc++;
 		from = i;
 	}
+	ids = util_xcalloc(nc, sizeof(*ids));
+	for (c = 0; c < nc; c++)
+		util_uuid_v4(ids[c]);
+	h->batches = util_xcalloc(nc, sizeof(*h->batches));
+	bdocs = util_xcalloc(nc, sizeof(*bdocs));
+	mdocs = util_xcalloc(nc, sizeof(*mdocs));
+	bd = util_xcalloc(nc, sizeof(*bd));
+	md = util_xcalloc(nc, sizeof(*md));
+
+	t0 = util_mono_ms();
+	if (handoff_check_deadline(h) != 0)
+		goto out;
+	if (handoff_insert_intents(h, ch, ids, nc) != 0) {
+		handoff_fail(h, -EIO, "insert intents");
+		goto out;
+	}
+	t1 = util_mono_ms();
+	if (handoff_insert_seen(h, ch, ids, nc) != 0) {
+		handoff_fail(h, -EIO, "insert seen ids");
+		goto out;
+	}
+	t2 = util_mono_ms();
+	for (c = 0; c < nc; c++) {
+		for (i = ch[c].from; i < ch[c].to; i++)
+			if (!h->dup[i])
+				ch[c].nnew++;
+		if (ch[c].nnew == 0)
+			continue;
+		handoff_build(h, &ch[c], ids[c], &bdocs[nb], &mdocs[nb]);
+		bd[nb] = &bdocs[nb];
+		md[nb] = &mdocs[nb];
+		h->nnew += ch[c].nnew;
+		nb++;
+	}
+	if (handoff_check_deadline(h) != 0)
+		goto out;
+	if (nb > 0) {
+		rc = store_insert_many(child_store(), STORE_BODIES, bd, nb,
+		    &ins, &dups, NULL, h->err, sizeof(h->err));
+		if (rc == 0)
+			rc = store_insert_many(child_store(), STORE_BATCHES, md,
+			    nb, &ins, &dups, NULL, h->err, sizeof(h->err));
+		if (rc != 0) {
+			handoff_fail(h, -EIO, "insert batches");
+			goto out;
+		}
+	}
+	/* Committed: the intents have done their job. */
+	sel = handoff_sel_ids(ids, nc);
+	/* A failure here leaves them to the next recovery: harmless. */
+	(void)store_delete(child_store(), STORE_INTENTS, sel, true, NULL,
+	    h->err, sizeof(h->err));
+	h->err[0] = '\0';
+	bson_destroy(sel);
+	h->ms_intent = t1 - t0;
+	h->ms_seen = t2 - t1;
+	h->ms_seal = util_mono_ms() - t2;
+out:
+	for (c = 0; c < nb; c++) {
+		bson_destroy(&bdocs[c]);
+		bson_destroy(&mdocs[c]);
+	}
+	if (h->rc != 0) {
+		/* Nothing committed may be hinted. */
+		for (c = 0; c < h->nbatches; c++)
+			free(h->batches[c].body);
+		h->nbatches = 0;
+		h->nnew = 0;
+	}
+	free(bdocs);
+	free(mdocs);
+	free(bd);
+	free(md);
+	free(ids);
+	free(ch);
 }
 
 /* Cursor and stats of a finished window, under the lease. */

@@ -4,23 +4,27 @@
  * so that the event loop never waits on the store.
  *
  * A page's new logs reach deliverd as batches that fetcherd cuts itself,
- * one document per batch, never one per log:
+ * one document per batch, never one per log. The page is cut into chunks
+ * (at most delivery_batch_max_logs logs and _max_bytes), each with a
+ * batch id B, then in five store calls:
  *
- *  1. an intent {_id: B, state: "open", days: [...]} is inserted into
- *     `batches`;
- *  2. every log id is inserted into seen_YYYYMMDD (the UTC day of the
- *     event's id.time) as {_id: "<source>:<logId>", b: B}: a duplicate
+ *  1. the intents {_id: B, sourceId, app, days} go into `intents`;
+ *  2. every log id goes into seen_YYYYMMDD (the UTC day of the event's
+ *     id.time) as {_id: "<source>:<logId>", b: B, a: app}: a duplicate
  *     key means the log is already in some batch (the de-duplication);
- *  3. the body of the logs that were new goes into `bodies` under B, and
- *     B is rewritten once to state "pending" (deliverd sends it); or B is
- *     deleted when nothing was new.
+ *  3. the bodies of the chunks that hold new logs go into `bodies`;
+ *  4. their metadata {_id: B, state: "pending", ...} into `batches`:
+ *     this insert commits a batch (deliverd sends what it finds there);
+ *  5. the intents are deleted.
  *
- * A crash (or a store error) between 1 and 3 leaves B "open". Before the
- * next page of that source is stored, handoff recovery deletes the seen
- * ids that point to B and then B, so the window, read again because its
- * cursor did not move, finds those logs new. Only inserts grow with the
- * volume: seen_* partitions are dropped whole when they leave the
- * de-duplication horizon, and `batches` holds what is not yet delivered.
+ * A crash (or a store error) before 5 leaves intents. Before the next
+ * page of that (source, application) is stored, recovery looks at each:
+ * committed (its metadata exists), it just goes; else its seen ids and
+ * body are deleted first, so the window, read again because its cursor
+ * did not move, finds those logs new. Every call but the deletion of the
+ * intents in flight is an insert: seen_* partitions are dropped whole
+ * when they leave the de-duplication horizon, `batches` holds what is
+ * pending (and a minute of what was delivered).
  */
 #ifndef AR_FETCHERD_HANDOFF_H
 #define AR_FETCHERD_HANDOFF_H
@@ -70,6 +74,7 @@ struct handoff {
 	unsigned		 nbatches;	/* out */
 	struct handoff_batch	*batches;	/* out: nbatches sealed */
 	unsigned		 nrecovered;	/* out: open intents cleaned */
+	int64_t			 ms_intent, ms_seen, ms_seal;	/* out: costs */
 	/* HANDOFF_SAVE: cursor and stats documents ("<source>:<app>") */
 	bson_t			*cursor_doc;
 	bson_t			*stats_doc;

@@ -24,6 +24,7 @@
 #define STORE_LOGS		"logs"		/* fetcherd inserts */
 #define STORE_BATCHES		"batches"	/* metadata; fetcherd seals */
 #define STORE_BODIES		"bodies"	/* batch bodies, by batch id */
+#define STORE_INTENTS		"intents"	/* fetcherd: pages being stored */
 #define STORE_ALERTS		"alerts"	/* alerts pending delivery */
 #define STORE_LEASES		"leases"	/* <resource>:<epoch> */
 #define STORE_STATS		"stats"		/* per source/app counters */

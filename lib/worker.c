@@ -74,12 +74,19 @@ worker_ready_cb(evutil_socket_t fd, short what, void *arg)
 int
 worker_start(struct event_base *base)
 {
+	return worker_start_threads(base, 1);
+}
+
+int
+worker_start_threads(struct event_base *base, unsigned n)
+{
 	pthread_t	t;
 	sigset_t	all, old;
-	int		rc;
+	unsigned	i;
+	int		rc = 0;
 
 	if (worker_ev != NULL)
-		return 0;	/* one thread per process, started once */
+		return 0;	/* started once per process */
 	if (pipe2(worker_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
 		return -errno;
 	worker_ev = event_new(base, worker_pipe[0], EV_READ | EV_PERSIST,
@@ -89,12 +96,11 @@ worker_start(struct event_base *base)
 	/* Signals stay with the loop thread. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rc = pthread_create(&t, NULL, worker_main, NULL);
+	for (i = 0; i < (n > 0 ? n : 1) && rc == 0; i++)
+		if ((rc = pthread_create(&t, NULL, worker_main, NULL)) == 0)
+			pthread_detach(t);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0)
-		return -rc;
-	pthread_detach(t);
-	return 0;
+	return rc != 0 ? -rc : 0;
 }
 
 int

@@ -22,6 +22,12 @@ typedef void (*worker_done_fn)(void *arg);
  * on base. 0 or -errno.
  */
 int	worker_start(struct event_base *base);
+/*
+ * The same with n threads taking jobs from one queue: jobs may then run
+ * concurrently, so a caller that needs two jobs in order submits the
+ * second from the first's done.
+ */
+int	worker_start_threads(struct event_base *base, unsigned n);
 /* Queue a job; done(arg) always follows work(arg). 0 or -errno. */
 int	worker_submit(worker_fn work, worker_done_fn done, void *arg);
 /* Jobs queued or running. */

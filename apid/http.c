@@ -12,8 +12,10 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include "apid/apid.h"
+#include "apid/conn.h"
 #include "apid/http.h"
 #include "apid/metrics.h"
 #include "apid/sources.h"
@@ -82,7 +84,9 @@ http_free(struct areq *a)
 {
 	if (a == NULL)
 		return;
-	if (a->req != NULL && a->conn != NULL)
+	if (a->cx != NULL)
+		conn_request_end(a->cx);
+	else if (a->req != NULL && a->conn != NULL)
 		evhttp_connection_set_closecb(a->conn, NULL, NULL);
 	if (a->body != NULL) {
 		if (a->wipe)
@@ -100,6 +104,14 @@ http_close_cb(struct evhttp_connection *conn, void *arg)
 
 	a->req = NULL;
 	a->conn = NULL;
+}
+
+void
+http_conn_gone(struct areq *a)
+{
+	a->req = NULL;
+	a->conn = NULL;
+	a->cx = NULL;
 }
 
 bool
@@ -127,7 +139,10 @@ http_reply_typed(struct areq *a, int code, const char *ctype,
 		return;
 	}
 	/* Detach first: the reply may end the connection. */
-	if (a->conn != NULL)
+	if (a->cx != NULL) {
+		conn_request_end(a->cx);
+		a->cx = NULL;
+	} else if (a->conn != NULL)
 		evhttp_connection_set_closecb(a->conn, NULL, NULL);
 	a->req = NULL;
 	a->conn = NULL;
@@ -196,25 +211,15 @@ http_verr(struct areq *a, const struct verr *e)
 }
 
 /*
- * Constant-time check of "Authorization: Bearer <token>". Exactly one
- * Authorization header, scheme Bearer (any case), the whole token.
+ * Constant-time check of one Authorization header value: scheme Bearer
+ * (any case), the whole token.
  */
-static bool
-http_authorized(struct evhttp_request *req)
+bool
+http_token_ok(const char *h)
 {
-	struct evkeyvalq	*hs = evhttp_request_get_input_headers(req);
-	struct evkeyval		*kv;
-	const char		*h = NULL, *tok;
-	int			 n = 0;
+	const char	*tok = config_str(child_config(), CONF_API_TOKEN);
 
-	tok = config_str(child_config(), CONF_API_TOKEN);
-	TAILQ_FOREACH(kv, hs, next) {
-		if (strcasecmp(kv->key, "Authorization") == 0) {
-			h = kv->value;
-			n++;
-		}
-	}
-	if (n != 1 || tok == NULL || tok[0] == '\0')
+	if (h == NULL || tok == NULL || tok[0] == '\0')
 		return false;
 	if (strncasecmp(h, "Bearer ", 7) != 0)
 		return false;
@@ -224,36 +229,76 @@ http_authorized(struct evhttp_request *req)
 	return crypto_ct_equal(h, strlen(h), tok, strlen(tok));
 }
 
+/* Exactly one Authorization header, and http_token_ok(). */
+static bool
+http_authorized(struct evhttp_request *req)
+{
+	struct evkeyvalq	*hs = evhttp_request_get_input_headers(req);
+	struct evkeyval		*kv;
+	const char		*h = NULL;
+	int			 n = 0;
+
+	TAILQ_FOREACH(kv, hs, next) {
+		if (strcasecmp(kv->key, "Authorization") == 0) {
+			h = kv->value;
+			n++;
+		}
+	}
+	return n == 1 && http_token_ok(h);
+}
+
+/*
+ * GET /healthz: {"status":"ok"|"degraded"} for anyone, 200 or 503; with
+ * the token also the store and every child (pid, state, restarts).
+ * Degraded when the store is down or a child is not ready or has lost
+ * the store. Built with the JSON writer: valid JSON in every state.
+ */
 static void
 http_healthz(struct areq *a)
 {
-	char	 body[2048];
-	size_t	 off, i;
-	bool	 ok = store_healthy(child_store());
-	Ar__Health *hh = apid.health;
+	struct jsonw	*w;
+	const char	*out;
+	size_t		 i, len;
+	bool		 store_ok = store_healthy(child_store()), ok = store_ok;
+	Ar__Health	*hh = apid.health;
 
-	off = (size_t)snprintf(body, sizeof(body),
-	    "{\"status\":\"%s\",\"store\":{\"ok\":%s,\"outageSeconds\":%lld},"
-	    "\"children\":[", ok ? "ok" : "degraded", ok ? "true" : "false",
-	    (long long)store_outage_ms(child_store()) / 1000);
-	for (i = 0; hh != NULL && i < hh->n_children; i++) {
-		Ar__ChildHealth	*c = hh->children[i];
-
-		off += (size_t)snprintf(body + off, sizeof(body) - off,
-		    "%s{\"name\":\"%s\",\"pid\":%u,\"state\":\"%s\","
-		    "\"storeOk\":%s,\"restarts\":%u}", i > 0 ? "," : "",
-		    ipc_daemon_name(c->daemon), c->pid, c->state,
-		    c->store_ok ? "true" : "false", c->restarts);
-		if (!c->store_ok || !c->ready)
+	for (i = 0; hh != NULL && i < hh->n_children; i++)
+		if (!hh->children[i]->store_ok || !hh->children[i]->ready)
 			ok = false;
-		if (off >= sizeof(body))
-			break;
+	if ((w = jsonw_new()) == NULL)
+		fatal("out of memory");
+	jsonw_obj_open(w);
+	jsonw_kv_str(w, "status", ok ? "ok" : "degraded");
+	if (a->authorized) {
+		jsonw_key(w, "store");
+		jsonw_obj_open(w);
+		jsonw_kv_bool(w, "ok", store_ok);
+		jsonw_kv_int(w, "outageSeconds",
+		    store_outage_ms(child_store()) / 1000);
+		jsonw_obj_close(w);
+		jsonw_key(w, "children");
+		jsonw_arr_open(w);
+		for (i = 0; hh != NULL && i < hh->n_children; i++) {
+			Ar__ChildHealth	*c = hh->children[i];
+
+			jsonw_obj_open(w);
+			jsonw_kv_str(w, "name", ipc_daemon_name(c->daemon));
+			jsonw_kv_int(w, "pid", c->pid);
+			jsonw_kv_str(w, "state", c->state != NULL ? c->state :
+			    "");
+			jsonw_kv_bool(w, "storeOk", c->store_ok);
+			jsonw_kv_int(w, "restarts", c->restarts);
+			jsonw_obj_close(w);
+		}
+		jsonw_arr_close(w);
 	}
-	if (off < sizeof(body))
-		snprintf(body + off, sizeof(body) - off, "]}");
-	if (!ok)
-		memcpy(body + 11, "degraded", 8);
-	http_reply(a, ok ? 200 : 503, body, strlen(body));
+	jsonw_obj_close(w);
+	if ((out = jsonw_buf(w, &len)) == NULL) {
+		out = ok ? "{\"status\":\"ok\"}" : "{\"status\":\"degraded\"}";
+		len = strlen(out);
+	}
+	http_reply(a, ok ? 200 : 503, out, len);
+	jsonw_free(w);
 }
 
 static void
@@ -315,6 +360,17 @@ http_route(const char *path, char *id, size_t idlen)
 			return &routes[i];
 	}
 	return NULL;
+}
+
+bool
+http_path_open(const char *path)
+{
+	const struct route	*r;
+	char			 id[64];
+
+	r = http_route(path, id, sizeof(id));
+	return r != NULL && (r->open || (r->m[0].fn == metrics_get &&
+	    config_bool(child_config(), CONF_METRICS_PUBLIC)));
 }
 
 /* True when the Content-Type is JSON (charset, if any, UTF-8). */
@@ -437,14 +493,17 @@ http_request_cb(struct evhttp_request *req, void *arg)
 		    "Connection", "close");
 	}
 	a->conn = evhttp_request_get_connection(req);
-	if (a->conn != NULL)
+	if ((a->cx = conn_of(a->conn)) != NULL)
+		conn_request_begin(a->cx, a);
+	else if (a->conn != NULL)
 		evhttp_connection_set_closecb(a->conn, http_close_cb, a);
 	path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	a->query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
 	r = http_route(path, a->id, sizeof(a->id));
 	open = r != NULL && (r->open || (r->m[0].fn == metrics_get &&
 	    config_bool(child_config(), CONF_METRICS_PUBLIC)));
-	if (!open && !http_authorized(req)) {
+	a->authorized = http_authorized(req);
+	if (!open && !a->authorized) {
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "WWW-Authenticate", "Bearer");
 		http_error(a, 401, "unauthorized", NULL, "missing or wrong "
@@ -478,6 +537,9 @@ http_request_cb(struct evhttp_request *req, void *arg)
 int
 http_start(const char *host, unsigned short port, char *err, size_t errlen)
 {
+	struct evhttp_bound_socket	*bound;
+	unsigned			 cap;
+
 	http_srv = evhttp_new(child_base());
 	if (http_srv == NULL) {
 		snprintf(err, errlen, "evhttp_new failed");
@@ -499,10 +561,15 @@ http_start(const char *host, unsigned short port, char *err, size_t errlen)
 	evhttp_set_max_headers_size(http_srv, 16 * 1024);
 	evhttp_set_timeout(http_srv, 30);
 	evhttp_set_default_content_type(http_srv, "application/json");
-	if (evhttp_bind_socket(http_srv, host, port) != 0) {
+	if ((bound = evhttp_bind_socket_with_handle(http_srv, host, port)) ==
+	    NULL) {
 		snprintf(err, errlen, "cannot listen on %s:%u: %s", host,
 		    port, strerror(errno));
 		return -EADDRINUSE;
 	}
+	cap = conn_setup(http_srv, evhttp_bound_socket_get_listener(bound),
+	    (unsigned)config_int(child_config(), CONF_API_MAX_CONNECTIONS));
+	log_info("api: listening on %s:%u, at most %u connections", host, port,
+	    cap);
 	return 0;
 }

@@ -17,6 +17,7 @@
 #define HTTP_JSON_DEPTH		32
 
 struct verr;
+struct conn;
 
 /* A request in progress; lives until a reply is sent (or the client left). */
 struct areq {
@@ -26,6 +27,8 @@ struct areq {
 	yajl_val		 body;		/* parsed JSON body, or NULL */
 	const char		*query;		/* raw query string or NULL */
 	bool			 wipe;		/* body held a secret */
+	bool			 authorized;	/* the token was given */
+	struct conn		*cx;		/* our connection state */
 };
 
 /* Create the server bound to host:port. 0 or -errno with err[]. */
@@ -45,6 +48,12 @@ void	http_error(struct areq *a, int code, const char *ecode,
 void	http_verr(struct areq *a, const struct verr *e);
 /* True when the client is gone (the handler should just http_done). */
 bool	http_gone(const struct areq *a);
+/* The connection of a went away (conn.c). */
+void	http_conn_gone(struct areq *a);
+/* True when path needs no token (GET /healthz, /metrics when public). */
+bool	http_path_open(const char *path);
+/* Constant-time check of an Authorization header value. */
+bool	http_token_ok(const char *value);
 /* Free a without replying (the client went away). */
 void	http_done(struct areq *a);
 

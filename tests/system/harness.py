@@ -334,8 +334,10 @@ class Auditrelay:
             self.wait_healthy(30)
         return self
 
-    def healthz(self):
-        return http_json("GET", self.base + "/healthz", timeout=5)
+    def healthz(self, token=True):
+        """GET /healthz; with the token the answer has the details."""
+        h = {"Authorization": "Bearer " + self.token} if token else {}
+        return http_json("GET", self.base + "/healthz", headers=h, timeout=5)
 
     def wait_healthy(self, timeout=30):
         def ok():

@@ -62,9 +62,13 @@ def test_endpoints(wd):
     ar = h.Auditrelay(wd, store, sim).start()
     k1 = new_key(sim, "relay1")
 
-    # healthz is open; everything else wants the token.
+    # healthz is open; everything else wants the token. Without the token
+    # only the status, with it the store and the children.
+    st, body, _ = ar.healthz(token=False)
+    assert st == 200 and body == {"status": "ok"}, body
     st, body, _ = ar.healthz()
-    assert st == 200 and body["status"] == "ok", body
+    assert st == 200 and body["status"] == "ok" and body["store"]["ok"], body
+    assert {c["name"] for c in body["children"]} >= {"fetcherd", "deliverd"}, body
 
     # add-source with the clientEmail/privateKey pair.
     st, src, hd = ar.api("POST", "/add-source", add_body(k1, recv.url))

@@ -35,6 +35,7 @@
 #define CONN_TICK_MS		250
 #define CONN_PAUSE_MS		1000
 #define CONN_NOFILE_WANT	65536
+#define CONN_ACCEPT_BURST	64	/* accepts per loop pass at most */
 
 enum conn_state {
 	CONN_HEAD,		/* waiting for a request head */
@@ -52,6 +53,7 @@ struct conn {
 	int64_t			 since;		/* state entered, monotonic ms */
 	char			*head;		/* bytes of the head so far */
 	size_t			 headlen;
+	size_t			 headcap;
 	bool			 evicting;
 	bool			 refused;	/* 401 before the body */
 };
@@ -63,6 +65,8 @@ static struct conn_stats	 stats;
 static unsigned			 conn_evicting;
 static bool			 conn_paused;
 static int64_t			 conn_resume_at;
+static struct event		*conn_burst_ev;
+static unsigned			 conn_burst;
 
 static void	conn_close_cb(struct evhttp_connection *evcon, void *arg);
 
@@ -111,8 +115,8 @@ conn_close_cb(struct evhttp_connection *evcon, void *arg)
 }
 
 /*
- * Close c as if it had timed out (evhttp frees it and calls our close
- * callback), deferred so that no caller's state changes under it.
+ * Close c now, as if it had timed out: evhttp frees it and calls our close
+ * callback (which releases c). Never called from c's own callbacks.
  */
 static void
 conn_evict(struct conn *c)
@@ -123,7 +127,7 @@ conn_evict(struct conn *c)
 	conn_evicting++;
 	stats.evicted++;
 	bufferevent_trigger_event(c->bev, BEV_EVENT_READING |
-	    BEV_EVENT_TIMEOUT, BEV_TRIG_DEFER_CALLBACKS);
+	    BEV_EVENT_TIMEOUT, 0);
 }
 
 /* Pause the listener: at the cap, or out of file descriptors. */
@@ -140,17 +144,30 @@ conn_pause(const char *why)
 	    "connections for now", why, stats.open, stats.cap);
 }
 
-/* The oldest connection not in the handlers, or NULL. */
+/*
+ * The connection to close for a new one: the oldest still waiting for
+ * (the rest of) a request head; never one whose head is read. NULL when
+ * none.
+ */
 static struct conn *
 conn_oldest_idle(const struct conn *except)
 {
 	struct conn	*c, *best = NULL;
 
 	TAILQ_FOREACH(c, &conns, entry)
-		if (c != except && !c->evicting && c->state != CONN_BUSY &&
+		if (c != except && !c->evicting && c->state == CONN_HEAD &&
 		    (best == NULL || c->since < best->since))
 			best = c;
 	return best;
+}
+
+/* The next loop pass: accept again (unless paused meanwhile). */
+static void
+conn_burst_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_burst = 0;
+	if (!conn_paused)
+		evconnlistener_enable(conn_lev);
 }
 
 /* The 401 of conn_refuse() is written: close the connection. */
@@ -252,6 +269,7 @@ out:
 	free(c->head);
 	c->head = NULL;
 	c->headlen = 0;
+	c->headcap = 0;
 	c->state = CONN_BODY;
 	c->since = util_mono_ms();
 }
@@ -267,23 +285,36 @@ conn_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 {
 	struct conn		*c = arg;
 	struct evbuffer_ptr	 pos;
+	bufferevent_data_cb	 r, w;
+	bufferevent_event_cb	 e;
+	void			*cbarg;
 	size_t			 len, n, room, from, i;
 	char			*end;
 
 	if (info->n_added == 0)
 		return;
+	bufferevent_getcb(c->bev, &r, &w, &e, &cbarg);
+	if (e == NULL && cbarg == NULL)
+		return;		/* freed by evhttp; the tick releases it */
 	conn_adopt(c);
 	if (c->state != CONN_HEAD || c->refused)
 		return;
 	len = evbuffer_get_length(buf);
 	n = info->n_added < len ? info->n_added : len;
-	if (c->head == NULL)
-		c->head = util_xcalloc(1, CONN_HEAD_MAX + 1);
 	room = CONN_HEAD_MAX - c->headlen;
 	if (n > room)
 		n = room;
 	if (n == 0)
 		return;		/* evhttp refuses heads this long */
+	if (c->headlen + n + 1 > c->headcap) {
+		size_t	cap = c->headcap > 0 ? c->headcap : 1024;
+
+		while (cap < c->headlen + n + 1)
+			cap *= 2;
+		if ((c->head = realloc(c->head, cap)) == NULL)
+			fatal("out of memory");
+		c->headcap = cap;
+	}
 	if (evbuffer_ptr_set(buf, &pos, len - n, EVBUFFER_PTR_SET) != 0 ||
 	    evbuffer_copyout_from(buf, &pos, c->head + c->headlen, n) < 0)
 		return;
@@ -334,6 +365,17 @@ conn_bev_cb(struct event_base *base, void *arg)
 	if (stats.open - conn_evicting >= stats.cap &&
 	    conn_oldest_idle(c) == NULL)
 		conn_pause("connection cap reached, all connections busy");
+	/*
+	 * A burst of connections must not starve the reads of the ones
+	 * just accepted (their heads would never be seen before they are
+	 * evicted): at most CONN_ACCEPT_BURST per loop pass.
+	 */
+	if (++conn_burst >= CONN_ACCEPT_BURST && !conn_paused) {
+		struct timeval	tv = { 0, 1000 };
+
+		evconnlistener_disable(conn_lev);
+		event_add(conn_burst_ev, &tv);
+	}
 	return bev;
 }
 
@@ -362,15 +404,13 @@ conn_tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	for (c = TAILQ_FIRST(&conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, entry);
-		if (c->evcon == NULL) {
-			bufferevent_getcb(c->bev, &r, &w, &e, &cbarg);
-			if (e == NULL && cbarg == NULL) {
-				/* evhttp freed it before it sent a byte. */
-				conn_release(c);
-				continue;
-			}
-			conn_adopt(c);
+		bufferevent_getcb(c->bev, &r, &w, &e, &cbarg);
+		if (e == NULL && cbarg == NULL) {
+			/* evhttp freed it without our close callback. */
+			conn_release(c);
+			continue;
 		}
+		conn_adopt(c);
 		if ((c->state == CONN_HEAD &&
 		    now - c->since > CONN_HEAD_DEADLINE_MS) ||
 		    (c->state == CONN_BODY &&
@@ -380,6 +420,7 @@ conn_tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (conn_paused && now >= conn_resume_at &&
 	    stats.open - conn_evicting < stats.cap) {
 		conn_paused = false;
+		conn_burst = 0;
 		evconnlistener_enable(conn_lev);
 		log_info("api: accepting connections again (%u open, cap %u)",
 		    stats.open, stats.cap);
@@ -412,7 +453,8 @@ conn_setup(struct evhttp *http, struct evconnlistener *lev, unsigned cap)
 	evhttp_set_bevcb(http, conn_bev_cb, NULL);
 	conn_tick = event_new(child_base(), -1, EV_PERSIST, conn_tick_cb,
 	    NULL);
-	if (conn_tick == NULL)
+	conn_burst_ev = evtimer_new(child_base(), conn_burst_cb, NULL);
+	if (conn_tick == NULL || conn_burst_ev == NULL)
 		fatal("out of memory");
 	event_add(conn_tick, &tv);
 	return cap;

@@ -8,11 +8,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
+#include <event2/util.h>
 
 #include "apid/apid.h"
 #include "apid/conn.h"
@@ -25,6 +28,8 @@
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
+
+#define HTTP_LISTEN_BACKLOG	4096
 
 typedef void (*http_handler)(struct areq *a);
 
@@ -534,11 +539,52 @@ http_request_cb(struct evhttp_request *req, void *arg)
 	m->fn(a);
 }
 
+/*
+ * A listening socket on host:port with a deep accept queue (the kernel
+ * caps it at net.core.somaxconn): under a connection flood a legitimate
+ * client's SYN must not be dropped (it would wait a 1 s retransmission).
+ * The fd, or -1 with errno set.
+ */
+static int
+http_listen(const char *host, unsigned short port)
+{
+	struct evutil_addrinfo	 hints, *ai = NULL;
+	char			 portstr[8];
+	int			 fd = -1, one = 1, e;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG;
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	if (evutil_getaddrinfo(host, portstr, &hints, &ai) != 0 || ai == NULL) {
+		errno = EADDRNOTAVAIL;
+		return -1;
+	}
+	if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, ai->ai_protocol)) < 0)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
+	    listen(fd, HTTP_LISTEN_BACKLOG) != 0)
+		goto fail;
+	evutil_freeaddrinfo(ai);
+	return fd;
+fail:
+	e = errno;
+	if (fd >= 0)
+		close(fd);
+	evutil_freeaddrinfo(ai);
+	errno = e;
+	return -1;
+}
+
 int
 http_start(const char *host, unsigned short port, char *err, size_t errlen)
 {
 	struct evhttp_bound_socket	*bound;
 	unsigned			 cap;
+	int				 fd;
 
 	http_srv = evhttp_new(child_base());
 	if (http_srv == NULL) {
@@ -561,10 +607,12 @@ http_start(const char *host, unsigned short port, char *err, size_t errlen)
 	evhttp_set_max_headers_size(http_srv, 16 * 1024);
 	evhttp_set_timeout(http_srv, 30);
 	evhttp_set_default_content_type(http_srv, "application/json");
-	if ((bound = evhttp_bind_socket_with_handle(http_srv, host, port)) ==
-	    NULL) {
+	if ((fd = http_listen(host, port)) < 0 ||
+	    (bound = evhttp_accept_socket_with_handle(http_srv, fd)) == NULL) {
 		snprintf(err, errlen, "cannot listen on %s:%u: %s", host,
 		    port, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return -EADDRINUSE;
 	}
 	cap = conn_setup(http_srv, evhttp_bound_socket_get_listener(bound),

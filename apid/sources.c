@@ -1046,17 +1046,17 @@ sources_get(struct areq *a)
 
 /* Find the state document _id in the array of loaded states. */
 static const bson_t *
-src_find_state(bson_t *states, size_t n, const char *id, const char *kind)
+src_find_state(bson_t **states, size_t n, const char *id, const char *kind)
 {
 	char	key[64];
 	size_t	i;
 
 	snprintf(key, sizeof(key), "%s:%s", id, kind);
 	for (i = 0; i < n; i++) {
-		const char *s = store_bson_str(&states[i], "_id");
+		const char *s = store_bson_str(states[i], "_id");
 
 		if (s != NULL && strcmp(s, key) == 0)
-			return &states[i];
+			return states[i];
 	}
 	return NULL;
 }
@@ -1070,7 +1070,7 @@ sources_list(struct areq *a)
 	const bson_t		*d;
 	bson_t			 q = BSON_INITIALIZER, opts = BSON_INITIALIZER;
 	bson_t			 sort;
-	bson_t			*states = NULL;
+	bson_t			**states = NULL;	/* bson_t never moves */
 	bson_error_t		 be;
 	size_t			 nstates = 0, cap = 0, i;
 	struct jsonw		*w = NULL;
@@ -1088,7 +1088,8 @@ sources_list(struct areq *a)
 			if (states == NULL)
 				fatal("out of memory");
 		}
-		bson_copy_to(d, &states[nstates++]);
+		if ((states[nstates++] = bson_copy(d)) == NULL)
+			fatal("out of memory");
 	}
 	if (mongoc_cursor_error(cur, &be))
 		failed = true;
@@ -1133,7 +1134,7 @@ sources_list(struct areq *a)
 	src_reply_jsonw(a, 200, w, "cannot render sources");
 done:
 	for (i = 0; i < nstates; i++)
-		bson_destroy(&states[i]);
+		bson_destroy(states[i]);
 	free(states);
 	jsonw_free(w);
 	bson_destroy(&q);

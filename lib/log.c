@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -99,58 +100,86 @@ log_redact_clear(void)
 	}
 }
 
-/* Replace every occurrence of needle in buf by "[REDACTED]". */
+/* Append n bytes of s to out (of size) at *o, never past size - 1. */
 static void
-log_redact_one(char *buf, size_t size, const char *needle)
+log_put(char *out, size_t size, size_t *o, const char *s, size_t n)
 {
-	static const char	 mask[] = "[REDACTED]";
-	size_t			 nlen = strlen(needle), mlen = sizeof(mask) - 1;
-	char			*p;
-
-	while ((p = strstr(buf, needle)) != NULL) {
-		size_t	tail = strlen(p + nlen);
-
-		if (mlen > nlen && (size_t)(p - buf) + mlen + tail + 1 > size)
-			tail = size - (size_t)(p - buf) - mlen - 1;
-		memmove(p + mlen, p + nlen, tail);
-		memcpy(p, mask, mlen);
-		p[mlen + tail] = '\0';
-	}
+	if (*o + 1 >= size)
+		return;
+	if (n > size - 1 - *o)
+		n = size - 1 - *o;
+	memcpy(out + *o, s, n);
+	*o += n;
 }
 
+/*
+ * Rewrite buf (a NUL-terminated line in size bytes) with every registered
+ * secret, every PEM private key block and every Bearer token replaced by
+ * "[REDACTED]". One pass over a copy into buf: the result is cut at size
+ * - 1 bytes, never written past it, whatever the line holds.
+ */
 void
 log_redact(char *buf, size_t size)
 {
-	char	*p, *e;
-	int	 i;
+	static const char	 mask[] = "[REDACTED]";
+	const size_t		 mlen = sizeof(mask) - 1;
+	char			*src;
+	size_t			 len, i, o = 0, n;
+	int			 k;
+	bool			 pem;
 
-	for (i = 0; i < LOG_REDACT_MAX; i++)
-		if (log_secrets[i] != NULL)
-			log_redact_one(buf, size, log_secrets[i]);
-	/* Any PEM private key body, whoever put it there. */
-	while ((p = strstr(buf, "-----BEGIN")) != NULL &&
-	    strstr(p, "PRIVATE KEY") != NULL) {
-		e = strstr(p + 10, "-----END");
-		if (e == NULL)
-			e = p + strlen(p);
-		else if ((e = strstr(e + 8, "-----")) != NULL)
-			e += 5;
-		else
-			e = p + strlen(p);
-		memmove(p + 10, e, strlen(e) + 1);
-		memcpy(p, "[REDACTED]", 10);
+	if (buf == NULL || size == 0)
+		return;
+	len = strnlen(buf, size - 1);
+	if ((src = strndup(buf, len)) == NULL) {
+		buf[0] = '\0';
+		return;
 	}
-	/* Bearer tokens. */
-	if ((p = strstr(buf, "Bearer ")) != NULL) {
-		p += 7;
-		e = p;
-		while (*e != '\0' && *e != ' ' && *e != '"' && *e != '\n')
-			e++;
-		if (e > p) {
-			memmove(p + 10, e, strlen(e) + 1);
-			memcpy(p, "[REDACTED]", 10);
+	pem = strstr(src, "-----BEGIN") != NULL &&
+	    strstr(src, "PRIVATE KEY") != NULL;
+	for (i = 0; i < len && o + 1 < size;) {
+		for (k = 0; k < LOG_REDACT_MAX; k++) {
+			if (log_secrets[k] == NULL)
+				continue;
+			n = strlen(log_secrets[k]);
+			if (n > 0 && n <= len - i &&
+			    memcmp(src + i, log_secrets[k], n) == 0)
+				break;
 		}
+		if (k < LOG_REDACT_MAX) {
+			log_put(buf, size, &o, mask, mlen);
+			i += strlen(log_secrets[k]);
+			continue;
+		}
+		if (pem && len - i >= 10 && memcmp(src + i, "-----BEGIN",
+		    10) == 0) {
+			/* To the end of the -----END ...----- line, or all. */
+			char	*e = strstr(src + i + 10, "-----END");
+
+			if (e != NULL && (e = strstr(e + 8, "-----")) != NULL)
+				n = (size_t)(e + 5 - src);
+			else
+				n = len;
+			log_put(buf, size, &o, mask, mlen);
+			i = n;
+			continue;
+		}
+		if (len - i >= 7 && memcmp(src + i, "Bearer ", 7) == 0) {
+			log_put(buf, size, &o, src + i, 7);
+			i += 7;
+			for (n = i; n < len && src[n] != ' ' && src[n] != '"' &&
+			    src[n] != '\n'; n++)
+				;
+			if (n > i)
+				log_put(buf, size, &o, mask, mlen);
+			i = n;
+			continue;
+		}
+		buf[o++] = src[i++];
 	}
+	buf[o] = '\0';
+	explicit_bzero(src, len);
+	free(src);
 }
 
 void

@@ -663,8 +663,9 @@ op_commit_add(struct op *op)
 	BSON_APPEND_INT32(&doc, "logFetchInterval", (int32_t)op->in.interval);
 	BSON_APPEND_UTF8(&doc, "callbackUrl", op->in.callback_url);
 	BSON_APPEND_BOOL(&doc, "paused", false);
-	BSON_APPEND_INT32(&doc, "initialLookback", (int32_t)(op->in.has_lookback ?
-	    op->in.lookback : config_int(cfg, CONF_FETCH_INITIAL_LOOKBACK)));
+	BSON_APPEND_INT32(&doc, "initialLookback",
+	    (int32_t)(op->in.has_lookback ? op->in.lookback :
+	    config_int(cfg, CONF_FETCH_INITIAL_LOOKBACK)));
 	BSON_APPEND_UTF8(&doc, "requestDigest", digest);
 	if (src_seal_creds(&doc, op->id, &op->in.creds) != 0 ||
 	    src_seal(&doc, "webhookSecret", op->id, secret, strlen(secret),

@@ -50,9 +50,11 @@ struct google_error {
 	bool			 rate_limited;	/* slow every source of the client */
 	int64_t			 retry_after_s;	/* -1: none given */
 	char			 reason[64];	/* "invalid_grant", "rateLimitExceeded", "http_503", "timeout" ... */
-	char			 diagnosis[GOOGLE_DIAG_MAX];	/* for a person, whole; no secrets */
-	bool			 access_denied;	/* API 403: the caller lacks the privilege */
-	char			 google_msg[160];	/* Google's message of that 403 */
+	/* For a person, whole; no secrets. */
+	char			 diagnosis[GOOGLE_DIAG_MAX];
+	/* An API 403: the caller lacks the Reports privilege. */
+	bool			 access_denied;
+	char			 google_msg[160];	/* Google's words */
 };
 
 /*

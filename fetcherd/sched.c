@@ -29,7 +29,7 @@ struct palert {
 	TAILQ_ENTRY(palert)	 entry;
 	char			 src[64];
 	char			 kind[32];
-	char			 msg[512];
+	char			 msg[GOOGLE_DIAG_MAX];	/* whole advice */
 	int64_t			 at;
 };
 

@@ -224,6 +224,32 @@ def test_refusals(wd):
     assert st == 201, src
 
 
+def test_role_removed_later(wd):
+    """The admin role taken away from a running source: the source turns
+    credentials_invalid, and its lastError and alert carry the whole advice."""
+    store, sim, ar, recv = start(wd)
+    key, _ = tenant(sim, "C01later", admin_role=True, delegation=False)
+    body = json.loads(brief_body(key, recv.url))
+    body.update(applications=["login"], logFetchInterval=1)
+    st, src, _ = ar.api("POST", "/add-source", body)
+    assert st == 201, src
+    sid = src["id"]
+    recv.set_secret(sid, src["webhookSecret"])
+    st, _, _ = sim.call("POST", "/_sim/tenants/C01later/service-accounts/" + key["client_email"],
+                        {"adminRole": False})
+    assert st == 200
+    one = h.wait_for(lambda: (lambda b: b if b["status"] == "credentials_invalid" else None)(
+        ar.api("GET", "/sources/" + sid)[1]), 60, "credentials_invalid")
+    advice = ("or give subject (an admin) with domain-wide delegation for " + SCOPE +
+              " (Admin console > Security > API controls > Domain-wide delegation)")
+    assert one["lastError"].endswith(advice), one["lastError"]
+    assert "has no admin role with the Reports privilege" in one["lastError"]
+    alert = h.wait_for(lambda: [b for r in recv.requests if (b := r["body"])
+                                and b.get("type") == "alert"
+                                and b.get("alert") == "credentials_invalid"], 60, "the alert")
+    assert alert[0]["message"].endswith(advice), alert[0]["message"]
+
+
 def test_client_id(wd):
     """A client-supplied id: kept; the same body again 200; another 409."""
     store, sim, ar, recv = start(wd)
@@ -392,5 +418,6 @@ def test_readme_connect_commands(wd):
 
 if __name__ == "__main__":
     h.run_tests([test_brief_body_as_written, test_subject_delegation, test_refusals,
+                 test_role_removed_later,
                  test_client_id, test_key_forms, test_initial_lookback,
                  test_readme_connect_commands], "connect")

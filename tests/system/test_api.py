@@ -177,7 +177,7 @@ def test_endpoints(wd):
     now = int(time.time() * 1000)
     for i in range(3):
         db["batches"].insert_one({"_id": "00000000-0000-4000-8000-00000000000%d" % i,
-                                  "sourceId": sid, "kind": "logs", "logIds": ["a", "b"],
+                                  "sourceId": sid, "kind": "logs", "logIds": ["a", "b"], "nLogs": 2,
                                   "alertIds": [], "body": '{"type":"logs"}',
                                   "webhookId": "msg_%d" % i, "state": "dead",
                                   "createdAt": now + i, "nextAttemptAt": 0, "nAttempts": 9,

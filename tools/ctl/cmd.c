@@ -935,12 +935,14 @@ cmd_status(int argc, char **argv)
 	int			 rc;
 
 	if ((rc = cmd_getopt(argc, argv, NULL, NULL, NULL, "status",
-	    "Show the health of the service (GET /healthz, no token needed): "
-	    "the store\nand every daemon. Exit status 1 when degraded.\n")) >= 0)
+	    "Show the health of the service (GET /healthz): the store and "
+	    "every daemon\n(the daemons only with a token). Exit status 1 when "
+	    "degraded.\n")) >= 0)
 		return rc;
 	if (!cmd_positional(argc, argv, 0, ""))
 		return CTL_EXIT_USAGE;
-	ctl_opts.anonymous = true;
+	/* /healthz needs no token; with one it names every daemon. */
+	ctl_opts.token_optional = true;
 	if ((rc = ctl_request("GET", "/healthz", NULL, &r)) != 0)
 		return rc;
 	if (r.json == NULL || (status = json_get_string(r.json, "status")) ==

@@ -203,6 +203,9 @@ strip:
 		out[--n] = '\0';
 }
 
+/* True while a token is only tried (status): no warning when none. */
+static bool	ctl_token_quiet;
+
 /* Read a token file: first line, trailing newline dropped. */
 static int
 ctl_token_read(const char *path)
@@ -212,6 +215,8 @@ ctl_token_read(const char *path)
 	int	 rc;
 
 	if ((rc = ctl_read_file(path, &buf, &len)) != 0) {
+		if (ctl_token_quiet)
+			return CTL_EXIT_AUTH;
 		ctl_warnx("cannot read the API token from %s: %s%s", path,
 		    strerror(-rc), rc == -EACCES ? " (run as root, join the "
 		    "auditrelay group, or set AUDITRELAY_API_TOKEN)" : "");
@@ -293,7 +298,14 @@ ctl_request(const char *method, const char *path, const char *body,
 	int			 rc;
 
 	memset(r, 0, sizeof(*r));
-	if (!ctl_opts.anonymous && (rc = ctl_token_load()) != 0)
+	if (ctl_opts.token_optional && ctl_token == NULL) {
+		/* Send a token when there is one (more details), else none. */
+		ctl_token_quiet = true;
+		ctl_opts.anonymous = ctl_token_load() != 0;
+		ctl_token_quiet = false;
+	}
+	if (!ctl_opts.anonymous && ctl_token == NULL &&
+	    (rc = ctl_token_load()) != 0)
 		return rc;
 	ctl_base_url(url, sizeof(url));
 	if (strlen(url) + strlen(path) + 1 > sizeof(url)) {

@@ -31,6 +31,7 @@ struct ctl_opts {
 	bool		 json;		/* --json */
 	long		 timeout;	/* --timeout, seconds */
 	bool		 anonymous;	/* send no token (/healthz) */
+	bool		 token_optional; /* send one if there is one */
 };
 
 /* A response: HTTP status, body, and its parsed JSON when it is JSON. */

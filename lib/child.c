@@ -296,8 +296,10 @@ child_main(int argc, char **argv, const struct child_ops *ops)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct timeval	tv = { CHILD_HANDSHAKE_MS / 1000, 0 };
-	int		ch, verbose = 0;
+	struct timeval	 tv = { CHILD_HANDSHAKE_MS / 1000, 0 };
+	const char	*sup;
+	int64_t		 sup_pid;
+	int		 ch, verbose = 0;
 
 	child_ops = ops;
 	while ((ch = getopt_long(argc, argv, "hvV", longopts, NULL)) != -1) {
@@ -322,9 +324,18 @@ child_main(int argc, char **argv, const struct child_ops *ops)
 		    "instead\n", ops->name);
 		return 64;
 	}
-	/* Die with the supervisor, even if it is killed with SIGKILL. */
+	/*
+	 * Die with the supervisor, even if it is killed with SIGKILL. It
+	 * names itself in AUDITRELAY_SUPERVISOR_PID: a parent other than
+	 * that one means it is already gone (it may be pid 1 itself, in a
+	 * container).
+	 */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (getppid() == 1) {
+	if ((sup = getenv("AUDITRELAY_SUPERVISOR_PID")) == NULL ||
+	    util_parse_int64(sup, 1, INT32_MAX, &sup_pid) != 0)
+		sup_pid = -1;
+	unsetenv("AUDITRELAY_SUPERVISOR_PID");
+	if (sup_pid > 0 ? getppid() != (pid_t)sup_pid : getppid() == 1) {
 		log_err("supervisor already gone, exiting");
 		return 1;
 	}

@@ -37,6 +37,7 @@ static bool			 proc_announced_ready;
 static int64_t			 proc_store_down_wall;	/* s, 0: store ok */
 static char			 proc_refused[512];	/* of proc_gen */
 static struct event		*proc_term_ev, *proc_kill_ev;
+static pid_t			 proc_self;	/* the supervisor */
 
 static void	proc_spawn(struct proc *);
 
@@ -56,6 +57,7 @@ proc_table_init(struct event_base *base, const struct config *cfg,
     const char *instance_id, bool verbose, const struct proc_hooks *hooks)
 {
 	proc_base = base;
+	proc_self = getpid();
 	proc_cfg = cfg;
 	proc_instance = instance_id;
 	proc_verbose = verbose;
@@ -344,6 +346,13 @@ proc_spawn(struct proc *p)
 		unsetenv("AUDITRELAY_API_TOKEN");
 		unsetenv("AUDITRELAY_MONGODB_URI");
 		unsetenv("AUDITRELAY_ELASTICSEARCH_AUTH");
+		/* Who the parent must be (we may be pid 1 in a container). */
+		{
+			char	ppid[16];
+
+			snprintf(ppid, sizeof(ppid), "%d", (int)proc_self);
+			setenv("AUDITRELAY_SUPERVISOR_PID", ppid, 1);
+		}
 		{
 			char	*argv[] = { (char *)p->name,
 			    proc_verbose ? "-v" : NULL, NULL };

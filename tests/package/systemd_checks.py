@@ -210,9 +210,10 @@ def run(wd, store, sim, recv):
         inside("kill -9 %d" % victim)
 
         def not_ready():
-            st, body, _ = h.http_json("GET", base + "/healthz", timeout=5)
+            st, body, _ = h.http_json("GET", base + "/healthz", headers=auth, timeout=5)
             text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
-            return st == 503 and '"name":"deliverd","pid":%d' % victim not in text and text
+            return st == 503 and '"name":"deliverd","pid":' in text and \
+                '"name":"deliverd","pid":%d' % victim not in text and text
         try:
             hz = h.wait_for(not_ready, 1.5, "/healthz: the killed child is not ready")
             check("/healthz: a killed child is not ready", True,

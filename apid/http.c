@@ -422,7 +422,7 @@ http_take_body(struct areq *a, enum body_rule rule)
 	struct evbuffer	*in = evhttp_request_get_input_buffer(a->req);
 	size_t		 len = evbuffer_get_length(in);
 	const char	*ct;
-	char		 err[256];
+	char		 err[256], field[256];
 	unsigned char	*p;
 	int		 rc;
 
@@ -451,6 +451,17 @@ http_take_body(struct areq *a, enum body_rule rule)
 		fatal("out of memory");
 	rc = json_parse((const char *)p, len, HTTP_JSON_DEPTH, &a->body, err,
 	    sizeof(err));
+	/* U+0000 would cut a C string short silently: refuse, by name. */
+	if (rc == 0 && json_find_nul((const char *)p, len, field,
+	    sizeof(field)) == 1) {
+		a->wipe = true;
+		memset(p, 0, len);
+		evbuffer_drain(in, len);
+		http_error(a, 400, "invalid_field", field[0] != '\0' ? field :
+		    "body", "%s must not contain U+0000 (\\u0000)",
+		    field[0] != '\0' ? field : "the body");
+		return false;
+	}
 	/* The body may hold a private key: do not leave it around. */
 	a->wipe = true;
 	memset(p, 0, len);

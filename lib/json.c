@@ -127,6 +127,173 @@ json_scan_close_cb(void *ctx)
 	return 1;
 }
 
+/* json_find_nul(): where the scan is (one frame per open object/array). */
+#define JSON_NUL_DEPTH	64
+
+struct json_nul_frame {
+	bool	 array;
+	long	 index;		/* arrays: of the current element */
+	char	 key[65];	/* objects: the current key */
+};
+
+struct json_nul {
+	struct json_nul_frame	 f[JSON_NUL_DEPTH];
+	int			 depth;		/* frames in use */
+	bool			 found;
+	char			*path;
+	size_t			 pathlen;
+};
+
+/* Write the path of the current position ("a.b[2].c") into n->path. */
+static void
+json_nul_path(struct json_nul *n)
+{
+	size_t	o = 0;
+	int	i;
+
+	n->path[0] = '\0';
+	for (i = 0; i < n->depth && o < n->pathlen; i++) {
+		if (n->f[i].array)
+			o += (size_t)snprintf(n->path + o, n->pathlen - o, "[%ld]",
+			    n->f[i].index);
+		else
+			o += (size_t)snprintf(n->path + o, n->pathlen - o, "%s%s",
+			    i > 0 ? "." : "", n->f[i].key);
+	}
+}
+
+/* A value starts: in an array it is the next element. */
+static void
+json_nul_value(struct json_nul *n)
+{
+	if (n->depth > 0 && n->f[n->depth - 1].array)
+		n->f[n->depth - 1].index++;
+}
+
+static int
+json_nul_scalar_cb(void *ctx)
+{
+	json_nul_value(ctx);
+	return 1;
+}
+
+static int
+json_nul_bool_cb(void *ctx, int b)
+{
+	json_nul_value(ctx);
+	return 1;
+}
+
+static int
+json_nul_number_cb(void *ctx, const char *s, size_t len)
+{
+	json_nul_value(ctx);
+	return 1;
+}
+
+static int
+json_nul_string_cb(void *ctx, const unsigned char *s, size_t len)
+{
+	struct json_nul	*n = ctx;
+
+	json_nul_value(n);
+	if (memchr(s, '\0', len) != NULL) {
+		n->found = true;
+		json_nul_path(n);
+		return 0;
+	}
+	return 1;
+}
+
+static int
+json_nul_key_cb(void *ctx, const unsigned char *s, size_t len)
+{
+	struct json_nul	*n = ctx;
+	struct json_nul_frame *f = &n->f[n->depth - 1];
+
+	snprintf(f->key, sizeof(f->key), "%.*s", (int)(len < 64 ? len : 64),
+	    (const char *)s);
+	if (memchr(s, '\0', len) != NULL) {
+		n->found = true;
+		json_nul_path(n);
+		return 0;
+	}
+	return 1;
+}
+
+static int
+json_nul_open(struct json_nul *n, bool array)
+{
+	json_nul_value(n);
+	if (n->depth == JSON_NUL_DEPTH)
+		return 0;
+	memset(&n->f[n->depth], 0, sizeof(n->f[n->depth]));
+	n->f[n->depth].array = array;
+	n->f[n->depth].index = -1;
+	n->depth++;
+	return 1;
+}
+
+static int
+json_nul_map_cb(void *ctx)
+{
+	return json_nul_open(ctx, false);
+}
+
+static int
+json_nul_array_cb(void *ctx)
+{
+	return json_nul_open(ctx, true);
+}
+
+static int
+json_nul_close_cb(void *ctx)
+{
+	struct json_nul	*n = ctx;
+
+	if (n->depth > 0)
+		n->depth--;
+	return 1;
+}
+
+/*
+ * Find the first string or key holding U+0000 (written "\u0000" in the
+ * text) in buf[0..len); see json.h. 1 with its path, 0 when none.
+ */
+int
+json_find_nul(const char *buf, size_t len, char *path, size_t pathlen)
+{
+	static const yajl_callbacks cbs = {
+		.yajl_null = json_nul_scalar_cb,
+		.yajl_boolean = json_nul_bool_cb,
+		.yajl_number = json_nul_number_cb,
+		.yajl_string = json_nul_string_cb,
+		.yajl_start_map = json_nul_map_cb,
+		.yajl_map_key = json_nul_key_cb,
+		.yajl_end_map = json_nul_close_cb,
+		.yajl_start_array = json_nul_array_cb,
+		.yajl_end_array = json_nul_close_cb,
+	};
+	struct json_nul	*n;
+	yajl_handle	 h;
+	int		 found;
+
+	if (pathlen == 0 || buf == NULL || memmem(buf, len, "\\u0000", 6) ==
+	    NULL)
+		return 0;
+	if ((n = calloc(1, sizeof(*n))) == NULL)
+		return 0;
+	n->path = path;
+	n->pathlen = pathlen;
+	if ((h = yajl_alloc(&cbs, NULL, n)) != NULL) {
+		(void)yajl_parse(h, (const unsigned char *)buf, len);
+		yajl_free(h);
+	}
+	found = n->found;
+	free(n);
+	return found ? 1 : 0;
+}
+
 /*
  * Strict parse; see json.h. A first pass with yajl's event parser checks
  * syntax and depth (and gives offsets), then yajl_tree builds the tree.

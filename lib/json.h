@@ -27,6 +27,14 @@ int		 json_parse(const char *buf, size_t len, unsigned max_depth,
 		    yajl_val *out, char *err, size_t errlen);
 
 /*
+ * The first string or member name of the JSON text buf[0..len) that holds
+ * U+0000 ("\u0000"), which a C string would silently cut: 1 with its
+ * path ("credentials.subject", "applications[2]") in path[], 0 when none.
+ */
+int		 json_find_nul(const char *buf, size_t len, char *path,
+		    size_t pathlen);
+
+/*
  * Check that buf[0..len) is valid UTF-8 (strict, as above). Returns 0, or
  * -EINVAL with *bad_off (when non-NULL) the offset of the first bad byte.
  */

@@ -381,11 +381,37 @@ test_time(void **state)
 	assert_int_equal(json_time_parse_rfc3339(NULL, &ms), -EINVAL);
 }
 
+/* Issue 13 row 8: "\u0000" is found, with the path of its field. */
+static void
+test_find_nul(void **state)
+{
+	char	path[128];
+
+	assert_int_equal(json_find_nul("{\"a\":\"x\"}", 9, path,
+	    sizeof(path)), 0);
+#define NUL_AT(j, want) do {						\
+	assert_int_equal(json_find_nul(j, strlen(j), path, sizeof(path)), 1); \
+	assert_string_equal(path, want);				\
+} while (0)
+	NUL_AT("{\"subject\":\"adm\\u0000in\"}", "subject");
+	NUL_AT("{\"credentials\":{\"clientEmail\":\"a\",\"subject\":"
+	    "\"x\\u0000\"}}", "credentials.subject");
+	NUL_AT("{\"applications\":[\"login\",true,3,null,\"a\\u0000\"]}",
+	    "applications[4]");
+	NUL_AT("{\"a\":[{\"b\":[1,{\"c\":\"\\u0000\"}]}]}", "a[0].b[1].c");
+	NUL_AT("{\"k\\u0000\":1}", "k");
+#undef NUL_AT
+	/* An escaped backslash before u0000 is no NUL. */
+	assert_int_equal(json_find_nul("{\"a\":\"\\\\u0000\"}", 13, path,
+	    sizeof(path)), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_good),
+		cmocka_unit_test(test_find_nul),
 		cmocka_unit_test(test_parse_depth),
 		cmocka_unit_test(test_parse_utf8),
 		cmocka_unit_test(test_parse_syntax),

@@ -30,6 +30,7 @@ struct norm_act {
 	const char	*uq;		/* may be NULL */
 	int64_t		 time_ms;
 	bool		 have_time;
+	size_t		*budget;	/* bytes the page may still use */
 };
 
 /* A string's text or a number's original text; NULL for anything else. */
@@ -197,25 +198,61 @@ norm_param_name(yajl_val p)
 }
 
 /*
- * Count parameters named name before position (li, pi) across lists, so
- * a repeated name gets a distinct key ("name#2") instead of a duplicate.
+ * Occurrences of parameter names so far, in an open-addressing table:
+ * a repeated name gets a distinct key ("name#2") in linear time however
+ * many parameters of one name Google sends (it was quadratic).
  */
-static size_t
-norm_param_seen(yajl_val *lists, size_t li, size_t pi, const char *name)
+struct norm_names {
+	const char	**name;
+	size_t		 *count;
+	size_t		  cap;		/* a power of two */
+};
+
+static uint64_t
+norm_name_hash(const char *s)
 {
-	size_t l, i, n = 0, end;
+	uint64_t	h = 1469598103934665603ULL;
 
-	for (l = 0; l <= li; l++) {
-		end = l == li ? pi : lists[l]->u.array.len;
-		for (i = 0; i < end; i++) {
-			const char *o = norm_param_name(
-			    lists[l]->u.array.values[i]);
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
 
-			if (o != NULL && strcmp(o, name) == 0)
-				n++;
-		}
+/* Room for n names. 0 or -ENOMEM. */
+static int
+norm_names_init(struct norm_names *t, size_t n)
+{
+	t->cap = 16;
+	while (t->cap < 2 * n)
+		t->cap *= 2;
+	t->name = calloc(t->cap, sizeof(*t->name));
+	t->count = calloc(t->cap, sizeof(*t->count));
+	if (t->name == NULL || t->count == NULL) {
+		free(t->name);
+		free(t->count);
+		return -ENOMEM;
 	}
-	return n;
+	return 0;
+}
+
+static void
+norm_names_clear(struct norm_names *t)
+{
+	free(t->name);
+	free(t->count);
+}
+
+/* How many times name was seen before; counts this one. */
+static size_t
+norm_names_seen(struct norm_names *t, const char *name)
+{
+	size_t	i = (size_t)norm_name_hash(name) & (t->cap - 1);
+
+	while (t->name[i] != NULL && strcmp(t->name[i], name) != 0)
+		i = (i + 1) & (t->cap - 1);
+	if (t->name[i] == NULL)
+		t->name[i] = name;
+	return t->count[i]++;
 }
 
 /*
@@ -227,12 +264,17 @@ static int
 norm_params_write(struct jsonw *w, yajl_val *lists, size_t nlists,
     unsigned depth, const char **perr)
 {
-	size_t l, i, seen;
-	char *dupkey;
-	int rc;
+	struct norm_names	 names;
+	size_t			 l, i, seen, total = 0;
+	char			*dupkey;
+	int			 rc;
 
-	if ((rc = jsonw_obj_open(w)) != 0)
+	for (l = 0; l < nlists; l++)
+		total += lists[l]->u.array.len;
+	if ((rc = norm_names_init(&names, total)) != 0)
 		return rc;
+	if ((rc = jsonw_obj_open(w)) != 0)
+		goto out;
 	for (l = 0; l < nlists; l++) {
 		for (i = 0; i < lists[l]->u.array.len; i++) {
 			yajl_val p = lists[l]->u.array.values[i];
@@ -242,14 +284,16 @@ norm_params_write(struct jsonw *w, yajl_val *lists, size_t nlists,
 				*perr = "event parameter without a name";
 				continue;
 			}
-			seen = norm_param_seen(lists, l, i, name);
+			seen = norm_names_seen(&names, name);
 			if (seen == 0)
 				rc = jsonw_key(w, name);
 			else {
 				size_t kl = strlen(name) + 24;
 
-				if ((dupkey = malloc(kl)) == NULL)
-					return -ENOMEM;
+				if ((dupkey = malloc(kl)) == NULL) {
+					rc = -ENOMEM;
+					goto out;
+				}
 				snprintf(dupkey, kl, "%s#%zu", name, seen + 1);
 				rc = jsonw_key(w, dupkey);
 				free(dupkey);
@@ -257,10 +301,13 @@ norm_params_write(struct jsonw *w, yajl_val *lists, size_t nlists,
 			if (rc != 0 ||
 			    (rc = norm_param_value_write(w, p, depth,
 			    perr)) != 0)
-				return rc;
+				goto out;
 		}
 	}
-	return jsonw_obj_close(w);
+	rc = jsonw_obj_close(w);
+out:
+	norm_names_clear(&names);
+	return rc;
 }
 
 /* The "actor" object: email, ipAddress, profileId, then extras. */
@@ -295,14 +342,44 @@ norm_actor_write(struct jsonw *w, yajl_val act)
 }
 
 /*
+ * "raw": the activity as Google sent it, but with "events" holding only
+ * this log's own event (an activity of k events is not stored k times).
+ * For an activity-level error (event NULL) the whole activity.
+ */
+static int
+norm_raw_write(struct jsonw *w, yajl_val act, yajl_val event)
+{
+	size_t	i;
+	int	rc;
+
+	if (event == NULL || !YAJL_IS_OBJECT(act))
+		return jsonw_val(w, act);
+	if ((rc = jsonw_obj_open(w)) != 0)
+		return rc;
+	for (i = 0; i < act->u.object.len; i++) {
+		if ((rc = jsonw_key(w, act->u.object.keys[i])) != 0)
+			return rc;
+		if (strcmp(act->u.object.keys[i], "events") == 0)
+			rc = jsonw_arr_open(w) != 0 ? -EINVAL :
+			    jsonw_val(w, event) != 0 ? -EINVAL :
+			    jsonw_arr_close(w);
+		else
+			rc = jsonw_val(w, act->u.object.values[i]);
+		if (rc != 0)
+			return rc;
+	}
+	return jsonw_obj_close(w);
+}
+
+/*
  * Build one log into out. event is the event object (NULL for an
  * activity-level error), errmsg non-NULL makes it an error log. With
  * with_raw false, "raw" is null (used when the activity itself cannot be
  * re-serialized). Returns 0, -EINVAL or -ENOMEM.
  */
 static int
-norm_log_build(struct norm_log *out, const struct norm_act *a,
-    yajl_val event, const char *errmsg, bool with_raw)
+norm_log_build_one(struct norm_log *out, const struct norm_act *a,
+    yajl_val event, const char *errmsg, bool with_raw, size_t trunc)
 {
 	struct jsonw *w;
 	yajl_val lists[2];
@@ -353,16 +430,25 @@ norm_log_build(struct norm_log *out, const struct norm_act *a,
 			lists[nlists++] = sp;
 		else if (sp != NULL)
 			perr = "event sensitiveParameters is not an array";
-		if ((rc = jsonw_key(w, "details")) != 0 ||
-		    (rc = norm_params_write(w, lists, nlists, 0,
-		    &perr)) != 0)
+		if ((rc = jsonw_key(w, "details")) != 0)
+			goto fail;
+		if (trunc)
+			rc = jsonw_obj_open(w) != 0 ? -EINVAL :
+			    jsonw_obj_close(w);
+		else
+			rc = norm_params_write(w, lists, nlists, 0, &perr);
+		if (rc != 0)
 			goto fail;
 		errmsg = perr;
 	}
 	if ((rc = jsonw_key(w, "raw")) != 0 ||
-	    (rc = with_raw ? jsonw_val(w, a->act) : jsonw_null(w)) != 0)
+	    (rc = with_raw && !trunc ? norm_raw_write(w, a->act, event) :
+	    jsonw_null(w)) != 0)
 		goto fail;
 	if (errmsg != NULL && (rc = jsonw_kv_str(w, "error", errmsg)) != 0)
+		goto fail;
+	if (trunc && ((rc = jsonw_kv_bool(w, "truncated", true)) != 0 ||
+	    (rc = jsonw_kv_int(w, "originalBytes", (int64_t)trunc)) != 0))
 		goto fail;
 	if ((rc = jsonw_obj_close(w)) != 0)
 		goto fail;
@@ -373,6 +459,7 @@ norm_log_build(struct norm_log *out, const struct norm_act *a,
 		goto fail;
 	out->time_ms = a->have_time ? a->time_ms : 0;
 	out->error = errmsg != NULL;
+	out->truncated = trunc != 0;
 	jsonw_free(w);
 	return 0;
  fail:
@@ -383,6 +470,39 @@ norm_log_build(struct norm_log *out, const struct norm_act *a,
 	if (rc == 0)
 		rc = -ENOMEM;
 	jsonw_free(w);
+	return rc;
+}
+
+/*
+ * norm_log_build_one(), then, for a log over NORM_LOG_MAX bytes (or any
+ * log once the page is over its budget), the same log again with empty
+ * details, raw null, "truncated": true and its original size: delivered,
+ * flagged, never too big to store.
+ */
+static int
+norm_log_build(struct norm_log *out, const struct norm_act *a,
+    yajl_val event, const char *errmsg, bool with_raw)
+{
+	size_t	len;
+	int	rc;
+
+	if ((rc = norm_log_build_one(out, a, event, errmsg, with_raw, 0)) != 0)
+		return rc;
+	if (out->json_len <= NORM_LOG_MAX &&
+	    (a->budget == NULL || *a->budget >= out->json_len)) {
+		if (a->budget != NULL)
+			*a->budget -= out->json_len;
+		return 0;
+	}
+	len = out->json_len;
+	free(out->json);
+	out->json = NULL;
+	free(out->app);
+	out->app = NULL;
+	rc = norm_log_build_one(out, a, event, errmsg, with_raw, len);
+	if (rc == 0 && a->budget != NULL)
+		*a->budget = *a->budget > out->json_len ? *a->budget -
+		    out->json_len : 0;
 	return rc;
 }
 
@@ -451,10 +571,14 @@ norm_logs_free(struct norm_log *logs, size_t nlogs)
 	free(logs);
 }
 
-/* Normalize one activity, appending to *logs; see normalize.h. */
-int
-normalize_activity(yajl_val activity, const char *app_fallback,
-    struct norm_log **logs, size_t *nlogs, char *err, size_t errlen)
+/*
+ * normalize_activity() within a page's byte budget (NULL: none): logs
+ * beyond it are truncated (see norm_log_build()).
+ */
+static int
+normalize_activity_budget(yajl_val activity, const char *app_fallback,
+    struct norm_log **logs, size_t *nlogs, size_t *budget, char *err,
+    size_t errlen)
 {
 	struct norm_act a;
 	struct norm_log *nl = NULL, *grown;
@@ -469,6 +593,7 @@ normalize_activity(yajl_val activity, const char *app_fallback,
 	}
 	memset(&a, 0, sizeof(a));
 	a.act = activity;
+	a.budget = budget;
 	id = json_get(activity, "id");
 	a.customer = norm_scalar_text(json_get(id, "customerId"));
 	a.uq = norm_scalar_text(json_get(id, "uniqueQualifier"));
@@ -542,6 +667,15 @@ normalize_activity(yajl_val activity, const char *app_fallback,
 	return rc;
 }
 
+/* Normalize one activity, appending to *logs; see normalize.h. */
+int
+normalize_activity(yajl_val activity, const char *app_fallback,
+    struct norm_log **logs, size_t *nlogs, char *err, size_t errlen)
+{
+	return normalize_activity_budget(activity, app_fallback, logs, nlogs,
+	    NULL, err, errlen);
+}
+
 /* Parse and normalize an activities.list page; see normalize.h. */
 int
 normalize_page(const char *body, size_t len, const char *app_fallback,
@@ -550,7 +684,7 @@ normalize_page(const char *body, size_t len, const char *app_fallback,
 {
 	yajl_val page = NULL, items, tok;
 	struct norm_log *out = NULL;
-	size_t nout = 0, i;
+	size_t nout = 0, i, budget = NORM_PAGE_OUT_MAX;
 	char perr[200];
 	int rc = -EINVAL;
 
@@ -583,8 +717,8 @@ normalize_page(const char *body, size_t len, const char *app_fallback,
 		goto fail;
 	}
 	for (i = 0; items != NULL && i < items->u.array.len; i++)
-		if ((rc = normalize_activity(items->u.array.values[i],
-		    app_fallback, &out, &nout, err, errlen)) != 0)
+		if ((rc = normalize_activity_budget(items->u.array.values[i],
+		    app_fallback, &out, &nout, &budget, err, errlen)) != 0)
 			goto fail;
 	if (YAJL_IS_STRING(tok) && tok->u.string[0] != '\0' &&
 	    (*next_page_token = strdup(tok->u.string)) == NULL) {

@@ -14,6 +14,8 @@
 
 #define NORM_ID_LEN		32	/* hex chars of the log id */
 #define NORM_PAGE_MAX_DEPTH	64	/* nesting limit for a page */
+#define NORM_LOG_MAX		(1024 * 1024)	/* bytes of one log's JSON */
+#define NORM_PAGE_OUT_MAX	(64 * 1024 * 1024) /* bytes of a page's logs */
 
 /*
  * One normalized log. json is the complete log object
@@ -21,6 +23,10 @@
  * "details":{...},"raw":{...}} (plus "error" when error is true), compact,
  * NUL-terminated. An activity that could not be understood gives a log
  * with error true, eventType "unparsed" and the activity kept in "raw".
+ * "raw" is the activity with "events" holding only this log's event. A
+ * log over NORM_LOG_MAX bytes (or once a page's logs pass
+ * NORM_PAGE_OUT_MAX) is delivered truncated: details {}, raw null,
+ * "truncated": true, "originalBytes": its size; truncated is set.
  */
 struct norm_log {
 	char		 id[NORM_ID_LEN + 1];
@@ -29,6 +35,7 @@ struct norm_log {
 	char		*json;
 	size_t		 json_len;
 	bool		 error;
+	bool		 truncated;	/* over a size cap, see above */
 };
 
 /*

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -755,6 +756,188 @@ test_bad_pages(void **state)
 	norm_logs_free(l, n);
 }
 
+/* A growable string for the hostile pages below. */
+struct sbuf {
+	char	*p;
+	size_t	 len, cap;
+};
+
+static void
+sb_add(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		assert_non_null(b->p = realloc(b->p, b->cap));
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+sb_str(struct sbuf *b, const char *s)
+{
+	sb_add(b, s, strlen(s));
+}
+
+static double
+mono_s(void)
+{
+	struct timespec	t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+#define HOSTILE_ACT_HEAD "{\"items\":[{\"kind\":\"admin#reports#activity\"," \
+	"\"id\":{\"time\":\"2026-01-01T00:00:00.000Z\",\"uniqueQualifier\":" \
+	"\"42\",\"applicationName\":\"login\",\"customerId\":\"C01\"}," \
+	"\"actor\":{\"email\":\"a@example.com\"},\"events\":["
+
+/*
+ * Issue 13 row 5: one event of 30 000 parameters of one name was
+ * quadratic (10 000: 0.94 s; 30 000: fetcherd killed). Now linear: the
+ * keys are p, p#2 ... p#30000, in well under a second.
+ */
+static void
+hostile_params(size_t count, double *secs, struct norm_log **l, size_t *n)
+{
+	struct sbuf	 b = { 0 };
+	size_t		 i;
+	char		*next = NULL, err[256];
+	double		 t0;
+
+	sb_str(&b, HOSTILE_ACT_HEAD "{\"name\":\"e\",\"parameters\":[");
+	for (i = 0; i < count; i++)
+		sb_str(&b, i > 0 ? ",{\"name\":\"p\",\"value\":\"x\"}" :
+		    "{\"name\":\"p\",\"value\":\"x\"}");
+	sb_str(&b, "]}]}]}");
+	t0 = mono_s();
+	assert_int_equal(normalize_page(b.p, b.len, "login", l, n, &next,
+	    err, sizeof(err)), 0);
+	*secs = mono_s() - t0;
+	assert_int_equal(*n, 1);
+	free(b.p);
+}
+
+static void
+test_hostile_many_params(void **state)
+{
+	struct norm_log	*l = NULL;
+	size_t		 n = 0;
+	double		 secs;
+	yajl_val	 v, d;
+
+	/* 30 000: fast (and over the log cap: delivered truncated). */
+	hostile_params(30000, &secs, &l, &n);
+	if (secs > 1.0)
+		fail_msg("30000 parameters took %.2f s", secs);
+	assert_true(l[0].truncated);
+	norm_logs_free(l, n);
+	/* 10 000 fit: every key distinct. */
+	l = NULL;
+	n = 0;
+	hostile_params(10000, &secs, &l, &n);
+	if (secs > 0.5)
+		fail_msg("10000 parameters took %.2f s", secs);
+	assert_false(l[0].truncated);
+	v = log_tree(&l[0]);
+	d = json_get(v, "details");
+	assert_int_equal(d->u.object.len, 10000);
+	assert_non_null(json_get(d, "p"));
+	assert_non_null(json_get(d, "p#2"));
+	assert_non_null(json_get(d, "p#10000"));
+	yajl_tree_free(v);
+	norm_logs_free(l, n);
+}
+
+/*
+ * Issue 13 row 6: each log's raw held all k events (k^2 bytes). Now the
+ * activity envelope and its own event only.
+ */
+static void
+test_hostile_raw_own_event(void **state)
+{
+	struct sbuf	 b = { 0 };
+	struct norm_log	*l = NULL;
+	size_t		 n = 0, i, total = 0;
+	char		*next = NULL, err[256], ev[64];
+	yajl_val	 v, raw, evs;
+
+	sb_str(&b, HOSTILE_ACT_HEAD);
+	for (i = 0; i < 500; i++) {
+		snprintf(ev, sizeof(ev), "%s{\"name\":\"ev%zu\"}", i > 0 ? "," :
+		    "", i);
+		sb_str(&b, ev);
+	}
+	sb_str(&b, "]}]}");
+	assert_int_equal(normalize_page(b.p, b.len, "login", &l, &n, &next,
+	    err, sizeof(err)), 0);
+	assert_int_equal(n, 500);
+	for (i = 0; i < n; i++) {
+		total += l[i].json_len;
+		v = log_tree(&l[i]);
+		raw = json_get(v, "raw");
+		evs = json_get(raw, "events");
+		assert_true(YAJL_IS_ARRAY(evs));
+		assert_int_equal(evs->u.array.len, 1);
+		snprintf(ev, sizeof(ev), "ev%zu", i);
+		assert_string_equal(json_get_string(evs->u.array.values[0],
+		    "name"), ev);
+		assert_non_null(json_get(raw, "actor"));
+		assert_non_null(json_get(raw, "kind"));
+		yajl_tree_free(v);
+	}
+	/* Linear: a few hundred bytes a log, not 500 events each. */
+	assert_true(total < 500 * 1024);
+	norm_logs_free(l, n);
+	free(b.p);
+}
+
+/*
+ * A log over NORM_LOG_MAX is delivered truncated and flagged, with the
+ * same id, instead of being too big to store (its window retried
+ * forever).
+ */
+static void
+test_hostile_huge_log(void **state)
+{
+	struct sbuf	 b = { 0 };
+	struct norm_log	*l = NULL;
+	size_t		 n = 0;
+	char		*next = NULL, err[256], *big, id[NORM_ID_LEN + 1];
+	yajl_val	 v;
+
+	big = malloc(2 * NORM_LOG_MAX);
+	assert_non_null(big);
+	memset(big, 'a', 2 * NORM_LOG_MAX - 1);
+	big[2 * NORM_LOG_MAX - 1] = '\0';
+	sb_str(&b, HOSTILE_ACT_HEAD "{\"name\":\"e\",\"parameters\":[{\"name\":"
+	    "\"p\",\"value\":\"");
+	sb_str(&b, big);
+	sb_str(&b, "\"}]},{\"name\":\"small\"}]}]}");
+	assert_int_equal(normalize_page(b.p, b.len, "login", &l, &n, &next,
+	    err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	assert_true(l[0].truncated);
+	assert_false(l[1].truncated);
+	assert_true(l[0].json_len < NORM_LOG_MAX);
+	assert_int_equal(normalize_log_id("C01", "login", l[0].time_ms, "42", 0,
+	    "e", id), 0);
+	assert_string_equal(l[0].id, id);
+	v = log_tree(&l[0]);
+	assert_true(YAJL_IS_TRUE(json_get(v, "truncated")));
+	assert_true(json_get(v, "originalBytes")->u.number.i >
+	    2 * NORM_LOG_MAX);
+	assert_int_equal(json_get(v, "details")->u.object.len, 0);
+	assert_true(YAJL_IS_NULL(json_get(v, "raw")));
+	assert_string_equal(json_get_string(v, "eventName"), "e");
+	yajl_tree_free(v);
+	norm_logs_free(l, n);
+	free(big);
+	free(b.p);
+}
+
 int
 main(void)
 {
@@ -771,6 +954,9 @@ main(void)
 		cmocka_unit_test(test_bad_events),
 		cmocka_unit_test(test_page_with_junk_items),
 		cmocka_unit_test(test_bad_pages),
+		cmocka_unit_test(test_hostile_many_params),
+		cmocka_unit_test(test_hostile_raw_own_event),
+		cmocka_unit_test(test_hostile_huge_log),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <event2/http.h>
+#include <curl/curl.h>
 
 #include "apid/validate.h"
 #include "lib/crypto.h"
@@ -596,13 +596,51 @@ validate_empty_port(const char *url)
 	return end > a && end[-1] == ':';
 }
 
+/*
+ * True when the host as written in url is the host libcurl parsed (it
+ * rewrites numeric spellings such as 0x7f000001 or 127.1): an obfuscated
+ * address is refused rather than silently normalised.
+ */
+static bool
+validate_host_as_written(const char *url, const char *host)
+{
+	const char	*a = strstr(url, "://"), *end, *h;
+	size_t		 n;
+
+	if (a == NULL)
+		return false;
+	a += 3;
+	end = a + strcspn(a, "/?#");
+	if (*a == '[') {
+		if ((h = memchr(a, ']', (size_t)(end - a))) == NULL)
+			return false;
+		n = (size_t)(h + 1 - a);
+	} else {
+		for (h = end; h > a && h[-1] != ':'; h--)
+			;
+		n = h > a ? (size_t)(h - 1 - a) : (size_t)(end - a);
+	}
+	return strlen(host) == n && strncasecmp(a, host, n) == 0;
+}
+
+/* True when libcurl found this part in the URL. */
+static bool
+validate_url_has(CURLU *u, CURLUPart what)
+{
+	char	*p = NULL;
+	bool	 has = curl_url_get(u, what, &p, 0) == CURLUE_OK;
+
+	curl_free(p);
+	return has;
+}
+
 int
 validate_callback_url(yajl_val v, const char *f, bool allow_private,
     struct src_input *in, struct verr *e)
 {
-	struct evhttp_uri	*u = NULL;
-	const char		*s, *scheme, *host, *p;
-	char			 err[256];
+	CURLU			*u = NULL;
+	const char		*s, *host, *p;
+	char			 err[256], *part = NULL;
 	size_t			 hl;
 	int			 rc;
 
@@ -620,36 +658,53 @@ validate_callback_url(yajl_val v, const char *f, bool allow_private,
 	if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0)
 		return verr_set(e, "invalid_field", f,
 		    "%s must be an http:// or https:// URL", f);
-	if ((u = evhttp_uri_parse_with_flags(s, 0)) == NULL) {
+	/*
+	 * libcurl's parser, the one that sends: what is checked here is
+	 * the host libcurl will connect to.
+	 */
+	if ((u = curl_url()) == NULL)
+		return verr_set(e, "internal", f, "out of memory");
+	if (curl_url_set(u, CURLUPART_URL, s, 0) != CURLUE_OK) {
 		rc = verr_set(e, "invalid_field", f, "%s is not a URL", f);
 		goto fail;
 	}
-	scheme = evhttp_uri_get_scheme(u);
-	if (scheme == NULL || (strcmp(scheme, "http") != 0 &&
-	    strcmp(scheme, "https") != 0)) {
+	if (curl_url_get(u, CURLUPART_SCHEME, &part, 0) != CURLUE_OK ||
+	    (strcmp(part, "http") != 0 && strcmp(part, "https") != 0)) {
 		rc = verr_set(e, "invalid_field", f,
 		    "%s must be an http:// or https:// URL", f);
 		goto fail;
 	}
-	if (evhttp_uri_get_userinfo(u) != NULL) {
+	curl_free(part);
+	part = NULL;
+	if (validate_url_has(u, CURLUPART_USER) ||
+	    validate_url_has(u, CURLUPART_PASSWORD) ||
+	    validate_url_has(u, CURLUPART_OPTIONS)) {
 		rc = verr_set(e, "invalid_field", f, "%s must not carry "
 		    "credentials (user:password@); the webhook is signed", f);
 		goto fail;
 	}
-	if (evhttp_uri_get_fragment(u) != NULL) {
+	if (validate_url_has(u, CURLUPART_FRAGMENT)) {
 		rc = verr_set(e, "invalid_field", f,
 		    "%s must not have a #fragment", f);
 		goto fail;
 	}
-	if (evhttp_uri_get_port(u) == 0 || (evhttp_uri_get_port(u) < 0 &&
-	    validate_empty_port(s))) {
+	if ((curl_url_get(u, CURLUPART_PORT, &part, 0) == CURLUE_OK &&
+	    strcmp(part, "0") == 0) || validate_empty_port(s)) {
 		rc = verr_set(e, "invalid_field", f, "%s has an invalid port",
 		    f);
 		goto fail;
 	}
-	host = evhttp_uri_get_host(u);
-	if (host == NULL || host[0] == '\0') {
+	curl_free(part);
+	part = NULL;
+	if (curl_url_get(u, CURLUPART_HOST, &part, 0) != CURLUE_OK ||
+	    part[0] == '\0' || strcmp(part, "[]") == 0) {
 		rc = verr_set(e, "invalid_field", f, "%s has no host", f);
+		goto fail;
+	}
+	host = part;
+	if (!validate_host_as_written(s, host)) {
+		rc = verr_set(e, "invalid_field", f, "%s: write the host in "
+		    "its usual form (%.64s)", f, host);
 		goto fail;
 	}
 	hl = strlen(host);
@@ -657,7 +712,7 @@ validate_callback_url(yajl_val v, const char *f, bool allow_private,
 		rc = verr_set(e, "invalid_field", f, "%s: host too long", f);
 		goto fail;
 	}
-	/* libevent keeps IPv6 literals with their brackets. */
+	/* An IPv6 literal is checked with its brackets. */
 	if (strchr(host, ':') != NULL && host[0] != '[') {
 		snprintf(in->cb_host, sizeof(in->cb_host), "[%s]", host);
 	} else
@@ -678,11 +733,12 @@ validate_callback_url(yajl_val v, const char *f, bool allow_private,
 	}
 	in->callback_url = util_xstrdup(s);
 	in->has_callback = true;
-	evhttp_uri_free(u);
+	curl_free(part);
+	curl_url_cleanup(u);
 	return 0;
 fail:
-	if (u != NULL)
-		evhttp_uri_free(u);
+	curl_free(part);
+	curl_url_cleanup(u);
 	return rc;
 }
 

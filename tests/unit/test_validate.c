@@ -140,6 +140,46 @@ test_add_fields(void **state)
 		{ "{\"sourceType\":\"google_workspace\",\"credentials\":"
 		    CREDS ",\"callbackUrl\":\"http://0x08080808/\"}",
 		    "callbackUrl" },
+		/* Spellings libcurl would rewrite or read otherwise. */
+		{ "{\"sourceType\":\"google_workspace\",\"credentials\":"
+		    CREDS ",\"callbackUrl\":\"http://127.1/\"}",
+		    "callbackUrl" },
+		{ "{\"sourceType\":\"google_workspace\",\"credentials\":"
+		    CREDS ",\"callbackUrl\":\"http://2130706433/\"}",
+		    "callbackUrl" },
+		{ "{\"sourceType\":\"google_workspace\",\"credentials\":"
+		    CREDS ",\"callbackUrl\":\"http://0177.0.0.1/\"}",
+		    "callbackUrl" },
+		{ "{\"sourceType\":\"google_workspace\",\"credentials\":"
+		    CREDS ",\"callbackUrl\":\"http://8.8.8.8:0/\"}",
+		    "callbackUrl" },
+		{ "{\"sourceType\":\"google_workspace\",\"credentials\":"
+		    CREDS ",\"callbackUrl\":\"http://8.8.8.8:99999/\"}",
+		    "callbackUrl" },
+		{ "{\"sourceType\":\"google_workspace\",\"credentials\":"
+		    CREDS ",\"callbackUrl\":\"http://[::1]/\"}",
+		    "callbackUrl" },
+		{ "{\"sourceType\":\"google_workspace\",\"credentials\":"
+		    CREDS ",\"callbackUrl\":\"http://[::ffff:127.0.0.1]/\"}",
+		    "callbackUrl" },
+		{ "{\"sourceType\":\"google_workspace\",\"credentials\":"
+		    CREDS ",\"callbackUrl\":\"http://example.com#frag\"}",
+		    "callbackUrl" },
+		{ "{\"sourceType\":\"google_workspace\",\"credentials\":"
+		    CREDS ",\"callbackUrl\":\"http://example.com@127.0.0.1/\"}",
+		    "callbackUrl" },
+		{ "{\"sourceType\":\"google_workspace\",\"credentials\":"
+		    CREDS ",\"callbackUrl\":\"http:///x\"}",
+		    "callbackUrl" },
+		{ "{\"sourceType\":\"google_workspace\",\"credentials\":"
+		    CREDS ",\"callbackUrl\":\"ftp://example.com/\"}",
+		    "callbackUrl" },
+		{ "{\"sourceType\":\"google_workspace\",\"credentials\":"
+		    CREDS ",\"callbackUrl\":\"http://ex ample.com/\"}",
+		    "callbackUrl" },
+		{ "{\"sourceType\":\"google_workspace\",\"credentials\":"
+		    CREDS ",\"callbackUrl\":\"http://u@example.com/\"}",
+		    "callbackUrl" },
 	};
 	size_t	i;
 

@@ -1,0 +1,50 @@
+/*
+ * libFuzzer target for the REST request validator: whole bodies, as
+ * apid sees them (json_parse at its depth, the U+0000 finder), then
+ * validate_add_source() and validate_patch() with private networks
+ * allowed or not. Built and run by scripts/fuzz.sh.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apid/validate.h"
+#include "lib/crypto.h"
+#include "lib/json.h"
+
+int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct src_input	 in;
+	struct verr		 e;
+	yajl_val		 root = NULL;
+	char			 err[256], path[256];
+	bool			 priv;
+
+	if (crypto_init() != 0)
+		abort();
+	if (size == 0)
+		return 0;
+	priv = data[0] & 1;
+	data++;
+	size--;
+	(void)json_find_nul((const char *)data, size, path, sizeof(path));
+	if (json_parse((const char *)data, size, 32, &root, err,
+	    sizeof(err)) != 0)
+		return 0;
+	memset(&in, 0, sizeof(in));
+	memset(&e, 0, sizeof(e));
+	if (validate_add_source(root, 60, priv, &in, &e) == 0 &&
+	    (!in.has_callback || in.callback_url == NULL))
+		abort();
+	src_input_clear(&in);
+	memset(&in, 0, sizeof(in));
+	(void)validate_patch(root, 60, priv, &in, &e);
+	src_input_clear(&in);
+	validate_wipe_tree(root);
+	yajl_tree_free(root);
+	return 0;
+}

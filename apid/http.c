@@ -540,7 +540,8 @@ http_request_cb(struct evhttp_request *req, void *arg)
 		    "method not allowed here; allowed: %s", r->allow);
 		return;
 	}
-	if (a->query != NULL && m->fn != sources_dead_letters) {
+	if (a->query != NULL && m->fn != sources_dead_letters &&
+	    m->fn != sources_list) {
 		http_error(a, 400, "unknown_parameter", "query",
 		    "this endpoint takes no query parameters");
 		return;

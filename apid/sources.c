@@ -31,6 +31,8 @@
 #include "lib/util.h"
 
 #define SECRET_OVERLAP_MS	(24LL * 3600 * 1000)
+#define LIST_LIMIT_DEFAULT	1000
+#define LIST_LIMIT_MAX		1000
 #define DEAD_LIMIT_DEFAULT	100
 #define DEAD_LIMIT_MAX		1000
 #define REPLAY_IDS_MAX		1000
@@ -885,6 +887,34 @@ op_new(struct areq *a, enum op_kind kind)
 	return op;
 }
 
+/*
+ * True (after replying 507) when the store holds api_max_sources sources
+ * already. The count is the store's estimate (no scan); a failure to
+ * count does not refuse.
+ */
+static bool
+src_full(struct areq *a)
+{
+	mongoc_client_t		*c;
+	mongoc_collection_t	*col;
+	bson_error_t		 be;
+	int64_t			 n, max;
+
+	max = config_int(child_config(), CONF_API_MAX_SOURCES);
+	c = store_pop(child_store());
+	col = store_coll(child_store(), c, STORE_SOURCES);
+	n = mongoc_collection_estimated_document_count(col, NULL, NULL, NULL,
+	    &be);
+	mongoc_collection_destroy(col);
+	store_push(child_store(), c);
+	if (n < max)
+		return false;
+	http_error(a, 507, "too_many_sources", NULL, "this instance already "
+	    "holds %lld sources, its maximum (api_max_sources): remove "
+	    "sources or raise the setting", (long long)n);
+	return true;
+}
+
 void
 sources_add(struct areq *a)
 {
@@ -916,6 +946,10 @@ sources_add(struct areq *a)
 			src_input_clear(&in);
 			return;
 		}
+	}
+	if (src_full(a)) {
+		src_input_clear(&in);
+		return;
 	}
 	if ((op = op_new(a, OP_ADD)) == NULL) {
 		src_input_clear(&in);
@@ -1062,6 +1096,62 @@ src_find_state(bson_t **states, size_t n, const char *id, const char *kind)
 	return NULL;
 }
 
+/*
+ * ?limit=N&after=ID of GET /sources into *limit and after[] (empty: from
+ * the start); false after replying 400.
+ */
+static bool
+src_list_query(struct areq *a, int64_t *limit, char *after, size_t alen)
+{
+	struct evkeyvalq	 q;
+	struct evkeyval		*kv;
+	bool			 ok = true;
+
+	*limit = LIST_LIMIT_DEFAULT;
+	after[0] = '\0';
+	if (a->query == NULL)
+		return true;
+	TAILQ_INIT(&q);
+	if (evhttp_parse_query_str(a->query, &q) != 0) {
+		http_error(a, 400, "invalid_parameter", "query",
+		    "the query string is malformed");
+		return false;
+	}
+	TAILQ_FOREACH(kv, &q, next) {
+		if (strcmp(kv->key, "limit") == 0) {
+			if (util_parse_int64(kv->value, 1, LIST_LIMIT_MAX,
+			    limit) != 0) {
+				http_error(a, 400, "out_of_range", "limit",
+				    "limit must be an integer from 1 to %d",
+				    LIST_LIMIT_MAX);
+				ok = false;
+				break;
+			}
+		} else if (strcmp(kv->key, "after") == 0) {
+			if (!src_id_ok(kv->value)) {
+				http_error(a, 400, "invalid_parameter",
+				    "after", "after must be a source id (the "
+				    "nextAfter of the previous page)");
+				ok = false;
+				break;
+			}
+			util_strlcpy(after, kv->value, alen);
+		} else {
+			http_error(a, 400, "unknown_parameter", "query",
+			    "unknown query parameter (limit, after)");
+			ok = false;
+			break;
+		}
+	}
+	evhttp_clear_headers(&q);
+	return ok;
+}
+
+/*
+ * GET /sources: a page of at most limit sources, oldest first (createdAt,
+ * then id), from after the source "after"; "nextAfter" names the last one
+ * when more follow. Only the page's states are read.
+ */
 void
 sources_list(struct areq *a)
 {
@@ -1070,75 +1160,136 @@ sources_list(struct areq *a)
 	mongoc_cursor_t		*cur;
 	const bson_t		*d;
 	bson_t			 q = BSON_INITIALIZER, opts = BSON_INITIALIZER;
-	bson_t			 sort;
-	bson_t			**states = NULL;	/* bson_t never moves */
+	bson_t			 sort, sq = BSON_INITIALIZER, in, or, o1, o2, gt;
+	bson_t			 prev, **docs = NULL, **states = NULL;
 	bson_error_t		 be;
-	size_t			 nstates = 0, cap = 0, i;
+	size_t			 ndocs = 0, nstates = 0, cap, i;
 	struct jsonw		*w = NULL;
-	bool			 failed = false;
+	int64_t			 limit, created = 0;
+	char			 after[64], key[64], idx[24];
+	bool			 failed = false, more = false;
 
+	memset(&be, 0, sizeof(be));
+	if (!src_list_query(a, &limit, after, sizeof(after)))
+		goto done;
 	if (!src_store_up(a))
 		goto done;
-	c = store_pop(child_store());
-	col = store_coll(child_store(), c, STORE_SOURCE_STATE);
-	cur = mongoc_collection_find_with_opts(col, &q, NULL, NULL);
-	while (mongoc_cursor_next(cur, &d)) {
-		if (nstates == cap) {
-			cap = cap ? cap * 2 : 32;
-			states = realloc(states, cap * sizeof(*states));
-			if (states == NULL)
-				fatal("out of memory");
+	if (after[0] != '\0') {
+		int	rc = src_load_quiet(a, after, &prev);
+
+		if (rc < 0)
+			goto done;
+		if (rc == 0) {
+			http_error(a, 400, "invalid_parameter", "after",
+			    "no source %s (removed since the previous page?)",
+			    after);
+			goto done;
 		}
-		if ((states[nstates++] = bson_copy(d)) == NULL)
+		created = store_bson_int(&prev, "createdAt", 0);
+		bson_destroy(&prev);
+		/* (createdAt, _id) > (created, after) */
+		BSON_APPEND_ARRAY_BEGIN(&q, "$or", &or);
+		BSON_APPEND_DOCUMENT_BEGIN(&or, "0", &o1);
+		BSON_APPEND_DOCUMENT_BEGIN(&o1, "createdAt", &gt);
+		BSON_APPEND_INT64(&gt, "$gt", created);
+		bson_append_document_end(&o1, &gt);
+		bson_append_document_end(&or, &o1);
+		BSON_APPEND_DOCUMENT_BEGIN(&or, "1", &o2);
+		BSON_APPEND_INT64(&o2, "createdAt", created);
+		BSON_APPEND_DOCUMENT_BEGIN(&o2, "_id", &gt);
+		BSON_APPEND_UTF8(&gt, "$gt", after);
+		bson_append_document_end(&o2, &gt);
+		bson_append_document_end(&or, &o2);
+		bson_append_array_end(&q, &or);
+	}
+	BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
+	BSON_APPEND_INT32(&sort, "createdAt", 1);
+	BSON_APPEND_INT32(&sort, "_id", 1);
+	bson_append_document_end(&opts, &sort);
+	BSON_APPEND_INT64(&opts, "limit", limit + 1);
+
+	c = store_pop(child_store());
+	col = store_coll(child_store(), c, STORE_SOURCES);
+	cur = mongoc_collection_find_with_opts(col, &q, &opts, NULL);
+	docs = util_xcalloc((size_t)limit + 1, sizeof(*docs));
+	while (mongoc_cursor_next(cur, &d)) {
+		if (store_bson_str(d, "_id") == NULL)
+			continue;
+		if (ndocs == (size_t)limit) {
+			more = true;
+			break;
+		}
+		if ((docs[ndocs++] = bson_copy(d)) == NULL)
 			fatal("out of memory");
 	}
 	if (mongoc_cursor_error(cur, &be))
 		failed = true;
 	mongoc_cursor_destroy(cur);
 	mongoc_collection_destroy(col);
-	if ((w = jsonw_new()) == NULL)
-		fatal("out of memory");
-	jsonw_obj_open(w);
-	jsonw_key(w, "sources");
-	jsonw_arr_open(w);
-	if (!failed) {
-		col = store_coll(child_store(), c, STORE_SOURCES);
-		BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
-		BSON_APPEND_INT32(&sort, "createdAt", 1);
-		BSON_APPEND_INT32(&sort, "_id", 1);
-		bson_append_document_end(&opts, &sort);
-		cur = mongoc_collection_find_with_opts(col, &q, &opts, NULL);
-		while (mongoc_cursor_next(cur, &d)) {
-			const char *id = store_bson_str(d, "_id");
 
-			if (id == NULL)
-				continue;
-			jsonw_obj_open(w);
-			src_json_view(w, d, src_find_state(states, nstates, id,
-			    "fetch"), src_find_state(states, nstates, id,
-			    "deliver"));
-			jsonw_obj_close(w);
+	/* The states of this page only: {_id: {$in: [id:fetch, ...]}}. */
+	if (!failed && ndocs > 0) {
+		BSON_APPEND_DOCUMENT_BEGIN(&sq, "_id", &gt);
+		BSON_APPEND_ARRAY_BEGIN(&gt, "$in", &in);
+		for (i = 0; i < ndocs; i++) {
+			const char *id = store_bson_str(docs[i], "_id");
+
+			snprintf(idx, sizeof(idx), "%zu", 2 * i);
+			snprintf(key, sizeof(key), "%s:fetch", id);
+			BSON_APPEND_UTF8(&in, idx, key);
+			snprintf(idx, sizeof(idx), "%zu", 2 * i + 1);
+			snprintf(key, sizeof(key), "%s:deliver", id);
+			BSON_APPEND_UTF8(&in, idx, key);
 		}
+		bson_append_array_end(&gt, &in);
+		bson_append_document_end(&sq, &gt);
+		cap = 2 * ndocs;
+		states = util_xcalloc(cap, sizeof(*states));
+		col = store_coll(child_store(), c, STORE_SOURCE_STATE);
+		cur = mongoc_collection_find_with_opts(col, &sq, NULL, NULL);
+		while (nstates < cap && mongoc_cursor_next(cur, &d))
+			if ((states[nstates++] = bson_copy(d)) == NULL)
+				fatal("out of memory");
 		if (mongoc_cursor_error(cur, &be))
 			failed = true;
 		mongoc_cursor_destroy(cur);
 		mongoc_collection_destroy(col);
 	}
 	store_push(child_store(), c);
-	jsonw_arr_close(w);
-	jsonw_obj_close(w);
 	if (failed) {
 		src_store_failed(a, be.message);
 		goto done;
 	}
+	if ((w = jsonw_new()) == NULL)
+		fatal("out of memory");
+	jsonw_obj_open(w);
+	jsonw_key(w, "sources");
+	jsonw_arr_open(w);
+	for (i = 0; i < ndocs; i++) {
+		const char *id = store_bson_str(docs[i], "_id");
+
+		jsonw_obj_open(w);
+		src_json_view(w, docs[i], src_find_state(states, nstates, id,
+		    "fetch"), src_find_state(states, nstates, id, "deliver"));
+		jsonw_obj_close(w);
+	}
+	jsonw_arr_close(w);
+	if (more)
+		jsonw_kv_str(w, "nextAfter", store_bson_str(docs[ndocs - 1],
+		    "_id"));
+	jsonw_obj_close(w);
 	child_store_result(true, NULL);
 	src_reply_jsonw(a, 200, w, "cannot render sources");
 done:
+	for (i = 0; i < ndocs; i++)
+		bson_destroy(docs[i]);
+	free(docs);
 	for (i = 0; i < nstates; i++)
 		bson_destroy(states[i]);
 	free(states);
 	jsonw_free(w);
 	bson_destroy(&q);
+	bson_destroy(&sq);
 	bson_destroy(&opts);
 }
 

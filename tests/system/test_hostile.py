@@ -381,5 +381,44 @@ def test_healthz_states(wd):
     assert st == 200 and body["status"] == "ok", body
 
 
+def test_sources_bounded(wd):
+    """api_max_sources caps add-source (507); GET /sources pages."""
+    store = h.Store(wd)
+    sim = h.Sim(wd, ["--no-lag"])
+    key, admin = h.sim_tenant(sim, "C01bound", apps=())
+    recv = h.Receiver()
+    ar = h.Auditrelay(wd, store, sim, extra={"api_max_sources": "5"}).start()
+    ids = [h.add_source(ar, key, admin, recv.url, ("login",), interval=3600)["id"]
+           for _ in range(5)]
+    st, b, _ = ar.api("POST", "/add-source", {
+        "sourceType": "google_workspace",
+        "credentials": {"clientEmail": key["client_email"], "privateKey": key["private_key"],
+                        "subject": admin, "scopes": ["admin.googleapis.com"]},
+        "applications": ["login"], "logFetchInterval": 3600, "callbackUrl": recv.url})
+    assert st == 507 and b["error"]["code"] == "too_many_sources", (st, b)
+    assert "api_max_sources" in b["error"]["message"], b
+    # Pages of two, in creation order, with nextAfter until the end.
+    seen, after = [], None
+    for _ in range(5):
+        st, b, _ = ar.api("GET", "/sources?limit=2" + ("&after=" + after if after else ""))
+        assert st == 200, (st, b)
+        seen += [x["id"] for x in b["sources"]]
+        after = b.get("nextAfter")
+        if after is None:
+            break
+        assert len(b["sources"]) == 2, b
+    assert seen == ids, (seen, ids)
+    st, b, _ = ar.api("GET", "/sources")
+    assert st == 200 and [x["id"] for x in b["sources"]] == ids and "nextAfter" not in b, b
+    for bad in ("limit=0", "limit=1001", "limit=x", "after=nope", "foo=1",
+                "after=00000000-0000-4000-8000-000000000000"):
+        st, b, _ = ar.api("GET", "/sources?" + bad)
+        assert st == 400, (bad, st, b)
+    # Room again after a removal.
+    st, _, _ = ar.api("DELETE", "/remove-source/" + ids[0])
+    assert st in (200, 204), st
+    h.add_source(ar, key, admin, recv.url, ("login",), interval=3600)
+
+
 if __name__ == "__main__":
-    h.run_tests([test_healthz_states, test_hostile_clients], "hostile")
+    h.run_tests([test_healthz_states, test_sources_bounded, test_hostile_clients], "hostile")

@@ -167,9 +167,12 @@ sup_all_ready(void)
 	char	buf[200];
 
 	proc_summary(buf, sizeof(buf));
-	log_info("all daemons ready (%s)", buf);
+	if (proc_all_ready())
+		log_info("all daemons ready (%s)", buf);
+	else
+		log_warn("started with a daemon held in a crash loop (%s)", buf);
 	sup_ready_sent = true;
-	notify_ready("running");
+	notify_ready(NULL);
 	sup_status_refresh();
 }
 
@@ -189,14 +192,15 @@ sup_all_acked(uint32_t gen, const char *refused)
 		    "daemon", gen);
 		sup_reload_refused[0] = '\0';
 	}
+	/* STATUS= first: the verdict ends "systemctl reload". */
+	notify_ready(NULL);
+	sup_status_refresh();
 	snprintf(gen_s, sizeof(gen_s), "%u", gen);
 	if (sup_reload_pending != 0)
 		reload_status_write(sup_reload_pending, refused != NULL ?
 		    RELOAD_REFUSED : RELOAD_OK, refused != NULL ? refused :
 		    gen_s);
 	sup_reload_pending = 0;
-	notify_ready(refused != NULL ? "reload refused" : "running (reloaded)");
-	sup_status_refresh();
 }
 
 static void
@@ -235,9 +239,9 @@ sup_reload(void)
 		    err);
 		util_strlcpy(sup_reload_refused, err,
 		    sizeof(sup_reload_refused));
-		reload_status_write(sup_reload_seq, RELOAD_REFUSED, err);
-		notify_ready("reload refused");
+		notify_ready(NULL);
 		sup_status_refresh();
+		reload_status_write(sup_reload_seq, RELOAD_REFUSED, err);
 		return;
 	}
 	if (strcmp(config_str(&cfg, CONF_API_LISTEN),

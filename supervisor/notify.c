@@ -15,6 +15,10 @@ static char	notify_last_status[1400];
 void
 notify_ready(const char *status)
 {
+	if (status == NULL) {
+		sd_notify(0, "READY=1");
+		return;
+	}
 	sd_notifyf(0, "READY=1\nSTATUS=%s", status);
 	util_strlcpy(notify_last_status, status, sizeof(notify_last_status));
 }
@@ -46,6 +50,8 @@ notify_reloading(void)
 	/* MONOTONIC_USEC is wanted by systemd >= 253 for Type=notify-reload. */
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=reloading",
 	    (long long)util_mono_ms() * 1000);
+	util_strlcpy(notify_last_status, "reloading",
+	    sizeof(notify_last_status));
 }
 
 void

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* READY=1, with STATUS=status unless NULL. */
 void	notify_ready(const char *status);
 void	notify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	notify_stopping(void);

@@ -177,6 +177,25 @@ proc_store_update(void)
 		proc_store_down_wall = 0;
 }
 
+/*
+ * READY=1 once, when start-up is decided: every child ready, or held in a
+ * crash loop (systemd must not time the start out and restart the
+ * siblings because one daemon keeps dying; STATUS= says which).
+ */
+static void
+proc_announce_ready(void)
+{
+	int	i;
+
+	if (proc_announced_ready)
+		return;
+	for (i = 0; i < PROC_COUNT; i++)
+		if (procs[i].state != PROC_READY && !procs[i].crash_loop)
+			return;
+	proc_announced_ready = true;
+	proc_hooks->all_ready();
+}
+
 /* A pushed generation is settled once every ready child acked it. */
 static void
 proc_check_acked(void)
@@ -225,10 +244,7 @@ proc_dispatch_child(struct ipc_chan *ch, const Ar__Envelope *env, void *arg)
 		evtimer_del(p->handshake_ev);
 		log_info("%s pid=%d ready", p->name, (int)p->pid);
 		proc_store_update();
-		if (proc_all_ready() && !proc_announced_ready) {
-			proc_announced_ready = true;
-			proc_hooks->all_ready();
-		}
+		proc_announce_ready();
 		proc_send_health();
 		proc_check_acked();
 		proc_hooks->changed();
@@ -566,6 +582,8 @@ proc_died(struct proc *p, int status)
 	tv.tv_sec = delay / 1000;
 	tv.tv_usec = (delay % 1000) * 1000;
 	evtimer_add(p->respawn_ev, &tv);
+	if (p->crash_loop)
+		proc_announce_ready();
 	proc_store_update();
 	proc_send_health();
 	proc_hooks->changed();

@@ -81,6 +81,13 @@ def test_sigterm_stops_everything(wd):
     store = h.Store(wd)
     ar = h.Auditrelay(wd, store).start()
     pids = ar.pids_by_name()
+    # The token given as AUDITRELAY_API_TOKEN is out of every environment
+    # (the supervisor's original block keeps the name, wiped of its value).
+    for pid in [ar.proc.pid] + list(pids.values()):
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            env = f.read()
+        assert ar.token.encode() not in env, pid
+        assert pid == ar.proc.pid or b"AUDITRELAY_API_TOKEN=" not in env, pid
     assert set(pids) == set(CHILDREN), pids
     t0 = time.monotonic()
     ar.proc.send_signal(signal.SIGTERM)
@@ -160,6 +167,9 @@ def test_crash_loop_is_held(wd):
     assert any("degraded: fetcherd restarting (" in x for x in st), st
     assert any(x.startswith("degraded: fetcherd crash loop (6 in 60 s), held") for x in st), st
     assert not any(x.startswith("running") for x in st), st
+    # READY=1 once start-up is decided, the held child included: systemd
+    # must not time the start out and restart the siblings.
+    assert any("READY=1" in m for m in notify.msgs), notify.msgs
     assert ar.stop() == 0
     notify.close()
 

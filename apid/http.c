@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,14 @@ http_done(struct areq *a)
 	http_free(a);
 }
 
+/* evbuffer cleanup of a reply body: wipe, then free. */
+static void
+http_wipe_cb(const void *data, size_t datalen, void *extra)
+{
+	explicit_bzero((void *)(uintptr_t)data, (size_t)(uintptr_t)extra);
+	free((void *)(uintptr_t)data);
+}
+
 void
 http_reply_typed(struct areq *a, int code, const char *ctype,
     const char *data, size_t len)
@@ -138,6 +147,7 @@ http_reply_typed(struct areq *a, int code, const char *ctype,
 	struct evhttp_request	*req = a->req;
 	struct evkeyvalq	*h;
 	struct evbuffer		*b;
+	char			*copy;
 
 	if (req == NULL) {
 		http_free(a);
@@ -156,12 +166,20 @@ http_reply_typed(struct areq *a, int code, const char *ctype,
 	h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
-	if (data != NULL) {
+	if (data != NULL && len > 0) {
 		evhttp_add_header(h, "Content-Type", ctype);
+		/*
+		 * The body may carry a secret: send it from a copy that is
+		 * wiped when the connection has written it.
+		 */
 		b = evbuffer_new();
-		if (b == NULL)
+		copy = malloc(len);
+		if (b == NULL || copy == NULL)
 			fatal("out of memory");
-		evbuffer_add(b, data, len);
+		memcpy(copy, data, len);
+		if (evbuffer_add_reference(b, copy, len, http_wipe_cb,
+		    (void *)(uintptr_t)len) != 0)
+			fatal("out of memory");
 		evhttp_send_reply(req, code, NULL, b);
 		evbuffer_free(b);
 	} else

@@ -386,6 +386,9 @@ json_parse(const char *buf, size_t len, unsigned max_depth, yajl_val *out,
 	}
 	rc = 0;
  fail:
+	/* The text may hold a private key: wipe the copy. */
+	if (copy != NULL)
+		explicit_bzero(copy, len);
 	free(copy);
 	yajl_free(sc.h);
 	return rc;
@@ -501,8 +504,15 @@ jsonw_new(void)
 void
 jsonw_free(struct jsonw *w)
 {
+	const unsigned char	*buf;
+	size_t			 len;
+
 	if (w == NULL)
 		return;
+	/* What was written may be a secret (a webhook secret, a key). */
+	if (yajl_gen_get_buf(w->gen, &buf, &len) == yajl_gen_status_ok &&
+	    len > 0)
+		explicit_bzero((void *)(uintptr_t)buf, len);
 	yajl_gen_free(w->gen);
 	free(w);
 }

@@ -503,6 +503,8 @@ cmd_add(int argc, char **argv)
 
 /* --- list ---------------------------------------------------------- */
 
+#define CMD_LIST_PAGES_MAX	100000
+
 static int
 cmd_list(int argc, char **argv)
 {
@@ -514,9 +516,10 @@ cmd_list(int argc, char **argv)
 	struct ctl_resp		 r;
 	yajl_val		 arr, s;
 	char			 cells[nitems(head)][CMD_CELL];
-	const char		*row[nitems(head)];
-	size_t			 i, j;
-	int			 rc;
+	const char		*row[nitems(head)], *next;
+	char			 path[128];
+	size_t			 i, j, total = 0;
+	int			 rc, page;
 
 	if ((rc = cmd_getopt(argc, argv, NULL, NULL, NULL, "list",
 	    "List the sources: id, status, subject, applications, interval,\n"
@@ -529,26 +532,41 @@ cmd_list(int argc, char **argv)
 	if ((rc = ctl_check(&r)) != CTL_EXIT_OK)
 		goto done;
 	if (ctl_opts.json) {
+		/* The first page as it is ("nextAfter" says if more follow). */
 		ctl_print_raw(&r);
 		goto done;
 	}
-	if ((arr = cmd_first_array(r.json)) == NULL) {
-		ctl_warnx("unexpected answer from GET /sources");
-		rc = CTL_EXIT_API;
-		goto done;
-	}
 	t = ctl_table_new(nitems(head), head);
-	for (i = 0; i < YAJL_GET_ARRAY(arr)->len; i++) {
-		s = YAJL_GET_ARRAY(arr)->values[i];
-		for (j = 0; j < nitems(keys); j++)
-			row[j] = ctl_cell(json_get(s, keys[j]), cells[j],
-			    sizeof(cells[j]));
-		ctl_table_add(t, row);
+	/* Every page: GET /sources answers 1000 at a time. */
+	for (page = 0; page < CMD_LIST_PAGES_MAX; page++) {
+		if ((arr = cmd_first_array(r.json)) == NULL) {
+			ctl_warnx("unexpected answer from GET /sources");
+			rc = CTL_EXIT_API;
+			break;
+		}
+		for (i = 0; i < YAJL_GET_ARRAY(arr)->len; i++) {
+			s = YAJL_GET_ARRAY(arr)->values[i];
+			for (j = 0; j < nitems(keys); j++)
+				row[j] = ctl_cell(json_get(s, keys[j]),
+				    cells[j], sizeof(cells[j]));
+			ctl_table_add(t, row);
+			total++;
+		}
+		if ((next = json_get_string(r.json, "nextAfter")) == NULL)
+			break;
+		snprintf(path, sizeof(path), "/sources?after=%.40s", next);
+		ctl_resp_clear(&r);
+		if ((rc = ctl_request("GET", path, NULL, &r)) != 0 ||
+		    (rc = ctl_check(&r)) != CTL_EXIT_OK)
+			break;
 	}
-	if (YAJL_GET_ARRAY(arr)->len == 0)
-		printf("No sources. Add one with \"auditrelayctl add\".\n");
-	else
-		ctl_table_print(t, stdout);
+	if (rc == CTL_EXIT_OK) {
+		if (total == 0)
+			printf("No sources. Add one with \"auditrelayctl "
+			    "add\".\n");
+		else
+			ctl_table_print(t, stdout);
+	}
 	ctl_table_free(t);
 done:
 	ctl_resp_clear(&r);

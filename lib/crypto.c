@@ -486,3 +486,59 @@ fail:
 	crypto_free_secret(buf, buf != NULL ? ptlen + 1 : 0);
 	return rc;
 }
+
+/*
+ * The AAD of a stored secret: "ar2" US source id US field US version
+ * (US = 0x1f), so that a blob cannot be moved to another source, another
+ * field, or rolled back to an older credentials version. Its length, or
+ * 0 when it does not fit.
+ */
+static size_t
+creds_aad(char *buf, size_t len, const char *id, const char *field,
+    int64_t version)
+{
+	int	n;
+
+	n = snprintf(buf, len, "ar2\x1f%s\x1f%s\x1f%lld", id, field,
+	    (long long)version);
+	return n > 0 && (size_t)n < len ? (size_t)n : 0;
+}
+
+int
+creds_seal(const uint8_t key[CRYPTO_KEY_LEN], const char *id,
+    const char *field, int64_t version, const void *pt, size_t ptlen,
+    uint8_t nonce[CRYPTO_NONCE_LEN], unsigned char **out, size_t *outlen)
+{
+	char	aad[512];
+	size_t	n = creds_aad(aad, sizeof(aad), id, field, version);
+
+	*out = NULL;
+	*outlen = 0;
+	if (n == 0)
+		return -EINVAL;
+	return aead_seal(key, aad, n, pt, ptlen, nonce, out, outlen);
+}
+
+int
+creds_open(const uint8_t key[CRYPTO_KEY_LEN], const char *id,
+    const char *field, int64_t version, const uint8_t nonce[CRYPTO_NONCE_LEN],
+    const void *ct, size_t ctlen, unsigned char **out, size_t *outlen,
+    bool *legacy)
+{
+	char	aad[512];
+	size_t	n = creds_aad(aad, sizeof(aad), id, field, version);
+	int	rc;
+
+	if (legacy != NULL)
+		*legacy = false;
+	if (n == 0)
+		return -EINVAL;
+	rc = aead_open(key, aad, n, nonce, ct, ctlen, out, outlen);
+	if (rc != -EBADMSG)
+		return rc;
+	/* A blob sealed before the AAD named the field: the source id. */
+	rc = aead_open(key, id, strlen(id), nonce, ct, ctlen, out, outlen);
+	if (rc == 0 && legacy != NULL)
+		*legacy = true;
+	return rc;
+}

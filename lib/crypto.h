@@ -96,6 +96,22 @@ int	 aead_seal(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
 int	 aead_open(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
 	    size_t aadlen, const uint8_t nonce[CRYPTO_NONCE_LEN],
 	    const void *ct, size_t ctlen, unsigned char **out, size_t *outlen);
+/*
+ * Stored secrets (credentials, webhook secrets): AES-256-GCM with AAD =
+ * "ar2" US source id US field US version, so a blob cannot be swapped to
+ * another source or field nor rolled back to an older version.
+ * creds_open() also opens a blob of the first format (AAD = the source id
+ * alone), saying so in *legacy: the migration path. A caller re-seals
+ * such a blob at its next write; the fallback goes once none is left.
+ */
+int	 creds_seal(const uint8_t key[CRYPTO_KEY_LEN], const char *id,
+	    const char *field, int64_t version, const void *pt, size_t ptlen,
+	    uint8_t nonce[CRYPTO_NONCE_LEN], unsigned char **out,
+	    size_t *outlen);
+int	 creds_open(const uint8_t key[CRYPTO_KEY_LEN], const char *id,
+	    const char *field, int64_t version,
+	    const uint8_t nonce[CRYPTO_NONCE_LEN], const void *ct,
+	    size_t ctlen, unsigned char **out, size_t *outlen, bool *legacy);
 /* Free a buffer that held a secret: zero it first. */
 void	 crypto_free_secret(void *p, size_t len);
 

@@ -309,10 +309,54 @@ teardown(void **state)
 	return 0;
 }
 
+/*
+ * Issue 13 row 10: the AAD names the source, the field and the version;
+ * blobs of the first format (AAD = source id) still open, flagged.
+ */
+static void
+test_creds_aad(void **state)
+{
+	uint8_t		 key[CRYPTO_KEY_LEN], nonce[CRYPTO_NONCE_LEN];
+	unsigned char	*ct, *pt;
+	size_t		 ctlen, ptlen;
+	bool		 legacy;
+	const char	*id = "0b3c1d9e-8f7a-4c2b-9d1e-123456789abc";
+
+	crypto_random(key, sizeof(key));
+	assert_int_equal(creds_seal(key, id, "credentials", 3, "secret", 6,
+	    nonce, &ct, &ctlen), 0);
+	assert_int_equal(creds_open(key, id, "credentials", 3, nonce, ct,
+	    ctlen, &pt, &ptlen, &legacy), 0);
+	assert_false(legacy);
+	assert_memory_equal(pt, "secret", 6);
+	crypto_free_secret(pt, ptlen + 1);
+	/* Another field, an older version, another source: refused. */
+	assert_int_equal(creds_open(key, id, "webhookSecret", 3, nonce, ct,
+	    ctlen, &pt, &ptlen, &legacy), -EBADMSG);
+	assert_int_equal(creds_open(key, id, "credentials", 2, nonce, ct,
+	    ctlen, &pt, &ptlen, &legacy), -EBADMSG);
+	assert_int_equal(creds_open(key, "0b3c1d9e-8f7a-4c2b-9d1e-"
+	    "123456789abd", "credentials", 3, nonce, ct, ctlen, &pt, &ptlen,
+	    &legacy), -EBADMSG);
+	free(ct);
+	/* A blob of the first format opens, flagged legacy. */
+	assert_int_equal(aead_seal(key, id, strlen(id), "old", 3, nonce, &ct,
+	    &ctlen), 0);
+	assert_int_equal(creds_open(key, id, "credentials", 1, nonce, ct,
+	    ctlen, &pt, &ptlen, &legacy), 0);
+	assert_true(legacy);
+	assert_memory_equal(pt, "old", 3);
+	crypto_free_secret(pt, ptlen + 1);
+	assert_int_equal(creds_open(key, "other", "credentials", 1, nonce, ct,
+	    ctlen, &pt, &ptlen, &legacy), -EBADMSG);
+	free(ct);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_creds_aad),
 		cmocka_unit_test(test_b64_vectors),
 		cmocka_unit_test(test_b64_roundtrip),
 		cmocka_unit_test(test_b64_rejects),

@@ -46,13 +46,23 @@ mirror() {
 	echo "$m"
 }
 
+# The first child of pid $1 (the container's systemd under nspawn), from
+# /proc: a fresh machine may have no procps.
+child_of() {
+	local d
+	for d in /proc/[0-9]*; do
+		[ "$(awk '/^PPid:/ {print $2}' "$d/status" 2> /dev/null)" = "$1" ] &&
+		    { echo "${d#/proc/}"; return 0; }
+	done
+	return 0
+}
+
 # Tools: the container, the root and the package build.
 need=()
 command -v systemd-nspawn > /dev/null || need+=(systemd-container)
 command -v debootstrap > /dev/null || need+=(debootstrap)
 command -v dpkg-buildpackage > /dev/null || need+=(dpkg-dev)
 command -v dh > /dev/null || need+=(debhelper)
-command -v curl > /dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
 	say "installing ${need[*]}"
 	apt-get update -qq
@@ -145,7 +155,7 @@ for h in systemd unified; do mkdir -p "/sys/fs/cgroup/$h/$CG" 2> /dev/null || tr
 ) &
 nspawn_pid=$!
 for _ in $(seq 300); do	# up to 60 s
-	l=$(pgrep -P "$nspawn_pid" || true)
+	l=$(child_of "$nspawn_pid")
 	if [ -n "$l" ]; then
 		s=$(nsenter -t "$l" -a systemctl is-system-running --wait 2> /dev/null || true)
 		case "$s" in running|degraded) leader=$l; break ;; esac

@@ -134,7 +134,8 @@ sup_status_refresh(void)
 	}
 	if (proc_trouble(trouble, sizeof(trouble)) && off < sizeof(status))
 		off += (size_t)snprintf(status + off, sizeof(status) - off,
-		    "%s%s", off > 0 ? "; " : "degraded: ", trouble);
+		    "%s%s", off > 0 ? "; " : sup_ready_sent ? "degraded: " :
+		    "starting: ", trouble);
 	if (sup_reload_refused[0] != '\0' && off < sizeof(status))
 		off += (size_t)snprintf(status + off, sizeof(status) - off,
 		    "%sreload refused: %s", off > 0 ? "; " : "",

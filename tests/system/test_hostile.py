@@ -381,6 +381,43 @@ def test_healthz_states(wd):
     assert st == 200 and body["status"] == "ok", body
 
 
+def test_slowloris_deadline(wd):
+    """Issue 13 row 3: a header line every 2 s no longer keeps a
+    connection: the whole head must arrive within 10 s."""
+    store = h.Store(wd)
+    ar = h.Auditrelay(wd, store).start()
+    port = int(ar.base.rsplit(":", 1)[1])
+    socks = []
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /sources HTTP/1.1\r\nHost: x\r\n")
+        socks.append(s)
+    t0 = time.monotonic()
+    closed = {}
+    while len(closed) < len(socks) and time.monotonic() - t0 < 20:
+        for i, s in enumerate(socks):
+            if i in closed:
+                continue
+            try:
+                s.sendall(b"X-Slow: 1\r\n")
+                s.settimeout(0.05)
+                if s.recv(1) == b"":
+                    closed[i] = time.monotonic() - t0
+            except socket.timeout:
+                pass
+            except OSError:
+                closed[i] = time.monotonic() - t0
+        time.sleep(2)
+    for s in socks:
+        s.close()
+    h.log("slowloris connections closed after %s s" %
+          ", ".join("%.1f" % t for t in sorted(closed.values())))
+    assert len(closed) == 3, closed
+    assert all(9 <= t <= 14 for t in closed.values()), closed
+    # A legitimate client is served meanwhile and after.
+    assert ar.healthz()[0] == 200
+
+
 def test_sources_bounded(wd):
     """api_max_sources caps add-source (507); GET /sources pages."""
     store = h.Store(wd)
@@ -421,4 +458,5 @@ def test_sources_bounded(wd):
 
 
 if __name__ == "__main__":
-    h.run_tests([test_healthz_states, test_sources_bounded, test_hostile_clients], "hostile")
+    h.run_tests([test_healthz_states, test_slowloris_deadline, test_sources_bounded,
+                 test_hostile_clients], "hostile")

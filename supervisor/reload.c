@@ -69,6 +69,23 @@ reload_status_read(long *pid, unsigned long *seq, char *rest, size_t len)
 	return true;
 }
 
+/* True when process pid runs auditrelayd (a pid from a file may be stale). */
+static bool
+reload_is_supervisor(long pid)
+{
+	char	 path[64], comm[64] = "";
+	FILE	*f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return false;
+	if (fgets(comm, sizeof(comm), f) == NULL)
+		comm[0] = '\0';
+	fclose(f);
+	comm[strcspn(comm, "\n")] = '\0';
+	return strcmp(comm, "auditrelayd") == 0;
+}
+
 int
 reload_client(const char *dir, long pid)
 {
@@ -81,8 +98,13 @@ reload_client(const char *dir, long pid)
 	reload_status_init(dir);
 	if (pid <= 0 && (env = getenv("MAINPID")) != NULL)
 		pid = strtol(env, NULL, 10);
-	if (pid <= 0)
-		pid = instance_lock_pid(dir);
+	if (pid <= 0 && (pid = instance_lock_pid(dir)) > 0 &&
+	    !reload_is_supervisor(pid)) {
+		log_err("reload: pid %ld in %s/%s is not auditrelayd (a stale "
+		    "lock file); is auditrelayd running?", pid, dir,
+		    INSTANCE_LOCK_FILE);
+		return 1;
+	}
 	if (pid <= 0) {
 		log_err("reload: no running auditrelayd found (no $MAINPID, "
 		    "no pid in %s/%s)", dir, INSTANCE_LOCK_FILE);

@@ -35,10 +35,10 @@ static int			 sup_exit_status;
 static bool			 sup_stopping;
 static char			 sup_instance[256];
 static struct event		*sup_tick_ev;
-static char			*sup_env_token;	/* AUDITRELAY_API_TOKEN, read once */
-static uint32_t			 sup_reload_seq;	/* SIGHUPs handled */
-static uint32_t			 sup_reload_pending;	/* seq awaiting acks */
-static char			 sup_reload_refused[1024]; /* until a good one */
+static char			*sup_env_token;	/* $AUDITRELAY_API_TOKEN */
+static uint32_t			 sup_reload_seq;	/* SIGHUPs seen */
+static uint32_t			 sup_reload_pending;	/* awaits acks */
+static char			 sup_reload_refused[1024];
 static bool			 sup_ready_sent;
 
 static void
@@ -92,7 +92,8 @@ sup_config_read(struct config *cfg, char *err, size_t errlen)
 	if (config_check(cfg, err, errlen) != 0)
 		goto fail;
 	if (crypto_master_key_load(config_str(cfg,
-	    CONF_CRYPTO_MASTER_KEY_FILE), key, keyid, kerr, sizeof(kerr)) != 0) {
+	    CONF_CRYPTO_MASTER_KEY_FILE), key, keyid, kerr,
+	    sizeof(kerr)) != 0) {
 		explicit_bzero(key, sizeof(key));
 		config_where(cfg, CONF_CRYPTO_MASTER_KEY_FILE, where,
 		    sizeof(where));
@@ -171,7 +172,8 @@ sup_all_ready(void)
 	if (proc_all_ready())
 		log_info("all daemons ready (%s)", buf);
 	else
-		log_warn("started with a daemon held in a crash loop (%s)", buf);
+		log_warn("started with a daemon held in a crash loop (%s)",
+		    buf);
 	sup_ready_sent = true;
 	notify_ready(NULL);
 	sup_status_refresh();

@@ -21,8 +21,8 @@ static int	instance_lock_fd = -1;
 static void
 instance_stable_id(const char *dir, char *id, size_t idlen)
 {
-	char	 host[256], mid[128] = "", buf[PATH_MAX + 400], real[PATH_MAX];
-	char	 hex[65];
+	char	 host[256], mid[128] = "", real[PATH_MAX], hex[65];
+	char	 buf[PATH_MAX + 400];
 	FILE	*f;
 
 	if (gethostname(host, sizeof(host)) != 0)

@@ -34,7 +34,7 @@ static uint32_t			 proc_gen = 1;
 static bool			 proc_verbose;
 static bool			 proc_stopping;
 static bool			 proc_announced_ready;
-static int64_t			 proc_store_down_wall;	/* s, 0: store ok */
+static int64_t			 proc_store_down_wall;	/* s; 0: up */
 static char			 proc_refused[512];	/* of proc_gen */
 static struct event		*proc_term_ev, *proc_kill_ev;
 static pid_t			 proc_self;	/* the supervisor */

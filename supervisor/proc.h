@@ -49,8 +49,8 @@ struct proc {
 	bool		 store_ok;
 	uint64_t	 store_errors;
 	bool		 crash_loop;	/* held at the longest backoff */
-	unsigned	 recent_deaths;	/* in the last PROC_CRASH_WINDOW_MS */
-	int64_t		 respawn_at_ms;	/* when it is started again */
+	unsigned	 recent_deaths;	/* in PROC_CRASH_WINDOW_MS */
+	int64_t		 respawn_at_ms;	/* next start (mono) */
 	struct event	*respawn_ev;
 	struct event	*handshake_ev;
 };

@@ -95,6 +95,9 @@ static const struct config_def config_table[CONF__COUNT] = {
 	    "seconds a lease lasts without renewal" },
 	[CONF_LEASE_RENEW] = { "lease_renew", CONFIG_INT, "10", 1, 1200, false,
 	    "seconds between lease renewals" },
+	[CONF_PARTITION_COUNT] = { "partition_count", CONFIG_INT, "64", 1,
+	    4096, false, "partitions the sources are hashed into for "
+	    "ownership (the same on every instance)" },
 	[CONF_METRICS_PUBLIC] = { "metrics_public", CONFIG_BOOL, "0", 0, 0,
 	    false, "serve /metrics without the bearer token" },
 	[CONF_ELASTICSEARCH_URL] = { "elasticsearch_url", CONFIG_STRING, "", 0,

@@ -1,0 +1,123 @@
+/*
+ * A leased-partition set: ownership of sources by partition, not by
+ * source. Every source id hashes (FNV-1a) into one of a fixed number of
+ * partitions (config partition_count, the same on every instance); a
+ * daemon role ("fetch", "deliver") holds a lease "<role>:p<N>" per
+ * partition it works (lib/lease.h documents: inserted "<resource>#<epoch>"
+ * documents, the epoch fences writes). A source is worked by this
+ * instance iff its partition is held.
+ *
+ * The whole take / renew / check / release cycle runs on a worker thread
+ * of its own (lib/worker.h) and costs a handful of store calls whatever
+ * the number of partitions or sources: one read of the role's lease
+ * documents, one update for every renewal, one for every release, an
+ * insert per partition taken, one delete of the epochs it superseded.
+ * Results come back to the event loop, which never waits on the store
+ * for ownership; a renewal that cannot reach the store keeps a partition
+ * until its local monotonic deadline, then drops it.
+ *
+ * Fair share: only partitions that hold sources (partition_set_want) are
+ * taken, up to ceil(wanted / live instances); lease_live_instances counts
+ * the instances. A lease whose newest document names this very instance
+ * as holder belonged to a previous copy of this daemon (the supervisor
+ * runs one copy per instance and restarts a child only after reaping it),
+ * so it is taken again at once with epoch + 1, without waiting for its
+ * expiry.
+ */
+#ifndef AR_LIB_PARTITION_H
+#define AR_LIB_PARTITION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "lib/lease.h"
+
+#define PARTITION_COUNT_DEFAULT	64
+#define PARTITION_COUNT_MAX	4096
+
+struct store;
+struct partition_set;
+
+enum partition_event {
+	PARTITION_TAKEN,	/* l: the lease of a new epoch */
+	PARTITION_RENEWED,	/* l: the same epoch, a later deadline */
+	PARTITION_LOST		/* a newer epoch exists, or the deadline passed */
+};
+
+/*
+ * Called on the loop when a partition changes hands or its deadline
+ * moves. Not called for partition_set_release() (the caller knows).
+ */
+typedef void (*partition_event_fn)(void *arg, int part,
+    enum partition_event ev, const struct lease *l);
+
+struct partition_conf {
+	const char	*role;		/* "fetch", "deliver" */
+	const char	*instance;	/* holder name, stable across restarts */
+	int		 count;		/* partitions, 1..PARTITION_COUNT_MAX */
+	int64_t		 ttl_ms;
+	int64_t		 renew_ms;
+	/* Told the outcome of every cycle's store calls (may be NULL). */
+	void		(*store_fn)(bool ok, const char *err);
+};
+
+/* The partition of a source id among count partitions (FNV-1a 32). */
+int	 partition_index(const char *source_id, int count);
+
+/*
+ * A set for one role; starts its worker thread and a one-second tick on
+ * base. NULL with err[] on error.
+ */
+struct partition_set *partition_set_new(struct event_base *base,
+	    struct store *st, const struct partition_conf *conf,
+	    partition_event_fn fn, void *arg, char *err, size_t errlen);
+/* New ttl / renew interval (the count and role stay). */
+void	 partition_set_reconfigure(struct partition_set *ps, int64_t ttl_ms,
+	    int64_t renew_ms);
+int	 partition_set_count(const struct partition_set *ps);
+/* The partition of a source id in this set. */
+int	 partition_set_of(const struct partition_set *ps, const char *id);
+
+/*
+ * The partitions that hold sources: want[count]. Partitions wanted and
+ * not held are taken by the next cycle (within the fair share); held
+ * ones no longer wanted are released. Starts a cycle soon on a change.
+ */
+void	 partition_set_want(struct partition_set *ps, const bool *want);
+/* Run a cycle as soon as possible. */
+void	 partition_set_kick(struct partition_set *ps);
+
+/*
+ * True while part is held and before its local deadline; the lease
+ * (resource "<role>:p<N>", epoch, deadline) into *out when not NULL.
+ */
+bool	 partition_set_holds(const struct partition_set *ps, int part,
+	    struct lease *out);
+/* Partitions held now. */
+int	 partition_set_held(const struct partition_set *ps);
+/* This instance's fair share of the wanted partitions. */
+int	 partition_set_share(const struct partition_set *ps);
+/* Live instances, as last counted. */
+int	 partition_set_live(const struct partition_set *ps);
+/*
+ * Give part up (its work is stopped already): it is no longer held from
+ * now on, and the next cycle marks its lease released so that another
+ * instance may take it at once.
+ */
+void	 partition_set_release(struct partition_set *ps, int part);
+
+/*
+ * Leaving: stop the cycles, release every lease of this instance and
+ * role on the worker, then call done(arg) on the loop (also when the
+ * store fails). The set must not be used afterwards but for
+ * partition_set_free().
+ */
+void	 partition_set_shutdown(struct partition_set *ps,
+	    void (*done)(void *arg), void *arg);
+/* Free the set (its worker thread stays parked). NULL is a no-op. */
+void	 partition_set_free(struct partition_set *ps);
+
+#endif

@@ -114,17 +114,22 @@ fetcherd_dispatch(const Ar__Envelope *env)
 	}
 }
 
+static void
+fetcherd_stopped(void)
+{
+	child_exit(0);
+}
+
 /*
  * Graceful stop: abandon the windows in flight (their cursors did not
  * move, the next holder reads them again), store the states, give the
- * leases back, exit.
+ * leases back, exit (the framework exits anyway when the grace is over).
  */
 static void
 fetcherd_shutdown(unsigned grace_ms)
 {
 	(void)grace_ms;
-	sched_stop();
-	child_exit(0);
+	sched_stop(fetcherd_stopped);
 }
 
 static const struct child_ops fetcherd_ops = {

@@ -1,6 +1,6 @@
 /*
  * auditrelay-fetcherd internals: the scheduler (sched.c) owns sources,
- * leases, timers, concurrency gates and per-client rate-limit budgets; the
+ * the partition leases (lib/partition.h), timers, concurrency gates and per-client rate-limit budgets; the
  * driver (google_driver.c) reads the windows of one (source, application)
  * and stores their logs before it moves a cursor.
  */
@@ -40,6 +40,7 @@ struct fetch_conf {
 	int64_t		 lease_ttl_ms;
 	int64_t		 lease_renew_ms;
 	int64_t		 rescan_ms;
+	int		 partitions;	/* partition_count */
 	int64_t		 min_interval_s;
 	int64_t		 batch_max_logs;	/* batches cut per page */
 	int64_t		 batch_max_bytes;
@@ -154,6 +155,11 @@ struct fsrc {
 	struct fjob		**jobs;
 	size_t			 njobs;
 
+	/*
+	 * The lease of the source's partition ("fetch:p<N>"), a copy kept
+	 * in step with the partition set: its epoch fences every write.
+	 */
+	int			 part;
 	struct lease		 lease;
 	bool			 leased;
 
@@ -165,6 +171,7 @@ struct fsrc {
 	int64_t			 last_fetch_at;
 	bool			 state_dirty;
 	bool			 state_loaded;
+	bool			 state_writing;	/* a write on the worker */
 	/* alerts not yet stored */
 	char			*pending_alert;
 	char			*pending_alert_msg;
@@ -175,7 +182,8 @@ extern struct fetch_conf fconf;
 int	 sched_configure(const struct config *cfg, bool initial, char *err,
 	    size_t errlen);
 void	 sched_start(void);
-void	 sched_stop(void);
+/* Store the states, give the partitions back, then call done(). */
+void	 sched_stop(void (*done)(void));
 void	 sched_source_changed(const char *id, bool removed);
 void	 sched_job_done(struct fjob *j, bool ok);
 void	 sched_job_wait(struct fjob *j, int64_t delay_ms);

@@ -1,7 +1,9 @@
 /*
  * The fetch scheduler: the sources of the store (re-read every
- * rescan_interval and on SourceChanged hints), a lease per source, a timer
- * per (source, application) with jitter, a FIFO of due jobs bounded by an
+ * rescan_interval and on SourceChanged hints, on the worker thread), the
+ * leased partitions of sources (lib/partition.h: a source is fetched here
+ * iff its partition "fetch:p<N>" is held), a timer per (source,
+ * application) with jitter, a FIFO of due jobs bounded by an
  * overall concurrency and one per Google client (service account e-mail),
  * a rate-limit budget per client, and the credentials state of each source
  * (credentials_invalid, slow probes, alerts, recovery).
@@ -20,8 +22,10 @@
 #include "lib/ipc.h"
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/partition.h"
 #include "lib/store.h"
 #include "lib/util.h"
+#include "lib/worker.h"
 
 struct fetch_conf fconf;
 
@@ -38,13 +42,18 @@ static TAILQ_HEAD(, fjob)	 queue = TAILQ_HEAD_INITIALIZER(queue);
 static TAILQ_HEAD(, fbudget)	 budgets = TAILQ_HEAD_INITIALIZER(budgets);
 static TAILQ_HEAD(, palert)	 alerts = TAILQ_HEAD_INITIALIZER(alerts);
 static struct httpc		*hc;
-static struct event		*ev_rescan, *ev_renew, *ev_pump;
+static struct event		*ev_rescan, *ev_pump;
 static int			 running;
 static bool			 started, stopping;
-static int			 live_instances = 1;
+static struct partition_set	*parts;
+static bool			 rescan_busy, rescan_again;
+static void			(*stop_done)(void);
 
 static void	sched_pump_later(int64_t ms);
 static void	src_flush_state(struct fsrc *s);
+static struct fsrc *src_find(const char *id);
+static void	src_kick(struct fsrc *s);
+static void	src_stop_jobs(struct fsrc *s);
 
 /* Arm a one-shot timer ms from now. */
 static void
@@ -85,6 +94,12 @@ sched_configure(const struct config *cfg, bool initial, char *err,
 	nc.lease_ttl_ms = config_int(cfg, CONF_LEASE_TTL) * 1000;
 	nc.lease_renew_ms = config_int(cfg, CONF_LEASE_RENEW) * 1000;
 	nc.rescan_ms = config_int(cfg, CONF_RESCAN_INTERVAL) * 1000;
+	nc.partitions = (int)config_int(cfg, CONF_PARTITION_COUNT);
+	if (parts != NULL && nc.partitions != partition_set_count(parts)) {
+		log_notice("partition_count %d takes effect at the next start; "
+		    "keeping %d", nc.partitions, partition_set_count(parts));
+		nc.partitions = partition_set_count(parts);
+	}
 	nc.min_interval_s = config_int(cfg, CONF_FETCH_MIN_INTERVAL);
 	nc.batch_max_logs = config_int(cfg, CONF_DELIVERY_BATCH_MAX_LOGS);
 	nc.batch_max_bytes = config_int(cfg, CONF_DELIVERY_BATCH_MAX_BYTES);
@@ -118,6 +133,9 @@ sched_configure(const struct config *cfg, bool initial, char *err,
 		log_notice("master key changed (keyId %s)", nc.master_id);
 	memcpy(&fconf, &nc, sizeof(fconf));
 	explicit_bzero(&nc, sizeof(nc));
+	if (parts != NULL)
+		partition_set_reconfigure(parts, fconf.lease_ttl_ms,
+		    fconf.lease_renew_ms);
 	log_info("fetch settings: overlap %llds, %d re-read ages, lookback "
 	    "%llds, concurrency %d (per client %d), instance %s",
 	    (long long)fconf.overlap_ms / 1000, fconf.nages,
@@ -331,18 +349,56 @@ alert_queue(struct fsrc *s, const char *kind, const char *msg)
 	alerts_flush();
 }
 
-/* Write source_state "<id>:fetch" when it changed (under the lease). */
+/* A source_state write on the worker thread. */
+struct sflush {
+	char	 id[64];
+	bson_t	*doc;
+	int	 rc;
+	char	 err[512];
+};
+
+static void
+sflush_work(void *arg)
+{
+	struct sflush	*f = arg;
+	char		 id[100];
+
+	snprintf(id, sizeof(id), "%s:fetch", f->id);
+	f->rc = store_upsert(child_store(), STORE_SOURCE_STATE, id, f->doc,
+	    f->err, sizeof(f->err));
+}
+
+static void
+sflush_done(void *arg)
+{
+	struct sflush	*f = arg;
+	struct fsrc	*s = src_find(f->id);
+
+	child_store_result(f->rc == 0, f->err);
+	if (s != NULL && s->state_writing) {
+		s->state_writing = false;
+		if (f->rc != 0)
+			s->state_dirty = true;	/* the next rescan retries */
+		else if (s->state_dirty && !stopping)
+			src_flush_state(s);
+	}
+	bson_destroy(f->doc);
+	free(f);
+}
+
+/*
+ * Write source_state "<id>:fetch" when it changed (under the lease), on
+ * the worker thread; one write per source at a time.
+ */
 static void
 src_flush_state(struct fsrc *s)
 {
+	struct sflush *f;
 	bson_t *doc;
-	char id[100], err[512];
-	int rc;
 
-	if (!s->state_dirty || !s->leased || !child_store_ready() ||
-	    !store_healthy(child_store()))
+	if (!s->state_dirty || !s->leased || s->state_writing ||
+	    !child_store_ready() || !store_healthy(child_store()))
 		return;
-	snprintf(id, sizeof(id), "%s:fetch", s->id);
 	doc = BCON_NEW("sourceId", BCON_UTF8(s->id),
 	    "status", BCON_UTF8(s->creds_invalid ? "credentials_invalid" :
 	    "active"));
@@ -357,48 +413,216 @@ src_flush_state(struct fsrc *s)
 	BSON_APPEND_INT64(doc, "credentialsVersion", s->creds_version);
 	BSON_APPEND_INT64(doc, "epoch", s->lease.epoch);
 	BSON_APPEND_INT64(doc, "updatedAt", util_now_ms());
-	rc = store_upsert(child_store(), STORE_SOURCE_STATE, id, doc, err,
-	    sizeof(err));
-	bson_destroy(doc);
-	if (!child_store_result(rc == 0, err))
+	f = util_xcalloc(1, sizeof(*f));
+	util_strlcpy(f->id, s->id, sizeof(f->id));
+	f->doc = doc;
+	if (worker_submit(sflush_work, sflush_done, f) != 0) {
+		bson_destroy(doc);
+		free(f);
 		return;
+	}
 	s->state_dirty = false;
+	s->state_writing = true;
 }
 
-/* Load the persisted source_state after taking the lease. */
+/* Apply a persisted source_state (NULL: none yet) after a take. */
 static void
-src_load_state(struct fsrc *s)
+src_state_apply(struct fsrc *s, const bson_t *doc)
 {
-	bson_t *sel, doc;
-	char id[100], err[512];
 	const char *st, *le;
-	int rc;
 
-	snprintf(id, sizeof(id), "%s:fetch", s->id);
-	sel = BCON_NEW("_id", BCON_UTF8(id));
-	rc = store_find_one(child_store(), STORE_SOURCE_STATE, sel, NULL,
-	    &doc, err, sizeof(err));
-	bson_destroy(sel);
-	if (rc < 0) {
-		child_store_result(false, err);
-		return;
-	}
 	s->state_loaded = true;
-	if (rc == 0) {
-		s->state_dirty = true;
+	s->state_dirty = true;	/* the new epoch */
+	if (doc == NULL)
 		return;
-	}
-	st = store_bson_str(&doc, "status");
-	le = store_bson_str(&doc, "lastError");
+	st = store_bson_str(doc, "status");
+	le = store_bson_str(doc, "lastError");
 	if (st != NULL && strcmp(st, "credentials_invalid") == 0) {
 		s->creds_invalid = true;
 		s->creds_retry_at = 0;	/* probe at once */
 	}
 	if (le != NULL)
 		util_strlcpy(s->last_error, le, sizeof(s->last_error));
-	s->last_fetch_at = store_bson_int(&doc, "lastFetchAt", 0);
-	bson_destroy(&doc);
-	s->state_dirty = true;	/* the new epoch */
+	s->last_fetch_at = store_bson_int(doc, "lastFetchAt", 0);
+}
+
+/*
+ * The source_state of the sources of a partition just taken, read in
+ * one query on the worker thread; they start once it is known.
+ */
+struct sload {
+	int	 part;
+	int64_t	 epoch;
+	char	 (*ids)[64];
+	bson_t	**docs;
+	size_t	 n;
+	int	 rc;
+	char	 err[512];
+};
+
+static void
+sload_work(void *arg)
+{
+	struct sload *l = arg;
+	mongoc_client_t *c;
+	mongoc_collection_t *col;
+	mongoc_cursor_t *cur;
+	const bson_t *doc;
+	bson_t sel, in, arr;
+	bson_error_t e;
+	char k[16], id[100];
+	const char *kp, *did;
+	size_t i, n;
+
+	bson_init(&sel);
+	bson_append_document_begin(&sel, "_id", -1, &in);
+	bson_append_array_begin(&in, "$in", -1, &arr);
+	for (i = 0; i < l->n; i++) {
+		bson_uint32_to_string((uint32_t)i, &kp, k, sizeof(k));
+		snprintf(id, sizeof(id), "%s:fetch", l->ids[i]);
+		bson_append_utf8(&arr, kp, -1, id, -1);
+	}
+	bson_append_array_end(&in, &arr);
+	bson_append_document_end(&sel, &in);
+	c = store_pop(child_store());
+	col = store_coll(child_store(), c, STORE_SOURCE_STATE);
+	cur = mongoc_collection_find_with_opts(col, &sel, NULL, NULL);
+	while (mongoc_cursor_next(cur, &doc)) {
+		if ((did = store_bson_str(doc, "_id")) == NULL)
+			continue;
+		n = strlen(did);
+		for (i = 0; i < l->n; i++)
+			if (n == strlen(l->ids[i]) + 6 &&
+			    strncmp(did, l->ids[i], n - 6) == 0 &&
+			    l->docs[i] == NULL)
+				l->docs[i] = bson_copy(doc);
+	}
+	if (mongoc_cursor_error(cur, &e)) {
+		snprintf(l->err, sizeof(l->err), "find source_state: %.400s",
+		    e.message);
+		l->rc = -EIO;
+	}
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(col);
+	store_push(child_store(), c);
+	bson_destroy(&sel);
+}
+
+static void
+sload_done(void *arg)
+{
+	struct sload *l = arg;
+	struct fsrc *s;
+	size_t i;
+
+	child_store_result(l->rc == 0, l->err);
+	for (i = 0; i < l->n; i++) {
+		s = src_find(l->ids[i]);
+		if (s != NULL && s->leased && s->part == l->part &&
+		    s->lease.epoch == l->epoch && !stopping) {
+			if (l->rc == 0)
+				src_state_apply(s, l->docs[i]);
+			src_kick(s);
+			src_flush_state(s);
+		}
+		if (l->docs[i] != NULL)
+			bson_destroy(l->docs[i]);
+	}
+	free(l->ids);
+	free(l->docs);
+	free(l);
+}
+
+/*
+ * Load the states of the sources of part (only one when one is not
+ * NULL) that hold its lease of epoch, then kick them.
+ */
+static void
+src_load_start(int part, int64_t epoch, struct fsrc *one)
+{
+	struct sload *l;
+	struct fsrc *s;
+	size_t n = 0;
+
+	TAILQ_FOREACH(s, &srcs, entry)
+		if (s->part == part && s->leased && (one == NULL || s == one))
+			n++;
+	if (n == 0)
+		return;
+	l = util_xcalloc(1, sizeof(*l));
+	l->part = part;
+	l->epoch = epoch;
+	l->ids = util_xcalloc(n, sizeof(*l->ids));
+	l->docs = util_xcalloc(n, sizeof(*l->docs));
+	TAILQ_FOREACH(s, &srcs, entry)
+		if (s->part == part && s->leased && (one == NULL || s == one))
+			util_strlcpy(l->ids[l->n++], s->id, sizeof(l->ids[0]));
+	if (worker_submit(sload_work, sload_done, l) != 0) {
+		free(l->ids);
+		free(l->docs);
+		free(l);
+	}
+}
+
+/* Work on s under its partition's lease l; it starts once loaded. */
+static void
+src_attach(struct fsrc *s, const struct lease *l)
+{
+	s->lease = *l;
+	s->leased = true;
+	s->state_loaded = false;
+}
+
+/*
+ * The partition set's news (on the loop): a partition taken starts its
+ * sources, a renewal moves their deadline, a loss stops them at once.
+ */
+static void
+sched_partition_cb(void *arg, int part, enum partition_event ev,
+    const struct lease *l)
+{
+	struct fsrc *s;
+	int n = 0;
+
+	(void)arg;
+	switch (ev) {
+	case PARTITION_TAKEN:
+		TAILQ_FOREACH(s, &srcs, entry)
+			if (s->part == part) {
+				src_attach(s, l);
+				n++;
+			}
+		log_info("partition %s: fetching here (lease epoch %lld, %d "
+		    "sources)", l->resource, (long long)l->epoch, n);
+		src_load_start(part, l->epoch, NULL);
+		break;
+	case PARTITION_RENEWED:
+		TAILQ_FOREACH(s, &srcs, entry) {
+			if (s->part != part)
+				continue;
+			if (s->leased && s->lease.epoch == l->epoch) {
+				s->lease.deadline_mono = l->deadline_mono;
+				continue;
+			}
+			/* Dropped by a late check, but renewed in time. */
+			src_attach(s, l);
+			src_load_start(part, l->epoch, s);
+		}
+		break;
+	case PARTITION_LOST:
+		TAILQ_FOREACH(s, &srcs, entry)
+			if (s->part == part && s->leased) {
+				s->leased = false;
+				s->lease.held = false;
+				src_stop_jobs(s);
+				n++;
+			}
+		log_warn("partition %s: lease lost (epoch %lld); its %d "
+		    "sources stopped, another instance may fetch them",
+		    l->resource, (long long)l->epoch, n);
+		sched_pump_later(0);
+		break;
+	}
 }
 
 void
@@ -623,15 +847,12 @@ src_kick(struct fsrc *s)
 			    (int64_t)util_random_below(1000));
 }
 
+/* Forget s (removed, paused); its partition may become empty. */
 static void
 src_remove(struct fsrc *s, const char *why)
 {
-	char err[256];
-
 	log_info("source %s: %s; its fetching stops", s->id, why);
 	src_free_jobs(s);
-	if (s->leased && store_healthy(child_store()))
-		lease_release(child_store(), &s->lease, err, sizeof(err));
 	google_client_free(s->gc);
 	budget_put(s->budget);
 	TAILQ_REMOVE(&srcs, s, entry);
@@ -790,6 +1011,7 @@ src_apply(const bson_t *doc)
 	if ((s = src_find(id)) == NULL) {
 		s = util_xcalloc(1, sizeof(*s));
 		util_strlcpy(s->id, id, sizeof(s->id));
+		s->part = partition_set_of(parts, id);
 		util_strlcpy(s->client_email, email, sizeof(s->client_email));
 		util_strlcpy(s->subject, subject != NULL ? subject : "",
 		    sizeof(s->subject));
@@ -859,10 +1081,18 @@ src_apply(const bson_t *doc)
 	}
 }
 
-/* Read every source of the store and reconcile. */
+/* The sources documents, read on the worker thread. */
+struct srescan {
+	bson_t	**docs;
+	size_t	 n, cap;
+	int	 rc;
+	char	 err[512];
+};
+
 static void
-sched_rescan(void)
+srescan_work(void *arg)
 {
+	struct srescan *r = arg;
 	struct store *st = child_store();
 	mongoc_client_t *c;
 	mongoc_collection_t *col;
@@ -870,100 +1100,152 @@ sched_rescan(void)
 	const bson_t *doc;
 	bson_t q = BSON_INITIALIZER;
 	bson_error_t e;
-	struct fsrc *s, *ns;
-	char err[512];
-	int n = 0, held = 0, share, rc;
 
-	if (!child_store_ready() || !store_healthy(st))
-		return;
-	if (lease_heartbeat(st, fconf.instance, err, sizeof(err)) == 0) {
-		rc = lease_live_instances(st, fconf.lease_ttl_ms, err,
-		    sizeof(err));
-		if (rc > 0)
-			live_instances = rc;
-	}
 	c = store_pop(st);
 	col = store_coll(st, c, STORE_SOURCES);
 	cur = mongoc_collection_find_with_opts(col, &q, NULL, NULL);
-	TAILQ_FOREACH(s, &srcs, entry)
-		s->seen = false;
 	while (mongoc_cursor_next(cur, &doc)) {
-		const char *t = store_bson_str(doc, "sourceType");
+		if (r->n == r->cap) {
+			bson_t **nd;
 
-		if (t != NULL && strcmp(t, "google_workspace") != 0)
-			continue;
-		src_apply(doc);
+			r->cap = r->cap ? r->cap * 2 : 64;
+			if ((nd = realloc(r->docs, r->cap *
+			    sizeof(*nd))) == NULL) {
+				snprintf(r->err, sizeof(r->err), "out of "
+				    "memory reading the sources");
+				r->rc = -ENOMEM;
+				break;
+			}
+			r->docs = nd;
+		}
+		r->docs[r->n++] = bson_copy(doc);
 	}
-	if (mongoc_cursor_error(cur, &e)) {
-		mongoc_cursor_destroy(cur);
-		mongoc_collection_destroy(col);
-		store_push(st, c);
-		bson_destroy(&q);
-		child_store_result(false, e.message);
-		return;	/* keep everything as it was */
+	if (r->rc == 0 && mongoc_cursor_error(cur, &e)) {
+		snprintf(r->err, sizeof(r->err), "find sources: %.400s",
+		    e.message);
+		r->rc = -EIO;
 	}
 	mongoc_cursor_destroy(cur);
 	mongoc_collection_destroy(col);
 	store_push(st, c);
 	bson_destroy(&q);
-	child_store_result(true, NULL);
+}
 
+/*
+ * More partitions than our share (another instance joined): give back
+ * one partition none of whose sources is fetching right now.
+ */
+static void
+sched_handover(void)
+{
+	struct fsrc *s;
+	int part, n;
+	size_t i;
+	bool busy;
+
+	if (partition_set_held(parts) <= partition_set_share(parts))
+		return;
+	for (part = 0; part < partition_set_count(parts); part++) {
+		if (!partition_set_holds(parts, part, NULL))
+			continue;
+		busy = false;
+		TAILQ_FOREACH(s, &srcs, entry)
+			if (s->part == part)
+				for (i = 0; i < s->njobs; i++)
+					if (s->jobs[i]->state == JOB_RUNNING)
+						busy = true;
+		if (busy)
+			continue;
+		n = 0;
+		TAILQ_FOREACH(s, &srcs, entry)
+			if (s->part == part && s->leased) {
+				src_stop_jobs(s);
+				s->leased = false;
+				s->lease.held = false;
+				n++;
+			}
+		partition_set_release(parts, part);
+		log_info("partition fetch:p%d: handed over with its %d sources "
+		    "to balance %d instances", part, n,
+		    partition_set_live(parts));
+		return;
+	}
+}
+
+/* Loop: reconcile with the sources read. */
+static void
+srescan_done(void *arg)
+{
+	struct srescan *r = arg;
+	struct fsrc *s, *ns;
+	struct lease l;
+	bool *want;
+	size_t i;
+
+	rescan_busy = false;
+	if (stopping)
+		goto out;
+	if (!child_store_result(r->rc == 0, r->err))
+		goto out;	/* keep everything as it was */
+	TAILQ_FOREACH(s, &srcs, entry)
+		s->seen = false;
+	for (i = 0; i < r->n; i++) {
+		const char *t = store_bson_str(r->docs[i], "sourceType");
+
+		if (t != NULL && strcmp(t, "google_workspace") != 0)
+			continue;
+		src_apply(r->docs[i]);
+	}
 	for (s = TAILQ_FIRST(&srcs); s != NULL; s = ns) {
 		ns = TAILQ_NEXT(s, entry);
 		if (!s->seen)
 			src_remove(s, "removed");
 	}
+	want = util_xcalloc((size_t)partition_set_count(parts),
+	    sizeof(*want));
 	TAILQ_FOREACH(s, &srcs, entry) {
-		n++;
-		if (s->leased)
-			held++;
-	}
-	share = lease_fair_share(n, live_instances);
-	TAILQ_FOREACH(s, &srcs, entry) {
-		char res[160];
-
-		if (s->leased || held >= share)
-			continue;
-		snprintf(res, sizeof(res), "fetch:%s", s->id);
-		rc = lease_take(st, res, fconf.instance, fconf.lease_ttl_ms,
-		    &s->lease, err, sizeof(err));
-		if (rc < 0) {
-			child_store_result(false, err);
-			break;
-		}
-		if (rc == 0)
-			continue;
-		s->leased = true;
-		held++;
-		log_info("source %s: fetching here (lease epoch %lld)", s->id,
-		    (long long)s->lease.epoch);
-		src_load_state(s);
-		src_kick(s);
-	}
-	/* More than our share: give one idle source back per rescan. */
-	if (held > share) {
-		TAILQ_FOREACH(s, &srcs, entry) {
-			size_t i;
-			bool busy = false;
-
-			if (!s->leased)
-				continue;
-			for (i = 0; i < s->njobs; i++)
-				if (s->jobs[i]->state == JOB_RUNNING)
-					busy = true;
-			if (busy)
-				continue;
-			src_stop_jobs(s);
-			lease_release(st, &s->lease, err, sizeof(err));
-			s->leased = false;
-			log_info("source %s: handed over to balance %d "
-			    "instances", s->id, live_instances);
-			break;
+		want[s->part] = true;
+		/* A new source in a partition held already. */
+		if (!s->leased && partition_set_holds(parts, s->part, &l)) {
+			src_attach(s, &l);
+			src_load_start(s->part, l.epoch, s);
 		}
 	}
+	partition_set_want(parts, want);
+	free(want);
+	sched_handover();
 	TAILQ_FOREACH(s, &srcs, entry)
 		src_flush_state(s);
 	alerts_flush();
+out:
+	for (i = 0; i < r->n; i++)
+		bson_destroy(r->docs[i]);
+	free(r->docs);
+	free(r);
+	if (rescan_again && !stopping) {
+		rescan_again = false;
+		sched_arm(ev_rescan, 0);
+	}
+}
+
+/* Read every source of the store (on the worker) and reconcile. */
+static void
+sched_rescan(void)
+{
+	struct srescan *r;
+
+	if (!child_store_ready() || !store_healthy(child_store()))
+		return;
+	if (rescan_busy) {
+		rescan_again = true;
+		return;
+	}
+	r = util_xcalloc(1, sizeof(*r));
+	if (worker_submit(srescan_work, srescan_done, r) != 0) {
+		free(r);
+		return;
+	}
+	rescan_busy = true;
 }
 
 static void
@@ -978,72 +1260,88 @@ rescan_cb(evutil_socket_t fd, short what, void *arg)
 	sched_arm(ev_rescan, fconf.rescan_ms);
 }
 
+/* Report the partition set's store calls like our own. */
 static void
-renew_cb(evutil_socket_t fd, short what, void *arg)
+sched_partition_store(bool ok, const char *err)
 {
-	struct fsrc *s;
-	char err[512];
-	int rc;
-
-	(void)fd;
-	(void)what;
-	(void)arg;
-	if (stopping)
-		return;
-	TAILQ_FOREACH(s, &srcs, entry) {
-		if (!s->leased)
-			continue;
-		if (!store_healthy(child_store())) {
-			if (!lease_valid(&s->lease))
-				sched_lease_lost(s);
-			continue;
-		}
-		rc = lease_renew(child_store(), &s->lease, fconf.instance,
-		    fconf.lease_ttl_ms, err, sizeof(err));
-		if (rc == -ESTALE || (rc != 0 && !lease_valid(&s->lease)))
-			sched_lease_lost(s);
-		else if (rc != 0)
-			child_store_result(false, err);
-	}
-	sched_arm(ev_renew, fconf.lease_renew_ms);
+	child_store_result(ok, err);
 }
 
 void
 sched_start(void)
 {
+	struct partition_conf pc;
+	char err[256];
+	int rc;
+
 	if (started)
 		return;
 	if ((hc = httpc_new(child_base())) == NULL)
 		fatal("cannot create the HTTP client");
+	if ((rc = worker_start(child_base())) != 0)
+		fatal("cannot start the store worker: %s", strerror(-rc));
+	memset(&pc, 0, sizeof(pc));
+	pc.role = "fetch";
+	pc.instance = fconf.instance;
+	pc.count = fconf.partitions;
+	pc.ttl_ms = fconf.lease_ttl_ms;
+	pc.renew_ms = fconf.lease_renew_ms;
+	pc.store_fn = sched_partition_store;
+	parts = partition_set_new(child_base(), child_store(), &pc,
+	    sched_partition_cb, NULL, err, sizeof(err));
+	if (parts == NULL)
+		fatal("%s", err);
 	ev_rescan = evtimer_new(child_base(), rescan_cb, NULL);
-	ev_renew = evtimer_new(child_base(), renew_cb, NULL);
 	ev_pump = evtimer_new(child_base(), pump_cb, NULL);
-	if (ev_rescan == NULL || ev_renew == NULL || ev_pump == NULL)
+	if (ev_rescan == NULL || ev_pump == NULL)
 		fatal("out of memory");
 	sched_arm(ev_rescan, 0);
-	sched_arm(ev_renew, fconf.lease_renew_ms);
 	started = true;
 }
 
+static void
+sched_released(void *arg)
+{
+	(void)arg;
+	if (stop_done != NULL)
+		stop_done();
+}
+
+/* The states written before: now the partitions go. */
+static void
+sched_stop_barrier_work(void *arg)
+{
+	(void)arg;
+}
+
+static void
+sched_stop_barrier_done(void *arg)
+{
+	(void)arg;
+	partition_set_shutdown(parts, sched_released, NULL);
+}
+
 void
-sched_stop(void)
+sched_stop(void (*done)(void))
 {
 	struct fsrc *s;
-	char err[256];
 
-	if (!started)
+	if (!started) {
+		done();
 		return;
+	}
 	TAILQ_FOREACH(s, &srcs, entry)
 		src_stop_jobs(s);
 	stopping = true;
-	/* Hand the leases over so another instance can go on at once. */
+	stop_done = done;
+	/* Store the states, then hand the partitions over. */
 	TAILQ_FOREACH(s, &srcs, entry) {
 		src_flush_state(s);
-		if (s->leased && store_healthy(child_store()))
-			lease_release(child_store(), &s->lease, err,
-			    sizeof(err));
 		s->leased = false;
 	}
+	if (worker_submit(sched_stop_barrier_work, sched_stop_barrier_done,
+	    NULL) != 0)
+		partition_set_shutdown(parts, sched_released, NULL);
 }
 
 void

@@ -1,8 +1,9 @@
 /*
  * auditrelay-deliverd: pending logs -> signed batches -> callbackUrl.
  *
- * For every source whose lease "deliver:<source>" this instance holds,
- * the pending logs are grouped into batches (queue.c), each batch is
+ * For every source whose partition lease "deliver:p<N>" this instance
+ * holds (lib/partition.h: taken, renewed and released on a worker thread
+ * of its own), the pending logs are grouped into batches (queue.c), each batch is
  * POSTed with Standard Webhooks signatures (send.c) and its outcome
  * classified (outcome.c): delivered, retried on a schedule, or parked as
  * a dead letter; a circuit breaker per callback holds the queue while it
@@ -37,8 +38,10 @@
 
 struct deliverd		 D;
 
-static struct event	*rescan_ev, *renew_ev, *janitor_ev, *janitor2_ev;
+static struct event	*rescan_ev, *rescan_first_ev, *janitor_ev, *janitor2_ev;
 static struct event	*finish_ev;
+static bool		 rescan_busy, rescan_again, rescanned;
+static int		 draining_part = -1;	/* being handed over */
 
 static void	deliverd_step(struct dsource *s);
 static void	deliverd_janitor_first_cb(evutil_socket_t, short, void *);
@@ -212,15 +215,14 @@ deliverd_source_idle(struct dsource *s)
 	atomic_store(&s->lease_deadline, 0);
 }
 
-/* Drop s entirely (removed source, shutdown): release its lease. */
+/*
+ * Drop s entirely (removed source, shutdown). Its partition's lease stays
+ * with the partition set (released there when the partition is empty).
+ */
 static void
 deliverd_source_free(struct dsource *s)
 {
-	char	err[256];
-
 	deliverd_source_idle(s);
-	if (s->lease.held && store_healthy(D.store))
-		(void)lease_release(D.store, &s->lease, err, sizeof(err));
 	s->lease.held = false;
 	atomic_store(&s->lease_deadline, 0);
 	TAILQ_REMOVE(&D.sources, s, entry);
@@ -630,96 +632,221 @@ deliverd_source_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * Take the lease of s. A lease still held by this very instance (the
- * deliverd before a crash: the supervisor restarts us only after reaping
- * it) is released and taken again at once instead of waiting for its
- * expiry. 1 taken, 0 held elsewhere, -EIO.
+ * The delivery state of sources just taken ("<id>:deliver" in
+ * source_state: lastDeliveryAt, a 410 Gone to remember), read in one
+ * query on the worker thread; each source is busy meanwhile, then its
+ * queue is taken over (queue_takeover_start).
  */
-static int
-deliverd_lease_take(struct dsource *s)
+struct dtake {
+	int64_t		  epoch;
+	struct dsource	**srcs;
+	bson_t		**docs;
+	size_t		  n;
+	int		  rc;
+	char		  err[512];
+};
+
+static void
+deliverd_take_work(void *arg)
 {
-	char		 res[160], err[512] = "";
-	bson_t		*sel, *opts, out;
-	struct lease	 old;
-	int		 rc;
+	struct dtake		*t = arg;
+	mongoc_client_t		*c;
+	mongoc_collection_t	*coll;
+	mongoc_cursor_t		*cur;
+	const bson_t		*doc;
+	bson_t			 sel, in, arr;
+	bson_error_t		 berr;
+	char			 k[16], id[96];
+	const char		*kp, *did;
+	size_t			 i;
 
-	snprintf(res, sizeof(res), "deliver:%s", s->id);
-	rc = lease_take(D.store, res, D.instance, D.lease_ttl_ms, &s->lease,
-	    err, sizeof(err));
-	if (rc == 0) {
-		sel = BCON_NEW("resource", BCON_UTF8(res));
-		opts = BCON_NEW("sort", "{", "epoch", BCON_INT32(-1), "}");
-		rc = store_find_one(D.store, STORE_LEASES, sel, opts, &out,
-		    err, sizeof(err));
-		bson_destroy(sel);
-		bson_destroy(opts);
-		if (rc == 1) {
-			const char *holder = store_bson_str(&out, "holder");
-
-			rc = 0;
-			if (holder != NULL && strcmp(holder, D.instance) == 0 &&
-			    !store_bson_bool(&out, "released", false)) {
-				memset(&old, 0, sizeof(old));
-				util_strlcpy(old.resource, res,
-				    sizeof(old.resource));
-				old.epoch = store_bson_int(&out, "epoch", 0);
-				old.held = true;
-				log_info("source=%s taking over lease %s#%lld "
-				    "of this instance's previous deliverd",
-				    s->id, res, (long long)old.epoch);
-				if (lease_release(D.store, &old, err,
-				    sizeof(err)) == 0)
-					rc = lease_take(D.store, res,
-					    D.instance, D.lease_ttl_ms,
-					    &s->lease, err, sizeof(err));
-			}
-			bson_destroy(&out);
+	bson_init(&sel);
+	bson_append_document_begin(&sel, "_id", -1, &in);
+	bson_append_array_begin(&in, "$in", -1, &arr);
+	for (i = 0; i < t->n; i++) {
+		bson_uint32_to_string((uint32_t)i, &kp, k, sizeof(k));
+		snprintf(id, sizeof(id), "%s:deliver", t->srcs[i]->id);
+		bson_append_utf8(&arr, kp, -1, id, -1);
+	}
+	bson_append_array_end(&in, &arr);
+	bson_append_document_end(&sel, &in);
+	c = store_pop(D.store);
+	coll = store_coll(D.store, c, STORE_SOURCE_STATE);
+	cur = mongoc_collection_find_with_opts(coll, &sel, NULL, NULL);
+	while (mongoc_cursor_next(cur, &doc)) {
+		if ((did = store_bson_str(doc, "_id")) == NULL)
+			continue;
+		/* The ids were copied on the loop: s->id does not change. */
+		for (i = 0; i < t->n; i++) {
+			snprintf(id, sizeof(id), "%s:deliver", t->srcs[i]->id);
+			if (t->docs[i] == NULL && strcmp(did, id) == 0)
+				t->docs[i] = bson_copy(doc);
 		}
 	}
-	if (!deliverd_store_result(rc < 0 ? rc : 0, err))
-		return -EIO;
-	return rc;
+	if (mongoc_cursor_error(cur, &berr)) {
+		snprintf(t->err, sizeof(t->err), "find source_state: %.400s",
+		    berr.message);
+		t->rc = -EIO;
+	}
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(coll);
+	store_push(D.store, c);
+	bson_destroy(&sel);
 }
 
-/* Just took the lease of s: read its state, repair, start. */
+/* Apply a source_state document (NULL: none) to s just taken. */
 static void
-deliverd_source_taken(struct dsource *s)
+deliverd_take_apply(struct dsource *s, const bson_t *doc)
 {
-	bson_t	*sel, out;
-	char	 id[96], err[512] = "";
-	int	 rc;
+	const char	*st, *gu;
 
-	log_info("source=%s delivering (lease deliver:%s epoch=%lld)", s->id,
-	    s->id, (long long)s->lease.epoch);
-	s->logs_dirty = s->alerts_dirty = true;
-	s->reload = false;
-	s->ready = false;
-	s->handover = false;
-	breaker_init(&s->br, D.breaker_threshold);
-	s->status = "ok";
-	snprintf(id, sizeof(id), "%s:deliver", s->id);
-	sel = BCON_NEW("_id", BCON_UTF8(id));
-	rc = store_find_one(D.store, STORE_SOURCE_STATE, sel, NULL, &out, err,
-	    sizeof(err));
-	bson_destroy(sel);
-	(void)deliverd_store_result(rc < 0 ? rc : 0, err);
-	if (rc == 1) {
-		const char *st = store_bson_str(&out, "status");
-		const char *gu = store_bson_str(&out, "goneUrl");
-
-		s->last_delivery_at = store_bson_int(&out, "lastDeliveryAt",
-		    0);
-		if (st != NULL && strcmp(st, "callback_gone") == 0 &&
-		    gu != NULL && s->url != NULL && strcmp(gu, s->url) == 0) {
-			s->gone = true;
-			s->status = "callback_gone";
-			free(s->gone_url);
-			s->gone_url = util_xstrdup(gu);
-		}
-		bson_destroy(&out);
+	if (doc == NULL)
+		return;
+	st = store_bson_str(doc, "status");
+	gu = store_bson_str(doc, "goneUrl");
+	s->last_delivery_at = store_bson_int(doc, "lastDeliveryAt", 0);
+	if (st != NULL && strcmp(st, "callback_gone") == 0 && gu != NULL &&
+	    s->url != NULL && strcmp(gu, s->url) == 0) {
+		s->gone = true;
+		s->status = "callback_gone";
+		free(s->gone_url);
+		s->gone_url = util_xstrdup(gu);
 	}
-	if (s->busy || queue_takeover_start(s) != 0)
-		s->reload = true;	/* retried by the rescan */
+}
+
+static void
+deliverd_take_done(void *arg)
+{
+	struct dtake	*t = arg;
+	struct dsource	*s;
+	size_t		 i;
+
+	(void)deliverd_store_result(t->rc, t->err);
+	for (i = 0; i < t->n; i++) {
+		s = t->srcs[i];
+		s->busy = false;
+		if (s->zombie)
+			deliverd_source_destroy(s);
+		else if (s->lease.held && s->lease.epoch == t->epoch) {
+			if (t->rc == 0)
+				deliverd_take_apply(s, t->docs[i]);
+			else
+				s->reload = true;
+			deliverd_source_job_done(s);
+		}
+		if (t->docs[i] != NULL)
+			bson_destroy(t->docs[i]);
+	}
+	free(t->srcs);
+	free(t->docs);
+	free(t);
+}
+
+/*
+ * Sources of partition part (only one when one is not NULL) now work
+ * under lease l: reset their delivery state, then read what the store
+ * remembers of them and take their queues over, on the worker thread.
+ */
+static void
+deliverd_sources_taken(int part, const struct lease *l, struct dsource *one)
+{
+	struct dsource	*s;
+	struct dtake	*t;
+	size_t		 n = 0;
+
+	TAILQ_FOREACH(s, &D.sources, entry) {
+		if (s->part != part || (one != NULL && s != one))
+			continue;
+		s->lease = *l;
+		atomic_store(&s->lease_deadline, l->deadline_mono);
+		s->logs_dirty = s->alerts_dirty = true;
+		s->reload = false;
+		s->ready = false;
+		s->handover = false;
+		breaker_init(&s->br, D.breaker_threshold);
+		s->status = "ok";
+		if (s->busy)
+			s->reload = true;	/* its job's end takes over */
+		else
+			n++;
+	}
+	if (n == 0)
+		return;
+	t = util_xcalloc(1, sizeof(*t));
+	t->epoch = l->epoch;
+	t->srcs = util_xcalloc(n, sizeof(*t->srcs));
+	t->docs = util_xcalloc(n, sizeof(*t->docs));
+	TAILQ_FOREACH(s, &D.sources, entry)
+		if (s->part == part && (one == NULL || s == one) && !s->busy)
+			t->srcs[t->n++] = s;
+	if (worker_submit(deliverd_take_work, deliverd_take_done, t) != 0) {
+		for (n = 0; n < t->n; n++)
+			t->srcs[n]->reload = true;	/* the rescan retries */
+		free(t->srcs);
+		free(t->docs);
+		free(t);
+		return;
+	}
+	for (n = 0; n < t->n; n++)
+		t->srcs[n]->busy = true;
+}
+
+/* Stop the sources of part: lost, or handed over. */
+static int
+deliverd_partition_stop(int part)
+{
+	struct dsource	*s;
+	int		 n = 0;
+
+	TAILQ_FOREACH(s, &D.sources, entry) {
+		if (s->part != part || !s->lease.held)
+			continue;
+		deliverd_source_idle(s);
+		s->lease.held = false;
+		s->handover = false;
+		n++;
+	}
+	if (draining_part == part)
+		draining_part = -1;
+	return n;
+}
+
+/*
+ * The partition set's news (on the loop): a partition taken starts its
+ * sources, a renewal moves their deadline, a loss stops them at once.
+ */
+static void
+deliverd_partition_cb(void *arg, int part, enum partition_event ev,
+    const struct lease *l)
+{
+	struct dsource	*s;
+	int		 n = 0;
+
+	switch (ev) {
+	case PARTITION_TAKEN:
+		TAILQ_FOREACH(s, &D.sources, entry)
+			if (s->part == part)
+				n++;
+		log_info("partition %s: delivering here (epoch=%lld, %d "
+		    "sources)", l->resource, (long long)l->epoch, n);
+		deliverd_sources_taken(part, l, NULL);
+		break;
+	case PARTITION_RENEWED:
+		TAILQ_FOREACH(s, &D.sources, entry) {
+			if (s->part != part || !s->lease.held ||
+			    s->lease.epoch != l->epoch)
+				continue;
+			s->lease.deadline_mono = l->deadline_mono;
+			atomic_store(&s->lease_deadline, l->deadline_mono);
+		}
+		break;
+	case PARTITION_LOST:
+		n = deliverd_partition_stop(part);
+		log_warn("partition %s: lease lost or not renewed in time "
+		    "(epoch=%lld); deliveries of its %d sources stop until it "
+		    "is taken again", l->resource, (long long)l->epoch, n);
+		break;
+	}
 }
 
 /* A worker job of s finished: carry on. */
@@ -793,118 +920,147 @@ deliverd_source_new(const char *id)
 	if (s->timer == NULL)
 		fatal("out of memory");
 	s->status = "ok";
+	s->part = partition_set_of(D.parts, id);
 	breaker_init(&s->br, D.breaker_threshold);
 	TAILQ_INSERT_TAIL(&D.sources, s, entry);
 	return s;
 }
 
-/*
- * Re-read the store: sources (new, changed, removed), leases up to this
- * instance's fair share, then step every source we hold.
- */
+/* The sources documents (without credentials), read on the worker. */
+struct drescan {
+	bson_t	**docs;
+	size_t	  n, cap;
+	int	  rc;
+	char	  err[512];
+};
+
 static void
-deliverd_rescan_cb(evutil_socket_t fd, short what, void *arg)
+deliverd_rescan_work(void *arg)
 {
+	struct drescan		*r = arg;
 	mongoc_client_t		*c;
 	mongoc_collection_t	*coll;
 	mongoc_cursor_t		*cur;
 	const bson_t		*doc;
-	bson_t			*filter, *opts;
+	bson_t			*filter, *opts, **nd;
 	bson_error_t		 berr;
-	struct dsource		*s, *ns;
-	char			 err[512] = "";
-	int			 rc = 0, n = 0, held = 0, live, share, draining;
 
-	if (D.stopping || !child_store_ready() || !store_healthy(D.store))
-		return;
-	rc = lease_heartbeat(D.store, D.instance, err, sizeof(err));
-	if (!deliverd_store_result(rc, err))
-		return;
-
-	TAILQ_FOREACH(s, &D.sources, entry)
-		s->seen = false;
 	filter = bson_new();
 	opts = BCON_NEW("projection", "{", "credentials", BCON_INT32(0), "}");
 	c = store_pop(D.store);
 	coll = store_coll(D.store, c, STORE_SOURCES);
 	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
 	while (mongoc_cursor_next(cur, &doc)) {
-		const char *id = store_bson_str(doc, "_id");
-
-		if (id == NULL || strlen(id) >= sizeof(s->id))
-			continue;
-		if ((s = deliverd_source_find(id)) == NULL)
-			s = deliverd_source_new(id);
-		deliverd_source_apply(s, doc);
-		s->seen = true;
-		n++;
+		if (r->n == r->cap) {
+			r->cap = r->cap ? r->cap * 2 : 64;
+			nd = realloc(r->docs, r->cap * sizeof(*nd));
+			if (nd == NULL) {
+				snprintf(r->err, sizeof(r->err), "out of "
+				    "memory reading the sources");
+				r->rc = -ENOMEM;
+				break;
+			}
+			r->docs = nd;
+		}
+		r->docs[r->n++] = bson_copy(doc);
 	}
-	if (mongoc_cursor_error(cur, &berr)) {
-		snprintf(err, sizeof(err), "find sources: %.400s", berr.message);
-		rc = -EIO;
+	if (r->rc == 0 && mongoc_cursor_error(cur, &berr)) {
+		snprintf(r->err, sizeof(r->err), "find sources: %.400s",
+		    berr.message);
+		r->rc = -EIO;
 	}
 	mongoc_cursor_destroy(cur);
 	mongoc_collection_destroy(coll);
 	store_push(D.store, c);
 	bson_destroy(filter);
 	bson_destroy(opts);
-	if (!deliverd_store_result(rc, err))
-		return;
+}
 
+/*
+ * More partitions than our share (another instance joined): drain one
+ * partition at a time (no new batches, in-flight POSTs finish), then
+ * release its lease, so that the work spreads out.
+ */
+static void
+deliverd_handover(void)
+{
+	struct dsource	*s;
+	int		 part, n;
+	bool		 idle = true;
+
+	if (draining_part >= 0 &&
+	    !partition_set_holds(D.parts, draining_part, NULL))
+		draining_part = -1;
+	if (draining_part < 0) {
+		if (partition_set_held(D.parts) <= partition_set_share(D.parts))
+			return;
+		for (part = 0; part < partition_set_count(D.parts); part++)
+			if (partition_set_holds(D.parts, part, NULL))
+				break;
+		if (part == partition_set_count(D.parts))
+			return;
+		draining_part = part;
+		TAILQ_FOREACH(s, &D.sources, entry)
+			if (s->part == part && s->lease.held)
+				s->handover = true;
+	}
+	TAILQ_FOREACH(s, &D.sources, entry)
+		if (s->part == draining_part && s->lease.held &&
+		    (s->busy || s->inflight > 0))
+			idle = false;
+	if (!idle)
+		return;
+	part = draining_part;
+	n = deliverd_partition_stop(part);
+	partition_set_release(D.parts, part);
+	log_info("partition deliver:p%d handed over with its %d sources to "
+	    "balance %d instances", part, n, partition_set_live(D.parts));
+}
+
+/* Loop: reconcile with the sources read, then step those we hold. */
+static void
+deliverd_rescan_done(void *arg)
+{
+	struct drescan	*r = arg;
+	struct dsource	*s, *ns;
+	struct lease	 l;
+	bool		*want;
+	size_t		 i;
+
+	rescan_busy = false;
+	if (D.stopping || !deliverd_store_result(r->rc, r->err))
+		goto out;
+	rescanned = true;
+	TAILQ_FOREACH(s, &D.sources, entry)
+		s->seen = false;
+	for (i = 0; i < r->n; i++) {
+		const char *id = store_bson_str(r->docs[i], "_id");
+
+		if (id == NULL || strlen(id) >= sizeof(s->id))
+			continue;
+		if ((s = deliverd_source_find(id)) == NULL)
+			s = deliverd_source_new(id);
+		deliverd_source_apply(s, r->docs[i]);
+		s->seen = true;
+	}
+	want = util_xcalloc((size_t)partition_set_count(D.parts),
+	    sizeof(*want));
 	TAILQ_FOREACH_SAFE(s, &D.sources, entry, ns) {
 		if (!s->seen) {
 			log_info("source=%s removed; its deliveries stop",
 			    s->id);
 			deliverd_source_free(s);
-		} else if (s->lease.held)
-			held++;
-	}
-	live = lease_live_instances(D.store, D.lease_ttl_ms, err,
-	    sizeof(err));
-	if (!deliverd_store_result(live < 0 ? live : 0, err))
-		return;
-	share = lease_fair_share(n, live);
-	TAILQ_FOREACH(s, &D.sources, entry) {
-		if (s->lease.held || held >= share)
 			continue;
-		rc = deliverd_lease_take(s);
-		if (rc < 0)
-			return;
-		if (rc == 1) {
-			held++;
-			atomic_store(&s->lease_deadline,
-			    s->lease.deadline_mono);
-			deliverd_source_taken(s);
 		}
+		want[s->part] = true;
+		/* A new source in a partition held already. */
+		if (!s->lease.held && s->part != draining_part &&
+		    partition_set_holds(D.parts, s->part, &l))
+			deliverd_sources_taken(s->part, &l, s);
 	}
-	/*
-	 * More than our share (another instance joined): drain one source
-	 * at a time (no new batches, in-flight POSTs finish), then release
-	 * its lease, so that the work spreads out.
-	 */
-	draining = 0;
-	TAILQ_FOREACH(s, &D.sources, entry)
-		if (s->lease.held && s->handover)
-			draining++;
-	if (held - draining > share && draining == 0) {
-		TAILQ_FOREACH(s, &D.sources, entry) {
-			if (s->lease.held) {
-				s->handover = true;
-				break;
-			}
-		}
-	}
-	TAILQ_FOREACH(s, &D.sources, entry) {
-		if (!s->lease.held || !s->handover || s->busy ||
-		    s->inflight > 0)
-			continue;
-		deliverd_source_idle(s);
-		(void)lease_release(D.store, &s->lease, err, sizeof(err));
-		s->lease.held = false;
-		s->handover = false;
-		log_info("source=%s handed over to balance %d instances",
-		    s->id, live);
-	}
+	partition_set_want(D.parts, want);
+	free(want);
+	deliverd_handover();
 	TAILQ_FOREACH(s, &D.sources, entry) {
 		if (!s->lease.held)
 			continue;
@@ -913,40 +1069,65 @@ deliverd_rescan_cb(evutil_socket_t fd, short what, void *arg)
 			(void)queue_takeover_start(s);
 		deliverd_step(s);
 	}
+out:
+	for (i = 0; i < r->n; i++)
+		bson_destroy(r->docs[i]);
+	free(r->docs);
+	free(r);
+	if (rescan_again && !D.stopping) {
+		rescan_again = false;
+		event_active(rescan_ev, EV_TIMEOUT, 0);
+	}
 }
 
-/* Renew every held lease; a lost one stops that source's work at once. */
-static void
-deliverd_renew_cb(evutil_socket_t fd, short what, void *arg)
+/*
+ * Re-read the store on the worker: sources (new, changed, removed), the
+ * partitions wanted, then step every source we hold. True when started.
+ */
+static bool
+deliverd_rescan_start(void)
 {
-	struct dsource	*s;
-	char		 err[512];
-	int		 rc;
+	struct drescan	*r;
 
-	if (D.stopping || !child_store_ready())
-		return;
-	TAILQ_FOREACH(s, &D.sources, entry) {
-		if (!s->lease.held)
-			continue;
-		err[0] = '\0';
-		rc = lease_renew(D.store, &s->lease, D.instance,
-		    D.lease_ttl_ms, err, sizeof(err));
-		(void)deliverd_store_result(rc == -ESTALE ? 0 : rc, err);
-		if (rc == 0)
-			atomic_store(&s->lease_deadline,
-			    s->lease.deadline_mono);
-		if (rc == -ESTALE) {
-			log_warn("source=%s lease deliver:%s lost to a newer "
-			    "epoch; stopping its deliveries", s->id, s->id);
-			deliverd_source_idle(s);
-		} else if (rc != 0 && !lease_valid(&s->lease)) {
-			log_warn("source=%s lease deliver:%s could not be "
-			    "renewed in time; stopping its deliveries until it "
-			    "is taken again", s->id, s->id);
-			deliverd_source_idle(s);
-			s->lease.held = false;
-		}
+	if (D.stopping || !child_store_ready() || !store_healthy(D.store))
+		return false;
+	if (rescan_busy) {
+		rescan_again = true;
+		return true;
 	}
+	r = util_xcalloc(1, sizeof(*r));
+	if (worker_submit(deliverd_rescan_work, deliverd_rescan_done,
+	    r) != 0) {
+		free(r);
+		return false;
+	}
+	rescan_busy = true;
+	return true;
+}
+
+static void
+deliverd_rescan_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)deliverd_rescan_start();
+}
+
+/* Until the first rescan went through: try every half second. */
+static void
+deliverd_rescan_first_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct timeval	tv = { 0, 500000 };
+
+	if (rescanned || D.stopping)
+		return;
+	(void)deliverd_rescan_start();
+	evtimer_add(rescan_first_ev, &tv);
+}
+
+/* Report the partition set's store calls like our own. */
+static void
+deliverd_partition_store(bool ok, const char *err)
+{
+	(void)deliverd_store_result(ok ? 0 : -EIO, err);
 }
 
 /*
@@ -1159,17 +1340,28 @@ deliverd_janitor_cb(evutil_socket_t fd, short what, void *arg)
 	janitor_running = true;
 }
 
+static void
+deliverd_released(void *arg)
+{
+	child_exit(0);
+}
+
 /* Leave: release every lease so a restart or a peer takes over at once. */
 static void
 deliverd_finish(void)
 {
+	static bool	 finishing;
 	struct dsource	*s;
 
+	if (finishing)
+		return;
+	finishing = true;
 	while ((s = TAILQ_FIRST(&D.sources)) != NULL)
 		deliverd_source_free(s);
 	httpc_free(D.http);
 	D.http = NULL;
-	child_exit(0);
+	/* The framework exits anyway when the grace period is over. */
+	partition_set_shutdown(D.parts, deliverd_released, NULL);
 }
 
 static void
@@ -1243,6 +1435,7 @@ static int
 deliverd_configure(const struct config *cfg, bool initial, char *err,
     size_t errlen)
 {
+	struct partition_conf pc;
 	struct dsource	*s;
 	const char	*inst;
 	int		 rc;
@@ -1254,8 +1447,14 @@ deliverd_configure(const struct config *cfg, bool initial, char *err,
 	if (!initial) {
 		deliverd_timer_start(&rescan_ev, deliverd_rescan_cb,
 		    D.rescan_ms, true);
-		deliverd_timer_start(&renew_ev, deliverd_renew_cb,
-		    D.lease_renew_ms, true);
+		partition_set_reconfigure(D.parts, D.lease_ttl_ms,
+		    D.lease_renew_ms);
+		if (config_int(cfg, CONF_PARTITION_COUNT) !=
+		    partition_set_count(D.parts))
+			log_notice("partition_count %lld takes effect at the "
+			    "next start; keeping %d",
+			    (long long)config_int(cfg, CONF_PARTITION_COUNT),
+			    partition_set_count(D.parts));
 		return 0;
 	}
 	if (crypto_init() != 0) {
@@ -1288,9 +1487,20 @@ deliverd_configure(const struct config *cfg, bool initial, char *err,
 		snprintf(err, errlen, "cannot create the HTTP client");
 		return -ENOMEM;
 	}
+	memset(&pc, 0, sizeof(pc));
+	pc.role = "deliver";
+	pc.instance = D.instance;
+	pc.count = (int)config_int(cfg, CONF_PARTITION_COUNT);
+	pc.ttl_ms = D.lease_ttl_ms;
+	pc.renew_ms = D.lease_renew_ms;
+	pc.store_fn = deliverd_partition_store;
+	D.parts = partition_set_new(D.base, D.store, &pc,
+	    deliverd_partition_cb, NULL, err, errlen);
+	if (D.parts == NULL)
+		return -ENOMEM;
 	deliverd_timer_start(&rescan_ev, deliverd_rescan_cb, D.rescan_ms, true);
-	deliverd_timer_start(&renew_ev, deliverd_renew_cb, D.lease_renew_ms,
-	    true);
+	deliverd_timer_start(&rescan_first_ev, deliverd_rescan_first_cb, 100,
+	    false);
 	deliverd_timer_start(&janitor_ev, deliverd_janitor_first_cb,
 	    JANITOR_FIRST_MS, false);
 	prune_start();

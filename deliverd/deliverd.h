@@ -1,6 +1,7 @@
 /*
  * auditrelay-deliverd's shared state: the sources whose delivery queue
- * this instance holds (lease "deliver:<source>"), their batches in
+ * this instance holds (by the lease of their partition, "deliver:p<N>",
+ * lib/partition.h), their batches in
  * memory, callback hosts with their in-flight counts, the settings.
  * The store is the truth; this is a cache rebuilt from it.
  */
@@ -22,6 +23,7 @@
 #include "lib/crypto.h"
 #include "lib/httpc.h"
 #include "lib/lease.h"
+#include "lib/partition.h"
 
 #ifndef TAILQ_FOREACH_SAFE
 #define TAILQ_FOREACH_SAFE(var, head, field, tvar)			\
@@ -75,6 +77,12 @@ struct dsource {
 	bool			 gone;		/* callback answered 410 */
 	char			*gone_url;
 	bool			 seen;
+	/*
+	 * A copy of the lease of the source's partition ("deliver:p<N>"),
+	 * kept in step by the partition set: held, epoch (the fencing
+	 * token written into batches) and local deadline.
+	 */
+	int			 part;
 	struct lease		 lease;
 	struct dbatch_q		 queue;
 	unsigned		 nqueue;
@@ -111,6 +119,7 @@ struct deliverd {
 	unsigned		 inflight;
 	bool			 stopping;
 	char			 instance[256];
+	struct partition_set	*parts;
 	uint8_t			 key[CRYPTO_KEY_LEN];
 	char			 keyid[CRYPTO_KEYID_LEN + 1];
 	bool			 have_key;

@@ -727,11 +727,11 @@ deliverd_take_done(void *arg)
 		s->busy = false;
 		if (s->zombie)
 			deliverd_source_destroy(s);
-		else if (s->lease.held && s->lease.epoch == t->epoch) {
-			if (t->rc == 0)
-				deliverd_take_apply(s, t->docs[i]);
-			else
+		else if (s->lease.held) {
+			if (t->rc != 0)
 				s->reload = true;
+			else if (s->lease.epoch == t->epoch)
+				deliverd_take_apply(s, t->docs[i]);
 			deliverd_source_job_done(s);
 		}
 		if (t->docs[i] != NULL)

@@ -174,6 +174,14 @@ lease_heartbeat(struct store *s, const char *instance, char *err,
 	doc = BCON_NEW("_id", BCON_UTF8(instance), "seenAt",
 	    BCON_INT64(util_now_ms()));
 	rc = store_upsert(s, INSTANCES_COLL, instance, doc, err, errlen);
+	/*
+	 * The daemons of one instance share its document; on FerretDB 1.24
+	 * two first upserts race (both insert, one gets E11000): the second
+	 * try finds the document and updates it.
+	 */
+	if (rc != 0)
+		rc = store_upsert(s, INSTANCES_COLL, instance, doc, err,
+		    errlen);
 	bson_destroy(doc);
 	return rc;
 }

@@ -25,6 +25,7 @@ import time
 import traceback
 import urllib.error
 import urllib.request
+import uuid
 
 BIN = os.environ.get("AR_BIN_DIR", os.path.join(os.path.dirname(__file__), "../../build/bin"))
 SRC = os.environ.get("AR_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
@@ -462,6 +463,26 @@ def add_source(ar, key, admin, callback, apps=("login",), interval=1, **extra):
     st, b, _ = ar.api("POST", "/add-source", body)
     assert st == 201, (st, b)
     return b
+
+
+def partition_of(source_id, count=64):
+    """The partition of a source id, as lib/partition.c computes it
+    (FNV-1a 32 of the id, modulo the partition_count)."""
+    h = 2166136261
+    for c in source_id.encode():
+        h = ((h ^ c) * 16777619) & 0xffffffff
+    return h % count
+
+
+def ids_in_distinct_partitions(n, count=64):
+    """n fresh source ids (UUIDs), each in a partition of its own."""
+    out, seen = [], set()
+    while len(out) < n:
+        i = str(uuid.uuid4())
+        if partition_of(i, count) not in seen:
+            seen.add(partition_of(i, count))
+            out.append(i)
+    return out
 
 
 def source_secret(created):

@@ -16,7 +16,7 @@ FAST = {"lease_ttl": "6", "lease_renew": "2", "fetch_overlap": "30",
 APPS = ("login", "admin")
 
 
-def pipeline(wd, cid="C01ha", rate=5, instances=1, sources=1):
+def pipeline(wd, cid="C01ha", rate=5, instances=1, sources=1, ids=None):
     store = h.Store(wd)
     sim = h.Sim(wd, ["--no-lag", "--seed", "7"])
     recv = h.Receiver()
@@ -25,8 +25,9 @@ def pipeline(wd, cid="C01ha", rate=5, instances=1, sources=1):
     for i in range(instances):
         ars.append(h.Auditrelay(wd, store, sim, name="ar%d" % i, extra=FAST).start())
     srcs = []
-    for _ in range(sources):
-        created = h.add_source(ars[0], key, admin, recv.url, APPS, interval=1)
+    for i in range(sources):
+        extra = {"id": ids[i]} if ids else {}
+        created = h.add_source(ars[0], key, admin, recv.url, APPS, interval=1, **extra)
         recv.set_secret(created["id"], h.source_secret(created))
         srcs.append(created["id"])
     return store, sim, recv, ars, srcs
@@ -110,7 +111,10 @@ def test_chaos_kill_children(wd):
 
 
 def test_two_instances_handover(wd):
-    store, sim, recv, ars, srcs = pipeline(wd, "C01two", rate=5, instances=1, sources=4)
+    # Ownership goes by partition ("fetch:p<N>", "deliver:p<N>"): four
+    # sources in four partitions, so that two instances split them 2/2.
+    store, sim, recv, ars, srcs = pipeline(wd, "C01two", rate=5, instances=1, sources=4,
+                                           ids=h.ids_in_distinct_partitions(4))
     db = store.db()
 
     def holders(kind):

@@ -1,0 +1,123 @@
+"""Scale: 1 000 idle sources (interval 60 s, no events) on one instance.
+Ownership goes by partition, and no store call for leases runs on an event
+loop, so no child misses its pings: none is restarted, every source is
+polled on its interval (its source_state lastFetchAt moves), and the
+leases collection stays bounded by partitions x roles, not by sources.
+
+One source is added through the REST API; the others are copies of its
+document with their own ids, their credentials and webhook secret sealed
+again under those ids (AES-256-GCM, the source id as associated data, as
+apid does), since 1 000 credential checks with Google would be the test.
+"""
+import base64
+import os
+import time
+import uuid
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+import harness as h
+
+NSOURCES = int(os.environ.get("AR_SCALE_SOURCES", "1000"))
+INTERVAL = 60
+PARTITIONS = 64
+CFG = {"rescan_interval": "5", "log_verbose": "0", "fetch_initial_lookback": "60"}
+
+
+def reseal(aes, field, old_id, new_id):
+    """field ({keyId, nonce, ct, ...}) opened under old_id, sealed under new_id."""
+    pt = aes.decrypt(bytes(field["nonce"]), bytes(field["ct"]), old_id.encode())
+    nonce = os.urandom(12)
+    out = dict(field)
+    out["nonce"] = nonce
+    out["ct"] = aes.encrypt(nonce, pt, new_id.encode())
+    return out
+
+
+def clone_sources(db, keyfile, template, n):
+    with open(keyfile) as f:
+        aes = AESGCM(base64.b64decode(f.read().strip()))
+    docs = []
+    for _ in range(n):
+        d = dict(template)
+        d["_id"] = str(uuid.uuid4())
+        d["credentials"] = reseal(aes, template["credentials"], template["_id"], d["_id"])
+        d["webhookSecret"] = reseal(aes, template["webhookSecret"], template["_id"], d["_id"])
+        docs.append(d)
+    for i in range(0, len(docs), 200):
+        db.sources.insert_many(docs[i:i + 200])
+    return [d["_id"] for d in docs]
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        st = f.read()
+    fields = st[st.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def fetched_at(db):
+    return {d["sourceId"]: d.get("lastFetchAt") or 0
+            for d in db.source_state.find({"_id": {"$regex": ":fetch$"}},
+                                          {"sourceId": 1, "lastFetchAt": 1})}
+
+
+def restarts(ar):
+    st, body, _ = ar.healthz()
+    return {c["name"]: c.get("restarts", 0) for c in (body or {}).get("children", [])}
+
+
+def test_thousand_idle_sources(wd):
+    store = h.Store(wd)
+    sim = h.Sim(wd, ["--no-lag", "--seed", "3"])
+    recv = h.Receiver()
+    key, admin = h.sim_tenant(sim, "C01scale", ("login",), rate=0)
+    ar = h.Auditrelay(wd, store, sim, extra=CFG).start()
+    db = store.db()
+    created = h.add_source(ar, key, admin, recv.url, ("login",), interval=INTERVAL)
+    template = db.sources.find_one({"_id": created["id"]})
+    t0 = time.monotonic()
+    ids = [created["id"]] + clone_sources(db, ar.keyfile, template, NSOURCES - 1)
+    h.log("%d sources in the store (%d cloned in %.1fs)" % (len(ids), NSOURCES - 1,
+                                                            time.monotonic() - t0))
+    pids = ar.pids_by_name()
+    r0 = restarts(ar)
+
+    # Every source polled once: taken with its partition, kicked at once.
+    want = set(ids)
+    first = h.wait_for(lambda: (lambda f: f if want <= {k for k, v in f.items() if v} else None)(
+        fetched_at(db)), 60, "every source polled once", interval=2)
+    t_first = time.monotonic()
+    h.log("all %d sources polled once %.1fs after they were stored" % (len(ids), t_first - t0))
+
+    # Steady state: every source polled again on its interval.
+    ticks0 = {n: cpu_ticks(p) for n, p in pids.items()}
+    w0 = time.monotonic()
+
+    def all_again():
+        f = fetched_at(db)
+        late = [i for i in ids if f.get(i, 0) <= first[i]]
+        return not late
+    h.wait_for(all_again, INTERVAL * 1.1 + 15, "every source polled again", interval=2)
+    elapsed = time.monotonic() - w0
+    hz = os.sysconf("SC_CLK_TCK")
+    cpu = {n: 100.0 * (cpu_ticks(p) - ticks0[n]) / hz / elapsed for n, p in pids.items()}
+    h.log("every source polled again within %.1fs of the first round (interval %ds)"
+          % (time.monotonic() - t_first, INTERVAL))
+    h.log("CPU over %.0fs: %s" % (elapsed, ", ".join("%s %.1f%%" % (n, c)
+                                                      for n, c in sorted(cpu.items()))))
+    nleases = db.leases.count_documents({})
+    held = {l["resource"] for l in db.leases.find({}, {"resource": 1})}
+    h.log("leases collection: %d documents for %d resources" % (nleases, len(held)))
+    assert nleases <= 2 * 2 * PARTITIONS, nleases
+    assert all(r.split(":", 1)[1].startswith("p") for r in held), held
+
+    assert ar.pids_by_name() == pids, "a child was restarted: %s -> %s" % (pids, ar.pids_by_name())
+    assert restarts(ar) == r0, (r0, restarts(ar))
+    killed = [l for l in ar.log().split("\n") if "missed" in l and "ping" in l]
+    assert not killed, killed[:3]
+    assert ar.stop() == 0
+
+
+if __name__ == "__main__":
+    h.run_tests([test_thousand_idle_sources], "scale")

@@ -1081,12 +1081,20 @@ src_apply(const bson_t *doc)
 	}
 }
 
-/* The sources documents, read on the worker thread. */
+/*
+ * The sources documents, read on the worker thread, then applied on the
+ * loop in slices (a new source decrypts its key and builds its client:
+ * a thousand at once would hold the loop for seconds).
+ */
+#define RESCAN_SLICE_MS	20
+
 struct srescan {
-	bson_t	**docs;
-	size_t	 n, cap;
-	int	 rc;
-	char	 err[512];
+	bson_t		**docs;
+	size_t		 n, cap;
+	size_t		 next;		/* applied so far */
+	struct event	*ev;
+	int		 rc;
+	char		 err[512];
 };
 
 static void
@@ -1172,30 +1180,32 @@ sched_handover(void)
 	}
 }
 
-/* Loop: reconcile with the sources read. */
 static void
-srescan_done(void *arg)
+srescan_free(struct srescan *r)
 {
-	struct srescan *r = arg;
+	size_t i;
+
+	for (i = 0; i < r->n; i++)
+		bson_destroy(r->docs[i]);
+	free(r->docs);
+	if (r->ev != NULL)
+		event_free(r->ev);
+	free(r);
+	rescan_busy = false;
+	if (rescan_again && !stopping) {
+		rescan_again = false;
+		sched_arm(ev_rescan, 0);
+	}
+}
+
+/* Loop: every document applied; drop the rest, want, hand over. */
+static void
+srescan_finish(struct srescan *r)
+{
 	struct fsrc *s, *ns;
 	struct lease l;
 	bool *want;
-	size_t i;
 
-	rescan_busy = false;
-	if (stopping)
-		goto out;
-	if (!child_store_result(r->rc == 0, r->err))
-		goto out;	/* keep everything as it was */
-	TAILQ_FOREACH(s, &srcs, entry)
-		s->seen = false;
-	for (i = 0; i < r->n; i++) {
-		const char *t = store_bson_str(r->docs[i], "sourceType");
-
-		if (t != NULL && strcmp(t, "google_workspace") != 0)
-			continue;
-		src_apply(r->docs[i]);
-	}
 	for (s = TAILQ_FIRST(&srcs); s != NULL; s = ns) {
 		ns = TAILQ_NEXT(s, entry);
 		if (!s->seen)
@@ -1217,15 +1227,54 @@ srescan_done(void *arg)
 	TAILQ_FOREACH(s, &srcs, entry)
 		src_flush_state(s);
 	alerts_flush();
-out:
-	for (i = 0; i < r->n; i++)
-		bson_destroy(r->docs[i]);
-	free(r->docs);
-	free(r);
-	if (rescan_again && !stopping) {
-		rescan_again = false;
-		sched_arm(ev_rescan, 0);
+	srescan_free(r);
+}
+
+/* Loop: apply the next slice of documents; the last one finishes. */
+static void
+srescan_apply_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct srescan *r = arg;
+	int64_t until = util_mono_ms() + RESCAN_SLICE_MS;
+
+	(void)fd;
+	(void)what;
+	if (stopping) {
+		srescan_free(r);
+		return;
 	}
+	while (r->next < r->n && util_mono_ms() < until) {
+		const bson_t *doc = r->docs[r->next++];
+		const char *t = store_bson_str(doc, "sourceType");
+
+		if (t != NULL && strcmp(t, "google_workspace") != 0)
+			continue;
+		src_apply(doc);
+	}
+	if (r->next < r->n) {
+		/* A timer, not event_active: I/O (pings) is polled first. */
+		sched_arm(r->ev, 0);
+		return;
+	}
+	srescan_finish(r);
+}
+
+/* Loop: the sources were read; reconcile, a slice at a time. */
+static void
+srescan_done(void *arg)
+{
+	struct srescan *r = arg;
+	struct fsrc *s;
+
+	if (stopping || !child_store_result(r->rc == 0, r->err)) {
+		srescan_free(r);	/* keep everything as it was */
+		return;
+	}
+	if ((r->ev = evtimer_new(child_base(), srescan_apply_cb, r)) == NULL)
+		fatal("out of memory");
+	TAILQ_FOREACH(s, &srcs, entry)
+		s->seen = false;
+	srescan_apply_cb(-1, 0, r);
 }
 
 /* Read every source of the store (on the worker) and reconcile. */

@@ -25,7 +25,6 @@ import time
 import traceback
 import urllib.error
 import urllib.request
-import uuid
 
 BIN = os.environ.get("AR_BIN_DIR", os.path.join(os.path.dirname(__file__), "../../build/bin"))
 SRC = os.environ.get("AR_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
@@ -472,17 +471,6 @@ def partition_of(source_id, count=64):
     for c in source_id.encode():
         h = ((h ^ c) * 16777619) & 0xffffffff
     return h % count
-
-
-def ids_in_distinct_partitions(n, count=64):
-    """n fresh source ids (UUIDs), each in a partition of its own."""
-    out, seen = [], set()
-    while len(out) < n:
-        i = str(uuid.uuid4())
-        if partition_of(i, count) not in seen:
-            seen.add(partition_of(i, count))
-            out.append(i)
-    return out
 
 
 def source_secret(created):

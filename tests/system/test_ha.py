@@ -16,14 +16,17 @@ FAST = {"lease_ttl": "6", "lease_renew": "2", "fetch_overlap": "30",
 APPS = ("login", "admin")
 
 
-def pipeline(wd, cid="C01ha", rate=5, instances=1, sources=1, distinct_partitions=False):
+def pipeline(wd, cid="C01ha", rate=5, instances=1, sources=1, distinct_partitions=False,
+             cfg=None):
     store = h.Store(wd)
     sim = h.Sim(wd, ["--no-lag", "--seed", "7"])
     recv = h.Receiver()
     key, admin = h.sim_tenant(sim, cid, APPS, rate=rate)
+    extra = dict(FAST)
+    extra.update(cfg or {})
     ars = []
     for i in range(instances):
-        ars.append(h.Auditrelay(wd, store, sim, name="ar%d" % i, extra=FAST).start())
+        ars.append(h.Auditrelay(wd, store, sim, name="ar%d" % i, extra=extra).start())
     srcs = []
     parts = set()
     for _ in range(sources * 20):
@@ -168,6 +171,42 @@ def test_two_instances_handover(wd):
     assert ars[1].stop() == 0
 
 
+def test_respawn_takes_partitions_back(wd):
+    """A child killed -9 is respawned by its supervisor under the same
+    instance id: it takes its partitions back at once with a new epoch,
+    not after lease_ttl (30 s here)."""
+    store, sim, recv, (ar,), (sid,) = pipeline(wd, "C01resp", rate=5,
+                                               cfg={"lease_ttl": "30", "lease_renew": "10"})
+    db = store.db()
+
+    def newest(role):
+        docs = list(db.leases.find({"resource": {"$regex": "^%s:p" % role}}))
+        return max(docs, key=lambda d: d["epoch"]) if docs else None
+    h.wait_for(lambda: newest("fetch") and newest("deliver"), 30, "both partitions taken")
+    h.wait_for(lambda: len(recv.accepted()) > 0, 60, "first delivery")
+    for name, role in (("auditrelay-fetcherd", "fetch"), ("auditrelay-deliverd", "deliver")):
+        before = newest(role)
+        pid = ar.pids_by_name()[name]
+        t0 = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        h.wait_for(lambda: newest(role)["epoch"] > before["epoch"], 25,
+                   "%s:p%s taken back" % (role, before["resource"]), interval=0.2)
+        took = time.monotonic() - t0
+        after = newest(role)
+        h.log("%s killed: %s epoch %d -> %d (holder %s) after %.1fs (lease_ttl 30s)"
+              % (name, after["resource"], before["epoch"], after["epoch"], after["holder"], took))
+        assert after["holder"] == before["holder"] == "ar0"
+        assert after["resource"] == before["resource"]
+        assert took < 15, took
+        assert db.leases.count_documents({"resource": after["resource"]}) == 1
+    expected = pause_and_drain(sim, recv, "C01resp", 1, timeout=120)
+    lost, dup_new, repeats = check_source(recv, expected, sid)
+    h.log("after both respawns: expected %d lost=%d dup-new-id=%d" % (len(expected), len(lost),
+                                                                     len(dup_new)))
+    assert not lost and not dup_new
+    assert ar.stop() == 0
+
+
 def test_store_outage_under_load(wd):
     store, sim, recv, (ar,), (sid,) = pipeline(wd, "C01out", rate=10)
     if store.external:
@@ -213,5 +252,6 @@ def test_sigterm_under_load_then_resume(wd):
 
 
 if __name__ == "__main__":
-    h.run_tests([test_sigterm_under_load_then_resume, test_chaos_kill_children,
+    h.run_tests([test_sigterm_under_load_then_resume, test_respawn_takes_partitions_back,
+                 test_chaos_kill_children,
                  test_two_instances_handover, test_store_outage_under_load], "ha")

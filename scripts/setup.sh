@@ -7,7 +7,7 @@ PKGS=(
 	build-essential cmake pkg-config git ca-certificates curl
 	libevent-dev libcurl4-openssl-dev libyajl-dev libmongoc-dev libbson-dev
 	libgcrypt20-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler libsystemd-dev
-	libcmocka-dev python3 python3-pymongo openssl golang-go
+	libcmocka-dev python3 python3-pymongo python3-cryptography openssl golang-go
 	prometheus jq
 )
 

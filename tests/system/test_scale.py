@@ -98,6 +98,7 @@ def test_thousand_idle_sources(wd):
 
     # Every source polled once (taken with its partition, kicked at
     # once), then again on its interval: lastFetchAt moves for each.
+    want = set(ids)
     first, late = None, list(ids)
     try:
         first = h.wait_for(lambda: (lambda f: f if want <= {k for k, v in f.items() if v}

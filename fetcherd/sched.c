@@ -48,6 +48,10 @@ static bool			 started, stopping;
 static struct partition_set	*parts;
 static bool			 rescan_busy, rescan_again;
 static void			(*stop_done)(void);
+static unsigned			 writing;	/* source_state writes out */
+static bool			 releasing;
+
+static void	sched_release_all(void);
 
 static void	sched_pump_later(int64_t ms);
 static void	src_flush_state(struct fsrc *s);
@@ -375,6 +379,9 @@ sflush_done(void *arg)
 	struct fsrc	*s = src_find(f->id);
 
 	child_store_result(f->rc == 0, f->err);
+	writing--;
+	if (stopping && writing == 0)
+		sched_release_all();
 	if (s != NULL && s->state_writing) {
 		s->state_writing = false;
 		if (f->rc != 0)
@@ -423,6 +430,7 @@ src_flush_state(struct fsrc *s)
 	}
 	s->state_dirty = false;
 	s->state_writing = true;
+	writing++;
 }
 
 /* Apply a persisted source_state (NULL: none yet) after a take. */
@@ -1356,17 +1364,13 @@ sched_released(void *arg)
 		stop_done();
 }
 
-/* The states written before: now the partitions go. */
+/* Stopping, the states written: now the partitions go. */
 static void
-sched_stop_barrier_work(void *arg)
+sched_release_all(void)
 {
-	(void)arg;
-}
-
-static void
-sched_stop_barrier_done(void *arg)
-{
-	(void)arg;
+	if (releasing)
+		return;
+	releasing = true;
 	partition_set_shutdown(parts, sched_released, NULL);
 }
 
@@ -1383,14 +1387,14 @@ sched_stop(void (*done)(void))
 		src_stop_jobs(s);
 	stopping = true;
 	stop_done = done;
-	/* Store the states, then hand the partitions over. */
+	/* Store the states (the worker may run them side by side)... */
 	TAILQ_FOREACH(s, &srcs, entry) {
 		src_flush_state(s);
 		s->leased = false;
 	}
-	if (worker_submit(sched_stop_barrier_work, sched_stop_barrier_done,
-	    NULL) != 0)
-		partition_set_shutdown(parts, sched_released, NULL);
+	/* ...then hand the partitions over, once the last one is written. */
+	if (writing == 0)
+		sched_release_all();
 }
 
 void

@@ -42,32 +42,6 @@ def cpu_s(pid):
         return 0.0
 
 
-def inject_backlog(sim, cid, n, span_s=3000):
-    """n one-event activities spread over the last span_s seconds."""
-    now = time.time()
-    per_app = n // len(APPS)
-    for ai, app in enumerate(APPS):
-        count = per_app + (n - per_app * len(APPS) if ai == 0 else 0)
-        done = 0
-        while done < count:
-            k = min(5000, count - done)
-            acts = []
-            for i in range(k):
-                t = now - span_s + span_s * (done + i) / max(count, 1)
-                ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
-                acts.append({"id": {"time": ts, "uniqueQualifier": str(10**17 + ai * 10**9 + done + i)},
-                             "actor": {"email": "user%d@%s.example.com" % (i % 50, cid.lower()),
-                                       "profileId": str(10**20 + i % 50)},
-                             "ipAddress": "203.0.113.%d" % (i % 250),
-                             "events": [{"type": app + "_type", "name": app + "_event",
-                                         "parameters": [{"name": "p", "value": "v%d" % i},
-                                                        {"name": "n", "intValue": str(i)}]}]})
-            st, b, _ = sim.call("POST", "/_sim/tenants/%s/inject" % cid,
-                                {"application": app, "activities": acts})
-            assert st in (200, 201), (st, b)
-            done += k
-
-
 class PlainReceiver:
     """Answers 200 to every POST and counts the events in the bodies."""
 
@@ -178,7 +152,7 @@ def run(n, seed_cid):
         sim = h.Sim(wd.path, ["--no-lag"])
         key, admin = h.sim_tenant(sim, seed_cid, apps=APPS, rate=0)
         t = time.time()
-        inject_backlog(sim, seed_cid, n)
+        h.inject_backlog(sim, seed_cid, n, APPS)
         h.log("injected %d events in %.1fs" % (n, time.time() - t))
         res["bare_relay_eps"] = bare_relay(sim, key, admin, n)
         res["store_ceiling_eps"] = store_ceiling(store, n)

@@ -39,6 +39,9 @@
 struct deliverd		 D;
 
 static struct event	*rescan_ev, *rescan_first_ev, *janitor_ev, *janitor2_ev;
+static struct event	*stats_ev;
+
+#define STATS_FLUSH_MS	2000	/* delivery counters reach the store */
 static struct event	*finish_ev;
 static bool		 rescan_busy, rescan_again, rescanned;
 static int		 draining_part = -1;	/* being handed over */
@@ -190,6 +193,13 @@ deliverd_source_wake(struct dsource *s, int64_t at)
 	evtimer_add(s->timer, &tv);
 }
 
+/* Step s from its timer, soon (after a worker result, say). */
+void
+deliverd_source_kick(struct dsource *s)
+{
+	deliverd_source_wake(s, util_now_ms());
+}
+
 /*
  * Stop all work of s: cancel its POSTs (their outcome is unknown, the
  * batches stay pending in the store and will be sent again with the same
@@ -245,15 +255,64 @@ deliverd_source_destroy(struct dsource *s)
 	free(s);
 }
 
-/* Upsert source_state "<id>:deliver" (throttled unless status changed). */
+/* A source_state write on the worker. */
+struct state_write {
+	char		 sid[64];
+	char		 id[96];
+	bson_t		*doc;
+	const char	*status;
+	int64_t		 at;
+	int		 rc;
+	char		 err[512];
+};
+
+static void
+deliverd_state_work(void *arg)
+{
+	struct state_write	*w = arg;
+
+	w->rc = store_upsert(D.store, STORE_SOURCE_STATE, w->id, w->doc,
+	    w->err, sizeof(w->err));
+}
+
+static void
+deliverd_state_done(void *arg)
+{
+	struct state_write	*w = arg;
+	struct dsource		*s = deliverd_source_find(w->sid);
+	bool			 ok = deliverd_store_result(w->rc, w->err);
+
+	if (s != NULL) {
+		s->state_writing = false;
+		if (ok) {
+			s->written_status = w->status;
+			s->state_written_at = w->at;
+		}
+		if (s->state_dirty) {
+			s->state_dirty = false;
+			deliverd_source_state_write(s);
+		}
+	}
+	bson_destroy(w->doc);
+	free(w);
+}
+
+/*
+ * Upsert source_state "<id>:deliver" on the worker (throttled unless the
+ * status changed; one write in flight per source).
+ */
 void
 deliverd_source_state_write(struct dsource *s)
 {
-	bson_t	 doc;
-	char	 id[96], err[512] = "";
-	int64_t	 now = util_now_ms();
-	int	 rc;
+	struct state_write	*w;
+	bson_t			 doc;
+	char			 id[96];
+	int64_t			 now = util_now_ms();
 
+	if (s->state_writing) {
+		s->state_dirty = true;	/* written after the one in flight */
+		return;
+	}
 	if (s->written_status == s->status &&
 	    now - s->state_written_at < STATE_WRITE_MIN_MS)
 		return;
@@ -278,48 +337,143 @@ deliverd_source_state_write(struct dsource *s)
 	}
 	BSON_APPEND_INT64(&doc, "epoch", s->lease.epoch);
 	BSON_APPEND_INT64(&doc, "updatedAt", now);
-	rc = store_upsert(D.store, STORE_SOURCE_STATE, id, &doc, err,
-	    sizeof(err));
+	w = util_xcalloc(1, sizeof(*w));
+	util_strlcpy(w->sid, s->id, sizeof(w->sid));
+	util_strlcpy(w->id, id, sizeof(w->id));
+	w->doc = bson_copy(&doc);
+	w->status = s->status;
+	w->at = now;
 	bson_destroy(&doc);
-	if (deliverd_store_result(rc, err)) {
-		s->written_status = s->status;
-		s->state_written_at = now;
+	if (worker_submit(deliverd_state_work, deliverd_state_done, w) != 0) {
+		bson_destroy(w->doc);
+		free(w);
+		return;
 	}
+	s->state_writing = true;
 }
 
-/* Add to the counters in stats "<id>:deliver". */
+/* Add to the counters in stats "<id>:deliver" (flushed every few s). */
 void
 deliverd_stats_add(struct dsource *s, int64_t logs, int64_t batches,
     int64_t failures, int64_t dead)
 {
+	s->st_logs += logs;
+	s->st_batches += batches;
+	s->st_fail += failures;
+	s->st_dead += dead;
+}
+
+struct stats_delta {
+	char	 sid[64];
+	int64_t	 logs, batches, fail, dead;
+	bool	 ok;
+};
+
+struct stats_flush {
+	struct stats_delta	*d;
+	size_t			 n;
+	int			 rc;
+	char			 err[512];
+};
+
+static void
+deliverd_stats_work(void *arg)
+{
+	struct stats_flush	*f = arg;
 	mongoc_client_t		*c;
 	mongoc_collection_t	*coll;
 	bson_t			*sel, *upd, *opts;
 	bson_error_t		 berr;
-	char			 id[96], err[512] = "";
-	int			 rc = 0;
+	char			 id[96];
+	size_t			 i;
 
-	snprintf(id, sizeof(id), "%s:deliver", s->id);
-	sel = BCON_NEW("_id", BCON_UTF8(id));
-	upd = BCON_NEW("$inc", "{", "deliveredLogs", BCON_INT64(logs),
-	    "deliveredBatches", BCON_INT64(batches),
-	    "failedAttempts", BCON_INT64(failures),
-	    "deadBatches", BCON_INT64(dead), "}",
-	    "$set", "{", "sourceId", BCON_UTF8(s->id),
-	    "updatedAt", BCON_INT64(util_now_ms()), "}");
-	opts = BCON_NEW("upsert", BCON_BOOL(true));
 	c = store_pop(D.store);
 	coll = store_coll(D.store, c, STORE_STATS);
-	if (!mongoc_collection_update_one(coll, sel, upd, opts, NULL, &berr)) {
-		snprintf(err, sizeof(err), "update stats: %.400s", berr.message);
-		rc = -EIO;
+	opts = BCON_NEW("upsert", BCON_BOOL(true));
+	for (i = 0; i < f->n; i++) {
+		struct stats_delta *d = &f->d[i];
+
+		snprintf(id, sizeof(id), "%s:deliver", d->sid);
+		sel = BCON_NEW("_id", BCON_UTF8(id));
+		upd = BCON_NEW("$inc", "{", "deliveredLogs",
+		    BCON_INT64(d->logs), "deliveredBatches",
+		    BCON_INT64(d->batches), "failedAttempts",
+		    BCON_INT64(d->fail), "deadBatches", BCON_INT64(d->dead),
+		    "}", "$set", "{", "sourceId", BCON_UTF8(d->sid),
+		    "updatedAt", BCON_INT64(util_now_ms()), "}");
+		d->ok = mongoc_collection_update_one(coll, sel, upd, opts,
+		    NULL, &berr);
+		if (!d->ok && f->rc == 0) {
+			snprintf(f->err, sizeof(f->err), "update stats: %.400s",
+			    berr.message);
+			f->rc = -EIO;
+		}
+		bson_destroy(sel);
+		bson_destroy(upd);
 	}
+	bson_destroy(opts);
 	mongoc_collection_destroy(coll);
 	store_push(D.store, c);
-	bson_destroy(sel);
-	bson_destroy(upd);
-	bson_destroy(opts);
-	(void)deliverd_store_result(rc, err);
+}
+
+static bool	stats_flushing;
+
+static void
+deliverd_stats_done(void *arg)
+{
+	struct stats_flush	*f = arg;
+	struct dsource		*s;
+	size_t			 i;
+
+	stats_flushing = false;
+	(void)deliverd_store_result(f->rc, f->err);
+	/* What was not written is added back, for the next flush. */
+	for (i = 0; i < f->n; i++)
+		if (!f->d[i].ok && (s = deliverd_source_find(f->d[i].sid)))
+			deliverd_stats_add(s, f->d[i].logs, f->d[i].batches,
+			    f->d[i].fail, f->d[i].dead);
+	free(f->d);
+	free(f);
+}
+
+/* Timer: write the counters that moved, in one worker job. */
+static void
+deliverd_stats_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stats_flush	*f;
+	struct dsource		*s;
+	size_t			 n = 0;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (stats_flushing || !store_healthy(D.store))
+		return;
+	TAILQ_FOREACH(s, &D.sources, entry)
+		if (s->st_logs || s->st_batches || s->st_fail || s->st_dead)
+			n++;
+	if (n == 0)
+		return;
+	f = util_xcalloc(1, sizeof(*f));
+	f->d = util_xcalloc(n, sizeof(*f->d));
+	TAILQ_FOREACH(s, &D.sources, entry) {
+		if (!(s->st_logs || s->st_batches || s->st_fail || s->st_dead))
+			continue;
+		util_strlcpy(f->d[f->n].sid, s->id, sizeof(f->d[0].sid));
+		f->d[f->n].logs = s->st_logs;
+		f->d[f->n].batches = s->st_batches;
+		f->d[f->n].fail = s->st_fail;
+		f->d[f->n].dead = s->st_dead;
+		s->st_logs = s->st_batches = s->st_fail = s->st_dead = 0;
+		f->n++;
+	}
+	if (worker_submit(deliverd_stats_work, deliverd_stats_done, f) != 0) {
+		for (size_t i = 0; i < f->n; i++)
+			f->d[i].ok = false;
+		deliverd_stats_done(f);
+		return;
+	}
+	stats_flushing = true;
 }
 
 /* A short description of a failed attempt into out. */
@@ -443,7 +597,6 @@ deliverd_done_cb(const struct httpc_resp *resp, void *arg)
 		s->status = "ok";
 		deliverd_stats_add(s, b->is_alert ? 0 : b->nlogs, 1, 0, 0);
 		deliverd_source_state_write(s);
-		prune_delivered(b->id);
 		queue_remove(s, b);
 		break;
 	case DELIVER_RETRY:
@@ -592,8 +745,8 @@ deliverd_step(struct dsource *s)
 		s->reload = s->logs_dirty = false;
 		(void)queue_load_start(s);
 	}
-	if (!s->br.open && s->alerts_dirty && alerts_build(s) < 0)
-		return;
+	if (!s->br.open && s->alerts_dirty && !s->busy)
+		(void)queue_alerts_start(s);
 	s->wait_slot = false;
 	host = deliverd_host(s->hostname);
 	TAILQ_FOREACH(b, &s->queue, entry) {
@@ -1504,6 +1657,8 @@ deliverd_configure(const struct config *cfg, bool initial, char *err,
 	deliverd_timer_start(&janitor_ev, deliverd_janitor_first_cb,
 	    JANITOR_FIRST_MS, false);
 	prune_start();
+	deliverd_timer_start(&stats_ev, deliverd_stats_flush_cb,
+	    STATS_FLUSH_MS, true);
 	log_info("delivering instance=%s private_networks=%s batch=%lld "
 	    "logs/%lld bytes retry=%s max_age=%llds", D.instance,
 	    D.allow_private ? "allowed" : "refused", (long long)D.max_logs,

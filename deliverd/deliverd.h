@@ -105,6 +105,9 @@ struct dsource {
 	int64_t			 last_delivery_at;
 	int64_t			 last_dead_alert;
 	const char		*written_status;
+	bool			 state_writing;	/* a write in flight */
+	bool			 state_dirty;	/* write again after it */
+	int64_t			 st_logs, st_batches, st_fail, st_dead;
 	int64_t			 state_written_at;
 };
 
@@ -169,8 +172,9 @@ void	 deliverd_stats_add(struct dsource *s, int64_t logs, int64_t batches,
 int	 queue_takeover_start(struct dsource *s);
 /* Re-read the pending batches (replays, other holders). */
 int	 queue_load_start(struct dsource *s);
-int	 queue_insert_alert_batch(struct dsource *s, const char *alert_id,
-	    const char *body, size_t body_len, int64_t now);
+/* Turn the pending alerts of s into alert batches (on the worker). */
+#define QUEUE_ALERTS_PER_BUILD	16
+int	 queue_alerts_start(struct dsource *s);
 char	*queue_body(struct dsource *s, const struct dbatch *b, size_t *len);
 int	 queue_record(struct dsource *s, struct dbatch *b,
 	    const struct httpc_resp *resp, const char *state, int64_t now,
@@ -185,10 +189,10 @@ void	 queue_hinted(struct dsource *s, const char *id, const char *wid,
 void	 deliverd_source_job_done(struct dsource *s);
 void	 deliverd_source_destroy(struct dsource *s);
 struct dsource *deliverd_source_find(const char *id);
+void	 deliverd_source_kick(struct dsource *s);
 
 /* alerts.c */
 int	 alerts_raise(struct dsource *s, const char *alert,
 	    const char *message);
-int	 alerts_build(struct dsource *s);
 
 #endif

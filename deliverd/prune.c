@@ -40,7 +40,24 @@ static char		 recent[PRUNE_RECENT][40];
 static unsigned		 recent_pos;
 
 void
-prune_delivered(const char *batch_id)
+prune_recent(const char *batch_id)
+{
+	util_strlcpy(recent[recent_pos], batch_id, sizeof(recent[0]));
+	recent_pos = (recent_pos + 1) % PRUNE_RECENT;
+}
+
+void
+prune_forget(const char *batch_id)
+{
+	unsigned	i;
+
+	for (i = 0; i < PRUNE_RECENT; i++)
+		if (strcmp(recent[i], batch_id) == 0)
+			recent[i][0] = '\0';
+}
+
+void
+prune_body(const char *batch_id)
 {
 	if (D.ndone == D.capdone) {
 		D.capdone = D.capdone ? D.capdone * 2 : 256;
@@ -50,8 +67,6 @@ prune_delivered(const char *batch_id)
 			fatal("out of memory");
 	}
 	D.done_ids[D.ndone++] = util_xstrdup(batch_id);
-	util_strlcpy(recent[recent_pos], batch_id, sizeof(recent[0]));
-	recent_pos = (recent_pos + 1) % PRUNE_RECENT;
 }
 
 bool

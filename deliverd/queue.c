@@ -39,6 +39,7 @@ struct qinfo {
 enum qjob_kind {
 	QJ_TAKEOVER,
 	QJ_LOAD,
+	QJ_ALERTS,
 };
 
 struct qjob {
@@ -53,6 +54,7 @@ struct qjob {
 	struct qinfo	*b;
 	size_t		 nb, capb;
 	int		 nremarked;
+	bool		 more;		/* QJ_ALERTS: a full build */
 };
 
 static void
@@ -216,26 +218,82 @@ queue_body(struct dsource *s, const struct dbatch *b, size_t *len)
 	return body;
 }
 
+/* A write of a batch's attempt, done on the worker. */
+struct qrec {
+	char	 sid[64];
+	char	 bid[40];
+	bool	 delivered;
+	bson_t	*sel, *upd;
+	int	 rc;
+	char	 err[512];
+};
+
+static void
+qrec_work(void *arg)
+{
+	struct qrec		*r = arg;
+	mongoc_client_t		*c;
+	mongoc_collection_t	*coll;
+	bson_error_t		 berr;
+
+	c = store_pop(D.store);
+	coll = store_coll(D.store, c, STORE_BATCHES);
+	if (!mongoc_collection_update_one(coll, r->sel, r->upd, NULL, NULL,
+	    &berr)) {
+		snprintf(r->err, sizeof(r->err), "update batch: %.400s",
+		    berr.message);
+		r->rc = -EIO;
+	}
+	mongoc_collection_destroy(coll);
+	store_push(D.store, c);
+}
+
+static void
+qrec_done(void *arg)
+{
+	struct qrec	*r = arg;
+	struct dsource	*s;
+
+	if (deliverd_store_result(r->rc, r->err)) {
+		if (r->delivered)
+			prune_body(r->bid);
+	} else {
+		/* Still pending in the store: read again, sent again. */
+		prune_forget(r->bid);
+		if ((s = deliverd_source_find(r->sid)) != NULL)
+			s->reload = true;
+		if (r->delivered)
+			log_warn("source=%s batch=%s delivered but not "
+			    "recorded (%s); it will be sent again with the "
+			    "same webhook-id", r->sid, r->bid, r->err);
+	}
+	bson_destroy(r->sel);
+	bson_destroy(r->upd);
+	free(r);
+}
+
 /*
  * Record an attempt of b: its new state ("pending", "delivered",
  * "dead"), counters, next attempt, and the attempt itself (time, status,
- * error) appended to attempts. 0 or -EIO.
+ * error) appended to attempts. The write runs on the worker; a failure
+ * makes the source re-read its queue (the batch is still pending there
+ * and goes again under its webhook-id). 0, or -ENOMEM (not queued).
  */
 int
 queue_record(struct dsource *s, struct dbatch *b,
     const struct httpc_resp *resp, const char *state, int64_t now,
     const char *error)
 {
-	mongoc_client_t		*c;
-	mongoc_collection_t	*coll;
-	bson_t			*sel, upd, set, push, att;
-	bson_error_t		 berr;
-	char			 err[512] = "";
-	int			 rc = 0;
+	struct qrec	*r;
+	bson_t		 set, push, att;
 
-	sel = BCON_NEW("_id", BCON_UTF8(b->id));
-	bson_init(&upd);
-	bson_append_document_begin(&upd, "$set", -1, &set);
+	r = util_xcalloc(1, sizeof(*r));
+	util_strlcpy(r->sid, s->id, sizeof(r->sid));
+	util_strlcpy(r->bid, b->id, sizeof(r->bid));
+	r->delivered = strcmp(state, "delivered") == 0;
+	r->sel = BCON_NEW("_id", BCON_UTF8(b->id));
+	r->upd = bson_new();
+	bson_append_document_begin(r->upd, "$set", -1, &set);
 	BSON_APPEND_UTF8(&set, "state", state);
 	BSON_APPEND_INT64(&set, "nextAttemptAt", b->next_at);
 	BSON_APPEND_INT32(&set, "nAttempts", (int32_t)b->n_attempts);
@@ -244,13 +302,13 @@ queue_record(struct dsource *s, struct dbatch *b,
 		BSON_APPEND_UTF8(&set, "lastError", error);
 	else
 		BSON_APPEND_NULL(&set, "lastError");
-	if (strcmp(state, "delivered") == 0)
+	if (r->delivered)
 		BSON_APPEND_INT64(&set, "deliveredAt", now);
 	if (strcmp(state, "dead") == 0)
 		BSON_APPEND_INT64(&set, "deadAt", now);
 	BSON_APPEND_INT64(&set, "epoch", s->lease.epoch);
-	bson_append_document_end(&upd, &set);
-	bson_append_document_begin(&upd, "$push", -1, &push);
+	bson_append_document_end(r->upd, &set);
+	bson_append_document_begin(r->upd, "$push", -1, &push);
 	bson_append_document_begin(&push, "attempts", -1, &att);
 	BSON_APPEND_INT64(&att, "at", now);
 	BSON_APPEND_INT32(&att, "status", (int32_t)resp->status);
@@ -260,22 +318,18 @@ queue_record(struct dsource *s, struct dbatch *b,
 		BSON_APPEND_NULL(&att, "error");
 	BSON_APPEND_INT64(&att, "elapsedMs", resp->elapsed_ms);
 	bson_append_document_end(&push, &att);
-	bson_append_document_end(&upd, &push);
-
-	c = store_pop(D.store);
-	coll = store_coll(D.store, c, STORE_BATCHES);
-	if (!mongoc_collection_update_one(coll, sel, &upd, NULL, NULL,
-	    &berr)) {
-		snprintf(err, sizeof(err), "update batch: %.400s", berr.message);
-		rc = -EIO;
+	bson_append_document_end(r->upd, &push);
+	if (r->delivered)
+		prune_recent(b->id);
+	if (worker_submit(qrec_work, qrec_done, r) != 0) {
+		prune_forget(b->id);
+		bson_destroy(r->sel);
+		bson_destroy(r->upd);
+		free(r);
+		return -ENOMEM;
 	}
-	mongoc_collection_destroy(coll);
-	store_push(D.store, c);
-	bson_destroy(sel);
-	bson_destroy(&upd);
-	return deliverd_store_result(rc, err) ? 0 : -EIO;
+	return 0;
 }
-
 
 /* Worker: the pending batches of j->sid, replays recognised. */
 static void
@@ -443,6 +497,9 @@ queue_hinted(struct dsource *s, const char *id, const char *wid,
 	queue_insert_sorted(s, b);
 }
 
+static void	qwork_alert_batch(struct qjob *j, const char *alert_id,
+		    const char *body, size_t body_len);
+
 /* Merge loaded pending batches into s's queue. */
 static void
 queue_merge(struct dsource *s, struct qjob *j, bool drop_unseen)
@@ -519,6 +576,11 @@ qjob_done(void *arg)
 			queue_merge(s, j, true);
 		s->next_load = util_now_ms() + QUEUE_LOAD_EVERY(D);
 		break;
+	case QJ_ALERTS:
+		queue_merge(s, j, false);
+		if (ok && !j->more)
+			s->alerts_dirty = false;
+		break;
 	}
 next:
 	deliverd_source_job_done(s);
@@ -553,6 +615,70 @@ qjob_submit(struct dsource *s, struct qjob *j, worker_fn fn)
 	return 0;
 }
 
+/*
+ * Worker: turn the pending alerts of j->sid into alert batches, oldest
+ * first: the batch is inserted before its alert is marked (a crash in
+ * between is repaired at take-over).
+ */
+static void
+qwork_alerts(void *arg)
+{
+	struct qjob		*j = arg;
+	mongoc_client_t		*c;
+	mongoc_collection_t	*coll;
+	mongoc_cursor_t		*cur;
+	const bson_t		*doc;
+	bson_t			*filter, *opts;
+	bson_error_t		 berr;
+	struct {
+		char	id[64];
+		char	*body;
+		size_t	len;
+	} a[QUEUE_ALERTS_PER_BUILD];
+	size_t			 n = 0, i;
+
+	filter = BCON_NEW("sourceId", BCON_UTF8(j->sid),
+	    "state", BCON_UTF8("pending"));
+	opts = BCON_NEW("sort", "{", "at", BCON_INT32(1), "}",
+	    "limit", BCON_INT64(QUEUE_ALERTS_PER_BUILD));
+	c = store_pop(D.store);
+	coll = store_coll(D.store, c, STORE_ALERTS);
+	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+	while (n < QUEUE_ALERTS_PER_BUILD && mongoc_cursor_next(cur, &doc)) {
+		const char *id = store_bson_str(doc, "_id");
+		const char *kind = store_bson_str(doc, "alert");
+		const char *msg = store_bson_str(doc, "message");
+
+		if (id == NULL || kind == NULL || strlen(id) >= sizeof(a[0].id))
+			continue;
+		a[n].body = batch_alert_body(j->sid, kind, msg != NULL ? msg :
+		    "", store_bson_int(doc, "at", j->now), &a[n].len);
+		if (a[n].body == NULL)
+			continue;
+		util_strlcpy(a[n].id, id, sizeof(a[n].id));
+		n++;
+	}
+	if (mongoc_cursor_error(cur, &berr))
+		qjob_error(j, "find alerts", &berr);
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(coll);
+	store_push(D.store, c);
+	bson_destroy(filter);
+	bson_destroy(opts);
+	j->more = n == QUEUE_ALERTS_PER_BUILD;
+	for (i = 0; i < n; i++) {
+		if (j->rc == 0)
+			qwork_alert_batch(j, a[i].id, a[i].body, a[i].len);
+		free(a[i].body);
+	}
+}
+
+int
+queue_alerts_start(struct dsource *s)
+{
+	return qjob_submit(s, qjob_new(s, QJ_ALERTS), qwork_alerts);
+}
+
 int
 queue_takeover_start(struct dsource *s)
 {
@@ -567,24 +693,24 @@ queue_load_start(struct dsource *s)
 }
 
 /*
- * Loop: insert an alert batch, then mark its alert (a crash in between
- * is repaired at take-over). 0 or -EIO.
+ * Worker: insert an alert batch, then mark its alert (a crash in between
+ * is repaired at take-over); the batch joins j's results.
  */
-int
-queue_insert_alert_batch(struct dsource *s, const char *alert_id,
-    const char *body, size_t body_len, int64_t now)
+static void
+qwork_alert_batch(struct qjob *j, const char *alert_id, const char *body,
+    size_t body_len)
 {
-	struct dbatch	*b;
+	struct qinfo	 in;
 	const char	*ids[1] = { alert_id };
 	bson_t		 doc, att, *sel, *set;
-	char		 id[37], wid[48], err[512] = "";
+	char		 id[37], wid[48];
 	int		 rc;
 
 	util_uuid_v4(id);
 	batch_webhook_id(id, wid);
 	bson_init(&doc);
 	BSON_APPEND_UTF8(&doc, "_id", id);
-	BSON_APPEND_UTF8(&doc, "sourceId", s->id);
+	BSON_APPEND_UTF8(&doc, "sourceId", j->sid);
 	BSON_APPEND_UTF8(&doc, "kind", "alert");
 	queue_bson_ids(&doc, "logIds", NULL, 0);
 	queue_bson_ids(&doc, "alertIds", ids, 1);
@@ -592,35 +718,35 @@ queue_insert_alert_batch(struct dsource *s, const char *alert_id,
 	bson_append_utf8(&doc, "body", -1, body, (int)body_len);
 	BSON_APPEND_UTF8(&doc, "webhookId", wid);
 	BSON_APPEND_UTF8(&doc, "state", "pending");
-	BSON_APPEND_INT64(&doc, "createdAt", now);
-	BSON_APPEND_INT64(&doc, "nextAttemptAt", now);
+	BSON_APPEND_INT64(&doc, "createdAt", j->now);
+	BSON_APPEND_INT64(&doc, "nextAttemptAt", j->now);
 	BSON_APPEND_INT32(&doc, "nAttempts", 0);
 	BSON_APPEND_INT32(&doc, "nErrors", 0);
 	BSON_APPEND_ARRAY_BEGIN(&doc, "attempts", &att);
 	bson_append_array_end(&doc, &att);
 	BSON_APPEND_NULL(&doc, "deliveredAt");
-	BSON_APPEND_INT64(&doc, "epoch", s->lease.epoch);
-	rc = store_insert_one(D.store, STORE_BATCHES, &doc, err, sizeof(err));
+	BSON_APPEND_INT64(&doc, "epoch", j->epoch);
+	rc = store_insert_one(D.store, STORE_BATCHES, &doc, j->err,
+	    sizeof(j->err));
 	bson_destroy(&doc);
-	if (!deliverd_store_result(rc == -EEXIST ? 0 : rc, err) || rc != 0)
-		return -EIO;
+	if (rc != 0 && rc != -EEXIST) {
+		j->rc = -EIO;
+		return;
+	}
+	memset(&in, 0, sizeof(in));
+	util_strlcpy(in.id, id, sizeof(in.id));
+	util_strlcpy(in.wid, wid, sizeof(in.wid));
+	in.is_alert = true;
+	in.created_at = in.next_at = in.age_base = j->now;
+	qjob_add(j, &in);
 	sel = BCON_NEW("_id", BCON_UTF8(alert_id), "state",
 	    BCON_UTF8("pending"));
 	set = BCON_NEW("state", BCON_UTF8("batched"), "batchId",
 	    BCON_UTF8(id));
-	rc = store_update_set(D.store, STORE_ALERTS, sel, set, false, NULL,
-	    err, sizeof(err));
+	/* Unmarked, it is marked again at take-over. */
+	(void)store_update_set(D.store, STORE_ALERTS, sel, set, false, NULL,
+	    j->err, sizeof(j->err));
+	j->err[0] = '\0';
 	bson_destroy(sel);
 	bson_destroy(set);
-	b = util_xcalloc(1, sizeof(*b));
-	b->src = s;
-	util_strlcpy(b->id, id, sizeof(b->id));
-	util_strlcpy(b->webhook_id, wid, sizeof(b->webhook_id));
-	b->is_alert = true;
-	b->created_at = b->next_at = b->age_base = now;
-	b->seen = true;
-	queue_insert_sorted(s, b);
-	if (!deliverd_store_result(rc, err))
-		return -EIO;	/* queued; the mark is repaired later */
-	return 0;
 }

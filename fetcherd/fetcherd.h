@@ -26,6 +26,13 @@
 #define FETCH_RETENTION_MS	((int64_t)GOOGLE_RETENTION_DAYS * 86400000LL)
 #define FETCH_RETENTION_MARGIN_MS (3600LL * 1000)
 #define FETCH_LAG_BUCKETS	8
+/*
+ * Backpressure: past this many undelivered batches of a source, its runs
+ * read no new window (re-reads go on) until deliverd has caught up;
+ * Google keeps 180 days, the store keeps what is pending small.
+ */
+#define FETCH_MAX_PENDING_BATCHES	64
+#define FETCH_PENDING_RECOUNT_MS	5000
 
 /* Settings from the configuration. */
 struct fetch_conf {
@@ -171,7 +178,16 @@ struct fsrc {
 	int64_t			 last_fetch_at;
 	bool			 state_dirty;
 	bool			 state_loaded;
-	bool			 state_writing;	/* a write on the worker */
+	bool			 state_writing;	/* a write in flight */
+	bool			 state_urgent;	/* status or error changed */
+	int64_t			 state_written_at;	/* mono ms */
+	const char		*written_status;
+	bool			 written_fetched;	/* lastFetchAt was set */
+	char			 written_error[512];
+	/* backpressure: undelivered batches (estimate, recounted) */
+	int64_t			 pending_est;
+	int64_t			 pending_counted_at;	/* mono ms */
+	bool			 held_back;	/* state logged */
 	/* alerts not yet stored */
 	char			*pending_alert;
 	char			*pending_alert_msg;

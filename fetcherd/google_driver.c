@@ -30,6 +30,8 @@ static const int64_t lag_bounds[FETCH_LAG_BUCKETS - 1] = {
 
 static void	driver_request(struct fjob *j);
 static void	driver_page_stored(struct fjob *j, size_t n, char *next);
+static bool	driver_hold(struct fjob *j);
+static void	driver_count_done(struct handoff *h);
 
 /* Bumped on every failed page store: every source recovers once more. */
 static uint64_t	driver_fail_gen = 1;
@@ -646,6 +648,7 @@ driver_page_done(struct handoff *h)
 		driver_count(j, h->logs, h->n, h->dup, j->ho_seen_at);
 		j->win_new += j->run_new - before;
 	}
+	j->src->pending_est += h->nbatches;
 	for (unsigned i = 0; i < h->nbatches && child_chan() != NULL; i++) {
 		struct handoff_batch *hb = &h->batches[i];
 
@@ -806,6 +809,8 @@ driver_page_stored(struct fjob *j, size_t n, char *next)
 			sched_lease_lost(j->src);
 			return;
 		}
+		if (driver_hold(j))
+			return;
 		driver_request(j);
 		return;
 	}
@@ -834,6 +839,105 @@ driver_request(struct fjob *j)
 	}
 }
 
+/* Say once when a source is held back, and once when it goes on. */
+static void
+driver_pressure_note(struct fsrc *s)
+{
+	if (!s->held_back && s->pending_est >= FETCH_MAX_PENDING_BATCHES) {
+		log_notice("source=%s %lld batches wait for delivery; reading "
+		    "no new window until the callback catches up (Google "
+		    "keeps the events)", s->id, (long long)s->pending_est);
+		s->held_back = true;
+	} else if (s->held_back &&
+	    s->pending_est < FETCH_MAX_PENDING_BATCHES / 2) {
+		log_notice("source=%s delivery caught up (%lld batches "
+		    "pending); reading new windows again", s->id,
+		    (long long)s->pending_est);
+		s->held_back = false;
+	}
+}
+
+/* Start a count of s's undelivered batches for j; false if not now. */
+static bool
+driver_recount(struct fjob *j)
+{
+	struct fsrc *s = j->src;
+	struct handoff *h;
+
+	if (util_mono_ms() - s->pending_counted_at < FETCH_PENDING_RECOUNT_MS)
+		return false;
+	/* At most one count per source every few seconds. */
+	s->pending_counted_at = util_mono_ms();
+	h = handoff_new(HANDOFF_COUNT, s->id, j->app);
+	h->done = driver_count_done;
+	h->arg = j;
+	if (handoff_submit(h) != 0) {
+		handoff_free(h);
+		return false;
+	}
+	j->ho = h;
+	return true;
+}
+
+static void
+driver_count_done(struct handoff *h)
+{
+	struct fjob *j = h->arg;
+
+	if (j != NULL) {
+		j->ho = NULL;
+		if (h->rc == 0)
+			j->src->pending_est = h->pending;
+		driver_pressure_note(j->src);
+		if (!j->in_win)
+			driver_step(j);
+		else if (!driver_hold(j))
+			driver_request(j);
+	}
+	handoff_free(h);
+}
+
+/*
+ * Backpressure, at the start of a run: true when j waits for a count of
+ * its source's undelivered batches (it goes on after it). Over
+ * FETCH_MAX_PENDING_BATCHES the run reads no new window, re-reads only.
+ */
+static bool
+driver_backpressure(struct fjob *j)
+{
+	struct fsrc *s = j->src;
+
+	if (j->in_win || j->main_done || j->chunks > 0 ||
+	    s->pending_est < FETCH_MAX_PENDING_BATCHES)
+		return false;
+	if (driver_recount(j))
+		return true;
+	driver_pressure_note(s);
+	if (s->pending_est >= FETCH_MAX_PENDING_BATCHES)
+		j->main_done = true;	/* this run: re-reads only */
+	return false;
+}
+
+/*
+ * Backpressure inside a new window: true when j must not ask for its next
+ * page yet (a count runs, or it waits with its window and page token).
+ */
+static bool
+driver_hold(struct fjob *j)
+{
+	struct fsrc *s = j->src;
+
+	if (j->kind != WIN_MAIN || s->pending_est < FETCH_MAX_PENDING_BATCHES)
+		return false;
+	if (driver_recount(j))
+		return true;
+	driver_pressure_note(s);
+	if (s->pending_est < FETCH_MAX_PENDING_BATCHES)
+		return false;
+	sched_job_wait(j, FETCH_PENDING_RECOUNT_MS);
+	return true;
+}
+
 /*
  * Go on with the run of j (which holds a concurrency slot): load its
  * state, pick the next window or resume the current one, or finish.
@@ -855,6 +959,8 @@ driver_step(struct fjob *j)
 		sched_lease_lost(j->src);
 		return;
 	}
+	if (driver_backpressure(j))
+		return;
 	if (!j->in_win) {
 		if (!driver_next_window(j)) {
 			sched_job_done(j, true);
@@ -862,9 +968,10 @@ driver_step(struct fjob *j)
 		}
 		j->in_win = true;
 		j->win_new = 0;
-		log_debug("source %s app %s: %s window %" PRId64 "..%" PRId64,
+		log_debug("source=%s app=%s %s window %" PRId64 "..%" PRId64,
 		    j->src->id, j->app, j->kind == WIN_MAIN ? "poll" :
 		    "re-read", j->w_start, j->w_end);
-	}
+	} else if (driver_hold(j))
+		return;
 	driver_request(j);
 }

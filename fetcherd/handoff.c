@@ -51,6 +51,8 @@ handoff_free(struct handoff *h)
 		bson_destroy(h->cursor_doc);
 	if (h->stats_doc != NULL)
 		bson_destroy(h->stats_doc);
+	if (h->doc != NULL)
+		bson_destroy(h->doc);
 	free(h->lease);
 	free(h);
 }
@@ -649,6 +651,30 @@ handoff_work(void *arg)
 	case HANDOFF_PRUNE:
 		handoff_prune(h);
 		break;
+	case HANDOFF_UPSERT:
+		if (store_upsert(child_store(), h->coll, h->id, h->doc, h->err,
+		    sizeof(h->err)) != 0)
+			h->rc = -EIO;
+		break;
+	case HANDOFF_INSERT: {
+		int rc = store_insert_one(child_store(), h->coll, h->doc,
+		    h->err, sizeof(h->err));
+
+		if (rc != 0 && rc != -EEXIST)
+			h->rc = -EIO;
+		break;
+	}
+	case HANDOFF_COUNT: {
+		bson_t *sel = BCON_NEW("sourceId", BCON_UTF8(h->sid), "state",
+		    BCON_UTF8("pending"));
+
+		h->pending = store_count(child_store(), STORE_BATCHES, sel,
+		    h->err, sizeof(h->err));
+		if (h->pending < 0)
+			h->rc = -EIO;
+		bson_destroy(sel);
+		break;
+	}
 	}
 }
 

@@ -41,7 +41,10 @@
 enum handoff_kind {
 	HANDOFF_PAGE,		/* store the logs of one page */
 	HANDOFF_SAVE,		/* write a window's cursor and stats */
-	HANDOFF_PRUNE		/* drop seen_* partitions past the horizon */
+	HANDOFF_PRUNE,		/* drop seen_* partitions past the horizon */
+	HANDOFF_COUNT,		/* pending batches of a source */
+	HANDOFF_UPSERT,		/* replace doc under _id id in coll */
+	HANDOFF_INSERT		/* insert doc into coll (duplicate: fine) */
 };
 
 struct handoff;
@@ -83,6 +86,12 @@ struct handoff {
 	int64_t			 keep_after_ms;	/* drop days ending before */
 	int64_t			 overlap_ms;
 	unsigned		 ndropped;	/* out */
+	/* HANDOFF_UPSERT, HANDOFF_INSERT */
+	char			 coll[32];
+	char			 id[160];
+	bson_t			*doc;
+	/* HANDOFF_COUNT */
+	int64_t			 pending;	/* out */
 	/* Result, read by done on the loop. */
 	int			 rc;		/* 0, -ESTALE, -EIO */
 	char			 err[512];

@@ -17,6 +17,7 @@
 #include <mongoc/mongoc.h>
 
 #include "fetcherd/fetcherd.h"
+#include "fetcherd/handoff.h"
 #include "lib/backoff.h"
 #include "lib/child.h"
 #include "lib/ipc.h"
@@ -58,6 +59,9 @@ static void	src_flush_state(struct fsrc *s);
 static struct fsrc *src_find(const char *id);
 static void	src_kick(struct fsrc *s);
 static void	src_stop_jobs(struct fsrc *s);
+
+/* lastFetchAt alone reaches source_state at most this often. */
+#define SCHED_STATE_EVERY_MS	(30LL * 1000)
 
 /* Arm a one-shot timer ms from now. */
 static void
@@ -306,38 +310,59 @@ sched_logs_stored(struct fsrc *s, uint32_t n)
 		ipc_send_logs_stored(child_chan(), s->id, n);
 }
 
-/* Store the queued alerts, in order; each then wakes the deliverer. */
-static void
-alerts_flush(void)
-{
-	struct palert *a;
-	char id[37], err[512];
-	bson_t *doc;
-	int rc;
+static bool	alerts_storing;
+static void	alerts_flush(void);
 
-	while ((a = TAILQ_FIRST(&alerts)) != NULL) {
-		if (!child_store_ready() || !store_healthy(child_store()))
-			return;
-		util_uuid_v4(id);
-		doc = BCON_NEW("_id", BCON_UTF8(id), "sourceId",
-		    BCON_UTF8(a->src), "alert", BCON_UTF8(a->kind), "message",
-		    BCON_UTF8(a->msg), "at", BCON_INT64(a->at), "state",
-		    BCON_UTF8("pending"), "batchId", BCON_NULL);
-		rc = store_insert_one(child_store(), STORE_ALERTS, doc, err,
-		    sizeof(err));
-		bson_destroy(doc);
-		if (rc != 0 && rc != -EEXIST) {
-			child_store_result(false, err);
-			return;
-		}
-		child_store_result(true, NULL);
-		log_info("source %s: alert %s stored for delivery", a->src,
+/* The head alert is stored (or not): the next one, or retry later. */
+static void
+alerts_flush_done(struct handoff *h)
+{
+	struct palert *a = TAILQ_FIRST(&alerts);
+
+	alerts_storing = false;
+	if (!child_store_result(h->rc == 0, h->err)) {
+		handoff_free(h);
+		return;		/* kept; the next alert or rescan retries */
+	}
+	if (a != NULL) {
+		log_info("source=%s alert=%s stored for delivery", a->src,
 		    a->kind);
 		if (child_chan() != NULL)
 			ipc_send_logs_stored(child_chan(), a->src, 0);
 		TAILQ_REMOVE(&alerts, a, entry);
 		free(a);
 	}
+	handoff_free(h);
+	alerts_flush();
+}
+
+/*
+ * Store the queued alerts on the worker, one at a time and in order;
+ * each then wakes the deliverer.
+ */
+static void
+alerts_flush(void)
+{
+	struct palert *a;
+	struct handoff *h;
+	char id[37];
+
+	if (alerts_storing || (a = TAILQ_FIRST(&alerts)) == NULL ||
+	    !child_store_ready() || !store_healthy(child_store()))
+		return;
+	util_uuid_v4(id);
+	h = handoff_new(HANDOFF_INSERT, a->src, NULL);
+	util_strlcpy(h->coll, STORE_ALERTS, sizeof(h->coll));
+	h->doc = BCON_NEW("_id", BCON_UTF8(id), "sourceId",
+	    BCON_UTF8(a->src), "alert", BCON_UTF8(a->kind), "message",
+	    BCON_UTF8(a->msg), "at", BCON_INT64(a->at), "state",
+	    BCON_UTF8("pending"), "batchId", BCON_NULL);
+	h->done = alerts_flush_done;
+	if (handoff_submit(h) != 0) {
+		handoff_free(h);
+		return;
+	}
+	alerts_storing = true;
 }
 
 static void
@@ -353,62 +378,52 @@ alert_queue(struct fsrc *s, const char *kind, const char *msg)
 	alerts_flush();
 }
 
-/* A source_state write on the worker thread. */
-struct sflush {
-	char	 id[64];
-	bson_t	*doc;
-	int	 rc;
-	char	 err[512];
-};
-
+/* A state write finished: note it, write again if it changed since. */
 static void
-sflush_work(void *arg)
+src_flush_done(struct handoff *h)
 {
-	struct sflush	*f = arg;
-	char		 id[100];
+	struct fsrc *s = src_find(h->sid);
 
-	snprintf(id, sizeof(id), "%s:fetch", f->id);
-	f->rc = store_upsert(child_store(), STORE_SOURCE_STATE, id, f->doc,
-	    f->err, sizeof(f->err));
-}
-
-static void
-sflush_done(void *arg)
-{
-	struct sflush	*f = arg;
-	struct fsrc	*s = src_find(f->id);
-
-	child_store_result(f->rc == 0, f->err);
+	(void)child_store_result(h->rc == 0, h->err);
 	writing--;
 	if (stopping && writing == 0)
 		sched_release_all();
 	if (s != NULL && s->state_writing) {
 		s->state_writing = false;
-		if (f->rc != 0)
+		if (h->rc != 0)
 			s->state_dirty = true;	/* the next rescan retries */
-		else if (s->state_dirty && !stopping)
+		else
+			s->state_written_at = util_mono_ms();
+		if (s->state_dirty && s->state_urgent && !stopping)
 			src_flush_state(s);
 	}
-	bson_destroy(f->doc);
-	free(f);
+	handoff_free(h);
 }
 
 /*
  * Write source_state "<id>:fetch" when it changed (under the lease), on
- * the worker thread; one write per source at a time.
+ * the worker. A new lastFetchAt alone is written at most every
+ * SCHED_STATE_EVERY_MS: a poll that found nothing writes nothing.
  */
 static void
 src_flush_state(struct fsrc *s)
 {
-	struct sflush *f;
+	struct handoff *h;
 	bson_t *doc;
+	const char *status;
 
-	if (!s->state_dirty || !s->leased || s->state_writing ||
-	    !child_store_ready() || !store_healthy(child_store()))
+	if (!s->state_dirty || !s->leased || !child_store_ready() ||
+	    !store_healthy(child_store()) || s->state_writing)
+		return;
+	status = s->creds_invalid ? "credentials_invalid" : "active";
+	s->state_urgent = s->written_status != status ||
+	    strcmp(s->written_error, s->last_error) != 0 ||
+	    (s->last_fetch_at > 0) != s->written_fetched;
+	if (!s->state_urgent && s->state_written_at > 0 &&
+	    util_mono_ms() - s->state_written_at < SCHED_STATE_EVERY_MS)
 		return;
 	doc = BCON_NEW("sourceId", BCON_UTF8(s->id),
-	    "status", BCON_UTF8(s->creds_invalid ? "credentials_invalid" :
-	    "active"));
+	    "status", BCON_UTF8(status));
 	if (s->last_fetch_at > 0)
 		BSON_APPEND_INT64(doc, "lastFetchAt", s->last_fetch_at);
 	else
@@ -420,17 +435,22 @@ src_flush_state(struct fsrc *s)
 	BSON_APPEND_INT64(doc, "credentialsVersion", s->creds_version);
 	BSON_APPEND_INT64(doc, "epoch", s->lease.epoch);
 	BSON_APPEND_INT64(doc, "updatedAt", util_now_ms());
-	f = util_xcalloc(1, sizeof(*f));
-	util_strlcpy(f->id, s->id, sizeof(f->id));
-	f->doc = doc;
-	if (worker_submit(sflush_work, sflush_done, f) != 0) {
-		bson_destroy(doc);
-		free(f);
+	h = handoff_new(HANDOFF_UPSERT, s->id, NULL);
+	util_strlcpy(h->coll, STORE_SOURCE_STATE, sizeof(h->coll));
+	snprintf(h->id, sizeof(h->id), "%s:fetch", s->id);
+	h->doc = doc;
+	h->done = src_flush_done;
+	if (handoff_submit(h) != 0) {
+		handoff_free(h);
 		return;
 	}
-	s->state_dirty = false;
 	s->state_writing = true;
+	s->state_dirty = false;
 	writing++;
+	s->written_status = status;
+	s->written_fetched = s->last_fetch_at > 0;
+	util_strlcpy(s->written_error, s->last_error,
+	    sizeof(s->written_error));
 }
 
 /* Apply a persisted source_state (NULL: none yet) after a take. */

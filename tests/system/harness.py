@@ -498,6 +498,38 @@ def sim_truth(sim, cid, app, visible_only=True):
             for e in b["events"] if e.get("visible") or not visible_only}
 
 
+def inject_backlog(sim, cid, n, apps=("login", "admin", "drive"), span_s=3000):
+    """n one-event activities spread over the last span_s seconds, split
+    over apps (already published: a backlog). Returns the count per app."""
+    now = time.time()
+    per_app = n // len(apps)
+    counts = {}
+    for ai, app in enumerate(apps):
+        count = per_app + (n - per_app * len(apps) if ai == 0 else 0)
+        counts[app] = count
+        done = 0
+        while done < count:
+            k = min(5000, count - done)
+            acts = []
+            for i in range(k):
+                t = now - span_s + span_s * (done + i) / max(count, 1)
+                ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + \
+                    ".%03dZ" % int((t % 1) * 1000)
+                acts.append({"id": {"time": ts,
+                                    "uniqueQualifier": str(10**17 + ai * 10**9 + done + i)},
+                             "actor": {"email": "user%d@%s.example.com" % (i % 50, cid.lower()),
+                                       "profileId": str(10**20 + i % 50)},
+                             "ipAddress": "203.0.113.%d" % (i % 250),
+                             "events": [{"type": app + "_type", "name": app + "_event",
+                                         "parameters": [{"name": "p", "value": "v%d" % i},
+                                                        {"name": "n", "intValue": str(i)}]}]})
+            st, b, _ = sim.call("POST", "/_sim/tenants/%s/inject" % cid,
+                                {"application": app, "activities": acts})
+            assert st in (200, 201), (st, b)
+            done += k
+    return counts
+
+
 def stored_logs(db, sid, app=None):
     """logId -> 1 for every log of a source fetcherd stored: its
     de-duplication ids live in the seen_YYYYMMDD partitions (one

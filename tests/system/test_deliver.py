@@ -151,8 +151,11 @@ def test_receiver_down_then_back(wd):
     assert ar.log().count("callback down") == 1, "callback down logged more than once"
     assert ar.log().count("callback resumed after") == 1
     assert db.source_state.find_one({"_id": sid + ":deliver"})["status"] == "ok"
-    stats = db.stats.find_one({"_id": sid + ":deliver"})
-    assert stats and stats["deliveredLogs"] == 450, stats
+    # Counters reach the store within a flush interval (2 s).
+    stats = h.wait_for(lambda: (db.stats.find_one({"_id": sid + ":deliver"}) or {})
+                       .get("deliveredLogs") == 450 and
+                       db.stats.find_one({"_id": sid + ":deliver"}), 10, "delivery counters")
+    assert stats["deliveredLogs"] == 450, stats
 
 
 def test_drop_after_commit_same_id(wd):

@@ -10,6 +10,12 @@ echo "== Google simulator: events served per second (1000-item pages)"
 $PY tests/google-sim/bench_sim_throughput.py "$AR_BIN_DIR/auditrelay-google-sim"
 echo "== deliverd: receiver back -> backlog of 50 000 logs drained"
 $PY bench/deliver_backlog.py 50000
+echo "== backlog throughput: 20 000, 200 000 and 2 000 000 events vs a bare relay and the store's ceiling"
+$PY bench/throughput.py --events 20000 200000 ${AR_BENCH_BIG:+2000000} --json bench-throughput.json
+echo "== flow: 50 sources x 10 events/s for 5 minutes, latency from publication"
+$PY bench/flow.py --sources 50 --rate 10 --interval 1 --seconds 300 --json bench-flow.json
+echo "== store stall: the store SIGSTOPped for 60 s under flow"
+$PY bench/flow.py --sources 20 --rate 10 --interval 1 --seconds 180 --stall 60 --json bench-stall.json
 echo "== whole pipeline: events/s delivered, time to first batch, peak RSS"
 $PY bench/e2e.py --sources 4 --rate 100 --seconds 60
 echo "== chaos soak: 10 minutes of random kill -9 (lost and duplicated must be 0)"

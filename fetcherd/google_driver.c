@@ -76,13 +76,6 @@ driver_free(struct fjob *j)
 	j->nrr = 0;
 }
 
-/* "<source>:<app>" into out. */
-static void
-driver_key(const struct fjob *j, char *out, size_t len)
-{
-	snprintf(out, len, "%s:%s", j->src->id, j->app);
-}
-
 /* Read an int64 array member into out[max]; returns the count. */
 static int
 driver_int_array(const bson_t *doc, const char *key, int64_t *out, int max)
@@ -99,31 +92,20 @@ driver_int_array(const bson_t *doc, const char *key, int64_t *out, int max)
 }
 
 /* Load the cursor and stats documents. 0 or -EIO. */
-static int
-driver_load(struct fjob *j)
+/* The cursor and stats documents of j are read: take them in. */
+static void
+driver_load_apply(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc)
 {
-	struct store *st = child_store();
-	bson_t *sel, doc, sub;
+	bson_t sub;
 	bson_iter_t it, a;
-	char id[200], err[512];
 	int64_t now = util_now_ms(), lb;
-	int rc;
 
-	driver_key(j, id, sizeof(id));
 	free(j->rr);
 	j->rr = NULL;
 	j->nrr = 0;
-	sel = BCON_NEW("_id", BCON_UTF8(id));
-	rc = store_find_one(st, STORE_CURSORS, sel, NULL, &doc, err,
-	    sizeof(err));
-	if (rc < 0) {
-		bson_destroy(sel);
-		child_store_result(false, err);
-		return -EIO;
-	}
-	if (rc == 1) {
-		j->cursor = store_bson_int(&doc, "cursor", 0);
-		if (bson_iter_init_find(&it, &doc, "rereads") &&
+	if (cdoc != NULL) {
+		j->cursor = store_bson_int(cdoc, "cursor", 0);
+		if (bson_iter_init_find(&it, cdoc, "rereads") &&
 		    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &a)) {
 			while (bson_iter_next(&a)) {
 				const uint8_t *data;
@@ -152,7 +134,6 @@ driver_load(struct fjob *j)
 					j->nrr++;
 			}
 		}
-		bson_destroy(&doc);
 	} else {
 		lb = j->src->lookback_s > 0 ? j->src->lookback_s :
 		    fconf.lookback_s;
@@ -160,42 +141,68 @@ driver_load(struct fjob *j)
 			lb = (FETCH_RETENTION_MS - FETCH_RETENTION_MARGIN_MS) /
 			    1000;
 		j->cursor = now - lb * 1000;
-		log_info("source %s app %s: first run, starting %llds ago",
+		log_info("source=%s app=%s first run, starting %llds ago",
 		    j->src->id, j->app, (long long)lb);
 	}
-	rc = store_find_one(st, STORE_STATS, sel, NULL, &doc, err,
-	    sizeof(err));
-	bson_destroy(sel);
-	if (rc < 0) {
-		child_store_result(false, err);
-		return -EIO;
-	}
 	memset(&j->stats, 0, sizeof(j->stats));
-	if (rc == 1) {
+	if (sdoc != NULL) {
 		struct fetch_stats *s = &j->stats;
 
-		s->events_stored = store_bson_int(&doc, "eventsStored", 0);
-		s->events_fetched = store_bson_int(&doc, "eventsFetched", 0);
-		s->duplicates = store_bson_int(&doc, "duplicates", 0);
-		s->error_logs = store_bson_int(&doc, "errorLogs", 0);
-		s->pages = store_bson_int(&doc, "pages", 0);
-		s->windows = store_bson_int(&doc, "windows", 0);
-		s->lag_count = store_bson_int(&doc, "lag.count", 0);
-		s->lag_sum_ms = store_bson_int(&doc, "lag.sumMs", 0);
-		s->lag_max_ms = store_bson_int(&doc, "lag.maxMs", 0);
-		s->last_lag_ms = store_bson_int(&doc, "lag.lastMs", 0);
-		driver_int_array(&doc, "lag.buckets", s->lag_buckets,
+		s->events_stored = store_bson_int(sdoc, "eventsStored", 0);
+		s->events_fetched = store_bson_int(sdoc, "eventsFetched", 0);
+		s->duplicates = store_bson_int(sdoc, "duplicates", 0);
+		s->error_logs = store_bson_int(sdoc, "errorLogs", 0);
+		s->pages = store_bson_int(sdoc, "pages", 0);
+		s->windows = store_bson_int(sdoc, "windows", 0);
+		s->lag_count = store_bson_int(sdoc, "lag.count", 0);
+		s->lag_sum_ms = store_bson_int(sdoc, "lag.sumMs", 0);
+		s->lag_max_ms = store_bson_int(sdoc, "lag.maxMs", 0);
+		s->last_lag_ms = store_bson_int(sdoc, "lag.lastMs", 0);
+		driver_int_array(sdoc, "lag.buckets", s->lag_buckets,
 		    FETCH_LAG_BUCKETS);
-		s->late_overlap = store_bson_int(&doc, "lateOverlap", 0);
-		driver_int_array(&doc, "lateRereads", s->late_rereads,
+		s->late_overlap = store_bson_int(sdoc, "lateOverlap", 0);
+		driver_int_array(sdoc, "lateRereads", s->late_rereads,
 		    FETCH_MAX_AGES);
-		driver_int_array(&doc, "rereadsDone", s->rereads_done,
+		driver_int_array(sdoc, "rereadsDone", s->rereads_done,
 		    FETCH_MAX_AGES);
-		bson_destroy(&doc);
 	}
-	child_store_result(true, NULL);
 	j->loaded = true;
-	return 0;
+}
+
+static void
+driver_load_done(struct handoff *h)
+{
+	struct fjob *j = h->arg;
+
+	if (j == NULL)
+		goto out;
+	j->ho = NULL;
+	if (!child_store_result(h->rc == 0, h->err)) {
+		driver_abort(j);
+		sched_job_wait(j, 3000);
+		goto out;
+	}
+	driver_load_apply(j, h->cursor_doc, h->stats_doc);
+	driver_step(j);
+out:
+	handoff_free(h);
+}
+
+/* Read j's cursor and stats on the worker; driver_step follows. */
+static void
+driver_load_start(struct fjob *j)
+{
+	struct handoff *h;
+
+	h = handoff_new(HANDOFF_LOAD, j->src->id, j->app);
+	h->done = driver_load_done;
+	h->arg = j;
+	if (handoff_submit(h) != 0) {
+		handoff_free(h);
+		sched_job_wait(j, 3000);
+		return;
+	}
+	j->ho = h;
 }
 
 /* Append an int64 array. */
@@ -949,9 +956,8 @@ driver_step(struct fjob *j)
 		sched_job_done(j, false);
 		return;
 	}
-	if (!j->loaded && driver_load(j) != 0) {
-		driver_abort(j);
-		sched_job_wait(j, 3000);
+	if (!j->loaded) {
+		driver_load_start(j);
 		return;
 	}
 	if (!lease_valid(&j->src->lease)) {

@@ -651,6 +651,31 @@ handoff_work(void *arg)
 	case HANDOFF_PRUNE:
 		handoff_prune(h);
 		break;
+	case HANDOFF_LOAD: {
+		bson_t *sel, doc;
+		char id[200];
+		int rc;
+
+		snprintf(id, sizeof(id), "%s:%s", h->sid, h->app);
+		sel = BCON_NEW("_id", BCON_UTF8(id));
+		rc = store_find_one(child_store(), STORE_CURSORS, sel, NULL,
+		    &doc, h->err, sizeof(h->err));
+		if (rc == 1) {
+			h->cursor_doc = bson_copy(&doc);
+			bson_destroy(&doc);
+		}
+		if (rc >= 0)
+			rc = store_find_one(child_store(), STORE_STATS, sel,
+			    NULL, &doc, h->err, sizeof(h->err));
+		if (rc == 1) {
+			h->stats_doc = bson_copy(&doc);
+			bson_destroy(&doc);
+		}
+		if (rc < 0)
+			h->rc = -EIO;
+		bson_destroy(sel);
+		break;
+	}
 	case HANDOFF_UPSERT:
 		if (store_upsert(child_store(), h->coll, h->id, h->doc, h->err,
 		    sizeof(h->err)) != 0)

@@ -44,7 +44,8 @@ enum handoff_kind {
 	HANDOFF_PRUNE,		/* drop seen_* partitions past the horizon */
 	HANDOFF_COUNT,		/* pending batches of a source */
 	HANDOFF_UPSERT,		/* replace doc under _id id in coll */
-	HANDOFF_INSERT		/* insert doc into coll (duplicate: fine) */
+	HANDOFF_INSERT,		/* insert doc into coll (duplicate: fine) */
+	HANDOFF_LOAD		/* read a job's cursor and stats */
 };
 
 struct handoff;
@@ -78,7 +79,10 @@ struct handoff {
 	struct handoff_batch	*batches;	/* out: nbatches sealed */
 	unsigned		 nrecovered;	/* out: open intents cleaned */
 	int64_t			 ms_intent, ms_seen, ms_seal;	/* out: costs */
-	/* HANDOFF_SAVE: cursor and stats documents ("<source>:<app>") */
+	/*
+	 * HANDOFF_SAVE: cursor and stats documents ("<source>:<app>") to
+	 * write; HANDOFF_LOAD: those read (NULL: none yet).
+	 */
 	bson_t			*cursor_doc;
 	bson_t			*stats_doc;
 	struct lease		*lease;		/* copy, for lease_check */

@@ -39,7 +39,17 @@
 struct deliverd		 D;
 
 static struct event	*rescan_ev, *rescan_first_ev, *janitor_ev, *janitor2_ev;
-static struct event	*stats_ev;
+static struct event	*stats_ev, *load_ev;
+
+static void
+deliverd_load_all_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (!D.stopping && child_store_ready() && store_healthy(D.store))
+		(void)queue_load_all_start();
+}
 
 #define STATS_FLUSH_MS	2000	/* delivery counters reach the store */
 static struct event	*finish_ev;
@@ -740,8 +750,7 @@ deliverd_step(struct dsource *s)
 		return;
 	window = breaker_window(&s->br, D.host_conc);
 	/* New batches from fetcherd (hinted), replays, other holders. */
-	if (!s->busy && (s->reload || s->logs_dirty ||
-	    now >= s->next_load)) {
+	if (!s->busy && (s->reload || s->logs_dirty)) {
 		s->reload = s->logs_dirty = false;
 		(void)queue_load_start(s);
 	}
@@ -1659,6 +1668,8 @@ deliverd_configure(const struct config *cfg, bool initial, char *err,
 	prune_start();
 	deliverd_timer_start(&stats_ev, deliverd_stats_flush_cb,
 	    STATS_FLUSH_MS, true);
+	deliverd_timer_start(&load_ev, deliverd_load_all_cb,
+	    QUEUE_LOAD_EVERY(D), true);
 	log_info("delivering instance=%s private_networks=%s batch=%lld "
 	    "logs/%lld bytes retry=%s max_age=%llds", D.instance,
 	    D.allow_private ? "allowed" : "refused", (long long)D.max_logs,

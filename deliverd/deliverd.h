@@ -97,7 +97,6 @@ struct dsource {
 	bool			 handover;	/* over our share: drain, release */
 	_Atomic int64_t		 lease_deadline; /* for the worker: mono ms */
 	int64_t			 next_sweep;	/* look for late logs */
-	int64_t			 next_load;	/* re-read pending batches */
 	bool			 wait_slot;	/* held back by a limit */
 	struct breaker		 br;
 	char			 last_error[256];
@@ -162,11 +161,12 @@ void	 deliverd_stats_add(struct dsource *s, int64_t logs, int64_t batches,
 
 /* queue.c: the store side of batches (scans on the worker thread). */
 /*
- * Pending batches are re-read this often per source (six rescans: 30 s
- * by default): fetcherd's hints queue new batches at once; the re-read
- * finds replays, lost hints and batches of other holders.
+ * Every source's pending batches are re-read in one scan this often (six
+ * rescans: 30 s by default): fetcherd's hints queue new batches at once;
+ * the re-read finds replays, lost hints and batches of other holders.
  */
 #define QUEUE_LOAD_EVERY(d)	((d).rescan_ms * 6)
+int	 queue_load_all_start(void);
 
 /* Take-over: watermark, pending batches, alert marks; then ready. */
 int	 queue_takeover_start(struct dsource *s);

@@ -27,6 +27,7 @@
 
 /* A batch as loaded or built, handed from the worker to the loop. */
 struct qinfo {
+	char		sid[64];
 	char		id[40];
 	char		wid[48];
 	bool		is_alert;
@@ -40,6 +41,7 @@ enum qjob_kind {
 	QJ_TAKEOVER,
 	QJ_LOAD,
 	QJ_ALERTS,
+	QJ_LOAD_ALL,	/* every source's pending batches, one scan */
 };
 
 struct qjob {
@@ -344,8 +346,11 @@ qwork_load_pending(struct qjob *j)
 	struct qinfo		 in;
 	int64_t			 dead_at, replayed;
 
-	filter = BCON_NEW("sourceId", BCON_UTF8(j->sid),
-	    "state", BCON_UTF8("pending"));
+	if (j->kind == QJ_LOAD_ALL)
+		filter = BCON_NEW("state", BCON_UTF8("pending"));
+	else
+		filter = BCON_NEW("sourceId", BCON_UTF8(j->sid),
+		    "state", BCON_UTF8("pending"));
 	opts = BCON_NEW("projection", "{", "body", BCON_INT32(0),
 	    "logIds", BCON_INT32(0), "attempts", BCON_INT32(0), "}",
 	    "sort", "{", "createdAt", BCON_INT32(1), "}");
@@ -356,10 +361,13 @@ qwork_load_pending(struct qjob *j)
 		const char *id = store_bson_str(doc, "_id");
 		const char *kind = store_bson_str(doc, "kind");
 		const char *wid = store_bson_str(doc, "webhookId");
+		const char *sid = store_bson_str(doc, "sourceId");
 
-		if (id == NULL || strlen(id) >= sizeof(in.id))
+		if (id == NULL || strlen(id) >= sizeof(in.id) || sid == NULL ||
+		    strlen(sid) >= sizeof(in.sid))
 			continue;
 		memset(&in, 0, sizeof(in));
+		util_strlcpy(in.sid, sid, sizeof(in.sid));
 		util_strlcpy(in.id, id, sizeof(in.id));
 		batch_webhook_id(id, in.wid);
 		if (wid != NULL)
@@ -499,6 +507,7 @@ queue_hinted(struct dsource *s, const char *id, const char *wid,
 
 static void	qwork_alert_batch(struct qjob *j, const char *alert_id,
 		    const char *body, size_t body_len);
+static void	queue_load_all_done(struct qjob *j, bool ok);
 
 /* Merge loaded pending batches into s's queue. */
 static void
@@ -512,6 +521,8 @@ queue_merge(struct dsource *s, struct qjob *j, bool drop_unseen)
 	for (i = 0; i < j->nb; i++) {
 		struct qinfo *in = &j->b[i];
 
+		if (j->kind == QJ_LOAD_ALL && strcmp(in->sid, s->id) != 0)
+			continue;
 		if ((b = queue_find(s, in->id)) != NULL) {
 			b->seen = true;
 			continue;
@@ -553,6 +564,10 @@ qjob_done(void *arg)
 	bool		 ok;
 
 	ok = deliverd_store_result(j->rc == -ESTALE ? 0 : j->rc, j->err);
+	if (j->kind == QJ_LOAD_ALL) {
+		queue_load_all_done(j, ok);
+		goto out;
+	}
 	s->busy = false;
 	if (s->zombie) {
 		deliverd_source_destroy(s);
@@ -566,7 +581,6 @@ qjob_done(void *arg)
 			break;
 		queue_merge(s, j, true);
 		s->ready = true;
-		s->next_load = util_now_ms() + QUEUE_LOAD_EVERY(D);
 		log_info("source=%s queue loaded: %u undelivered batches%s",
 		    s->id, s->nqueue, j->nremarked > 0 ?
 		    ", alerts re-marked" : "");
@@ -574,8 +588,9 @@ qjob_done(void *arg)
 	case QJ_LOAD:
 		if (ok)
 			queue_merge(s, j, true);
-		s->next_load = util_now_ms() + QUEUE_LOAD_EVERY(D);
 		break;
+	case QJ_LOAD_ALL:
+		break;		/* handled above */
 	case QJ_ALERTS:
 		queue_merge(s, j, false);
 		if (ok && !j->more)
@@ -587,6 +602,58 @@ next:
 out:
 	free(j->b);
 	free(j);
+}
+
+static bool	load_all_running;
+
+/*
+ * Loop: the pending batches of every source, read in one scan, merged
+ * into each source that is ready and has no job of its own (that job
+ * brings fresher news).
+ */
+static void
+queue_load_all_done(struct qjob *j, bool ok)
+{
+	struct dsource	*s;
+
+	load_all_running = false;
+	if (!ok)
+		return;
+	TAILQ_FOREACH(s, &D.sources, entry) {
+		if (!s->lease.held || !s->ready || s->busy || s->zombie)
+			continue;
+		queue_merge(s, j, true);
+		deliverd_source_kick(s);
+	}
+}
+
+static void
+qwork_load_all(void *arg)
+{
+	qwork_load_pending(arg);
+}
+
+/*
+ * Re-read the pending batches of every source in one scan (replays,
+ * lost hints, batches of other holders), at most one at a time.
+ */
+int
+queue_load_all_start(void)
+{
+	struct qjob	*j;
+	int		 rc;
+
+	if (load_all_running)
+		return 0;
+	j = util_xcalloc(1, sizeof(*j));
+	j->kind = QJ_LOAD_ALL;
+	j->now = util_now_ms();
+	if ((rc = worker_submit(qwork_load_all, qjob_done, j)) != 0) {
+		free(j);
+		return rc;
+	}
+	load_all_running = true;
+	return 0;
 }
 
 static struct qjob *

@@ -104,7 +104,7 @@ fetcherd_dispatch(const Ar__Envelope *env)
 		sc = env->source_changed;
 		if (sc == NULL || sc->source_id == NULL)
 			return;
-		log_debug("source %s changed%s", sc->source_id,
+		log_debug("source=%s changed%s", sc->source_id,
 		    sc->removed ? " (removed)" : "");
 		sched_source_changed(sc->source_id, sc->removed);
 		break;

@@ -353,7 +353,7 @@ driver_next_window(struct fjob *j)
 	size_t i;
 
 	if (j->cursor < floor_ms) {
-		log_warn("source %s app %s: cursor is beyond Google's "
+		log_warn("source=%s app=%s cursor is beyond Google's "
 		    "retention; events older than %d days are gone, "
 		    "resuming at the retention limit", j->src->id, j->app,
 		    GOOGLE_RETENTION_DAYS);
@@ -562,7 +562,7 @@ driver_window_error(struct fjob *j, const char *what)
 	    j->kind == WIN_MAIN ? "poll" : "re-read", what);
 	j->attempt++;
 	d = backoff_full_jitter(j->attempt, 2000, 300000);
-	log_warn("source %s: %s; window dropped, cursor kept, retrying in "
+	log_warn("source=%s %s; window dropped, cursor kept, retrying in "
 	    "%llds", j->src->id, msg, (long long)d / 1000);
 	sched_set_error(j->src, msg);
 	driver_abort(j);
@@ -584,12 +584,12 @@ driver_retry(struct fjob *j, const struct google_error *e)
 	if (e->retry_after_s > 0 && e->retry_after_s * 1000 > d)
 		d = e->retry_after_s * 1000;
 	if (!j->failing) {
-		log_warn("source %s app %s: %s; retrying in %llds (further "
+		log_warn("source=%s app=%s %s; retrying in %llds (further "
 		    "retries logged at debug)", j->src->id, j->app,
 		    e->diagnosis, (long long)d / 1000);
 		j->failing = true;
 	} else
-		log_debug("source %s app %s: %s; retry %u in %lldms",
+		log_debug("source=%s app=%s %s; retry %u in %lldms",
 		    j->src->id, j->app, e->diagnosis, j->attempt,
 		    (long long)d);
 	sched_job_wait(j, d);

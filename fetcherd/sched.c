@@ -236,7 +236,7 @@ sched_job_done(struct fjob *j, bool ok)
 		s->state_dirty = true;
 		src_flush_state(s);
 		if (j->run_new > 0)
-			log_debug("source %s app %s: %lld new logs",
+			log_debug("source=%s app=%s %lld new logs",
 			    s->id, j->app, (long long)j->run_new);
 	}
 	j->run_new = 0;
@@ -664,7 +664,7 @@ sched_creds_invalid(struct fjob *j, const struct google_error *e)
 	snprintf(msg, sizeof(msg), "%s", e->diagnosis);
 	if (!s->creds_invalid) {
 		s->creds_invalid = true;
-		log_err("source %s: %s; fetching paused, cursor kept, "
+		log_err("source=%s %s; fetching paused, cursor kept, "
 		    "retrying every %llds", s->id, msg,
 		    (long long)fconf.creds_retry_ms / 1000);
 		alert_queue(s, "credentials_invalid", msg);
@@ -676,7 +676,7 @@ sched_creds_invalid(struct fjob *j, const struct google_error *e)
 				    fconf.creds_retry_ms);
 			}
 	} else
-		log_info("source %s: credentials still refused (%s); next "
+		log_info("source=%s credentials still refused (%s); next "
 		    "try in %llds", s->id, e->reason,
 		    (long long)fconf.creds_retry_ms / 1000);
 	util_strlcpy(s->last_error, msg, sizeof(s->last_error));
@@ -700,7 +700,7 @@ sched_creds_ok(struct fjob *j)
 	s->creds_retry_at = 0;
 	s->last_error[0] = '\0';
 	s->state_dirty = true;
-	log_notice("source %s: Google accepts the credentials again; "
+	log_notice("source=%s Google accepts the credentials again; "
 	    "fetching resumed from the saved cursors", s->id);
 	alert_queue(s, "credentials_restored", "Google accepts the "
 	    "service-account credentials again; fetching resumed from where "
@@ -743,7 +743,7 @@ job_timer_cb(evutil_socket_t fd, short what, void *arg)
 		/* this job probes; the others wait for its answer */
 		s->creds_retry_at = now + fconf.creds_retry_ms;
 		j->probe = true;
-		log_info("source %s: trying the refused credentials again",
+		log_info("source=%s trying the refused credentials again",
 		    s->id);
 	}
 	j->main_done = false;
@@ -879,7 +879,7 @@ src_kick(struct fsrc *s)
 static void
 src_remove(struct fsrc *s, const char *why)
 {
-	log_info("source %s: %s; its fetching stops", s->id, why);
+	log_info("source=%s %s; its fetching stops", s->id, why);
 	src_free_jobs(s);
 	google_client_free(s->gc);
 	budget_put(s->budget);
@@ -891,7 +891,7 @@ void
 sched_lease_lost(struct fsrc *s)
 {
 	if (s->leased)
-		log_warn("source %s: lease lost (epoch %lld); stopped, another "
+		log_warn("source=%s lease lost (epoch %lld); stopped, another "
 		    "instance may fetch it", s->id,
 		    (long long)s->lease.epoch);
 	s->leased = false;
@@ -1047,7 +1047,7 @@ src_apply(const bson_t *doc)
 		s->creds_version = ver;
 		TAILQ_INSERT_TAIL(&srcs, s, entry);
 		fresh = true;
-		log_info("source %s: %d applications every %llds (client %s)",
+		log_info("source=%s %d applications every %llds (client %s)",
 		    id, napps, (long long)store_bson_int(doc,
 		    "logFetchInterval", 300), email);
 	}
@@ -1063,7 +1063,7 @@ src_apply(const bson_t *doc)
 			same_apps = false;
 	if (!same_apps) {
 		if (!fresh)
-			log_info("source %s: applications changed", id);
+			log_info("source=%s applications changed", id);
 		src_free_jobs(s);
 		src_make_jobs(s, apps, napps);
 		if (s->leased)
@@ -1089,7 +1089,7 @@ src_apply(const bson_t *doc)
 		if (rotated)
 			src_stop_jobs(s);
 		if (src_build_client(s, doc, err, sizeof(err)) != 0) {
-			log_err("source %s: %s; not fetching until its "
+			log_err("source=%s %s; not fetching until its "
 			    "credentials are replaced", id, err);
 			google_client_free(s->gc);
 			s->gc = NULL;
@@ -1099,7 +1099,7 @@ src_apply(const bson_t *doc)
 		}
 		s->creds_bad_local = false;
 		if (rotated) {
-			log_info("source %s: new credentials (version %lld); "
+			log_info("source=%s new credentials (version %lld); "
 			    "resuming at once", id, (long long)ver);
 			s->creds_retry_at = 0;
 			s->state_dirty = true;

@@ -349,7 +349,7 @@ def test_remove_source_stops(wd):
     n1 = served()
     h.log("after DELETE: %d Reports requests in 4s" % (n1 - n0))
     assert n1 == n0, (n0, n1)
-    assert "%s: removed; its fetching stops" % sid in ar.log()
+    assert "source=%s removed; its fetching stops" % sid in ar.log()
 
 
 if __name__ == "__main__":

@@ -16,6 +16,9 @@ echo "== flow: 50 sources x 10 events/s for 5 minutes, latency from publication"
 $PY bench/flow.py --sources 50 --rate 10 --interval 1 --seconds 300 --json bench-flow.json
 echo "== store stall: the store SIGSTOPped for 60 s under flow"
 $PY bench/flow.py --sources 20 --rate 10 --interval 1 --seconds 180 --stall 60 --json bench-stall.json
+echo "== scale: 10 000 idle sources at 300 s (no restart, every source polled within 1.1x)"
+AR_SCALE_SOURCES=${AR_SCALE_SOURCES:-10000} AR_SCALE_INTERVAL=${AR_SCALE_INTERVAL:-300} \
+	AR_SCALE_STRICT=1 $PY tests/system/test_scale.py
 echo "== whole pipeline: events/s delivered, time to first batch, peak RSS"
 $PY bench/e2e.py --sources 4 --rate 100 --seconds 60
 echo "== chaos soak: 10 minutes of random kill -9 (lost and duplicated must be 0)"

@@ -36,6 +36,8 @@ static uint64_t			 child_st_errors;
 
 #define CHILD_STORE_CHECK_MS	2000
 
+static bool	child_probing;	/* the probe reports: it may say "back" */
+
 struct event_base *
 child_base(void)
 {
@@ -93,6 +95,14 @@ child_store_result(bool ok, const char *err)
 {
 	if (!ok)
 		child_st_errors++;
+	/*
+	 * Only the probe says the store is back: a worker's result may be
+	 * of a call that began before the outage, and must not make the
+	 * state flap (and log the outage twice).
+	 */
+	if (ok && !child_probing && child_st != NULL &&
+	    !store_healthy(child_st))
+		return ok;
 	if (child_st == NULL || !store_note(child_st, ok))
 		return ok;
 	if (!ok) {
@@ -117,7 +127,9 @@ child_store_check_cb(evutil_socket_t fd, short what, void *arg)
 		child_store_result(false, err);
 		return;
 	}
+	child_probing = true;
 	child_store_result(true, NULL);
+	child_probing = false;
 	if (!child_st_ready) {
 		if (child_ops->store_setup != NULL &&
 		    child_ops->store_setup(child_st, err, sizeof(err)) != 0) {

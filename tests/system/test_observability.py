@@ -116,8 +116,14 @@ def test_metrics_promtool(wd):
         assert fetched >= ev, (ev, fetched)
     else:
         fetched = -1
-    dl = sum(v for l, v in f["auditrelay_delivery_logs_total"] if sid in l)
-    assert dl >= 20, dl
+    # Delivery counters reach the store within a flush interval (2 s).
+    def delivered():
+        _, text2, _ = fetch_metrics(ar)
+        return sum(v for l, v in families(text2).get("auditrelay_delivery_logs_total", [])
+                   if sid in l) >= 20
+    h.wait_for(delivered, 15, "delivery counters in /metrics", interval=0.5)
+    _, text2, _ = fetch_metrics(ar)
+    dl = sum(v for l, v in families(text2)["auditrelay_delivery_logs_total"] if sid in l)
     q = {l: v for l, v in f["auditrelay_fetch_lag_seconds"] if sid in l}
     assert any('quantile="0.5"' in l for l in q) and any('quantile="0.99"' in l for l in q), q
     status = {l: v for l, v in f["auditrelay_source_status"] if sid in l}

@@ -483,7 +483,11 @@ queue_hinted(struct dsource *s, const char *id, const char *wid,
 {
 	struct dbatch	*b;
 
-	if (queue_find(s, id) != NULL)
+	/*
+	 * Known, or already sent and acknowledged: a load can read a batch
+	 * from the store and deliver it before its hint arrives.
+	 */
+	if (queue_find(s, id) != NULL || prune_recently_delivered(id))
 		return;
 	b = util_xcalloc(1, sizeof(*b));
 	b->src = s;

@@ -1180,9 +1180,9 @@ sources_list(struct areq *a)
 		if (rc < 0)
 			goto done;
 		if (rc == 0) {
-			http_error(a, 400, "invalid_parameter", "after",
-			    "no source %s (removed since the previous page?)",
-			    after);
+			http_error(a, 404, "not_found", "after",
+			    "no source %s (removed since the previous page? "
+			    "list again from the start)", after);
 			goto done;
 		}
 		created = store_bson_int(&prev, "createdAt", 0);

@@ -447,10 +447,12 @@ def test_sources_bounded(wd):
     assert seen == ids, (seen, ids)
     st, b, _ = ar.api("GET", "/sources")
     assert st == 200 and [x["id"] for x in b["sources"]] == ids and "nextAfter" not in b, b
-    for bad in ("limit=0", "limit=1001", "limit=x", "after=nope", "foo=1",
-                "after=00000000-0000-4000-8000-000000000000"):
+    for bad in ("limit=0", "limit=1001", "limit=x", "after=nope", "foo=1"):
         st, b, _ = ar.api("GET", "/sources?" + bad)
         assert st == 400, (bad, st, b)
+    # A well-formed id that names no source: 404, the field named.
+    st, b, _ = ar.api("GET", "/sources?after=00000000-0000-4000-8000-000000000000")
+    assert st == 404 and b["error"]["field"] == "after", (st, b)
     # Room again after a removal.
     st, _, _ = ar.api("DELETE", "/remove-source/" + ids[0])
     assert st in (200, 204), st

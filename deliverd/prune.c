@@ -80,26 +80,6 @@ prune_recently_delivered(const char *batch_id)
 	return false;
 }
 
-/* {_id: {$in: ids}} */
-static bson_t *
-prune_sel(char **ids, size_t n)
-{
-	bson_t		*sel = bson_new(), in, arr;
-	char		 k[16];
-	const char	*kp;
-	size_t		 i;
-
-	bson_append_document_begin(sel, "_id", -1, &in);
-	bson_append_array_begin(&in, "$in", -1, &arr);
-	for (i = 0; i < n; i++) {
-		bson_uint32_to_string((uint32_t)i, &kp, k, sizeof(k));
-		bson_append_utf8(&arr, kp, -1, ids[i], -1);
-	}
-	bson_append_array_end(&in, &arr);
-	bson_append_document_end(sel, &in);
-	return sel;
-}
-
 /* Worker: the ids of delivered metadata older than the keep time. */
 static void
 prune_sweep_ids(struct prune_job *pj)
@@ -155,7 +135,7 @@ prune_work(void *arg)
 		n = pj->nids - off;
 		if (n > PRUNE_MAX_IDS)
 			n = PRUNE_MAX_IDS;
-		sel = prune_sel(pj->ids + off, n);
+		sel = store_sel_ids(pj->ids + off, sizeof(char *), n, true);
 		m = 0;
 		pj->rc = store_delete(D.store, STORE_BODIES, sel, true, &m,
 		    pj->err, sizeof(pj->err));
@@ -164,7 +144,8 @@ prune_work(void *arg)
 	}
 	/* The swept metadata goes after its bodies. */
 	if (pj->rc == 0 && pj->nids > first) {
-		sel = prune_sel(pj->ids + first, pj->nids - first);
+		sel = store_sel_ids(pj->ids + first, sizeof(char *),
+		    pj->nids - first, true);
 		pj->rc = store_delete(D.store, STORE_BATCHES, sel, true, NULL,
 		    pj->err, sizeof(pj->err));
 		bson_destroy(sel);

@@ -90,26 +90,6 @@ handoff_check_deadline(struct handoff *h)
 	return 0;
 }
 
-/* {_id: {$in: ids[0..n)}} */
-static bson_t *
-handoff_sel_ids(char (*ids)[37], size_t n)
-{
-	bson_t		*sel = bson_new(), in, arr;
-	char		 k[16];
-	const char	*kp;
-	size_t		 i;
-
-	bson_append_document_begin(sel, "_id", -1, &in);
-	bson_append_array_begin(&in, "$in", -1, &arr);
-	for (i = 0; i < n; i++) {
-		bson_uint32_to_string((uint32_t)i, &kp, k, sizeof(k));
-		bson_append_utf8(&arr, kp, -1, ids[i], -1);
-	}
-	bson_append_array_end(&in, &arr);
-	bson_append_document_end(sel, &in);
-	return sel;
-}
-
 /*
  * Undo what an interrupted page store left of intent bid: if its batch
  * was committed (the metadata exists) nothing; else its seen ids (in each
@@ -497,7 +477,7 @@ handoff_page(struct handoff *h)
 		}
 	}
 	/* Committed: the intents have done their job. */
-	sel = handoff_sel_ids(ids, nc);
+	sel = store_sel_ids(ids, sizeof(*ids), nc, false);
 	/* A failure here leaves them to the next recovery: harmless. */
 	(void)store_delete(child_store(), STORE_INTENTS, sel, true, NULL,
 	    h->err, sizeof(h->err));

@@ -511,3 +511,24 @@ store_drop(struct store *s, const char *coll, char *err, size_t errlen)
 	store_push(s, c);
 	return rc;
 }
+
+bson_t *
+store_sel_ids(const void *base, size_t stride, size_t n, bool pointers)
+{
+	bson_t		*sel = bson_new(), in, arr;
+	const char	*p = base, *id, *kp;
+	char		 k[16];
+	size_t		 i;
+
+	bson_append_document_begin(sel, "_id", -1, &in);
+	bson_append_array_begin(&in, "$in", -1, &arr);
+	for (i = 0; i < n; i++) {
+		id = pointers ? *(const char *const *)(p + i * stride) :
+		    p + i * stride;
+		bson_uint32_to_string((uint32_t)i, &kp, k, sizeof(k));
+		bson_append_utf8(&arr, kp, -1, id, -1);
+	}
+	bson_append_array_end(&in, &arr);
+	bson_append_document_end(sel, &in);
+	return sel;
+}

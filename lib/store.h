@@ -117,6 +117,14 @@ int64_t	 store_outage_ms(const struct store *s);
 /* Route libmongoc's own log lines to our debug level. */
 void	 store_log_init(void);
 
+/*
+ * The selector {_id: {$in: [ids[0], ..., ids[n-1]]}}, where ids[i] is at
+ * base + i * stride (an array of pointers, or of fixed-size strings).
+ * bson_destroy it.
+ */
+bson_t	*store_sel_ids(const void *base, size_t stride, size_t n,
+	    bool pointers);
+
 /* BSON helpers. */
 const char *store_bson_str(const bson_t *doc, const char *dotkey);
 int64_t	 store_bson_int(const bson_t *doc, const char *dotkey, int64_t def);

@@ -176,12 +176,12 @@ src_load_quiet(struct areq *a, const char *id, bson_t *out)
 }
 
 /*
- * Append key: {keyId, nonce, ct[, until]} sealing pt with the master key
- * and AAD = the source id. 0 or -errno.
+ * Append field: {keyId, nonce, ct} sealing pt with the master key, bound
+ * by creds_seal() to the source id, the field and version. 0 or -errno.
  */
 static int
-src_seal(bson_t *parent, const char *key, const char *id, const void *pt,
-    size_t len, int64_t until)
+src_seal(bson_t *parent, const char *field, const char *id, int64_t version,
+    const void *pt, size_t len)
 {
 	uint8_t		 nonce[CRYPTO_NONCE_LEN];
 	unsigned char	*ct = NULL;
@@ -189,25 +189,24 @@ src_seal(bson_t *parent, const char *key, const char *id, const void *pt,
 	bson_t		 child;
 	int		 rc;
 
-	if ((rc = aead_seal(apid.mkey, id, strlen(id), pt, len, nonce, &ct,
-	    &ctlen)) != 0)
+	if ((rc = creds_seal(apid.mkey, id, field, version, pt, len, nonce,
+	    &ct, &ctlen)) != 0)
 		return rc;
-	BSON_APPEND_DOCUMENT_BEGIN(parent, key, &child);
+	BSON_APPEND_DOCUMENT_BEGIN(parent, field, &child);
 	BSON_APPEND_UTF8(&child, "keyId", apid.keyid);
 	BSON_APPEND_BINARY(&child, "nonce", BSON_SUBTYPE_BINARY, nonce,
 	    sizeof(nonce));
 	BSON_APPEND_BINARY(&child, "ct", BSON_SUBTYPE_BINARY, ct,
 	    (uint32_t)ctlen);
-	if (until > 0)
-		BSON_APPEND_INT64(&child, "until", until);
 	bson_append_document_end(parent, &child);
 	free(ct);
 	return 0;
 }
 
-/* Seal the credentials {"privateKey","privateKeyId"} under key. */
+/* Seal the credentials {"privateKey","privateKeyId"} of version. */
 static int
-src_seal_creds(bson_t *parent, const char *id, const struct src_creds *c)
+src_seal_creds(bson_t *parent, const char *id, int64_t version,
+    const struct src_creds *c)
 {
 	struct jsonw	*w = jsonw_new();
 	char		*pt;
@@ -226,7 +225,7 @@ src_seal_creds(bson_t *parent, const char *id, const struct src_creds *c)
 		return -ENOMEM;
 	}
 	jsonw_free(w);
-	rc = src_seal(parent, "credentials", id, pt, len, 0);
+	rc = src_seal(parent, "credentials", id, version, pt, len);
 	crypto_free_secret(pt, len + 1);
 	return rc;
 }
@@ -669,14 +668,15 @@ op_commit_add(struct op *op)
 	    (int32_t)(op->in.has_lookback ? op->in.lookback :
 	    config_int(cfg, CONF_FETCH_INITIAL_LOOKBACK)));
 	BSON_APPEND_UTF8(&doc, "requestDigest", digest);
-	if (src_seal_creds(&doc, op->id, &op->in.creds) != 0 ||
-	    src_seal(&doc, "webhookSecret", op->id, secret, strlen(secret),
-	    0) != 0) {
+	if (src_seal_creds(&doc, op->id, 1, &op->in.creds) != 0 ||
+	    src_seal(&doc, "webhookSecret", op->id, 1, secret,
+	    strlen(secret)) != 0) {
 		http_error(op->a, 500, "internal", NULL,
 		    "cannot encrypt the credentials");
 		goto done;
 	}
 	BSON_APPEND_INT64(&doc, "credentialsVersion", 1);
+	BSON_APPEND_INT64(&doc, "webhookSecretVersion", 1);
 	BSON_APPEND_INT64(&doc, "createdAt", now);
 	BSON_APPEND_INT64(&doc, "updatedAt", now);
 	rc = store_insert_one(child_store(), STORE_SOURCES, &doc, err,
@@ -760,7 +760,8 @@ op_commit_creds(struct op *op)
 	BSON_APPEND_ARRAY_BEGIN(&set, "scopes", &scopes);
 	BSON_APPEND_UTF8(&scopes, "0", GOOGLE_SCOPE_REPORTS);
 	bson_append_array_end(&set, &scopes);
-	if (src_seal_creds(&set, op->id, &op->in.creds) != 0) {
+	if (src_seal_creds(&set, op->id, op->cred_version + 1,
+	    &op->in.creds) != 0) {
 		http_error(op->a, 500, "internal", NULL,
 		    "cannot encrypt the credentials");
 		goto done;
@@ -1301,7 +1302,7 @@ sources_rotate_secret(struct areq *a)
 	struct verr	 e;
 	struct jsonw	*w = NULL;
 	char		*secret = NULL, when[32];
-	int64_t		 until = util_now_ms() + SECRET_OVERLAP_MS;
+	int64_t		 until = util_now_ms() + SECRET_OVERLAP_MS, ver;
 
 	memset(&e, 0, sizeof(e));
 	if (a->body != NULL && validate_empty_object(a->body, &e) != 0) {
@@ -1312,6 +1313,12 @@ sources_rotate_secret(struct areq *a)
 		goto done;
 	if ((secret = webhook_secret_new()) == NULL)
 		fatal("out of memory");
+	/*
+	 * The blob moves as it is: sealed for webhookSecret at version ver,
+	 * it opens as the previous secret while webhookSecretVersion is
+	 * ver + 1 (the credentials version is not involved).
+	 */
+	ver = store_bson_int(&doc, "webhookSecretVersion", 1);
 	if (bson_iter_init_find(&it, &doc, "webhookSecret") &&
 	    BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &sub)) {
 		BSON_APPEND_DOCUMENT_BEGIN(&set, "previousWebhookSecret", &prev);
@@ -1322,11 +1329,12 @@ sources_rotate_secret(struct areq *a)
 		bson_append_document_end(&set, &prev);
 	}
 	bson_destroy(&doc);
-	if (src_seal(&set, "webhookSecret", a->id, secret, strlen(secret),
-	    0) != 0) {
+	if (src_seal(&set, "webhookSecret", a->id, ver + 1, secret,
+	    strlen(secret)) != 0) {
 		http_error(a, 500, "internal", NULL, "cannot encrypt");
 		goto done;
 	}
+	BSON_APPEND_INT64(&set, "webhookSecretVersion", ver + 1);
 	BSON_APPEND_INT64(&set, "updatedAt", util_now_ms());
 	if (!src_update(a, a->id, &set))
 		goto done;

@@ -77,12 +77,14 @@ deliverd_secret_free(char **p)
 
 /*
  * Open the sealed secret in field of a source document ({keyId, nonce,
- * ct[, until]}). malloc'd "whsec_..."; NULL with err[] when absent or
- * unreadable (the text never contains the secret).
+ * ct[, until]}), sealed for webhookSecret at version (creds_open(); a
+ * blob of the first format opens too). malloc'd "whsec_..."; NULL with
+ * err[] when absent or unreadable (the text never contains the secret).
  */
 static char *
 deliverd_secret_open(const char *source_id, const bson_t *doc,
-    const char *field, int64_t *until, char *err, size_t errlen)
+    const char *field, int64_t version, int64_t *until, char *err,
+    size_t errlen)
 {
 	bson_iter_t		 it, sub;
 	const uint8_t		*nonce = NULL, *ct = NULL;
@@ -123,8 +125,8 @@ deliverd_secret_open(const char *source_id, const bson_t *doc,
 		    "this instance has %s", field, keyid, D.keyid);
 		return NULL;
 	}
-	if (aead_open(D.key, source_id, strlen(source_id), nonce, ct, ctlen,
-	    &pt, &ptlen) != 0) {
+	if (creds_open(D.key, source_id, "webhookSecret", version, nonce, ct,
+	    ctlen, &pt, &ptlen, NULL) != 0) {
 		snprintf(err, errlen, "%s does not open with the master key",
 		    field);
 		return NULL;
@@ -1026,7 +1028,7 @@ deliverd_source_apply(struct dsource *s, const bson_t *doc)
 {
 	const char	*url = store_bson_str(doc, "callbackUrl");
 	char		 err[256], *sec, *prev;
-	int64_t		 until = 0;
+	int64_t		 until = 0, ver;
 
 	s->paused = store_bson_bool(doc, "paused", false);
 	if (url != NULL && (s->url == NULL || strcmp(url, s->url) != 0)) {
@@ -1049,8 +1051,10 @@ deliverd_source_apply(struct dsource *s, const bson_t *doc)
 				deliverd_source_state_write(s);
 		}
 	}
-	sec = deliverd_secret_open(s->id, doc, "webhookSecret", NULL, err,
-	    sizeof(err));
+	/* The previous secret was sealed at the version before this one. */
+	ver = store_bson_int(doc, "webhookSecretVersion", 1);
+	sec = deliverd_secret_open(s->id, doc, "webhookSecret", ver, NULL,
+	    err, sizeof(err));
 	if (sec == NULL) {
 		if (s->secret != NULL || s->last_error[0] == '\0')
 			log_err("source=%s cannot read its webhook secret: %s; "
@@ -1063,7 +1067,7 @@ deliverd_source_apply(struct dsource *s, const bson_t *doc)
 	}
 	deliverd_secret_free(&s->prev_secret);
 	prev = deliverd_secret_open(s->id, doc, "previousWebhookSecret",
-	    &until, err, sizeof(err));
+	    ver - 1, &until, err, sizeof(err));
 	if (prev != NULL) {
 		s->prev_secret = prev;
 		s->prev_until = until;

@@ -936,8 +936,9 @@ src_build_client(struct fsrc *s, const bson_t *doc, char *err,
 		    "master key (keyId %.16s, ours %s)", kid, fconf.master_id);
 		return -EINVAL;
 	}
-	if (aead_open(fconf.master, s->id, strlen(s->id), nonce, ct, ctlen,
-	    &pt, &ptlen) != 0) {
+	if (creds_open(fconf.master, s->id, "credentials",
+	    store_bson_int(doc, "credentialsVersion", 1), nonce, ct, ctlen,
+	    &pt, &ptlen, NULL) != 0) {
 		snprintf(err, errlen, "cannot decrypt the stored credentials "
 		    "(wrong master key?)");
 		return -EINVAL;

@@ -473,6 +473,29 @@ def partition_of(source_id, count=64):
     return h % count
 
 
+def secret_aad(sid, field, version):
+    """The AAD of a sealed secret in a sources document (lib/crypto.c
+    creds_aad): "ar2" US id US field US version."""
+    return ("ar2\x1f%s\x1f%s\x1f%d" % (sid, field, version)).encode()
+
+
+def master_aes(ar):
+    """AES-256-GCM under the master key of ar (pip cryptography)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    with open(ar.keyfile) as f:
+        return AESGCM(base64.b64decode(f.read().strip()))
+
+
+def secret_opens(aes, blob, aad):
+    """True when the sealed {keyId, nonce, ct} opens with aad."""
+    from cryptography.exceptions import InvalidTag
+    try:
+        aes.decrypt(bytes(blob["nonce"]), bytes(blob["ct"]), aad)
+        return True
+    except InvalidTag:
+        return False
+
+
 def source_secret(created):
     for k in ("webhookSecret", "secret", "signingSecret"):
         if k in created:

@@ -82,8 +82,16 @@ def test_endpoints(wd):
     assert src["status"] == "active" and src["logFetchInterval"] == 60
     assert "privateKey" not in json.dumps(src)
 
-    # The stored document: encrypted, key id, AAD bound to the id.
+    # The stored document: encrypted, key id, AAD bound to the id, the
+    # field and its version (a blob opens for nothing else).
     doc = store.db()["sources"].find_one({"_id": sid})
+    aes = h.master_aes(ar)
+    assert h.secret_opens(aes, doc["credentials"], h.secret_aad(sid, "credentials", 1))
+    assert h.secret_opens(aes, doc["webhookSecret"], h.secret_aad(sid, "webhookSecret", 1))
+    assert doc["webhookSecretVersion"] == 1
+    assert not h.secret_opens(aes, doc["credentials"], h.secret_aad(sid, "webhookSecret", 1))
+    assert not h.secret_opens(aes, doc["webhookSecret"], h.secret_aad(sid, "credentials", 1))
+    assert not h.secret_opens(aes, doc["credentials"], sid.encode())
     assert doc["clientEmail"] == k1["client_email"] and doc["subject"] == ADMIN
     assert len(doc["credentials"]["nonce"]) == 12 and len(doc["credentials"]["keyId"]) == 16
     assert len(doc["webhookSecret"]["nonce"]) == 12
@@ -159,6 +167,9 @@ def test_endpoints(wd):
     after = db["sources"].find_one({"_id": sid})
     assert after["credentials"]["ct"] != before["credentials"]["ct"]
     assert after["webhookSecret"] == before["webhookSecret"]
+    assert h.secret_opens(aes, after["credentials"], h.secret_aad(sid, "credentials", 2))
+    assert not h.secret_opens(aes, after["credentials"], h.secret_aad(sid, "credentials", 1))
+    assert after["webhookSecretVersion"] == 1
 
     # Rotate the webhook secret: returned once, previous kept 24 h.
     st, r, _ = ar.api("POST", "/sources/%s/webhook-secret" % sid)
@@ -168,6 +179,11 @@ def test_endpoints(wd):
     assert abs(until - (time.time() + 86400) * 1000) < 120000
     assert db["sources"].find_one({"_id": sid})["previousWebhookSecret"]["ct"] == \
         before["webhookSecret"]["ct"]
+    # The previous blob moved as it was: it opens at the version before.
+    rot = db["sources"].find_one({"_id": sid})
+    assert rot["webhookSecretVersion"] == 2 and rot["credentialsVersion"] == 2
+    assert h.secret_opens(aes, rot["webhookSecret"], h.secret_aad(sid, "webhookSecret", 2))
+    assert h.secret_opens(aes, rot["previousWebhookSecret"], h.secret_aad(sid, "webhookSecret", 1))
     st, one, _ = ar.api("GET", "/sources/" + sid)
     assert one.get("previousWebhookSecretValidUntil"), one
     st, r2, _ = ar.api("POST", "/sources/%s/webhook-secret" % sid, {})

@@ -318,6 +318,60 @@ def test_signature_during_rotation(wd):
     ids2 = seed_logs(db, sid, 5, "b")
     h.wait_for(lambda: store_all_delivered(db, sid, 10), 30, "delivered (new secret)")
     check_consistent(recv, sid, ids + ids2)
+    # A credentials rotation leaves both webhook secrets readable (they
+    # are bound to webhookSecretVersion, not to credentialsVersion).
+    st, body, _ = ar.api("PUT", "/sources/%s/credentials" % sid,
+                         {"serviceAccountKey": key, "subject": admin})
+    assert st == 200 and body["credentialsVersion"] == 2, (st, body)
+    time.sleep(2)   # deliverd re-reads the source
+    recv.set_secret(sid, old)
+    ids3 = seed_logs(db, sid, 5, "c")
+    h.wait_for(lambda: store_all_delivered(db, sid, 15), 30, "delivered (old, after PUT)")
+    recv.set_secret(sid, new)
+    ids4 = seed_logs(db, sid, 5, "d")
+    h.wait_for(lambda: store_all_delivered(db, sid, 20), 30, "delivered (new, after PUT)")
+    check_consistent(recv, sid, ids + ids2 + ids3 + ids4)
+
+
+def test_legacy_sealed_secrets(wd):
+    """Blobs of the first format (AAD = the source id alone) still open:
+    fetcherd builds its Google client from them, deliverd signs with the
+    current and the previous secret."""
+    store, sim, ar, (recv,), key, admin = setup(wd)
+    db = store.db()
+    sid = add_source(ar, key, admin, recv)
+    old = recv.secrets[sid]
+    st, body, _ = ar.api("POST", "/sources/%s/webhook-secret" % sid)
+    assert st == 200, (st, body)
+    new = h.source_secret(body)
+    ar.stop()
+    aes = h.master_aes(ar)
+    doc = db.sources.find_one({"_id": sid})
+    legacy = {}
+    for field, aad in (("credentials", h.secret_aad(sid, "credentials", 1)),
+                       ("webhookSecret", h.secret_aad(sid, "webhookSecret", 2)),
+                       ("previousWebhookSecret", h.secret_aad(sid, "webhookSecret", 1))):
+        blob = dict(doc[field])
+        pt = aes.decrypt(bytes(blob["nonce"]), bytes(blob["ct"]), aad)
+        blob["nonce"] = os.urandom(12)
+        blob["ct"] = aes.encrypt(blob["nonce"], pt, sid.encode())
+        legacy[field] = blob
+    db.sources.update_one({"_id": sid}, {"$set": legacy,
+                                         "$unset": {"webhookSecretVersion": ""}})
+    db.source_state.delete_many({"_id": sid + ":fetch"})
+    ar.start()
+    h.wait_for(lambda: (db.source_state.find_one({"_id": sid + ":fetch"}) or {}).get("lastFetchAt"),
+               30, "a fetch with legacy credentials")
+    assert db.source_state.find_one({"_id": sid + ":fetch"})["lastError"] is None
+    recv.set_secret(sid, old)
+    ids = seed_logs(db, sid, 5, "a")
+    h.wait_for(lambda: store_all_delivered(db, sid, 5), 30, "delivered (legacy previous)")
+    recv.set_secret(sid, new)
+    ids2 = seed_logs(db, sid, 5, "b")
+    h.wait_for(lambda: store_all_delivered(db, sid, 10), 30, "delivered (legacy current)")
+    check_consistent(recv, sid, ids + ids2)
+    # Reading changed nothing in the store.
+    assert db.sources.find_one({"_id": sid})["credentials"]["ct"] == legacy["credentials"]["ct"]
 
 
 def test_410_pauses_and_alerts(wd):
@@ -347,4 +401,4 @@ if __name__ == "__main__":
                  test_429_retry_after, test_slow_receiver_does_not_delay_another,
                  test_400_dead_letters_alert_replay, test_kill9_mid_post_nothing_lost,
                  test_ssrf_loopback_refused_at_connect, test_signature_during_rotation,
-                 test_410_pauses_and_alerts], "deliver")
+                 test_legacy_sealed_secrets, test_410_pauses_and_alerts], "deliver")

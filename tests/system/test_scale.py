@@ -37,13 +37,13 @@ CFG = {"rescan_interval": "5", "log_verbose": "0", "fetch_initial_lookback": "60
        "fetch_client_concurrency": "16", "fetch_max_concurrency": "32"}
 
 
-def reseal(aes, field, old_id, new_id):
+def reseal(aes, field, name, version, old_id, new_id):
     """field ({keyId, nonce, ct, ...}) opened under old_id, sealed under new_id."""
-    pt = aes.decrypt(bytes(field["nonce"]), bytes(field["ct"]), old_id.encode())
+    pt = aes.decrypt(bytes(field["nonce"]), bytes(field["ct"]), h.secret_aad(old_id, name, version))
     nonce = os.urandom(12)
     out = dict(field)
     out["nonce"] = nonce
-    out["ct"] = aes.encrypt(nonce, pt, new_id.encode())
+    out["ct"] = aes.encrypt(nonce, pt, h.secret_aad(new_id, name, version))
     return out
 
 
@@ -54,8 +54,10 @@ def clone_sources(db, keyfile, template, n):
     for _ in range(n):
         d = dict(template)
         d["_id"] = str(uuid.uuid4())
-        d["credentials"] = reseal(aes, template["credentials"], template["_id"], d["_id"])
-        d["webhookSecret"] = reseal(aes, template["webhookSecret"], template["_id"], d["_id"])
+        d["credentials"] = reseal(aes, template["credentials"], "credentials",
+                                  template["credentialsVersion"], template["_id"], d["_id"])
+        d["webhookSecret"] = reseal(aes, template["webhookSecret"], "webhookSecret",
+                                    template["webhookSecretVersion"], template["_id"], d["_id"])
         docs.append(d)
     for i in range(0, len(docs), 200):
         db.sources.insert_many(docs[i:i + 200])

@@ -352,11 +352,69 @@ test_creds_aad(void **state)
 	free(ct);
 }
 
+/*
+ * The binding apid uses: credentials at credentialsVersion, the webhook
+ * secret at webhookSecretVersion, the previous one at the version before
+ * (its blob moves as it is). No blob opens in another's place.
+ */
+static void
+test_creds_fields(void **state)
+{
+	uint8_t		 key[CRYPTO_KEY_LEN], n[3][CRYPTO_NONCE_LEN];
+	unsigned char	*ct[3], *pt;
+	size_t		 ctlen[3], ptlen;
+	bool		 legacy;
+	const char	*id = "6f1c0a52-0d3e-4c55-8a1b-9e7f00c0ffee";
+	static const struct {
+		const char	*field;
+		int64_t		 version;
+	} b[3] = {
+		{ "credentials", 2 },		/* after one PUT */
+		{ "webhookSecret", 2 },		/* after one rotation */
+		{ "webhookSecret", 1 },		/* previousWebhookSecret */
+	};
+	int		 i, j;
+
+	crypto_random(key, sizeof(key));
+	for (i = 0; i < 3; i++)
+		assert_int_equal(creds_seal(key, id, b[i].field, b[i].version,
+		    "x", 1, n[i], &ct[i], &ctlen[i]), 0);
+	for (i = 0; i < 3; i++)
+		for (j = 0; j < 3; j++) {
+			int rc = creds_open(key, id, b[j].field, b[j].version,
+			    n[i], ct[i], ctlen[i], &pt, &ptlen, &legacy);
+
+			if (i == j) {
+				assert_int_equal(rc, 0);
+				assert_false(legacy);
+				crypto_free_secret(pt, ptlen + 1);
+			} else
+				assert_int_equal(rc, -EBADMSG);
+		}
+	/* Rolled back or forward: refused. */
+	assert_int_equal(creds_open(key, id, "credentials", 1, n[0], ct[0],
+	    ctlen[0], &pt, &ptlen, &legacy), -EBADMSG);
+	assert_int_equal(creds_open(key, id, "webhookSecret", 3, n[1], ct[1],
+	    ctlen[1], &pt, &ptlen, &legacy), -EBADMSG);
+	for (i = 0; i < 3; i++)
+		free(ct[i]);
+	/* A legacy blob opens for any field and version, flagged. */
+	assert_int_equal(aead_seal(key, id, strlen(id), "whsec_x", 7, n[0],
+	    &ct[0], &ctlen[0]), 0);
+	assert_int_equal(creds_open(key, id, "webhookSecret", 7, n[0], ct[0],
+	    ctlen[0], &pt, &ptlen, &legacy), 0);
+	assert_true(legacy);
+	assert_memory_equal(pt, "whsec_x", 7);
+	crypto_free_secret(pt, ptlen + 1);
+	free(ct[0]);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_creds_aad),
+		cmocka_unit_test(test_creds_fields),
 		cmocka_unit_test(test_b64_vectors),
 		cmocka_unit_test(test_b64_roundtrip),
 		cmocka_unit_test(test_b64_rejects),

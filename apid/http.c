@@ -40,47 +40,64 @@ enum body_rule {
 	BODY_OPTIONAL,		/* empty, or a JSON object */
 };
 
-struct method {
-	enum evhttp_cmd_type	 cmd;
-	http_handler		 fn;
-	enum body_rule		 body;
-};
+/* Flags of a route. */
+#define RT_PUBLIC	0x01	/* no token needed */
+#define RT_METRICS	0x02	/* no token needed when metrics_public */
+#define RT_QUERY	0x04	/* takes query parameters (the handler's) */
 
+#define HTTP_PATH_SEGS	4	/* segments of the longest path */
+
+/*
+ * One method on one path. The path is a pattern of at most HTTP_PATH_SEGS
+ * segments, ":id" matching any one segment (the source id, into a->id).
+ * A path is public when one of its routes is (its 405 needs no token
+ * either); Allow lists the methods of its routes in table order.
+ */
 struct route {
-	const char	*seg[4];	/* "*" matches the id */
-	size_t		 nseg;
-	const char	*allow;
-	bool		 open;		/* no token needed */
-	struct method	 m[2];
+	enum evhttp_cmd_type	 cmd;
+	const char		*path;
+	http_handler		 fn;
+	unsigned		 flags;
+	enum body_rule		 body;
+	size_t			 body_max;	/* bytes, for BODY_* but NONE */
 };
 
 static void	http_healthz(struct areq *a);
 static void	http_openapi(struct areq *a);
 
 static const struct route routes[] = {
-	{ { "healthz" }, 1, "GET", true,
-	    { { EVHTTP_REQ_GET, http_healthz, BODY_NONE } } },
-	{ { "openapi.json" }, 1, "GET", false,
-	    { { EVHTTP_REQ_GET, http_openapi, BODY_NONE } } },
-	{ { "metrics" }, 1, "GET", false,
-	    { { EVHTTP_REQ_GET, metrics_get, BODY_NONE } } },
-	{ { "add-source" }, 1, "POST", false,
-	    { { EVHTTP_REQ_POST, sources_add, BODY_REQUIRED } } },
-	{ { "remove-source", "*" }, 2, "DELETE", false,
-	    { { EVHTTP_REQ_DELETE, sources_remove, BODY_NONE } } },
-	{ { "sources" }, 1, "GET", false,
-	    { { EVHTTP_REQ_GET, sources_list, BODY_NONE } } },
-	{ { "sources", "*" }, 2, "GET, PATCH", false,
-	    { { EVHTTP_REQ_GET, sources_get, BODY_NONE },
-	      { EVHTTP_REQ_PATCH, sources_patch, BODY_REQUIRED } } },
-	{ { "sources", "*", "credentials" }, 3, "PUT", false,
-	    { { EVHTTP_REQ_PUT, sources_put_credentials, BODY_REQUIRED } } },
-	{ { "sources", "*", "webhook-secret" }, 3, "POST", false,
-	    { { EVHTTP_REQ_POST, sources_rotate_secret, BODY_OPTIONAL } } },
-	{ { "sources", "*", "dead-letters" }, 3, "GET", false,
-	    { { EVHTTP_REQ_GET, sources_dead_letters, BODY_NONE } } },
-	{ { "sources", "*", "dead-letters", "replay" }, 4, "POST", false,
-	    { { EVHTTP_REQ_POST, sources_replay, BODY_OPTIONAL } } },
+	{ EVHTTP_REQ_GET, "/healthz", http_healthz, RT_PUBLIC,
+	    BODY_NONE, 0 },
+	{ EVHTTP_REQ_GET, "/openapi.json", http_openapi, 0,
+	    BODY_NONE, 0 },
+	{ EVHTTP_REQ_GET, "/metrics", metrics_get, RT_METRICS,
+	    BODY_NONE, 0 },
+	{ EVHTTP_REQ_POST, "/add-source", sources_add, 0,
+	    BODY_REQUIRED, HTTP_BODY_MAX },
+	{ EVHTTP_REQ_DELETE, "/remove-source/:id", sources_remove, 0,
+	    BODY_NONE, 0 },
+	{ EVHTTP_REQ_GET, "/sources", sources_list, RT_QUERY,
+	    BODY_NONE, 0 },
+	{ EVHTTP_REQ_GET, "/sources/:id", sources_get, 0,
+	    BODY_NONE, 0 },
+	{ EVHTTP_REQ_PATCH, "/sources/:id", sources_patch, 0,
+	    BODY_REQUIRED, HTTP_BODY_MAX },
+	{ EVHTTP_REQ_PUT, "/sources/:id/credentials", sources_put_credentials,
+	    0, BODY_REQUIRED, HTTP_BODY_MAX },
+	{ EVHTTP_REQ_POST, "/sources/:id/webhook-secret",
+	    sources_rotate_secret, 0, BODY_OPTIONAL, HTTP_BODY_MAX },
+	{ EVHTTP_REQ_GET, "/sources/:id/dead-letters", sources_dead_letters,
+	    RT_QUERY, BODY_NONE, 0 },
+	{ EVHTTP_REQ_POST, "/sources/:id/dead-letters/replay",
+	    sources_replay, 0, BODY_OPTIONAL, HTTP_BODY_MAX },
+};
+
+/* What http_match() found for a path. */
+struct match {
+	const struct route	*r;		/* the route of the method */
+	bool			 path;		/* some route has the path */
+	bool			 open;		/* no token needed */
+	char			 allow[64];	/* its methods, "GET, PATCH" */
 };
 
 static struct evhttp	*http_srv;
@@ -331,11 +348,11 @@ http_openapi(struct areq *a)
 }
 
 /*
- * Split path into at most 4 segments; false when it has more, empty
- * segments, or a trailing slash.
+ * Split path into at most HTTP_PATH_SEGS segments; false when it has more,
+ * empty segments, or a trailing slash.
  */
 static bool
-http_split(const char *path, char seg[4][64], size_t *nseg)
+http_split(const char *path, char seg[HTTP_PATH_SEGS][64], size_t *nseg)
 {
 	const char	*p = path, *q;
 	size_t		 n = 0, len;
@@ -346,7 +363,7 @@ http_split(const char *path, char seg[4][64], size_t *nseg)
 	while (*p != '\0') {
 		q = strchr(p, '/');
 		len = q != NULL ? (size_t)(q - p) : strlen(p);
-		if (len == 0 || len >= 64 || n == 4)
+		if (len == 0 || len >= 64 || n == HTTP_PATH_SEGS)
 			return false;
 		memcpy(seg[n], p, len);
 		seg[n][len] = '\0';
@@ -361,39 +378,96 @@ http_split(const char *path, char seg[4][64], size_t *nseg)
 	return n > 0;
 }
 
-/* Find the route of path; the :id segment into id. NULL when none. */
-static const struct route *
-http_route(const char *path, char *id, size_t idlen)
+/*
+ * True when the segments seg[0..nseg) match the route pattern pat; the
+ * segment under ":id" is then copied into id.
+ */
+static bool
+http_pattern_match(const char *pat, char seg[HTTP_PATH_SEGS][64],
+    size_t nseg, char *id, size_t idlen)
 {
-	char	seg[4][64];
-	size_t	nseg, i, j;
+	const char	*p = pat + 1, *sid = NULL;
+	size_t		 i, len;
 
-	if (!http_split(path, seg, &nseg))
-		return NULL;
-	for (i = 0; i < nitems(routes); i++) {
-		if (routes[i].nseg != nseg)
-			continue;
-		for (j = 0; j < nseg; j++) {
-			if (strcmp(routes[i].seg[j], "*") == 0)
-				util_strlcpy(id, seg[j], idlen);
-			else if (strcmp(routes[i].seg[j], seg[j]) != 0)
-				break;
-		}
-		if (j == nseg)
-			return &routes[i];
+	for (i = 0; i < nseg; i++) {
+		len = strcspn(p, "/");
+		if (len == 0)
+			return false;
+		if (len == 3 && strncmp(p, ":id", 3) == 0)
+			sid = seg[i];
+		else if (strlen(seg[i]) != len || strncmp(seg[i], p, len) != 0)
+			return false;
+		p += len;
+		if (*p == '/')
+			p++;
 	}
-	return NULL;
+	if (*p != '\0')
+		return false;
+	if (sid != NULL)
+		util_strlcpy(id, sid, idlen);
+	return true;
+}
+
+/* The name of a method, as Allow lists it. */
+static const char *
+http_method_name(enum evhttp_cmd_type cmd)
+{
+	switch (cmd) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	default:
+		return "?";
+	}
+}
+
+/*
+ * Look path and method cmd up in the route table into *m (the :id segment
+ * into id): the route of the method, whether the path exists, whether it
+ * is public and which methods it allows.
+ */
+static void
+http_match(const char *path, enum evhttp_cmd_type cmd, char *id,
+    size_t idlen, struct match *m)
+{
+	const struct route	*r;
+	char			 seg[HTTP_PATH_SEGS][64];
+	size_t			 nseg, i, len;
+
+	memset(m, 0, sizeof(*m));
+	if (!http_split(path, seg, &nseg))
+		return;
+	for (i = 0; i < nitems(routes); i++) {
+		r = &routes[i];
+		if (!http_pattern_match(r->path, seg, nseg, id, idlen))
+			continue;
+		if ((r->flags & RT_PUBLIC) || ((r->flags & RT_METRICS) &&
+		    config_bool(child_config(), CONF_METRICS_PUBLIC)))
+			m->open = true;
+		if (r->cmd == cmd)
+			m->r = r;
+		len = strlen(m->allow);
+		snprintf(m->allow + len, sizeof(m->allow) - len, "%s%s",
+		    m->path ? ", " : "", http_method_name(r->cmd));
+		m->path = true;
+	}
 }
 
 bool
 http_path_open(const char *path)
 {
-	const struct route	*r;
-	char			 id[64];
+	struct match	m;
+	char		id[64];
 
-	r = http_route(path, id, sizeof(id));
-	return r != NULL && (r->open || (r->m[0].fn == metrics_get &&
-	    config_bool(child_config(), CONF_METRICS_PUBLIC)));
+	http_match(path, (enum evhttp_cmd_type)0, id, sizeof(id), &m);
+	return m.open;
 }
 
 /* True when the Content-Type is JSON (charset, if any, UTF-8). */
@@ -433,10 +507,14 @@ http_is_json(const char *ct)
 	return *p == '\0';
 }
 
-/* Read and parse the body per rule; replies itself and returns false. */
+/*
+ * Read and parse the body as route r wants it; replies itself and returns
+ * false.
+ */
 static bool
-http_take_body(struct areq *a, enum body_rule rule)
+http_take_body(struct areq *a, const struct route *r)
 {
+	enum body_rule	 rule = r->body;
 	struct evbuffer	*in = evhttp_request_get_input_buffer(a->req);
 	size_t		 len = evbuffer_get_length(in);
 	const char	*ct;
@@ -448,9 +526,9 @@ http_take_body(struct areq *a, enum body_rule rule)
 		return true;
 	if (len == 0 && rule == BODY_OPTIONAL)
 		return true;
-	if (len > HTTP_BODY_MAX) {
+	if (len > r->body_max) {
 		http_error(a, 413, "payload_too_large", "body",
-		    "the body is larger than %d bytes", HTTP_BODY_MAX);
+		    "the body is larger than %zu bytes", r->body_max);
 		return false;
 	}
 	ct = evhttp_find_header(evhttp_request_get_input_headers(a->req),
@@ -507,13 +585,10 @@ static void
 http_request_cb(struct evhttp_request *req, void *arg)
 {
 	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
-	const struct route	*r;
-	const struct method	*m = NULL;
 	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
+	struct match		 m;
 	struct areq		*a;
 	const char		*path;
-	size_t			 i;
-	bool			 open;
 
 	a = util_xcalloc(1, sizeof(*a));
 	a->req = req;
@@ -533,40 +608,34 @@ http_request_cb(struct evhttp_request *req, void *arg)
 		evhttp_connection_set_closecb(a->conn, http_close_cb, a);
 	path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	a->query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
-	r = http_route(path, a->id, sizeof(a->id));
-	open = r != NULL && (r->open || (r->m[0].fn == metrics_get &&
-	    config_bool(child_config(), CONF_METRICS_PUBLIC)));
+	http_match(path, cmd, a->id, sizeof(a->id), &m);
 	a->authorized = http_authorized(req);
-	if (!open && !a->authorized) {
+	if (!m.open && !a->authorized) {
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "WWW-Authenticate", "Bearer");
 		http_error(a, 401, "unauthorized", NULL, "missing or wrong "
 		    "bearer token (send Authorization: Bearer <token>)");
 		return;
 	}
-	if (r == NULL) {
+	if (!m.path) {
 		http_error(a, 404, "not_found", NULL, "no such path");
 		return;
 	}
-	for (i = 0; i < nitems(r->m) && r->m[i].fn != NULL; i++)
-		if (r->m[i].cmd == cmd)
-			m = &r->m[i];
-	if (m == NULL) {
+	if (m.r == NULL) {
 		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Allow", r->allow);
+		    "Allow", m.allow);
 		http_error(a, 405, "method_not_allowed", NULL,
-		    "method not allowed here; allowed: %s", r->allow);
+		    "method not allowed here; allowed: %s", m.allow);
 		return;
 	}
-	if (a->query != NULL && m->fn != sources_dead_letters &&
-	    m->fn != sources_list) {
+	if (a->query != NULL && (m.r->flags & RT_QUERY) == 0) {
 		http_error(a, 400, "unknown_parameter", "query",
 		    "this endpoint takes no query parameters");
 		return;
 	}
-	if (!http_take_body(a, m->body))
+	if (!http_take_body(a, m.r))
 		return;
-	m->fn(a);
+	m.r->fn(a);
 }
 
 /*

@@ -1,6 +1,8 @@
 /*
  * The API's HTTP layer on evhttp: one request context per request,
- * routing with 404/405 (+ Allow), bearer authentication in constant time,
+ * routing by one table of routes (method, path pattern, handler, token,
+ * query and body rules) with 404/405 (+ Allow) and the pre-body token
+ * check read from it, bearer authentication in constant time,
  * body checks (415, 413, depth, UTF-8) and JSON replies/errors.
  */
 #ifndef AR_APID_HTTP_H
@@ -50,7 +52,7 @@ void	http_verr(struct areq *a, const struct verr *e);
 bool	http_gone(const struct areq *a);
 /* The connection of a went away (conn.c). */
 void	http_conn_gone(struct areq *a);
-/* True when path needs no token (GET /healthz, /metrics when public). */
+/* True when path needs no token (/healthz, /metrics when public). */
 bool	http_path_open(const char *path);
 /* Constant-time check of an Authorization header value. */
 bool	http_token_ok(const char *value);

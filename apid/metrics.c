@@ -69,6 +69,9 @@ static const struct field fetch_fields[] = {
 	  "Events read again and absorbed by the de-duplication." },
 	{ "errorLogs", "auditrelay_fetch_error_events_total", M_COUNTER, 1,
 	  "Stored events that could not be normalized (sent with an error)." },
+	{ "truncatedLogs", "auditrelay_fetch_truncated_events_total",
+	  M_COUNTER, 1, "Stored events over the size cap, delivered "
+	  "truncated (details {}, raw null, originalBytes)." },
 	{ "pages", "auditrelay_fetch_pages_total", M_COUNTER, 1,
 	  "Pages read from the Reports API." },
 	{ "windows", "auditrelay_fetch_windows_total", M_COUNTER, 1,

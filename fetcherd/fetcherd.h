@@ -71,6 +71,7 @@ struct fetch_stats {
 	int64_t		events_fetched;	/* events read from Google */
 	int64_t		duplicates;	/* already stored, absorbed */
 	int64_t		error_logs;
+	int64_t		truncated_logs;	/* stored over the size cap */
 	int64_t		pages;
 	int64_t		windows;
 	int64_t		lag_count, lag_sum_ms, lag_max_ms, last_lag_ms;

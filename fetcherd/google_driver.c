@@ -152,6 +152,7 @@ driver_load_apply(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc)
 		s->events_fetched = store_bson_int(sdoc, "eventsFetched", 0);
 		s->duplicates = store_bson_int(sdoc, "duplicates", 0);
 		s->error_logs = store_bson_int(sdoc, "errorLogs", 0);
+		s->truncated_logs = store_bson_int(sdoc, "truncatedLogs", 0);
 		s->pages = store_bson_int(sdoc, "pages", 0);
 		s->windows = store_bson_int(sdoc, "windows", 0);
 		s->lag_count = store_bson_int(sdoc, "lag.count", 0);
@@ -264,6 +265,7 @@ driver_save_docs(struct fjob *j, struct handoff *h)
 	BSON_APPEND_INT64(&doc, "eventsFetched", s->events_fetched);
 	BSON_APPEND_INT64(&doc, "duplicates", s->duplicates);
 	BSON_APPEND_INT64(&doc, "errorLogs", s->error_logs);
+	BSON_APPEND_INT64(&doc, "truncatedLogs", s->truncated_logs);
 	BSON_APPEND_INT64(&doc, "pages", s->pages);
 	BSON_APPEND_INT64(&doc, "windows", s->windows);
 	BSON_APPEND_DOCUMENT_BEGIN(&doc, "lag", &lag);
@@ -529,6 +531,8 @@ driver_count(struct fjob *j, struct norm_log *logs, size_t n,
 		s->events_stored++;
 		if (logs[i].error)
 			s->error_logs++;
+		if (logs[i].truncated)
+			s->truncated_logs++;
 		if (j->kind == WIN_REREAD)
 			s->late_rereads[j->rr_age]++;
 		else if (logs[i].time_ms > 0 &&

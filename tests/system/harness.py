@@ -473,6 +473,20 @@ def partition_of(source_id, count=64):
     return h % count
 
 
+def metric(ar, family, **labels):
+    """The value of the sample of family whose labels include labels (all
+    given as strings) in GET /metrics; None when absent."""
+    st, text, _ = ar.api("GET", "/metrics")
+    assert st == 200, st
+    want = ['%s="%s"' % kv for kv in labels.items()]
+    for line in text.splitlines():
+        m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)$", line)
+        if m and m.group(1) == family and \
+                all(w in (m.group(2) or "").split(",") for w in want):
+            return float(m.group(3))
+    return None
+
+
 def secret_aad(sid, field, version):
     """The AAD of a sealed secret in a sources document (lib/crypto.c
     creds_aad): "ar2" US id US field US version."""

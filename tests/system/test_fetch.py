@@ -331,6 +331,54 @@ def test_store_outage(wd):
     h.log("store outage of 6s under flow: %d events stored exactly once" % len(s))
 
 
+def test_truncated_counted(wd):
+    """Logs over the size cap (lib/normalize.h NORM_LOG_MAX, 1 MiB) are
+    stored truncated and counted once each in /metrics, not again when the
+    overlap and the re-reads read them again."""
+    store, sim, ar, recv = start(wd, ["--no-lag"])
+    key, admin = h.sim_tenant(sim, "C01trunc", apps=())
+    created = h.add_source(ar, key, admin, callback(recv), apps=("admin",), interval=1)
+    sid = created["id"]
+    recv.set_secret(sid, h.source_secret(created))
+    db = store.db()
+    huge = "x" * (1200 * 1024)
+    now = time.time()
+
+    def act(i, events):
+        t = now - 20 + i
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
+        return {"id": {"time": ts, "uniqueQualifier": str(4 * 10**17 + i)},
+                "actor": {"email": "a@c01trunc.example.com"}, "events": events}
+
+    def ev(name, value):
+        return {"type": "GROUP_SETTINGS", "name": name,
+                "parameters": [{"name": "GROUP_EMAIL", "value": value}]}
+    acts = [act(0, [ev("ADD_GROUP_MEMBER", huge)]),                         # 1 truncated
+            act(1, [ev("ADD_GROUP_MEMBER", huge), ev("REMOVE_GROUP_MEMBER", "g@x")]),  # 1 of 2
+            act(2, [ev("ADD_GROUP_MEMBER", "g2@x")]),
+            act(3, [ev("ADD_GROUP_MEMBER", "g3@x")])]
+    st, b, _ = sim.call("POST", "/_sim/tenants/C01trunc/inject",
+                        {"application": "admin", "activities": acts})
+    assert st in (200, 201), (st, b)
+    truth = h.sim_truth(sim, "C01trunc", "admin")
+    assert len(truth) == 5, len(truth)
+    check_once(db, sid, truth, "admin", what="logs, two over the cap")
+
+    def counted():
+        return h.metric(ar, "auditrelay_fetch_truncated_events_total",
+                        source=sid, app="admin") == 2
+    h.wait_for(counted, 30, "truncated logs counted in /metrics", interval=0.5)
+    got = h.wait_for(lambda: len(recv.delivered_logs()) >= 5 and recv.delivered_logs(), 60,
+                     "5 logs delivered")
+    assert sum(1 for l in got if l.get("truncated")) == 2, [l.get("truncated") for l in got]
+    # The overlap (3 s) and the re-reads at 5 and 15 s read them again.
+    h.wait_for(lambda: (h.metric(ar, "auditrelay_fetch_duplicates_total",
+                                 source=sid, app="admin") or 0) >= 5, 40, "logs read again")
+    time.sleep(3)
+    assert h.metric(ar, "auditrelay_fetch_truncated_events_total", source=sid, app="admin") == 2
+    assert h.metric(ar, "auditrelay_fetch_events_stored_total", source=sid, app="admin") == 5
+
+
 def test_remove_source_stops(wd):
     store, sim, ar, recv = start(wd, ["--no-lag"])
     key, admin = h.sim_tenant(sim, "C01gone", apps=("login", "admin"), rate=5)
@@ -357,7 +405,7 @@ if __name__ == "__main__":
     tests = [test_steady_flow, test_lag_long_tail, test_multi_event_out_of_order,
              test_rate_limit_storm, test_5xx_and_slow_pages, test_repeating_page_token,
              test_revoked_key_and_recovery, test_kill9_mid_window, test_store_outage,
-             test_remove_source_stops]
+             test_remove_source_stops, test_truncated_counted]
     if len(sys.argv) > 1:
         tests = [t for t in tests if t.__name__ in sys.argv[1:]]
     h.run_tests(tests, "fetch")

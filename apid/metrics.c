@@ -92,6 +92,9 @@ static const struct field deliver_fields[] = {
 	  "ends as a dead letter." },
 	{ "deadBatches", "auditrelay_delivery_dead_letters_total", M_COUNTER,
 	  1, "Batches given up on (dead letters)." },
+	{ "deadLettersPruned", "auditrelay_delivery_dead_letters_pruned_total",
+	  M_COUNTER, 1, "Dead letters deleted with their logs past "
+	  "delivery_dead_letter_retention." },
 };
 
 /* Fields read elsewhere in this file or of no use as a metric. */

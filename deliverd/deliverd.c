@@ -1575,6 +1575,8 @@ deliverd_settings(const struct config *cfg, char *err, size_t errlen)
 	D.max_bytes = config_int(cfg, CONF_DELIVERY_BATCH_MAX_BYTES);
 	D.linger_ms = config_int(cfg, CONF_DELIVERY_LINGER_MS);
 	D.max_age_ms = config_int(cfg, CONF_DELIVERY_MAX_AGE) * 1000;
+	D.dead_retention_ms = config_int(cfg,
+	    CONF_DELIVERY_DEAD_LETTER_RETENTION) * 1000;
 	D.timeout_ms = (long)config_int(cfg, CONF_DELIVERY_TIMEOUT) * 1000;
 	D.max_conc = (unsigned)config_int(cfg, CONF_DELIVERY_MAX_CONCURRENCY);
 	D.host_conc = (unsigned)config_int(cfg,

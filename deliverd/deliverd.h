@@ -141,6 +141,7 @@ struct deliverd {
 	int64_t			 lease_renew_ms;
 	int64_t			 rescan_ms;
 	int64_t			 retention_ms;
+	int64_t			 dead_retention_ms;	/* 0: kept */
 	bool			 allow_private;
 	/* Bodies held from hints (bounded), and bodies to delete. */
 	size_t			 cached_bytes;

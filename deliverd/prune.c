@@ -7,6 +7,14 @@
  * per PRUNE_EVERY_MS, not one per batch). A sweep deletes the delivered
  * metadata after PRUNE_KEEP_DELIVERED_MS, with any body a crash kept.
  * The de-duplication is fetcherd's (seen_* partitions), never this.
+ *
+ * Dead letters are kept delivery_dead_letter_retention seconds after they
+ * became one (0: forever). At start and then hourly (more often when the
+ * retention is shorter) one find lists the expired ones of the sources
+ * whose lease this instance holds, one deleteMany removes their metadata
+ * (still dead and expired: a replay meanwhile wins) and one their bodies;
+ * each source's count goes into its stats (deadLettersPruned) and into
+ * one dead_letters_pruned alert.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +31,7 @@
 #define PRUNE_EVERY_MS		5000
 #define PRUNE_MAX_IDS		2000	/* per deleteMany */
 #define PRUNE_RECENT		1024	/* delivered ids remembered */
+#define PRUNE_DEAD_EVERY_MS	(3600LL * 1000)
 
 struct prune_job {
 	char		**ids;		/* bodies to delete */
@@ -38,6 +47,29 @@ static bool		 prune_running;
 static int64_t		 prune_next_sweep;
 static char		 recent[PRUNE_RECENT][40];
 static unsigned		 recent_pos;
+
+/* One run of the dead-letter retention. */
+struct dead_job {
+	char		**owned;	/* source ids leased here, sorted */
+	size_t		  nowned;
+	int64_t		  cutoff;	/* deadAt before this: expired */
+	char		**ids;		/* expired batches of owned sources */
+	char		**sids;		/* their source */
+	size_t		  nids;
+	bool		  more;		/* the find hit its limit */
+	struct dead_count {
+		char	 sid[64];
+		int64_t	 n;
+	}		 *per;
+	size_t		  nper;
+	int		  rc;
+	char		  err[512];
+};
+
+static bool		 dead_running;
+static int64_t		 dead_next;	/* 0: at the first tick */
+
+static void	dead_maybe_start(int64_t);
 
 void
 prune_recent(const char *batch_id)
@@ -181,7 +213,10 @@ prune_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if (prune_running || D.stopping || !store_healthy(D.store))
+	if (D.stopping || !store_healthy(D.store))
+		return;
+	dead_maybe_start(now);
+	if (prune_running)
 		return;
 	if (D.ndone == 0 && now < prune_next_sweep)
 		return;
@@ -199,6 +234,252 @@ prune_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	prune_running = true;
+}
+
+static int
+dead_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Worker: the expired dead letters of the owned sources into dj. */
+static void
+dead_find(struct dead_job *dj)
+{
+	mongoc_client_t		*c;
+	mongoc_collection_t	*coll;
+	mongoc_cursor_t		*cur;
+	const bson_t		*doc;
+	bson_t			*filter, *opts;
+	bson_error_t		 berr;
+	size_t			 seen = 0;
+
+	filter = BCON_NEW("state", BCON_UTF8("dead"), "deadAt", "{", "$lt",
+	    BCON_INT64(dj->cutoff), "}");
+	opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "sourceId",
+	    BCON_INT32(1), "}", "limit", BCON_INT64(PRUNE_MAX_IDS));
+	c = store_pop(D.store);
+	coll = store_coll(D.store, c, STORE_BATCHES);
+	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+	while (mongoc_cursor_next(cur, &doc)) {
+		const char *id = store_bson_str(doc, "_id");
+		const char *sid = store_bson_str(doc, "sourceId");
+
+		seen++;
+		if (id == NULL || sid == NULL || bsearch(&sid, dj->owned,
+		    dj->nowned, sizeof(*dj->owned), dead_cmp) == NULL)
+			continue;
+		dj->ids = reallocarray(dj->ids, dj->nids + 1,
+		    sizeof(*dj->ids));
+		dj->sids = reallocarray(dj->sids, dj->nids + 1,
+		    sizeof(*dj->sids));
+		if (dj->ids == NULL || dj->sids == NULL)
+			fatal("out of memory");
+		dj->ids[dj->nids] = util_xstrdup(id);
+		dj->sids[dj->nids++] = util_xstrdup(sid);
+	}
+	if (mongoc_cursor_error(cur, &berr)) {
+		dj->rc = -EIO;
+		snprintf(dj->err, sizeof(dj->err), "find dead letters: %.400s",
+		    berr.message);
+	}
+	dj->more = seen >= PRUNE_MAX_IDS;
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(coll);
+	store_push(D.store, c);
+	bson_destroy(filter);
+	bson_destroy(opts);
+}
+
+/*
+ * Worker: drop from dj the ids whose metadata is still there (replayed
+ * between the find and the delete), so that their bodies stay.
+ */
+static void
+dead_keep_survivors(struct dead_job *dj)
+{
+	mongoc_client_t		*c;
+	mongoc_collection_t	*coll;
+	mongoc_cursor_t		*cur;
+	const bson_t		*doc;
+	bson_t			*sel, *opts;
+	bson_error_t		 berr;
+	size_t			 j;
+
+	sel = store_sel_ids(dj->ids, sizeof(char *), dj->nids, true);
+	opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}");
+	c = store_pop(D.store);
+	coll = store_coll(D.store, c, STORE_BATCHES);
+	cur = mongoc_collection_find_with_opts(coll, sel, opts, NULL);
+	while (mongoc_cursor_next(cur, &doc)) {
+		const char *id = store_bson_str(doc, "_id");
+
+		for (j = 0; id != NULL && j < dj->nids; j++)
+			if (strcmp(dj->ids[j], id) == 0)
+				dj->ids[j][0] = '\0';	/* kept */
+	}
+	if (mongoc_cursor_error(cur, &berr)) {
+		dj->rc = -EIO;
+		snprintf(dj->err, sizeof(dj->err), "find replayed dead "
+		    "letters: %.400s", berr.message);
+	}
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(coll);
+	store_push(D.store, c);
+	bson_destroy(sel);
+	bson_destroy(opts);
+}
+
+/* Worker: add what each source lost to its stats "<source>:deliver". */
+static void
+dead_count(struct dead_job *dj)
+{
+	mongoc_client_t		*c;
+	mongoc_collection_t	*coll;
+	bson_t			*sel, *upd, *opts;
+	char			 id[96];
+	size_t			 i, k;
+
+	for (i = 0; i < dj->nids; i++) {
+		if (dj->ids[i][0] == '\0')
+			continue;
+		for (k = 0; k < dj->nper; k++)
+			if (strcmp(dj->per[k].sid, dj->sids[i]) == 0)
+				break;
+		if (k == dj->nper) {
+			dj->per = reallocarray(dj->per, dj->nper + 1,
+			    sizeof(*dj->per));
+			if (dj->per == NULL)
+				fatal("out of memory");
+			util_strlcpy(dj->per[k].sid, dj->sids[i],
+			    sizeof(dj->per[k].sid));
+			dj->per[k].n = 0;
+			dj->nper++;
+		}
+		dj->per[k].n++;
+	}
+	c = store_pop(D.store);
+	coll = store_coll(D.store, c, STORE_STATS);
+	opts = BCON_NEW("upsert", BCON_BOOL(true));
+	for (k = 0; k < dj->nper; k++) {
+		snprintf(id, sizeof(id), "%s:deliver", dj->per[k].sid);
+		sel = BCON_NEW("_id", BCON_UTF8(id));
+		upd = BCON_NEW("$inc", "{", "deadLettersPruned",
+		    BCON_INT64(dj->per[k].n), "}", "$set", "{", "sourceId",
+		    BCON_UTF8(dj->per[k].sid), "updatedAt",
+		    BCON_INT64(util_now_ms()), "}");
+		/* A lost count is only a metric: the letters are gone. */
+		(void)mongoc_collection_update_one(coll, sel, upd, opts, NULL,
+		    NULL);
+		bson_destroy(sel);
+		bson_destroy(upd);
+	}
+	bson_destroy(opts);
+	mongoc_collection_destroy(coll);
+	store_push(D.store, c);
+}
+
+static void
+dead_work(void *arg)
+{
+	struct dead_job	*dj = arg;
+	bson_t		*sel, cond;
+	int64_t		 m = 0;
+
+	dead_find(dj);
+	if (dj->rc != 0 || dj->nids == 0)
+		return;
+	sel = store_sel_ids(dj->ids, sizeof(char *), dj->nids, true);
+	BSON_APPEND_UTF8(sel, "state", "dead");
+	BSON_APPEND_DOCUMENT_BEGIN(sel, "deadAt", &cond);
+	BSON_APPEND_INT64(&cond, "$lt", dj->cutoff);
+	bson_append_document_end(sel, &cond);
+	dj->rc = store_delete(D.store, STORE_BATCHES, sel, true, &m, dj->err,
+	    sizeof(dj->err));
+	bson_destroy(sel);
+	if (dj->rc != 0)
+		return;
+	if ((size_t)m < dj->nids && (dead_keep_survivors(dj), dj->rc != 0))
+		return;
+	dead_count(dj);
+	/* The bodies of what went (a crash before this leaves them). */
+	sel = store_sel_ids(dj->ids, sizeof(char *), dj->nids, true);
+	dj->rc = store_delete(D.store, STORE_BODIES, sel, true, NULL, dj->err,
+	    sizeof(dj->err));
+	bson_destroy(sel);
+}
+
+static void
+dead_done(void *arg)
+{
+	struct dead_job	*dj = arg;
+	struct dsource	*s;
+	char		 msg[512];
+	int64_t		 total = 0;
+	size_t		 i;
+
+	dead_running = false;
+	if (dj->rc != 0) {
+		(void)deliverd_store_result(dj->rc, dj->err);
+		log_warn("dead letters not pruned: %s", dj->err);
+		dead_next = util_now_ms() + PRUNE_EVERY_MS * 12;
+	} else if (dj->more)
+		dead_next = 0;		/* more to do: at the next tick */
+	for (i = 0; i < dj->nper; i++) {
+		total += dj->per[i].n;
+		if ((s = deliverd_source_find(dj->per[i].sid)) == NULL)
+			continue;
+		snprintf(msg, sizeof(msg), "%lld dead letter(s) older than "
+		    "%llds (delivery_dead_letter_retention) deleted with "
+		    "their logs", (long long)dj->per[i].n,
+		    (long long)(D.dead_retention_ms / 1000));
+		(void)alerts_raise(s, "dead_letters_pruned", msg);
+	}
+	if (total > 0)
+		log_info("pruned %lld dead letters of %zu sources",
+		    (long long)total, dj->nper);
+	for (i = 0; i < dj->nowned; i++)
+		free(dj->owned[i]);
+	for (i = 0; i < dj->nids; i++) {
+		free(dj->ids[i]);
+		free(dj->sids[i]);
+	}
+	free(dj->owned);
+	free(dj->ids);
+	free(dj->sids);
+	free(dj->per);
+	free(dj);
+}
+
+/* Start a dead-letter run when one is due. */
+static void
+dead_maybe_start(int64_t now)
+{
+	struct dead_job	*dj;
+	struct dsource	*s;
+	size_t		 n = 0;
+
+	if (D.dead_retention_ms <= 0 || dead_running || now < dead_next)
+		return;
+	TAILQ_FOREACH(s, &D.sources, entry)
+		if (s->lease.held && !s->zombie)
+			n++;
+	if (n == 0)
+		return;		/* no lease yet: at the next tick */
+	dead_next = now + (D.dead_retention_ms < PRUNE_DEAD_EVERY_MS ?
+	    D.dead_retention_ms : PRUNE_DEAD_EVERY_MS);
+	dj = util_xcalloc(1, sizeof(*dj));
+	dj->owned = util_xcalloc(n, sizeof(*dj->owned));
+	TAILQ_FOREACH(s, &D.sources, entry)
+		if (s->lease.held && !s->zombie)
+			dj->owned[dj->nowned++] = util_xstrdup(s->id);
+	qsort(dj->owned, dj->nowned, sizeof(*dj->owned), dead_cmp);
+	dj->cutoff = now - D.dead_retention_ms;
+	if (worker_submit(dead_work, dead_done, dj) != 0) {
+		dead_done(dj);
+		return;
+	}
+	dead_running = true;
 }
 
 void

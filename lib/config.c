@@ -82,6 +82,9 @@ static const struct config_def config_table[CONF__COUNT] = {
 	    "retry delays (s); the last repeats" },
 	[CONF_DELIVERY_MAX_AGE] = { "delivery_max_age", CONFIG_INT, "259200",
 	    1, 31536000, false, "seconds a batch is retried before dead letter" },
+	[CONF_DELIVERY_DEAD_LETTER_RETENTION] = {
+	    "delivery_dead_letter_retention", CONFIG_INT, "2592000", 0,
+	    31536000, false, "seconds a dead letter is kept (0: forever)" },
 	[CONF_DELIVERY_TIMEOUT] = { "delivery_timeout", CONFIG_INT, "30", 1,
 	    600, false, "seconds a callback POST may take" },
 	[CONF_DELIVERY_MAX_CONCURRENCY] = { "delivery_max_concurrency",

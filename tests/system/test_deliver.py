@@ -246,6 +246,73 @@ def test_400_dead_letters_alert_replay(wd):
     check_consistent(recv, sid, ids)
 
 
+def dead_ids(db, sid):
+    return sorted(b["_id"] for b in db.batches.find({"sourceId": sid, "state": "dead"}))
+
+
+def test_dead_letter_retention(wd):
+    """A tiny delivery_dead_letter_retention (environment override): the
+    dead letter is deleted with its body, counted in /metrics, announced by
+    one dead_letters_pruned alert."""
+    store = h.Store(wd)
+    sim = h.Sim(wd, ["--no-lag"])
+    key, admin = h.sim_tenant(sim, "C0prune", apps=())
+    ar = h.Auditrelay(wd, store, sim, extra=FAST)
+    ar.env["AUDITRELAY_DELIVERY_DEAD_LETTER_RETENTION"] = "3"
+    ar.start()
+    recv = h.Receiver()
+    db = store.db()
+    recv.status = lambda doc: 400 if doc and doc.get("type") == "logs" else 200
+    sid = add_source(ar, key, admin, recv)
+    seed_logs(db, sid, 5)
+    dead = h.wait_for(lambda: db.batches.find_one({"sourceId": sid, "state": "dead"}), 60,
+                      "a dead letter", interval=0.2)
+    assert db.bodies.find_one({"_id": dead["_id"]}), "a dead letter keeps its body"
+    t0 = time.time()
+    h.wait_for(lambda: db.batches.find_one({"_id": dead["_id"]}) is None, 30,
+               "the dead letter pruned", interval=0.2)
+    h.log("dead letter pruned %.1fs after it was seen (retention 3 s, ticks of 5 s)" %
+          (time.time() - t0))
+    assert db.bodies.find_one({"_id": dead["_id"]}) is None, "its body is left"
+    st, body, _ = ar.api("GET", "/sources/%s/dead-letters" % sid)
+    assert st == 200 and body["count"] == 0, (st, body)
+    h.wait_for(lambda: h.metric(ar, "auditrelay_delivery_dead_letters_pruned_total",
+                                source=sid) == 1, 10, "pruned counted in /metrics")
+    alerts = h.wait_for(lambda: [a for a in recv.delivered_logs("alert")
+                                 if a["alert"] == "dead_letters_pruned"], 30,
+                        "dead_letters_pruned alert delivered")
+    assert len(alerts) == 1 and alerts[0]["sourceId"] == sid, alerts
+    assert alerts[0]["message"].startswith("1 dead letter(s)"), alerts[0]
+    assert h.metric(ar, "auditrelay_delivery_dead_letters_total", source=sid) == 1
+
+
+def test_dead_letter_kept_by_default(wd):
+    """With the default retention (30 days) a dead letter stays; one whose
+    deadAt is 31 days old goes at the next start."""
+    store, sim, ar, (recv,), key, admin = setup(wd)
+    db = store.db()
+    recv.status = lambda doc: 400 if doc and doc.get("type") == "logs" else 200
+    sid = add_source(ar, key, admin, recv)
+    seed_logs(db, sid, 5, "a", per=5)
+    h.wait_for(lambda: len(dead_ids(db, sid)) == 1, 60, "a dead letter", interval=0.2)
+    seed_logs(db, sid, 5, "b", per=5)
+    h.wait_for(lambda: len(dead_ids(db, sid)) == 2, 60, "two dead letters", interval=0.2)
+    time.sleep(12)   # the start-up run and two more prune ticks
+    old, young = dead_ids(db, sid)
+    assert h.metric(ar, "auditrelay_delivery_dead_letters_pruned_total", source=sid) is None
+    ar.stop()
+    db.batches.update_one({"_id": old}, {"$set": {"deadAt": int((time.time() - 31 * 86400) * 1000)}})
+    ar.start()
+    h.wait_for(lambda: dead_ids(db, sid) == [young], 30, "the old one pruned at start")
+    assert db.bodies.find_one({"_id": old}) is None and db.bodies.find_one({"_id": young})
+    h.wait_for(lambda: h.metric(ar, "auditrelay_delivery_dead_letters_pruned_total",
+                                source=sid) == 1, 10, "pruned counted")
+    h.wait_for(lambda: [a for a in recv.delivered_logs("alert")
+                        if a["alert"] == "dead_letters_pruned"], 30, "alert")
+    assert "2592000s" in [a for a in recv.delivered_logs("alert")
+                          if a["alert"] == "dead_letters_pruned"][0]["message"]
+
+
 def test_kill9_mid_post_nothing_lost(wd):
     store, sim, ar, (recv,), key, admin = setup(wd, {"delivery_batch_max_logs": "200",
                                                     "delivery_timeout": "30"})
@@ -401,4 +468,5 @@ if __name__ == "__main__":
                  test_429_retry_after, test_slow_receiver_does_not_delay_another,
                  test_400_dead_letters_alert_replay, test_kill9_mid_post_nothing_lost,
                  test_ssrf_loopback_refused_at_connect, test_signature_during_rotation,
-                 test_legacy_sealed_secrets, test_410_pauses_and_alerts], "deliver")
+                 test_legacy_sealed_secrets, test_410_pauses_and_alerts,
+                 test_dead_letter_retention, test_dead_letter_kept_by_default], "deliver")

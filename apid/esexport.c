@@ -27,6 +27,7 @@
 #include "apid/apid.h"
 #include "apid/esexport.h"
 #include "apid/metrics.h"
+#include "apid/view.h"
 #include "lib/child.h"
 #include "lib/config.h"
 #include "lib/crypto.h"
@@ -41,15 +42,6 @@
 #define ESEXPORT_ALERTS_MAX	1000	/* per export */
 #define ESEXPORT_ALERTS_BACK_MS	(24LL * 3600 * 1000)	/* at start */
 #define ESEXPORT_ALERTS_MARGIN_MS (5LL * 60 * 1000)	/* late inserts */
-#define ESEXPORT_SOURCES_MAX	4096
-
-/* A source's status and last times, joined once per export. */
-struct essrc {
-	char	id[64];
-	bool	paused, creds_invalid;
-	char	deliver[24];
-	int64_t	last_fetch, last_delivery;
-};
 
 static struct {
 	struct event	*timer;
@@ -73,85 +65,6 @@ esexport_url_for_log(const char *url, char *out, size_t outlen)
 		return;
 	}
 	snprintf(out, outlen, "%.*s%s", (int)(p + 3 - url), url, at + 1);
-}
-
-static const char *
-essrc_status(const struct essrc *s)
-{
-	if (s->paused)
-		return "paused";
-	if (s->creds_invalid)
-		return "credentials_invalid";
-	if (strcmp(s->deliver, "callback_failing") == 0 ||
-	    strcmp(s->deliver, "callback_gone") == 0)
-		return s->deliver;
-	return "active";
-}
-
-static struct essrc *
-essrc_find(struct essrc *v, size_t n, const char *id, size_t idlen)
-{
-	size_t	i;
-
-	for (i = 0; i < n; i++)
-		if (strlen(v[i].id) == idlen && memcmp(v[i].id, id, idlen) == 0)
-			return &v[i];
-	return NULL;
-}
-
-/* Sources and their states; the number loaded or -1 on a store error. */
-static ssize_t
-esexport_sources(mongoc_client_t *c, struct essrc *v, size_t max)
-{
-	mongoc_collection_t	*col;
-	mongoc_cursor_t		*cur;
-	const bson_t		*d;
-	bson_t			 q = BSON_INITIALIZER;
-	bson_error_t		 e;
-	const char		*id, *colon, *st;
-	struct essrc		*s;
-	size_t			 n = 0;
-	bool			 bad = false;
-
-	col = store_coll(child_store(), c, STORE_SOURCES);
-	cur = mongoc_collection_find_with_opts(col, &q, NULL, NULL);
-	while (mongoc_cursor_next(cur, &d) && n < max) {
-		if ((id = store_bson_str(d, "_id")) == NULL)
-			continue;
-		memset(&v[n], 0, sizeof(v[n]));
-		util_strlcpy(v[n].id, id, sizeof(v[n].id));
-		v[n++].paused = store_bson_bool(d, "paused", false);
-	}
-	bad = mongoc_cursor_error(cur, &e);
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(col);
-	if (bad)
-		goto done;
-	col = store_coll(child_store(), c, STORE_SOURCE_STATE);
-	cur = mongoc_collection_find_with_opts(col, &q, NULL, NULL);
-	while (mongoc_cursor_next(cur, &d)) {
-		if ((id = store_bson_str(d, "_id")) == NULL ||
-		    (colon = strrchr(id, ':')) == NULL ||
-		    (s = essrc_find(v, n, id, (size_t)(colon - id))) == NULL)
-			continue;
-		st = store_bson_str(d, "status");
-		if (strcmp(colon + 1, "fetch") == 0) {
-			s->creds_invalid = st != NULL &&
-			    strcmp(st, "credentials_invalid") == 0;
-			s->last_fetch = store_bson_int(d, "lastFetchAt", 0);
-		} else if (strcmp(colon + 1, "deliver") == 0) {
-			util_strlcpy(s->deliver, st != NULL ? st : "",
-			    sizeof(s->deliver));
-			s->last_delivery = store_bson_int(d, "lastDeliveryAt",
-			    0);
-		}
-	}
-	bad = mongoc_cursor_error(cur, &e);
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(col);
-done:
-	bson_destroy(&q);
-	return bad ? -1 : (ssize_t)n;
 }
 
 /* "name_like_this" from "nameLikeThis". */
@@ -236,7 +149,7 @@ esexport_common(struct jsonw *w, const char *ts, const char *kind,
 /* One metric document from a stats document. */
 static int
 esexport_metric(struct evbuffer *b, const bson_t *d, const char *prefix,
-    int64_t minute_ms, struct essrc *srcs, size_t nsrcs)
+    int64_t minute_ms, const struct views *vs)
 {
 	struct jsonw	*w;
 	struct tm	 tm;
@@ -245,7 +158,7 @@ esexport_metric(struct evbuffer *b, const bson_t *d, const char *prefix,
 	char		 index[200], id[300], ts[32], app[128], src[64];
 	char		 key[64], when[16];
 	const char	*sid, *colon;
-	struct essrc	*s;
+	const struct view *s;
 	double		 p50, p99;
 	bool		 deliver;
 	int		 rc;
@@ -257,7 +170,7 @@ esexport_metric(struct evbuffer *b, const bson_t *d, const char *prefix,
 	snprintf(src, sizeof(src), "%.*s", (int)(colon - sid), sid);
 	util_strlcpy(app, colon + 1, sizeof(app));
 	deliver = strcmp(app, "deliver") == 0;
-	s = essrc_find(srcs, nsrcs, src, strlen(src));
+	s = views_find(vs, src, strlen(src));
 	gmtime_r(&t, &tm);
 	snprintf(index, sizeof(index), "%s-metrics-%04d.%02d.%02d", prefix,
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
@@ -280,13 +193,13 @@ esexport_metric(struct evbuffer *b, const bson_t *d, const char *prefix,
 	jsonw_key(w, "auditrelay");
 	jsonw_obj_open(w);
 	if (s != NULL) {
-		jsonw_kv_str(w, "status", essrc_status(s));
-		if (!deliver && s->last_fetch > 0) {
-			time_format_rfc3339_ms(s->last_fetch, ts);
+		jsonw_kv_str(w, "status", s->status);
+		if (!deliver && s->last_fetch_ms > 0) {
+			time_format_rfc3339_ms(s->last_fetch_ms, ts);
 			jsonw_kv_str(w, "last_fetch", ts);
 		}
-		if (deliver && s->last_delivery > 0) {
-			time_format_rfc3339_ms(s->last_delivery, ts);
+		if (deliver && s->last_delivery_ms > 0) {
+			time_format_rfc3339_ms(s->last_delivery_ms, ts);
 			jsonw_kv_str(w, "last_delivery", ts);
 		}
 	}
@@ -376,26 +289,24 @@ esexport_build(struct evbuffer *b, const char *prefix, int64_t now)
 	const bson_t		*d;
 	bson_t			 q = BSON_INITIALIZER, *aq, *opts;
 	bson_error_t		 e;
-	struct essrc		*srcs;
-	ssize_t			 nsrcs;
+	struct views		 vs;
+	char			 err[256];
 	int64_t			 minute = now - now % 60000, at;
 	size_t			 n;
 	bool			 bad;
 	int			 rc = 0;
 
-	if ((srcs = calloc(ESEXPORT_SOURCES_MAX, sizeof(*srcs))) == NULL)
-		fatal("out of memory");
 	es.ndocs = 0;
 	c = store_pop(child_store());
-	if ((nsrcs = esexport_sources(c, srcs, ESEXPORT_SOURCES_MAX)) < 0) {
+	if (views_load(c, NULL, 0, &vs, err, sizeof(err)) != 0) {
+		log_debug("elasticsearch export: %s", err);
 		rc = -1;
 		goto done;
 	}
 	col = store_coll(child_store(), c, STORE_STATS);
 	cur = mongoc_collection_find_with_opts(col, &q, NULL, NULL);
 	while (rc == 0 && mongoc_cursor_next(cur, &d))
-		if ((rc = esexport_metric(b, d, prefix, minute, srcs,
-		    (size_t)nsrcs)) == 0)
+		if ((rc = esexport_metric(b, d, prefix, minute, &vs)) == 0)
 			es.ndocs++;
 	bad = mongoc_cursor_error(cur, &e);
 	mongoc_cursor_destroy(cur);
@@ -433,8 +344,8 @@ esexport_build(struct evbuffer *b, const char *prefix, int64_t now)
 		rc = -1;
 done:
 	store_push(child_store(), c);
+	views_clear(&vs);
 	bson_destroy(&q);
-	free(srcs);
 	return rc;
 }
 

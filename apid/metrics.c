@@ -22,13 +22,13 @@
 #include "apid/apid.h"
 #include "apid/http.h"
 #include "apid/metrics.h"
+#include "apid/view.h"
 #include "lib/child.h"
 #include "lib/log.h"
 #include "lib/store.h"
 #include "lib/util.h"
 
 #define METRICS_LAG_BUCKETS_MAX	16
-#define METRICS_SOURCES_MAX	4096
 
 enum mtype {
 	M_GAUGE,
@@ -100,16 +100,6 @@ static const struct field deliver_fields[] = {
 /* Fields read elsewhere in this file or of no use as a metric. */
 static const char *const skip_fields[] = { "_id", "epoch", "updatedAt",
     "sourceId", "app", "lateOverlap" };
-
-static const char *const statuses[] = { "active", "paused",
-    "credentials_invalid", "callback_failing", "callback_gone" };
-
-/* One source's state, joined from sources and source_state. */
-struct msrc {
-	char	id[80];		/* escaped */
-	bool	paused, creds_invalid;
-	char	deliver[24];	/* deliver status, "" if none */
-};
 
 static void
 samples_add(struct samples *s, const char *family, const char *suffix,
@@ -428,145 +418,78 @@ metrics_stats(struct samples *s, mongoc_client_t *c)
 	return rc;
 }
 
-static struct msrc *
-msrc_find(struct msrc *v, size_t n, const char *id)
-{
-	size_t	i;
-
-	for (i = 0; i < n; i++)
-		if (strcmp(v[i].id, id) == 0)
-			return &v[i];
-	return NULL;
-}
-
-/* The status the API reports (docs/STORE.md, source_state). */
-static const char *
-msrc_status(const struct msrc *m)
-{
-	if (m->paused)
-		return "paused";
-	if (m->creds_invalid)
-		return "credentials_invalid";
-	if (strcmp(m->deliver, "callback_failing") == 0 ||
-	    strcmp(m->deliver, "callback_gone") == 0)
-		return m->deliver;
-	return "active";
-}
-
-/* Per source: status, interval, last fetch/delivery times. */
+/*
+ * Per source (the view: sources joined with source_state): interval,
+ * paused, status, credentials and callback trouble, last fetch and
+ * delivery times.
+ */
 static int
 metrics_sources(struct samples *s, mongoc_client_t *c)
 {
-	mongoc_collection_t	*col;
-	mongoc_cursor_t		*cur;
-	const bson_t		*d;
-	bson_t			 q = BSON_INITIALIZER;
-	bson_error_t		 e;
-	struct msrc		*ms = NULL, *m;
-	char			 src[80], labels[200];
-	const char		*id, *colon, *st;
-	size_t			 nms = 0, i, j;
-	int64_t			 npaused = 0, nsrc = 0;
-	int			 rc = 0;
+	struct views		 vs;
+	const struct view	*v;
+	char			 src[80], labels[200], err[256];
+	size_t			 i, j;
+	int64_t			 npaused = 0;
+	int			 rc;
 
-	if ((ms = calloc(METRICS_SOURCES_MAX, sizeof(*ms))) == NULL)
-		fatal("out of memory");
-	col = store_coll(child_store(), c, STORE_SOURCES);
-	cur = mongoc_collection_find_with_opts(col, &q, NULL, NULL);
-	while (mongoc_cursor_next(cur, &d)) {
-		nsrc++;
-		if (store_bson_bool(d, "paused", false))
+	if ((rc = views_load(c, NULL, 0, &vs, err, sizeof(err))) != 0) {
+		log_debug("metrics: %s", err);
+		views_clear(&vs);
+		return rc;
+	}
+	for (i = 0; i < vs.n; i++) {
+		v = &vs.v[i];
+		if (v->paused)
 			npaused++;
-		metrics_escape(store_bson_str(d, "_id"), src, sizeof(src));
+		metrics_escape(v->id, src, sizeof(src));
 		snprintf(labels, sizeof(labels), "source=\"%s\"", src);
 		samples_gauge(s, "auditrelay_source_fetch_interval_seconds",
 		    "Configured logFetchInterval.", labels,
-		    (double)store_bson_int(d, "logFetchInterval", 0));
+		    (double)store_bson_int(v->src, "logFetchInterval", 0));
 		samples_gauge(s, "auditrelay_source_paused",
-		    "1 if the source is paused.", labels,
-		    store_bson_bool(d, "paused", false) ? 1 : 0);
-		if (nms < METRICS_SOURCES_MAX) {
-			util_strlcpy(ms[nms].id, src, sizeof(ms[nms].id));
-			ms[nms++].paused = store_bson_bool(d, "paused", false);
-		}
-	}
-	if (mongoc_cursor_error(cur, &e))
-		rc = -1;
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(col);
-	samples_gauge(s, "auditrelay_sources", "Sources configured.", "",
-	    (double)nsrc);
-	samples_gauge(s, "auditrelay_sources_paused", "Sources paused.", "",
-	    (double)npaused);
-	if (rc != 0)
-		goto done;
-	col = store_coll(child_store(), c, STORE_SOURCE_STATE);
-	cur = mongoc_collection_find_with_opts(col, &q, NULL, NULL);
-	while (mongoc_cursor_next(cur, &d)) {
-		if ((id = store_bson_str(d, "_id")) == NULL ||
-		    (colon = strrchr(id, ':')) == NULL)
-			continue;
-		snprintf(labels, sizeof(labels), "%.*s", (int)(colon - id), id);
-		metrics_escape(labels, src, sizeof(src));
-		m = msrc_find(ms, nms, src);
-		st = store_bson_str(d, "status");
-		snprintf(labels, sizeof(labels), "source=\"%s\"", src);
-		if (strcmp(colon + 1, "fetch") == 0) {
-			bool bad = st != NULL &&
-			    strcmp(st, "credentials_invalid") == 0;
-
-			if (m != NULL)
-				m->creds_invalid = bad;
+		    "1 if the source is paused.", labels, v->paused ? 1 : 0);
+		if (v->fetch != NULL) {
 			samples_gauge(s, "auditrelay_source_credentials_invalid",
 			    "1 if Google refuses the source's credentials.",
-			    labels, bad ? 1 : 0);
-			if (store_bson_int(d, "lastFetchAt", 0) > 0)
+			    labels, v->creds_invalid ? 1 : 0);
+			if (v->last_fetch_ms > 0)
 				samples_gauge(s,
 				    "auditrelay_source_last_fetch_timestamp_seconds",
 				    "Time of the last successful fetch.",
-				    labels, (double)store_bson_int(d,
-				    "lastFetchAt", 0) / 1000.0);
-		} else if (strcmp(colon + 1, "deliver") == 0) {
-			if (m != NULL && st != NULL)
-				util_strlcpy(m->deliver, st,
-				    sizeof(m->deliver));
+				    labels, (double)v->last_fetch_ms / 1000.0);
+		}
+		if (v->deliver != NULL) {
 			samples_gauge(s, "auditrelay_source_callback_failing",
 			    "1 if deliveries to the callback fail.", labels,
-			    st != NULL && strcmp(st, "ok") != 0 ? 1 : 0);
+			    v->deliver_failing ? 1 : 0);
 			samples_gauge(s,
 			    "auditrelay_source_consecutive_delivery_failures",
 			    "Failed POSTs since the last success.", labels,
-			    (double)store_bson_int(d, "consecutiveFailures",
-			    0));
-			if (store_bson_int(d, "lastDeliveryAt", 0) > 0)
+			    (double)store_bson_int(v->deliver,
+			    "consecutiveFailures", 0));
+			if (v->last_delivery_ms > 0)
 				samples_gauge(s,
 				    "auditrelay_source_last_delivery_timestamp_seconds",
 				    "Time of the last successful delivery.",
-				    labels, (double)store_bson_int(d,
-				    "lastDeliveryAt", 0) / 1000.0);
+				    labels, (double)v->last_delivery_ms / 1000.0);
 		}
-	}
-	if (mongoc_cursor_error(cur, &e))
-		rc = -1;
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(col);
-	for (i = 0; i < nms; i++) {
-		const char *now = msrc_status(&ms[i]);
-
-		for (j = 0; j < nitems(statuses); j++) {
+		for (j = 0; j < VIEW_NSTATUS; j++) {
 			snprintf(labels, sizeof(labels),
-			    "source=\"%s\",status=\"%s\"", ms[i].id,
-			    statuses[j]);
+			    "source=\"%s\",status=\"%s\"", src,
+			    view_statuses[j]);
 			samples_gauge(s, "auditrelay_source_status",
 			    "1 for the source's current status (as the API "
 			    "reports it), 0 for the others.", labels,
-			    strcmp(now, statuses[j]) == 0 ? 1 : 0);
+			    v->status == view_statuses[j] ? 1 : 0);
 		}
 	}
-done:
-	free(ms);
-	bson_destroy(&q);
-	return rc;
+	samples_gauge(s, "auditrelay_sources", "Sources configured.", "",
+	    (double)vs.n);
+	samples_gauge(s, "auditrelay_sources_paused", "Sources paused.", "",
+	    (double)npaused);
+	views_clear(&vs);
+	return 0;
 }
 
 /* Daemons (from the supervisor's Health) and the API's own counters. */

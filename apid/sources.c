@@ -21,6 +21,7 @@
 #include "apid/http.h"
 #include "apid/sources.h"
 #include "apid/validate.h"
+#include "apid/view.h"
 #include "lib/child.h"
 #include "lib/crypto.h"
 #include "lib/google.h"
@@ -246,159 +247,27 @@ src_append_strv(bson_t *doc, const char *key, char *const *v, size_t n)
 	bson_append_array_end(doc, &arr);
 }
 
-/* Write a string array of doc (key) as a JSON array. */
-static void
-src_json_strv(struct jsonw *w, const bson_t *doc, const char *key)
-{
-	bson_iter_t	it, sub;
-
-	jsonw_key(w, key);
-	jsonw_arr_open(w);
-	if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_ARRAY(&it) &&
-	    bson_iter_recurse(&it, &sub)) {
-		while (bson_iter_next(&sub))
-			if (BSON_ITER_HOLDS_UTF8(&sub))
-				jsonw_str(w, bson_iter_utf8(&sub, NULL));
-	}
-	jsonw_arr_close(w);
-}
-
-/* A ms time member of doc as RFC 3339, or null when absent/zero. */
-static void
-src_json_time(struct jsonw *w, const char *key, const bson_t *doc,
-    const char *field)
-{
-	int64_t	ms = doc != NULL ? store_bson_int(doc, field, 0) : 0;
-	char	buf[32];
-
-	if (ms <= 0) {
-		jsonw_key(w, key);
-		jsonw_null(w);
-		return;
-	}
-	time_format_rfc3339_ms(ms, buf);
-	jsonw_kv_str(w, key, buf);
-}
-
-/*
- * The members of a source's public view (never a secret): configuration
- * from the source document, status and last times from its fetch and
- * deliver states (either may be NULL).
- */
-static void
-src_json_view(struct jsonw *w, const bson_t *src, const bson_t *fst,
-    const bson_t *dst)
-{
-	const char	*fs = fst ? store_bson_str(fst, "status") : NULL;
-	const char	*ds = dst ? store_bson_str(dst, "status") : NULL;
-	const char	*status = "active", *lerr = NULL;
-	bson_iter_t	 it;
-
-	if (store_bson_bool(src, "paused", false))
-		status = "paused";
-	else if (fs != NULL && strcmp(fs, "credentials_invalid") == 0)
-		status = "credentials_invalid";
-	else if (ds != NULL && (strcmp(ds, "callback_failing") == 0 ||
-	    strcmp(ds, "callback_gone") == 0))
-		status = ds;
-	if (fst != NULL)
-		lerr = store_bson_str(fst, "lastError");
-	if ((lerr == NULL || strcmp(status, "callback_failing") == 0 ||
-	    strcmp(status, "callback_gone") == 0) && dst != NULL &&
-	    store_bson_str(dst, "lastError") != NULL)
-		lerr = store_bson_str(dst, "lastError");
-	jsonw_kv_str(w, "id", store_bson_str(src, "_id"));
-	jsonw_kv_str(w, "sourceType", store_bson_str(src, "sourceType"));
-	jsonw_kv_str(w, "clientEmail", store_bson_str(src, "clientEmail"));
-	jsonw_kv_str(w, "subject", store_bson_str(src, "subject"));
-	src_json_strv(w, src, "scopes");
-	src_json_strv(w, src, "applications");
-	jsonw_kv_int(w, "logFetchInterval",
-	    store_bson_int(src, "logFetchInterval", 0));
-	jsonw_kv_int(w, "initialLookback",
-	    store_bson_int(src, "initialLookback", 0));
-	jsonw_kv_str(w, "callbackUrl", store_bson_str(src, "callbackUrl"));
-	jsonw_kv_bool(w, "paused", store_bson_bool(src, "paused", false));
-	jsonw_kv_str(w, "status", status);
-	src_json_time(w, "lastFetchAt", fst, "lastFetchAt");
-	src_json_time(w, "lastDeliveryAt", dst, "lastDeliveryAt");
-	jsonw_kv_str(w, "lastError", lerr);
-	jsonw_kv_int(w, "credentialsVersion",
-	    store_bson_int(src, "credentialsVersion", 1));
-	if (bson_iter_init_find(&it, src, "previousWebhookSecret") &&
-	    BSON_ITER_HOLDS_DOCUMENT(&it)) {
-		int64_t	until = store_bson_int(src,
-		    "previousWebhookSecret.until", 0);
-
-		if (until > util_now_ms())
-			src_json_time(w, "previousWebhookSecretValidUntil", src,
-			    "previousWebhookSecret.until");
-	}
-	src_json_time(w, "createdAt", src, "createdAt");
-	src_json_time(w, "updatedAt", src, "updatedAt");
-}
-
-/* Load the fetch and deliver states of id (absent: left empty). */
-static int
-src_load_states(const char *id, bson_t *fst, bool *hf, bson_t *dst, bool *hd,
-    char *err, size_t errlen)
-{
-	bson_t	sel;
-	char	key[64];
-	int	rc;
-
-	*hf = *hd = false;
-	snprintf(key, sizeof(key), "%s:fetch", id);
-	bson_init(&sel);
-	BSON_APPEND_UTF8(&sel, "_id", key);
-	rc = store_find_one(child_store(), STORE_SOURCE_STATE, &sel, NULL, fst,
-	    err, errlen);
-	bson_destroy(&sel);
-	if (rc < 0)
-		return rc;
-	*hf = rc == 1;
-	snprintf(key, sizeof(key), "%s:deliver", id);
-	bson_init(&sel);
-	BSON_APPEND_UTF8(&sel, "_id", key);
-	rc = store_find_one(child_store(), STORE_SOURCE_STATE, &sel, NULL, dst,
-	    err, errlen);
-	bson_destroy(&sel);
-	if (rc < 0) {
-		if (*hf)
-			bson_destroy(fst);
-		*hf = false;
-		return rc;
-	}
-	*hd = rc == 1;
-	return 0;
-}
-
-/* Reply code with the view of source doc (states loaded here). */
+/* Reply code with the view of source doc (its states read here). */
 static void
 src_reply_view(struct areq *a, int code, const bson_t *doc,
     const char *secret)
 {
 	struct jsonw	*w = jsonw_new();
-	bson_t		 fst, dst;
-	bool		 hf = false, hd = false;
+	struct view	 v;
 	char		 err[256];
 
 	if (w == NULL)
 		fatal("out of memory");
-	if (src_load_states(store_bson_str(doc, "_id"), &fst, &hf, &dst, &hd,
-	    err, sizeof(err)) != 0)
+	if (view_of_doc(doc, &v, err, sizeof(err)) != 0)
 		child_store_result(false, err);
 	jsonw_obj_open(w);
-	src_json_view(w, doc, hf ? &fst : NULL, hd ? &dst : NULL);
+	view_json(w, &v);
 	if (secret != NULL)
 		jsonw_kv_str(w, "webhookSecret", secret);
 	jsonw_obj_close(w);
 	src_reply_jsonw(a, code, w, "cannot render the source");
 	jsonw_free(w);
-	if (hf)
-		bson_destroy(&fst);
-	if (hd)
-		bson_destroy(&dst);
+	view_clear(&v);
 }
 
 /* What a log line shows for the subject (none: the account itself). */
@@ -1080,23 +949,6 @@ sources_get(struct areq *a)
 	bson_destroy(&doc);
 }
 
-/* Find the state document _id in the array of loaded states. */
-static const bson_t *
-src_find_state(bson_t **states, size_t n, const char *id, const char *kind)
-{
-	char	key[64];
-	size_t	i;
-
-	snprintf(key, sizeof(key), "%s:%s", id, kind);
-	for (i = 0; i < n; i++) {
-		const char *s = store_bson_str(states[i], "_id");
-
-		if (s != NULL && strcmp(s, key) == 0)
-			return states[i];
-	}
-	return NULL;
-}
-
 /*
  * ?limit=N&after=ID of GET /sources into *limit and after[] (empty: from
  * the start); false after replying 400.
@@ -1156,29 +1008,22 @@ src_list_query(struct areq *a, int64_t *limit, char *after, size_t alen)
 void
 sources_list(struct areq *a)
 {
-	mongoc_client_t		*c;
-	mongoc_collection_t	*col;
-	mongoc_cursor_t		*cur;
-	const bson_t		*d;
-	bson_t			 q = BSON_INITIALIZER, opts = BSON_INITIALIZER;
-	bson_t			 sort, sq = BSON_INITIALIZER, in, or, o1, o2, gt;
-	bson_t			 prev, **docs = NULL, **states = NULL;
-	bson_error_t		 be;
-	size_t			 ndocs = 0, nstates = 0, cap, i;
-	struct jsonw		*w = NULL;
-	int64_t			 limit, created = 0;
-	char			 after[64], key[64], idx[24];
-	bool			 failed = false, more = false;
+	mongoc_client_t	*c;
+	bson_t		 q = BSON_INITIALIZER, prev, or, o1, o2, gt;
+	struct views	 vs;
+	struct jsonw	*w = NULL;
+	int64_t		 limit, created = 0;
+	char		 after[64], err[256];
+	size_t		 i;
+	int		 rc;
 
-	memset(&be, 0, sizeof(be));
+	memset(&vs, 0, sizeof(vs));
 	if (!src_list_query(a, &limit, after, sizeof(after)))
 		goto done;
 	if (!src_store_up(a))
 		goto done;
 	if (after[0] != '\0') {
-		int	rc = src_load_quiet(a, after, &prev);
-
-		if (rc < 0)
+		if ((rc = src_load_quiet(a, after, &prev)) < 0)
 			goto done;
 		if (rc == 0) {
 			http_error(a, 404, "not_found", "after",
@@ -1203,62 +1048,11 @@ sources_list(struct areq *a)
 		bson_append_document_end(&or, &o2);
 		bson_append_array_end(&q, &or);
 	}
-	BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
-	BSON_APPEND_INT32(&sort, "createdAt", 1);
-	BSON_APPEND_INT32(&sort, "_id", 1);
-	bson_append_document_end(&opts, &sort);
-	BSON_APPEND_INT64(&opts, "limit", limit + 1);
-
 	c = store_pop(child_store());
-	col = store_coll(child_store(), c, STORE_SOURCES);
-	cur = mongoc_collection_find_with_opts(col, &q, &opts, NULL);
-	docs = util_xcalloc((size_t)limit + 1, sizeof(*docs));
-	while (mongoc_cursor_next(cur, &d)) {
-		if (store_bson_str(d, "_id") == NULL)
-			continue;
-		if (ndocs == (size_t)limit) {
-			more = true;
-			break;
-		}
-		if ((docs[ndocs++] = bson_copy(d)) == NULL)
-			fatal("out of memory");
-	}
-	if (mongoc_cursor_error(cur, &be))
-		failed = true;
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(col);
-
-	/* The states of this page only: {_id: {$in: [id:fetch, ...]}}. */
-	if (!failed && ndocs > 0) {
-		BSON_APPEND_DOCUMENT_BEGIN(&sq, "_id", &gt);
-		BSON_APPEND_ARRAY_BEGIN(&gt, "$in", &in);
-		for (i = 0; i < ndocs; i++) {
-			const char *id = store_bson_str(docs[i], "_id");
-
-			snprintf(idx, sizeof(idx), "%zu", 2 * i);
-			snprintf(key, sizeof(key), "%s:fetch", id);
-			BSON_APPEND_UTF8(&in, idx, key);
-			snprintf(idx, sizeof(idx), "%zu", 2 * i + 1);
-			snprintf(key, sizeof(key), "%s:deliver", id);
-			BSON_APPEND_UTF8(&in, idx, key);
-		}
-		bson_append_array_end(&gt, &in);
-		bson_append_document_end(&sq, &gt);
-		cap = 2 * ndocs;
-		states = util_xcalloc(cap, sizeof(*states));
-		col = store_coll(child_store(), c, STORE_SOURCE_STATE);
-		cur = mongoc_collection_find_with_opts(col, &sq, NULL, NULL);
-		while (nstates < cap && mongoc_cursor_next(cur, &d))
-			if ((states[nstates++] = bson_copy(d)) == NULL)
-				fatal("out of memory");
-		if (mongoc_cursor_error(cur, &be))
-			failed = true;
-		mongoc_cursor_destroy(cur);
-		mongoc_collection_destroy(col);
-	}
+	rc = views_load(c, &q, limit, &vs, err, sizeof(err));
 	store_push(child_store(), c);
-	if (failed) {
-		src_store_failed(a, be.message);
+	if (rc != 0) {
+		src_store_failed(a, err);
 		goto done;
 	}
 	if ((w = jsonw_new()) == NULL)
@@ -1266,32 +1060,21 @@ sources_list(struct areq *a)
 	jsonw_obj_open(w);
 	jsonw_key(w, "sources");
 	jsonw_arr_open(w);
-	for (i = 0; i < ndocs; i++) {
-		const char *id = store_bson_str(docs[i], "_id");
-
+	for (i = 0; i < vs.n; i++) {
 		jsonw_obj_open(w);
-		src_json_view(w, docs[i], src_find_state(states, nstates, id,
-		    "fetch"), src_find_state(states, nstates, id, "deliver"));
+		view_json(w, &vs.v[i]);
 		jsonw_obj_close(w);
 	}
 	jsonw_arr_close(w);
-	if (more)
-		jsonw_kv_str(w, "nextAfter", store_bson_str(docs[ndocs - 1],
-		    "_id"));
+	if (vs.more)
+		jsonw_kv_str(w, "nextAfter", vs.v[vs.n - 1].id);
 	jsonw_obj_close(w);
 	child_store_result(true, NULL);
 	src_reply_jsonw(a, 200, w, "cannot render sources");
 done:
-	for (i = 0; i < ndocs; i++)
-		bson_destroy(docs[i]);
-	free(docs);
-	for (i = 0; i < nstates; i++)
-		bson_destroy(states[i]);
-	free(states);
+	views_clear(&vs);
 	jsonw_free(w);
 	bson_destroy(&q);
-	bson_destroy(&sq);
-	bson_destroy(&opts);
 }
 
 void
@@ -1436,7 +1219,7 @@ src_json_last_attempt(struct jsonw *w, const bson_t *doc)
 		return;
 	}
 	jsonw_obj_open(w);
-	src_json_time(w, "at", &att, "at");
+	view_json_time(w, "at", &att, "at");
 	jsonw_kv_int(w, "status", store_bson_int(&att, "status", 0));
 	jsonw_kv_str(w, "error", store_bson_str(&att, "error"));
 	jsonw_obj_close(w);
@@ -1483,7 +1266,7 @@ sources_dead_letters(struct areq *a)
 		jsonw_kv_str(w, "id", store_bson_str(d, "_id"));
 		jsonw_kv_str(w, "kind", store_bson_str(d, "kind"));
 		jsonw_kv_str(w, "webhookId", store_bson_str(d, "webhookId"));
-		src_json_time(w, "createdAt", d, "createdAt");
+		view_json_time(w, "createdAt", d, "createdAt");
 		jsonw_kv_int(w, "attempts", store_bson_int(d, "nAttempts", 0));
 		jsonw_kv_int(w, "logCount", store_bson_int(d, "nLogs", 0));
 		jsonw_kv_int(w, "alertCount", src_array_len(d, "alertIds"));

@@ -1,0 +1,369 @@
+/*
+ * The sources as the API reports them. See view.h.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apid/view.h"
+#include "lib/child.h"
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/store.h"
+#include "lib/util.h"
+
+#define VIEW_STATE_ID_MAX	96	/* "<source>:deliver" and its NUL */
+
+const char *const view_statuses[VIEW_NSTATUS] = { "active", "paused",
+    "credentials_invalid", "callback_failing", "callback_gone" };
+
+/*
+ * Derive what v reports from its documents: the status is paused if the
+ * source is paused, else credentials_invalid from fetch, else
+ * callback_failing/callback_gone from deliver, else active; the last error
+ * is fetch's, unless it has none or the callback is the trouble.
+ */
+static void
+view_derive(struct view *v)
+{
+	const char	*fs = NULL, *ds = NULL, *derr;
+
+	if (v->fetch != NULL)
+		fs = store_bson_str(v->fetch, "status");
+	if (v->deliver != NULL)
+		ds = store_bson_str(v->deliver, "status");
+	v->id = store_bson_str(v->src, "_id");
+	v->paused = store_bson_bool(v->src, "paused", false);
+	v->creds_invalid = fs != NULL && strcmp(fs, "credentials_invalid") == 0;
+	v->deliver_failing = ds != NULL && strcmp(ds, "ok") != 0;
+	v->last_fetch_ms = v->fetch != NULL ? store_bson_int(v->fetch,
+	    "lastFetchAt", 0) : 0;
+	v->last_delivery_ms = v->deliver != NULL ? store_bson_int(v->deliver,
+	    "lastDeliveryAt", 0) : 0;
+	if (v->paused)
+		v->status = view_statuses[1];
+	else if (v->creds_invalid)
+		v->status = view_statuses[2];
+	else if (ds != NULL && strcmp(ds, view_statuses[3]) == 0)
+		v->status = view_statuses[3];
+	else if (ds != NULL && strcmp(ds, view_statuses[4]) == 0)
+		v->status = view_statuses[4];
+	else
+		v->status = view_statuses[0];
+	v->last_error = v->fetch != NULL ? store_bson_str(v->fetch,
+	    "lastError") : NULL;
+	derr = v->deliver != NULL ? store_bson_str(v->deliver, "lastError") :
+	    NULL;
+	if ((v->last_error == NULL || v->status == view_statuses[3] ||
+	    v->status == view_statuses[4]) && derr != NULL)
+		v->last_error = derr;
+}
+
+/* A copy of source document src without its secrets. */
+static bson_t *
+view_copy_src(const bson_t *src)
+{
+	bson_t	*d = bson_new();
+
+	bson_copy_to_excluding_noinit(src, d, "credentials", "webhookSecret",
+	    "requestDigest", NULL);
+	return d;
+}
+
+static int
+view_cmp_id(const void *a, const void *b)
+{
+	const struct view *const *x = a, *const *y = b;
+
+	return strcmp((*x)->id, (*y)->id);
+}
+
+const struct view *
+views_find(const struct views *vs, const char *id, size_t idlen)
+{
+	size_t	lo = 0, hi = vs->n, mid;
+	int	c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = strncmp(vs->byid[mid]->id, id, idlen);
+		if (c == 0 && vs->byid[mid]->id[idlen] != '\0')
+			c = 1;
+		if (c == 0)
+			return vs->byid[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/*
+ * Attach state document d ("<source>:fetch" or "<source>:deliver") to its
+ * source's view, if that source is in vs (states of removed sources are
+ * left out).
+ */
+static void
+views_attach(struct views *vs, const bson_t *d)
+{
+	const char	*id, *colon;
+	struct view	*v;
+	bson_t		**slot;
+
+	if ((id = store_bson_str(d, "_id")) == NULL ||
+	    (colon = strrchr(id, ':')) == NULL ||
+	    (v = (struct view *)views_find(vs, id, (size_t)(colon - id))) ==
+	    NULL)
+		return;
+	if (strcmp(colon + 1, "fetch") == 0)
+		slot = &v->fetch;
+	else if (strcmp(colon + 1, "deliver") == 0)
+		slot = &v->deliver;
+	else
+		return;
+	if (*slot == NULL && (*slot = bson_copy(d)) == NULL)
+		fatal("out of memory");
+}
+
+/* Read the documents of cursor cur into the views; false on an error. */
+static bool
+views_read_states(struct views *vs, mongoc_cursor_t *cur, char *err,
+    size_t errlen)
+{
+	const bson_t	*d;
+	bson_error_t	 be;
+
+	while (mongoc_cursor_next(cur, &d))
+		views_attach(vs, d);
+	if (mongoc_cursor_error(cur, &be)) {
+		snprintf(err, errlen, "%s", be.message);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * The selector of the states of vs's sources, {_id: {$in: [<id>:fetch,
+ * <id>:deliver, ...]}}; bson_destroy it.
+ */
+static bson_t *
+views_states_sel(const struct views *vs)
+{
+	char	(*keys)[VIEW_STATE_ID_MAX];
+	bson_t	*sel;
+	size_t	 i;
+
+	keys = util_xcalloc(2 * vs->n + 1, sizeof(*keys));
+	for (i = 0; i < vs->n; i++) {
+		snprintf(keys[2 * i], sizeof(keys[0]), "%s:fetch",
+		    vs->v[i].id);
+		snprintf(keys[2 * i + 1], sizeof(keys[0]), "%s:deliver",
+		    vs->v[i].id);
+	}
+	sel = store_sel_ids(keys, sizeof(keys[0]), 2 * vs->n, false);
+	free(keys);
+	return sel;
+}
+
+int
+views_load(mongoc_client_t *c, const bson_t *q, int64_t limit,
+    struct views *vs, char *err, size_t errlen)
+{
+	mongoc_collection_t	*col;
+	mongoc_cursor_t		*cur;
+	const bson_t		*d;
+	bson_t			 empty = BSON_INITIALIZER, *opts, *sel = NULL;
+	bson_error_t		 be;
+	size_t			 cap = 0, i;
+	bool			 ok;
+
+	memset(vs, 0, sizeof(*vs));
+	if (limit > 0)
+		opts = BCON_NEW("sort", "{", "createdAt", BCON_INT32(1),
+		    "_id", BCON_INT32(1), "}", "limit", BCON_INT64(limit + 1),
+		    "projection", "{", "credentials", BCON_INT32(0),
+		    "webhookSecret", BCON_INT32(0), "requestDigest",
+		    BCON_INT32(0), "}");
+	else
+		opts = BCON_NEW("projection", "{", "credentials",
+		    BCON_INT32(0), "webhookSecret", BCON_INT32(0),
+		    "requestDigest", BCON_INT32(0), "}");
+	col = store_coll(child_store(), c, STORE_SOURCES);
+	cur = mongoc_collection_find_with_opts(col, q != NULL ? q : &empty,
+	    opts, NULL);
+	while (mongoc_cursor_next(cur, &d)) {
+		if (store_bson_str(d, "_id") == NULL)
+			continue;
+		if (limit > 0 && vs->n == (size_t)limit) {
+			vs->more = true;
+			break;
+		}
+		if (vs->n == cap) {
+			cap = cap > 0 ? cap * 2 : 64;
+			vs->v = reallocarray(vs->v, cap, sizeof(*vs->v));
+			if (vs->v == NULL)
+				fatal("out of memory");
+		}
+		memset(&vs->v[vs->n], 0, sizeof(vs->v[0]));
+		if ((vs->v[vs->n].src = bson_copy(d)) == NULL)
+			fatal("out of memory");
+		vs->v[vs->n].id = store_bson_str(vs->v[vs->n].src, "_id");
+		vs->n++;
+	}
+	ok = !mongoc_cursor_error(cur, &be);
+	if (!ok)
+		snprintf(err, errlen, "%s", be.message);
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(col);
+	bson_destroy(opts);
+	if (!ok)
+		return -EIO;
+
+	vs->byid = util_xcalloc(vs->n + 1, sizeof(*vs->byid));
+	for (i = 0; i < vs->n; i++)
+		vs->byid[i] = &vs->v[i];
+	qsort(vs->byid, vs->n, sizeof(*vs->byid), view_cmp_id);
+	if (vs->n > 0 || limit == 0) {
+		/* A page: its states only; else all of them, one scan. */
+		if (limit > 0)
+			sel = views_states_sel(vs);
+		col = store_coll(child_store(), c, STORE_SOURCE_STATE);
+		cur = mongoc_collection_find_with_opts(col, sel != NULL ? sel :
+		    &empty, NULL, NULL);
+		ok = views_read_states(vs, cur, err, errlen);
+		mongoc_cursor_destroy(cur);
+		mongoc_collection_destroy(col);
+		if (sel != NULL)
+			bson_destroy(sel);
+	}
+	for (i = 0; i < vs->n; i++)
+		view_derive(&vs->v[i]);
+	return ok ? 0 : -EIO;
+}
+
+int
+view_of_doc(const bson_t *src, struct view *v, char *err, size_t errlen)
+{
+	struct views	 vs;
+	struct view	*pv = v;
+	mongoc_client_t	*c;
+	mongoc_collection_t *col;
+	mongoc_cursor_t	*cur;
+	bson_t		*sel;
+	bool		 ok;
+
+	memset(v, 0, sizeof(*v));
+	v->src = view_copy_src(src);
+	v->id = store_bson_str(v->src, "_id");
+	if (v->id == NULL) {
+		view_derive(v);
+		return 0;
+	}
+	vs.v = v;
+	vs.n = 1;
+	vs.byid = &pv;
+	vs.more = false;
+	sel = views_states_sel(&vs);
+	c = store_pop(child_store());
+	col = store_coll(child_store(), c, STORE_SOURCE_STATE);
+	cur = mongoc_collection_find_with_opts(col, sel, NULL, NULL);
+	ok = views_read_states(&vs, cur, err, errlen);
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(col);
+	store_push(child_store(), c);
+	bson_destroy(sel);
+	view_derive(v);
+	return ok ? 0 : -EIO;
+}
+
+void
+view_clear(struct view *v)
+{
+	if (v->src != NULL)
+		bson_destroy(v->src);
+	if (v->fetch != NULL)
+		bson_destroy(v->fetch);
+	if (v->deliver != NULL)
+		bson_destroy(v->deliver);
+	memset(v, 0, sizeof(*v));
+}
+
+void
+views_clear(struct views *vs)
+{
+	size_t	i;
+
+	for (i = 0; i < vs->n; i++)
+		view_clear(&vs->v[i]);
+	free(vs->v);
+	free(vs->byid);
+	memset(vs, 0, sizeof(*vs));
+}
+
+void
+view_json_time(struct jsonw *w, const char *key, const bson_t *doc,
+    const char *field)
+{
+	int64_t	ms = doc != NULL ? store_bson_int(doc, field, 0) : 0;
+	char	buf[32];
+
+	if (ms <= 0) {
+		jsonw_key(w, key);
+		jsonw_null(w);
+		return;
+	}
+	time_format_rfc3339_ms(ms, buf);
+	jsonw_kv_str(w, key, buf);
+}
+
+/* Write a string array of doc (key) as a JSON array. */
+static void
+view_json_strv(struct jsonw *w, const bson_t *doc, const char *key)
+{
+	bson_iter_t	it, sub;
+
+	jsonw_key(w, key);
+	jsonw_arr_open(w);
+	if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_ARRAY(&it) &&
+	    bson_iter_recurse(&it, &sub)) {
+		while (bson_iter_next(&sub))
+			if (BSON_ITER_HOLDS_UTF8(&sub))
+				jsonw_str(w, bson_iter_utf8(&sub, NULL));
+	}
+	jsonw_arr_close(w);
+}
+
+void
+view_json(struct jsonw *w, const struct view *v)
+{
+	const bson_t	*src = v->src;
+	bson_iter_t	 it;
+
+	jsonw_kv_str(w, "id", v->id);
+	jsonw_kv_str(w, "sourceType", store_bson_str(src, "sourceType"));
+	jsonw_kv_str(w, "clientEmail", store_bson_str(src, "clientEmail"));
+	jsonw_kv_str(w, "subject", store_bson_str(src, "subject"));
+	view_json_strv(w, src, "scopes");
+	view_json_strv(w, src, "applications");
+	jsonw_kv_int(w, "logFetchInterval",
+	    store_bson_int(src, "logFetchInterval", 0));
+	jsonw_kv_int(w, "initialLookback",
+	    store_bson_int(src, "initialLookback", 0));
+	jsonw_kv_str(w, "callbackUrl", store_bson_str(src, "callbackUrl"));
+	jsonw_kv_bool(w, "paused", v->paused);
+	jsonw_kv_str(w, "status", v->status);
+	view_json_time(w, "lastFetchAt", v->fetch, "lastFetchAt");
+	view_json_time(w, "lastDeliveryAt", v->deliver, "lastDeliveryAt");
+	jsonw_kv_str(w, "lastError", v->last_error);
+	jsonw_kv_int(w, "credentialsVersion",
+	    store_bson_int(src, "credentialsVersion", 1));
+	if (bson_iter_init_find(&it, src, "previousWebhookSecret") &&
+	    BSON_ITER_HOLDS_DOCUMENT(&it) && store_bson_int(src,
+	    "previousWebhookSecret.until", 0) > util_now_ms())
+		view_json_time(w, "previousWebhookSecretValidUntil", src,
+		    "previousWebhookSecret.until");
+	view_json_time(w, "createdAt", src, "createdAt");
+	view_json_time(w, "updatedAt", src, "updatedAt");
+}

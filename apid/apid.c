@@ -2,8 +2,9 @@
  * auditrelay-apid: the REST management API on libevent's evhttp. This file
  * is the daemon's frame (configuration, master key, IPC dispatch); the
  * HTTP layer is http.c (routes) and conn.c (connections), the endpoints
- * sources.c and metrics.c, the sources as reported (status) view.c, the
- * Elasticsearch export esexport.c, request validation validate.c.
+ * sources.c and metrics.c, the add/rotate/patch pipeline pipeline.c, the
+ * sources as reported (status) view.c, the Elasticsearch export
+ * esexport.c, request validation validate.c.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -1,9 +1,11 @@
 /*
  * The sources endpoints. Validation is synchronous (validate.c); adding a
- * source or rotating its credentials then resolves the callback host and
- * asks Google, both asynchronously on the event loop, and only then
- * encrypts and stores. Store calls are short blocking libmongoc calls,
- * refused at once (503) while the store is known to be down.
+ * source, rotating its credentials or patching it then goes through the
+ * pipeline (pipeline.c: the callback host resolved and checked, Google
+ * asked, both asynchronously on the event loop), whose last step is the
+ * commit here: seal, store, reply. What a source reports (status, last
+ * times) comes from view.c. Store calls are short blocking libmongoc
+ * calls, refused at once (503) while the store is known to be down.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,14 +13,12 @@
 #include <string.h>
 #include <sys/queue.h>
 
-#include <event2/dns.h>
-#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <event2/util.h>
 
 #include "apid/apid.h"
 #include "apid/http.h"
+#include "apid/pipeline.h"
 #include "apid/sources.h"
 #include "apid/validate.h"
 #include "apid/view.h"
@@ -27,7 +27,6 @@
 #include "lib/google.h"
 #include "lib/json.h"
 #include "lib/log.h"
-#include "lib/netaddr.h"
 #include "lib/store.h"
 #include "lib/util.h"
 
@@ -37,32 +36,6 @@
 #define DEAD_LIMIT_DEFAULT	100
 #define DEAD_LIMIT_MAX		1000
 #define REPLAY_IDS_MAX		1000
-
-enum op_kind {
-	OP_ADD,
-	OP_CREDS,
-	OP_PATCH,
-};
-
-/* An add/rotate/patch waiting for the resolver and Google. */
-struct op {
-	enum op_kind	 kind;
-	struct areq	*a;
-	struct src_input in;
-	char		 id[37];
-	int64_t		 cred_version;	/* OP_CREDS: current version */
-	bool		 dns_pending;
-	int		 dns_result;	/* EVUTIL_EAI_* or 0 */
-	bool		 dns_public;	/* every address public */
-	int		 naddrs;
-	enum google_check_result g_result;
-	char		 g_reason[64];
-	char		 g_diag[GOOGLE_DIAG_MAX];
-	int64_t		 t0;
-};
-
-static void	op_after_dns(struct op *op);
-static void	op_commit(struct op *op);
 
 /* True when s is a lower-case RFC 4122 UUID (what we hand out). */
 static bool
@@ -345,165 +318,9 @@ src_reply_existing(struct areq *a, const struct src_input *in,
 	    in->id);
 }
 
+/* Commit of an add: insert the new source; 201 with it and its secret. */
 static void
-op_free(struct op *op)
-{
-	src_input_clear(&op->in);
-	apid.inflight--;
-	free(op);
-}
-
-/* Deferred step: never continue from inside a library's start call. */
-static void
-op_step_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct op	*op = arg;
-
-	if (op->dns_pending) {
-		op->dns_pending = false;
-		op_after_dns(op);
-	} else
-		op_commit(op);
-}
-
-static void
-op_defer(struct op *op)
-{
-	struct timeval	tv = { 0, 0 };
-
-	if (event_base_once(child_base(), -1, EV_TIMEOUT, op_step_cb, op,
-	    &tv) != 0)
-		fatal("event_base_once failed");
-}
-
-static void
-op_dns_cb(int result, struct evutil_addrinfo *res, void *arg)
-{
-	struct op		*op = arg;
-	struct evutil_addrinfo	*ai;
-
-	op->dns_result = result;
-	op->dns_public = true;
-	for (ai = res; result == 0 && ai != NULL; ai = ai->ai_next) {
-		op->naddrs++;
-		if (!netaddr_is_public(ai->ai_addr))
-			op->dns_public = false;
-	}
-	if (res != NULL)
-		evutil_freeaddrinfo(res);
-	op_defer(op);
-}
-
-static void
-op_google_cb(enum google_check_result r, const char *reason,
-    const char *diagnosis, void *arg)
-{
-	struct op	*op = arg;
-
-	op->g_result = r;
-	util_strlcpy(op->g_reason, reason ? reason : "", sizeof(op->g_reason));
-	util_strlcpy(op->g_diag, diagnosis ? diagnosis : "",
-	    sizeof(op->g_diag));
-	op_defer(op);
-}
-
-/* Start an operation: resolve the callback host if it is a name. */
-static void
-op_start(struct op *op)
-{
-	struct evutil_addrinfo	hints;
-
-	apid.inflight++;
-	op->t0 = util_mono_ms();
-	if (op->in.has_callback && !op->in.cb_literal && apid.dns != NULL) {
-		memset(&hints, 0, sizeof(hints));
-		hints.ai_family = AF_UNSPEC;
-		hints.ai_socktype = SOCK_STREAM;
-		op->dns_pending = true;
-		evdns_getaddrinfo(apid.dns, op->in.cb_host, NULL, &hints,
-		    op_dns_cb, op);
-		return;
-	}
-	if (op->in.has_callback && !op->in.cb_literal) {
-		/* No asynchronous resolver: the blocking check. */
-		char	err[256];
-		int	rc = netaddr_check_host(op->in.cb_host,
-		    config_bool(child_config(),
-		    CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS), err, sizeof(err));
-
-		if (rc != 0) {
-			http_error(op->a, 400, rc == -EHOSTUNREACH ?
-			    "forbidden_address" : "invalid_field",
-			    "callbackUrl", "callbackUrl: %s", err);
-			op_free(op);
-			return;
-		}
-	}
-	op_after_dns(op);
-}
-
-/* After the resolver: check the addresses, then ask Google if needed. */
-static void
-op_after_dns(struct op *op)
-{
-	struct google_check_opts	 o;
-	const struct config		*cfg = child_config();
-	char				 err[256];
-
-	if (http_gone(op->a)) {
-		http_done(op->a);
-		op_free(op);
-		return;
-	}
-	if (op->in.has_callback && !op->in.cb_literal && apid.dns != NULL) {
-		if (op->dns_result != 0 || op->naddrs == 0) {
-			http_error(op->a, 400, "unresolvable_host",
-			    "callbackUrl", "callbackUrl: the host \"%.200s\" "
-			    "does not resolve (%s)", op->in.cb_host,
-			    op->dns_result ? evutil_gai_strerror(
-			    op->dns_result) : "no address");
-			op_free(op);
-			return;
-		}
-		if (!op->dns_public && !config_bool(cfg,
-		    CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS)) {
-			http_error(op->a, 400, "forbidden_address",
-			    "callbackUrl", "callbackUrl: the host resolves to "
-			    "a non-public address (loopback, private, "
-			    "link-local, CGNAT, multicast or reserved); set "
-			    "AUDITRELAY_DELIVERY_ALLOW_PRIVATE_NETWORKS=1 to "
-			    "allow private networks");
-			op_free(op);
-			return;
-		}
-	}
-	if (op->kind == OP_PATCH) {
-		op_commit(op);
-		return;
-	}
-	memset(&o, 0, sizeof(o));
-	o.httpc = apid.httpc;
-	o.token_url = config_str(cfg, CONF_GOOGLE_TOKEN_URL);
-	o.api_base = config_str(cfg, CONF_GOOGLE_API_BASE);
-	o.client_email = op->in.creds.client_email;
-	o.private_key_pem = op->in.creds.private_key;
-	o.private_key_id = op->in.creds.private_key_id;
-	o.subject = op->in.creds.subject;
-	o.apps = (const char *const *)op->in.apps;
-	o.napps = op->in.napps;
-	o.timeout_ms = 15000;
-	op->dns_pending = false;
-	if (google_check_credentials(&o, op_google_cb, op, NULL, err,
-	    sizeof(err)) != 0) {
-		http_error(op->a, 400, "invalid_field", op->kind == OP_ADD ?
-		    "credentials.privateKey" : "privateKey", "%s", err);
-		op_free(op);
-	}
-}
-
-/* Insert the new source; reply 201 with it and its secret. */
-static void
-op_commit_add(struct op *op)
+src_commit_add(struct pipe *op)
 {
 	const struct config	*cfg = child_config();
 	bson_t			 doc = BSON_INITIALIZER, scopes;
@@ -616,8 +433,9 @@ src_update(struct areq *a, const char *id, const bson_t *set)
 	return true;
 }
 
+/* Commit of PUT credentials: seal them at the next version; 200. */
 static void
-op_commit_creds(struct op *op)
+src_commit_creds(struct pipe *op)
 {
 	bson_t	set = BSON_INITIALIZER, scopes;
 
@@ -649,8 +467,9 @@ done:
 	bson_destroy(&set);
 }
 
+/* Commit of PATCH: $set what the body gave; 200 with the source. */
 static void
-op_commit_patch(struct op *op)
+src_commit_patch(struct pipe *op)
 {
 	bson_t	set = BSON_INITIALIZER;
 
@@ -680,81 +499,6 @@ op_commit_patch(struct op *op)
 	src_reply_reloaded(op->a, op->id);
 done:
 	bson_destroy(&set);
-}
-
-/* Google answered (or the patch needs no check): store and reply. */
-static void
-op_commit(struct op *op)
-{
-	if (http_gone(op->a)) {
-		/* Nobody would learn the id or the secret: store nothing. */
-		log_info("client went away before the answer; nothing stored");
-		http_done(op->a);
-		op_free(op);
-		return;
-	}
-	if (op->kind != OP_PATCH) {
-		if (op->g_result == GOOGLE_CHECK_OK)
-			apid.google_checks[0]++;
-		else if (op->g_result == GOOGLE_CHECK_REFUSED) {
-			apid.google_checks[1]++;
-			log_info("Google refused credentials client=%s: %s",
-			    op->in.creds.client_email, op->g_reason);
-			if (op->g_diag[0] != '\0')
-				http_error(op->a, 422, "credentials_refused",
-				    "credentials", "%s", op->g_diag);
-			else
-				http_error(op->a, 422, "credentials_refused",
-				    "credentials", "Google refused the "
-				    "credentials (%s)", op->g_reason);
-			op_free(op);
-			return;
-		} else {
-			apid.google_checks[2]++;
-			log_warn("cannot check credentials with Google: %s; "
-			    "nothing stored, the client may retry",
-			    op->g_reason);
-			evhttp_add_header(evhttp_request_get_output_headers(
-			    op->a->req), "Retry-After", "30");
-			http_error(op->a, 503, "google_unavailable", NULL,
-			    "Google could not be reached to check the "
-			    "credentials (%s): %s; nothing was stored, retry "
-			    "later", op->g_reason, op->g_diag);
-			op_free(op);
-			return;
-		}
-	}
-	switch (op->kind) {
-	case OP_ADD:
-		op_commit_add(op);
-		break;
-	case OP_CREDS:
-		op_commit_creds(op);
-		break;
-	case OP_PATCH:
-		op_commit_patch(op);
-		break;
-	}
-	op_free(op);
-}
-
-/* A new op for a, or NULL after replying 503 when too many are running. */
-static struct op *
-op_new(struct areq *a, enum op_kind kind)
-{
-	struct op	*op;
-
-	if (apid.inflight >= APID_ASYNC_MAX) {
-		evhttp_add_header(evhttp_request_get_output_headers(a->req),
-		    "Retry-After", "5");
-		http_error(a, 503, "busy", NULL, "too many checks in "
-		    "progress; retry in a few seconds");
-		return NULL;
-	}
-	op = util_xcalloc(1, sizeof(*op));
-	op->kind = kind;
-	op->a = a;
-	return op;
 }
 
 /*
@@ -791,7 +535,7 @@ sources_add(struct areq *a)
 	const struct config	*cfg = child_config();
 	struct src_input	 in;
 	struct verr		 e;
-	struct op		*op;
+	struct pipe		*op;
 
 	memset(&e, 0, sizeof(e));
 	if (validate_add_source(a->body, config_int(cfg,
@@ -821,12 +565,12 @@ sources_add(struct areq *a)
 		src_input_clear(&in);
 		return;
 	}
-	if ((op = op_new(a, OP_ADD)) == NULL) {
+	if ((op = pipe_new(a, PIPE_ADD, src_commit_add)) == NULL) {
 		src_input_clear(&in);
 		return;
 	}
 	op->in = in;
-	op_start(op);
+	pipe_start(op);
 }
 
 void
@@ -834,7 +578,7 @@ sources_put_credentials(struct areq *a)
 {
 	struct src_input	 in;
 	struct verr		 e;
-	struct op		*op;
+	struct pipe		*op;
 	bson_t			 doc;
 	bson_iter_t		 it, sub;
 
@@ -847,7 +591,7 @@ sources_put_credentials(struct areq *a)
 		http_verr(a, &e);
 		return;
 	}
-	if ((op = op_new(a, OP_CREDS)) == NULL) {
+	if ((op = pipe_new(a, PIPE_CREDS, src_commit_creds)) == NULL) {
 		bson_destroy(&doc);
 		src_input_clear(&in);
 		return;
@@ -863,7 +607,7 @@ sources_put_credentials(struct areq *a)
 	util_strlcpy(op->id, a->id, sizeof(op->id));
 	op->cred_version = store_bson_int(&doc, "credentialsVersion", 1);
 	bson_destroy(&doc);
-	op_start(op);
+	pipe_start(op);
 }
 
 void
@@ -872,7 +616,7 @@ sources_patch(struct areq *a)
 	const struct config	*cfg = child_config();
 	struct src_input	 in;
 	struct verr		 e;
-	struct op		*op;
+	struct pipe		*op;
 	bson_t			 doc;
 	bool			 paused;
 
@@ -896,13 +640,13 @@ sources_patch(struct areq *a)
 		src_input_clear(&in);
 		return;
 	}
-	if ((op = op_new(a, OP_PATCH)) == NULL) {
+	if ((op = pipe_new(a, PIPE_PATCH, src_commit_patch)) == NULL) {
 		src_input_clear(&in);
 		return;
 	}
 	op->in = in;
 	util_strlcpy(op->id, a->id, sizeof(op->id));
-	op_start(op);
+	pipe_start(op);
 }
 
 void

@@ -56,6 +56,7 @@ struct dead_job {
 	char		**ids;		/* expired batches of owned sources */
 	char		**sids;		/* their source */
 	size_t		  nids;
+	size_t		  nseen;	/* found, owned or not */
 	bool		  more;		/* the find hit its limit */
 	struct dead_count {
 		char	 sid[64];
@@ -112,43 +113,64 @@ prune_recently_delivered(const char *batch_id)
 	return false;
 }
 
-/* Worker: the ids of delivered metadata older than the keep time. */
-static void
-prune_sweep_ids(struct prune_job *pj)
+/*
+ * Worker: each document of coll matching filter (with opts) to each().
+ * 0, or -EIO with err[] naming what.
+ */
+static int
+prune_find(const char *collname, const bson_t *filter, const bson_t *opts,
+    void (*each)(const bson_t *, void *), void *arg, const char *what,
+    char *err, size_t errlen)
 {
 	mongoc_client_t		*c;
 	mongoc_collection_t	*coll;
 	mongoc_cursor_t		*cur;
 	const bson_t		*doc;
-	bson_t			*filter, *opts;
 	bson_error_t		 berr;
+	int			 rc = 0;
+
+	c = store_pop(D.store);
+	coll = store_coll(D.store, c, collname);
+	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+	while (mongoc_cursor_next(cur, &doc))
+		each(doc, arg);
+	if (mongoc_cursor_error(cur, &berr)) {
+		rc = -EIO;
+		snprintf(err, errlen, "%s: %.400s", what, berr.message);
+	}
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(coll);
+	store_push(D.store, c);
+	return rc;
+}
+
+static void
+prune_sweep_one(const bson_t *doc, void *arg)
+{
+	struct prune_job	*pj = arg;
+	const char		*id = store_bson_str(doc, "_id");
+
+	if (id == NULL)
+		return;
+	pj->ids = reallocarray(pj->ids, pj->nids + 1, sizeof(*pj->ids));
+	if (pj->ids == NULL)
+		fatal("out of memory");
+	pj->ids[pj->nids++] = util_xstrdup(id);
+}
+
+/* Worker: the ids of delivered metadata older than the keep time. */
+static void
+prune_sweep_ids(struct prune_job *pj)
+{
+	bson_t	*filter, *opts;
 
 	filter = BCON_NEW("state", BCON_UTF8("delivered"), "deliveredAt",
 	    "{", "$lt", BCON_INT64(util_now_ms() - PRUNE_KEEP_DELIVERED_MS),
 	    "}");
 	opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}",
 	    "limit", BCON_INT64(PRUNE_MAX_IDS));
-	c = store_pop(D.store);
-	coll = store_coll(D.store, c, STORE_BATCHES);
-	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
-	while (mongoc_cursor_next(cur, &doc)) {
-		const char *id = store_bson_str(doc, "_id");
-
-		if (id == NULL)
-			continue;
-		pj->ids = realloc(pj->ids, (pj->nids + 1) * sizeof(*pj->ids));
-		if (pj->ids == NULL)
-			fatal("out of memory");
-		pj->ids[pj->nids++] = util_xstrdup(id);
-	}
-	if (mongoc_cursor_error(cur, &berr)) {
-		pj->rc = -EIO;
-		snprintf(pj->err, sizeof(pj->err), "find delivered batches: "
-		    "%.400s", berr.message);
-	}
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(coll);
-	store_push(D.store, c);
+	pj->rc = prune_find(STORE_BATCHES, filter, opts, prune_sweep_one, pj,
+	    "find delivered batches", pj->err, sizeof(pj->err));
 	bson_destroy(filter);
 	bson_destroy(opts);
 }
@@ -242,53 +264,52 @@ dead_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static void
+dead_find_one(const bson_t *doc, void *arg)
+{
+	struct dead_job	*dj = arg;
+	const char	*id = store_bson_str(doc, "_id");
+	const char	*sid = store_bson_str(doc, "sourceId");
+
+	dj->nseen++;
+	if (id == NULL || sid == NULL || bsearch(&sid, dj->owned, dj->nowned,
+	    sizeof(*dj->owned), dead_cmp) == NULL)
+		return;
+	dj->ids = reallocarray(dj->ids, dj->nids + 1, sizeof(*dj->ids));
+	dj->sids = reallocarray(dj->sids, dj->nids + 1, sizeof(*dj->sids));
+	if (dj->ids == NULL || dj->sids == NULL)
+		fatal("out of memory");
+	dj->ids[dj->nids] = util_xstrdup(id);
+	dj->sids[dj->nids++] = util_xstrdup(sid);
+}
+
 /* Worker: the expired dead letters of the owned sources into dj. */
 static void
 dead_find(struct dead_job *dj)
 {
-	mongoc_client_t		*c;
-	mongoc_collection_t	*coll;
-	mongoc_cursor_t		*cur;
-	const bson_t		*doc;
-	bson_t			*filter, *opts;
-	bson_error_t		 berr;
-	size_t			 seen = 0;
+	bson_t	*filter, *opts;
 
 	filter = BCON_NEW("state", BCON_UTF8("dead"), "deadAt", "{", "$lt",
 	    BCON_INT64(dj->cutoff), "}");
 	opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "sourceId",
 	    BCON_INT32(1), "}", "limit", BCON_INT64(PRUNE_MAX_IDS));
-	c = store_pop(D.store);
-	coll = store_coll(D.store, c, STORE_BATCHES);
-	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
-	while (mongoc_cursor_next(cur, &doc)) {
-		const char *id = store_bson_str(doc, "_id");
-		const char *sid = store_bson_str(doc, "sourceId");
-
-		seen++;
-		if (id == NULL || sid == NULL || bsearch(&sid, dj->owned,
-		    dj->nowned, sizeof(*dj->owned), dead_cmp) == NULL)
-			continue;
-		dj->ids = reallocarray(dj->ids, dj->nids + 1,
-		    sizeof(*dj->ids));
-		dj->sids = reallocarray(dj->sids, dj->nids + 1,
-		    sizeof(*dj->sids));
-		if (dj->ids == NULL || dj->sids == NULL)
-			fatal("out of memory");
-		dj->ids[dj->nids] = util_xstrdup(id);
-		dj->sids[dj->nids++] = util_xstrdup(sid);
-	}
-	if (mongoc_cursor_error(cur, &berr)) {
-		dj->rc = -EIO;
-		snprintf(dj->err, sizeof(dj->err), "find dead letters: %.400s",
-		    berr.message);
-	}
-	dj->more = seen >= PRUNE_MAX_IDS;
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(coll);
-	store_push(D.store, c);
+	dj->rc = prune_find(STORE_BATCHES, filter, opts, dead_find_one, dj,
+	    "find dead letters", dj->err, sizeof(dj->err));
+	dj->more = dj->nseen >= PRUNE_MAX_IDS;
 	bson_destroy(filter);
 	bson_destroy(opts);
+}
+
+static void
+dead_survivor(const bson_t *doc, void *arg)
+{
+	struct dead_job	*dj = arg;
+	const char	*id = store_bson_str(doc, "_id");
+	size_t		 j;
+
+	for (j = 0; id != NULL && j < dj->nids; j++)
+		if (strcmp(dj->ids[j], id) == 0)
+			dj->ids[j][0] = '\0';	/* kept */
 }
 
 /*
@@ -298,34 +319,12 @@ dead_find(struct dead_job *dj)
 static void
 dead_keep_survivors(struct dead_job *dj)
 {
-	mongoc_client_t		*c;
-	mongoc_collection_t	*coll;
-	mongoc_cursor_t		*cur;
-	const bson_t		*doc;
-	bson_t			*sel, *opts;
-	bson_error_t		 berr;
-	size_t			 j;
+	bson_t	*sel, *opts;
 
 	sel = store_sel_ids(dj->ids, sizeof(char *), dj->nids, true);
 	opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}");
-	c = store_pop(D.store);
-	coll = store_coll(D.store, c, STORE_BATCHES);
-	cur = mongoc_collection_find_with_opts(coll, sel, opts, NULL);
-	while (mongoc_cursor_next(cur, &doc)) {
-		const char *id = store_bson_str(doc, "_id");
-
-		for (j = 0; id != NULL && j < dj->nids; j++)
-			if (strcmp(dj->ids[j], id) == 0)
-				dj->ids[j][0] = '\0';	/* kept */
-	}
-	if (mongoc_cursor_error(cur, &berr)) {
-		dj->rc = -EIO;
-		snprintf(dj->err, sizeof(dj->err), "find replayed dead "
-		    "letters: %.400s", berr.message);
-	}
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(coll);
-	store_push(D.store, c);
+	dj->rc = prune_find(STORE_BATCHES, sel, opts, dead_survivor, dj,
+	    "find replayed dead letters", dj->err, sizeof(dj->err));
 	bson_destroy(sel);
 	bson_destroy(opts);
 }

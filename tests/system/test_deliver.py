@@ -364,6 +364,14 @@ def test_ssrf_loopback_refused_at_connect(wd):
     assert not store_delivered(db, sid)
 
 
+def signed_with(recv, db, sid, secret, tag, total, what):
+    """A receiver that knows only secret verifies 5 new logs; returns their ids."""
+    recv.set_secret(sid, secret)
+    ids = seed_logs(db, sid, 5, tag)
+    h.wait_for(lambda: store_all_delivered(db, sid, total), 30, "delivered (%s)" % what)
+    return ids
+
+
 def test_signature_during_rotation(wd):
     store, sim, ar, (recv,), key, admin = setup(wd)
     db = store.db()
@@ -377,13 +385,9 @@ def test_signature_during_rotation(wd):
     assert doc.get("previousWebhookSecret", {}).get("until", 0) > time.time() * 1000
     # A receiver that still knows only the old secret verifies, and so does
     # one that knows only the new one: both signatures are sent.
-    recv.set_secret(sid, old)
-    ids = seed_logs(db, sid, 5, "a")
-    h.wait_for(lambda: store_all_delivered(db, sid, 5), 30, "delivered (old secret)")
+    ids = signed_with(recv, db, sid, old, "a", 5, "old secret")
     check_consistent(recv, sid, ids)
-    recv.set_secret(sid, new)
-    ids2 = seed_logs(db, sid, 5, "b")
-    h.wait_for(lambda: store_all_delivered(db, sid, 10), 30, "delivered (new secret)")
+    ids2 = signed_with(recv, db, sid, new, "b", 10, "new secret")
     check_consistent(recv, sid, ids + ids2)
     # A credentials rotation leaves both webhook secrets readable (they
     # are bound to webhookSecretVersion, not to credentialsVersion).
@@ -391,12 +395,8 @@ def test_signature_during_rotation(wd):
                          {"serviceAccountKey": key, "subject": admin})
     assert st == 200 and body["credentialsVersion"] == 2, (st, body)
     time.sleep(2)   # deliverd re-reads the source
-    recv.set_secret(sid, old)
-    ids3 = seed_logs(db, sid, 5, "c")
-    h.wait_for(lambda: store_all_delivered(db, sid, 15), 30, "delivered (old, after PUT)")
-    recv.set_secret(sid, new)
-    ids4 = seed_logs(db, sid, 5, "d")
-    h.wait_for(lambda: store_all_delivered(db, sid, 20), 30, "delivered (new, after PUT)")
+    ids3 = signed_with(recv, db, sid, old, "c", 15, "old, after PUT")
+    ids4 = signed_with(recv, db, sid, new, "d", 20, "new, after PUT")
     check_consistent(recv, sid, ids + ids2 + ids3 + ids4)
 
 
@@ -430,12 +430,8 @@ def test_legacy_sealed_secrets(wd):
     h.wait_for(lambda: (db.source_state.find_one({"_id": sid + ":fetch"}) or {}).get("lastFetchAt"),
                30, "a fetch with legacy credentials")
     assert db.source_state.find_one({"_id": sid + ":fetch"})["lastError"] is None
-    recv.set_secret(sid, old)
-    ids = seed_logs(db, sid, 5, "a")
-    h.wait_for(lambda: store_all_delivered(db, sid, 5), 30, "delivered (legacy previous)")
-    recv.set_secret(sid, new)
-    ids2 = seed_logs(db, sid, 5, "b")
-    h.wait_for(lambda: store_all_delivered(db, sid, 10), 30, "delivered (legacy current)")
+    ids = signed_with(recv, db, sid, old, "a", 5, "legacy previous")
+    ids2 = signed_with(recv, db, sid, new, "b", 10, "legacy current")
     check_consistent(recv, sid, ids + ids2)
     # Reading changed nothing in the store.
     assert db.sources.find_one({"_id": sid})["credentials"]["ct"] == legacy["credentials"]["ct"]

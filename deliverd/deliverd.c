@@ -1522,6 +1522,7 @@ deliverd_finish(void)
 	if (finishing)
 		return;
 	finishing = true;
+	queue_record_flush();
 	while ((s = TAILQ_FIRST(&D.sources)) != NULL)
 		deliverd_source_free(s);
 	httpc_free(D.http);

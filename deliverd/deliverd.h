@@ -177,6 +177,8 @@ int	 queue_load_start(struct dsource *s);
 #define QUEUE_ALERTS_PER_BUILD	16
 int	 queue_alerts_start(struct dsource *s);
 char	*queue_body(struct dsource *s, const struct dbatch *b, size_t *len);
+/* Shutdown: send the 2xx not yet recorded to the worker now. */
+void	 queue_record_flush(void);
 int	 queue_record(struct dsource *s, struct dbatch *b,
 	    const struct httpc_resp *resp, const char *state, int64_t now,
 	    const char *error);

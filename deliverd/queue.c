@@ -275,6 +275,174 @@ qrec_done(void *arg)
 }
 
 /*
+ * Deliveries are recorded together. On FerretDB every update scans
+ * `batches` (pending batches and a minute of delivered ones: thousands
+ * of documents under flow), so one update per 2xx made the store the
+ * bottleneck of delivery. Each 2xx joins a list; one updateMany per
+ * status code records all of the list (group commit: the first goes at
+ * once, those that arrive while it is in flight go together when it
+ * returns), so the cost per delivery falls as the rate rises. Until its
+ * record returns a batch is known delivered here (prune_recent), so a
+ * load of the source's pending batches does not send it again.
+ */
+#define QDONE_MAX	1000	/* deliveries per updateMany */
+
+struct qdone {
+	char	 sid[64];
+	char	 bid[40];
+	int32_t	 status;
+};
+
+struct qflush {
+	struct qdone	*d;
+	size_t		 n;
+	int64_t		 now;
+	int		 rc;
+	char		 err[512];
+};
+
+static struct qdone	*qd_list;
+static size_t		 qd_n, qd_cap;
+static bool		 qd_inflight;
+
+static void	qdone_flush(void);
+
+static int
+qdone_cmp(const void *a, const void *b)
+{
+	const struct qdone	*x = a, *y = b;
+
+	return x->status < y->status ? -1 : x->status > y->status;
+}
+
+static void
+qdone_work(void *arg)
+{
+	struct qflush	*f = arg;
+	bson_t		*sel, *upd, set, inc, push, att;
+	bson_error_t	 berr;
+	size_t		 i, j;
+	mongoc_client_t	*c;
+	mongoc_collection_t *coll;
+
+	qsort(f->d, f->n, sizeof(f->d[0]), qdone_cmp);
+	c = store_pop(D.store);
+	coll = store_coll(D.store, c, STORE_BATCHES);
+	for (i = 0; i < f->n && f->rc == 0; i = j) {
+		for (j = i; j < f->n && f->d[j].status == f->d[i].status; j++)
+			;
+		sel = store_sel_ids(&f->d[i].bid, sizeof(f->d[0]), j - i,
+		    false);
+		upd = bson_new();
+		bson_append_document_begin(upd, "$set", -1, &set);
+		BSON_APPEND_UTF8(&set, "state", "delivered");
+		BSON_APPEND_INT64(&set, "deliveredAt", f->now);
+		BSON_APPEND_NULL(&set, "lastError");
+		bson_append_document_end(upd, &set);
+		bson_append_document_begin(upd, "$inc", -1, &inc);
+		BSON_APPEND_INT32(&inc, "nAttempts", 1);
+		bson_append_document_end(upd, &inc);
+		bson_append_document_begin(upd, "$push", -1, &push);
+		bson_append_document_begin(&push, "attempts", -1, &att);
+		BSON_APPEND_INT64(&att, "at", f->now);
+		BSON_APPEND_INT32(&att, "status", f->d[i].status);
+		BSON_APPEND_NULL(&att, "error");
+		bson_append_document_end(&push, &att);
+		bson_append_document_end(upd, &push);
+		if (!mongoc_collection_update_many(coll, sel, upd, NULL, NULL,
+		    &berr)) {
+			snprintf(f->err, sizeof(f->err), "update batches: "
+			    "%.400s", berr.message);
+			f->rc = -EIO;
+		}
+		bson_destroy(sel);
+		bson_destroy(upd);
+	}
+	mongoc_collection_destroy(coll);
+	store_push(D.store, c);
+}
+
+static void
+qdone_done(void *arg)
+{
+	struct qflush	*f = arg;
+	struct dsource	*s;
+	size_t		 i;
+
+	qd_inflight = false;
+	if (deliverd_store_result(f->rc, f->err))
+		for (i = 0; i < f->n; i++)
+			prune_body(f->d[i].bid);
+	else {
+		/* Still pending in the store: read again, sent again. */
+		log_warn("%zu deliveries not recorded (%s); those batches "
+		    "will be sent again with the same webhook-id", f->n,
+		    f->err);
+		for (i = 0; i < f->n; i++) {
+			log_debug("source=%s batch=%s delivered but not "
+			    "recorded", f->d[i].sid, f->d[i].bid);
+			prune_forget(f->d[i].bid);
+			if ((s = deliverd_source_find(f->d[i].sid)) != NULL)
+				s->reload = true;
+		}
+	}
+	free(f->d);
+	free(f);
+	if (qd_n > 0)
+		qdone_flush();
+}
+
+/* Send the list's first QDONE_MAX deliveries to the worker. */
+static void
+qdone_flush(void)
+{
+	struct qflush	*f;
+	size_t		 n = qd_n < QDONE_MAX ? qd_n : QDONE_MAX;
+
+	f = util_xcalloc(1, sizeof(*f));
+	f->d = util_xcalloc(n, sizeof(f->d[0]));
+	memcpy(f->d, qd_list, n * sizeof(f->d[0]));
+	memmove(qd_list, qd_list + n, (qd_n - n) * sizeof(qd_list[0]));
+	qd_n -= n;
+	f->n = n;
+	f->now = util_now_ms();
+	qd_inflight = true;
+	if (worker_submit(qdone_work, qdone_done, f) != 0) {
+		f->rc = -ENOMEM;
+		util_strlcpy(f->err, "out of memory", sizeof(f->err));
+		qdone_done(f);
+	}
+}
+
+/* Shutdown: the deliveries not yet recorded go now, in flight or not. */
+void
+queue_record_flush(void)
+{
+	while (qd_n > 0)
+		qdone_flush();
+}
+
+/* b of s got its 2xx: record it with the others. */
+static void
+qdone_add(struct dsource *s, struct dbatch *b, long status)
+{
+	struct qdone	*d;
+
+	if (qd_n == qd_cap) {
+		qd_cap = qd_cap ? qd_cap * 2 : 64;
+		qd_list = util_xreallocarray(qd_list, qd_cap,
+		    sizeof(qd_list[0]));
+	}
+	d = &qd_list[qd_n++];
+	util_strlcpy(d->sid, s->id, sizeof(d->sid));
+	util_strlcpy(d->bid, b->id, sizeof(d->bid));
+	d->status = (int32_t)status;
+	prune_recent(b->id);
+	if (!qd_inflight)
+		qdone_flush();
+}
+
+/*
  * Record an attempt of b: its new state ("pending", "delivered",
  * "dead"), counters, next attempt, and the attempt itself (time, status,
  * error) appended to attempts. The write runs on the worker; a failure
@@ -289,6 +457,10 @@ queue_record(struct dsource *s, struct dbatch *b,
 	struct qrec	*r;
 	bson_t		 set, push, att;
 
+	if (strcmp(state, "delivered") == 0) {
+		qdone_add(s, b, resp->status);
+		return 0;
+	}
 	r = util_xcalloc(1, sizeof(*r));
 	util_strlcpy(r->sid, s->id, sizeof(r->sid));
 	util_strlcpy(r->bid, b->id, sizeof(r->bid));

@@ -10,6 +10,9 @@
 #include "lib/store.h"
 #include "lib/util.h"
 
+/* The probe's socket timeout: a ping answers in milliseconds. */
+#define STORE_PROBE_TIMEOUT_MS	1500
+
 struct store {
 	mongoc_client_pool_t	*pool;
 	mongoc_uri_t		*uri;
@@ -38,6 +41,7 @@ store_open(const char *uristr, const char *dbname, const char *appname,
     struct store **out, char *err, size_t errlen)
 {
 	struct store	*s;
+	mongoc_uri_t	*probe_uri;
 	bson_error_t	 berr;
 
 	*out = NULL;
@@ -76,9 +80,17 @@ store_open(const char *uristr, const char *dbname, const char *appname,
 	 * The health probe is a single-threaded client: with
 	 * serverSelectionTryOnce it answers within connectTimeoutMS instead
 	 * of waiting out server selection, so a daemon's loop is not held
-	 * while the store is down.
+	 * while the store is down. Its socket timeout is short too: a store
+	 * that accepts connections but does not answer (stopped, swapping,
+	 * a stalled disk) would otherwise hold the loop for socketTimeoutMS
+	 * on a connection made before the stall, and the supervisor would
+	 * take the missed pings for a hung daemon.
 	 */
-	s->probe = mongoc_client_new_from_uri(s->uri);
+	probe_uri = mongoc_uri_copy(s->uri);
+	mongoc_uri_set_option_as_int32(probe_uri, MONGOC_URI_SOCKETTIMEOUTMS,
+	    STORE_PROBE_TIMEOUT_MS);
+	s->probe = mongoc_client_new_from_uri(probe_uri);
+	mongoc_uri_destroy(probe_uri);
 	if (s->probe != NULL)
 		mongoc_client_set_error_api(s->probe, MONGOC_ERROR_API_VERSION_2);
 	s->dbname = util_xstrdup(dbname);

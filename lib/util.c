@@ -57,6 +57,16 @@ util_xstrdup(const char *s)
 }
 
 void *
+util_xreallocarray(void *p, size_t n, size_t size)
+{
+	if (size != 0 && n > SIZE_MAX / size)
+		abort();
+	if ((p = realloc(p, n * size)) == NULL && n * size != 0)
+		abort();
+	return p;
+}
+
+void *
 util_xcalloc(size_t n, size_t size)
 {
 	void	*p = calloc(n, size);

@@ -19,6 +19,8 @@ size_t	 util_strlcpy(char *dst, const char *src, size_t dsize);
 /* strdup that aborts the process on out-of-memory. */
 char	*util_xstrdup(const char *s);
 void	*util_xcalloc(size_t n, size_t size);
+/* reallocarray(3) that aborts on out-of-memory or overflow. */
+void	*util_xreallocarray(void *p, size_t n, size_t size);
 /* A random RFC 4122 version 4 UUID, lower case, into out[37]. */
 void	 util_uuid_v4(char out[37]);
 /* Uniform random integer in [0, n). n > 0. */

@@ -54,7 +54,6 @@ deliverd_load_all_cb(evutil_socket_t fd, short what, void *arg)
 #define STATS_FLUSH_MS	2000	/* delivery counters reach the store */
 static struct event	*finish_ev;
 static bool		 rescan_busy, rescan_again, rescanned;
-static int		 draining_part = -1;	/* being handed over */
 
 static void	deliverd_step(struct dsource *s);
 static void	deliverd_janitor_first_cb(evutil_socket_t, short, void *);
@@ -970,48 +969,83 @@ deliverd_partition_stop(int part)
 		s->handover = false;
 		n++;
 	}
-	if (draining_part == part)
-		draining_part = -1;
 	return n;
 }
 
-/*
- * The partition set's news (on the loop): a partition taken starts its
- * sources, a renewal moves their deadline, a loss stops them at once.
- */
+/* A partition taken (on the loop): its sources start. */
 static void
-deliverd_partition_cb(void *arg, int part, enum partition_event ev,
-    const struct lease *l)
+deliverd_partition_gained(void *arg, int part, const struct lease *l)
 {
 	struct dsource	*s;
 	int		 n = 0;
 
-	switch (ev) {
-	case PARTITION_TAKEN:
-		TAILQ_FOREACH(s, &D.sources, entry)
-			if (s->part == part)
-				n++;
-		log_info("partition %s: delivering here (epoch=%lld, %d "
-		    "sources)", l->resource, (long long)l->epoch, n);
-		deliverd_sources_taken(part, l, NULL);
-		break;
-	case PARTITION_RENEWED:
-		TAILQ_FOREACH(s, &D.sources, entry) {
-			if (s->part != part || !s->lease.held ||
-			    s->lease.epoch != l->epoch)
-				continue;
-			s->lease.deadline_mono = l->deadline_mono;
-			atomic_store(&s->lease_deadline, l->deadline_mono);
-		}
-		break;
-	case PARTITION_LOST:
-		n = deliverd_partition_stop(part);
-		log_warn("partition %s: lease lost or not renewed in time "
-		    "(epoch=%lld); deliveries of its %d sources stop until it "
-		    "is taken again", l->resource, (long long)l->epoch, n);
-		break;
+	TAILQ_FOREACH(s, &D.sources, entry)
+		if (s->part == part)
+			n++;
+	log_info("partition %s: delivering here (epoch=%lld, %d sources)",
+	    l->resource, (long long)l->epoch, n);
+	deliverd_sources_taken(part, l, NULL);
+}
+
+/* A partition renewed: its sources' deadline moves. */
+static void
+deliverd_partition_renewed(void *arg, int part, const struct lease *l)
+{
+	struct dsource	*s;
+
+	TAILQ_FOREACH(s, &D.sources, entry) {
+		if (s->part != part || !s->lease.held ||
+		    s->lease.epoch != l->epoch)
+			continue;
+		s->lease.deadline_mono = l->deadline_mono;
+		atomic_store(&s->lease_deadline, l->deadline_mono);
 	}
 }
+
+/* A partition lost or handed over: its sources stop at once. */
+static void
+deliverd_partition_lost(void *arg, int part, const struct lease *l,
+    bool handover)
+{
+	int	n = deliverd_partition_stop(part);
+
+	if (handover)
+		log_info("partition %s handed over with its %d sources to "
+		    "balance %d instances", l->resource, n,
+		    partition_set_live(D.parts));
+	else
+		log_warn("partition %s: lease lost or not renewed in time "
+		    "(epoch=%lld); deliveries of its %d sources stop until "
+		    "it is taken again", l->resource, (long long)l->epoch, n);
+}
+
+/*
+ * More partitions than our share (another instance joined): a partition
+ * is drained (no new batches, in-flight POSTs finish) before its lease
+ * goes, one at a time, so that the work spreads out.
+ */
+static enum partition_drain
+deliverd_partition_drain(void *arg, int part)
+{
+	struct dsource	*s;
+	bool		 idle = true;
+
+	TAILQ_FOREACH(s, &D.sources, entry) {
+		if (s->part != part || !s->lease.held)
+			continue;
+		s->handover = true;
+		if (s->busy || s->inflight > 0)
+			idle = false;
+	}
+	return idle ? PARTITION_DRAIN_READY : PARTITION_DRAIN_WAIT;
+}
+
+static const struct partition_ops deliverd_partition_ops = {
+	.gained = deliverd_partition_gained,
+	.renewed = deliverd_partition_renewed,
+	.lost = deliverd_partition_lost,
+	.drain = deliverd_partition_drain,
+};
 
 /* A worker job of s finished: carry on. */
 void
@@ -1142,47 +1176,6 @@ deliverd_rescan_work(void *arg)
 	bson_destroy(opts);
 }
 
-/*
- * More partitions than our share (another instance joined): drain one
- * partition at a time (no new batches, in-flight POSTs finish), then
- * release its lease, so that the work spreads out.
- */
-static void
-deliverd_handover(void)
-{
-	struct dsource	*s;
-	int		 part, n;
-	bool		 idle = true;
-
-	if (draining_part >= 0 &&
-	    !partition_set_holds(D.parts, draining_part, NULL))
-		draining_part = -1;
-	if (draining_part < 0) {
-		if (partition_set_held(D.parts) <= partition_set_share(D.parts))
-			return;
-		for (part = 0; part < partition_set_count(D.parts); part++)
-			if (partition_set_holds(D.parts, part, NULL))
-				break;
-		if (part == partition_set_count(D.parts))
-			return;
-		draining_part = part;
-		TAILQ_FOREACH(s, &D.sources, entry)
-			if (s->part == part && s->lease.held)
-				s->handover = true;
-	}
-	TAILQ_FOREACH(s, &D.sources, entry)
-		if (s->part == draining_part && s->lease.held &&
-		    (s->busy || s->inflight > 0))
-			idle = false;
-	if (!idle)
-		return;
-	part = draining_part;
-	n = deliverd_partition_stop(part);
-	partition_set_release(D.parts, part);
-	log_info("partition deliver:p%d handed over with its %d sources to "
-	    "balance %d instances", part, n, partition_set_live(D.parts));
-}
-
 /* Loop: reconcile with the sources read, then step those we hold. */
 static void
 deliverd_rescan_done(void *arg)
@@ -1190,7 +1183,6 @@ deliverd_rescan_done(void *arg)
 	struct drescan	*r = arg;
 	struct dsource	*s, *ns;
 	struct lease	 l;
-	bool		*want;
 	size_t		 i;
 
 	rescan_busy = false;
@@ -1209,8 +1201,7 @@ deliverd_rescan_done(void *arg)
 		deliverd_source_apply(s, r->docs[i]);
 		s->seen = true;
 	}
-	want = util_xcalloc((size_t)partition_set_count(D.parts),
-	    sizeof(*want));
+	partition_set_sync_begin(D.parts);
 	TAILQ_FOREACH_SAFE(s, &D.sources, entry, ns) {
 		if (!s->seen) {
 			log_info("source=%s removed; its deliveries stop",
@@ -1218,15 +1209,12 @@ deliverd_rescan_done(void *arg)
 			deliverd_source_free(s);
 			continue;
 		}
-		want[s->part] = true;
 		/* A new source in a partition held already. */
-		if (!s->lease.held && s->part != draining_part &&
-		    partition_set_holds(D.parts, s->part, &l))
+		if (partition_set_sync_source(D.parts, s->part, &l) &&
+		    !s->lease.held)
 			deliverd_sources_taken(s->part, &l, s);
 	}
-	partition_set_want(D.parts, want);
-	free(want);
-	deliverd_handover();
+	partition_set_sync_end(D.parts);
 	TAILQ_FOREACH(s, &D.sources, entry) {
 		if (!s->lease.held)
 			continue;
@@ -1664,7 +1652,7 @@ deliverd_configure(const struct config *cfg, bool initial, char *err,
 	pc.renew_ms = D.lease_renew_ms;
 	pc.store_fn = deliverd_partition_store;
 	D.parts = partition_set_new(D.base, D.store, &pc,
-	    deliverd_partition_cb, NULL, err, errlen);
+	    &deliverd_partition_ops, NULL, err, errlen);
 	if (D.parts == NULL)
 		return -ENOMEM;
 	deliverd_timer_start(&rescan_ev, deliverd_rescan_cb, D.rescan_ms, true);

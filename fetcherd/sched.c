@@ -601,57 +601,96 @@ src_attach(struct fsrc *s, const struct lease *l)
 	s->state_loaded = false;
 }
 
-/*
- * The partition set's news (on the loop): a partition taken starts its
- * sources, a renewal moves their deadline, a loss stops them at once.
- */
+/* A partition taken (on the loop): its sources start once loaded. */
 static void
-sched_partition_cb(void *arg, int part, enum partition_event ev,
-    const struct lease *l)
+sched_partition_gained(void *arg, int part, const struct lease *l)
 {
 	struct fsrc *s;
 	int n = 0;
 
 	(void)arg;
-	switch (ev) {
-	case PARTITION_TAKEN:
-		TAILQ_FOREACH(s, &srcs, entry)
-			if (s->part == part) {
-				src_attach(s, l);
-				n++;
-			}
-		log_info("partition %s: fetching here (lease epoch %lld, %d "
-		    "sources)", l->resource, (long long)l->epoch, n);
-		src_load_start(part, l->epoch, NULL);
-		break;
-	case PARTITION_RENEWED:
-		TAILQ_FOREACH(s, &srcs, entry) {
-			if (s->part != part)
-				continue;
-			if (s->leased && s->lease.epoch == l->epoch) {
-				s->lease.deadline_mono = l->deadline_mono;
-				continue;
-			}
-			/* Dropped by a late check, but renewed in time. */
+	TAILQ_FOREACH(s, &srcs, entry)
+		if (s->part == part) {
 			src_attach(s, l);
-			src_load_start(part, l->epoch, s);
+			n++;
 		}
-		break;
-	case PARTITION_LOST:
-		TAILQ_FOREACH(s, &srcs, entry)
-			if (s->part == part && s->leased) {
-				s->leased = false;
-				s->lease.held = false;
-				src_stop_jobs(s);
-				n++;
-			}
+	log_info("partition %s: fetching here (lease epoch %lld, %d "
+	    "sources)", l->resource, (long long)l->epoch, n);
+	src_load_start(part, l->epoch, NULL);
+}
+
+/* A partition renewed: its sources' deadline moves. */
+static void
+sched_partition_renewed(void *arg, int part, const struct lease *l)
+{
+	struct fsrc *s;
+
+	(void)arg;
+	TAILQ_FOREACH(s, &srcs, entry) {
+		if (s->part != part)
+			continue;
+		if (s->leased && s->lease.epoch == l->epoch) {
+			s->lease.deadline_mono = l->deadline_mono;
+			continue;
+		}
+		/* Dropped by a late check, but renewed in time. */
+		src_attach(s, l);
+		src_load_start(part, l->epoch, s);
+	}
+}
+
+/* A partition lost or handed over: its sources stop at once. */
+static void
+sched_partition_lost(void *arg, int part, const struct lease *l,
+    bool handover)
+{
+	struct fsrc *s;
+	int n = 0;
+
+	(void)arg;
+	TAILQ_FOREACH(s, &srcs, entry)
+		if (s->part == part && s->leased) {
+			s->leased = false;
+			s->lease.held = false;
+			src_stop_jobs(s);
+			n++;
+		}
+	if (handover)
+		log_info("partition %s: handed over with its %d sources to "
+		    "balance %d instances", l->resource, n,
+		    partition_set_live(parts));
+	else
 		log_warn("partition %s: lease lost (epoch %lld); its %d "
 		    "sources stopped, another instance may fetch them",
 		    l->resource, (long long)l->epoch, n);
-		sched_pump_later(0);
-		break;
-	}
+	sched_pump_later(0);
 }
+
+/*
+ * More partitions than our share (another instance joined): a partition
+ * none of whose sources is fetching right now may go.
+ */
+static enum partition_drain
+sched_partition_drain(void *arg, int part)
+{
+	struct fsrc *s;
+	size_t i;
+
+	(void)arg;
+	TAILQ_FOREACH(s, &srcs, entry)
+		if (s->part == part)
+			for (i = 0; i < s->njobs; i++)
+				if (s->jobs[i]->state == JOB_RUNNING)
+					return PARTITION_DRAIN_SKIP;
+	return PARTITION_DRAIN_READY;
+}
+
+static const struct partition_ops sched_partition_ops = {
+	.gained = sched_partition_gained,
+	.renewed = sched_partition_renewed,
+	.lost = sched_partition_lost,
+	.drain = sched_partition_drain,
+};
 
 void
 sched_creds_invalid(struct fjob *j, const struct google_error *e)
@@ -1168,47 +1207,6 @@ srescan_work(void *arg)
 	bson_destroy(&q);
 }
 
-/*
- * More partitions than our share (another instance joined): give back
- * one partition none of whose sources is fetching right now.
- */
-static void
-sched_handover(void)
-{
-	struct fsrc *s;
-	int part, n;
-	size_t i;
-	bool busy;
-
-	if (partition_set_held(parts) <= partition_set_share(parts))
-		return;
-	for (part = 0; part < partition_set_count(parts); part++) {
-		if (!partition_set_holds(parts, part, NULL))
-			continue;
-		busy = false;
-		TAILQ_FOREACH(s, &srcs, entry)
-			if (s->part == part)
-				for (i = 0; i < s->njobs; i++)
-					if (s->jobs[i]->state == JOB_RUNNING)
-						busy = true;
-		if (busy)
-			continue;
-		n = 0;
-		TAILQ_FOREACH(s, &srcs, entry)
-			if (s->part == part && s->leased) {
-				src_stop_jobs(s);
-				s->leased = false;
-				s->lease.held = false;
-				n++;
-			}
-		partition_set_release(parts, part);
-		log_info("partition fetch:p%d: handed over with its %d sources "
-		    "to balance %d instances", part, n,
-		    partition_set_live(parts));
-		return;
-	}
-}
-
 static void
 srescan_free(struct srescan *r)
 {
@@ -1233,26 +1231,22 @@ srescan_finish(struct srescan *r)
 {
 	struct fsrc *s, *ns;
 	struct lease l;
-	bool *want;
 
 	for (s = TAILQ_FIRST(&srcs); s != NULL; s = ns) {
 		ns = TAILQ_NEXT(s, entry);
 		if (!s->seen)
 			src_remove(s, "removed");
 	}
-	want = util_xcalloc((size_t)partition_set_count(parts),
-	    sizeof(*want));
+	partition_set_sync_begin(parts);
 	TAILQ_FOREACH(s, &srcs, entry) {
-		want[s->part] = true;
 		/* A new source in a partition held already. */
-		if (!s->leased && partition_set_holds(parts, s->part, &l)) {
+		if (partition_set_sync_source(parts, s->part, &l) &&
+		    !s->leased) {
 			src_attach(s, &l);
 			src_load_start(s->part, l.epoch, s);
 		}
 	}
-	partition_set_want(parts, want);
-	free(want);
-	sched_handover();
+	partition_set_sync_end(parts);
 	TAILQ_FOREACH(s, &srcs, entry)
 		src_flush_state(s);
 	alerts_flush();
@@ -1366,7 +1360,7 @@ sched_start(void)
 	pc.renew_ms = fconf.lease_renew_ms;
 	pc.store_fn = sched_partition_store;
 	parts = partition_set_new(child_base(), child_store(), &pc,
-	    sched_partition_cb, NULL, err, sizeof(err));
+	    &sched_partition_ops, NULL, err, sizeof(err));
 	if (parts == NULL)
 		fatal("%s", err);
 	ev_rescan = evtimer_new(child_base(), rescan_cb, NULL);

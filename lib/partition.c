@@ -37,7 +37,7 @@ struct partition_set {
 	char			 instance[160];
 	int			 count;
 	int64_t			 ttl_ms, renew_ms;
-	partition_event_fn	 fn;
+	struct partition_ops	 ops;
 	void			(*store_fn)(bool ok, const char *err);
 	void			*arg;
 	struct ppart		*p;
@@ -49,6 +49,8 @@ struct partition_set {
 	bool			 dying;		/* free after the job */
 	int			 live;
 	int			 nwant;
+	bool			*sync;		/* partitions seen by a sync */
+	int			 draining;	/* being handed over, or -1 */
 	void			 (*shut_done)(void *);
 	void			*shut_arg;
 };
@@ -571,6 +573,19 @@ pcycle_free(struct pcycle *c)
 	free(c);
 }
 
+/* Loop: part is held no longer (lost, or handed over); tell the daemon. */
+static void
+partition_lost(struct partition_set *ps, int part, bool handover)
+{
+	struct ppart	*p = &ps->p[part];
+
+	p->held = false;
+	p->lease.held = false;
+	if (ps->draining == part)
+		ps->draining = -1;
+	ps->ops.lost(ps->arg, part, &p->lease, handover);
+}
+
 /* Loop: drop what passed its local deadline. */
 static void
 partition_expire(struct partition_set *ps)
@@ -583,9 +598,7 @@ partition_expire(struct partition_set *ps)
 
 		if (!p->held || mono < p->lease.deadline_mono)
 			continue;
-		p->held = false;
-		p->lease.held = false;
-		ps->fn(ps->arg, part, PARTITION_LOST, &p->lease);
+		partition_lost(ps, part, false);
 	}
 }
 
@@ -635,20 +648,18 @@ pcycle_done(void *arg)
 			p->lease.held = true;
 			p->held = true;
 			p->release = false;
-			ps->fn(ps->arg, part, PARTITION_TAKEN, &p->lease);
+			ps->ops.gained(ps->arg, part, &p->lease);
 			break;
 		case POUT_RENEWED:
 			if (!p->held || p->lease.epoch != cp->epoch)
 				break;	/* released meanwhile */
 			p->lease.deadline_mono = cp->new_deadline;
-			ps->fn(ps->arg, part, PARTITION_RENEWED, &p->lease);
+			ps->ops.renewed(ps->arg, part, &p->lease);
 			break;
 		case POUT_LOST:
 			if (!p->held || p->lease.epoch != cp->epoch)
 				break;
-			p->held = false;
-			p->lease.held = false;
-			ps->fn(ps->arg, part, PARTITION_LOST, &p->lease);
+			partition_lost(ps, part, false);
 			break;
 		default:
 			break;
@@ -732,8 +743,8 @@ partition_kick_cb(evutil_socket_t fd, short what, void *arg)
 
 struct partition_set *
 partition_set_new(struct event_base *base, struct store *st,
-    const struct partition_conf *conf, partition_event_fn fn, void *arg,
-    char *err, size_t errlen)
+    const struct partition_conf *conf, const struct partition_ops *ops,
+    void *arg, char *err, size_t errlen)
 {
 	struct partition_set	*ps;
 	struct timeval		 tv = { PARTITION_TICK_MS / 1000,
@@ -753,11 +764,13 @@ partition_set_new(struct event_base *base, struct store *st,
 	ps->count = conf->count;
 	ps->ttl_ms = conf->ttl_ms;
 	ps->renew_ms = conf->renew_ms;
-	ps->fn = fn;
+	ps->ops = *ops;
 	ps->store_fn = conf->store_fn;
 	ps->arg = arg;
 	ps->live = 1;
+	ps->draining = -1;
 	ps->p = util_xcalloc((size_t)ps->count, sizeof(*ps->p));
+	ps->sync = util_xcalloc((size_t)ps->count, sizeof(*ps->sync));
 	if ((ps->w = worker_new(base)) == NULL) {
 		snprintf(err, errlen, "cannot start the lease worker thread");
 		goto fail;
@@ -776,6 +789,7 @@ fail:
 		event_free(ps->tick);
 	if (ps->kick_ev != NULL)
 		event_free(ps->kick_ev);
+	free(ps->sync);
 	free(ps->p);
 	free(ps);
 	return NULL;
@@ -811,7 +825,8 @@ partition_set_kick(struct partition_set *ps)
 	evtimer_add(ps->kick_ev, &tv);
 }
 
-void
+/* Want the partitions that hold sources; a change starts a cycle soon. */
+static void
 partition_set_want(struct partition_set *ps, const bool *want)
 {
 	bool	changed = false;
@@ -827,6 +842,80 @@ partition_set_want(struct partition_set *ps, const bool *want)
 	ps->nwant = n;
 	if (changed)
 		partition_set_kick(ps);
+}
+
+void
+partition_set_sync_begin(struct partition_set *ps)
+{
+	memset(ps->sync, 0, (size_t)ps->count * sizeof(*ps->sync));
+}
+
+bool
+partition_set_sync_source(struct partition_set *ps, int part,
+    struct lease *l)
+{
+	if (part < 0 || part >= ps->count)
+		return false;
+	ps->sync[part] = true;
+	return part != ps->draining && partition_set_holds(ps, part, l);
+}
+
+/* Give part up now: no longer held, its lease released by a cycle. */
+static void
+partition_release(struct partition_set *ps, int part)
+{
+	partition_lost(ps, part, true);
+	ps->p[part].release = true;
+	partition_set_kick(ps);
+}
+
+/*
+ * More partitions held than the fair share (another instance joined):
+ * hand one over. A partition being drained stays the one until it is
+ * ready; otherwise the first held one the daemon does not skip.
+ */
+static void
+partition_handover(struct partition_set *ps)
+{
+	enum partition_drain	 d;
+	int			 part;
+
+	if (ps->draining >= 0 && !partition_set_holds(ps, ps->draining, NULL))
+		ps->draining = -1;
+	if (ps->draining >= 0) {
+		part = ps->draining;
+		d = ps->ops.drain != NULL ? ps->ops.drain(ps->arg, part) :
+		    PARTITION_DRAIN_READY;
+		if (d == PARTITION_DRAIN_READY)
+			partition_release(ps, part);
+		if (d != PARTITION_DRAIN_SKIP)
+			return;
+		ps->draining = -1;
+	}
+	if (partition_set_held(ps) <= partition_set_share(ps))
+		return;
+	for (part = 0; part < ps->count; part++) {
+		if (!partition_set_holds(ps, part, NULL))
+			continue;
+		d = ps->ops.drain != NULL ? ps->ops.drain(ps->arg, part) :
+		    PARTITION_DRAIN_READY;
+		if (d == PARTITION_DRAIN_SKIP)
+			continue;
+		if (d == PARTITION_DRAIN_WAIT)
+			ps->draining = part;
+		else
+			partition_release(ps, part);
+		return;
+	}
+}
+
+void
+partition_set_sync_end(struct partition_set *ps)
+{
+	if (ps->stopping)
+		return;
+	partition_set_want(ps, ps->sync);
+	partition_handover(ps);
 }
 
 bool
@@ -866,20 +955,6 @@ int
 partition_set_live(const struct partition_set *ps)
 {
 	return ps->live;
-}
-
-void
-partition_set_release(struct partition_set *ps, int part)
-{
-	struct ppart	*p;
-
-	if (part < 0 || part >= ps->count || !ps->p[part].held)
-		return;
-	p = &ps->p[part];
-	p->held = false;
-	p->lease.held = false;
-	p->release = true;
-	partition_set_kick(ps);
 }
 
 void
@@ -927,6 +1002,7 @@ partition_set_free(struct partition_set *ps)
 	}
 	event_free(ps->tick);
 	event_free(ps->kick_ev);
+	free(ps->sync);
 	free(ps->p);
 	free(ps);
 }

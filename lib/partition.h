@@ -16,7 +16,7 @@
  * for ownership; a renewal that cannot reach the store keeps a partition
  * until its local monotonic deadline, then drops it.
  *
- * Fair share: only partitions that hold sources (partition_set_want) are
+ * Fair share: only partitions that hold sources (partition_set_sync_*) are
  * taken, up to ceil(wanted / live instances); lease_live_instances counts
  * the instances. A lease whose newest document names this very instance
  * as holder belonged to a previous copy of this daemon (the supervisor
@@ -41,18 +41,36 @@
 struct store;
 struct partition_set;
 
-enum partition_event {
-	PARTITION_TAKEN,	/* l: the lease of a new epoch */
-	PARTITION_RENEWED,	/* l: the same epoch, a later deadline */
-	PARTITION_LOST		/* a newer epoch exists, or the deadline passed */
+/*
+ * What a daemon does when its partitions change hands, called on the
+ * loop. The set keeps which partitions are held; the daemon keeps its
+ * table of sources and starts or stops them.
+ */
+enum partition_drain {
+	PARTITION_DRAIN_READY,	/* idle: hand it over now */
+	PARTITION_DRAIN_WAIT,	/* draining: ask again after the next sync */
+	PARTITION_DRAIN_SKIP	/* busy: try another partition */
 };
 
-/*
- * Called on the loop when a partition changes hands or its deadline
- * moves. Not called for partition_set_release() (the caller knows).
- */
-typedef void (*partition_event_fn)(void *arg, int part,
-    enum partition_event ev, const struct lease *l);
+struct partition_ops {
+	/* part was taken under l (a new epoch): start its sources. */
+	void	(*gained)(void *arg, int part, const struct lease *l);
+	/* part is still held: l has a later deadline. */
+	void	(*renewed)(void *arg, int part, const struct lease *l);
+	/*
+	 * part is no longer this instance's: a newer epoch exists or its
+	 * deadline passed (handover false), or it is handed over to balance
+	 * the instances (handover true; its lease is released right after).
+	 * Stop its sources.
+	 */
+	void	(*lost)(void *arg, int part, const struct lease *l,
+		    bool handover);
+	/*
+	 * More partitions held than the fair share: may part be handed over
+	 * now? NULL: always ready.
+	 */
+	enum partition_drain (*drain)(void *arg, int part);
+};
 
 struct partition_conf {
 	const char	*role;		/* "fetch", "deliver" */
@@ -73,7 +91,8 @@ int	 partition_index(const char *source_id, int count);
  */
 struct partition_set *partition_set_new(struct event_base *base,
 	    struct store *st, const struct partition_conf *conf,
-	    partition_event_fn fn, void *arg, char *err, size_t errlen);
+	    const struct partition_ops *ops, void *arg, char *err,
+	    size_t errlen);
 /* New ttl / renew interval (the count and role stay). */
 void	 partition_set_reconfigure(struct partition_set *ps, int64_t ttl_ms,
 	    int64_t renew_ms);
@@ -82,11 +101,28 @@ int	 partition_set_count(const struct partition_set *ps);
 int	 partition_set_of(const struct partition_set *ps, const char *id);
 
 /*
- * The partitions that hold sources: want[count]. Partitions wanted and
- * not held are taken by the next cycle (within the fair share); held
- * ones no longer wanted are released. Starts a cycle soon on a change.
+ * After every re-read of the sources, the daemon tells the set which
+ * partitions hold sources, and attaches the sources of partitions held:
+ *
+ *	partition_set_sync_begin(ps);
+ *	for each source s of the table:
+ *		if (partition_set_sync_source(ps, s->part, &l) && !attached)
+ *			start s under l;
+ *	partition_set_sync_end(ps);
+ *
+ * Partitions wanted and not held are taken by the next cycle (within the
+ * fair share); held ones no longer wanted are released; past the fair
+ * share one partition at a time is handed over (ops->drain, then
+ * ops->lost with handover true, then its lease is released).
  */
-void	 partition_set_want(struct partition_set *ps, const bool *want);
+void	 partition_set_sync_begin(struct partition_set *ps);
+/*
+ * A source of the table is in part. True, with the lease into *l, when
+ * part is held here and not being handed over.
+ */
+bool	 partition_set_sync_source(struct partition_set *ps, int part,
+	    struct lease *l);
+void	 partition_set_sync_end(struct partition_set *ps);
 /* Run a cycle as soon as possible. */
 void	 partition_set_kick(struct partition_set *ps);
 
@@ -102,13 +138,6 @@ int	 partition_set_held(const struct partition_set *ps);
 int	 partition_set_share(const struct partition_set *ps);
 /* Live instances, as last counted. */
 int	 partition_set_live(const struct partition_set *ps);
-/*
- * Give part up (its work is stopped already): it is no longer held from
- * now on, and the next cycle marks its lease released so that another
- * instance may take it at once.
- */
-void	 partition_set_release(struct partition_set *ps, int part);
-
 /*
  * Leaving: stop the cycles, release every lease of this instance and
  * role on the worker, then call done(arg) on the loop (also when the

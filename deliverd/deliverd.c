@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -1626,15 +1625,19 @@ deliverd_configure(const struct config *cfg, bool initial, char *err,
 	D.store = child_store();
 	TAILQ_INIT(&D.sources);
 	LIST_INIT(&D.hosts);
+	/* auditrelayd passes its instance id (supervisor/instance.c). */
 	inst = config_str(cfg, CONF_INSTANCE_ID);
 	if (inst == NULL || *inst == '\0') {
-		char host[200] = "localhost";
-
-		(void)gethostname(host, sizeof(host) - 1);
-		snprintf(D.instance, sizeof(D.instance), "%s:%d", host,
-		    (int)getppid());
-	} else
-		util_strlcpy(D.instance, inst, sizeof(D.instance));
+		snprintf(err, errlen, "no instance_id in the configuration "
+		    "from auditrelayd; it names this instance's leases");
+		return -EINVAL;
+	}
+	if (strlen(inst) >= sizeof(D.instance)) {
+		snprintf(err, errlen, "instance_id is longer than %zu bytes",
+		    sizeof(D.instance) - 1);
+		return -EINVAL;
+	}
+	util_strlcpy(D.instance, inst, sizeof(D.instance));
 	if ((rc = worker_start(D.base)) != 0) {
 		snprintf(err, errlen, "cannot start the store worker: %s",
 		    strerror(-rc));

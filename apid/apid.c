@@ -61,8 +61,7 @@ apid_configure(const struct config *cfg, bool initial, char *err,
 		return rc;
 	apid.started_ms = util_now_ms();
 	esexport_start();
-	log_info("listening on %s:%u (master key id %s)", host, port,
-	    apid.keyid);
+	log_info("listening on %s:%u keyid=%s", host, port, apid.keyid);
 	return 0;
 }
 

@@ -259,8 +259,9 @@ pipe_verdict(struct pipe *p)
 		return PIPE_COMMIT;
 	case GOOGLE_CHECK_REFUSED:
 		apid.google_checks[1]++;
-		log_info("Google refused credentials client=%s: %s",
-		    p->in.creds.client_email, p->g_reason);
+		log_info("Google refused the credentials: %s%s%s client=%s",
+		    p->g_reason, p->id[0] != '\0' ? " source=" : "", p->id,
+		    p->in.creds.client_email);
 		if (p->g_diag[0] != '\0')
 			http_error(p->a, 422, "credentials_refused",
 			    "credentials", "%s", p->g_diag);
@@ -272,7 +273,9 @@ pipe_verdict(struct pipe *p)
 	default:
 		apid.google_checks[2]++;
 		log_warn("cannot check credentials with Google: %s; nothing "
-		    "stored, the client may retry", p->g_reason);
+		    "stored, the client may retry%s%s client=%s", p->g_reason,
+		    p->id[0] != '\0' ? " source=" : "", p->id,
+		    p->in.creds.client_email);
 		evhttp_add_header(evhttp_request_get_output_headers(p->a->req),
 		    "Retry-After", "30");
 		http_error(p->a, 503, "google_unavailable", NULL, "Google could "

@@ -85,7 +85,7 @@ instance_acquire(const struct config *cfg, char *id, size_t idlen,
 		close(fd);
 		if (rc == -EWOULDBLOCK) {
 			other = instance_lock_pid(dir);
-			snprintf(err, errlen, "another auditrelayd (pid %d) "
+			snprintf(err, errlen, "another auditrelayd pid=%d "
 			    "runs with runtime_dir %s (it holds %s); stop it "
 			    "or give this copy its own runtime_dir",
 			    (int)other, dir, path);
@@ -105,7 +105,7 @@ instance_acquire(const struct config *cfg, char *id, size_t idlen,
 		host[sizeof(host) - 1] = '\0';
 		snprintf(id, idlen, "%s:%d", host, (int)getpid());
 		snprintf(warn, warnlen, "runtime_dir %s: cannot lock %s: %s; "
-		    "running as instance %s, so after a restart leases wait "
+		    "running as instance=%s, so after a restart leases wait "
 		    "for their TTL", dir, path, strerror(-rc), id);
 		return 0;
 	}

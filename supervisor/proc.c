@@ -520,13 +520,14 @@ proc_died(struct proc *p, int status)
 	char		 how[64];
 
 	if (WIFEXITED(status))
-		snprintf(how, sizeof(how), "exited with status %d",
-		    WEXITSTATUS(status));
+		snprintf(how, sizeof(how), "pid=%d exited with status %d",
+		    (int)p->pid, WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
-		snprintf(how, sizeof(how), "killed by signal %d",
-		    WTERMSIG(status));
+		snprintf(how, sizeof(how), "pid=%d killed by signal %d",
+		    (int)p->pid, WTERMSIG(status));
 	else
-		snprintf(how, sizeof(how), "stopped (status %d)", status);
+		snprintf(how, sizeof(how), "pid=%d stopped (status %d)",
+		    (int)p->pid, status);
 	ipc_chan_free(p->ch);
 	p->ch = NULL;
 	p->pid = 0;

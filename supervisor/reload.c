@@ -100,9 +100,9 @@ reload_client(const char *dir, long pid)
 		pid = strtol(env, NULL, 10);
 	if (pid <= 0 && (pid = instance_lock_pid(dir)) > 0 &&
 	    !reload_is_supervisor(pid)) {
-		log_err("reload: pid %ld in %s/%s is not auditrelayd (a stale "
-		    "lock file); is auditrelayd running?", pid, dir,
-		    INSTANCE_LOCK_FILE);
+		log_err("reload: %s/%s names pid=%ld, which is not "
+		    "auditrelayd (a stale lock file); is auditrelayd running?",
+		    dir, INSTANCE_LOCK_FILE, pid);
 		return 1;
 	}
 	if (pid <= 0) {
@@ -114,7 +114,7 @@ reload_client(const char *dir, long pid)
 	    spid == pid)
 		seq0 = seq;
 	if (kill((pid_t)pid, SIGHUP) != 0) {
-		log_err("reload: cannot signal auditrelayd pid %ld: %s", pid,
+		log_err("reload: cannot signal auditrelayd pid=%ld: %s", pid,
 		    strerror(errno));
 		return 1;
 	}
@@ -124,7 +124,7 @@ reload_client(const char *dir, long pid)
 		    spid == pid && seq > seq0) {
 			if (strncmp(rest, "ok ", 3) == 0) {
 				log_info("reload: configuration applied by "
-				    "every daemon (generation %s)", rest + 3);
+				    "every daemon generation=%s", rest + 3);
 				return 0;
 			}
 			if (strncmp(rest, "refused ", 8) == 0) {
@@ -135,7 +135,7 @@ reload_client(const char *dir, long pid)
 		}
 		usleep(50 * 1000);
 	}
-	log_err("reload: auditrelayd pid %ld gave no verdict within %ds (see "
+	log_err("reload: auditrelayd pid=%ld gave no verdict within %ds (see "
 	    "journalctl -u auditrelay)", pid, RELOAD_WAIT_MS / 1000);
 	return 1;
 }

@@ -22,6 +22,8 @@
 #define FETCH_MAX_AGES		8
 #define FETCH_MAX_PAGES		5000	/* per window */
 #define FETCH_MAX_EMPTY_PAGES	3	/* empty pages with a token in a row */
+#define FETCH_OVERLAP_SPREAD	10	/* the overlap read every 1/10 of it */
+#define FETCH_EDGE_MS		2000	/* read again by every poll */
 #define FETCH_MAX_WINDOW_MS	(6LL * 3600 * 1000)	/* catch-up chunk */
 #define FETCH_RETENTION_MS	((int64_t)GOOGLE_RETENTION_DAYS * 86400000LL)
 #define FETCH_RETENTION_MARGIN_MS (3600LL * 1000)
@@ -96,6 +98,8 @@ enum win_kind {
 struct fsrc;
 struct handoff;
 
+struct recent;
+
 struct fjob {
 	struct fsrc		*src;
 	char			 app[64];
@@ -136,6 +140,9 @@ struct fjob {
 	unsigned		 attempt;	/* consecutive failures */
 	bool			 failing;	/* state change logged */
 	int64_t			 last_run_mono;
+	struct recent		*recent;	/* ids stored lately (recent.h) */
+	int64_t			 overlap_mono;	/* the overlap last read */
+	size_t			 ho_page_n;	/* logs of the page in flight */
 };
 
 struct fbudget {

@@ -15,6 +15,7 @@
 
 #include "fetcherd/fetcherd.h"
 #include "fetcherd/handoff.h"
+#include "fetcherd/recent.h"
 #include "lib/backoff.h"
 #include "lib/child.h"
 #include "lib/ipc.h"
@@ -74,6 +75,8 @@ driver_free(struct fjob *j)
 	free(j->rr);
 	j->rr = NULL;
 	j->nrr = 0;
+	recent_free(j->recent);
+	j->recent = NULL;
 }
 
 /* Read an int64 array member into out[max]; returns the count. */
@@ -345,6 +348,32 @@ driver_rr_add(struct fjob *j, int64_t start, int64_t end, int64_t now)
 	driver_rr_merge(j);
 }
 
+/*
+ * How far before the cursor the first window of a run starts. The whole
+ * overlap (fetch_overlap: events Google publishes minutes late) is read
+ * again at most every FETCH_OVERLAP_SPREAD-th of it, and every poll
+ * reads the last FETCH_EDGE_MS again: a source polled every second with
+ * the default 600 s overlap read 600 s of events a second before, 600
+ * times what is new, in Google calls as in CPU. A late event is then
+ * found within a tenth of the overlap (60 s by default) instead of at the
+ * next poll; the re-reads at growing ages (fetch_reread_ages) stay as
+ * they were. Polls further apart than a tenth of the overlap (the usual
+ * intervals of minutes) read the whole overlap every time, as before.
+ */
+static int64_t
+driver_overlap(struct fjob *j)
+{
+	int64_t now = util_mono_ms();
+	int64_t every = fconf.overlap_ms / FETCH_OVERLAP_SPREAD;
+
+	if (j->overlap_mono == 0 || now - j->overlap_mono >= every) {
+		j->overlap_mono = now;
+		return fconf.overlap_ms;
+	}
+	return fconf.overlap_ms < FETCH_EDGE_MS ? fconf.overlap_ms :
+	    FETCH_EDGE_MS;
+}
+
 /* Pick the next window of this run; false when the run is over. */
 static bool
 driver_next_window(struct fjob *j)
@@ -364,7 +393,7 @@ driver_next_window(struct fjob *j)
 	while (!j->main_done) {
 		start = j->cursor;
 		if (j->chunks == 0)
-			start -= fconf.overlap_ms;
+			start -= driver_overlap(j);
 		if (start < floor_ms)
 			start = floor_ms;
 		end = j->cursor + FETCH_MAX_WINDOW_MS;
@@ -492,6 +521,9 @@ driver_window_done(struct fjob *j)
 			from = now - 2 * fconf.ages_s[fconf.nages - 1] * 1000;
 		j->cursor = j->w_end;
 		driver_rr_add(j, from, j->w_end, now);
+		if (j->recent != NULL)
+			recent_expire(j->recent, j->cursor - fconf.overlap_ms -
+			    FETCH_EDGE_MS);
 	} else if (j->rr_idx < j->nrr) {
 		struct reread *r = &j->rr[j->rr_idx];
 
@@ -616,13 +648,17 @@ driver_page_done(struct handoff *h)
 {
 	struct fjob *j = h->arg;
 	char *next;
-	size_t n = h->n;
+	size_t n, k;
 
 	if (h->rc != 0)
 		driver_fail_gen++;	/* open intents to clean */
 	if (j == NULL)
 		goto out;
 	j->ho = NULL;
+	n = j->ho_page_n;
+	/* Recovery may delete seen ids: only a stored page's are known. */
+	if (h->rc != 0 && j->recent != NULL)
+		recent_clear(j->recent);
 	next = j->ho_next;
 	j->ho_next = NULL;
 	if (h->rc != 0) {
@@ -659,6 +695,10 @@ driver_page_done(struct handoff *h)
 		driver_count(j, h->logs, h->n, h->dup, j->ho_seen_at);
 		j->win_new += j->run_new - before;
 	}
+	if (j->recent == NULL)
+		j->recent = recent_new();
+	for (k = 0; k < h->n; k++)
+		recent_add(j->recent, h->logs[k].id, h->logs[k].time_ms);
 	j->src->pending_est += h->nbatches;
 	for (unsigned i = 0; i < h->nbatches && child_chan() != NULL; i++) {
 		struct handoff_batch *hb = &h->batches[i];
@@ -711,6 +751,30 @@ driver_store_page(struct fjob *j, struct norm_log *logs, size_t n,
 	j->ho_seen_at = seen;
 }
 
+/*
+ * Count the logs of a page this job stored lately (recent.h) as
+ * duplicates, free them, and keep the others at the front of logs;
+ * returns how many are left for the store.
+ */
+static size_t
+driver_known(struct fjob *j, struct norm_log *logs, size_t n, int64_t seen)
+{
+	size_t i, k = 0;
+	bool dup = true;
+
+	if (j->recent == NULL || recent_count(j->recent) == 0)
+		return n;
+	for (i = 0; i < n; i++) {
+		if (!recent_has(j->recent, logs[i].id)) {
+			logs[k++] = logs[i];
+			continue;
+		}
+		driver_count(j, &logs[i], 1, &dup, seen);
+		norm_log_clear(&logs[i]);
+	}
+	return k;
+}
+
 /* A page arrived (or failed). */
 static void
 driver_page_cb(const char *body, size_t len, const struct google_error *e,
@@ -759,7 +823,14 @@ driver_page_cb(const char *body, size_t len, const struct google_error *e,
 			sched_job_wait(j, 2000);
 			return;
 		}
-		driver_store_page(j, logs, n, next, util_now_ms());
+		j->ho_page_n = n;
+		n = driver_known(j, logs, n, util_now_ms());
+		if (n > 0) {
+			driver_store_page(j, logs, n, next, util_now_ms());
+			return;
+		}
+		free(logs);
+		driver_page_stored(j, j->ho_page_n, next);
 		return;
 	}
 	norm_logs_free(logs, n);

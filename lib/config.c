@@ -55,7 +55,7 @@ static const struct config_def config_table[CONF__COUNT] = {
 	[CONF_RESCAN_INTERVAL] = { "rescan_interval", CONFIG_INT, "5", 1, 3600,
 	    false, "seconds between re-reads of the store" },
 	[CONF_FETCH_OVERLAP] = { "fetch_overlap", CONFIG_INT, "600", 0, 86400,
-	    false, "seconds re-read before the cursor on every poll" },
+	    false, "seconds re-read before the cursor (whole every tenth of it)" },
 	[CONF_FETCH_REREAD_AGES] = { "fetch_reread_ages", CONFIG_STRING,
 	    "3600,21600,86400,259200", 0, 0, false,
 	    "ages (s) at which closed windows are read again" },

@@ -558,16 +558,23 @@ norm_error_log(struct norm_log *out, const struct norm_act *a,
 }
 
 void
+norm_log_clear(struct norm_log *l)
+{
+	free(l->app);
+	free(l->json);
+	l->app = l->json = NULL;
+	l->json_len = 0;
+}
+
+void
 norm_logs_free(struct norm_log *logs, size_t nlogs)
 {
 	size_t i;
 
 	if (logs == NULL)
 		return;
-	for (i = 0; i < nlogs; i++) {
-		free(logs[i].app);
-		free(logs[i].json);
-	}
+	for (i = 0; i < nlogs; i++)
+		norm_log_clear(&logs[i]);
 	free(logs);
 }
 

@@ -79,5 +79,7 @@ int	normalize_page(const char *body, size_t len, const char *app_fallback,
 
 /* Free an array of logs as returned above (NULL is a no-op). */
 void	norm_logs_free(struct norm_log *logs, size_t nlogs);
+/* Free what one log holds (the log itself is not freed). */
+void	norm_log_clear(struct norm_log *l);
 
 #endif

@@ -243,39 +243,41 @@ views_load(mongoc_client_t *c, const bson_t *q, int64_t limit,
 	return ok ? 0 : -EIO;
 }
 
+/*
+ * The states of v's source, each by _id equality: on FerretDB 1.24 a find
+ * by _id costs a fraction of a $in (10 000 states: 99 ms for the two
+ * finds, 410 ms for one $in of both ids).
+ */
 int
 view_of_doc(const bson_t *src, struct view *v, char *err, size_t errlen)
 {
-	struct views	 vs;
-	struct view	*pv = v;
-	mongoc_client_t	*c;
-	mongoc_collection_t *col;
-	mongoc_cursor_t	*cur;
-	bson_t		*sel;
-	bool		 ok;
+	static const char *const kinds[] = { "fetch", "deliver" };
+	bson_t		 sel, out, **slot;
+	char		 key[VIEW_STATE_ID_MAX];
+	size_t		 i;
+	int		 rc = 0;
 
 	memset(v, 0, sizeof(*v));
 	v->src = view_copy_src(src);
 	v->id = store_bson_str(v->src, "_id");
-	if (v->id == NULL) {
-		view_derive(v);
-		return 0;
+	for (i = 0; v->id != NULL && i < nitems(kinds); i++) {
+		snprintf(key, sizeof(key), "%s:%s", v->id, kinds[i]);
+		bson_init(&sel);
+		BSON_APPEND_UTF8(&sel, "_id", key);
+		rc = store_find_one(child_store(), STORE_SOURCE_STATE, &sel,
+		    NULL, &out, err, errlen);
+		bson_destroy(&sel);
+		if (rc < 0)
+			break;
+		if (rc == 0)
+			continue;
+		slot = i == 0 ? &v->fetch : &v->deliver;
+		if ((*slot = bson_copy(&out)) == NULL)
+			fatal("out of memory");
+		bson_destroy(&out);
 	}
-	vs.v = v;
-	vs.n = 1;
-	vs.byid = &pv;
-	vs.more = false;
-	sel = views_states_sel(&vs);
-	c = store_pop(child_store());
-	col = store_coll(child_store(), c, STORE_SOURCE_STATE);
-	cur = mongoc_collection_find_with_opts(col, sel, NULL, NULL);
-	ok = views_read_states(&vs, cur, err, errlen);
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(col);
-	store_push(child_store(), c);
-	bson_destroy(sel);
 	view_derive(v);
-	return ok ? 0 : -EIO;
+	return rc < 0 ? -EIO : 0;
 }
 
 void

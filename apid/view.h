@@ -5,7 +5,8 @@
  * and the Elasticsearch export all read the sources through here.
  *
  * A load reads each collection once: a page of sources (or all of them)
- * in one find on sources, their states in one find on source_state.
+ * in one find on sources, their states in one find on source_state. One
+ * source already read has its two states read by _id.
  */
 #ifndef AR_APID_VIEW_H
 #define AR_APID_VIEW_H
@@ -56,8 +57,9 @@ struct views {
 int	 views_load(mongoc_client_t *c, const bson_t *q, int64_t limit,
 	    struct views *vs, char *err, size_t errlen);
 /*
- * The view of source document src (copied), its states read in one find.
- * 0, or -EIO with err[] (the view then shows no state). view_clear it.
+ * The view of source document src (copied), its two states read by _id.
+ * 0, or -EIO with err[] (the view then shows what was read). view_clear
+ * it.
  */
 int	 view_of_doc(const bson_t *src, struct view *v, char *err,
 	    size_t errlen);

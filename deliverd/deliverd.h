@@ -20,10 +20,13 @@
 
 #include "deliverd/breaker.h"
 #include "deliverd/outcome.h"
+#include "lib/config.h"
 #include "lib/crypto.h"
 #include "lib/httpc.h"
 #include "lib/lease.h"
 #include "lib/partition.h"
+#include "lib/store.h"
+#include "lib/ipc.h"
 
 #ifndef TAILQ_FOREACH_SAFE
 #define TAILQ_FOREACH_SAFE(var, head, field, tvar)			\
@@ -154,11 +157,51 @@ struct deliverd {
 
 extern struct deliverd	D;
 
-/* deliverd.c */
+/* run.c: settings, start-up, reload, shutdown. */
 bool	 deliverd_store_result(int rc, const char *err);
+int	 deliverd_configure(const struct config *cfg, bool initial,
+	    char *err, size_t errlen);
+void	 deliverd_shutdown(unsigned grace_ms);
+/* Leave: the sources go, every lease is released, the process exits. */
+void	 deliverd_finish(void);
+int	 deliverd_store_setup(struct store *st, char *err, size_t errlen);
+/* (Re)create *ev on the loop, firing after ms (every ms if persist). */
+void	 deliverd_timer_start(struct event **ev, event_callback_fn cb,
+	    int64_t ms, bool persist);
+
+/* dispatch.c: hints from auditrelayd. */
+void	 deliverd_dispatch(const Ar__Envelope *env);
+
+/* sources.c: the table of sources, the rescan. */
+struct dsource *deliverd_source_find(const char *id);
+void	 deliverd_source_wake(struct dsource *s, int64_t at);
+void	 deliverd_source_kick(struct dsource *s);
+void	 deliverd_source_idle(struct dsource *s);
+void	 deliverd_source_free(struct dsource *s);
+void	 deliverd_source_destroy(struct dsource *s);
+/* Called by queue.c when a job for s finished. */
+void	 deliverd_source_job_done(struct dsource *s);
+void	 deliverd_rescan_arm(bool initial);
+void	 deliverd_rescan_soon(void);
+
+/* state.c: source_state and stats of a source. */
 void	 deliverd_source_state_write(struct dsource *s);
 void	 deliverd_stats_add(struct dsource *s, int64_t logs, int64_t batches,
 	    int64_t failures, int64_t dead);
+void	 deliverd_stats_flush_cb(evutil_socket_t fd, short what, void *arg);
+
+/* step.c: sending a source's queue, a POST's outcome. */
+void	 deliverd_step(struct dsource *s);
+void	 deliverd_source_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+/* owner.c: partitions held, sources taken over. */
+extern const struct partition_ops deliverd_partition_ops;
+void	 deliverd_sources_taken(int part, const struct lease *l,
+	    struct dsource *one);
+void	 deliverd_partition_store(bool ok, const char *err);
+
+/* janitor.c: what removed sources left, old alerts. */
+void	 deliverd_janitor_start(void);
 
 /* queue.c: the store side of batches (scans on the worker thread). */
 /*
@@ -188,11 +231,6 @@ void	 queue_remove(struct dsource *s, struct dbatch *b);
 void	 queue_hinted(struct dsource *s, const char *id, const char *wid,
 	    uint32_t nlogs, int64_t created_at, const uint8_t *body,
 	    size_t len);
-/* Called by queue.c when a job for s finished. */
-void	 deliverd_source_job_done(struct dsource *s);
-void	 deliverd_source_destroy(struct dsource *s);
-struct dsource *deliverd_source_find(const char *id);
-void	 deliverd_source_kick(struct dsource *s);
 
 /* alerts.c */
 int	 alerts_raise(struct dsource *s, const char *alert,

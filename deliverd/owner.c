@@ -1,0 +1,279 @@
+/*
+ * Which sources deliverd works: those of the partitions whose lease
+ * "deliver:p<N>" it holds (lib/partition.h). A partition gained takes
+ * its sources over (their source_state, then their queues); a partition
+ * lost or handed over stops them.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdatomic.h>
+
+#include "deliverd/deliverd.h"
+#include "lib/child.h"
+#include "lib/log.h"
+#include "lib/store.h"
+#include "lib/util.h"
+#include "lib/worker.h"
+
+
+/*
+ * The delivery state of sources just taken ("<id>:deliver" in
+ * source_state: lastDeliveryAt, a 410 Gone to remember), read in one
+ * query on the worker thread; each source is busy meanwhile, then its
+ * queue is taken over (queue_takeover_start).
+ */
+struct dtake {
+	int64_t		  epoch;
+	struct dsource	**srcs;
+	bson_t		**docs;
+	size_t		  n;
+	int		  rc;
+	char		  err[512];
+};
+
+static void
+deliverd_take_work(void *arg)
+{
+	struct dtake		*t = arg;
+	mongoc_client_t		*c;
+	mongoc_collection_t	*coll;
+	mongoc_cursor_t		*cur;
+	const bson_t		*doc;
+	bson_t			 sel, in, arr;
+	bson_error_t		 berr;
+	char			 k[16], id[96];
+	const char		*kp, *did;
+	size_t			 i;
+
+	bson_init(&sel);
+	bson_append_document_begin(&sel, "_id", -1, &in);
+	bson_append_array_begin(&in, "$in", -1, &arr);
+	for (i = 0; i < t->n; i++) {
+		bson_uint32_to_string((uint32_t)i, &kp, k, sizeof(k));
+		snprintf(id, sizeof(id), "%s:deliver", t->srcs[i]->id);
+		bson_append_utf8(&arr, kp, -1, id, -1);
+	}
+	bson_append_array_end(&in, &arr);
+	bson_append_document_end(&sel, &in);
+	c = store_pop(D.store);
+	coll = store_coll(D.store, c, STORE_SOURCE_STATE);
+	cur = mongoc_collection_find_with_opts(coll, &sel, NULL, NULL);
+	while (mongoc_cursor_next(cur, &doc)) {
+		if ((did = store_bson_str(doc, "_id")) == NULL)
+			continue;
+		/* The ids were copied on the loop: s->id does not change. */
+		for (i = 0; i < t->n; i++) {
+			snprintf(id, sizeof(id), "%s:deliver", t->srcs[i]->id);
+			if (t->docs[i] == NULL && strcmp(did, id) == 0)
+				t->docs[i] = bson_copy(doc);
+		}
+	}
+	if (mongoc_cursor_error(cur, &berr)) {
+		snprintf(t->err, sizeof(t->err), "find source_state: %.400s",
+		    berr.message);
+		t->rc = -EIO;
+	}
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(coll);
+	store_push(D.store, c);
+	bson_destroy(&sel);
+}
+
+/* Apply a source_state document (NULL: none) to s just taken. */
+static void
+deliverd_take_apply(struct dsource *s, const bson_t *doc)
+{
+	const char	*st, *gu;
+
+	if (doc == NULL)
+		return;
+	st = store_bson_str(doc, "status");
+	gu = store_bson_str(doc, "goneUrl");
+	s->last_delivery_at = store_bson_int(doc, "lastDeliveryAt", 0);
+	if (st != NULL && strcmp(st, "callback_gone") == 0 && gu != NULL &&
+	    s->url != NULL && strcmp(gu, s->url) == 0) {
+		s->gone = true;
+		s->status = "callback_gone";
+		free(s->gone_url);
+		s->gone_url = util_xstrdup(gu);
+	}
+}
+
+static void
+deliverd_take_done(void *arg)
+{
+	struct dtake	*t = arg;
+	struct dsource	*s;
+	size_t		 i;
+
+	(void)deliverd_store_result(t->rc, t->err);
+	for (i = 0; i < t->n; i++) {
+		s = t->srcs[i];
+		s->busy = false;
+		if (s->zombie)
+			deliverd_source_destroy(s);
+		else if (s->lease.held) {
+			if (t->rc != 0)
+				s->reload = true;
+			else if (s->lease.epoch == t->epoch)
+				deliverd_take_apply(s, t->docs[i]);
+			deliverd_source_job_done(s);
+		}
+		if (t->docs[i] != NULL)
+			bson_destroy(t->docs[i]);
+	}
+	free(t->srcs);
+	free(t->docs);
+	free(t);
+}
+
+/*
+ * Sources of partition part (only one when one is not NULL) now work
+ * under lease l: reset their delivery state, then read what the store
+ * remembers of them and take their queues over, on the worker thread.
+ */
+void
+deliverd_sources_taken(int part, const struct lease *l, struct dsource *one)
+{
+	struct dsource	*s;
+	struct dtake	*t;
+	size_t		 n = 0;
+
+	TAILQ_FOREACH(s, &D.sources, entry) {
+		if (s->part != part || (one != NULL && s != one))
+			continue;
+		s->lease = *l;
+		atomic_store(&s->lease_deadline, l->deadline_mono);
+		s->logs_dirty = s->alerts_dirty = true;
+		s->reload = false;
+		s->ready = false;
+		s->handover = false;
+		breaker_init(&s->br, D.breaker_threshold);
+		s->status = "ok";
+		if (s->busy)
+			s->reload = true;	/* its job's end takes over */
+		else
+			n++;
+	}
+	if (n == 0)
+		return;
+	t = util_xcalloc(1, sizeof(*t));
+	t->epoch = l->epoch;
+	t->srcs = util_xcalloc(n, sizeof(*t->srcs));
+	t->docs = util_xcalloc(n, sizeof(*t->docs));
+	TAILQ_FOREACH(s, &D.sources, entry)
+		if (s->part == part && (one == NULL || s == one) && !s->busy)
+			t->srcs[t->n++] = s;
+	if (worker_submit(deliverd_take_work, deliverd_take_done, t) != 0) {
+		for (n = 0; n < t->n; n++)
+			t->srcs[n]->reload = true;	/* the rescan retries */
+		free(t->srcs);
+		free(t->docs);
+		free(t);
+		return;
+	}
+	for (n = 0; n < t->n; n++)
+		t->srcs[n]->busy = true;
+}
+
+/* Stop the sources of part: lost, or handed over. */
+static int
+deliverd_partition_stop(int part)
+{
+	struct dsource	*s;
+	int		 n = 0;
+
+	TAILQ_FOREACH(s, &D.sources, entry) {
+		if (s->part != part || !s->lease.held)
+			continue;
+		deliverd_source_idle(s);
+		s->lease.held = false;
+		s->handover = false;
+		n++;
+	}
+	return n;
+}
+
+/* A partition taken (on the loop): its sources start. */
+static void
+deliverd_partition_gained(void *arg, int part, const struct lease *l)
+{
+	struct dsource	*s;
+	int		 n = 0;
+
+	TAILQ_FOREACH(s, &D.sources, entry)
+		if (s->part == part)
+			n++;
+	log_info("partition %s: delivering here (epoch=%lld, %d sources)",
+	    l->resource, (long long)l->epoch, n);
+	deliverd_sources_taken(part, l, NULL);
+}
+
+/* A partition renewed: its sources' deadline moves. */
+static void
+deliverd_partition_renewed(void *arg, int part, const struct lease *l)
+{
+	struct dsource	*s;
+
+	TAILQ_FOREACH(s, &D.sources, entry) {
+		if (s->part != part || !s->lease.held ||
+		    s->lease.epoch != l->epoch)
+			continue;
+		s->lease.deadline_mono = l->deadline_mono;
+		atomic_store(&s->lease_deadline, l->deadline_mono);
+	}
+}
+
+/* A partition lost or handed over: its sources stop at once. */
+static void
+deliverd_partition_lost(void *arg, int part, const struct lease *l,
+    bool handover)
+{
+	int	n = deliverd_partition_stop(part);
+
+	if (handover)
+		log_info("partition %s handed over with its %d sources to "
+		    "balance %d instances", l->resource, n,
+		    partition_set_live(D.parts));
+	else
+		log_warn("partition %s: lease lost or not renewed in time "
+		    "(epoch=%lld); deliveries of its %d sources stop until "
+		    "it is taken again", l->resource, (long long)l->epoch, n);
+}
+
+/*
+ * More partitions than our share (another instance joined): a partition
+ * is drained (no new batches, in-flight POSTs finish) before its lease
+ * goes, one at a time, so that the work spreads out.
+ */
+static enum partition_drain
+deliverd_partition_drain(void *arg, int part)
+{
+	struct dsource	*s;
+	bool		 idle = true;
+
+	TAILQ_FOREACH(s, &D.sources, entry) {
+		if (s->part != part || !s->lease.held)
+			continue;
+		s->handover = true;
+		if (s->busy || s->inflight > 0)
+			idle = false;
+	}
+	return idle ? PARTITION_DRAIN_READY : PARTITION_DRAIN_WAIT;
+}
+
+const struct partition_ops deliverd_partition_ops = {
+	.gained = deliverd_partition_gained,
+	.renewed = deliverd_partition_renewed,
+	.lost = deliverd_partition_lost,
+	.drain = deliverd_partition_drain,
+};
+
+/* Report the partition set's store calls like our own. */
+void
+deliverd_partition_store(bool ok, const char *err)
+{
+	(void)deliverd_store_result(ok ? 0 : -EIO, err);
+}

@@ -1,0 +1,264 @@
+/*
+ * deliverd's life: the settings (struct deliverd D), start-up (master
+ * key, worker, HTTP client, partition set, timers), reload, shutdown
+ * (in-flight POSTs finish within the grace, leases are released) and the
+ * store's indexes.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deliverd/deliverd.h"
+#include "lib/child.h"
+#include "lib/log.h"
+#include "lib/store.h"
+#include "lib/util.h"
+#include "lib/worker.h"
+#include "deliverd/prune.h"
+
+#define STATS_FLUSH_MS	2000	/* delivery counters reach the store */
+
+struct deliverd		 D;
+
+static struct event	*stats_ev, *load_ev, *finish_ev;
+
+static void
+deliverd_load_all_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (!D.stopping && child_store_ready() && store_healthy(D.store))
+		(void)queue_load_all_start();
+}
+
+/* Record a store call's outcome (logs outages once); true when ok. */
+bool
+deliverd_store_result(int rc, const char *err)
+{
+	return child_store_result(rc >= 0, err);
+}
+
+static void
+deliverd_released(void *arg)
+{
+	child_exit(0);
+}
+
+/* Leave: release every lease so a restart or a peer takes over at once. */
+void
+deliverd_finish(void)
+{
+	static bool	 finishing;
+	struct dsource	*s;
+
+	if (finishing)
+		return;
+	finishing = true;
+	queue_record_flush();
+	while ((s = TAILQ_FIRST(&D.sources)) != NULL)
+		deliverd_source_free(s);
+	httpc_free(D.http);
+	D.http = NULL;
+	/* The framework exits anyway when the grace period is over. */
+	partition_set_shutdown(D.parts, deliverd_released, NULL);
+}
+
+static void
+deliverd_finish_cb(evutil_socket_t fd, short what, void *arg)
+{
+	if (D.inflight > 0)
+		log_info("%u POSTs still in flight at the end of the grace "
+		    "period; their batches will be sent again with the same "
+		    "ids", D.inflight);
+	deliverd_finish();
+}
+
+void
+deliverd_timer_start(struct event **ev, event_callback_fn cb, int64_t ms,
+    bool persist)
+{
+	struct timeval	tv;
+
+	if (*ev != NULL)
+		event_free(*ev);
+	*ev = event_new(D.base, -1, persist ? EV_PERSIST : 0, cb, NULL);
+	if (*ev == NULL)
+		fatal("out of memory");
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	event_add(*ev, &tv);
+}
+
+/* Read the settings from cfg into D. 0 or -EINVAL. */
+static int
+deliverd_settings(const struct config *cfg, char *err, size_t errlen)
+{
+	int64_t	ages[16], maxage = 0;
+	int	n, i;
+
+	n = config_int_list(config_str(cfg, CONF_DELIVERY_RETRY_SCHEDULE),
+	    D.sched, DELIVER_SCHEDULE_MAX);
+	if (n <= 0) {
+		snprintf(err, errlen, "delivery_retry_schedule: not a list "
+		    "of seconds");
+		return -EINVAL;
+	}
+	D.nsched = n;
+	D.max_logs = config_int(cfg, CONF_DELIVERY_BATCH_MAX_LOGS);
+	D.max_bytes = config_int(cfg, CONF_DELIVERY_BATCH_MAX_BYTES);
+	D.linger_ms = config_int(cfg, CONF_DELIVERY_LINGER_MS);
+	D.max_age_ms = config_int(cfg, CONF_DELIVERY_MAX_AGE) * 1000;
+	D.dead_retention_ms = config_int(cfg,
+	    CONF_DELIVERY_DEAD_LETTER_RETENTION) * 1000;
+	D.timeout_ms = (long)config_int(cfg, CONF_DELIVERY_TIMEOUT) * 1000;
+	D.max_conc = (unsigned)config_int(cfg, CONF_DELIVERY_MAX_CONCURRENCY);
+	D.host_conc = (unsigned)config_int(cfg,
+	    CONF_DELIVERY_HOST_CONCURRENCY);
+	D.breaker_threshold = (unsigned)config_int(cfg,
+	    CONF_DELIVERY_BREAKER_THRESHOLD);
+	D.lease_ttl_ms = config_int(cfg, CONF_LEASE_TTL) * 1000;
+	D.lease_renew_ms = config_int(cfg, CONF_LEASE_RENEW) * 1000;
+	D.rescan_ms = config_int(cfg, CONF_RESCAN_INTERVAL) * 1000;
+	D.allow_private = config_bool(cfg,
+	    CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS);
+	n = config_int_list(config_str(cfg, CONF_FETCH_REREAD_AGES), ages,
+	    (int)nitems(ages));
+	for (i = 0; i < n; i++)
+		if (ages[i] > maxage)
+			maxage = ages[i];
+	/* Past every re-read window, with a day to spare. */
+	D.retention_ms = (maxage + config_int(cfg, CONF_FETCH_OVERLAP) +
+	    86400) * 1000;
+	return 0;
+}
+
+int
+deliverd_configure(const struct config *cfg, bool initial, char *err,
+    size_t errlen)
+{
+	struct partition_conf pc;
+	struct dsource	*s;
+	const char	*inst;
+	int		 rc;
+
+	if ((rc = deliverd_settings(cfg, err, errlen)) != 0)
+		return rc;
+	TAILQ_FOREACH(s, &D.sources, entry)
+		s->br.threshold = D.breaker_threshold;
+	if (!initial) {
+		deliverd_rescan_arm(false);
+		partition_set_reconfigure(D.parts, D.lease_ttl_ms,
+		    D.lease_renew_ms);
+		if (config_int(cfg, CONF_PARTITION_COUNT) !=
+		    partition_set_count(D.parts))
+			log_notice("partition_count %lld takes effect at the "
+			    "next start; keeping %d",
+			    (long long)config_int(cfg, CONF_PARTITION_COUNT),
+			    partition_set_count(D.parts));
+		return 0;
+	}
+	if (crypto_init() != 0) {
+		snprintf(err, errlen, "libgcrypt initialisation failed");
+		return -EINVAL;
+	}
+	if ((rc = crypto_master_key_load(config_str(cfg,
+	    CONF_CRYPTO_MASTER_KEY_FILE), D.key, D.keyid, err, errlen)) != 0)
+		return rc;
+	D.have_key = true;
+	D.base = child_base();
+	D.store = child_store();
+	TAILQ_INIT(&D.sources);
+	LIST_INIT(&D.hosts);
+	/* auditrelayd passes its instance id (supervisor/instance.c). */
+	inst = config_str(cfg, CONF_INSTANCE_ID);
+	if (inst == NULL || *inst == '\0') {
+		snprintf(err, errlen, "no instance_id in the configuration "
+		    "from auditrelayd; it names this instance's leases");
+		return -EINVAL;
+	}
+	if (strlen(inst) >= sizeof(D.instance)) {
+		snprintf(err, errlen, "instance_id is longer than %zu bytes",
+		    sizeof(D.instance) - 1);
+		return -EINVAL;
+	}
+	util_strlcpy(D.instance, inst, sizeof(D.instance));
+	if ((rc = worker_start(D.base)) != 0) {
+		snprintf(err, errlen, "cannot start the store worker: %s",
+		    strerror(-rc));
+		return rc;
+	}
+	if ((D.http = httpc_new(D.base)) == NULL) {
+		snprintf(err, errlen, "cannot create the HTTP client");
+		return -ENOMEM;
+	}
+	memset(&pc, 0, sizeof(pc));
+	pc.role = "deliver";
+	pc.instance = D.instance;
+	pc.count = (int)config_int(cfg, CONF_PARTITION_COUNT);
+	pc.ttl_ms = D.lease_ttl_ms;
+	pc.renew_ms = D.lease_renew_ms;
+	pc.store_fn = deliverd_partition_store;
+	D.parts = partition_set_new(D.base, D.store, &pc,
+	    &deliverd_partition_ops, NULL, err, errlen);
+	if (D.parts == NULL)
+		return -ENOMEM;
+	deliverd_rescan_arm(true);
+	deliverd_janitor_start();
+	prune_start();
+	deliverd_timer_start(&stats_ev, deliverd_stats_flush_cb,
+	    STATS_FLUSH_MS, true);
+	deliverd_timer_start(&load_ev, deliverd_load_all_cb,
+	    QUEUE_LOAD_EVERY(D), true);
+	log_info("delivering instance=%s private_networks=%s batch=%lld "
+	    "logs/%lld bytes retry=%s max_age=%llds", D.instance,
+	    D.allow_private ? "allowed" : "refused", (long long)D.max_logs,
+	    (long long)D.max_bytes,
+	    config_str(cfg, CONF_DELIVERY_RETRY_SCHEDULE),
+	    (long long)D.max_age_ms / 1000);
+	return 0;
+}
+
+void
+deliverd_shutdown(unsigned grace_ms)
+{
+	struct timeval	tv;
+	unsigned	wait = grace_ms > 500 ? grace_ms - 400 : grace_ms / 2;
+
+	D.stopping = true;
+	if (D.inflight == 0) {
+		deliverd_finish();
+		return;
+	}
+	log_info("waiting up to %ums for %u POSTs in flight", wait,
+	    D.inflight);
+	finish_ev = evtimer_new(D.base, deliverd_finish_cb, NULL);
+	tv.tv_sec = wait / 1000;
+	tv.tv_usec = (wait % 1000) * 1000;
+	evtimer_add(finish_ev, &tv);
+}
+
+/* Indexes of the collections this daemon reads and writes. */
+int
+deliverd_store_setup(struct store *st, char *err, size_t errlen)
+{
+	bson_t	*idx;
+	int	 rc;
+
+	idx = BCON_NEW("0", "{", "key", "{", "sourceId", BCON_INT32(1),
+	    "state", BCON_INT32(1), "createdAt", BCON_INT32(1), "}",
+	    "name", BCON_UTF8("sourceId_state_createdAt"), "}");
+	rc = store_create_indexes(st, STORE_BATCHES, idx, err, errlen);
+	bson_destroy(idx);
+	if (rc != 0)
+		return rc;
+	idx = BCON_NEW("0", "{", "key", "{", "sourceId", BCON_INT32(1),
+	    "state", BCON_INT32(1), "at", BCON_INT32(1), "}",
+	    "name", BCON_UTF8("sourceId_state_at"), "}");
+	rc = store_create_indexes(st, STORE_ALERTS, idx, err, errlen);
+	bson_destroy(idx);
+	if (rc != 0)
+		return rc;
+	return lease_setup_indexes(st, err, errlen);
+}

@@ -1,0 +1,461 @@
+/*
+ * deliverd's table of sources: one struct dsource per source of the
+ * store, with its callback URL, webhook secrets (opened with the master
+ * key), timer and in-memory queue; created, changed and removed by the
+ * rescan, which re-reads the sources collection on the worker thread.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "deliverd/deliverd.h"
+#include "lib/child.h"
+#include "lib/log.h"
+#include "lib/store.h"
+#include "lib/util.h"
+#include "lib/worker.h"
+
+static bool		 rescan_busy, rescan_again, rescanned;
+static struct event	*rescan_ev, *rescan_first_ev;
+
+static void	deliverd_rescan_first_cb(evutil_socket_t, short, void *);
+
+/* Free a decrypted secret. */
+static void
+deliverd_secret_free(char **p)
+{
+	if (*p != NULL)
+		crypto_free_secret(*p, strlen(*p) + 1);
+	*p = NULL;
+}
+
+/*
+ * Open the sealed secret in field of a source document ({keyId, nonce,
+ * ct[, until]}), sealed for webhookSecret at version (creds_open(); a
+ * blob of the first format opens too). malloc'd "whsec_..."; NULL with
+ * err[] when absent or unreadable (the text never contains the secret).
+ */
+static char *
+deliverd_secret_open(const char *source_id, const bson_t *doc,
+    const char *field, int64_t version, int64_t *until, char *err,
+    size_t errlen)
+{
+	bson_iter_t		 it, sub;
+	const uint8_t		*nonce = NULL, *ct = NULL;
+	uint32_t		 nlen = 0, ctlen = 0;
+	bson_subtype_t		 st;
+	const char		*keyid = NULL;
+	unsigned char		*pt = NULL;
+	size_t			 ptlen = 0;
+	char			*out;
+
+	if (until != NULL)
+		*until = 0;
+	if (!bson_iter_init_find(&it, doc, field) ||
+	    !BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, &sub)) {
+		snprintf(err, errlen, "%s absent", field);
+		return NULL;
+	}
+	while (bson_iter_next(&sub)) {
+		const char *k = bson_iter_key(&sub);
+
+		if (strcmp(k, "keyId") == 0 && BSON_ITER_HOLDS_UTF8(&sub))
+			keyid = bson_iter_utf8(&sub, NULL);
+		else if (strcmp(k, "nonce") == 0 &&
+		    BSON_ITER_HOLDS_BINARY(&sub))
+			bson_iter_binary(&sub, &st, &nlen, &nonce);
+		else if (strcmp(k, "ct") == 0 && BSON_ITER_HOLDS_BINARY(&sub))
+			bson_iter_binary(&sub, &st, &ctlen, &ct);
+		else if (strcmp(k, "until") == 0 && until != NULL &&
+		    BSON_ITER_HOLDS_NUMBER(&sub))
+			*until = bson_iter_as_int64(&sub);
+	}
+	if (nonce == NULL || nlen != CRYPTO_NONCE_LEN || ct == NULL) {
+		snprintf(err, errlen, "%s is malformed", field);
+		return NULL;
+	}
+	if (keyid != NULL && strcmp(keyid, D.keyid) != 0) {
+		snprintf(err, errlen, "%s was sealed with master key %s, "
+		    "this instance has %s", field, keyid, D.keyid);
+		return NULL;
+	}
+	if (creds_open(D.key, source_id, "webhookSecret", version, nonce, ct,
+	    ctlen, &pt, &ptlen, NULL) != 0) {
+		snprintf(err, errlen, "%s does not open with the master key",
+		    field);
+		return NULL;
+	}
+	out = malloc(ptlen + 1);
+	if (out != NULL) {
+		memcpy(out, pt, ptlen);
+		out[ptlen] = '\0';
+	}
+	crypto_free_secret(pt, ptlen + 1);
+	return out;
+}
+
+/* The host part of a URL into out; 0 or -EINVAL. */
+static int
+deliverd_url_host(const char *url, char *out, size_t outlen)
+{
+	CURLU	*u;
+	char	*host = NULL;
+	int	 rc = -EINVAL;
+
+	if ((u = curl_url()) == NULL)
+		return -ENOMEM;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+		util_strlcpy(out, host, outlen);
+		rc = 0;
+	}
+	curl_free(host);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+struct dsource *
+deliverd_source_find(const char *id)
+{
+	struct dsource	*s;
+
+	TAILQ_FOREACH(s, &D.sources, entry)
+		if (strcmp(s->id, id) == 0)
+			return s;
+	return NULL;
+}
+
+/* Arm s's timer for wall-clock time at (ms); 0 disarms. */
+void
+deliverd_source_wake(struct dsource *s, int64_t at)
+{
+	struct timeval	tv;
+	int64_t		d;
+
+	if (at <= 0) {
+		evtimer_del(s->timer);
+		return;
+	}
+	d = at - util_now_ms();
+	if (d < 0)
+		d = 0;
+	tv.tv_sec = d / 1000;
+	tv.tv_usec = (d % 1000) * 1000;
+	evtimer_add(s->timer, &tv);
+}
+
+/* Step s from its timer, soon (after a worker result, say). */
+void
+deliverd_source_kick(struct dsource *s)
+{
+	deliverd_source_wake(s, util_now_ms());
+}
+
+/*
+ * Stop all work of s: cancel its POSTs (their outcome is unknown, the
+ * batches stay pending in the store and will be sent again with the same
+ * ids) and forget its queue.
+ */
+void
+deliverd_source_idle(struct dsource *s)
+{
+	struct dbatch	*b;
+
+	while ((b = TAILQ_FIRST(&s->queue)) != NULL) {
+		if (b->inflight) {
+			httpc_cancel(b->req);
+			b->host->inflight--;
+			s->inflight--;
+			D.inflight--;
+		}
+		queue_remove(s, b);
+	}
+	evtimer_del(s->timer);
+	s->wait_slot = false;
+	s->ready = false;
+	atomic_store(&s->lease_deadline, 0);
+}
+
+/*
+ * Drop s entirely (removed source, shutdown). Its partition's lease stays
+ * with the partition set (released there when the partition is empty).
+ */
+void
+deliverd_source_free(struct dsource *s)
+{
+	deliverd_source_idle(s);
+	s->lease.held = false;
+	atomic_store(&s->lease_deadline, 0);
+	TAILQ_REMOVE(&D.sources, s, entry);
+	if (s->busy) {
+		s->zombie = true;	/* its worker job still points here */
+		return;
+	}
+	deliverd_source_destroy(s);
+}
+
+/* Free s (unlinked, no job running). */
+void
+deliverd_source_destroy(struct dsource *s)
+{
+	event_free(s->timer);
+	free(s->url);
+	free(s->gone_url);
+	deliverd_secret_free(&s->secret);
+	deliverd_secret_free(&s->prev_secret);
+	free(s);
+}
+
+/* A worker job of s finished: carry on. */
+void
+deliverd_source_job_done(struct dsource *s)
+{
+	if (s->lease.held && !s->ready && !s->busy)
+		(void)queue_takeover_start(s);
+	deliverd_step(s);
+}
+
+/* Apply a sources document to s (new or known). */
+static void
+deliverd_source_apply(struct dsource *s, const bson_t *doc)
+{
+	const char	*url = store_bson_str(doc, "callbackUrl");
+	char		 err[256], *sec, *prev;
+	int64_t		 until = 0, ver;
+
+	s->paused = store_bson_bool(doc, "paused", false);
+	if (url != NULL && (s->url == NULL || strcmp(url, s->url) != 0)) {
+		free(s->url);
+		s->url = util_xstrdup(url);
+		if (deliverd_url_host(url, s->hostname,
+		    sizeof(s->hostname)) != 0)
+			util_strlcpy(s->hostname, "?", sizeof(s->hostname));
+		if (s->gone && s->gone_url != NULL &&
+		    strcmp(s->gone_url, url) != 0) {
+			log_notice("source=%s callbackUrl changed; resuming "
+			    "deliveries paused by 410 Gone", s->id);
+			s->gone = false;
+			free(s->gone_url);
+			s->gone_url = NULL;
+			s->status = "ok";
+			s->last_error[0] = '\0';
+			s->written_status = NULL;
+			if (s->lease.held)
+				deliverd_source_state_write(s);
+		}
+	}
+	/* The previous secret was sealed at the version before this one. */
+	ver = store_bson_int(doc, "webhookSecretVersion", 1);
+	sec = deliverd_secret_open(s->id, doc, "webhookSecret", ver, NULL,
+	    err, sizeof(err));
+	if (sec == NULL) {
+		if (s->secret != NULL || s->last_error[0] == '\0')
+			log_err("source=%s cannot read its webhook secret: %s; "
+			    "deliveries held", s->id, err);
+		deliverd_secret_free(&s->secret);
+		util_strlcpy(s->last_error, err, sizeof(s->last_error));
+	} else {
+		deliverd_secret_free(&s->secret);
+		s->secret = sec;
+	}
+	deliverd_secret_free(&s->prev_secret);
+	prev = deliverd_secret_open(s->id, doc, "previousWebhookSecret",
+	    ver - 1, &until, err, sizeof(err));
+	if (prev != NULL) {
+		s->prev_secret = prev;
+		s->prev_until = until;
+	}
+}
+
+static struct dsource *
+deliverd_source_new(const char *id)
+{
+	struct dsource	*s;
+
+	s = util_xcalloc(1, sizeof(*s));
+	util_strlcpy(s->id, id, sizeof(s->id));
+	TAILQ_INIT(&s->queue);
+	s->timer = evtimer_new(D.base, deliverd_source_timer_cb, s);
+	if (s->timer == NULL)
+		fatal("out of memory");
+	s->status = "ok";
+	s->part = partition_set_of(D.parts, id);
+	breaker_init(&s->br, D.breaker_threshold);
+	TAILQ_INSERT_TAIL(&D.sources, s, entry);
+	return s;
+}
+
+/* The sources documents (without credentials), read on the worker. */
+struct drescan {
+	bson_t	**docs;
+	size_t	  n, cap;
+	int	  rc;
+	char	  err[512];
+};
+
+static void
+deliverd_rescan_work(void *arg)
+{
+	struct drescan		*r = arg;
+	mongoc_client_t		*c;
+	mongoc_collection_t	*coll;
+	mongoc_cursor_t		*cur;
+	const bson_t		*doc;
+	bson_t			*filter, *opts, **nd;
+	bson_error_t		 berr;
+
+	filter = bson_new();
+	opts = BCON_NEW("projection", "{", "credentials", BCON_INT32(0), "}");
+	c = store_pop(D.store);
+	coll = store_coll(D.store, c, STORE_SOURCES);
+	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
+	while (mongoc_cursor_next(cur, &doc)) {
+		if (r->n == r->cap) {
+			r->cap = r->cap ? r->cap * 2 : 64;
+			nd = realloc(r->docs, r->cap * sizeof(*nd));
+			if (nd == NULL) {
+				snprintf(r->err, sizeof(r->err), "out of "
+				    "memory reading the sources");
+				r->rc = -ENOMEM;
+				break;
+			}
+			r->docs = nd;
+		}
+		r->docs[r->n++] = bson_copy(doc);
+	}
+	if (r->rc == 0 && mongoc_cursor_error(cur, &berr)) {
+		snprintf(r->err, sizeof(r->err), "find sources: %.400s",
+		    berr.message);
+		r->rc = -EIO;
+	}
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(coll);
+	store_push(D.store, c);
+	bson_destroy(filter);
+	bson_destroy(opts);
+}
+
+/* Loop: reconcile with the sources read, then step those we hold. */
+static void
+deliverd_rescan_done(void *arg)
+{
+	struct drescan	*r = arg;
+	struct dsource	*s, *ns;
+	struct lease	 l;
+	size_t		 i;
+
+	rescan_busy = false;
+	if (D.stopping || !deliverd_store_result(r->rc, r->err))
+		goto out;
+	rescanned = true;
+	TAILQ_FOREACH(s, &D.sources, entry)
+		s->seen = false;
+	for (i = 0; i < r->n; i++) {
+		const char *id = store_bson_str(r->docs[i], "_id");
+
+		if (id == NULL || strlen(id) >= sizeof(s->id))
+			continue;
+		if ((s = deliverd_source_find(id)) == NULL)
+			s = deliverd_source_new(id);
+		deliverd_source_apply(s, r->docs[i]);
+		s->seen = true;
+	}
+	partition_set_sync_begin(D.parts);
+	TAILQ_FOREACH_SAFE(s, &D.sources, entry, ns) {
+		if (!s->seen) {
+			log_info("source=%s removed; its deliveries stop",
+			    s->id);
+			deliverd_source_free(s);
+			continue;
+		}
+		/* A new source in a partition held already. */
+		if (partition_set_sync_source(D.parts, s->part, &l) &&
+		    !s->lease.held)
+			deliverd_sources_taken(s->part, &l, s);
+	}
+	partition_set_sync_end(D.parts);
+	TAILQ_FOREACH(s, &D.sources, entry) {
+		if (!s->lease.held)
+			continue;
+		s->logs_dirty = s->alerts_dirty = true;
+		if (!s->ready && !s->busy)
+			(void)queue_takeover_start(s);
+		deliverd_step(s);
+	}
+out:
+	for (i = 0; i < r->n; i++)
+		bson_destroy(r->docs[i]);
+	free(r->docs);
+	free(r);
+	if (rescan_again && !D.stopping) {
+		rescan_again = false;
+		event_active(rescan_ev, EV_TIMEOUT, 0);
+	}
+}
+
+/*
+ * Re-read the store on the worker: sources (new, changed, removed), the
+ * partitions wanted, then step every source we hold. True when started.
+ */
+static bool
+deliverd_rescan_start(void)
+{
+	struct drescan	*r;
+
+	if (D.stopping || !child_store_ready() || !store_healthy(D.store))
+		return false;
+	if (rescan_busy) {
+		rescan_again = true;
+		return true;
+	}
+	r = util_xcalloc(1, sizeof(*r));
+	if (worker_submit(deliverd_rescan_work, deliverd_rescan_done,
+	    r) != 0) {
+		free(r);
+		return false;
+	}
+	rescan_busy = true;
+	return true;
+}
+
+static void
+deliverd_rescan_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)deliverd_rescan_start();
+}
+
+/*
+ * Arm the rescan every rescan_interval; at start, also try every half
+ * second until the first rescan went through.
+ */
+void
+deliverd_rescan_arm(bool initial)
+{
+	deliverd_timer_start(&rescan_ev, deliverd_rescan_cb, D.rescan_ms, true);
+	if (initial)
+		deliverd_timer_start(&rescan_first_ev,
+		    deliverd_rescan_first_cb, 100, false);
+}
+
+/* Rescan at once (a hint named a source not known yet). */
+void
+deliverd_rescan_soon(void)
+{
+	if (rescan_ev != NULL)
+		event_active(rescan_ev, EV_TIMEOUT, 0);
+}
+
+/* Until the first rescan went through: try every half second. */
+static void
+deliverd_rescan_first_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct timeval	tv = { 0, 500000 };
+
+	if (rescanned || D.stopping)
+		return;
+	(void)deliverd_rescan_start();
+	evtimer_add(rescan_first_ev, &tv);
+}

@@ -11,6 +11,7 @@
 
 #include "lib/batch.h"
 #include "deliverd/deliverd.h"
+#include "lib/child.h"
 #include "lib/log.h"
 #include "lib/store.h"
 #include "lib/util.h"
@@ -37,15 +38,12 @@ static void
 araise_done(void *arg)
 {
 	struct araise	*r = arg;
-	struct dsource	*s;
 
-	if (!deliverd_store_result(r->rc, r->err))
+	if (!child_store_result(r->rc >= 0, r->err))
 		log_warn("source=%s alert could not be stored: %s", r->sid,
 		    r->err);
-	else if ((s = deliverd_source_find(r->sid)) != NULL) {
-		s->alerts_dirty = true;
-		deliverd_source_kick(s);
-	}
+	else
+		queue_alerts_raised(r->sid);
 	bson_destroy(r->doc);
 	free(r);
 }

@@ -158,7 +158,6 @@ struct deliverd {
 extern struct deliverd	D;
 
 /* run.c: settings, start-up, reload, shutdown. */
-bool	 deliverd_store_result(int rc, const char *err);
 int	 deliverd_configure(const struct config *cfg, bool initial,
 	    char *err, size_t errlen);
 void	 deliverd_shutdown(unsigned grace_ms);
@@ -179,8 +178,9 @@ void	 deliverd_source_kick(struct dsource *s);
 void	 deliverd_source_idle(struct dsource *s);
 void	 deliverd_source_free(struct dsource *s);
 void	 deliverd_source_destroy(struct dsource *s);
-/* Called by queue.c when a job for s finished. */
 void	 deliverd_source_job_done(struct dsource *s);
+/* A worker job of s ended (queue_init's done): carry on, or free s. */
+void	 deliverd_source_job_end(void *arg, struct dsource *s);
 void	 deliverd_rescan_arm(bool initial);
 void	 deliverd_rescan_soon(void);
 
@@ -211,6 +211,15 @@ void	 deliverd_janitor_start(void);
  */
 #define QUEUE_LOAD_EVERY(d)	((d).rescan_ms * 6)
 int	 queue_load_all_start(void);
+/*
+ * The table of sources (load_all merges into it) and what to call when
+ * a job of one of them ended, or brought news: done(arg, s), with s no
+ * longer busy (and maybe a zombie to free).
+ */
+void	 queue_init(struct dsource_q *sources, void (*done)(void *arg,
+	    struct dsource *s), void *arg);
+/* An alert of sid was stored: build its alert batches soon. */
+void	 queue_alerts_raised(const char *sid);
 
 /* Take-over: watermark, pending batches, alert marks; then ready. */
 int	 queue_takeover_start(struct dsource *s);

@@ -205,7 +205,7 @@ janitor_done(void *arg)
 	char		*line, *save = NULL;
 
 	janitor_running = false;
-	(void)deliverd_store_result(jt->rc, jt->err);
+	(void)child_store_result(jt->rc >= 0, jt->err);
 	for (line = strtok_r(jt->msgs, "\n", &save); line != NULL;
 	    line = strtok_r(NULL, "\n", &save))
 		log_info("%s", line);

@@ -108,19 +108,17 @@ deliverd_take_done(void *arg)
 	struct dsource	*s;
 	size_t		 i;
 
-	(void)deliverd_store_result(t->rc, t->err);
+	(void)child_store_result(t->rc >= 0, t->err);
 	for (i = 0; i < t->n; i++) {
 		s = t->srcs[i];
 		s->busy = false;
-		if (s->zombie)
-			deliverd_source_destroy(s);
-		else if (s->lease.held) {
+		if (!s->zombie && s->lease.held) {
 			if (t->rc != 0)
 				s->reload = true;
 			else if (s->lease.epoch == t->epoch)
 				deliverd_take_apply(s, t->docs[i]);
-			deliverd_source_job_done(s);
 		}
+		deliverd_source_job_end(NULL, s);
 		if (t->docs[i] != NULL)
 			bson_destroy(t->docs[i]);
 	}
@@ -275,5 +273,5 @@ const struct partition_ops deliverd_partition_ops = {
 void
 deliverd_partition_store(bool ok, const char *err)
 {
-	(void)deliverd_store_result(ok ? 0 : -EIO, err);
+	(void)child_store_result(ok, err);
 }

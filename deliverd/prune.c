@@ -23,6 +23,7 @@
 
 #include "deliverd/deliverd.h"
 #include "deliverd/prune.h"
+#include "lib/child.h"
 #include "lib/log.h"
 #include "lib/store.h"
 #include "lib/util.h"
@@ -214,7 +215,7 @@ prune_done(void *arg)
 
 	prune_running = false;
 	if (pj->rc != 0) {
-		(void)deliverd_store_result(pj->rc, pj->err);
+		(void)child_store_result(pj->rc >= 0, pj->err);
 		/* Kept for the next round (the sweep finds them anyway). */
 		log_debug("delivered bodies not pruned: %s", pj->err);
 	} else if (pj->deleted > 0)
@@ -419,7 +420,7 @@ dead_done(void *arg)
 
 	dead_running = false;
 	if (dj->rc != 0) {
-		(void)deliverd_store_result(dj->rc, dj->err);
+		(void)child_store_result(dj->rc >= 0, dj->err);
 		log_warn("dead letters not pruned: %s", dj->err);
 		dead_next = util_now_ms() + PRUNE_EVERY_MS * 12;
 	} else if (dj->more)

@@ -25,6 +25,43 @@
 #include "lib/store.h"
 #include "lib/util.h"
 
+/* The table of sources, and whom to tell that a job of one ended. */
+static struct dsource_q	*queue_sources;
+static void		(*queue_done_fn)(void *arg, struct dsource *s);
+static void		*queue_done_arg;
+
+void
+queue_init(struct dsource_q *sources, void (*done)(void *arg,
+    struct dsource *s), void *arg)
+{
+	queue_sources = sources;
+	queue_done_fn = done;
+	queue_done_arg = arg;
+}
+
+/* The source id of the table, or NULL (removed meanwhile). */
+static struct dsource *
+queue_source(const char *id)
+{
+	struct dsource	*s;
+
+	TAILQ_FOREACH(s, queue_sources, entry)
+		if (strcmp(s->id, id) == 0)
+			return s;
+	return NULL;
+}
+
+void
+queue_alerts_raised(const char *sid)
+{
+	struct dsource	*s;
+
+	if ((s = queue_source(sid)) == NULL)
+		return;
+	s->alerts_dirty = true;
+	queue_done_fn(queue_done_arg, s);
+}
+
 /* A batch as loaded or built, handed from the worker to the loop. */
 struct qinfo {
 	char		sid[64];
@@ -205,7 +242,7 @@ queue_body(struct dsource *s, const struct dbatch *b, size_t *len)
 	    STORE_BODIES, sel, opts, &out, err, sizeof(err));
 	bson_destroy(sel);
 	bson_destroy(opts);
-	if (!deliverd_store_result(rc < 0 ? rc : 0, err) || rc == 0)
+	if (!child_store_result(rc >= 0, err) || rc == 0)
 		return NULL;
 	if (bson_iter_init_find(&it, &out, "body") &&
 	    BSON_ITER_HOLDS_UTF8(&it)) {
@@ -256,13 +293,13 @@ qrec_done(void *arg)
 	struct qrec	*r = arg;
 	struct dsource	*s;
 
-	if (deliverd_store_result(r->rc, r->err)) {
+	if (child_store_result(r->rc >= 0, r->err)) {
 		if (r->delivered)
 			prune_body(r->bid);
 	} else {
 		/* Still pending in the store: read again, sent again. */
 		prune_forget(r->bid);
-		if ((s = deliverd_source_find(r->sid)) != NULL)
+		if ((s = queue_source(r->sid)) != NULL)
 			s->reload = true;
 		if (r->delivered)
 			log_warn("source=%s batch=%s delivered but not "
@@ -370,7 +407,7 @@ qdone_done(void *arg)
 	size_t		 i;
 
 	qd_inflight = false;
-	if (deliverd_store_result(f->rc, f->err))
+	if (child_store_result(f->rc >= 0, f->err))
 		for (i = 0; i < f->n; i++)
 			prune_body(f->d[i].bid);
 	else {
@@ -739,18 +776,14 @@ qjob_done(void *arg)
 	struct dsource	*s = j->src;
 	bool		 ok;
 
-	ok = deliverd_store_result(j->rc == -ESTALE ? 0 : j->rc, j->err);
+	ok = child_store_result(j->rc >= 0 || j->rc == -ESTALE, j->err);
 	if (j->kind == QJ_LOAD_ALL) {
 		queue_load_all_done(j, ok);
 		goto out;
 	}
 	s->busy = false;
-	if (s->zombie) {
-		deliverd_source_destroy(s);
-		goto out;
-	}
-	if (!s->lease.held || s->lease.epoch != j->epoch)
-		goto next;	/* another life of this source's lease */
+	if (s->zombie || !s->lease.held || s->lease.epoch != j->epoch)
+		goto next;	/* removed, or another life of its lease */
 	switch (j->kind) {
 	case QJ_TAKEOVER:
 		if (!ok)
@@ -774,7 +807,7 @@ qjob_done(void *arg)
 		break;
 	}
 next:
-	deliverd_source_job_done(s);
+	queue_done_fn(queue_done_arg, s);
 out:
 	free(j->b);
 	free(j);
@@ -795,11 +828,11 @@ queue_load_all_done(struct qjob *j, bool ok)
 	load_all_running = false;
 	if (!ok)
 		return;
-	TAILQ_FOREACH(s, &D.sources, entry) {
+	TAILQ_FOREACH(s, queue_sources, entry) {
 		if (!s->lease.held || !s->ready || s->busy || s->zombie)
 			continue;
 		queue_merge(s, j, true);
-		deliverd_source_kick(s);
+		queue_done_fn(queue_done_arg, s);
 	}
 }
 

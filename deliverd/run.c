@@ -33,13 +33,6 @@ deliverd_load_all_cb(evutil_socket_t fd, short what, void *arg)
 		(void)queue_load_all_start();
 }
 
-/* Record a store call's outcome (logs outages once); true when ok. */
-bool
-deliverd_store_result(int rc, const char *err)
-{
-	return child_store_result(rc >= 0, err);
-}
-
 static void
 deliverd_released(void *arg)
 {
@@ -168,6 +161,7 @@ deliverd_configure(const struct config *cfg, bool initial, char *err,
 		return rc;
 	D.have_key = true;
 	D.base = child_base();
+	queue_init(&D.sources, deliverd_source_job_end, NULL);
 	D.store = child_store();
 	TAILQ_INIT(&D.sources);
 	LIST_INIT(&D.hosts);

@@ -209,6 +209,19 @@ deliverd_source_destroy(struct dsource *s)
 	free(s);
 }
 
+/*
+ * A worker job of s ended (queue.c, owner.c) or brought news: free s if
+ * it was removed meanwhile, else carry on.
+ */
+void
+deliverd_source_job_end(void *arg, struct dsource *s)
+{
+	if (s->zombie)
+		deliverd_source_destroy(s);
+	else
+		deliverd_source_job_done(s);
+}
+
 /* A worker job of s finished: carry on. */
 void
 deliverd_source_job_done(struct dsource *s)
@@ -348,7 +361,7 @@ deliverd_rescan_done(void *arg)
 	size_t		 i;
 
 	rescan_busy = false;
-	if (D.stopping || !deliverd_store_result(r->rc, r->err))
+	if (D.stopping || !child_store_result(r->rc >= 0, r->err))
 		goto out;
 	rescanned = true;
 	TAILQ_FOREACH(s, &D.sources, entry)

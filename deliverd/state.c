@@ -43,7 +43,7 @@ deliverd_state_done(void *arg)
 {
 	struct state_write	*w = arg;
 	struct dsource		*s = deliverd_source_find(w->sid);
-	bool			 ok = deliverd_store_result(w->rc, w->err);
+	bool			 ok = child_store_result(w->rc >= 0, w->err);
 
 	if (s != NULL) {
 		s->state_writing = false;
@@ -189,7 +189,7 @@ deliverd_stats_done(void *arg)
 	size_t			 i;
 
 	stats_flushing = false;
-	(void)deliverd_store_result(f->rc, f->err);
+	(void)child_store_result(f->rc >= 0, f->err);
 	/* What was not written is added back, for the next flush. */
 	for (i = 0; i < f->n; i++)
 		if (!f->d[i].ok && (s = deliverd_source_find(f->d[i].sid)))

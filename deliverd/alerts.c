@@ -30,7 +30,7 @@ araise_work(void *arg)
 {
 	struct araise	*r = arg;
 
-	r->rc = store_insert_one(D.store, STORE_ALERTS, r->doc, r->err,
+	r->rc = store_insert_one(child_store(), STORE_ALERTS, r->doc, r->err,
 	    sizeof(r->err));
 }
 

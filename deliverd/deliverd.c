@@ -15,7 +15,7 @@
  *	step.c		sending a queue; a POST's outcome
  *	queue.c		the store side of batches: load, body, record
  *	state.c		source_state and stats of each source
- *	alerts.c	alerts raised, and turned into alert batches
+ *	alerts.c	alerts deliverd raises (queue.c batches them)
  *	prune.c		delivered batches and their bodies removed
  *	janitor.c	what removed sources left; old alerts
  *	send.c outcome.c breaker.c	signing, classification, breaker

@@ -1,9 +1,11 @@
 /*
- * auditrelay-deliverd's shared state: the sources whose delivery queue
- * this instance holds (by the lease of their partition, "deliver:p<N>",
- * lib/partition.h), their batches in
- * memory, callback hosts with their in-flight counts, the settings.
- * The store is the truth; this is a cache rebuilt from it.
+ * auditrelay-deliverd's types and the functions its files offer one
+ * another: the sources whose delivery queue this instance holds (by the
+ * lease of their partition, "deliver:p<N>", lib/partition.h), their
+ * batches in memory, callback hosts, the settings. The store is the
+ * truth; this is a cache rebuilt from it. Each file keeps its own state
+ * (static): the settings in run.c, the table in sources.c, the partition
+ * set in owner.c, the HTTP client and in-flight counts in step.c.
  */
 #ifndef AR_DELIVERD_DELIVERD_H
 #define AR_DELIVERD_DELIVERD_H
@@ -115,21 +117,8 @@ struct dsource {
 
 TAILQ_HEAD(dsource_q, dsource);
 
-struct deliverd {
-	struct event_base	*base;
-	struct store		*store;
-	struct httpc		*http;
-	struct dsource_q	 sources;
-	LIST_HEAD(, dhost)	 hosts;
-	unsigned		 inflight;
-	bool			 stopping;
-	char			 instance[256];
-	struct partition_set	*parts;
-	uint8_t			 key[CRYPTO_KEY_LEN];
-	char			 keyid[CRYPTO_KEYID_LEN + 1];
-	bool			 have_key;
-
-	/* Settings. */
+/* The settings (run.c reads them from the configuration). */
+struct deliverd_conf {
 	int64_t			 max_logs;
 	int64_t			 max_bytes;
 	int64_t			 linger_ms;
@@ -146,18 +135,13 @@ struct deliverd {
 	int64_t			 retention_ms;
 	int64_t			 dead_retention_ms;	/* 0: kept */
 	bool			 allow_private;
-	/* Bodies held from hints (bounded), and bodies to delete. */
-	size_t			 cached_bytes;
-	char			**done_ids;
-	size_t			 ndone, capdone;
 };
 
 /* Bodies kept in memory from BatchStored hints, at most. */
 #define DELIVERD_BODY_CACHE_MAX	(64u * 1024 * 1024)
 
-extern struct deliverd	D;
-
 /* run.c: settings, start-up, reload, shutdown. */
+const struct deliverd_conf *deliverd_conf(void);
 int	 deliverd_configure(const struct config *cfg, bool initial,
 	    char *err, size_t errlen);
 void	 deliverd_shutdown(unsigned grace_ms);
@@ -172,6 +156,11 @@ void	 deliverd_timer_start(struct event **ev, event_callback_fn cb,
 void	 deliverd_dispatch(const Ar__Envelope *env);
 
 /* sources.c: the table of sources, the rescan. */
+int	 deliverd_sources_init(const char *key_file, char *err,
+	    size_t errlen);
+struct dsource_q *deliverd_sources(void);
+void	 deliverd_sources_configure(void);
+void	 deliverd_sources_free(void);
 struct dsource *deliverd_source_find(const char *id);
 void	 deliverd_source_wake(struct dsource *s, int64_t at);
 void	 deliverd_source_kick(struct dsource *s);
@@ -191,14 +180,22 @@ void	 deliverd_stats_add(struct dsource *s, int64_t logs, int64_t batches,
 void	 deliverd_stats_flush_cb(evutil_socket_t fd, short what, void *arg);
 
 /* step.c: sending a source's queue, a POST's outcome. */
+int	 deliverd_step_init(void);
+void	 deliverd_step_stop(void);
+unsigned deliverd_inflight(void);
+void	 deliverd_step_cancel(struct dsource *s, struct dbatch *b);
 void	 deliverd_step(struct dsource *s);
 void	 deliverd_source_timer_cb(evutil_socket_t fd, short what, void *arg);
 
 /* owner.c: partitions held, sources taken over. */
-extern const struct partition_ops deliverd_partition_ops;
+int	 deliverd_partitions_init(const struct config *cfg,
+	    const char *instance, char *err, size_t errlen);
+void	 deliverd_partitions_configure(const struct config *cfg);
+void	 deliverd_partitions_shutdown(void (*done)(void *), void *arg);
+int	 deliverd_partition_of(const char *id);
+void	 deliverd_partitions_sync(void);
 void	 deliverd_sources_taken(int part, const struct lease *l,
 	    struct dsource *one);
-void	 deliverd_partition_store(bool ok, const char *err);
 
 /* janitor.c: what removed sources left, old alerts. */
 void	 deliverd_janitor_start(void);

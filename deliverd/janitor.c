@@ -42,8 +42,8 @@ deliverd_distinct_sources(const char *coll, char ***out, size_t *nout,
 
 	cmd = BCON_NEW("distinct", BCON_UTF8(coll), "key",
 	    BCON_UTF8("sourceId"));
-	c = store_pop(D.store);
-	db = mongoc_client_get_database(c, store_dbname(D.store));
+	c = store_pop(child_store());
+	db = mongoc_client_get_database(c, store_dbname(child_store()));
 	if (!mongoc_database_command_simple(db, cmd, NULL, &reply, &berr)) {
 		snprintf(err, errlen, "distinct %s: %.400s", coll,
 		    berr.message);
@@ -62,7 +62,7 @@ deliverd_distinct_sources(const char *coll, char ***out, size_t *nout,
 	}
 	bson_destroy(&reply);
 	mongoc_database_destroy(db);
-	store_push(D.store, c);
+	store_push(child_store(), c);
 	bson_destroy(cmd);
 	*out = v;
 	*nout = n;
@@ -124,7 +124,7 @@ janitor_removed(struct janitor *jt)
 		}
 		for (i = 0; i < n && jt->rc == 0; i++) {
 			sel = BCON_NEW("_id", BCON_UTF8(ids[i]));
-			rc = store_find_one(D.store, STORE_SOURCES, sel, NULL,
+			rc = store_find_one(child_store(), STORE_SOURCES, sel, NULL,
 			    &out, jt->err, sizeof(jt->err));
 			bson_destroy(sel);
 			if (rc < 0) {
@@ -137,7 +137,7 @@ janitor_removed(struct janitor *jt)
 			}
 			sel = BCON_NEW("sourceId", BCON_UTF8(ids[i]));
 			deleted = 0;
-			jt->rc = store_delete(D.store, colls[k], sel, true,
+			jt->rc = store_delete(child_store(), colls[k], sel, true,
 			    &deleted, jt->err, sizeof(jt->err));
 			bson_destroy(sel);
 			janitor_note(jt, "source=%s removed: deleted %lld %s",
@@ -146,23 +146,23 @@ janitor_removed(struct janitor *jt)
 				snprintf(sid, sizeof(sid), "%s:deliver",
 				    ids[i]);
 				sel = BCON_NEW("_id", BCON_UTF8(sid));
-				(void)store_delete(D.store, STORE_SOURCE_STATE,
+				(void)store_delete(child_store(), STORE_SOURCE_STATE,
 				    sel, false, NULL, jt->err,
 				    sizeof(jt->err));
-				(void)store_delete(D.store, STORE_STATS, sel,
+				(void)store_delete(child_store(), STORE_STATS, sel,
 				    false, NULL, jt->err, sizeof(jt->err));
 				bson_destroy(sel);
 				/* Bodies, fetcherd's cursors and stats. */
 				sel = BCON_NEW("sourceId", BCON_UTF8(ids[i]));
-				(void)store_delete(D.store, STORE_BODIES, sel,
+				(void)store_delete(child_store(), STORE_BODIES, sel,
 				    true, NULL, jt->err, sizeof(jt->err));
-				(void)store_delete(D.store, STORE_INTENTS,
+				(void)store_delete(child_store(), STORE_INTENTS,
 				    sel, true, NULL, jt->err,
 				    sizeof(jt->err));
-				(void)store_delete(D.store, STORE_CURSORS,
+				(void)store_delete(child_store(), STORE_CURSORS,
 				    sel, true, NULL, jt->err,
 				    sizeof(jt->err));
-				(void)store_delete(D.store, STORE_STATS, sel,
+				(void)store_delete(child_store(), STORE_STATS, sel,
 				    true, NULL, jt->err, sizeof(jt->err));
 				bson_destroy(sel);
 			}
@@ -183,7 +183,7 @@ janitor_prune(struct janitor *jt)
 
 	filter = BCON_NEW("state", BCON_UTF8("batched"), "at", "{",
 	    "$lt", BCON_INT64(util_now_ms() - jt->retention_ms), "}");
-	jt->rc = store_delete(D.store, STORE_ALERTS, filter, true, NULL,
+	jt->rc = store_delete(child_store(), STORE_ALERTS, filter, true, NULL,
 	    jt->err, sizeof(jt->err));
 	bson_destroy(filter);
 }
@@ -222,11 +222,11 @@ deliverd_janitor_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct janitor	*jt;
 
-	if (janitor_running || D.stopping || !child_store_ready() ||
-	    !store_healthy(D.store))
+	if (janitor_running || child_stopping() || !child_store_ready() ||
+	    !store_healthy(child_store()))
 		return;
 	jt = util_xcalloc(1, sizeof(*jt));
-	jt->retention_ms = D.retention_ms;
+	jt->retention_ms = deliverd_conf()->retention_ms;
 	if (worker_submit(janitor_work, janitor_done, jt) != 0) {
 		free(jt);
 		return;

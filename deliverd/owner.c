@@ -17,6 +17,8 @@
 #include "lib/util.h"
 #include "lib/worker.h"
 
+static struct partition_set	*parts;
+
 
 /*
  * The delivery state of sources just taken ("<id>:deliver" in
@@ -57,8 +59,8 @@ deliverd_take_work(void *arg)
 	}
 	bson_append_array_end(&in, &arr);
 	bson_append_document_end(&sel, &in);
-	c = store_pop(D.store);
-	coll = store_coll(D.store, c, STORE_SOURCE_STATE);
+	c = store_pop(child_store());
+	coll = store_coll(child_store(), c, STORE_SOURCE_STATE);
 	cur = mongoc_collection_find_with_opts(coll, &sel, NULL, NULL);
 	while (mongoc_cursor_next(cur, &doc)) {
 		if ((did = store_bson_str(doc, "_id")) == NULL)
@@ -77,7 +79,7 @@ deliverd_take_work(void *arg)
 	}
 	mongoc_cursor_destroy(cur);
 	mongoc_collection_destroy(coll);
-	store_push(D.store, c);
+	store_push(child_store(), c);
 	bson_destroy(&sel);
 }
 
@@ -139,7 +141,7 @@ deliverd_sources_taken(int part, const struct lease *l, struct dsource *one)
 	struct dtake	*t;
 	size_t		 n = 0;
 
-	TAILQ_FOREACH(s, &D.sources, entry) {
+	TAILQ_FOREACH(s, deliverd_sources(), entry) {
 		if (s->part != part || (one != NULL && s != one))
 			continue;
 		s->lease = *l;
@@ -148,7 +150,7 @@ deliverd_sources_taken(int part, const struct lease *l, struct dsource *one)
 		s->reload = false;
 		s->ready = false;
 		s->handover = false;
-		breaker_init(&s->br, D.breaker_threshold);
+		breaker_init(&s->br, deliverd_conf()->breaker_threshold);
 		s->status = "ok";
 		if (s->busy)
 			s->reload = true;	/* its job's end takes over */
@@ -161,7 +163,7 @@ deliverd_sources_taken(int part, const struct lease *l, struct dsource *one)
 	t->epoch = l->epoch;
 	t->srcs = util_xcalloc(n, sizeof(*t->srcs));
 	t->docs = util_xcalloc(n, sizeof(*t->docs));
-	TAILQ_FOREACH(s, &D.sources, entry)
+	TAILQ_FOREACH(s, deliverd_sources(), entry)
 		if (s->part == part && (one == NULL || s == one) && !s->busy)
 			t->srcs[t->n++] = s;
 	if (worker_submit(deliverd_take_work, deliverd_take_done, t) != 0) {
@@ -183,7 +185,7 @@ deliverd_partition_stop(int part)
 	struct dsource	*s;
 	int		 n = 0;
 
-	TAILQ_FOREACH(s, &D.sources, entry) {
+	TAILQ_FOREACH(s, deliverd_sources(), entry) {
 		if (s->part != part || !s->lease.held)
 			continue;
 		deliverd_source_idle(s);
@@ -201,7 +203,7 @@ deliverd_partition_gained(void *arg, int part, const struct lease *l)
 	struct dsource	*s;
 	int		 n = 0;
 
-	TAILQ_FOREACH(s, &D.sources, entry)
+	TAILQ_FOREACH(s, deliverd_sources(), entry)
 		if (s->part == part)
 			n++;
 	log_info("partition %s: delivering here (epoch=%lld, %d sources)",
@@ -215,7 +217,7 @@ deliverd_partition_renewed(void *arg, int part, const struct lease *l)
 {
 	struct dsource	*s;
 
-	TAILQ_FOREACH(s, &D.sources, entry) {
+	TAILQ_FOREACH(s, deliverd_sources(), entry) {
 		if (s->part != part || !s->lease.held ||
 		    s->lease.epoch != l->epoch)
 			continue;
@@ -234,7 +236,7 @@ deliverd_partition_lost(void *arg, int part, const struct lease *l,
 	if (handover)
 		log_info("partition %s handed over with its %d sources to "
 		    "balance %d instances", l->resource, n,
-		    partition_set_live(D.parts));
+		    partition_set_live(parts));
 	else
 		log_warn("partition %s: lease lost or not renewed in time "
 		    "(epoch=%lld); deliveries of its %d sources stop until "
@@ -252,7 +254,7 @@ deliverd_partition_drain(void *arg, int part)
 	struct dsource	*s;
 	bool		 idle = true;
 
-	TAILQ_FOREACH(s, &D.sources, entry) {
+	TAILQ_FOREACH(s, deliverd_sources(), entry) {
 		if (s->part != part || !s->lease.held)
 			continue;
 		s->handover = true;
@@ -262,16 +264,80 @@ deliverd_partition_drain(void *arg, int part)
 	return idle ? PARTITION_DRAIN_READY : PARTITION_DRAIN_WAIT;
 }
 
-const struct partition_ops deliverd_partition_ops = {
+static const struct partition_ops deliverd_partition_ops = {
 	.gained = deliverd_partition_gained,
 	.renewed = deliverd_partition_renewed,
 	.lost = deliverd_partition_lost,
 	.drain = deliverd_partition_drain,
 };
 
-/* Report the partition set's store calls like our own. */
+/* The partition of a source id. */
+int
+deliverd_partition_of(const char *id)
+{
+	return partition_set_of(parts, id);
+}
+
+/*
+ * After a rescan: want the partitions that hold sources, start the new
+ * sources of partitions held already, hand over past our share.
+ */
 void
+deliverd_partitions_sync(void)
+{
+	struct dsource	*s;
+	struct lease	 l;
+
+	partition_set_sync_begin(parts);
+	TAILQ_FOREACH(s, deliverd_sources(), entry)
+		if (partition_set_sync_source(parts, s->part, &l) &&
+		    !s->lease.held)
+			deliverd_sources_taken(s->part, &l, s);
+	partition_set_sync_end(parts);
+}
+
+/* Leaving: every lease released, then done(arg). */
+void
+deliverd_partitions_shutdown(void (*done)(void *), void *arg)
+{
+	partition_set_shutdown(parts, done, arg);
+}
+
+/* A reload: new lease timings (the count stays until a restart). */
+void
+deliverd_partitions_configure(const struct config *cfg)
+{
+	partition_set_reconfigure(parts, deliverd_conf()->lease_ttl_ms,
+	    deliverd_conf()->lease_renew_ms);
+	if (config_int(cfg, CONF_PARTITION_COUNT) != partition_set_count(parts))
+		log_notice("partition_count %lld takes effect at the next "
+		    "start; keeping %d",
+		    (long long)config_int(cfg, CONF_PARTITION_COUNT),
+		    partition_set_count(parts));
+}
+
+/* Report the partition set's store calls like our own. */
+static void
 deliverd_partition_store(bool ok, const char *err)
 {
 	(void)child_store_result(ok, err);
+}
+
+/* The partition set of role "deliver" for instance. 0 or -errno. */
+int
+deliverd_partitions_init(const struct config *cfg, const char *instance,
+    char *err, size_t errlen)
+{
+	struct partition_conf	pc;
+
+	memset(&pc, 0, sizeof(pc));
+	pc.role = "deliver";
+	pc.instance = instance;
+	pc.count = (int)config_int(cfg, CONF_PARTITION_COUNT);
+	pc.ttl_ms = deliverd_conf()->lease_ttl_ms;
+	pc.renew_ms = deliverd_conf()->lease_renew_ms;
+	pc.store_fn = deliverd_partition_store;
+	parts = partition_set_new(child_base(), child_store(), &pc,
+	    &deliverd_partition_ops, NULL, err, errlen);
+	return parts != NULL ? 0 : -EINVAL;
 }

@@ -44,6 +44,8 @@ struct prune_job {
 };
 
 static struct event	*prune_ev;
+static char		**done_ids;	/* delivered, bodies to delete */
+static size_t		 ndone, capdone;
 static bool		 prune_running;
 static int64_t		 prune_next_sweep;
 static char		 recent[PRUNE_RECENT][40];
@@ -93,14 +95,14 @@ prune_forget(const char *batch_id)
 void
 prune_body(const char *batch_id)
 {
-	if (D.ndone == D.capdone) {
-		D.capdone = D.capdone ? D.capdone * 2 : 256;
-		D.done_ids = realloc(D.done_ids, D.capdone *
-		    sizeof(*D.done_ids));
-		if (D.done_ids == NULL)
+	if (ndone == capdone) {
+		capdone = capdone ? capdone * 2 : 256;
+		done_ids = realloc(done_ids, capdone *
+		    sizeof(*done_ids));
+		if (done_ids == NULL)
 			fatal("out of memory");
 	}
-	D.done_ids[D.ndone++] = util_xstrdup(batch_id);
+	done_ids[ndone++] = util_xstrdup(batch_id);
 }
 
 bool
@@ -130,8 +132,8 @@ prune_find(const char *collname, const bson_t *filter, const bson_t *opts,
 	bson_error_t		 berr;
 	int			 rc = 0;
 
-	c = store_pop(D.store);
-	coll = store_coll(D.store, c, collname);
+	c = store_pop(child_store());
+	coll = store_coll(child_store(), c, collname);
 	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
 	while (mongoc_cursor_next(cur, &doc))
 		each(doc, arg);
@@ -141,7 +143,7 @@ prune_find(const char *collname, const bson_t *filter, const bson_t *opts,
 	}
 	mongoc_cursor_destroy(cur);
 	mongoc_collection_destroy(coll);
-	store_push(D.store, c);
+	store_push(child_store(), c);
 	return rc;
 }
 
@@ -192,7 +194,7 @@ prune_work(void *arg)
 			n = PRUNE_MAX_IDS;
 		sel = store_sel_ids(pj->ids + off, sizeof(char *), n, true);
 		m = 0;
-		pj->rc = store_delete(D.store, STORE_BODIES, sel, true, &m,
+		pj->rc = store_delete(child_store(), STORE_BODIES, sel, true, &m,
 		    pj->err, sizeof(pj->err));
 		pj->deleted += m;
 		bson_destroy(sel);
@@ -201,7 +203,7 @@ prune_work(void *arg)
 	if (pj->rc == 0 && pj->nids > first) {
 		sel = store_sel_ids(pj->ids + first, sizeof(char *),
 		    pj->nids - first, true);
-		pj->rc = store_delete(D.store, STORE_BATCHES, sel, true, NULL,
+		pj->rc = store_delete(child_store(), STORE_BATCHES, sel, true, NULL,
 		    pj->err, sizeof(pj->err));
 		bson_destroy(sel);
 	}
@@ -236,18 +238,18 @@ prune_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if (D.stopping || !store_healthy(D.store))
+	if (child_stopping() || !store_healthy(child_store()))
 		return;
 	dead_maybe_start(now);
 	if (prune_running)
 		return;
-	if (D.ndone == 0 && now < prune_next_sweep)
+	if (ndone == 0 && now < prune_next_sweep)
 		return;
 	pj = util_xcalloc(1, sizeof(*pj));
-	pj->ids = D.done_ids;
-	pj->nids = D.ndone;
-	D.done_ids = NULL;
-	D.ndone = D.capdone = 0;
+	pj->ids = done_ids;
+	pj->nids = ndone;
+	done_ids = NULL;
+	ndone = capdone = 0;
 	if (now >= prune_next_sweep) {
 		pj->sweep = true;
 		prune_next_sweep = now + PRUNE_KEEP_DELIVERED_MS / 2;
@@ -358,8 +360,8 @@ dead_count(struct dead_job *dj)
 		}
 		dj->per[k].n++;
 	}
-	c = store_pop(D.store);
-	coll = store_coll(D.store, c, STORE_STATS);
+	c = store_pop(child_store());
+	coll = store_coll(child_store(), c, STORE_STATS);
 	opts = BCON_NEW("upsert", BCON_BOOL(true));
 	for (k = 0; k < dj->nper; k++) {
 		snprintf(id, sizeof(id), "%s:deliver", dj->per[k].sid);
@@ -376,7 +378,7 @@ dead_count(struct dead_job *dj)
 	}
 	bson_destroy(opts);
 	mongoc_collection_destroy(coll);
-	store_push(D.store, c);
+	store_push(child_store(), c);
 }
 
 static void
@@ -394,7 +396,7 @@ dead_work(void *arg)
 	BSON_APPEND_DOCUMENT_BEGIN(sel, "deadAt", &cond);
 	BSON_APPEND_INT64(&cond, "$lt", dj->cutoff);
 	bson_append_document_end(sel, &cond);
-	dj->rc = store_delete(D.store, STORE_BATCHES, sel, true, &m, dj->err,
+	dj->rc = store_delete(child_store(), STORE_BATCHES, sel, true, &m, dj->err,
 	    sizeof(dj->err));
 	bson_destroy(sel);
 	if (dj->rc != 0)
@@ -404,7 +406,7 @@ dead_work(void *arg)
 	dead_count(dj);
 	/* The bodies of what went (a crash before this leaves them). */
 	sel = store_sel_ids(dj->ids, sizeof(char *), dj->nids, true);
-	dj->rc = store_delete(D.store, STORE_BODIES, sel, true, NULL, dj->err,
+	dj->rc = store_delete(child_store(), STORE_BODIES, sel, true, NULL, dj->err,
 	    sizeof(dj->err));
 	bson_destroy(sel);
 }
@@ -432,7 +434,7 @@ dead_done(void *arg)
 		snprintf(msg, sizeof(msg), "%lld dead letter(s) older than "
 		    "%llds (delivery_dead_letter_retention) deleted with "
 		    "their logs", (long long)dj->per[i].n,
-		    (long long)(D.dead_retention_ms / 1000));
+		    (long long)(deliverd_conf()->dead_retention_ms / 1000));
 		(void)alerts_raise(s, "dead_letters_pruned", msg);
 	}
 	if (total > 0)
@@ -459,22 +461,22 @@ dead_maybe_start(int64_t now)
 	struct dsource	*s;
 	size_t		 n = 0;
 
-	if (D.dead_retention_ms <= 0 || dead_running || now < dead_next)
+	if (deliverd_conf()->dead_retention_ms <= 0 || dead_running || now < dead_next)
 		return;
-	TAILQ_FOREACH(s, &D.sources, entry)
+	TAILQ_FOREACH(s, deliverd_sources(), entry)
 		if (s->lease.held && !s->zombie)
 			n++;
 	if (n == 0)
 		return;		/* no lease yet: at the next tick */
-	dead_next = now + (D.dead_retention_ms < PRUNE_DEAD_EVERY_MS ?
-	    D.dead_retention_ms : PRUNE_DEAD_EVERY_MS);
+	dead_next = now + (deliverd_conf()->dead_retention_ms < PRUNE_DEAD_EVERY_MS ?
+	    deliverd_conf()->dead_retention_ms : PRUNE_DEAD_EVERY_MS);
 	dj = util_xcalloc(1, sizeof(*dj));
 	dj->owned = util_xcalloc(n, sizeof(*dj->owned));
-	TAILQ_FOREACH(s, &D.sources, entry)
+	TAILQ_FOREACH(s, deliverd_sources(), entry)
 		if (s->lease.held && !s->zombie)
 			dj->owned[dj->nowned++] = util_xstrdup(s->id);
 	qsort(dj->owned, dj->nowned, sizeof(*dj->owned), dead_cmp);
-	dj->cutoff = now - D.dead_retention_ms;
+	dj->cutoff = now - deliverd_conf()->dead_retention_ms;
 	if (worker_submit(dead_work, dead_done, dj) != 0) {
 		dead_done(dj);
 		return;
@@ -490,7 +492,7 @@ prune_start(void)
 	if (prune_ev != NULL)
 		return;
 	prune_next_sweep = util_now_ms() + PRUNE_KEEP_DELIVERED_MS / 2;
-	if ((prune_ev = event_new(D.base, -1, EV_PERSIST, prune_cb, NULL)) ==
+	if ((prune_ev = event_new(child_base(), -1, EV_PERSIST, prune_cb, NULL)) ==
 	    NULL || event_add(prune_ev, &tv) != 0)
 		fatal("out of memory");
 }

@@ -25,6 +25,9 @@
 #include "lib/store.h"
 #include "lib/util.h"
 
+/* Bodies held from hints, in bytes (at most DELIVERD_BODY_CACHE_MAX). */
+static size_t		 cached_bytes;
+
 /* The table of sources, and whom to tell that a job of one ended. */
 static struct dsource_q	*queue_sources;
 static void		(*queue_done_fn)(void *arg, struct dsource *s);
@@ -194,7 +197,7 @@ queue_remove(struct dsource *s, struct dbatch *b)
 	TAILQ_REMOVE(&s->queue, b, entry);
 	s->nqueue--;
 	if (b->body != NULL) {
-		D.cached_bytes -= b->body_len;
+		cached_bytes -= b->body_len;
 		free(b->body);
 	}
 	free(b);
@@ -238,7 +241,7 @@ queue_body(struct dsource *s, const struct dbatch *b, size_t *len)
 	 */
 	sel = BCON_NEW("_id", BCON_UTF8(b->id));
 	opts = BCON_NEW("projection", "{", "body", BCON_INT32(1), "}");
-	rc = store_find_one(D.store, b->is_alert ? STORE_BATCHES :
+	rc = store_find_one(child_store(), b->is_alert ? STORE_BATCHES :
 	    STORE_BODIES, sel, opts, &out, err, sizeof(err));
 	bson_destroy(sel);
 	bson_destroy(opts);
@@ -275,8 +278,8 @@ qrec_work(void *arg)
 	mongoc_collection_t	*coll;
 	bson_error_t		 berr;
 
-	c = store_pop(D.store);
-	coll = store_coll(D.store, c, STORE_BATCHES);
+	c = store_pop(child_store());
+	coll = store_coll(child_store(), c, STORE_BATCHES);
 	if (!mongoc_collection_update_one(coll, r->sel, r->upd, NULL, NULL,
 	    &berr)) {
 		snprintf(r->err, sizeof(r->err), "update batch: %.400s",
@@ -284,7 +287,7 @@ qrec_work(void *arg)
 		r->rc = -EIO;
 	}
 	mongoc_collection_destroy(coll);
-	store_push(D.store, c);
+	store_push(child_store(), c);
 }
 
 static void
@@ -363,8 +366,8 @@ qdone_work(void *arg)
 	mongoc_collection_t *coll;
 
 	qsort(f->d, f->n, sizeof(f->d[0]), qdone_cmp);
-	c = store_pop(D.store);
-	coll = store_coll(D.store, c, STORE_BATCHES);
+	c = store_pop(child_store());
+	coll = store_coll(child_store(), c, STORE_BATCHES);
 	for (i = 0; i < f->n && f->rc == 0; i = j) {
 		for (j = i; j < f->n && f->d[j].status == f->d[i].status; j++)
 			;
@@ -396,7 +399,7 @@ qdone_work(void *arg)
 		bson_destroy(upd);
 	}
 	mongoc_collection_destroy(coll);
-	store_push(D.store, c);
+	store_push(child_store(), c);
 }
 
 static void
@@ -563,8 +566,8 @@ qwork_load_pending(struct qjob *j)
 	opts = BCON_NEW("projection", "{", "body", BCON_INT32(0),
 	    "logIds", BCON_INT32(0), "attempts", BCON_INT32(0), "}",
 	    "sort", "{", "createdAt", BCON_INT32(1), "}");
-	c = store_pop(D.store);
-	coll = store_coll(D.store, c, STORE_BATCHES);
+	c = store_pop(child_store());
+	coll = store_coll(child_store(), c, STORE_BATCHES);
 	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
 	while (mongoc_cursor_next(cur, &doc)) {
 		const char *id = store_bson_str(doc, "_id");
@@ -599,7 +602,7 @@ qwork_load_pending(struct qjob *j)
 			    "epoch", BCON_INT64(j->epoch));
 			char	 e2[256];
 
-			(void)store_update_set(D.store, STORE_BATCHES, sel,
+			(void)store_update_set(child_store(), STORE_BATCHES, sel,
 			    set, false, NULL, e2, sizeof(e2));
 			bson_destroy(sel);
 			bson_destroy(set);
@@ -616,7 +619,7 @@ qwork_load_pending(struct qjob *j)
 		qjob_error(j, "find batches", &berr);
 	mongoc_cursor_destroy(cur);
 	mongoc_collection_destroy(coll);
-	store_push(D.store, c);
+	store_push(child_store(), c);
 	bson_destroy(filter);
 	bson_destroy(opts);
 }
@@ -644,8 +647,8 @@ qwork_takeover(void *arg)
 	    BCON_UTF8("alert"), "state", "{", "$in", "[",
 	    BCON_UTF8("pending"), BCON_UTF8("dead"), "]", "}");
 	opts = BCON_NEW("projection", "{", "alertIds", BCON_INT32(1), "}");
-	c = store_pop(D.store);
-	coll = store_coll(D.store, c, STORE_BATCHES);
+	c = store_pop(child_store());
+	coll = store_coll(child_store(), c, STORE_BATCHES);
 	cur = mongoc_collection_find_with_opts(coll, sel, opts, NULL);
 	while (mongoc_cursor_next(cur, &doc)) {
 		const char *bid = store_bson_str(doc, "_id");
@@ -661,7 +664,7 @@ qwork_takeover(void *arg)
 			int64_t	 m = 0;
 			char	 e2[256];
 
-			if (store_update_set(D.store, STORE_ALERTS, s2, set,
+			if (store_update_set(child_store(), STORE_ALERTS, s2, set,
 			    false, &m, e2, sizeof(e2)) == 0)
 				j->nremarked += (int)m;
 			bson_destroy(s2);
@@ -673,7 +676,7 @@ qwork_takeover(void *arg)
 		qjob_error(j, "find alert batches", &berr);
 	mongoc_cursor_destroy(cur);
 	mongoc_collection_destroy(coll);
-	store_push(D.store, c);
+	store_push(child_store(), c);
 	bson_destroy(sel);
 	bson_destroy(opts);
 	if (j->rc == 0)
@@ -709,11 +712,11 @@ queue_hinted(struct dsource *s, const char *id, const char *wid,
 	b->nlogs = nlogs;
 	b->seen = true;
 	if (body != NULL && len > 0 &&
-	    D.cached_bytes + len <= DELIVERD_BODY_CACHE_MAX &&
+	    cached_bytes + len <= DELIVERD_BODY_CACHE_MAX &&
 	    (b->body = malloc(len)) != NULL) {
 		memcpy(b->body, body, len);
 		b->body_len = len;
-		D.cached_bytes += len;
+		cached_bytes += len;
 	}
 	queue_insert_sorted(s, b);
 }
@@ -917,8 +920,8 @@ qwork_alerts(void *arg)
 	    "state", BCON_UTF8("pending"));
 	opts = BCON_NEW("sort", "{", "at", BCON_INT32(1), "}",
 	    "limit", BCON_INT64(QUEUE_ALERTS_PER_BUILD));
-	c = store_pop(D.store);
-	coll = store_coll(D.store, c, STORE_ALERTS);
+	c = store_pop(child_store());
+	coll = store_coll(child_store(), c, STORE_ALERTS);
 	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
 	while (n < QUEUE_ALERTS_PER_BUILD && mongoc_cursor_next(cur, &doc)) {
 		const char *id = store_bson_str(doc, "_id");
@@ -938,7 +941,7 @@ qwork_alerts(void *arg)
 		qjob_error(j, "find alerts", &berr);
 	mongoc_cursor_destroy(cur);
 	mongoc_collection_destroy(coll);
-	store_push(D.store, c);
+	store_push(child_store(), c);
 	bson_destroy(filter);
 	bson_destroy(opts);
 	j->more = n == QUEUE_ALERTS_PER_BUILD;
@@ -1002,7 +1005,7 @@ qwork_alert_batch(struct qjob *j, const char *alert_id, const char *body,
 	bson_append_array_end(&doc, &att);
 	BSON_APPEND_NULL(&doc, "deliveredAt");
 	BSON_APPEND_INT64(&doc, "epoch", j->epoch);
-	rc = store_insert_one(D.store, STORE_BATCHES, &doc, j->err,
+	rc = store_insert_one(child_store(), STORE_BATCHES, &doc, j->err,
 	    sizeof(j->err));
 	bson_destroy(&doc);
 	if (rc != 0 && rc != -EEXIST) {
@@ -1020,7 +1023,7 @@ qwork_alert_batch(struct qjob *j, const char *alert_id, const char *body,
 	set = BCON_NEW("state", BCON_UTF8("batched"), "batchId",
 	    BCON_UTF8(id));
 	/* Unmarked, it is marked again at take-over. */
-	(void)store_update_set(D.store, STORE_ALERTS, sel, set, false, NULL,
+	(void)store_update_set(child_store(), STORE_ALERTS, sel, set, false, NULL,
 	    j->err, sizeof(j->err));
 	j->err[0] = '\0';
 	bson_destroy(sel);

@@ -1,6 +1,7 @@
 /*
- * deliverd's life: the settings (struct deliverd D), start-up (master
- * key, worker, HTTP client, partition set, timers), reload, shutdown
+ * deliverd's life: the settings (D, read elsewhere through
+ * deliverd_conf()), start-up (master key, worker, HTTP client, partition
+ * set, timers), reload, shutdown
  * (in-flight POSTs finish within the grace, leases are released) and the
  * store's indexes.
  */
@@ -19,7 +20,8 @@
 
 #define STATS_FLUSH_MS	2000	/* delivery counters reach the store */
 
-struct deliverd		 D;
+/* The settings; the other files read them through deliverd_conf(). */
+static struct deliverd_conf	 D;
 
 static struct event	*stats_ev, *load_ev, *finish_ev;
 
@@ -29,8 +31,14 @@ deliverd_load_all_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if (!D.stopping && child_store_ready() && store_healthy(D.store))
+	if (!child_stopping() && child_store_ready() && store_healthy(child_store()))
 		(void)queue_load_all_start();
+}
+
+const struct deliverd_conf *
+deliverd_conf(void)
+{
+	return &D;
 }
 
 static void
@@ -44,27 +52,24 @@ void
 deliverd_finish(void)
 {
 	static bool	 finishing;
-	struct dsource	*s;
 
 	if (finishing)
 		return;
 	finishing = true;
 	queue_record_flush();
-	while ((s = TAILQ_FIRST(&D.sources)) != NULL)
-		deliverd_source_free(s);
-	httpc_free(D.http);
-	D.http = NULL;
+	deliverd_sources_free();
+	deliverd_step_stop();
 	/* The framework exits anyway when the grace period is over. */
-	partition_set_shutdown(D.parts, deliverd_released, NULL);
+	deliverd_partitions_shutdown(deliverd_released, NULL);
 }
 
 static void
 deliverd_finish_cb(evutil_socket_t fd, short what, void *arg)
 {
-	if (D.inflight > 0)
+	if (deliverd_inflight() > 0)
 		log_info("%u POSTs still in flight at the end of the grace "
 		    "period; their batches will be sent again with the same "
-		    "ids", D.inflight);
+		    "ids", deliverd_inflight());
 	deliverd_finish();
 }
 
@@ -76,7 +81,7 @@ deliverd_timer_start(struct event **ev, event_callback_fn cb, int64_t ms,
 
 	if (*ev != NULL)
 		event_free(*ev);
-	*ev = event_new(D.base, -1, persist ? EV_PERSIST : 0, cb, NULL);
+	*ev = event_new(child_base(), -1, persist ? EV_PERSIST : 0, cb, NULL);
 	if (*ev == NULL)
 		fatal("out of memory");
 	tv.tv_sec = ms / 1000;
@@ -131,40 +136,17 @@ int
 deliverd_configure(const struct config *cfg, bool initial, char *err,
     size_t errlen)
 {
-	struct partition_conf pc;
-	struct dsource	*s;
 	const char	*inst;
 	int		 rc;
 
 	if ((rc = deliverd_settings(cfg, err, errlen)) != 0)
 		return rc;
-	TAILQ_FOREACH(s, &D.sources, entry)
-		s->br.threshold = D.breaker_threshold;
+	deliverd_sources_configure();
 	if (!initial) {
 		deliverd_rescan_arm(false);
-		partition_set_reconfigure(D.parts, D.lease_ttl_ms,
-		    D.lease_renew_ms);
-		if (config_int(cfg, CONF_PARTITION_COUNT) !=
-		    partition_set_count(D.parts))
-			log_notice("partition_count %lld takes effect at the "
-			    "next start; keeping %d",
-			    (long long)config_int(cfg, CONF_PARTITION_COUNT),
-			    partition_set_count(D.parts));
+		deliverd_partitions_configure(cfg);
 		return 0;
 	}
-	if (crypto_init() != 0) {
-		snprintf(err, errlen, "libgcrypt initialisation failed");
-		return -EINVAL;
-	}
-	if ((rc = crypto_master_key_load(config_str(cfg,
-	    CONF_CRYPTO_MASTER_KEY_FILE), D.key, D.keyid, err, errlen)) != 0)
-		return rc;
-	D.have_key = true;
-	D.base = child_base();
-	queue_init(&D.sources, deliverd_source_job_end, NULL);
-	D.store = child_store();
-	TAILQ_INIT(&D.sources);
-	LIST_INIT(&D.hosts);
 	/* auditrelayd passes its instance id (supervisor/instance.c). */
 	inst = config_str(cfg, CONF_INSTANCE_ID);
 	if (inst == NULL || *inst == '\0') {
@@ -172,32 +154,24 @@ deliverd_configure(const struct config *cfg, bool initial, char *err,
 		    "from auditrelayd; it names this instance's leases");
 		return -EINVAL;
 	}
-	if (strlen(inst) >= sizeof(D.instance)) {
-		snprintf(err, errlen, "instance_id is longer than %zu bytes",
-		    sizeof(D.instance) - 1);
+	if (crypto_init() != 0) {
+		snprintf(err, errlen, "libgcrypt initialisation failed");
 		return -EINVAL;
 	}
-	util_strlcpy(D.instance, inst, sizeof(D.instance));
-	if ((rc = worker_start(D.base)) != 0) {
+	if ((rc = deliverd_sources_init(config_str(cfg,
+	    CONF_CRYPTO_MASTER_KEY_FILE), err, errlen)) != 0)
+		return rc;
+	if ((rc = worker_start(child_base())) != 0) {
 		snprintf(err, errlen, "cannot start the store worker: %s",
 		    strerror(-rc));
 		return rc;
 	}
-	if ((D.http = httpc_new(D.base)) == NULL) {
+	if ((rc = deliverd_step_init()) != 0) {
 		snprintf(err, errlen, "cannot create the HTTP client");
-		return -ENOMEM;
+		return rc;
 	}
-	memset(&pc, 0, sizeof(pc));
-	pc.role = "deliver";
-	pc.instance = D.instance;
-	pc.count = (int)config_int(cfg, CONF_PARTITION_COUNT);
-	pc.ttl_ms = D.lease_ttl_ms;
-	pc.renew_ms = D.lease_renew_ms;
-	pc.store_fn = deliverd_partition_store;
-	D.parts = partition_set_new(D.base, D.store, &pc,
-	    &deliverd_partition_ops, NULL, err, errlen);
-	if (D.parts == NULL)
-		return -ENOMEM;
+	if ((rc = deliverd_partitions_init(cfg, inst, err, errlen)) != 0)
+		return rc;
 	deliverd_rescan_arm(true);
 	deliverd_janitor_start();
 	prune_start();
@@ -206,7 +180,7 @@ deliverd_configure(const struct config *cfg, bool initial, char *err,
 	deliverd_timer_start(&load_ev, deliverd_load_all_cb,
 	    QUEUE_LOAD_EVERY(D), true);
 	log_info("delivering instance=%s private_networks=%s batch=%lld "
-	    "logs/%lld bytes retry=%s max_age=%llds", D.instance,
+	    "logs/%lld bytes retry=%s max_age=%llds", inst,
 	    D.allow_private ? "allowed" : "refused", (long long)D.max_logs,
 	    (long long)D.max_bytes,
 	    config_str(cfg, CONF_DELIVERY_RETRY_SCHEDULE),
@@ -220,14 +194,13 @@ deliverd_shutdown(unsigned grace_ms)
 	struct timeval	tv;
 	unsigned	wait = grace_ms > 500 ? grace_ms - 400 : grace_ms / 2;
 
-	D.stopping = true;
-	if (D.inflight == 0) {
+	if (deliverd_inflight() == 0) {
 		deliverd_finish();
 		return;
 	}
 	log_info("waiting up to %ums for %u POSTs in flight", wait,
-	    D.inflight);
-	finish_ev = evtimer_new(D.base, deliverd_finish_cb, NULL);
+	    deliverd_inflight());
+	finish_ev = evtimer_new(child_base(), deliverd_finish_cb, NULL);
 	tv.tv_sec = wait / 1000;
 	tv.tv_usec = (wait % 1000) * 1000;
 	evtimer_add(finish_ev, &tv);

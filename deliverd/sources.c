@@ -18,10 +18,56 @@
 #include "lib/util.h"
 #include "lib/worker.h"
 
+static struct dsource_q	 sources = TAILQ_HEAD_INITIALIZER(sources);
+static uint8_t		 master_key[CRYPTO_KEY_LEN];
+static char		 master_keyid[CRYPTO_KEYID_LEN + 1];
 static bool		 rescan_busy, rescan_again, rescanned;
 static struct event	*rescan_ev, *rescan_first_ev;
 
 static void	deliverd_rescan_first_cb(evutil_socket_t, short, void *);
+
+/*
+ * Load the master key that opens the webhook secrets, and hand the table
+ * to queue.c. 0 or -errno with err[].
+ */
+int
+deliverd_sources_init(const char *key_file, char *err, size_t errlen)
+{
+	int	rc;
+
+	if ((rc = crypto_master_key_load(key_file, master_key, master_keyid,
+	    err, errlen)) != 0)
+		return rc;
+	queue_init(&sources, deliverd_source_job_end, NULL);
+	return 0;
+}
+
+/* The table of sources (owner.c, step.c, state.c walk it). */
+struct dsource_q *
+deliverd_sources(void)
+{
+	return &sources;
+}
+
+/* New settings: the breakers' threshold. */
+void
+deliverd_sources_configure(void)
+{
+	struct dsource	*s;
+
+	TAILQ_FOREACH(s, &sources, entry)
+		s->br.threshold = deliverd_conf()->breaker_threshold;
+}
+
+/* Drop every source (leaving). */
+void
+deliverd_sources_free(void)
+{
+	struct dsource	*s;
+
+	while ((s = TAILQ_FIRST(&sources)) != NULL)
+		deliverd_source_free(s);
+}
 
 /* Free a decrypted secret. */
 static void
@@ -77,12 +123,12 @@ deliverd_secret_open(const char *source_id, const bson_t *doc,
 		snprintf(err, errlen, "%s is malformed", field);
 		return NULL;
 	}
-	if (keyid != NULL && strcmp(keyid, D.keyid) != 0) {
+	if (keyid != NULL && strcmp(keyid, master_keyid) != 0) {
 		snprintf(err, errlen, "%s was sealed with master key %s, "
-		    "this instance has %s", field, keyid, D.keyid);
+		    "this instance has %s", field, keyid, master_keyid);
 		return NULL;
 	}
-	if (creds_open(D.key, source_id, "webhookSecret", version, nonce, ct,
+	if (creds_open(master_key, source_id, "webhookSecret", version, nonce, ct,
 	    ctlen, &pt, &ptlen, NULL) != 0) {
 		snprintf(err, errlen, "%s does not open with the master key",
 		    field);
@@ -122,7 +168,7 @@ deliverd_source_find(const char *id)
 {
 	struct dsource	*s;
 
-	TAILQ_FOREACH(s, &D.sources, entry)
+	TAILQ_FOREACH(s, &sources, entry)
 		if (strcmp(s->id, id) == 0)
 			return s;
 	return NULL;
@@ -165,12 +211,8 @@ deliverd_source_idle(struct dsource *s)
 	struct dbatch	*b;
 
 	while ((b = TAILQ_FIRST(&s->queue)) != NULL) {
-		if (b->inflight) {
-			httpc_cancel(b->req);
-			b->host->inflight--;
-			s->inflight--;
-			D.inflight--;
-		}
+		if (b->inflight)
+			deliverd_step_cancel(s, b);
 		queue_remove(s, b);
 	}
 	evtimer_del(s->timer);
@@ -189,7 +231,7 @@ deliverd_source_free(struct dsource *s)
 	deliverd_source_idle(s);
 	s->lease.held = false;
 	atomic_store(&s->lease_deadline, 0);
-	TAILQ_REMOVE(&D.sources, s, entry);
+	TAILQ_REMOVE(&sources, s, entry);
 	if (s->busy) {
 		s->zombie = true;	/* its worker job still points here */
 		return;
@@ -291,13 +333,13 @@ deliverd_source_new(const char *id)
 	s = util_xcalloc(1, sizeof(*s));
 	util_strlcpy(s->id, id, sizeof(s->id));
 	TAILQ_INIT(&s->queue);
-	s->timer = evtimer_new(D.base, deliverd_source_timer_cb, s);
+	s->timer = evtimer_new(child_base(), deliverd_source_timer_cb, s);
 	if (s->timer == NULL)
 		fatal("out of memory");
 	s->status = "ok";
-	s->part = partition_set_of(D.parts, id);
-	breaker_init(&s->br, D.breaker_threshold);
-	TAILQ_INSERT_TAIL(&D.sources, s, entry);
+	s->part = deliverd_partition_of(id);
+	breaker_init(&s->br, deliverd_conf()->breaker_threshold);
+	TAILQ_INSERT_TAIL(&sources, s, entry);
 	return s;
 }
 
@@ -322,8 +364,8 @@ deliverd_rescan_work(void *arg)
 
 	filter = bson_new();
 	opts = BCON_NEW("projection", "{", "credentials", BCON_INT32(0), "}");
-	c = store_pop(D.store);
-	coll = store_coll(D.store, c, STORE_SOURCES);
+	c = store_pop(child_store());
+	coll = store_coll(child_store(), c, STORE_SOURCES);
 	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
 	while (mongoc_cursor_next(cur, &doc)) {
 		if (r->n == r->cap) {
@@ -346,7 +388,7 @@ deliverd_rescan_work(void *arg)
 	}
 	mongoc_cursor_destroy(cur);
 	mongoc_collection_destroy(coll);
-	store_push(D.store, c);
+	store_push(child_store(), c);
 	bson_destroy(filter);
 	bson_destroy(opts);
 }
@@ -357,14 +399,13 @@ deliverd_rescan_done(void *arg)
 {
 	struct drescan	*r = arg;
 	struct dsource	*s, *ns;
-	struct lease	 l;
 	size_t		 i;
 
 	rescan_busy = false;
-	if (D.stopping || !child_store_result(r->rc >= 0, r->err))
+	if (child_stopping() || !child_store_result(r->rc >= 0, r->err))
 		goto out;
 	rescanned = true;
-	TAILQ_FOREACH(s, &D.sources, entry)
+	TAILQ_FOREACH(s, &sources, entry)
 		s->seen = false;
 	for (i = 0; i < r->n; i++) {
 		const char *id = store_bson_str(r->docs[i], "_id");
@@ -376,21 +417,15 @@ deliverd_rescan_done(void *arg)
 		deliverd_source_apply(s, r->docs[i]);
 		s->seen = true;
 	}
-	partition_set_sync_begin(D.parts);
-	TAILQ_FOREACH_SAFE(s, &D.sources, entry, ns) {
+	TAILQ_FOREACH_SAFE(s, &sources, entry, ns) {
 		if (!s->seen) {
 			log_info("source=%s removed; its deliveries stop",
 			    s->id);
 			deliverd_source_free(s);
-			continue;
 		}
-		/* A new source in a partition held already. */
-		if (partition_set_sync_source(D.parts, s->part, &l) &&
-		    !s->lease.held)
-			deliverd_sources_taken(s->part, &l, s);
 	}
-	partition_set_sync_end(D.parts);
-	TAILQ_FOREACH(s, &D.sources, entry) {
+	deliverd_partitions_sync();
+	TAILQ_FOREACH(s, &sources, entry) {
 		if (!s->lease.held)
 			continue;
 		s->logs_dirty = s->alerts_dirty = true;
@@ -403,7 +438,7 @@ out:
 		bson_destroy(r->docs[i]);
 	free(r->docs);
 	free(r);
-	if (rescan_again && !D.stopping) {
+	if (rescan_again && !child_stopping()) {
 		rescan_again = false;
 		event_active(rescan_ev, EV_TIMEOUT, 0);
 	}
@@ -418,7 +453,7 @@ deliverd_rescan_start(void)
 {
 	struct drescan	*r;
 
-	if (D.stopping || !child_store_ready() || !store_healthy(D.store))
+	if (child_stopping() || !child_store_ready() || !store_healthy(child_store()))
 		return false;
 	if (rescan_busy) {
 		rescan_again = true;
@@ -447,7 +482,7 @@ deliverd_rescan_cb(evutil_socket_t fd, short what, void *arg)
 void
 deliverd_rescan_arm(bool initial)
 {
-	deliverd_timer_start(&rescan_ev, deliverd_rescan_cb, D.rescan_ms, true);
+	deliverd_timer_start(&rescan_ev, deliverd_rescan_cb, deliverd_conf()->rescan_ms, true);
 	if (initial)
 		deliverd_timer_start(&rescan_first_ev,
 		    deliverd_rescan_first_cb, 100, false);
@@ -467,7 +502,7 @@ deliverd_rescan_first_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct timeval	tv = { 0, 500000 };
 
-	if (rescanned || D.stopping)
+	if (rescanned || child_stopping())
 		return;
 	(void)deliverd_rescan_start();
 	evtimer_add(rescan_first_ev, &tv);

@@ -34,7 +34,7 @@ deliverd_state_work(void *arg)
 {
 	struct state_write	*w = arg;
 
-	w->rc = store_upsert(D.store, STORE_SOURCE_STATE, w->id, w->doc,
+	w->rc = store_upsert(child_store(), STORE_SOURCE_STATE, w->id, w->doc,
 	    w->err, sizeof(w->err));
 }
 
@@ -150,8 +150,8 @@ deliverd_stats_work(void *arg)
 	char			 id[96];
 	size_t			 i;
 
-	c = store_pop(D.store);
-	coll = store_coll(D.store, c, STORE_STATS);
+	c = store_pop(child_store());
+	coll = store_coll(child_store(), c, STORE_STATS);
 	opts = BCON_NEW("upsert", BCON_BOOL(true));
 	for (i = 0; i < f->n; i++) {
 		struct stats_delta *d = &f->d[i];
@@ -176,7 +176,7 @@ deliverd_stats_work(void *arg)
 	}
 	bson_destroy(opts);
 	mongoc_collection_destroy(coll);
-	store_push(D.store, c);
+	store_push(child_store(), c);
 }
 
 static bool	stats_flushing;
@@ -210,16 +210,16 @@ deliverd_stats_flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if (stats_flushing || !store_healthy(D.store))
+	if (stats_flushing || !store_healthy(child_store()))
 		return;
-	TAILQ_FOREACH(s, &D.sources, entry)
+	TAILQ_FOREACH(s, deliverd_sources(), entry)
 		if (s->st_logs || s->st_batches || s->st_fail || s->st_dead)
 			n++;
 	if (n == 0)
 		return;
 	f = util_xcalloc(1, sizeof(*f));
 	f->d = util_xcalloc(n, sizeof(*f->d));
-	TAILQ_FOREACH(s, &D.sources, entry) {
+	TAILQ_FOREACH(s, deliverd_sources(), entry) {
 		if (!(s->st_logs || s->st_batches || s->st_fail || s->st_dead))
 			continue;
 		util_strlcpy(f->d[f->n].sid, s->id, sizeof(f->d[0].sid));

@@ -21,18 +21,58 @@
 #define DEAD_ALERT_EVERY_MS	(10LL * 60 * 1000)
 #define SEND_FAIL_DELAY_MS	5000
 
+static struct httpc	*http;
+static LIST_HEAD(, dhost) hosts = LIST_HEAD_INITIALIZER(hosts);
+static unsigned		 inflight;	/* POSTs, all sources */
+
+/* The HTTP client POSTs go through. 0 or -ENOMEM. */
+int
+deliverd_step_init(void)
+{
+	if ((http = httpc_new(child_base())) == NULL)
+		return -ENOMEM;
+	return 0;
+}
+
+/* POSTs in flight, all sources. */
+unsigned
+deliverd_inflight(void)
+{
+	return inflight;
+}
+
+/* Cancel the POST of b (its outcome is unknown; b stays pending). */
+void
+deliverd_step_cancel(struct dsource *s, struct dbatch *b)
+{
+	httpc_cancel(b->req);
+	b->req = NULL;
+	b->inflight = false;
+	b->host->inflight--;
+	s->inflight--;
+	inflight--;
+}
+
+/* Leaving: no more POSTs. */
+void
+deliverd_step_stop(void)
+{
+	httpc_free(http);
+	http = NULL;
+}
+
 /* The host entry for name, created on first use. */
 static struct dhost *
 deliverd_host(const char *name)
 {
 	struct dhost	*h;
 
-	LIST_FOREACH(h, &D.hosts, entry)
+	LIST_FOREACH(h, &hosts, entry)
 		if (strcmp(h->name, name) == 0)
 			return h;
 	h = util_xcalloc(1, sizeof(*h));
 	util_strlcpy(h->name, name, sizeof(h->name));
-	LIST_INSERT_HEAD(&D.hosts, h, entry);
+	LIST_INSERT_HEAD(&hosts, h, entry);
 	return h;
 }
 
@@ -84,13 +124,13 @@ deliverd_kick_waiting(void)
 {
 	struct dsource	*s, *first;
 
-	if ((first = TAILQ_FIRST(&D.sources)) != NULL) {
+	if ((first = TAILQ_FIRST(deliverd_sources())) != NULL) {
 		/* Rotate so that no source always goes first. */
-		TAILQ_REMOVE(&D.sources, first, entry);
-		TAILQ_INSERT_TAIL(&D.sources, first, entry);
+		TAILQ_REMOVE(deliverd_sources(), first, entry);
+		TAILQ_INSERT_TAIL(deliverd_sources(), first, entry);
 	}
-	TAILQ_FOREACH(s, &D.sources, entry) {
-		if (D.inflight >= D.max_conc)
+	TAILQ_FOREACH(s, deliverd_sources(), entry) {
+		if (inflight >= deliverd_conf()->max_conc)
 			break;
 		if (s->wait_slot)
 			deliverd_step(s);
@@ -114,7 +154,7 @@ deliverd_done_cb(const struct httpc_resp *resp, void *arg)
 	b->req = NULL;
 	b->host->inflight--;
 	s->inflight--;
-	D.inflight--;
+	inflight--;
 	r = deliver_classify(resp->status, resp->curl_code, resp->blocked);
 	deliverd_describe(resp, why, sizeof(why));
 
@@ -164,9 +204,9 @@ deliverd_done_cb(const struct httpc_resp *resp, void *arg)
 			b->n_errors++;
 		ra = (resp->status == 429 || resp->status == 503) ?
 		    resp->retry_after_s : -1;
-		delay = deliver_retry_delay(D.sched, D.nsched, b->n_fail, ra);
+		delay = deliver_retry_delay(deliverd_conf()->sched, deliverd_conf()->nsched, b->n_fail, ra);
 		dead = deliver_give_up(r, b->n_errors, now - b->age_base,
-		    D.max_age_ms, &delay);
+		    deliverd_conf()->max_age_ms, &delay);
 		util_strlcpy(s->last_error, why, sizeof(s->last_error));
 		if (r == DELIVER_RETRY) {
 			ev = breaker_failure(&s->br, now);
@@ -226,8 +266,8 @@ deliverd_done_cb(const struct httpc_resp *resp, void *arg)
 		break;
 	}
 next:
-	if (D.stopping) {
-		if (D.inflight == 0)
+	if (child_stopping()) {
+		if (inflight == 0)
 			deliverd_finish();
 		return;
 	}
@@ -257,9 +297,9 @@ deliverd_send(struct dsource *s, struct dbatch *b, struct dhost *host)
 	p.prev_until = s->prev_until;
 	p.body = body;
 	p.body_len = len;
-	p.timeout_ms = D.timeout_ms;
-	p.allow_private = D.allow_private;
-	rc = send_post(D.http, &p, deliverd_done_cb, b, &b->req);
+	p.timeout_ms = deliverd_conf()->timeout_ms;
+	p.allow_private = deliverd_conf()->allow_private;
+	rc = send_post(http, &p, deliverd_done_cb, b, &b->req);
 	free(body);
 	if (rc != 0) {
 		log_err("source=%s batch=%s cannot start the POST: %s; "
@@ -272,7 +312,7 @@ deliverd_send(struct dsource *s, struct dbatch *b, struct dhost *host)
 	b->host = host;
 	host->inflight++;
 	s->inflight++;
-	D.inflight++;
+	inflight++;
 	log_debug("source=%s batch=%s POST webhook-id=%s bytes=%zu attempt=%u",
 	    s->id, b->id, b->webhook_id, len, b->n_attempts + 1);
 	return 0;
@@ -291,12 +331,12 @@ deliverd_step(struct dsource *s)
 	int64_t		 now = util_now_ms(), wake = 0;
 	unsigned	 window;
 
-	if (D.stopping || !child_store_ready() || !store_healthy(D.store))
+	if (child_stopping() || !child_store_ready() || !store_healthy(child_store()))
 		return;
 	if (!lease_valid(&s->lease) || !s->ready || s->paused || s->gone ||
 	    s->secret == NULL || s->url == NULL || s->handover)
 		return;
-	window = breaker_window(&s->br, D.host_conc);
+	window = breaker_window(&s->br, deliverd_conf()->host_conc);
 	/* New batches from fetcherd (hinted), replays, other holders. */
 	if (!s->busy && (s->reload || s->logs_dirty)) {
 		s->reload = s->logs_dirty = false;
@@ -320,8 +360,8 @@ deliverd_step(struct dsource *s)
 		}
 		if (s->inflight >= window)
 			break;
-		if (host->inflight >= D.host_conc ||
-		    D.inflight >= D.max_conc) {
+		if (host->inflight >= deliverd_conf()->host_conc ||
+		    inflight >= deliverd_conf()->max_conc) {
 			s->wait_slot = true;
 			break;
 		}

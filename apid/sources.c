@@ -95,37 +95,6 @@ src_store_failed(struct areq *a, const char *err)
 	    "the store did not answer; retry later");
 }
 
-/* Load source id into *out: 1 found, 0 not found (404 sent), -1 (503). */
-static int
-src_load(struct areq *a, const char *id, bson_t *out)
-{
-	bson_t	sel = BSON_INITIALIZER;
-	char	err[256];
-	int	rc;
-
-	if (!src_id_ok(id)) {
-		http_error(a, 404, "not_found", "id", "no such source");
-		bson_destroy(&sel);
-		return 0;
-	}
-	if (!src_store_up(a)) {
-		bson_destroy(&sel);
-		return -1;
-	}
-	BSON_APPEND_UTF8(&sel, "_id", id);
-	rc = store_find_one(child_store(), STORE_SOURCES, &sel, NULL, out, err,
-	    sizeof(err));
-	bson_destroy(&sel);
-	if (rc < 0) {
-		src_store_failed(a, err);
-		return -1;
-	}
-	child_store_result(true, NULL);
-	if (rc == 0)
-		http_error(a, 404, "not_found", "id", "no such source");
-	return rc;
-}
-
 /*
  * Load source id into *out without answering when it is absent: 1 found,
  * 0 not found, -1 (503 sent).
@@ -146,6 +115,23 @@ src_load_quiet(struct areq *a, const char *id, bson_t *out)
 		return -1;
 	}
 	child_store_result(true, NULL);
+	return rc;
+}
+
+/* Load source id into *out: 1 found, 0 not found (404 sent), -1 (503). */
+static int
+src_load(struct areq *a, const char *id, bson_t *out)
+{
+	int	rc;
+
+	if (!src_id_ok(id)) {
+		http_error(a, 404, "not_found", "id", "no such source");
+		return 0;
+	}
+	if (!src_store_up(a))
+		return -1;
+	if ((rc = src_load_quiet(a, id, out)) == 0)
+		http_error(a, 404, "not_found", "id", "no such source");
 	return rc;
 }
 

@@ -1,6 +1,8 @@
 /*
- * Logging to stderr, journald-aware. See log.h.
+ * Logging to journald or stderr. See log.h.
  */
+#include <sys/uio.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +11,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <systemd/sd-journal.h>
 
 #include "lib/log.h"
 
@@ -123,7 +127,7 @@ log_redact(char *buf, size_t size)
 {
 	static const char	 mask[] = "[REDACTED]";
 	const size_t		 mlen = sizeof(mask) - 1;
-	char			*src;
+	char			 copy[LOG_LINE_MAX], *src = copy;
 	size_t			 len, i, o = 0, n;
 	int			 k;
 	bool			 pem;
@@ -131,7 +135,11 @@ log_redact(char *buf, size_t size)
 	if (buf == NULL || size == 0)
 		return;
 	len = strnlen(buf, size - 1);
-	if ((src = strndup(buf, len)) == NULL) {
+	/* A log line fits the stack copy; only a longer buffer allocates. */
+	if (len < sizeof(copy)) {
+		memcpy(copy, buf, len);
+		copy[len] = '\0';
+	} else if ((src = strndup(buf, len)) == NULL) {
 		buf[0] = '\0';
 		return;
 	}
@@ -179,7 +187,117 @@ log_redact(char *buf, size_t size)
 	}
 	buf[o] = '\0';
 	explicit_bzero(src, len);
-	free(src);
+	if (src != copy)
+		free(src);
+}
+
+static const struct {
+	const char	*key;		/* with its '=' */
+	size_t		 keylen;
+	const char	*journal;
+} log_field_keys[LOG_FIELD_COUNT] = {
+	[LOG_FIELD_SOURCE] = { "source=", 7, "SOURCE_ID" },
+	[LOG_FIELD_APP] = { "app=", 4, "APPLICATION" },
+	[LOG_FIELD_BATCH] = { "batch=", 6, "BATCH_ID" },
+	[LOG_FIELD_WINDOW] = { "window=", 7, "WINDOW" },
+};
+
+const char *
+log_field_journal_name(enum log_field f)
+{
+	return (unsigned)f < LOG_FIELD_COUNT ? log_field_keys[f].journal : NULL;
+}
+
+/* True when c ends a value: a blank, a control byte or a delimiter. */
+static bool
+log_field_end(unsigned char c)
+{
+	return c <= ' ' || c == 0x7f || c == ';' || c == ',' || c == '(' ||
+	    c == ')' || c == '"';
+}
+
+int
+log_fields_parse(const char *line, size_t len, struct log_fields *f)
+{
+	size_t	 i, e, n;
+	int	 k, found = 0;
+
+	memset(f->v, 0, sizeof(f->v));
+	if (line == NULL)
+		return 0;
+	len = strnlen(line, len);
+	for (i = 0; i < len && found < LOG_FIELD_COUNT; i++) {
+		if (i > 0 && line[i - 1] != ' ' && line[i - 1] != '(' &&
+		    line[i - 1] != ',')
+			continue;
+		for (k = 0; k < LOG_FIELD_COUNT; k++) {
+			n = log_field_keys[k].keylen;
+			if (n <= len - i &&
+			    memcmp(line + i, log_field_keys[k].key, n) == 0)
+				break;
+		}
+		if (k == LOG_FIELD_COUNT)
+			continue;
+		i += log_field_keys[k].keylen;
+		for (e = i; e < len && !log_field_end((unsigned char)line[e]);
+		    e++)
+			if (e - i >= LOG_FIELD_MAX)	/* too long: no value */
+				break;
+		n = e - i;
+		if (e < len && !log_field_end((unsigned char)line[e]))
+			n = 0;
+		while (n > 0 && (line[i + n - 1] == ':' ||
+		    line[i + n - 1] == '.'))
+			n--;
+		if (n > 0 && n < LOG_FIELD_MAX && f->v[k][0] == '\0') {
+			memcpy(f->v[k], line + i, n);
+			f->v[k][n] = '\0';
+			found++;
+		}
+		i = e > i ? e - 1 : i - 1;
+	}
+	return found;
+}
+
+/*
+ * The line as one journal entry: the message as the stream carried it
+ * ("NAME: line"), its priority, the identifier and the ids of the line.
+ * Every field comes from the redacted line and is redacted once more on
+ * its own. Returns 0, or -errno when journald did not take it.
+ */
+static int
+log_journal_send(enum log_level level, const char *line)
+{
+	static const char	 ids[] = "SYSLOG_IDENTIFIER=";
+	struct log_fields	 f;
+	struct iovec		 iov[3 + LOG_FIELD_COUNT];
+	char			 msg[sizeof("MESSAGE=") + sizeof(log_procname) +
+				    2 + LOG_LINE_MAX];
+	char			 pri[sizeof("PRIORITY=") + 4];
+	char			 ident[sizeof(ids) + sizeof(log_procname)];
+	char			 fv[LOG_FIELD_COUNT][16 + LOG_FIELD_MAX];
+	int			 n = 0, k;
+
+	snprintf(msg, sizeof(msg), "MESSAGE=%s: %s", log_procname, line);
+	snprintf(pri, sizeof(pri), "PRIORITY=%d", (int)level);
+	snprintf(ident, sizeof(ident), "%s%s", ids, log_procname);
+	iov[n].iov_base = msg;
+	iov[n++].iov_len = strlen(msg);
+	iov[n].iov_base = pri;
+	iov[n++].iov_len = strlen(pri);
+	iov[n].iov_base = ident;
+	iov[n++].iov_len = strlen(ident);
+	log_fields_parse(line, LOG_LINE_MAX, &f);
+	for (k = 0; k < LOG_FIELD_COUNT; k++) {
+		if (f.v[k][0] == '\0')
+			continue;
+		log_redact(f.v[k], sizeof(f.v[k]));
+		snprintf(fv[k], sizeof(fv[k]), "%s=%s",
+		    log_field_keys[k].journal, f.v[k]);
+		iov[n].iov_base = fv[k];
+		iov[n++].iov_len = strlen(fv[k]);
+	}
+	return sd_journal_sendv(iov, n);
 }
 
 void
@@ -199,6 +317,10 @@ log_vmsg(enum log_level level, const char *fmt, va_list ap)
 		if (line[i] == '\n' || line[i] == '\r')
 			line[i] = ' ';
 	if (log_journal) {
+		if (log_journal_send(level, line) == 0) {
+			errno = saved;
+			return;
+		}
 		fprintf(stderr, "<%d>%s: %s\n", (int)level, log_procname, line);
 	} else if (log_tty) {
 		clock_gettime(CLOCK_REALTIME, &now);

@@ -1,9 +1,13 @@
 /*
- * Logging for the daemons: one line per event on stderr, the process name
- * on every line, a "<N>" sd-daemon priority prefix when stderr is journald
- * ($JOURNAL_STREAM matches), a timestamp when stderr is a terminal.
+ * Logging for the daemons: one line per event, the process name on every
+ * line. Under journald ($JOURNAL_STREAM matches stderr) each line is a
+ * journal entry of its own (sd_journal_sendv: MESSAGE, PRIORITY,
+ * SYSLOG_IDENTIFIER and the line's ids as SOURCE_ID, APPLICATION, BATCH_ID
+ * and WINDOW), or, when that fails, a stderr line with a "<N>" priority
+ * prefix; elsewhere a stderr line with a timestamp.
  * lib/ code never logs above debug (STYLE.md); daemons log once, where they
- * decide, with ids as key=value.
+ * decide: a sentence, then the ids as key=value (source=, app=, batch=,
+ * window=, partition=, instance=, pid=...; auditrelayd(8), LOGS).
  */
 #ifndef AR_LIB_LOG_H
 #define AR_LIB_LOG_H
@@ -54,5 +58,34 @@ void	log_redact_add(const char *secret);
 void	log_redact_clear(void);
 /* Redact registered secrets and PEM blocks in buf, in place. */
 void	log_redact(char *buf, size_t size);
+
+/*
+ * The ids of a line that become journal fields: source= (SOURCE_ID), app=
+ * (APPLICATION), batch= (BATCH_ID), window= (WINDOW).
+ */
+enum log_field {
+	LOG_FIELD_SOURCE,
+	LOG_FIELD_APP,
+	LOG_FIELD_BATCH,
+	LOG_FIELD_WINDOW,
+	LOG_FIELD_COUNT
+};
+#define LOG_FIELD_MAX	128	/* bytes of a value, with its NUL */
+
+struct log_fields {
+	char	v[LOG_FIELD_COUNT][LOG_FIELD_MAX];	/* "" when absent */
+};
+
+/*
+ * Find the key=value pairs of enum log_field in the len bytes of line (a
+ * NUL ends it early). A key counts at the start of the line or after a
+ * space, '(' or ','; its value runs to a blank, control byte, ';', ',',
+ * '(', ')' or '"', without a trailing ':' or '.'; the first pair of a key
+ * wins; an empty value or one of LOG_FIELD_MAX bytes or more is no value.
+ * No allocation. Returns the number of fields found.
+ */
+int	log_fields_parse(const char *line, size_t len, struct log_fields *);
+/* "SOURCE_ID", "APPLICATION", ...: the journal field name of a key. */
+const char *log_field_journal_name(enum log_field);
 
 #endif

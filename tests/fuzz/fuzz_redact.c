@@ -1,8 +1,11 @@
 /*
  * libFuzzer target for the log redactor: the first bytes register up to
  * three secrets, the rest is the line, redacted in buffers of several
- * sizes followed by a guard zone that must stay untouched. Built and run
- * by scripts/fuzz.sh.
+ * sizes followed by a guard zone that must stay untouched; then the field
+ * parser (the journal's SOURCE_ID, APPLICATION...) reads the line from a
+ * buffer of exactly its length, no NUL: every value it finds is shorter
+ * than LOG_FIELD_MAX and is a piece of the line. Built and run by
+ * scripts/fuzz.sh.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +17,36 @@
 #define GUARD	32
 
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The field parser on the len bytes at line (no NUL after them). */
+static void
+fuzz_fields(const uint8_t *line, size_t len)
+{
+	struct log_fields	 f;
+	char			*buf;
+	size_t			 n;
+	int			 k, found = 0;
+
+	if ((buf = malloc(len > 0 ? len : 1)) == NULL)
+		abort();
+	memcpy(buf, line, len);
+	k = log_fields_parse(buf, len, &f);
+	if (k < 0 || k > LOG_FIELD_COUNT)
+		abort();
+	for (int i = 0; i < LOG_FIELD_COUNT; i++) {
+		n = strnlen(f.v[i], sizeof(f.v[i]));
+		if (n >= LOG_FIELD_MAX)
+			abort();
+		if (n == 0)
+			continue;
+		found++;
+		if (memmem(buf, len, f.v[i], n) == NULL)
+			abort();
+	}
+	if (found != k)
+		abort();
+	free(buf);
+}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -51,6 +84,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 		free(buf);
 	}
+	fuzz_fields(data + off, len);
 	log_redact_clear();
 	return 0;
 }

@@ -1,14 +1,27 @@
 """System tests of GET /metrics: the real stack with a source, the text
 exposition validated by promtool (Debian's prometheus package), the metric
 families the issue lists present with per-source labels, and the token
-protection."""
+protection. And the log dialect (#17): the daemons' real stderr names a
+source only as source=ID, and the journalctl -g examples of auditrelayd(8),
+LOGS, read from the man page, find the fetcher's and the deliverer's lines."""
 import os
 import re
 import shutil
 import subprocess
+import time
 import urllib.request
 
 import harness as h
+
+MAN8 = os.path.join(h.SRC, "man", "auditrelayd.8")
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+# What each -g example of auditrelayd(8) must find: the identifiers whose
+# lines it matches, at least. A new example needs a row here.
+GREP_FINDS = {
+    "source=ID": {"auditrelay-apid", "auditrelay-fetcherd", "auditrelay-deliverd"},
+    "source=ID app=login": {"auditrelay-fetcherd"},
+    "batch=ID": {"auditrelay-deliverd"},
+}
 
 # Families that must exist once a source fetched and delivered.
 PER_SOURCE = (
@@ -153,6 +166,75 @@ def test_metrics_promtool(wd):
     recv.stop()
 
 
+def man_examples():
+    """The journalctl lines of the LOGS section of auditrelayd(8)."""
+    with open(MAN8) as f:
+        text = f.read()
+    sec = text.split(".Sh LOGS\n", 1)[1].split("\n.Sh ", 1)[0]
+    block = sec.split(".Bd -literal", 1)[1].split(".Ed", 1)[0]
+    return [ln for ln in block.splitlines() if ln.startswith("journalctl ")]
+
+
+def man_greps():
+    """The -g 'RE' patterns of the man page's examples."""
+    return [m.group(1) for ln in man_examples() for m in [re.search(r"-g '([^']*)'", ln)] if m]
+
+
+def test_log_dialect(wd):
+    store = h.Store(wd)
+    sim = h.Sim(wd)
+    ar = h.Auditrelay(wd, store, sim).start()
+    failed = {}
+
+    def status(doc):
+        # The first batch is refused once: deliverd logs its retry.
+        if isinstance(doc, dict) and not failed and doc.get("batchId"):
+            failed["batch"] = doc["batchId"]
+            return 503
+        return 200
+    recv = h.Receiver()
+    recv.status = status
+    key, admin = h.sim_tenant(sim, "C01dialect", apps=("login", "drive"), rate=10)
+    src = h.add_source(ar, key, admin, recv.url, apps=("login", "drive"), interval=1)
+    sid = src["id"]
+    recv.set_secret(sid, h.source_secret(src))
+    h.wait_for(lambda: len(recv.delivered_logs()) >= 20 and failed and
+               any(r["body"].get("batchId") == failed["batch"] for r in recv.accepted()),
+               90, "20 logs delivered, the refused batch among them", 0.5)
+    ar.api("PATCH", "/sources/" + sid, {"paused": True})
+    time.sleep(1)
+    assert ar.stop() == 0
+    lines = []
+    for ln in ar.log().splitlines():
+        m = re.match(r"^\S+ (auditrelay[a-z-]*)\[\d+\]: (.*)$", ln)
+        if m:
+            lines.append((m.group(1), m.group(2)))
+    assert len(lines) > 20, ar.log()[-2000:]
+    # Every line naming a source says source=ID; no "source ID", "source ID:".
+    named = [(i, l) for i, l in lines if sid in l]
+    other = [l for _, l in named if l.count(sid) != l.count("source=" + sid)]
+    old = [l for _, l in lines if re.search(r"\bsource[ :]+" + UUID, l)]
+    by = {}
+    for i, _ in named:
+        by[i] = by.get(i, 0) + 1
+    h.log("%d lines, %d name the source (by daemon %s)" % (len(lines), len(named), by))
+    assert not other, "lines naming the source otherwise than source=ID: %r" % other[:5]
+    assert not old, "lines saying 'source ID': %r" % old[:5]
+    assert {"auditrelay-fetcherd", "auditrelay-deliverd"} <= set(by), by
+    # The man page's -g examples find what they say, on these lines.
+    greps = man_greps()
+    assert greps and set(greps) == set(GREP_FINDS), (greps, sorted(GREP_FINDS))
+    for g in greps:
+        rx = re.compile(g.replace("ID", failed["batch"] if g.startswith("batch=") else sid))
+        hit = {}
+        for i, l in lines:
+            if rx.search(l):
+                hit[i] = hit.get(i, 0) + 1
+        h.log("journalctl -g %r finds %s" % (g, hit))
+        assert GREP_FINDS[g] <= set(hit), (g, hit)
+    recv.stop()
+
+
 def test_metrics_public(wd):
     store = h.Store(wd)
     ar = h.Auditrelay(wd, store, extra={"metrics_public": "1"}).start()
@@ -165,4 +247,4 @@ def test_metrics_public(wd):
 
 
 if __name__ == "__main__":
-    h.run_tests([test_metrics_promtool, test_metrics_public], "observability")
+    h.run_tests([test_metrics_promtool, test_metrics_public, test_log_dialect], "observability")

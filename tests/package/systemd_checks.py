@@ -10,6 +10,7 @@ failed. Every process started here is stopped here, by its pid.
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -27,6 +28,19 @@ ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
        "DEBIAN_FRONTEND": "noninteractive", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
 failed = []
 figures = {}
+# What each journalctl example of auditrelayd(8), LOGS, must find (the
+# identifiers of its entries, at least), ID replaced by the source's id or,
+# for a batch, by the id of the batch the receiver refused once. A new
+# example with an ID needs a row here.
+MAN_FINDS = {
+    "journalctl -u auditrelay -g 'source=ID'":
+        {"auditrelay-apid", "auditrelay-fetcherd", "auditrelay-deliverd"},
+    "journalctl -u auditrelay -g 'source=ID app=login'": {"auditrelay-fetcherd"},
+    "journalctl SOURCE_ID=ID": {"auditrelay-apid", "auditrelay-fetcherd", "auditrelay-deliverd"},
+    "journalctl SOURCE_ID=ID APPLICATION=login -t auditrelay-fetcherd": {"auditrelay-fetcherd"},
+    "journalctl -u auditrelay -g 'batch=ID'": {"auditrelay-deliverd"},
+    "journalctl BATCH_ID=ID": {"auditrelay-deliverd"},
+}
 
 
 def say(msg):
@@ -90,6 +104,68 @@ def wait_state(pred, timeout, what):
 def write_conf(text):
     r = inside("cat > %s" % CONF, input=text)
     assert r.returncode == 0, r
+
+
+def journal(args):
+    """The entries journalctl args (a list) prints, as dicts."""
+    r = inside(["journalctl", "--no-pager", "-o", "json"] + args)
+    return [json.loads(ln) for ln in r.stdout.splitlines() if ln.startswith("{")]
+
+
+def man_examples(entries, sid, bid):
+    """Run the journalctl examples of the installed auditrelayd(8), LOGS."""
+    # The entries as journald has them: native (with fields), priorities
+    # and identifiers as the stream gave them, MESSAGE "NAME: line".
+    ours = [e for e in entries if e.get("SYSLOG_IDENTIFIER") in IDENTS]
+    transports = {}
+    for e in ours:
+        transports[e.get("_TRANSPORT")] = transports.get(e.get("_TRANSPORT"), 0) + 1
+    figures["journal_transports"] = transports
+    bad = [e.get("MESSAGE") for e in ours if e.get("_TRANSPORT") == "journal" and not (
+        isinstance(e.get("MESSAGE"), str) and
+        e["MESSAGE"].startswith(e["SYSLOG_IDENTIFIER"] + ": ") and "PRIORITY" in e)]
+    check("the daemons' lines are native journal entries, MESSAGE 'NAME: line' as before",
+          transports.get("journal", 0) > 0 and not bad,
+          "%s by transport; %d native without NAME: or PRIORITY%s" % (
+              transports, len(bad), ": %r" % bad[:2] if bad else ""))
+    man = inside("zcat /usr/share/man/man8/auditrelayd.8.gz").stdout
+    try:
+        examples = h.man_log_examples(man)
+    except IndexError:
+        examples = []
+    with_id = [ex for ex in examples if "=ID" in ex]
+    check("auditrelayd(8) LOGS: each journalctl example with an ID has an expectation here",
+          bool(with_id) and set(with_id) == set(MAN_FINDS),
+          "examples %r; expected %r" % (with_id, sorted(MAN_FINDS)))
+    if bid is None:
+        check("the receiver refused a batch once", False, "no batch was refused")
+        return
+    runs = {}
+    for ex in with_id:
+        is_batch = "batch=ID" in ex or "BATCH_ID=ID" in ex
+        idv = bid if is_batch else sid
+        args = shlex.split(ex.replace("=ID", "=" + idv))[1:]
+        got = journal(args)
+        ids = {}
+        for e in got:
+            ids[e.get("SYSLOG_IDENTIFIER")] = ids.get(e.get("SYSLOG_IDENTIFIER"), 0) + 1
+        # Every entry is about that id, in its text and in its field.
+        key, field = ("batch=", "BATCH_ID") if is_batch else ("source=", "SOURCE_ID")
+        off = [e.get("MESSAGE") for e in got if key + idv not in str(e.get("MESSAGE"))
+               or e.get(field) != idv or ("login" in ex and e.get("APPLICATION") != "login")]
+        want = MAN_FINDS.get(ex, set())
+        runs[ex] = {e["__CURSOR"] for e in got}
+        check("auditrelayd(8): %s" % ex, want <= set(ids) and not off,
+              "%d entries by identifier %s, want %s; %d not about %s%s" % (
+                  len(got), ids, sorted(want), len(off), idv, ": %r" % off[:2] if off else ""))
+    # By text and by field: the same entries.
+    pairs = (("journalctl -u auditrelay -g 'source=ID'", "journalctl SOURCE_ID=ID"),
+             ("journalctl -u auditrelay -g 'batch=ID'", "journalctl BATCH_ID=ID"))
+    for a, b in pairs:
+        if a in runs and b in runs:
+            check("%s and %s find the same entries" % (a, b), runs[a] == runs[b],
+                  "%d and %d, %d in one only" % (len(runs[a]), len(runs[b]),
+                                                 len(runs[a] ^ runs[b])))
 
 
 def main():
@@ -177,7 +253,16 @@ def run(wd, store, sim, recv):
     base = "http://127.0.0.1:%d" % port
     auth = {"Authorization": "Bearer " + token}
 
-    # A source, added from inside with auditrelayctl.
+    # A source, added from inside with auditrelayctl. The receiver refuses
+    # the first batch once, so that deliverd logs its retry (batch=ID).
+    refused = {}
+
+    def status(doc):
+        if isinstance(doc, dict) and doc.get("batchId") and not refused:
+            refused["batch"] = doc["batchId"]
+            return 503
+        return 200
+    recv.status = status
     key, admin = h.sim_tenant(sim, "C01pkg", apps=("login",), rate=20)
     inside("umask 077; cat > /root/sa.json", input=json.dumps(key))
     r = inside(["auditrelayctl", "--json", "add", "--key-file", "/root/sa.json", "--subject",
@@ -398,6 +483,7 @@ def run(wd, store, sim, recv):
     check("journalctl -g 'source=ID' (auditrelayd(8)) finds every line about the source",
           bool(found) and not other, "matches by identifier %s; %d lines name it otherwise%s" % (
               found, len(other), ": %r" % other[:2] if other else ""))
+    man_examples(entries, sid, refused.get("batch"))
 
     # Remove keeps the configuration and the secrets; purge removes them.
     r = inside(["apt-get", "remove", "-y", "-q", "auditrelay"])

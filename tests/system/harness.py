@@ -510,6 +510,14 @@ def secret_opens(aes, blob, aad):
         return False
 
 
+def man_log_examples(text):
+    """The journalctl lines of the LOGS section of auditrelayd(8) (its mdoc
+    source in text), in the order of the page."""
+    sec = text.split(".Sh LOGS\n", 1)[1].split("\n.Sh ", 1)[0]
+    block = sec.split(".Bd -literal", 1)[1].split(".Ed", 1)[0]
+    return [ln for ln in block.splitlines() if ln.startswith("journalctl ")]
+
+
 def source_secret(created):
     for k in ("webhookSecret", "secret", "signingSecret"):
         if k in created:

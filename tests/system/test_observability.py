@@ -166,18 +166,11 @@ def test_metrics_promtool(wd):
     recv.stop()
 
 
-def man_examples():
-    """The journalctl lines of the LOGS section of auditrelayd(8)."""
-    with open(MAN8) as f:
-        text = f.read()
-    sec = text.split(".Sh LOGS\n", 1)[1].split("\n.Sh ", 1)[0]
-    block = sec.split(".Bd -literal", 1)[1].split(".Ed", 1)[0]
-    return [ln for ln in block.splitlines() if ln.startswith("journalctl ")]
-
-
 def man_greps():
     """The -g 'RE' patterns of the man page's examples."""
-    return [m.group(1) for ln in man_examples() for m in [re.search(r"-g '([^']*)'", ln)] if m]
+    with open(MAN8) as f:
+        examples = h.man_log_examples(f.read())
+    return [m.group(1) for ln in examples for m in [re.search(r"-g '([^']*)'", ln)] if m]
 
 
 def test_log_dialect(wd):

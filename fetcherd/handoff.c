@@ -224,38 +224,111 @@ handoff_chunk_days(struct handoff *h, struct hchunk *c)
 	return 0;
 }
 
-/* The intents of every chunk, in one insertMany. */
+/*
+ * Pages are stored in groups. On FerretDB a store call costs about the
+ * same for one document as for hundreds, so the pages that wait while
+ * the worker threads are busy go together: each of the five calls
+ * (intents, seen ids per day, bodies, metadata, deleting the intents)
+ * carries every page of the group (group commit: one page alone goes at
+ * once; under load a group grows, and the calls per page fall). A page's
+ * outcome is its own for the lease deadline (checked per page before the
+ * first write and before the commit); a store error fails every page of
+ * the group still being stored, and each is read again, as it would be
+ * alone.
+ */
+#define HANDOFF_GROUP_PAGES	64	/* pages per group at most */
+#define HANDOFF_GROUP_LOGS	20000	/* logs per group, past one page */
+#define HANDOFF_GROUPS		2	/* groups in flight (worker threads) */
+
+struct hpage {
+	struct handoff	*h;
+	struct hchunk	*ch;
+	char		(*ids)[37];	/* batch id of each chunk */
+	size_t		 nc;
+	bool		 live;		/* not failed yet */
+};
+
+struct hgroup {
+	struct handoff	**hs;
+	size_t		  n;
+};
+
+/* Fail every live page of the group with what (and the store's err). */
+static void
+hgroup_fail(struct hpage *g, size_t n, int rc, const char *what,
+    const char *err)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (g[i].live) {
+			if (err != NULL && err[0] != '\0')
+				snprintf(g[i].h->err, sizeof(g[i].h->err),
+				    "%s: %.400s", what, err);
+			handoff_fail(g[i].h, rc, what);
+			g[i].live = false;
+		}
+}
+
+/* Pages whose lease deadline passed drop out of the group. */
+static size_t
+hgroup_check_deadlines(struct hpage *g, size_t n)
+{
+	size_t	i, live = 0;
+
+	for (i = 0; i < n; i++)
+		if (g[i].live) {
+			if (handoff_check_deadline(g[i].h) != 0)
+				g[i].live = false;
+			else
+				live++;
+		}
+	return live;
+}
+
+/* The intents of every chunk of every live page, in one insertMany. */
 static int
-handoff_insert_intents(struct handoff *h, struct hchunk *ch,
-    char (*ids)[37], size_t nc)
+hgroup_insert_intents(struct hpage *g, size_t n, char *err, size_t errlen)
 {
 	const bson_t	**docs;
 	bson_t		 *all, arr;
 	char		  k[16];
 	const char	 *kp;
-	size_t		  i, j, ins, dups;
+	size_t		  p, i, j, nd = 0, total = 0, ins, dups;
 	int		  rc;
 
-	all = util_xcalloc(nc, sizeof(*all));
-	docs = util_xcalloc(nc, sizeof(*docs));
-	for (i = 0; i < nc; i++) {
-		bson_init(&all[i]);
-		BSON_APPEND_UTF8(&all[i], "_id", ids[i]);
-		BSON_APPEND_UTF8(&all[i], "sourceId", h->sid);
-		BSON_APPEND_UTF8(&all[i], "app", h->app);
-		bson_append_array_begin(&all[i], "days", -1, &arr);
-		for (j = 0; j < ch[i].nd; j++) {
-			bson_uint32_to_string((uint32_t)j, &kp, k, sizeof(k));
-			bson_append_int64(&arr, kp, -1, ch[i].days[j]);
+	for (p = 0; p < n; p++)
+		if (g[p].live)
+			total += g[p].nc;
+	all = util_xcalloc(total, sizeof(*all));
+	docs = util_xcalloc(total, sizeof(*docs));
+	for (p = 0; p < n; p++) {
+		struct handoff *h = g[p].h;
+
+		if (!g[p].live)
+			continue;
+		for (i = 0; i < g[p].nc; i++) {
+			bson_init(&all[nd]);
+			BSON_APPEND_UTF8(&all[nd], "_id", g[p].ids[i]);
+			BSON_APPEND_UTF8(&all[nd], "sourceId", h->sid);
+			BSON_APPEND_UTF8(&all[nd], "app", h->app);
+			bson_append_array_begin(&all[nd], "days", -1, &arr);
+			for (j = 0; j < g[p].ch[i].nd; j++) {
+				bson_uint32_to_string((uint32_t)j, &kp, k,
+				    sizeof(k));
+				bson_append_int64(&arr, kp, -1,
+				    g[p].ch[i].days[j]);
+			}
+			bson_append_array_end(&all[nd], &arr);
+			BSON_APPEND_INT64(&all[nd], "createdAt", util_now_ms());
+			BSON_APPEND_INT64(&all[nd], "epoch", h->epoch);
+			docs[nd] = &all[nd];
+			nd++;
 		}
-		bson_append_array_end(&all[i], &arr);
-		BSON_APPEND_INT64(&all[i], "createdAt", util_now_ms());
-		BSON_APPEND_INT64(&all[i], "epoch", h->epoch);
-		docs[i] = &all[i];
 	}
-	rc = store_insert_many(child_store(), STORE_INTENTS, docs, nc, &ins,
-	    &dups, NULL, h->err, sizeof(h->err));
-	for (i = 0; i < nc; i++)
+	rc = store_insert_many(child_store(), STORE_INTENTS, docs, nd, &ins,
+	    &dups, NULL, err, errlen);
+	for (i = 0; i < nd; i++)
 		bson_destroy(&all[i]);
 	free(all);
 	free(docs);
@@ -263,58 +336,74 @@ handoff_insert_intents(struct handoff *h, struct hchunk *ch,
 }
 
 /*
- * The seen ids of every log of the page, each pointing to its chunk's
- * intent, one insertMany per day; h->dup[i] set for those already there.
+ * The seen ids of every log of every live page, each pointing to its
+ * chunk's intent, one insertMany per day; dup[] of each page set for
+ * those already there.
  */
 static int
-handoff_insert_seen(struct handoff *h, struct hchunk *ch, char (*ids)[37],
-    size_t nc)
+hgroup_insert_seen(struct hpage *g, size_t n, char *err, size_t errlen)
 {
 	const bson_t	**docs;
 	bson_t		 *all;
-	bool		 *dup;
-	size_t		 *idx, c, i, k, d, inserted, ndup, nd = 0;
-	int64_t		  days[HANDOFF_MAX_DAYS * 4], day;
+	bool		 *dup, **where;
+	size_t		  total = 0, p, c, i, k, d, m = 0, inserted, ndup, nd = 0;
+	int64_t		 *day_of, days[HANDOFF_MAX_DAYS * 4], day;
 	char		  coll[24], id[200];
 	int		  rc = 0;
 
-	all = util_xcalloc(h->n, sizeof(*all));
-	docs = util_xcalloc(h->n, sizeof(*docs));
-	idx = util_xcalloc(h->n, sizeof(*idx));
-	dup = util_xcalloc(h->n, sizeof(*dup));
-	for (c = 0; c < nc; c++)
-		for (i = ch[c].from; i < ch[c].to; i++) {
-			snprintf(id, sizeof(id), "%s:%s", h->sid,
-			    h->logs[i].id);
-			bson_init(&all[i]);
-			BSON_APPEND_UTF8(&all[i], "_id", id);
-			BSON_APPEND_UTF8(&all[i], "b", ids[c]);
-			BSON_APPEND_UTF8(&all[i], "a", h->app);
-			day = h->logs[i].time_ms / DAY_MS;
-			for (d = 0; d < nd; d++)
-				if (days[d] == day)
-					break;
-			if (d == nd && nd < nitems(days))
-				days[nd++] = day;
-		}
+	for (p = 0; p < n; p++)
+		if (g[p].live)
+			total += g[p].h->n;
+	all = util_xcalloc(total + 1, sizeof(*all));
+	docs = util_xcalloc(total + 1, sizeof(*docs));
+	where = util_xcalloc(total + 1, sizeof(*where));
+	day_of = util_xcalloc(total + 1, sizeof(*day_of));
+	dup = util_xcalloc(total + 1, sizeof(*dup));
+	for (p = 0; p < n; p++) {
+		struct handoff *h = g[p].h;
+
+		if (!g[p].live)
+			continue;
+		for (c = 0; c < g[p].nc; c++)
+			for (i = g[p].ch[c].from; i < g[p].ch[c].to; i++) {
+				snprintf(id, sizeof(id), "%s:%s", h->sid,
+				    h->logs[i].id);
+				bson_init(&all[m]);
+				BSON_APPEND_UTF8(&all[m], "_id", id);
+				BSON_APPEND_UTF8(&all[m], "b", g[p].ids[c]);
+				BSON_APPEND_UTF8(&all[m], "a", h->app);
+				where[m] = &h->dup[i];
+				day = day_of[m] = h->logs[i].time_ms / DAY_MS;
+				for (d = 0; d < nd; d++)
+					if (days[d] == day)
+						break;
+				if (d == nd && nd < nitems(days))
+					days[nd++] = day;
+				m++;
+			}
+	}
 	for (d = 0; d < nd && rc == 0; d++) {
+		size_t	*idx = util_xcalloc(m + 1, sizeof(*idx));
+
 		k = 0;
-		for (i = 0; i < h->n; i++)
-			if (h->logs[i].time_ms / DAY_MS == days[d]) {
+		for (i = 0; i < m; i++)
+			if (day_of[i] == days[d]) {
 				idx[k] = i;
 				docs[k++] = &all[i];
 			}
 		handoff_seen_coll(days[d] * DAY_MS, coll);
 		rc = store_insert_many(child_store(), coll, docs, k, &inserted,
-		    &ndup, dup, h->err, sizeof(h->err));
+		    &ndup, dup, err, errlen);
 		for (i = 0; rc == 0 && i < k; i++)
-			h->dup[idx[i]] = dup[i];
+			*where[idx[i]] = dup[i];
+		free(idx);
 	}
-	for (i = 0; i < h->n; i++)
+	for (i = 0; i < m; i++)
 		bson_destroy(&all[i]);
 	free(all);
 	free(docs);
-	free(idx);
+	free(where);
+	free(day_of);
 	free(dup);
 	return rc != 0 ? -EIO : 0;
 }
@@ -383,26 +472,18 @@ handoff_build(struct handoff *h, const struct hchunk *c, const char *bid,
 }
 
 /*
- * Store a page: cut it into chunks of at most max_logs logs and max_bytes,
- * insert their intents, the seen ids, then the bodies and metadata of the
- * chunks that hold new logs (the metadata insert commits a batch), and
- * delete the intents. Five store calls per page, inserts but the last,
- * which scans only the intents in flight.
+ * Cut p's page into chunks of at most max_logs logs and max_bytes, each
+ * with a new batch id. False (the page failed) when it cannot be cut.
  */
-static void
-handoff_page(struct handoff *h)
+static bool
+hpage_cut(struct hpage *p)
 {
+	struct handoff		*h = p->h;
 	struct batch_body	 probe;
-	struct hchunk		*ch;
-	char			(*ids)[37];
-	const bson_t		**bd, **md;
-	bson_t			*bdocs, *mdocs, *sel;
-	size_t			 nc = 0, from = 0, i, c, nb = 0, ins, dups;
-	int64_t			 t0, t1, t2;
-	int			 rc;
+	size_t			 from = 0, i, c;
 
 	h->dup = util_xcalloc(h->n + 1, sizeof(*h->dup));
-	ch = util_xcalloc(h->n + 1, sizeof(*ch));
+	p->ch = util_xcalloc(h->n + 1, sizeof(*p->ch));
 	memset(&probe, 0, sizeof(probe));
 	while (from < h->n) {
 		probe.len = 64 + strlen(h->sid) + 40;
@@ -418,92 +499,139 @@ handoff_page(struct handoff *h)
 		}
 		if (i == from)
 			i = from + 1;	/* one log always makes a batch */
-		ch[nc].from = from;
-		ch[nc].to = i;
-		if (handoff_chunk_days(h, &ch[nc]) != 0) {
+		p->ch[p->nc].from = from;
+		p->ch[p->nc].to = i;
+		if (handoff_chunk_days(h, &p->ch[p->nc]) != 0) {
 			handoff_fail(h, -EINVAL, "a batch would span too "
 			    "many days");
-			free(ch);
-			return;
+			return false;
 		}
-		nc++;
+		p->nc++;
 		from = i;
 	}
-	ids = util_xcalloc(nc, sizeof(*ids));
-	for (c = 0; c < nc; c++)
-		util_uuid_v4(ids[c]);
-	h->batches = util_xcalloc(nc, sizeof(*h->batches));
-	bdocs = util_xcalloc(nc, sizeof(*bdocs));
-	mdocs = util_xcalloc(nc, sizeof(*mdocs));
-	bd = util_xcalloc(nc, sizeof(*bd));
-	md = util_xcalloc(nc, sizeof(*md));
+	p->ids = util_xcalloc(p->nc + 1, sizeof(*p->ids));
+	for (c = 0; c < p->nc; c++)
+		util_uuid_v4(p->ids[c]);
+	h->batches = util_xcalloc(p->nc + 1, sizeof(*h->batches));
+	return true;
+}
+
+/*
+ * Store a group of pages (see above): intents, seen ids, then the bodies
+ * and metadata of the chunks that hold new logs (the metadata insert
+ * commits a batch), and the intents deleted. Five store calls per group
+ * (one more per extra day of events), inserts but the last, which scans
+ * only the intents in flight.
+ */
+static void
+handoff_pages(struct handoff **hs, size_t n)
+{
+	struct hpage	*g = util_xcalloc(n, sizeof(*g));
+	const bson_t	**bd, **md;
+	bson_t		*bdocs, *mdocs, *sel;
+	char		(*all_ids)[37], err[512];
+	size_t		 p, c, i, nb = 0, nchunks = 0, nids = 0, ins, dups;
+	int64_t		 t0, t1, t2;
+	int		 rc;
+
+	for (p = 0; p < n; p++) {
+		g[p].h = hs[p];
+		g[p].live = hs[p]->rc == 0 && hpage_cut(&g[p]);
+		nchunks += g[p].nc;
+	}
+	bdocs = util_xcalloc(nchunks + 1, sizeof(*bdocs));
+	mdocs = util_xcalloc(nchunks + 1, sizeof(*mdocs));
+	bd = util_xcalloc(nchunks + 1, sizeof(*bd));
+	md = util_xcalloc(nchunks + 1, sizeof(*md));
+	all_ids = util_xcalloc(nchunks + 1, sizeof(*all_ids));
+	err[0] = '\0';
 
 	t0 = util_mono_ms();
-	if (handoff_check_deadline(h) != 0)
+	if (hgroup_check_deadlines(g, n) == 0)
 		goto out;
-	if (handoff_insert_intents(h, ch, ids, nc) != 0) {
-		handoff_fail(h, -EIO, "insert intents");
+	if (hgroup_insert_intents(g, n, err, sizeof(err)) != 0) {
+		hgroup_fail(g, n, -EIO, "insert intents", err);
 		goto out;
 	}
 	t1 = util_mono_ms();
-	if (handoff_insert_seen(h, ch, ids, nc) != 0) {
-		handoff_fail(h, -EIO, "insert seen ids");
+	if (hgroup_insert_seen(g, n, err, sizeof(err)) != 0) {
+		hgroup_fail(g, n, -EIO, "insert seen ids", err);
 		goto out;
 	}
 	t2 = util_mono_ms();
-	for (c = 0; c < nc; c++) {
-		for (i = ch[c].from; i < ch[c].to; i++)
-			if (!h->dup[i])
-				ch[c].nnew++;
-		if (ch[c].nnew == 0)
+	/* A page whose lease ended meanwhile commits nothing. */
+	(void)hgroup_check_deadlines(g, n);
+	for (p = 0; p < n; p++) {
+		struct handoff *h = g[p].h;
+
+		if (!g[p].live)
 			continue;
-		handoff_build(h, &ch[c], ids[c], &bdocs[nb], &mdocs[nb]);
-		bd[nb] = &bdocs[nb];
-		md[nb] = &mdocs[nb];
-		h->nnew += ch[c].nnew;
-		nb++;
+		for (c = 0; c < g[p].nc; c++) {
+			for (i = g[p].ch[c].from; i < g[p].ch[c].to; i++)
+				if (!h->dup[i])
+					g[p].ch[c].nnew++;
+			if (g[p].ch[c].nnew == 0)
+				continue;
+			handoff_build(h, &g[p].ch[c], g[p].ids[c], &bdocs[nb],
+			    &mdocs[nb]);
+			bd[nb] = &bdocs[nb];
+			md[nb] = &mdocs[nb];
+			h->nnew += g[p].ch[c].nnew;
+			nb++;
+		}
 	}
-	if (handoff_check_deadline(h) != 0)
-		goto out;
 	if (nb > 0) {
 		rc = store_insert_many(child_store(), STORE_BODIES, bd, nb,
-		    &ins, &dups, NULL, h->err, sizeof(h->err));
+		    &ins, &dups, NULL, err, sizeof(err));
 		if (rc == 0)
 			rc = store_insert_many(child_store(), STORE_BATCHES, md,
-			    nb, &ins, &dups, NULL, h->err, sizeof(h->err));
+			    nb, &ins, &dups, NULL, err, sizeof(err));
 		if (rc != 0) {
-			handoff_fail(h, -EIO, "insert batches");
+			hgroup_fail(g, n, -EIO, "insert batches", err);
 			goto out;
 		}
 	}
 	/* Committed: the intents have done their job. */
-	sel = store_sel_ids(ids, sizeof(*ids), nc, false);
+	for (p = 0; p < n; p++)
+		if (g[p].live)
+			for (c = 0; c < g[p].nc; c++)
+				memcpy(all_ids[nids++], g[p].ids[c],
+				    sizeof(all_ids[0]));
+	sel = store_sel_ids(all_ids, sizeof(*all_ids), nids, false);
 	/* A failure here leaves them to the next recovery: harmless. */
 	(void)store_delete(child_store(), STORE_INTENTS, sel, true, NULL,
-	    h->err, sizeof(h->err));
-	h->err[0] = '\0';
+	    err, sizeof(err));
 	bson_destroy(sel);
-	h->ms_intent = t1 - t0;
-	h->ms_seen = t2 - t1;
-	h->ms_seal = util_mono_ms() - t2;
+	for (p = 0; p < n; p++)
+		if (g[p].live) {
+			g[p].h->ms_intent = t1 - t0;
+			g[p].h->ms_seen = t2 - t1;
+			g[p].h->ms_seal = util_mono_ms() - t2;
+		}
 out:
 	for (c = 0; c < nb; c++) {
 		bson_destroy(&bdocs[c]);
 		bson_destroy(&mdocs[c]);
 	}
-	if (h->rc != 0) {
-		/* Nothing committed may be hinted. */
-		for (c = 0; c < h->nbatches; c++)
-			free(h->batches[c].body);
-		h->nbatches = 0;
-		h->nnew = 0;
+	for (p = 0; p < n; p++) {
+		struct handoff *h = g[p].h;
+
+		if (h->rc != 0) {
+			/* Nothing committed may be hinted. */
+			for (c = 0; c < h->nbatches; c++)
+				free(h->batches[c].body);
+			h->nbatches = 0;
+			h->nnew = 0;
+		}
+		free(g[p].ch);
+		free(g[p].ids);
 	}
+	free(g);
 	free(bdocs);
 	free(mdocs);
 	free(bd);
 	free(md);
-	free(ids);
-	free(ch);
+	free(all_ids);
 }
 
 /* Cursor and stats of a finished window, under the lease. */
@@ -623,7 +751,7 @@ handoff_work(void *arg)
 	}
 	switch (h->kind) {
 	case HANDOFF_PAGE:
-		handoff_page(h);
+		handoff_pages(&h, 1);
 		break;
 	case HANDOFF_SAVE:
 		handoff_save(h);
@@ -691,8 +819,93 @@ handoff_done(void *arg)
 	h->done(h);
 }
 
+static struct handoff	**hq;		/* pages waiting for a group */
+static size_t		  hq_n, hq_cap;
+static int		  hq_groups;	/* groups in flight */
+
+static void
+handoff_group_work(void *arg)
+{
+	struct hgroup	*gr = arg;
+	size_t		 i;
+
+	for (i = 0; i < gr->n; i++) {
+		struct handoff *h = gr->hs[i];
+
+		h->rc = 0;
+		if (h->recover && handoff_recover(h) != 0 && h->rc == 0)
+			h->rc = -EIO;
+	}
+	handoff_pages(gr->hs, gr->n);
+}
+
+static int	handoff_group_submit(struct hgroup *);
+
+/* A group is stored: tell each page, then store those that waited. */
+static void
+handoff_group_done(void *arg)
+{
+	struct hgroup	*gr = arg, *next;
+	size_t		 i, n, logs;
+
+	hq_groups--;
+	for (i = 0; i < gr->n; i++)
+		gr->hs[i]->done(gr->hs[i]);
+	free(gr->hs);
+	free(gr);
+	if (hq_n == 0)
+		return;
+	for (n = 0, logs = 0; n < hq_n && n < HANDOFF_GROUP_PAGES; n++) {
+		if (n > 0 && logs + hq[n]->n > HANDOFF_GROUP_LOGS)
+			break;
+		logs += hq[n]->n;
+	}
+	next = util_xcalloc(1, sizeof(*next));
+	next->hs = util_xcalloc(n, sizeof(*next->hs));
+	memcpy(next->hs, hq, n * sizeof(*hq));
+	next->n = n;
+	memmove(hq, hq + n, (hq_n - n) * sizeof(*hq));
+	hq_n -= n;
+	if (handoff_group_submit(next) != 0)
+		fatal("cannot queue page stores on the worker");
+}
+
+static int
+handoff_group_submit(struct hgroup *gr)
+{
+	int	rc;
+
+	if ((rc = worker_submit(handoff_group_work, handoff_group_done,
+	    gr)) != 0)
+		return rc;
+	hq_groups++;
+	return 0;
+}
+
 int
 handoff_submit(struct handoff *h)
 {
-	return worker_submit(handoff_work, handoff_done, h);
+	struct hgroup	*gr;
+	int		 rc;
+
+	if (h->kind != HANDOFF_PAGE)
+		return worker_submit(handoff_work, handoff_done, h);
+	if (hq_groups >= HANDOFF_GROUPS) {
+		/* Goes with the next group (see "Pages are stored..."). */
+		if (hq_n == hq_cap) {
+			hq_cap = hq_cap ? hq_cap * 2 : 64;
+			hq = util_xreallocarray(hq, hq_cap, sizeof(*hq));
+		}
+		hq[hq_n++] = h;
+		return 0;
+	}
+	gr = util_xcalloc(1, sizeof(*gr));
+	gr->hs = util_xcalloc(1, sizeof(*gr->hs));
+	gr->hs[0] = h;
+	gr->n = 1;
+	if ((rc = handoff_group_submit(gr)) != 0) {
+		free(gr->hs);
+		free(gr);
+	}
+	return rc;
 }

@@ -66,7 +66,7 @@ alerts_raise(struct dsource *s, const char *alert, const char *message)
 	    "alert", BCON_UTF8(alert), "message", BCON_UTF8(message),
 	    "at", BCON_INT64(util_now_ms()), "state", BCON_UTF8("pending"),
 	    "batchId", BCON_NULL);
-	log_warn("source=%s alert=%s: %s", s->id, alert, message);
+	log_warn("source=%s alert=%s raised: %s", s->id, alert, message);
 	if (worker_submit(araise_work, araise_done, r) != 0) {
 		bson_destroy(r->doc);
 		free(r);

@@ -206,7 +206,7 @@ deliverd_partition_gained(void *arg, int part, const struct lease *l)
 	TAILQ_FOREACH(s, deliverd_sources(), entry)
 		if (s->part == part)
 			n++;
-	log_info("partition %s: delivering here (epoch=%lld, %d sources)",
+	log_info("partition=%s delivering here (epoch=%lld, %d sources)",
 	    l->resource, (long long)l->epoch, n);
 	deliverd_sources_taken(part, l, NULL);
 }
@@ -234,11 +234,11 @@ deliverd_partition_lost(void *arg, int part, const struct lease *l,
 	int	n = deliverd_partition_stop(part);
 
 	if (handover)
-		log_info("partition %s handed over with its %d sources to "
+		log_info("partition=%s handed over with its %d sources to "
 		    "balance %d instances", l->resource, n,
 		    partition_set_live(parts));
 	else
-		log_warn("partition %s: lease lost or not renewed in time "
+		log_warn("partition=%s lease lost or not renewed in time "
 		    "(epoch=%lld); deliveries of its %d sources stop until "
 		    "it is taken again", l->resource, (long long)l->epoch, n);
 }

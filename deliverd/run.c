@@ -179,7 +179,7 @@ deliverd_configure(const struct config *cfg, bool initial, char *err,
 	    STATS_FLUSH_MS, true);
 	deliverd_timer_start(&load_ev, deliverd_load_all_cb,
 	    QUEUE_LOAD_EVERY(D), true);
-	log_info("delivering instance=%s private_networks=%s batch=%lld "
+	log_info("delivering instance=%s private_networks=%s batch_max=%lld "
 	    "logs/%lld bytes retry=%s max_age=%llds", inst,
 	    D.allow_private ? "allowed" : "refused", (long long)D.max_logs,
 	    (long long)D.max_bytes,

@@ -110,7 +110,7 @@ deliverd_dead_alert(struct dsource *s, struct dbatch *b, const char *why)
 	if (now - s->last_dead_alert < DEAD_ALERT_EVERY_MS)
 		return;
 	s->last_dead_alert = now;
-	snprintf(msg, sizeof(msg), "batch %s (%lld logs) could not be "
+	snprintf(msg, sizeof(msg), "batch=%s (%lld logs) could not be "
 	    "delivered after %u attempts (last: %s); dead letters are kept: "
 	    "list them with GET /sources/%s/dead-letters and re-send them "
 	    "with POST /sources/%s/dead-letters/replay", b->id,

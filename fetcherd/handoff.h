@@ -17,6 +17,10 @@
  *     this insert commits a batch (deliverd sends what it finds there);
  *  5. the intents are deleted.
  *
+ * Pages that wait while the worker threads are busy are stored as a
+ * group, each of those calls carrying all of them (handoff.c, "Pages are
+ * stored in groups").
+ *
  * A crash (or a store error) before 5 leaves intents. Before the next
  * page of that (source, application) is stored, recovery looks at each:
  * committed (its metadata exists), it just goes; else its seen ids and

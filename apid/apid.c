@@ -21,6 +21,7 @@
 #include "lib/httpc.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "lib/worker.h"
 
 struct apid_state apid;
 
@@ -57,6 +58,11 @@ apid_configure(const struct config *cfg, bool initial, char *err,
 	if (apid.dns == NULL)
 		log_warn("no asynchronous resolver (%s); callback hosts are "
 		    "resolved with the system resolver", "resolv.conf");
+	/* The store work of the requests (http.h: http_work). */
+	if ((rc = worker_start_threads(child_base(), APID_WORKERS)) != 0) {
+		snprintf(err, errlen, "cannot start the store workers");
+		return rc;
+	}
 	if ((rc = http_start(host, port, err, errlen)) != 0)
 		return rc;
 	apid.started_ms = util_now_ms();

@@ -16,6 +16,8 @@ struct httpc;
 struct evdns_base;
 
 #define APID_ASYNC_MAX	64	/* credential checks in flight */
+#define APID_WORK_MAX	32	/* requests waiting for or on a worker */
+#define APID_WORKERS	2	/* store worker threads */
 
 struct apid_state {
 	uint8_t		 mkey[CRYPTO_KEY_LEN];
@@ -27,6 +29,7 @@ struct apid_state {
 	uint64_t	 responses[6];	/* by status class, [2] = 2xx */
 	uint64_t	 google_checks[3];	/* ok, refused, unreachable */
 	uint64_t	 ipc_messages;	/* received from auditrelayd */
+	uint64_t	 work_refused;	/* 503: APID_WORK_MAX were queued */
 	int64_t		 started_ms;
 };
 

@@ -29,10 +29,9 @@
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "lib/worker.h"
 
 #define HTTP_LISTEN_BACKLOG	4096
-
-typedef void (*http_handler)(struct areq *a);
 
 enum body_rule {
 	BODY_NONE,		/* ignored */
@@ -44,6 +43,7 @@ enum body_rule {
 #define RT_PUBLIC	0x01	/* no token needed */
 #define RT_METRICS	0x02	/* no token needed when metrics_public */
 #define RT_QUERY	0x04	/* takes query parameters (the handler's) */
+#define RT_WORKER	0x08	/* the handler is store work (http_work) */
 
 #define HTTP_PATH_SEGS	4	/* segments of the longest path */
 
@@ -72,24 +72,24 @@ static const struct route routes[] = {
 	    BODY_NONE, 0 },
 	{ EVHTTP_REQ_GET, "/metrics", metrics_get, RT_METRICS,
 	    BODY_NONE, 0 },
-	{ EVHTTP_REQ_POST, "/add-source", sources_add, 0,
+	{ EVHTTP_REQ_POST, "/add-source", sources_add, RT_WORKER,
 	    BODY_REQUIRED, HTTP_BODY_MAX },
-	{ EVHTTP_REQ_DELETE, "/remove-source/:id", sources_remove, 0,
+	{ EVHTTP_REQ_DELETE, "/remove-source/:id", sources_remove, RT_WORKER,
 	    BODY_NONE, 0 },
-	{ EVHTTP_REQ_GET, "/sources", sources_list, RT_QUERY,
+	{ EVHTTP_REQ_GET, "/sources", sources_list, RT_QUERY | RT_WORKER,
 	    BODY_NONE, 0 },
-	{ EVHTTP_REQ_GET, "/sources/:id", sources_get, 0,
+	{ EVHTTP_REQ_GET, "/sources/:id", sources_get, RT_WORKER,
 	    BODY_NONE, 0 },
-	{ EVHTTP_REQ_PATCH, "/sources/:id", sources_patch, 0,
+	{ EVHTTP_REQ_PATCH, "/sources/:id", sources_patch, RT_WORKER,
 	    BODY_REQUIRED, HTTP_BODY_MAX },
 	{ EVHTTP_REQ_PUT, "/sources/:id/credentials", sources_put_credentials,
-	    0, BODY_REQUIRED, HTTP_BODY_MAX },
+	    RT_WORKER, BODY_REQUIRED, HTTP_BODY_MAX },
 	{ EVHTTP_REQ_POST, "/sources/:id/webhook-secret",
-	    sources_rotate_secret, 0, BODY_OPTIONAL, HTTP_BODY_MAX },
+	    sources_rotate_secret, RT_WORKER, BODY_OPTIONAL, HTTP_BODY_MAX },
 	{ EVHTTP_REQ_GET, "/sources/:id/dead-letters", sources_dead_letters,
-	    RT_QUERY, BODY_NONE, 0 },
+	    RT_QUERY | RT_WORKER, BODY_NONE, 0 },
 	{ EVHTTP_REQ_POST, "/sources/:id/dead-letters/replay",
-	    sources_replay, 0, BODY_OPTIONAL, HTTP_BODY_MAX },
+	    sources_replay, RT_WORKER, BODY_OPTIONAL, HTTP_BODY_MAX },
 };
 
 /* What http_match() found for a path. */
@@ -101,6 +101,21 @@ struct match {
 };
 
 static struct evhttp	*http_srv;
+static unsigned		 http_nwork;	/* counted requests in work */
+
+/* Forget a recorded reply (its body may hold a secret). */
+static void
+http_forget_reply(struct areq *a)
+{
+	if (a->data != NULL) {
+		explicit_bzero(a->data, a->len);
+		free(a->data);
+	}
+	a->data = NULL;
+	a->len = 0;
+	a->code = 0;
+	a->nhdr = 0;
+}
 
 static void
 http_free(struct areq *a)
@@ -116,6 +131,9 @@ http_free(struct areq *a)
 			validate_wipe_tree(a->body);
 		yajl_tree_free(a->body);
 	}
+	http_forget_reply(a);
+	free(a->note);
+	free(a->query);
 	free(a);
 }
 
@@ -158,8 +176,26 @@ http_wipe_cb(const void *data, size_t datalen, void *extra)
 }
 
 void
-http_reply_typed(struct areq *a, int code, const char *ctype,
-    const char *data, size_t len)
+http_header(struct areq *a, const char *key, const char *value)
+{
+	if (a->recording) {
+		if (a->nhdr < AREQ_HDRS_MAX) {
+			a->hdr[a->nhdr].key = key;
+			util_strlcpy(a->hdr[a->nhdr].value, value,
+			    sizeof(a->hdr[0].value));
+			a->nhdr++;
+		}
+		return;
+	}
+	if (a->req != NULL)
+		evhttp_add_header(evhttp_request_get_output_headers(a->req),
+		    key, value);
+}
+
+/* Send a reply now (on the loop) and free a. */
+static void
+http_send(struct areq *a, int code, const char *ctype, const char *data,
+    size_t len)
 {
 	struct evhttp_request	*req = a->req;
 	struct evkeyvalq	*h;
@@ -202,6 +238,188 @@ http_reply_typed(struct areq *a, int code, const char *ctype,
 	} else
 		evhttp_send_reply(req, code, NULL, NULL);
 	http_free(a);
+}
+
+void
+http_reply_typed(struct areq *a, int code, const char *ctype,
+    const char *data, size_t len)
+{
+	if (!a->recording) {
+		http_send(a, code, ctype, data, len);
+		return;
+	}
+	if (a->code != 0)
+		return;		/* one reply per request: the first */
+	a->code = code;
+	a->ctype = ctype;
+	if (data != NULL && len > 0) {
+		a->data = util_xcalloc(1, len);
+		memcpy(a->data, data, len);
+		a->len = len;
+	}
+}
+
+/* The recorded reply of a, sent, and a freed. */
+static void
+http_send_recorded(struct areq *a)
+{
+	size_t	i;
+
+	for (i = 0; a->req != NULL && i < a->nhdr; i++)
+		evhttp_add_header(evhttp_request_get_output_headers(a->req),
+		    a->hdr[i].key, a->hdr[i].value);
+	http_send(a, a->code, a->ctype, a->data, a->len);
+}
+
+void
+http_then(struct areq *a, http_then_fn then, void *arg)
+{
+	a->then = then;
+	a->then_arg = arg;
+}
+
+void
+http_store_result(struct areq *a, bool ok, const char *err)
+{
+	if (!a->recording) {
+		child_store_result(ok, err);
+		return;
+	}
+	if (!ok) {
+		a->store_ok = -1;
+		util_strlcpy(a->store_err, err != NULL ? err : "error",
+		    sizeof(a->store_err));
+	} else if (a->store_ok == 0)
+		a->store_ok = 1;
+}
+
+void
+http_changed(struct areq *a, const char *id, bool removed)
+{
+	util_strlcpy(a->changed, id, sizeof(a->changed));
+	a->removed = removed;
+}
+
+void
+http_note(struct areq *a, const char *fmt, ...)
+{
+	va_list	ap;
+
+	free(a->note);
+	a->note = NULL;
+	va_start(ap, fmt);
+	if (vasprintf(&a->note, fmt, ap) < 0)
+		a->note = NULL;
+	va_end(ap);
+}
+
+unsigned
+http_work_pending(void)
+{
+	return http_nwork;
+}
+
+/* Worker thread: the request's store work. */
+static void
+http_work_run(void *arg)
+{
+	struct areq	*a = arg;
+
+	a->work(a);
+}
+
+/*
+ * Loop: a's work is over. Apply what it recorded: the store outcome, the
+ * change, the log line, then the reply or the continuation.
+ */
+static void
+http_work_done(void *arg)
+{
+	struct areq	*a = arg;
+	http_then_fn	 then = a->then;
+	void		*then_arg = a->then_arg;
+	if (a->counted)
+		http_nwork--;
+	a->counted = false;
+	a->recording = false;
+	a->then = NULL;
+	a->then_arg = NULL;
+	if (a->store_ok != 0)
+		child_store_result(a->store_ok > 0, a->store_err);
+	a->store_ok = 0;
+	if (a->changed[0] != '\0') {
+		ipc_send_source_changed(child_chan(), a->changed, a->removed);
+		a->changed[0] = '\0';
+	}
+	if (a->note != NULL) {
+		log_info("%s", a->note);
+		free(a->note);
+		a->note = NULL;
+	}
+	if (a->code != 0) {
+		http_send_recorded(a);
+		if (then != NULL)
+			then(NULL, then_arg);
+		return;
+	}
+	if (then != NULL) {
+		then(a, then_arg);
+		return;
+	}
+	http_error(a, 500, "internal", NULL, "the request was not answered");
+}
+
+static int
+http_work_submit(struct areq *a, http_handler work, bool counted)
+{
+	int	rc;
+
+	if (counted && http_nwork >= APID_WORK_MAX) {
+		apid.work_refused++;
+		http_header(a, "Retry-After", "2");
+		http_error(a, 503, "busy", NULL, "%u requests are already "
+		    "waiting for the store; retry in a few seconds",
+		    http_nwork);
+		return -EBUSY;
+	}
+	a->work = work;
+	a->recording = true;
+	a->code = 0;
+	a->store_ok = 0;
+	a->counted = false;
+	/* The store is known down: work answers 503 without calling it. */
+	if (!store_healthy(child_store())) {
+		work(a);
+		http_work_done(a);
+		return 0;
+	}
+	a->queued_ms = util_mono_ms();
+	if (counted) {
+		a->counted = true;
+		http_nwork++;
+	}
+	if ((rc = worker_submit(http_work_run, http_work_done, a)) != 0) {
+		if (counted)
+			http_nwork--;
+		a->counted = false;
+		a->recording = false;
+		http_error(a, 503, "busy", NULL, "cannot queue the request "
+		    "(%s); retry later", strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+int
+http_work(struct areq *a, http_handler work)
+{
+	return http_work_submit(a, work, true);
+}
+
+int
+http_work_always(struct areq *a, http_handler work)
+{
+	return http_work_submit(a, work, false);
 }
 
 void
@@ -602,12 +820,22 @@ http_request_cb(struct evhttp_request *req, void *arg)
 		    "Connection", "close");
 	}
 	a->conn = evhttp_request_get_connection(req);
+	a->conf.min_interval = config_int(child_config(),
+	    CONF_FETCH_MIN_INTERVAL);
+	a->conf.initial_lookback = config_int(child_config(),
+	    CONF_FETCH_INITIAL_LOOKBACK);
+	a->conf.max_sources = config_int(child_config(),
+	    CONF_API_MAX_SOURCES);
+	a->conf.allow_private = config_bool(child_config(),
+	    CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS);
 	if ((a->cx = conn_of(a->conn)) != NULL)
 		conn_request_begin(a->cx, a);
 	else if (a->conn != NULL)
 		evhttp_connection_set_closecb(a->conn, http_close_cb, a);
 	path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-	a->query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	/* A copy: evhttp frees the request if the client leaves. */
+	if (uri != NULL && evhttp_uri_get_query(uri) != NULL)
+		a->query = util_xstrdup(evhttp_uri_get_query(uri));
 	http_match(path, cmd, a->id, sizeof(a->id), &m);
 	a->authorized = http_authorized(req);
 	if (!m.open && !a->authorized) {
@@ -635,7 +863,10 @@ http_request_cb(struct evhttp_request *req, void *arg)
 	}
 	if (!http_take_body(a, m.r))
 		return;
-	m.r->fn(a);
+	if (m.r->flags & RT_WORKER)
+		(void)http_work(a, m.r->fn);
+	else
+		m.r->fn(a);
 }
 
 /*

@@ -434,7 +434,6 @@ metrics_sources(struct samples *s, mongoc_client_t *c)
 	int			 rc;
 
 	if ((rc = views_load(c, NULL, 0, &vs, err, sizeof(err))) != 0) {
-		log_debug("metrics: %s", err);
 		views_clear(&vs);
 		return rc;
 	}
@@ -514,6 +513,12 @@ metrics_process(struct samples *s)
 	samples_gauge(s, "auditrelay_store_up",
 	    "1 if the API reaches the store.", "",
 	    store_healthy(child_store()) ? 1 : 0);
+	samples_gauge(s, "auditrelay_api_store_work_pending",
+	    "API requests waiting for or running store work.", "",
+	    (double)http_work_pending());
+	samples_counter(s, "auditrelay_api_busy_total",
+	    "API requests refused (503) because too many were waiting for "
+	    "the store.", "", (double)apid.work_refused);
 	for (i = 0; h != NULL && i < h->n_children; i++) {
 		Ar__ChildHealth	*c = h->children[i];
 
@@ -565,30 +570,33 @@ metrics_value(struct evbuffer *b, double v)
 		evbuffer_add_printf(b, "%.15g\n", v);
 }
 
-void
-metrics_get(struct areq *a)
+/*
+ * Store work of GET /metrics (on a worker thread): the sources and stats
+ * samples added to those of the loop (a->arg), all rendered.
+ */
+static void
+metrics_work(struct areq *a)
 {
 	static const char *const tnames[] = { "gauge", "counter", "summary" };
-	struct samples	 s = { NULL, 0, 0 };
+	struct samples	*s = a->arg;
 	struct evbuffer	*b;
 	mongoc_client_t	*c;
 	const char	*last = "";
 	size_t		 i;
 	bool		 ok = true;
 
-	metrics_process(&s);
 	if (store_healthy(child_store())) {
 		c = store_pop(child_store());
-		if (metrics_sources(&s, c) != 0 || metrics_stats(&s, c) != 0)
+		if (metrics_sources(s, c) != 0 || metrics_stats(s, c) != 0)
 			ok = false;
 		store_push(child_store(), c);
-		child_store_result(ok, ok ? NULL : "metrics queries failed");
+		http_store_result(a, ok, ok ? NULL : "metrics queries failed");
 	}
-	qsort(s.v, s.n, sizeof(*s.v), sample_cmp);
+	qsort(s->v, s->n, sizeof(*s->v), sample_cmp);
 	if ((b = evbuffer_new()) == NULL)
 		fatal("out of memory");
-	for (i = 0; i < s.n; i++) {
-		struct sample *x = &s.v[i];
+	for (i = 0; i < s->n; i++) {
+		struct sample *x = &s->v[i];
 
 		if (strcmp(last, x->family) != 0) {
 			evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n",
@@ -604,5 +612,24 @@ metrics_get(struct areq *a)
 	http_reply_typed(a, 200, "text/plain; version=0.0.4; charset=utf-8",
 	    (const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b));
 	evbuffer_free(b);
-	free(s.v);
+	free(s->v);
+	free(s);
+	a->arg = NULL;
+}
+
+/*
+ * GET /metrics: the process samples on the loop (the supervisor's
+ * snapshot, the counters), the store's on a worker.
+ */
+void
+metrics_get(struct areq *a)
+{
+	struct samples	*s = util_xcalloc(1, sizeof(*s));
+
+	metrics_process(s);
+	a->arg = s;
+	if (http_work(a, metrics_work) != 0) {
+		free(s->v);
+		free(s);
+	}
 }

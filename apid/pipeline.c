@@ -18,6 +18,9 @@
  *                                        VERDICT ---(ok)---> COMMIT
  *                                                               |
  *                                                               v
+ *                                                            STORING
+ *                                                               | (worker)
+ *                                                               v
  *                                                             DONE
  *
  * A state may go to DONE instead, having answered: START (a name the
@@ -25,7 +28,9 @@
  * not resolve or is not public: 400), GOOGLE (the check cannot start:
  * 400), VERDICT (client gone: nothing stored; refused: 422; Google
  * unreachable: 503 with Retry-After), COMMIT (client gone). COMMIT is the
- * endpoint's (sources.c): seal, store, reply. DONE frees the pipe.
+ * endpoint's (sources.c): seal, store, reply; its store work runs on a
+ * worker thread (STORING) and pipe_committed() ends it. DONE frees the
+ * pipe.
  *
  * pipe_step() makes every transition. Entering RESOLVING or CHECKING it
  * returns; the resolver's or Google's callback records the answer and
@@ -60,8 +65,7 @@ pipe_new(struct areq *a, enum pipe_kind kind, pipe_commit_fn commit)
 	struct pipe	*p;
 
 	if (apid.inflight >= APID_ASYNC_MAX) {
-		evhttp_add_header(evhttp_request_get_output_headers(a->req),
-		    "Retry-After", "5");
+		http_header(a, "Retry-After", "5");
 		http_error(a, 503, "busy", NULL, "too many checks in "
 		    "progress; retry in a few seconds");
 		return NULL;
@@ -87,6 +91,13 @@ void
 pipe_start(struct pipe *p)
 {
 	p->t0 = util_mono_ms();
+	pipe_step(p);
+}
+
+void
+pipe_committed(struct pipe *p)
+{
+	p->state = PIPE_DONE;
 	pipe_step(p);
 }
 
@@ -276,8 +287,7 @@ pipe_verdict(struct pipe *p)
 		    "stored, the client may retry%s%s client=%s", p->g_reason,
 		    p->id[0] != '\0' ? " source=" : "", p->id,
 		    p->in.creds.client_email);
-		evhttp_add_header(evhttp_request_get_output_headers(p->a->req),
-		    "Retry-After", "30");
+		http_header(p->a, "Retry-After", "30");
 		http_error(p->a, 503, "google_unavailable", NULL, "Google could "
 		    "not be reached to check the credentials (%s): %s; nothing "
 		    "was stored, retry later", p->g_reason, p->g_diag);
@@ -321,10 +331,16 @@ pipe_step(struct pipe *p)
 			p->state = pipe_verdict(p);
 			break;
 		case PIPE_COMMIT:
-			if (!pipe_client_left(p))
-				p->commit(p);
-			p->state = PIPE_DONE;
-			break;
+			if (pipe_client_left(p)) {
+				p->state = PIPE_DONE;
+				break;
+			}
+			/* The commit calls pipe_committed(), maybe at once. */
+			p->state = PIPE_STORING;
+			p->commit(p);
+			return;
+		case PIPE_STORING:
+			return;
 		case PIPE_DONE:
 			pipe_free(p);
 			return;

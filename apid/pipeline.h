@@ -30,11 +30,15 @@ enum pipe_state {
 	PIPE_CHECKING,		/* waiting for Google */
 	PIPE_VERDICT,		/* Google answered: ok, refused, unreachable */
 	PIPE_COMMIT,		/* the endpoint seals, stores and replies */
+	PIPE_STORING,		/* its store work runs on a worker */
 	PIPE_DONE,		/* answered, or the client left: freed */
 };
 
 struct pipe;
-/* Seal, store and reply to p->a (the pipe is freed after it). */
+/*
+ * Seal, store and reply to p->a, the store work on a worker thread
+ * (http_work_always), then call pipe_committed(p) (which frees p).
+ */
 typedef void	(*pipe_commit_fn)(struct pipe *p);
 
 /* One request going through the pipeline. */
@@ -69,5 +73,7 @@ struct pipe	*pipe_new(struct areq *a, enum pipe_kind kind,
 		    pipe_commit_fn commit);
 /* Run p: it answers a itself (at worst through the commit) and frees p. */
 void		 pipe_start(struct pipe *p);
+/* The commit of p is over (p->a answered or gone): p is freed. */
+void		 pipe_committed(struct pipe *p);
 
 #endif

@@ -4,8 +4,16 @@
  * pipeline (pipeline.c: the callback host resolved and checked, Google
  * asked, both asynchronously on the event loop), whose last step is the
  * commit here: seal, store, reply. What a source reports (status, last
- * times) comes from view.c. Store calls are short blocking libmongoc
- * calls, refused at once (503) while the store is known to be down.
+ * times) comes from view.c.
+ *
+ * Every handler here is store work (http.h, http_work): it runs on a
+ * worker thread, never on the event loop, and records its reply, store
+ * outcome, source change and log line for the loop to apply. It reads
+ * the request's copy of the configuration (a->conf), never child_config(),
+ * and checks store_healthy() before its first store call (503 at once
+ * while the store is known to be down; such work may then run on the
+ * loop). What needs the loop (the pipeline: resolver, Google) follows
+ * through http_then().
  */
 #include <errno.h>
 #include <stdio.h>
@@ -90,7 +98,7 @@ src_reply_jsonw(struct areq *a, int code, struct jsonw *w, const char *what)
 static void
 src_store_failed(struct areq *a, const char *err)
 {
-	child_store_result(false, err);
+	http_store_result(a, false, err);
 	http_error(a, 503, "store_unavailable", NULL,
 	    "the store did not answer; retry later");
 }
@@ -114,7 +122,7 @@ src_load_quiet(struct areq *a, const char *id, bson_t *out)
 		src_store_failed(a, err);
 		return -1;
 	}
-	child_store_result(true, NULL);
+	http_store_result(a, true, NULL);
 	return rc;
 }
 
@@ -218,7 +226,7 @@ src_reply_view(struct areq *a, int code, const bson_t *doc,
 	if (w == NULL)
 		fatal("out of memory");
 	if (view_of_doc(doc, &v, err, sizeof(err)) != 0)
-		child_store_result(false, err);
+		http_store_result(a, false, err);
 	jsonw_obj_open(w);
 	view_json(w, &v);
 	if (secret != NULL)
@@ -292,8 +300,8 @@ src_reply_existing(struct areq *a, const struct src_input *in,
 	src_input_digest(in, want);
 	if (have != NULL && strlen(have) == 64 &&
 	    crypto_ct_equal(have, 64, want, 64)) {
-		log_info("source=%s add-source repeated with the same body; "
-		    "answering with the existing source", in->id);
+		http_note(a, "source=%s add-source repeated with the same "
+		    "body; answering with the existing source", in->id);
 		src_reply_view(a, 200, doc, NULL);
 		return;
 	}
@@ -304,16 +312,42 @@ src_reply_existing(struct areq *a, const struct src_input *in,
 	    in->id);
 }
 
-/* Commit of an add: insert the new source; 201 with it and its secret. */
+/* The pipeline's commit is over: the pipe goes. */
 static void
-src_commit_add(struct pipe *op)
+src_committed(struct areq *a, void *arg)
 {
-	const struct config	*cfg = child_config();
-	bson_t			 doc = BSON_INITIALIZER, scopes;
-	char			*secret = NULL, err[256], digest[65];
-	int64_t			 now = util_now_ms();
-	int			 rc;
+	if (a != NULL)
+		http_error(a, 500, "internal", NULL, "not answered");
+	pipe_committed(arg);
+}
 
+/* Run the store work of op's commit on a worker; then the pipe ends. */
+static void
+src_commit_on_worker(struct pipe *op, http_handler work)
+{
+	op->a->arg = op;
+	http_then(op->a, src_committed, op);
+	if (http_work_always(op->a, work) != 0)
+		pipe_committed(op);
+}
+
+/*
+ * Store work of an add's commit: insert the new source; 201 with it and
+ * its secret.
+ */
+static void
+src_commit_add_work(struct areq *a)
+{
+	struct pipe	*op = a->arg;
+	bson_t		 doc = BSON_INITIALIZER, scopes;
+	char		*secret = NULL, err[256], digest[65];
+	int64_t		 now = util_now_ms();
+	int		 rc;
+
+	if (!src_store_up(a)) {
+		bson_destroy(&doc);
+		return;
+	}
 	if (op->in.has_id)
 		util_strlcpy(op->id, op->in.id, sizeof(op->id));
 	else
@@ -338,12 +372,12 @@ src_commit_add(struct pipe *op)
 	BSON_APPEND_BOOL(&doc, "paused", false);
 	BSON_APPEND_INT32(&doc, "initialLookback",
 	    (int32_t)(op->in.has_lookback ? op->in.lookback :
-	    config_int(cfg, CONF_FETCH_INITIAL_LOOKBACK)));
+	    a->conf.initial_lookback));
 	BSON_APPEND_UTF8(&doc, "requestDigest", digest);
 	if (src_seal_creds(&doc, op->id, 1, &op->in.creds) != 0 ||
 	    src_seal(&doc, "webhookSecret", op->id, 1, secret,
 	    strlen(secret)) != 0) {
-		http_error(op->a, 500, "internal", NULL,
+		http_error(a, 500, "internal", NULL,
 		    "cannot encrypt the credentials");
 		goto done;
 	}
@@ -357,29 +391,35 @@ src_commit_add(struct pipe *op)
 		bson_t	old;
 
 		/* The same id was added meanwhile: a retry or a conflict. */
-		child_store_result(true, NULL);
-		if (src_load(op->a, op->id, &old) == 1) {
-			src_reply_existing(op->a, &op->in, &old);
+		http_store_result(a, true, NULL);
+		if (src_load(a, op->id, &old) == 1) {
+			src_reply_existing(a, &op->in, &old);
 			bson_destroy(&old);
 		}
 		goto done;
 	}
 	if (rc != 0) {
-		src_store_failed(op->a, err);
+		src_store_failed(a, err);
 		goto done;
 	}
-	child_store_result(true, NULL);
-	ipc_send_source_changed(child_chan(), op->id, false);
-	log_info("source=%s added: client=%s subject=%s applications=%zu "
+	http_store_result(a, true, NULL);
+	http_changed(a, op->id, false);
+	http_note(a, "source=%s added: client=%s subject=%s applications=%zu "
 	    "interval=%llds callback host=%s (checked with Google in %lldms)",
 	    op->id, op->in.creds.client_email,
 	    src_subject_str(op->in.creds.subject), op->in.napps,
 	    (long long)op->in.interval, op->in.cb_host,
 	    (long long)(util_mono_ms() - op->t0));
-	src_reply_view(op->a, 201, &doc, secret);
+	src_reply_view(a, 201, &doc, secret);
 done:
 	crypto_free_secret(secret, strlen(secret) + 1);
 	bson_destroy(&doc);
+}
+
+static void
+src_commit_add(struct pipe *op)
+{
+	src_commit_on_worker(op, src_commit_add_work);
 }
 
 /* Reload the source and reply 200 with its view (after an update). */
@@ -411,7 +451,7 @@ src_update(struct areq *a, const char *id, const bson_t *set)
 		src_store_failed(a, err);
 		return false;
 	}
-	child_store_result(true, NULL);
+	http_store_result(a, true, NULL);
 	if (matched == 0) {
 		http_error(a, 404, "not_found", "id", "no such source");
 		return false;
@@ -419,11 +459,12 @@ src_update(struct areq *a, const char *id, const bson_t *set)
 	return true;
 }
 
-/* Commit of PUT credentials: seal them at the next version; 200. */
+/* Store work of PUT credentials: seal them at the next version; 200. */
 static void
-src_commit_creds(struct pipe *op)
+src_commit_creds_work(struct areq *a)
 {
-	bson_t	set = BSON_INITIALIZER, scopes;
+	struct pipe	*op = a->arg;
+	bson_t		 set = BSON_INITIALIZER, scopes;
 
 	BSON_APPEND_UTF8(&set, "clientEmail", op->in.creds.client_email);
 	if (op->in.creds.subject != NULL)
@@ -435,29 +476,36 @@ src_commit_creds(struct pipe *op)
 	bson_append_array_end(&set, &scopes);
 	if (src_seal_creds(&set, op->id, op->cred_version + 1,
 	    &op->in.creds) != 0) {
-		http_error(op->a, 500, "internal", NULL,
+		http_error(a, 500, "internal", NULL,
 		    "cannot encrypt the credentials");
 		goto done;
 	}
 	BSON_APPEND_INT64(&set, "credentialsVersion", op->cred_version + 1);
 	BSON_APPEND_INT64(&set, "updatedAt", util_now_ms());
-	if (!src_store_up(op->a) || !src_update(op->a, op->id, &set))
+	if (!src_store_up(a) || !src_update(a, op->id, &set))
 		goto done;
-	ipc_send_source_changed(child_chan(), op->id, false);
-	log_info("source=%s credentials rotated: client=%s subject=%s "
+	http_changed(a, op->id, false);
+	http_note(a, "source=%s credentials rotated: client=%s subject=%s "
 	    "version=%lld", op->id, op->in.creds.client_email,
 	    src_subject_str(op->in.creds.subject),
 	    (long long)op->cred_version + 1);
-	src_reply_reloaded(op->a, op->id);
+	src_reply_reloaded(a, op->id);
 done:
 	bson_destroy(&set);
 }
 
-/* Commit of PATCH: $set what the body gave; 200 with the source. */
 static void
-src_commit_patch(struct pipe *op)
+src_commit_creds(struct pipe *op)
 {
-	bson_t	set = BSON_INITIALIZER;
+	src_commit_on_worker(op, src_commit_creds_work);
+}
+
+/* Store work of PATCH: $set what the body gave; 200 with the source. */
+static void
+src_commit_patch_work(struct areq *a)
+{
+	struct pipe	*op = a->arg;
+	bson_t		 set = BSON_INITIALIZER;
 
 	if (op->in.has_apps)
 		src_append_strv(&set, "applications", op->in.apps,
@@ -473,18 +521,71 @@ src_commit_patch(struct pipe *op)
 		BSON_APPEND_INT32(&set, "initialLookback",
 		    (int32_t)op->in.lookback);
 	BSON_APPEND_INT64(&set, "updatedAt", util_now_ms());
-	if (!src_store_up(op->a) || !src_update(op->a, op->id, &set))
+	if (!src_store_up(a) || !src_update(a, op->id, &set))
 		goto done;
-	ipc_send_source_changed(child_chan(), op->id, false);
-	log_info("source=%s changed:%s%s%s%s%s", op->id,
+	http_changed(a, op->id, false);
+	http_note(a, "source=%s changed:%s%s%s%s%s", op->id,
 	    op->in.has_apps ? " applications" : "",
 	    op->in.has_interval ? " logFetchInterval" : "",
 	    op->in.has_lookback ? " initialLookback" : "",
 	    op->in.has_callback ? " callbackUrl" : "",
 	    op->in.has_paused ? (op->in.paused ? " paused" : " resumed") : "");
-	src_reply_reloaded(op->a, op->id);
+	src_reply_reloaded(a, op->id);
 done:
 	bson_destroy(&set);
+}
+
+static void
+src_commit_patch(struct pipe *op)
+{
+	src_commit_on_worker(op, src_commit_patch_work);
+}
+
+/*
+ * What the store work of an add, a credentials rotation or a patch hands
+ * to the pipeline on the loop (http_then).
+ */
+struct src_next {
+	enum pipe_kind		 kind;
+	pipe_commit_fn		 commit;
+	struct src_input	 in;
+	int64_t			 cred_version;
+};
+
+/* Loop: start the pipeline of a with n (freed). */
+static void
+src_pipe_then(struct areq *a, void *arg)
+{
+	struct src_next	*n = arg;
+	struct pipe	*op;
+
+	if (a == NULL || http_gone(a)) {
+		if (a != NULL)
+			http_done(a);
+	} else if ((op = pipe_new(a, n->kind, n->commit)) != NULL) {
+		op->in = n->in;
+		memset(&n->in, 0, sizeof(n->in));
+		if (n->kind != PIPE_ADD)
+			util_strlcpy(op->id, a->id, sizeof(op->id));
+		op->cred_version = n->cred_version;
+		pipe_start(op);
+	}
+	src_input_clear(&n->in);
+	free(n);
+}
+
+/* In store work: the pipeline of kind follows on the loop with in. */
+static void
+src_pipe_next(struct areq *a, enum pipe_kind kind, pipe_commit_fn commit,
+    const struct src_input *in, int64_t cred_version)
+{
+	struct src_next	*n = util_xcalloc(1, sizeof(*n));
+
+	n->kind = kind;
+	n->commit = commit;
+	n->in = *in;
+	n->cred_version = cred_version;
+	http_then(a, src_pipe_then, n);
 }
 
 /*
@@ -500,7 +601,7 @@ src_full(struct areq *a)
 	bson_error_t		 be;
 	int64_t			 n, max;
 
-	max = config_int(child_config(), CONF_API_MAX_SOURCES);
+	max = a->conf.max_sources;
 	c = store_pop(child_store());
 	col = store_coll(child_store(), c, STORE_SOURCES);
 	n = mongoc_collection_estimated_document_count(col, NULL, NULL, NULL,
@@ -518,15 +619,12 @@ src_full(struct areq *a)
 void
 sources_add(struct areq *a)
 {
-	const struct config	*cfg = child_config();
 	struct src_input	 in;
 	struct verr		 e;
-	struct pipe		*op;
 
 	memset(&e, 0, sizeof(e));
-	if (validate_add_source(a->body, config_int(cfg,
-	    CONF_FETCH_MIN_INTERVAL), config_bool(cfg,
-	    CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS), &in, &e) != 0) {
+	if (validate_add_source(a->body, a->conf.min_interval,
+	    a->conf.allow_private, &in, &e) != 0) {
 		http_verr(a, &e);
 		return;
 	}
@@ -551,12 +649,7 @@ sources_add(struct areq *a)
 		src_input_clear(&in);
 		return;
 	}
-	if ((op = pipe_new(a, PIPE_ADD, src_commit_add)) == NULL) {
-		src_input_clear(&in);
-		return;
-	}
-	op->in = in;
-	pipe_start(op);
+	src_pipe_next(a, PIPE_ADD, src_commit_add, &in, 0);
 }
 
 void
@@ -564,7 +657,6 @@ sources_put_credentials(struct areq *a)
 {
 	struct src_input	 in;
 	struct verr		 e;
-	struct pipe		*op;
 	bson_t			 doc;
 	bson_iter_t		 it, sub;
 
@@ -577,11 +669,6 @@ sources_put_credentials(struct areq *a)
 		http_verr(a, &e);
 		return;
 	}
-	if ((op = pipe_new(a, PIPE_CREDS, src_commit_creds)) == NULL) {
-		bson_destroy(&doc);
-		src_input_clear(&in);
-		return;
-	}
 	in.has_creds = true;
 	if (bson_iter_init_find(&it, &doc, "applications") &&
 	    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &sub))
@@ -589,20 +676,16 @@ sources_put_credentials(struct areq *a)
 			if (BSON_ITER_HOLDS_UTF8(&sub))
 				in.apps[in.napps++] = util_xstrdup(
 				    bson_iter_utf8(&sub, NULL));
-	op->in = in;
-	util_strlcpy(op->id, a->id, sizeof(op->id));
-	op->cred_version = store_bson_int(&doc, "credentialsVersion", 1);
+	src_pipe_next(a, PIPE_CREDS, src_commit_creds, &in,
+	    store_bson_int(&doc, "credentialsVersion", 1));
 	bson_destroy(&doc);
-	pipe_start(op);
 }
 
 void
 sources_patch(struct areq *a)
 {
-	const struct config	*cfg = child_config();
 	struct src_input	 in;
 	struct verr		 e;
-	struct pipe		*op;
 	bson_t			 doc;
 	bool			 paused;
 
@@ -611,9 +694,8 @@ sources_patch(struct areq *a)
 		return;
 	paused = store_bson_bool(&doc, "paused", false);
 	bson_destroy(&doc);
-	if (validate_patch(a->body, config_int(cfg, CONF_FETCH_MIN_INTERVAL),
-	    config_bool(cfg, CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS), &in,
-	    &e) != 0) {
+	if (validate_patch(a->body, a->conf.min_interval,
+	    a->conf.allow_private, &in, &e) != 0) {
 		http_verr(a, &e);
 		return;
 	}
@@ -626,13 +708,7 @@ sources_patch(struct areq *a)
 		src_input_clear(&in);
 		return;
 	}
-	if ((op = pipe_new(a, PIPE_PATCH, src_commit_patch)) == NULL) {
-		src_input_clear(&in);
-		return;
-	}
-	op->in = in;
-	util_strlcpy(op->id, a->id, sizeof(op->id));
-	pipe_start(op);
+	src_pipe_next(a, PIPE_PATCH, src_commit_patch, &in, 0);
 }
 
 void
@@ -656,13 +732,14 @@ sources_remove(struct areq *a)
 		src_store_failed(a, err);
 		goto done;
 	}
-	child_store_result(true, NULL);
+	http_store_result(a, true, NULL);
 	if (deleted == 0) {
 		http_error(a, 404, "not_found", "id", "no such source");
 		goto done;
 	}
-	ipc_send_source_changed(child_chan(), a->id, true);
-	log_info("source=%s removed; its fetches and deliveries stop", a->id);
+	http_changed(a, a->id, true);
+	http_note(a, "source=%s removed; its fetches and deliveries stop",
+	    a->id);
 	http_reply(a, 204, NULL, 0);
 done:
 	bson_destroy(&sel);
@@ -799,7 +876,7 @@ sources_list(struct areq *a)
 	if (vs.more)
 		jsonw_kv_str(w, "nextAfter", vs.v[vs.n - 1].id);
 	jsonw_obj_close(w);
-	child_store_result(true, NULL);
+	http_store_result(a, true, NULL);
 	src_reply_jsonw(a, 200, w, "cannot render sources");
 done:
 	views_clear(&vs);
@@ -851,9 +928,9 @@ sources_rotate_secret(struct areq *a)
 	BSON_APPEND_INT64(&set, "updatedAt", util_now_ms());
 	if (!src_update(a, a->id, &set))
 		goto done;
-	ipc_send_source_changed(child_chan(), a->id, false);
+	http_changed(a, a->id, false);
 	time_format_rfc3339_ms(until, when);
-	log_info("source=%s webhook secret rotated; the previous one stays "
+	http_note(a, "source=%s webhook secret rotated; the previous one stays "
 	    "valid until %s", a->id, when);
 	if ((w = jsonw_new()) == NULL)
 		fatal("out of memory");
@@ -1015,7 +1092,7 @@ sources_dead_letters(struct areq *a)
 		src_store_failed(a, be.message);
 		goto done;
 	}
-	child_store_result(true, NULL);
+	http_store_result(a, true, NULL);
 	src_reply_jsonw(a, 200, w, "cannot render");
 done:
 	jsonw_free(w);
@@ -1092,10 +1169,10 @@ sources_replay(struct areq *a)
 		src_store_failed(a, err);
 		goto done;
 	}
-	child_store_result(true, NULL);
+	http_store_result(a, true, NULL);
 	if (matched > 0) {
-		ipc_send_source_changed(child_chan(), a->id, false);
-		log_info("source=%s %lld dead letter(s) replayed", a->id,
+		http_changed(a, a->id, false);
+		http_note(a, "source=%s %lld dead letter(s) replayed", a->id,
 		    (long long)matched);
 	}
 	snprintf(out, sizeof(out), "{\"replayed\":%lld}", (long long)matched);

@@ -2,6 +2,7 @@
  * MongoDB access on libmongoc. See store.h.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +19,9 @@ struct store {
 	mongoc_uri_t		*uri;
 	mongoc_client_t		*probe;		/* single-threaded, fails fast */
 	char			*dbname;
-	bool			 healthy;
-	int64_t			 outage_since;
+	/* Read from any thread (store_healthy), written by the daemon's loop. */
+	atomic_bool		 healthy;
+	_Atomic int64_t		 outage_since;
 };
 
 static void
@@ -146,23 +148,26 @@ store_err(char *err, size_t errlen, const char *what, const bson_error_t *e)
 bool
 store_note(struct store *s, bool ok)
 {
-	if (ok == s->healthy)
+	if (ok == atomic_load(&s->healthy))
 		return false;
-	s->healthy = ok;
-	s->outage_since = ok ? 0 : util_mono_ms();
+	atomic_store(&s->outage_since, ok ? 0 : util_mono_ms());
+	atomic_store(&s->healthy, ok);
 	return true;
 }
 
 bool
 store_healthy(const struct store *s)
 {
-	return s->healthy;
+	return atomic_load(&s->healthy);
 }
 
 int64_t
 store_outage_ms(const struct store *s)
 {
-	return s->healthy ? 0 : util_mono_ms() - s->outage_since;
+	int64_t	since = atomic_load(&s->outage_since);
+
+	return atomic_load(&s->healthy) || since == 0 ? 0 :
+	    util_mono_ms() - since;
 }
 
 int

@@ -110,8 +110,9 @@ int64_t	 store_count(struct store *s, const char *coll, const bson_t *selector,
  * state flipped (the daemon then logs the outage or the recovery, once).
  */
 bool	 store_note(struct store *s, bool ok);
+/* The last state noted; safe to read from any thread (a worker's). */
 bool	 store_healthy(const struct store *s);
-/* Milliseconds since the outage began (0 when healthy). */
+/* Milliseconds since the outage began (0 when healthy); any thread. */
 int64_t	 store_outage_ms(const struct store *s);
 
 /* Route libmongoc's own log lines to our debug level. */

@@ -137,6 +137,7 @@ struct fjob {
 	int64_t			 saved_at;	/* mono ms of the last save */
 	int64_t			 recovered_epoch; /* intents cleaned in */
 	uint64_t		 recovered_gen;	/* ...after that failure */
+	/* The job's backoff (sched_report's). */
 	unsigned		 attempt;	/* consecutive failures */
 	bool			 failing;	/* state change logged */
 	int64_t			 last_run_mono;
@@ -209,16 +210,52 @@ void	 sched_start(void);
 /* Store the states, give the partitions back, then call done(). */
 void	 sched_stop(void (*done)(void));
 void	 sched_source_changed(const char *id, bool removed);
-void	 sched_job_done(struct fjob *j, bool ok);
-void	 sched_job_wait(struct fjob *j, int64_t delay_ms);
-void	 sched_rate_limited(struct fjob *j, const struct google_error *e);
-void	 sched_client_ok(struct fjob *j);
-void	 sched_creds_invalid(struct fjob *j, const struct google_error *e);
-void	 sched_creds_ok(struct fjob *j);
-void	 sched_set_error(struct fsrc *s, const char *msg);
-void	 sched_logs_stored(struct fsrc *s, uint32_t n);
-void	 sched_lease_lost(struct fsrc *s);
 int	 sched_store_setup(struct store *st, char *err, size_t errlen);
+
+/*
+ * What the driver tells the scheduler about a run: sched_report() alone
+ * decides the next run time, the backoff, the source's status, alerts and
+ * the log line of the change (the delays are the SCHED_* constants of
+ * sched.c). FETCH_ANSWERED and FETCH_PAGE_STORED are news of a run that
+ * goes on; every other result ends the run (its concurrency slot is given
+ * back) and is reported exactly once. The driver drops or keeps its window
+ * before it reports.
+ */
+enum fetch_result {
+	FETCH_ANSWERED,		/* Google answered a page: the client's
+				   rate limit and refused credentials are
+				   over; the run goes on */
+	FETCH_PAGE_STORED,	/* a page is read and stored: the job's run
+				   of failures is over; the run goes on */
+	FETCH_DONE,		/* nothing left to read: next poll at the
+				   source's interval */
+	FETCH_NO_CLIENT,	/* no Google client (credentials unusable
+				   here): next poll at the interval */
+	FETCH_WAIT,		/* hold the window delay_ms (backpressure) */
+	FETCH_RETRY,		/* transient Google or network error (gerr):
+				   the job's backoff, Retry-After at least;
+				   window kept */
+	FETCH_RATE_LIMITED,	/* 403/429 quota (gerr): the budget of the
+				   client e-mail decides; window kept */
+	FETCH_WINDOW_FAILED,	/* the window cannot be read (what): dropped,
+				   lastError set, slower backoff */
+	FETCH_CREDS_BAD,	/* Google refuses the credentials (gerr):
+				   credentials_invalid, alert, slow probe */
+	FETCH_STORE_ERROR,	/* a store call of the run failed or the store
+				   is down (what, may be NULL): short retry */
+	FETCH_LEASE_LOST	/* the partition's lease is gone: the source
+				   stops here, nothing is rescheduled */
+};
+
+struct fetch_report {
+	const struct google_error *gerr;
+	const char		*what;
+	int64_t			 delay_ms;
+};
+
+/* rep may be NULL for the results that need none. */
+void	 sched_report(struct fjob *j, enum fetch_result r,
+	    const struct fetch_report *rep);
 
 /* google_driver.c */
 void	 driver_step(struct fjob *j);

@@ -16,7 +16,6 @@
 #include "fetcherd/fetcherd.h"
 #include "fetcherd/handoff.h"
 #include "fetcherd/recent.h"
-#include "lib/backoff.h"
 #include "lib/child.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
@@ -33,12 +32,27 @@ static void	driver_request(struct fjob *j);
 static void	driver_page_stored(struct fjob *j, size_t n, char *next);
 static bool	driver_hold(struct fjob *j);
 static void	driver_count_done(struct handoff *h);
+static void	driver_report(struct fjob *j, enum fetch_result r,
+		    const struct google_error *e, const char *what);
 
 /* Bumped on every failed page store: every source recovers once more. */
 static uint64_t	driver_fail_gen = 1;
 
 /* A window that stored nothing new saves its cursor at most this often. */
 #define DRIVER_IDLE_SAVE_MS	(5LL * 60 * 1000)
+
+/* Tell the scheduler how the run goes (enum fetch_result). */
+static void
+driver_report(struct fjob *j, enum fetch_result r,
+    const struct google_error *e, const char *what)
+{
+	struct fetch_report rep;
+
+	memset(&rep, 0, sizeof(rep));
+	rep.gerr = e;
+	rep.what = what;
+	sched_report(j, r, &rep);
+}
 
 /* Forget the window in progress (the cursor stays where it was). */
 void
@@ -183,7 +197,7 @@ driver_load_done(struct handoff *h)
 	j->ho = NULL;
 	if (!child_store_result(h->rc == 0, h->err)) {
 		driver_abort(j);
-		sched_job_wait(j, 3000);
+		driver_report(j, FETCH_STORE_ERROR, NULL, NULL);
 		goto out;
 	}
 	driver_load_apply(j, h->cursor_doc, h->stats_doc);
@@ -203,7 +217,7 @@ driver_load_start(struct fjob *j)
 	h->arg = j;
 	if (handoff_submit(h) != 0) {
 		handoff_free(h);
-		sched_job_wait(j, 3000);
+		driver_report(j, FETCH_STORE_ERROR, NULL, NULL);
 		return;
 	}
 	j->ho = h;
@@ -447,16 +461,18 @@ driver_save_done(struct handoff *h)
 		log_warn("source=%s app=%s %s; another instance fetches it "
 		    "now", j->src->id, j->app, h->err);
 		j->loaded = false;
-		sched_lease_lost(j->src);
+		driver_report(j, FETCH_LEASE_LOST, NULL, NULL);
 		goto out;
 	}
 	if (h->rc != 0) {
+		char what[600];
+
 		if (h->rc != -ESTALE)
 			child_store_result(false, h->err);
-		log_warn("source=%s app=%s cursor not saved (%s); the window "
-		    "will be read again", j->src->id, j->app, h->err);
+		snprintf(what, sizeof(what), "cursor not saved (%s); the "
+		    "window will be read again", h->err);
 		j->loaded = false;
-		sched_job_wait(j, 3000);
+		driver_report(j, FETCH_STORE_ERROR, NULL, what);
 		goto out;
 	}
 	child_store_result(true, NULL);
@@ -491,10 +507,9 @@ driver_save_start(struct fjob *j, bool force)
 	h->arg = j;
 	if (handoff_submit(h) != 0) {
 		handoff_free(h);
-		log_warn("source=%s app=%s cannot queue the cursor write; "
-		    "retrying", j->src->id, j->app);
 		j->loaded = false;
-		sched_job_wait(j, 3000);
+		driver_report(j, FETCH_STORE_ERROR, NULL, "cannot queue the "
+		    "cursor write");
 		return;
 	}
 	j->ho = h;
@@ -587,48 +602,20 @@ driver_count(struct fjob *j, struct norm_log *logs, size_t n,
 	}
 }
 
-/* A window cannot go on: log, keep the cursor, retry later. */
+/* A window cannot go on: drop it (the cursor stays), report why. */
 static void
 driver_window_error(struct fjob *j, const char *what)
 {
-	char msg[512];
-	int64_t d;
-
-	snprintf(msg, sizeof(msg), "%s window %s: %s", j->app,
-	    j->kind == WIN_MAIN ? "poll" : "re-read", what);
-	j->attempt++;
-	d = backoff_full_jitter(j->attempt, 2000, 300000);
-	log_warn("source=%s %s; window dropped, cursor kept, retrying in "
-	    "%llds", j->src->id, msg, (long long)d / 1000);
-	sched_set_error(j->src, msg);
 	driver_abort(j);
-	sched_job_wait(j, d);
+	driver_report(j, FETCH_WINDOW_FAILED, NULL, what);
 }
 
-/* Transient failure of one request: keep the window, retry the page. */
+/* A request failed: report it (the window and page token are kept). */
 static void
 driver_retry(struct fjob *j, const struct google_error *e)
 {
-	int64_t d;
-
-	if (e->rate_limited) {
-		sched_rate_limited(j, e);
-		return;
-	}
-	j->attempt++;
-	d = backoff_full_jitter(j->attempt, 1000, 120000);
-	if (e->retry_after_s > 0 && e->retry_after_s * 1000 > d)
-		d = e->retry_after_s * 1000;
-	if (!j->failing) {
-		log_warn("source=%s app=%s %s; retrying in %llds (further "
-		    "retries logged at debug)", j->src->id, j->app,
-		    e->diagnosis, (long long)d / 1000);
-		j->failing = true;
-	} else
-		log_debug("source=%s app=%s %s; retry %u in %lldms",
-		    j->src->id, j->app, e->diagnosis, j->attempt,
-		    (long long)d);
-	sched_job_wait(j, d);
+	driver_report(j, e->rate_limited ? FETCH_RATE_LIMITED : FETCH_RETRY,
+	    e, NULL);
 }
 
 static bool
@@ -663,17 +650,19 @@ driver_page_done(struct handoff *h)
 	j->ho_next = NULL;
 	if (h->rc != 0) {
 		free(next);
+		char what[600];
+
 		if (h->rc == -ESTALE && !lease_valid(&j->src->lease)) {
 			driver_abort(j);
-			sched_lease_lost(j->src);
+			driver_report(j, FETCH_LEASE_LOST, NULL, NULL);
 			goto out;
 		}
 		if (h->rc != -ESTALE)
 			child_store_result(false, h->err);
-		log_warn("source=%s app=%s logs not stored (%s); window held, "
-		    "cursor kept, retrying", j->src->id, j->app, h->err);
+		snprintf(what, sizeof(what), "logs not stored (%s); cursor "
+		    "kept", h->err);
 		driver_abort(j);
-		sched_job_wait(j, 3000);
+		driver_report(j, FETCH_STORE_ERROR, NULL, what);
 		goto out;
 	}
 	child_store_result(true, NULL);
@@ -740,10 +729,9 @@ driver_store_page(struct fjob *j, struct norm_log *logs, size_t n,
 	if (handoff_submit(h) != 0) {
 		handoff_free(h);
 		free(next);
-		log_warn("source=%s app=%s cannot queue the page store; "
-		    "window held, retrying", s->id, j->app);
 		driver_abort(j);
-		sched_job_wait(j, 3000);
+		driver_report(j, FETCH_STORE_ERROR, NULL, "cannot queue the "
+		    "page store; cursor kept");
 		return;
 	}
 	j->ho = h;
@@ -794,15 +782,13 @@ driver_page_cb(const char *body, size_t len, const struct google_error *e,
 		return;
 	case GOOGLE_CREDENTIALS:
 		driver_abort(j);
-		sched_creds_invalid(j, e);
+		driver_report(j, FETCH_CREDS_BAD, e, NULL);
 		return;
 	case GOOGLE_FATAL:
 		driver_window_error(j, e->diagnosis);
 		return;
 	}
-	sched_client_ok(j);
-	if (j->src->creds_invalid)
-		sched_creds_ok(j);
+	driver_report(j, FETCH_ANSWERED, NULL, NULL);
 	if (normalize_page(body, len, j->app, &logs, &n, &next, err,
 	    sizeof(err)) != 0) {
 		struct google_error be;
@@ -820,7 +806,7 @@ driver_page_cb(const char *body, size_t len, const struct google_error *e,
 			norm_logs_free(logs, n);
 			free(next);
 			driver_abort(j);
-			sched_job_wait(j, 2000);
+			driver_report(j, FETCH_STORE_ERROR, NULL, NULL);
 			return;
 		}
 		j->ho_page_n = n;
@@ -842,12 +828,7 @@ static void
 driver_page_stored(struct fjob *j, size_t n, char *next)
 {
 	j->stats.pages++;
-	if (j->failing) {
-		log_info("source=%s app=%s Google answers again after %u "
-		    "failed attempts", j->src->id, j->app, j->attempt);
-		j->failing = false;
-	}
-	j->attempt = 0;
+	driver_report(j, FETCH_PAGE_STORED, NULL, NULL);
 
 	if (next != NULL) {
 		if (next[0] == '\0') {
@@ -888,7 +869,7 @@ driver_page_stored(struct fjob *j, size_t n, char *next)
 		j->page_token = next;
 		if (!lease_valid(&j->src->lease)) {
 			driver_abort(j);
-			sched_lease_lost(j->src);
+			driver_report(j, FETCH_LEASE_LOST, NULL, NULL);
 			return;
 		}
 		if (driver_hold(j))
@@ -1016,7 +997,13 @@ driver_hold(struct fjob *j)
 	driver_pressure_note(s);
 	if (s->pending_est < FETCH_MAX_PENDING_BATCHES)
 		return false;
-	sched_job_wait(j, FETCH_PENDING_RECOUNT_MS);
+	{
+		struct fetch_report rep;
+
+		memset(&rep, 0, sizeof(rep));
+		rep.delay_ms = FETCH_PENDING_RECOUNT_MS;	/* count again */
+		sched_report(j, FETCH_WAIT, &rep);
+	}
 	return true;
 }
 
@@ -1028,7 +1015,7 @@ void
 driver_step(struct fjob *j)
 {
 	if (j->src->gc == NULL) {
-		sched_job_done(j, false);
+		driver_report(j, FETCH_NO_CLIENT, NULL, NULL);
 		return;
 	}
 	if (!j->loaded) {
@@ -1037,14 +1024,14 @@ driver_step(struct fjob *j)
 	}
 	if (!lease_valid(&j->src->lease)) {
 		driver_abort(j);
-		sched_lease_lost(j->src);
+		driver_report(j, FETCH_LEASE_LOST, NULL, NULL);
 		return;
 	}
 	if (driver_backpressure(j))
 		return;
 	if (!j->in_win) {
 		if (!driver_next_window(j)) {
-			sched_job_done(j, true);
+			driver_report(j, FETCH_DONE, NULL, NULL);
 			return;
 		}
 		j->in_win = true;

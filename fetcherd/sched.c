@@ -59,9 +59,43 @@ static void	src_flush_state(struct fsrc *s);
 static struct fsrc *src_find(const char *id);
 static void	src_kick(struct fsrc *s);
 static void	src_stop_jobs(struct fsrc *s);
+static void	src_set_error(struct fsrc *s, const char *msg);
+static void	src_lease_lost(struct fsrc *s);
 
 /* lastFetchAt alone reaches source_state at most this often. */
 #define SCHED_STATE_EVERY_MS	(30LL * 1000)
+
+/*
+ * The delays sched_report() decides (see enum fetch_result). A backoff is
+ * a full-jitter draw in [base, min(cap, base * 2^attempt)] (lib/backoff.h).
+ */
+/* Polls: the source's logFetchInterval, +/- this much jitter. */
+#define SCHED_INTERVAL_JITTER_PCT	10
+/* FETCH_RETRY: the job's own backoff (Retry-After, if longer, wins). */
+#define SCHED_RETRY_BASE_MS		1000
+#define SCHED_RETRY_CAP_MS		(120LL * 1000)
+/* FETCH_WINDOW_FAILED: the window is dropped; it comes back slower. */
+#define SCHED_WINDOW_BASE_MS		2000
+#define SCHED_WINDOW_CAP_MS		(300LL * 1000)
+/*
+ * FETCH_RATE_LIMITED: the budget of the client e-mail, shared by all its
+ * sources (one request at a time while it is limited); Retry-After wins.
+ */
+#define SCHED_LIMIT_BASE_MS		1000
+#define SCHED_LIMIT_CAP_MS		(300LL * 1000)
+#define SCHED_LIMIT_MAX_STEP		30
+/*
+ * FETCH_CREDS_BAD: fetch_credentials_retry (fconf.creds_retry_ms); the
+ * other applications of the source wait for the probe's answer.
+ */
+/* FETCH_STORE_ERROR: the run starts again (the pump waits for the store). */
+#define SCHED_STORE_RETRY_MS		3000
+/* The pump looks again this often while the store is down. */
+#define SCHED_STORE_POLL_MS		1000
+/* Jobs kicked (new lease, new credentials) start within this spread. */
+#define SCHED_KICK_SPREAD_MS		1000
+/* The other jobs of a source whose credentials work again: this spread. */
+#define SCHED_RESUME_SPREAD_MS		500
 
 /* Arm a one-shot timer ms from now. */
 static void
@@ -204,17 +238,18 @@ job_stop(struct fjob *j)
 	j->probe = false;
 }
 
-/* Interval of a source with +/- 10 % jitter, ms. */
+/* Interval of a source with jitter, ms. */
 static int64_t
 src_interval_ms(const struct fsrc *s)
 {
 	int64_t iv = s->interval_s > 0 ? s->interval_s : 300;
 
-	return backoff_jitter_pct(iv * 1000, 10);
+	return backoff_jitter_pct(iv * 1000, SCHED_INTERVAL_JITTER_PCT);
 }
 
-void
-sched_job_done(struct fjob *j, bool ok)
+/* FETCH_DONE (ok) and FETCH_NO_CLIENT: next poll at the interval. */
+static void
+job_finish(struct fjob *j, bool ok)
 {
 	struct fsrc *s = j->src;
 
@@ -244,8 +279,9 @@ sched_job_done(struct fjob *j, bool ok)
 	sched_pump_later(0);
 }
 
-void
-sched_job_wait(struct fjob *j, int64_t delay_ms)
+/* The run pauses delay_ms without its slot (the driver's window stays). */
+static void
+job_wait(struct fjob *j, int64_t delay_ms)
 {
 	job_release(j);
 	j->state = JOB_WAIT;
@@ -253,14 +289,16 @@ sched_job_wait(struct fjob *j, int64_t delay_ms)
 	sched_pump_later(0);
 }
 
-void
-sched_rate_limited(struct fjob *j, const struct google_error *e)
+/* FETCH_RATE_LIMITED: the client's budget backs off, the job waits it. */
+static void
+budget_limited(struct fjob *j, const struct google_error *e)
 {
 	struct fbudget *b = j->src->budget;
 	int64_t now = util_mono_ms(), d;
 
-	d = backoff_full_jitter(b->attempt, 1000, 300000);
-	if (b->attempt < 30)
+	d = backoff_full_jitter(b->attempt, SCHED_LIMIT_BASE_MS,
+	    SCHED_LIMIT_CAP_MS);
+	if (b->attempt < SCHED_LIMIT_MAX_STEP)
 		b->attempt++;
 	if (e->retry_after_s > 0 && e->retry_after_s * 1000 > d)
 		d = e->retry_after_s * 1000;
@@ -274,11 +312,12 @@ sched_rate_limited(struct fjob *j, const struct google_error *e)
 	} else
 		log_debug("client %s still rate-limited (%s), next try in "
 		    "%lldms", b->email, e->reason, (long long)d);
-	sched_job_wait(j, b->blocked_until - now);
+	job_wait(j, b->blocked_until - now);
 }
 
-void
-sched_client_ok(struct fjob *j)
+/* Google answered a request of the client: full speed again. */
+static void
+budget_ok(struct fjob *j)
 {
 	struct fbudget *b = j->src->budget;
 
@@ -293,21 +332,14 @@ sched_client_ok(struct fjob *j)
 	sched_pump_later(0);
 }
 
-void
-sched_set_error(struct fsrc *s, const char *msg)
+static void
+src_set_error(struct fsrc *s, const char *msg)
 {
 	if (strcmp(s->last_error, msg) == 0)
 		return;
 	util_strlcpy(s->last_error, msg, sizeof(s->last_error));
 	s->state_dirty = true;
 	src_flush_state(s);
-}
-
-void
-sched_logs_stored(struct fsrc *s, uint32_t n)
-{
-	if (child_chan() != NULL)
-		ipc_send_logs_stored(child_chan(), s->id, n);
 }
 
 static bool	alerts_storing;
@@ -692,8 +724,9 @@ static const struct partition_ops sched_partition_ops = {
 	.drain = sched_partition_drain,
 };
 
-void
-sched_creds_invalid(struct fjob *j, const struct google_error *e)
+/* FETCH_CREDS_BAD: credentials_invalid, every job probes slowly. */
+static void
+src_creds_bad(struct fjob *j, const struct google_error *e)
 {
 	struct fsrc *s = j->src;
 	char msg[GOOGLE_DIAG_MAX];
@@ -727,8 +760,9 @@ sched_creds_invalid(struct fjob *j, const struct google_error *e)
 	sched_pump_later(0);
 }
 
-void
-sched_creds_ok(struct fjob *j)
+/* Google accepts the credentials of j's source again. */
+static void
+src_creds_ok(struct fjob *j)
 {
 	struct fsrc *s = j->src;
 	size_t i;
@@ -747,7 +781,125 @@ sched_creds_ok(struct fjob *j)
 	src_flush_state(s);
 	for (i = 0; i < s->njobs; i++)
 		if (s->jobs[i] != j && s->jobs[i]->state == JOB_IDLE)
-			sched_arm(s->jobs[i]->timer, util_random_below(500));
+			sched_arm(s->jobs[i]->timer,
+			    (int64_t)util_random_below(SCHED_RESUME_SPREAD_MS));
+}
+
+/* FETCH_ANSWERED: the client and the credentials work. */
+static void
+job_answered(struct fjob *j)
+{
+	budget_ok(j);
+	if (j->src->creds_invalid)
+		src_creds_ok(j);
+}
+
+/* FETCH_PAGE_STORED: the job's run of failures is over. */
+static void
+job_page_stored(struct fjob *j)
+{
+	if (j->failing) {
+		log_info("source=%s app=%s Google answers again after %u "
+		    "failed attempts", j->src->id, j->app, j->attempt);
+		j->failing = false;
+	}
+	j->attempt = 0;
+}
+
+/* FETCH_RETRY: the job backs off; the first failure is logged. */
+static void
+job_retry(struct fjob *j, const struct google_error *e)
+{
+	int64_t d;
+
+	j->attempt++;
+	d = backoff_full_jitter(j->attempt, SCHED_RETRY_BASE_MS,
+	    SCHED_RETRY_CAP_MS);
+	if (e->retry_after_s > 0 && e->retry_after_s * 1000 > d)
+		d = e->retry_after_s * 1000;
+	if (!j->failing) {
+		log_warn("source=%s app=%s %s; retrying in %llds (further "
+		    "retries logged at debug)", j->src->id, j->app,
+		    e->diagnosis, (long long)d / 1000);
+		j->failing = true;
+	} else
+		log_debug("source=%s app=%s %s; retry %u in %lldms",
+		    j->src->id, j->app, e->diagnosis, j->attempt,
+		    (long long)d);
+	job_wait(j, d);
+}
+
+/* FETCH_WINDOW_FAILED: lastError says why; the window comes back later. */
+static void
+job_window_failed(struct fjob *j, const char *what)
+{
+	char msg[512];
+	int64_t d;
+
+	snprintf(msg, sizeof(msg), "%s window %s: %s", j->app,
+	    j->kind == WIN_MAIN ? "poll" : "re-read", what);
+	j->attempt++;
+	d = backoff_full_jitter(j->attempt, SCHED_WINDOW_BASE_MS,
+	    SCHED_WINDOW_CAP_MS);
+	log_warn("source=%s %s; window dropped, cursor kept, retrying in "
+	    "%llds", j->src->id, msg, (long long)d / 1000);
+	src_set_error(j->src, msg);
+	job_wait(j, d);
+}
+
+/* FETCH_STORE_ERROR: the run starts again shortly. */
+static void
+job_store_error(struct fjob *j, const char *what)
+{
+	if (what != NULL)
+		log_warn("source=%s app=%s %s; retrying in %llds", j->src->id,
+		    j->app, what, (long long)SCHED_STORE_RETRY_MS / 1000);
+	job_wait(j, SCHED_STORE_RETRY_MS);
+}
+
+void
+sched_report(struct fjob *j, enum fetch_result r,
+    const struct fetch_report *rep)
+{
+	static const struct fetch_report none;
+
+	if (rep == NULL)
+		rep = &none;
+	switch (r) {
+	case FETCH_ANSWERED:
+		job_answered(j);
+		break;
+	case FETCH_PAGE_STORED:
+		job_page_stored(j);
+		break;
+	case FETCH_DONE:
+		job_finish(j, true);
+		break;
+	case FETCH_NO_CLIENT:
+		job_finish(j, false);
+		break;
+	case FETCH_WAIT:
+		job_wait(j, rep->delay_ms);
+		break;
+	case FETCH_RETRY:
+		job_retry(j, rep->gerr);
+		break;
+	case FETCH_RATE_LIMITED:
+		budget_limited(j, rep->gerr);
+		break;
+	case FETCH_WINDOW_FAILED:
+		job_window_failed(j, rep->what);
+		break;
+	case FETCH_CREDS_BAD:
+		src_creds_bad(j, rep->gerr);
+		break;
+	case FETCH_STORE_ERROR:
+		job_store_error(j, rep->what);
+		break;
+	case FETCH_LEASE_LOST:
+		src_lease_lost(j->src);
+		break;
+	}
 }
 
 /* The job's timer: due, or its backoff is over. */
@@ -814,7 +966,7 @@ sched_pump(void)
 				break;
 			if (!child_store_ready() ||
 			    !store_healthy(child_store())) {
-				wake = 1000;
+				wake = SCHED_STORE_POLL_MS;
 				break;
 			}
 			if (j->src->creds_invalid && !j->probe) {
@@ -911,7 +1063,7 @@ src_kick(struct fsrc *s)
 	for (i = 0; i < s->njobs; i++)
 		if (s->jobs[i]->state == JOB_IDLE)
 			sched_arm(s->jobs[i]->timer,
-			    (int64_t)util_random_below(1000));
+			    (int64_t)util_random_below(SCHED_KICK_SPREAD_MS));
 }
 
 /* Forget s (removed, paused); its partition may become empty. */
@@ -926,8 +1078,9 @@ src_remove(struct fsrc *s, const char *why)
 	free(s);
 }
 
-void
-sched_lease_lost(struct fsrc *s)
+/* FETCH_LEASE_LOST: every job of s stops; nothing is rescheduled. */
+static void
+src_lease_lost(struct fsrc *s)
 {
 	if (s->leased)
 		log_warn("source=%s lease lost (epoch %lld); stopped, another "
@@ -1134,7 +1287,7 @@ src_apply(const bson_t *doc)
 			google_client_free(s->gc);
 			s->gc = NULL;
 			s->creds_bad_local = true;
-			sched_set_error(s, err);
+			src_set_error(s, err);
 			return;
 		}
 		s->creds_bad_local = false;

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <mongoc/mongoc.h>
 
@@ -149,19 +148,18 @@ sched_configure(const struct config *cfg, bool initial, char *err,
 	    sizeof(nc.token_url));
 	util_strlcpy(nc.api_base, config_str(cfg, CONF_GOOGLE_API_BASE),
 	    sizeof(nc.api_base));
-	if (config_str(cfg, CONF_INSTANCE_ID) != NULL &&
-	    config_str(cfg, CONF_INSTANCE_ID)[0] != '\0')
-		util_strlcpy(nc.instance, config_str(cfg, CONF_INSTANCE_ID),
-		    sizeof(nc.instance));
-	else {
-		char host[100];
-
-		if (gethostname(host, sizeof(host)) != 0)
-			util_strlcpy(host, "localhost", sizeof(host));
-		host[sizeof(host) - 1] = '\0';
-		snprintf(nc.instance, sizeof(nc.instance), "%s:%d", host,
-		    (int)getpid());
+	/*
+	 * The supervisor names the instance in every Config message
+	 * (supervisor/instance.c): the leases are held under that name.
+	 */
+	if (config_str(cfg, CONF_INSTANCE_ID) == NULL ||
+	    config_str(cfg, CONF_INSTANCE_ID)[0] == '\0') {
+		snprintf(err, errlen, "no instance_id in the configuration; "
+		    "auditrelayd names the instance of its children");
+		return -EINVAL;
 	}
+	util_strlcpy(nc.instance, config_str(cfg, CONF_INSTANCE_ID),
+	    sizeof(nc.instance));
 	if (crypto_init() != 0) {
 		snprintf(err, errlen, "cannot initialise libgcrypt");
 		return -EIO;

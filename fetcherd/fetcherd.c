@@ -1,8 +1,9 @@
 /*
  * auditrelay-fetcherd: reads the Google Workspace audit logs of every
  * source on its own schedule and stores them (deduplicated by stable id)
- * before any cursor moves. The scheduler lives in sched.c, the window and
- * paging logic in google_driver.c, the Google client in lib/google.c.
+ * before any cursor moves. The scheduler lives in sched.c, the Google
+ * conversation of a run in google_driver.c, its window and cursor state
+ * in window.c, the Google client in lib/google.c.
  */
 #include <stdio.h>
 

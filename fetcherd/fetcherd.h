@@ -1,8 +1,9 @@
 /*
  * auditrelay-fetcherd internals: the scheduler (sched.c) owns sources,
- * the partition leases (lib/partition.h), timers, concurrency gates and per-client rate-limit budgets; the
- * driver (google_driver.c) reads the windows of one (source, application)
- * and stores their logs before it moves a cursor.
+ * the partition leases (lib/partition.h), timers, concurrency gates and
+ * per-client rate-limit budgets; the driver (google_driver.c) reads the
+ * windows of one (source, application) that window.c picks and stores
+ * their logs before it moves a cursor.
  */
 #ifndef AR_FETCHERD_H
 #define AR_FETCHERD_H
@@ -13,6 +14,7 @@
 #include <stdint.h>
 
 #include <event2/event.h>
+#include <mongoc/mongoc.h>
 
 #include "lib/config.h"
 #include "lib/crypto.h"
@@ -256,6 +258,15 @@ struct fetch_report {
 /* rep may be NULL for the results that need none. */
 void	 sched_report(struct fjob *j, enum fetch_result r,
 	    const struct fetch_report *rep);
+
+/* window.c */
+struct norm_log;
+void	 window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc);
+void	 window_docs(struct fjob *j, bson_t **cursor, bson_t **stats);
+bool	 window_next(struct fjob *j);
+bool	 window_close(struct fjob *j);
+void	 window_count(struct fjob *j, struct norm_log *logs, size_t n,
+	    const bool *dup, int64_t seen);
 
 /* google_driver.c */
 void	 driver_step(struct fjob *j);

@@ -1,9 +1,11 @@
 /*
  * auditrelay-fetcherd: reads the Google Workspace audit logs of every
  * source on its own schedule and stores them (deduplicated by stable id)
- * before any cursor moves. The scheduler lives in sched.c, the Google
- * conversation of a run in google_driver.c, its window and cursor state
- * in window.c, the Google client in lib/google.c.
+ * before any cursor moves. The scheduler lives in sched.c (what becomes
+ * of a run in report.c, the sources' stored state in srcstate.c), the
+ * Google conversation of a run in google_driver.c, its window and cursor
+ * state in window.c, the ids a job stored lately in recent.c, the Google
+ * client in lib/google.c.
  */
 #include <stdio.h>
 

@@ -1,9 +1,11 @@
 /*
- * auditrelay-fetcherd internals: the scheduler (sched.c) owns sources,
- * the partition leases (lib/partition.h), timers, concurrency gates and
- * per-client rate-limit budgets; the driver (google_driver.c) reads the
- * windows of one (source, application) that window.c picks and stores
- * their logs before it moves a cursor.
+ * auditrelay-fetcherd internals: the scheduler (sched.c, with report.c
+ * and srcstate.c; fetcherd/sched.h) owns sources, the partition leases
+ * (lib/partition.h), timers, concurrency gates, per-client rate-limit
+ * budgets and every retry delay; the driver (google_driver.c) reads the
+ * windows of one (source, application) that window.c picks, stores their
+ * logs before it moves a cursor, and reports each outcome to
+ * sched_report().
  */
 #ifndef AR_FETCHERD_H
 #define AR_FETCHERD_H
@@ -218,7 +220,7 @@ int	 sched_store_setup(struct store *st, char *err, size_t errlen);
  * What the driver tells the scheduler about a run: sched_report() alone
  * decides the next run time, the backoff, the source's status, alerts and
  * the log line of the change (the delays are the SCHED_* constants of
- * sched.c). FETCH_ANSWERED and FETCH_PAGE_STORED are news of a run that
+ * sched.h). FETCH_ANSWERED and FETCH_PAGE_STORED are news of a run that
  * goes on; every other result ends the run (its concurrency slot is given
  * back) and is reported exactly once. The driver drops or keeps its window
  * before it reports.
@@ -255,7 +257,7 @@ struct fetch_report {
 	int64_t			 delay_ms;
 };
 
-/* rep may be NULL for the results that need none. */
+/* report.c; rep may be NULL for the results that need none. */
 void	 sched_report(struct fjob *j, enum fetch_result r,
 	    const struct fetch_report *rep);
 

@@ -4,7 +4,7 @@
  * hand every page to the store worker, and only when the last page of the
  * window is stored move the cursor (or the re-read schedule) and write it,
  * under the source's lease. Backpressure holds new windows. Every step's
- * outcome goes to sched_report(), which decides what follows.
+ * outcome goes to sched_report() (report.c), which decides what follows.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -3,10 +3,10 @@
  * rescan_interval and on SourceChanged hints, on the worker thread), the
  * leased partitions of sources (lib/partition.h: a source is fetched here
  * iff its partition "fetch:p<N>" is held), a timer per (source,
- * application) with jitter, a FIFO of due jobs bounded by an
- * overall concurrency and one per Google client (service account e-mail),
- * a rate-limit budget per client, and the credentials state of each source
- * (credentials_invalid, slow probes, alerts, recovery).
+ * application) with jitter, and a FIFO of due jobs bounded by an overall
+ * concurrency and one per Google client (service account e-mail). What
+ * becomes of a run is report.c's (sched_report), the stored state of a
+ * source srcstate.c's.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,10 +16,8 @@
 #include <mongoc/mongoc.h>
 
 #include "fetcherd/fetcherd.h"
-#include "fetcherd/handoff.h"
-#include "lib/backoff.h"
+#include "fetcherd/sched.h"
 #include "lib/child.h"
-#include "lib/ipc.h"
 #include "lib/json.h"
 #include "lib/log.h"
 #include "lib/partition.h"
@@ -29,18 +27,8 @@
 
 struct fetch_conf fconf;
 
-struct palert {
-	TAILQ_ENTRY(palert)	 entry;
-	char			 src[64];
-	char			 kind[32];
-	char			 msg[GOOGLE_DIAG_MAX];	/* whole advice */
-	int64_t			 at;
-};
-
-static TAILQ_HEAD(, fsrc)	 srcs = TAILQ_HEAD_INITIALIZER(srcs);
+struct fsrc_list		 srcs = TAILQ_HEAD_INITIALIZER(srcs);
 static TAILQ_HEAD(, fjob)	 queue = TAILQ_HEAD_INITIALIZER(queue);
-static TAILQ_HEAD(, fbudget)	 budgets = TAILQ_HEAD_INITIALIZER(budgets);
-static TAILQ_HEAD(, palert)	 alerts = TAILQ_HEAD_INITIALIZER(alerts);
 static struct httpc		*hc;
 static struct event		*ev_rescan, *ev_pump;
 static int			 running;
@@ -48,56 +36,10 @@ static bool			 started, stopping;
 static struct partition_set	*parts;
 static bool			 rescan_busy, rescan_again;
 static void			(*stop_done)(void);
-static unsigned			 writing;	/* source_state writes out */
 static bool			 releasing;
 
-static void	sched_release_all(void);
-
-static void	sched_pump_later(int64_t ms);
-static void	src_flush_state(struct fsrc *s);
-static struct fsrc *src_find(const char *id);
-static void	src_kick(struct fsrc *s);
-static void	src_stop_jobs(struct fsrc *s);
-static void	src_set_error(struct fsrc *s, const char *msg);
-static void	src_lease_lost(struct fsrc *s);
-
-/* lastFetchAt alone reaches source_state at most this often. */
-#define SCHED_STATE_EVERY_MS	(30LL * 1000)
-
-/*
- * The delays sched_report() decides (see enum fetch_result). A backoff is
- * a full-jitter draw in [base, min(cap, base * 2^attempt)] (lib/backoff.h).
- */
-/* Polls: the source's logFetchInterval, +/- this much jitter. */
-#define SCHED_INTERVAL_JITTER_PCT	10
-/* FETCH_RETRY: the job's own backoff (Retry-After, if longer, wins). */
-#define SCHED_RETRY_BASE_MS		1000
-#define SCHED_RETRY_CAP_MS		(120LL * 1000)
-/* FETCH_WINDOW_FAILED: the window is dropped; it comes back slower. */
-#define SCHED_WINDOW_BASE_MS		2000
-#define SCHED_WINDOW_CAP_MS		(300LL * 1000)
-/*
- * FETCH_RATE_LIMITED: the budget of the client e-mail, shared by all its
- * sources (one request at a time while it is limited); Retry-After wins.
- */
-#define SCHED_LIMIT_BASE_MS		1000
-#define SCHED_LIMIT_CAP_MS		(300LL * 1000)
-#define SCHED_LIMIT_MAX_STEP		30
-/*
- * FETCH_CREDS_BAD: fetch_credentials_retry (fconf.creds_retry_ms); the
- * other applications of the source wait for the probe's answer.
- */
-/* FETCH_STORE_ERROR: the run starts again (the pump waits for the store). */
-#define SCHED_STORE_RETRY_MS		3000
-/* The pump looks again this often while the store is down. */
-#define SCHED_STORE_POLL_MS		1000
-/* Jobs kicked (new lease, new credentials) start within this spread. */
-#define SCHED_KICK_SPREAD_MS		1000
-/* The other jobs of a source whose credentials work again: this spread. */
-#define SCHED_RESUME_SPREAD_MS		500
-
 /* Arm a one-shot timer ms from now. */
-static void
+void
 sched_arm(struct event *ev, int64_t ms)
 {
 	struct timeval tv;
@@ -186,35 +128,8 @@ sched_configure(const struct config *cfg, bool initial, char *err,
 	return 0;
 }
 
-/* Budgets: one per client e-mail. */
-static struct fbudget *
-budget_get(const char *email)
-{
-	struct fbudget *b;
-
-	TAILQ_FOREACH(b, &budgets, entry)
-		if (strcmp(b->email, email) == 0) {
-			b->refs++;
-			return b;
-		}
-	b = util_xcalloc(1, sizeof(*b));
-	util_strlcpy(b->email, email, sizeof(b->email));
-	b->refs = 1;
-	TAILQ_INSERT_TAIL(&budgets, b, entry);
-	return b;
-}
-
-static void
-budget_put(struct fbudget *b)
-{
-	if (b == NULL || --b->refs > 0)
-		return;
-	TAILQ_REMOVE(&budgets, b, entry);
-	free(b);
-}
-
 /* Give back the concurrency slot of a running job. */
-static void
+void
 job_release(struct fjob *j)
 {
 	if (j->state == JOB_RUNNING) {
@@ -227,399 +142,13 @@ job_release(struct fjob *j)
 }
 
 /* Stop whatever the job does; it stays idle without a timer. */
-static void
+void
 job_stop(struct fjob *j)
 {
 	driver_abort(j);
 	job_release(j);
 	evtimer_del(j->timer);
 	j->probe = false;
-}
-
-/* Interval of a source with jitter, ms. */
-static int64_t
-src_interval_ms(const struct fsrc *s)
-{
-	int64_t iv = s->interval_s > 0 ? s->interval_s : 300;
-
-	return backoff_jitter_pct(iv * 1000, SCHED_INTERVAL_JITTER_PCT);
-}
-
-/* FETCH_DONE (ok) and FETCH_NO_CLIENT: next poll at the interval. */
-static void
-job_finish(struct fjob *j, bool ok)
-{
-	struct fsrc *s = j->src;
-
-	job_release(j);
-	j->probe = false;
-	j->last_run_mono = util_mono_ms();
-	if (ok) {
-		s->last_fetch_at = util_now_ms();
-		if (!s->creds_invalid && s->last_error[0] != '\0') {
-			bool others = false;
-			size_t i;
-
-			for (i = 0; i < s->njobs; i++)
-				if (s->jobs[i]->failing)
-					others = true;
-			if (!others)
-				s->last_error[0] = '\0';
-		}
-		s->state_dirty = true;
-		src_flush_state(s);
-		if (j->run_new > 0)
-			log_debug("source=%s app=%s %lld new logs",
-			    s->id, j->app, (long long)j->run_new);
-	}
-	j->run_new = 0;
-	sched_arm(j->timer, src_interval_ms(s));
-	sched_pump_later(0);
-}
-
-/* The run pauses delay_ms without its slot (the driver's window stays). */
-static void
-job_wait(struct fjob *j, int64_t delay_ms)
-{
-	job_release(j);
-	j->state = JOB_WAIT;
-	sched_arm(j->timer, delay_ms);
-	sched_pump_later(0);
-}
-
-/* FETCH_RATE_LIMITED: the client's budget backs off, the job waits it. */
-static void
-budget_limited(struct fjob *j, const struct google_error *e)
-{
-	struct fbudget *b = j->src->budget;
-	int64_t now = util_mono_ms(), d;
-
-	d = backoff_full_jitter(b->attempt, SCHED_LIMIT_BASE_MS,
-	    SCHED_LIMIT_CAP_MS);
-	if (b->attempt < SCHED_LIMIT_MAX_STEP)
-		b->attempt++;
-	if (e->retry_after_s > 0 && e->retry_after_s * 1000 > d)
-		d = e->retry_after_s * 1000;
-	if (now + d > b->blocked_until)
-		b->blocked_until = now + d;
-	if (!b->limited) {
-		log_warn("Google rate-limits client %s (%s); every source of "
-		    "this client slows down, retrying in %llds", b->email,
-		    e->reason, (long long)d / 1000);
-		b->limited = true;
-	} else
-		log_debug("client %s still rate-limited (%s), next try in "
-		    "%lldms", b->email, e->reason, (long long)d);
-	job_wait(j, b->blocked_until - now);
-}
-
-/* Google answered a request of the client: full speed again. */
-static void
-budget_ok(struct fjob *j)
-{
-	struct fbudget *b = j->src->budget;
-
-	if (b->attempt == 0)
-		return;
-	if (b->limited)
-		log_info("Google accepts requests of client %s again; full "
-		    "speed resumed", b->email);
-	b->attempt = 0;
-	b->limited = false;
-	b->blocked_until = 0;
-	sched_pump_later(0);
-}
-
-static void
-src_set_error(struct fsrc *s, const char *msg)
-{
-	if (strcmp(s->last_error, msg) == 0)
-		return;
-	util_strlcpy(s->last_error, msg, sizeof(s->last_error));
-	s->state_dirty = true;
-	src_flush_state(s);
-}
-
-static bool	alerts_storing;
-static void	alerts_flush(void);
-
-/* The head alert is stored (or not): the next one, or retry later. */
-static void
-alerts_flush_done(struct handoff *h)
-{
-	struct palert *a = TAILQ_FIRST(&alerts);
-
-	alerts_storing = false;
-	if (!child_store_result(h->rc == 0, h->err)) {
-		handoff_free(h);
-		return;		/* kept; the next alert or rescan retries */
-	}
-	if (a != NULL) {
-		log_info("source=%s alert=%s stored for delivery", a->src,
-		    a->kind);
-		if (child_chan() != NULL)
-			ipc_send_logs_stored(child_chan(), a->src, 0);
-		TAILQ_REMOVE(&alerts, a, entry);
-		free(a);
-	}
-	handoff_free(h);
-	alerts_flush();
-}
-
-/*
- * Store the queued alerts on the worker, one at a time and in order;
- * each then wakes the deliverer.
- */
-static void
-alerts_flush(void)
-{
-	struct palert *a;
-	struct handoff *h;
-	char id[37];
-
-	if (alerts_storing || (a = TAILQ_FIRST(&alerts)) == NULL ||
-	    !child_store_ready() || !store_healthy(child_store()))
-		return;
-	util_uuid_v4(id);
-	h = handoff_new(HANDOFF_INSERT, a->src, NULL);
-	util_strlcpy(h->coll, STORE_ALERTS, sizeof(h->coll));
-	h->doc = BCON_NEW("_id", BCON_UTF8(id), "sourceId",
-	    BCON_UTF8(a->src), "alert", BCON_UTF8(a->kind), "message",
-	    BCON_UTF8(a->msg), "at", BCON_INT64(a->at), "state",
-	    BCON_UTF8("pending"), "batchId", BCON_NULL);
-	h->done = alerts_flush_done;
-	if (handoff_submit(h) != 0) {
-		handoff_free(h);
-		return;
-	}
-	alerts_storing = true;
-}
-
-static void
-alert_queue(struct fsrc *s, const char *kind, const char *msg)
-{
-	struct palert *a = util_xcalloc(1, sizeof(*a));
-
-	util_strlcpy(a->src, s->id, sizeof(a->src));
-	util_strlcpy(a->kind, kind, sizeof(a->kind));
-	util_strlcpy(a->msg, msg, sizeof(a->msg));
-	a->at = util_now_ms();
-	TAILQ_INSERT_TAIL(&alerts, a, entry);
-	alerts_flush();
-}
-
-/* A state write finished: note it, write again if it changed since. */
-static void
-src_flush_done(struct handoff *h)
-{
-	struct fsrc *s = src_find(h->sid);
-
-	(void)child_store_result(h->rc == 0, h->err);
-	writing--;
-	if (stopping && writing == 0)
-		sched_release_all();
-	if (s != NULL && s->state_writing) {
-		s->state_writing = false;
-		if (h->rc != 0)
-			s->state_dirty = true;	/* the next rescan retries */
-		else
-			s->state_written_at = util_mono_ms();
-		if (s->state_dirty && s->state_urgent && !stopping)
-			src_flush_state(s);
-	}
-	handoff_free(h);
-}
-
-/*
- * Write source_state "<id>:fetch" when it changed (under the lease), on
- * the worker. A new lastFetchAt alone is written at most every
- * SCHED_STATE_EVERY_MS: a poll that found nothing writes nothing.
- */
-static void
-src_flush_state(struct fsrc *s)
-{
-	struct handoff *h;
-	bson_t *doc;
-	const char *status;
-
-	if (!s->state_dirty || !s->leased || !child_store_ready() ||
-	    !store_healthy(child_store()) || s->state_writing)
-		return;
-	status = s->creds_invalid ? "credentials_invalid" : "active";
-	s->state_urgent = s->written_status != status ||
-	    strcmp(s->written_error, s->last_error) != 0 ||
-	    (s->last_fetch_at > 0) != s->written_fetched;
-	if (!s->state_urgent && s->state_written_at > 0 &&
-	    util_mono_ms() - s->state_written_at < SCHED_STATE_EVERY_MS)
-		return;
-	doc = BCON_NEW("sourceId", BCON_UTF8(s->id),
-	    "status", BCON_UTF8(status));
-	if (s->last_fetch_at > 0)
-		BSON_APPEND_INT64(doc, "lastFetchAt", s->last_fetch_at);
-	else
-		BSON_APPEND_NULL(doc, "lastFetchAt");
-	if (s->last_error[0] != '\0')
-		BSON_APPEND_UTF8(doc, "lastError", s->last_error);
-	else
-		BSON_APPEND_NULL(doc, "lastError");
-	BSON_APPEND_INT64(doc, "credentialsVersion", s->creds_version);
-	BSON_APPEND_INT64(doc, "epoch", s->lease.epoch);
-	BSON_APPEND_INT64(doc, "updatedAt", util_now_ms());
-	h = handoff_new(HANDOFF_UPSERT, s->id, NULL);
-	util_strlcpy(h->coll, STORE_SOURCE_STATE, sizeof(h->coll));
-	snprintf(h->id, sizeof(h->id), "%s:fetch", s->id);
-	h->doc = doc;
-	h->done = src_flush_done;
-	if (handoff_submit(h) != 0) {
-		handoff_free(h);
-		return;
-	}
-	s->state_writing = true;
-	s->state_dirty = false;
-	writing++;
-	s->written_status = status;
-	s->written_fetched = s->last_fetch_at > 0;
-	util_strlcpy(s->written_error, s->last_error,
-	    sizeof(s->written_error));
-}
-
-/* Apply a persisted source_state (NULL: none yet) after a take. */
-static void
-src_state_apply(struct fsrc *s, const bson_t *doc)
-{
-	const char *st, *le;
-
-	s->state_loaded = true;
-	s->state_dirty = true;	/* the new epoch */
-	if (doc == NULL)
-		return;
-	st = store_bson_str(doc, "status");
-	le = store_bson_str(doc, "lastError");
-	if (st != NULL && strcmp(st, "credentials_invalid") == 0) {
-		s->creds_invalid = true;
-		s->creds_retry_at = 0;	/* probe at once */
-	}
-	if (le != NULL)
-		util_strlcpy(s->last_error, le, sizeof(s->last_error));
-	s->last_fetch_at = store_bson_int(doc, "lastFetchAt", 0);
-}
-
-/*
- * The source_state of the sources of a partition just taken, read in
- * one query on the worker thread; they start once it is known.
- */
-struct sload {
-	int	 part;
-	int64_t	 epoch;
-	char	 (*ids)[64];
-	bson_t	**docs;
-	size_t	 n;
-	int	 rc;
-	char	 err[512];
-};
-
-static void
-sload_work(void *arg)
-{
-	struct sload *l = arg;
-	mongoc_client_t *c;
-	mongoc_collection_t *col;
-	mongoc_cursor_t *cur;
-	const bson_t *doc;
-	bson_t sel, in, arr;
-	bson_error_t e;
-	char k[16], id[100];
-	const char *kp, *did;
-	size_t i, n;
-
-	bson_init(&sel);
-	bson_append_document_begin(&sel, "_id", -1, &in);
-	bson_append_array_begin(&in, "$in", -1, &arr);
-	for (i = 0; i < l->n; i++) {
-		bson_uint32_to_string((uint32_t)i, &kp, k, sizeof(k));
-		snprintf(id, sizeof(id), "%s:fetch", l->ids[i]);
-		bson_append_utf8(&arr, kp, -1, id, -1);
-	}
-	bson_append_array_end(&in, &arr);
-	bson_append_document_end(&sel, &in);
-	c = store_pop(child_store());
-	col = store_coll(child_store(), c, STORE_SOURCE_STATE);
-	cur = mongoc_collection_find_with_opts(col, &sel, NULL, NULL);
-	while (mongoc_cursor_next(cur, &doc)) {
-		if ((did = store_bson_str(doc, "_id")) == NULL)
-			continue;
-		n = strlen(did);
-		for (i = 0; i < l->n; i++)
-			if (n == strlen(l->ids[i]) + 6 &&
-			    strncmp(did, l->ids[i], n - 6) == 0 &&
-			    l->docs[i] == NULL)
-				l->docs[i] = bson_copy(doc);
-	}
-	if (mongoc_cursor_error(cur, &e)) {
-		snprintf(l->err, sizeof(l->err), "find source_state: %.400s",
-		    e.message);
-		l->rc = -EIO;
-	}
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(col);
-	store_push(child_store(), c);
-	bson_destroy(&sel);
-}
-
-static void
-sload_done(void *arg)
-{
-	struct sload *l = arg;
-	struct fsrc *s;
-	size_t i;
-
-	child_store_result(l->rc == 0, l->err);
-	for (i = 0; i < l->n; i++) {
-		s = src_find(l->ids[i]);
-		if (s != NULL && s->leased && s->part == l->part &&
-		    s->lease.epoch == l->epoch && !stopping) {
-			if (l->rc == 0)
-				src_state_apply(s, l->docs[i]);
-			src_kick(s);
-			src_flush_state(s);
-		}
-		if (l->docs[i] != NULL)
-			bson_destroy(l->docs[i]);
-	}
-	free(l->ids);
-	free(l->docs);
-	free(l);
-}
-
-/*
- * Load the states of the sources of part (only one when one is not
- * NULL) that hold its lease of epoch, then kick them.
- */
-static void
-src_load_start(int part, int64_t epoch, struct fsrc *one)
-{
-	struct sload *l;
-	struct fsrc *s;
-	size_t n = 0;
-
-	TAILQ_FOREACH(s, &srcs, entry)
-		if (s->part == part && s->leased && (one == NULL || s == one))
-			n++;
-	if (n == 0)
-		return;
-	l = util_xcalloc(1, sizeof(*l));
-	l->part = part;
-	l->epoch = epoch;
-	l->ids = util_xcalloc(n, sizeof(*l->ids));
-	l->docs = util_xcalloc(n, sizeof(*l->docs));
-	TAILQ_FOREACH(s, &srcs, entry)
-		if (s->part == part && s->leased && (one == NULL || s == one))
-			util_strlcpy(l->ids[l->n++], s->id, sizeof(l->ids[0]));
-	if (worker_submit(sload_work, sload_done, l) != 0) {
-		free(l->ids);
-		free(l->docs);
-		free(l);
-	}
 }
 
 /* Work on s under its partition's lease l; it starts once loaded. */
@@ -721,184 +250,6 @@ static const struct partition_ops sched_partition_ops = {
 	.lost = sched_partition_lost,
 	.drain = sched_partition_drain,
 };
-
-/* FETCH_CREDS_BAD: credentials_invalid, every job probes slowly. */
-static void
-src_creds_bad(struct fjob *j, const struct google_error *e)
-{
-	struct fsrc *s = j->src;
-	char msg[GOOGLE_DIAG_MAX];
-	size_t i;
-
-	s->creds_retry_at = util_mono_ms() + fconf.creds_retry_ms;
-	snprintf(msg, sizeof(msg), "%s", e->diagnosis);
-	if (!s->creds_invalid) {
-		s->creds_invalid = true;
-		log_err("source=%s %s; fetching paused, cursor kept, "
-		    "retrying every %llds", s->id, msg,
-		    (long long)fconf.creds_retry_ms / 1000);
-		alert_queue(s, "credentials_invalid", msg);
-		/* stop the other applications of this source */
-		for (i = 0; i < s->njobs; i++)
-			if (s->jobs[i] != j) {
-				job_stop(s->jobs[i]);
-				sched_arm(s->jobs[i]->timer,
-				    fconf.creds_retry_ms);
-			}
-	} else
-		log_info("source=%s credentials still refused (%s); next "
-		    "try in %llds", s->id, e->reason,
-		    (long long)fconf.creds_retry_ms / 1000);
-	util_strlcpy(s->last_error, msg, sizeof(s->last_error));
-	s->state_dirty = true;
-	src_flush_state(s);
-	job_release(j);
-	j->probe = false;
-	sched_arm(j->timer, fconf.creds_retry_ms);
-	sched_pump_later(0);
-}
-
-/* Google accepts the credentials of j's source again. */
-static void
-src_creds_ok(struct fjob *j)
-{
-	struct fsrc *s = j->src;
-	size_t i;
-
-	if (!s->creds_invalid)
-		return;
-	s->creds_invalid = false;
-	s->creds_retry_at = 0;
-	s->last_error[0] = '\0';
-	s->state_dirty = true;
-	log_notice("source=%s Google accepts the credentials again; "
-	    "fetching resumed from the saved cursors", s->id);
-	alert_queue(s, "credentials_restored", "Google accepts the "
-	    "service-account credentials again; fetching resumed from where "
-	    "it stopped");
-	src_flush_state(s);
-	for (i = 0; i < s->njobs; i++)
-		if (s->jobs[i] != j && s->jobs[i]->state == JOB_IDLE)
-			sched_arm(s->jobs[i]->timer,
-			    (int64_t)util_random_below(SCHED_RESUME_SPREAD_MS));
-}
-
-/* FETCH_ANSWERED: the client and the credentials work. */
-static void
-job_answered(struct fjob *j)
-{
-	budget_ok(j);
-	if (j->src->creds_invalid)
-		src_creds_ok(j);
-}
-
-/* FETCH_PAGE_STORED: the job's run of failures is over. */
-static void
-job_page_stored(struct fjob *j)
-{
-	if (j->failing) {
-		log_info("source=%s app=%s Google answers again after %u "
-		    "failed attempts", j->src->id, j->app, j->attempt);
-		j->failing = false;
-	}
-	j->attempt = 0;
-}
-
-/* FETCH_RETRY: the job backs off; the first failure is logged. */
-static void
-job_retry(struct fjob *j, const struct google_error *e)
-{
-	int64_t d;
-
-	j->attempt++;
-	d = backoff_full_jitter(j->attempt, SCHED_RETRY_BASE_MS,
-	    SCHED_RETRY_CAP_MS);
-	if (e->retry_after_s > 0 && e->retry_after_s * 1000 > d)
-		d = e->retry_after_s * 1000;
-	if (!j->failing) {
-		log_warn("source=%s app=%s %s; retrying in %llds (further "
-		    "retries logged at debug)", j->src->id, j->app,
-		    e->diagnosis, (long long)d / 1000);
-		j->failing = true;
-	} else
-		log_debug("source=%s app=%s %s; retry %u in %lldms",
-		    j->src->id, j->app, e->diagnosis, j->attempt,
-		    (long long)d);
-	job_wait(j, d);
-}
-
-/* FETCH_WINDOW_FAILED: lastError says why; the window comes back later. */
-static void
-job_window_failed(struct fjob *j, const char *what)
-{
-	char msg[512];
-	int64_t d;
-
-	snprintf(msg, sizeof(msg), "%s window %s: %s", j->app,
-	    j->kind == WIN_MAIN ? "poll" : "re-read", what);
-	j->attempt++;
-	d = backoff_full_jitter(j->attempt, SCHED_WINDOW_BASE_MS,
-	    SCHED_WINDOW_CAP_MS);
-	log_warn("source=%s %s; window dropped, cursor kept, retrying in "
-	    "%llds", j->src->id, msg, (long long)d / 1000);
-	src_set_error(j->src, msg);
-	job_wait(j, d);
-}
-
-/* FETCH_STORE_ERROR: the run starts again shortly. */
-static void
-job_store_error(struct fjob *j, const char *what)
-{
-	if (what != NULL)
-		log_warn("source=%s app=%s %s; retrying in %llds", j->src->id,
-		    j->app, what, (long long)SCHED_STORE_RETRY_MS / 1000);
-	job_wait(j, SCHED_STORE_RETRY_MS);
-}
-
-void
-sched_report(struct fjob *j, enum fetch_result r,
-    const struct fetch_report *rep)
-{
-	static const struct fetch_report none;
-
-	if (rep == NULL)
-		rep = &none;
-	switch (r) {
-	case FETCH_ANSWERED:
-		job_answered(j);
-		break;
-	case FETCH_PAGE_STORED:
-		job_page_stored(j);
-		break;
-	case FETCH_DONE:
-		job_finish(j, true);
-		break;
-	case FETCH_NO_CLIENT:
-		job_finish(j, false);
-		break;
-	case FETCH_WAIT:
-		job_wait(j, rep->delay_ms);
-		break;
-	case FETCH_RETRY:
-		job_retry(j, rep->gerr);
-		break;
-	case FETCH_RATE_LIMITED:
-		budget_limited(j, rep->gerr);
-		break;
-	case FETCH_WINDOW_FAILED:
-		job_window_failed(j, rep->what);
-		break;
-	case FETCH_CREDS_BAD:
-		src_creds_bad(j, rep->gerr);
-		break;
-	case FETCH_STORE_ERROR:
-		job_store_error(j, rep->what);
-		break;
-	case FETCH_LEASE_LOST:
-		src_lease_lost(j->src);
-		break;
-	}
-}
 
 /* The job's timer: due, or its backoff is over. */
 static void
@@ -1004,7 +355,7 @@ pump_cb(evutil_socket_t fd, short what, void *arg)
 	sched_pump();
 }
 
-static void
+void
 sched_pump_later(int64_t ms)
 {
 	if (ev_pump != NULL && !stopping)
@@ -1013,7 +364,7 @@ sched_pump_later(int64_t ms)
 
 /* Sources. */
 
-static struct fsrc *
+struct fsrc *
 src_find(const char *id)
 {
 	struct fsrc *s;
@@ -1041,7 +392,7 @@ src_free_jobs(struct fsrc *s)
 }
 
 /* Stop all jobs and forget their loaded state (after losing the lease). */
-static void
+void
 src_stop_jobs(struct fsrc *s)
 {
 	size_t i;
@@ -1053,7 +404,7 @@ src_stop_jobs(struct fsrc *s)
 }
 
 /* Kick every job of a source within a second. */
-static void
+void
 src_kick(struct fsrc *s)
 {
 	size_t i;
@@ -1074,20 +425,6 @@ src_remove(struct fsrc *s, const char *why)
 	budget_put(s->budget);
 	TAILQ_REMOVE(&srcs, s, entry);
 	free(s);
-}
-
-/* FETCH_LEASE_LOST: every job of s stops; nothing is rescheduled. */
-static void
-src_lease_lost(struct fsrc *s)
-{
-	if (s->leased)
-		log_warn("source=%s lease lost (epoch %lld); stopped, another "
-		    "instance may fetch it", s->id,
-		    (long long)s->lease.epoch);
-	s->leased = false;
-	s->lease.held = false;
-	src_stop_jobs(s);
-	sched_pump_later(0);
 }
 
 /* Decrypt the credentials of doc and build the Google client. */
@@ -1531,7 +868,7 @@ sched_released(void *arg)
 }
 
 /* Stopping, the states written: now the partitions go. */
-static void
+void
 sched_release_all(void)
 {
 	if (releasing)
@@ -1559,8 +896,14 @@ sched_stop(void (*done)(void))
 		s->leased = false;
 	}
 	/* ...then hand the partitions over, once the last one is written. */
-	if (writing == 0)
+	if (src_state_writes() == 0)
 		sched_release_all();
+}
+
+bool
+sched_stopping(void)
+{
+	return stopping;
 }
 
 void

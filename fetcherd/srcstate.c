@@ -1,0 +1,330 @@
+/*
+ * The state the scheduler stores for each source: its source_state
+ * document "<id>:fetch" (status, lastError, lastFetchAt; read once when
+ * a partition is taken, written under the lease when it changes) and the
+ * alerts (credentials_invalid, credentials_restored) queued for deliverd.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mongoc/mongoc.h>
+
+#include "fetcherd/fetcherd.h"
+#include "fetcherd/handoff.h"
+#include "fetcherd/sched.h"
+#include "lib/child.h"
+#include "lib/ipc.h"
+#include "lib/log.h"
+#include "lib/store.h"
+#include "lib/util.h"
+#include "lib/worker.h"
+
+struct palert {
+	TAILQ_ENTRY(palert)	 entry;
+	char			 src[64];
+	char			 kind[32];
+	char			 msg[GOOGLE_DIAG_MAX];	/* whole advice */
+	int64_t			 at;
+};
+
+static TAILQ_HEAD(, palert)	 alerts = TAILQ_HEAD_INITIALIZER(alerts);
+static bool			 alerts_storing;
+static unsigned			 writing;	/* source_state writes out */
+
+unsigned
+src_state_writes(void)
+{
+	return writing;
+}
+
+void
+src_set_error(struct fsrc *s, const char *msg)
+{
+	if (strcmp(s->last_error, msg) == 0)
+		return;
+	util_strlcpy(s->last_error, msg, sizeof(s->last_error));
+	s->state_dirty = true;
+	src_flush_state(s);
+}
+
+
+/* The head alert is stored (or not): the next one, or retry later. */
+static void
+alerts_flush_done(struct handoff *h)
+{
+	struct palert *a = TAILQ_FIRST(&alerts);
+
+	alerts_storing = false;
+	if (!child_store_result(h->rc == 0, h->err)) {
+		handoff_free(h);
+		return;		/* kept; the next alert or rescan retries */
+	}
+	if (a != NULL) {
+		log_info("source=%s alert=%s stored for delivery", a->src,
+		    a->kind);
+		if (child_chan() != NULL)
+			ipc_send_logs_stored(child_chan(), a->src, 0);
+		TAILQ_REMOVE(&alerts, a, entry);
+		free(a);
+	}
+	handoff_free(h);
+	alerts_flush();
+}
+
+/*
+ * Store the queued alerts on the worker, one at a time and in order;
+ * each then wakes the deliverer.
+ */
+void
+alerts_flush(void)
+{
+	struct palert *a;
+	struct handoff *h;
+	char id[37];
+
+	if (alerts_storing || (a = TAILQ_FIRST(&alerts)) == NULL ||
+	    !child_store_ready() || !store_healthy(child_store()))
+		return;
+	util_uuid_v4(id);
+	h = handoff_new(HANDOFF_INSERT, a->src, NULL);
+	util_strlcpy(h->coll, STORE_ALERTS, sizeof(h->coll));
+	h->doc = BCON_NEW("_id", BCON_UTF8(id), "sourceId",
+	    BCON_UTF8(a->src), "alert", BCON_UTF8(a->kind), "message",
+	    BCON_UTF8(a->msg), "at", BCON_INT64(a->at), "state",
+	    BCON_UTF8("pending"), "batchId", BCON_NULL);
+	h->done = alerts_flush_done;
+	if (handoff_submit(h) != 0) {
+		handoff_free(h);
+		return;
+	}
+	alerts_storing = true;
+}
+
+void
+alert_queue(struct fsrc *s, const char *kind, const char *msg)
+{
+	struct palert *a = util_xcalloc(1, sizeof(*a));
+
+	util_strlcpy(a->src, s->id, sizeof(a->src));
+	util_strlcpy(a->kind, kind, sizeof(a->kind));
+	util_strlcpy(a->msg, msg, sizeof(a->msg));
+	a->at = util_now_ms();
+	TAILQ_INSERT_TAIL(&alerts, a, entry);
+	alerts_flush();
+}
+
+/* A state write finished: note it, write again if it changed since. */
+static void
+src_flush_done(struct handoff *h)
+{
+	struct fsrc *s = src_find(h->sid);
+
+	(void)child_store_result(h->rc == 0, h->err);
+	writing--;
+	if (sched_stopping() && writing == 0)
+		sched_release_all();
+	if (s != NULL && s->state_writing) {
+		s->state_writing = false;
+		if (h->rc != 0)
+			s->state_dirty = true;	/* the next rescan retries */
+		else
+			s->state_written_at = util_mono_ms();
+		if (s->state_dirty && s->state_urgent && !sched_stopping())
+			src_flush_state(s);
+	}
+	handoff_free(h);
+}
+
+/*
+ * Write source_state "<id>:fetch" when it changed (under the lease), on
+ * the worker. A new lastFetchAt alone is written at most every
+ * SCHED_STATE_EVERY_MS: a poll that found nothing writes nothing.
+ */
+void
+src_flush_state(struct fsrc *s)
+{
+	struct handoff *h;
+	bson_t *doc;
+	const char *status;
+
+	if (!s->state_dirty || !s->leased || !child_store_ready() ||
+	    !store_healthy(child_store()) || s->state_writing)
+		return;
+	status = s->creds_invalid ? "credentials_invalid" : "active";
+	s->state_urgent = s->written_status != status ||
+	    strcmp(s->written_error, s->last_error) != 0 ||
+	    (s->last_fetch_at > 0) != s->written_fetched;
+	if (!s->state_urgent && s->state_written_at > 0 &&
+	    util_mono_ms() - s->state_written_at < SCHED_STATE_EVERY_MS)
+		return;
+	doc = BCON_NEW("sourceId", BCON_UTF8(s->id),
+	    "status", BCON_UTF8(status));
+	if (s->last_fetch_at > 0)
+		BSON_APPEND_INT64(doc, "lastFetchAt", s->last_fetch_at);
+	else
+		BSON_APPEND_NULL(doc, "lastFetchAt");
+	if (s->last_error[0] != '\0')
+		BSON_APPEND_UTF8(doc, "lastError", s->last_error);
+	else
+		BSON_APPEND_NULL(doc, "lastError");
+	BSON_APPEND_INT64(doc, "credentialsVersion", s->creds_version);
+	BSON_APPEND_INT64(doc, "epoch", s->lease.epoch);
+	BSON_APPEND_INT64(doc, "updatedAt", util_now_ms());
+	h = handoff_new(HANDOFF_UPSERT, s->id, NULL);
+	util_strlcpy(h->coll, STORE_SOURCE_STATE, sizeof(h->coll));
+	snprintf(h->id, sizeof(h->id), "%s:fetch", s->id);
+	h->doc = doc;
+	h->done = src_flush_done;
+	if (handoff_submit(h) != 0) {
+		handoff_free(h);
+		return;
+	}
+	s->state_writing = true;
+	s->state_dirty = false;
+	writing++;
+	s->written_status = status;
+	s->written_fetched = s->last_fetch_at > 0;
+	util_strlcpy(s->written_error, s->last_error,
+	    sizeof(s->written_error));
+}
+
+/* Apply a persisted source_state (NULL: none yet) after a take. */
+static void
+src_state_apply(struct fsrc *s, const bson_t *doc)
+{
+	const char *st, *le;
+
+	s->state_loaded = true;
+	s->state_dirty = true;	/* the new epoch */
+	if (doc == NULL)
+		return;
+	st = store_bson_str(doc, "status");
+	le = store_bson_str(doc, "lastError");
+	if (st != NULL && strcmp(st, "credentials_invalid") == 0) {
+		s->creds_invalid = true;
+		s->creds_retry_at = 0;	/* probe at once */
+	}
+	if (le != NULL)
+		util_strlcpy(s->last_error, le, sizeof(s->last_error));
+	s->last_fetch_at = store_bson_int(doc, "lastFetchAt", 0);
+}
+
+/*
+ * The source_state of the sources of a partition just taken, read in
+ * one query on the worker thread; they start once it is known.
+ */
+struct sload {
+	int	 part;
+	int64_t	 epoch;
+	char	 (*ids)[64];
+	bson_t	**docs;
+	size_t	 n;
+	int	 rc;
+	char	 err[512];
+};
+
+static void
+sload_work(void *arg)
+{
+	struct sload *l = arg;
+	mongoc_client_t *c;
+	mongoc_collection_t *col;
+	mongoc_cursor_t *cur;
+	const bson_t *doc;
+	bson_t sel, in, arr;
+	bson_error_t e;
+	char k[16], id[100];
+	const char *kp, *did;
+	size_t i, n;
+
+	bson_init(&sel);
+	bson_append_document_begin(&sel, "_id", -1, &in);
+	bson_append_array_begin(&in, "$in", -1, &arr);
+	for (i = 0; i < l->n; i++) {
+		bson_uint32_to_string((uint32_t)i, &kp, k, sizeof(k));
+		snprintf(id, sizeof(id), "%s:fetch", l->ids[i]);
+		bson_append_utf8(&arr, kp, -1, id, -1);
+	}
+	bson_append_array_end(&in, &arr);
+	bson_append_document_end(&sel, &in);
+	c = store_pop(child_store());
+	col = store_coll(child_store(), c, STORE_SOURCE_STATE);
+	cur = mongoc_collection_find_with_opts(col, &sel, NULL, NULL);
+	while (mongoc_cursor_next(cur, &doc)) {
+		if ((did = store_bson_str(doc, "_id")) == NULL)
+			continue;
+		n = strlen(did);
+		for (i = 0; i < l->n; i++)
+			if (n == strlen(l->ids[i]) + 6 &&
+			    strncmp(did, l->ids[i], n - 6) == 0 &&
+			    l->docs[i] == NULL)
+				l->docs[i] = bson_copy(doc);
+	}
+	if (mongoc_cursor_error(cur, &e)) {
+		snprintf(l->err, sizeof(l->err), "find source_state: %.400s",
+		    e.message);
+		l->rc = -EIO;
+	}
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(col);
+	store_push(child_store(), c);
+	bson_destroy(&sel);
+}
+
+static void
+sload_done(void *arg)
+{
+	struct sload *l = arg;
+	struct fsrc *s;
+	size_t i;
+
+	child_store_result(l->rc == 0, l->err);
+	for (i = 0; i < l->n; i++) {
+		s = src_find(l->ids[i]);
+		if (s != NULL && s->leased && s->part == l->part &&
+		    s->lease.epoch == l->epoch && !sched_stopping()) {
+			if (l->rc == 0)
+				src_state_apply(s, l->docs[i]);
+			src_kick(s);
+			src_flush_state(s);
+		}
+		if (l->docs[i] != NULL)
+			bson_destroy(l->docs[i]);
+	}
+	free(l->ids);
+	free(l->docs);
+	free(l);
+}
+
+/*
+ * Load the states of the sources of part (only one when one is not
+ * NULL) that hold its lease of epoch, then kick them.
+ */
+void
+src_load_start(int part, int64_t epoch, struct fsrc *one)
+{
+	struct sload *l;
+	struct fsrc *s;
+	size_t n = 0;
+
+	TAILQ_FOREACH(s, &srcs, entry)
+		if (s->part == part && s->leased && (one == NULL || s == one))
+			n++;
+	if (n == 0)
+		return;
+	l = util_xcalloc(1, sizeof(*l));
+	l->part = part;
+	l->epoch = epoch;
+	l->ids = util_xcalloc(n, sizeof(*l->ids));
+	l->docs = util_xcalloc(n, sizeof(*l->docs));
+	TAILQ_FOREACH(s, &srcs, entry)
+		if (s->part == part && s->leased && (one == NULL || s == one))
+			util_strlcpy(l->ids[l->n++], s->id, sizeof(l->ids[0]));
+	if (worker_submit(sload_work, sload_done, l) != 0) {
+		free(l->ids);
+		free(l->docs);
+		free(l);
+	}
+}

@@ -5,7 +5,13 @@
  * later, in bulk, with those of the other batches delivered meanwhile
  * (every delete scans the collection on FerretDB 1.24, so one deleteMany
  * per PRUNE_EVERY_MS, not one per batch). A sweep deletes the delivered
- * metadata after PRUNE_KEEP_DELIVERED_MS, with any body a crash kept.
+ * metadata after PRUNE_KEEP_DELIVERED_MS, with any body a crash kept,
+ * but never the metadata of a batch whose intent still exists: fetcherd,
+ * cleaning the intents a crash left (fetcherd/handoff.h), takes a batch
+ * without metadata for one never committed and reads its logs again, so
+ * the metadata must outlive the intent however long the recovery waits
+ * (a fetcherd down, a store outage); it used to be kept a minute and
+ * hope that was enough.
  * The de-duplication is fetcherd's (seen_* partitions), never this.
  *
  * Dead letters are kept delivery_dead_letter_retention seconds after they
@@ -38,6 +44,8 @@ struct prune_job {
 	char		**ids;		/* bodies to delete */
 	size_t		  nids;
 	bool		  sweep;	/* and old delivered metadata */
+	size_t		  keep_from;	/* swept ids start here */
+	size_t		  kept;		/* swept, kept for their intent */
 	int64_t		  deleted;
 	int		  rc;
 	char		  err[512];
@@ -161,11 +169,47 @@ prune_sweep_one(const bson_t *doc, void *arg)
 	pj->ids[pj->nids++] = util_xstrdup(id);
 }
 
+static void
+prune_intent_one(const bson_t *doc, void *arg)
+{
+	struct prune_job	*pj = arg;
+	const char		*id = store_bson_str(doc, "_id");
+	size_t			 i;
+
+	for (i = pj->keep_from; id != NULL && i < pj->nids; i++)
+		if (strcmp(pj->ids[i], id) == 0) {
+			free(pj->ids[i]);
+			pj->ids[i] = pj->ids[--pj->nids];
+			pj->kept++;
+			return;
+		}
+}
+
+/*
+ * Worker: drop from ids[first..] those whose intent still exists (one
+ * find on `intents`, which holds only the pages in flight).
+ */
+static void
+prune_keep_intents(struct prune_job *pj, size_t first)
+{
+	bson_t	*sel, *opts;
+
+	sel = store_sel_ids(pj->ids + first, sizeof(char *), pj->nids - first,
+	    true);
+	opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}");
+	pj->keep_from = first;
+	pj->rc = prune_find(STORE_INTENTS, sel, opts, prune_intent_one, pj,
+	    "find intents", pj->err, sizeof(pj->err));
+	bson_destroy(sel);
+	bson_destroy(opts);
+}
+
 /* Worker: the ids of delivered metadata older than the keep time. */
 static void
 prune_sweep_ids(struct prune_job *pj)
 {
 	bson_t	*filter, *opts;
+	size_t	 first = pj->nids;
 
 	filter = BCON_NEW("state", BCON_UTF8("delivered"), "deliveredAt",
 	    "{", "$lt", BCON_INT64(util_now_ms() - PRUNE_KEEP_DELIVERED_MS),
@@ -176,6 +220,8 @@ prune_sweep_ids(struct prune_job *pj)
 	    "find delivered batches", pj->err, sizeof(pj->err));
 	bson_destroy(filter);
 	bson_destroy(opts);
+	if (pj->rc == 0 && pj->nids > first)
+		prune_keep_intents(pj, first);
 }
 
 static void

@@ -6,8 +6,12 @@
 
 #include <stdbool.h>
 
-/* Delivered metadata is kept this long (tests and operators look). */
-#define PRUNE_KEEP_DELIVERED_MS	(60LL * 1000)
+/*
+ * Delivered metadata is kept this long: every update of `batches` scans
+ * it on FerretDB, so it holds what is pending and only a few seconds of
+ * what was delivered (the sweep keeps any whose intent still exists).
+ */
+#define PRUNE_KEEP_DELIVERED_MS	(15LL * 1000)
 
 /* Start the pruning timer (once). */
 void	prune_start(void);

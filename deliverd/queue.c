@@ -316,7 +316,7 @@ qrec_done(void *arg)
 
 /*
  * Deliveries are recorded together. On FerretDB every update scans
- * `batches` (pending batches and a minute of delivered ones: thousands
+ * `batches` (pending batches and 15 s of delivered ones: hundreds
  * of documents under flow), so one update per 2xx made the store the
  * bottleneck of delivery. Each 2xx joins a list; one updateMany per
  * status code records all of the list (group commit: the first goes at

@@ -28,7 +28,8 @@
  * did not move, finds those logs new. Every call but the deletion of the
  * intents in flight is an insert: seen_* partitions are dropped whole
  * when they leave the de-duplication horizon, `batches` holds what is
- * pending (and a minute of what was delivered).
+ * pending (and 15 s of what was delivered; deliverd keeps the metadata of
+ * a batch as long as its intent exists, see deliverd/prune.c).
  */
 #ifndef AR_FETCHERD_HANDOFF_H
 #define AR_FETCHERD_HANDOFF_H

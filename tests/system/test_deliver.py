@@ -459,10 +459,36 @@ def test_410_pauses_and_alerts(wd):
                30, "callback_gone alert")
 
 
+def test_delivered_metadata_outlives_its_intent(wd):
+    """Delivered metadata goes after 15 s, but never while the batch's
+    intent exists: fetcherd's recovery (docs/STORE.md) reads a batch
+    without metadata as never committed and would read its logs again
+    under a new batch id."""
+    store, sim, ar, (recv,), key, admin = setup(wd, {"delivery_batch_max_logs": "10"})
+    db = store.db()
+    sid = add_source(ar, key, admin, recv)
+    seed_logs(db, sid, 20, per=10)
+    bids = sorted(b["_id"] for b in db.batches.find({"sourceId": sid}))
+    # A crash between commit and the intents' deletion leaves this one.
+    db.intents.insert_one({"_id": bids[0], "sourceId": sid, "app": "login", "days": [],
+                           "createdAt": int(time.time() * 1000), "epoch": 0})
+    h.wait_for(lambda: store_all_delivered(db, sid, 20), 30, "delivered")
+    t0 = time.time()
+    h.wait_for(lambda: db.batches.find_one({"_id": bids[1]}) is None, 40,
+               "delivered metadata swept")
+    h.log("delivered metadata swept %.1f s after the 2xx" % (time.time() - t0))
+    assert db.batches.find_one({"_id": bids[0]})["state"] == "delivered", \
+        "metadata deleted while its intent exists"
+    db.intents.delete_one({"_id": bids[0]})
+    h.wait_for(lambda: db.batches.find_one({"_id": bids[0]}) is None, 40,
+               "swept once its intent is gone")
+
+
 if __name__ == "__main__":
     h.run_tests([test_receiver_down_then_back, test_drop_after_commit_same_id,
                  test_429_retry_after, test_slow_receiver_does_not_delay_another,
                  test_400_dead_letters_alert_replay, test_kill9_mid_post_nothing_lost,
                  test_ssrf_loopback_refused_at_connect, test_signature_during_rotation,
                  test_legacy_sealed_secrets, test_410_pauses_and_alerts,
-                 test_dead_letter_retention, test_dead_letter_kept_by_default], "deliver")
+                 test_dead_letter_retention, test_dead_letter_kept_by_default,
+                 test_delivered_metadata_outlives_its_intent], "deliver")

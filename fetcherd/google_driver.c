@@ -637,7 +637,7 @@ driver_step(struct fjob *j)
 		}
 		j->in_win = true;
 		j->win_new = 0;
-		log_debug("source=%s app=%s %s window %" PRId64 "..%" PRId64,
+		log_debug("source=%s app=%s %s window=%" PRId64 "..%" PRId64,
 		    j->src->id, j->app, j->kind == WIN_MAIN ? "poll" :
 		    "re-read", j->w_start, j->w_end);
 	} else if (driver_hold(j))

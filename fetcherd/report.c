@@ -111,12 +111,12 @@ budget_limited(struct fjob *j, const struct google_error *e)
 	if (now + d > b->blocked_until)
 		b->blocked_until = now + d;
 	if (!b->limited) {
-		log_warn("Google rate-limits client %s (%s); every source of "
+		log_warn("Google rate-limits client=%s (%s); every source of "
 		    "this client slows down, retrying in %llds", b->email,
 		    e->reason, (long long)d / 1000);
 		b->limited = true;
 	} else
-		log_debug("client %s still rate-limited (%s), next try in "
+		log_debug("client=%s still rate-limited (%s), next try in "
 		    "%lldms", b->email, e->reason, (long long)d);
 	job_wait(j, b->blocked_until - now);
 }
@@ -130,7 +130,7 @@ budget_ok(struct fjob *j)
 	if (b->attempt == 0)
 		return;
 	if (b->limited)
-		log_info("Google accepts requests of client %s again; full "
+		log_info("Google accepts requests of client=%s again; full "
 		    "speed resumed", b->email);
 	b->attempt = 0;
 	b->limited = false;
@@ -255,8 +255,10 @@ job_window_failed(struct fjob *j, const char *what)
 	j->attempt++;
 	d = backoff_full_jitter(j->attempt, SCHED_WINDOW_BASE_MS,
 	    SCHED_WINDOW_CAP_MS);
-	log_warn("source=%s %s; window dropped, cursor kept, retrying in "
-	    "%llds", j->src->id, msg, (long long)d / 1000);
+	log_warn("source=%s app=%s %s window: %s; window dropped, cursor "
+	    "kept, retrying in %llds", j->src->id, j->app,
+	    j->kind == WIN_MAIN ? "poll" : "re-read", what,
+	    (long long)d / 1000);
 	src_set_error(j->src, msg);
 	job_wait(j, d);
 }
@@ -321,7 +323,7 @@ void
 src_lease_lost(struct fsrc *s)
 {
 	if (s->leased)
-		log_warn("source=%s lease lost (epoch %lld); stopped, another "
+		log_warn("source=%s lease lost (epoch=%lld); stopped, another "
 		    "instance may fetch it", s->id,
 		    (long long)s->lease.epoch);
 	s->leased = false;

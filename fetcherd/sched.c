@@ -112,14 +112,14 @@ sched_configure(const struct config *cfg, bool initial, char *err,
 		return -EINVAL;
 	nc.have_master = true;
 	if (!initial && strcmp(nc.master_id, fconf.master_id) != 0)
-		log_notice("master key changed (keyId %s)", nc.master_id);
+		log_notice("master key changed keyid=%s", nc.master_id);
 	memcpy(&fconf, &nc, sizeof(fconf));
 	explicit_bzero(&nc, sizeof(nc));
 	if (parts != NULL)
 		partition_set_reconfigure(parts, fconf.lease_ttl_ms,
 		    fconf.lease_renew_ms);
 	log_info("fetch settings: overlap %llds, %d re-read ages, lookback "
-	    "%llds, concurrency %d (per client %d), instance %s",
+	    "%llds, concurrency %d (per client %d) instance=%s",
 	    (long long)fconf.overlap_ms / 1000, fconf.nages,
 	    (long long)fconf.lookback_s, fconf.max_conc, fconf.client_conc,
 	    fconf.instance);
@@ -173,7 +173,7 @@ sched_partition_gained(void *arg, int part, const struct lease *l)
 			src_attach(s, l);
 			n++;
 		}
-	log_info("partition %s: fetching here (lease epoch %lld, %d "
+	log_info("partition=%s fetching here (epoch=%lld, %d "
 	    "sources)", l->resource, (long long)l->epoch, n);
 	src_load_start(part, l->epoch, NULL);
 }
@@ -215,11 +215,11 @@ sched_partition_lost(void *arg, int part, const struct lease *l,
 			n++;
 		}
 	if (handover)
-		log_info("partition %s: handed over with its %d sources to "
+		log_info("partition=%s handed over with its %d sources to "
 		    "balance %d instances", l->resource, n,
 		    partition_set_live(parts));
 	else
-		log_warn("partition %s: lease lost (epoch %lld); its %d "
+		log_warn("partition=%s lease lost (epoch=%lld); its %d "
 		    "sources stopped, another instance may fetch them",
 		    l->resource, (long long)l->epoch, n);
 	sched_pump_later(0);
@@ -460,7 +460,7 @@ src_build_client(struct fsrc *s, const bson_t *doc, char *err,
 	}
 	if (kid != NULL && strcmp(kid, fconf.master_id) != 0) {
 		snprintf(err, errlen, "credentials were sealed with another "
-		    "master key (keyId %.16s, ours %s)", kid, fconf.master_id);
+		    "master key (keyid=%.16s, ours %s)", kid, fconf.master_id);
 		return -EINVAL;
 	}
 	if (creds_open(fconf.master, s->id, "credentials",
@@ -575,7 +575,7 @@ src_apply(const bson_t *doc)
 		s->creds_version = ver;
 		TAILQ_INSERT_TAIL(&srcs, s, entry);
 		fresh = true;
-		log_info("source=%s %d applications every %llds (client %s)",
+		log_info("source=%s %d applications every %llds (client=%s)",
 		    id, napps, (long long)store_bson_int(doc,
 		    "logFetchInterval", 300), email);
 	}
@@ -627,7 +627,7 @@ src_apply(const bson_t *doc)
 		}
 		s->creds_bad_local = false;
 		if (rotated) {
-			log_info("source=%s new credentials (version %lld); "
+			log_info("source=%s new credentials (version=%lld); "
 			    "resuming at once", id, (long long)ver);
 			s->creds_retry_at = 0;
 			s->state_dirty = true;

@@ -214,6 +214,15 @@ def test_log_dialect(wd):
     assert not other, "lines naming the source otherwise than source=ID: %r" % other[:5]
     assert not old, "lines saying 'source ID': %r" % old[:5]
     assert {"auditrelay-fetcherd", "auditrelay-deliverd"} <= set(by), by
+    # The other ids the same way: window=START..END, partition=ID, pid=N.
+    wins = [l for i, l in lines if i == "auditrelay-fetcherd" and
+            re.search(r"\bsource=%s app=\S+ .*\bwindow=\d+\.\.\d+" % sid, l)]
+    old = [l for _, l in lines if re.search(r"\bwindow \d|\bpartition (fetch|deliver):|"
+                                            r"\bpid \d|\bbatch %s" % UUID, l)]
+    parts = [l for _, l in lines if re.search(r"\bpartition=(fetch|deliver):p\d+ ", l)]
+    h.log("%d window= lines, %d partition= lines" % (len(wins), len(parts)))
+    assert wins and parts, (wins[:2], parts[:2])
+    assert not old, "ids not as key=value: %r" % old[:5]
     # The man page's -g examples find what they say, on these lines.
     greps = man_greps()
     assert greps and set(greps) == set(GREP_FINDS), (greps, sorted(GREP_FINDS))

@@ -15,6 +15,7 @@
 #include "lib/log.h"
 #include "lib/store.h"
 #include "lib/util.h"
+#include "lib/worker.h"
 
 #define CHILD_HANDSHAKE_MS	10000
 
@@ -37,6 +38,17 @@ static uint64_t			 child_st_errors;
 #define CHILD_STORE_CHECK_MS	2000
 
 static bool	child_probing;	/* the probe reports: it may say "back" */
+
+/*
+ * The store probe runs on its own worker thread (the probe client is used
+ * there only): a store that accepts connections but does not answer holds
+ * the ping for its socket timeout, and the loop must go on answering the
+ * supervisor's pings and the daemon's own work meanwhile.
+ */
+static struct worker	*child_probe_w;
+static bool		 child_probe_busy;
+static int		 child_probe_rc;
+static char		 child_probe_err[512];
 
 struct event_base *
 child_base(void)
@@ -117,14 +129,23 @@ child_store_result(bool ok, const char *err)
 	return ok;
 }
 
-/* Periodic store check: ping, and run store_setup until it succeeds. */
+/* Probe worker: one ping on the probe client. */
 static void
-child_store_check_cb(evutil_socket_t fd, short what, void *arg)
+child_probe_work(void *arg)
+{
+	child_probe_rc = store_ping(child_st, child_probe_err,
+	    sizeof(child_probe_err));
+}
+
+/* Loop: the ping's outcome; run store_setup until it succeeds. */
+static void
+child_probe_done(void *arg)
 {
 	char	err[512];
 
-	if (store_ping(child_st, err, sizeof(err)) != 0) {
-		child_store_result(false, err);
+	child_probe_busy = false;
+	if (child_probe_rc != 0) {
+		child_store_result(false, child_probe_err);
 		return;
 	}
 	child_probing = true;
@@ -139,6 +160,25 @@ child_store_check_cb(evutil_socket_t fd, short what, void *arg)
 		child_st_ready = true;
 		log_info("store ready database=%s", store_dbname(child_st));
 	}
+}
+
+/* Periodic store check: a ping on the probe worker, one at a time. */
+static void
+child_store_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+	if (child_probe_busy)
+		return;
+	if (child_probe_w == NULL &&
+	    (child_probe_w = worker_new(child_evbase)) == NULL) {
+		/* No thread: ping here, as a last resort. */
+		child_probe_work(NULL);
+		child_probe_done(NULL);
+		return;
+	}
+	child_probe_busy = true;
+	if (worker_submit_to(child_probe_w, child_probe_work,
+	    child_probe_done, NULL) != 0)
+		child_probe_busy = false;
 }
 
 /* Open the store pool from the first configuration. */

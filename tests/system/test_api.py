@@ -6,8 +6,10 @@ import base64
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
+import threading
 import time
 
 import harness as h
@@ -878,7 +880,122 @@ def test_master_key_refused(wd):
     assert ar.proc.wait(30) == 78
 
 
+def test_store_stall_api(wd):
+    """The store stops answering (SIGSTOP of FerretDB: connections accept,
+    nothing answers) for 20 s while API requests come in: apid's store work
+    is on worker threads, so no daemon is restarted, /healthz answers within
+    1 s throughout, every request answers (a JSON 503 once the store is
+    known down, or its normal answer if the store came back in time) within
+    the store's socket timeout, and all works again after SIGCONT."""
+    if os.environ.get("AUDITRELAY_TEST_MONGODB_URI"):
+        h.log("external store: cannot SIGSTOP it; skipped")
+        return
+    store = h.Store(wd)
+    sim = setup_sim(wd)
+    recv = h.Receiver()
+    ar = h.Auditrelay(wd, store, sim).start()
+    st, src, _ = ar.api("POST", "/add-source", add_body(new_key(sim, "stall1"), recv.url))
+    assert st == 201, src
+    sid = src["id"]
+    k2 = new_key(sim, "stall2")
+    st, _, _ = ar.api("GET", "/metrics")
+    assert st == 200
+    pids = ar.pids_by_name()
+    assert len(pids) == 3, pids
+    requests = [("GET", "/sources", None), ("GET", "/sources/" + sid, None),
+                ("GET", "/metrics", None), ("POST", "/add-source", add_body(k2, recv.url))]
+    results = []
+    lock = threading.Lock()
+
+    def one(wave, method, path, body, t_stop):
+        t0 = time.monotonic()
+        try:
+            st, b, hd = ar.api(method, path, body)
+        except Exception as e:  # noqa: BLE001 - a hang or a reset is the failure
+            st, b, hd = None, repr(e), {}
+        with lock:
+            results.append({"wave": wave, "req": "%s %s" % (method, path.split("/")[1]),
+                            "sent": t0 - t_stop, "took": time.monotonic() - t0,
+                            "status": st, "body": b,
+                            "ctype": hd.get("Content-Type", "") if hd else ""})
+
+    os.kill(store.proc.pid, signal.SIGSTOP)
+    t_stop = time.monotonic()
+    h.log("store stopped (SIGSTOP) for 20s")
+    threads = []
+    health = []
+    waves = {0: 0.2, 1: 6.0, 2: 12.0}
+    sent = set()
+    try:
+        while time.monotonic() - t_stop < 20:
+            now = time.monotonic() - t_stop
+            for w, at in waves.items():
+                if w not in sent and now >= at:
+                    sent.add(w)
+                    for m, p, b in requests:
+                        t = threading.Thread(target=one, args=(w, m, p, b, t_stop), daemon=True)
+                        t.start()
+                        threads.append(t)
+            t0 = time.monotonic()
+            st, body, _ = ar.healthz()
+            took = time.monotonic() - t0
+            health.append((now, st, took))
+            assert st in (200, 503) and isinstance(body, dict) and \
+                body.get("status") in ("ok", "degraded"), (st, body)
+            assert took < 1.0, "healthz took %.2fs during the stall" % took
+            time.sleep(0.25)
+    finally:
+        os.kill(store.proc.pid, signal.SIGCONT)
+    h.log("store resumed")
+    for t in threads:
+        t.join(40)
+    assert not any(t.is_alive() for t in threads), "a request hung past the store timeout"
+    assert len(results) == 3 * len(requests), results
+    for r in sorted(results, key=lambda r: (r["wave"], r["req"])):
+        err = r["body"]["error"]["code"] if r["status"] == 503 and isinstance(r["body"], dict) \
+            else ""
+        h.log("stall: wave %d %-12s sent at %4.1fs answered %s %s in %.2fs" % (
+            r["wave"], r["req"], r["sent"], r["status"], err, r["took"]))
+        assert r["status"] is not None, r
+        # The store's socket timeout is 20 s; nothing waits much past it.
+        assert r["took"] < 25, r
+        if r["status"] == 503:
+            assert r["ctype"].startswith("application/json"), r
+            assert isinstance(r["body"], dict) and r["body"]["error"]["code"] in (
+                "store_unavailable", "busy"), r
+        else:
+            assert r["status"] in (200, 201), r
+        # Once the store is known down, the answer is immediate: 503, or
+        # for /metrics the process's own samples with the store down.
+        if r["wave"] > 0:
+            assert r["took"] < 2, r
+            if r["req"] == "GET metrics":
+                assert r["status"] == 200 and "auditrelay_store_up 0" in r["body"], r
+            else:
+                assert r["status"] == 503, r
+    down = [x for x in health if x[1] == 503]
+    h.log("stall: %d healthz during the stall, %d degraded (503), slowest %.3fs" % (
+        len(health), len(down), max(x[2] for x in health)))
+    assert down, "healthz never reported the store down"
+    assert ar.pids_by_name() == pids, "a daemon was restarted during the stall"
+    # Everything works again.
+    ar.wait_healthy(30)
+
+    def back():
+        st, b, _ = ar.api("GET", "/sources/" + sid)
+        return st == 200 and b["id"] == sid
+    h.wait_for(back, 30, "GET /sources/:id again")
+    st, b, _ = ar.api("GET", "/sources")
+    assert st == 200 and sid in {x["id"] for x in b["sources"]}, b
+    st, b, _ = ar.api("GET", "/metrics")
+    assert st == 200 and "auditrelay_store_up 1" in b, b[:500]
+    st, b, _ = ar.api("POST", "/add-source", add_body(new_key(sim, "stall3"), recv.url))
+    assert st == 201, b
+    assert ar.pids_by_name() == pids, "a daemon was restarted"
+
+
 if __name__ == "__main__":
     h.run_tests([test_endpoints, test_google_refuses_or_unreachable, test_bad_requests,
-                 test_canary_secrets, test_private_networks_refused, test_master_key_refused],
+                 test_canary_secrets, test_private_networks_refused, test_master_key_refused,
+                 test_store_stall_api],
                 "api")

@@ -914,14 +914,25 @@ def test_store_stall_api(wd):
         except Exception as e:  # noqa: BLE001 - a hang or a reset is the failure
             st, b, hd = None, repr(e), {}
         with lock:
-            results.append({"wave": wave, "req": "%s %s" % (method, path.split("/")[1]),
+            results.append({"wave": wave, "req": "%s %s" % (method, path.replace(sid, ":id")),
                             "sent": t0 - t_stop, "took": time.monotonic() - t0,
                             "status": st, "body": b,
                             "ctype": hd.get("Content-Type", "") if hd else ""})
 
+    def leaver():
+        # A client that leaves while its request waits on the store.
+        c = socket.create_connection(("127.0.0.1", ar.port), timeout=5)
+        c.sendall(("GET /sources/%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
+                   % (sid, ar.token)).encode())
+        time.sleep(1)
+        c.close()
+
     os.kill(store.proc.pid, signal.SIGSTOP)
     t_stop = time.monotonic()
     h.log("store stopped (SIGSTOP) for 20s")
+    leavers = [threading.Thread(target=leaver, daemon=True) for _ in range(3)]
+    for t in leavers:
+        t.start()
     threads = []
     health = []
     waves = {0: 0.2, 1: 6.0, 2: 12.0}
@@ -954,7 +965,7 @@ def test_store_stall_api(wd):
     for r in sorted(results, key=lambda r: (r["wave"], r["req"])):
         err = r["body"]["error"]["code"] if r["status"] == 503 and isinstance(r["body"], dict) \
             else ""
-        h.log("stall: wave %d %-12s sent at %4.1fs answered %s %s in %.2fs" % (
+        h.log("stall: wave %d %-16s sent at %4.1fs answered %s %s in %.2fs" % (
             r["wave"], r["req"], r["sent"], r["status"], err, r["took"]))
         assert r["status"] is not None, r
         # The store's socket timeout is 20 s; nothing waits much past it.
@@ -969,7 +980,7 @@ def test_store_stall_api(wd):
         # for /metrics the process's own samples with the store down.
         if r["wave"] > 0:
             assert r["took"] < 2, r
-            if r["req"] == "GET metrics":
+            if r["req"] == "GET /metrics":
                 assert r["status"] == 200 and "auditrelay_store_up 0" in r["body"], r
             else:
                 assert r["status"] == 503, r

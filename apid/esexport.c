@@ -279,21 +279,54 @@ esexport_alert(struct evbuffer *b, const bson_t *d, const char *prefix)
 	return esexport_line(b, w);
 }
 
+/* What one export walks: the stats, then the alerts since the last. */
+struct esbuild {
+	struct evbuffer		*b;
+	const char		*prefix;
+	int64_t			 minute;
+	const struct views	*vs;
+	size_t			 nalerts;
+	int64_t			 at;		/* the last alert's */
+};
+
+static int
+esexport_metric_one(const bson_t *d, void *arg)
+{
+	struct esbuild	*eb = arg;
+	int		 rc;
+
+	if ((rc = esexport_metric(eb->b, d, eb->prefix, eb->minute,
+	    eb->vs)) == 0)
+		es.ndocs++;
+	return rc;
+}
+
+static int
+esexport_alert_one(const bson_t *d, void *arg)
+{
+	struct esbuild	*eb = arg;
+	int		 rc;
+
+	if ((rc = esexport_alert(eb->b, d, eb->prefix)) != 0)
+		return rc;
+	es.ndocs++;
+	eb->nalerts++;
+	eb->at = store_bson_int(d, "at", 0);
+	if (eb->at - ESEXPORT_ALERTS_MARGIN_MS > es.alerts_next)
+		es.alerts_next = eb->at - ESEXPORT_ALERTS_MARGIN_MS;
+	return 0;
+}
+
 /* Metric and alert documents into b; -1 on a store error. */
 static int
 esexport_build(struct evbuffer *b, const char *prefix, int64_t now)
 {
 	mongoc_client_t		*c;
 	mongoc_collection_t	*col;
-	mongoc_cursor_t		*cur;
-	const bson_t		*d;
 	bson_t			 q = BSON_INITIALIZER, *aq, *opts;
-	bson_error_t		 e;
 	struct views		 vs;
+	struct esbuild		 eb;
 	char			 err[256];
-	int64_t			 minute = now - now % 60000, at;
-	size_t			 n;
-	bool			 bad;
 	int			 rc = 0;
 
 	es.ndocs = 0;
@@ -303,15 +336,16 @@ esexport_build(struct evbuffer *b, const char *prefix, int64_t now)
 		rc = -1;
 		goto done;
 	}
+	memset(&eb, 0, sizeof(eb));
+	eb.b = b;
+	eb.prefix = prefix;
+	eb.minute = now - now % 60000;
+	eb.vs = &vs;
 	col = store_coll(child_store(), c, STORE_STATS);
-	cur = mongoc_collection_find_with_opts(col, &q, NULL, NULL);
-	while (rc == 0 && mongoc_cursor_next(cur, &d))
-		if ((rc = esexport_metric(b, d, prefix, minute, &vs)) == 0)
-			es.ndocs++;
-	bad = mongoc_cursor_error(cur, &e);
-	mongoc_cursor_destroy(cur);
+	rc = store_each_in(col, &q, NULL, esexport_metric_one, &eb, err,
+	    sizeof(err));
 	mongoc_collection_destroy(col);
-	if (bad || rc != 0) {
+	if (rc != 0) {
 		rc = -1;
 		goto done;
 	}
@@ -319,28 +353,16 @@ esexport_build(struct evbuffer *b, const char *prefix, int64_t now)
 	opts = BCON_NEW("sort", "{", "at", BCON_INT32(1), "}",
 	    "limit", BCON_INT64(ESEXPORT_ALERTS_MAX));
 	col = store_coll(child_store(), c, STORE_ALERTS);
-	cur = mongoc_collection_find_with_opts(col, aq, opts, NULL);
 	es.alerts_next = es.alerts_since;
-	n = 0;
-	at = 0;
-	while (rc == 0 && mongoc_cursor_next(cur, &d)) {
-		if ((rc = esexport_alert(b, d, prefix)) != 0)
-			break;
-		es.ndocs++;
-		n++;
-		at = store_bson_int(d, "at", 0);
-		if (at - ESEXPORT_ALERTS_MARGIN_MS > es.alerts_next)
-			es.alerts_next = at - ESEXPORT_ALERTS_MARGIN_MS;
-	}
+	rc = store_each_in(col, aq, opts, esexport_alert_one, &eb, err,
+	    sizeof(err));
 	/* A full page: go on from its last alert, margin or not. */
-	if (n == ESEXPORT_ALERTS_MAX && at > es.alerts_next)
-		es.alerts_next = at;
-	bad = mongoc_cursor_error(cur, &e);
-	mongoc_cursor_destroy(cur);
+	if (eb.nalerts == ESEXPORT_ALERTS_MAX && eb.at > es.alerts_next)
+		es.alerts_next = eb.at;
 	mongoc_collection_destroy(col);
 	bson_destroy(aq);
 	bson_destroy(opts);
-	if (bad || rc != 0)
+	if (rc != 0)
 		rc = -1;
 done:
 	store_push(child_store(), c);

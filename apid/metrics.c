@@ -334,85 +334,87 @@ metrics_fetch_extra(struct samples *s, const bson_t *d, const char *labels)
 	    "Growing-age re-reads done.", labels, sum);
 }
 
+/* One stats document: its numeric fields as samples. */
+static int
+metrics_stats_one(const bson_t *d, void *arg)
+{
+	struct samples		*s = arg;
+	const struct field	*fields;
+	bson_iter_t		 it;
+	char			 src[80], app[80], labels[200], name[96];
+	char			 snake[64], help[160];
+	const char		*id, *colon;
+	size_t			 nfields, i;
+	bool			 deliver;
+
+	if ((id = store_bson_str(d, "_id")) == NULL ||
+	    (colon = strrchr(id, ':')) == NULL)
+		return 0;
+	snprintf(labels, sizeof(labels), "%.*s", (int)(colon - id), id);
+	metrics_escape(labels, src, sizeof(src));
+	metrics_escape(colon + 1, app, sizeof(app));
+	deliver = strcmp(colon + 1, "deliver") == 0;
+	if (deliver) {
+		snprintf(labels, sizeof(labels), "source=\"%s\"", src);
+		fields = deliver_fields;
+		nfields = nitems(deliver_fields);
+	} else {
+		snprintf(labels, sizeof(labels),
+		    "source=\"%s\",app=\"%s\"", src, app);
+		fields = fetch_fields;
+		nfields = nitems(fetch_fields);
+		metrics_fetch_extra(s, d, labels);
+	}
+	if (!bson_iter_init(&it, d))
+		return 0;
+	while (bson_iter_next(&it)) {
+		const char *k = bson_iter_key(&it);
+		double v;
+
+		for (i = 0; i < nitems(skip_fields); i++)
+			if (strcmp(k, skip_fields[i]) == 0)
+				break;
+		if (i < nitems(skip_fields) ||
+		    !metrics_number(&it, &v))
+			continue;
+		for (i = 0; i < nfields; i++)
+			if (strcmp(k, fields[i].key) == 0)
+				break;
+		if (i < nfields) {
+			samples_add(s, fields[i].family, "",
+			    fields[i].type, fields[i].help, labels,
+			    v * fields[i].scale);
+			continue;
+		}
+		/* Unknown: a gauge named after the field. */
+		metrics_snake(k, snake, sizeof(snake));
+		if (snake[0] == '\0' || isdigit((unsigned char)snake[0]))
+			continue;
+		snprintf(name, sizeof(name), "auditrelay_%s_%s",
+		    deliver ? "delivery" : "fetch", snake);
+		snprintf(help, sizeof(help), "Field %s of %s's stats "
+		    "documents.", k, deliver ? "deliverd" : "fetcherd");
+		if (strlen(name) > 6 &&
+		    strcmp(name + strlen(name) - 6, "_total") == 0)
+			samples_counter(s, name, help, labels, v);
+		else
+			samples_gauge(s, name, help, labels, v);
+	}
+	return 0;
+}
+
 /* Numeric fields of every stats document. */
 static int
 metrics_stats(struct samples *s, mongoc_client_t *c)
 {
 	mongoc_collection_t	*col;
-	mongoc_cursor_t		*cur;
-	const bson_t		*d;
 	bson_t			 q = BSON_INITIALIZER;
-	bson_iter_t		 it;
-	bson_error_t		 e;
-	char			 src[80], app[80], labels[200], name[96];
-	char			 snake[64], help[160];
-	const char		*id, *colon;
-	int			 rc = 0;
+	char			 err[256];
+	int			 rc;
 
 	col = store_coll(child_store(), c, STORE_STATS);
-	cur = mongoc_collection_find_with_opts(col, &q, NULL, NULL);
-	while (mongoc_cursor_next(cur, &d)) {
-		const struct field *fields;
-		size_t nfields, i;
-		bool deliver;
-
-		if ((id = store_bson_str(d, "_id")) == NULL ||
-		    (colon = strrchr(id, ':')) == NULL)
-			continue;
-		snprintf(labels, sizeof(labels), "%.*s", (int)(colon - id), id);
-		metrics_escape(labels, src, sizeof(src));
-		metrics_escape(colon + 1, app, sizeof(app));
-		deliver = strcmp(colon + 1, "deliver") == 0;
-		if (deliver) {
-			snprintf(labels, sizeof(labels), "source=\"%s\"", src);
-			fields = deliver_fields;
-			nfields = nitems(deliver_fields);
-		} else {
-			snprintf(labels, sizeof(labels),
-			    "source=\"%s\",app=\"%s\"", src, app);
-			fields = fetch_fields;
-			nfields = nitems(fetch_fields);
-			metrics_fetch_extra(s, d, labels);
-		}
-		if (!bson_iter_init(&it, d))
-			continue;
-		while (bson_iter_next(&it)) {
-			const char *k = bson_iter_key(&it);
-			double v;
-
-			for (i = 0; i < nitems(skip_fields); i++)
-				if (strcmp(k, skip_fields[i]) == 0)
-					break;
-			if (i < nitems(skip_fields) ||
-			    !metrics_number(&it, &v))
-				continue;
-			for (i = 0; i < nfields; i++)
-				if (strcmp(k, fields[i].key) == 0)
-					break;
-			if (i < nfields) {
-				samples_add(s, fields[i].family, "",
-				    fields[i].type, fields[i].help, labels,
-				    v * fields[i].scale);
-				continue;
-			}
-			/* Unknown: a gauge named after the field. */
-			metrics_snake(k, snake, sizeof(snake));
-			if (snake[0] == '\0' || isdigit((unsigned char)snake[0]))
-				continue;
-			snprintf(name, sizeof(name), "auditrelay_%s_%s",
-			    deliver ? "delivery" : "fetch", snake);
-			snprintf(help, sizeof(help), "Field %s of %s's stats "
-			    "documents.", k, deliver ? "deliverd" : "fetcherd");
-			if (strlen(name) > 6 &&
-			    strcmp(name + strlen(name) - 6, "_total") == 0)
-				samples_counter(s, name, help, labels, v);
-			else
-				samples_gauge(s, name, help, labels, v);
-		}
-	}
-	if (mongoc_cursor_error(cur, &e))
-		rc = -1;
-	mongoc_cursor_destroy(cur);
+	rc = store_each_in(col, &q, NULL, metrics_stats_one, s, err,
+	    sizeof(err)) == 0 ? 0 : -1;
 	mongoc_collection_destroy(col);
 	bson_destroy(&q);
 	return rc;

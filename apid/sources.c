@@ -1032,19 +1032,41 @@ src_json_last_attempt(struct jsonw *w, const bson_t *doc)
 	jsonw_obj_close(w);
 }
 
+/* A dead letter listed: its JSON object into the reply. */
+struct src_dead {
+	struct jsonw	*w;
+	int64_t		 n;
+};
+
+static int
+src_dead_one(const bson_t *d, void *arg)
+{
+	struct src_dead	*sd = arg;
+	struct jsonw	*w = sd->w;
+
+	jsonw_obj_open(w);
+	jsonw_kv_str(w, "id", store_bson_str(d, "_id"));
+	jsonw_kv_str(w, "kind", store_bson_str(d, "kind"));
+	jsonw_kv_str(w, "webhookId", store_bson_str(d, "webhookId"));
+	view_json_time(w, "createdAt", d, "createdAt");
+	jsonw_kv_int(w, "attempts", store_bson_int(d, "nAttempts", 0));
+	jsonw_kv_int(w, "logCount", store_bson_int(d, "nLogs", 0));
+	jsonw_kv_int(w, "alertCount", src_array_len(d, "alertIds"));
+	src_json_last_attempt(w, d);
+	jsonw_obj_close(w);
+	sd->n++;
+	return 0;
+}
+
 void
 sources_dead_letters(struct areq *a)
 {
-	mongoc_client_t		*c;
-	mongoc_collection_t	*col;
-	mongoc_cursor_t		*cur;
-	const bson_t		*d;
 	bson_t			 q = BSON_INITIALIZER, opts = BSON_INITIALIZER;
 	bson_t			 sort, proj, doc;
-	bson_error_t		 be;
-	struct jsonw		*w = NULL;
-	int64_t			 limit, n = 0;
-	bool			 failed;
+	struct src_dead		 sd = { NULL, 0 };
+	char			 err[512];
+	int64_t			 limit;
+	int			 rc;
 
 	if (src_load(a, a->id, &doc) != 1)
 		goto done;
@@ -1060,42 +1082,24 @@ sources_dead_letters(struct areq *a)
 	BSON_APPEND_INT32(&proj, "body", 0);
 	bson_append_document_end(&opts, &proj);
 	BSON_APPEND_INT64(&opts, "limit", limit);
-	if ((w = jsonw_new()) == NULL)
+	if ((sd.w = jsonw_new()) == NULL)
 		fatal("out of memory");
-	jsonw_obj_open(w);
-	jsonw_key(w, "deadLetters");
-	jsonw_arr_open(w);
-	c = store_pop(child_store());
-	col = store_coll(child_store(), c, STORE_BATCHES);
-	cur = mongoc_collection_find_with_opts(col, &q, &opts, NULL);
-	while (mongoc_cursor_next(cur, &d)) {
-		jsonw_obj_open(w);
-		jsonw_kv_str(w, "id", store_bson_str(d, "_id"));
-		jsonw_kv_str(w, "kind", store_bson_str(d, "kind"));
-		jsonw_kv_str(w, "webhookId", store_bson_str(d, "webhookId"));
-		view_json_time(w, "createdAt", d, "createdAt");
-		jsonw_kv_int(w, "attempts", store_bson_int(d, "nAttempts", 0));
-		jsonw_kv_int(w, "logCount", store_bson_int(d, "nLogs", 0));
-		jsonw_kv_int(w, "alertCount", src_array_len(d, "alertIds"));
-		src_json_last_attempt(w, d);
-		jsonw_obj_close(w);
-		n++;
-	}
-	failed = mongoc_cursor_error(cur, &be);
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(col);
-	store_push(child_store(), c);
-	jsonw_arr_close(w);
-	jsonw_kv_int(w, "count", n);
-	jsonw_obj_close(w);
-	if (failed) {
-		src_store_failed(a, be.message);
+	jsonw_obj_open(sd.w);
+	jsonw_key(sd.w, "deadLetters");
+	jsonw_arr_open(sd.w);
+	rc = store_each(child_store(), STORE_BATCHES, &q, &opts,
+	    src_dead_one, &sd, err, sizeof(err));
+	jsonw_arr_close(sd.w);
+	jsonw_kv_int(sd.w, "count", sd.n);
+	jsonw_obj_close(sd.w);
+	if (rc != 0) {
+		src_store_failed(a, err);
 		goto done;
 	}
 	http_store_result(a, true, NULL);
-	src_reply_jsonw(a, 200, w, "cannot render");
+	src_reply_jsonw(a, 200, sd.w, "cannot render");
 done:
-	jsonw_free(w);
+	jsonw_free(sd.w);
 	bson_destroy(&q);
 	bson_destroy(&opts);
 }

@@ -127,21 +127,12 @@ views_attach(struct views *vs, const bson_t *d)
 		fatal("out of memory");
 }
 
-/* Read the documents of cursor cur into the views; false on an error. */
-static bool
-views_read_states(struct views *vs, mongoc_cursor_t *cur, char *err,
-    size_t errlen)
+/* A state document into its view (store_each). */
+static int
+views_attach_one(const bson_t *d, void *arg)
 {
-	const bson_t	*d;
-	bson_error_t	 be;
-
-	while (mongoc_cursor_next(cur, &d))
-		views_attach(vs, d);
-	if (mongoc_cursor_error(cur, &be)) {
-		snprintf(err, errlen, "%s", be.message);
-		return false;
-	}
-	return true;
+	views_attach(arg, d);
+	return 0;
 }
 
 /*
@@ -167,16 +158,47 @@ views_states_sel(const struct views *vs)
 	return sel;
 }
 
+/* Sources read by views_load, a page at most. */
+struct views_add {
+	struct views	*vs;
+	int64_t		 limit;
+	size_t		 cap;
+};
+
+static int
+views_add_one(const bson_t *d, void *arg)
+{
+	struct views_add	*vl = arg;
+	struct views		*vs = vl->vs;
+
+	if (store_bson_str(d, "_id") == NULL)
+		return 0;
+	if (vl->limit > 0 && vs->n == (size_t)vl->limit) {
+		vs->more = true;
+		return 1;
+	}
+	if (vs->n == vl->cap) {
+		vl->cap = vl->cap > 0 ? vl->cap * 2 : 64;
+		vs->v = reallocarray(vs->v, vl->cap, sizeof(*vs->v));
+		if (vs->v == NULL)
+			fatal("out of memory");
+	}
+	memset(&vs->v[vs->n], 0, sizeof(vs->v[0]));
+	if ((vs->v[vs->n].src = bson_copy(d)) == NULL)
+		fatal("out of memory");
+	vs->v[vs->n].id = store_bson_str(vs->v[vs->n].src, "_id");
+	vs->n++;
+	return 0;
+}
+
 int
 views_load(mongoc_client_t *c, const bson_t *q, int64_t limit,
     struct views *vs, char *err, size_t errlen)
 {
 	mongoc_collection_t	*col;
-	mongoc_cursor_t		*cur;
-	const bson_t		*d;
 	bson_t			 empty = BSON_INITIALIZER, *opts, *sel = NULL;
-	bson_error_t		 be;
-	size_t			 cap = 0, i;
+	struct views_add	 vl = { vs, limit, 0 };
+	size_t			 i;
 	bool			 ok;
 
 	memset(vs, 0, sizeof(*vs));
@@ -191,31 +213,8 @@ views_load(mongoc_client_t *c, const bson_t *q, int64_t limit,
 		    BCON_INT32(0), "webhookSecret", BCON_INT32(0),
 		    "requestDigest", BCON_INT32(0), "}");
 	col = store_coll(child_store(), c, STORE_SOURCES);
-	cur = mongoc_collection_find_with_opts(col, q != NULL ? q : &empty,
-	    opts, NULL);
-	while (mongoc_cursor_next(cur, &d)) {
-		if (store_bson_str(d, "_id") == NULL)
-			continue;
-		if (limit > 0 && vs->n == (size_t)limit) {
-			vs->more = true;
-			break;
-		}
-		if (vs->n == cap) {
-			cap = cap > 0 ? cap * 2 : 64;
-			vs->v = reallocarray(vs->v, cap, sizeof(*vs->v));
-			if (vs->v == NULL)
-				fatal("out of memory");
-		}
-		memset(&vs->v[vs->n], 0, sizeof(vs->v[0]));
-		if ((vs->v[vs->n].src = bson_copy(d)) == NULL)
-			fatal("out of memory");
-		vs->v[vs->n].id = store_bson_str(vs->v[vs->n].src, "_id");
-		vs->n++;
-	}
-	ok = !mongoc_cursor_error(cur, &be);
-	if (!ok)
-		snprintf(err, errlen, "%s", be.message);
-	mongoc_cursor_destroy(cur);
+	ok = store_each_in(col, q != NULL ? q : &empty, opts, views_add_one,
+	    &vl, err, errlen) >= 0;
 	mongoc_collection_destroy(col);
 	bson_destroy(opts);
 	if (!ok)
@@ -230,10 +229,8 @@ views_load(mongoc_client_t *c, const bson_t *q, int64_t limit,
 		if (limit > 0)
 			sel = views_states_sel(vs);
 		col = store_coll(child_store(), c, STORE_SOURCE_STATE);
-		cur = mongoc_collection_find_with_opts(col, sel != NULL ? sel :
-		    &empty, NULL, NULL);
-		ok = views_read_states(vs, cur, err, errlen);
-		mongoc_cursor_destroy(cur);
+		ok = store_each_in(col, sel != NULL ? sel : &empty, NULL,
+		    views_attach_one, vs, err, errlen) == 0;
 		mongoc_collection_destroy(col);
 		if (sel != NULL)
 			bson_destroy(sel);

@@ -124,8 +124,8 @@ janitor_removed(struct janitor *jt)
 		}
 		for (i = 0; i < n && jt->rc == 0; i++) {
 			sel = BCON_NEW("_id", BCON_UTF8(ids[i]));
-			rc = store_find_one(child_store(), STORE_SOURCES, sel, NULL,
-			    &out, jt->err, sizeof(jt->err));
+			rc = store_find_one(child_store(), STORE_SOURCES, sel,
+			    NULL, &out, jt->err, sizeof(jt->err));
 			bson_destroy(sel);
 			if (rc < 0) {
 				jt->rc = rc;
@@ -137,8 +137,8 @@ janitor_removed(struct janitor *jt)
 			}
 			sel = BCON_NEW("sourceId", BCON_UTF8(ids[i]));
 			deleted = 0;
-			jt->rc = store_delete(child_store(), colls[k], sel, true,
-			    &deleted, jt->err, sizeof(jt->err));
+			jt->rc = store_delete(child_store(), colls[k], sel,
+			    true, &deleted, jt->err, sizeof(jt->err));
 			bson_destroy(sel);
 			janitor_note(jt, "source=%s removed: deleted %lld %s",
 			    ids[i], (long long)deleted, colls[k]);
@@ -146,24 +146,24 @@ janitor_removed(struct janitor *jt)
 				snprintf(sid, sizeof(sid), "%s:deliver",
 				    ids[i]);
 				sel = BCON_NEW("_id", BCON_UTF8(sid));
-				(void)store_delete(child_store(), STORE_SOURCE_STATE,
-				    sel, false, NULL, jt->err,
-				    sizeof(jt->err));
-				(void)store_delete(child_store(), STORE_STATS, sel,
-				    false, NULL, jt->err, sizeof(jt->err));
+				(void)store_delete(child_store(),
+				    STORE_SOURCE_STATE, sel, false, NULL,
+				    jt->err, sizeof(jt->err));
+				(void)store_delete(child_store(), STORE_STATS,
+				    sel, false, NULL, jt->err, sizeof(jt->err));
 				bson_destroy(sel);
 				/* Bodies, fetcherd's cursors and stats. */
 				sel = BCON_NEW("sourceId", BCON_UTF8(ids[i]));
-				(void)store_delete(child_store(), STORE_BODIES, sel,
-				    true, NULL, jt->err, sizeof(jt->err));
+				(void)store_delete(child_store(), STORE_BODIES,
+				    sel, true, NULL, jt->err, sizeof(jt->err));
 				(void)store_delete(child_store(), STORE_INTENTS,
 				    sel, true, NULL, jt->err,
 				    sizeof(jt->err));
 				(void)store_delete(child_store(), STORE_CURSORS,
 				    sel, true, NULL, jt->err,
 				    sizeof(jt->err));
-				(void)store_delete(child_store(), STORE_STATS, sel,
-				    true, NULL, jt->err, sizeof(jt->err));
+				(void)store_delete(child_store(), STORE_STATS,
+				    sel, true, NULL, jt->err, sizeof(jt->err));
 				bson_destroy(sel);
 			}
 		}

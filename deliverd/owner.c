@@ -38,49 +38,21 @@ struct dtake {
 static void
 deliverd_take_work(void *arg)
 {
-	struct dtake		*t = arg;
-	mongoc_client_t		*c;
-	mongoc_collection_t	*coll;
-	mongoc_cursor_t		*cur;
-	const bson_t		*doc;
-	bson_t			 sel, in, arr;
-	bson_error_t		 berr;
-	char			 k[16], id[96];
-	const char		*kp, *did;
-	size_t			 i;
+	struct dtake	*t = arg;
+	char		**ids, id[96];
+	size_t		  i;
 
-	bson_init(&sel);
-	bson_append_document_begin(&sel, "_id", -1, &in);
-	bson_append_array_begin(&in, "$in", -1, &arr);
+	/* The ids were copied on the loop: s->id does not change. */
+	ids = util_xcalloc(t->n, sizeof(*ids));
 	for (i = 0; i < t->n; i++) {
-		bson_uint32_to_string((uint32_t)i, &kp, k, sizeof(k));
 		snprintf(id, sizeof(id), "%s:deliver", t->srcs[i]->id);
-		bson_append_utf8(&arr, kp, -1, id, -1);
+		ids[i] = util_xstrdup(id);
 	}
-	bson_append_array_end(&in, &arr);
-	bson_append_document_end(&sel, &in);
-	c = store_pop(child_store());
-	coll = store_coll(child_store(), c, STORE_SOURCE_STATE);
-	cur = mongoc_collection_find_with_opts(coll, &sel, NULL, NULL);
-	while (mongoc_cursor_next(cur, &doc)) {
-		if ((did = store_bson_str(doc, "_id")) == NULL)
-			continue;
-		/* The ids were copied on the loop: s->id does not change. */
-		for (i = 0; i < t->n; i++) {
-			snprintf(id, sizeof(id), "%s:deliver", t->srcs[i]->id);
-			if (t->docs[i] == NULL && strcmp(did, id) == 0)
-				t->docs[i] = bson_copy(doc);
-		}
-	}
-	if (mongoc_cursor_error(cur, &berr)) {
-		snprintf(t->err, sizeof(t->err), "find source_state: %.400s",
-		    berr.message);
-		t->rc = -EIO;
-	}
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(coll);
-	store_push(child_store(), c);
-	bson_destroy(&sel);
+	t->rc = store_find_ids(child_store(), STORE_SOURCE_STATE, ids, t->n,
+	    t->docs, t->err, sizeof(t->err));
+	for (i = 0; i < t->n; i++)
+		free(ids[i]);
+	free(ids);
 }
 
 /* Apply a source_state document (NULL: none) to s just taken. */

@@ -124,49 +124,19 @@ prune_recently_delivered(const char *batch_id)
 	return false;
 }
 
-/*
- * Worker: each document of coll matching filter (with opts) to each().
- * 0, or -EIO with err[] naming what.
- */
 static int
-prune_find(const char *collname, const bson_t *filter, const bson_t *opts,
-    void (*each)(const bson_t *, void *), void *arg, const char *what,
-    char *err, size_t errlen)
-{
-	mongoc_client_t		*c;
-	mongoc_collection_t	*coll;
-	mongoc_cursor_t		*cur;
-	const bson_t		*doc;
-	bson_error_t		 berr;
-	int			 rc = 0;
-
-	c = store_pop(child_store());
-	coll = store_coll(child_store(), c, collname);
-	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
-	while (mongoc_cursor_next(cur, &doc))
-		each(doc, arg);
-	if (mongoc_cursor_error(cur, &berr)) {
-		rc = -EIO;
-		snprintf(err, errlen, "%s: %.400s", what, berr.message);
-	}
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(coll);
-	store_push(child_store(), c);
-	return rc;
-}
-
-static void
 prune_sweep_one(const bson_t *doc, void *arg)
 {
 	struct prune_job	*pj = arg;
 	const char		*id = store_bson_str(doc, "_id");
 
 	if (id == NULL)
-		return;
+		return 0;
 	pj->ids = reallocarray(pj->ids, pj->nids + 1, sizeof(*pj->ids));
 	if (pj->ids == NULL)
 		fatal("out of memory");
 	pj->ids[pj->nids++] = util_xstrdup(id);
+	return 0;
 }
 
 static void
@@ -216,8 +186,8 @@ prune_sweep_ids(struct prune_job *pj)
 	    "}");
 	opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}",
 	    "limit", BCON_INT64(PRUNE_MAX_IDS));
-	pj->rc = prune_find(STORE_BATCHES, filter, opts, prune_sweep_one, pj,
-	    "find delivered batches", pj->err, sizeof(pj->err));
+	pj->rc = store_each(child_store(), STORE_BATCHES, filter, opts,
+	    prune_sweep_one, pj, pj->err, sizeof(pj->err));
 	bson_destroy(filter);
 	bson_destroy(opts);
 	if (pj->rc == 0 && pj->nids > first)
@@ -240,8 +210,8 @@ prune_work(void *arg)
 			n = PRUNE_MAX_IDS;
 		sel = store_sel_ids(pj->ids + off, sizeof(char *), n, true);
 		m = 0;
-		pj->rc = store_delete(child_store(), STORE_BODIES, sel, true, &m,
-		    pj->err, sizeof(pj->err));
+		pj->rc = store_delete(child_store(), STORE_BODIES, sel, true,
+		    &m, pj->err, sizeof(pj->err));
 		pj->deleted += m;
 		bson_destroy(sel);
 	}
@@ -249,8 +219,8 @@ prune_work(void *arg)
 	if (pj->rc == 0 && pj->nids > first) {
 		sel = store_sel_ids(pj->ids + first, sizeof(char *),
 		    pj->nids - first, true);
-		pj->rc = store_delete(child_store(), STORE_BATCHES, sel, true, NULL,
-		    pj->err, sizeof(pj->err));
+		pj->rc = store_delete(child_store(), STORE_BATCHES, sel, true,
+		    NULL, pj->err, sizeof(pj->err));
 		bson_destroy(sel);
 	}
 }
@@ -313,7 +283,7 @@ dead_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void
+static int
 dead_find_one(const bson_t *doc, void *arg)
 {
 	struct dead_job	*dj = arg;
@@ -323,13 +293,14 @@ dead_find_one(const bson_t *doc, void *arg)
 	dj->nseen++;
 	if (id == NULL || sid == NULL || bsearch(&sid, dj->owned, dj->nowned,
 	    sizeof(*dj->owned), dead_cmp) == NULL)
-		return;
+		return 0;
 	dj->ids = reallocarray(dj->ids, dj->nids + 1, sizeof(*dj->ids));
 	dj->sids = reallocarray(dj->sids, dj->nids + 1, sizeof(*dj->sids));
 	if (dj->ids == NULL || dj->sids == NULL)
 		fatal("out of memory");
 	dj->ids[dj->nids] = util_xstrdup(id);
 	dj->sids[dj->nids++] = util_xstrdup(sid);
+	return 0;
 }
 
 /* Worker: the expired dead letters of the owned sources into dj. */
@@ -342,14 +313,14 @@ dead_find(struct dead_job *dj)
 	    BCON_INT64(dj->cutoff), "}");
 	opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "sourceId",
 	    BCON_INT32(1), "}", "limit", BCON_INT64(PRUNE_MAX_IDS));
-	dj->rc = prune_find(STORE_BATCHES, filter, opts, dead_find_one, dj,
-	    "find dead letters", dj->err, sizeof(dj->err));
+	dj->rc = store_each(child_store(), STORE_BATCHES, filter, opts,
+	    dead_find_one, dj, dj->err, sizeof(dj->err));
 	dj->more = dj->nseen >= PRUNE_MAX_IDS;
 	bson_destroy(filter);
 	bson_destroy(opts);
 }
 
-static void
+static int
 dead_survivor(const bson_t *doc, void *arg)
 {
 	struct dead_job	*dj = arg;
@@ -359,6 +330,7 @@ dead_survivor(const bson_t *doc, void *arg)
 	for (j = 0; id != NULL && j < dj->nids; j++)
 		if (strcmp(dj->ids[j], id) == 0)
 			dj->ids[j][0] = '\0';	/* kept */
+	return 0;
 }
 
 /*
@@ -372,8 +344,8 @@ dead_keep_survivors(struct dead_job *dj)
 
 	sel = store_sel_ids(dj->ids, sizeof(char *), dj->nids, true);
 	opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}");
-	dj->rc = prune_find(STORE_BATCHES, sel, opts, dead_survivor, dj,
-	    "find replayed dead letters", dj->err, sizeof(dj->err));
+	dj->rc = store_each(child_store(), STORE_BATCHES, sel, opts,
+	    dead_survivor, dj, dj->err, sizeof(dj->err));
 	bson_destroy(sel);
 	bson_destroy(opts);
 }
@@ -442,8 +414,8 @@ dead_work(void *arg)
 	BSON_APPEND_DOCUMENT_BEGIN(sel, "deadAt", &cond);
 	BSON_APPEND_INT64(&cond, "$lt", dj->cutoff);
 	bson_append_document_end(sel, &cond);
-	dj->rc = store_delete(child_store(), STORE_BATCHES, sel, true, &m, dj->err,
-	    sizeof(dj->err));
+	dj->rc = store_delete(child_store(), STORE_BATCHES, sel, true, &m,
+	    dj->err, sizeof(dj->err));
 	bson_destroy(sel);
 	if (dj->rc != 0)
 		return;
@@ -452,8 +424,8 @@ dead_work(void *arg)
 	dead_count(dj);
 	/* The bodies of what went (a crash before this leaves them). */
 	sel = store_sel_ids(dj->ids, sizeof(char *), dj->nids, true);
-	dj->rc = store_delete(child_store(), STORE_BODIES, sel, true, NULL, dj->err,
-	    sizeof(dj->err));
+	dj->rc = store_delete(child_store(), STORE_BODIES, sel, true, NULL,
+	    dj->err, sizeof(dj->err));
 	bson_destroy(sel);
 }
 
@@ -507,15 +479,17 @@ dead_maybe_start(int64_t now)
 	struct dsource	*s;
 	size_t		 n = 0;
 
-	if (deliverd_conf()->dead_retention_ms <= 0 || dead_running || now < dead_next)
+	if (deliverd_conf()->dead_retention_ms <= 0 || dead_running ||
+	    now < dead_next)
 		return;
 	TAILQ_FOREACH(s, deliverd_sources(), entry)
 		if (s->lease.held && !s->zombie)
 			n++;
 	if (n == 0)
 		return;		/* no lease yet: at the next tick */
-	dead_next = now + (deliverd_conf()->dead_retention_ms < PRUNE_DEAD_EVERY_MS ?
-	    deliverd_conf()->dead_retention_ms : PRUNE_DEAD_EVERY_MS);
+	dead_next = now + (deliverd_conf()->dead_retention_ms <
+	    PRUNE_DEAD_EVERY_MS ? deliverd_conf()->dead_retention_ms :
+	    PRUNE_DEAD_EVERY_MS);
 	dj = util_xcalloc(1, sizeof(*dj));
 	dj->owned = util_xcalloc(n, sizeof(*dj->owned));
 	TAILQ_FOREACH(s, deliverd_sources(), entry)
@@ -538,7 +512,7 @@ prune_start(void)
 	if (prune_ev != NULL)
 		return;
 	prune_next_sweep = util_now_ms() + PRUNE_KEEP_DELIVERED_MS / 2;
-	if ((prune_ev = event_new(child_base(), -1, EV_PERSIST, prune_cb, NULL)) ==
-	    NULL || event_add(prune_ev, &tv) != 0)
+	if ((prune_ev = event_new(child_base(), -1, EV_PERSIST, prune_cb, NULL))
+	    == NULL || event_add(prune_ev, &tv) != 0)
 		fatal("out of memory");
 }

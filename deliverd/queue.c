@@ -113,13 +113,19 @@ qjob_add(struct qjob *j, const struct qinfo *in)
 	j->b[j->nb++] = *in;
 }
 
+/* Worker: fn on every document found; a store error goes into j. */
 static void
-qjob_error(struct qjob *j, const char *what, const bson_error_t *e)
+qjob_each(struct qjob *j, const char *coll, const bson_t *filter,
+    const bson_t *opts, store_each_fn fn, void *arg)
 {
-	if (j->rc == 0) {
-		j->rc = -EIO;
-		snprintf(j->err, sizeof(j->err), "%s: %.400s", what,
-		    e != NULL ? e->message : "failed");
+	char	err[512];
+	int	rc;
+
+	rc = store_each(child_store(), coll, filter, opts, fn, arg, err,
+	    sizeof(err));
+	if (rc < 0 && j->rc == 0) {
+		j->rc = rc;
+		util_strlcpy(j->err, err, sizeof(j->err));
 	}
 }
 
@@ -546,17 +552,63 @@ queue_record(struct dsource *s, struct dbatch *b,
 }
 
 /* Worker: the pending batches of j->sid, replays recognised. */
+/* Worker: a pending batch into j (a dead letter set back: a replay). */
+static int
+qload_one(const bson_t *doc, void *arg)
+{
+	struct qjob	*j = arg;
+	const char	*id = store_bson_str(doc, "_id");
+	const char	*kind = store_bson_str(doc, "kind");
+	const char	*wid = store_bson_str(doc, "webhookId");
+	const char	*sid = store_bson_str(doc, "sourceId");
+	struct qinfo	 in;
+	int64_t		 dead_at, replayed;
+
+	if (id == NULL || strlen(id) >= sizeof(in.id) || sid == NULL ||
+	    strlen(sid) >= sizeof(in.sid))
+		return 0;
+	memset(&in, 0, sizeof(in));
+	util_strlcpy(in.sid, sid, sizeof(in.sid));
+	util_strlcpy(in.id, id, sizeof(in.id));
+	batch_webhook_id(id, in.wid);
+	if (wid != NULL)
+		util_strlcpy(in.wid, wid, sizeof(in.wid));
+	in.is_alert = kind != NULL && strcmp(kind, "alert") == 0;
+	in.created_at = store_bson_int(doc, "createdAt", j->now);
+	in.next_at = store_bson_int(doc, "nextAttemptAt", j->now);
+	in.n_attempts = (unsigned)store_bson_int(doc, "nAttempts", 0);
+	in.n_errors = (unsigned)store_bson_int(doc, "nErrors", 0);
+	in.nlogs = store_bson_int(doc, "nLogs", 0);
+	in.age_base = in.created_at;
+	dead_at = store_bson_int(doc, "deadAt", 0);
+	replayed = store_bson_int(doc, "replayedAt", 0);
+	if (dead_at > 0 && replayed < dead_at) {
+		/* A dead letter set back to pending: a replay. */
+		bson_t	*sel = BCON_NEW("_id", BCON_UTF8(id));
+		bson_t	*set = BCON_NEW("replayedAt", BCON_INT64(j->now),
+		    "nextAttemptAt", BCON_INT64(j->now), "nErrors",
+		    BCON_INT32(0), "epoch", BCON_INT64(j->epoch));
+		char	 e2[256];
+
+		(void)store_update_set(child_store(), STORE_BATCHES, sel,
+		    set, false, NULL, e2, sizeof(e2));
+		bson_destroy(sel);
+		bson_destroy(set);
+		replayed = j->now;
+		in.next_at = j->now;
+		in.n_errors = 0;
+		in.replayed = true;
+	}
+	if (replayed > in.age_base)
+		in.age_base = replayed;
+	qjob_add(j, &in);
+	return 0;
+}
+
 static void
 qwork_load_pending(struct qjob *j)
 {
-	mongoc_client_t		*c;
-	mongoc_collection_t	*coll;
-	mongoc_cursor_t		*cur;
-	const bson_t		*doc;
-	bson_t			*filter, *opts;
-	bson_error_t		 berr;
-	struct qinfo		 in;
-	int64_t			 dead_at, replayed;
+	bson_t	*filter, *opts;
 
 	if (j->kind == QJ_LOAD_ALL)
 		filter = BCON_NEW("state", BCON_UTF8("pending"));
@@ -566,60 +618,7 @@ qwork_load_pending(struct qjob *j)
 	opts = BCON_NEW("projection", "{", "body", BCON_INT32(0),
 	    "logIds", BCON_INT32(0), "attempts", BCON_INT32(0), "}",
 	    "sort", "{", "createdAt", BCON_INT32(1), "}");
-	c = store_pop(child_store());
-	coll = store_coll(child_store(), c, STORE_BATCHES);
-	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
-	while (mongoc_cursor_next(cur, &doc)) {
-		const char *id = store_bson_str(doc, "_id");
-		const char *kind = store_bson_str(doc, "kind");
-		const char *wid = store_bson_str(doc, "webhookId");
-		const char *sid = store_bson_str(doc, "sourceId");
-
-		if (id == NULL || strlen(id) >= sizeof(in.id) || sid == NULL ||
-		    strlen(sid) >= sizeof(in.sid))
-			continue;
-		memset(&in, 0, sizeof(in));
-		util_strlcpy(in.sid, sid, sizeof(in.sid));
-		util_strlcpy(in.id, id, sizeof(in.id));
-		batch_webhook_id(id, in.wid);
-		if (wid != NULL)
-			util_strlcpy(in.wid, wid, sizeof(in.wid));
-		in.is_alert = kind != NULL && strcmp(kind, "alert") == 0;
-		in.created_at = store_bson_int(doc, "createdAt", j->now);
-		in.next_at = store_bson_int(doc, "nextAttemptAt", j->now);
-		in.n_attempts = (unsigned)store_bson_int(doc, "nAttempts", 0);
-		in.n_errors = (unsigned)store_bson_int(doc, "nErrors", 0);
-		in.nlogs = store_bson_int(doc, "nLogs", 0);
-		in.age_base = in.created_at;
-		dead_at = store_bson_int(doc, "deadAt", 0);
-		replayed = store_bson_int(doc, "replayedAt", 0);
-		if (dead_at > 0 && replayed < dead_at) {
-			/* A dead letter set back to pending: a replay. */
-			bson_t	*sel = BCON_NEW("_id", BCON_UTF8(id));
-			bson_t	*set = BCON_NEW("replayedAt",
-			    BCON_INT64(j->now), "nextAttemptAt",
-			    BCON_INT64(j->now), "nErrors", BCON_INT32(0),
-			    "epoch", BCON_INT64(j->epoch));
-			char	 e2[256];
-
-			(void)store_update_set(child_store(), STORE_BATCHES, sel,
-			    set, false, NULL, e2, sizeof(e2));
-			bson_destroy(sel);
-			bson_destroy(set);
-			replayed = j->now;
-			in.next_at = j->now;
-			in.n_errors = 0;
-			in.replayed = true;
-		}
-		if (replayed > in.age_base)
-			in.age_base = replayed;
-		qjob_add(j, &in);
-	}
-	if (mongoc_cursor_error(cur, &berr))
-		qjob_error(j, "find batches", &berr);
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(coll);
-	store_push(child_store(), c);
+	qjob_each(j, STORE_BATCHES, filter, opts, qload_one, j);
 	bson_destroy(filter);
 	bson_destroy(opts);
 }
@@ -629,54 +628,47 @@ qwork_load_pending(struct qjob *j)
  * undelivered alert batches marked again (an alert batch is inserted
  * before its alert is marked).
  */
+static int
+qtakeover_one(const bson_t *doc, void *arg)
+{
+	struct qjob	*j = arg;
+	const char	*bid = store_bson_str(doc, "_id");
+	char		**ids;
+	size_t		  n, i;
+
+	if (bid == NULL)
+		return 0;
+	n = queue_array_strs(doc, "alertIds", &ids);
+	for (i = 0; i < n; i++) {
+		bson_t	*s2 = BCON_NEW("_id", BCON_UTF8(ids[i]),
+		    "state", BCON_UTF8("pending"));
+		bson_t	*set = BCON_NEW("state", BCON_UTF8("batched"),
+		    "batchId", BCON_UTF8(bid));
+		int64_t	 m = 0;
+		char	 e2[256];
+
+		if (store_update_set(child_store(), STORE_ALERTS, s2, set,
+		    false, &m, e2, sizeof(e2)) == 0)
+			j->nremarked += (int)m;
+		bson_destroy(s2);
+		bson_destroy(set);
+	}
+	queue_strs_free(ids, n);
+	return 0;
+}
+
 static void
 qwork_takeover(void *arg)
 {
-	struct qjob		*j = arg;
-	mongoc_client_t		*c;
-	mongoc_collection_t	*coll;
-	mongoc_cursor_t		*cur;
-	const bson_t		*doc;
-	bson_t			*sel, *opts;
-	bson_error_t		 berr;
-	char			 **ids;
-	size_t			 n, i;
+	struct qjob	*j = arg;
+	bson_t		*sel, *opts;
 
 	/* Alerts of undelivered alert batches: marked again. */
 	sel = BCON_NEW("sourceId", BCON_UTF8(j->sid), "kind",
 	    BCON_UTF8("alert"), "state", "{", "$in", "[",
 	    BCON_UTF8("pending"), BCON_UTF8("dead"), "]", "}");
 	opts = BCON_NEW("projection", "{", "alertIds", BCON_INT32(1), "}");
-	c = store_pop(child_store());
-	coll = store_coll(child_store(), c, STORE_BATCHES);
-	cur = mongoc_collection_find_with_opts(coll, sel, opts, NULL);
-	while (mongoc_cursor_next(cur, &doc)) {
-		const char *bid = store_bson_str(doc, "_id");
-
-		if (bid == NULL)
-			continue;
-		n = queue_array_strs(doc, "alertIds", &ids);
-		for (i = 0; i < n; i++) {
-			bson_t	*s2 = BCON_NEW("_id", BCON_UTF8(ids[i]),
-			    "state", BCON_UTF8("pending"));
-			bson_t	*set = BCON_NEW("state", BCON_UTF8("batched"),
-			    "batchId", BCON_UTF8(bid));
-			int64_t	 m = 0;
-			char	 e2[256];
-
-			if (store_update_set(child_store(), STORE_ALERTS, s2, set,
-			    false, &m, e2, sizeof(e2)) == 0)
-				j->nremarked += (int)m;
-			bson_destroy(s2);
-			bson_destroy(set);
-		}
-		queue_strs_free(ids, n);
-	}
-	if (mongoc_cursor_error(cur, &berr))
-		qjob_error(j, "find alert batches", &berr);
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(coll);
-	store_push(child_store(), c);
+	qjob_each(j, STORE_BATCHES, sel, opts, qtakeover_one, j);
 	bson_destroy(sel);
 	bson_destroy(opts);
 	if (j->rc == 0)
@@ -899,57 +891,62 @@ qjob_submit(struct dsource *s, struct qjob *j, worker_fn fn)
  * first: the batch is inserted before its alert is marked (a crash in
  * between is repaired at take-over).
  */
+/* Pending alerts read, each with its alert batch body. */
+struct qalerts {
+	struct qjob	*j;
+	struct {
+		char	 id[64];
+		char	*body;
+		size_t	 len;
+	}		 a[QUEUE_ALERTS_PER_BUILD];
+	size_t		 n;
+};
+
+static int
+qalerts_one(const bson_t *doc, void *arg)
+{
+	struct qalerts	*qa = arg;
+	const char	*id = store_bson_str(doc, "_id");
+	const char	*kind = store_bson_str(doc, "alert");
+	const char	*msg = store_bson_str(doc, "message");
+
+	if (id == NULL || kind == NULL || strlen(id) >= sizeof(qa->a[0].id))
+		return 0;
+	qa->a[qa->n].body = batch_alert_body(qa->j->sid, kind, msg != NULL ?
+	    msg : "", store_bson_int(doc, "at", qa->j->now),
+	    &qa->a[qa->n].len);
+	if (qa->a[qa->n].body == NULL)
+		return 0;
+	util_strlcpy(qa->a[qa->n].id, id, sizeof(qa->a[0].id));
+	qa->n++;
+	return qa->n == QUEUE_ALERTS_PER_BUILD;
+}
+
 static void
 qwork_alerts(void *arg)
 {
-	struct qjob		*j = arg;
-	mongoc_client_t		*c;
-	mongoc_collection_t	*coll;
-	mongoc_cursor_t		*cur;
-	const bson_t		*doc;
-	bson_t			*filter, *opts;
-	bson_error_t		 berr;
-	struct {
-		char	id[64];
-		char	*body;
-		size_t	len;
-	} a[QUEUE_ALERTS_PER_BUILD];
-	size_t			 n = 0, i;
+	struct qjob	*j = arg;
+	struct qalerts	*qa;
+	bson_t		*filter, *opts;
+	size_t		 i;
 
+	qa = util_xcalloc(1, sizeof(*qa));
+	qa->j = j;
 	filter = BCON_NEW("sourceId", BCON_UTF8(j->sid),
 	    "state", BCON_UTF8("pending"));
 	opts = BCON_NEW("sort", "{", "at", BCON_INT32(1), "}",
 	    "limit", BCON_INT64(QUEUE_ALERTS_PER_BUILD));
-	c = store_pop(child_store());
-	coll = store_coll(child_store(), c, STORE_ALERTS);
-	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
-	while (n < QUEUE_ALERTS_PER_BUILD && mongoc_cursor_next(cur, &doc)) {
-		const char *id = store_bson_str(doc, "_id");
-		const char *kind = store_bson_str(doc, "alert");
-		const char *msg = store_bson_str(doc, "message");
-
-		if (id == NULL || kind == NULL || strlen(id) >= sizeof(a[0].id))
-			continue;
-		a[n].body = batch_alert_body(j->sid, kind, msg != NULL ? msg :
-		    "", store_bson_int(doc, "at", j->now), &a[n].len);
-		if (a[n].body == NULL)
-			continue;
-		util_strlcpy(a[n].id, id, sizeof(a[n].id));
-		n++;
-	}
-	if (mongoc_cursor_error(cur, &berr))
-		qjob_error(j, "find alerts", &berr);
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(coll);
-	store_push(child_store(), c);
+	qjob_each(j, STORE_ALERTS, filter, opts, qalerts_one, qa);
 	bson_destroy(filter);
 	bson_destroy(opts);
-	j->more = n == QUEUE_ALERTS_PER_BUILD;
-	for (i = 0; i < n; i++) {
+	j->more = qa->n == QUEUE_ALERTS_PER_BUILD;
+	for (i = 0; i < qa->n; i++) {
 		if (j->rc == 0)
-			qwork_alert_batch(j, a[i].id, a[i].body, a[i].len);
-		free(a[i].body);
+			qwork_alert_batch(j, qa->a[i].id, qa->a[i].body,
+			    qa->a[i].len);
+		free(qa->a[i].body);
 	}
+	free(qa);
 }
 
 int
@@ -1023,8 +1020,8 @@ qwork_alert_batch(struct qjob *j, const char *alert_id, const char *body,
 	set = BCON_NEW("state", BCON_UTF8("batched"), "batchId",
 	    BCON_UTF8(id));
 	/* Unmarked, it is marked again at take-over. */
-	(void)store_update_set(child_store(), STORE_ALERTS, sel, set, false, NULL,
-	    j->err, sizeof(j->err));
+	(void)store_update_set(child_store(), STORE_ALERTS, sel, set, false,
+	    NULL, j->err, sizeof(j->err));
 	j->err[0] = '\0';
 	bson_destroy(sel);
 	bson_destroy(set);

@@ -31,7 +31,8 @@ deliverd_load_all_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if (!child_stopping() && child_store_ready() && store_healthy(child_store()))
+	if (!child_stopping() && child_store_ready() &&
+	    store_healthy(child_store()))
 		(void)queue_load_all_start();
 }
 

@@ -346,7 +346,7 @@ deliverd_source_new(const char *id)
 /* The sources documents (without credentials), read on the worker. */
 struct drescan {
 	bson_t	**docs;
-	size_t	  n, cap;
+	size_t	  n;
 	int	  rc;
 	char	  err[512];
 };
@@ -354,41 +354,13 @@ struct drescan {
 static void
 deliverd_rescan_work(void *arg)
 {
-	struct drescan		*r = arg;
-	mongoc_client_t		*c;
-	mongoc_collection_t	*coll;
-	mongoc_cursor_t		*cur;
-	const bson_t		*doc;
-	bson_t			*filter, *opts, **nd;
-	bson_error_t		 berr;
+	struct drescan	*r = arg;
+	bson_t		*filter, *opts;
 
 	filter = bson_new();
 	opts = BCON_NEW("projection", "{", "credentials", BCON_INT32(0), "}");
-	c = store_pop(child_store());
-	coll = store_coll(child_store(), c, STORE_SOURCES);
-	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
-	while (mongoc_cursor_next(cur, &doc)) {
-		if (r->n == r->cap) {
-			r->cap = r->cap ? r->cap * 2 : 64;
-			nd = realloc(r->docs, r->cap * sizeof(*nd));
-			if (nd == NULL) {
-				snprintf(r->err, sizeof(r->err), "out of "
-				    "memory reading the sources");
-				r->rc = -ENOMEM;
-				break;
-			}
-			r->docs = nd;
-		}
-		r->docs[r->n++] = bson_copy(doc);
-	}
-	if (r->rc == 0 && mongoc_cursor_error(cur, &berr)) {
-		snprintf(r->err, sizeof(r->err), "find sources: %.400s",
-		    berr.message);
-		r->rc = -EIO;
-	}
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(coll);
-	store_push(child_store(), c);
+	r->rc = store_find_all(child_store(), STORE_SOURCES, filter, opts,
+	    &r->docs, &r->n, r->err, sizeof(r->err));
 	bson_destroy(filter);
 	bson_destroy(opts);
 }
@@ -434,9 +406,7 @@ deliverd_rescan_done(void *arg)
 		deliverd_step(s);
 	}
 out:
-	for (i = 0; i < r->n; i++)
-		bson_destroy(r->docs[i]);
-	free(r->docs);
+	store_docs_free(r->docs, r->n);
 	free(r);
 	if (rescan_again && !child_stopping()) {
 		rescan_again = false;
@@ -453,7 +423,8 @@ deliverd_rescan_start(void)
 {
 	struct drescan	*r;
 
-	if (child_stopping() || !child_store_ready() || !store_healthy(child_store()))
+	if (child_stopping() || !child_store_ready() ||
+	    !store_healthy(child_store()))
 		return false;
 	if (rescan_busy) {
 		rescan_again = true;
@@ -482,7 +453,8 @@ deliverd_rescan_cb(evutil_socket_t fd, short what, void *arg)
 void
 deliverd_rescan_arm(bool initial)
 {
-	deliverd_timer_start(&rescan_ev, deliverd_rescan_cb, deliverd_conf()->rescan_ms, true);
+	deliverd_timer_start(&rescan_ev, deliverd_rescan_cb,
+	    deliverd_conf()->rescan_ms, true);
 	if (initial)
 		deliverd_timer_start(&rescan_first_ev,
 		    deliverd_rescan_first_cb, 100, false);

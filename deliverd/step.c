@@ -204,7 +204,8 @@ deliverd_done_cb(const struct httpc_resp *resp, void *arg)
 			b->n_errors++;
 		ra = (resp->status == 429 || resp->status == 503) ?
 		    resp->retry_after_s : -1;
-		delay = deliver_retry_delay(deliverd_conf()->sched, deliverd_conf()->nsched, b->n_fail, ra);
+		delay = deliver_retry_delay(deliverd_conf()->sched,
+		    deliverd_conf()->nsched, b->n_fail, ra);
 		dead = deliver_give_up(r, b->n_errors, now - b->age_base,
 		    deliverd_conf()->max_age_ms, &delay);
 		util_strlcpy(s->last_error, why, sizeof(s->last_error));
@@ -331,7 +332,8 @@ deliverd_step(struct dsource *s)
 	int64_t		 now = util_now_ms(), wake = 0;
 	unsigned	 window;
 
-	if (child_stopping() || !child_store_ready() || !store_healthy(child_store()))
+	if (child_stopping() || !child_store_ready() ||
+	    !store_healthy(child_store()))
 		return;
 	if (!lease_valid(&s->lease) || !s->ready || s->paused || s->gone ||
 	    s->secret == NULL || s->url == NULL || s->handover)

@@ -146,52 +146,26 @@ handoff_clean_intent(struct handoff *h, const char *bid, const bson_t *doc)
 static int
 handoff_recover(struct handoff *h)
 {
-	mongoc_client_t		*c;
-	mongoc_collection_t	*coll;
-	mongoc_cursor_t		*cur;
-	const bson_t		*doc;
-	bson_t			*filter;
-	bson_error_t		 berr;
-	char			**ids = NULL;
-	bson_t			**docs = NULL;
-	size_t			 n = 0, i;
-	int			 rc = 0;
+	bson_t		 *filter, **docs;
+	const char	 *id;
+	size_t		  n, i;
+	int		  rc;
 
 	filter = BCON_NEW("sourceId", BCON_UTF8(h->sid), "app",
 	    BCON_UTF8(h->app));
-	c = store_pop(child_store());
-	coll = store_coll(child_store(), c, STORE_INTENTS);
-	cur = mongoc_collection_find_with_opts(coll, filter, NULL, NULL);
-	while (mongoc_cursor_next(cur, &doc)) {
-		const char *id = store_bson_str(doc, "_id");
-
-		if (id == NULL)
-			continue;
-		if ((ids = realloc(ids, (n + 1) * sizeof(*ids))) == NULL ||
-		    (docs = realloc(docs, (n + 1) * sizeof(*docs))) == NULL)
-			fatal("out of memory");
-		ids[n] = util_xstrdup(id);
-		docs[n] = bson_copy(doc);
-		n++;
-	}
-	if (mongoc_cursor_error(cur, &berr)) {
-		snprintf(h->err, sizeof(h->err), "find intents: %.400s",
-		    berr.message);
-		rc = -EIO;
-	}
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(coll);
-	store_push(child_store(), c);
+	rc = store_find_all(child_store(), STORE_INTENTS, filter, NULL, &docs,
+	    &n, h->err, sizeof(h->err));
 	bson_destroy(filter);
-	for (i = 0; i < n; i++) {
-		if (rc == 0 && (rc = handoff_check_deadline(h)) == 0 &&
-		    (rc = handoff_clean_intent(h, ids[i], docs[i])) == 0)
+	if (rc == -ENOMEM)
+		fatal("out of memory");
+	for (i = 0; i < n && rc == 0; i++) {
+		if ((id = store_bson_str(docs[i], "_id")) == NULL)
+			continue;
+		if ((rc = handoff_check_deadline(h)) == 0 &&
+		    (rc = handoff_clean_intent(h, id, docs[i])) == 0)
 			h->nrecovered++;
-		free(ids[i]);
-		bson_destroy(docs[i]);
 	}
-	free(ids);
-	free(docs);
+	store_docs_free(docs, n);
 	return rc;
 }
 
@@ -665,38 +639,34 @@ handoff_save(struct handoff *h)
  * retention, or INT64_MAX: a source still reading old days keeps their
  * partitions. -1 on a store error.
  */
+struct hmin {
+	int64_t	 floor_ms, min;
+};
+
+static int
+handoff_min_one(const bson_t *doc, void *arg)
+{
+	struct hmin	*m = arg;
+	int64_t		 v = store_bson_int(doc, "cursor", 0);
+
+	if (v > m->floor_ms && v < m->min)
+		m->min = v;
+	return 0;
+}
+
 static int64_t
 handoff_min_cursor(struct handoff *h)
 {
-	mongoc_client_t		*c;
-	mongoc_collection_t	*coll;
-	mongoc_cursor_t		*cur;
-	const bson_t		*doc;
-	bson_t			*opts;
-	bson_error_t		 berr;
-	int64_t			 min = INT64_MAX, v, floor_ms;
+	bson_t		 q = BSON_INITIALIZER, *opts;
+	struct hmin	 m = { util_now_ms() - 181LL * DAY_MS, INT64_MAX };
 
-	floor_ms = util_now_ms() - 181LL * DAY_MS;
 	opts = BCON_NEW("projection", "{", "cursor", BCON_INT32(1), "}");
-	c = store_pop(child_store());
-	coll = store_coll(child_store(), c, STORE_CURSORS);
-	cur = mongoc_collection_find_with_opts(coll, &(bson_t)BSON_INITIALIZER,
-	    opts, NULL);
-	while (mongoc_cursor_next(cur, &doc)) {
-		v = store_bson_int(doc, "cursor", 0);
-		if (v > floor_ms && v < min)
-			min = v;
-	}
-	if (mongoc_cursor_error(cur, &berr)) {
-		snprintf(h->err, sizeof(h->err), "find cursors: %.400s",
-		    berr.message);
-		min = -1;
-	}
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(coll);
-	store_push(child_store(), c);
+	if (store_each(child_store(), STORE_CURSORS, &q, opts,
+	    handoff_min_one, &m, h->err, sizeof(h->err)) != 0)
+		m.min = -1;
 	bson_destroy(opts);
-	return min;
+	bson_destroy(&q);
+	return m.min;
 }
 
 /*

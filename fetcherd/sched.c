@@ -646,7 +646,7 @@ src_apply(const bson_t *doc)
 
 struct srescan {
 	bson_t		**docs;
-	size_t		 n, cap;
+	size_t		 n;
 	size_t		 next;		/* applied so far */
 	struct event	*ev;
 	int		 rc;
@@ -657,41 +657,10 @@ static void
 srescan_work(void *arg)
 {
 	struct srescan *r = arg;
-	struct store *st = child_store();
-	mongoc_client_t *c;
-	mongoc_collection_t *col;
-	mongoc_cursor_t *cur;
-	const bson_t *doc;
 	bson_t q = BSON_INITIALIZER;
-	bson_error_t e;
 
-	c = store_pop(st);
-	col = store_coll(st, c, STORE_SOURCES);
-	cur = mongoc_collection_find_with_opts(col, &q, NULL, NULL);
-	while (mongoc_cursor_next(cur, &doc)) {
-		if (r->n == r->cap) {
-			bson_t **nd;
-
-			r->cap = r->cap ? r->cap * 2 : 64;
-			if ((nd = realloc(r->docs, r->cap *
-			    sizeof(*nd))) == NULL) {
-				snprintf(r->err, sizeof(r->err), "out of "
-				    "memory reading the sources");
-				r->rc = -ENOMEM;
-				break;
-			}
-			r->docs = nd;
-		}
-		r->docs[r->n++] = bson_copy(doc);
-	}
-	if (r->rc == 0 && mongoc_cursor_error(cur, &e)) {
-		snprintf(r->err, sizeof(r->err), "find sources: %.400s",
-		    e.message);
-		r->rc = -EIO;
-	}
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(col);
-	store_push(st, c);
+	r->rc = store_find_all(child_store(), STORE_SOURCES, &q, NULL,
+	    &r->docs, &r->n, r->err, sizeof(r->err));
 	bson_destroy(&q);
 }
 

@@ -229,48 +229,19 @@ static void
 sload_work(void *arg)
 {
 	struct sload *l = arg;
-	mongoc_client_t *c;
-	mongoc_collection_t *col;
-	mongoc_cursor_t *cur;
-	const bson_t *doc;
-	bson_t sel, in, arr;
-	bson_error_t e;
-	char k[16], id[100];
-	const char *kp, *did;
-	size_t i, n;
+	char **ids, id[96];
+	size_t i;
 
-	bson_init(&sel);
-	bson_append_document_begin(&sel, "_id", -1, &in);
-	bson_append_array_begin(&in, "$in", -1, &arr);
+	ids = util_xcalloc(l->n, sizeof(*ids));
 	for (i = 0; i < l->n; i++) {
-		bson_uint32_to_string((uint32_t)i, &kp, k, sizeof(k));
 		snprintf(id, sizeof(id), "%s:fetch", l->ids[i]);
-		bson_append_utf8(&arr, kp, -1, id, -1);
+		ids[i] = util_xstrdup(id);
 	}
-	bson_append_array_end(&in, &arr);
-	bson_append_document_end(&sel, &in);
-	c = store_pop(child_store());
-	col = store_coll(child_store(), c, STORE_SOURCE_STATE);
-	cur = mongoc_collection_find_with_opts(col, &sel, NULL, NULL);
-	while (mongoc_cursor_next(cur, &doc)) {
-		if ((did = store_bson_str(doc, "_id")) == NULL)
-			continue;
-		n = strlen(did);
-		for (i = 0; i < l->n; i++)
-			if (n == strlen(l->ids[i]) + 6 &&
-			    strncmp(did, l->ids[i], n - 6) == 0 &&
-			    l->docs[i] == NULL)
-				l->docs[i] = bson_copy(doc);
-	}
-	if (mongoc_cursor_error(cur, &e)) {
-		snprintf(l->err, sizeof(l->err), "find source_state: %.400s",
-		    e.message);
-		l->rc = -EIO;
-	}
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(col);
-	store_push(child_store(), c);
-	bson_destroy(&sel);
+	l->rc = store_find_ids(child_store(), STORE_SOURCE_STATE, ids, l->n,
+	    l->docs, l->err, sizeof(l->err));
+	for (i = 0; i < l->n; i++)
+		free(ids[i]);
+	free(ids);
 }
 
 static void

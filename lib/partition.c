@@ -200,24 +200,95 @@ struct pforeign {
  * old per-source lease, a partition beyond the count), go on the delete
  * list. 0 or -EIO.
  */
+/* What a read of the lease documents gathers besides c->p[]. */
+struct pread {
+	struct pcycle	*c;
+	bool		 collect;
+	struct pforeign	*fr;		/* other partition counts' leases */
+	size_t		 nfr;
+	char		**ids;		/* every lease document */
+	int64_t		*epochs;
+	int		*parts;
+	size_t		 nids, capids;
+};
+
+/* One lease document: the newest epoch of its partition wins. */
+static int
+pread_one(const bson_t *doc, void *arg)
+{
+	struct pread	*r = arg;
+	struct pcycle	*c = r->c;
+	const char	*id = store_bson_str(doc, "_id");
+	const char	*res = store_bson_str(doc, "resource");
+	const char	*holder = store_bson_str(doc, "holder");
+	int64_t		 ep = store_bson_int(doc, "epoch", 0);
+	struct pforeign	*f;
+	struct pcpart	*pp;
+	size_t		 i;
+	int		 part;
+
+	if (id == NULL || res == NULL)
+		return 0;
+	part = partition_parse(c->role, c->count, res);
+	if (r->collect) {
+		if (r->nids == r->capids) {
+			r->capids = r->capids ? r->capids * 2 : 64;
+			r->ids = partition_xrealloc(r->ids, r->capids *
+			    sizeof(*r->ids));
+			r->epochs = partition_xrealloc(r->epochs, r->capids *
+			    sizeof(*r->epochs));
+			r->parts = partition_xrealloc(r->parts, r->capids *
+			    sizeof(*r->parts));
+		}
+		r->ids[r->nids] = util_xstrdup(id);
+		r->epochs[r->nids] = ep;
+		r->parts[r->nids] = part;
+		r->nids++;
+	}
+	if (part < 0) {
+		if (!r->collect)
+			return 0;
+		for (i = 0; i < r->nfr; i++)
+			if (strcmp(r->fr[i].resource, res) == 0)
+				break;
+		if (i == r->nfr) {
+			r->fr = partition_xrealloc(r->fr, (r->nfr + 1) *
+			    sizeof(*r->fr));
+			memset(&r->fr[r->nfr], 0, sizeof(*r->fr));
+			util_strlcpy(r->fr[r->nfr].resource, res,
+			    sizeof(r->fr[r->nfr].resource));
+			r->nfr++;
+		}
+		f = &r->fr[i];
+		f->ids = partition_xrealloc(f->ids, (f->nids + 1) *
+		    sizeof(*f->ids));
+		f->ids[f->nids++] = util_xstrdup(id);
+		if (ep >= f->epoch) {
+			f->epoch = ep;
+			f->expires = store_bson_int(doc, "expiresAt", 0);
+			f->released = store_bson_bool(doc, "released", false);
+		}
+		return 0;
+	}
+	pp = &c->p[part];
+	if (ep < pp->s_epoch)
+		return 0;
+	pp->s_epoch = ep;
+	pp->s_expires = store_bson_int(doc, "expiresAt", 0);
+	pp->s_released = store_bson_bool(doc, "released", false);
+	pp->s_mine = holder != NULL && strcmp(holder, c->instance) == 0;
+	return 0;
+}
+
 static int
 pcycle_read(struct pcycle *c, bool collect)
 {
-	mongoc_client_t		*cl;
-	mongoc_collection_t	*coll;
-	mongoc_cursor_t		*cur;
-	const bson_t		*doc;
-	bson_t			*filter, *opts;
-	bson_error_t		 berr;
-	char			 rx[64];
-	struct pforeign		*fr = NULL;
-	size_t			 nfr = 0, i, k;
-	int64_t			 now = util_now_ms();
-	int			 part, rc = 0;
-	char			**ids = NULL;
-	int64_t			*epochs = NULL;
-	int			*parts = NULL;
-	size_t			 nids = 0, capids = 0;
+	struct pread	 r;
+	bson_t		*filter, *opts;
+	char		 rx[64];
+	size_t		 i, k;
+	int64_t		 now = util_now_ms();
+	int		 part, rc;
 
 	for (part = 0; part < c->count; part++) {
 		c->p[part].s_epoch = 0;
@@ -225,105 +296,42 @@ pcycle_read(struct pcycle *c, bool collect)
 		c->p[part].s_released = false;
 		c->p[part].s_mine = false;
 	}
+	memset(&r, 0, sizeof(r));
+	r.c = c;
+	r.collect = collect;
 	snprintf(rx, sizeof(rx), "^%s:", c->role);
 	filter = BCON_NEW("resource", "{", "$regex", BCON_UTF8(rx), "}");
 	opts = BCON_NEW("projection", "{", "resource", BCON_INT32(1),
 	    "epoch", BCON_INT32(1), "holder", BCON_INT32(1),
 	    "expiresAt", BCON_INT32(1), "released", BCON_INT32(1), "}");
-	cl = store_pop(c->st);
-	coll = store_coll(c->st, cl, STORE_LEASES);
-	cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
-	while (mongoc_cursor_next(cur, &doc)) {
-		const char	*id = store_bson_str(doc, "_id");
-		const char	*res = store_bson_str(doc, "resource");
-		const char	*holder = store_bson_str(doc, "holder");
-		int64_t		 ep = store_bson_int(doc, "epoch", 0);
-		struct pcpart	*pp;
-
-		if (id == NULL || res == NULL)
-			continue;
-		part = partition_parse(c->role, c->count, res);
-		if (collect) {
-			if (nids == capids) {
-				capids = capids ? capids * 2 : 64;
-				ids = partition_xrealloc(ids, capids *
-				    sizeof(*ids));
-				epochs = partition_xrealloc(epochs, capids *
-				    sizeof(*epochs));
-				parts = partition_xrealloc(parts, capids *
-				    sizeof(*parts));
-			}
-			ids[nids] = util_xstrdup(id);
-			epochs[nids] = ep;
-			parts[nids] = part;
-			nids++;
-		}
-		if (part < 0) {
-			if (!collect)
-				continue;
-			for (i = 0; i < nfr; i++)
-				if (strcmp(fr[i].resource, res) == 0)
-					break;
-			if (i == nfr) {
-				fr = partition_xrealloc(fr, (nfr + 1) *
-				    sizeof(*fr));
-				memset(&fr[nfr], 0, sizeof(*fr));
-				util_strlcpy(fr[nfr].resource, res,
-				    sizeof(fr[nfr].resource));
-				nfr++;
-			}
-			fr[i].ids = partition_xrealloc(fr[i].ids, (fr[i].nids +
-			    1) * sizeof(*fr[i].ids));
-			fr[i].ids[fr[i].nids++] = util_xstrdup(id);
-			if (ep >= fr[i].epoch) {
-				fr[i].epoch = ep;
-				fr[i].expires = store_bson_int(doc,
-				    "expiresAt", 0);
-				fr[i].released = store_bson_bool(doc,
-				    "released", false);
-			}
-			continue;
-		}
-		pp = &c->p[part];
-		if (ep < pp->s_epoch)
-			continue;
-		pp->s_epoch = ep;
-		pp->s_expires = store_bson_int(doc, "expiresAt", 0);
-		pp->s_released = store_bson_bool(doc, "released", false);
-		pp->s_mine = holder != NULL && strcmp(holder, c->instance) == 0;
-	}
-	if (mongoc_cursor_error(cur, &berr)) {
-		snprintf(c->err, sizeof(c->err), "find leases: %.400s",
-		    berr.message);
-		rc = -EIO;
-	}
-	mongoc_cursor_destroy(cur);
-	mongoc_collection_destroy(coll);
-	store_push(c->st, cl);
+	rc = store_each(c->st, STORE_LEASES, filter, opts, pread_one, &r,
+	    c->err, sizeof(c->err));
 	bson_destroy(filter);
 	bson_destroy(opts);
 	if (rc == 0 && collect) {
 		/* Superseded epochs of our partitions. */
-		for (i = 0; i < nids; i++)
-			if (parts[i] >= 0 && epochs[i] < c->p[parts[i]].s_epoch)
-				pcycle_del_add(c, ids[i]);
+		for (i = 0; i < r.nids; i++)
+			if (r.parts[i] >= 0 &&
+			    r.epochs[i] < c->p[r.parts[i]].s_epoch)
+				pcycle_del_add(c, r.ids[i]);
 		/* Foreign resources, over for a whole ttl. */
-		for (i = 0; i < nfr; i++)
-			if (fr[i].released || fr[i].expires < now - c->ttl_ms)
-				for (k = 0; k < fr[i].nids; k++)
-					pcycle_del_add(c, fr[i].ids[k]);
+		for (i = 0; i < r.nfr; i++)
+			if (r.fr[i].released ||
+			    r.fr[i].expires < now - c->ttl_ms)
+				for (k = 0; k < r.fr[i].nids; k++)
+					pcycle_del_add(c, r.fr[i].ids[k]);
 	}
-	for (i = 0; i < nfr; i++) {
-		for (k = 0; k < fr[i].nids; k++)
-			free(fr[i].ids[k]);
-		free(fr[i].ids);
+	for (i = 0; i < r.nfr; i++) {
+		for (k = 0; k < r.fr[i].nids; k++)
+			free(r.fr[i].ids[k]);
+		free(r.fr[i].ids);
 	}
-	free(fr);
-	for (i = 0; i < nids; i++)
-		free(ids[i]);
-	free(ids);
-	free(epochs);
-	free(parts);
+	free(r.fr);
+	for (i = 0; i < r.nids; i++)
+		free(r.ids[i]);
+	free(r.ids);
+	free(r.epochs);
+	free(r.parts);
 	return rc;
 }
 

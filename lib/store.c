@@ -411,6 +411,139 @@ store_find_one(struct store *s, const char *coll, const bson_t *selector,
 	return rc;
 }
 
+int
+store_each_in(mongoc_collection_t *col, const bson_t *filter,
+    const bson_t *opts, store_each_fn fn, void *arg, char *err,
+    size_t errlen)
+{
+	mongoc_cursor_t		*cur;
+	const bson_t		*doc;
+	bson_error_t		 e;
+	char			 what[128];
+	int			 rc = 0;
+
+	cur = mongoc_collection_find_with_opts(col, filter, opts, NULL);
+	while (rc == 0 && mongoc_cursor_next(cur, &doc))
+		rc = fn(doc, arg);
+	if (rc == 0 && mongoc_cursor_error(cur, &e)) {
+		snprintf(what, sizeof(what), "find %s",
+		    mongoc_collection_get_name(col));
+		store_err(err, errlen, what, &e);
+		rc = -EIO;
+	}
+	mongoc_cursor_destroy(cur);
+	return rc;
+}
+
+int
+store_each(struct store *s, const char *coll, const bson_t *filter,
+    const bson_t *opts, store_each_fn fn, void *arg, char *err,
+    size_t errlen)
+{
+	mongoc_client_t		*c = store_pop(s);
+	mongoc_collection_t	*col = store_coll(s, c, coll);
+	int			 rc;
+
+	rc = store_each_in(col, filter, opts, fn, arg, err, errlen);
+	mongoc_collection_destroy(col);
+	store_push(s, c);
+	return rc;
+}
+
+struct store_all {
+	bson_t	**docs;
+	size_t	  n, cap;
+};
+
+static int
+store_all_add(const bson_t *doc, void *arg)
+{
+	struct store_all	*a = arg;
+	bson_t			**nd;
+
+	if (a->n == a->cap) {
+		a->cap = a->cap ? a->cap * 2 : 64;
+		if ((nd = realloc(a->docs, a->cap * sizeof(*nd))) == NULL)
+			return -ENOMEM;
+		a->docs = nd;
+	}
+	if ((a->docs[a->n] = bson_copy(doc)) == NULL)
+		return -ENOMEM;
+	a->n++;
+	return 0;
+}
+
+int
+store_find_all(struct store *s, const char *coll, const bson_t *filter,
+    const bson_t *opts, bson_t ***docs, size_t *n, char *err, size_t errlen)
+{
+	struct store_all	a = { NULL, 0, 0 };
+	int			rc;
+
+	*docs = NULL;
+	*n = 0;
+	rc = store_each(s, coll, filter, opts, store_all_add, &a, err, errlen);
+	if (rc == -ENOMEM)
+		snprintf(err, errlen, "out of memory reading %s", coll);
+	if (rc != 0) {
+		store_docs_free(a.docs, a.n);
+		return rc < 0 ? rc : -EIO;
+	}
+	*docs = a.docs;
+	*n = a.n;
+	return 0;
+}
+
+void
+store_docs_free(bson_t **docs, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		bson_destroy(docs[i]);
+	free(docs);
+}
+
+struct store_ids {
+	char *const	 *ids;
+	size_t		  n;
+	bson_t		**docs;
+};
+
+static int
+store_ids_match(const bson_t *doc, void *arg)
+{
+	struct store_ids	*m = arg;
+	const char		*id = store_bson_str(doc, "_id");
+	size_t			 i;
+
+	if (id == NULL)
+		return 0;
+	for (i = 0; i < m->n; i++)
+		if (m->docs[i] == NULL && strcmp(m->ids[i], id) == 0) {
+			if ((m->docs[i] = bson_copy(doc)) == NULL)
+				return -ENOMEM;
+			break;
+		}
+	return 0;
+}
+
+int
+store_find_ids(struct store *s, const char *coll, char *const *ids,
+    size_t n, bson_t **docs, char *err, size_t errlen)
+{
+	struct store_ids	 m = { ids, n, docs };
+	bson_t			*sel;
+	int			 rc;
+
+	sel = store_sel_ids(ids, sizeof(*ids), n, true);
+	rc = store_each(s, coll, sel, NULL, store_ids_match, &m, err, errlen);
+	bson_destroy(sel);
+	if (rc == -ENOMEM)
+		snprintf(err, errlen, "out of memory reading %s", coll);
+	return rc < 0 ? rc : 0;
+}
+
 int64_t
 store_count(struct store *s, const char *coll, const bson_t *selector,
     char *err, size_t errlen)

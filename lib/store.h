@@ -93,6 +93,38 @@ int	 store_find_one(struct store *s, const char *coll,
 	    const bson_t *selector, const bson_t *opts, bson_t *out,
 	    char *err, size_t errlen);
 /*
+ * Call fn(doc, arg) for every document of coll matching filter (opts as
+ * for a find: projection, sort, limit), in order, on a client borrowed
+ * from the pool; doc lives only during the call. Stops at the first
+ * non-zero value fn returns and returns it (fn returns 1 for "enough",
+ * or -errno with its own err[]); 0 once every document was seen; -EIO
+ * with err[] ("find <coll>: ...") when the store fails.
+ */
+typedef int (*store_each_fn)(const bson_t *doc, void *arg);
+int	 store_each(struct store *s, const char *coll, const bson_t *filter,
+	    const bson_t *opts, store_each_fn fn, void *arg, char *err,
+	    size_t errlen);
+/* The same on a collection handle the caller holds (its client). */
+int	 store_each_in(mongoc_collection_t *col, const bson_t *filter,
+	    const bson_t *opts, store_each_fn fn, void *arg, char *err,
+	    size_t errlen);
+/*
+ * Copies of every document of coll matching filter into a malloc'd
+ * array *docs of *n (store_docs_free() them). 0, -ENOMEM or -EIO with
+ * err[]; nothing is returned on an error.
+ */
+int	 store_find_all(struct store *s, const char *coll,
+	    const bson_t *filter, const bson_t *opts, bson_t ***docs,
+	    size_t *n, char *err, size_t errlen);
+void	 store_docs_free(bson_t **docs, size_t n);
+/*
+ * The documents of coll whose _id is ids[i], each copied into docs[i]
+ * (left NULL where there is none; bson_destroy the others), in one
+ * find. 0, or -EIO with err[].
+ */
+int	 store_find_ids(struct store *s, const char *coll, char *const *ids,
+	    size_t n, bson_t **docs, char *err, size_t errlen);
+/*
  * The names of the collections starting with prefix, sorted, into a
  * malloc'd array of malloc'd strings. 0 or -EIO.
  */

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <stdatomic.h>
 
@@ -116,6 +117,18 @@ struct dsource {
 };
 
 TAILQ_HEAD(dsource_q, dsource);
+
+/* The source id in q, or NULL. */
+static inline struct dsource *
+dsource_find(struct dsource_q *q, const char *id)
+{
+	struct dsource	*s;
+
+	TAILQ_FOREACH(s, q, entry)
+		if (strcmp(s->id, id) == 0)
+			return s;
+	return NULL;
+}
 
 /* The settings (run.c reads them from the configuration). */
 struct deliverd_conf {

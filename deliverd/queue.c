@@ -42,24 +42,12 @@ queue_init(struct dsource_q *sources, void (*done)(void *arg,
 	queue_done_arg = arg;
 }
 
-/* The source id of the table, or NULL (removed meanwhile). */
-static struct dsource *
-queue_source(const char *id)
-{
-	struct dsource	*s;
-
-	TAILQ_FOREACH(s, queue_sources, entry)
-		if (strcmp(s->id, id) == 0)
-			return s;
-	return NULL;
-}
-
 void
 queue_alerts_raised(const char *sid)
 {
 	struct dsource	*s;
 
-	if ((s = queue_source(sid)) == NULL)
+	if ((s = dsource_find(queue_sources, sid)) == NULL)
 		return;
 	s->alerts_dirty = true;
 	queue_done_fn(queue_done_arg, s);
@@ -308,7 +296,7 @@ qrec_done(void *arg)
 	} else {
 		/* Still pending in the store: read again, sent again. */
 		prune_forget(r->bid);
-		if ((s = queue_source(r->sid)) != NULL)
+		if ((s = dsource_find(queue_sources, r->sid)) != NULL)
 			s->reload = true;
 		if (r->delivered)
 			log_warn("source=%s batch=%s delivered but not "
@@ -428,7 +416,7 @@ qdone_done(void *arg)
 			log_debug("source=%s batch=%s delivered but not "
 			    "recorded", f->d[i].sid, f->d[i].bid);
 			prune_forget(f->d[i].bid);
-			if ((s = deliverd_source_find(f->d[i].sid)) != NULL)
+			if ((s = dsource_find(queue_sources, f->d[i].sid)) != NULL)
 				s->reload = true;
 		}
 	}

@@ -166,12 +166,7 @@ deliverd_url_host(const char *url, char *out, size_t outlen)
 struct dsource *
 deliverd_source_find(const char *id)
 {
-	struct dsource	*s;
-
-	TAILQ_FOREACH(s, &sources, entry)
-		if (strcmp(s->id, id) == 0)
-			return s;
-	return NULL;
+	return dsource_find(&sources, id);
 }
 
 /* Arm s's timer for wall-clock time at (ms); 0 disarms. */

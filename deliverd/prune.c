@@ -139,7 +139,7 @@ prune_sweep_one(const bson_t *doc, void *arg)
 	return 0;
 }
 
-static void
+static int
 prune_intent_one(const bson_t *doc, void *arg)
 {
 	struct prune_job	*pj = arg;
@@ -151,8 +151,9 @@ prune_intent_one(const bson_t *doc, void *arg)
 			free(pj->ids[i]);
 			pj->ids[i] = pj->ids[--pj->nids];
 			pj->kept++;
-			return;
+			return 0;
 		}
+	return 0;
 }
 
 /*
@@ -168,8 +169,8 @@ prune_keep_intents(struct prune_job *pj, size_t first)
 	    true);
 	opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}");
 	pj->keep_from = first;
-	pj->rc = prune_find(STORE_INTENTS, sel, opts, prune_intent_one, pj,
-	    "find intents", pj->err, sizeof(pj->err));
+	pj->rc = store_each(child_store(), STORE_INTENTS, sel, opts,
+	    prune_intent_one, pj, pj->err, sizeof(pj->err));
 	bson_destroy(sel);
 	bson_destroy(opts);
 }

@@ -16,12 +16,12 @@
 #include "apid/apid.h"
 #include "apid/esexport.h"
 #include "apid/http.h"
-#include "lib/child.h"
-#include "lib/crypto.h"
-#include "lib/httpc.h"
-#include "lib/log.h"
-#include "lib/util.h"
-#include "lib/worker.h"
+#include "runtime/child.h"
+#include "lib/crypto/crypto.h"
+#include "lib/net/httpc.h"
+#include "lib/base/log.h"
+#include "lib/base/util.h"
+#include "lib/store/worker.h"
 
 struct apid_state apid;
 

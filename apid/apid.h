@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/crypto.h"
-#include "lib/ipc.h"
+#include "lib/crypto/crypto.h"
+#include "lib/ipc/ipc.h"
 
 struct httpc;
 struct evdns_base;

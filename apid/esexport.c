@@ -28,14 +28,14 @@
 #include "apid/esexport.h"
 #include "apid/metrics.h"
 #include "apid/view.h"
-#include "lib/child.h"
-#include "lib/config.h"
-#include "lib/crypto.h"
-#include "lib/httpc.h"
-#include "lib/json.h"
-#include "lib/log.h"
-#include "lib/store.h"
-#include "lib/util.h"
+#include "runtime/child.h"
+#include "lib/ipc/config.h"
+#include "lib/crypto/crypto.h"
+#include "lib/net/httpc.h"
+#include "lib/base/json.h"
+#include "lib/base/log.h"
+#include "lib/store/store.h"
+#include "lib/base/util.h"
 
 #define ESEXPORT_INTERVAL_S	30
 #define ESEXPORT_FIRST_S	3	/* first export after start */

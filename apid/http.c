@@ -24,12 +24,12 @@
 #include "apid/metrics.h"
 #include "apid/sources.h"
 #include "apid/validate.h"
-#include "lib/child.h"
-#include "lib/crypto.h"
-#include "lib/json.h"
-#include "lib/log.h"
-#include "lib/util.h"
-#include "lib/worker.h"
+#include "runtime/child.h"
+#include "lib/crypto/crypto.h"
+#include "lib/base/json.h"
+#include "lib/base/log.h"
+#include "lib/base/util.h"
+#include "lib/store/worker.h"
 
 #define HTTP_LISTEN_BACKLOG	4096
 

@@ -23,10 +23,10 @@
 #include "apid/http.h"
 #include "apid/metrics.h"
 #include "apid/view.h"
-#include "lib/child.h"
-#include "lib/log.h"
-#include "lib/store.h"
-#include "lib/util.h"
+#include "runtime/child.h"
+#include "lib/base/log.h"
+#include "lib/store/store.h"
+#include "lib/base/util.h"
 
 #define METRICS_LAG_BUCKETS_MAX	16
 

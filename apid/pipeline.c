@@ -50,10 +50,10 @@
 #include "apid/apid.h"
 #include "apid/http.h"
 #include "apid/pipeline.h"
-#include "lib/child.h"
-#include "lib/log.h"
-#include "lib/netaddr.h"
-#include "lib/util.h"
+#include "runtime/child.h"
+#include "lib/base/log.h"
+#include "lib/net/netaddr.h"
+#include "lib/base/util.h"
 
 #define PIPE_GOOGLE_TIMEOUT_MS	15000
 

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "apid/validate.h"
-#include "lib/google.h"
+#include "lib/google/google.h"
 
 struct areq;
 

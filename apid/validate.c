@@ -12,10 +12,10 @@
 #include <curl/curl.h>
 
 #include "apid/validate.h"
-#include "lib/crypto.h"
-#include "lib/json.h"
-#include "lib/netaddr.h"
-#include "lib/util.h"
+#include "lib/crypto/crypto.h"
+#include "lib/base/json.h"
+#include "lib/net/netaddr.h"
+#include "lib/base/util.h"
 
 #define SCOPE_REPORTS \
 	"https://www.googleapis.com/auth/admin.reports.audit.readonly"

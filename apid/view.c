@@ -7,11 +7,11 @@
 #include <string.h>
 
 #include "apid/view.h"
-#include "lib/child.h"
-#include "lib/json.h"
-#include "lib/log.h"
-#include "lib/store.h"
-#include "lib/util.h"
+#include "runtime/child.h"
+#include "lib/base/json.h"
+#include "lib/base/log.h"
+#include "lib/store/store.h"
+#include "lib/base/util.h"
 
 #define VIEW_STATE_ID_MAX	96	/* "<source>:deliver" and its NUL */
 

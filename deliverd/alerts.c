@@ -9,13 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/batch.h"
+#include "lib/batch/batch.h"
 #include "deliverd/deliverd.h"
-#include "lib/child.h"
-#include "lib/log.h"
-#include "lib/store.h"
-#include "lib/util.h"
-#include "lib/worker.h"
+#include "runtime/child.h"
+#include "lib/base/log.h"
+#include "lib/store/store.h"
+#include "lib/base/util.h"
+#include "lib/store/worker.h"
 
 
 struct araise {

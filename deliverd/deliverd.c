@@ -1,6 +1,6 @@
 /*
  * auditrelay-deliverd: pending batches -> signed POSTs -> callbackUrl.
- * This file is the entry point: the child_ops lib/child.c runs.
+ * This file is the entry point: the child_ops runtime/child.c runs.
  *
  * For every source whose partition lease "deliver:p<N>" this instance
  * holds, the pending batches fetcherd stored are POSTed with Standard
@@ -21,7 +21,7 @@
  *	send.c outcome.c breaker.c	signing, classification, breaker
  */
 #include "deliverd/deliverd.h"
-#include "lib/child.h"
+#include "runtime/child.h"
 
 static const struct child_ops deliverd_ops = {
 	.daemon = AR__DAEMON__DAEMON_DELIVERD,

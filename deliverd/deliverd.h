@@ -1,7 +1,7 @@
 /*
  * auditrelay-deliverd's types and the functions its files offer one
  * another: the sources whose delivery queue this instance holds (by the
- * lease of their partition, "deliver:p<N>", lib/partition.h), their
+ * lease of their partition, "deliver:p<N>", lib/store/partition.h), their
  * batches in memory, callback hosts, the settings. The store is the
  * truth; this is a cache rebuilt from it. Each file keeps its own state
  * (static): the settings in run.c, the table in sources.c, the partition
@@ -23,13 +23,13 @@
 
 #include "deliverd/breaker.h"
 #include "deliverd/outcome.h"
-#include "lib/config.h"
-#include "lib/crypto.h"
-#include "lib/httpc.h"
-#include "lib/lease.h"
-#include "lib/partition.h"
-#include "lib/store.h"
-#include "lib/ipc.h"
+#include "lib/ipc/config.h"
+#include "lib/crypto/crypto.h"
+#include "lib/net/httpc.h"
+#include "lib/store/lease.h"
+#include "lib/store/partition.h"
+#include "lib/store/store.h"
+#include "lib/ipc/ipc.h"
 
 #ifndef TAILQ_FOREACH_SAFE
 #define TAILQ_FOREACH_SAFE(var, head, field, tvar)			\

@@ -11,11 +11,11 @@
 #include <stdarg.h>
 
 #include "deliverd/deliverd.h"
-#include "lib/child.h"
-#include "lib/log.h"
-#include "lib/store.h"
-#include "lib/util.h"
-#include "lib/worker.h"
+#include "runtime/child.h"
+#include "lib/base/log.h"
+#include "lib/store/store.h"
+#include "lib/base/util.h"
+#include "lib/store/worker.h"
 
 #define JANITOR_FIRST_MS	10000
 #define JANITOR_EVERY_MS	60000

@@ -4,8 +4,8 @@
 #include <curl/curl.h>
 
 #include "deliverd/outcome.h"
-#include "lib/backoff.h"
-#include "lib/util.h"
+#include "lib/base/backoff.h"
+#include "lib/base/util.h"
 
 /*
  * 2xx OK; 410 GONE; 408, 429 and 5xx RETRY; any other answer ERROR. No

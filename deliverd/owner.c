@@ -1,6 +1,6 @@
 /*
  * Which sources deliverd works: those of the partitions whose lease
- * "deliver:p<N>" it holds (lib/partition.h). A partition gained takes
+ * "deliver:p<N>" it holds (lib/store/partition.h). A partition gained takes
  * its sources over (their source_state, then their queues); a partition
  * lost or handed over stops them.
  */
@@ -11,11 +11,11 @@
 #include <stdatomic.h>
 
 #include "deliverd/deliverd.h"
-#include "lib/child.h"
-#include "lib/log.h"
-#include "lib/store.h"
-#include "lib/util.h"
-#include "lib/worker.h"
+#include "runtime/child.h"
+#include "lib/base/log.h"
+#include "lib/store/store.h"
+#include "lib/base/util.h"
+#include "lib/store/worker.h"
 
 static struct partition_set	*parts;
 

@@ -29,11 +29,11 @@
 
 #include "deliverd/deliverd.h"
 #include "deliverd/prune.h"
-#include "lib/child.h"
-#include "lib/log.h"
-#include "lib/store.h"
-#include "lib/util.h"
-#include "lib/worker.h"
+#include "runtime/child.h"
+#include "lib/base/log.h"
+#include "lib/store/store.h"
+#include "lib/base/util.h"
+#include "lib/store/worker.h"
 
 #define PRUNE_EVERY_MS		5000
 #define PRUNE_MAX_IDS		2000	/* per deleteMany */

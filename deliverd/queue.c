@@ -8,7 +8,7 @@
  * a log. Alert batches are built here (alerts.c) from the alerts
  * collection.
  *
- * Scans run on the worker thread (lib/worker.h); single-document reads
+ * Scans run on the worker thread (lib/store/worker.h); single-document reads
  * and writes by _id (bodies, attempts) stay on the loop.
  */
 #include <errno.h>
@@ -16,14 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/batch.h"
+#include "lib/batch/batch.h"
 #include "deliverd/deliverd.h"
 #include "deliverd/prune.h"
-#include "lib/worker.h"
-#include "lib/child.h"
-#include "lib/log.h"
-#include "lib/store.h"
-#include "lib/util.h"
+#include "lib/store/worker.h"
+#include "runtime/child.h"
+#include "lib/base/log.h"
+#include "lib/store/store.h"
+#include "lib/base/util.h"
 
 /* Bodies held from hints, in bytes (at most DELIVERD_BODY_CACHE_MAX). */
 static size_t		 cached_bytes;

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "deliverd/send.h"
-#include "lib/crypto.h"
-#include "lib/util.h"
+#include "lib/crypto/crypto.h"
+#include "lib/base/util.h"
 
 char *
 send_signature(const char *secret, const char *prev_secret,

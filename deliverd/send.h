@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/httpc.h"
+#include "lib/net/httpc.h"
 
 /*
  * The webhook-signature value: "v1,<sig>" with secret, followed by

@@ -5,7 +5,7 @@
  * of a run in report.c, the sources' stored state in srcstate.c), the
  * Google conversation of a run in google_driver.c, its window and cursor
  * state in window.c, the ids a job stored lately in recent.c, the Google
- * client in lib/google.c.
+ * client in lib/google/google.c.
  */
 #include <stdio.h>
 
@@ -13,12 +13,12 @@
 #include <string.h>
 
 #include "fetcherd/fetcherd.h"
-#include "lib/child.h"
+#include "runtime/child.h"
 #include "fetcherd/handoff.h"
-#include "lib/log.h"
-#include "lib/store.h"
-#include "lib/util.h"
-#include "lib/worker.h"
+#include "lib/base/log.h"
+#include "lib/store/store.h"
+#include "lib/base/util.h"
+#include "lib/store/worker.h"
 
 #define FETCHERD_PRUNE_EVERY_MS	(3600LL * 1000)
 

@@ -1,7 +1,7 @@
 /*
  * auditrelay-fetcherd internals: the scheduler (sched.c, with report.c
  * and srcstate.c; fetcherd/sched.h) owns sources, the partition leases
- * (lib/partition.h), timers, concurrency gates, per-client rate-limit
+ * (lib/store/partition.h), timers, concurrency gates, per-client rate-limit
  * budgets and every retry delay; the driver (google_driver.c) reads the
  * windows of one (source, application) that window.c picks, stores their
  * logs before it moves a cursor, and reports each outcome to
@@ -18,10 +18,10 @@
 #include <event2/event.h>
 #include <mongoc/mongoc.h>
 
-#include "lib/config.h"
-#include "lib/crypto.h"
-#include "lib/google.h"
-#include "lib/lease.h"
+#include "lib/ipc/config.h"
+#include "lib/crypto/crypto.h"
+#include "lib/google/google.h"
+#include "lib/store/lease.h"
 
 #define FETCH_MAX_AGES		8
 #define FETCH_MAX_PAGES		5000	/* per window */

@@ -17,12 +17,12 @@
 #include "fetcherd/fetcherd.h"
 #include "fetcherd/handoff.h"
 #include "fetcherd/recent.h"
-#include "lib/child.h"
-#include "lib/ipc.h"
-#include "lib/log.h"
-#include "lib/normalize.h"
-#include "lib/store.h"
-#include "lib/util.h"
+#include "runtime/child.h"
+#include "lib/ipc/ipc.h"
+#include "lib/base/log.h"
+#include "lib/google/normalize.h"
+#include "lib/store/store.h"
+#include "lib/base/util.h"
 
 static void	driver_request(struct fjob *j);
 static void	driver_page_stored(struct fjob *j, size_t n, char *next);

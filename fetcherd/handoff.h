@@ -1,6 +1,6 @@
 /*
  * The store side of fetching: what fetcherd writes for a page of logs and
- * for a finished window, done on the store worker thread (lib/worker.h)
+ * for a finished window, done on the store worker thread (lib/store/worker.h)
  * so that the event loop never waits on the store.
  *
  * A page's new logs reach deliverd as batches that fetcherd cuts itself,
@@ -40,8 +40,8 @@
 
 #include <bson/bson.h>
 
-#include "lib/lease.h"
-#include "lib/normalize.h"
+#include "lib/store/lease.h"
+#include "lib/google/normalize.h"
 
 enum handoff_kind {
 	HANDOFF_PAGE,		/* store the logs of one page */

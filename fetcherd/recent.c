@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "fetcherd/recent.h"
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 #define RECENT_MIN_SLOTS	256
 

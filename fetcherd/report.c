@@ -11,9 +11,9 @@
 
 #include "fetcherd/fetcherd.h"
 #include "fetcherd/sched.h"
-#include "lib/backoff.h"
-#include "lib/log.h"
-#include "lib/util.h"
+#include "lib/base/backoff.h"
+#include "lib/base/log.h"
+#include "lib/base/util.h"
 
 static TAILQ_HEAD(, fbudget)	 budgets = TAILQ_HEAD_INITIALIZER(budgets);
 

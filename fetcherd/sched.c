@@ -1,7 +1,7 @@
 /*
  * The fetch scheduler: the sources of the store (re-read every
  * rescan_interval and on SourceChanged hints, on the worker thread), the
- * leased partitions of sources (lib/partition.h: a source is fetched here
+ * leased partitions of sources (lib/store/partition.h: a source is fetched here
  * iff its partition "fetch:p<N>" is held), a timer per (source,
  * application) with jitter, and a FIFO of due jobs bounded by an overall
  * concurrency and one per Google client (service account e-mail). What
@@ -17,13 +17,13 @@
 
 #include "fetcherd/fetcherd.h"
 #include "fetcherd/sched.h"
-#include "lib/child.h"
-#include "lib/json.h"
-#include "lib/log.h"
-#include "lib/partition.h"
-#include "lib/store.h"
-#include "lib/util.h"
-#include "lib/worker.h"
+#include "runtime/child.h"
+#include "lib/base/json.h"
+#include "lib/base/log.h"
+#include "lib/store/partition.h"
+#include "lib/store/store.h"
+#include "lib/base/util.h"
+#include "lib/store/worker.h"
 
 struct fetch_conf fconf;
 

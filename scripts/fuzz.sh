@@ -27,7 +27,7 @@ LIBS=($(pkg-config --libs $PKGS) -lm -lpthread)
 
 # The library code once, instrumented for coverage, into one archive.
 objs=()
-for src in lib/*.c apid/validate.c build/proto/ipc.pb-c.c; do
+for src in lib/*/*.c apid/validate.c build/proto/ipc.pb-c.c; do
 	o="$OUT/obj/$(echo "$src" | tr / _).o"
 	if [ ! -f "$o" ] || [ "$src" -nt "$o" ]; then
 		$CC "${CFLAGS[@]}" "${SAN[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$o"

@@ -15,10 +15,10 @@
 
 #include <event2/event.h>
 
-#include "lib/config.h"
-#include "lib/crypto.h"
-#include "lib/log.h"
-#include "lib/util.h"
+#include "lib/ipc/config.h"
+#include "lib/crypto/crypto.h"
+#include "lib/base/log.h"
+#include "lib/base/util.h"
 #include "supervisor/instance.h"
 #include "supervisor/notify.h"
 #include "supervisor/proc.h"

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "lib/config.h"
+#include "lib/ipc/config.h"
 
 #define INSTANCE_LOCK_FILE	"auditrelayd.lock"
 

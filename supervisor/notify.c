@@ -7,7 +7,7 @@
 
 #include <systemd/sd-daemon.h>
 
-#include "lib/util.h"
+#include "lib/base/util.h"
 #include "supervisor/notify.h"
 
 static char	notify_last_status[1400];

@@ -16,8 +16,8 @@
 
 #include <systemd/sd-journal.h>
 
-#include "lib/log.h"
-#include "lib/util.h"
+#include "lib/base/log.h"
+#include "lib/base/util.h"
 #include "supervisor/proc.h"
 
 static struct proc procs[PROC_COUNT] = {

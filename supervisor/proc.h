@@ -12,9 +12,9 @@
 
 #include <event2/event.h>
 
-#include "lib/backoff.h"
-#include "lib/config.h"
-#include "lib/ipc.h"
+#include "lib/base/backoff.h"
+#include "lib/ipc/config.h"
+#include "lib/ipc/ipc.h"
 
 #define PROC_COUNT		3
 #define PROC_HANDSHAKE_MS	10000

@@ -10,7 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "lib/config.h"
+#include "lib/ipc/config.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

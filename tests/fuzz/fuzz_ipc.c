@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/ipc.h"
+#include "lib/ipc/ipc.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -3,7 +3,7 @@
  * built by default). Build by hand, e.g.:
  *
  *   clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
- *       -I. tests/fuzz/fuzz_normalize.c lib/json.c lib/normalize.c \
+ *       -I. tests/fuzz/fuzz_normalize.c lib/base/json.c lib/google/normalize.c \
  *       -lyajl -lgcrypt -lm -o fuzz_normalize
  *   ./fuzz_normalize -max_total_time=60 tests/data/google/samples
  *
@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/json.h"
-#include "lib/normalize.h"
+#include "lib/base/json.h"
+#include "lib/google/normalize.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

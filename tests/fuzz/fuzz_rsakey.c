@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the RSA key reader (lib/rsakey.c on OpenSSL): the
+ * libFuzzer target for the RSA key reader (lib/crypto/rsakey.c on OpenSSL): the
  * first byte chooses PEM text as it is, or DER as it is. Anything accepted
  * must sign. Built and run by scripts/fuzz.sh.
  */
@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "lib/crypto.h"
+#include "lib/crypto/crypto.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

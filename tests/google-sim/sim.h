@@ -18,8 +18,8 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
-#include "lib/crypto.h"
-#include "lib/log.h"
+#include "lib/crypto/crypto.h"
+#include "lib/base/log.h"
 
 #define SIM_NAPPS		41
 #define SIM_MAX_KEYS		8

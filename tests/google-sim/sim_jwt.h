@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/crypto.h"
+#include "lib/crypto/crypto.h"
 
 #define SIM_JWT_SKEW		300	/* seconds of clock skew tolerated */
 #define SIM_JWT_MAX_LIFETIME	3600	/* exp - iat at most */

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "lib/crypto.h"
+#include "lib/crypto/crypto.h"
 #include "tests/support/testkey.h"
 #include "sim_jwt.h"
 

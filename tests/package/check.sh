@@ -126,8 +126,8 @@ rm -f "$bad"
 [ "$rc" -eq 78 ] || fail "auditrelayd -n on a bad file exited $rc, want 78"
 # Every key of the table is documented in the shipped file and the man page.
 keys=$(sed -n 's/^[[:space:]]*\[CONF_[A-Z_]*\] = {[[:space:]]*"\([a-z_]*\)".*/\1/p; s/^[[:space:]]*"\([a-z_]*\)", CONFIG_.*/\1/p' \
-    "$top/lib/config.c" | sort -u)
-[ -n "$keys" ] || fail "could not read the keys of lib/config.c"
+    "$top/lib/ipc/config.c" | sort -u)
+[ -n "$keys" ] || fail "could not read the keys of lib/ipc/config.c"
 for k in $keys; do
 	grep -Eq "^#?$k( =|_file =)" /etc/auditrelay/auditrelay.conf ||
 	    fail "key $k missing from auditrelay.conf"

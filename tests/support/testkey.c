@@ -16,7 +16,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "lib/crypto.h"
+#include "lib/crypto/crypto.h"
 #include "tests/support/testkey.h"
 
 /* Generate an RSA key of bits with e = 65537, no policy. */

@@ -1,5 +1,5 @@
 /*
- * Test-tree helpers around lib/crypto.h's RSA keys, for the unit tests and
+ * Test-tree helpers around lib/crypto/crypto.h's RSA keys, for the unit tests and
  * the Google simulator only (the daemons never generate, write or verify
  * keys): generation, PEM writing, signature and JWT verification, and the
  * crafted keys of the hostile-input tests. All on OpenSSL's libcrypto.
@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "lib/crypto.h"
+#include "lib/crypto/crypto.h"
 
 /* Generate a key of bits (2048..4096). 0 or -errno. */
 int	 rsa_key_generate(unsigned bits, struct rsa_key **out);

@@ -465,7 +465,7 @@ def add_source(ar, key, admin, callback, apps=("login",), interval=1, **extra):
 
 
 def partition_of(source_id, count=64):
-    """The partition of a source id, as lib/partition.c computes it
+    """The partition of a source id, as lib/store/partition.c computes it
     (FNV-1a 32 of the id, modulo the partition_count)."""
     h = 2166136261
     for c in source_id.encode():
@@ -488,7 +488,7 @@ def metric(ar, family, **labels):
 
 
 def secret_aad(sid, field, version):
-    """The AAD of a sealed secret in a sources document (lib/crypto.c
+    """The AAD of a sealed secret in a sources document (lib/crypto/crypto.c
     creds_aad): "ar2" US id US field US version."""
     return ("ar2\x1f%s\x1f%s\x1f%d" % (sid, field, version)).encode()
 
@@ -526,7 +526,7 @@ def source_secret(created):
 
 
 def log_id(cid, app, time_str, uq, idx, name):
-    """The stable id auditrelay gives an event (lib/normalize.c)."""
+    """The stable id auditrelay gives an event (lib/google/normalize.c)."""
     ms = time_str
     if len(ms) == 20:  # no milliseconds: 2026-01-01T00:00:00Z
         ms = ms[:-1] + ".000Z"

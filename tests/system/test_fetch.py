@@ -332,7 +332,7 @@ def test_store_outage(wd):
 
 
 def test_truncated_counted(wd):
-    """Logs over the size cap (lib/normalize.h NORM_LOG_MAX, 1 MiB) are
+    """Logs over the size cap (lib/google/normalize.h NORM_LOG_MAX, 1 MiB) are
     stored truncated and counted once each in /metrics, not again when the
     overlap and the re-reads read them again."""
     store, sim, ar, recv = start(wd, ["--no-lag"])

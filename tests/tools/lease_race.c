@@ -12,8 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "lib/lease.h"
-#include "lib/store.h"
+#include "lib/store/lease.h"
+#include "lib/store/store.h"
 
 int
 main(int argc, char **argv)

@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "lib/backoff.h"
-#include "lib/log.h"
+#include "lib/base/backoff.h"
+#include "lib/base/log.h"
 
 static void
 test_full_jitter_bounds(void **state)

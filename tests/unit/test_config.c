@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "lib/config.h"
+#include "lib/ipc/config.h"
 
 static char	tmpdir[] = "/tmp/ar-config-XXXXXX";
 

@@ -1,5 +1,5 @@
 /*
- * Unit tests of lib/crypto.c: base64, constant-time comparison, hashes,
+ * Unit tests of lib/crypto/crypto.c: base64, constant-time comparison, hashes,
  * HMAC, AES-256-GCM sealing and the master key file.
  */
 #include <sys/stat.h>
@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "lib/crypto.h"
+#include "lib/crypto/crypto.h"
 
 static char	tmpdir[] = "/tmp/ar-test-crypto-XXXXXX";
 

@@ -17,12 +17,12 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
-#include "lib/batch.h"
+#include "lib/batch/batch.h"
 #include "deliverd/breaker.c"
 #include "deliverd/outcome.c"
 #include "deliverd/send.c"
-#include "lib/crypto.h"
-#include "lib/json.h"
+#include "lib/crypto/crypto.h"
+#include "lib/base/json.h"
 
 #define SECRET	"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 #define MSG_ID	"msg_p5jXN8AQM9LWM0D4loKWxJek"

@@ -21,9 +21,9 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "lib/crypto.h"
-#include "lib/google.h"
-#include "lib/util.h"
+#include "lib/crypto/crypto.h"
+#include "lib/google/google.h"
+#include "lib/base/util.h"
 
 static const char test_pem[] =
 	"-----BEGIN PRIVATE KEY-----\n"

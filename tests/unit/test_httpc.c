@@ -1,5 +1,5 @@
 /*
- * Unit tests of lib/httpc.c against a tiny evhttp server on 127.0.0.1 in
+ * Unit tests of lib/net/httpc.c against a tiny evhttp server on 127.0.0.1 in
  * the same event loop: status and body, the body cap, Retry-After,
  * timeouts, refused connections, the public-address check, cancel, and
  * that callbacks never run inside httpc_start().
@@ -26,8 +26,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "lib/httpc.h"
-#include "lib/util.h"
+#include "lib/net/httpc.h"
+#include "lib/base/util.h"
 
 struct fixture {
 	struct event_base	*base;

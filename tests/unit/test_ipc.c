@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "lib/config.h"
-#include "lib/ipc.h"
+#include "lib/ipc/config.h"
+#include "lib/ipc/ipc.h"
 
 static struct evbuffer *
 frame_of(const Ar__Envelope *env)

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "lib/json.h"
+#include "lib/base/json.h"
 
 /* Nested arrays depth n: "[[[...]]]". Caller frees. */
 static char *

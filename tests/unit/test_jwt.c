@@ -1,5 +1,5 @@
 /*
- * Unit tests of lib/jwt.c: RS256 JWT signing and verification. The fixed
+ * Unit tests of lib/crypto/jwt.c: RS256 JWT signing and verification. The fixed
  * test key was made with "openssl genpkey -algorithm RSA -pkeyopt
  * rsa_keygen_bits:2048", the expected signature with "printf header.claims
  * | openssl dgst -sha256 -sign key.pem". A test key, never used elsewhere.
@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "lib/crypto.h"
+#include "lib/crypto/crypto.h"
 #include "tests/support/testkey.h"
 
 static const char OPENSSL_KEY_PEM[] =

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the log redactor (lib/log.c): secrets, PEM blocks and
+ * Unit tests of the log redactor (lib/base/log.c): secrets, PEM blocks and
  * Bearer tokens become [REDACTED]; the line never grows past its buffer
  * (issue 13: "Bearer x" grew a full line, a secret in the last bytes
  * underflowed the tail). The field parser: the source=, app=, batch= and
@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "lib/log.h"
+#include "lib/base/log.h"
 
 #define GUARD	64
 

@@ -1,5 +1,5 @@
 /*
- * Unit tests of lib/netaddr.c: every blocked range, IPv4-mapped and other
+ * Unit tests of lib/net/netaddr.c: every blocked range, IPv4-mapped and other
  * embedded forms, odd numeric spellings and host name syntax.
  */
 #include <arpa/inet.h>
@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "lib/netaddr.h"
+#include "lib/net/netaddr.h"
 
 /* True when the literal address text is judged public. */
 static bool

@@ -17,8 +17,8 @@
 
 #include <cmocka.h>
 
-#include "lib/json.h"
-#include "lib/normalize.h"
+#include "lib/base/json.h"
+#include "lib/google/normalize.h"
 
 #define MAX_SAMPLES	64
 

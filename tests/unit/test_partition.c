@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "lib/config.h"
-#include "lib/partition.h"
+#include "lib/ipc/config.h"
+#include "lib/store/partition.h"
 
 static void
 test_vectors(void **state)

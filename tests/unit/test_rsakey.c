@@ -1,5 +1,5 @@
 /*
- * Unit tests of lib/rsakey.c (RSA keys read and used through OpenSSL) and
+ * Unit tests of lib/crypto/rsakey.c (RSA keys read and used through OpenSSL) and
  * of the test tree's key helpers: what is accepted, what is refused and
  * with which words, the crafted key of issue 13 (p = 1, q = n) refused
  * without an abort, RSA PKCS#1 v1.5 SHA-256 signatures. The fixed keys were made
@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "lib/crypto.h"
+#include "lib/crypto/crypto.h"
 #include "tests/support/testkey.h"
 
 static const char OPENSSL_KEY_PEM[] =

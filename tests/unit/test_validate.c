@@ -16,7 +16,7 @@
 
 #include "tests/support/testkey.h"
 #include "apid/validate.c"
-#include "lib/json.h"
+#include "lib/base/json.h"
 
 static char	*pem;		/* a valid 2048-bit PKCS#8 key */
 static char	*pem_json;	/* the same, JSON-escaped with quotes */

@@ -1,5 +1,5 @@
 /*
- * Unit tests of lib/webhook.c: Standard Webhooks signing and verification
+ * Unit tests of lib/crypto/webhook.c: Standard Webhooks signing and verification
  * against the specification's published vector.
  */
 #include <errno.h>
@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "lib/crypto.h"
+#include "lib/crypto/crypto.h"
 
 #define SECRET	"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 #define MSG_ID	"msg_p5jXN8AQM9LWM0D4loKWxJek"

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/json.h"
-#include "lib/util.h"
+#include "lib/base/json.h"
+#include "lib/base/util.h"
 #include "tools/ctl/cmd.h"
 #include "tools/ctl/ctl.h"
 

@@ -13,8 +13,8 @@
 
 #include <curl/curl.h>
 
-#include "lib/json.h"
-#include "lib/util.h"
+#include "lib/base/json.h"
+#include "lib/base/util.h"
 #include "tools/ctl/cmd.h"
 #include "tools/ctl/ctl.h"
 

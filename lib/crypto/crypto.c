@@ -16,7 +16,7 @@
 
 #include <gcrypt.h>
 
-#include "lib/crypto.h"
+#include "lib/crypto/crypto.h"
 
 #define CRYPTO_SECMEM_SIZE	(1024 * 1024)
 #define CRYPTO_GCRYPT_MIN	"1.8.0"

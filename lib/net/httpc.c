@@ -23,9 +23,9 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 
-#include "lib/httpc.h"
-#include "lib/netaddr.h"
-#include "lib/util.h"
+#include "lib/net/httpc.h"
+#include "lib/net/netaddr.h"
+#include "lib/base/util.h"
 
 #define HTTPC_CONNECT_TIMEOUT_DEFAULT	10000L
 #define HTTPC_TIMEOUT_DEFAULT		30000L

@@ -11,8 +11,8 @@
 
 #include <yajl/yajl_gen.h>
 
-#include "lib/crypto.h"
-#include "lib/util.h"
+#include "lib/crypto/crypto.h"
+#include "lib/base/util.h"
 
 /*
  * The JOSE header JSON: {"alg":"RS256","typ":"JWT"}, with "kid" when kid

@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lib/netaddr.h"
-#include "lib/util.h"
+#include "lib/net/netaddr.h"
+#include "lib/base/util.h"
 
 struct v4range {
 	uint32_t	net;

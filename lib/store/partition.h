@@ -3,12 +3,12 @@
  * source. Every source id hashes (FNV-1a) into one of a fixed number of
  * partitions (config partition_count, the same on every instance); a
  * daemon role ("fetch", "deliver") holds a lease "<role>:p<N>" per
- * partition it works (lib/lease.h documents: inserted "<resource>#<epoch>"
+ * partition it works (lib/store/lease.h documents: inserted "<resource>#<epoch>"
  * documents, the epoch fences writes). A source is worked by this
  * instance iff its partition is held.
  *
  * The whole take / renew / check / release cycle runs on a worker thread
- * of its own (lib/worker.h) and costs a handful of store calls whatever
+ * of its own (lib/store/worker.h) and costs a handful of store calls whatever
  * the number of partitions or sources: one read of the role's lease
  * documents, one update for every renewal, one for every release, an
  * insert per partition taken, one delete of the epochs it superseded.
@@ -33,7 +33,7 @@
 
 #include <event2/event.h>
 
-#include "lib/lease.h"
+#include "lib/store/lease.h"
 
 #define PARTITION_COUNT_DEFAULT	64
 #define PARTITION_COUNT_MAX	4096

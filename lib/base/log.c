@@ -14,7 +14,7 @@
 
 #include <systemd/sd-journal.h>
 
-#include "lib/log.h"
+#include "lib/base/log.h"
 
 #define LOG_REDACT_MAX	16
 #define LOG_LINE_MAX	4096

@@ -1,8 +1,8 @@
 /*
  * Backoff and crash-loop window. See backoff.h.
  */
-#include "lib/backoff.h"
-#include "lib/util.h"
+#include "lib/base/backoff.h"
+#include "lib/base/util.h"
 
 int64_t
 backoff_full_jitter(unsigned attempt, int64_t base_ms, int64_t cap_ms)

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "lib/worker.h"
+#include "lib/store/worker.h"
 
 struct worker_job {
 	STAILQ_ENTRY(worker_job)	 entry;

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/log.h"
-#include "lib/store.h"
-#include "lib/util.h"
+#include "lib/base/log.h"
+#include "lib/store/store.h"
+#include "lib/base/util.h"
 
 /* The probe's socket timeout: a ping answers in milliseconds. */
 #define STORE_PROBE_TIMEOUT_MS	1500

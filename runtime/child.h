@@ -12,9 +12,9 @@
 
 #include <event2/event.h>
 
-#include "lib/config.h"
-#include "lib/ipc.h"
-#include "lib/store.h"
+#include "lib/ipc/config.h"
+#include "lib/ipc/ipc.h"
+#include "lib/store/store.h"
 
 struct child_ops {
 	Ar__Daemon	 daemon;

@@ -16,9 +16,9 @@
 
 #include <gcrypt.h>
 
-#include "lib/json.h"
-#include "lib/normalize.h"
-#include "lib/util.h"
+#include "lib/base/json.h"
+#include "lib/google/normalize.h"
+#include "lib/base/util.h"
 
 #define NORM_MSG_DEPTH		8	/* messageValue nesting we unfold */
 

@@ -13,8 +13,8 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_parse.h>
 
-#include "lib/json.h"
-#include "lib/util.h"
+#include "lib/base/json.h"
+#include "lib/base/util.h"
 
 #define JSONW_MAX_DEPTH		128	/* yajl_gen's own limit */
 

@@ -11,11 +11,11 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include "lib/child.h"
-#include "lib/log.h"
-#include "lib/store.h"
-#include "lib/util.h"
-#include "lib/worker.h"
+#include "runtime/child.h"
+#include "lib/base/log.h"
+#include "lib/store/store.h"
+#include "lib/base/util.h"
+#include "lib/store/worker.h"
 
 #define CHILD_HANDSHAKE_MS	10000
 

@@ -1,7 +1,7 @@
 /*
  * Google service-account client for the Reports API: JWT assertion, token
  * exchange and cache, activities.list pages, error classification and the
- * credential check used by apid. See lib/google.h.
+ * credential check used by apid. See lib/google/google.h.
  */
 #include <sys/queue.h>
 
@@ -13,10 +13,10 @@
 
 #include <curl/curl.h>
 
-#include "lib/crypto.h"
-#include "lib/google.h"
-#include "lib/json.h"
-#include "lib/util.h"
+#include "lib/crypto/crypto.h"
+#include "lib/google/google.h"
+#include "lib/base/json.h"
+#include "lib/base/util.h"
 
 #define GOOGLE_PAGE_MAX_DEFAULT	(16 * 1024 * 1024)
 #define GOOGLE_TIMEOUT_DEFAULT	30000

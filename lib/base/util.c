@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lib/util.h"
+#include "lib/base/util.h"
 
 int64_t
 util_now_ms(void)

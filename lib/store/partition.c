@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/partition.h"
-#include "lib/store.h"
-#include "lib/util.h"
-#include "lib/worker.h"
+#include "lib/store/partition.h"
+#include "lib/store/store.h"
+#include "lib/base/util.h"
+#include "lib/store/worker.h"
 
 /* As in lease.c: stop this long before the lease's end as seen locally. */
 #define PARTITION_SAFETY_MS(ttl)	((ttl) / 3)

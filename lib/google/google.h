@@ -3,7 +3,7 @@
  * fetcherd (activities.list paging) and apid (credential check before a
  * source is stored).
  *
- * - JWT bearer assertion (RFC 7523) signed RS256 with lib/crypto.h,
+ * - JWT bearer assertion (RFC 7523) signed RS256 with lib/crypto/crypto.h,
  *   exchanged at the configured token URL; the access token is cached
  *   until GOOGLE_TOKEN_MARGIN_S before its expires_in, refreshed once when
  *   the API answers 401.
@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/httpc.h"
+#include "lib/net/httpc.h"
 
 struct rsa_key;
 

@@ -9,7 +9,7 @@
  * A worker is a queue of jobs and one or more threads taking them; done
  * callbacks run on the loop. worker_start() makes the daemon's default
  * worker (worker_submit() queues on it); a module whose jobs must not wait
- * behind long scans (the leases of lib/partition.h) makes its own with
+ * behind long scans (the leases of lib/store/partition.h) makes its own with
  * worker_new().
  */
 #ifndef AR_LIB_WORKER_H

@@ -11,7 +11,7 @@
 
 #include <gcrypt.h>
 
-#include "lib/crypto.h"
+#include "lib/crypto/crypto.h"
 
 #define WEBHOOK_PREFIX		"whsec_"
 #define WEBHOOK_KEY_MAX		128

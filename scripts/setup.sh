@@ -8,7 +8,7 @@ PKGS=(
 	libevent-dev libcurl4-openssl-dev libyajl-dev libmongoc-dev libbson-dev
 	libgcrypt20-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler libsystemd-dev
 	libcmocka-dev python3 python3-pymongo python3-cryptography openssl golang-go
-	prometheus jq
+	prometheus jq clang-format
 )
 
 missing=()

@@ -19,8 +19,8 @@
 
 /*
  * Every delay of the scheduler. Those sched_report() decides are listed
- * by enum fetch_result (fetcherd.h). A backoff is
- * a full-jitter draw in [base, min(cap, base * 2^attempt)] (lib/base/backoff.h).
+ * by enum fetch_result (fetcherd.h). A backoff is a full-jitter draw in
+ * [base, min(cap, base * 2^attempt)] (lib/base/backoff.h).
  */
 /* Polls: the source's logFetchInterval, +/- this much jitter. */
 #define SCHED_INTERVAL_JITTER_PCT	10

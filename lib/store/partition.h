@@ -3,9 +3,9 @@
  * source. Every source id hashes (FNV-1a) into one of a fixed number of
  * partitions (config partition_count, the same on every instance); a
  * daemon role ("fetch", "deliver") holds a lease "<role>:p<N>" per
- * partition it works (lib/store/lease.h documents: inserted "<resource>#<epoch>"
- * documents, the epoch fences writes). A source is worked by this
- * instance iff its partition is held.
+ * partition it works (lib/store/lease.h documents: inserted
+ * "<resource>#<epoch>" documents, the epoch fences writes). A source is
+ * worked by this instance iff its partition is held.
  *
  * The whole take / renew / check / release cycle runs on a worker thread
  * of its own (lib/store/worker.h) and costs a handful of store calls whatever

@@ -3,7 +3,8 @@
  * built by default). Build by hand, e.g.:
  *
  *   clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
- *       -I. tests/fuzz/fuzz_normalize.c lib/base/json.c lib/google/normalize.c \
+ *       -I. tests/fuzz/fuzz_normalize.c lib/base/json.c \
+ *       lib/google/normalize.c \
  *       -lyajl -lgcrypt -lm -o fuzz_normalize
  *   ./fuzz_normalize -max_total_time=60 tests/data/google/samples
  *

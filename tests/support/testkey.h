@@ -1,8 +1,9 @@
 /*
- * Test-tree helpers around lib/crypto/crypto.h's RSA keys, for the unit tests and
- * the Google simulator only (the daemons never generate, write or verify
- * keys): generation, PEM writing, signature and JWT verification, and the
- * crafted keys of the hostile-input tests. All on OpenSSL's libcrypto.
+ * Test-tree helpers around lib/crypto/crypto.h's RSA keys, for the unit
+ * tests and the Google simulator only (the daemons never generate, write
+ * or verify keys): generation, PEM writing, signature and JWT
+ * verification, and the crafted keys of the hostile-input tests. All on
+ * OpenSSL's libcrypto.
  */
 #ifndef AR_TESTS_SUPPORT_TESTKEY_H
 #define AR_TESTS_SUPPORT_TESTKEY_H

@@ -1,9 +1,10 @@
 /*
- * Unit tests of lib/crypto/rsakey.c (RSA keys read and used through OpenSSL) and
- * of the test tree's key helpers: what is accepted, what is refused and
- * with which words, the crafted key of issue 13 (p = 1, q = n) refused
- * without an abort, RSA PKCS#1 v1.5 SHA-256 signatures. The fixed keys were made
- * with "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048" and
+ * Unit tests of lib/crypto/rsakey.c (RSA keys read and used through
+ * OpenSSL) and of the test tree's key helpers: what is accepted, what is
+ * refused and with which words, the crafted key of issue 13 (p = 1,
+ * q = n) refused without an abort, RSA PKCS#1 v1.5 SHA-256 signatures.
+ * The fixed keys were made with
+ * "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048" and
  * "-algorithm EC -pkeyopt ec_paramgen_curve:P-256"; SWAPPED_KEY_PEM is the
  * same RSA key rewritten with prime1 < prime2 (coefficient recomputed),
  * checked with "openssl pkey -check". Test keys only, never used elsewhere.

@@ -1,6 +1,6 @@
 /*
- * Unit tests of lib/crypto/webhook.c: Standard Webhooks signing and verification
- * against the specification's published vector.
+ * Unit tests of lib/crypto/webhook.c: Standard Webhooks signing and
+ * verification against the specification's published vector.
  */
 #include <errno.h>
 #include <setjmp.h>

@@ -19,6 +19,38 @@
 #include "lib/crypto/crypto.h"
 #include "tests/support/testkey.h"
 
+/* openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 */
+const char testkey_openssl_pem[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCZ1cF2+9Jnz+Cl\n"
+    "SoqLFb1Ffuh50s84LlIEfNn1E3rcVgwDodTIfWuD0GAUV3Y1xH1MC/96uAYIXNoF\n"
+    "a/revk94VqFy9p432J+QAs051ToHwOcXM2XXNLbZILBQf6+V0FgTurmNzqFae/g7\n"
+    "djNrlCSAILaBVUVFFJpkGneGrK77vwtWfAthzHNP9RWNTWPgUvKdFVEqA88s8dht\n"
+    "nsBdcmxqCKv1k4uZ+nuw/txNpyFgU+rPc0wpkuedmnxriSZiUFRRLr5QK1BT0BFK\n"
+    "ChbxkFbxRTf1al+E+BARcanLRAr/IQ5GQt+Oq0ezUFAfPpJnAiSkTIW0Q9DEEGf0\n"
+    "DaIv9jQbAgMBAAECggEAScze/eZsd+ol8xYyJex9e0gZXkxQpjqulUGSTL0WLXtI\n"
+    "UzvBeZeVy0xds5SL/NpxY9jDrUt4dW2aGIzHczGorWoeFSmUGOWfEvcNHqgZKVwV\n"
+    "YS+CtX4wFDVW8J95DG3Bu2FSoGHXTbH4kgowO/V7l05aT+ypCS2Lred2nRDd955e\n"
+    "a7ooPlAppux5LGhzWgLLpp5svKbSs5o7bo2SXNUSywxrMeSkpunf6UO02F4QtADQ\n"
+    "Ch2Fc8XvsGTGISXxdk+MeWIm5GtGLIpy8VWlzAsbJEUwux9AY0C6e36ugP76iOCG\n"
+    "IUNBKFc8D5ACzNTkC8Yzyfup4jfRs1aURgQbAq9bZQKBgQDLHsoEU2LsVqnojXPN\n"
+    "6iPlOqP165OAIMrB5W/UaFFAnxBmz0k4/2nnurUx6dcF8kA5Xy70qkpFefmSvnYO\n"
+    "a0h5IC8FeC0t0Ldh93XYrOVg2Anoh7za2Fons8Pixkho1Gswlc7cOpmkdfp02YGj\n"
+    "nJDfYtTpuQfq3Lu3Mc2OCiq8TQKBgQDB4kkTqTH8ANg8xKAdZ/fTTDBo95yjEr2K\n"
+    "1ti9UqtpPgYU501kWHPeks/AziL6xC6rHdhrE8K5boni0Rd8SwkODaChE1lkx71Y\n"
+    "DOd1BinrbMgnHfsBRt969IXeHSQ4BSQdECKR1MnQjbIjnlytxth4bMbfSowOZPLt\n"
+    "omgQzYZGBwKBgBi6v+e060dQ6dDJX/8C8anX8Nxg+Q1RcL4Ym/vlU3clpo6N0CFj\n"
+    "X1Z6MdNI4Af2TYFuqD3beb1ps0v9akwpHaK5m1/0GLQKRDlmMm/V5PtcciBgXkra\n"
+    "qmdJCKFUeL5ilkZNBuljLQ+L2ZleXd04k57O3pMyFteuViBgrOENNdTFAoGAV8T8\n"
+    "l+3sNsybF0dbxHQgeILxF1OgkSIWtBd2np4iAs6VKjlbi6WPLp7/daTbqPHOvqAQ\n"
+    "LMkRSaiEuy00mIvPWZFJuiFsQnc5e/a7gPp9V5ozMaIc0wMmgB7ZyyceEk4hfxai\n"
+    "z6mogsTic8Vo5zIxJLL5hHPW211Pq8vtmE2yD1kCgYEApQSkwedtTqagCAo5l5ri\n"
+    "ECTMwYO/hvphChVtvbmjHgqGp44TZ7gpY6tTL+b9LVIpQEp0htHfaYhAtOXRHCJl\n"
+    "HlKsBtNZCgyaLZ6eYmXL525/4pLh7ZAfS6fKAFppyXpRqNXavkfyq0YXMqV2n6/G\n"
+    "fFiQWUFZeaUEk/nl2j/U1d0=\n"
+    "-----END PRIVATE KEY-----\n"
+    ;
+
 /* Generate an RSA key of bits with e = 65537, no policy. */
 int
 rsa_key_generate_unchecked(unsigned bits, struct rsa_key **out)

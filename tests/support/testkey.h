@@ -12,6 +12,13 @@
 
 #include "lib/crypto/crypto.h"
 
+/*
+ * A 2048-bit key as OpenSSL writes it (PKCS#8 PEM), for the tests that
+ * need a fixed key: JWT signatures checked against openssl dgst, PEM
+ * round trips.
+ */
+extern const char testkey_openssl_pem[];
+
 /* Generate a key of bits (2048..4096). 0 or -errno. */
 int	 rsa_key_generate(unsigned bits, struct rsa_key **out);
 /* Same without the size policy (e.g. 1024 bits, to see it refused). */

@@ -23,36 +23,6 @@
 #include "lib/crypto/crypto.h"
 #include "tests/support/testkey.h"
 
-static const char OPENSSL_KEY_PEM[] =
-    "-----BEGIN PRIVATE KEY-----\n"
-    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCZ1cF2+9Jnz+Cl\n"
-    "SoqLFb1Ffuh50s84LlIEfNn1E3rcVgwDodTIfWuD0GAUV3Y1xH1MC/96uAYIXNoF\n"
-    "a/revk94VqFy9p432J+QAs051ToHwOcXM2XXNLbZILBQf6+V0FgTurmNzqFae/g7\n"
-    "djNrlCSAILaBVUVFFJpkGneGrK77vwtWfAthzHNP9RWNTWPgUvKdFVEqA88s8dht\n"
-    "nsBdcmxqCKv1k4uZ+nuw/txNpyFgU+rPc0wpkuedmnxriSZiUFRRLr5QK1BT0BFK\n"
-    "ChbxkFbxRTf1al+E+BARcanLRAr/IQ5GQt+Oq0ezUFAfPpJnAiSkTIW0Q9DEEGf0\n"
-    "DaIv9jQbAgMBAAECggEAScze/eZsd+ol8xYyJex9e0gZXkxQpjqulUGSTL0WLXtI\n"
-    "UzvBeZeVy0xds5SL/NpxY9jDrUt4dW2aGIzHczGorWoeFSmUGOWfEvcNHqgZKVwV\n"
-    "YS+CtX4wFDVW8J95DG3Bu2FSoGHXTbH4kgowO/V7l05aT+ypCS2Lred2nRDd955e\n"
-    "a7ooPlAppux5LGhzWgLLpp5svKbSs5o7bo2SXNUSywxrMeSkpunf6UO02F4QtADQ\n"
-    "Ch2Fc8XvsGTGISXxdk+MeWIm5GtGLIpy8VWlzAsbJEUwux9AY0C6e36ugP76iOCG\n"
-    "IUNBKFc8D5ACzNTkC8Yzyfup4jfRs1aURgQbAq9bZQKBgQDLHsoEU2LsVqnojXPN\n"
-    "6iPlOqP165OAIMrB5W/UaFFAnxBmz0k4/2nnurUx6dcF8kA5Xy70qkpFefmSvnYO\n"
-    "a0h5IC8FeC0t0Ldh93XYrOVg2Anoh7za2Fons8Pixkho1Gswlc7cOpmkdfp02YGj\n"
-    "nJDfYtTpuQfq3Lu3Mc2OCiq8TQKBgQDB4kkTqTH8ANg8xKAdZ/fTTDBo95yjEr2K\n"
-    "1ti9UqtpPgYU501kWHPeks/AziL6xC6rHdhrE8K5boni0Rd8SwkODaChE1lkx71Y\n"
-    "DOd1BinrbMgnHfsBRt969IXeHSQ4BSQdECKR1MnQjbIjnlytxth4bMbfSowOZPLt\n"
-    "omgQzYZGBwKBgBi6v+e060dQ6dDJX/8C8anX8Nxg+Q1RcL4Ym/vlU3clpo6N0CFj\n"
-    "X1Z6MdNI4Af2TYFuqD3beb1ps0v9akwpHaK5m1/0GLQKRDlmMm/V5PtcciBgXkra\n"
-    "qmdJCKFUeL5ilkZNBuljLQ+L2ZleXd04k57O3pMyFteuViBgrOENNdTFAoGAV8T8\n"
-    "l+3sNsybF0dbxHQgeILxF1OgkSIWtBd2np4iAs6VKjlbi6WPLp7/daTbqPHOvqAQ\n"
-    "LMkRSaiEuy00mIvPWZFJuiFsQnc5e/a7gPp9V5ozMaIc0wMmgB7ZyyceEk4hfxai\n"
-    "z6mogsTic8Vo5zIxJLL5hHPW211Pq8vtmE2yD1kCgYEApQSkwedtTqagCAo5l5ri\n"
-    "ECTMwYO/hvphChVtvbmjHgqGp44TZ7gpY6tTL+b9LVIpQEp0htHfaYhAtOXRHCJl\n"
-    "HlKsBtNZCgyaLZ6eYmXL525/4pLh7ZAfS6fKAFppyXpRqNXavkfyq0YXMqV2n6/G\n"
-    "fFiQWUFZeaUEk/nl2j/U1d0=\n"
-    "-----END PRIVATE KEY-----\n"
-    ;
 static const char EC_KEY_PEM[] =
     "-----BEGIN PRIVATE KEY-----\n"
     "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgrNCVYkK0avQppsXU\n"
@@ -239,10 +209,10 @@ test_openssl_key(void **state)
 	size_t		 la, lb;
 	char		*pem, err[256];
 
-	assert_int_equal(rsa_key_from_pem(OPENSSL_KEY_PEM,
-	    strlen(OPENSSL_KEY_PEM), &a, err, sizeof(err)), 0);
+	assert_int_equal(rsa_key_from_pem(testkey_openssl_pem,
+	    strlen(testkey_openssl_pem), &a, err, sizeof(err)), 0);
 	pem = rsa_key_to_pem(a);
-	assert_string_equal(pem, OPENSSL_KEY_PEM);
+	assert_string_equal(pem, testkey_openssl_pem);
 	free(pem);
 	/* The same key with prime1 < prime2 signs identically. */
 	assert_int_equal(rsa_key_from_pem(SWAPPED_KEY_PEM,
@@ -265,18 +235,18 @@ test_crlf_and_whitespace(void **state)
 	size_t		 i, n = 0;
 
 	buf[n++] = '\n';
-	for (i = 0; OPENSSL_KEY_PEM[i] != '\0'; i++) {
-		if (OPENSSL_KEY_PEM[i] == '\n')
+	for (i = 0; testkey_openssl_pem[i] != '\0'; i++) {
+		if (testkey_openssl_pem[i] == '\n')
 			buf[n++] = '\r';
-		buf[n++] = OPENSSL_KEY_PEM[i];
+		buf[n++] = testkey_openssl_pem[i];
 	}
 	buf[n++] = ' ';
 	buf[n] = '\0';
 	assert_int_equal(rsa_key_from_pem(buf, n, &key, err, sizeof(err)), 0);
 	rsa_key_free(key);
 	/* No newline at the end, as some JSON strings have it. */
-	n = strlen(OPENSSL_KEY_PEM) - 1;
-	assert_int_equal(rsa_key_from_pem(OPENSSL_KEY_PEM, n, &key, err,
+	n = strlen(testkey_openssl_pem) - 1;
+	assert_int_equal(rsa_key_from_pem(testkey_openssl_pem, n, &key, err,
 	    sizeof(err)), 0);
 	rsa_key_free(key);
 }
@@ -289,10 +259,10 @@ test_wrong_type(void **state)
 
 	expect_reject(EC_KEY_PEM, strlen(EC_KEY_PEM), "not an RSA key");
 	/* PKCS#1 armour: says what it is and how to convert. */
-	n = strlen(OPENSSL_KEY_PEM) + 16;
+	n = strlen(testkey_openssl_pem) + 16;
 	assert_non_null(pem = malloc(n));
 	snprintf(pem, n, "-----BEGIN RSA PRIVATE KEY-----\n%s",
-	    strchr(OPENSSL_KEY_PEM, '\n') + 1);
+	    strchr(testkey_openssl_pem, '\n') + 1);
 	memcpy(strstr(pem, "-----END "), "-----END RSA PRIVATE KEY-----\n",
 	    31);
 	expect_reject(pem, strlen(pem), "openssl pkcs8 -topk8 -nocrypt");
@@ -326,7 +296,7 @@ test_garbage(void **state)
 	    "-----END PRIVATE KEY-----\n", "malformed");
 	expect_reject("-----BEGIN PRIVATE KEY-----\n\0", 29, "NUL");
 	/* Two keys in one string. */
-	snprintf(buf, sizeof(buf), "%s%s", OPENSSL_KEY_PEM, OPENSSL_KEY_PEM);
+	snprintf(buf, sizeof(buf), "%s%s", testkey_openssl_pem, testkey_openssl_pem);
 	expect_reject(buf, strlen(buf), "follows the key");
 }
 
@@ -337,8 +307,8 @@ test_truncated(void **state)
 	size_t		 derlen, cut;
 	char		*pem;
 
-	expect_reject(OPENSSL_KEY_PEM, 600, "malformed");
-	der = pem_to_der(OPENSSL_KEY_PEM, &derlen);
+	expect_reject(testkey_openssl_pem, 600, "malformed");
+	der = pem_to_der(testkey_openssl_pem, &derlen);
 	/* Every truncation of the DER is refused, as PEM and as DER. */
 	for (cut = 0; cut < derlen; cut += 37) {
 		pem = der_to_pem(der, cut);
@@ -359,7 +329,7 @@ test_der(void **state)
 	size_t		 derlen, genlen;
 	char		*pem, err[256];
 
-	der = pem_to_der(OPENSSL_KEY_PEM, &derlen);
+	der = pem_to_der(testkey_openssl_pem, &derlen);
 	assert_int_equal(rsa_key_from_der(der, derlen, &key, err,
 	    sizeof(err)), 0);
 	assert_int_equal(rsa_key_bits(key), 2048);
@@ -447,7 +417,7 @@ test_mutations(void **state)
 	int		 rc;
 
 	/* Bounded random single-byte corruption: no crash, no bad accept. */
-	der = pem_to_der(OPENSSL_KEY_PEM, &derlen);
+	der = pem_to_der(testkey_openssl_pem, &derlen);
 	for (i = 0; i < 300; i++) {
 		crypto_random(r, sizeof(r));
 		pos = ((size_t)r[0] << 8 | r[1]) % derlen;
@@ -496,8 +466,8 @@ test_wrong_key_verify(void **state)
 	size_t		 siglen;
 	char		 err[256];
 
-	assert_int_equal(rsa_key_from_pem(OPENSSL_KEY_PEM,
-	    strlen(OPENSSL_KEY_PEM), &other, err, sizeof(err)), 0);
+	assert_int_equal(rsa_key_from_pem(testkey_openssl_pem,
+	    strlen(testkey_openssl_pem), &other, err, sizeof(err)), 0);
 	assert_int_equal(rsa_sign_sha256(genkey, "m", 1, &sig, &siglen), 0);
 	assert_int_equal(rsa_verify_sha256(other, "m", 1, sig, siglen),
 	    -EBADMSG);

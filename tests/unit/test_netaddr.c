@@ -38,6 +38,21 @@ is_public(const char *s)
 	return netaddr_is_public((struct sockaddr *)&ss);
 }
 
+/* Every address of blocked[] judged not public, every one of allowed[] public. */
+static void
+expect_ranges(const char *const *blocked, size_t nblocked,
+    const char *const *allowed, size_t nallowed)
+{
+	size_t	i;
+
+	for (i = 0; i < nblocked; i++)
+		if (is_public(blocked[i]))
+			fail_msg("%s judged public", blocked[i]);
+	for (i = 0; i < nallowed; i++)
+		if (!is_public(allowed[i]))
+			fail_msg("%s judged not public", allowed[i]);
+}
+
 static void
 test_v4_ranges(void **state)
 {
@@ -57,14 +72,9 @@ test_v4_ranges(void **state)
 		"126.255.255.255", "128.0.0.0", "169.253.255.255",
 		"223.255.255.255", "203.0.114.1",
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof(blocked) / sizeof(blocked[0]); i++)
-		if (is_public(blocked[i]))
-			fail_msg("%s judged public", blocked[i]);
-	for (i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
-		if (!is_public(allowed[i]))
-			fail_msg("%s judged not public", allowed[i]);
+	expect_ranges(blocked, sizeof(blocked) / sizeof(blocked[0]), allowed,
+	    sizeof(allowed) / sizeof(allowed[0]));
 }
 
 static void
@@ -84,14 +94,9 @@ test_v6_ranges(void **state)
 		"::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1",
 		"2400:cb00::1", "2001:4860:4860::8888",
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof(blocked) / sizeof(blocked[0]); i++)
-		if (is_public(blocked[i]))
-			fail_msg("%s judged public", blocked[i]);
-	for (i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
-		if (!is_public(allowed[i]))
-			fail_msg("%s judged not public", allowed[i]);
+	expect_ranges(blocked, sizeof(blocked) / sizeof(blocked[0]), allowed,
+	    sizeof(allowed) / sizeof(allowed[0]));
 }
 
 static void

@@ -12,17 +12,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "system"))
 import harness as h  # noqa: E402
-
-
-def rss_kb(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        return 0
-    return 0
+from procstat import hwm_kb  # noqa: E402
 
 
 def main():
@@ -56,8 +46,8 @@ def main():
         print("time to first delivered batch: %.2fs" % t_first)
         print("delivered events: %d (%.0f events/s)" % (n, n / el))
         for name, pid in sorted(pids.items()):
-            print("peak RSS %-22s %6d KiB" % (name, rss_kb(pid)))
-        print("peak RSS %-22s %6d KiB" % ("auditrelayd", rss_kb(ar.proc.pid)))
+            print("peak RSS %-22s %6d KiB" % (name, hwm_kb(pid)))
+        print("peak RSS %-22s %6d KiB" % ("auditrelayd", hwm_kb(ar.proc.pid)))
         ok = True
     finally:
         h.stop_all()

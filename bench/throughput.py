@@ -28,18 +28,9 @@ import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "system"))
 import harness as h  # noqa: E402
+from procstat import cpu_s  # noqa: E402
 
 APPS = ("login", "admin", "drive")
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            parts = f.read().rsplit(")", 1)[1].split()
-        return (int(parts[11]) + int(parts[12])) / TICK
-    except OSError:
-        return 0.0
 
 
 class PlainReceiver:

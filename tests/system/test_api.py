@@ -324,24 +324,15 @@ def test_google_refuses_or_unreachable(wd):
     assert ar.healthz()[0] == 200
 
 
-def raw_http(port, method, path, headers, body, timeout=30):
-    """One request on a raw socket, body sent even if the server stops
-    reading (413); returns (status, parsed JSON or text, headers dict)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    head = "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" % (method, path)
-    for k, v in headers.items():
-        head += "%s: %s\r\n" % (k, v)
-    head += "Content-Length: %d\r\n\r\n" % len(body)
+def _answer(s, timeout, bufsize, enough=lambda buf: False):
+    """Read the answer on s until it closes, timeout passes or enough(buf)
+    holds, then close s; returns (status code or 0 for none, bytes)."""
     buf = b""
     try:
-        try:
-            s.sendall(head.encode() + body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while not enough(buf) and time.monotonic() < deadline:
             try:
-                chunk = s.recv(65536)
+                chunk = s.recv(bufsize)
             except (ConnectionResetError, socket.timeout):
                 break
             if not chunk:
@@ -350,7 +341,26 @@ def raw_http(port, method, path, headers, body, timeout=30):
     finally:
         s.close()
     m = re.match(rb"HTTP/1\.[01] (\d{3})", buf)
-    if not m:
+    return (int(m.group(1)) if m else 0), buf
+
+
+def raw_http(port, method, path, headers, body, timeout=30):
+    """One request on a raw socket, body sent even if the server stops
+    reading (413); returns (status, parsed JSON or text, headers dict)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    head = "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" % (method, path)
+    for k, v in headers.items():
+        head += "%s: %s\r\n" % (k, v)
+    head += "Content-Length: %d\r\n\r\n" % len(body)
+    try:
+        s.sendall(head.encode() + body)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    except BaseException:
+        s.close()
+        raise
+    st, buf = _answer(s, timeout, 65536)
+    if not st:
         return 0, None, {}
     head, _, payload = buf.partition(b"\r\n\r\n")
     hdrs = {}
@@ -361,7 +371,7 @@ def raw_http(port, method, path, headers, body, timeout=30):
         parsed = json.loads(payload) if payload else None
     except ValueError:
         parsed = payload.decode(errors="replace")
-    return int(m.group(1)), parsed, hdrs
+    return st, parsed, hdrs
 
 
 def raw_request(port, data, timeout=10):
@@ -369,20 +379,10 @@ def raw_request(port, data, timeout=10):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
         s.sendall(data)
-        buf = b""
-        deadline = time.monotonic() + timeout
-        while b"\r\n" not in buf and time.monotonic() < deadline:
-            try:
-                chunk = s.recv(4096)
-            except (ConnectionResetError, socket.timeout):
-                break
-            if not chunk:
-                break
-            buf += chunk
-    finally:
+    except BaseException:
         s.close()
-    m = re.match(rb"HTTP/1\.[01] (\d{3})", buf)
-    return int(m.group(1)) if m else 0
+        raise
+    return _answer(s, timeout, 4096, lambda buf: b"\r\n" in buf)[0]
 
 
 def bad_table(ar, k, sid, cb):

@@ -25,6 +25,20 @@ def _alive(pid):
         return False
 
 
+def _bindir_with_fake(wd, child, script):
+    """A bin directory of the real auditrelayd and children but one: child
+    is a shell script of the given body. Returns its path."""
+    bindir = os.path.join(wd, "bin")
+    os.makedirs(bindir)
+    for b in ("auditrelayd",) + CHILDREN:
+        if b != child:
+            shutil.copy(os.path.join(h.BIN, b), bindir)
+    with open(os.path.join(bindir, child), "w") as f:
+        f.write("#!/bin/sh\n" + script)
+    os.chmod(os.path.join(bindir, child), 0o755)
+    return bindir
+
+
 class Notify:
     """A NOTIFY_SOCKET of our own: what auditrelayd tells systemd. Read
     at once by a thread, as systemd does (a full queue blocks the sender)."""
@@ -115,13 +129,8 @@ def test_crash_loop_is_held(wd):
     (journal line at err, /healthz, metrics) while its siblings keep
     running; the supervisor does not exit."""
     store = h.Store(wd)
-    bindir = os.path.join(wd, "bin")
-    os.makedirs(bindir)
-    for b in ("auditrelayd", "auditrelay-apid", "auditrelay-deliverd"):
-        shutil.copy(os.path.join(h.BIN, b), bindir)
-    with open(os.path.join(bindir, "auditrelay-fetcherd"), "w") as f:
-        f.write("#!/bin/sh\necho 'crashing on purpose' >&2\nexit 1\n")
-    os.chmod(os.path.join(bindir, "auditrelay-fetcherd"), 0o755)
+    bindir = _bindir_with_fake(wd, "auditrelay-fetcherd",
+                               "echo 'crashing on purpose' >&2\nexit 1\n")
     ar = h.Auditrelay(wd, store)
     notify = Notify(wd)
     ar.proc = h.spawn([os.path.join(bindir, "auditrelayd"), "-c", ar.conf], ar.logpath,
@@ -176,13 +185,7 @@ def test_crash_loop_is_held(wd):
 
 def test_child_exit_78_is_final(wd):
     store = h.Store(wd)
-    bindir = os.path.join(wd, "bin")
-    os.makedirs(bindir)
-    for b in ("auditrelayd", "auditrelay-apid", "auditrelay-fetcherd"):
-        shutil.copy(os.path.join(h.BIN, b), bindir)
-    with open(os.path.join(bindir, "auditrelay-deliverd"), "w") as f:
-        f.write("#!/bin/sh\nexit 78\n")
-    os.chmod(os.path.join(bindir, "auditrelay-deliverd"), 0o755)
+    bindir = _bindir_with_fake(wd, "auditrelay-deliverd", "exit 78\n")
     ar = h.Auditrelay(wd, store)
     ar.proc = h.spawn([os.path.join(bindir, "auditrelayd"), "-c", ar.conf], ar.logpath, env=ar.env)
     rc = ar.proc.wait(20)

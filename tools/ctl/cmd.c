@@ -295,6 +295,45 @@ cmd_body_free(char *body)
 	}
 }
 
+/*
+ * Close the object w holds and send it as the body of method path (wiped
+ * after); *r is the answer, to clear. The request's or ctl_check()'s exit
+ * status.
+ */
+static int
+cmd_send(const char *method, const char *path, struct jsonw *w,
+    struct ctl_resp *r)
+{
+	char	*body;
+	int	 rc;
+
+	memset(r, 0, sizeof(*r));
+	jsonw_obj_close(w);
+	if ((body = cmd_body(w)) == NULL)
+		return CTL_EXIT_USAGE;
+	rc = ctl_request(method, path, body, r);
+	cmd_body_free(body);
+	if (rc != 0)
+		return rc;
+	return ctl_check(r);
+}
+
+/* "key": [strs...] when n > 0, else nothing. */
+static void
+cmd_write_strs(struct jsonw *w, const char *key, const char *const *strs,
+    size_t n)
+{
+	size_t	i;
+
+	if (n == 0)
+		return;
+	jsonw_key(w, key);
+	jsonw_arr_open(w);
+	for (i = 0; i < n; i++)
+		jsonw_str(w, strs[i]);
+	jsonw_arr_close(w);
+}
+
 /* Print the webhook secret of a response, if any, with its warning. */
 static void
 cmd_print_secret(yajl_val v)
@@ -437,8 +476,6 @@ cmd_add(int argc, char **argv)
 	struct cmd_add	 a;
 	struct ctl_resp	 r;
 	struct jsonw	*w;
-	char		*body = NULL;
-	size_t		 i;
 	int		 rc;
 
 	memset(&a, 0, sizeof(a));
@@ -465,26 +502,13 @@ cmd_add(int argc, char **argv)
 		return rc;
 	}
 	jsonw_obj_close(w);
-	if (a.napps > 0) {
-		jsonw_key(w, "applications");
-		jsonw_arr_open(w);
-		for (i = 0; i < a.napps; i++)
-			jsonw_str(w, a.apps[i]);
-		jsonw_arr_close(w);
-	}
+	cmd_write_strs(w, "applications", a.apps, a.napps);
 	if (a.interval > 0)
 		jsonw_kv_int(w, "logFetchInterval", a.interval);
 	if (a.lookback > 0)
 		jsonw_kv_int(w, "initialLookback", a.lookback);
 	jsonw_kv_str(w, "callbackUrl", a.callback);
-	jsonw_obj_close(w);
-	if ((body = cmd_body(w)) == NULL)
-		return CTL_EXIT_USAGE;
-	rc = ctl_request("POST", "/add-source", body, &r);
-	cmd_body_free(body);
-	if (rc != 0)
-		return rc;
-	if ((rc = ctl_check(&r)) == CTL_EXIT_OK) {
+	if ((rc = cmd_send("POST", "/add-source", w, &r)) == CTL_EXIT_OK) {
 		if (ctl_opts.json)
 			ctl_print_raw(&r);
 		else {
@@ -671,7 +695,7 @@ cmd_rotate_credentials(int argc, char **argv)
 	struct ctl_resp		 r;
 	struct jsonw		*w;
 	const char		*cur;
-	char			 path[1024], path_src[1024], *body;
+	char			 path[1024], path_src[1024];
 	char			 subject[320] = "";
 	int			 rc;
 
@@ -720,14 +744,7 @@ cmd_rotate_credentials(int argc, char **argv)
 		jsonw_free(w);
 		return rc;
 	}
-	jsonw_obj_close(w);
-	if ((body = cmd_body(w)) == NULL)
-		return CTL_EXIT_USAGE;
-	rc = ctl_request("PUT", path, body, &r);
-	cmd_body_free(body);
-	if (rc != 0)
-		return rc;
-	if ((rc = ctl_check(&r)) == CTL_EXIT_OK) {
+	if ((rc = cmd_send("PUT", path, w, &r)) == CTL_EXIT_OK) {
 		if (ctl_opts.json)
 			ctl_print_raw(&r);
 		else
@@ -885,8 +902,7 @@ cmd_replay(int argc, char **argv)
 	struct cmd_replay	 p;
 	struct ctl_resp		 r;
 	struct jsonw		*w;
-	char			 path[1024], *body, cell[64];
-	size_t			 i;
+	char			 path[1024], cell[64];
 	int			 rc;
 
 	memset(&p, 0, sizeof(p));
@@ -906,21 +922,8 @@ cmd_replay(int argc, char **argv)
 	if ((w = jsonw_new()) == NULL)
 		return CTL_EXIT_USAGE;
 	jsonw_obj_open(w);
-	if (p.n > 0) {
-		jsonw_key(w, "ids");
-		jsonw_arr_open(w);
-		for (i = 0; i < p.n; i++)
-			jsonw_str(w, p.ids[i]);
-		jsonw_arr_close(w);
-	}
-	jsonw_obj_close(w);
-	if ((body = cmd_body(w)) == NULL)
-		return CTL_EXIT_USAGE;
-	rc = ctl_request("POST", path, body, &r);
-	cmd_body_free(body);
-	if (rc != 0)
-		return rc;
-	if ((rc = ctl_check(&r)) == CTL_EXIT_OK) {
+	cmd_write_strs(w, "ids", p.ids, p.n);
+	if ((rc = cmd_send("POST", path, w, &r)) == CTL_EXIT_OK) {
 		if (ctl_opts.json)
 			ctl_print_raw(&r);
 		else if (cmd_get_any(r.json, k_n) != NULL)

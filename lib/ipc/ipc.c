@@ -193,25 +193,42 @@ ipc_send_envelope(struct ipc_chan *ch, const Ar__Envelope *env)
 	return ipc_chan_send(ch, env);
 }
 
+/*
+ * Send msg, the message of body_case, in an envelope. The envelope's
+ * pointer of that case is found by its field number in the descriptor
+ * (the case's value), as protobuf-c itself finds it.
+ */
+static int
+ipc_send_body(struct ipc_chan *ch, Ar__Envelope__BodyCase body_case,
+    void *msg)
+{
+	Ar__Envelope			 env = AR__ENVELOPE__INIT;
+	const ProtobufCFieldDescriptor	*fd;
+
+	fd = protobuf_c_message_descriptor_get_field(&ar__envelope__descriptor,
+	    (unsigned)body_case);
+	if (fd == NULL || fd->type != PROTOBUF_C_TYPE_MESSAGE)
+		return -EINVAL;
+	env.body_case = body_case;
+	memcpy((char *)&env + fd->offset, &msg, sizeof(msg));
+	return ipc_chan_send(ch, &env);
+}
+
 int
 ipc_send_hello(struct ipc_chan *ch, Ar__Daemon daemon)
 {
-	Ar__Envelope	env = AR__ENVELOPE__INIT;
 	Ar__Hello	m = AR__HELLO__INIT;
 
 	m.daemon = daemon;
 	m.pid = (uint32_t)getpid();
 	m.version = (char *)AR_VERSION;
-	env.body_case = AR__ENVELOPE__BODY_HELLO;
-	env.hello = &m;
-	return ipc_chan_send(ch, &env);
+	return ipc_send_body(ch, AR__ENVELOPE__BODY_HELLO, &m);
 }
 
 int
 ipc_send_config(struct ipc_chan *ch, uint32_t generation,
     const struct config *cfg, const char *instance_id)
 {
-	Ar__Envelope		 env = AR__ENVELOPE__INIT;
 	Ar__Config		 m = AR__CONFIG__INIT;
 	Ar__ConfigEntry		 ents[CONF__COUNT], *ptrs[CONF__COUNT];
 	const struct config_def	*defs = config_defs();
@@ -231,101 +248,78 @@ ipc_send_config(struct ipc_chan *ch, uint32_t generation,
 	m.n_entries = n;
 	m.entries = ptrs;
 	m.instance_id = (char *)(instance_id != NULL ? instance_id : "");
-	env.body_case = AR__ENVELOPE__BODY_CONFIG;
-	env.config = &m;
-	return ipc_chan_send(ch, &env);
+	return ipc_send_body(ch, AR__ENVELOPE__BODY_CONFIG, &m);
 }
 
 int
 ipc_send_ready(struct ipc_chan *ch, uint32_t generation)
 {
-	Ar__Envelope	env = AR__ENVELOPE__INIT;
 	Ar__Ready	m = AR__READY__INIT;
 
 	m.generation = generation;
-	env.body_case = AR__ENVELOPE__BODY_READY;
-	env.ready = &m;
-	return ipc_chan_send(ch, &env);
+	return ipc_send_body(ch, AR__ENVELOPE__BODY_READY, &m);
 }
 
 int
 ipc_send_config_ack(struct ipc_chan *ch, uint32_t generation, bool ok,
     const char *error)
 {
-	Ar__Envelope	env = AR__ENVELOPE__INIT;
 	Ar__ConfigAck	m = AR__CONFIG_ACK__INIT;
 
 	m.generation = generation;
 	m.ok = ok;
 	m.error = (char *)(error != NULL ? error : "");
-	env.body_case = AR__ENVELOPE__BODY_CONFIG_ACK;
-	env.config_ack = &m;
-	return ipc_chan_send(ch, &env);
+	return ipc_send_body(ch, AR__ENVELOPE__BODY_CONFIG_ACK, &m);
 }
 
 int
 ipc_send_ping(struct ipc_chan *ch, uint64_t seq)
 {
-	Ar__Envelope	env = AR__ENVELOPE__INIT;
 	Ar__Ping	m = AR__PING__INIT;
 
 	m.seq = seq;
-	env.body_case = AR__ENVELOPE__BODY_PING;
-	env.ping = &m;
-	return ipc_chan_send(ch, &env);
+	return ipc_send_body(ch, AR__ENVELOPE__BODY_PING, &m);
 }
 
 int
 ipc_send_pong(struct ipc_chan *ch, uint64_t seq, uint64_t store_errors)
 {
-	Ar__Envelope	env = AR__ENVELOPE__INIT;
 	Ar__Pong	m = AR__PONG__INIT;
 
 	m.seq = seq;
 	m.store_errors = store_errors;
-	env.body_case = AR__ENVELOPE__BODY_PONG;
-	env.pong = &m;
-	return ipc_chan_send(ch, &env);
+	return ipc_send_body(ch, AR__ENVELOPE__BODY_PONG, &m);
 }
 
 int
 ipc_send_shutdown(struct ipc_chan *ch, uint32_t grace_ms)
 {
-	Ar__Envelope	env = AR__ENVELOPE__INIT;
 	Ar__Shutdown	m = AR__SHUTDOWN__INIT;
 
 	m.grace_ms = grace_ms;
-	env.body_case = AR__ENVELOPE__BODY_SHUTDOWN;
-	env.shutdown = &m;
-	return ipc_chan_send(ch, &env);
+	return ipc_send_body(ch, AR__ENVELOPE__BODY_SHUTDOWN, &m);
 }
 
 int
 ipc_send_source_changed(struct ipc_chan *ch, const char *source_id,
     bool removed)
 {
-	Ar__Envelope		env = AR__ENVELOPE__INIT;
 	Ar__SourceChanged	m = AR__SOURCE_CHANGED__INIT;
 
 	m.source_id = (char *)source_id;
 	m.removed = removed;
-	env.body_case = AR__ENVELOPE__BODY_SOURCE_CHANGED;
-	env.source_changed = &m;
-	return ipc_chan_send(ch, &env);
+	return ipc_send_body(ch, AR__ENVELOPE__BODY_SOURCE_CHANGED, &m);
 }
 
 int
 ipc_send_logs_stored(struct ipc_chan *ch, const char *source_id,
     uint32_t count)
 {
-	Ar__Envelope	env = AR__ENVELOPE__INIT;
 	Ar__LogsStored	m = AR__LOGS_STORED__INIT;
 
 	m.source_id = (char *)source_id;
 	m.count = count;
-	env.body_case = AR__ENVELOPE__BODY_LOGS_STORED;
-	env.logs_stored = &m;
-	return ipc_chan_send(ch, &env);
+	return ipc_send_body(ch, AR__ENVELOPE__BODY_LOGS_STORED, &m);
 }
 
 int
@@ -333,7 +327,6 @@ ipc_send_batch_stored(struct ipc_chan *ch, const char *source_id,
     const char *batch_id, const char *webhook_id, uint32_t n_logs,
     int64_t created_at, const char *body, size_t body_len)
 {
-	Ar__Envelope	 env = AR__ENVELOPE__INIT;
 	Ar__BatchStored	 m = AR__BATCH_STORED__INIT;
 
 	m.source_id = (char *)source_id;
@@ -345,22 +338,17 @@ ipc_send_batch_stored(struct ipc_chan *ch, const char *source_id,
 		m.body.data = (uint8_t *)body;
 		m.body.len = body_len;
 	}
-	env.body_case = AR__ENVELOPE__BODY_BATCH_STORED;
-	env.batch_stored = &m;
-	return ipc_chan_send(ch, &env);
+	return ipc_send_body(ch, AR__ENVELOPE__BODY_BATCH_STORED, &m);
 }
 
 int
 ipc_send_child_status(struct ipc_chan *ch, bool store_ok, const char *detail)
 {
-	Ar__Envelope	 env = AR__ENVELOPE__INIT;
 	Ar__ChildStatus	 m = AR__CHILD_STATUS__INIT;
 
 	m.store_ok = store_ok;
 	m.detail = (char *)(detail != NULL ? detail : "");
-	env.body_case = AR__ENVELOPE__BODY_CHILD_STATUS;
-	env.child_status = &m;
-	return ipc_chan_send(ch, &env);
+	return ipc_send_body(ch, AR__ENVELOPE__BODY_CHILD_STATUS, &m);
 }
 
 int

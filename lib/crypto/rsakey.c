@@ -202,6 +202,20 @@ rsakey_make(EVP_PKEY *pkey, struct rsa_key **out)
 	return 0;
 }
 
+/* rsakey_policy(), then rsakey_make(); pkey is taken in every case. */
+static int
+rsakey_accept(EVP_PKEY *pkey, struct rsa_key **out, char *err,
+    size_t errlen)
+{
+	int	rc;
+
+	if ((rc = rsakey_policy(pkey, err, errlen)) != 0) {
+		EVP_PKEY_free(pkey);
+		return rc;
+	}
+	return rsakey_make(pkey, out);
+}
+
 /*
  * The label of the first PEM block must be PKCS#8's "PRIVATE KEY"; the
  * other private key labels get a sentence saying what they are. 0 or
@@ -298,9 +312,7 @@ rsa_key_from_pem(const char *pem, size_t len, struct rsa_key **out,
 				goto out;
 			}
 	}
-	if ((rc = rsakey_policy(pkey, err, errlen)) != 0)
-		goto out;
-	rc = rsakey_make(pkey, out);
+	rc = rsakey_accept(pkey, out, err, errlen);
 	pkey = NULL;
 out:
 	EVP_PKEY_free(pkey);
@@ -340,9 +352,7 @@ rsa_key_from_der(const void *der, size_t len, struct rsa_key **out,
 		util_errf(err, errlen, "malformed DER: trailing bytes");
 		goto out;
 	}
-	if ((rc = rsakey_policy(pkey, err, errlen)) != 0)
-		goto out;
-	rc = rsakey_make(pkey, out);
+	rc = rsakey_accept(pkey, out, err, errlen);
 	pkey = NULL;
 out:
 	EVP_PKEY_free(pkey);

@@ -18,6 +18,7 @@ installed=false
 failed=0
 
 say() { printf 'package: %s\n' "$*"; }
+. "$top/tests/package/tools.sh"
 fail() { printf 'package: FAIL: %s\n' "$*" >&2; failed=1; }
 skip() { printf 'package: SKIP: %s\n' "$*"; exit 77; }
 
@@ -30,16 +31,8 @@ trap cleanup EXIT INT TERM
 
 [ "$(id -u)" -eq 0 ] || skip "must run as root (installs the package)"
 # A fresh CI machine has none of the packaging tools: install them.
-need=
-command -v dpkg-buildpackage > /dev/null || need="$need dpkg-dev"
-command -v dh > /dev/null || need="$need debhelper"
-command -v lintian > /dev/null || need="$need lintian"
-if [ -n "$need" ]; then
-	say "installing$need"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    $need > /dev/null || skip "cannot install$need"
-fi
+need_tools dpkg-buildpackage=dpkg-dev dh=debhelper lintian=lintian ||
+    skip "cannot install$NEED"
 for t in dpkg-buildpackage dh lintian systemd-analyze; do
 	command -v "$t" > /dev/null || skip "$t not installed"
 done

@@ -21,18 +21,10 @@ ROOT=$BASE/root
 IMAGE=localhost/auditrelay:ci-$$
 t0=$(date +%s)
 say() { printf 'podman: %s\n' "$*"; }
+. "$top/tests/package/tools.sh"
 
 [ "$(id -u)" -eq 0 ] || { say "SKIP: must run as root"; exit 77; }
-need=()
-command -v podman > /dev/null || need+=(podman)
-command -v runc > /dev/null || need+=(runc)
-command -v debootstrap > /dev/null || need+=(debootstrap)
-if [ ${#need[@]} -gt 0 ]; then
-	say "installing ${need[*]}"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    "${need[@]}" > /dev/null
-fi
+need_tools podman=podman runc=runc debootstrap=debootstrap
 PODMAN=(podman --runtime "$(command -v runc)")
 LIMITS=(--ulimit nofile=1024:20000 --ulimit nproc=4096:4096)
 

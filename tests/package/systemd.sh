@@ -32,6 +32,7 @@ nspawn_pid=
 leader=
 
 say() { printf 'systemd: %s\n' "$*"; }
+. "$top/tests/package/tools.sh"
 die() { printf 'systemd: FAIL: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || { say "SKIP: must run as root"; exit 77; }
@@ -58,17 +59,8 @@ child_of() {
 }
 
 # Tools: the container, the root and the package build.
-need=()
-command -v systemd-nspawn > /dev/null || need+=(systemd-container)
-command -v debootstrap > /dev/null || need+=(debootstrap)
-command -v dpkg-buildpackage > /dev/null || need+=(dpkg-dev)
-command -v dh > /dev/null || need+=(debhelper)
-if [ ${#need[@]} -gt 0 ]; then
-	say "installing ${need[*]}"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    "${need[@]}" > /dev/null
-fi
+need_tools systemd-nspawn=systemd-container debootstrap=debootstrap \
+    dpkg-buildpackage=dpkg-dev dh=debhelper
 for b in auditrelay-test-ferretdb auditrelay-google-sim; do
 	[ -x "$top/build/bin/$b" ] || die "build/bin/$b missing: build the tree first (cmake --build build)"
 done

@@ -4,8 +4,6 @@
  * classification table, and the async client (token cache, one refresh on
  * 401, credential check) against an in-process evhttp server.
  */
-#include <sys/socket.h>
-#include <netinet/in.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +22,7 @@
 #include "lib/crypto/crypto.h"
 #include "lib/google/google.h"
 #include "lib/base/util.h"
+#include "tests/support/httpserver.h"
 
 static const char test_pem[] =
 	"-----BEGIN PRIVATE KEY-----\n"
@@ -298,11 +297,7 @@ test_explain_access(void **state)
 /* The async client against a fake Google. */
 
 struct fake {
-	struct event_base	*base;
-	struct evhttp		*http;
-	struct httpc		*hc;
-	int			 port;
-	char			 url[64];
+	struct test_http	 srv;
 	int			 ntoken;
 	int			 nlist;
 	int			 token_status;	/* 200 or an error */
@@ -357,22 +352,10 @@ static int
 fake_setup(void **state)
 {
 	struct fake *f = calloc(1, sizeof(*f));
-	struct evhttp_bound_socket *bs;
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
 
 	assert_non_null(f);
 	assert_int_equal(crypto_init(), 0);
-	assert_non_null(f->base = event_base_new());
-	assert_non_null(f->http = evhttp_new(f->base));
-	bs = evhttp_bind_socket_with_handle(f->http, "127.0.0.1", 0);
-	assert_non_null(bs);
-	assert_int_equal(getsockname(evhttp_bound_socket_get_fd(bs),
-	    (struct sockaddr *)&sin, &len), 0);
-	f->port = ntohs(sin.sin_port);
-	snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%d", f->port);
-	evhttp_set_gencb(f->http, fake_cb, f);
-	assert_non_null(f->hc = httpc_new(f->base));
+	assert_int_equal(test_http_start(&f->srv, fake_cb, f), 0);
 	f->token_status = 200;
 	f->list_status = 200;
 	*state = f;
@@ -384,9 +367,7 @@ fake_teardown(void **state)
 {
 	struct fake *f = *state;
 
-	httpc_free(f->hc);
-	evhttp_free(f->http);
-	event_base_free(f->base);
+	test_http_stop(&f->srv);
 	free(f);
 	return 0;
 }
@@ -417,7 +398,7 @@ loop_until(struct fake *f, bool *done)
 	int64_t deadline = util_mono_ms() + 10000;
 
 	while (!*done && util_mono_ms() < deadline)
-		event_base_loop(f->base, EVLOOP_ONCE);
+		event_base_loop(f->srv.base, EVLOOP_ONCE);
 	assert_true(*done);
 }
 
@@ -428,11 +409,11 @@ fake_client(struct fake *f)
 	struct google_client *c = NULL;
 	char tu[96], err[128];
 
-	snprintf(tu, sizeof(tu), "%s/token", f->url);
+	snprintf(tu, sizeof(tu), "%s/token", f->srv.url);
 	memset(&o, 0, sizeof(o));
-	o.httpc = f->hc;
+	o.httpc = f->srv.hc;
 	o.token_url = tu;
-	o.api_base = f->url;
+	o.api_base = f->srv.url;
 	o.client_email = "svc@p.iam.gserviceaccount.com";
 	o.private_key_pem = test_pem;
 	o.subject = "admin@example.com";
@@ -544,7 +525,7 @@ test_client_free_in_cb(void **state)
 	    page_cb, &r2, NULL), 0);
 	loop_until(f, &fr.done);
 	/* the second op was cancelled with the client */
-	event_base_loop(f->base, EVLOOP_NONBLOCK);
+	event_base_loop(f->srv.base, EVLOOP_NONBLOCK);
 	assert_int_equal(r2.ncalls, 0);
 }
 
@@ -574,12 +555,12 @@ run_check(struct fake *f, struct cres *res)
 	const char *apps[] = { "login", "admin", "token" };
 	char tu[96], err[128];
 
-	snprintf(tu, sizeof(tu), "%s/token", f->url);
+	snprintf(tu, sizeof(tu), "%s/token", f->srv.url);
 	memset(&o, 0, sizeof(o));
 	memset(res, 0, sizeof(*res));
-	o.httpc = f->hc;
+	o.httpc = f->srv.hc;
 	o.token_url = tu;
-	o.api_base = f->url;
+	o.api_base = f->srv.url;
 	o.client_email = "svc@p.iam.gserviceaccount.com";
 	o.private_key_pem = test_pem;
 	o.subject = "admin@example.com";
@@ -617,7 +598,7 @@ test_check(void **state)
 
 	/* A bad key is refused at once, with no callback. */
 	memset(&o, 0, sizeof(o));
-	o.httpc = f->hc;
+	o.httpc = f->srv.hc;
 	o.token_url = "http://127.0.0.1:1/token";
 	o.api_base = "http://127.0.0.1:1";
 	o.client_email = "a@b.c";

@@ -28,12 +28,10 @@
 
 #include "lib/net/httpc.h"
 #include "lib/base/util.h"
+#include "tests/support/httpserver.h"
 
 struct fixture {
-	struct event_base	*base;
-	struct evhttp		*http;
-	uint16_t		 port;
-	struct httpc		*hc;
+	struct test_http	 srv;
 	char			 url[128];
 };
 
@@ -102,20 +100,9 @@ static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	struct evhttp_bound_socket *bs;
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
 
 	assert_non_null(f);
-	assert_non_null(f->base = event_base_new());
-	assert_non_null(f->http = evhttp_new(f->base));
-	bs = evhttp_bind_socket_with_handle(f->http, "127.0.0.1", 0);
-	assert_non_null(bs);
-	assert_int_equal(getsockname(evhttp_bound_socket_get_fd(bs),
-	    (struct sockaddr *)&sin, &len), 0);
-	f->port = ntohs(sin.sin_port);
-	evhttp_set_gencb(f->http, server_cb, f);
-	assert_non_null(f->hc = httpc_new(f->base));
+	assert_int_equal(test_http_start(&f->srv, server_cb, f), 0);
 	*state = f;
 	return 0;
 }
@@ -125,9 +112,7 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	httpc_free(f->hc);
-	evhttp_free(f->http);
-	event_base_free(f->base);
+	test_http_stop(&f->srv);
 	free(f);
 	return 0;
 }
@@ -151,7 +136,7 @@ run_until(struct fixture *f, struct result *r)
 	int64_t deadline = util_mono_ms() + 10000;
 
 	while (!r->done && util_mono_ms() < deadline)
-		event_base_loop(f->base, EVLOOP_ONCE);
+		event_base_loop(f->srv.base, EVLOOP_ONCE);
 	assert_true(r->done);
 }
 
@@ -160,11 +145,11 @@ request(struct fixture *f, const char *path, struct httpc_opts *o,
     struct result *r)
 {
 	snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%u%s",
-	    (unsigned)f->port, path);
+	    (unsigned)f->srv.port, path);
 	o->url = f->url;
 	o->allow_private = true;
 	memset(r, 0, sizeof(*r));
-	assert_int_equal(httpc_start(f->hc, o, done_cb, r, NULL), 0);
+	assert_int_equal(httpc_start(f->srv.hc, o, done_cb, r, NULL), 0);
 	/* Never called back from inside httpc_start. */
 	assert_false(r->done);
 	run_until(f, r);
@@ -189,7 +174,7 @@ test_status(void **state)
 	snprintf(ua, sizeof(ua), "auditrelay/%s", AR_VERSION);
 	assert_string_equal(last_ua, ua);
 	assert_string_equal(last_method, "GET");
-	assert_int_equal(httpc_inflight(f->hc), 0);
+	assert_int_equal(httpc_inflight(f->srv.hc), 0);
 
 	memset(&o, 0, sizeof(o));
 	request(f, "/status/503", &o, &r);
@@ -215,11 +200,11 @@ test_post(void **state)
 	o.body_len = strlen(body);
 	o.user_agent = "test-agent/1";
 	snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%u/echo",
-	    (unsigned)f->port);
+	    (unsigned)f->srv.port);
 	o.url = f->url;
 	o.allow_private = true;
 	memset(&r, 0, sizeof(r));
-	assert_int_equal(httpc_start(f->hc, &o, done_cb, &r, NULL), 0);
+	assert_int_equal(httpc_start(f->srv.hc, &o, done_cb, &r, NULL), 0);
 	memset(body, 'x', sizeof(body) - 1);
 	run_until(f, &r);
 	assert_int_equal(r.resp.status, 201);
@@ -309,7 +294,7 @@ test_refused(void **state)
 	o.url = url;
 	o.allow_private = true;
 	memset(&r, 0, sizeof(r));
-	assert_int_equal(httpc_start(f->hc, &o, done_cb, &r, NULL), 0);
+	assert_int_equal(httpc_start(f->srv.hc, &o, done_cb, &r, NULL), 0);
 	run_until(f, &r);
 	assert_int_equal(r.resp.status, 0);
 	assert_int_equal(r.resp.curl_code, CURLE_COULDNT_CONNECT);
@@ -324,12 +309,12 @@ test_blocked(void **state)
 	struct result r;
 
 	snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%u/status/200",
-	    (unsigned)f->port);
+	    (unsigned)f->srv.port);
 	o.url = f->url;
 	o.allow_private = false;
 	last_method[0] = '\0';
 	memset(&r, 0, sizeof(r));
-	assert_int_equal(httpc_start(f->hc, &o, done_cb, &r, NULL), 0);
+	assert_int_equal(httpc_start(f->srv.hc, &o, done_cb, &r, NULL), 0);
 	run_until(f, &r);
 	assert_true(r.resp.blocked);
 	assert_int_equal(r.resp.status, 0);
@@ -340,9 +325,9 @@ test_blocked(void **state)
 
 	/* localhost resolves to loopback too: refused at connect time. */
 	snprintf(f->url, sizeof(f->url), "http://localhost:%u/status/200",
-	    (unsigned)f->port);
+	    (unsigned)f->srv.port);
 	memset(&r, 0, sizeof(r));
-	assert_int_equal(httpc_start(f->hc, &o, done_cb, &r, NULL), 0);
+	assert_int_equal(httpc_start(f->srv.hc, &o, done_cb, &r, NULL), 0);
 	run_until(f, &r);
 	assert_true(r.resp.blocked);
 	assert_string_equal(last_method, "");
@@ -358,23 +343,23 @@ test_cancel_and_protocols(void **state)
 	int64_t deadline;
 
 	snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%u/slow",
-	    (unsigned)f->port);
+	    (unsigned)f->srv.port);
 	o.url = f->url;
 	o.allow_private = true;
 	memset(&r, 0, sizeof(r));
-	assert_int_equal(httpc_start(f->hc, &o, done_cb, &r, &req), 0);
-	assert_int_equal(httpc_inflight(f->hc), 1);
+	assert_int_equal(httpc_start(f->srv.hc, &o, done_cb, &r, &req), 0);
+	assert_int_equal(httpc_inflight(f->srv.hc), 1);
 	httpc_cancel(req);
-	assert_int_equal(httpc_inflight(f->hc), 0);
+	assert_int_equal(httpc_inflight(f->srv.hc), 0);
 	deadline = util_mono_ms() + 300;
 	while (util_mono_ms() < deadline)
-		event_base_loop(f->base, EVLOOP_NONBLOCK);
+		event_base_loop(f->srv.base, EVLOOP_NONBLOCK);
 	assert_false(r.done);
 
 	/* Only http and https. */
 	o.url = "file:///etc/passwd";
 	memset(&r2, 0, sizeof(r2));
-	assert_int_equal(httpc_start(f->hc, &o, done_cb, &r2, NULL), 0);
+	assert_int_equal(httpc_start(f->srv.hc, &o, done_cb, &r2, NULL), 0);
 	run_until(f, &r2);
 	assert_int_equal(r2.resp.curl_code, CURLE_UNSUPPORTED_PROTOCOL);
 }

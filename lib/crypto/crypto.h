@@ -127,11 +127,5 @@ char	*webhook_secret_new(void);
  */
 char	*webhook_sign(const char *secret, const char *msg_id, long long ts,
 	    const void *body, size_t len);
-/*
- * Verify a webhook-signature header (space-separated "v1,..." entries, any
- * may match) with one secret. true when one matches.
- */
-bool	 webhook_verify(const char *secret, const char *msg_id, long long ts,
-	    const void *body, size_t len, const char *header);
 
 #endif

@@ -23,6 +23,7 @@
 #include "deliverd/send.c"
 #include "lib/crypto/crypto.h"
 #include "lib/base/json.h"
+#include "tests/support/webhookverify.h"
 
 #define SECRET	"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 #define MSG_ID	"msg_p5jXN8AQM9LWM0D4loKWxJek"

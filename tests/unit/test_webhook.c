@@ -1,6 +1,7 @@
 /*
- * Unit tests of lib/crypto/webhook.c: Standard Webhooks signing and
- * verification against the specification's published vector.
+ * Unit tests of lib/crypto/webhook.c's Standard Webhooks signing, and of
+ * the test tree's verification (tests/support/webhookverify.c), against
+ * the specification's published vector.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 #include <cmocka.h>
 
 #include "lib/crypto/crypto.h"
+#include "tests/support/webhookverify.h"
 
 #define SECRET	"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 #define MSG_ID	"msg_p5jXN8AQM9LWM0D4loKWxJek"

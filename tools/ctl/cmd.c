@@ -424,6 +424,18 @@ cmd_creds_opt(struct cmd_creds *c, int ch, const char *arg)
 	{ "subject", required_argument, NULL, 's' },			\
 	{ "scope", required_argument, NULL, 'o' }
 
+/* The argument of opt, seconds in 1..max, into *v; bound says the range. */
+static int
+cmd_opt_seconds(const char *opt, const char *arg, int64_t max,
+    const char *bound, int64_t *v)
+{
+	if (util_parse_int64(arg, 1, max, v) == 0)
+		return 0;
+	ctl_warnx("%s: \"%s\" is not a number of seconds (%s)", opt, arg,
+	    bound);
+	return CTL_EXIT_USAGE;
+}
+
 static int
 cmd_add_opt(int ch, const char *arg, void *ctx)
 {
@@ -441,19 +453,11 @@ cmd_add_opt(int ch, const char *arg, void *ctx)
 		a->callback = arg;
 		return 0;
 	case 'i':
-		if (util_parse_int64(arg, 1, 86400, &a->interval) != 0) {
-			ctl_warnx("--interval: \"%s\" is not a number of "
-			    "seconds (up to 86400)", arg);
-			return CTL_EXIT_USAGE;
-		}
-		return 0;
+		return cmd_opt_seconds("--interval", arg, 86400, "up to 86400",
+		    &a->interval);
 	case 'l':
-		if (util_parse_int64(arg, 1, 15552000, &a->lookback) != 0) {
-			ctl_warnx("--lookback: \"%s\" is not a number of "
-			    "seconds (up to 15552000, 180 days)", arg);
-			return CTL_EXIT_USAGE;
-		}
-		return 0;
+		return cmd_opt_seconds("--lookback", arg, 15552000,
+		    "up to 15552000, 180 days", &a->lookback);
 	case 'u':
 		a->id = arg;
 		return 0;

@@ -165,117 +165,112 @@ test_config_message(void **state)
 	assert_non_null(strstr(err, "nope"));
 }
 
-/* Loop until ch has written all it queued; then the next frame on fd. */
-static Ar__Envelope *
-next_sent(struct event_base *base, struct ipc_chan *ch, int fd,
-    struct evbuffer *in)
-{
-	Ar__Envelope	*out = NULL;
-	int		 i, rc;
+/* A channel on one end of a socketpair, its frames read at the other. */
+struct sender {
+	struct event_base	*base;
+	struct ipc_chan		*ch;
+	int			 fd;	/* the other end */
+	struct evbuffer		*in;
+	Ar__Envelope		*last;
+};
 
-	for (i = 0; i < 1000 && ipc_chan_pending(ch) > 0; i++)
-		event_base_loop(base, EVLOOP_NONBLOCK);
-	assert_int_equal(ipc_chan_pending(ch), 0);
-	while ((rc = ipc_frame_decode(in, &out)) == 0)
-		assert_true(evbuffer_read(in, fd, 65536) > 0);
+/*
+ * Loop until the channel has written all it queued; then the next frame
+ * at the other end, which must be of body_case (the previous one freed).
+ */
+static Ar__Envelope *
+sent(struct sender *t, Ar__Envelope__BodyCase body_case)
+{
+	int	i, rc;
+
+	ar__envelope__free_unpacked(t->last, NULL);
+	t->last = NULL;
+	for (i = 0; i < 1000 && ipc_chan_pending(t->ch) > 0; i++)
+		event_base_loop(t->base, EVLOOP_NONBLOCK);
+	assert_int_equal(ipc_chan_pending(t->ch), 0);
+	while ((rc = ipc_frame_decode(t->in, &t->last)) == 0)
+		assert_true(evbuffer_read(t->in, t->fd, 65536) > 0);
 	assert_int_equal(rc, 1);
-	return out;
+	assert_int_equal(t->last->body_case, body_case);
+	return t->last;
 }
 
 /* Every typed sender puts its message under its own case of the envelope. */
 static void
 test_typed_senders(void **state)
 {
-	struct event_base	*base;
+	struct sender		 t;
 	struct ipc_chan		*ch;
-	struct evbuffer		*in = evbuffer_new();
 	struct config		 cfg;
 	Ar__Envelope		*e;
 	char			 err[256];
 	int			 sv[2];
 
-	assert_non_null(base = event_base_new());
+	memset(&t, 0, sizeof(t));
+	assert_non_null(t.in = evbuffer_new());
+	assert_non_null(t.base = event_base_new());
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	assert_non_null(ch = ipc_chan_new(base, sv[0], NULL, NULL, NULL));
+	assert_non_null(ch = t.ch = ipc_chan_new(t.base, sv[0], NULL, NULL,
+	    NULL));
+	t.fd = sv[1];
 	config_init(&cfg);
 	assert_int_equal(config_set(&cfg, CONF_FETCH_OVERLAP, "120", err,
 	    sizeof(err)), 0);
 
 	assert_int_equal(ipc_send_hello(ch, AR__DAEMON__DAEMON_FETCHERD), 0);
-	e = next_sent(base, ch, sv[1], in);
-	assert_int_equal(e->body_case, AR__ENVELOPE__BODY_HELLO);
+	e = sent(&t, AR__ENVELOPE__BODY_HELLO);
 	assert_int_equal(e->hello->daemon, AR__DAEMON__DAEMON_FETCHERD);
 	assert_int_equal(e->hello->pid, (uint32_t)getpid());
-	ar__envelope__free_unpacked(e, NULL);
 	assert_int_equal(ipc_send_config(ch, 7, &cfg, "host-a"), 0);
-	e = next_sent(base, ch, sv[1], in);
-	assert_int_equal(e->body_case, AR__ENVELOPE__BODY_CONFIG);
+	e = sent(&t, AR__ENVELOPE__BODY_CONFIG);
 	assert_int_equal(e->config->generation, 7);
 	assert_string_equal(e->config->instance_id, "host-a");
 	assert_true(e->config->n_entries > 0);
-	ar__envelope__free_unpacked(e, NULL);
 	assert_int_equal(ipc_send_ready(ch, 8), 0);
-	e = next_sent(base, ch, sv[1], in);
-	assert_int_equal(e->body_case, AR__ENVELOPE__BODY_READY);
+	e = sent(&t, AR__ENVELOPE__BODY_READY);
 	assert_int_equal(e->ready->generation, 8);
-	ar__envelope__free_unpacked(e, NULL);
 	assert_int_equal(ipc_send_config_ack(ch, 9, false, "bad"), 0);
-	e = next_sent(base, ch, sv[1], in);
-	assert_int_equal(e->body_case, AR__ENVELOPE__BODY_CONFIG_ACK);
+	e = sent(&t, AR__ENVELOPE__BODY_CONFIG_ACK);
 	assert_int_equal(e->config_ack->generation, 9);
 	assert_false(e->config_ack->ok);
 	assert_string_equal(e->config_ack->error, "bad");
-	ar__envelope__free_unpacked(e, NULL);
 	assert_int_equal(ipc_send_ping(ch, 10), 0);
-	e = next_sent(base, ch, sv[1], in);
-	assert_int_equal(e->body_case, AR__ENVELOPE__BODY_PING);
+	e = sent(&t, AR__ENVELOPE__BODY_PING);
 	assert_int_equal(e->ping->seq, 10);
-	ar__envelope__free_unpacked(e, NULL);
 	assert_int_equal(ipc_send_pong(ch, 11, 3), 0);
-	e = next_sent(base, ch, sv[1], in);
-	assert_int_equal(e->body_case, AR__ENVELOPE__BODY_PONG);
+	e = sent(&t, AR__ENVELOPE__BODY_PONG);
 	assert_int_equal(e->pong->seq, 11);
 	assert_int_equal(e->pong->store_errors, 3);
-	ar__envelope__free_unpacked(e, NULL);
 	assert_int_equal(ipc_send_shutdown(ch, 1500), 0);
-	e = next_sent(base, ch, sv[1], in);
-	assert_int_equal(e->body_case, AR__ENVELOPE__BODY_SHUTDOWN);
+	e = sent(&t, AR__ENVELOPE__BODY_SHUTDOWN);
 	assert_int_equal(e->shutdown->grace_ms, 1500);
-	ar__envelope__free_unpacked(e, NULL);
 	assert_int_equal(ipc_send_source_changed(ch, "s1", true), 0);
-	e = next_sent(base, ch, sv[1], in);
-	assert_int_equal(e->body_case, AR__ENVELOPE__BODY_SOURCE_CHANGED);
+	e = sent(&t, AR__ENVELOPE__BODY_SOURCE_CHANGED);
 	assert_string_equal(e->source_changed->source_id, "s1");
 	assert_true(e->source_changed->removed);
-	ar__envelope__free_unpacked(e, NULL);
 	assert_int_equal(ipc_send_logs_stored(ch, "s2", 12), 0);
-	e = next_sent(base, ch, sv[1], in);
-	assert_int_equal(e->body_case, AR__ENVELOPE__BODY_LOGS_STORED);
+	e = sent(&t, AR__ENVELOPE__BODY_LOGS_STORED);
 	assert_string_equal(e->logs_stored->source_id, "s2");
 	assert_int_equal(e->logs_stored->count, 12);
-	ar__envelope__free_unpacked(e, NULL);
 	assert_int_equal(ipc_send_batch_stored(ch, "s3", "b1", "w1", 13, 14,
 	    "{}", 2), 0);
-	e = next_sent(base, ch, sv[1], in);
-	assert_int_equal(e->body_case, AR__ENVELOPE__BODY_BATCH_STORED);
+	e = sent(&t, AR__ENVELOPE__BODY_BATCH_STORED);
 	assert_string_equal(e->batch_stored->batch_id, "b1");
 	assert_string_equal(e->batch_stored->webhook_id, "w1");
 	assert_int_equal(e->batch_stored->n_logs, 13);
 	assert_int_equal(e->batch_stored->created_at, 14);
 	assert_int_equal(e->batch_stored->body.len, 2);
-	ar__envelope__free_unpacked(e, NULL);
 	assert_int_equal(ipc_send_child_status(ch, true, NULL), 0);
-	e = next_sent(base, ch, sv[1], in);
-	assert_int_equal(e->body_case, AR__ENVELOPE__BODY_CHILD_STATUS);
+	e = sent(&t, AR__ENVELOPE__BODY_CHILD_STATUS);
 	assert_true(e->child_status->store_ok);
 	assert_string_equal(e->child_status->detail, "");
-	ar__envelope__free_unpacked(e, NULL);
 
+	ar__envelope__free_unpacked(t.last, NULL);
 	config_clear(&cfg);
 	ipc_chan_free(ch);
 	close(sv[1]);
-	evbuffer_free(in);
-	event_base_free(base);
+	evbuffer_free(t.in);
+	event_base_free(t.base);
 }
 
 int

@@ -45,25 +45,6 @@
 #define DEAD_LIMIT_MAX		1000
 #define REPLAY_IDS_MAX		1000
 
-/* True when s is a lower-case RFC 4122 UUID (what we hand out). */
-static bool
-src_id_ok(const char *s)
-{
-	size_t	i;
-
-	if (strlen(s) != 36)
-		return false;
-	for (i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return false;
-		} else if (!((s[i] >= '0' && s[i] <= '9') ||
-		    (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	}
-	return true;
-}
-
 /* Reply 503 when the store is down; true when it may be used. */
 static bool
 src_store_up(struct areq *a)
@@ -132,7 +113,7 @@ src_load(struct areq *a, const char *id, bson_t *out)
 {
 	int	rc;
 
-	if (!src_id_ok(id)) {
+	if (!validate_uuid_lower(id)) {
 		http_error(a, 404, "not_found", "id", "no such source");
 		return 0;
 	}
@@ -719,7 +700,7 @@ sources_remove(struct areq *a)
 	char	err[256];
 	int	rc;
 
-	if (!src_id_ok(a->id)) {
+	if (!validate_uuid_lower(a->id)) {
 		http_error(a, 404, "not_found", "id", "no such source");
 		goto done;
 	}
@@ -757,18 +738,21 @@ sources_get(struct areq *a)
 }
 
 /*
- * ?limit=N&after=ID of GET /sources into *limit and after[] (empty: from
- * the start); false after replying 400.
+ * ?limit=N (1..max, def when absent) of a listing into *limit and, when
+ * after is not NULL, &after=ID into after[] (empty: from the start); false
+ * after replying 400.
  */
 static bool
-src_list_query(struct areq *a, int64_t *limit, char *after, size_t alen)
+src_query(struct areq *a, int64_t def, int max, int64_t *limit, char *after,
+    size_t alen)
 {
 	struct evkeyvalq	 q;
 	struct evkeyval		*kv;
 	bool			 ok = true;
 
-	*limit = LIST_LIMIT_DEFAULT;
-	after[0] = '\0';
+	*limit = def;
+	if (after != NULL)
+		after[0] = '\0';
 	if (a->query == NULL)
 		return true;
 	TAILQ_INIT(&q);
@@ -779,16 +763,15 @@ src_list_query(struct areq *a, int64_t *limit, char *after, size_t alen)
 	}
 	TAILQ_FOREACH(kv, &q, next) {
 		if (strcmp(kv->key, "limit") == 0) {
-			if (util_parse_int64(kv->value, 1, LIST_LIMIT_MAX,
-			    limit) != 0) {
+			if (util_parse_int64(kv->value, 1, max, limit) != 0) {
 				http_error(a, 400, "out_of_range", "limit",
 				    "limit must be an integer from 1 to %d",
-				    LIST_LIMIT_MAX);
+				    max);
 				ok = false;
 				break;
 			}
-		} else if (strcmp(kv->key, "after") == 0) {
-			if (!src_id_ok(kv->value)) {
+		} else if (after != NULL && strcmp(kv->key, "after") == 0) {
+			if (!validate_uuid_lower(kv->value)) {
 				http_error(a, 400, "invalid_parameter",
 				    "after", "after must be a source id (the "
 				    "nextAfter of the previous page)");
@@ -798,7 +781,8 @@ src_list_query(struct areq *a, int64_t *limit, char *after, size_t alen)
 			util_strlcpy(after, kv->value, alen);
 		} else {
 			http_error(a, 400, "unknown_parameter", "query",
-			    "unknown query parameter (limit, after)");
+			    "unknown query parameter (%s)", after != NULL ?
+			    "limit, after" : "only limit");
 			ok = false;
 			break;
 		}
@@ -825,7 +809,8 @@ sources_list(struct areq *a)
 	int		 rc;
 
 	memset(&vs, 0, sizeof(vs));
-	if (!src_list_query(a, &limit, after, sizeof(after)))
+	if (!src_query(a, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &limit, after,
+	    sizeof(after)))
 		goto done;
 	if (!src_store_up(a))
 		goto done;
@@ -947,42 +932,6 @@ done:
 	bson_destroy(&set);
 }
 
-/* ?limit=N of the dead-letters listing; false after replying 400. */
-static bool
-src_dead_limit(struct areq *a, int64_t *limit)
-{
-	struct evkeyvalq	 q;
-	struct evkeyval		*kv;
-	bool			 ok = true;
-
-	*limit = DEAD_LIMIT_DEFAULT;
-	if (a->query == NULL)
-		return true;
-	TAILQ_INIT(&q);
-	if (evhttp_parse_query_str(a->query, &q) != 0) {
-		http_error(a, 400, "invalid_parameter", "query",
-		    "the query string is malformed");
-		return false;
-	}
-	TAILQ_FOREACH(kv, &q, next) {
-		if (strcmp(kv->key, "limit") != 0) {
-			http_error(a, 400, "unknown_parameter", "query",
-			    "unknown query parameter (only limit)");
-			ok = false;
-			break;
-		}
-		if (util_parse_int64(kv->value, 1, DEAD_LIMIT_MAX, limit)
-		    != 0) {
-			http_error(a, 400, "out_of_range", "limit",
-			    "limit must be an integer from 1 to %d",
-			    DEAD_LIMIT_MAX);
-			ok = false;
-			break;
-		}
-	}
-	evhttp_clear_headers(&q);
-	return ok;
-}
 
 /* Length of an array member of doc (0 when absent). */
 static int64_t
@@ -1071,7 +1020,7 @@ sources_dead_letters(struct areq *a)
 	if (src_load(a, a->id, &doc) != 1)
 		goto done;
 	bson_destroy(&doc);
-	if (!src_dead_limit(a, &limit))
+	if (!src_query(a, DEAD_LIMIT_DEFAULT, DEAD_LIMIT_MAX, &limit, NULL, 0))
 		goto done;
 	BSON_APPEND_UTF8(&q, "sourceId", a->id);
 	BSON_APPEND_UTF8(&q, "state", "dead");
@@ -1142,7 +1091,7 @@ sources_replay(struct areq *a)
 			yajl_val v = ids->u.array.values[i];
 
 			snprintf(f, sizeof(f), "ids[%zu]", i);
-			if (!YAJL_IS_STRING(v) || !src_id_ok(v->u.string)) {
+			if (!YAJL_IS_STRING(v) || !validate_uuid_lower(v->u.string)) {
 				http_error(a, 400, "invalid_field", f,
 				    "%s is not a batch id", f);
 				goto done;

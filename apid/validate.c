@@ -74,8 +74,9 @@ field_join(char *out, size_t outlen, const char *prefix, const char *name)
 	return out;
 }
 
-bool
-validate_uuid(const char *s)
+/* An RFC 4122 UUID's text, its hex digits lower-case or (upper) either. */
+static bool
+validate_uuid_case(const char *s, bool upper)
 {
 	size_t	i;
 
@@ -87,10 +88,22 @@ validate_uuid(const char *s)
 				return false;
 		} else if (!((s[i] >= '0' && s[i] <= '9') ||
 		    (s[i] >= 'a' && s[i] <= 'f') ||
-		    (s[i] >= 'A' && s[i] <= 'F')))
+		    (upper && s[i] >= 'A' && s[i] <= 'F')))
 			return false;
 	}
 	return true;
+}
+
+bool
+validate_uuid(const char *s)
+{
+	return validate_uuid_case(s, true);
+}
+
+bool
+validate_uuid_lower(const char *s)
+{
+	return validate_uuid_case(s, false);
 }
 
 bool

@@ -58,6 +58,8 @@ extern const size_t validate_default_napps;
 
 /* True when s is an RFC 4122 UUID (8-4-4-4-12 hex digits, any case). */
 bool	validate_uuid(const char *s);
+/* The same with lower-case hex digits only (the source ids we hand out). */
+bool	validate_uuid_lower(const char *s);
 
 /* True when name is an application of the Reports API. */
 bool	validate_app_known(const char *name);

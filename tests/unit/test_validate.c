@@ -312,6 +312,12 @@ test_id_subject_lookback(void **state)
 	assert_true(validate_uuid("3f0c2a9e-6d1b-4c8e-9a57-2b1d0e4f7a61"));
 	assert_false(validate_uuid("3f0c2a9e-6d1b-4c8e-9a57-2b1d0e4f7a6"));
 	assert_false(validate_uuid("3f0c2a9e+6d1b-4c8e-9a57-2b1d0e4f7a61"));
+	assert_true(validate_uuid("3F0C2A9E-6D1B-4C8E-9A57-2B1D0E4F7A61"));
+	/* Source ids in a path: lower-case only, as we hand them out. */
+	assert_true(validate_uuid_lower("3f0c2a9e-6d1b-4c8e-9a57-2b1d0e4f7a61"));
+	assert_false(validate_uuid_lower("3F0C2A9E-6D1B-4C8E-9A57-2B1D0E4F7A61"));
+	assert_false(validate_uuid_lower("3f0c2a9e-6d1b-4c8e-9a57-2b1d0e4f7a6"));
+	assert_false(validate_uuid_lower("3f0c2a9e-6d1b-4c8e-9a57+2b1d0e4f7a61"));
 }
 
 static void

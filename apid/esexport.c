@@ -11,7 +11,10 @@
  *  - the alerts stored since the last successful export (with a margin)
  *    into <prefix>-alerts, _id = the alert's id (idempotent).
  * A failure is logged once per change of state (and again when it works);
- * the next interval simply tries again.
+ * the next interval simply tries again. The documents are read and built
+ * on a store worker thread (lib/store/worker.h; a full read of sources, states
+ * and stats takes seconds at thousands of sources), the POST is sent from
+ * the loop.
  */
 #include <sys/types.h>
 
@@ -36,6 +39,7 @@
 #include "lib/base/log.h"
 #include "lib/store/store.h"
 #include "lib/base/util.h"
+#include "lib/store/worker.h"
 
 #define ESEXPORT_INTERVAL_S	30
 #define ESEXPORT_FIRST_S	3	/* first export after start */
@@ -46,6 +50,7 @@
 static struct {
 	struct event	*timer;
 	struct httpc_req *req;		/* export in flight */
+	bool		 building;	/* documents read on the worker */
 	bool		 failing;	/* last export failed */
 	bool		 ever_ok;
 	int64_t		 alerts_since;	/* export alerts with at >= this */
@@ -279,12 +284,24 @@ esexport_alert(struct evbuffer *b, const bson_t *d, const char *prefix)
 	return esexport_line(b, w);
 }
 
+/* One export's documents, read on a worker thread. */
+struct es_job {
+	struct evbuffer	*b;
+	char		 prefix[128];	/* the index prefix */
+	int64_t		 now;
+	int64_t		 since;		/* alerts with at >= this */
+	int64_t		 next;		/* since, once this export works */
+	int		 ndocs;
+	int		 rc;
+};
+
 /* What one export walks: the stats, then the alerts since the last. */
 struct esbuild {
 	struct evbuffer		*b;
 	const char		*prefix;
 	int64_t			 minute;
 	const struct views	*vs;
+	struct es_job		*j;		/* ndocs, next */
 	size_t			 nalerts;
 	int64_t			 at;		/* the last alert's */
 };
@@ -297,7 +314,7 @@ esexport_metric_one(const bson_t *d, void *arg)
 
 	if ((rc = esexport_metric(eb->b, d, eb->prefix, eb->minute,
 	    eb->vs)) == 0)
-		es.ndocs++;
+		eb->j->ndocs++;
 	return rc;
 }
 
@@ -309,18 +326,21 @@ esexport_alert_one(const bson_t *d, void *arg)
 
 	if ((rc = esexport_alert(eb->b, d, eb->prefix)) != 0)
 		return rc;
-	es.ndocs++;
+	eb->j->ndocs++;
 	eb->nalerts++;
 	eb->at = store_bson_int(d, "at", 0);
-	if (eb->at - ESEXPORT_ALERTS_MARGIN_MS > es.alerts_next)
-		es.alerts_next = eb->at - ESEXPORT_ALERTS_MARGIN_MS;
+	if (eb->at - ESEXPORT_ALERTS_MARGIN_MS > eb->j->next)
+		eb->j->next = eb->at - ESEXPORT_ALERTS_MARGIN_MS;
 	return 0;
 }
 
-/* Metric and alert documents into b; -1 on a store error. */
+/* Metric and alert documents into j->b (worker); -1 on a store error. */
 static int
-esexport_build(struct evbuffer *b, const char *prefix, int64_t now)
+esexport_build(struct es_job *j)
 {
+	struct evbuffer		*b = j->b;
+	const char		*prefix = j->prefix;
+	int64_t			 now = j->now;
 	mongoc_client_t		*c;
 	mongoc_collection_t	*col;
 	bson_t			 q = BSON_INITIALIZER, *aq, *opts;
@@ -329,10 +349,9 @@ esexport_build(struct evbuffer *b, const char *prefix, int64_t now)
 	char			 err[256];
 	int			 rc = 0;
 
-	es.ndocs = 0;
+	j->ndocs = 0;
 	c = store_pop(child_store());
 	if (views_load(c, NULL, 0, &vs, err, sizeof(err)) != 0) {
-		log_debug("elasticsearch export: %s", err);
 		rc = -1;
 		goto done;
 	}
@@ -341,6 +360,7 @@ esexport_build(struct evbuffer *b, const char *prefix, int64_t now)
 	eb.prefix = prefix;
 	eb.minute = now - now % 60000;
 	eb.vs = &vs;
+	eb.j = j;
 	col = store_coll(child_store(), c, STORE_STATS);
 	rc = store_each_in(col, &q, NULL, esexport_metric_one, &eb, err,
 	    sizeof(err));
@@ -349,16 +369,16 @@ esexport_build(struct evbuffer *b, const char *prefix, int64_t now)
 		rc = -1;
 		goto done;
 	}
-	aq = BCON_NEW("at", "{", "$gte", BCON_INT64(es.alerts_since), "}");
+	aq = BCON_NEW("at", "{", "$gte", BCON_INT64(j->since), "}");
 	opts = BCON_NEW("sort", "{", "at", BCON_INT32(1), "}",
 	    "limit", BCON_INT64(ESEXPORT_ALERTS_MAX));
 	col = store_coll(child_store(), c, STORE_ALERTS);
-	es.alerts_next = es.alerts_since;
+	j->next = j->since;
 	rc = store_each_in(col, aq, opts, esexport_alert_one, &eb, err,
 	    sizeof(err));
 	/* A full page: go on from its last alert, margin or not. */
-	if (eb.nalerts == ESEXPORT_ALERTS_MAX && eb.at > es.alerts_next)
-		es.alerts_next = eb.at;
+	if (eb.nalerts == ESEXPORT_ALERTS_MAX && eb.at > j->next)
+		j->next = eb.at;
 	mongoc_collection_destroy(col);
 	bson_destroy(aq);
 	bson_destroy(opts);
@@ -434,41 +454,44 @@ esexport_done(const struct httpc_resp *resp, void *arg)
 	log_debug("elasticsearch: %d documents exported", es.ndocs);
 }
 
+/* Worker: read the export's documents. */
 static void
-esexport_tick(evutil_socket_t fd, short what, void *arg)
+esexport_work(void *arg)
 {
+	struct es_job	*j = arg;
+
+	j->rc = esexport_build(j);
+}
+
+/* Loop: the documents are read; POST them. */
+static void
+esexport_built(void *arg)
+{
+	struct es_job		*j = arg;
 	const struct config	*cfg = child_config();
 	const char		*url = config_str(cfg, CONF_ELASTICSEARCH_URL);
 	const char		*auth = config_str(cfg, CONF_ELASTICSEARCH_AUTH);
-	const char		*prefix = config_str(cfg,
-				    CONF_ELASTICSEARCH_INDEX);
-	struct timeval		 tv = { ESEXPORT_INTERVAL_S, 0 };
 	struct httpc_opts	 o;
-	struct evbuffer		*b = NULL;
 	const char		*hdrs[3];
 	char			 full[1024], *authz = NULL, *b64 = NULL;
 	size_t			 ulen;
 	int			 rc;
 
-	evtimer_add(es.timer, &tv);
-	if (url == NULL || url[0] == '\0' || es.req != NULL ||
-	    child_stopping() || !store_healthy(child_store()))
-		return;
-	if (prefix == NULL || prefix[0] == '\0')
-		prefix = "auditrelay";
-	ulen = strlen(url);
-	while (ulen > 0 && url[ulen - 1] == '/')
-		ulen--;
-	snprintf(full, sizeof(full), "%.*s/_bulk", (int)ulen, url);
-	if ((b = evbuffer_new()) == NULL)
-		fatal("out of memory");
-	if (esexport_build(b, prefix, util_now_ms()) != 0) {
+	es.building = false;
+	if (j->rc != 0) {
 		child_store_result(false, "elasticsearch export: store "
 		    "queries failed");
 		goto done;
 	}
-	if (evbuffer_get_length(b) == 0)
+	es.ndocs = j->ndocs;
+	es.alerts_next = j->next;
+	if (evbuffer_get_length(j->b) == 0 || url == NULL || url[0] == '\0' ||
+	    child_stopping())
 		goto done;
+	ulen = strlen(url);
+	while (ulen > 0 && url[ulen - 1] == '/')
+		ulen--;
+	snprintf(full, sizeof(full), "%.*s/_bulk", (int)ulen, url);
 	memset(&o, 0, sizeof(o));
 	hdrs[0] = "Content-Type: application/x-ndjson";
 	hdrs[1] = NULL;
@@ -483,8 +506,8 @@ esexport_tick(evutil_socket_t fd, short what, void *arg)
 	o.method = "POST";
 	o.url = full;
 	o.headers = hdrs;
-	o.body = evbuffer_pullup(b, -1);
-	o.body_len = evbuffer_get_length(b);
+	o.body = evbuffer_pullup(j->b, -1);
+	o.body_len = evbuffer_get_length(j->b);
 	o.timeout_ms = 20000;
 	o.max_body = 1024 * 1024;
 	o.allow_private = true;	/* Elasticsearch is usually internal */
@@ -498,7 +521,38 @@ done:
 		crypto_free_secret(authz, strlen(authz));
 	if (b64 != NULL)
 		crypto_free_secret(b64, strlen(b64));
-	evbuffer_free(b);
+	evbuffer_free(j->b);
+	free(j);
+}
+
+static void
+esexport_tick(evutil_socket_t fd, short what, void *arg)
+{
+	const struct config	*cfg = child_config();
+	const char		*url = config_str(cfg, CONF_ELASTICSEARCH_URL);
+	const char		*prefix = config_str(cfg,
+				    CONF_ELASTICSEARCH_INDEX);
+	struct timeval		 tv = { ESEXPORT_INTERVAL_S, 0 };
+	struct es_job		*j;
+
+	evtimer_add(es.timer, &tv);
+	if (url == NULL || url[0] == '\0' || es.req != NULL || es.building ||
+	    child_stopping() || !store_healthy(child_store()))
+		return;
+	if (prefix == NULL || prefix[0] == '\0')
+		prefix = "auditrelay";
+	j = util_xcalloc(1, sizeof(*j));
+	if ((j->b = evbuffer_new()) == NULL)
+		fatal("out of memory");
+	util_strlcpy(j->prefix, prefix, sizeof(j->prefix));
+	j->now = util_now_ms();
+	j->since = es.alerts_since;
+	es.building = true;
+	if (worker_submit(esexport_work, esexport_built, j) != 0) {
+		es.building = false;
+		evbuffer_free(j->b);
+		free(j);
+	}
 }
 
 void

@@ -7,6 +7,7 @@ LOGS, read from the man page, find the fetcher's and the deliverer's lines."""
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import urllib.request
@@ -248,5 +249,53 @@ def test_metrics_public(wd):
     assert st == 401, st
 
 
+def test_es_export_store_stall(wd):
+    """The Elasticsearch export reads the store on a worker thread: an
+    export that starts while the store is stalled (SIGSTOP of FerretDB) does
+    not hold apid's loop, so apid is not restarted and /healthz answers
+    within 1 s; the export works again after SIGCONT. The _bulk endpoint is
+    a local sink (tests/elasticsearch checks the documents against a real
+    Elasticsearch)."""
+    if os.environ.get("AUDITRELAY_TEST_MONGODB_URI"):
+        h.log("external store: cannot SIGSTOP it; skipped")
+        return
+    store = h.Store(wd)
+    sim = h.Sim(wd)
+    es = h.Receiver()
+    es_url = "http://127.0.0.1:%d" % es.port
+    ar = h.Auditrelay(wd, store, sim, extra={"elasticsearch_url": es_url}).start()
+    recv = h.Receiver()
+    key, admin = h.sim_tenant(sim, "C01esstall", apps=("login",), rate=2)
+    sid = h.add_source(ar, key, admin, recv.url, apps=("login",), interval=1)["id"]
+
+    def bulk_with_source(after):
+        with es.lock:
+            got = [r for r in es.requests if r["at"] > after and sid.encode() in r["raw"]]
+        return got[-1] if got else None
+    first = h.wait_for(lambda: bulk_with_source(0), 70, "an export with the source", 0.2)
+    pids = ar.pids_by_name()
+    assert len(pids) == 3, pids
+    # Exports start every 30 s: stop the store half a second before the
+    # next one, so that it begins while the store still seems healthy.
+    time.sleep(max(0.0, first["at"] + 29.5 - time.time()))
+    os.kill(store.proc.pid, signal.SIGSTOP)
+    t_stop = time.time()
+    slowest = 0.0
+    try:
+        while time.time() - t_stop < 20:
+            t0 = time.monotonic()
+            st, body, _ = ar.healthz()
+            slowest = max(slowest, time.monotonic() - t0)
+            assert st in (200, 503) and isinstance(body, dict), (st, body)
+            assert slowest < 1.0, "healthz took %.2fs during the stall" % slowest
+            time.sleep(0.25)
+    finally:
+        os.kill(store.proc.pid, signal.SIGCONT)
+    h.log("es export stall: healthz slowest %.3fs during the 20 s stall" % slowest)
+    h.wait_for(lambda: bulk_with_source(t_stop + 20), 100, "an export after the stall", 0.5)
+    assert ar.pids_by_name() == pids, "a daemon was restarted during the stall"
+
+
 if __name__ == "__main__":
-    h.run_tests([test_metrics_promtool, test_metrics_public, test_log_dialect], "observability")
+    h.run_tests([test_metrics_promtool, test_metrics_public, test_log_dialect,
+                 test_es_export_store_stall], "observability")

@@ -152,6 +152,8 @@ def run(n, seed_cid):
                           extra={"fetch_initial_lookback": "3600"})
         ar.start()
         pids = ar.pids_by_name()
+        if not store.external:
+            pids["store"] = store.proc.pid  # the store's CPU per event too
         cpu0 = {k: cpu_s(v) for k, v in pids.items()}
         ops0 = opcounters(store)
         t0 = time.time()

@@ -258,11 +258,54 @@ queue_body(struct dsource *s, const struct dbatch *b, size_t *len)
 struct qrec {
 	char	 sid[64];
 	char	 bid[40];
-	bool	 delivered;
+	bool	 dead;
 	bson_t	*sel, *upd;
 	int	 rc;
 	char	 err[512];
 };
+
+/*
+ * Batches that became dead letters, their record in flight: they left
+ * the queue at once, and a load reading the store before the record is
+ * written would find them still pending and send them once more.
+ */
+static char	(*rec_dead)[40];
+static size_t	  nrec_dead, caprec_dead;
+
+static void
+rec_dead_add(const char *id)
+{
+	if (nrec_dead == caprec_dead) {
+		caprec_dead = caprec_dead ? caprec_dead * 2 : 16;
+		rec_dead = util_xreallocarray(rec_dead, caprec_dead,
+		    sizeof(*rec_dead));
+	}
+	util_strlcpy(rec_dead[nrec_dead++], id, sizeof(rec_dead[0]));
+}
+
+static void
+rec_dead_remove(const char *id)
+{
+	size_t	i;
+
+	for (i = 0; i < nrec_dead; i++)
+		if (strcmp(rec_dead[i], id) == 0) {
+			memcpy(rec_dead[i], rec_dead[--nrec_dead],
+			    sizeof(rec_dead[0]));
+			return;
+		}
+}
+
+static bool
+rec_dead_has(const char *id)
+{
+	size_t	i;
+
+	for (i = 0; i < nrec_dead; i++)
+		if (strcmp(rec_dead[i], id) == 0)
+			return true;
+	return false;
+}
 
 static void
 qrec_work(void *arg)
@@ -290,18 +333,16 @@ qrec_done(void *arg)
 	struct qrec	*r = arg;
 	struct dsource	*s;
 
-	if (child_store_result(r->rc >= 0, r->err)) {
-		if (r->delivered)
-			prune_body(r->bid);
-	} else {
+	if (r->dead)
+		rec_dead_remove(r->bid);
+	if (!child_store_result(r->rc >= 0, r->err)) {
 		/* Still pending in the store: read again, sent again. */
-		prune_forget(r->bid);
 		if ((s = dsource_find(queue_sources, r->sid)) != NULL)
 			s->reload = true;
-		if (r->delivered)
-			log_warn("source=%s batch=%s delivered but not "
-			    "recorded (%s); it will be sent again with the "
-			    "same webhook-id", r->sid, r->bid, r->err);
+		if (r->dead)
+			log_warn("source=%s batch=%s became a dead letter but "
+			    "was not recorded (%s); it will be sent again with "
+			    "the same webhook-id", r->sid, r->bid, r->err);
 	}
 	bson_destroy(r->sel);
 	bson_destroy(r->upd);
@@ -498,7 +539,7 @@ queue_record(struct dsource *s, struct dbatch *b,
 	r = util_xcalloc(1, sizeof(*r));
 	util_strlcpy(r->sid, s->id, sizeof(r->sid));
 	util_strlcpy(r->bid, b->id, sizeof(r->bid));
-	r->delivered = strcmp(state, "delivered") == 0;
+	r->dead = strcmp(state, "dead") == 0;
 	r->sel = BCON_NEW("_id", BCON_UTF8(b->id));
 	r->upd = bson_new();
 	bson_append_document_begin(r->upd, "$set", -1, &set);
@@ -510,9 +551,7 @@ queue_record(struct dsource *s, struct dbatch *b,
 		BSON_APPEND_UTF8(&set, "lastError", error);
 	else
 		BSON_APPEND_NULL(&set, "lastError");
-	if (r->delivered)
-		BSON_APPEND_INT64(&set, "deliveredAt", now);
-	if (strcmp(state, "dead") == 0)
+	if (r->dead)
 		BSON_APPEND_INT64(&set, "deadAt", now);
 	BSON_APPEND_INT64(&set, "epoch", s->lease.epoch);
 	bson_append_document_end(r->upd, &set);
@@ -527,10 +566,11 @@ queue_record(struct dsource *s, struct dbatch *b,
 	BSON_APPEND_INT64(&att, "elapsedMs", resp->elapsed_ms);
 	bson_append_document_end(&push, &att);
 	bson_append_document_end(r->upd, &push);
-	if (r->delivered)
-		prune_recent(b->id);
+	if (r->dead)
+		rec_dead_add(b->id);
 	if (worker_submit(qrec_work, qrec_done, r) != 0) {
-		prune_forget(b->id);
+		if (r->dead)
+			rec_dead_remove(b->id);
 		bson_destroy(r->sel);
 		bson_destroy(r->upd);
 		free(r);
@@ -723,8 +763,8 @@ queue_merge(struct dsource *s, struct qjob *j, bool drop_unseen)
 			b->seen = true;
 			continue;
 		}
-		if (prune_recently_delivered(in->id))
-			continue;	/* read before its 2xx was recorded */
+		if (prune_recently_delivered(in->id) || rec_dead_has(in->id))
+			continue;	/* read before its outcome was recorded */
 		b = util_xcalloc(1, sizeof(*b));
 		b->src = s;
 		util_strlcpy(b->id, in->id, sizeof(b->id));

@@ -145,6 +145,7 @@ struct fjob {
 	unsigned		 attempt;	/* consecutive failures */
 	bool			 failing;	/* state change logged */
 	int64_t			 last_run_mono;
+	int64_t			 due_mono;	/* this run became due */
 	struct recent		*recent;	/* ids stored lately (recent.h) */
 	int64_t			 overlap_mono;	/* the overlap last read */
 	size_t			 ho_page_n;	/* logs of the page in flight */

@@ -53,6 +53,23 @@ src_interval_ms(const struct fsrc *s)
 	return backoff_jitter_pct(iv * 1000, SCHED_INTERVAL_JITTER_PCT);
 }
 
+/*
+ * When the next run is due: an interval after this one became due, not
+ * after it ended, so a source is polled every interval however long its
+ * runs take (waiting for a slot, Google, the store), as "every source
+ * polled within 1.1x its interval" asks; at least a quarter interval
+ * after the end, so that runs longer than the interval (an overloaded
+ * store) do not turn into polling without a pause.
+ */
+static int64_t
+src_next_ms(const struct fjob *j)
+{
+	int64_t iv = src_interval_ms(j->src);
+	int64_t took = j->due_mono > 0 ? util_mono_ms() - j->due_mono : 0;
+
+	return iv - took > iv / 4 ? iv - took : iv / 4;
+}
+
 /* FETCH_DONE (ok) and FETCH_NO_CLIENT: next poll at the interval. */
 static void
 job_finish(struct fjob *j, bool ok)
@@ -81,7 +98,7 @@ job_finish(struct fjob *j, bool ok)
 			    s->id, j->app, (long long)j->run_new);
 	}
 	j->run_new = 0;
-	sched_arm(j->timer, src_interval_ms(s));
+	sched_arm(j->timer, src_next_ms(j));
 	sched_pump_later(0);
 }
 

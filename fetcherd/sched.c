@@ -289,6 +289,7 @@ job_timer_cb(evutil_socket_t fd, short what, void *arg)
 	j->main_done = false;
 	j->chunks = 0;
 	j->run_new = 0;
+	j->due_mono = now;
 	j->state = JOB_QUEUED;
 	TAILQ_INSERT_TAIL(&queue, j, qentry);
 	sched_pump_later(0);

@@ -26,12 +26,11 @@
 struct apid_state apid;
 
 static int
-apid_configure(const struct config *cfg, bool initial, char *err,
-    size_t errlen)
+apid_configure(const struct config *cfg, bool initial, char *err, size_t errlen)
 {
-	char		host[256];
-	uint16_t	port;
-	int		rc;
+	char	 host[256];
+	uint16_t port;
+	int	 rc;
 
 	if (!initial)
 		return 0;
@@ -39,12 +38,12 @@ apid_configure(const struct config *cfg, bool initial, char *err,
 		snprintf(err, errlen, "libgcrypt initialisation failed");
 		return -EINVAL;
 	}
-	if ((rc = crypto_master_key_load(config_str(cfg,
-	    CONF_CRYPTO_MASTER_KEY_FILE), apid.mkey, apid.keyid, err,
-	    errlen)) != 0)
+	if ((rc = crypto_master_key_load(
+		 config_str(cfg, CONF_CRYPTO_MASTER_KEY_FILE), apid.mkey,
+		 apid.keyid, err, errlen)) != 0)
 		return rc;
 	if (util_split_hostport(config_str(cfg, CONF_API_LISTEN), host,
-	    sizeof(host), &port) != 0) {
+		sizeof(host), &port) != 0) {
 		snprintf(err, errlen, "api_listen: not host:port");
 		return -EINVAL;
 	}
@@ -54,10 +53,11 @@ apid_configure(const struct config *cfg, bool initial, char *err,
 	}
 	apid.dns = evdns_base_new(child_base(),
 	    EVDNS_BASE_INITIALIZE_NAMESERVERS |
-	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+		EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (apid.dns == NULL)
 		log_warn("no asynchronous resolver (%s); callback hosts are "
-		    "resolved with the system resolver", "resolv.conf");
+			 "resolved with the system resolver",
+		    "resolv.conf");
 	/* The store work of the requests (http.h: http_work). */
 	if ((rc = worker_start_threads(child_base(), APID_WORKERS)) != 0) {
 		snprintf(err, errlen, "cannot start the store workers");
@@ -74,7 +74,7 @@ apid_configure(const struct config *cfg, bool initial, char *err,
 static void
 apid_dispatch(const Ar__Envelope *env)
 {
-	uint8_t	buf[4096];
+	uint8_t buf[4096];
 	size_t	n;
 
 	apid.ipc_messages++;

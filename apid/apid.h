@@ -15,28 +15,28 @@
 struct httpc;
 struct evdns_base;
 
-#define APID_ASYNC_MAX	64	/* credential checks in flight */
-#define APID_WORK_MAX	32	/* requests waiting for or on a worker */
-#define APID_WORKERS	2	/* store worker threads */
+#define APID_ASYNC_MAX 64 /* credential checks in flight */
+#define APID_WORK_MAX  32 /* requests waiting for or on a worker */
+#define APID_WORKERS   2  /* store worker threads */
 
 struct apid_state {
-	uint8_t		 mkey[CRYPTO_KEY_LEN];
-	char		 keyid[CRYPTO_KEYID_LEN + 1];
-	struct httpc	*httpc;
+	uint8_t		   mkey[CRYPTO_KEY_LEN];
+	char		   keyid[CRYPTO_KEYID_LEN + 1];
+	struct httpc	  *httpc;
 	struct evdns_base *dns;
-	Ar__Health	*health;	/* last snapshot from auditrelayd */
-	unsigned	 inflight;	/* asynchronous operations */
-	uint64_t	 responses[6];	/* by status class, [2] = 2xx */
-	uint64_t	 google_checks[3];	/* ok, refused, unreachable */
-	uint64_t	 ipc_messages;	/* received from auditrelayd */
-	uint64_t	 work_refused;	/* 503: APID_WORK_MAX were queued */
-	int64_t		 started_ms;
+	Ar__Health	  *health;	 /* last snapshot from auditrelayd */
+	unsigned	   inflight;	 /* asynchronous operations */
+	uint64_t	   responses[6]; /* by status class, [2] = 2xx */
+	uint64_t	   google_checks[3]; /* ok, refused, unreachable */
+	uint64_t	   ipc_messages;     /* received from auditrelayd */
+	uint64_t	   work_refused; /* 503: APID_WORK_MAX were queued */
+	int64_t		   started_ms;
 };
 
 extern struct apid_state apid;
 
 /* The OpenAPI document, embedded at build time (openapi_json.c). */
-extern const char	apid_openapi_json[];
-extern const size_t	apid_openapi_json_len;
+extern const char   apid_openapi_json[];
+extern const size_t apid_openapi_json_len;
 
 #endif

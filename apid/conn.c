@@ -31,52 +31,52 @@
 #include "lib/base/log.h"
 #include "lib/base/util.h"
 
-#define CONN_HEAD_MAX		(16 * 1024)
-#define CONN_TICK_MS		250
-#define CONN_PAUSE_MS		1000
-#define CONN_NOFILE_WANT	65536
-#define CONN_ACCEPT_BURST	64	/* accepts per loop pass at most */
+#define CONN_HEAD_MAX	  (16 * 1024)
+#define CONN_TICK_MS	  250
+#define CONN_PAUSE_MS	  1000
+#define CONN_NOFILE_WANT  65536
+#define CONN_ACCEPT_BURST 64 /* accepts per loop pass at most */
 
 enum conn_state {
-	CONN_HEAD,		/* waiting for a request head */
-	CONN_BODY,		/* head read, body being read */
-	CONN_BUSY,		/* in the handlers */
+	CONN_HEAD, /* waiting for a request head */
+	CONN_BODY, /* head read, body being read */
+	CONN_BUSY, /* in the handlers */
 };
 
 struct conn {
-	TAILQ_ENTRY(conn)	 entry;
-	struct bufferevent	*bev;
+	TAILQ_ENTRY(conn) entry;
+	struct bufferevent	 *bev;
 	struct evbuffer_cb_entry *watch;
-	struct evhttp_connection *evcon;	/* once known */
-	struct areq		*areq;		/* the request in the handlers */
-	enum conn_state		 state;
-	int64_t			 since;		/* state entered, monotonic ms */
-	char			*head;		/* bytes of the head so far */
-	size_t			 headlen;
-	size_t			 headcap;
-	bool			 evicting;
-	bool			 refused;	/* 401 before the body */
+	struct evhttp_connection *evcon; /* once known */
+	struct areq		 *areq;	 /* the request in the handlers */
+	enum conn_state		  state;
+	int64_t			  since; /* state entered, monotonic ms */
+	char			 *head;	 /* bytes of the head so far */
+	size_t			  headlen;
+	size_t			  headcap;
+	bool			  evicting;
+	bool			  refused; /* 401 before the body */
 };
 
-static TAILQ_HEAD(, conn)	 conns = TAILQ_HEAD_INITIALIZER(conns);
-static struct evconnlistener	*conn_lev;
-static struct event		*conn_tick;
-static struct conn_stats	 stats;
-static unsigned			 conn_evicting;
-static bool			 conn_paused;
-static int64_t			 conn_resume_at;
-static struct event		*conn_burst_ev;
-static unsigned			 conn_burst;
+static TAILQ_HEAD(, conn) conns = TAILQ_HEAD_INITIALIZER(conns);
+static struct evconnlistener *conn_lev;
+static struct event	     *conn_tick;
+static struct conn_stats      stats;
+static unsigned		      conn_evicting;
+static bool		      conn_paused;
+static int64_t		      conn_resume_at;
+static struct event	     *conn_burst_ev;
+static unsigned		      conn_burst;
 
-static void	conn_close_cb(struct evhttp_connection *evcon, void *arg);
+static void conn_close_cb(struct evhttp_connection *evcon, void *arg);
 
 /* Learn the evhttp connection of c and hook its close callback. */
 static void
 conn_adopt(struct conn *c)
 {
-	bufferevent_data_cb	 r, w;
-	bufferevent_event_cb	 e;
-	void			*arg = NULL;
+	bufferevent_data_cb  r, w;
+	bufferevent_event_cb e;
+	void		    *arg = NULL;
 
 	if (c->evcon != NULL)
 		return;
@@ -106,7 +106,7 @@ conn_release(struct conn *c)
 static void
 conn_close_cb(struct evhttp_connection *evcon, void *arg)
 {
-	struct conn	*c = arg;
+	struct conn *c = arg;
 
 	if (c->areq != NULL)
 		http_conn_gone(c->areq);
@@ -126,8 +126,8 @@ conn_evict(struct conn *c)
 	c->evicting = true;
 	conn_evicting++;
 	stats.evicted++;
-	bufferevent_trigger_event(c->bev, BEV_EVENT_READING |
-	    BEV_EVENT_TIMEOUT, 0);
+	bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT,
+	    0);
 }
 
 /* Pause the listener: at the cap, or out of file descriptors. */
@@ -141,7 +141,8 @@ conn_pause(const char *why)
 	stats.paused++;
 	evconnlistener_disable(conn_lev);
 	log_warn("api: %s (%u connections open, cap %u): not accepting new "
-	    "connections for now", why, stats.open, stats.cap);
+		 "connections for now",
+	    why, stats.open, stats.cap);
 }
 
 /*
@@ -152,9 +153,9 @@ conn_pause(const char *why)
 static struct conn *
 conn_oldest_idle(const struct conn *except)
 {
-	struct conn	*c, *best = NULL;
+	struct conn *c, *best = NULL;
 
-	TAILQ_FOREACH(c, &conns, entry)
+	TAILQ_FOREACH (c, &conns, entry)
 		if (c != except && !c->evicting && c->state == CONN_HEAD &&
 		    (best == NULL || c->since < best->since))
 			best = c;
@@ -174,15 +175,15 @@ conn_burst_cb(evutil_socket_t fd, short what, void *arg)
 static void
 conn_refused_write_cb(struct bufferevent *bev, void *arg)
 {
-	struct conn	*c = arg;
+	struct conn *c = arg;
 
-	evhttp_connection_free(c->evcon);	/* calls conn_close_cb */
+	evhttp_connection_free(c->evcon); /* calls conn_close_cb */
 }
 
 static void
 conn_refused_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	struct conn	*c = arg;
+	struct conn *c = arg;
 
 	evhttp_connection_free(c->evcon);
 }
@@ -195,11 +196,12 @@ conn_refused_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 conn_refuse(struct conn *c)
 {
-	static const char	 body[] = "{\"error\":{\"code\":\"unauthorized\","
-	    "\"message\":\"missing or wrong bearer token (send "
-	    "Authorization: Bearer <token>); the body was not read\","
-	    "\"field\":null}}";
-	struct evbuffer		*out = bufferevent_get_output(c->bev);
+	static const char
+			 body[] = "{\"error\":{\"code\":\"unauthorized\","
+				  "\"message\":\"missing or wrong bearer token (send "
+				  "Authorization: Bearer <token>); the body was not read\","
+				  "\"field\":null}}";
+	struct evbuffer *out = bufferevent_get_output(c->bev);
 
 	c->refused = true;
 	stats.refused_early++;
@@ -207,13 +209,15 @@ conn_refuse(struct conn *c)
 	bufferevent_setcb(c->bev, NULL, conn_refused_write_cb,
 	    conn_refused_event_cb, c);
 	bufferevent_disable(c->bev, EV_READ);
-	evbuffer_add_printf(out, "HTTP/1.1 401 Unauthorized\r\n"
+	evbuffer_add_printf(out,
+	    "HTTP/1.1 401 Unauthorized\r\n"
 	    "Content-Type: application/json\r\n"
 	    "Content-Length: %zu\r\n"
 	    "WWW-Authenticate: Bearer\r\n"
 	    "Cache-Control: no-store\r\n"
 	    "X-Content-Type-Options: nosniff\r\n"
-	    "Connection: close\r\n\r\n%s", sizeof(body) - 1, body);
+	    "Connection: close\r\n\r\n%s",
+	    sizeof(body) - 1, body);
 	bufferevent_enable(c->bev, EV_WRITE);
 }
 
@@ -225,10 +229,10 @@ conn_refuse(struct conn *c)
 static void
 conn_head_done(struct conn *c)
 {
-	char		*line, *save = NULL, *authz = NULL, *sp, *path;
-	char		*q;
-	bool		 body = false, ok;
-	int		 nauth = 0;
+	char *line, *save = NULL, *authz = NULL, *sp, *path;
+	char *q;
+	bool  body = false, ok;
+	int   nauth = 0;
 
 	c->head[c->headlen] = '\0';
 	line = strtok_r(c->head, "\r\n", &save);
@@ -242,7 +246,7 @@ conn_head_done(struct conn *c)
 	if ((q = strchr(path, '?')) != NULL)
 		*q = '\0';
 	while ((line = strtok_r(NULL, "\r\n", &save)) != NULL) {
-		char	*v = strchr(line, ':');
+		char *v = strchr(line, ':');
 
 		if (v == NULL)
 			continue;
@@ -283,19 +287,19 @@ static void
 conn_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
     void *arg)
 {
-	struct conn		*c = arg;
-	struct evbuffer_ptr	 pos;
-	bufferevent_data_cb	 r, w;
-	bufferevent_event_cb	 e;
-	void			*cbarg;
-	size_t			 len, n, room, from, i;
-	char			*end;
+	struct conn	    *c = arg;
+	struct evbuffer_ptr  pos;
+	bufferevent_data_cb  r, w;
+	bufferevent_event_cb e;
+	void		    *cbarg;
+	size_t		     len, n, room, from, i;
+	char		    *end;
 
 	if (info->n_added == 0)
 		return;
 	bufferevent_getcb(c->bev, &r, &w, &e, &cbarg);
 	if (e == NULL && cbarg == NULL)
-		return;		/* freed by evhttp; the tick releases it */
+		return; /* freed by evhttp; the tick releases it */
 	conn_adopt(c);
 	if (c->state != CONN_HEAD || c->refused)
 		return;
@@ -305,9 +309,9 @@ conn_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 	if (n > room)
 		n = room;
 	if (n == 0)
-		return;		/* evhttp refuses heads this long */
+		return; /* evhttp refuses heads this long */
 	if (c->headlen + n + 1 > c->headcap) {
-		size_t	cap = c->headcap > 0 ? c->headcap : 1024;
+		size_t cap = c->headcap > 0 ? c->headcap : 1024;
 
 		while (cap < c->headlen + n + 1)
 			cap *= 2;
@@ -321,8 +325,8 @@ conn_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 	from = c->headlen > 3 ? c->headlen - 3 : 0;
 	c->headlen += n;
 	/* Blank lines before a request line are skipped (as evhttp does). */
-	for (i = 0; i < c->headlen && (c->head[i] == '\r' ||
-	    c->head[i] == '\n'); i++)
+	for (i = 0;
+	     i < c->headlen && (c->head[i] == '\r' || c->head[i] == '\n'); i++)
 		;
 	if (i > 0) {
 		memmove(c->head, c->head + i, c->headlen - i);
@@ -330,9 +334,10 @@ conn_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 		from = 0;
 	}
 	c->head[c->headlen] = '\0';
-	if ((end = memmem(c->head + from, c->headlen - from, "\r\n\r\n",
-	    4)) != NULL || (end = memmem(c->head + from, c->headlen - from,
-	    "\n\n", 2)) != NULL) {
+	if ((end = memmem(c->head + from, c->headlen - from, "\r\n\r\n", 4)) !=
+		NULL ||
+	    (end = memmem(c->head + from, c->headlen - from, "\n\n", 2)) !=
+		NULL) {
 		c->headlen = (size_t)(end - c->head);
 		conn_head_done(c);
 	}
@@ -342,8 +347,8 @@ conn_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 static struct bufferevent *
 conn_bev_cb(struct event_base *base, void *arg)
 {
-	struct conn		*c, *victim;
-	struct bufferevent	*bev;
+	struct conn	   *c, *victim;
+	struct bufferevent *bev;
 
 	if ((bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) ==
 	    NULL)
@@ -371,7 +376,7 @@ conn_bev_cb(struct event_base *base, void *arg)
 	 * evicted): at most CONN_ACCEPT_BURST per loop pass.
 	 */
 	if (++conn_burst >= CONN_ACCEPT_BURST && !conn_paused) {
-		struct timeval	tv = { 0, 1000 };
+		struct timeval tv = { 0, 1000 };
 
 		evconnlistener_disable(conn_lev);
 		event_add(conn_burst_ev, &tv);
@@ -383,11 +388,12 @@ conn_bev_cb(struct event_base *base, void *arg)
 static void
 conn_accept_error_cb(struct evconnlistener *lev, void *arg)
 {
-	int	e = EVUTIL_SOCKET_ERROR();
+	int e = EVUTIL_SOCKET_ERROR();
 
 	if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
 		conn_pause(e == EMFILE || e == ENFILE ?
-		    "out of file descriptors" : "out of memory in accept");
+			"out of file descriptors" :
+			"out of memory in accept");
 	else
 		log_debug("api: accept: %s", strerror(e));
 }
@@ -396,11 +402,11 @@ conn_accept_error_cb(struct evconnlistener *lev, void *arg)
 static void
 conn_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct conn		*c, *next;
-	bufferevent_data_cb	 r, w;
-	bufferevent_event_cb	 e;
-	void			*cbarg;
-	int64_t			 now = util_mono_ms();
+	struct conn	    *c, *next;
+	bufferevent_data_cb  r, w;
+	bufferevent_event_cb e;
+	void		    *cbarg;
+	int64_t		     now = util_mono_ms();
 
 	for (c = TAILQ_FIRST(&conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, entry);
@@ -412,9 +418,9 @@ conn_tick_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		conn_adopt(c);
 		if ((c->state == CONN_HEAD &&
-		    now - c->since > CONN_HEAD_DEADLINE_MS) ||
+			now - c->since > CONN_HEAD_DEADLINE_MS) ||
 		    (c->state == CONN_BODY &&
-		    now - c->since > CONN_BODY_DEADLINE_MS))
+			now - c->since > CONN_BODY_DEADLINE_MS))
 			conn_evict(c);
 	}
 	if (conn_paused && now >= conn_resume_at &&
@@ -430,14 +436,16 @@ conn_tick_cb(evutil_socket_t fd, short what, void *arg)
 unsigned
 conn_setup(struct evhttp *http, struct evconnlistener *lev, unsigned cap)
 {
-	struct rlimit	rl;
-	struct timeval	tv = { 0, CONN_TICK_MS * 1000 };
+	struct rlimit  rl;
+	struct timeval tv = { 0, CONN_TICK_MS * 1000 };
 
 	/* As many fds as allowed (up to 64 Ki); the cap stays under them. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		if (rl.rlim_cur < CONN_NOFILE_WANT && rl.rlim_max > rl.rlim_cur) {
+		if (rl.rlim_cur < CONN_NOFILE_WANT &&
+		    rl.rlim_max > rl.rlim_cur) {
 			rl.rlim_cur = rl.rlim_max < CONN_NOFILE_WANT ?
-			    rl.rlim_max : CONN_NOFILE_WANT;
+			    rl.rlim_max :
+			    CONN_NOFILE_WANT;
 			(void)setrlimit(RLIMIT_NOFILE, &rl);
 			(void)getrlimit(RLIMIT_NOFILE, &rl);
 		}
@@ -451,8 +459,7 @@ conn_setup(struct evhttp *http, struct evconnlistener *lev, unsigned cap)
 	conn_lev = lev;
 	evconnlistener_set_error_cb(lev, conn_accept_error_cb);
 	evhttp_set_bevcb(http, conn_bev_cb, NULL);
-	conn_tick = event_new(child_base(), -1, EV_PERSIST, conn_tick_cb,
-	    NULL);
+	conn_tick = event_new(child_base(), -1, EV_PERSIST, conn_tick_cb, NULL);
 	conn_burst_ev = evtimer_new(child_base(), conn_burst_cb, NULL);
 	if (conn_tick == NULL || conn_burst_ev == NULL)
 		fatal("out of memory");
@@ -463,13 +470,13 @@ conn_setup(struct evhttp *http, struct evconnlistener *lev, unsigned cap)
 struct conn *
 conn_of(struct evhttp_connection *evcon)
 {
-	struct bufferevent	*bev;
-	struct conn		*c;
+	struct bufferevent *bev;
+	struct conn	   *c;
 
 	if (evcon == NULL)
 		return NULL;
 	bev = evhttp_connection_get_bufferevent(evcon);
-	TAILQ_FOREACH(c, &conns, entry)
+	TAILQ_FOREACH (c, &conns, entry)
 		if (c->evcon == evcon || c->bev == bev) {
 			conn_adopt(c);
 			return c;

@@ -15,20 +15,20 @@
 #include <event2/http.h>
 #include <event2/listener.h>
 
-#define CONN_HEAD_DEADLINE_MS	10000	/* request line + headers */
-#define CONN_BODY_DEADLINE_MS	30000	/* the body after the head */
-#define CONN_FD_RESERVE		64	/* fds kept for the store etc. */
+#define CONN_HEAD_DEADLINE_MS 10000 /* request line + headers */
+#define CONN_BODY_DEADLINE_MS 30000 /* the body after the head */
+#define CONN_FD_RESERVE	      64    /* fds kept for the store etc. */
 
 struct conn;
 struct areq;
 
 struct conn_stats {
-	unsigned	 open;		/* connections now */
-	unsigned	 cap;		/* the effective cap */
-	uint64_t	 accepted;
-	uint64_t	 evicted;	/* to make room, or past a deadline */
-	uint64_t	 refused_early;	/* 401 before the body */
-	uint64_t	 paused;	/* listener pause episodes */
+	unsigned open; /* connections now */
+	unsigned cap;  /* the effective cap */
+	uint64_t accepted;
+	uint64_t evicted;	/* to make room, or past a deadline */
+	uint64_t refused_early; /* 401 before the body */
+	uint64_t paused;	/* listener pause episodes */
 };
 
 /*
@@ -36,15 +36,15 @@ struct conn_stats {
  * configured maximum, lowered to the fd limit minus CONN_FD_RESERVE.
  * Returns the effective cap.
  */
-unsigned	 conn_setup(struct evhttp *http, struct evconnlistener *lev,
-		    unsigned cap);
+unsigned conn_setup(struct evhttp *http, struct evconnlistener *lev,
+    unsigned cap);
 /* The connection of an evhttp connection, or NULL. */
-struct conn	*conn_of(struct evhttp_connection *evcon);
+struct conn *conn_of(struct evhttp_connection *evcon);
 /* A request reached the handlers / was answered. */
-void		 conn_request_begin(struct conn *c, struct areq *a);
-void		 conn_request_end(struct conn *c);
+void conn_request_begin(struct conn *c, struct areq *a);
+void conn_request_end(struct conn *c);
 /* The head of this request lacked a valid token and announced a body. */
-bool		 conn_refused_early(const struct conn *c);
-void		 conn_get_stats(struct conn_stats *s);
+bool conn_refused_early(const struct conn *c);
+void conn_get_stats(struct conn_stats *s);
 
 #endif

@@ -41,28 +41,28 @@
 #include "lib/base/util.h"
 #include "lib/store/worker.h"
 
-#define ESEXPORT_INTERVAL_S	30
-#define ESEXPORT_FIRST_S	3	/* first export after start */
-#define ESEXPORT_ALERTS_MAX	1000	/* per export */
-#define ESEXPORT_ALERTS_BACK_MS	(24LL * 3600 * 1000)	/* at start */
-#define ESEXPORT_ALERTS_MARGIN_MS (5LL * 60 * 1000)	/* late inserts */
+#define ESEXPORT_INTERVAL_S	  30
+#define ESEXPORT_FIRST_S	  3    /* first export after start */
+#define ESEXPORT_ALERTS_MAX	  1000 /* per export */
+#define ESEXPORT_ALERTS_BACK_MS	  (24LL * 3600 * 1000) /* at start */
+#define ESEXPORT_ALERTS_MARGIN_MS (5LL * 60 * 1000)    /* late inserts */
 
 static struct {
-	struct event	*timer;
-	struct httpc_req *req;		/* export in flight */
-	bool		 building;	/* documents read on the worker */
-	bool		 failing;	/* last export failed */
-	bool		 ever_ok;
-	int64_t		 alerts_since;	/* export alerts with at >= this */
-	int64_t		 alerts_next;	/* since, once this export works */
-	int		 ndocs;
+	struct event	 *timer;
+	struct httpc_req *req;	    /* export in flight */
+	bool		  building; /* documents read on the worker */
+	bool		  failing;  /* last export failed */
+	bool		  ever_ok;
+	int64_t		  alerts_since; /* export alerts with at >= this */
+	int64_t		  alerts_next;	/* since, once this export works */
+	int		  ndocs;
 } es;
 
 /* The URL without any user:password@, for logs. */
 static void
 esexport_url_for_log(const char *url, char *out, size_t outlen)
 {
-	const char	*p = strstr(url, "://"), *at, *slash;
+	const char *p = strstr(url, "://"), *at, *slash;
 
 	if (p == NULL || (at = strchr(p + 3, '@')) == NULL ||
 	    ((slash = strchr(p + 3, '/')) != NULL && slash < at)) {
@@ -76,7 +76,7 @@ esexport_url_for_log(const char *url, char *out, size_t outlen)
 static void
 esexport_snake(const char *in, char *out, size_t outlen)
 {
-	size_t	o = 0;
+	size_t o = 0;
 
 	for (; *in != '\0' && o + 2 < outlen; in++) {
 		if (*in >= 'A' && *in <= 'Z') {
@@ -93,9 +93,9 @@ esexport_snake(const char *in, char *out, size_t outlen)
 static int
 esexport_line(struct evbuffer *b, struct jsonw *w)
 {
-	const char	*p;
-	size_t		 len;
-	int		 rc = 0;
+	const char *p;
+	size_t	    len;
+	int	    rc = 0;
 
 	if ((p = jsonw_buf(w, &len)) == NULL)
 		rc = -EINVAL;
@@ -109,7 +109,7 @@ esexport_line(struct evbuffer *b, struct jsonw *w)
 static int
 esexport_action(struct evbuffer *b, const char *index, const char *id)
 {
-	struct jsonw	*w;
+	struct jsonw *w;
 
 	if ((w = jsonw_new()) == NULL)
 		return -ENOMEM;
@@ -156,17 +156,17 @@ static int
 esexport_metric(struct evbuffer *b, const bson_t *d, const char *prefix,
     int64_t minute_ms, const struct views *vs)
 {
-	struct jsonw	*w;
-	struct tm	 tm;
-	time_t		 t = (time_t)(minute_ms / 1000);
-	bson_iter_t	 it;
-	char		 index[200], id[300], ts[32], app[128], src[64];
-	char		 key[64], when[16];
-	const char	*sid, *colon;
+	struct jsonw	  *w;
+	struct tm	   tm;
+	time_t		   t = (time_t)(minute_ms / 1000);
+	bson_iter_t	   it;
+	char		   index[200], id[300], ts[32], app[128], src[64];
+	char		   key[64], when[16];
+	const char	  *sid, *colon;
 	const struct view *s;
-	double		 p50, p99;
-	bool		 deliver;
-	int		 rc;
+	double		   p50, p99;
+	bool		   deliver;
+	int		   rc;
 
 	if ((sid = store_bson_str(d, "_id")) == NULL ||
 	    (colon = strrchr(sid, ':')) == NULL ||
@@ -187,8 +187,8 @@ esexport_metric(struct evbuffer *b, const bson_t *d, const char *prefix,
 		return -ENOMEM;
 	time_format_rfc3339_ms(minute_ms, ts);
 	jsonw_obj_open(w);
-	esexport_common(w, ts, "metric", deliver ? "auditrelay.delivery" :
-	    "auditrelay.fetch", NULL, NULL);
+	esexport_common(w, ts, "metric",
+	    deliver ? "auditrelay.delivery" : "auditrelay.fetch", NULL, NULL);
 	jsonw_key(w, "labels");
 	jsonw_obj_open(w);
 	jsonw_kv_str(w, "source_id", src);
@@ -253,10 +253,10 @@ esexport_metric(struct evbuffer *b, const bson_t *d, const char *prefix,
 static int
 esexport_alert(struct evbuffer *b, const bson_t *d, const char *prefix)
 {
-	struct jsonw	*w;
-	char		 index[200], ts[32];
-	const char	*id, *alert;
-	int		 rc;
+	struct jsonw *w;
+	char	      index[200], ts[32];
+	const char   *id, *alert;
+	int	      rc;
 
 	if ((id = store_bson_str(d, "_id")) == NULL)
 		return 0;
@@ -286,34 +286,34 @@ esexport_alert(struct evbuffer *b, const bson_t *d, const char *prefix)
 
 /* One export's documents, read on a worker thread. */
 struct es_job {
-	struct evbuffer	*b;
-	char		 prefix[128];	/* the index prefix */
+	struct evbuffer *b;
+	char		 prefix[128]; /* the index prefix */
 	int64_t		 now;
-	int64_t		 since;		/* alerts with at >= this */
-	int64_t		 next;		/* since, once this export works */
+	int64_t		 since; /* alerts with at >= this */
+	int64_t		 next;	/* since, once this export works */
 	int		 ndocs;
 	int		 rc;
 };
 
 /* What one export walks: the stats, then the alerts since the last. */
 struct esbuild {
-	struct evbuffer		*b;
-	const char		*prefix;
-	int64_t			 minute;
-	const struct views	*vs;
-	struct es_job		*j;		/* ndocs, next */
-	size_t			 nalerts;
-	int64_t			 at;		/* the last alert's */
+	struct evbuffer	   *b;
+	const char	   *prefix;
+	int64_t		    minute;
+	const struct views *vs;
+	struct es_job	   *j; /* ndocs, next */
+	size_t		    nalerts;
+	int64_t		    at; /* the last alert's */
 };
 
 static int
 esexport_metric_one(const bson_t *d, void *arg)
 {
-	struct esbuild	*eb = arg;
-	int		 rc;
+	struct esbuild *eb = arg;
+	int		rc;
 
-	if ((rc = esexport_metric(eb->b, d, eb->prefix, eb->minute,
-	    eb->vs)) == 0)
+	if ((rc = esexport_metric(eb->b, d, eb->prefix, eb->minute, eb->vs)) ==
+	    0)
 		eb->j->ndocs++;
 	return rc;
 }
@@ -321,8 +321,8 @@ esexport_metric_one(const bson_t *d, void *arg)
 static int
 esexport_alert_one(const bson_t *d, void *arg)
 {
-	struct esbuild	*eb = arg;
-	int		 rc;
+	struct esbuild *eb = arg;
+	int		rc;
 
 	if ((rc = esexport_alert(eb->b, d, eb->prefix)) != 0)
 		return rc;
@@ -338,16 +338,16 @@ esexport_alert_one(const bson_t *d, void *arg)
 static int
 esexport_build(struct es_job *j)
 {
-	struct evbuffer		*b = j->b;
-	const char		*prefix = j->prefix;
-	int64_t			 now = j->now;
-	mongoc_client_t		*c;
-	mongoc_collection_t	*col;
-	bson_t			 q = BSON_INITIALIZER, *aq, *opts;
-	struct views		 vs;
-	struct esbuild		 eb;
-	char			 err[256];
-	int			 rc = 0;
+	struct evbuffer	    *b = j->b;
+	const char	    *prefix = j->prefix;
+	int64_t		     now = j->now;
+	mongoc_client_t	    *c;
+	mongoc_collection_t *col;
+	bson_t		     q = BSON_INITIALIZER, *aq, *opts;
+	struct views	     vs;
+	struct esbuild	     eb;
+	char		     err[256];
+	int		     rc = 0;
 
 	j->ndocs = 0;
 	c = store_pop(child_store());
@@ -370,8 +370,8 @@ esexport_build(struct es_job *j)
 		goto done;
 	}
 	aq = BCON_NEW("at", "{", "$gte", BCON_INT64(j->since), "}");
-	opts = BCON_NEW("sort", "{", "at", BCON_INT32(1), "}",
-	    "limit", BCON_INT64(ESEXPORT_ALERTS_MAX));
+	opts = BCON_NEW("sort", "{", "at", BCON_INT32(1), "}", "limit",
+	    BCON_INT64(ESEXPORT_ALERTS_MAX));
 	col = store_coll(child_store(), c, STORE_ALERTS);
 	j->next = j->since;
 	rc = store_each_in(col, aq, opts, esexport_alert_one, &eb, err,
@@ -395,41 +395,43 @@ done:
 static void
 esexport_failed(const char *url, const char *why)
 {
-	char	u[256];
+	char u[256];
 
 	if (es.failing)
 		return;
 	es.failing = true;
 	esexport_url_for_log(url, u, sizeof(u));
-	log_warn("elasticsearch export to %s failed: %s; retrying every %ds",
-	    u, why, ESEXPORT_INTERVAL_S);
+	log_warn("elasticsearch export to %s failed: %s; retrying every %ds", u,
+	    why, ESEXPORT_INTERVAL_S);
 }
 
 static void
 esexport_done(const struct httpc_resp *resp, void *arg)
 {
-	const char	*url = config_str(child_config(), CONF_ELASTICSEARCH_URL);
-	char		 why[300], u[256];
-	const char	*r;
-	size_t		 n;
+	const char *url = config_str(child_config(), CONF_ELASTICSEARCH_URL);
+	char	    why[300], u[256];
+	const char *r;
+	size_t	    n;
 
 	es.req = NULL;
 	if (resp->status == 0) {
-		snprintf(why, sizeof(why), "%s", resp->error[0] != '\0' ?
-		    resp->error : "no answer");
+		snprintf(why, sizeof(why), "%s",
+		    resp->error[0] != '\0' ? resp->error : "no answer");
 		esexport_failed(url, why);
 		return;
 	}
 	if (resp->status < 200 || resp->status > 299 ||
-	    (resp->body != NULL && memmem(resp->body, resp->body_len < 256 ?
-	    resp->body_len : 256, "\"errors\":true", 13) != NULL)) {
+	    (resp->body != NULL &&
+		memmem(resp->body, resp->body_len < 256 ? resp->body_len : 256,
+		    "\"errors\":true", 13) != NULL)) {
 		/* The first reason ES gives, printable and short. */
 		r = resp->body != NULL ? strstr(resp->body, "\"reason\":\"") :
-		    NULL;
+					 NULL;
 		if (r != NULL) {
 			r += 10;
 			for (n = 0; r[n] != '\0' && r[n] != '"' && n < 160 &&
-			    r[n] >= 0x20 && r[n] < 0x7f; n++)
+			     r[n] >= 0x20 && r[n] < 0x7f;
+			     n++)
 				;
 			snprintf(why, sizeof(why), "HTTP %ld: %.*s",
 			    resp->status, (int)n, r);
@@ -443,11 +445,12 @@ esexport_done(const struct httpc_resp *resp, void *arg)
 		esexport_url_for_log(url, u, sizeof(u));
 		if (es.failing)
 			log_notice("elasticsearch export to %s works again "
-			    "(%d documents)", u, es.ndocs);
+				   "(%d documents)",
+			    u, es.ndocs);
 		else
 			log_info("elasticsearch export to %s works (%d "
-			    "documents every %ds)", u, es.ndocs,
-			    ESEXPORT_INTERVAL_S);
+				 "documents every %ds)",
+			    u, es.ndocs, ESEXPORT_INTERVAL_S);
 	}
 	es.failing = false;
 	es.ever_ok = true;
@@ -458,7 +461,7 @@ esexport_done(const struct httpc_resp *resp, void *arg)
 static void
 esexport_work(void *arg)
 {
-	struct es_job	*j = arg;
+	struct es_job *j = arg;
 
 	j->rc = esexport_build(j);
 }
@@ -467,19 +470,20 @@ esexport_work(void *arg)
 static void
 esexport_built(void *arg)
 {
-	struct es_job		*j = arg;
-	const struct config	*cfg = child_config();
-	const char		*url = config_str(cfg, CONF_ELASTICSEARCH_URL);
-	const char		*auth = config_str(cfg, CONF_ELASTICSEARCH_AUTH);
-	struct httpc_opts	 o;
-	const char		*hdrs[3];
-	char			 full[1024], *authz = NULL, *b64 = NULL;
-	size_t			 ulen;
-	int			 rc;
+	struct es_job	    *j = arg;
+	const struct config *cfg = child_config();
+	const char	    *url = config_str(cfg, CONF_ELASTICSEARCH_URL);
+	const char	    *auth = config_str(cfg, CONF_ELASTICSEARCH_AUTH);
+	struct httpc_opts    o;
+	const char	    *hdrs[3];
+	char		     full[1024], *authz = NULL, *b64 = NULL;
+	size_t		     ulen;
+	int		     rc;
 
 	es.building = false;
 	if (j->rc != 0) {
-		child_store_result(false, "elasticsearch export: store "
+		child_store_result(false,
+		    "elasticsearch export: store "
 		    "queries failed");
 		goto done;
 	}
@@ -498,8 +502,8 @@ esexport_built(void *arg)
 	hdrs[2] = NULL;
 	if (auth != NULL && auth[0] != '\0') {
 		if ((b64 = b64_encode(auth, strlen(auth), false, true)) ==
-		    NULL || asprintf(&authz, "Authorization: Basic %s",
-		    b64) < 0)
+			NULL ||
+		    asprintf(&authz, "Authorization: Basic %s", b64) < 0)
 			fatal("out of memory");
 		hdrs[1] = authz;
 	}
@@ -510,9 +514,9 @@ esexport_built(void *arg)
 	o.body_len = evbuffer_get_length(j->b);
 	o.timeout_ms = 20000;
 	o.max_body = 1024 * 1024;
-	o.allow_private = true;	/* Elasticsearch is usually internal */
-	if ((rc = httpc_start(apid.httpc, &o, esexport_done, NULL,
-	    &es.req)) != 0) {
+	o.allow_private = true; /* Elasticsearch is usually internal */
+	if ((rc = httpc_start(apid.httpc, &o, esexport_done, NULL, &es.req)) !=
+	    0) {
 		es.req = NULL;
 		esexport_failed(url, strerror(-rc));
 	}
@@ -528,12 +532,11 @@ done:
 static void
 esexport_tick(evutil_socket_t fd, short what, void *arg)
 {
-	const struct config	*cfg = child_config();
-	const char		*url = config_str(cfg, CONF_ELASTICSEARCH_URL);
-	const char		*prefix = config_str(cfg,
-				    CONF_ELASTICSEARCH_INDEX);
-	struct timeval		 tv = { ESEXPORT_INTERVAL_S, 0 };
-	struct es_job		*j;
+	const struct config *cfg = child_config();
+	const char	    *url = config_str(cfg, CONF_ELASTICSEARCH_URL);
+	const char	    *prefix = config_str(cfg, CONF_ELASTICSEARCH_INDEX);
+	struct timeval	     tv = { ESEXPORT_INTERVAL_S, 0 };
+	struct es_job	    *j;
 
 	evtimer_add(es.timer, &tv);
 	if (url == NULL || url[0] == '\0' || es.req != NULL || es.building ||
@@ -558,13 +561,12 @@ esexport_tick(evutil_socket_t fd, short what, void *arg)
 void
 esexport_start(void)
 {
-	struct timeval	tv = { ESEXPORT_FIRST_S, 0 };
+	struct timeval tv = { ESEXPORT_FIRST_S, 0 };
 
 	if (es.timer != NULL)
 		return;
 	es.alerts_since = util_now_ms() - ESEXPORT_ALERTS_BACK_MS;
-	if ((es.timer = evtimer_new(child_base(), esexport_tick, NULL)) ==
-	    NULL)
+	if ((es.timer = evtimer_new(child_base(), esexport_tick, NULL)) == NULL)
 		fatal("cannot create the elasticsearch timer");
 	evtimer_add(es.timer, &tv);
 }

@@ -6,6 +6,6 @@
 #define AR_APID_ESEXPORT_H
 
 /* Start the export timer (reads the configuration at every tick). */
-void	esexport_start(void);
+void esexport_start(void);
 
 #endif

@@ -31,21 +31,21 @@
 #include "lib/base/util.h"
 #include "lib/store/worker.h"
 
-#define HTTP_LISTEN_BACKLOG	4096
+#define HTTP_LISTEN_BACKLOG 4096
 
 enum body_rule {
-	BODY_NONE,		/* ignored */
-	BODY_REQUIRED,		/* a JSON object */
-	BODY_OPTIONAL,		/* empty, or a JSON object */
+	BODY_NONE,     /* ignored */
+	BODY_REQUIRED, /* a JSON object */
+	BODY_OPTIONAL, /* empty, or a JSON object */
 };
 
 /* Flags of a route. */
-#define RT_PUBLIC	0x01	/* no token needed */
-#define RT_METRICS	0x02	/* no token needed when metrics_public */
-#define RT_QUERY	0x04	/* takes query parameters (the handler's) */
-#define RT_WORKER	0x08	/* the handler is store work (http_work) */
+#define RT_PUBLIC  0x01 /* no token needed */
+#define RT_METRICS 0x02 /* no token needed when metrics_public */
+#define RT_QUERY   0x04 /* takes query parameters (the handler's) */
+#define RT_WORKER  0x08 /* the handler is store work (http_work) */
 
-#define HTTP_PATH_SEGS	4	/* segments of the longest path */
+#define HTTP_PATH_SEGS 4 /* segments of the longest path */
 
 /*
  * One method on one path. The path is a pattern of at most HTTP_PATH_SEGS
@@ -54,54 +54,51 @@ enum body_rule {
  * either); Allow lists the methods of its routes in table order.
  */
 struct route {
-	enum evhttp_cmd_type	 cmd;
-	const char		*path;
-	http_handler		 fn;
-	unsigned		 flags;
-	enum body_rule		 body;
-	size_t			 body_max;	/* bytes, for BODY_* but NONE */
+	enum evhttp_cmd_type cmd;
+	const char	    *path;
+	http_handler	     fn;
+	unsigned	     flags;
+	enum body_rule	     body;
+	size_t		     body_max; /* bytes, for BODY_* but NONE */
 };
 
-static void	http_healthz(struct areq *a);
-static void	http_openapi(struct areq *a);
+static void http_healthz(struct areq *a);
+static void http_openapi(struct areq *a);
 
 static const struct route routes[] = {
-	{ EVHTTP_REQ_GET, "/healthz", http_healthz, RT_PUBLIC,
-	    BODY_NONE, 0 },
-	{ EVHTTP_REQ_GET, "/openapi.json", http_openapi, 0,
-	    BODY_NONE, 0 },
-	{ EVHTTP_REQ_GET, "/metrics", metrics_get, RT_METRICS,
-	    BODY_NONE, 0 },
-	{ EVHTTP_REQ_POST, "/add-source", sources_add, RT_WORKER,
-	    BODY_REQUIRED, HTTP_BODY_MAX },
+	{ EVHTTP_REQ_GET, "/healthz", http_healthz, RT_PUBLIC, BODY_NONE, 0 },
+	{ EVHTTP_REQ_GET, "/openapi.json", http_openapi, 0, BODY_NONE, 0 },
+	{ EVHTTP_REQ_GET, "/metrics", metrics_get, RT_METRICS, BODY_NONE, 0 },
+	{ EVHTTP_REQ_POST, "/add-source", sources_add, RT_WORKER, BODY_REQUIRED,
+	    HTTP_BODY_MAX },
 	{ EVHTTP_REQ_DELETE, "/remove-source/:id", sources_remove, RT_WORKER,
 	    BODY_NONE, 0 },
 	{ EVHTTP_REQ_GET, "/sources", sources_list, RT_QUERY | RT_WORKER,
 	    BODY_NONE, 0 },
-	{ EVHTTP_REQ_GET, "/sources/:id", sources_get, RT_WORKER,
-	    BODY_NONE, 0 },
+	{ EVHTTP_REQ_GET, "/sources/:id", sources_get, RT_WORKER, BODY_NONE,
+	    0 },
 	{ EVHTTP_REQ_PATCH, "/sources/:id", sources_patch, RT_WORKER,
 	    BODY_REQUIRED, HTTP_BODY_MAX },
 	{ EVHTTP_REQ_PUT, "/sources/:id/credentials", sources_put_credentials,
 	    RT_WORKER, BODY_REQUIRED, HTTP_BODY_MAX },
-	{ EVHTTP_REQ_POST, "/sources/:id/webhook-secret",
-	    sources_rotate_secret, RT_WORKER, BODY_OPTIONAL, HTTP_BODY_MAX },
+	{ EVHTTP_REQ_POST, "/sources/:id/webhook-secret", sources_rotate_secret,
+	    RT_WORKER, BODY_OPTIONAL, HTTP_BODY_MAX },
 	{ EVHTTP_REQ_GET, "/sources/:id/dead-letters", sources_dead_letters,
 	    RT_QUERY | RT_WORKER, BODY_NONE, 0 },
-	{ EVHTTP_REQ_POST, "/sources/:id/dead-letters/replay",
-	    sources_replay, RT_WORKER, BODY_OPTIONAL, HTTP_BODY_MAX },
+	{ EVHTTP_REQ_POST, "/sources/:id/dead-letters/replay", sources_replay,
+	    RT_WORKER, BODY_OPTIONAL, HTTP_BODY_MAX },
 };
 
 /* What http_match() found for a path. */
 struct match {
-	const struct route	*r;		/* the route of the method */
-	bool			 path;		/* some route has the path */
-	bool			 open;		/* no token needed */
-	char			 allow[64];	/* its methods, "GET, PATCH" */
+	const struct route *r;	       /* the route of the method */
+	bool		    path;      /* some route has the path */
+	bool		    open;      /* no token needed */
+	char		    allow[64]; /* its methods, "GET, PATCH" */
 };
 
-static struct evhttp	*http_srv;
-static unsigned		 http_nwork;	/* counted requests in work */
+static struct evhttp *http_srv;
+static unsigned	      http_nwork; /* counted requests in work */
 
 /* Forget a recorded reply (its body may hold a secret). */
 static void
@@ -141,7 +138,7 @@ http_free(struct areq *a)
 static void
 http_close_cb(struct evhttp_connection *conn, void *arg)
 {
-	struct areq	*a = arg;
+	struct areq *a = arg;
 
 	a->req = NULL;
 	a->conn = NULL;
@@ -197,10 +194,10 @@ static void
 http_send(struct areq *a, int code, const char *ctype, const char *data,
     size_t len)
 {
-	struct evhttp_request	*req = a->req;
-	struct evkeyvalq	*h;
-	struct evbuffer		*b;
-	char			*copy;
+	struct evhttp_request *req = a->req;
+	struct evkeyvalq      *h;
+	struct evbuffer	      *b;
+	char		      *copy;
 
 	if (req == NULL) {
 		http_free(a);
@@ -231,7 +228,7 @@ http_send(struct areq *a, int code, const char *ctype, const char *data,
 			fatal("out of memory");
 		memcpy(copy, data, len);
 		if (evbuffer_add_reference(b, copy, len, http_wipe_cb,
-		    (void *)(uintptr_t)len) != 0)
+			(void *)(uintptr_t)len) != 0)
 			fatal("out of memory");
 		evhttp_send_reply(req, code, NULL, b);
 		evbuffer_free(b);
@@ -241,15 +238,15 @@ http_send(struct areq *a, int code, const char *ctype, const char *data,
 }
 
 void
-http_reply_typed(struct areq *a, int code, const char *ctype,
-    const char *data, size_t len)
+http_reply_typed(struct areq *a, int code, const char *ctype, const char *data,
+    size_t len)
 {
 	if (!a->recording) {
 		http_send(a, code, ctype, data, len);
 		return;
 	}
 	if (a->code != 0)
-		return;		/* one reply per request: the first */
+		return; /* one reply per request: the first */
 	a->code = code;
 	a->ctype = ctype;
 	if (data != NULL && len > 0) {
@@ -263,7 +260,7 @@ http_reply_typed(struct areq *a, int code, const char *ctype,
 static void
 http_send_recorded(struct areq *a)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; a->req != NULL && i < a->nhdr; i++)
 		evhttp_add_header(evhttp_request_get_output_headers(a->req),
@@ -303,7 +300,7 @@ http_changed(struct areq *a, const char *id, bool removed)
 void
 http_note(struct areq *a, const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	free(a->note);
 	a->note = NULL;
@@ -323,7 +320,7 @@ http_work_pending(void)
 static void
 http_work_run(void *arg)
 {
-	struct areq	*a = arg;
+	struct areq *a = arg;
 
 	a->work(a);
 }
@@ -335,9 +332,9 @@ http_work_run(void *arg)
 static void
 http_work_done(void *arg)
 {
-	struct areq	*a = arg;
-	http_then_fn	 then = a->then;
-	void		*then_arg = a->then_arg;
+	struct areq *a = arg;
+	http_then_fn then = a->then;
+	void	    *then_arg = a->then_arg;
 	if (a->counted)
 		http_nwork--;
 	a->counted = false;
@@ -372,12 +369,13 @@ http_work_done(void *arg)
 static int
 http_work_submit(struct areq *a, http_handler work, bool counted)
 {
-	int	rc;
+	int rc;
 
 	if (counted && http_nwork >= APID_WORK_MAX) {
 		apid.work_refused++;
 		http_header(a, "Retry-After", "2");
-		http_error(a, 503, "busy", NULL, "%u requests are already "
+		http_error(a, 503, "busy", NULL,
+		    "%u requests are already "
 		    "waiting for the store; retry in a few seconds",
 		    http_nwork);
 		return -EBUSY;
@@ -403,8 +401,10 @@ http_work_submit(struct areq *a, http_handler work, bool counted)
 			http_nwork--;
 		a->counted = false;
 		a->recording = false;
-		http_error(a, 503, "busy", NULL, "cannot queue the request "
-		    "(%s); retry later", strerror(-rc));
+		http_error(a, 503, "busy", NULL,
+		    "cannot queue the request "
+		    "(%s); retry later",
+		    strerror(-rc));
 		return rc;
 	}
 	return 0;
@@ -432,11 +432,11 @@ void
 http_error(struct areq *a, int code, const char *ecode, const char *field,
     const char *fmt, ...)
 {
-	struct jsonw	*w = jsonw_new();
-	char		 msg[1536];
-	const char	*out;
-	size_t		 len;
-	va_list		 ap;
+	struct jsonw *w = jsonw_new();
+	char	      msg[1536];
+	const char   *out;
+	size_t	      len;
+	va_list	      ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -454,7 +454,7 @@ http_error(struct areq *a, int code, const char *ecode, const char *field,
 	if ((out = jsonw_buf(w, &len)) == NULL) {
 		/* A message that was not UTF-8: say less. */
 		out = "{\"error\":{\"code\":\"internal\",\"message\":"
-		    "\"unprintable error\",\"field\":null}}";
+		      "\"unprintable error\",\"field\":null}}";
 		len = strlen(out);
 	}
 	http_reply(a, code, out, len);
@@ -475,7 +475,7 @@ http_verr(struct areq *a, const struct verr *e)
 bool
 http_token_ok(const char *h)
 {
-	const char	*tok = config_str(child_config(), CONF_API_TOKEN);
+	const char *tok = config_str(child_config(), CONF_API_TOKEN);
 
 	if (h == NULL || tok == NULL || tok[0] == '\0')
 		return false;
@@ -491,12 +491,12 @@ http_token_ok(const char *h)
 static bool
 http_authorized(struct evhttp_request *req)
 {
-	struct evkeyvalq	*hs = evhttp_request_get_input_headers(req);
-	struct evkeyval		*kv;
-	const char		*h = NULL;
-	int			 n = 0;
+	struct evkeyvalq *hs = evhttp_request_get_input_headers(req);
+	struct evkeyval	 *kv;
+	const char	 *h = NULL;
+	int		  n = 0;
 
-	TAILQ_FOREACH(kv, hs, next) {
+	TAILQ_FOREACH (kv, hs, next) {
 		if (strcasecmp(kv->key, "Authorization") == 0) {
 			h = kv->value;
 			n++;
@@ -514,11 +514,11 @@ http_authorized(struct evhttp_request *req)
 static void
 http_healthz(struct areq *a)
 {
-	struct jsonw	*w;
-	const char	*out;
-	size_t		 i, len;
-	bool		 store_ok = store_healthy(child_store()), ok = store_ok;
-	Ar__Health	*hh = apid.health;
+	struct jsonw *w;
+	const char   *out;
+	size_t	      i, len;
+	bool	      store_ok = store_healthy(child_store()), ok = store_ok;
+	Ar__Health   *hh = apid.health;
 
 	for (i = 0; hh != NULL && i < hh->n_children; i++)
 		if (!hh->children[i]->store_ok || !hh->children[i]->ready)
@@ -537,13 +537,13 @@ http_healthz(struct areq *a)
 		jsonw_key(w, "children");
 		jsonw_arr_open(w);
 		for (i = 0; hh != NULL && i < hh->n_children; i++) {
-			Ar__ChildHealth	*c = hh->children[i];
+			Ar__ChildHealth *c = hh->children[i];
 
 			jsonw_obj_open(w);
 			jsonw_kv_str(w, "name", ipc_daemon_name(c->daemon));
 			jsonw_kv_int(w, "pid", c->pid);
-			jsonw_kv_str(w, "state", c->state != NULL ? c->state :
-			    "");
+			jsonw_kv_str(w, "state",
+			    c->state != NULL ? c->state : "");
 			jsonw_kv_bool(w, "storeOk", c->store_ok);
 			jsonw_kv_int(w, "restarts", c->restarts);
 			jsonw_obj_close(w);
@@ -572,8 +572,8 @@ http_openapi(struct areq *a)
 static bool
 http_split(const char *path, char seg[HTTP_PATH_SEGS][64], size_t *nseg)
 {
-	const char	*p = path, *q;
-	size_t		 n = 0, len;
+	const char *p = path, *q;
+	size_t	    n = 0, len;
 
 	if (p == NULL || *p != '/')
 		return false;
@@ -601,11 +601,11 @@ http_split(const char *path, char seg[HTTP_PATH_SEGS][64], size_t *nseg)
  * segment under ":id" is then copied into id.
  */
 static bool
-http_pattern_match(const char *pat, char seg[HTTP_PATH_SEGS][64],
-    size_t nseg, char *id, size_t idlen)
+http_pattern_match(const char *pat, char seg[HTTP_PATH_SEGS][64], size_t nseg,
+    char *id, size_t idlen)
 {
-	const char	*p = pat + 1, *sid = NULL;
-	size_t		 i, len;
+	const char *p = pat + 1, *sid = NULL;
+	size_t	    i, len;
 
 	for (i = 0; i < nseg; i++) {
 		len = strcspn(p, "/");
@@ -652,12 +652,12 @@ http_method_name(enum evhttp_cmd_type cmd)
  * is public and which methods it allows.
  */
 static void
-http_match(const char *path, enum evhttp_cmd_type cmd, char *id,
-    size_t idlen, struct match *m)
+http_match(const char *path, enum evhttp_cmd_type cmd, char *id, size_t idlen,
+    struct match *m)
 {
-	const struct route	*r;
-	char			 seg[HTTP_PATH_SEGS][64];
-	size_t			 nseg, i, len;
+	const struct route *r;
+	char		    seg[HTTP_PATH_SEGS][64];
+	size_t		    nseg, i, len;
 
 	memset(m, 0, sizeof(*m));
 	if (!http_split(path, seg, &nseg))
@@ -666,8 +666,9 @@ http_match(const char *path, enum evhttp_cmd_type cmd, char *id,
 		r = &routes[i];
 		if (!http_pattern_match(r->path, seg, nseg, id, idlen))
 			continue;
-		if ((r->flags & RT_PUBLIC) || ((r->flags & RT_METRICS) &&
-		    config_bool(child_config(), CONF_METRICS_PUBLIC)))
+		if ((r->flags & RT_PUBLIC) ||
+		    ((r->flags & RT_METRICS) &&
+			config_bool(child_config(), CONF_METRICS_PUBLIC)))
 			m->open = true;
 		if (r->cmd == cmd)
 			m->r = r;
@@ -681,8 +682,8 @@ http_match(const char *path, enum evhttp_cmd_type cmd, char *id,
 bool
 http_path_open(const char *path)
 {
-	struct match	m;
-	char		id[64];
+	struct match m;
+	char	     id[64];
 
 	http_match(path, (enum evhttp_cmd_type)0, id, sizeof(id), &m);
 	return m.open;
@@ -692,7 +693,7 @@ http_path_open(const char *path)
 static bool
 http_is_json(const char *ct)
 {
-	const char	*p;
+	const char *p;
 
 	if (ct == NULL)
 		return false;
@@ -733,7 +734,7 @@ static bool
 http_take_body(struct areq *a, const struct route *r)
 {
 	enum body_rule	 rule = r->body;
-	struct evbuffer	*in = evhttp_request_get_input_buffer(a->req);
+	struct evbuffer *in = evhttp_request_get_input_buffer(a->req);
 	size_t		 len = evbuffer_get_length(in);
 	const char	*ct;
 	char		 err[256], field[256];
@@ -766,13 +767,14 @@ http_take_body(struct areq *a, const struct route *r)
 	rc = json_parse((const char *)p, len, HTTP_JSON_DEPTH, &a->body, err,
 	    sizeof(err));
 	/* U+0000 would cut a C string short silently: refuse, by name. */
-	if (rc == 0 && json_find_nul((const char *)p, len, field,
-	    sizeof(field)) == 1) {
+	if (rc == 0 &&
+	    json_find_nul((const char *)p, len, field, sizeof(field)) == 1) {
 		a->wipe = true;
 		memset(p, 0, len);
 		evbuffer_drain(in, len);
-		http_error(a, 400, "invalid_field", field[0] != '\0' ? field :
-		    "body", "%s must not contain U+0000 (\\u0000)",
+		http_error(a, 400, "invalid_field",
+		    field[0] != '\0' ? field : "body",
+		    "%s must not contain U+0000 (\\u0000)",
 		    field[0] != '\0' ? field : "the body");
 		return false;
 	}
@@ -795,14 +797,15 @@ http_take_body(struct areq *a, const struct route *r)
 }
 
 /* The methods whose body libevent reads (evhttp_method_may_have_body). */
-#define HTTP_BODY_METHODS	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | \
-	EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | \
-	EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
+#define HTTP_BODY_METHODS                                                 \
+	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |              \
+	    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_CONNECT | \
+	    EVHTTP_REQ_PATCH)
 
 static void
 http_request_cb(struct evhttp_request *req, void *arg)
 {
-	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
 	struct match		 m;
 	struct areq		*a;
@@ -824,8 +827,7 @@ http_request_cb(struct evhttp_request *req, void *arg)
 	    CONF_FETCH_MIN_INTERVAL);
 	a->conf.initial_lookback = config_int(child_config(),
 	    CONF_FETCH_INITIAL_LOOKBACK);
-	a->conf.max_sources = config_int(child_config(),
-	    CONF_API_MAX_SOURCES);
+	a->conf.max_sources = config_int(child_config(), CONF_API_MAX_SOURCES);
 	a->conf.allow_private = config_bool(child_config(),
 	    CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS);
 	if ((a->cx = conn_of(a->conn)) != NULL)
@@ -841,7 +843,8 @@ http_request_cb(struct evhttp_request *req, void *arg)
 	if (!m.open && !a->authorized) {
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "WWW-Authenticate", "Bearer");
-		http_error(a, 401, "unauthorized", NULL, "missing or wrong "
+		http_error(a, 401, "unauthorized", NULL,
+		    "missing or wrong "
 		    "bearer token (send Authorization: Bearer <token>)");
 		return;
 	}
@@ -878,9 +881,9 @@ http_request_cb(struct evhttp_request *req, void *arg)
 static int
 http_listen(const char *host, unsigned short port)
 {
-	struct evutil_addrinfo	 hints, *ai = NULL;
-	char			 portstr[8];
-	int			 fd = -1, one = 1, e;
+	struct evutil_addrinfo hints, *ai = NULL;
+	char		       portstr[8];
+	int		       fd = -1, one = 1, e;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
@@ -891,8 +894,9 @@ http_listen(const char *host, unsigned short port)
 		errno = EADDRNOTAVAIL;
 		return -1;
 	}
-	if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, ai->ai_protocol)) < 0)
+	if ((fd = socket(ai->ai_family,
+		 ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		 ai->ai_protocol)) < 0)
 		goto fail;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
@@ -912,9 +916,9 @@ fail:
 int
 http_start(const char *host, unsigned short port, char *err, size_t errlen)
 {
-	struct evhttp_bound_socket	*bound;
-	unsigned			 cap;
-	int				 fd;
+	struct evhttp_bound_socket *bound;
+	unsigned		    cap;
+	int			    fd;
 
 	http_srv = evhttp_new(child_base());
 	if (http_srv == NULL) {
@@ -939,8 +943,8 @@ http_start(const char *host, unsigned short port, char *err, size_t errlen)
 	evhttp_set_default_content_type(http_srv, "application/json");
 	if ((fd = http_listen(host, port)) < 0 ||
 	    (bound = evhttp_accept_socket_with_handle(http_srv, fd)) == NULL) {
-		snprintf(err, errlen, "cannot listen on %s:%u: %s", host,
-		    port, strerror(errno));
+		snprintf(err, errlen, "cannot listen on %s:%u: %s", host, port,
+		    strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -EADDRINUSE;

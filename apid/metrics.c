@@ -28,7 +28,7 @@
 #include "lib/store/store.h"
 #include "lib/base/util.h"
 
-#define METRICS_LAG_BUCKETS_MAX	16
+#define METRICS_LAG_BUCKETS_MAX 16
 
 enum mtype {
 	M_GAUGE,
@@ -37,75 +37,78 @@ enum mtype {
 };
 
 struct sample {
-	char		 family[96];
-	char		 name[112];	/* family or family_sum/_count */
-	char		 labels[256];
-	char		 help[160];
-	enum mtype	 type;
-	double		 value;
-	size_t		 seq;
+	char	   family[96];
+	char	   name[112]; /* family or family_sum/_count */
+	char	   labels[256];
+	char	   help[160];
+	enum mtype type;
+	double	   value;
+	size_t	   seq;
 };
 
 struct samples {
-	struct sample	*v;
-	size_t		 n, cap;
+	struct sample *v;
+	size_t	       n, cap;
 };
 
 /* A known stats field: where it goes and what it means. */
 struct field {
-	const char	*key;
-	const char	*family;
-	enum mtype	 type;
-	double		 scale;
-	const char	*help;
+	const char *key;
+	const char *family;
+	enum mtype  type;
+	double	    scale;
+	const char *help;
 };
 
 static const struct field fetch_fields[] = {
 	{ "eventsFetched", "auditrelay_fetch_events_fetched_total", M_COUNTER,
-	  1, "Events read from Google (new and already stored)." },
-	{ "eventsStored", "auditrelay_fetch_events_stored_total", M_COUNTER,
-	  1, "New events stored (each delivered once)." },
+	    1, "Events read from Google (new and already stored)." },
+	{ "eventsStored", "auditrelay_fetch_events_stored_total", M_COUNTER, 1,
+	    "New events stored (each delivered once)." },
 	{ "duplicates", "auditrelay_fetch_duplicates_total", M_COUNTER, 1,
-	  "Events read again and absorbed by the de-duplication." },
+	    "Events read again and absorbed by the de-duplication." },
 	{ "errorLogs", "auditrelay_fetch_error_events_total", M_COUNTER, 1,
-	  "Stored events that could not be normalized (sent with an error)." },
-	{ "truncatedLogs", "auditrelay_fetch_truncated_events_total",
-	  M_COUNTER, 1, "Stored events over the size cap, delivered "
-	  "truncated (details {}, raw null, originalBytes)." },
+	    "Stored events that could not be normalized (sent with an error)." },
+	{ "truncatedLogs", "auditrelay_fetch_truncated_events_total", M_COUNTER,
+	    1,
+	    "Stored events over the size cap, delivered "
+	    "truncated (details {}, raw null, originalBytes)." },
 	{ "pages", "auditrelay_fetch_pages_total", M_COUNTER, 1,
-	  "Pages read from the Reports API." },
+	    "Pages read from the Reports API." },
 	{ "windows", "auditrelay_fetch_windows_total", M_COUNTER, 1,
-	  "Time windows read completely (main and re-reads)." },
+	    "Time windows read completely (main and re-reads)." },
 	{ "rereadsPending", "auditrelay_fetch_rereads_pending", M_GAUGE, 1,
-	  "Windows waiting for a growing-age re-read." },
-	{ "cursor", "auditrelay_fetch_cursor_timestamp_seconds", M_GAUGE,
-	  1e-3, "End of the last window read completely." },
+	    "Windows waiting for a growing-age re-read." },
+	{ "cursor", "auditrelay_fetch_cursor_timestamp_seconds", M_GAUGE, 1e-3,
+	    "End of the last window read completely." },
 };
 
 static const struct field deliver_fields[] = {
 	{ "deliveredLogs", "auditrelay_delivery_logs_total", M_COUNTER, 1,
-	  "Logs delivered (2xx from the callback)." },
-	{ "deliveredBatches", "auditrelay_delivery_batches_total", M_COUNTER,
-	  1, "Batches delivered (2xx from the callback)." },
+	    "Logs delivered (2xx from the callback)." },
+	{ "deliveredBatches", "auditrelay_delivery_batches_total", M_COUNTER, 1,
+	    "Batches delivered (2xx from the callback)." },
 	{ "failedAttempts", "auditrelay_delivery_batches_retried_total",
-	  M_COUNTER, 1, "Failed POSTs of a batch: each is retried later or "
-	  "ends as a dead letter." },
-	{ "deadBatches", "auditrelay_delivery_dead_letters_total", M_COUNTER,
-	  1, "Batches given up on (dead letters)." },
+	    M_COUNTER, 1,
+	    "Failed POSTs of a batch: each is retried later or "
+	    "ends as a dead letter." },
+	{ "deadBatches", "auditrelay_delivery_dead_letters_total", M_COUNTER, 1,
+	    "Batches given up on (dead letters)." },
 	{ "deadLettersPruned", "auditrelay_delivery_dead_letters_pruned_total",
-	  M_COUNTER, 1, "Dead letters deleted with their logs past "
-	  "delivery_dead_letter_retention." },
+	    M_COUNTER, 1,
+	    "Dead letters deleted with their logs past "
+	    "delivery_dead_letter_retention." },
 };
 
 /* Fields read elsewhere in this file or of no use as a metric. */
 static const char *const skip_fields[] = { "_id", "epoch", "updatedAt",
-    "sourceId", "app", "lateOverlap" };
+	"sourceId", "app", "lateOverlap" };
 
 static void
 samples_add(struct samples *s, const char *family, const char *suffix,
     enum mtype type, const char *help, const char *labels, double value)
 {
-	struct sample	*x;
+	struct sample *x;
 
 	if (s->n == s->cap) {
 		s->cap = s->cap ? s->cap * 2 : 128;
@@ -141,7 +144,7 @@ static int
 sample_cmp(const void *a, const void *b)
 {
 	const struct sample *x = a, *y = b;
-	int	c;
+	int		     c;
 
 	if ((c = strcmp(x->family, y->family)) != 0)
 		return c;
@@ -154,7 +157,7 @@ sample_cmp(const void *a, const void *b)
 static void
 metrics_escape(const char *in, char *out, size_t outlen)
 {
-	size_t	o = 0;
+	size_t o = 0;
 
 	for (; in != NULL && *in != '\0' && o + 3 < outlen && o < 64; in++) {
 		if (*in == '\\' || *in == '"') {
@@ -173,7 +176,7 @@ metrics_escape(const char *in, char *out, size_t outlen)
 static void
 metrics_snake(const char *in, char *out, size_t outlen)
 {
-	size_t	o = 0;
+	size_t o = 0;
 
 	for (; *in != '\0' && o + 2 < outlen; in++) {
 		unsigned char c = (unsigned char)*in;
@@ -210,12 +213,12 @@ metrics_number(bson_iter_t *it, double *v)
 static size_t
 metrics_array(const bson_t *d, const char *dotkey, double *out, size_t max)
 {
-	bson_iter_t	it, sub;
-	size_t		n = 0;
+	bson_iter_t it, sub;
+	size_t	    n = 0;
 
-	if (!bson_iter_init(&it, d) || !bson_iter_find_descendant(&it, dotkey,
-	    &sub) || !BSON_ITER_HOLDS_ARRAY(&sub) || !bson_iter_recurse(&sub,
-	    &it))
+	if (!bson_iter_init(&it, d) ||
+	    !bson_iter_find_descendant(&it, dotkey, &sub) ||
+	    !BSON_ITER_HOLDS_ARRAY(&sub) || !bson_iter_recurse(&sub, &it))
 		return 0;
 	while (n < max && bson_iter_next(&it))
 		if (metrics_number(&it, &out[n]))
@@ -229,11 +232,11 @@ metrics_array(const bson_t *d, const char *dotkey, double *out, size_t max)
  * NAN when nothing was observed.
  */
 static double
-metrics_lag_quantile(const double *bounds, size_t nbounds,
-    const double *counts, size_t ncounts, double maxms, double q)
+metrics_lag_quantile(const double *bounds, size_t nbounds, const double *counts,
+    size_t ncounts, double maxms, double q)
 {
-	double	total = 0, cum = 0, rank, lo, hi;
-	size_t	i;
+	double total = 0, cum = 0, rank, lo, hi;
+	size_t i;
 
 	for (i = 0; i < ncounts; i++)
 		total += counts[i];
@@ -259,9 +262,9 @@ metrics_lag_quantile(const double *bounds, size_t nbounds,
 bool
 metrics_lag(const bson_t *d, double *p50, double *p99)
 {
-	double	bounds[METRICS_LAG_BUCKETS_MAX], counts[METRICS_LAG_BUCKETS_MAX];
-	double	maxms = (double)store_bson_int(d, "lag.maxMs", 0);
-	size_t	nb, nc;
+	double bounds[METRICS_LAG_BUCKETS_MAX], counts[METRICS_LAG_BUCKETS_MAX];
+	double maxms = (double)store_bson_int(d, "lag.maxMs", 0);
+	size_t nb, nc;
 
 	nb = metrics_array(d, "lag.bucketBoundsMs", bounds, nitems(bounds));
 	nc = metrics_array(d, "lag.buckets", counts, nitems(counts));
@@ -275,8 +278,8 @@ metrics_lag(const bson_t *d, double *p50, double *p99)
 int64_t
 metrics_array_sum(const bson_t *d, const char *dotkey)
 {
-	double	v[METRICS_LAG_BUCKETS_MAX], sum = 0;
-	size_t	n, i;
+	double v[METRICS_LAG_BUCKETS_MAX], sum = 0;
+	size_t n, i;
 
 	n = metrics_array(d, dotkey, v, nitems(v));
 	for (i = 0; i < n; i++)
@@ -288,14 +291,16 @@ metrics_array_sum(const bson_t *d, const char *dotkey)
 static void
 metrics_fetch_extra(struct samples *s, const bson_t *d, const char *labels)
 {
-	static const char lag_help[] = "Time from an event to auditrelay "
-	    "first seeing it (p50/p99 estimated from a histogram).";
-	static const char late_help[] = "Late events recovered: found by "
-	    "the overlap before the cursor or by a growing-age re-read.";
-	double	bounds[METRICS_LAG_BUCKETS_MAX], counts[METRICS_LAG_BUCKETS_MAX];
-	double	v[METRICS_LAG_BUCKETS_MAX], sum = 0, maxms;
-	char	l[300];
-	size_t	nb, nc, i;
+	static const char lag_help
+	    [] = "Time from an event to auditrelay "
+		 "first seeing it (p50/p99 estimated from a histogram).";
+	static const char late_help
+	    [] = "Late events recovered: found by "
+		 "the overlap before the cursor or by a growing-age re-read.";
+	double bounds[METRICS_LAG_BUCKETS_MAX], counts[METRICS_LAG_BUCKETS_MAX];
+	double v[METRICS_LAG_BUCKETS_MAX], sum = 0, maxms;
+	char   l[300];
+	size_t nb, nc, i;
 
 	nb = metrics_array(d, "lag.bucketBoundsMs", bounds, nitems(bounds));
 	nc = metrics_array(d, "lag.buckets", counts, nitems(counts));
@@ -303,12 +308,12 @@ metrics_fetch_extra(struct samples *s, const bson_t *d, const char *labels)
 	if (nc > 0) {
 		snprintf(l, sizeof(l), "%s,quantile=\"0.5\"", labels);
 		samples_add(s, "auditrelay_fetch_lag_seconds", "", M_SUMMARY,
-		    lag_help, l, metrics_lag_quantile(bounds, nb, counts, nc,
-		    maxms, 0.5));
+		    lag_help, l,
+		    metrics_lag_quantile(bounds, nb, counts, nc, maxms, 0.5));
 		snprintf(l, sizeof(l), "%s,quantile=\"0.99\"", labels);
 		samples_add(s, "auditrelay_fetch_lag_seconds", "", M_SUMMARY,
-		    lag_help, l, metrics_lag_quantile(bounds, nb, counts, nc,
-		    maxms, 0.99));
+		    lag_help, l,
+		    metrics_lag_quantile(bounds, nb, counts, nc, maxms, 0.99));
 		samples_add(s, "auditrelay_fetch_lag_seconds", "_sum",
 		    M_SUMMARY, lag_help, labels,
 		    (double)store_bson_int(d, "lag.sumMs", 0) / 1000.0);
@@ -338,14 +343,14 @@ metrics_fetch_extra(struct samples *s, const bson_t *d, const char *labels)
 static int
 metrics_stats_one(const bson_t *d, void *arg)
 {
-	struct samples		*s = arg;
-	const struct field	*fields;
-	bson_iter_t		 it;
-	char			 src[80], app[80], labels[200], name[96];
-	char			 snake[64], help[160];
-	const char		*id, *colon;
-	size_t			 nfields, i;
-	bool			 deliver;
+	struct samples	   *s = arg;
+	const struct field *fields;
+	bson_iter_t	    it;
+	char		    src[80], app[80], labels[200], name[96];
+	char		    snake[64], help[160];
+	const char	   *id, *colon;
+	size_t		    nfields, i;
+	bool		    deliver;
 
 	if ((id = store_bson_str(d, "_id")) == NULL ||
 	    (colon = strrchr(id, ':')) == NULL)
@@ -359,8 +364,8 @@ metrics_stats_one(const bson_t *d, void *arg)
 		fields = deliver_fields;
 		nfields = nitems(deliver_fields);
 	} else {
-		snprintf(labels, sizeof(labels),
-		    "source=\"%s\",app=\"%s\"", src, app);
+		snprintf(labels, sizeof(labels), "source=\"%s\",app=\"%s\"",
+		    src, app);
 		fields = fetch_fields;
 		nfields = nitems(fetch_fields);
 		metrics_fetch_extra(s, d, labels);
@@ -369,21 +374,19 @@ metrics_stats_one(const bson_t *d, void *arg)
 		return 0;
 	while (bson_iter_next(&it)) {
 		const char *k = bson_iter_key(&it);
-		double v;
+		double	    v;
 
 		for (i = 0; i < nitems(skip_fields); i++)
 			if (strcmp(k, skip_fields[i]) == 0)
 				break;
-		if (i < nitems(skip_fields) ||
-		    !metrics_number(&it, &v))
+		if (i < nitems(skip_fields) || !metrics_number(&it, &v))
 			continue;
 		for (i = 0; i < nfields; i++)
 			if (strcmp(k, fields[i].key) == 0)
 				break;
 		if (i < nfields) {
-			samples_add(s, fields[i].family, "",
-			    fields[i].type, fields[i].help, labels,
-			    v * fields[i].scale);
+			samples_add(s, fields[i].family, "", fields[i].type,
+			    fields[i].help, labels, v * fields[i].scale);
 			continue;
 		}
 		/* Unknown: a gauge named after the field. */
@@ -392,8 +395,10 @@ metrics_stats_one(const bson_t *d, void *arg)
 			continue;
 		snprintf(name, sizeof(name), "auditrelay_%s_%s",
 		    deliver ? "delivery" : "fetch", snake);
-		snprintf(help, sizeof(help), "Field %s of %s's stats "
-		    "documents.", k, deliver ? "deliverd" : "fetcherd");
+		snprintf(help, sizeof(help),
+		    "Field %s of %s's stats "
+		    "documents.",
+		    k, deliver ? "deliverd" : "fetcherd");
 		if (strlen(name) > 6 &&
 		    strcmp(name + strlen(name) - 6, "_total") == 0)
 			samples_counter(s, name, help, labels, v);
@@ -407,14 +412,16 @@ metrics_stats_one(const bson_t *d, void *arg)
 static int
 metrics_stats(struct samples *s, mongoc_client_t *c)
 {
-	mongoc_collection_t	*col;
-	bson_t			 q = BSON_INITIALIZER;
-	char			 err[256];
-	int			 rc;
+	mongoc_collection_t *col;
+	bson_t		     q = BSON_INITIALIZER;
+	char		     err[256];
+	int		     rc;
 
 	col = store_coll(child_store(), c, STORE_STATS);
 	rc = store_each_in(col, &q, NULL, metrics_stats_one, s, err,
-	    sizeof(err)) == 0 ? 0 : -1;
+		 sizeof(err)) == 0 ?
+	    0 :
+	    -1;
 	mongoc_collection_destroy(col);
 	bson_destroy(&q);
 	return rc;
@@ -428,12 +435,12 @@ metrics_stats(struct samples *s, mongoc_client_t *c)
 static int
 metrics_sources(struct samples *s, mongoc_client_t *c)
 {
-	struct views		 vs;
-	const struct view	*v;
-	char			 src[80], labels[200], err[256];
-	size_t			 i, j;
-	int64_t			 npaused = 0;
-	int			 rc;
+	struct views	   vs;
+	const struct view *v;
+	char		   src[80], labels[200], err[256];
+	size_t		   i, j;
+	int64_t		   npaused = 0;
+	int		   rc;
 
 	if ((rc = views_load(c, NULL, 0, &vs, err, sizeof(err))) != 0) {
 		views_clear(&vs);
@@ -451,7 +458,8 @@ metrics_sources(struct samples *s, mongoc_client_t *c)
 		samples_gauge(s, "auditrelay_source_paused",
 		    "1 if the source is paused.", labels, v->paused ? 1 : 0);
 		if (v->fetch != NULL) {
-			samples_gauge(s, "auditrelay_source_credentials_invalid",
+			samples_gauge(s,
+			    "auditrelay_source_credentials_invalid",
 			    "1 if Google refuses the source's credentials.",
 			    labels, v->creds_invalid ? 1 : 0);
 			if (v->last_fetch_ms > 0)
@@ -468,12 +476,13 @@ metrics_sources(struct samples *s, mongoc_client_t *c)
 			    "auditrelay_source_consecutive_delivery_failures",
 			    "Failed POSTs since the last success.", labels,
 			    (double)store_bson_int(v->deliver,
-			    "consecutiveFailures", 0));
+				"consecutiveFailures", 0));
 			if (v->last_delivery_ms > 0)
 				samples_gauge(s,
 				    "auditrelay_source_last_delivery_timestamp_seconds",
 				    "Time of the last successful delivery.",
-				    labels, (double)v->last_delivery_ms / 1000.0);
+				    labels,
+				    (double)v->last_delivery_ms / 1000.0);
 		}
 		for (j = 0; j < VIEW_NSTATUS; j++) {
 			snprintf(labels, sizeof(labels),
@@ -481,8 +490,8 @@ metrics_sources(struct samples *s, mongoc_client_t *c)
 			    view_statuses[j]);
 			samples_gauge(s, "auditrelay_source_status",
 			    "1 for the source's current status (as the API "
-			    "reports it), 0 for the others.", labels,
-			    v->status == view_statuses[j] ? 1 : 0);
+			    "reports it), 0 for the others.",
+			    labels, v->status == view_statuses[j] ? 1 : 0);
 		}
 	}
 	samples_gauge(s, "auditrelay_sources", "Sources configured.", "",
@@ -497,13 +506,12 @@ metrics_sources(struct samples *s, mongoc_client_t *c)
 static void
 metrics_process(struct samples *s)
 {
-	static const char *const classes[] = { "", "1xx", "2xx", "3xx",
-	    "4xx", "5xx" };
-	static const char *const checks[] = { "ok", "refused",
-	    "unreachable" };
-	Ar__Health	*h = apid.health;
-	char		 labels[128];
-	size_t		 i;
+	static const char *const classes[] = { "", "1xx", "2xx", "3xx", "4xx",
+		"5xx" };
+	static const char *const checks[] = { "ok", "refused", "unreachable" };
+	Ar__Health		*h = apid.health;
+	char			 labels[128];
+	size_t			 i;
 
 	samples_gauge(s, "auditrelay_up", "1 while the API answers.", "", 1);
 	snprintf(labels, sizeof(labels), "version=\"%s\"", AR_VERSION);
@@ -520,9 +528,10 @@ metrics_process(struct samples *s)
 	    (double)http_work_pending());
 	samples_counter(s, "auditrelay_api_busy_total",
 	    "API requests refused (503) because too many were waiting for "
-	    "the store.", "", (double)apid.work_refused);
+	    "the store.",
+	    "", (double)apid.work_refused);
 	for (i = 0; h != NULL && i < h->n_children; i++) {
-		Ar__ChildHealth	*c = h->children[i];
+		Ar__ChildHealth *c = h->children[i];
 
 		snprintf(labels, sizeof(labels), "daemon=\"%s\"",
 		    ipc_daemon_name(c->daemon));
@@ -540,7 +549,8 @@ metrics_process(struct samples *s)
 		    c->store_ok ? 1 : 0);
 		samples_counter(s, "auditrelay_daemon_ipc_messages_total",
 		    "IPC frames auditrelayd exchanged with the daemon since "
-		    "its last start.", labels, (double)c->ipc_messages);
+		    "its last start.",
+		    labels, (double)c->ipc_messages);
 		samples_counter(s, "auditrelay_daemon_store_errors_total",
 		    "Failed store calls of the daemon since its last start.",
 		    labels, (double)c->store_errors);
@@ -580,12 +590,12 @@ static void
 metrics_work(struct areq *a)
 {
 	static const char *const tnames[] = { "gauge", "counter", "summary" };
-	struct samples	*s = a->arg;
-	struct evbuffer	*b;
-	mongoc_client_t	*c;
-	const char	*last = "";
-	size_t		 i;
-	bool		 ok = true;
+	struct samples		*s = a->arg;
+	struct evbuffer		*b;
+	mongoc_client_t		*c;
+	const char		*last = "";
+	size_t			 i;
+	bool			 ok = true;
 
 	if (store_healthy(child_store())) {
 		c = store_pop(child_store());
@@ -626,7 +636,7 @@ metrics_work(struct areq *a)
 void
 metrics_get(struct areq *a)
 {
-	struct samples	*s = util_xcalloc(1, sizeof(*s));
+	struct samples *s = util_xcalloc(1, sizeof(*s));
 
 	metrics_process(s);
 	a->arg = s;

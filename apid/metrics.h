@@ -13,13 +13,13 @@
 
 struct areq;
 
-void	metrics_get(struct areq *a);
+void metrics_get(struct areq *a);
 /*
  * p50 and p99 of the lag (seconds) of a fetch stats document, estimated
  * from its histogram; false when nothing was observed.
  */
-bool	metrics_lag(const bson_t *d, double *p50, double *p99);
+bool metrics_lag(const bson_t *d, double *p50, double *p99);
 /* Sum of the numbers of the array at dotkey (0 when absent). */
-int64_t	metrics_array_sum(const bson_t *d, const char *dotkey);
+int64_t metrics_array_sum(const bson_t *d, const char *dotkey);
 
 #endif

@@ -55,18 +55,19 @@
 #include "lib/net/netaddr.h"
 #include "lib/base/util.h"
 
-#define PIPE_GOOGLE_TIMEOUT_MS	15000
+#define PIPE_GOOGLE_TIMEOUT_MS 15000
 
-static void	pipe_step(struct pipe *p);
+static void pipe_step(struct pipe *p);
 
 struct pipe *
 pipe_new(struct areq *a, enum pipe_kind kind, pipe_commit_fn commit)
 {
-	struct pipe	*p;
+	struct pipe *p;
 
 	if (apid.inflight >= APID_ASYNC_MAX) {
 		http_header(a, "Retry-After", "5");
-		http_error(a, 503, "busy", NULL, "too many checks in "
+		http_error(a, 503, "busy", NULL,
+		    "too many checks in "
 		    "progress; retry in a few seconds");
 		return NULL;
 	}
@@ -111,18 +112,18 @@ pipe_step_cb(evutil_socket_t fd, short what, void *arg)
 static void
 pipe_defer(struct pipe *p)
 {
-	struct timeval	tv = { 0, 0 };
+	struct timeval tv = { 0, 0 };
 
 	if (event_base_once(child_base(), -1, EV_TIMEOUT, pipe_step_cb, p,
-	    &tv) != 0)
+		&tv) != 0)
 		fatal("event_base_once failed");
 }
 
 static void
 pipe_dns_cb(int result, struct evutil_addrinfo *res, void *arg)
 {
-	struct pipe		*p = arg;
-	struct evutil_addrinfo	*ai;
+	struct pipe	       *p = arg;
+	struct evutil_addrinfo *ai;
 
 	p->dns_result = result;
 	p->dns_public = true;
@@ -141,12 +142,11 @@ static void
 pipe_google_cb(enum google_check_result r, const char *reason,
     const char *diagnosis, void *arg)
 {
-	struct pipe	*p = arg;
+	struct pipe *p = arg;
 
 	p->g_result = r;
 	util_strlcpy(p->g_reason, reason ? reason : "", sizeof(p->g_reason));
-	util_strlcpy(p->g_diag, diagnosis ? diagnosis : "",
-	    sizeof(p->g_diag));
+	util_strlcpy(p->g_diag, diagnosis ? diagnosis : "", sizeof(p->g_diag));
 	p->g_done = true;
 	pipe_defer(p);
 }
@@ -165,9 +165,9 @@ pipe_host_is_name(const struct pipe *p)
 static enum pipe_state
 pipe_resolve(struct pipe *p)
 {
-	struct evutil_addrinfo	hints;
-	char			err[256];
-	int			rc;
+	struct evutil_addrinfo hints;
+	char		       err[256];
+	int		       rc;
 
 	if (!pipe_host_is_name(p))
 		return PIPE_ADDRESSES;
@@ -180,12 +180,13 @@ pipe_resolve(struct pipe *p)
 		    pipe_dns_cb, p);
 		return PIPE_RESOLVING;
 	}
-	rc = netaddr_check_host(p->in.cb_host, config_bool(child_config(),
-	    CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS), err, sizeof(err));
+	rc = netaddr_check_host(p->in.cb_host,
+	    config_bool(child_config(), CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS),
+	    err, sizeof(err));
 	if (rc != 0) {
-		http_error(p->a, 400, rc == -EHOSTUNREACH ?
-		    "forbidden_address" : "invalid_field", "callbackUrl",
-		    "callbackUrl: %s", err);
+		http_error(p->a, 400,
+		    rc == -EHOSTUNREACH ? "forbidden_address" : "invalid_field",
+		    "callbackUrl", "callbackUrl: %s", err);
 		return PIPE_DONE;
 	}
 	return PIPE_ADDRESSES;
@@ -202,12 +203,14 @@ pipe_check_addresses(struct pipe *p)
 	if (p->resolved && (p->dns_result != 0 || p->naddrs == 0)) {
 		http_error(p->a, 400, "unresolvable_host", "callbackUrl",
 		    "callbackUrl: the host \"%.200s\" does not resolve (%s)",
-		    p->in.cb_host, p->dns_result ?
-		    evutil_gai_strerror(p->dns_result) : "no address");
+		    p->in.cb_host,
+		    p->dns_result ? evutil_gai_strerror(p->dns_result) :
+				    "no address");
 		return PIPE_DONE;
 	}
-	if (p->resolved && !p->dns_public && !config_bool(child_config(),
-	    CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS)) {
+	if (p->resolved && !p->dns_public &&
+	    !config_bool(child_config(),
+		CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS)) {
 		http_error(p->a, 400, "forbidden_address", "callbackUrl",
 		    "callbackUrl: the host resolves to a non-public address "
 		    "(loopback, private, link-local, CGNAT, multicast or "
@@ -222,9 +225,9 @@ pipe_check_addresses(struct pipe *p)
 static enum pipe_state
 pipe_ask_google(struct pipe *p)
 {
-	struct google_check_opts	 o;
-	const struct config		*cfg = child_config();
-	char				 err[256];
+	struct google_check_opts o;
+	const struct config	*cfg = child_config();
+	char			 err[256];
 
 	memset(&o, 0, sizeof(o));
 	o.httpc = apid.httpc;
@@ -238,9 +241,11 @@ pipe_ask_google(struct pipe *p)
 	o.napps = p->in.napps;
 	o.timeout_ms = PIPE_GOOGLE_TIMEOUT_MS;
 	if (google_check_credentials(&o, pipe_google_cb, p, NULL, err,
-	    sizeof(err)) != 0) {
-		http_error(p->a, 400, "invalid_field", p->kind == PIPE_ADD ?
-		    "credentials.privateKey" : "privateKey", "%s", err);
+		sizeof(err)) != 0) {
+		http_error(p->a, 400, "invalid_field",
+		    p->kind == PIPE_ADD ? "credentials.privateKey" :
+					  "privateKey",
+		    "%s", err);
 		return PIPE_DONE;
 	}
 	return PIPE_CHECKING;
@@ -278,19 +283,23 @@ pipe_verdict(struct pipe *p)
 			    "credentials", "%s", p->g_diag);
 		else
 			http_error(p->a, 422, "credentials_refused",
-			    "credentials", "Google refused the credentials "
-			    "(%s)", p->g_reason);
+			    "credentials",
+			    "Google refused the credentials "
+			    "(%s)",
+			    p->g_reason);
 		return PIPE_DONE;
 	default:
 		apid.google_checks[2]++;
 		log_warn("cannot check credentials with Google: %s; nothing "
-		    "stored, the client may retry%s%s client=%s", p->g_reason,
-		    p->id[0] != '\0' ? " source=" : "", p->id,
+			 "stored, the client may retry%s%s client=%s",
+		    p->g_reason, p->id[0] != '\0' ? " source=" : "", p->id,
 		    p->in.creds.client_email);
 		http_header(p->a, "Retry-After", "30");
-		http_error(p->a, 503, "google_unavailable", NULL, "Google could "
+		http_error(p->a, 503, "google_unavailable", NULL,
+		    "Google could "
 		    "not be reached to check the credentials (%s): %s; nothing "
-		    "was stored, retry later", p->g_reason, p->g_diag);
+		    "was stored, retry later",
+		    p->g_reason, p->g_diag);
 		return PIPE_DONE;
 	}
 }
@@ -307,7 +316,7 @@ pipe_step(struct pipe *p)
 		case PIPE_START:
 			p->state = pipe_resolve(p);
 			if (p->state == PIPE_RESOLVING)
-				return;		/* pipe_dns_cb defers a step */
+				return; /* pipe_dns_cb defers a step */
 			break;
 		case PIPE_RESOLVING:
 			if (!p->dns_done)
@@ -320,7 +329,7 @@ pipe_step(struct pipe *p)
 		case PIPE_GOOGLE:
 			p->state = pipe_ask_google(p);
 			if (p->state == PIPE_CHECKING)
-				return;		/* pipe_google_cb defers */
+				return; /* pipe_google_cb defers */
 			break;
 		case PIPE_CHECKING:
 			if (!p->g_done)

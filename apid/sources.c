@@ -38,12 +38,12 @@
 #include "lib/store/store.h"
 #include "lib/base/util.h"
 
-#define SECRET_OVERLAP_MS	(24LL * 3600 * 1000)
-#define LIST_LIMIT_DEFAULT	1000
-#define LIST_LIMIT_MAX		1000
-#define DEAD_LIMIT_DEFAULT	100
-#define DEAD_LIMIT_MAX		1000
-#define REPLAY_IDS_MAX		1000
+#define SECRET_OVERLAP_MS  (24LL * 3600 * 1000)
+#define LIST_LIMIT_DEFAULT 1000
+#define LIST_LIMIT_MAX	   1000
+#define DEAD_LIMIT_DEFAULT 100
+#define DEAD_LIMIT_MAX	   1000
+#define REPLAY_IDS_MAX	   1000
 
 /* Reply 503 when the store is down; true when it may be used. */
 static bool
@@ -51,7 +51,8 @@ src_store_up(struct areq *a)
 {
 	if (store_healthy(child_store()))
 		return true;
-	http_error(a, 503, "store_unavailable", NULL, "the store is "
+	http_error(a, 503, "store_unavailable", NULL,
+	    "the store is "
 	    "unreachable (down for %llds); nothing was changed, retry later",
 	    (long long)store_outage_ms(child_store()) / 1000);
 	return false;
@@ -64,8 +65,8 @@ src_store_up(struct areq *a)
 static void
 src_reply_jsonw(struct areq *a, int code, struct jsonw *w, const char *what)
 {
-	const char	*out;
-	size_t		 len;
+	const char *out;
+	size_t	    len;
 
 	if ((out = jsonw_buf(w, &len)) == NULL) {
 		http_error(a, 500, "internal", NULL, "%s", what);
@@ -91,9 +92,9 @@ src_store_failed(struct areq *a, const char *err)
 static int
 src_load_quiet(struct areq *a, const char *id, bson_t *out)
 {
-	bson_t	sel = BSON_INITIALIZER;
-	char	err[256];
-	int	rc;
+	bson_t sel = BSON_INITIALIZER;
+	char   err[256];
+	int    rc;
 
 	BSON_APPEND_UTF8(&sel, "_id", id);
 	rc = store_find_one(child_store(), STORE_SOURCES, &sel, NULL, out, err,
@@ -111,7 +112,7 @@ src_load_quiet(struct areq *a, const char *id, bson_t *out)
 static int
 src_load(struct areq *a, const char *id, bson_t *out)
 {
-	int	rc;
+	int rc;
 
 	if (!validate_uuid_lower(id)) {
 		http_error(a, 404, "not_found", "id", "no such source");
@@ -132,14 +133,14 @@ static int
 src_seal(bson_t *parent, const char *field, const char *id, int64_t version,
     const void *pt, size_t len)
 {
-	uint8_t		 nonce[CRYPTO_NONCE_LEN];
-	unsigned char	*ct = NULL;
-	size_t		 ctlen;
-	bson_t		 child;
-	int		 rc;
+	uint8_t	       nonce[CRYPTO_NONCE_LEN];
+	unsigned char *ct = NULL;
+	size_t	       ctlen;
+	bson_t	       child;
+	int	       rc;
 
-	if ((rc = creds_seal(apid.mkey, id, field, version, pt, len, nonce,
-	    &ct, &ctlen)) != 0)
+	if ((rc = creds_seal(apid.mkey, id, field, version, pt, len, nonce, &ct,
+		 &ctlen)) != 0)
 		return rc;
 	BSON_APPEND_DOCUMENT_BEGIN(parent, field, &child);
 	BSON_APPEND_UTF8(&child, "keyId", apid.keyid);
@@ -157,10 +158,10 @@ static int
 src_seal_creds(bson_t *parent, const char *id, int64_t version,
     const struct src_creds *c)
 {
-	struct jsonw	*w = jsonw_new();
-	char		*pt;
-	size_t		 len;
-	int		 rc;
+	struct jsonw *w = jsonw_new();
+	char	     *pt;
+	size_t	      len;
+	int	      rc;
 
 	if (w == NULL)
 		return -ENOMEM;
@@ -183,9 +184,9 @@ src_seal_creds(bson_t *parent, const char *id, int64_t version,
 static void
 src_append_strv(bson_t *doc, const char *key, char *const *v, size_t n)
 {
-	bson_t	arr;
-	char	idx[24];
-	size_t	i;
+	bson_t arr;
+	char   idx[24];
+	size_t i;
 
 	BSON_APPEND_ARRAY_BEGIN(doc, key, &arr);
 	for (i = 0; i < n; i++) {
@@ -197,12 +198,11 @@ src_append_strv(bson_t *doc, const char *key, char *const *v, size_t n)
 
 /* Reply code with the view of source doc (its states read here). */
 static void
-src_reply_view(struct areq *a, int code, const bson_t *doc,
-    const char *secret)
+src_reply_view(struct areq *a, int code, const bson_t *doc, const char *secret)
 {
-	struct jsonw	*w = jsonw_new();
-	struct view	 v;
-	char		 err[256];
+	struct jsonw *w = jsonw_new();
+	struct view   v;
+	char	      err[256];
 
 	if (w == NULL)
 		fatal("out of memory");
@@ -222,8 +222,9 @@ src_reply_view(struct areq *a, int code, const bson_t *doc,
 static const char *
 src_subject_str(const char *subject)
 {
-	return subject != NULL ? subject : "(none: the service account "
-	    "itself)";
+	return subject != NULL ? subject :
+				 "(none: the service account "
+				 "itself)";
 }
 
 /*
@@ -235,10 +236,10 @@ src_subject_str(const char *subject)
 static void
 src_input_digest(const struct src_input *in, char out[65])
 {
-	struct jsonw	*w = jsonw_new();
-	const char	*buf;
-	uint8_t		 mac[32];
-	size_t		 len, i;
+	struct jsonw *w = jsonw_new();
+	const char   *buf;
+	uint8_t	      mac[32];
+	size_t	      len, i;
 
 	if (w == NULL)
 		fatal("out of memory");
@@ -253,8 +254,8 @@ src_input_digest(const struct src_input *in, char out[65])
 		jsonw_str(w, in->apps[i]);
 	jsonw_arr_close(w);
 	jsonw_kv_int(w, "logFetchInterval", in->interval);
-	jsonw_kv_int(w, "initialLookback", in->has_lookback ? in->lookback :
-	    -1);
+	jsonw_kv_int(w, "initialLookback",
+	    in->has_lookback ? in->lookback : -1);
 	jsonw_kv_str(w, "callbackUrl", in->callback_url);
 	jsonw_obj_close(w);
 	if ((buf = jsonw_buf(w, &len)) == NULL)
@@ -275,22 +276,25 @@ static void
 src_reply_existing(struct areq *a, const struct src_input *in,
     const bson_t *doc)
 {
-	const char	*have = store_bson_str(doc, "requestDigest");
-	char		 want[65];
+	const char *have = store_bson_str(doc, "requestDigest");
+	char	    want[65];
 
 	src_input_digest(in, want);
 	if (have != NULL && strlen(have) == 64 &&
 	    crypto_ct_equal(have, 64, want, 64)) {
-		http_note(a, "source=%s add-source repeated with the same "
-		    "body; answering with the existing source", in->id);
+		http_note(a,
+		    "source=%s add-source repeated with the same "
+		    "body; answering with the existing source",
+		    in->id);
 		src_reply_view(a, 200, doc, NULL);
 		return;
 	}
-	http_error(a, 409, "id_conflict", "id", "a source with id %s already "
+	http_error(a, 409, "id_conflict", "id",
+	    "a source with id %s already "
 	    "exists with a different body (credentials or settings); post "
 	    "the same body to get it back, choose another id (or none) for "
-	    "a new source, or change it with PATCH /sources/%s", in->id,
-	    in->id);
+	    "a new source, or change it with PATCH /sources/%s",
+	    in->id, in->id);
 }
 
 /* The pipeline's commit is over: the pipe goes. */
@@ -319,11 +323,11 @@ src_commit_on_worker(struct pipe *op, http_handler work)
 static void
 src_commit_add_work(struct areq *a)
 {
-	struct pipe	*op = a->arg;
-	bson_t		 doc = BSON_INITIALIZER, scopes;
-	char		*secret = NULL, err[256], digest[65];
-	int64_t		 now = util_now_ms();
-	int		 rc;
+	struct pipe *op = a->arg;
+	bson_t	     doc = BSON_INITIALIZER, scopes;
+	char	    *secret = NULL, err[256], digest[65];
+	int64_t	     now = util_now_ms();
+	int	     rc;
 
 	if (!src_store_up(a)) {
 		bson_destroy(&doc);
@@ -353,11 +357,11 @@ src_commit_add_work(struct areq *a)
 	BSON_APPEND_BOOL(&doc, "paused", false);
 	BSON_APPEND_INT32(&doc, "initialLookback",
 	    (int32_t)(op->in.has_lookback ? op->in.lookback :
-	    a->conf.initial_lookback));
+					    a->conf.initial_lookback));
 	BSON_APPEND_UTF8(&doc, "requestDigest", digest);
 	if (src_seal_creds(&doc, op->id, 1, &op->in.creds) != 0 ||
 	    src_seal(&doc, "webhookSecret", op->id, 1, secret,
-	    strlen(secret)) != 0) {
+		strlen(secret)) != 0) {
 		http_error(a, 500, "internal", NULL,
 		    "cannot encrypt the credentials");
 		goto done;
@@ -369,7 +373,7 @@ src_commit_add_work(struct areq *a)
 	rc = store_insert_one(child_store(), STORE_SOURCES, &doc, err,
 	    sizeof(err));
 	if (rc == -EEXIST && op->in.has_id) {
-		bson_t	old;
+		bson_t old;
 
 		/* The same id was added meanwhile: a retry or a conflict. */
 		http_store_result(a, true, NULL);
@@ -385,7 +389,8 @@ src_commit_add_work(struct areq *a)
 	}
 	http_store_result(a, true, NULL);
 	http_changed(a, op->id, false);
-	http_note(a, "source=%s added: client=%s subject=%s applications=%zu "
+	http_note(a,
+	    "source=%s added: client=%s subject=%s applications=%zu "
 	    "interval=%llds callback host=%s (checked with Google in %lldms)",
 	    op->id, op->in.creds.client_email,
 	    src_subject_str(op->in.creds.subject), op->in.napps,
@@ -407,7 +412,7 @@ src_commit_add(struct pipe *op)
 static void
 src_reply_reloaded(struct areq *a, const char *id)
 {
-	bson_t	doc;
+	bson_t doc;
 
 	if (src_load(a, id, &doc) == 1) {
 		src_reply_view(a, 200, &doc, NULL);
@@ -420,7 +425,7 @@ static bool
 src_update(struct areq *a, const char *id, const bson_t *set)
 {
 	bson_t	sel = BSON_INITIALIZER;
-	int64_t	matched = 0;
+	int64_t matched = 0;
 	char	err[256];
 	int	rc;
 
@@ -444,8 +449,8 @@ src_update(struct areq *a, const char *id, const bson_t *set)
 static void
 src_commit_creds_work(struct areq *a)
 {
-	struct pipe	*op = a->arg;
-	bson_t		 set = BSON_INITIALIZER, scopes;
+	struct pipe *op = a->arg;
+	bson_t	     set = BSON_INITIALIZER, scopes;
 
 	BSON_APPEND_UTF8(&set, "clientEmail", op->in.creds.client_email);
 	if (op->in.creds.subject != NULL)
@@ -455,8 +460,8 @@ src_commit_creds_work(struct areq *a)
 	BSON_APPEND_ARRAY_BEGIN(&set, "scopes", &scopes);
 	BSON_APPEND_UTF8(&scopes, "0", GOOGLE_SCOPE_REPORTS);
 	bson_append_array_end(&set, &scopes);
-	if (src_seal_creds(&set, op->id, op->cred_version + 1,
-	    &op->in.creds) != 0) {
+	if (src_seal_creds(&set, op->id, op->cred_version + 1, &op->in.creds) !=
+	    0) {
 		http_error(a, 500, "internal", NULL,
 		    "cannot encrypt the credentials");
 		goto done;
@@ -466,8 +471,10 @@ src_commit_creds_work(struct areq *a)
 	if (!src_store_up(a) || !src_update(a, op->id, &set))
 		goto done;
 	http_changed(a, op->id, false);
-	http_note(a, "source=%s credentials rotated: client=%s subject=%s "
-	    "version=%lld", op->id, op->in.creds.client_email,
+	http_note(a,
+	    "source=%s credentials rotated: client=%s subject=%s "
+	    "version=%lld",
+	    op->id, op->in.creds.client_email,
 	    src_subject_str(op->in.creds.subject),
 	    (long long)op->cred_version + 1);
 	src_reply_reloaded(a, op->id);
@@ -485,8 +492,8 @@ src_commit_creds(struct pipe *op)
 static void
 src_commit_patch_work(struct areq *a)
 {
-	struct pipe	*op = a->arg;
-	bson_t		 set = BSON_INITIALIZER;
+	struct pipe *op = a->arg;
+	bson_t	     set = BSON_INITIALIZER;
 
 	if (op->in.has_apps)
 		src_append_strv(&set, "applications", op->in.apps,
@@ -527,17 +534,17 @@ src_commit_patch(struct pipe *op)
  * to the pipeline on the loop (http_then).
  */
 struct src_next {
-	enum pipe_kind		 kind;
-	pipe_commit_fn		 commit;
-	struct src_input	 in;
-	int64_t			 cred_version;
+	enum pipe_kind	 kind;
+	pipe_commit_fn	 commit;
+	struct src_input in;
+	int64_t		 cred_version;
 };
 
 /* Loop: start the pipeline of a with n (freed). */
 static void
 src_pipe_then(struct areq *a, void *arg)
 {
-	struct src_next	*n = arg;
+	struct src_next *n = arg;
 	struct pipe	*op;
 
 	if (a == NULL || http_gone(a)) {
@@ -560,7 +567,7 @@ static void
 src_pipe_next(struct areq *a, enum pipe_kind kind, pipe_commit_fn commit,
     const struct src_input *in, int64_t cred_version)
 {
-	struct src_next	*n = util_xcalloc(1, sizeof(*n));
+	struct src_next *n = util_xcalloc(1, sizeof(*n));
 
 	n->kind = kind;
 	n->commit = commit;
@@ -577,10 +584,10 @@ src_pipe_next(struct areq *a, enum pipe_kind kind, pipe_commit_fn commit,
 static bool
 src_full(struct areq *a)
 {
-	mongoc_client_t		*c;
-	mongoc_collection_t	*col;
-	bson_error_t		 be;
-	int64_t			 n, max;
+	mongoc_client_t	    *c;
+	mongoc_collection_t *col;
+	bson_error_t	     be;
+	int64_t		     n, max;
 
 	max = a->conf.max_sources;
 	c = store_pop(child_store());
@@ -591,21 +598,23 @@ src_full(struct areq *a)
 	store_push(child_store(), c);
 	if (n < max)
 		return false;
-	http_error(a, 507, "too_many_sources", NULL, "this instance already "
+	http_error(a, 507, "too_many_sources", NULL,
+	    "this instance already "
 	    "holds %lld sources, its maximum (api_max_sources): remove "
-	    "sources or raise the setting", (long long)n);
+	    "sources or raise the setting",
+	    (long long)n);
 	return true;
 }
 
 void
 sources_add(struct areq *a)
 {
-	struct src_input	 in;
-	struct verr		 e;
+	struct src_input in;
+	struct verr	 e;
 
 	memset(&e, 0, sizeof(e));
 	if (validate_add_source(a->body, a->conf.min_interval,
-	    a->conf.allow_private, &in, &e) != 0) {
+		a->conf.allow_private, &in, &e) != 0) {
 		http_verr(a, &e);
 		return;
 	}
@@ -614,8 +623,8 @@ sources_add(struct areq *a)
 		return;
 	}
 	if (in.has_id) {
-		bson_t	old;
-		int	rc = src_load_quiet(a, in.id, &old);
+		bson_t old;
+		int    rc = src_load_quiet(a, in.id, &old);
 
 		if (rc != 0) {
 			if (rc == 1) {
@@ -636,10 +645,10 @@ sources_add(struct areq *a)
 void
 sources_put_credentials(struct areq *a)
 {
-	struct src_input	 in;
-	struct verr		 e;
-	bson_t			 doc;
-	bson_iter_t		 it, sub;
+	struct src_input in;
+	struct verr	 e;
+	bson_t		 doc;
+	bson_iter_t	 it, sub;
 
 	memset(&in, 0, sizeof(in));
 	memset(&e, 0, sizeof(e));
@@ -665,18 +674,18 @@ sources_put_credentials(struct areq *a)
 void
 sources_patch(struct areq *a)
 {
-	struct src_input	 in;
-	struct verr		 e;
-	bson_t			 doc;
-	bool			 paused;
+	struct src_input in;
+	struct verr	 e;
+	bson_t		 doc;
+	bool		 paused;
 
 	memset(&e, 0, sizeof(e));
 	if (src_load(a, a->id, &doc) != 1)
 		return;
 	paused = store_bson_bool(&doc, "paused", false);
 	bson_destroy(&doc);
-	if (validate_patch(a->body, a->conf.min_interval,
-	    a->conf.allow_private, &in, &e) != 0) {
+	if (validate_patch(a->body, a->conf.min_interval, a->conf.allow_private,
+		&in, &e) != 0) {
 		http_verr(a, &e);
 		return;
 	}
@@ -696,7 +705,7 @@ void
 sources_remove(struct areq *a)
 {
 	bson_t	sel = BSON_INITIALIZER;
-	int64_t	deleted = 0;
+	int64_t deleted = 0;
 	char	err[256];
 	int	rc;
 
@@ -729,7 +738,7 @@ done:
 void
 sources_get(struct areq *a)
 {
-	bson_t	doc;
+	bson_t doc;
 
 	if (src_load(a, a->id, &doc) != 1)
 		return;
@@ -746,9 +755,9 @@ static bool
 src_query(struct areq *a, int64_t def, int max, int64_t *limit, char *after,
     size_t alen)
 {
-	struct evkeyvalq	 q;
-	struct evkeyval		*kv;
-	bool			 ok = true;
+	struct evkeyvalq q;
+	struct evkeyval *kv;
+	bool		 ok = true;
 
 	*limit = def;
 	if (after != NULL)
@@ -761,7 +770,7 @@ src_query(struct areq *a, int64_t def, int max, int64_t *limit, char *after,
 		    "the query string is malformed");
 		return false;
 	}
-	TAILQ_FOREACH(kv, &q, next) {
+	TAILQ_FOREACH (kv, &q, next) {
 		if (strcmp(kv->key, "limit") == 0) {
 			if (util_parse_int64(kv->value, 1, max, limit) != 0) {
 				http_error(a, 400, "out_of_range", "limit",
@@ -772,8 +781,8 @@ src_query(struct areq *a, int64_t def, int max, int64_t *limit, char *after,
 			}
 		} else if (after != NULL && strcmp(kv->key, "after") == 0) {
 			if (!validate_uuid_lower(kv->value)) {
-				http_error(a, 400, "invalid_parameter",
-				    "after", "after must be a source id (the "
+				http_error(a, 400, "invalid_parameter", "after",
+				    "after must be a source id (the "
 				    "nextAfter of the previous page)");
 				ok = false;
 				break;
@@ -781,8 +790,8 @@ src_query(struct areq *a, int64_t def, int max, int64_t *limit, char *after,
 			util_strlcpy(after, kv->value, alen);
 		} else {
 			http_error(a, 400, "unknown_parameter", "query",
-			    "unknown query parameter (%s)", after != NULL ?
-			    "limit, after" : "only limit");
+			    "unknown query parameter (%s)",
+			    after != NULL ? "limit, after" : "only limit");
 			ok = false;
 			break;
 		}
@@ -799,7 +808,7 @@ src_query(struct areq *a, int64_t def, int max, int64_t *limit, char *after,
 void
 sources_list(struct areq *a)
 {
-	mongoc_client_t	*c;
+	mongoc_client_t *c;
 	bson_t		 q = BSON_INITIALIZER, prev, or, o1, o2, gt;
 	struct views	 vs;
 	struct jsonw	*w = NULL;
@@ -810,7 +819,7 @@ sources_list(struct areq *a)
 
 	memset(&vs, 0, sizeof(vs));
 	if (!src_query(a, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &limit, after,
-	    sizeof(after)))
+		sizeof(after)))
 		goto done;
 	if (!src_store_up(a))
 		goto done;
@@ -820,25 +829,26 @@ sources_list(struct areq *a)
 		if (rc == 0) {
 			http_error(a, 404, "not_found", "after",
 			    "no source %s (removed since the previous page? "
-			    "list again from the start)", after);
+			    "list again from the start)",
+			    after);
 			goto done;
 		}
 		created = store_bson_int(&prev, "createdAt", 0);
 		bson_destroy(&prev);
 		/* (createdAt, _id) > (created, after) */
-		BSON_APPEND_ARRAY_BEGIN(&q, "$or", &or);
-		BSON_APPEND_DOCUMENT_BEGIN(&or, "0", &o1);
+		BSON_APPEND_ARRAY_BEGIN(&q, "$or", & or);
+		BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &o1);
 		BSON_APPEND_DOCUMENT_BEGIN(&o1, "createdAt", &gt);
 		BSON_APPEND_INT64(&gt, "$gt", created);
 		bson_append_document_end(&o1, &gt);
-		bson_append_document_end(&or, &o1);
-		BSON_APPEND_DOCUMENT_BEGIN(&or, "1", &o2);
+		bson_append_document_end(& or, &o1);
+		BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &o2);
 		BSON_APPEND_INT64(&o2, "createdAt", created);
 		BSON_APPEND_DOCUMENT_BEGIN(&o2, "_id", &gt);
 		BSON_APPEND_UTF8(&gt, "$gt", after);
 		bson_append_document_end(&o2, &gt);
-		bson_append_document_end(&or, &o2);
-		bson_append_array_end(&q, &or);
+		bson_append_document_end(& or, &o2);
+		bson_append_array_end(&q, & or);
 	}
 	c = store_pop(child_store());
 	rc = views_load(c, &q, limit, &vs, err, sizeof(err));
@@ -872,12 +882,12 @@ done:
 void
 sources_rotate_secret(struct areq *a)
 {
-	bson_t		 doc, set = BSON_INITIALIZER, prev;
-	bson_iter_t	 it, sub;
-	struct verr	 e;
-	struct jsonw	*w = NULL;
-	char		*secret = NULL, when[32];
-	int64_t		 until = util_now_ms() + SECRET_OVERLAP_MS, ver;
+	bson_t	      doc, set = BSON_INITIALIZER, prev;
+	bson_iter_t   it, sub;
+	struct verr   e;
+	struct jsonw *w = NULL;
+	char	     *secret = NULL, when[32];
+	int64_t	      until = util_now_ms() + SECRET_OVERLAP_MS, ver;
 
 	memset(&e, 0, sizeof(e));
 	if (a->body != NULL && validate_empty_object(a->body, &e) != 0) {
@@ -896,7 +906,8 @@ sources_rotate_secret(struct areq *a)
 	ver = store_bson_int(&doc, "webhookSecretVersion", 1);
 	if (bson_iter_init_find(&it, &doc, "webhookSecret") &&
 	    BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &sub)) {
-		BSON_APPEND_DOCUMENT_BEGIN(&set, "previousWebhookSecret", &prev);
+		BSON_APPEND_DOCUMENT_BEGIN(&set, "previousWebhookSecret",
+		    &prev);
 		while (bson_iter_next(&sub))
 			if (strcmp(bson_iter_key(&sub), "until") != 0)
 				bson_append_iter(&prev, NULL, 0, &sub);
@@ -905,7 +916,7 @@ sources_rotate_secret(struct areq *a)
 	}
 	bson_destroy(&doc);
 	if (src_seal(&set, "webhookSecret", a->id, ver + 1, secret,
-	    strlen(secret)) != 0) {
+		strlen(secret)) != 0) {
 		http_error(a, 500, "internal", NULL, "cannot encrypt");
 		goto done;
 	}
@@ -915,8 +926,10 @@ sources_rotate_secret(struct areq *a)
 		goto done;
 	http_changed(a, a->id, false);
 	time_format_rfc3339_ms(until, when);
-	http_note(a, "source=%s webhook secret rotated; the previous one stays "
-	    "valid until %s", a->id, when);
+	http_note(a,
+	    "source=%s webhook secret rotated; the previous one stays "
+	    "valid until %s",
+	    a->id, when);
 	if ((w = jsonw_new()) == NULL)
 		fatal("out of memory");
 	jsonw_obj_open(w);
@@ -932,13 +945,12 @@ done:
 	bson_destroy(&set);
 }
 
-
 /* Length of an array member of doc (0 when absent). */
 static int64_t
 src_array_len(const bson_t *doc, const char *key)
 {
-	bson_iter_t	it, sub;
-	int64_t		n = 0;
+	bson_iter_t it, sub;
+	int64_t	    n = 0;
 
 	if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_ARRAY(&it) &&
 	    bson_iter_recurse(&it, &sub))
@@ -951,11 +963,11 @@ src_array_len(const bson_t *doc, const char *key)
 static void
 src_json_last_attempt(struct jsonw *w, const bson_t *doc)
 {
-	bson_iter_t	 it, sub, last;
-	bool		 have = false;
-	const uint8_t	*data;
-	uint32_t	 len;
-	bson_t		 att;
+	bson_iter_t    it, sub, last;
+	bool	       have = false;
+	const uint8_t *data;
+	uint32_t       len;
+	bson_t	       att;
 
 	jsonw_key(w, "lastAttempt");
 	if (bson_iter_init_find(&it, doc, "attempts") &&
@@ -983,14 +995,14 @@ src_json_last_attempt(struct jsonw *w, const bson_t *doc)
 
 /* A dead letter listed: its JSON object into the reply. */
 struct src_dead {
-	struct jsonw	*w;
-	int64_t		 n;
+	struct jsonw *w;
+	int64_t	      n;
 };
 
 static int
 src_dead_one(const bson_t *d, void *arg)
 {
-	struct src_dead	*sd = arg;
+	struct src_dead *sd = arg;
 	struct jsonw	*w = sd->w;
 
 	jsonw_obj_open(w);
@@ -1010,12 +1022,12 @@ src_dead_one(const bson_t *d, void *arg)
 void
 sources_dead_letters(struct areq *a)
 {
-	bson_t			 q = BSON_INITIALIZER, opts = BSON_INITIALIZER;
-	bson_t			 sort, proj, doc;
-	struct src_dead		 sd = { NULL, 0 };
-	char			 err[512];
-	int64_t			 limit;
-	int			 rc;
+	bson_t		q = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+	bson_t		sort, proj, doc;
+	struct src_dead sd = { NULL, 0 };
+	char		err[512];
+	int64_t		limit;
+	int		rc;
 
 	if (src_load(a, a->id, &doc) != 1)
 		goto done;
@@ -1036,8 +1048,8 @@ sources_dead_letters(struct areq *a)
 	jsonw_obj_open(sd.w);
 	jsonw_key(sd.w, "deadLetters");
 	jsonw_arr_open(sd.w);
-	rc = store_each(child_store(), STORE_BATCHES, &q, &opts,
-	    src_dead_one, &sd, err, sizeof(err));
+	rc = store_each(child_store(), STORE_BATCHES, &q, &opts, src_dead_one,
+	    &sd, err, sizeof(err));
 	jsonw_arr_close(sd.w);
 	jsonw_kv_int(sd.w, "count", sd.n);
 	jsonw_obj_close(sd.w);
@@ -1057,19 +1069,19 @@ void
 sources_replay(struct areq *a)
 {
 	static const char *const allowed[] = { "ids" };
-	bson_t		 sel = BSON_INITIALIZER, set = BSON_INITIALIZER;
-	bson_t		 in, arr, doc;
-	yajl_val	 ids = NULL;
-	int64_t		 matched = 0;
-	char		 err[256], f[32], out[128], idx[24];
-	size_t		 i, j;
-	int		 rc;
+	bson_t			 sel = BSON_INITIALIZER, set = BSON_INITIALIZER;
+	bson_t			 in, arr, doc;
+	yajl_val		 ids = NULL;
+	int64_t			 matched = 0;
+	char			 err[256], f[32], out[128], idx[24];
+	size_t			 i, j;
+	int			 rc;
 
 	if (a->body != NULL) {
 		for (i = 0; i < a->body->u.object.len; i++) {
 			for (j = 0; j < nitems(allowed); j++)
 				if (strcmp(a->body->u.object.keys[i],
-				    allowed[j]) == 0)
+					allowed[j]) == 0)
 					break;
 			if (j == nitems(allowed)) {
 				http_error(a, 400, "unknown_field",
@@ -1079,10 +1091,11 @@ sources_replay(struct areq *a)
 			}
 		}
 		ids = json_get(a->body, "ids");
-		if (ids != NULL && (!YAJL_IS_ARRAY(ids) ||
-		    ids->u.array.len == 0 ||
-		    ids->u.array.len > REPLAY_IDS_MAX)) {
-			http_error(a, 400, "invalid_field", "ids", "ids must be "
+		if (ids != NULL &&
+		    (!YAJL_IS_ARRAY(ids) || ids->u.array.len == 0 ||
+			ids->u.array.len > REPLAY_IDS_MAX)) {
+			http_error(a, 400, "invalid_field", "ids",
+			    "ids must be "
 			    "a non-empty array of at most %d batch ids",
 			    REPLAY_IDS_MAX);
 			goto done;
@@ -1091,7 +1104,8 @@ sources_replay(struct areq *a)
 			yajl_val v = ids->u.array.values[i];
 
 			snprintf(f, sizeof(f), "ids[%zu]", i);
-			if (!YAJL_IS_STRING(v) || !validate_uuid_lower(v->u.string)) {
+			if (!YAJL_IS_STRING(v) ||
+			    !validate_uuid_lower(v->u.string)) {
 				http_error(a, 400, "invalid_field", f,
 				    "%s is not a batch id", f);
 				goto done;

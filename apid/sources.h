@@ -7,14 +7,14 @@
 
 struct areq;
 
-void	sources_add(struct areq *a);
-void	sources_remove(struct areq *a);
-void	sources_list(struct areq *a);
-void	sources_get(struct areq *a);
-void	sources_patch(struct areq *a);
-void	sources_put_credentials(struct areq *a);
-void	sources_rotate_secret(struct areq *a);
-void	sources_dead_letters(struct areq *a);
-void	sources_replay(struct areq *a);
+void sources_add(struct areq *a);
+void sources_remove(struct areq *a);
+void sources_list(struct areq *a);
+void sources_get(struct areq *a);
+void sources_patch(struct areq *a);
+void sources_put_credentials(struct areq *a);
+void sources_rotate_secret(struct areq *a);
+void sources_dead_letters(struct areq *a);
+void sources_replay(struct areq *a);
 
 #endif

@@ -19,40 +19,86 @@
 
 #define SCOPE_REPORTS \
 	"https://www.googleapis.com/auth/admin.reports.audit.readonly"
-#define PEM_MAX		(16 * 1024)
+#define PEM_MAX (16 * 1024)
 
 /* Application names of the discovery document (activities.list enum). */
 static const char *const known_apps[] = {
-	"access_transparency", "admin", "calendar", "chat", "drive", "gcp",
-	"gmail", "gplus", "groups", "groups_enterprise", "jamboard", "login",
-	"meet", "mobile", "rules", "saml", "token", "user_accounts",
-	"context_aware_access", "chrome", "data_studio", "keep", "vault",
-	"gemini_in_workspace_apps", "classroom", "assignments",
-	"cloud_search", "tasks", "data_migration", "meet_hardware",
-	"directory_sync", "ldap", "profile", "access_evaluation",
-	"admin_data_action", "contacts", "takeout", "graduation", "voice",
-	"chrome_sync", "workspace_studio",
+	"access_transparency",
+	"admin",
+	"calendar",
+	"chat",
+	"drive",
+	"gcp",
+	"gmail",
+	"gplus",
+	"groups",
+	"groups_enterprise",
+	"jamboard",
+	"login",
+	"meet",
+	"mobile",
+	"rules",
+	"saml",
+	"token",
+	"user_accounts",
+	"context_aware_access",
+	"chrome",
+	"data_studio",
+	"keep",
+	"vault",
+	"gemini_in_workspace_apps",
+	"classroom",
+	"assignments",
+	"cloud_search",
+	"tasks",
+	"data_migration",
+	"meet_hardware",
+	"directory_sync",
+	"ldap",
+	"profile",
+	"access_evaluation",
+	"admin_data_action",
+	"contacts",
+	"takeout",
+	"graduation",
+	"voice",
+	"chrome_sync",
+	"workspace_studio",
 };
 
 const char *const validate_default_apps[] = {
-	"admin", "login", "token", "user_accounts", "saml", "groups",
-	"drive", "mobile",
+	"admin",
+	"login",
+	"token",
+	"user_accounts",
+	"saml",
+	"groups",
+	"drive",
+	"mobile",
 };
 const size_t validate_default_napps = nitems(validate_default_apps);
 
 /* Fields of a Google service-account key file. */
 static const char *const keyfile_fields[] = {
-	"type", "project_id", "private_key_id", "private_key", "client_email",
-	"client_id", "auth_uri", "token_uri", "auth_provider_x509_cert_url",
-	"client_x509_cert_url", "universe_domain",
+	"type",
+	"project_id",
+	"private_key_id",
+	"private_key",
+	"client_email",
+	"client_id",
+	"auth_uri",
+	"token_uri",
+	"auth_provider_x509_cert_url",
+	"client_x509_cert_url",
+	"universe_domain",
 };
 
 /* Fill e and return -EINVAL. */
 static int
-verr_set(struct verr *e, const char *code, const char *field,
-    const char *fmt, ...)
+verr_set(struct verr *e, const char *code, const char *field, const char *fmt,
+    ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	e->status = 400;
 	util_strlcpy(e->code, code, sizeof(e->code));
@@ -78,7 +124,7 @@ field_join(char *out, size_t outlen, const char *prefix, const char *name)
 static bool
 validate_uuid_case(const char *s, bool upper)
 {
-	size_t	i;
+	size_t i;
 
 	if (strlen(s) != 36)
 		return false;
@@ -87,8 +133,8 @@ validate_uuid_case(const char *s, bool upper)
 			if (s[i] != '-')
 				return false;
 		} else if (!((s[i] >= '0' && s[i] <= '9') ||
-		    (s[i] >= 'a' && s[i] <= 'f') ||
-		    (upper && s[i] >= 'A' && s[i] <= 'F')))
+			       (s[i] >= 'a' && s[i] <= 'f') ||
+			       (upper && s[i] >= 'A' && s[i] <= 'F')))
 			return false;
 	}
 	return true;
@@ -109,7 +155,7 @@ validate_uuid_lower(const char *s)
 bool
 validate_app_known(const char *name)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < nitems(known_apps); i++)
 		if (strcmp(known_apps[i], name) == 0)
@@ -131,7 +177,7 @@ src_creds_clear(struct src_creds *c)
 void
 src_input_clear(struct src_input *in)
 {
-	size_t	i;
+	size_t i;
 
 	src_creds_clear(&in->creds);
 	for (i = 0; i < in->napps; i++)
@@ -143,7 +189,7 @@ src_input_clear(struct src_input *in)
 void
 validate_wipe_tree(yajl_val v)
 {
-	size_t	i;
+	size_t i;
 
 	if (v == NULL)
 		return;
@@ -166,12 +212,13 @@ static int
 check_keys(yajl_val obj, const char *prefix, const char *const *allowed,
     size_t nallowed, struct verr *e)
 {
-	char	f[128];
-	size_t	i, j;
+	char   f[128];
+	size_t i, j;
 
 	if (!YAJL_IS_OBJECT(obj))
 		return verr_set(e, "invalid_type", prefix[0] ? prefix : "body",
-		    "%s must be a JSON object", prefix[0] ? prefix : "the body");
+		    "%s must be a JSON object",
+		    prefix[0] ? prefix : "the body");
 	for (i = 0; i < obj->u.object.len; i++) {
 		const char *k = obj->u.object.keys[i];
 
@@ -199,16 +246,16 @@ static int
 get_string(yajl_val obj, const char *prefix, const char *key, bool required,
     size_t max, const char **out, struct verr *e)
 {
-	yajl_val	 v = json_get(obj, key);
-	const char	*s, *p;
-	char		 f[128];
+	yajl_val    v = json_get(obj, key);
+	const char *s, *p;
+	char	    f[128];
 
 	*out = NULL;
 	field_join(f, sizeof(f), prefix, key);
 	if (v == NULL) {
 		if (required)
-			return verr_set(e, "missing_field", f,
-			    "%s is required", f);
+			return verr_set(e, "missing_field", f, "%s is required",
+			    f);
 		return 0;
 	}
 	if (!YAJL_IS_STRING(v))
@@ -232,9 +279,9 @@ static int
 get_email(yajl_val obj, const char *prefix, const char *key, bool required,
     char **out, struct verr *e)
 {
-	const char	*s;
-	char		 f[128];
-	int		 rc;
+	const char *s;
+	char	    f[128];
+	int	    rc;
 
 	if ((rc = get_string(obj, prefix, key, required, 254, &s, e)) != 0)
 		return rc;
@@ -254,8 +301,8 @@ static int
 take_private_key(const char *pem, const char *field, struct src_creds *c,
     struct verr *e)
 {
-	struct rsa_key	*key = NULL;
-	char		 err[256];
+	struct rsa_key *key = NULL;
+	char		err[256];
 
 	if (strlen(pem) > PEM_MAX)
 		return verr_set(e, "invalid_field", field,
@@ -265,7 +312,8 @@ take_private_key(const char *pem, const char *field, struct src_creds *c,
 		rsa_key_free(key);
 		return verr_set(e, "invalid_field", field,
 		    "%s is not a usable PEM PKCS#8 RSA private key "
-		    "(2048-4096 bits): %s", field, err);
+		    "(2048-4096 bits): %s",
+		    field, err);
 	}
 	rsa_key_free(key);
 	c->private_key = util_xstrdup(pem);
@@ -277,13 +325,13 @@ static int
 take_key_id(const char *s, const char *field, struct src_creds *c,
     struct verr *e)
 {
-	const char	*p;
+	const char *p;
 
 	if (s == NULL)
 		return 0;
 	for (p = s; *p != '\0'; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+			(*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
 			return verr_set(e, "invalid_field", field,
 			    "%s may hold only letters, digits, '_' and '-'",
 			    field);
@@ -295,9 +343,9 @@ take_key_id(const char *s, const char *field, struct src_creds *c,
 static int
 check_scopes(yajl_val obj, const char *prefix, struct verr *e)
 {
-	yajl_val	 v = json_get(obj, "scopes");
-	char		 f[128], fi[160];
-	size_t		 i;
+	yajl_val v = json_get(obj, "scopes");
+	char	 f[128], fi[160];
+	size_t	 i;
 
 	field_join(f, sizeof(f), prefix, "scopes");
 	if (v == NULL)
@@ -317,9 +365,10 @@ check_scopes(yajl_val obj, const char *prefix, struct verr *e)
 			    "%s must be a string", fi);
 		if (strcmp(s->u.string, "admin.googleapis.com") != 0 &&
 		    strcmp(s->u.string, SCOPE_REPORTS) != 0)
-			return verr_set(e, "invalid_field", fi, "unsupported "
-			    "scope: only \"admin.googleapis.com\" or \""
-			    SCOPE_REPORTS "\" (read-only audit reports)");
+			return verr_set(e, "invalid_field", fi,
+			    "unsupported "
+			    "scope: only \"admin.googleapis.com\" or \"" SCOPE_REPORTS
+			    "\" (read-only audit reports)");
 	}
 	return 0;
 }
@@ -328,12 +377,12 @@ check_scopes(yajl_val obj, const char *prefix, struct verr *e)
 static int
 take_keyfile(yajl_val kf, const char *f, struct src_creds *c, struct verr *e)
 {
-	const char	*type, *pem, *kid;
-	char		 ff[160];
-	int		 rc;
+	const char *type, *pem, *kid;
+	char	    ff[160];
+	int	    rc;
 
 	if ((rc = check_keys(kf, f, keyfile_fields, nitems(keyfile_fields),
-	    e)) != 0)
+		 e)) != 0)
 		return rc;
 	if ((rc = get_string(kf, f, "type", true, 64, &type, e)) != 0)
 		return rc;
@@ -342,19 +391,19 @@ take_keyfile(yajl_val kf, const char *f, struct src_creds *c, struct verr *e)
 		    field_join(ff, sizeof(ff), f, "type"),
 		    "a service-account key file has type \"service_account\"");
 	if ((rc = get_email(kf, f, "client_email", true, &c->client_email,
-	    e)) != 0)
+		 e)) != 0)
 		return rc;
-	if ((rc = get_string(kf, f, "private_key", true, PEM_MAX, &pem,
-	    e)) != 0)
+	if ((rc = get_string(kf, f, "private_key", true, PEM_MAX, &pem, e)) !=
+	    0)
 		return rc;
-	if ((rc = take_private_key(pem, field_join(ff, sizeof(ff), f,
-	    "private_key"), c, e)) != 0)
+	if ((rc = take_private_key(pem,
+		 field_join(ff, sizeof(ff), f, "private_key"), c, e)) != 0)
 		return rc;
-	if ((rc = get_string(kf, f, "private_key_id", false, 128, &kid,
-	    e)) != 0)
+	if ((rc = get_string(kf, f, "private_key_id", false, 128, &kid, e)) !=
+	    0)
 		return rc;
-	return take_key_id(kid, field_join(ff, sizeof(ff), f,
-	    "private_key_id"), c, e);
+	return take_key_id(kid, field_join(ff, sizeof(ff), f, "private_key_id"),
+	    c, e);
 }
 
 int
@@ -362,37 +411,39 @@ validate_credentials(yajl_val obj, const char *prefix, struct src_creds *c,
     struct verr *e)
 {
 	static const char *const allowed[] = { "clientEmail", "privateKey",
-	    "privateKeyId", "subject", "scopes", "serviceAccountKey" };
+		"privateKeyId", "subject", "scopes", "serviceAccountKey" };
 	static const char *const allowed_kf[] = { "type", "project_id",
-	    "private_key_id", "private_key", "client_email", "client_id",
-	    "auth_uri", "token_uri", "auth_provider_x509_cert_url",
-	    "client_x509_cert_url", "universe_domain", "subject", "scopes" };
-	const char	*pem, *kid;
-	yajl_val	 sak;
-	char		 f[128];
-	int		 rc;
+		"private_key_id", "private_key", "client_email", "client_id",
+		"auth_uri", "token_uri", "auth_provider_x509_cert_url",
+		"client_x509_cert_url", "universe_domain", "subject",
+		"scopes" };
+	const char		*pem, *kid;
+	yajl_val		 sak;
+	char			 f[128];
+	int			 rc;
 
 	memset(c, 0, sizeof(*c));
 	if (YAJL_IS_OBJECT(obj) && json_get_string(obj, "type") != NULL) {
 		/* A whole key file given as the credentials, plus subject. */
 		if ((rc = check_keys(obj, prefix, allowed_kf,
-		    nitems(allowed_kf), e)) != 0)
+			 nitems(allowed_kf), e)) != 0)
 			goto fail;
 		if ((rc = check_scopes(obj, prefix, e)) != 0 ||
 		    (rc = get_email(obj, prefix, "subject", false, &c->subject,
-		    e)) != 0)
+			 e)) != 0)
 			goto fail;
 		/* Check it as a key file, without subject/scopes. */
 		{
-			struct yajl_val_s	copy = *obj;
-			const char		*keys[16];
-			yajl_val		 vals[16];
-			size_t			 i, n = 0;
+			struct yajl_val_s copy = *obj;
+			const char	 *keys[16];
+			yajl_val	  vals[16];
+			size_t		  i, n = 0;
 
 			for (i = 0; i < obj->u.object.len && n < 16; i++) {
-				if (strcmp(obj->u.object.keys[i], "subject")
-				    == 0 || strcmp(obj->u.object.keys[i],
-				    "scopes") == 0)
+				if (strcmp(obj->u.object.keys[i], "subject") ==
+					0 ||
+				    strcmp(obj->u.object.keys[i], "scopes") ==
+					0)
 					continue;
 				keys[n] = obj->u.object.keys[i];
 				vals[n++] = obj->u.object.values[i];
@@ -415,17 +466,18 @@ validate_credentials(yajl_val obj, const char *prefix, struct src_creds *c,
 		if (json_get(obj, "clientEmail") != NULL ||
 		    json_get(obj, "privateKey") != NULL ||
 		    json_get(obj, "privateKeyId") != NULL) {
-			rc = verr_set(e, "conflicting_fields", f, "give either "
+			rc = verr_set(e, "conflicting_fields", f,
+			    "give either "
 			    "serviceAccountKey or clientEmail/privateKey, "
 			    "not both");
 			goto fail;
 		}
 		if (YAJL_IS_STRING(sak)) {
-			yajl_val	tree = NULL;
-			char		perr[128];
+			yajl_val tree = NULL;
+			char	 perr[128];
 
-			if (json_parse(sak->u.string, strlen(sak->u.string),
-			    8, &tree, perr, sizeof(perr)) != 0) {
+			if (json_parse(sak->u.string, strlen(sak->u.string), 8,
+				&tree, perr, sizeof(perr)) != 0) {
 				rc = verr_set(e, "invalid_field", f,
 				    "%s is not a JSON key file", f);
 				goto fail;
@@ -439,23 +491,25 @@ validate_credentials(yajl_val obj, const char *prefix, struct src_creds *c,
 			goto fail;
 	} else {
 		if ((rc = get_email(obj, prefix, "clientEmail", true,
-		    &c->client_email, e)) != 0)
+			 &c->client_email, e)) != 0)
 			goto fail;
 		if ((rc = get_string(obj, prefix, "privateKey", true, PEM_MAX,
-		    &pem, e)) != 0)
+			 &pem, e)) != 0)
 			goto fail;
-		if ((rc = take_private_key(pem, field_join(f, sizeof(f),
-		    prefix, "privateKey"), c, e)) != 0)
+		if ((rc = take_private_key(pem,
+			 field_join(f, sizeof(f), prefix, "privateKey"), c,
+			 e)) != 0)
 			goto fail;
 		if ((rc = get_string(obj, prefix, "privateKeyId", false, 128,
-		    &kid, e)) != 0)
+			 &kid, e)) != 0)
 			goto fail;
-		if ((rc = take_key_id(kid, field_join(f, sizeof(f), prefix,
-		    "privateKeyId"), c, e)) != 0)
+		if ((rc = take_key_id(kid,
+			 field_join(f, sizeof(f), prefix, "privateKeyId"), c,
+			 e)) != 0)
 			goto fail;
 	}
-	if ((rc = get_email(obj, prefix, "subject", false, &c->subject,
-	    e)) != 0)
+	if ((rc = get_email(obj, prefix, "subject", false, &c->subject, e)) !=
+	    0)
 		goto fail;
 	return 0;
 fail:
@@ -467,8 +521,8 @@ fail:
 static int
 check_apps(yajl_val v, struct src_input *in, struct verr *e)
 {
-	char	f[64];
-	size_t	i, j;
+	char   f[64];
+	size_t i, j;
 
 	if (!YAJL_IS_ARRAY(v))
 		return verr_set(e, "invalid_type", "applications",
@@ -493,7 +547,7 @@ check_apps(yajl_val v, struct src_input *in, struct verr *e)
 			    s->u.string);
 		for (j = 0; j < i; j++)
 			if (strcmp(s->u.string,
-			    v->u.array.values[j]->u.string) == 0)
+				v->u.array.values[j]->u.string) == 0)
 				return verr_set(e, "duplicate_value", f,
 				    "\"%.64s\" is listed twice", s->u.string);
 	}
@@ -513,14 +567,13 @@ static int
 get_seconds(yajl_val root, const char *key, int64_t min, int64_t max,
     int64_t *out, struct verr *e)
 {
-	yajl_val	v = json_get(root, key);
-	int64_t		n;
+	yajl_val v = json_get(root, key);
+	int64_t	 n;
 
 	if (v == NULL)
 		return 0;
 	if (YAJL_IS_DOUBLE(v) && !json_get_int64(root, key, &n) &&
-	    v->u.number.d == floor(v->u.number.d) &&
-	    fabs(v->u.number.d) <= 1e9)
+	    v->u.number.d == floor(v->u.number.d) && fabs(v->u.number.d) <= 1e9)
 		n = (int64_t)v->u.number.d;
 	else if (!YAJL_IS_NUMBER(v) || !json_get_int64(root, key, &n))
 		return verr_set(e, "invalid_type", key,
@@ -535,10 +588,9 @@ get_seconds(yajl_val root, const char *key, int64_t min, int64_t max,
 
 /* logFetchInterval: an integer in [min, 86400]. */
 static int
-check_interval(yajl_val root, int64_t min, struct src_input *in,
-    struct verr *e)
+check_interval(yajl_val root, int64_t min, struct src_input *in, struct verr *e)
 {
-	int	rc;
+	int rc;
 
 	rc = get_seconds(root, "logFetchInterval", min, VALIDATE_INTERVAL_MAX,
 	    &in->interval, e);
@@ -552,7 +604,7 @@ check_interval(yajl_val root, int64_t min, struct src_input *in,
 static int
 check_lookback(yajl_val root, struct src_input *in, struct verr *e)
 {
-	int	rc;
+	int rc;
 
 	rc = get_seconds(root, "initialLookback", 1, VALIDATE_LOOKBACK_MAX,
 	    &in->lookback, e);
@@ -566,13 +618,14 @@ check_lookback(yajl_val root, struct src_input *in, struct verr *e)
 static int
 check_id(yajl_val root, struct src_input *in, struct verr *e)
 {
-	yajl_val	v = json_get(root, "id");
-	size_t		i;
+	yajl_val v = json_get(root, "id");
+	size_t	 i;
 
 	if (v == NULL)
 		return 0;
 	if (!YAJL_IS_STRING(v))
-		return verr_set(e, "invalid_type", "id", "id must be a string "
+		return verr_set(e, "invalid_type", "id",
+		    "id must be a string "
 		    "(a UUID such as 3f0c2a9e-6d1b-4c8e-9a57-2b1d0e4f7a61); "
 		    "omit it and the server assigns one");
 	/*
@@ -583,14 +636,16 @@ check_id(yajl_val root, struct src_input *in, struct verr *e)
 	if (strcmp(v->u.string, "uuid") == 0)
 		return 0;
 	if (!validate_uuid(v->u.string))
-		return verr_set(e, "invalid_field", "id", "id must be a UUID "
+		return verr_set(e, "invalid_field", "id",
+		    "id must be a UUID "
 		    "(8-4-4-4-12 hexadecimal digits, such as "
 		    "3f0c2a9e-6d1b-4c8e-9a57-2b1d0e4f7a61); omit it and the "
 		    "server assigns one");
 	for (i = 0; i < 36; i++)
 		in->id[i] = (char)((v->u.string[i] >= 'A' &&
-		    v->u.string[i] <= 'F') ? v->u.string[i] - 'A' + 'a' :
-		    v->u.string[i]);
+				       v->u.string[i] <= 'F') ?
+			v->u.string[i] - 'A' + 'a' :
+			v->u.string[i]);
 	in->id[36] = '\0';
 	in->has_id = true;
 	return 0;
@@ -600,7 +655,7 @@ check_id(yajl_val root, struct src_input *in, struct verr *e)
 static bool
 validate_empty_port(const char *url)
 {
-	const char	*a = strstr(url, "://"), *end;
+	const char *a = strstr(url, "://"), *end;
 
 	if (a == NULL)
 		return false;
@@ -617,8 +672,8 @@ validate_empty_port(const char *url)
 static bool
 validate_host_as_written(const char *url, const char *host)
 {
-	const char	*a = strstr(url, "://"), *end, *h;
-	size_t		 n;
+	const char *a = strstr(url, "://"), *end, *h;
+	size_t	    n;
 
 	if (a == NULL)
 		return false;
@@ -640,8 +695,8 @@ validate_host_as_written(const char *url, const char *host)
 static bool
 validate_url_has(CURLU *u, CURLUPart what)
 {
-	char	*p = NULL;
-	bool	 has = curl_url_get(u, what, &p, 0) == CURLUE_OK;
+	char *p = NULL;
+	bool  has = curl_url_get(u, what, &p, 0) == CURLUE_OK;
 
 	curl_free(p);
 	return has;
@@ -651,11 +706,11 @@ int
 validate_callback_url(yajl_val v, const char *f, bool allow_private,
     struct src_input *in, struct verr *e)
 {
-	CURLU			*u = NULL;
-	const char		*s, *host, *p;
-	char			 err[256], *part = NULL;
-	size_t			 hl;
-	int			 rc;
+	CURLU	   *u = NULL;
+	const char *s, *host, *p;
+	char	    err[256], *part = NULL;
+	size_t	    hl;
+	int	    rc;
 
 	if (!YAJL_IS_STRING(v))
 		return verr_set(e, "invalid_type", f, "%s must be a string", f);
@@ -666,8 +721,10 @@ validate_callback_url(yajl_val v, const char *f, bool allow_private,
 	for (p = s; *p != '\0'; p++)
 		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f ||
 		    *p == '\\')
-			return verr_set(e, "invalid_field", f, "%s contains "
-			    "spaces, control or non-ASCII characters", f);
+			return verr_set(e, "invalid_field", f,
+			    "%s contains "
+			    "spaces, control or non-ASCII characters",
+			    f);
 	if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0)
 		return verr_set(e, "invalid_field", f,
 		    "%s must be an http:// or https:// URL", f);
@@ -692,8 +749,10 @@ validate_callback_url(yajl_val v, const char *f, bool allow_private,
 	if (validate_url_has(u, CURLUPART_USER) ||
 	    validate_url_has(u, CURLUPART_PASSWORD) ||
 	    validate_url_has(u, CURLUPART_OPTIONS)) {
-		rc = verr_set(e, "invalid_field", f, "%s must not carry "
-		    "credentials (user:password@); the webhook is signed", f);
+		rc = verr_set(e, "invalid_field", f,
+		    "%s must not carry "
+		    "credentials (user:password@); the webhook is signed",
+		    f);
 		goto fail;
 	}
 	if (validate_url_has(u, CURLUPART_FRAGMENT)) {
@@ -702,7 +761,8 @@ validate_callback_url(yajl_val v, const char *f, bool allow_private,
 		goto fail;
 	}
 	if ((curl_url_get(u, CURLUPART_PORT, &part, 0) == CURLUE_OK &&
-	    strcmp(part, "0") == 0) || validate_empty_port(s)) {
+		strcmp(part, "0") == 0) ||
+	    validate_empty_port(s)) {
 		rc = verr_set(e, "invalid_field", f, "%s has an invalid port",
 		    f);
 		goto fail;
@@ -716,8 +776,10 @@ validate_callback_url(yajl_val v, const char *f, bool allow_private,
 	}
 	host = part;
 	if (!validate_host_as_written(s, host)) {
-		rc = verr_set(e, "invalid_field", f, "%s: write the host in "
-		    "its usual form (%.64s)", f, host);
+		rc = verr_set(e, "invalid_field", f,
+		    "%s: write the host in "
+		    "its usual form (%.64s)",
+		    f, host);
 		goto fail;
 	}
 	hl = strlen(host);
@@ -731,12 +793,15 @@ validate_callback_url(yajl_val v, const char *f, bool allow_private,
 	} else
 		util_strlcpy(in->cb_host, host, sizeof(in->cb_host));
 	if ((rc = netaddr_check_syntax(in->cb_host, allow_private,
-	    &in->cb_literal, err, sizeof(err))) != 0) {
-		rc = verr_set(e, rc == -EHOSTUNREACH ? "forbidden_address" :
-		    "invalid_field", f, "%s: %s%s", f, err,
-		    rc == -EHOSTUNREACH ? " (set "
-		    "AUDITRELAY_DELIVERY_ALLOW_PRIVATE_NETWORKS=1 to allow "
-		    "private networks)" : "");
+		 &in->cb_literal, err, sizeof(err))) != 0) {
+		rc = verr_set(e,
+		    rc == -EHOSTUNREACH ? "forbidden_address" : "invalid_field",
+		    f, "%s: %s%s", f, err,
+		    rc == -EHOSTUNREACH ?
+			" (set "
+			"AUDITRELAY_DELIVERY_ALLOW_PRIVATE_NETWORKS=1 to allow "
+			"private networks)" :
+			"");
 		goto fail;
 	}
 	if (in->cb_host[0] == '[') {
@@ -760,12 +825,12 @@ validate_add_source(yajl_val root, int64_t min_interval, bool allow_private,
     struct src_input *in, struct verr *e)
 {
 	static const char *const allowed[] = { "id", "sourceType",
-	    "credentials", "applications", "logFetchInterval",
-	    "initialLookback", "callbackUrl" };
-	const char	*st;
-	yajl_val	 v;
-	size_t		 i;
-	int		 rc;
+		"credentials", "applications", "logFetchInterval",
+		"initialLookback", "callbackUrl" };
+	const char		*st;
+	yajl_val		 v;
+	size_t			 i;
+	int			 rc;
 
 	memset(in, 0, sizeof(*in));
 	if ((rc = check_keys(root, "", allowed, nitems(allowed), e)) != 0)
@@ -799,7 +864,8 @@ validate_add_source(yajl_val root, int64_t min_interval, bool allow_private,
 		goto fail;
 	if (!in->has_interval) {
 		in->interval = VALIDATE_INTERVAL_DEFAULT < min_interval ?
-		    min_interval : VALIDATE_INTERVAL_DEFAULT;
+		    min_interval :
+		    VALIDATE_INTERVAL_DEFAULT;
 		in->has_interval = true;
 	}
 	if ((rc = check_lookback(root, in, e)) != 0)
@@ -810,7 +876,7 @@ validate_add_source(yajl_val root, int64_t min_interval, bool allow_private,
 		goto fail;
 	}
 	if ((rc = validate_callback_url(v, "callbackUrl", allow_private, in,
-	    e)) != 0)
+		 e)) != 0)
 		goto fail;
 	return 0;
 fail:
@@ -823,15 +889,16 @@ validate_patch(yajl_val root, int64_t min_interval, bool allow_private,
     struct src_input *in, struct verr *e)
 {
 	static const char *const allowed[] = { "logFetchInterval",
-	    "callbackUrl", "applications", "paused", "initialLookback" };
-	yajl_val	v;
-	int		rc;
+		"callbackUrl", "applications", "paused", "initialLookback" };
+	yajl_val		 v;
+	int			 rc;
 
 	memset(in, 0, sizeof(*in));
 	if ((rc = check_keys(root, "", allowed, nitems(allowed), e)) != 0)
 		goto fail;
 	if (root->u.object.len == 0) {
-		rc = verr_set(e, "missing_field", "body", "nothing to change: "
+		rc = verr_set(e, "missing_field", "body",
+		    "nothing to change: "
 		    "give logFetchInterval, callbackUrl, applications, "
 		    "initialLookback or paused");
 		goto fail;
@@ -845,7 +912,7 @@ validate_patch(yajl_val root, int64_t min_interval, bool allow_private,
 		goto fail;
 	if ((v = json_get(root, "callbackUrl")) != NULL &&
 	    (rc = validate_callback_url(v, "callbackUrl", allow_private, in,
-	    e)) != 0)
+		 e)) != 0)
 		goto fail;
 	if ((v = json_get(root, "paused")) != NULL) {
 		if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {

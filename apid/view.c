@@ -13,10 +13,10 @@
 #include "lib/store/store.h"
 #include "lib/base/util.h"
 
-#define VIEW_STATE_ID_MAX	96	/* "<source>:deliver" and its NUL */
+#define VIEW_STATE_ID_MAX 96 /* "<source>:deliver" and its NUL */
 
 const char *const view_statuses[VIEW_NSTATUS] = { "active", "paused",
-    "credentials_invalid", "callback_failing", "callback_gone" };
+	"credentials_invalid", "callback_failing", "callback_gone" };
 
 /*
  * Derive what v reports from its documents: the status is paused if the
@@ -27,7 +27,7 @@ const char *const view_statuses[VIEW_NSTATUS] = { "active", "paused",
 static void
 view_derive(struct view *v)
 {
-	const char	*fs = NULL, *ds = NULL, *derr;
+	const char *fs = NULL, *ds = NULL, *derr;
 
 	if (v->fetch != NULL)
 		fs = store_bson_str(v->fetch, "status");
@@ -37,10 +37,12 @@ view_derive(struct view *v)
 	v->paused = store_bson_bool(v->src, "paused", false);
 	v->creds_invalid = fs != NULL && strcmp(fs, "credentials_invalid") == 0;
 	v->deliver_failing = ds != NULL && strcmp(ds, "ok") != 0;
-	v->last_fetch_ms = v->fetch != NULL ? store_bson_int(v->fetch,
-	    "lastFetchAt", 0) : 0;
-	v->last_delivery_ms = v->deliver != NULL ? store_bson_int(v->deliver,
-	    "lastDeliveryAt", 0) : 0;
+	v->last_fetch_ms = v->fetch != NULL ?
+	    store_bson_int(v->fetch, "lastFetchAt", 0) :
+	    0;
+	v->last_delivery_ms = v->deliver != NULL ?
+	    store_bson_int(v->deliver, "lastDeliveryAt", 0) :
+	    0;
 	if (v->paused)
 		v->status = view_statuses[1];
 	else if (v->creds_invalid)
@@ -51,12 +53,14 @@ view_derive(struct view *v)
 		v->status = view_statuses[4];
 	else
 		v->status = view_statuses[0];
-	v->last_error = v->fetch != NULL ? store_bson_str(v->fetch,
-	    "lastError") : NULL;
-	derr = v->deliver != NULL ? store_bson_str(v->deliver, "lastError") :
+	v->last_error = v->fetch != NULL ?
+	    store_bson_str(v->fetch, "lastError") :
 	    NULL;
+	derr = v->deliver != NULL ? store_bson_str(v->deliver, "lastError") :
+				    NULL;
 	if ((v->last_error == NULL || v->status == view_statuses[3] ||
-	    v->status == view_statuses[4]) && derr != NULL)
+		v->status == view_statuses[4]) &&
+	    derr != NULL)
 		v->last_error = derr;
 }
 
@@ -64,7 +68,7 @@ view_derive(struct view *v)
 static bson_t *
 view_copy_src(const bson_t *src)
 {
-	bson_t	*d = bson_new();
+	bson_t *d = bson_new();
 
 	bson_copy_to_excluding_noinit(src, d, "credentials", "webhookSecret",
 	    "requestDigest", NULL);
@@ -82,8 +86,8 @@ view_cmp_id(const void *a, const void *b)
 const struct view *
 views_find(const struct views *vs, const char *id, size_t idlen)
 {
-	size_t	lo = 0, hi = vs->n, mid;
-	int	c;
+	size_t lo = 0, hi = vs->n, mid;
+	int    c;
 
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
@@ -108,14 +112,14 @@ views_find(const struct views *vs, const char *id, size_t idlen)
 static void
 views_attach(struct views *vs, const bson_t *d)
 {
-	const char	*id, *colon;
-	struct view	*v;
-	bson_t		**slot;
+	const char  *id, *colon;
+	struct view *v;
+	bson_t	   **slot;
 
 	if ((id = store_bson_str(d, "_id")) == NULL ||
 	    (colon = strrchr(id, ':')) == NULL ||
 	    (v = (struct view *)views_find(vs, id, (size_t)(colon - id))) ==
-	    NULL)
+		NULL)
 		return;
 	if (strcmp(colon + 1, "fetch") == 0)
 		slot = &v->fetch;
@@ -142,14 +146,13 @@ views_attach_one(const bson_t *d, void *arg)
 static bson_t *
 views_states_sel(const struct views *vs)
 {
-	char	(*keys)[VIEW_STATE_ID_MAX];
-	bson_t	*sel;
-	size_t	 i;
+	char(*keys)[VIEW_STATE_ID_MAX];
+	bson_t *sel;
+	size_t	i;
 
 	keys = util_xcalloc(2 * vs->n + 1, sizeof(*keys));
 	for (i = 0; i < vs->n; i++) {
-		snprintf(keys[2 * i], sizeof(keys[0]), "%s:fetch",
-		    vs->v[i].id);
+		snprintf(keys[2 * i], sizeof(keys[0]), "%s:fetch", vs->v[i].id);
 		snprintf(keys[2 * i + 1], sizeof(keys[0]), "%s:deliver",
 		    vs->v[i].id);
 	}
@@ -160,16 +163,16 @@ views_states_sel(const struct views *vs)
 
 /* Sources read by views_load, a page at most. */
 struct views_add {
-	struct views	*vs;
-	int64_t		 limit;
-	size_t		 cap;
+	struct views *vs;
+	int64_t	      limit;
+	size_t	      cap;
 };
 
 static int
 views_add_one(const bson_t *d, void *arg)
 {
-	struct views_add	*vl = arg;
-	struct views		*vs = vl->vs;
+	struct views_add *vl = arg;
+	struct views	 *vs = vl->vs;
 
 	if (store_bson_str(d, "_id") == NULL)
 		return 0;
@@ -192,29 +195,29 @@ views_add_one(const bson_t *d, void *arg)
 }
 
 int
-views_load(mongoc_client_t *c, const bson_t *q, int64_t limit,
-    struct views *vs, char *err, size_t errlen)
+views_load(mongoc_client_t *c, const bson_t *q, int64_t limit, struct views *vs,
+    char *err, size_t errlen)
 {
-	mongoc_collection_t	*col;
-	bson_t			 empty = BSON_INITIALIZER, *opts, *sel = NULL;
-	struct views_add	 vl = { vs, limit, 0 };
-	size_t			 i;
-	bool			 ok;
+	mongoc_collection_t *col;
+	bson_t		     empty = BSON_INITIALIZER, *opts, *sel = NULL;
+	struct views_add     vl = { vs, limit, 0 };
+	size_t		     i;
+	bool		     ok;
 
 	memset(vs, 0, sizeof(*vs));
 	if (limit > 0)
-		opts = BCON_NEW("sort", "{", "createdAt", BCON_INT32(1),
-		    "_id", BCON_INT32(1), "}", "limit", BCON_INT64(limit + 1),
+		opts = BCON_NEW("sort", "{", "createdAt", BCON_INT32(1), "_id",
+		    BCON_INT32(1), "}", "limit", BCON_INT64(limit + 1),
 		    "projection", "{", "credentials", BCON_INT32(0),
 		    "webhookSecret", BCON_INT32(0), "requestDigest",
 		    BCON_INT32(0), "}");
 	else
-		opts = BCON_NEW("projection", "{", "credentials",
-		    BCON_INT32(0), "webhookSecret", BCON_INT32(0),
-		    "requestDigest", BCON_INT32(0), "}");
+		opts = BCON_NEW("projection", "{", "credentials", BCON_INT32(0),
+		    "webhookSecret", BCON_INT32(0), "requestDigest",
+		    BCON_INT32(0), "}");
 	col = store_coll(child_store(), c, STORE_SOURCES);
 	ok = store_each_in(col, q != NULL ? q : &empty, opts, views_add_one,
-	    &vl, err, errlen) >= 0;
+		 &vl, err, errlen) >= 0;
 	mongoc_collection_destroy(col);
 	bson_destroy(opts);
 	if (!ok)
@@ -230,7 +233,7 @@ views_load(mongoc_client_t *c, const bson_t *q, int64_t limit,
 			sel = views_states_sel(vs);
 		col = store_coll(child_store(), c, STORE_SOURCE_STATE);
 		ok = store_each_in(col, sel != NULL ? sel : &empty, NULL,
-		    views_attach_one, vs, err, errlen) == 0;
+			 views_attach_one, vs, err, errlen) == 0;
 		mongoc_collection_destroy(col);
 		if (sel != NULL)
 			bson_destroy(sel);
@@ -249,10 +252,10 @@ int
 view_of_doc(const bson_t *src, struct view *v, char *err, size_t errlen)
 {
 	static const char *const kinds[] = { "fetch", "deliver" };
-	bson_t		 sel, out, **slot;
-	char		 key[VIEW_STATE_ID_MAX];
-	size_t		 i;
-	int		 rc = 0;
+	bson_t			 sel, out, **slot;
+	char			 key[VIEW_STATE_ID_MAX];
+	size_t			 i;
+	int			 rc = 0;
 
 	memset(v, 0, sizeof(*v));
 	v->src = view_copy_src(src);
@@ -292,7 +295,7 @@ view_clear(struct view *v)
 void
 views_clear(struct views *vs)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < vs->n; i++)
 		view_clear(&vs->v[i]);
@@ -305,7 +308,7 @@ void
 view_json_time(struct jsonw *w, const char *key, const bson_t *doc,
     const char *field)
 {
-	int64_t	ms = doc != NULL ? store_bson_int(doc, field, 0) : 0;
+	int64_t ms = doc != NULL ? store_bson_int(doc, field, 0) : 0;
 	char	buf[32];
 
 	if (ms <= 0) {
@@ -321,7 +324,7 @@ view_json_time(struct jsonw *w, const char *key, const bson_t *doc,
 static void
 view_json_strv(struct jsonw *w, const bson_t *doc, const char *key)
 {
-	bson_iter_t	it, sub;
+	bson_iter_t it, sub;
 
 	jsonw_key(w, key);
 	jsonw_arr_open(w);
@@ -337,8 +340,8 @@ view_json_strv(struct jsonw *w, const bson_t *doc, const char *key)
 void
 view_json(struct jsonw *w, const struct view *v)
 {
-	const bson_t	*src = v->src;
-	bson_iter_t	 it;
+	const bson_t *src = v->src;
+	bson_iter_t   it;
 
 	jsonw_kv_str(w, "id", v->id);
 	jsonw_kv_str(w, "sourceType", store_bson_str(src, "sourceType"));
@@ -359,8 +362,9 @@ view_json(struct jsonw *w, const struct view *v)
 	jsonw_kv_int(w, "credentialsVersion",
 	    store_bson_int(src, "credentialsVersion", 1));
 	if (bson_iter_init_find(&it, src, "previousWebhookSecret") &&
-	    BSON_ITER_HOLDS_DOCUMENT(&it) && store_bson_int(src,
-	    "previousWebhookSecret.until", 0) > util_now_ms())
+	    BSON_ITER_HOLDS_DOCUMENT(&it) &&
+	    store_bson_int(src, "previousWebhookSecret.until", 0) >
+		util_now_ms())
 		view_json_time(w, "previousWebhookSecretValidUntil", src,
 		    "previousWebhookSecret.until");
 	view_json_time(w, "createdAt", src, "createdAt");

@@ -17,18 +17,17 @@
 #include "lib/base/util.h"
 #include "lib/store/worker.h"
 
-
 struct araise {
-	char	 sid[64];
-	bson_t	*doc;
-	int	 rc;
-	char	 err[512];
+	char	sid[64];
+	bson_t *doc;
+	int	rc;
+	char	err[512];
 };
 
 static void
 araise_work(void *arg)
 {
-	struct araise	*r = arg;
+	struct araise *r = arg;
 
 	r->rc = store_insert_one(child_store(), STORE_ALERTS, r->doc, r->err,
 	    sizeof(r->err));
@@ -37,7 +36,7 @@ araise_work(void *arg)
 static void
 araise_done(void *arg)
 {
-	struct araise	*r = arg;
+	struct araise *r = arg;
 
 	if (!child_store_result(r->rc >= 0, r->err))
 		log_warn("source=%s alert could not be stored: %s", r->sid,
@@ -56,16 +55,16 @@ araise_done(void *arg)
 int
 alerts_raise(struct dsource *s, const char *alert, const char *message)
 {
-	struct araise	*r;
-	char		 id[37];
+	struct araise *r;
+	char	       id[37];
 
 	util_uuid_v4(id);
 	r = util_xcalloc(1, sizeof(*r));
 	util_strlcpy(r->sid, s->id, sizeof(r->sid));
 	r->doc = BCON_NEW("_id", BCON_UTF8(id), "sourceId", BCON_UTF8(s->id),
-	    "alert", BCON_UTF8(alert), "message", BCON_UTF8(message),
-	    "at", BCON_INT64(util_now_ms()), "state", BCON_UTF8("pending"),
-	    "batchId", BCON_NULL);
+	    "alert", BCON_UTF8(alert), "message", BCON_UTF8(message), "at",
+	    BCON_INT64(util_now_ms()), "state", BCON_UTF8("pending"), "batchId",
+	    BCON_NULL);
 	log_warn("source=%s alert=%s raised: %s", s->id, alert, message);
 	if (worker_submit(araise_work, araise_done, r) != 0) {
 		bson_destroy(r->doc);

@@ -29,7 +29,7 @@ breaker_failure(struct breaker *b, int64_t now)
 enum breaker_event
 breaker_success(struct breaker *b, unsigned *attempts)
 {
-	bool	was_open = b->open;
+	bool was_open = b->open;
 
 	if (attempts != NULL)
 		*attempts = b->consecutive + 1;

@@ -11,10 +11,10 @@
 #include <stdint.h>
 
 struct breaker {
-	unsigned	threshold;
-	unsigned	consecutive;	/* failures in a row */
-	bool		open;
-	int64_t		down_since;	/* ms of the first failure in a row */
+	unsigned threshold;
+	unsigned consecutive; /* failures in a row */
+	bool	 open;
+	int64_t	 down_since; /* ms of the first failure in a row */
 };
 
 enum breaker_event {
@@ -23,7 +23,7 @@ enum breaker_event {
 	BREAKER_CLOSED,
 };
 
-void	breaker_init(struct breaker *b, unsigned threshold);
+void breaker_init(struct breaker *b, unsigned threshold);
 /* A failed attempt at now (ms). */
 enum breaker_event breaker_failure(struct breaker *b, int64_t now);
 /*

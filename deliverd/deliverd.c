@@ -27,7 +27,7 @@ static const struct child_ops deliverd_ops = {
 	.daemon = AR__DAEMON__DAEMON_DELIVERD,
 	.name = "auditrelay-deliverd",
 	.summary = "auditrelay's deliverer: signed batches of pending logs "
-	    "to each source's callback.",
+		   "to each source's callback.",
 	.configure = deliverd_configure,
 	.dispatch = deliverd_dispatch,
 	.shutdown = deliverd_shutdown,

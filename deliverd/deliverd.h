@@ -32,88 +32,88 @@
 #include "lib/ipc/ipc.h"
 
 #ifndef TAILQ_FOREACH_SAFE
-#define TAILQ_FOREACH_SAFE(var, head, field, tvar)			\
-	for ((var) = TAILQ_FIRST(head);					\
-	    (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1);	\
-	    (var) = (tvar))
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                  \
+	for ((var) = TAILQ_FIRST(head);                             \
+	     (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1); \
+	     (var) = (tvar))
 #endif
 
 struct dsource;
 
 /* A callback host: POSTs in flight to it, across sources. */
 struct dhost {
-	LIST_ENTRY(dhost)	 entry;
-	char			 name[256];
-	unsigned		 inflight;
+	LIST_ENTRY(dhost) entry;
+	char	 name[256];
+	unsigned inflight;
 };
 
 /* An undelivered batch (its body stays in the store). */
 struct dbatch {
-	TAILQ_ENTRY(dbatch)	 entry;
-	struct dsource		*src;
-	struct dhost		*host;		/* while in flight */
-	char			 id[40];
-	char			 webhook_id[48];
-	bool			 is_alert;
-	int64_t			 created_at;
-	int64_t			 next_at;	/* ms, next attempt */
-	int64_t			 age_base;	/* created, or replayed */
-	unsigned		 n_attempts;
-	unsigned		 n_errors;	/* ERROR outcomes since base */
-	unsigned		 n_fail;	/* failures, for the schedule */
-	int64_t			 nlogs;
-	bool			 inflight;
-	bool			 seen;		/* reload bookkeeping */
-	struct httpc_req	*req;
-	char			*body;		/* from the hint, or NULL */
-	size_t			 body_len;
+	TAILQ_ENTRY(dbatch) entry;
+	struct dsource	 *src;
+	struct dhost	 *host; /* while in flight */
+	char		  id[40];
+	char		  webhook_id[48];
+	bool		  is_alert;
+	int64_t		  created_at;
+	int64_t		  next_at;  /* ms, next attempt */
+	int64_t		  age_base; /* created, or replayed */
+	unsigned	  n_attempts;
+	unsigned	  n_errors; /* ERROR outcomes since base */
+	unsigned	  n_fail;   /* failures, for the schedule */
+	int64_t		  nlogs;
+	bool		  inflight;
+	bool		  seen; /* reload bookkeeping */
+	struct httpc_req *req;
+	char		 *body; /* from the hint, or NULL */
+	size_t		  body_len;
 };
 
 TAILQ_HEAD(dbatch_q, dbatch);
 
 struct dsource {
-	TAILQ_ENTRY(dsource)	 entry;
-	char			 id[64];
-	char			*url;
-	char			 hostname[256];
-	char			*secret;
-	char			*prev_secret;
-	int64_t			 prev_until;
-	bool			 paused;	/* sources.paused */
-	bool			 gone;		/* callback answered 410 */
-	char			*gone_url;
-	bool			 seen;
+	TAILQ_ENTRY(dsource) entry;
+	char	id[64];
+	char   *url;
+	char	hostname[256];
+	char   *secret;
+	char   *prev_secret;
+	int64_t prev_until;
+	bool	paused; /* sources.paused */
+	bool	gone;	/* callback answered 410 */
+	char   *gone_url;
+	bool	seen;
 	/*
 	 * A copy of the lease of the source's partition ("deliver:p<N>"),
 	 * kept in step by the partition set: held, epoch (the fencing
 	 * token written into batches) and local deadline.
 	 */
-	int			 part;
-	struct lease		 lease;
-	struct dbatch_q		 queue;
-	unsigned		 nqueue;
-	unsigned		 inflight;
-	struct event		*timer;
-	bool			 logs_dirty;	/* new batches were hinted */
-	bool			 alerts_dirty;
-	bool			 reload;	/* re-read the batch queue */
-	bool			 ready;		/* taken over: watermark known */
-	bool			 busy;		/* a worker job runs for it */
-	bool			 zombie;	/* removed; freed after the job */
-	bool			 handover;	/* over our share: drain, release */
-	_Atomic int64_t		 lease_deadline; /* for the worker: mono ms */
-	int64_t			 next_sweep;	/* look for late logs */
-	bool			 wait_slot;	/* held back by a limit */
-	struct breaker		 br;
-	char			 last_error[256];
-	const char		*status;	/* ok, callback_failing, ... */
-	int64_t			 last_delivery_at;
-	int64_t			 last_dead_alert;
-	const char		*written_status;
-	bool			 state_writing;	/* a write in flight */
-	bool			 state_dirty;	/* write again after it */
-	int64_t			 st_logs, st_batches, st_fail, st_dead;
-	int64_t			 state_written_at;
+	int		part;
+	struct lease	lease;
+	struct dbatch_q queue;
+	unsigned	nqueue;
+	unsigned	inflight;
+	struct event   *timer;
+	bool		logs_dirty; /* new batches were hinted */
+	bool		alerts_dirty;
+	bool		reload;		/* re-read the batch queue */
+	bool		ready;		/* taken over: watermark known */
+	bool		busy;		/* a worker job runs for it */
+	bool		zombie;		/* removed; freed after the job */
+	bool		handover;	/* over our share: drain, release */
+	_Atomic int64_t lease_deadline; /* for the worker: mono ms */
+	int64_t		next_sweep;	/* look for late logs */
+	bool		wait_slot;	/* held back by a limit */
+	struct breaker	br;
+	char		last_error[256];
+	const char     *status; /* ok, callback_failing, ... */
+	int64_t		last_delivery_at;
+	int64_t		last_dead_alert;
+	const char     *written_status;
+	bool		state_writing; /* a write in flight */
+	bool		state_dirty;   /* write again after it */
+	int64_t		st_logs, st_batches, st_fail, st_dead;
+	int64_t		state_written_at;
 };
 
 TAILQ_HEAD(dsource_q, dsource);
@@ -122,9 +122,9 @@ TAILQ_HEAD(dsource_q, dsource);
 static inline struct dsource *
 dsource_find(struct dsource_q *q, const char *id)
 {
-	struct dsource	*s;
+	struct dsource *s;
 
-	TAILQ_FOREACH(s, q, entry)
+	TAILQ_FOREACH (s, q, entry)
 		if (strcmp(s->id, id) == 0)
 			return s;
 	return NULL;
@@ -132,65 +132,64 @@ dsource_find(struct dsource_q *q, const char *id)
 
 /* The settings (run.c reads them from the configuration). */
 struct deliverd_conf {
-	int64_t			 max_logs;
-	int64_t			 max_bytes;
-	int64_t			 linger_ms;
-	int64_t			 sched[DELIVER_SCHEDULE_MAX];
-	int			 nsched;
-	int64_t			 max_age_ms;
-	long			 timeout_ms;
-	unsigned		 max_conc;
-	unsigned		 host_conc;
-	unsigned		 breaker_threshold;
-	int64_t			 lease_ttl_ms;
-	int64_t			 lease_renew_ms;
-	int64_t			 rescan_ms;
-	int64_t			 retention_ms;
-	int64_t			 dead_retention_ms;	/* 0: kept */
-	bool			 allow_private;
+	int64_t	 max_logs;
+	int64_t	 max_bytes;
+	int64_t	 linger_ms;
+	int64_t	 sched[DELIVER_SCHEDULE_MAX];
+	int	 nsched;
+	int64_t	 max_age_ms;
+	long	 timeout_ms;
+	unsigned max_conc;
+	unsigned host_conc;
+	unsigned breaker_threshold;
+	int64_t	 lease_ttl_ms;
+	int64_t	 lease_renew_ms;
+	int64_t	 rescan_ms;
+	int64_t	 retention_ms;
+	int64_t	 dead_retention_ms; /* 0: kept */
+	bool	 allow_private;
 };
 
 /* Bodies kept in memory from BatchStored hints, at most. */
-#define DELIVERD_BODY_CACHE_MAX	(64u * 1024 * 1024)
+#define DELIVERD_BODY_CACHE_MAX (64u * 1024 * 1024)
 
 /* run.c: settings, start-up, reload, shutdown. */
 const struct deliverd_conf *deliverd_conf(void);
-int	 deliverd_configure(const struct config *cfg, bool initial,
-	    char *err, size_t errlen);
-void	 deliverd_shutdown(unsigned grace_ms);
+int  deliverd_configure(const struct config *cfg, bool initial, char *err,
+     size_t errlen);
+void deliverd_shutdown(unsigned grace_ms);
 /* Leave: the sources go, every lease is released, the process exits. */
-void	 deliverd_finish(void);
-int	 deliverd_store_setup(struct store *st, char *err, size_t errlen);
+void deliverd_finish(void);
+int  deliverd_store_setup(struct store *st, char *err, size_t errlen);
 /* (Re)create *ev on the loop, firing after ms (every ms if persist). */
-void	 deliverd_timer_start(struct event **ev, event_callback_fn cb,
-	    int64_t ms, bool persist);
+void deliverd_timer_start(struct event **ev, event_callback_fn cb, int64_t ms,
+    bool persist);
 
 /* dispatch.c: hints from auditrelayd. */
-void	 deliverd_dispatch(const Ar__Envelope *env);
+void deliverd_dispatch(const Ar__Envelope *env);
 
 /* sources.c: the table of sources, the rescan. */
-int	 deliverd_sources_init(const char *key_file, char *err,
-	    size_t errlen);
+int deliverd_sources_init(const char *key_file, char *err, size_t errlen);
 struct dsource_q *deliverd_sources(void);
-void	 deliverd_sources_configure(void);
-void	 deliverd_sources_free(void);
-struct dsource *deliverd_source_find(const char *id);
-void	 deliverd_source_wake(struct dsource *s, int64_t at);
-void	 deliverd_source_kick(struct dsource *s);
-void	 deliverd_source_idle(struct dsource *s);
-void	 deliverd_source_free(struct dsource *s);
-void	 deliverd_source_destroy(struct dsource *s);
-void	 deliverd_source_job_done(struct dsource *s);
+void		  deliverd_sources_configure(void);
+void		  deliverd_sources_free(void);
+struct dsource	 *deliverd_source_find(const char *id);
+void		  deliverd_source_wake(struct dsource *s, int64_t at);
+void		  deliverd_source_kick(struct dsource *s);
+void		  deliverd_source_idle(struct dsource *s);
+void		  deliverd_source_free(struct dsource *s);
+void		  deliverd_source_destroy(struct dsource *s);
+void		  deliverd_source_job_done(struct dsource *s);
 /* A worker job of s ended (queue_init's done): carry on, or free s. */
-void	 deliverd_source_job_end(void *arg, struct dsource *s);
-void	 deliverd_rescan_arm(bool initial);
-void	 deliverd_rescan_soon(void);
+void deliverd_source_job_end(void *arg, struct dsource *s);
+void deliverd_rescan_arm(bool initial);
+void deliverd_rescan_soon(void);
 
 /* state.c: source_state and stats of a source. */
-void	 deliverd_source_state_write(struct dsource *s);
-void	 deliverd_stats_add(struct dsource *s, int64_t logs, int64_t batches,
-	    int64_t failures, int64_t dead);
-void	 deliverd_stats_flush_cb(evutil_socket_t fd, short what, void *arg);
+void deliverd_source_state_write(struct dsource *s);
+void deliverd_stats_add(struct dsource *s, int64_t logs, int64_t batches,
+    int64_t failures, int64_t dead);
+void deliverd_stats_flush_cb(evutil_socket_t fd, short what, void *arg);
 
 /* step.c: sending a source's queue, a POST's outcome. */
 int	 deliverd_step_init(void);
@@ -201,17 +200,17 @@ void	 deliverd_step(struct dsource *s);
 void	 deliverd_source_timer_cb(evutil_socket_t fd, short what, void *arg);
 
 /* owner.c: partitions held, sources taken over. */
-int	 deliverd_partitions_init(const struct config *cfg,
-	    const char *instance, char *err, size_t errlen);
-void	 deliverd_partitions_configure(const struct config *cfg);
-void	 deliverd_partitions_shutdown(void (*done)(void *), void *arg);
-int	 deliverd_partition_of(const char *id);
-void	 deliverd_partitions_sync(void);
-void	 deliverd_sources_taken(int part, const struct lease *l,
-	    struct dsource *one);
+int  deliverd_partitions_init(const struct config *cfg, const char *instance,
+     char *err, size_t errlen);
+void deliverd_partitions_configure(const struct config *cfg);
+void deliverd_partitions_shutdown(void (*done)(void *), void *arg);
+int  deliverd_partition_of(const char *id);
+void deliverd_partitions_sync(void);
+void deliverd_sources_taken(int part, const struct lease *l,
+    struct dsource *one);
 
 /* janitor.c: what removed sources left, old alerts. */
-void	 deliverd_janitor_start(void);
+void deliverd_janitor_start(void);
 
 /* queue.c: the store side of batches (scans on the worker thread). */
 /*
@@ -219,40 +218,38 @@ void	 deliverd_janitor_start(void);
  * rescans: 30 s by default): fetcherd's hints queue new batches at once;
  * the re-read finds replays, lost hints and batches of other holders.
  */
-#define QUEUE_LOAD_EVERY(d)	((d).rescan_ms * 6)
-int	 queue_load_all_start(void);
+#define QUEUE_LOAD_EVERY(d) ((d).rescan_ms * 6)
+int queue_load_all_start(void);
 /*
  * The table of sources (load_all merges into it) and what to call when
  * a job of one of them ended, or brought news: done(arg, s), with s no
  * longer busy (and maybe a zombie to free).
  */
-void	 queue_init(struct dsource_q *sources, void (*done)(void *arg,
-	    struct dsource *s), void *arg);
+void queue_init(struct dsource_q *sources,
+    void (*done)(void *arg, struct dsource *s), void *arg);
 /* An alert of sid was stored: build its alert batches soon. */
-void	 queue_alerts_raised(const char *sid);
+void queue_alerts_raised(const char *sid);
 
 /* Take-over: watermark, pending batches, alert marks; then ready. */
-int	 queue_takeover_start(struct dsource *s);
+int queue_takeover_start(struct dsource *s);
 /* Re-read the pending batches (replays, other holders). */
-int	 queue_load_start(struct dsource *s);
+int queue_load_start(struct dsource *s);
 /* Turn the pending alerts of s into alert batches (on the worker). */
-#define QUEUE_ALERTS_PER_BUILD	16
-int	 queue_alerts_start(struct dsource *s);
-char	*queue_body(struct dsource *s, const struct dbatch *b, size_t *len);
+#define QUEUE_ALERTS_PER_BUILD 16
+int   queue_alerts_start(struct dsource *s);
+char *queue_body(struct dsource *s, const struct dbatch *b, size_t *len);
 /* Shutdown: send the 2xx not yet recorded to the worker now. */
-void	 queue_record_flush(void);
-int	 queue_record(struct dsource *s, struct dbatch *b,
-	    const struct httpc_resp *resp, const char *state, int64_t now,
-	    const char *error);
-void	 queue_insert_sorted(struct dsource *s, struct dbatch *b);
-void	 queue_remove(struct dsource *s, struct dbatch *b);
+void queue_record_flush(void);
+int  queue_record(struct dsource *s, struct dbatch *b,
+     const struct httpc_resp *resp, const char *state, int64_t now,
+     const char *error);
+void queue_insert_sorted(struct dsource *s, struct dbatch *b);
+void queue_remove(struct dsource *s, struct dbatch *b);
 /* A batch hinted by fetcherd (queued unless known); takes no ownership. */
-void	 queue_hinted(struct dsource *s, const char *id, const char *wid,
-	    uint32_t nlogs, int64_t created_at, const uint8_t *body,
-	    size_t len);
+void queue_hinted(struct dsource *s, const char *id, const char *wid,
+    uint32_t nlogs, int64_t created_at, const uint8_t *body, size_t len);
 
 /* alerts.c */
-int	 alerts_raise(struct dsource *s, const char *alert,
-	    const char *message);
+int alerts_raise(struct dsource *s, const char *alert, const char *message);
 
 #endif

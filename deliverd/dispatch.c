@@ -15,11 +15,10 @@
 #include "lib/base/util.h"
 #include "lib/store/worker.h"
 
-
 void
 deliverd_dispatch(const Ar__Envelope *env)
 {
-	struct dsource	*s;
+	struct dsource *s;
 
 	switch (env->body_case) {
 	case AR__ENVELOPE__BODY_SOURCE_CHANGED:
@@ -29,14 +28,14 @@ deliverd_dispatch(const Ar__Envelope *env)
 			    s->id);
 			deliverd_source_free(s);
 		} else if (s != NULL)
-			s->reload = true;	/* replays, URL changes */
+			s->reload = true; /* replays, URL changes */
 		deliverd_rescan_soon();
 		break;
 	case AR__ENVELOPE__BODY_BATCH_STORED: {
 		const Ar__BatchStored *bs = env->batch_stored;
 
-		if (bs == NULL || bs->source_id == NULL || bs->batch_id == NULL ||
-		    strlen(bs->batch_id) >= 40)
+		if (bs == NULL || bs->source_id == NULL ||
+		    bs->batch_id == NULL || strlen(bs->batch_id) >= 40)
 			break;
 		s = deliverd_source_find(bs->source_id);
 		if (s == NULL) {

@@ -17,12 +17,12 @@
 #include "lib/base/util.h"
 #include "lib/store/worker.h"
 
-#define JANITOR_FIRST_MS	10000
-#define JANITOR_EVERY_MS	60000
+#define JANITOR_FIRST_MS 10000
+#define JANITOR_EVERY_MS 60000
 
-static struct event	*janitor_ev, *janitor2_ev;
+static struct event *janitor_ev, *janitor2_ev;
 
-static void	deliverd_janitor_first_cb(evutil_socket_t, short, void *);
+static void deliverd_janitor_first_cb(evutil_socket_t, short, void *);
 
 /*
  * Run a distinct on coll.sourceId; calls fn for each value. 0 or -EIO.
@@ -31,14 +31,14 @@ static int
 deliverd_distinct_sources(const char *coll, char ***out, size_t *nout,
     char *err, size_t errlen)
 {
-	mongoc_client_t		*c;
-	mongoc_database_t	*db;
-	bson_t			*cmd, reply;
-	bson_iter_t		 it, ch;
-	bson_error_t		 berr;
-	char			**v = NULL, **nv;
-	size_t			 n = 0;
-	int			 rc = 0;
+	mongoc_client_t	  *c;
+	mongoc_database_t *db;
+	bson_t		  *cmd, reply;
+	bson_iter_t	   it, ch;
+	bson_error_t	   berr;
+	char		 **v = NULL, **nv;
+	size_t		   n = 0;
+	int		   rc = 0;
 
 	cmd = BCON_NEW("distinct", BCON_UTF8(coll), "key",
 	    BCON_UTF8("sourceId"));
@@ -70,30 +70,28 @@ deliverd_distinct_sources(const char *coll, char ***out, size_t *nout,
 }
 
 struct janitor {
-	int	 rc;
-	char	 err[512];
-	char	 msgs[2048];
-	size_t	 off;
-	int64_t	 retention_ms;
+	int	rc;
+	char	err[512];
+	char	msgs[2048];
+	size_t	off;
+	int64_t retention_ms;
 };
 
-static bool	janitor_running;
+static bool janitor_running;
 
-static void
-janitor_note(struct janitor *jt, const char *fmt, ...)
+static void janitor_note(struct janitor *jt, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static void
 janitor_note(struct janitor *jt, const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 	int	n;
 
 	if (jt->off >= sizeof(jt->msgs) - 2)
 		return;
 	va_start(ap, fmt);
-	n = vsnprintf(jt->msgs + jt->off, sizeof(jt->msgs) - jt->off, fmt,
-	    ap);
+	n = vsnprintf(jt->msgs + jt->off, sizeof(jt->msgs) - jt->off, fmt, ap);
 	va_end(ap);
 	if (n > 0)
 		jt->off += (size_t)n;
@@ -108,11 +106,11 @@ static void
 janitor_removed(struct janitor *jt)
 {
 	static const char *const colls[] = { STORE_BATCHES, STORE_ALERTS };
-	char		**ids = NULL, sid[96];
-	size_t		 n = 0, i, k;
-	bson_t		*sel, out;
-	int64_t		 deleted;
-	int		 rc;
+	char		       **ids = NULL, sid[96];
+	size_t			 n = 0, i, k;
+	bson_t			*sel, out;
+	int64_t			 deleted;
+	int			 rc;
 
 	for (k = 0; k < nitems(colls) && jt->rc == 0; k++) {
 		/* The ids first, then the sources: never the reverse. */
@@ -157,11 +155,9 @@ janitor_removed(struct janitor *jt)
 				(void)store_delete(child_store(), STORE_BODIES,
 				    sel, true, NULL, jt->err, sizeof(jt->err));
 				(void)store_delete(child_store(), STORE_INTENTS,
-				    sel, true, NULL, jt->err,
-				    sizeof(jt->err));
+				    sel, true, NULL, jt->err, sizeof(jt->err));
 				(void)store_delete(child_store(), STORE_CURSORS,
-				    sel, true, NULL, jt->err,
-				    sizeof(jt->err));
+				    sel, true, NULL, jt->err, sizeof(jt->err));
 				(void)store_delete(child_store(), STORE_STATS,
 				    sel, true, NULL, jt->err, sizeof(jt->err));
 				bson_destroy(sel);
@@ -179,10 +175,10 @@ janitor_removed(struct janitor *jt)
 static void
 janitor_prune(struct janitor *jt)
 {
-	bson_t	*filter;
+	bson_t *filter;
 
-	filter = BCON_NEW("state", BCON_UTF8("batched"), "at", "{",
-	    "$lt", BCON_INT64(util_now_ms() - jt->retention_ms), "}");
+	filter = BCON_NEW("state", BCON_UTF8("batched"), "at", "{", "$lt",
+	    BCON_INT64(util_now_ms() - jt->retention_ms), "}");
 	jt->rc = store_delete(child_store(), STORE_ALERTS, filter, true, NULL,
 	    jt->err, sizeof(jt->err));
 	bson_destroy(filter);
@@ -191,7 +187,7 @@ janitor_prune(struct janitor *jt)
 static void
 janitor_work(void *arg)
 {
-	struct janitor	*jt = arg;
+	struct janitor *jt = arg;
 
 	janitor_removed(jt);
 	if (jt->rc == 0)
@@ -201,13 +197,13 @@ janitor_work(void *arg)
 static void
 janitor_done(void *arg)
 {
-	struct janitor	*jt = arg;
-	char		*line, *save = NULL;
+	struct janitor *jt = arg;
+	char	       *line, *save = NULL;
 
 	janitor_running = false;
 	(void)child_store_result(jt->rc >= 0, jt->err);
 	for (line = strtok_r(jt->msgs, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save))
+	     line = strtok_r(NULL, "\n", &save))
 		log_info("%s", line);
 	free(jt);
 }
@@ -220,7 +216,7 @@ janitor_done(void *arg)
 static void
 deliverd_janitor_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct janitor	*jt;
+	struct janitor *jt;
 
 	if (janitor_running || child_stopping() || !child_store_ready() ||
 	    !store_healthy(child_store()))

@@ -65,8 +65,9 @@ deliver_retry_delay(const int64_t *sched_s, int nsched, unsigned failures,
 			ra = DELIVER_RETRY_AFTER_MIN_MS;
 		if (ra > DELIVER_RETRY_AFTER_MAX_MS)
 			ra = DELIVER_RETRY_AFTER_MAX_MS;
-		return ra + (int64_t)util_random_below(
-		    (uint64_t)(ra * DELIVER_JITTER_PCT / 100) + 1);
+		return ra +
+		    (int64_t)util_random_below(
+			(uint64_t)(ra * DELIVER_JITTER_PCT / 100) + 1);
 	}
 	if (nsched <= 0)
 		return 5000;

@@ -17,8 +17,7 @@
 #include "lib/base/util.h"
 #include "lib/store/worker.h"
 
-static struct partition_set	*parts;
-
+static struct partition_set *parts;
 
 /*
  * The delivery state of sources just taken ("<id>:deliver" in
@@ -27,20 +26,20 @@ static struct partition_set	*parts;
  * queue is taken over (queue_takeover_start).
  */
 struct dtake {
-	int64_t		  epoch;
-	struct dsource	**srcs;
-	bson_t		**docs;
-	size_t		  n;
-	int		  rc;
-	char		  err[512];
+	int64_t		 epoch;
+	struct dsource **srcs;
+	bson_t	       **docs;
+	size_t		 n;
+	int		 rc;
+	char		 err[512];
 };
 
 static void
 deliverd_take_work(void *arg)
 {
-	struct dtake	*t = arg;
-	char		**ids, id[96];
-	size_t		  i;
+	struct dtake *t = arg;
+	char	    **ids, id[96];
+	size_t	      i;
 
 	/* The ids were copied on the loop: s->id does not change. */
 	ids = util_xcalloc(t->n, sizeof(*ids));
@@ -59,7 +58,7 @@ deliverd_take_work(void *arg)
 static void
 deliverd_take_apply(struct dsource *s, const bson_t *doc)
 {
-	const char	*st, *gu;
+	const char *st, *gu;
 
 	if (doc == NULL)
 		return;
@@ -78,9 +77,9 @@ deliverd_take_apply(struct dsource *s, const bson_t *doc)
 static void
 deliverd_take_done(void *arg)
 {
-	struct dtake	*t = arg;
-	struct dsource	*s;
-	size_t		 i;
+	struct dtake   *t = arg;
+	struct dsource *s;
+	size_t		i;
 
 	(void)child_store_result(t->rc >= 0, t->err);
 	for (i = 0; i < t->n; i++) {
@@ -109,11 +108,11 @@ deliverd_take_done(void *arg)
 void
 deliverd_sources_taken(int part, const struct lease *l, struct dsource *one)
 {
-	struct dsource	*s;
-	struct dtake	*t;
-	size_t		 n = 0;
+	struct dsource *s;
+	struct dtake   *t;
+	size_t		n = 0;
 
-	TAILQ_FOREACH(s, deliverd_sources(), entry) {
+	TAILQ_FOREACH (s, deliverd_sources(), entry) {
 		if (s->part != part || (one != NULL && s != one))
 			continue;
 		s->lease = *l;
@@ -125,7 +124,7 @@ deliverd_sources_taken(int part, const struct lease *l, struct dsource *one)
 		breaker_init(&s->br, deliverd_conf()->breaker_threshold);
 		s->status = "ok";
 		if (s->busy)
-			s->reload = true;	/* its job's end takes over */
+			s->reload = true; /* its job's end takes over */
 		else
 			n++;
 	}
@@ -135,12 +134,12 @@ deliverd_sources_taken(int part, const struct lease *l, struct dsource *one)
 	t->epoch = l->epoch;
 	t->srcs = util_xcalloc(n, sizeof(*t->srcs));
 	t->docs = util_xcalloc(n, sizeof(*t->docs));
-	TAILQ_FOREACH(s, deliverd_sources(), entry)
+	TAILQ_FOREACH (s, deliverd_sources(), entry)
 		if (s->part == part && (one == NULL || s == one) && !s->busy)
 			t->srcs[t->n++] = s;
 	if (worker_submit(deliverd_take_work, deliverd_take_done, t) != 0) {
 		for (n = 0; n < t->n; n++)
-			t->srcs[n]->reload = true;	/* the rescan retries */
+			t->srcs[n]->reload = true; /* the rescan retries */
 		free(t->srcs);
 		free(t->docs);
 		free(t);
@@ -154,10 +153,10 @@ deliverd_sources_taken(int part, const struct lease *l, struct dsource *one)
 static int
 deliverd_partition_stop(int part)
 {
-	struct dsource	*s;
-	int		 n = 0;
+	struct dsource *s;
+	int		n = 0;
 
-	TAILQ_FOREACH(s, deliverd_sources(), entry) {
+	TAILQ_FOREACH (s, deliverd_sources(), entry) {
 		if (s->part != part || !s->lease.held)
 			continue;
 		deliverd_source_idle(s);
@@ -172,10 +171,10 @@ deliverd_partition_stop(int part)
 static void
 deliverd_partition_gained(void *arg, int part, const struct lease *l)
 {
-	struct dsource	*s;
-	int		 n = 0;
+	struct dsource *s;
+	int		n = 0;
 
-	TAILQ_FOREACH(s, deliverd_sources(), entry)
+	TAILQ_FOREACH (s, deliverd_sources(), entry)
 		if (s->part == part)
 			n++;
 	log_info("partition=%s delivering here (epoch=%lld, %d sources)",
@@ -187,9 +186,9 @@ deliverd_partition_gained(void *arg, int part, const struct lease *l)
 static void
 deliverd_partition_renewed(void *arg, int part, const struct lease *l)
 {
-	struct dsource	*s;
+	struct dsource *s;
 
-	TAILQ_FOREACH(s, deliverd_sources(), entry) {
+	TAILQ_FOREACH (s, deliverd_sources(), entry) {
 		if (s->part != part || !s->lease.held ||
 		    s->lease.epoch != l->epoch)
 			continue;
@@ -203,16 +202,18 @@ static void
 deliverd_partition_lost(void *arg, int part, const struct lease *l,
     bool handover)
 {
-	int	n = deliverd_partition_stop(part);
+	int n = deliverd_partition_stop(part);
 
 	if (handover)
 		log_info("partition=%s handed over with its %d sources to "
-		    "balance %d instances", l->resource, n,
-		    partition_set_live(parts));
+			 "balance %d instances",
+		    l->resource, n, partition_set_live(parts));
 	else
-		log_warn("partition=%s lease lost or not renewed in time "
+		log_warn(
+		    "partition=%s lease lost or not renewed in time "
 		    "(epoch=%lld); deliveries of its %d sources stop until "
-		    "it is taken again", l->resource, (long long)l->epoch, n);
+		    "it is taken again",
+		    l->resource, (long long)l->epoch, n);
 }
 
 /*
@@ -223,10 +224,10 @@ deliverd_partition_lost(void *arg, int part, const struct lease *l,
 static enum partition_drain
 deliverd_partition_drain(void *arg, int part)
 {
-	struct dsource	*s;
-	bool		 idle = true;
+	struct dsource *s;
+	bool		idle = true;
 
-	TAILQ_FOREACH(s, deliverd_sources(), entry) {
+	TAILQ_FOREACH (s, deliverd_sources(), entry) {
 		if (s->part != part || !s->lease.held)
 			continue;
 		s->handover = true;
@@ -257,11 +258,11 @@ deliverd_partition_of(const char *id)
 void
 deliverd_partitions_sync(void)
 {
-	struct dsource	*s;
-	struct lease	 l;
+	struct dsource *s;
+	struct lease	l;
 
 	partition_set_sync_begin(parts);
-	TAILQ_FOREACH(s, deliverd_sources(), entry)
+	TAILQ_FOREACH (s, deliverd_sources(), entry)
 		if (partition_set_sync_source(parts, s->part, &l) &&
 		    !s->lease.held)
 			deliverd_sources_taken(s->part, &l, s);
@@ -283,7 +284,7 @@ deliverd_partitions_configure(const struct config *cfg)
 	    deliverd_conf()->lease_renew_ms);
 	if (config_int(cfg, CONF_PARTITION_COUNT) != partition_set_count(parts))
 		log_notice("partition_count %lld takes effect at the next "
-		    "start; keeping %d",
+			   "start; keeping %d",
 		    (long long)config_int(cfg, CONF_PARTITION_COUNT),
 		    partition_set_count(parts));
 }
@@ -300,7 +301,7 @@ int
 deliverd_partitions_init(const struct config *cfg, const char *instance,
     char *err, size_t errlen)
 {
-	struct partition_conf	pc;
+	struct partition_conf pc;
 
 	memset(&pc, 0, sizeof(pc));
 	pc.role = "deliver";

@@ -35,53 +35,53 @@
 #include "lib/base/util.h"
 #include "lib/store/worker.h"
 
-#define PRUNE_EVERY_MS		5000
-#define PRUNE_MAX_IDS		2000	/* per deleteMany */
-#define PRUNE_RECENT		1024	/* delivered ids remembered */
-#define PRUNE_DEAD_EVERY_MS	(3600LL * 1000)
+#define PRUNE_EVERY_MS	    5000
+#define PRUNE_MAX_IDS	    2000 /* per deleteMany */
+#define PRUNE_RECENT	    1024 /* delivered ids remembered */
+#define PRUNE_DEAD_EVERY_MS (3600LL * 1000)
 
 struct prune_job {
-	char		**ids;		/* bodies to delete */
-	size_t		  nids;
-	bool		  sweep;	/* and old delivered metadata */
-	size_t		  keep_from;	/* swept ids start here */
-	size_t		  kept;		/* swept, kept for their intent */
-	int64_t		  deleted;
-	int		  rc;
-	char		  err[512];
+	char  **ids; /* bodies to delete */
+	size_t	nids;
+	bool	sweep;	   /* and old delivered metadata */
+	size_t	keep_from; /* swept ids start here */
+	size_t	kept;	   /* swept, kept for their intent */
+	int64_t deleted;
+	int	rc;
+	char	err[512];
 };
 
-static struct event	*prune_ev;
-static char		**done_ids;	/* delivered, bodies to delete */
-static size_t		 ndone, capdone;
-static bool		 prune_running;
-static int64_t		 prune_next_sweep;
-static char		 recent[PRUNE_RECENT][40];
-static unsigned		 recent_pos;
+static struct event *prune_ev;
+static char	   **done_ids; /* delivered, bodies to delete */
+static size_t	     ndone, capdone;
+static bool	     prune_running;
+static int64_t	     prune_next_sweep;
+static char	     recent[PRUNE_RECENT][40];
+static unsigned	     recent_pos;
 
 /* One run of the dead-letter retention. */
 struct dead_job {
-	char		**owned;	/* source ids leased here, sorted */
-	size_t		  nowned;
-	int64_t		  cutoff;	/* deadAt before this: expired */
-	char		**ids;		/* expired batches of owned sources */
-	char		**sids;		/* their source */
-	size_t		  nids;
-	size_t		  nseen;	/* found, owned or not */
-	bool		  more;		/* the find hit its limit */
+	char  **owned; /* source ids leased here, sorted */
+	size_t	nowned;
+	int64_t cutoff; /* deadAt before this: expired */
+	char  **ids;	/* expired batches of owned sources */
+	char  **sids;	/* their source */
+	size_t	nids;
+	size_t	nseen; /* found, owned or not */
+	bool	more;  /* the find hit its limit */
 	struct dead_count {
-		char	 sid[64];
-		int64_t	 n;
-	}		 *per;
-	size_t		  nper;
-	int		  rc;
-	char		  err[512];
+		char	sid[64];
+		int64_t n;
+	} * per;
+	size_t nper;
+	int    rc;
+	char   err[512];
 };
 
-static bool		 dead_running;
-static int64_t		 dead_next;	/* 0: at the first tick */
+static bool    dead_running;
+static int64_t dead_next; /* 0: at the first tick */
 
-static void	dead_maybe_start(int64_t);
+static void dead_maybe_start(int64_t);
 
 void
 prune_recent(const char *batch_id)
@@ -93,7 +93,7 @@ prune_recent(const char *batch_id)
 void
 prune_forget(const char *batch_id)
 {
-	unsigned	i;
+	unsigned i;
 
 	for (i = 0; i < PRUNE_RECENT; i++)
 		if (strcmp(recent[i], batch_id) == 0)
@@ -105,8 +105,7 @@ prune_body(const char *batch_id)
 {
 	if (ndone == capdone) {
 		capdone = capdone ? capdone * 2 : 256;
-		done_ids = realloc(done_ids, capdone *
-		    sizeof(*done_ids));
+		done_ids = realloc(done_ids, capdone * sizeof(*done_ids));
 		if (done_ids == NULL)
 			fatal("out of memory");
 	}
@@ -116,7 +115,7 @@ prune_body(const char *batch_id)
 bool
 prune_recently_delivered(const char *batch_id)
 {
-	unsigned	i;
+	unsigned i;
 
 	for (i = 0; i < PRUNE_RECENT; i++)
 		if (recent[i][0] != '\0' && strcmp(recent[i], batch_id) == 0)
@@ -127,8 +126,8 @@ prune_recently_delivered(const char *batch_id)
 static int
 prune_sweep_one(const bson_t *doc, void *arg)
 {
-	struct prune_job	*pj = arg;
-	const char		*id = store_bson_str(doc, "_id");
+	struct prune_job *pj = arg;
+	const char	 *id = store_bson_str(doc, "_id");
 
 	if (id == NULL)
 		return 0;
@@ -142,9 +141,9 @@ prune_sweep_one(const bson_t *doc, void *arg)
 static int
 prune_intent_one(const bson_t *doc, void *arg)
 {
-	struct prune_job	*pj = arg;
-	const char		*id = store_bson_str(doc, "_id");
-	size_t			 i;
+	struct prune_job *pj = arg;
+	const char	 *id = store_bson_str(doc, "_id");
+	size_t		  i;
 
 	for (i = pj->keep_from; id != NULL && i < pj->nids; i++)
 		if (strcmp(pj->ids[i], id) == 0) {
@@ -163,7 +162,7 @@ prune_intent_one(const bson_t *doc, void *arg)
 static void
 prune_keep_intents(struct prune_job *pj, size_t first)
 {
-	bson_t	*sel, *opts;
+	bson_t *sel, *opts;
 
 	sel = store_sel_ids(pj->ids + first, sizeof(char *), pj->nids - first,
 	    true);
@@ -179,14 +178,13 @@ prune_keep_intents(struct prune_job *pj, size_t first)
 static void
 prune_sweep_ids(struct prune_job *pj)
 {
-	bson_t	*filter, *opts;
-	size_t	 first = pj->nids;
+	bson_t *filter, *opts;
+	size_t	first = pj->nids;
 
-	filter = BCON_NEW("state", BCON_UTF8("delivered"), "deliveredAt",
-	    "{", "$lt", BCON_INT64(util_now_ms() - PRUNE_KEEP_DELIVERED_MS),
-	    "}");
-	opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}",
-	    "limit", BCON_INT64(PRUNE_MAX_IDS));
+	filter = BCON_NEW("state", BCON_UTF8("delivered"), "deliveredAt", "{",
+	    "$lt", BCON_INT64(util_now_ms() - PRUNE_KEEP_DELIVERED_MS), "}");
+	opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}", "limit",
+	    BCON_INT64(PRUNE_MAX_IDS));
 	pj->rc = store_each(child_store(), STORE_BATCHES, filter, opts,
 	    prune_sweep_one, pj, pj->err, sizeof(pj->err));
 	bson_destroy(filter);
@@ -198,10 +196,10 @@ prune_sweep_ids(struct prune_job *pj)
 static void
 prune_work(void *arg)
 {
-	struct prune_job	*pj = arg;
-	size_t			 first = pj->nids, off, n;
-	bson_t			*sel;
-	int64_t			 m;
+	struct prune_job *pj = arg;
+	size_t		  first = pj->nids, off, n;
+	bson_t		 *sel;
+	int64_t		  m;
 
 	if (pj->sweep)
 		prune_sweep_ids(pj);
@@ -229,8 +227,8 @@ prune_work(void *arg)
 static void
 prune_done(void *arg)
 {
-	struct prune_job	*pj = arg;
-	size_t			 i;
+	struct prune_job *pj = arg;
+	size_t		  i;
 
 	prune_running = false;
 	if (pj->rc != 0) {
@@ -249,8 +247,8 @@ prune_done(void *arg)
 static void
 prune_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct prune_job	*pj;
-	int64_t			 now = util_now_ms();
+	struct prune_job *pj;
+	int64_t		  now = util_now_ms();
 
 	(void)fd;
 	(void)what;
@@ -287,13 +285,14 @@ dead_cmp(const void *a, const void *b)
 static int
 dead_find_one(const bson_t *doc, void *arg)
 {
-	struct dead_job	*dj = arg;
+	struct dead_job *dj = arg;
 	const char	*id = store_bson_str(doc, "_id");
 	const char	*sid = store_bson_str(doc, "sourceId");
 
 	dj->nseen++;
-	if (id == NULL || sid == NULL || bsearch(&sid, dj->owned, dj->nowned,
-	    sizeof(*dj->owned), dead_cmp) == NULL)
+	if (id == NULL || sid == NULL ||
+	    bsearch(&sid, dj->owned, dj->nowned, sizeof(*dj->owned),
+		dead_cmp) == NULL)
 		return 0;
 	dj->ids = reallocarray(dj->ids, dj->nids + 1, sizeof(*dj->ids));
 	dj->sids = reallocarray(dj->sids, dj->nids + 1, sizeof(*dj->sids));
@@ -308,7 +307,7 @@ dead_find_one(const bson_t *doc, void *arg)
 static void
 dead_find(struct dead_job *dj)
 {
-	bson_t	*filter, *opts;
+	bson_t *filter, *opts;
 
 	filter = BCON_NEW("state", BCON_UTF8("dead"), "deadAt", "{", "$lt",
 	    BCON_INT64(dj->cutoff), "}");
@@ -324,13 +323,13 @@ dead_find(struct dead_job *dj)
 static int
 dead_survivor(const bson_t *doc, void *arg)
 {
-	struct dead_job	*dj = arg;
+	struct dead_job *dj = arg;
 	const char	*id = store_bson_str(doc, "_id");
 	size_t		 j;
 
 	for (j = 0; id != NULL && j < dj->nids; j++)
 		if (strcmp(dj->ids[j], id) == 0)
-			dj->ids[j][0] = '\0';	/* kept */
+			dj->ids[j][0] = '\0'; /* kept */
 	return 0;
 }
 
@@ -341,7 +340,7 @@ dead_survivor(const bson_t *doc, void *arg)
 static void
 dead_keep_survivors(struct dead_job *dj)
 {
-	bson_t	*sel, *opts;
+	bson_t *sel, *opts;
 
 	sel = store_sel_ids(dj->ids, sizeof(char *), dj->nids, true);
 	opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}");
@@ -355,11 +354,11 @@ dead_keep_survivors(struct dead_job *dj)
 static void
 dead_count(struct dead_job *dj)
 {
-	mongoc_client_t		*c;
-	mongoc_collection_t	*coll;
-	bson_t			*sel, *upd, *opts;
-	char			 id[96];
-	size_t			 i, k;
+	mongoc_client_t	    *c;
+	mongoc_collection_t *coll;
+	bson_t		    *sel, *upd, *opts;
+	char		     id[96];
+	size_t		     i, k;
 
 	for (i = 0; i < dj->nids; i++) {
 		if (dj->ids[i][0] == '\0')
@@ -403,7 +402,7 @@ dead_count(struct dead_job *dj)
 static void
 dead_work(void *arg)
 {
-	struct dead_job	*dj = arg;
+	struct dead_job *dj = arg;
 	bson_t		*sel, cond;
 	int64_t		 m = 0;
 
@@ -433,7 +432,7 @@ dead_work(void *arg)
 static void
 dead_done(void *arg)
 {
-	struct dead_job	*dj = arg;
+	struct dead_job *dj = arg;
 	struct dsource	*s;
 	char		 msg[512];
 	int64_t		 total = 0;
@@ -445,14 +444,16 @@ dead_done(void *arg)
 		log_warn("dead letters not pruned: %s", dj->err);
 		dead_next = util_now_ms() + PRUNE_EVERY_MS * 12;
 	} else if (dj->more)
-		dead_next = 0;		/* more to do: at the next tick */
+		dead_next = 0; /* more to do: at the next tick */
 	for (i = 0; i < dj->nper; i++) {
 		total += dj->per[i].n;
 		if ((s = deliverd_source_find(dj->per[i].sid)) == NULL)
 			continue;
-		snprintf(msg, sizeof(msg), "%lld dead letter(s) older than "
+		snprintf(msg, sizeof(msg),
+		    "%lld dead letter(s) older than "
 		    "%llds (delivery_dead_letter_retention) deleted with "
-		    "their logs", (long long)dj->per[i].n,
+		    "their logs",
+		    (long long)dj->per[i].n,
 		    (long long)(deliverd_conf()->dead_retention_ms / 1000));
 		(void)alerts_raise(s, "dead_letters_pruned", msg);
 	}
@@ -476,24 +477,25 @@ dead_done(void *arg)
 static void
 dead_maybe_start(int64_t now)
 {
-	struct dead_job	*dj;
+	struct dead_job *dj;
 	struct dsource	*s;
 	size_t		 n = 0;
 
 	if (deliverd_conf()->dead_retention_ms <= 0 || dead_running ||
 	    now < dead_next)
 		return;
-	TAILQ_FOREACH(s, deliverd_sources(), entry)
+	TAILQ_FOREACH (s, deliverd_sources(), entry)
 		if (s->lease.held && !s->zombie)
 			n++;
 	if (n == 0)
-		return;		/* no lease yet: at the next tick */
-	dead_next = now + (deliverd_conf()->dead_retention_ms <
-	    PRUNE_DEAD_EVERY_MS ? deliverd_conf()->dead_retention_ms :
-	    PRUNE_DEAD_EVERY_MS);
+		return; /* no lease yet: at the next tick */
+	dead_next = now +
+	    (deliverd_conf()->dead_retention_ms < PRUNE_DEAD_EVERY_MS ?
+		    deliverd_conf()->dead_retention_ms :
+		    PRUNE_DEAD_EVERY_MS);
 	dj = util_xcalloc(1, sizeof(*dj));
 	dj->owned = util_xcalloc(n, sizeof(*dj->owned));
-	TAILQ_FOREACH(s, deliverd_sources(), entry)
+	TAILQ_FOREACH (s, deliverd_sources(), entry)
 		if (s->lease.held && !s->zombie)
 			dj->owned[dj->nowned++] = util_xstrdup(s->id);
 	qsort(dj->owned, dj->nowned, sizeof(*dj->owned), dead_cmp);
@@ -508,12 +510,13 @@ dead_maybe_start(int64_t now)
 void
 prune_start(void)
 {
-	struct timeval	tv = { PRUNE_EVERY_MS / 1000, 0 };
+	struct timeval tv = { PRUNE_EVERY_MS / 1000, 0 };
 
 	if (prune_ev != NULL)
 		return;
 	prune_next_sweep = util_now_ms() + PRUNE_KEEP_DELIVERED_MS / 2;
-	if ((prune_ev = event_new(child_base(), -1, EV_PERSIST, prune_cb, NULL))
-	    == NULL || event_add(prune_ev, &tv) != 0)
+	if ((prune_ev = event_new(child_base(), -1, EV_PERSIST, prune_cb,
+		 NULL)) == NULL ||
+	    event_add(prune_ev, &tv) != 0)
 		fatal("out of memory");
 }

@@ -11,20 +11,20 @@
  * it on FerretDB, so it holds what is pending and only a few seconds of
  * what was delivered (the sweep keeps any whose intent still exists).
  */
-#define PRUNE_KEEP_DELIVERED_MS	(15LL * 1000)
+#define PRUNE_KEEP_DELIVERED_MS (15LL * 1000)
 
 /* Start the pruning timer (once). */
-void	prune_start(void);
+void prune_start(void);
 /* batch_id got its 2xx (its record is being written). */
-void	prune_recent(const char *batch_id);
+void prune_recent(const char *batch_id);
 /* Its record is written: its body goes with the next bulk delete. */
-void	prune_body(const char *batch_id);
+void prune_body(const char *batch_id);
 /* Its record failed: it is pending again, a load may queue it. */
-void	prune_forget(const char *batch_id);
+void prune_forget(const char *batch_id);
 /*
  * True when batch_id was delivered recently: a load that read it as
  * pending before its 2xx was recorded must not queue it again.
  */
-bool	prune_recently_delivered(const char *batch_id);
+bool prune_recently_delivered(const char *batch_id);
 
 #endif

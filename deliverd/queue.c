@@ -26,16 +26,16 @@
 #include "lib/base/util.h"
 
 /* Bodies held from hints, in bytes (at most DELIVERD_BODY_CACHE_MAX). */
-static size_t		 cached_bytes;
+static size_t cached_bytes;
 
 /* The table of sources, and whom to tell that a job of one ended. */
-static struct dsource_q	*queue_sources;
-static void		(*queue_done_fn)(void *arg, struct dsource *s);
-static void		*queue_done_arg;
+static struct dsource_q *queue_sources;
+static void (*queue_done_fn)(void *arg, struct dsource *s);
+static void *queue_done_arg;
 
 void
-queue_init(struct dsource_q *sources, void (*done)(void *arg,
-    struct dsource *s), void *arg)
+queue_init(struct dsource_q *sources,
+    void (*done)(void *arg, struct dsource *s), void *arg)
 {
 	queue_sources = sources;
 	queue_done_fn = done;
@@ -45,7 +45,7 @@ queue_init(struct dsource_q *sources, void (*done)(void *arg,
 void
 queue_alerts_raised(const char *sid)
 {
-	struct dsource	*s;
+	struct dsource *s;
 
 	if ((s = dsource_find(queue_sources, sid)) == NULL)
 		return;
@@ -55,42 +55,42 @@ queue_alerts_raised(const char *sid)
 
 /* A batch as loaded or built, handed from the worker to the loop. */
 struct qinfo {
-	char		sid[64];
-	char		id[40];
-	char		wid[48];
-	bool		is_alert;
-	int64_t		created_at, next_at, age_base;
-	unsigned	n_attempts, n_errors;
-	int64_t		nlogs;
-	bool		replayed;
+	char	 sid[64];
+	char	 id[40];
+	char	 wid[48];
+	bool	 is_alert;
+	int64_t	 created_at, next_at, age_base;
+	unsigned n_attempts, n_errors;
+	int64_t	 nlogs;
+	bool	 replayed;
 };
 
 enum qjob_kind {
 	QJ_TAKEOVER,
 	QJ_LOAD,
 	QJ_ALERTS,
-	QJ_LOAD_ALL,	/* every source's pending batches, one scan */
+	QJ_LOAD_ALL, /* every source's pending batches, one scan */
 };
 
 struct qjob {
-	enum qjob_kind	 kind;
-	char		 sid[64];
-	int64_t		 epoch;
-	struct dsource	*src;		/* lease deadline; kept alive */
-	int64_t		 now;
+	enum qjob_kind	kind;
+	char		sid[64];
+	int64_t		epoch;
+	struct dsource *src; /* lease deadline; kept alive */
+	int64_t		now;
 	/* Output. */
-	int		 rc;
-	char		 err[512];
-	struct qinfo	*b;
-	size_t		 nb, capb;
-	int		 nremarked;
-	bool		 more;		/* QJ_ALERTS: a full build */
+	int	      rc;
+	char	      err[512];
+	struct qinfo *b;
+	size_t	      nb, capb;
+	int	      nremarked;
+	bool	      more; /* QJ_ALERTS: a full build */
 };
 
 static void
 qjob_add(struct qjob *j, const struct qinfo *in)
 {
-	struct qinfo	*nb;
+	struct qinfo *nb;
 
 	if (j->nb == j->capb) {
 		j->capb = j->capb ? j->capb * 2 : 16;
@@ -106,8 +106,8 @@ static void
 qjob_each(struct qjob *j, const char *coll, const bson_t *filter,
     const bson_t *opts, store_each_fn fn, void *arg)
 {
-	char	err[512];
-	int	rc;
+	char err[512];
+	int  rc;
 
 	rc = store_each(child_store(), coll, filter, opts, fn, arg, err,
 	    sizeof(err));
@@ -119,13 +119,12 @@ qjob_each(struct qjob *j, const char *coll, const bson_t *filter,
 
 /* Append the string ids as a BSON array under key of doc. */
 static void
-queue_bson_ids(bson_t *doc, const char *key, const char *const *ids,
-    size_t n)
+queue_bson_ids(bson_t *doc, const char *key, const char *const *ids, size_t n)
 {
-	bson_t		 arr;
-	char		 k[16];
-	const char	*kp;
-	size_t		 i;
+	bson_t	    arr;
+	char	    k[16];
+	const char *kp;
+	size_t	    i;
 
 	bson_append_array_begin(doc, key, -1, &arr);
 	for (i = 0; i < n; i++) {
@@ -139,9 +138,9 @@ queue_bson_ids(bson_t *doc, const char *key, const char *const *ids,
 static size_t
 queue_array_strs(const bson_t *doc, const char *key, char ***out)
 {
-	bson_iter_t	 it, ch;
-	char		**v = NULL, **nv;
-	size_t		 n = 0;
+	bson_iter_t it, ch;
+	char	  **v = NULL, **nv;
+	size_t	    n = 0;
 
 	*out = NULL;
 	if (!bson_iter_init_find(&it, doc, key) ||
@@ -162,7 +161,7 @@ queue_array_strs(const bson_t *doc, const char *key, char ***out)
 static void
 queue_strs_free(char **v, size_t n)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < n; i++)
 		free(v[i]);
@@ -173,9 +172,9 @@ queue_strs_free(char **v, size_t n)
 void
 queue_insert_sorted(struct dsource *s, struct dbatch *b)
 {
-	struct dbatch	*x;
+	struct dbatch *x;
 
-	TAILQ_FOREACH_REVERSE(x, &s->queue, dbatch_q, entry)
+	TAILQ_FOREACH_REVERSE (x, &s->queue, dbatch_q, entry)
 		if (x->created_at <= b->created_at)
 			break;
 	if (x == NULL)
@@ -201,9 +200,9 @@ queue_remove(struct dsource *s, struct dbatch *b)
 static struct dbatch *
 queue_find(struct dsource *s, const char *id)
 {
-	struct dbatch	*b;
+	struct dbatch *b;
 
-	TAILQ_FOREACH(b, &s->queue, entry)
+	TAILQ_FOREACH (b, &s->queue, entry)
 		if (strcmp(b->id, id) == 0)
 			return b;
 	return NULL;
@@ -213,12 +212,12 @@ queue_find(struct dsource *s, const char *id)
 char *
 queue_body(struct dsource *s, const struct dbatch *b, size_t *len)
 {
-	bson_t		*sel, *opts, out;
-	bson_iter_t	 it;
-	uint32_t	 l = 0;
-	const char	*v;
-	char		 err[512] = "", *body = NULL;
-	int		 rc;
+	bson_t	   *sel, *opts, out;
+	bson_iter_t it;
+	uint32_t    l = 0;
+	const char *v;
+	char	    err[512] = "", *body = NULL;
+	int	    rc;
 
 	(void)s;
 	if (b->body != NULL) {
@@ -235,8 +234,9 @@ queue_body(struct dsource *s, const struct dbatch *b, size_t *len)
 	 */
 	sel = BCON_NEW("_id", BCON_UTF8(b->id));
 	opts = BCON_NEW("projection", "{", "body", BCON_INT32(1), "}");
-	rc = store_find_one(child_store(), b->is_alert ? STORE_BATCHES :
-	    STORE_BODIES, sel, opts, &out, err, sizeof(err));
+	rc = store_find_one(child_store(),
+	    b->is_alert ? STORE_BATCHES : STORE_BODIES, sel, opts, &out, err,
+	    sizeof(err));
 	bson_destroy(sel);
 	bson_destroy(opts);
 	if (!child_store_result(rc >= 0, err) || rc == 0)
@@ -256,12 +256,12 @@ queue_body(struct dsource *s, const struct dbatch *b, size_t *len)
 
 /* A write of a batch's attempt, done on the worker. */
 struct qrec {
-	char	 sid[64];
-	char	 bid[40];
-	bool	 dead;
-	bson_t	*sel, *upd;
-	int	 rc;
-	char	 err[512];
+	char	sid[64];
+	char	bid[40];
+	bool	dead;
+	bson_t *sel, *upd;
+	int	rc;
+	char	err[512];
 };
 
 /*
@@ -269,8 +269,8 @@ struct qrec {
  * the queue at once, and a load reading the store before the record is
  * written would find them still pending and send them once more.
  */
-static char	(*rec_dead)[40];
-static size_t	  nrec_dead, caprec_dead;
+static char (*rec_dead)[40];
+static size_t nrec_dead, caprec_dead;
 
 static void
 rec_dead_add(const char *id)
@@ -286,7 +286,7 @@ rec_dead_add(const char *id)
 static void
 rec_dead_remove(const char *id)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < nrec_dead; i++)
 		if (strcmp(rec_dead[i], id) == 0) {
@@ -299,7 +299,7 @@ rec_dead_remove(const char *id)
 static bool
 rec_dead_has(const char *id)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < nrec_dead; i++)
 		if (strcmp(rec_dead[i], id) == 0)
@@ -310,15 +310,15 @@ rec_dead_has(const char *id)
 static void
 qrec_work(void *arg)
 {
-	struct qrec		*r = arg;
-	mongoc_client_t		*c;
-	mongoc_collection_t	*coll;
-	bson_error_t		 berr;
+	struct qrec	    *r = arg;
+	mongoc_client_t	    *c;
+	mongoc_collection_t *coll;
+	bson_error_t	     berr;
 
 	c = store_pop(child_store());
 	coll = store_coll(child_store(), c, STORE_BATCHES);
 	if (!mongoc_collection_update_one(coll, r->sel, r->upd, NULL, NULL,
-	    &berr)) {
+		&berr)) {
 		snprintf(r->err, sizeof(r->err), "update batch: %.400s",
 		    berr.message);
 		r->rc = -EIO;
@@ -330,8 +330,8 @@ qrec_work(void *arg)
 static void
 qrec_done(void *arg)
 {
-	struct qrec	*r = arg;
-	struct dsource	*s;
+	struct qrec    *r = arg;
+	struct dsource *s;
 
 	if (r->dead)
 		rec_dead_remove(r->bid);
@@ -340,9 +340,11 @@ qrec_done(void *arg)
 		if ((s = dsource_find(queue_sources, r->sid)) != NULL)
 			s->reload = true;
 		if (r->dead)
-			log_warn("source=%s batch=%s became a dead letter but "
+			log_warn(
+			    "source=%s batch=%s became a dead letter but "
 			    "was not recorded (%s); it will be sent again with "
-			    "the same webhook-id", r->sid, r->bid, r->err);
+			    "the same webhook-id",
+			    r->sid, r->bid, r->err);
 	}
 	bson_destroy(r->sel);
 	bson_destroy(r->upd);
@@ -360,32 +362,32 @@ qrec_done(void *arg)
  * record returns a batch is known delivered here (prune_recent), so a
  * load of the source's pending batches does not send it again.
  */
-#define QDONE_MAX	1000	/* deliveries per updateMany */
+#define QDONE_MAX 1000 /* deliveries per updateMany */
 
 struct qdone {
-	char	 sid[64];
-	char	 bid[40];
-	int32_t	 status;
+	char	sid[64];
+	char	bid[40];
+	int32_t status;
 };
 
 struct qflush {
-	struct qdone	*d;
-	size_t		 n;
-	int64_t		 now;
-	int		 rc;
-	char		 err[512];
+	struct qdone *d;
+	size_t	      n;
+	int64_t	      now;
+	int	      rc;
+	char	      err[512];
 };
 
-static struct qdone	*qd_list;
-static size_t		 qd_n, qd_cap;
-static bool		 qd_inflight;
+static struct qdone *qd_list;
+static size_t	     qd_n, qd_cap;
+static bool	     qd_inflight;
 
-static void	qdone_flush(void);
+static void qdone_flush(void);
 
 static int
 qdone_cmp(const void *a, const void *b)
 {
-	const struct qdone	*x = a, *y = b;
+	const struct qdone *x = a, *y = b;
 
 	return x->status < y->status ? -1 : x->status > y->status;
 }
@@ -393,11 +395,11 @@ qdone_cmp(const void *a, const void *b)
 static void
 qdone_work(void *arg)
 {
-	struct qflush	*f = arg;
-	bson_t		*sel, *upd, set, inc, push, att;
-	bson_error_t	 berr;
-	size_t		 i, j;
-	mongoc_client_t	*c;
+	struct qflush	    *f = arg;
+	bson_t		    *sel, *upd, set, inc, push, att;
+	bson_error_t	     berr;
+	size_t		     i, j;
+	mongoc_client_t	    *c;
 	mongoc_collection_t *coll;
 
 	qsort(f->d, f->n, sizeof(f->d[0]), qdone_cmp);
@@ -425,9 +427,11 @@ qdone_work(void *arg)
 		bson_append_document_end(&push, &att);
 		bson_append_document_end(upd, &push);
 		if (!mongoc_collection_update_many(coll, sel, upd, NULL, NULL,
-		    &berr)) {
-			snprintf(f->err, sizeof(f->err), "update batches: "
-			    "%.400s", berr.message);
+			&berr)) {
+			snprintf(f->err, sizeof(f->err),
+			    "update batches: "
+			    "%.400s",
+			    berr.message);
 			f->rc = -EIO;
 		}
 		bson_destroy(sel);
@@ -440,9 +444,9 @@ qdone_work(void *arg)
 static void
 qdone_done(void *arg)
 {
-	struct qflush	*f = arg;
-	struct dsource	*s;
-	size_t		 i;
+	struct qflush  *f = arg;
+	struct dsource *s;
+	size_t		i;
 
 	qd_inflight = false;
 	if (child_store_result(f->rc >= 0, f->err))
@@ -451,13 +455,15 @@ qdone_done(void *arg)
 	else {
 		/* Still pending in the store: read again, sent again. */
 		log_warn("%zu deliveries not recorded (%s); those batches "
-		    "will be sent again with the same webhook-id", f->n,
-		    f->err);
+			 "will be sent again with the same webhook-id",
+		    f->n, f->err);
 		for (i = 0; i < f->n; i++) {
 			log_debug("source=%s batch=%s delivered but not "
-			    "recorded", f->d[i].sid, f->d[i].bid);
+				  "recorded",
+			    f->d[i].sid, f->d[i].bid);
 			prune_forget(f->d[i].bid);
-			if ((s = dsource_find(queue_sources, f->d[i].sid)) != NULL)
+			if ((s = dsource_find(queue_sources, f->d[i].sid)) !=
+			    NULL)
 				s->reload = true;
 		}
 	}
@@ -471,8 +477,8 @@ qdone_done(void *arg)
 static void
 qdone_flush(void)
 {
-	struct qflush	*f;
-	size_t		 n = qd_n < QDONE_MAX ? qd_n : QDONE_MAX;
+	struct qflush *f;
+	size_t	       n = qd_n < QDONE_MAX ? qd_n : QDONE_MAX;
 
 	f = util_xcalloc(1, sizeof(*f));
 	f->d = util_xcalloc(n, sizeof(f->d[0]));
@@ -501,7 +507,7 @@ queue_record_flush(void)
 static void
 qdone_add(struct dsource *s, struct dbatch *b, long status)
 {
-	struct qdone	*d;
+	struct qdone *d;
 
 	if (qd_n == qd_cap) {
 		qd_cap = qd_cap ? qd_cap * 2 : 64;
@@ -525,12 +531,11 @@ qdone_add(struct dsource *s, struct dbatch *b, long status)
  * and goes again under its webhook-id). 0, or -ENOMEM (not queued).
  */
 int
-queue_record(struct dsource *s, struct dbatch *b,
-    const struct httpc_resp *resp, const char *state, int64_t now,
-    const char *error)
+queue_record(struct dsource *s, struct dbatch *b, const struct httpc_resp *resp,
+    const char *state, int64_t now, const char *error)
 {
-	struct qrec	*r;
-	bson_t		 set, push, att;
+	struct qrec *r;
+	bson_t	     set, push, att;
 
 	if (strcmp(state, "delivered") == 0) {
 		qdone_add(s, b, resp->status);
@@ -584,13 +589,13 @@ queue_record(struct dsource *s, struct dbatch *b,
 static int
 qload_one(const bson_t *doc, void *arg)
 {
-	struct qjob	*j = arg;
-	const char	*id = store_bson_str(doc, "_id");
-	const char	*kind = store_bson_str(doc, "kind");
-	const char	*wid = store_bson_str(doc, "webhookId");
-	const char	*sid = store_bson_str(doc, "sourceId");
-	struct qinfo	 in;
-	int64_t		 dead_at, replayed;
+	struct qjob *j = arg;
+	const char  *id = store_bson_str(doc, "_id");
+	const char  *kind = store_bson_str(doc, "kind");
+	const char  *wid = store_bson_str(doc, "webhookId");
+	const char  *sid = store_bson_str(doc, "sourceId");
+	struct qinfo in;
+	int64_t	     dead_at, replayed;
 
 	if (id == NULL || strlen(id) >= sizeof(in.id) || sid == NULL ||
 	    strlen(sid) >= sizeof(in.sid))
@@ -612,14 +617,14 @@ qload_one(const bson_t *doc, void *arg)
 	replayed = store_bson_int(doc, "replayedAt", 0);
 	if (dead_at > 0 && replayed < dead_at) {
 		/* A dead letter set back to pending: a replay. */
-		bson_t	*sel = BCON_NEW("_id", BCON_UTF8(id));
-		bson_t	*set = BCON_NEW("replayedAt", BCON_INT64(j->now),
+		bson_t *sel = BCON_NEW("_id", BCON_UTF8(id));
+		bson_t *set = BCON_NEW("replayedAt", BCON_INT64(j->now),
 		    "nextAttemptAt", BCON_INT64(j->now), "nErrors",
 		    BCON_INT32(0), "epoch", BCON_INT64(j->epoch));
-		char	 e2[256];
+		char	e2[256];
 
-		(void)store_update_set(child_store(), STORE_BATCHES, sel,
-		    set, false, NULL, e2, sizeof(e2));
+		(void)store_update_set(child_store(), STORE_BATCHES, sel, set,
+		    false, NULL, e2, sizeof(e2));
 		bson_destroy(sel);
 		bson_destroy(set);
 		replayed = j->now;
@@ -636,16 +641,16 @@ qload_one(const bson_t *doc, void *arg)
 static void
 qwork_load_pending(struct qjob *j)
 {
-	bson_t	*filter, *opts;
+	bson_t *filter, *opts;
 
 	if (j->kind == QJ_LOAD_ALL)
 		filter = BCON_NEW("state", BCON_UTF8("pending"));
 	else
-		filter = BCON_NEW("sourceId", BCON_UTF8(j->sid),
-		    "state", BCON_UTF8("pending"));
-	opts = BCON_NEW("projection", "{", "body", BCON_INT32(0),
-	    "logIds", BCON_INT32(0), "attempts", BCON_INT32(0), "}",
-	    "sort", "{", "createdAt", BCON_INT32(1), "}");
+		filter = BCON_NEW("sourceId", BCON_UTF8(j->sid), "state",
+		    BCON_UTF8("pending"));
+	opts = BCON_NEW("projection", "{", "body", BCON_INT32(0), "logIds",
+	    BCON_INT32(0), "attempts", BCON_INT32(0), "}", "sort", "{",
+	    "createdAt", BCON_INT32(1), "}");
 	qjob_each(j, STORE_BATCHES, filter, opts, qload_one, j);
 	bson_destroy(filter);
 	bson_destroy(opts);
@@ -659,24 +664,24 @@ qwork_load_pending(struct qjob *j)
 static int
 qtakeover_one(const bson_t *doc, void *arg)
 {
-	struct qjob	*j = arg;
-	const char	*bid = store_bson_str(doc, "_id");
-	char		**ids;
-	size_t		  n, i;
+	struct qjob *j = arg;
+	const char  *bid = store_bson_str(doc, "_id");
+	char	   **ids;
+	size_t	     n, i;
 
 	if (bid == NULL)
 		return 0;
 	n = queue_array_strs(doc, "alertIds", &ids);
 	for (i = 0; i < n; i++) {
-		bson_t	*s2 = BCON_NEW("_id", BCON_UTF8(ids[i]),
-		    "state", BCON_UTF8("pending"));
-		bson_t	*set = BCON_NEW("state", BCON_UTF8("batched"),
-		    "batchId", BCON_UTF8(bid));
-		int64_t	 m = 0;
-		char	 e2[256];
+		bson_t *s2 = BCON_NEW("_id", BCON_UTF8(ids[i]), "state",
+		    BCON_UTF8("pending"));
+		bson_t *set = BCON_NEW("state", BCON_UTF8("batched"), "batchId",
+		    BCON_UTF8(bid));
+		int64_t m = 0;
+		char	e2[256];
 
 		if (store_update_set(child_store(), STORE_ALERTS, s2, set,
-		    false, &m, e2, sizeof(e2)) == 0)
+			false, &m, e2, sizeof(e2)) == 0)
 			j->nremarked += (int)m;
 		bson_destroy(s2);
 		bson_destroy(set);
@@ -688,13 +693,13 @@ qtakeover_one(const bson_t *doc, void *arg)
 static void
 qwork_takeover(void *arg)
 {
-	struct qjob	*j = arg;
-	bson_t		*sel, *opts;
+	struct qjob *j = arg;
+	bson_t	    *sel, *opts;
 
 	/* Alerts of undelivered alert batches: marked again. */
 	sel = BCON_NEW("sourceId", BCON_UTF8(j->sid), "kind",
-	    BCON_UTF8("alert"), "state", "{", "$in", "[",
-	    BCON_UTF8("pending"), BCON_UTF8("dead"), "]", "}");
+	    BCON_UTF8("alert"), "state", "{", "$in", "[", BCON_UTF8("pending"),
+	    BCON_UTF8("dead"), "]", "}");
 	opts = BCON_NEW("projection", "{", "alertIds", BCON_INT32(1), "}");
 	qjob_each(j, STORE_BATCHES, sel, opts, qtakeover_one, j);
 	bson_destroy(sel);
@@ -710,10 +715,10 @@ qwork_load(void *arg)
 }
 
 void
-queue_hinted(struct dsource *s, const char *id, const char *wid,
-    uint32_t nlogs, int64_t created_at, const uint8_t *body, size_t len)
+queue_hinted(struct dsource *s, const char *id, const char *wid, uint32_t nlogs,
+    int64_t created_at, const uint8_t *body, size_t len)
 {
-	struct dbatch	*b;
+	struct dbatch *b;
 
 	/*
 	 * Known, or already sent and acknowledged: a load can read a batch
@@ -741,18 +746,18 @@ queue_hinted(struct dsource *s, const char *id, const char *wid,
 	queue_insert_sorted(s, b);
 }
 
-static void	qwork_alert_batch(struct qjob *j, const char *alert_id,
-		    const char *body, size_t body_len);
-static void	queue_load_all_done(struct qjob *j, bool ok);
+static void qwork_alert_batch(struct qjob *j, const char *alert_id,
+    const char *body, size_t body_len);
+static void queue_load_all_done(struct qjob *j, bool ok);
 
 /* Merge loaded pending batches into s's queue. */
 static void
 queue_merge(struct dsource *s, struct qjob *j, bool drop_unseen)
 {
-	struct dbatch	*b, *nb;
-	size_t		 i;
+	struct dbatch *b, *nb;
+	size_t	       i;
 
-	TAILQ_FOREACH(b, &s->queue, entry)
+	TAILQ_FOREACH (b, &s->queue, entry)
 		b->seen = false;
 	for (i = 0; i < j->nb; i++) {
 		struct qinfo *in = &j->b[i];
@@ -764,7 +769,7 @@ queue_merge(struct dsource *s, struct qjob *j, bool drop_unseen)
 			continue;
 		}
 		if (prune_recently_delivered(in->id) || rec_dead_has(in->id))
-			continue;	/* read before its outcome was recorded */
+			continue; /* read before its outcome was recorded */
 		b = util_xcalloc(1, sizeof(*b));
 		b->src = s;
 		util_strlcpy(b->id, in->id, sizeof(b->id));
@@ -780,13 +785,14 @@ queue_merge(struct dsource *s, struct qjob *j, bool drop_unseen)
 		b->seen = true;
 		if (in->replayed)
 			log_info("source=%s batch=%s replaying dead letter "
-			    "webhook-id=%s", s->id, b->id, b->webhook_id);
+				 "webhook-id=%s",
+			    s->id, b->id, b->webhook_id);
 		queue_insert_sorted(s, b);
 	}
 	if (!drop_unseen)
 		return;
 	/* Gone from the pending state elsewhere; younger ones are ours. */
-	TAILQ_FOREACH_SAFE(b, &s->queue, entry, nb)
+	TAILQ_FOREACH_SAFE (b, &s->queue, entry, nb)
 		if (!b->seen && !b->inflight && b->created_at < j->now)
 			queue_remove(s, b);
 }
@@ -795,9 +801,9 @@ queue_merge(struct dsource *s, struct qjob *j, bool drop_unseen)
 static void
 qjob_done(void *arg)
 {
-	struct qjob	*j = arg;
-	struct dsource	*s = j->src;
-	bool		 ok;
+	struct qjob    *j = arg;
+	struct dsource *s = j->src;
+	bool		ok;
 
 	ok = child_store_result(j->rc >= 0 || j->rc == -ESTALE, j->err);
 	if (j->kind == QJ_LOAD_ALL) {
@@ -806,7 +812,7 @@ qjob_done(void *arg)
 	}
 	s->busy = false;
 	if (s->zombie || !s->lease.held || s->lease.epoch != j->epoch)
-		goto next;	/* removed, or another life of its lease */
+		goto next; /* removed, or another life of its lease */
 	switch (j->kind) {
 	case QJ_TAKEOVER:
 		if (!ok)
@@ -814,15 +820,15 @@ qjob_done(void *arg)
 		queue_merge(s, j, true);
 		s->ready = true;
 		log_info("source=%s queue loaded: %u undelivered batches%s",
-		    s->id, s->nqueue, j->nremarked > 0 ?
-		    ", alerts re-marked" : "");
+		    s->id, s->nqueue,
+		    j->nremarked > 0 ? ", alerts re-marked" : "");
 		break;
 	case QJ_LOAD:
 		if (ok)
 			queue_merge(s, j, true);
 		break;
 	case QJ_LOAD_ALL:
-		break;		/* handled above */
+		break; /* handled above */
 	case QJ_ALERTS:
 		queue_merge(s, j, false);
 		if (ok && !j->more)
@@ -836,7 +842,7 @@ out:
 	free(j);
 }
 
-static bool	load_all_running;
+static bool load_all_running;
 
 /*
  * Loop: the pending batches of every source, read in one scan, merged
@@ -846,12 +852,12 @@ static bool	load_all_running;
 static void
 queue_load_all_done(struct qjob *j, bool ok)
 {
-	struct dsource	*s;
+	struct dsource *s;
 
 	load_all_running = false;
 	if (!ok)
 		return;
-	TAILQ_FOREACH(s, queue_sources, entry) {
+	TAILQ_FOREACH (s, queue_sources, entry) {
 		if (!s->lease.held || !s->ready || s->busy || s->zombie)
 			continue;
 		queue_merge(s, j, true);
@@ -872,8 +878,8 @@ qwork_load_all(void *arg)
 int
 queue_load_all_start(void)
 {
-	struct qjob	*j;
-	int		 rc;
+	struct qjob *j;
+	int	     rc;
 
 	if (load_all_running)
 		return 0;
@@ -891,7 +897,7 @@ queue_load_all_start(void)
 static struct qjob *
 qjob_new(struct dsource *s, enum qjob_kind kind)
 {
-	struct qjob	*j = util_xcalloc(1, sizeof(*j));
+	struct qjob *j = util_xcalloc(1, sizeof(*j));
 
 	j->kind = kind;
 	util_strlcpy(j->sid, s->id, sizeof(j->sid));
@@ -904,7 +910,7 @@ qjob_new(struct dsource *s, enum qjob_kind kind)
 static int
 qjob_submit(struct dsource *s, struct qjob *j, worker_fn fn)
 {
-	int	rc;
+	int rc;
 
 	if ((rc = worker_submit(fn, qjob_done, j)) != 0) {
 		free(j);
@@ -921,27 +927,27 @@ qjob_submit(struct dsource *s, struct qjob *j, worker_fn fn)
  */
 /* Pending alerts read, each with its alert batch body. */
 struct qalerts {
-	struct qjob	*j;
+	struct qjob *j;
 	struct {
-		char	 id[64];
-		char	*body;
-		size_t	 len;
-	}		 a[QUEUE_ALERTS_PER_BUILD];
-	size_t		 n;
+		char   id[64];
+		char  *body;
+		size_t len;
+	} a[QUEUE_ALERTS_PER_BUILD];
+	size_t n;
 };
 
 static int
 qalerts_one(const bson_t *doc, void *arg)
 {
-	struct qalerts	*qa = arg;
-	const char	*id = store_bson_str(doc, "_id");
-	const char	*kind = store_bson_str(doc, "alert");
-	const char	*msg = store_bson_str(doc, "message");
+	struct qalerts *qa = arg;
+	const char     *id = store_bson_str(doc, "_id");
+	const char     *kind = store_bson_str(doc, "alert");
+	const char     *msg = store_bson_str(doc, "message");
 
 	if (id == NULL || kind == NULL || strlen(id) >= sizeof(qa->a[0].id))
 		return 0;
-	qa->a[qa->n].body = batch_alert_body(qa->j->sid, kind, msg != NULL ?
-	    msg : "", store_bson_int(doc, "at", qa->j->now),
+	qa->a[qa->n].body = batch_alert_body(qa->j->sid, kind,
+	    msg != NULL ? msg : "", store_bson_int(doc, "at", qa->j->now),
 	    &qa->a[qa->n].len);
 	if (qa->a[qa->n].body == NULL)
 		return 0;
@@ -953,17 +959,17 @@ qalerts_one(const bson_t *doc, void *arg)
 static void
 qwork_alerts(void *arg)
 {
-	struct qjob	*j = arg;
-	struct qalerts	*qa;
-	bson_t		*filter, *opts;
-	size_t		 i;
+	struct qjob    *j = arg;
+	struct qalerts *qa;
+	bson_t	       *filter, *opts;
+	size_t		i;
 
 	qa = util_xcalloc(1, sizeof(*qa));
 	qa->j = j;
-	filter = BCON_NEW("sourceId", BCON_UTF8(j->sid),
-	    "state", BCON_UTF8("pending"));
-	opts = BCON_NEW("sort", "{", "at", BCON_INT32(1), "}",
-	    "limit", BCON_INT64(QUEUE_ALERTS_PER_BUILD));
+	filter = BCON_NEW("sourceId", BCON_UTF8(j->sid), "state",
+	    BCON_UTF8("pending"));
+	opts = BCON_NEW("sort", "{", "at", BCON_INT32(1), "}", "limit",
+	    BCON_INT64(QUEUE_ALERTS_PER_BUILD));
 	qjob_each(j, STORE_ALERTS, filter, opts, qalerts_one, qa);
 	bson_destroy(filter);
 	bson_destroy(opts);
@@ -1004,11 +1010,11 @@ static void
 qwork_alert_batch(struct qjob *j, const char *alert_id, const char *body,
     size_t body_len)
 {
-	struct qinfo	 in;
-	const char	*ids[1] = { alert_id };
-	bson_t		 doc, att, *sel, *set;
-	char		 id[37], wid[48];
-	int		 rc;
+	struct qinfo in;
+	const char  *ids[1] = { alert_id };
+	bson_t	     doc, att, *sel, *set;
+	char	     id[37], wid[48];
+	int	     rc;
 
 	util_uuid_v4(id);
 	batch_webhook_id(id, wid);
@@ -1045,8 +1051,7 @@ qwork_alert_batch(struct qjob *j, const char *alert_id, const char *body,
 	qjob_add(j, &in);
 	sel = BCON_NEW("_id", BCON_UTF8(alert_id), "state",
 	    BCON_UTF8("pending"));
-	set = BCON_NEW("state", BCON_UTF8("batched"), "batchId",
-	    BCON_UTF8(id));
+	set = BCON_NEW("state", BCON_UTF8("batched"), "batchId", BCON_UTF8(id));
 	/* Unmarked, it is marked again at take-over. */
 	(void)store_update_set(child_store(), STORE_ALERTS, sel, set, false,
 	    NULL, j->err, sizeof(j->err));

@@ -18,12 +18,12 @@
 #include "lib/store/worker.h"
 #include "deliverd/prune.h"
 
-#define STATS_FLUSH_MS	2000	/* delivery counters reach the store */
+#define STATS_FLUSH_MS 2000 /* delivery counters reach the store */
 
 /* The settings; the other files read them through deliverd_conf(). */
-static struct deliverd_conf	 D;
+static struct deliverd_conf D;
 
-static struct event	*stats_ev, *load_ev, *finish_ev;
+static struct event *stats_ev, *load_ev, *finish_ev;
 
 static void
 deliverd_load_all_cb(evutil_socket_t fd, short what, void *arg)
@@ -52,7 +52,7 @@ deliverd_released(void *arg)
 void
 deliverd_finish(void)
 {
-	static bool	 finishing;
+	static bool finishing;
 
 	if (finishing)
 		return;
@@ -68,9 +68,11 @@ static void
 deliverd_finish_cb(evutil_socket_t fd, short what, void *arg)
 {
 	if (deliverd_inflight() > 0)
-		log_info("%u POSTs still in flight at the end of the grace "
+		log_info(
+		    "%u POSTs still in flight at the end of the grace "
 		    "period; their batches will be sent again with the same "
-		    "ids", deliverd_inflight());
+		    "ids",
+		    deliverd_inflight());
 	deliverd_finish();
 }
 
@@ -78,7 +80,7 @@ void
 deliverd_timer_start(struct event **ev, event_callback_fn cb, int64_t ms,
     bool persist)
 {
-	struct timeval	tv;
+	struct timeval tv;
 
 	if (*ev != NULL)
 		event_free(*ev);
@@ -94,13 +96,14 @@ deliverd_timer_start(struct event **ev, event_callback_fn cb, int64_t ms,
 static int
 deliverd_settings(const struct config *cfg, char *err, size_t errlen)
 {
-	int64_t	ages[16], maxage = 0;
+	int64_t ages[16], maxage = 0;
 	int	n, i;
 
 	n = config_int_list(config_str(cfg, CONF_DELIVERY_RETRY_SCHEDULE),
 	    D.sched, DELIVER_SCHEDULE_MAX);
 	if (n <= 0) {
-		snprintf(err, errlen, "delivery_retry_schedule: not a list "
+		snprintf(err, errlen,
+		    "delivery_retry_schedule: not a list "
 		    "of seconds");
 		return -EINVAL;
 	}
@@ -110,11 +113,11 @@ deliverd_settings(const struct config *cfg, char *err, size_t errlen)
 	D.linger_ms = config_int(cfg, CONF_DELIVERY_LINGER_MS);
 	D.max_age_ms = config_int(cfg, CONF_DELIVERY_MAX_AGE) * 1000;
 	D.dead_retention_ms = config_int(cfg,
-	    CONF_DELIVERY_DEAD_LETTER_RETENTION) * 1000;
+				  CONF_DELIVERY_DEAD_LETTER_RETENTION) *
+	    1000;
 	D.timeout_ms = (long)config_int(cfg, CONF_DELIVERY_TIMEOUT) * 1000;
 	D.max_conc = (unsigned)config_int(cfg, CONF_DELIVERY_MAX_CONCURRENCY);
-	D.host_conc = (unsigned)config_int(cfg,
-	    CONF_DELIVERY_HOST_CONCURRENCY);
+	D.host_conc = (unsigned)config_int(cfg, CONF_DELIVERY_HOST_CONCURRENCY);
 	D.breaker_threshold = (unsigned)config_int(cfg,
 	    CONF_DELIVERY_BREAKER_THRESHOLD);
 	D.lease_ttl_ms = config_int(cfg, CONF_LEASE_TTL) * 1000;
@@ -129,7 +132,8 @@ deliverd_settings(const struct config *cfg, char *err, size_t errlen)
 			maxage = ages[i];
 	/* Past every re-read window, with a day to spare. */
 	D.retention_ms = (maxage + config_int(cfg, CONF_FETCH_OVERLAP) +
-	    86400) * 1000;
+			     86400) *
+	    1000;
 	return 0;
 }
 
@@ -137,8 +141,8 @@ int
 deliverd_configure(const struct config *cfg, bool initial, char *err,
     size_t errlen)
 {
-	const char	*inst;
-	int		 rc;
+	const char *inst;
+	int	    rc;
 
 	if ((rc = deliverd_settings(cfg, err, errlen)) != 0)
 		return rc;
@@ -151,7 +155,8 @@ deliverd_configure(const struct config *cfg, bool initial, char *err,
 	/* auditrelayd passes its instance id (supervisor/instance.c). */
 	inst = config_str(cfg, CONF_INSTANCE_ID);
 	if (inst == NULL || *inst == '\0') {
-		snprintf(err, errlen, "no instance_id in the configuration "
+		snprintf(err, errlen,
+		    "no instance_id in the configuration "
 		    "from auditrelayd; it names this instance's leases");
 		return -EINVAL;
 	}
@@ -159,8 +164,9 @@ deliverd_configure(const struct config *cfg, bool initial, char *err,
 		snprintf(err, errlen, "libgcrypt initialisation failed");
 		return -EINVAL;
 	}
-	if ((rc = deliverd_sources_init(config_str(cfg,
-	    CONF_CRYPTO_MASTER_KEY_FILE), err, errlen)) != 0)
+	if ((rc = deliverd_sources_init(
+		 config_str(cfg, CONF_CRYPTO_MASTER_KEY_FILE), err, errlen)) !=
+	    0)
 		return rc;
 	if ((rc = worker_start(child_base())) != 0) {
 		snprintf(err, errlen, "cannot start the store worker: %s",
@@ -176,14 +182,14 @@ deliverd_configure(const struct config *cfg, bool initial, char *err,
 	deliverd_rescan_arm(true);
 	deliverd_janitor_start();
 	prune_start();
-	deliverd_timer_start(&stats_ev, deliverd_stats_flush_cb,
-	    STATS_FLUSH_MS, true);
+	deliverd_timer_start(&stats_ev, deliverd_stats_flush_cb, STATS_FLUSH_MS,
+	    true);
 	deliverd_timer_start(&load_ev, deliverd_load_all_cb,
 	    QUEUE_LOAD_EVERY(D), true);
 	log_info("delivering instance=%s private_networks=%s batch_max=%lld "
-	    "logs/%lld bytes retry=%s max_age=%llds", inst,
-	    D.allow_private ? "allowed" : "refused", (long long)D.max_logs,
-	    (long long)D.max_bytes,
+		 "logs/%lld bytes retry=%s max_age=%llds",
+	    inst, D.allow_private ? "allowed" : "refused",
+	    (long long)D.max_logs, (long long)D.max_bytes,
 	    config_str(cfg, CONF_DELIVERY_RETRY_SCHEDULE),
 	    (long long)D.max_age_ms / 1000);
 	return 0;
@@ -192,8 +198,8 @@ deliverd_configure(const struct config *cfg, bool initial, char *err,
 void
 deliverd_shutdown(unsigned grace_ms)
 {
-	struct timeval	tv;
-	unsigned	wait = grace_ms > 500 ? grace_ms - 400 : grace_ms / 2;
+	struct timeval tv;
+	unsigned       wait = grace_ms > 500 ? grace_ms - 400 : grace_ms / 2;
 
 	if (deliverd_inflight() == 0) {
 		deliverd_finish();
@@ -211,19 +217,19 @@ deliverd_shutdown(unsigned grace_ms)
 int
 deliverd_store_setup(struct store *st, char *err, size_t errlen)
 {
-	bson_t	*idx;
-	int	 rc;
+	bson_t *idx;
+	int	rc;
 
-	idx = BCON_NEW("0", "{", "key", "{", "sourceId", BCON_INT32(1),
-	    "state", BCON_INT32(1), "createdAt", BCON_INT32(1), "}",
-	    "name", BCON_UTF8("sourceId_state_createdAt"), "}");
+	idx = BCON_NEW("0", "{", "key", "{", "sourceId", BCON_INT32(1), "state",
+	    BCON_INT32(1), "createdAt", BCON_INT32(1), "}", "name",
+	    BCON_UTF8("sourceId_state_createdAt"), "}");
 	rc = store_create_indexes(st, STORE_BATCHES, idx, err, errlen);
 	bson_destroy(idx);
 	if (rc != 0)
 		return rc;
-	idx = BCON_NEW("0", "{", "key", "{", "sourceId", BCON_INT32(1),
-	    "state", BCON_INT32(1), "at", BCON_INT32(1), "}",
-	    "name", BCON_UTF8("sourceId_state_at"), "}");
+	idx = BCON_NEW("0", "{", "key", "{", "sourceId", BCON_INT32(1), "state",
+	    BCON_INT32(1), "at", BCON_INT32(1), "}", "name",
+	    BCON_UTF8("sourceId_state_at"), "}");
 	rc = store_create_indexes(st, STORE_ALERTS, idx, err, errlen);
 	bson_destroy(idx);
 	if (rc != 0)

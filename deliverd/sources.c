@@ -18,13 +18,13 @@
 #include "lib/base/util.h"
 #include "lib/store/worker.h"
 
-static struct dsource_q	 sources = TAILQ_HEAD_INITIALIZER(sources);
-static uint8_t		 master_key[CRYPTO_KEY_LEN];
-static char		 master_keyid[CRYPTO_KEYID_LEN + 1];
-static bool		 rescan_busy, rescan_again, rescanned;
-static struct event	*rescan_ev, *rescan_first_ev;
+static struct dsource_q sources = TAILQ_HEAD_INITIALIZER(sources);
+static uint8_t		master_key[CRYPTO_KEY_LEN];
+static char		master_keyid[CRYPTO_KEYID_LEN + 1];
+static bool		rescan_busy, rescan_again, rescanned;
+static struct event    *rescan_ev, *rescan_first_ev;
 
-static void	deliverd_rescan_first_cb(evutil_socket_t, short, void *);
+static void deliverd_rescan_first_cb(evutil_socket_t, short, void *);
 
 /*
  * Load the master key that opens the webhook secrets, and hand the table
@@ -33,10 +33,10 @@ static void	deliverd_rescan_first_cb(evutil_socket_t, short, void *);
 int
 deliverd_sources_init(const char *key_file, char *err, size_t errlen)
 {
-	int	rc;
+	int rc;
 
 	if ((rc = crypto_master_key_load(key_file, master_key, master_keyid,
-	    err, errlen)) != 0)
+		 err, errlen)) != 0)
 		return rc;
 	queue_init(&sources, deliverd_source_job_end, NULL);
 	return 0;
@@ -53,9 +53,9 @@ deliverd_sources(void)
 void
 deliverd_sources_configure(void)
 {
-	struct dsource	*s;
+	struct dsource *s;
 
-	TAILQ_FOREACH(s, &sources, entry)
+	TAILQ_FOREACH (s, &sources, entry)
 		s->br.threshold = deliverd_conf()->breaker_threshold;
 }
 
@@ -63,7 +63,7 @@ deliverd_sources_configure(void)
 void
 deliverd_sources_free(void)
 {
-	struct dsource	*s;
+	struct dsource *s;
 
 	while ((s = TAILQ_FIRST(&sources)) != NULL)
 		deliverd_source_free(s);
@@ -89,14 +89,14 @@ deliverd_secret_open(const char *source_id, const bson_t *doc,
     const char *field, int64_t version, int64_t *until, char *err,
     size_t errlen)
 {
-	bson_iter_t		 it, sub;
-	const uint8_t		*nonce = NULL, *ct = NULL;
-	uint32_t		 nlen = 0, ctlen = 0;
-	bson_subtype_t		 st;
-	const char		*keyid = NULL;
-	unsigned char		*pt = NULL;
-	size_t			 ptlen = 0;
-	char			*out;
+	bson_iter_t    it, sub;
+	const uint8_t *nonce = NULL, *ct = NULL;
+	uint32_t       nlen = 0, ctlen = 0;
+	bson_subtype_t st;
+	const char    *keyid = NULL;
+	unsigned char *pt = NULL;
+	size_t	       ptlen = 0;
+	char	      *out;
 
 	if (until != NULL)
 		*until = 0;
@@ -124,12 +124,14 @@ deliverd_secret_open(const char *source_id, const bson_t *doc,
 		return NULL;
 	}
 	if (keyid != NULL && strcmp(keyid, master_keyid) != 0) {
-		snprintf(err, errlen, "%s was sealed with master key %s, "
-		    "this instance has %s", field, keyid, master_keyid);
+		snprintf(err, errlen,
+		    "%s was sealed with master key %s, "
+		    "this instance has %s",
+		    field, keyid, master_keyid);
 		return NULL;
 	}
-	if (creds_open(master_key, source_id, "webhookSecret", version, nonce, ct,
-	    ctlen, &pt, &ptlen, NULL) != 0) {
+	if (creds_open(master_key, source_id, "webhookSecret", version, nonce,
+		ct, ctlen, &pt, &ptlen, NULL) != 0) {
 		snprintf(err, errlen, "%s does not open with the master key",
 		    field);
 		return NULL;
@@ -147,9 +149,9 @@ deliverd_secret_open(const char *source_id, const bson_t *doc,
 static int
 deliverd_url_host(const char *url, char *out, size_t outlen)
 {
-	CURLU	*u;
-	char	*host = NULL;
-	int	 rc = -EINVAL;
+	CURLU *u;
+	char  *host = NULL;
+	int    rc = -EINVAL;
 
 	if ((u = curl_url()) == NULL)
 		return -ENOMEM;
@@ -173,8 +175,8 @@ deliverd_source_find(const char *id)
 void
 deliverd_source_wake(struct dsource *s, int64_t at)
 {
-	struct timeval	tv;
-	int64_t		d;
+	struct timeval tv;
+	int64_t	       d;
 
 	if (at <= 0) {
 		evtimer_del(s->timer);
@@ -203,7 +205,7 @@ deliverd_source_kick(struct dsource *s)
 void
 deliverd_source_idle(struct dsource *s)
 {
-	struct dbatch	*b;
+	struct dbatch *b;
 
 	while ((b = TAILQ_FIRST(&s->queue)) != NULL) {
 		if (b->inflight)
@@ -228,7 +230,7 @@ deliverd_source_free(struct dsource *s)
 	atomic_store(&s->lease_deadline, 0);
 	TAILQ_REMOVE(&sources, s, entry);
 	if (s->busy) {
-		s->zombie = true;	/* its worker job still points here */
+		s->zombie = true; /* its worker job still points here */
 		return;
 	}
 	deliverd_source_destroy(s);
@@ -272,21 +274,22 @@ deliverd_source_job_done(struct dsource *s)
 static void
 deliverd_source_apply(struct dsource *s, const bson_t *doc)
 {
-	const char	*url = store_bson_str(doc, "callbackUrl");
-	char		 err[256], *sec, *prev;
-	int64_t		 until = 0, ver;
+	const char *url = store_bson_str(doc, "callbackUrl");
+	char	    err[256], *sec, *prev;
+	int64_t	    until = 0, ver;
 
 	s->paused = store_bson_bool(doc, "paused", false);
 	if (url != NULL && (s->url == NULL || strcmp(url, s->url) != 0)) {
 		free(s->url);
 		s->url = util_xstrdup(url);
-		if (deliverd_url_host(url, s->hostname,
-		    sizeof(s->hostname)) != 0)
+		if (deliverd_url_host(url, s->hostname, sizeof(s->hostname)) !=
+		    0)
 			util_strlcpy(s->hostname, "?", sizeof(s->hostname));
 		if (s->gone && s->gone_url != NULL &&
 		    strcmp(s->gone_url, url) != 0) {
 			log_notice("source=%s callbackUrl changed; resuming "
-			    "deliveries paused by 410 Gone", s->id);
+				   "deliveries paused by 410 Gone",
+			    s->id);
 			s->gone = false;
 			free(s->gone_url);
 			s->gone_url = NULL;
@@ -299,12 +302,13 @@ deliverd_source_apply(struct dsource *s, const bson_t *doc)
 	}
 	/* The previous secret was sealed at the version before this one. */
 	ver = store_bson_int(doc, "webhookSecretVersion", 1);
-	sec = deliverd_secret_open(s->id, doc, "webhookSecret", ver, NULL,
-	    err, sizeof(err));
+	sec = deliverd_secret_open(s->id, doc, "webhookSecret", ver, NULL, err,
+	    sizeof(err));
 	if (sec == NULL) {
 		if (s->secret != NULL || s->last_error[0] == '\0')
 			log_err("source=%s cannot read its webhook secret: %s; "
-			    "deliveries held", s->id, err);
+				"deliveries held",
+			    s->id, err);
 		deliverd_secret_free(&s->secret);
 		util_strlcpy(s->last_error, err, sizeof(s->last_error));
 	} else {
@@ -323,7 +327,7 @@ deliverd_source_apply(struct dsource *s, const bson_t *doc)
 static struct dsource *
 deliverd_source_new(const char *id)
 {
-	struct dsource	*s;
+	struct dsource *s;
 
 	s = util_xcalloc(1, sizeof(*s));
 	util_strlcpy(s->id, id, sizeof(s->id));
@@ -340,17 +344,17 @@ deliverd_source_new(const char *id)
 
 /* The sources documents (without credentials), read on the worker. */
 struct drescan {
-	bson_t	**docs;
-	size_t	  n;
-	int	  rc;
-	char	  err[512];
+	bson_t **docs;
+	size_t	 n;
+	int	 rc;
+	char	 err[512];
 };
 
 static void
 deliverd_rescan_work(void *arg)
 {
-	struct drescan	*r = arg;
-	bson_t		*filter, *opts;
+	struct drescan *r = arg;
+	bson_t	       *filter, *opts;
 
 	filter = bson_new();
 	opts = BCON_NEW("projection", "{", "credentials", BCON_INT32(0), "}");
@@ -364,15 +368,15 @@ deliverd_rescan_work(void *arg)
 static void
 deliverd_rescan_done(void *arg)
 {
-	struct drescan	*r = arg;
-	struct dsource	*s, *ns;
-	size_t		 i;
+	struct drescan *r = arg;
+	struct dsource *s, *ns;
+	size_t		i;
 
 	rescan_busy = false;
 	if (child_stopping() || !child_store_result(r->rc >= 0, r->err))
 		goto out;
 	rescanned = true;
-	TAILQ_FOREACH(s, &sources, entry)
+	TAILQ_FOREACH (s, &sources, entry)
 		s->seen = false;
 	for (i = 0; i < r->n; i++) {
 		const char *id = store_bson_str(r->docs[i], "_id");
@@ -384,7 +388,7 @@ deliverd_rescan_done(void *arg)
 		deliverd_source_apply(s, r->docs[i]);
 		s->seen = true;
 	}
-	TAILQ_FOREACH_SAFE(s, &sources, entry, ns) {
+	TAILQ_FOREACH_SAFE (s, &sources, entry, ns) {
 		if (!s->seen) {
 			log_info("source=%s removed; its deliveries stop",
 			    s->id);
@@ -392,7 +396,7 @@ deliverd_rescan_done(void *arg)
 		}
 	}
 	deliverd_partitions_sync();
-	TAILQ_FOREACH(s, &sources, entry) {
+	TAILQ_FOREACH (s, &sources, entry) {
 		if (!s->lease.held)
 			continue;
 		s->logs_dirty = s->alerts_dirty = true;
@@ -416,7 +420,7 @@ out:
 static bool
 deliverd_rescan_start(void)
 {
-	struct drescan	*r;
+	struct drescan *r;
 
 	if (child_stopping() || !child_store_ready() ||
 	    !store_healthy(child_store()))
@@ -426,8 +430,7 @@ deliverd_rescan_start(void)
 		return true;
 	}
 	r = util_xcalloc(1, sizeof(*r));
-	if (worker_submit(deliverd_rescan_work, deliverd_rescan_done,
-	    r) != 0) {
+	if (worker_submit(deliverd_rescan_work, deliverd_rescan_done, r) != 0) {
 		free(r);
 		return false;
 	}
@@ -451,8 +454,8 @@ deliverd_rescan_arm(bool initial)
 	deliverd_timer_start(&rescan_ev, deliverd_rescan_cb,
 	    deliverd_conf()->rescan_ms, true);
 	if (initial)
-		deliverd_timer_start(&rescan_first_ev,
-		    deliverd_rescan_first_cb, 100, false);
+		deliverd_timer_start(&rescan_first_ev, deliverd_rescan_first_cb,
+		    100, false);
 }
 
 /* Rescan at once (a hint named a source not known yet). */
@@ -467,7 +470,7 @@ deliverd_rescan_soon(void)
 static void
 deliverd_rescan_first_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct timeval	tv = { 0, 500000 };
+	struct timeval tv = { 0, 500000 };
 
 	if (rescanned || child_stopping())
 		return;

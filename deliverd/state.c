@@ -16,23 +16,23 @@
 #include "lib/base/util.h"
 #include "lib/store/worker.h"
 
-#define STATE_WRITE_MIN_MS	2000
+#define STATE_WRITE_MIN_MS 2000
 
 /* A source_state write on the worker. */
 struct state_write {
-	char		 sid[64];
-	char		 id[96];
-	bson_t		*doc;
-	const char	*status;
-	int64_t		 at;
-	int		 rc;
-	char		 err[512];
+	char	    sid[64];
+	char	    id[96];
+	bson_t	   *doc;
+	const char *status;
+	int64_t	    at;
+	int	    rc;
+	char	    err[512];
 };
 
 static void
 deliverd_state_work(void *arg)
 {
-	struct state_write	*w = arg;
+	struct state_write *w = arg;
 
 	w->rc = store_upsert(child_store(), STORE_SOURCE_STATE, w->id, w->doc,
 	    w->err, sizeof(w->err));
@@ -41,9 +41,9 @@ deliverd_state_work(void *arg)
 static void
 deliverd_state_done(void *arg)
 {
-	struct state_write	*w = arg;
-	struct dsource		*s = deliverd_source_find(w->sid);
-	bool			 ok = child_store_result(w->rc >= 0, w->err);
+	struct state_write *w = arg;
+	struct dsource	   *s = deliverd_source_find(w->sid);
+	bool		    ok = child_store_result(w->rc >= 0, w->err);
 
 	if (s != NULL) {
 		s->state_writing = false;
@@ -67,13 +67,13 @@ deliverd_state_done(void *arg)
 void
 deliverd_source_state_write(struct dsource *s)
 {
-	struct state_write	*w;
-	bson_t			 doc;
-	char			 id[96];
-	int64_t			 now = util_now_ms();
+	struct state_write *w;
+	bson_t		    doc;
+	char		    id[96];
+	int64_t		    now = util_now_ms();
 
 	if (s->state_writing) {
-		s->state_dirty = true;	/* written after the one in flight */
+		s->state_dirty = true; /* written after the one in flight */
 		return;
 	}
 	if (s->written_status == s->status &&
@@ -127,28 +127,28 @@ deliverd_stats_add(struct dsource *s, int64_t logs, int64_t batches,
 }
 
 struct stats_delta {
-	char	 sid[64];
-	int64_t	 logs, batches, fail, dead;
-	bool	 ok;
+	char	sid[64];
+	int64_t logs, batches, fail, dead;
+	bool	ok;
 };
 
 struct stats_flush {
-	struct stats_delta	*d;
-	size_t			 n;
-	int			 rc;
-	char			 err[512];
+	struct stats_delta *d;
+	size_t		    n;
+	int		    rc;
+	char		    err[512];
 };
 
 static void
 deliverd_stats_work(void *arg)
 {
-	struct stats_flush	*f = arg;
-	mongoc_client_t		*c;
-	mongoc_collection_t	*coll;
-	bson_t			*sel, *upd, *opts;
-	bson_error_t		 berr;
-	char			 id[96];
-	size_t			 i;
+	struct stats_flush  *f = arg;
+	mongoc_client_t	    *c;
+	mongoc_collection_t *coll;
+	bson_t		    *sel, *upd, *opts;
+	bson_error_t	     berr;
+	char		     id[96];
+	size_t		     i;
 
 	c = store_pop(child_store());
 	coll = store_coll(child_store(), c, STORE_STATS);
@@ -164,8 +164,8 @@ deliverd_stats_work(void *arg)
 		    BCON_INT64(d->fail), "deadBatches", BCON_INT64(d->dead),
 		    "}", "$set", "{", "sourceId", BCON_UTF8(d->sid),
 		    "updatedAt", BCON_INT64(util_now_ms()), "}");
-		d->ok = mongoc_collection_update_one(coll, sel, upd, opts,
-		    NULL, &berr);
+		d->ok = mongoc_collection_update_one(coll, sel, upd, opts, NULL,
+		    &berr);
 		if (!d->ok && f->rc == 0) {
 			snprintf(f->err, sizeof(f->err), "update stats: %.400s",
 			    berr.message);
@@ -179,14 +179,14 @@ deliverd_stats_work(void *arg)
 	store_push(child_store(), c);
 }
 
-static bool	stats_flushing;
+static bool stats_flushing;
 
 static void
 deliverd_stats_done(void *arg)
 {
-	struct stats_flush	*f = arg;
-	struct dsource		*s;
-	size_t			 i;
+	struct stats_flush *f = arg;
+	struct dsource	   *s;
+	size_t		    i;
 
 	stats_flushing = false;
 	(void)child_store_result(f->rc >= 0, f->err);
@@ -203,23 +203,23 @@ deliverd_stats_done(void *arg)
 void
 deliverd_stats_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct stats_flush	*f;
-	struct dsource		*s;
-	size_t			 n = 0;
+	struct stats_flush *f;
+	struct dsource	   *s;
+	size_t		    n = 0;
 
 	(void)fd;
 	(void)what;
 	(void)arg;
 	if (stats_flushing || !store_healthy(child_store()))
 		return;
-	TAILQ_FOREACH(s, deliverd_sources(), entry)
+	TAILQ_FOREACH (s, deliverd_sources(), entry)
 		if (s->st_logs || s->st_batches || s->st_fail || s->st_dead)
 			n++;
 	if (n == 0)
 		return;
 	f = util_xcalloc(1, sizeof(*f));
 	f->d = util_xcalloc(n, sizeof(*f->d));
-	TAILQ_FOREACH(s, deliverd_sources(), entry) {
+	TAILQ_FOREACH (s, deliverd_sources(), entry) {
 		if (!(s->st_logs || s->st_batches || s->st_fail || s->st_dead))
 			continue;
 		util_strlcpy(f->d[f->n].sid, s->id, sizeof(f->d[0].sid));

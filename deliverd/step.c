@@ -18,12 +18,12 @@
 #include "lib/store/worker.h"
 #include "deliverd/send.h"
 
-#define DEAD_ALERT_EVERY_MS	(10LL * 60 * 1000)
-#define SEND_FAIL_DELAY_MS	5000
+#define DEAD_ALERT_EVERY_MS (10LL * 60 * 1000)
+#define SEND_FAIL_DELAY_MS  5000
 
-static struct httpc	*http;
+static struct httpc *http;
 static LIST_HEAD(, dhost) hosts = LIST_HEAD_INITIALIZER(hosts);
-static unsigned		 inflight;	/* POSTs, all sources */
+static unsigned inflight; /* POSTs, all sources */
 
 /* The HTTP client POSTs go through. 0 or -ENOMEM. */
 int
@@ -65,9 +65,9 @@ deliverd_step_stop(void)
 static struct dhost *
 deliverd_host(const char *name)
 {
-	struct dhost	*h;
+	struct dhost *h;
 
-	LIST_FOREACH(h, &hosts, entry)
+	LIST_FOREACH (h, &hosts, entry)
 		if (strcmp(h->name, name) == 0)
 			return h;
 	h = util_xcalloc(1, sizeof(*h));
@@ -80,19 +80,20 @@ deliverd_host(const char *name)
 static void
 deliverd_describe(const struct httpc_resp *resp, char *out, size_t outlen)
 {
-	char	snippet[121];
-	size_t	i, n;
+	char   snippet[121];
+	size_t i, n;
 
 	if (resp->status == 0) {
-		snprintf(out, outlen, "%s", resp->error[0] != '\0' ?
-		    resp->error : "no answer");
+		snprintf(out, outlen, "%s",
+		    resp->error[0] != '\0' ? resp->error : "no answer");
 		return;
 	}
 	n = resp->body_len < sizeof(snippet) - 1 ? resp->body_len :
-	    sizeof(snippet) - 1;
+						   sizeof(snippet) - 1;
 	for (i = 0; i < n; i++)
 		snippet[i] = (resp->body[i] >= 0x20 && resp->body[i] < 0x7f) ?
-		    resp->body[i] : ' ';
+		    resp->body[i] :
+		    ' ';
 	snippet[n] = '\0';
 	if (n > 0)
 		snprintf(out, outlen, "HTTP %ld: %s", resp->status, snippet);
@@ -105,16 +106,17 @@ static void
 deliverd_dead_alert(struct dsource *s, struct dbatch *b, const char *why)
 {
 	char	msg[768];
-	int64_t	now = util_now_ms();
+	int64_t now = util_now_ms();
 
 	if (now - s->last_dead_alert < DEAD_ALERT_EVERY_MS)
 		return;
 	s->last_dead_alert = now;
-	snprintf(msg, sizeof(msg), "batch=%s (%lld logs) could not be "
+	snprintf(msg, sizeof(msg),
+	    "batch=%s (%lld logs) could not be "
 	    "delivered after %u attempts (last: %s); dead letters are kept: "
 	    "list them with GET /sources/%s/dead-letters and re-send them "
-	    "with POST /sources/%s/dead-letters/replay", b->id,
-	    (long long)b->nlogs, b->n_attempts, why, s->id, s->id);
+	    "with POST /sources/%s/dead-letters/replay",
+	    b->id, (long long)b->nlogs, b->n_attempts, why, s->id, s->id);
 	(void)alerts_raise(s, "dead_letter", msg);
 }
 
@@ -122,14 +124,14 @@ deliverd_dead_alert(struct dsource *s, struct dbatch *b, const char *why)
 static void
 deliverd_kick_waiting(void)
 {
-	struct dsource	*s, *first;
+	struct dsource *s, *first;
 
 	if ((first = TAILQ_FIRST(deliverd_sources())) != NULL) {
 		/* Rotate so that no source always goes first. */
 		TAILQ_REMOVE(deliverd_sources(), first, entry);
 		TAILQ_INSERT_TAIL(deliverd_sources(), first, entry);
 	}
-	TAILQ_FOREACH(s, deliverd_sources(), entry) {
+	TAILQ_FOREACH (s, deliverd_sources(), entry) {
 		if (inflight >= deliverd_conf()->max_conc)
 			break;
 		if (s->wait_slot)
@@ -141,14 +143,14 @@ deliverd_kick_waiting(void)
 static void
 deliverd_done_cb(const struct httpc_resp *resp, void *arg)
 {
-	struct dbatch		*b = arg;
-	struct dsource		*s = b->src;
-	enum deliver_result	 r;
-	enum breaker_event	 ev = BREAKER_NONE;
-	int64_t			 now = util_now_ms(), delay, ra;
-	unsigned		 attempts;
-	char			 why[256];
-	bool			 dead;
+	struct dbatch	   *b = arg;
+	struct dsource	   *s = b->src;
+	enum deliver_result r;
+	enum breaker_event  ev = BREAKER_NONE;
+	int64_t		    now = util_now_ms(), delay, ra;
+	unsigned	    attempts;
+	char		    why[256];
+	bool		    dead;
 
 	b->inflight = false;
 	b->req = NULL;
@@ -160,7 +162,7 @@ deliverd_done_cb(const struct httpc_resp *resp, void *arg)
 
 	if (!lease_valid(&s->lease)) {
 		log_warn("source=%s batch=%s answered (%s) after the lease "
-		    "ended; not recorded, the next holder sends it again",
+			 "ended; not recorded, the next holder sends it again",
 		    s->id, b->id, deliver_result_name(r));
 		s->reload = true;
 		goto next;
@@ -169,27 +171,30 @@ deliverd_done_cb(const struct httpc_resp *resp, void *arg)
 	switch (r) {
 	case DELIVER_OK:
 		if (queue_record(s, b, resp, "delivered", now, NULL) != 0) {
-			log_warn("source=%s batch=%s delivered but not "
+			log_warn(
+			    "source=%s batch=%s delivered but not "
 			    "recorded (store); it will be sent again with the "
-			    "same webhook-id", s->id, b->id);
+			    "same webhook-id",
+			    s->id, b->id);
 			s->reload = true;
 			goto next;
 		}
 		/* Routine deliveries are debug; one after retries is news. */
 		if (b->n_attempts > 1)
 			log_info("source=%s batch=%s delivered logs=%lld "
-			    "status=%ld after %u attempts", s->id, b->id,
-			    (long long)b->nlogs, resp->status, b->n_attempts);
+				 "status=%ld after %u attempts",
+			    s->id, b->id, (long long)b->nlogs, resp->status,
+			    b->n_attempts);
 		else
 			log_debug("source=%s batch=%s delivered logs=%lld "
-			    "status=%ld %lldms", s->id, b->id,
-			    (long long)b->nlogs, resp->status,
+				  "status=%ld %lldms",
+			    s->id, b->id, (long long)b->nlogs, resp->status,
 			    (long long)resp->elapsed_ms);
 		ev = breaker_success(&s->br, &attempts);
 		if (ev == BREAKER_CLOSED)
 			log_notice("source=%s callback resumed after %u "
-			    "attempts; releasing the held queue", s->id,
-			    attempts);
+				   "attempts; releasing the held queue",
+			    s->id, attempts);
 		s->last_delivery_at = now;
 		s->last_error[0] = '\0';
 		s->status = "ok";
@@ -203,7 +208,8 @@ deliverd_done_cb(const struct httpc_resp *resp, void *arg)
 		if (r == DELIVER_ERROR)
 			b->n_errors++;
 		ra = (resp->status == 429 || resp->status == 503) ?
-		    resp->retry_after_s : -1;
+		    resp->retry_after_s :
+		    -1;
 		delay = deliver_retry_delay(deliverd_conf()->sched,
 		    deliverd_conf()->nsched, b->n_fail, ra);
 		dead = deliver_give_up(r, b->n_errors, now - b->age_base,
@@ -213,7 +219,8 @@ deliverd_done_cb(const struct httpc_resp *resp, void *arg)
 			ev = breaker_failure(&s->br, now);
 			if (ev == BREAKER_OPENED) {
 				s->status = "callback_failing";
-				log_warn("source=%s callback down after %u "
+				log_warn(
+				    "source=%s callback down after %u "
 				    "failures in a row (%s); holding its queue "
 				    "and probing with one batch, next in %llds",
 				    s->id, s->br.consecutive, why,
@@ -227,8 +234,8 @@ deliverd_done_cb(const struct httpc_resp *resp, void *arg)
 				goto next;
 			}
 			log_warn("source=%s batch=%s is a dead letter after %u "
-			    "attempts (last: %s); kept for replay", s->id,
-			    b->id, b->n_attempts, why);
+				 "attempts (last: %s); kept for replay",
+			    s->id, b->id, b->n_attempts, why);
 			if (!b->is_alert)
 				deliverd_dead_alert(s, b, why);
 			queue_remove(s, b);
@@ -241,12 +248,13 @@ deliverd_done_cb(const struct httpc_resp *resp, void *arg)
 			}
 			if (s->br.open && ev != BREAKER_OPENED)
 				log_debug("source=%s batch=%s probe failed: "
-				    "%s; next probe in %llds", s->id, b->id,
-				    why, (long long)(delay / 1000));
+					  "%s; next probe in %llds",
+				    s->id, b->id, why,
+				    (long long)(delay / 1000));
 			else if (!s->br.open)
 				log_info("source=%s batch=%s attempt %u "
-				    "failed: %s; retrying in %llds", s->id,
-				    b->id, b->n_attempts, why,
+					 "failed: %s; retrying in %llds",
+				    s->id, b->id, b->n_attempts, why,
 				    (long long)(delay / 1000));
 		}
 		deliverd_source_state_write(s);
@@ -260,7 +268,8 @@ deliverd_done_cb(const struct httpc_resp *resp, void *arg)
 		s->status = "callback_gone";
 		util_strlcpy(s->last_error, why, sizeof(s->last_error));
 		deliverd_source_state_write(s);
-		(void)alerts_raise(s, "callback_gone", "the callback answered "
+		(void)alerts_raise(s, "callback_gone",
+		    "the callback answered "
 		    "410 Gone; deliveries of this source are paused until its "
 		    "callbackUrl changes");
 		deliverd_stats_add(s, 0, 0, 1, 0);
@@ -280,10 +289,10 @@ next:
 static int
 deliverd_send(struct dsource *s, struct dbatch *b, struct dhost *host)
 {
-	struct send_params	 p;
-	char			*body;
-	size_t			 len = 0;
-	int			 rc;
+	struct send_params p;
+	char		  *body;
+	size_t		   len = 0;
+	int		   rc;
 
 	if ((body = queue_body(s, b, &len)) == NULL) {
 		/* Gone from the store (pruned, source removed) or no store. */
@@ -304,8 +313,8 @@ deliverd_send(struct dsource *s, struct dbatch *b, struct dhost *host)
 	free(body);
 	if (rc != 0) {
 		log_err("source=%s batch=%s cannot start the POST: %s; "
-		    "retrying in %ds", s->id, b->id, strerror(-rc),
-		    SEND_FAIL_DELAY_MS / 1000);
+			"retrying in %ds",
+		    s->id, b->id, strerror(-rc), SEND_FAIL_DELAY_MS / 1000);
 		b->next_at = util_now_ms() + SEND_FAIL_DELAY_MS;
 		return rc;
 	}
@@ -327,10 +336,10 @@ deliverd_send(struct dsource *s, struct dbatch *b, struct dhost *host)
 void
 deliverd_step(struct dsource *s)
 {
-	struct dbatch	*b;
-	struct dhost	*host;
-	int64_t		 now = util_now_ms(), wake = 0;
-	unsigned	 window;
+	struct dbatch *b;
+	struct dhost  *host;
+	int64_t	       now = util_now_ms(), wake = 0;
+	unsigned       window;
 
 	if (child_stopping() || !child_store_ready() ||
 	    !store_healthy(child_store()))
@@ -348,7 +357,7 @@ deliverd_step(struct dsource *s)
 		(void)queue_alerts_start(s);
 	s->wait_slot = false;
 	host = deliverd_host(s->hostname);
-	TAILQ_FOREACH(b, &s->queue, entry) {
+	TAILQ_FOREACH (b, &s->queue, entry) {
 		if (b->inflight)
 			continue;
 		if (s->br.open && s->inflight > 0)
@@ -357,7 +366,7 @@ deliverd_step(struct dsource *s)
 			if (wake == 0 || b->next_at < wake)
 				wake = b->next_at;
 			if (s->br.open)
-				break;	/* the head is the probe */
+				break; /* the head is the probe */
 			continue;
 		}
 		if (s->inflight >= window)

@@ -20,19 +20,21 @@
 #include "lib/base/util.h"
 #include "lib/store/worker.h"
 
-#define FETCHERD_PRUNE_EVERY_MS	(3600LL * 1000)
+#define FETCHERD_PRUNE_EVERY_MS (3600LL * 1000)
 
-static struct event	*ev_prune;
+static struct event *ev_prune;
 
 static void
 fetcherd_prune_done(struct handoff *h)
 {
 	if (h->rc != 0)
 		log_warn("de-duplication partitions not pruned (%s); "
-		    "retrying in an hour", h->err);
+			 "retrying in an hour",
+		    h->err);
 	else if (h->ndropped > 0)
 		log_info("dropped %u de-duplication partitions past the "
-		    "horizon", h->ndropped);
+			 "horizon",
+		    h->ndropped);
 	handoff_free(h);
 }
 
@@ -43,9 +45,9 @@ fetcherd_prune_done(struct handoff *h)
 static void
 fetcherd_prune_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct timeval	 tv = { FETCHERD_PRUNE_EVERY_MS / 1000, 0 };
-	struct handoff	*h;
-	int64_t		 horizon;
+	struct timeval	tv = { FETCHERD_PRUNE_EVERY_MS / 1000, 0 };
+	struct handoff *h;
+	int64_t		horizon;
 
 	(void)fd;
 	(void)what;
@@ -79,13 +81,15 @@ fetcherd_configure(const struct config *cfg, bool initial, char *err,
 		 * jobs are stored side by side; one job never has two.
 		 */
 		if ((rc = worker_start_threads(child_base(), 2)) != 0) {
-			snprintf(err, errlen, "cannot start the store worker: "
-			    "%s", strerror(-rc));
+			snprintf(err, errlen,
+			    "cannot start the store worker: "
+			    "%s",
+			    strerror(-rc));
 			return rc;
 		}
 		sched_start();
 		if ((ev_prune = evtimer_new(child_base(), fetcherd_prune_cb,
-		    NULL)) == NULL)
+			 NULL)) == NULL)
 			fatal("out of memory");
 		{
 			struct timeval tv = { 60, 0 };
@@ -139,7 +143,7 @@ static const struct child_ops fetcherd_ops = {
 	.daemon = AR__DAEMON__DAEMON_FETCHERD,
 	.name = "auditrelay-fetcherd",
 	.summary = "auditrelay's fetcher: Google Workspace audit logs into "
-	    "the store.",
+		   "the store.",
 	.configure = fetcherd_configure,
 	.dispatch = fetcherd_dispatch,
 	.shutdown = fetcherd_shutdown,

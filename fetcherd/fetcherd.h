@@ -23,75 +23,75 @@
 #include "lib/google/google.h"
 #include "lib/store/lease.h"
 
-#define FETCH_MAX_AGES		8
-#define FETCH_MAX_PAGES		5000	/* per window */
-#define FETCH_MAX_EMPTY_PAGES	3	/* empty pages with a token in a row */
-#define FETCH_OVERLAP_SPREAD	10	/* the overlap read every 1/10 of it */
-#define FETCH_EDGE_MS		2000	/* read again by every poll */
-#define FETCH_MAX_WINDOW_MS	(6LL * 3600 * 1000)	/* catch-up chunk */
-#define FETCH_RETENTION_MS	((int64_t)GOOGLE_RETENTION_DAYS * 86400000LL)
+#define FETCH_MAX_AGES		  8
+#define FETCH_MAX_PAGES		  5000 /* per window */
+#define FETCH_MAX_EMPTY_PAGES	  3    /* empty pages with a token in a row */
+#define FETCH_OVERLAP_SPREAD	  10   /* the overlap read every 1/10 of it */
+#define FETCH_EDGE_MS		  2000 /* read again by every poll */
+#define FETCH_MAX_WINDOW_MS	  (6LL * 3600 * 1000) /* catch-up chunk */
+#define FETCH_RETENTION_MS	  ((int64_t)GOOGLE_RETENTION_DAYS * 86400000LL)
 #define FETCH_RETENTION_MARGIN_MS (3600LL * 1000)
-#define FETCH_LAG_BUCKETS	8
+#define FETCH_LAG_BUCKETS	  8
 /*
  * Backpressure: past this many undelivered batches of a source, its runs
  * read no new window (re-reads go on) until deliverd has caught up;
  * Google keeps 180 days, the store keeps what is pending small.
  */
-#define FETCH_MAX_PENDING_BATCHES	64
-#define FETCH_PENDING_RECOUNT_MS	5000
+#define FETCH_MAX_PENDING_BATCHES 64
+#define FETCH_PENDING_RECOUNT_MS  5000
 
 /* Settings from the configuration. */
 struct fetch_conf {
-	int64_t		 overlap_ms;
-	int64_t		 ages_s[FETCH_MAX_AGES];
-	int		 nages;
-	int64_t		 lookback_s;
-	int		 max_conc;
-	int		 client_conc;
-	int64_t		 creds_retry_ms;
-	int64_t		 timeout_ms;
-	int64_t		 lease_ttl_ms;
-	int64_t		 lease_renew_ms;
-	int64_t		 rescan_ms;
-	int		 partitions;	/* partition_count */
-	int64_t		 min_interval_s;
-	int64_t		 batch_max_logs;	/* batches cut per page */
-	int64_t		 batch_max_bytes;
-	char		 token_url[512];
-	char		 api_base[512];
-	char		 instance[160];
-	uint8_t		 master[CRYPTO_KEY_LEN];
-	char		 master_id[CRYPTO_KEYID_LEN + 1];
-	bool		 have_master;
+	int64_t overlap_ms;
+	int64_t ages_s[FETCH_MAX_AGES];
+	int	nages;
+	int64_t lookback_s;
+	int	max_conc;
+	int	client_conc;
+	int64_t creds_retry_ms;
+	int64_t timeout_ms;
+	int64_t lease_ttl_ms;
+	int64_t lease_renew_ms;
+	int64_t rescan_ms;
+	int	partitions; /* partition_count */
+	int64_t min_interval_s;
+	int64_t batch_max_logs; /* batches cut per page */
+	int64_t batch_max_bytes;
+	char	token_url[512];
+	char	api_base[512];
+	char	instance[160];
+	uint8_t master[CRYPTO_KEY_LEN];
+	char	master_id[CRYPTO_KEYID_LEN + 1];
+	bool	have_master;
 };
 
 /* A window already read, to be read again at growing ages. */
 struct reread {
-	int64_t		start, end, closed_at;
-	int		next;		/* index into ages */
+	int64_t start, end, closed_at;
+	int	next; /* index into ages */
 };
 
 /* Counters kept per (source, application) in the stats collection. */
 struct fetch_stats {
-	int64_t		events_stored;
-	int64_t		events_fetched;	/* events read from Google */
-	int64_t		duplicates;	/* already stored, absorbed */
-	int64_t		error_logs;
-	int64_t		truncated_logs;	/* stored over the size cap */
-	int64_t		pages;
-	int64_t		windows;
-	int64_t		lag_count, lag_sum_ms, lag_max_ms, last_lag_ms;
-	int64_t		lag_buckets[FETCH_LAG_BUCKETS];
-	int64_t		late_overlap;		/* new events from the overlap */
-	int64_t		late_rereads[FETCH_MAX_AGES];	/* per age */
-	int64_t		rereads_done[FETCH_MAX_AGES];
+	int64_t events_stored;
+	int64_t events_fetched; /* events read from Google */
+	int64_t duplicates;	/* already stored, absorbed */
+	int64_t error_logs;
+	int64_t truncated_logs; /* stored over the size cap */
+	int64_t pages;
+	int64_t windows;
+	int64_t lag_count, lag_sum_ms, lag_max_ms, last_lag_ms;
+	int64_t lag_buckets[FETCH_LAG_BUCKETS];
+	int64_t late_overlap;		      /* new events from the overlap */
+	int64_t late_rereads[FETCH_MAX_AGES]; /* per age */
+	int64_t rereads_done[FETCH_MAX_AGES];
 };
 
 enum job_state {
-	JOB_IDLE,	/* waiting for its next interval */
-	JOB_QUEUED,	/* due, waiting for a concurrency slot */
-	JOB_RUNNING,	/* holds a slot: a request in flight */
-	JOB_WAIT	/* backing off, slot released, window kept */
+	JOB_IDLE,    /* waiting for its next interval */
+	JOB_QUEUED,  /* due, waiting for a concurrency slot */
+	JOB_RUNNING, /* holds a slot: a request in flight */
+	JOB_WAIT     /* backing off, slot released, window kept */
 };
 
 enum win_kind {
@@ -105,117 +105,116 @@ struct handoff;
 struct recent;
 
 struct fjob {
-	struct fsrc		*src;
-	char			 app[64];
-	struct event		*timer;
-	enum job_state		 state;
-	TAILQ_ENTRY(fjob)	 qentry;
-	bool			 probe;		/* credentials probe run */
+	struct fsrc   *src;
+	char	       app[64];
+	struct event  *timer;
+	enum job_state state;
+	TAILQ_ENTRY(fjob) qentry;
+	bool probe; /* credentials probe run */
 
 	/* Persistent state (cursors and stats documents). */
-	bool			 loaded;
-	int64_t			 cursor;
-	struct reread		*rr;
-	size_t			 nrr;
-	struct fetch_stats	 stats;
+	bool		   loaded;
+	int64_t		   cursor;
+	struct reread	  *rr;
+	size_t		   nrr;
+	struct fetch_stats stats;
 
 	/* The run in progress. */
-	bool			 main_done;
-	bool			 in_win;
-	enum win_kind		 kind;
-	size_t			 rr_idx;	/* WIN_REREAD: entry */
-	int			 rr_age;	/* its age index */
-	int64_t			 w_start, w_end;
-	int64_t			 w_prev_cursor;	/* WIN_MAIN: cursor before */
-	char			*page_token;
-	char			**seen_tokens;
-	size_t			 nseen;
-	int			 empty_pages;
-	int64_t			 run_new;
-	int			 chunks;	/* main windows this run */
-	struct google_op	*op;
-	struct handoff		*ho;		/* store job in flight */
-	char			*ho_next;	/* its page's next token */
-	int64_t			 ho_seen_at;
-	int64_t			 win_new;	/* new logs this window */
-	int64_t			 saved_at;	/* mono ms of the last save */
-	int64_t			 recovered_epoch; /* intents cleaned in */
-	uint64_t		 recovered_gen;	/* ...after that failure */
+	bool		  main_done;
+	bool		  in_win;
+	enum win_kind	  kind;
+	size_t		  rr_idx; /* WIN_REREAD: entry */
+	int		  rr_age; /* its age index */
+	int64_t		  w_start, w_end;
+	int64_t		  w_prev_cursor; /* WIN_MAIN: cursor before */
+	char		 *page_token;
+	char		**seen_tokens;
+	size_t		  nseen;
+	int		  empty_pages;
+	int64_t		  run_new;
+	int		  chunks; /* main windows this run */
+	struct google_op *op;
+	struct handoff	 *ho;	   /* store job in flight */
+	char		 *ho_next; /* its page's next token */
+	int64_t		  ho_seen_at;
+	int64_t		  win_new;	   /* new logs this window */
+	int64_t		  saved_at;	   /* mono ms of the last save */
+	int64_t		  recovered_epoch; /* intents cleaned in */
+	uint64_t	  recovered_gen;   /* ...after that failure */
 	/* The job's backoff (sched_report's). */
-	unsigned		 attempt;	/* consecutive failures */
-	bool			 failing;	/* state change logged */
-	int64_t			 last_run_mono;
-	int64_t			 due_mono;	/* this run became due */
-	struct recent		*recent;	/* ids stored lately (recent.h) */
-	int64_t			 overlap_mono;	/* the overlap last read */
-	size_t			 ho_page_n;	/* logs of the page in flight */
+	unsigned       attempt; /* consecutive failures */
+	bool	       failing; /* state change logged */
+	int64_t	       last_run_mono;
+	int64_t	       due_mono;     /* this run became due */
+	struct recent *recent;	     /* ids stored lately (recent.h) */
+	int64_t	       overlap_mono; /* the overlap last read */
+	size_t	       ho_page_n;    /* logs of the page in flight */
 };
 
 struct fbudget {
-	TAILQ_ENTRY(fbudget)	 entry;
-	char			 email[256];
-	int			 inflight;
-	unsigned		 attempt;	/* rate-limit backoff step */
-	int64_t			 blocked_until;	/* mono ms */
-	bool			 limited;	/* state logged */
-	int			 refs;
+	TAILQ_ENTRY(fbudget) entry;
+	char	 email[256];
+	int	 inflight;
+	unsigned attempt;	/* rate-limit backoff step */
+	int64_t	 blocked_until; /* mono ms */
+	bool	 limited;	/* state logged */
+	int	 refs;
 };
 
 struct fsrc {
-	TAILQ_ENTRY(fsrc)	 entry;
-	char			 id[64];
-	char			 client_email[256];
-	char			 subject[256];
-	int64_t			 interval_s;
-	int64_t			 lookback_s;
-	int64_t			 creds_version;
-	bool			 seen;		/* in the last rescan */
-	struct fbudget		*budget;
-	struct google_client	*gc;
-	bool			 creds_bad_local;	/* cannot decrypt/parse */
-	struct fjob		**jobs;
-	size_t			 njobs;
+	TAILQ_ENTRY(fsrc) entry;
+	char		      id[64];
+	char		      client_email[256];
+	char		      subject[256];
+	int64_t		      interval_s;
+	int64_t		      lookback_s;
+	int64_t		      creds_version;
+	bool		      seen; /* in the last rescan */
+	struct fbudget	     *budget;
+	struct google_client *gc;
+	bool		      creds_bad_local; /* cannot decrypt/parse */
+	struct fjob	    **jobs;
+	size_t		      njobs;
 
 	/*
 	 * The lease of the source's partition ("fetch:p<N>"), a copy kept
 	 * in step with the partition set: its epoch fences every write.
 	 */
-	int			 part;
-	struct lease		 lease;
-	bool			 leased;
-
+	int	     part;
+	struct lease lease;
+	bool	     leased;
 
 	/* source_state */
-	bool			 creds_invalid;
-	int64_t			 creds_retry_at;	/* mono ms */
-	char			 last_error[GOOGLE_DIAG_MAX];
-	int64_t			 last_fetch_at;
-	bool			 state_dirty;
-	bool			 state_loaded;
-	bool			 state_writing;	/* a write in flight */
-	bool			 state_urgent;	/* status or error changed */
-	int64_t			 state_written_at;	/* mono ms */
-	const char		*written_status;
-	bool			 written_fetched;	/* lastFetchAt was set */
-	char			 written_error[512];
+	bool	    creds_invalid;
+	int64_t	    creds_retry_at; /* mono ms */
+	char	    last_error[GOOGLE_DIAG_MAX];
+	int64_t	    last_fetch_at;
+	bool	    state_dirty;
+	bool	    state_loaded;
+	bool	    state_writing;    /* a write in flight */
+	bool	    state_urgent;     /* status or error changed */
+	int64_t	    state_written_at; /* mono ms */
+	const char *written_status;
+	bool	    written_fetched; /* lastFetchAt was set */
+	char	    written_error[512];
 	/* backpressure: undelivered batches (estimate, recounted) */
-	int64_t			 pending_est;
-	int64_t			 pending_counted_at;	/* mono ms */
-	bool			 held_back;	/* state logged */
+	int64_t pending_est;
+	int64_t pending_counted_at; /* mono ms */
+	bool	held_back;	    /* state logged */
 	/* alerts not yet stored */
-	char			*pending_alert;
-	char			*pending_alert_msg;
+	char *pending_alert;
+	char *pending_alert_msg;
 };
 
 /* sched.c */
 extern struct fetch_conf fconf;
-int	 sched_configure(const struct config *cfg, bool initial, char *err,
-	    size_t errlen);
-void	 sched_start(void);
+int  sched_configure(const struct config *cfg, bool initial, char *err,
+     size_t errlen);
+void sched_start(void);
 /* Store the states, give the partitions back, then call done(). */
-void	 sched_stop(void (*done)(void));
-void	 sched_source_changed(const char *id, bool removed);
-int	 sched_store_setup(struct store *st, char *err, size_t errlen);
+void sched_stop(void (*done)(void));
+void sched_source_changed(const char *id, bool removed);
+int  sched_store_setup(struct store *st, char *err, size_t errlen);
 
 /*
  * What the driver tells the scheduler about a run: sched_report() alone
@@ -227,53 +226,53 @@ int	 sched_store_setup(struct store *st, char *err, size_t errlen);
  * before it reports.
  */
 enum fetch_result {
-	FETCH_ANSWERED,		/* Google answered a page: the client's
+	FETCH_ANSWERED,	     /* Google answered a page: the client's
 				   rate limit and refused credentials are
 				   over; the run goes on */
-	FETCH_PAGE_STORED,	/* a page is read and stored: the job's run
+	FETCH_PAGE_STORED,   /* a page is read and stored: the job's run
 				   of failures is over; the run goes on */
-	FETCH_DONE,		/* nothing left to read: next poll at the
+	FETCH_DONE,	     /* nothing left to read: next poll at the
 				   source's interval */
-	FETCH_NO_CLIENT,	/* no Google client (credentials unusable
+	FETCH_NO_CLIENT,     /* no Google client (credentials unusable
 				   here): next poll at the interval */
-	FETCH_WAIT,		/* hold the window delay_ms (backpressure) */
-	FETCH_RETRY,		/* transient Google or network error (gerr):
+	FETCH_WAIT,	     /* hold the window delay_ms (backpressure) */
+	FETCH_RETRY,	     /* transient Google or network error (gerr):
 				   the job's backoff, Retry-After at least;
 				   window kept */
-	FETCH_RATE_LIMITED,	/* 403/429 quota (gerr): the budget of the
+	FETCH_RATE_LIMITED,  /* 403/429 quota (gerr): the budget of the
 				   client e-mail decides; window kept */
-	FETCH_WINDOW_FAILED,	/* the window cannot be read (what): dropped,
+	FETCH_WINDOW_FAILED, /* the window cannot be read (what): dropped,
 				   lastError set, slower backoff */
-	FETCH_CREDS_BAD,	/* Google refuses the credentials (gerr):
+	FETCH_CREDS_BAD,     /* Google refuses the credentials (gerr):
 				   credentials_invalid, alert, slow probe */
-	FETCH_STORE_ERROR,	/* a store call of the run failed or the store
+	FETCH_STORE_ERROR,   /* a store call of the run failed or the store
 				   is down (what, may be NULL): short retry */
-	FETCH_LEASE_LOST	/* the partition's lease is gone: the source
+	FETCH_LEASE_LOST     /* the partition's lease is gone: the source
 				   stops here, nothing is rescheduled */
 };
 
 struct fetch_report {
 	const struct google_error *gerr;
-	const char		*what;
-	int64_t			 delay_ms;
+	const char		  *what;
+	int64_t			   delay_ms;
 };
 
 /* report.c; rep may be NULL for the results that need none. */
-void	 sched_report(struct fjob *j, enum fetch_result r,
-	    const struct fetch_report *rep);
+void sched_report(struct fjob *j, enum fetch_result r,
+    const struct fetch_report *rep);
 
 /* window.c */
 struct norm_log;
-void	 window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc);
-void	 window_docs(struct fjob *j, bson_t **cursor, bson_t **stats);
-bool	 window_next(struct fjob *j);
-bool	 window_close(struct fjob *j);
-void	 window_count(struct fjob *j, struct norm_log *logs, size_t n,
-	    const bool *dup, int64_t seen);
+void window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc);
+void window_docs(struct fjob *j, bson_t **cursor, bson_t **stats);
+bool window_next(struct fjob *j);
+bool window_close(struct fjob *j);
+void window_count(struct fjob *j, struct norm_log *logs, size_t n,
+    const bool *dup, int64_t seen);
 
 /* google_driver.c */
-void	 driver_step(struct fjob *j);
-void	 driver_abort(struct fjob *j);
-void	 driver_free(struct fjob *j);
+void driver_step(struct fjob *j);
+void driver_abort(struct fjob *j);
+void driver_free(struct fjob *j);
 
 #endif

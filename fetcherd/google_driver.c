@@ -24,23 +24,23 @@
 #include "lib/store/store.h"
 #include "lib/base/util.h"
 
-static void	driver_request(struct fjob *j);
-static void	driver_page_stored(struct fjob *j, size_t n, char *next);
-static bool	driver_hold(struct fjob *j);
-static void	driver_count_done(struct handoff *h);
-static void	driver_report(struct fjob *j, enum fetch_result r,
-		    const struct google_error *e, const char *what);
+static void driver_request(struct fjob *j);
+static void driver_page_stored(struct fjob *j, size_t n, char *next);
+static bool driver_hold(struct fjob *j);
+static void driver_count_done(struct handoff *h);
+static void driver_report(struct fjob *j, enum fetch_result r,
+    const struct google_error *e, const char *what);
 
 /* Bumped on every failed page store: every source recovers once more. */
-static uint64_t	driver_fail_gen = 1;
+static uint64_t driver_fail_gen = 1;
 
 /* A window that stored nothing new saves its cursor at most this often. */
-#define DRIVER_IDLE_SAVE_MS	(5LL * 60 * 1000)
+#define DRIVER_IDLE_SAVE_MS (5LL * 60 * 1000)
 
 /* Tell the scheduler how the run goes (enum fetch_result). */
 static void
-driver_report(struct fjob *j, enum fetch_result r,
-    const struct google_error *e, const char *what)
+driver_report(struct fjob *j, enum fetch_result r, const struct google_error *e,
+    const char *what)
 {
 	struct fetch_report rep;
 
@@ -136,7 +136,8 @@ driver_save_done(struct handoff *h)
 	j->ho = NULL;
 	if (h->rc == -ESTALE && !lease_valid(&j->src->lease)) {
 		log_warn("source=%s app=%s %s; another instance fetches it "
-		    "now", j->src->id, j->app, h->err);
+			 "now",
+		    j->src->id, j->app, h->err);
 		j->loaded = false;
 		driver_report(j, FETCH_LEASE_LOST, NULL, NULL);
 		goto out;
@@ -146,8 +147,10 @@ driver_save_done(struct handoff *h)
 
 		if (h->rc != -ESTALE)
 			child_store_result(false, h->err);
-		snprintf(what, sizeof(what), "cursor not saved (%s); the "
-		    "window will be read again", h->err);
+		snprintf(what, sizeof(what),
+		    "cursor not saved (%s); the "
+		    "window will be read again",
+		    h->err);
 		j->loaded = false;
 		driver_report(j, FETCH_STORE_ERROR, NULL, what);
 		goto out;
@@ -185,7 +188,8 @@ driver_save_start(struct fjob *j, bool force)
 	if (handoff_submit(h) != 0) {
 		handoff_free(h);
 		j->loaded = false;
-		driver_report(j, FETCH_STORE_ERROR, NULL, "cannot queue the "
+		driver_report(j, FETCH_STORE_ERROR, NULL,
+		    "cannot queue the "
 		    "cursor write");
 		return;
 	}
@@ -215,8 +219,8 @@ driver_window_error(struct fjob *j, const char *what)
 static void
 driver_retry(struct fjob *j, const struct google_error *e)
 {
-	driver_report(j, e->rate_limited ? FETCH_RATE_LIMITED : FETCH_RETRY,
-	    e, NULL);
+	driver_report(j, e->rate_limited ? FETCH_RATE_LIMITED : FETCH_RETRY, e,
+	    NULL);
 }
 
 static bool
@@ -235,11 +239,11 @@ static void
 driver_page_done(struct handoff *h)
 {
 	struct fjob *j = h->arg;
-	char *next;
-	size_t n, k;
+	char	    *next;
+	size_t	     n, k;
 
 	if (h->rc != 0)
-		driver_fail_gen++;	/* open intents to clean */
+		driver_fail_gen++; /* open intents to clean */
 	if (j == NULL)
 		goto out;
 	j->ho = NULL;
@@ -260,24 +264,28 @@ driver_page_done(struct handoff *h)
 		}
 		if (h->rc != -ESTALE)
 			child_store_result(false, h->err);
-		snprintf(what, sizeof(what), "logs not stored (%s); cursor "
-		    "kept", h->err);
+		snprintf(what, sizeof(what),
+		    "logs not stored (%s); cursor "
+		    "kept",
+		    h->err);
 		driver_abort(j);
 		driver_report(j, FETCH_STORE_ERROR, NULL, what);
 		goto out;
 	}
 	child_store_result(true, NULL);
 	log_debug("source=%s app=%s page stored: logs=%zu new=%zu batches=%u "
-	    "intent=%lldms seen=%lldms seal=%lldms", h->sid, h->app, h->n,
-	    h->nnew, h->nbatches, (long long)h->ms_intent,
+		  "intent=%lldms seen=%lldms seal=%lldms",
+	    h->sid, h->app, h->n, h->nnew, h->nbatches, (long long)h->ms_intent,
 	    (long long)h->ms_seen, (long long)h->ms_seal);
 	if (h->recover) {
 		j->recovered_epoch = h->epoch;
 		j->recovered_gen = h->gen;
 		if (h->nrecovered > 0)
-			log_notice("source=%s app=%s cleaned %u intents of an "
+			log_notice(
+			    "source=%s app=%s cleaned %u intents of an "
 			    "interrupted page store; their logs are read "
-			    "again", j->src->id, j->app, h->nrecovered);
+			    "again",
+			    j->src->id, j->app, h->nrecovered);
 	}
 	{
 		int64_t before = j->run_new;
@@ -309,10 +317,10 @@ out:
  * job's); the window goes on in driver_page_done.
  */
 static void
-driver_store_page(struct fjob *j, struct norm_log *logs, size_t n,
-    char *next, int64_t seen)
+driver_store_page(struct fjob *j, struct norm_log *logs, size_t n, char *next,
+    int64_t seen)
 {
-	struct fsrc *s = j->src;
+	struct fsrc    *s = j->src;
 	struct handoff *h;
 
 	h = handoff_new(HANDOFF_PAGE, s->id, j->app);
@@ -331,7 +339,8 @@ driver_store_page(struct fjob *j, struct norm_log *logs, size_t n,
 		handoff_free(h);
 		free(next);
 		driver_abort(j);
-		driver_report(j, FETCH_STORE_ERROR, NULL, "cannot queue the "
+		driver_report(j, FETCH_STORE_ERROR, NULL,
+		    "cannot queue the "
 		    "page store; cursor kept");
 		return;
 	}
@@ -349,7 +358,7 @@ static size_t
 driver_known(struct fjob *j, struct norm_log *logs, size_t n, int64_t seen)
 {
 	size_t i, k = 0;
-	bool dup = true;
+	bool   dup = true;
 
 	if (j->recent == NULL || recent_count(j->recent) == 0)
 		return n;
@@ -369,10 +378,10 @@ static void
 driver_page_cb(const char *body, size_t len, const struct google_error *e,
     void *arg)
 {
-	struct fjob *j = arg;
+	struct fjob	*j = arg;
 	struct norm_log *logs = NULL;
-	size_t n = 0;
-	char *next = NULL, err[512];
+	size_t		 n = 0;
+	char		*next = NULL, err[512];
 
 	j->op = NULL;
 	switch (e->cls) {
@@ -391,7 +400,7 @@ driver_page_cb(const char *body, size_t len, const struct google_error *e,
 	}
 	driver_report(j, FETCH_ANSWERED, NULL, NULL);
 	if (normalize_page(body, len, j->app, &logs, &n, &next, err,
-	    sizeof(err)) != 0) {
+		sizeof(err)) != 0) {
 		struct google_error be;
 
 		memset(&be, 0, sizeof(be));
@@ -440,7 +449,8 @@ driver_page_stored(struct fjob *j, size_t n, char *next)
 	if (next != NULL) {
 		if (n == 0 && ++j->empty_pages > FETCH_MAX_EMPTY_PAGES) {
 			free(next);
-			driver_window_error(j, "Google keeps sending empty "
+			driver_window_error(j,
+			    "Google keeps sending empty "
 			    "pages with a next page token");
 			return;
 		}
@@ -448,7 +458,8 @@ driver_page_stored(struct fjob *j, size_t n, char *next)
 			j->empty_pages = 0;
 		if (driver_token_seen(j, next)) {
 			free(next);
-			driver_window_error(j, "Google repeated a page token "
+			driver_window_error(j,
+			    "Google repeated a page token "
 			    "(the window would never end)");
 			return;
 		}
@@ -458,8 +469,8 @@ driver_page_stored(struct fjob *j, size_t n, char *next)
 			return;
 		}
 		{
-			char **ns = realloc(j->seen_tokens, (j->nseen + 1) *
-			    sizeof(char *));
+			char **ns = realloc(j->seen_tokens,
+			    (j->nseen + 1) * sizeof(char *));
 
 			if (ns == NULL)
 				fatal("out of memory");
@@ -497,8 +508,10 @@ driver_request(struct fjob *j)
 		memset(&e, 0, sizeof(e));
 		e.cls = GOOGLE_RETRY;
 		e.retry_after_s = -1;
-		snprintf(e.diagnosis, sizeof(e.diagnosis), "cannot start a "
-		    "request: %s", strerror(-rc));
+		snprintf(e.diagnosis, sizeof(e.diagnosis),
+		    "cannot start a "
+		    "request: %s",
+		    strerror(-rc));
 		driver_retry(j, &e);
 	}
 }
@@ -508,15 +521,17 @@ static void
 driver_pressure_note(struct fsrc *s)
 {
 	if (!s->held_back && s->pending_est >= FETCH_MAX_PENDING_BATCHES) {
-		log_notice("source=%s %lld batches wait for delivery; reading "
+		log_notice(
+		    "source=%s %lld batches wait for delivery; reading "
 		    "no new window until the callback catches up (Google "
-		    "keeps the events)", s->id, (long long)s->pending_est);
+		    "keeps the events)",
+		    s->id, (long long)s->pending_est);
 		s->held_back = true;
 	} else if (s->held_back &&
 	    s->pending_est < FETCH_MAX_PENDING_BATCHES / 2) {
 		log_notice("source=%s delivery caught up (%lld batches "
-		    "pending); reading new windows again", s->id,
-		    (long long)s->pending_est);
+			   "pending); reading new windows again",
+		    s->id, (long long)s->pending_est);
 		s->held_back = false;
 	}
 }
@@ -525,7 +540,7 @@ driver_pressure_note(struct fsrc *s)
 static bool
 driver_recount(struct fjob *j)
 {
-	struct fsrc *s = j->src;
+	struct fsrc    *s = j->src;
 	struct handoff *h;
 
 	if (util_mono_ms() - s->pending_counted_at < FETCH_PENDING_RECOUNT_MS)
@@ -578,7 +593,7 @@ driver_backpressure(struct fjob *j)
 		return true;
 	driver_pressure_note(s);
 	if (s->pending_est >= FETCH_MAX_PENDING_BATCHES)
-		j->main_done = true;	/* this run: re-reads only */
+		j->main_done = true; /* this run: re-reads only */
 	return false;
 }
 
@@ -602,7 +617,7 @@ driver_hold(struct fjob *j)
 		struct fetch_report rep;
 
 		memset(&rep, 0, sizeof(rep));
-		rep.delay_ms = FETCH_PENDING_RECOUNT_MS;	/* count again */
+		rep.delay_ms = FETCH_PENDING_RECOUNT_MS; /* count again */
 		sched_report(j, FETCH_WAIT, &rep);
 	}
 	return true;
@@ -638,8 +653,9 @@ driver_step(struct fjob *j)
 		j->in_win = true;
 		j->win_new = 0;
 		log_debug("source=%s app=%s %s window=%" PRId64 "..%" PRId64,
-		    j->src->id, j->app, j->kind == WIN_MAIN ? "poll" :
-		    "re-read", j->w_start, j->w_end);
+		    j->src->id, j->app,
+		    j->kind == WIN_MAIN ? "poll" : "re-read", j->w_start,
+		    j->w_end);
 	} else if (driver_hold(j))
 		return;
 	driver_request(j);

@@ -21,13 +21,13 @@
 #include "lib/base/util.h"
 #include "lib/store/worker.h"
 
-#define HANDOFF_MAX_DAYS	8	/* days one chunk may touch */
-#define DAY_MS			86400000LL
+#define HANDOFF_MAX_DAYS 8 /* days one chunk may touch */
+#define DAY_MS		 86400000LL
 
 struct handoff *
 handoff_new(enum handoff_kind kind, const char *sid, const char *app)
 {
-	struct handoff	*h = util_xcalloc(1, sizeof(*h));
+	struct handoff *h = util_xcalloc(1, sizeof(*h));
 
 	h->kind = kind;
 	util_strlcpy(h->sid, sid, sizeof(h->sid));
@@ -60,8 +60,8 @@ handoff_free(struct handoff *h)
 void
 handoff_seen_coll(int64_t time_ms, char out[24])
 {
-	struct tm	tm;
-	time_t		t;
+	struct tm tm;
+	time_t	  t;
 
 	if (time_ms < 0)
 		time_ms = 0;
@@ -85,7 +85,8 @@ static int
 handoff_check_deadline(struct handoff *h)
 {
 	if (h->deadline_mono > 0 && util_mono_ms() >= h->deadline_mono)
-		return handoff_fail(h, -ESTALE, "lease deadline passed before "
+		return handoff_fail(h, -ESTALE,
+		    "lease deadline passed before "
 		    "the write");
 	return 0;
 }
@@ -98,10 +99,10 @@ handoff_check_deadline(struct handoff *h)
 static int
 handoff_clean_intent(struct handoff *h, const char *bid, const bson_t *doc)
 {
-	bson_iter_t	 it, ch;
-	bson_t		*sel, out;
-	char		 coll[24];
-	int		 rc = 0, found;
+	bson_iter_t it, ch;
+	bson_t	   *sel, out;
+	char	    coll[24];
+	int	    rc = 0, found;
 
 	sel = BCON_NEW("_id", BCON_UTF8(bid));
 	found = store_find_one(child_store(), STORE_BATCHES, sel, NULL, &out,
@@ -128,8 +129,8 @@ handoff_clean_intent(struct handoff *h, const char *bid, const bson_t *doc)
 			bson_destroy(s2);
 		}
 	if (rc == 0 && found == 0)
-		rc = store_delete(child_store(), STORE_BODIES, sel, false,
-		    NULL, h->err, sizeof(h->err));
+		rc = store_delete(child_store(), STORE_BODIES, sel, false, NULL,
+		    h->err, sizeof(h->err));
 	if (rc == 0)
 		rc = store_delete(child_store(), STORE_INTENTS, sel, false,
 		    NULL, h->err, sizeof(h->err));
@@ -146,10 +147,10 @@ handoff_clean_intent(struct handoff *h, const char *bid, const bson_t *doc)
 static int
 handoff_recover(struct handoff *h)
 {
-	bson_t		 *filter, **docs;
-	const char	 *id;
-	size_t		  n, i;
-	int		  rc;
+	bson_t	   *filter, **docs;
+	const char *id;
+	size_t	    n, i;
+	int	    rc;
 
 	filter = BCON_NEW("sourceId", BCON_UTF8(h->sid), "app",
 	    BCON_UTF8(h->app));
@@ -171,17 +172,17 @@ handoff_recover(struct handoff *h)
 
 /* One batch of a page: logs[from..to). */
 struct hchunk {
-	size_t	 from, to;
-	int64_t	 days[HANDOFF_MAX_DAYS];
-	size_t	 nd;
-	size_t	 nnew;
+	size_t	from, to;
+	int64_t days[HANDOFF_MAX_DAYS];
+	size_t	nd;
+	size_t	nnew;
 };
 
 /* The days of c's logs; -EINVAL when too many. */
 static int
 handoff_chunk_days(struct handoff *h, struct hchunk *c)
 {
-	int64_t	d;
+	int64_t d;
 	size_t	i, j;
 
 	for (i = c->from; i < c->to; i++) {
@@ -210,21 +211,21 @@ handoff_chunk_days(struct handoff *h, struct hchunk *c)
  * the group still being stored, and each is read again, as it would be
  * alone.
  */
-#define HANDOFF_GROUP_PAGES	64	/* pages per group at most */
-#define HANDOFF_GROUP_LOGS	20000	/* logs per group, past one page */
-#define HANDOFF_GROUPS		2	/* groups in flight (worker threads) */
+#define HANDOFF_GROUP_PAGES 64	  /* pages per group at most */
+#define HANDOFF_GROUP_LOGS  20000 /* logs per group, past one page */
+#define HANDOFF_GROUPS	    2	  /* groups in flight (worker threads) */
 
 struct hpage {
-	struct handoff	*h;
-	struct hchunk	*ch;
-	char		(*ids)[37];	/* batch id of each chunk */
-	size_t		 nc;
-	bool		 live;		/* not failed yet */
+	struct handoff *h;
+	struct hchunk  *ch;
+	char (*ids)[37]; /* batch id of each chunk */
+	size_t nc;
+	bool   live; /* not failed yet */
 };
 
 struct hgroup {
-	struct handoff	**hs;
-	size_t		  n;
+	struct handoff **hs;
+	size_t		 n;
 };
 
 /* Fail every live page of the group with what (and the store's err). */
@@ -232,7 +233,7 @@ static void
 hgroup_fail(struct hpage *g, size_t n, int rc, const char *what,
     const char *err)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < n; i++)
 		if (g[i].live) {
@@ -248,7 +249,7 @@ hgroup_fail(struct hpage *g, size_t n, int rc, const char *what,
 static size_t
 hgroup_check_deadlines(struct hpage *g, size_t n)
 {
-	size_t	i, live = 0;
+	size_t i, live = 0;
 
 	for (i = 0; i < n; i++)
 		if (g[i].live) {
@@ -264,12 +265,12 @@ hgroup_check_deadlines(struct hpage *g, size_t n)
 static int
 hgroup_insert_intents(struct hpage *g, size_t n, char *err, size_t errlen)
 {
-	const bson_t	**docs;
-	bson_t		 *all, arr;
-	char		  k[16];
-	const char	 *kp;
-	size_t		  p, i, j, nd = 0, total = 0, ins, dups;
-	int		  rc;
+	const bson_t **docs;
+	bson_t	      *all, arr;
+	char	       k[16];
+	const char    *kp;
+	size_t	       p, i, j, nd = 0, total = 0, ins, dups;
+	int	       rc;
 
 	for (p = 0; p < n; p++)
 		if (g[p].live)
@@ -317,13 +318,13 @@ hgroup_insert_intents(struct hpage *g, size_t n, char *err, size_t errlen)
 static int
 hgroup_insert_seen(struct hpage *g, size_t n, char *err, size_t errlen)
 {
-	const bson_t	**docs;
-	bson_t		 *all;
-	bool		 *dup, **where;
-	size_t		  total = 0, p, c, i, k, d, m = 0, inserted, ndup, nd = 0;
-	int64_t		 *day_of, days[HANDOFF_MAX_DAYS * 4], day;
-	char		  coll[24], id[200];
-	int		  rc = 0;
+	const bson_t **docs;
+	bson_t	      *all;
+	bool	      *dup, **where;
+	size_t	       total = 0, p, c, i, k, d, m = 0, inserted, ndup, nd = 0;
+	int64_t	      *day_of, days[HANDOFF_MAX_DAYS * 4], day;
+	char	       coll[24], id[200];
+	int	       rc = 0;
 
 	for (p = 0; p < n; p++)
 		if (g[p].live)
@@ -357,7 +358,7 @@ hgroup_insert_seen(struct hpage *g, size_t n, char *err, size_t errlen)
 			}
 	}
 	for (d = 0; d < nd && rc == 0; d++) {
-		size_t	*idx = util_xcalloc(m + 1, sizeof(*idx));
+		size_t *idx = util_xcalloc(m + 1, sizeof(*idx));
 
 		k = 0;
 		for (i = 0; i < m; i++)
@@ -387,13 +388,13 @@ static void
 handoff_build(struct handoff *h, const struct hchunk *c, const char *bid,
     bson_t *body_doc, bson_t *meta)
 {
-	struct batch_body	 body;
-	struct handoff_batch	*hb;
-	bson_t			 ids, att;
-	char			 wid[48], k[16];
-	const char		*kp;
-	int64_t			 now = util_now_ms(), nlogs = 0;
-	size_t			 i;
+	struct batch_body     body;
+	struct handoff_batch *hb;
+	bson_t		      ids, att;
+	char		      wid[48], k[16];
+	const char	     *kp;
+	int64_t		      now = util_now_ms(), nlogs = 0;
+	size_t		      i;
 
 	if (batch_body_begin(&body, h->sid, bid) != 0)
 		fatal("out of memory");
@@ -441,7 +442,7 @@ handoff_build(struct handoff *h, const struct hchunk *c, const char *bid,
 	util_strlcpy(hb->webhook_id, wid, sizeof(hb->webhook_id));
 	hb->nlogs = (uint32_t)nlogs;
 	hb->created_at = now;
-	hb->body = body.buf;	/* kept for the hint */
+	hb->body = body.buf; /* kept for the hint */
 	hb->len = body.len;
 }
 
@@ -452,9 +453,9 @@ handoff_build(struct handoff *h, const struct hchunk *c, const char *bid,
 static bool
 hpage_cut(struct hpage *p)
 {
-	struct handoff		*h = p->h;
-	struct batch_body	 probe;
-	size_t			 from = 0, i, c;
+	struct handoff	 *h = p->h;
+	struct batch_body probe;
+	size_t		  from = 0, i, c;
 
 	h->dup = util_xcalloc(h->n + 1, sizeof(*h->dup));
 	p->ch = util_xcalloc(h->n + 1, sizeof(*p->ch));
@@ -463,20 +464,21 @@ hpage_cut(struct hpage *p)
 		probe.len = 64 + strlen(h->sid) + 40;
 		probe.nlogs = 0;
 		for (i = from; i < h->n && (int64_t)(i - from) < h->max_logs;
-		    i++) {
+		     i++) {
 			if (!batch_body_fits(&probe, h->logs[i].json_len,
-			    (size_t)h->max_bytes))
+				(size_t)h->max_bytes))
 				break;
 			probe.len += (probe.nlogs > 0 ? 1 : 0) +
 			    h->logs[i].json_len;
 			probe.nlogs++;
 		}
 		if (i == from)
-			i = from + 1;	/* one log always makes a batch */
+			i = from + 1; /* one log always makes a batch */
 		p->ch[p->nc].from = from;
 		p->ch[p->nc].to = i;
 		if (handoff_chunk_days(h, &p->ch[p->nc]) != 0) {
-			handoff_fail(h, -EINVAL, "a batch would span too "
+			handoff_fail(h, -EINVAL,
+			    "a batch would span too "
 			    "many days");
 			return false;
 		}
@@ -500,13 +502,13 @@ hpage_cut(struct hpage *p)
 static void
 handoff_pages(struct handoff **hs, size_t n)
 {
-	struct hpage	*g = util_xcalloc(n, sizeof(*g));
-	const bson_t	**bd, **md;
-	bson_t		*bdocs, *mdocs, *sel;
-	char		(*all_ids)[37], err[512];
-	size_t		 p, c, i, nb = 0, nchunks = 0, nids = 0, ins, dups;
-	int64_t		 t0, t1, t2;
-	int		 rc;
+	struct hpage  *g = util_xcalloc(n, sizeof(*g));
+	const bson_t **bd, **md;
+	bson_t	      *bdocs, *mdocs, *sel;
+	char(*all_ids)[37], err[512];
+	size_t	p, c, i, nb = 0, nchunks = 0, nids = 0, ins, dups;
+	int64_t t0, t1, t2;
+	int	rc;
 
 	for (p = 0; p < n; p++) {
 		g[p].h = hs[p];
@@ -573,8 +575,8 @@ handoff_pages(struct handoff **hs, size_t n)
 				    sizeof(all_ids[0]));
 	sel = store_sel_ids(all_ids, sizeof(*all_ids), nids, false);
 	/* A failure here leaves them to the next recovery: harmless. */
-	(void)store_delete(child_store(), STORE_INTENTS, sel, true, NULL,
-	    err, sizeof(err));
+	(void)store_delete(child_store(), STORE_INTENTS, sel, true, NULL, err,
+	    sizeof(err));
 	bson_destroy(sel);
 	for (p = 0; p < n; p++)
 		if (g[p].live) {
@@ -612,25 +614,27 @@ out:
 static void
 handoff_save(struct handoff *h)
 {
-	char	id[200];
-	int	rc;
+	char id[200];
+	int  rc;
 
 	if (handoff_check_deadline(h) != 0)
 		return;
 	if (h->lease != NULL &&
 	    (rc = lease_check(child_store(), h->lease, h->err,
-	    sizeof(h->err))) != 0) {
+		 sizeof(h->err))) != 0) {
 		h->rc = rc;
 		return;
 	}
 	snprintf(id, sizeof(id), "%s:%s", h->sid, h->app);
-	if (h->cursor_doc != NULL && store_upsert(child_store(),
-	    STORE_CURSORS, id, h->cursor_doc, h->err, sizeof(h->err)) != 0) {
+	if (h->cursor_doc != NULL &&
+	    store_upsert(child_store(), STORE_CURSORS, id, h->cursor_doc,
+		h->err, sizeof(h->err)) != 0) {
 		h->rc = -EIO;
 		return;
 	}
-	if (h->stats_doc != NULL && store_upsert(child_store(), STORE_STATS,
-	    id, h->stats_doc, h->err, sizeof(h->err)) != 0)
+	if (h->stats_doc != NULL &&
+	    store_upsert(child_store(), STORE_STATS, id, h->stats_doc, h->err,
+		sizeof(h->err)) != 0)
 		h->rc = -EIO;
 }
 
@@ -640,14 +644,14 @@ handoff_save(struct handoff *h)
  * partitions. -1 on a store error.
  */
 struct hmin {
-	int64_t	 floor_ms, min;
+	int64_t floor_ms, min;
 };
 
 static int
 handoff_min_one(const bson_t *doc, void *arg)
 {
-	struct hmin	*m = arg;
-	int64_t		 v = store_bson_int(doc, "cursor", 0);
+	struct hmin *m = arg;
+	int64_t	     v = store_bson_int(doc, "cursor", 0);
 
 	if (v > m->floor_ms && v < m->min)
 		m->min = v;
@@ -657,12 +661,12 @@ handoff_min_one(const bson_t *doc, void *arg)
 static int64_t
 handoff_min_cursor(struct handoff *h)
 {
-	bson_t		 q = BSON_INITIALIZER, *opts;
-	struct hmin	 m = { util_now_ms() - 181LL * DAY_MS, INT64_MAX };
+	bson_t	    q = BSON_INITIALIZER, *opts;
+	struct hmin m = { util_now_ms() - 181LL * DAY_MS, INT64_MAX };
 
 	opts = BCON_NEW("projection", "{", "cursor", BCON_INT32(1), "}");
-	if (store_each(child_store(), STORE_CURSORS, &q, opts,
-	    handoff_min_one, &m, h->err, sizeof(h->err)) != 0)
+	if (store_each(child_store(), STORE_CURSORS, &q, opts, handoff_min_one,
+		&m, h->err, sizeof(h->err)) != 0)
 		m.min = -1;
 	bson_destroy(opts);
 	bson_destroy(&q);
@@ -677,9 +681,9 @@ handoff_min_cursor(struct handoff *h)
 static void
 handoff_prune(struct handoff *h)
 {
-	char	**names = NULL, coll[24];
-	size_t	  n = 0, i;
-	int64_t	  min;
+	char  **names = NULL, coll[24];
+	size_t	n = 0, i;
+	int64_t min;
 
 	if ((min = handoff_min_cursor(h)) < 0) {
 		h->rc = -EIO;
@@ -687,8 +691,8 @@ handoff_prune(struct handoff *h)
 	}
 	if (min != INT64_MAX && min - h->overlap_ms - DAY_MS < h->keep_after_ms)
 		h->keep_after_ms = min - h->overlap_ms - DAY_MS;
-	if (store_list_collections(child_store(), "seen_", &names, &n,
-	    h->err, sizeof(h->err)) != 0) {
+	if (store_list_collections(child_store(), "seen_", &names, &n, h->err,
+		sizeof(h->err)) != 0) {
 		h->rc = -EIO;
 		return;
 	}
@@ -698,7 +702,7 @@ handoff_prune(struct handoff *h)
 		if (h->rc == 0 && strlen(names[i]) == strlen(coll) &&
 		    strcmp(names[i], coll) <= 0) {
 			if (store_drop(child_store(), names[i], h->err,
-			    sizeof(h->err)) != 0)
+				sizeof(h->err)) != 0)
 				h->rc = -EIO;
 			else
 				h->ndropped++;
@@ -711,7 +715,7 @@ handoff_prune(struct handoff *h)
 static void
 handoff_work(void *arg)
 {
-	struct handoff	*h = arg;
+	struct handoff *h = arg;
 
 	h->rc = 0;
 	if (h->recover && handoff_recover(h) != 0) {
@@ -731,8 +735,8 @@ handoff_work(void *arg)
 		break;
 	case HANDOFF_LOAD: {
 		bson_t *sel, doc;
-		char id[200];
-		int rc;
+		char	id[200];
+		int	rc;
 
 		snprintf(id, sizeof(id), "%s:%s", h->sid, h->app);
 		sel = BCON_NEW("_id", BCON_UTF8(id));
@@ -756,7 +760,7 @@ handoff_work(void *arg)
 	}
 	case HANDOFF_UPSERT:
 		if (store_upsert(child_store(), h->coll, h->id, h->doc, h->err,
-		    sizeof(h->err)) != 0)
+			sizeof(h->err)) != 0)
 			h->rc = -EIO;
 		break;
 	case HANDOFF_INSERT: {
@@ -784,20 +788,20 @@ handoff_work(void *arg)
 static void
 handoff_done(void *arg)
 {
-	struct handoff	*h = arg;
+	struct handoff *h = arg;
 
 	h->done(h);
 }
 
-static struct handoff	**hq;		/* pages waiting for a group */
-static size_t		  hq_n, hq_cap;
-static int		  hq_groups;	/* groups in flight */
+static struct handoff **hq; /* pages waiting for a group */
+static size_t		hq_n, hq_cap;
+static int		hq_groups; /* groups in flight */
 
 static void
 handoff_group_work(void *arg)
 {
-	struct hgroup	*gr = arg;
-	size_t		 i;
+	struct hgroup *gr = arg;
+	size_t	       i;
 
 	for (i = 0; i < gr->n; i++) {
 		struct handoff *h = gr->hs[i];
@@ -809,14 +813,14 @@ handoff_group_work(void *arg)
 	handoff_pages(gr->hs, gr->n);
 }
 
-static int	handoff_group_submit(struct hgroup *);
+static int handoff_group_submit(struct hgroup *);
 
 /* A group is stored: tell each page, then store those that waited. */
 static void
 handoff_group_done(void *arg)
 {
-	struct hgroup	*gr = arg, *next;
-	size_t		 i, n, logs;
+	struct hgroup *gr = arg, *next;
+	size_t	       i, n, logs;
 
 	hq_groups--;
 	for (i = 0; i < gr->n; i++)
@@ -843,10 +847,10 @@ handoff_group_done(void *arg)
 static int
 handoff_group_submit(struct hgroup *gr)
 {
-	int	rc;
+	int rc;
 
-	if ((rc = worker_submit(handoff_group_work, handoff_group_done,
-	    gr)) != 0)
+	if ((rc = worker_submit(handoff_group_work, handoff_group_done, gr)) !=
+	    0)
 		return rc;
 	hq_groups++;
 	return 0;
@@ -855,8 +859,8 @@ handoff_group_submit(struct hgroup *gr)
 int
 handoff_submit(struct handoff *h)
 {
-	struct hgroup	*gr;
-	int		 rc;
+	struct hgroup *gr;
+	int	       rc;
 
 	if (h->kind != HANDOFF_PAGE)
 		return worker_submit(handoff_work, handoff_done, h);

@@ -44,13 +44,13 @@
 #include "lib/google/normalize.h"
 
 enum handoff_kind {
-	HANDOFF_PAGE,		/* store the logs of one page */
-	HANDOFF_SAVE,		/* write a window's cursor and stats */
-	HANDOFF_PRUNE,		/* drop seen_* partitions past the horizon */
-	HANDOFF_COUNT,		/* pending batches of a source */
-	HANDOFF_UPSERT,		/* replace doc under _id id in coll */
-	HANDOFF_INSERT,		/* insert doc into coll (duplicate: fine) */
-	HANDOFF_LOAD		/* read a job's cursor and stats */
+	HANDOFF_PAGE,	/* store the logs of one page */
+	HANDOFF_SAVE,	/* write a window's cursor and stats */
+	HANDOFF_PRUNE,	/* drop seen_* partitions past the horizon */
+	HANDOFF_COUNT,	/* pending batches of a source */
+	HANDOFF_UPSERT, /* replace doc under _id id in coll */
+	HANDOFF_INSERT, /* insert doc into coll (duplicate: fine) */
+	HANDOFF_LOAD	/* read a job's cursor and stats */
 };
 
 struct handoff;
@@ -58,65 +58,65 @@ typedef void (*handoff_done_fn)(struct handoff *h);
 
 /* A batch sealed by a page job, for deliverd's hint. */
 struct handoff_batch {
-	char		 id[37];
-	char		 webhook_id[48];
-	uint32_t	 nlogs;
-	int64_t		 created_at;
-	char		*body;		/* owned */
-	size_t		 len;
+	char	 id[37];
+	char	 webhook_id[48];
+	uint32_t nlogs;
+	int64_t	 created_at;
+	char	*body; /* owned */
+	size_t	 len;
 };
 
 struct handoff {
-	enum handoff_kind	 kind;
-	char			 sid[64];
-	char			 app[64];
-	int64_t			 epoch;		/* fencing token written */
-	int64_t			 deadline_mono;	/* no write after this */
-	bool			 recover;	/* clean open intents first */
-	uint64_t		 gen;		/* failure generation seen */
+	enum handoff_kind kind;
+	char		  sid[64];
+	char		  app[64];
+	int64_t		  epoch;	 /* fencing token written */
+	int64_t		  deadline_mono; /* no write after this */
+	bool		  recover;	 /* clean open intents first */
+	uint64_t	  gen;		 /* failure generation seen */
 	/* HANDOFF_PAGE */
-	struct norm_log		*logs;		/* owned */
-	size_t			 n;
-	int64_t			 max_logs, max_bytes;
-	bool			*dup;		/* out: n flags */
-	size_t			 nnew;		/* out */
-	unsigned		 nbatches;	/* out */
-	struct handoff_batch	*batches;	/* out: nbatches sealed */
-	unsigned		 nrecovered;	/* out: open intents cleaned */
-	int64_t			 ms_intent, ms_seen, ms_seal;	/* out: costs */
+	struct norm_log	     *logs; /* owned */
+	size_t		      n;
+	int64_t		      max_logs, max_bytes;
+	bool		     *dup;	  /* out: n flags */
+	size_t		      nnew;	  /* out */
+	unsigned	      nbatches;	  /* out */
+	struct handoff_batch *batches;	  /* out: nbatches sealed */
+	unsigned	      nrecovered; /* out: open intents cleaned */
+	int64_t		      ms_intent, ms_seen, ms_seal; /* out: costs */
 	/*
 	 * HANDOFF_SAVE: cursor and stats documents ("<source>:<app>") to
 	 * write; HANDOFF_LOAD: those read (NULL: none yet).
 	 */
-	bson_t			*cursor_doc;
-	bson_t			*stats_doc;
-	struct lease		*lease;		/* copy, for lease_check */
+	bson_t	     *cursor_doc;
+	bson_t	     *stats_doc;
+	struct lease *lease; /* copy, for lease_check */
 	/* HANDOFF_PRUNE */
-	int64_t			 keep_after_ms;	/* drop days ending before */
-	int64_t			 overlap_ms;
-	unsigned		 ndropped;	/* out */
+	int64_t	 keep_after_ms; /* drop days ending before */
+	int64_t	 overlap_ms;
+	unsigned ndropped; /* out */
 	/* HANDOFF_UPSERT, HANDOFF_INSERT */
-	char			 coll[32];
-	char			 id[160];
-	bson_t			*doc;
+	char	coll[32];
+	char	id[160];
+	bson_t *doc;
 	/* HANDOFF_COUNT */
-	int64_t			 pending;	/* out */
+	int64_t pending; /* out */
 	/* Result, read by done on the loop. */
-	int			 rc;		/* 0, -ESTALE, -EIO */
-	char			 err[512];
-	handoff_done_fn		 done;
-	void			*arg;		/* NULL once the job is gone */
+	int		rc; /* 0, -ESTALE, -EIO */
+	char		err[512];
+	handoff_done_fn done;
+	void	       *arg; /* NULL once the job is gone */
 };
 
 /* A new job of kind for source sid (app may be NULL). */
 struct handoff *handoff_new(enum handoff_kind kind, const char *sid,
-	    const char *app);
+    const char *app);
 /* Run it on the worker; h->done(h) follows on the loop. 0 or -errno. */
-int	 handoff_submit(struct handoff *h);
+int handoff_submit(struct handoff *h);
 /* Free a finished job (its logs, documents and flags too). */
-void	 handoff_free(struct handoff *h);
+void handoff_free(struct handoff *h);
 
 /* "seen_YYYYMMDD" of the UTC day holding time_ms. */
-void	 handoff_seen_coll(int64_t time_ms, char out[24]);
+void handoff_seen_coll(int64_t time_ms, char out[24]);
 
 #endif

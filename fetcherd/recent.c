@@ -9,21 +9,21 @@
 #include "fetcherd/recent.h"
 #include "lib/base/util.h"
 
-#define RECENT_MIN_SLOTS	256
+#define RECENT_MIN_SLOTS 256
 
 struct rslot {
-	uint64_t	hi, lo;
-	int64_t		time_ms;
-	bool		used;
+	uint64_t hi, lo;
+	int64_t	 time_ms;
+	bool	 used;
 };
 
 struct recent {
-	struct rslot	*slot;
-	size_t		 nslots;	/* a power of two, or 0 */
-	size_t		 n;
-	int64_t		 horizon_ms;
-	int64_t		 newest_ms;	/* the newest event's time */
-	bool		 full;		/* until the horizon moves */
+	struct rslot *slot;
+	size_t	      nslots; /* a power of two, or 0 */
+	size_t	      n;
+	int64_t	      horizon_ms;
+	int64_t	      newest_ms; /* the newest event's time */
+	bool	      full;	 /* until the horizon moves */
 };
 
 static int
@@ -40,7 +40,7 @@ recent_hex(char c)
 static bool
 recent_key(const char *id, uint64_t *hi, uint64_t *lo)
 {
-	int	i, v;
+	int i, v;
 
 	*hi = *lo = 0;
 	for (i = 0; i < 32; i++) {
@@ -58,7 +58,7 @@ recent_key(const char *id, uint64_t *hi, uint64_t *lo)
 static size_t
 recent_find(const struct recent *r, uint64_t hi, uint64_t lo)
 {
-	size_t	mask = r->nslots - 1, i = (size_t)(lo ^ hi) & mask;
+	size_t mask = r->nslots - 1, i = (size_t)(lo ^ hi) & mask;
 
 	while (r->slot[i].used && (r->slot[i].hi != hi || r->slot[i].lo != lo))
 		i = (i + 1) & mask;
@@ -93,7 +93,7 @@ recent_clear(struct recent *r)
 bool
 recent_has(const struct recent *r, const char *id)
 {
-	uint64_t	hi, lo;
+	uint64_t hi, lo;
 
 	if (r == NULL || r->n == 0 || !recent_key(id, &hi, &lo))
 		return false;
@@ -104,8 +104,8 @@ recent_has(const struct recent *r, const char *id)
 static void
 recent_rebuild(struct recent *r, size_t nslots)
 {
-	struct rslot	*old = r->slot;
-	size_t		 nold = r->nslots, i, k;
+	struct rslot *old = r->slot;
+	size_t	      nold = r->nslots, i, k;
 
 	r->slot = util_xcalloc(nslots, sizeof(*r->slot));
 	r->nslots = nslots;
@@ -123,8 +123,8 @@ recent_rebuild(struct recent *r, size_t nslots)
 void
 recent_add(struct recent *r, const char *id, int64_t time_ms)
 {
-	uint64_t	hi, lo;
-	size_t		k;
+	uint64_t hi, lo;
+	size_t	 k;
 
 	if (time_ms < r->horizon_ms || !recent_key(id, &hi, &lo))
 		return;

@@ -20,19 +20,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RECENT_MAX	(1u << 17)	/* ids per job: 3 MiB */
+#define RECENT_MAX (1u << 17) /* ids per job: 3 MiB */
 
 struct recent;
 
-struct recent	*recent_new(void);
-void		 recent_free(struct recent *);
-void		 recent_clear(struct recent *);
+struct recent *recent_new(void);
+void	       recent_free(struct recent *);
+void	       recent_clear(struct recent *);
 /* True when id (32 hex chars, a log id) is in the set. */
-bool		 recent_has(const struct recent *, const char *id);
+bool recent_has(const struct recent *, const char *id);
 /* Add id of an event at time_ms (a no-op past RECENT_MAX or if bad). */
-void		 recent_add(struct recent *, const char *id, int64_t time_ms);
+void recent_add(struct recent *, const char *id, int64_t time_ms);
 /* Drop the ids of events before horizon_ms. */
-void		 recent_expire(struct recent *, int64_t horizon_ms);
-size_t		 recent_count(const struct recent *);
+void   recent_expire(struct recent *, int64_t horizon_ms);
+size_t recent_count(const struct recent *);
 
 #endif

@@ -15,7 +15,7 @@
 #include "lib/base/log.h"
 #include "lib/base/util.h"
 
-static TAILQ_HEAD(, fbudget)	 budgets = TAILQ_HEAD_INITIALIZER(budgets);
+static TAILQ_HEAD(, fbudget) budgets = TAILQ_HEAD_INITIALIZER(budgets);
 
 /* Budgets: one per client e-mail, shared by its sources. */
 struct fbudget *
@@ -23,7 +23,7 @@ budget_get(const char *email)
 {
 	struct fbudget *b;
 
-	TAILQ_FOREACH(b, &budgets, entry)
+	TAILQ_FOREACH (b, &budgets, entry)
 		if (strcmp(b->email, email) == 0) {
 			b->refs++;
 			return b;
@@ -82,7 +82,7 @@ job_finish(struct fjob *j, bool ok)
 	if (ok) {
 		s->last_fetch_at = util_now_ms();
 		if (!s->creds_invalid && s->last_error[0] != '\0') {
-			bool others = false;
+			bool   others = false;
 			size_t i;
 
 			for (i = 0; i < s->njobs; i++)
@@ -94,8 +94,8 @@ job_finish(struct fjob *j, bool ok)
 		s->state_dirty = true;
 		src_flush_state(s);
 		if (j->run_new > 0)
-			log_debug("source=%s app=%s %lld new logs",
-			    s->id, j->app, (long long)j->run_new);
+			log_debug("source=%s app=%s %lld new logs", s->id,
+			    j->app, (long long)j->run_new);
 	}
 	j->run_new = 0;
 	sched_arm(j->timer, src_next_ms(j));
@@ -117,7 +117,7 @@ static void
 budget_limited(struct fjob *j, const struct google_error *e)
 {
 	struct fbudget *b = j->src->budget;
-	int64_t now = util_mono_ms(), d;
+	int64_t		now = util_mono_ms(), d;
 
 	d = backoff_full_jitter(b->attempt, SCHED_LIMIT_BASE_MS,
 	    SCHED_LIMIT_CAP_MS);
@@ -129,12 +129,13 @@ budget_limited(struct fjob *j, const struct google_error *e)
 		b->blocked_until = now + d;
 	if (!b->limited) {
 		log_warn("Google rate-limits client=%s (%s); every source of "
-		    "this client slows down, retrying in %llds", b->email,
-		    e->reason, (long long)d / 1000);
+			 "this client slows down, retrying in %llds",
+		    b->email, e->reason, (long long)d / 1000);
 		b->limited = true;
 	} else
 		log_debug("client=%s still rate-limited (%s), next try in "
-		    "%lldms", b->email, e->reason, (long long)d);
+			  "%lldms",
+		    b->email, e->reason, (long long)d);
 	job_wait(j, b->blocked_until - now);
 }
 
@@ -148,7 +149,8 @@ budget_ok(struct fjob *j)
 		return;
 	if (b->limited)
 		log_info("Google accepts requests of client=%s again; full "
-		    "speed resumed", b->email);
+			 "speed resumed",
+		    b->email);
 	b->attempt = 0;
 	b->limited = false;
 	b->blocked_until = 0;
@@ -160,16 +162,16 @@ static void
 src_creds_bad(struct fjob *j, const struct google_error *e)
 {
 	struct fsrc *s = j->src;
-	char msg[GOOGLE_DIAG_MAX];
-	size_t i;
+	char	     msg[GOOGLE_DIAG_MAX];
+	size_t	     i;
 
 	s->creds_retry_at = util_mono_ms() + fconf.creds_retry_ms;
 	snprintf(msg, sizeof(msg), "%s", e->diagnosis);
 	if (!s->creds_invalid) {
 		s->creds_invalid = true;
 		log_err("source=%s %s; fetching paused, cursor kept, "
-		    "retrying every %llds", s->id, msg,
-		    (long long)fconf.creds_retry_ms / 1000);
+			"retrying every %llds",
+		    s->id, msg, (long long)fconf.creds_retry_ms / 1000);
 		alert_queue(s, "credentials_invalid", msg);
 		/* stop the other applications of this source */
 		for (i = 0; i < s->njobs; i++)
@@ -180,8 +182,8 @@ src_creds_bad(struct fjob *j, const struct google_error *e)
 			}
 	} else
 		log_info("source=%s credentials still refused (%s); next "
-		    "try in %llds", s->id, e->reason,
-		    (long long)fconf.creds_retry_ms / 1000);
+			 "try in %llds",
+		    s->id, e->reason, (long long)fconf.creds_retry_ms / 1000);
 	util_strlcpy(s->last_error, msg, sizeof(s->last_error));
 	s->state_dirty = true;
 	src_flush_state(s);
@@ -196,7 +198,7 @@ static void
 src_creds_ok(struct fjob *j)
 {
 	struct fsrc *s = j->src;
-	size_t i;
+	size_t	     i;
 
 	if (!s->creds_invalid)
 		return;
@@ -205,8 +207,10 @@ src_creds_ok(struct fjob *j)
 	s->last_error[0] = '\0';
 	s->state_dirty = true;
 	log_notice("source=%s Google accepts the credentials again; "
-	    "fetching resumed from the saved cursors", s->id);
-	alert_queue(s, "credentials_restored", "Google accepts the "
+		   "fetching resumed from the saved cursors",
+	    s->id);
+	alert_queue(s, "credentials_restored",
+	    "Google accepts the "
 	    "service-account credentials again; fetching resumed from where "
 	    "it stopped");
 	src_flush_state(s);
@@ -231,7 +235,8 @@ job_page_stored(struct fjob *j)
 {
 	if (j->failing) {
 		log_info("source=%s app=%s Google answers again after %u "
-		    "failed attempts", j->src->id, j->app, j->attempt);
+			 "failed attempts",
+		    j->src->id, j->app, j->attempt);
 		j->failing = false;
 	}
 	j->attempt = 0;
@@ -250,13 +255,12 @@ job_retry(struct fjob *j, const struct google_error *e)
 		d = e->retry_after_s * 1000;
 	if (!j->failing) {
 		log_warn("source=%s app=%s %s; retrying in %llds (further "
-		    "retries logged at debug)", j->src->id, j->app,
-		    e->diagnosis, (long long)d / 1000);
+			 "retries logged at debug)",
+		    j->src->id, j->app, e->diagnosis, (long long)d / 1000);
 		j->failing = true;
 	} else
-		log_debug("source=%s app=%s %s; retry %u in %lldms",
-		    j->src->id, j->app, e->diagnosis, j->attempt,
-		    (long long)d);
+		log_debug("source=%s app=%s %s; retry %u in %lldms", j->src->id,
+		    j->app, e->diagnosis, j->attempt, (long long)d);
 	job_wait(j, d);
 }
 
@@ -264,7 +268,7 @@ job_retry(struct fjob *j, const struct google_error *e)
 static void
 job_window_failed(struct fjob *j, const char *what)
 {
-	char msg[512];
+	char	msg[512];
 	int64_t d;
 
 	snprintf(msg, sizeof(msg), "%s window %s: %s", j->app,
@@ -273,8 +277,8 @@ job_window_failed(struct fjob *j, const char *what)
 	d = backoff_full_jitter(j->attempt, SCHED_WINDOW_BASE_MS,
 	    SCHED_WINDOW_CAP_MS);
 	log_warn("source=%s app=%s %s window: %s; window dropped, cursor "
-	    "kept, retrying in %llds", j->src->id, j->app,
-	    j->kind == WIN_MAIN ? "poll" : "re-read", what,
+		 "kept, retrying in %llds",
+	    j->src->id, j->app, j->kind == WIN_MAIN ? "poll" : "re-read", what,
 	    (long long)d / 1000);
 	src_set_error(j->src, msg);
 	job_wait(j, d);
@@ -341,8 +345,8 @@ src_lease_lost(struct fsrc *s)
 {
 	if (s->leased)
 		log_warn("source=%s lease lost (epoch=%lld); stopped, another "
-		    "instance may fetch it", s->id,
-		    (long long)s->lease.epoch);
+			 "instance may fetch it",
+		    s->id, (long long)s->lease.epoch);
 	s->leased = false;
 	s->lease.held = false;
 	src_stop_jobs(s);

@@ -27,16 +27,16 @@
 
 struct fetch_conf fconf;
 
-struct fsrc_list		 srcs = TAILQ_HEAD_INITIALIZER(srcs);
-static TAILQ_HEAD(, fjob)	 queue = TAILQ_HEAD_INITIALIZER(queue);
-static struct httpc		*hc;
-static struct event		*ev_rescan, *ev_pump;
-static int			 running;
-static bool			 started, stopping;
-static struct partition_set	*parts;
-static bool			 rescan_busy, rescan_again;
-static void			(*stop_done)(void);
-static bool			 releasing;
+struct fsrc_list srcs = TAILQ_HEAD_INITIALIZER(srcs);
+static TAILQ_HEAD(, fjob) queue = TAILQ_HEAD_INITIALIZER(queue);
+static struct httpc	    *hc;
+static struct event	    *ev_rescan, *ev_pump;
+static int		     running;
+static bool		     started, stopping;
+static struct partition_set *parts;
+static bool		     rescan_busy, rescan_again;
+static void (*stop_done)(void);
+static bool releasing;
 
 /* Arm a one-shot timer ms from now. */
 void
@@ -56,15 +56,17 @@ sched_configure(const struct config *cfg, bool initial, char *err,
     size_t errlen)
 {
 	struct fetch_conf nc;
-	int n;
+	int		  n;
 
 	memset(&nc, 0, sizeof(nc));
 	nc.overlap_ms = config_int(cfg, CONF_FETCH_OVERLAP) * 1000;
-	n = config_int_list(config_str(cfg, CONF_FETCH_REREAD_AGES),
-	    nc.ages_s, FETCH_MAX_AGES);
+	n = config_int_list(config_str(cfg, CONF_FETCH_REREAD_AGES), nc.ages_s,
+	    FETCH_MAX_AGES);
 	if (n < 0) {
-		snprintf(err, errlen, "fetch_reread_ages: expected at most %d "
-		    "comma-separated seconds", FETCH_MAX_AGES);
+		snprintf(err, errlen,
+		    "fetch_reread_ages: expected at most %d "
+		    "comma-separated seconds",
+		    FETCH_MAX_AGES);
 		return -EINVAL;
 	}
 	nc.nages = n;
@@ -80,7 +82,8 @@ sched_configure(const struct config *cfg, bool initial, char *err,
 	nc.partitions = (int)config_int(cfg, CONF_PARTITION_COUNT);
 	if (parts != NULL && nc.partitions != partition_set_count(parts)) {
 		log_notice("partition_count %d takes effect at the next start; "
-		    "keeping %d", nc.partitions, partition_set_count(parts));
+			   "keeping %d",
+		    nc.partitions, partition_set_count(parts));
 		nc.partitions = partition_set_count(parts);
 	}
 	nc.min_interval_s = config_int(cfg, CONF_FETCH_MIN_INTERVAL);
@@ -96,7 +99,8 @@ sched_configure(const struct config *cfg, bool initial, char *err,
 	 */
 	if (config_str(cfg, CONF_INSTANCE_ID) == NULL ||
 	    config_str(cfg, CONF_INSTANCE_ID)[0] == '\0') {
-		snprintf(err, errlen, "no instance_id in the configuration; "
+		snprintf(err, errlen,
+		    "no instance_id in the configuration; "
 		    "auditrelayd names the instance of its children");
 		return -EINVAL;
 	}
@@ -106,9 +110,8 @@ sched_configure(const struct config *cfg, bool initial, char *err,
 		snprintf(err, errlen, "cannot initialise libgcrypt");
 		return -EIO;
 	}
-	if (crypto_master_key_load(config_str(cfg,
-	    CONF_CRYPTO_MASTER_KEY_FILE), nc.master, nc.master_id, err,
-	    errlen) != 0)
+	if (crypto_master_key_load(config_str(cfg, CONF_CRYPTO_MASTER_KEY_FILE),
+		nc.master, nc.master_id, err, errlen) != 0)
 		return -EINVAL;
 	nc.have_master = true;
 	if (!initial && strcmp(nc.master_id, fconf.master_id) != 0)
@@ -119,7 +122,7 @@ sched_configure(const struct config *cfg, bool initial, char *err,
 		partition_set_reconfigure(parts, fconf.lease_ttl_ms,
 		    fconf.lease_renew_ms);
 	log_info("fetch settings: overlap %llds, %d re-read ages, lookback "
-	    "%llds, concurrency %d (per client %d) instance=%s",
+		 "%llds, concurrency %d (per client %d) instance=%s",
 	    (long long)fconf.overlap_ms / 1000, fconf.nages,
 	    (long long)fconf.lookback_s, fconf.max_conc, fconf.client_conc,
 	    fconf.instance);
@@ -165,16 +168,17 @@ static void
 sched_partition_gained(void *arg, int part, const struct lease *l)
 {
 	struct fsrc *s;
-	int n = 0;
+	int	     n = 0;
 
 	(void)arg;
-	TAILQ_FOREACH(s, &srcs, entry)
+	TAILQ_FOREACH (s, &srcs, entry)
 		if (s->part == part) {
 			src_attach(s, l);
 			n++;
 		}
 	log_info("partition=%s fetching here (epoch=%lld, %d "
-	    "sources)", l->resource, (long long)l->epoch, n);
+		 "sources)",
+	    l->resource, (long long)l->epoch, n);
 	src_load_start(part, l->epoch, NULL);
 }
 
@@ -185,7 +189,7 @@ sched_partition_renewed(void *arg, int part, const struct lease *l)
 	struct fsrc *s;
 
 	(void)arg;
-	TAILQ_FOREACH(s, &srcs, entry) {
+	TAILQ_FOREACH (s, &srcs, entry) {
 		if (s->part != part)
 			continue;
 		if (s->leased && s->lease.epoch == l->epoch) {
@@ -200,14 +204,13 @@ sched_partition_renewed(void *arg, int part, const struct lease *l)
 
 /* A partition lost or handed over: its sources stop at once. */
 static void
-sched_partition_lost(void *arg, int part, const struct lease *l,
-    bool handover)
+sched_partition_lost(void *arg, int part, const struct lease *l, bool handover)
 {
 	struct fsrc *s;
-	int n = 0;
+	int	     n = 0;
 
 	(void)arg;
-	TAILQ_FOREACH(s, &srcs, entry)
+	TAILQ_FOREACH (s, &srcs, entry)
 		if (s->part == part && s->leased) {
 			s->leased = false;
 			s->lease.held = false;
@@ -216,11 +219,11 @@ sched_partition_lost(void *arg, int part, const struct lease *l,
 		}
 	if (handover)
 		log_info("partition=%s handed over with its %d sources to "
-		    "balance %d instances", l->resource, n,
-		    partition_set_live(parts));
+			 "balance %d instances",
+		    l->resource, n, partition_set_live(parts));
 	else
 		log_warn("partition=%s lease lost (epoch=%lld); its %d "
-		    "sources stopped, another instance may fetch them",
+			 "sources stopped, another instance may fetch them",
 		    l->resource, (long long)l->epoch, n);
 	sched_pump_later(0);
 }
@@ -233,10 +236,10 @@ static enum partition_drain
 sched_partition_drain(void *arg, int part)
 {
 	struct fsrc *s;
-	size_t i;
+	size_t	     i;
 
 	(void)arg;
-	TAILQ_FOREACH(s, &srcs, entry)
+	TAILQ_FOREACH (s, &srcs, entry)
 		if (s->part == part)
 			for (i = 0; i < s->njobs; i++)
 				if (s->jobs[i]->state == JOB_RUNNING)
@@ -257,7 +260,7 @@ job_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct fjob *j = arg;
 	struct fsrc *s = j->src;
-	int64_t now = util_mono_ms();
+	int64_t	     now = util_mono_ms();
 
 	(void)fd;
 	(void)what;
@@ -300,8 +303,8 @@ static void
 sched_pump(void)
 {
 	struct fjob *j, *nj;
-	int64_t now = util_mono_ms(), wake = -1;
-	bool again = true;
+	int64_t	     now = util_mono_ms(), wake = -1;
+	bool	     again = true;
 
 	if (stopping)
 		return;
@@ -309,7 +312,7 @@ sched_pump(void)
 		again = false;
 		for (j = TAILQ_FIRST(&queue); j != NULL; j = nj) {
 			struct fbudget *b = j->src->budget;
-			int limit;
+			int		limit;
 
 			nj = TAILQ_NEXT(j, qentry);
 			if (running >= fconf.max_conc)
@@ -322,8 +325,8 @@ sched_pump(void)
 			if (j->src->creds_invalid && !j->probe) {
 				TAILQ_REMOVE(&queue, j, qentry);
 				j->state = JOB_IDLE;
-				sched_arm(j->timer, j->src->creds_retry_at -
-				    now);
+				sched_arm(j->timer,
+				    j->src->creds_retry_at - now);
 				continue;
 			}
 			if (now < b->blocked_until) {
@@ -339,7 +342,7 @@ sched_pump(void)
 			running++;
 			b->inflight++;
 			driver_step(j);
-			again = true;	/* the queue may have changed */
+			again = true; /* the queue may have changed */
 			break;
 		}
 	}
@@ -370,7 +373,7 @@ src_find(const char *id)
 {
 	struct fsrc *s;
 
-	TAILQ_FOREACH(s, &srcs, entry)
+	TAILQ_FOREACH (s, &srcs, entry)
 		if (strcmp(s->id, id) == 0)
 			return s;
 	return NULL;
@@ -430,21 +433,20 @@ src_remove(struct fsrc *s, const char *why)
 
 /* Decrypt the credentials of doc and build the Google client. */
 static int
-src_build_client(struct fsrc *s, const bson_t *doc, char *err,
-    size_t errlen)
+src_build_client(struct fsrc *s, const bson_t *doc, char *err, size_t errlen)
 {
 	struct google_client_opts o;
-	struct google_client *gc = NULL;
-	bson_iter_t it;
-	const uint8_t *nonce = NULL, *ct = NULL;
-	uint32_t nlen = 0, ctlen = 0;
-	bson_subtype_t sub;
-	const char *kid;
-	unsigned char *pt = NULL;
-	size_t ptlen = 0;
-	yajl_val t = NULL;
-	char perr[128];
-	int rc = -EINVAL;
+	struct google_client	 *gc = NULL;
+	bson_iter_t		  it;
+	const uint8_t		 *nonce = NULL, *ct = NULL;
+	uint32_t		  nlen = 0, ctlen = 0;
+	bson_subtype_t		  sub;
+	const char		 *kid;
+	unsigned char		 *pt = NULL;
+	size_t			  ptlen = 0;
+	yajl_val		  t = NULL;
+	char			  perr[128];
+	int			  rc = -EINVAL;
 
 	kid = store_bson_str(doc, "credentials.keyId");
 	if (bson_iter_init(&it, doc) &&
@@ -460,20 +462,25 @@ src_build_client(struct fsrc *s, const bson_t *doc, char *err,
 		return -EINVAL;
 	}
 	if (kid != NULL && strcmp(kid, fconf.master_id) != 0) {
-		snprintf(err, errlen, "credentials were sealed with another "
-		    "master key (keyid=%.16s, ours %s)", kid, fconf.master_id);
+		snprintf(err, errlen,
+		    "credentials were sealed with another "
+		    "master key (keyid=%.16s, ours %s)",
+		    kid, fconf.master_id);
 		return -EINVAL;
 	}
 	if (creds_open(fconf.master, s->id, "credentials",
-	    store_bson_int(doc, "credentialsVersion", 1), nonce, ct, ctlen,
-	    &pt, &ptlen, NULL) != 0) {
-		snprintf(err, errlen, "cannot decrypt the stored credentials "
+		store_bson_int(doc, "credentialsVersion", 1), nonce, ct, ctlen,
+		&pt, &ptlen, NULL) != 0) {
+		snprintf(err, errlen,
+		    "cannot decrypt the stored credentials "
 		    "(wrong master key?)");
 		return -EINVAL;
 	}
-	if (json_parse((const char *)pt, ptlen, 4, &t, perr,
-	    sizeof(perr)) != 0 || json_get_string(t, "privateKey") == NULL) {
-		snprintf(err, errlen, "decrypted credentials are not the "
+	if (json_parse((const char *)pt, ptlen, 4, &t, perr, sizeof(perr)) !=
+		0 ||
+	    json_get_string(t, "privateKey") == NULL) {
+		snprintf(err, errlen,
+		    "decrypted credentials are not the "
 		    "expected JSON");
 		goto done;
 	}
@@ -509,7 +516,7 @@ static int
 src_doc_apps(const bson_t *doc, char apps[][64], int max)
 {
 	bson_iter_t it, a;
-	int n = 0;
+	int	    n = 0;
 
 	if (!bson_iter_init_find(&it, doc, "applications") ||
 	    !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &a))
@@ -544,14 +551,14 @@ src_make_jobs(struct fsrc *s, char apps[][64], int n)
 static void
 src_apply(const bson_t *doc)
 {
-	const char *id = store_bson_str(doc, "_id");
-	const char *email = store_bson_str(doc, "clientEmail");
-	const char *subject = store_bson_str(doc, "subject");
-	char apps[64][64], err[512];
+	const char  *id = store_bson_str(doc, "_id");
+	const char  *email = store_bson_str(doc, "clientEmail");
+	const char  *subject = store_bson_str(doc, "subject");
+	char	     apps[64][64], err[512];
 	struct fsrc *s;
-	int napps, i;
-	int64_t ver;
-	bool fresh = false, same_apps;
+	int	     napps, i;
+	int64_t	     ver;
+	bool	     fresh = false, same_apps;
 
 	if (id == NULL || email == NULL || strlen(id) >= sizeof(s->id))
 		return;
@@ -577,8 +584,9 @@ src_apply(const bson_t *doc)
 		TAILQ_INSERT_TAIL(&srcs, s, entry);
 		fresh = true;
 		log_info("source=%s %d applications every %llds (client=%s)",
-		    id, napps, (long long)store_bson_int(doc,
-		    "logFetchInterval", 300), email);
+		    id, napps,
+		    (long long)store_bson_int(doc, "logFetchInterval", 300),
+		    email);
 	}
 	s->seen = true;
 	s->interval_s = store_bson_int(doc, "logFetchInterval", 300);
@@ -599,9 +607,9 @@ src_apply(const bson_t *doc)
 			src_kick(s);
 	}
 
-	if (fresh || ver != s->creds_version || strcmp(email,
-	    s->client_email) != 0 || strcmp(subject != NULL ? subject : "",
-	    s->subject) != 0) {
+	if (fresh || ver != s->creds_version ||
+	    strcmp(email, s->client_email) != 0 ||
+	    strcmp(subject != NULL ? subject : "", s->subject) != 0) {
 		bool rotated = !fresh;
 
 		if (strcmp(email, s->client_email) != 0) {
@@ -619,7 +627,8 @@ src_apply(const bson_t *doc)
 			src_stop_jobs(s);
 		if (src_build_client(s, doc, err, sizeof(err)) != 0) {
 			log_err("source=%s %s; not fetching until its "
-			    "credentials are replaced", id, err);
+				"credentials are replaced",
+			    id, err);
 			google_client_free(s->gc);
 			s->gc = NULL;
 			s->creds_bad_local = true;
@@ -629,7 +638,8 @@ src_apply(const bson_t *doc)
 		s->creds_bad_local = false;
 		if (rotated) {
 			log_info("source=%s new credentials (version=%lld); "
-			    "resuming at once", id, (long long)ver);
+				 "resuming at once",
+			    id, (long long)ver);
 			s->creds_retry_at = 0;
 			s->state_dirty = true;
 		}
@@ -643,25 +653,25 @@ src_apply(const bson_t *doc)
  * loop in slices (a new source decrypts its key and builds its client:
  * a thousand at once would hold the loop for seconds).
  */
-#define RESCAN_SLICE_MS	20
+#define RESCAN_SLICE_MS 20
 
 struct srescan {
-	bson_t		**docs;
-	size_t		 n;
-	size_t		 next;		/* applied so far */
-	struct event	*ev;
-	int		 rc;
-	char		 err[512];
+	bson_t	    **docs;
+	size_t	      n;
+	size_t	      next; /* applied so far */
+	struct event *ev;
+	int	      rc;
+	char	      err[512];
 };
 
 static void
 srescan_work(void *arg)
 {
 	struct srescan *r = arg;
-	bson_t q = BSON_INITIALIZER;
+	bson_t		q = BSON_INITIALIZER;
 
-	r->rc = store_find_all(child_store(), STORE_SOURCES, &q, NULL,
-	    &r->docs, &r->n, r->err, sizeof(r->err));
+	r->rc = store_find_all(child_store(), STORE_SOURCES, &q, NULL, &r->docs,
+	    &r->n, r->err, sizeof(r->err));
 	bson_destroy(&q);
 }
 
@@ -696,7 +706,7 @@ srescan_finish(struct srescan *r)
 			src_remove(s, "removed");
 	}
 	partition_set_sync_begin(parts);
-	TAILQ_FOREACH(s, &srcs, entry) {
+	TAILQ_FOREACH (s, &srcs, entry) {
 		/* A new source in a partition held already. */
 		if (partition_set_sync_source(parts, s->part, &l) &&
 		    !s->leased) {
@@ -705,7 +715,7 @@ srescan_finish(struct srescan *r)
 		}
 	}
 	partition_set_sync_end(parts);
-	TAILQ_FOREACH(s, &srcs, entry)
+	TAILQ_FOREACH (s, &srcs, entry)
 		src_flush_state(s);
 	alerts_flush();
 	srescan_free(r);
@@ -716,7 +726,7 @@ static void
 srescan_apply_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct srescan *r = arg;
-	int64_t until = util_mono_ms() + RESCAN_SLICE_MS;
+	int64_t		until = util_mono_ms() + RESCAN_SLICE_MS;
 
 	(void)fd;
 	(void)what;
@@ -726,7 +736,7 @@ srescan_apply_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	while (r->next < r->n && util_mono_ms() < until) {
 		const bson_t *doc = r->docs[r->next++];
-		const char *t = store_bson_str(doc, "sourceType");
+		const char   *t = store_bson_str(doc, "sourceType");
 
 		if (t != NULL && strcmp(t, "google_workspace") != 0)
 			continue;
@@ -745,15 +755,15 @@ static void
 srescan_done(void *arg)
 {
 	struct srescan *r = arg;
-	struct fsrc *s;
+	struct fsrc    *s;
 
 	if (stopping || !child_store_result(r->rc == 0, r->err)) {
-		srescan_free(r);	/* keep everything as it was */
+		srescan_free(r); /* keep everything as it was */
 		return;
 	}
 	if ((r->ev = evtimer_new(child_base(), srescan_apply_cb, r)) == NULL)
 		fatal("out of memory");
-	TAILQ_FOREACH(s, &srcs, entry)
+	TAILQ_FOREACH (s, &srcs, entry)
 		s->seen = false;
 	srescan_apply_cb(-1, 0, r);
 }
@@ -801,8 +811,8 @@ void
 sched_start(void)
 {
 	struct partition_conf pc;
-	char err[256];
-	int rc;
+	char		      err[256];
+	int		      rc;
 
 	if (started)
 		return;
@@ -856,12 +866,12 @@ sched_stop(void (*done)(void))
 		done();
 		return;
 	}
-	TAILQ_FOREACH(s, &srcs, entry)
+	TAILQ_FOREACH (s, &srcs, entry)
 		src_stop_jobs(s);
 	stopping = true;
 	stop_done = done;
 	/* Store the states (the worker may run them side by side)... */
-	TAILQ_FOREACH(s, &srcs, entry) {
+	TAILQ_FOREACH (s, &srcs, entry) {
 		src_flush_state(s);
 		s->leased = false;
 	}

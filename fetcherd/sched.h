@@ -23,53 +23,53 @@
  * [base, min(cap, base * 2^attempt)] (lib/base/backoff.h).
  */
 /* Polls: the source's logFetchInterval, +/- this much jitter. */
-#define SCHED_INTERVAL_JITTER_PCT	10
+#define SCHED_INTERVAL_JITTER_PCT 10
 /* FETCH_RETRY: the job's own backoff (Retry-After, if longer, wins). */
-#define SCHED_RETRY_BASE_MS		1000
-#define SCHED_RETRY_CAP_MS		(120LL * 1000)
+#define SCHED_RETRY_BASE_MS 1000
+#define SCHED_RETRY_CAP_MS  (120LL * 1000)
 /* FETCH_WINDOW_FAILED: the window is dropped; it comes back slower. */
-#define SCHED_WINDOW_BASE_MS		2000
-#define SCHED_WINDOW_CAP_MS		(300LL * 1000)
+#define SCHED_WINDOW_BASE_MS 2000
+#define SCHED_WINDOW_CAP_MS  (300LL * 1000)
 /*
  * FETCH_RATE_LIMITED: the budget of the client e-mail, shared by all its
  * sources (one request at a time while it is limited); Retry-After wins.
  */
-#define SCHED_LIMIT_BASE_MS		1000
-#define SCHED_LIMIT_CAP_MS		(300LL * 1000)
-#define SCHED_LIMIT_MAX_STEP		30
+#define SCHED_LIMIT_BASE_MS  1000
+#define SCHED_LIMIT_CAP_MS   (300LL * 1000)
+#define SCHED_LIMIT_MAX_STEP 30
 /*
  * FETCH_CREDS_BAD: fetch_credentials_retry (fconf.creds_retry_ms); the
  * other applications of the source wait for the probe's answer.
  */
 /* FETCH_STORE_ERROR: the run starts again (the pump waits for the store). */
-#define SCHED_STORE_RETRY_MS		3000
+#define SCHED_STORE_RETRY_MS 3000
 /* The pump looks again this often while the store is down. */
-#define SCHED_STORE_POLL_MS		1000
+#define SCHED_STORE_POLL_MS 1000
 /* Jobs kicked (new lease, new credentials) start within this spread. */
-#define SCHED_KICK_SPREAD_MS		1000
+#define SCHED_KICK_SPREAD_MS 1000
 /* The other jobs of a source whose credentials work again: this spread. */
-#define SCHED_RESUME_SPREAD_MS		500
+#define SCHED_RESUME_SPREAD_MS 500
 /* lastFetchAt alone reaches source_state at most this often. */
-#define SCHED_STATE_EVERY_MS		(30LL * 1000)
+#define SCHED_STATE_EVERY_MS (30LL * 1000)
 
 /* sched.c */
 TAILQ_HEAD(fsrc_list, fsrc);
-extern struct fsrc_list	 srcs;
-bool	 sched_stopping(void);
+extern struct fsrc_list srcs;
+bool			sched_stopping(void);
 /* Stopping, the states written: the partitions go. */
-void	 sched_release_all(void);
-void	 sched_arm(struct event *ev, int64_t ms);
-void	 sched_pump_later(int64_t ms);
-void	 job_release(struct fjob *j);
-void	 job_stop(struct fjob *j);
+void	     sched_release_all(void);
+void	     sched_arm(struct event *ev, int64_t ms);
+void	     sched_pump_later(int64_t ms);
+void	     job_release(struct fjob *j);
+void	     job_stop(struct fjob *j);
 struct fsrc *src_find(const char *id);
-void	 src_kick(struct fsrc *s);
-void	 src_stop_jobs(struct fsrc *s);
+void	     src_kick(struct fsrc *s);
+void	     src_stop_jobs(struct fsrc *s);
 
 /* report.c */
 struct fbudget *budget_get(const char *email);
-void	 budget_put(struct fbudget *b);
-void	 src_lease_lost(struct fsrc *s);
+void		budget_put(struct fbudget *b);
+void		src_lease_lost(struct fsrc *s);
 
 /* srcstate.c */
 void	 src_set_error(struct fsrc *s, const char *msg);

@@ -22,16 +22,16 @@
 #include "lib/store/worker.h"
 
 struct palert {
-	TAILQ_ENTRY(palert)	 entry;
-	char			 src[64];
-	char			 kind[32];
-	char			 msg[GOOGLE_DIAG_MAX];	/* whole advice */
-	int64_t			 at;
+	TAILQ_ENTRY(palert) entry;
+	char	src[64];
+	char	kind[32];
+	char	msg[GOOGLE_DIAG_MAX]; /* whole advice */
+	int64_t at;
 };
 
-static TAILQ_HEAD(, palert)	 alerts = TAILQ_HEAD_INITIALIZER(alerts);
-static bool			 alerts_storing;
-static unsigned			 writing;	/* source_state writes out */
+static TAILQ_HEAD(, palert) alerts = TAILQ_HEAD_INITIALIZER(alerts);
+static bool	alerts_storing;
+static unsigned writing; /* source_state writes out */
 
 unsigned
 src_state_writes(void)
@@ -49,7 +49,6 @@ src_set_error(struct fsrc *s, const char *msg)
 	src_flush_state(s);
 }
 
-
 /* The head alert is stored (or not): the next one, or retry later. */
 static void
 alerts_flush_done(struct handoff *h)
@@ -59,7 +58,7 @@ alerts_flush_done(struct handoff *h)
 	alerts_storing = false;
 	if (!child_store_result(h->rc == 0, h->err)) {
 		handoff_free(h);
-		return;		/* kept; the next alert or rescan retries */
+		return; /* kept; the next alert or rescan retries */
 	}
 	if (a != NULL) {
 		log_info("source=%s alert=%s stored for delivery", a->src,
@@ -80,9 +79,9 @@ alerts_flush_done(struct handoff *h)
 void
 alerts_flush(void)
 {
-	struct palert *a;
+	struct palert  *a;
 	struct handoff *h;
-	char id[37];
+	char		id[37];
 
 	if (alerts_storing || (a = TAILQ_FIRST(&alerts)) == NULL ||
 	    !child_store_ready() || !store_healthy(child_store()))
@@ -90,10 +89,10 @@ alerts_flush(void)
 	util_uuid_v4(id);
 	h = handoff_new(HANDOFF_INSERT, a->src, NULL);
 	util_strlcpy(h->coll, STORE_ALERTS, sizeof(h->coll));
-	h->doc = BCON_NEW("_id", BCON_UTF8(id), "sourceId",
-	    BCON_UTF8(a->src), "alert", BCON_UTF8(a->kind), "message",
-	    BCON_UTF8(a->msg), "at", BCON_INT64(a->at), "state",
-	    BCON_UTF8("pending"), "batchId", BCON_NULL);
+	h->doc = BCON_NEW("_id", BCON_UTF8(id), "sourceId", BCON_UTF8(a->src),
+	    "alert", BCON_UTF8(a->kind), "message", BCON_UTF8(a->msg), "at",
+	    BCON_INT64(a->at), "state", BCON_UTF8("pending"), "batchId",
+	    BCON_NULL);
 	h->done = alerts_flush_done;
 	if (handoff_submit(h) != 0) {
 		handoff_free(h);
@@ -128,7 +127,7 @@ src_flush_done(struct handoff *h)
 	if (s != NULL && s->state_writing) {
 		s->state_writing = false;
 		if (h->rc != 0)
-			s->state_dirty = true;	/* the next rescan retries */
+			s->state_dirty = true; /* the next rescan retries */
 		else
 			s->state_written_at = util_mono_ms();
 		if (s->state_dirty && s->state_urgent && !sched_stopping())
@@ -146,8 +145,8 @@ void
 src_flush_state(struct fsrc *s)
 {
 	struct handoff *h;
-	bson_t *doc;
-	const char *status;
+	bson_t	       *doc;
+	const char     *status;
 
 	if (!s->state_dirty || !s->leased || !child_store_ready() ||
 	    !store_healthy(child_store()) || s->state_writing)
@@ -159,8 +158,8 @@ src_flush_state(struct fsrc *s)
 	if (!s->state_urgent && s->state_written_at > 0 &&
 	    util_mono_ms() - s->state_written_at < SCHED_STATE_EVERY_MS)
 		return;
-	doc = BCON_NEW("sourceId", BCON_UTF8(s->id),
-	    "status", BCON_UTF8(status));
+	doc = BCON_NEW("sourceId", BCON_UTF8(s->id), "status",
+	    BCON_UTF8(status));
 	if (s->last_fetch_at > 0)
 		BSON_APPEND_INT64(doc, "lastFetchAt", s->last_fetch_at);
 	else
@@ -186,8 +185,7 @@ src_flush_state(struct fsrc *s)
 	writing++;
 	s->written_status = status;
 	s->written_fetched = s->last_fetch_at > 0;
-	util_strlcpy(s->written_error, s->last_error,
-	    sizeof(s->written_error));
+	util_strlcpy(s->written_error, s->last_error, sizeof(s->written_error));
 }
 
 /* Apply a persisted source_state (NULL: none yet) after a take. */
@@ -197,14 +195,14 @@ src_state_apply(struct fsrc *s, const bson_t *doc)
 	const char *st, *le;
 
 	s->state_loaded = true;
-	s->state_dirty = true;	/* the new epoch */
+	s->state_dirty = true; /* the new epoch */
 	if (doc == NULL)
 		return;
 	st = store_bson_str(doc, "status");
 	le = store_bson_str(doc, "lastError");
 	if (st != NULL && strcmp(st, "credentials_invalid") == 0) {
 		s->creds_invalid = true;
-		s->creds_retry_at = 0;	/* probe at once */
+		s->creds_retry_at = 0; /* probe at once */
 	}
 	if (le != NULL)
 		util_strlcpy(s->last_error, le, sizeof(s->last_error));
@@ -216,10 +214,10 @@ src_state_apply(struct fsrc *s, const bson_t *doc)
  * one query on the worker thread; they start once it is known.
  */
 struct sload {
-	int	 part;
-	int64_t	 epoch;
-	char	 (*ids)[64];
-	bson_t	**docs;
+	int	part;
+	int64_t epoch;
+	char (*ids)[64];
+	bson_t **docs;
 	size_t	 n;
 	int	 rc;
 	char	 err[512];
@@ -229,8 +227,8 @@ static void
 sload_work(void *arg)
 {
 	struct sload *l = arg;
-	char **ids, id[96];
-	size_t i;
+	char	    **ids, id[96];
+	size_t	      i;
 
 	ids = util_xcalloc(l->n, sizeof(*ids));
 	for (i = 0; i < l->n; i++) {
@@ -248,8 +246,8 @@ static void
 sload_done(void *arg)
 {
 	struct sload *l = arg;
-	struct fsrc *s;
-	size_t i;
+	struct fsrc  *s;
+	size_t	      i;
 
 	child_store_result(l->rc == 0, l->err);
 	for (i = 0; i < l->n; i++) {
@@ -277,10 +275,10 @@ void
 src_load_start(int part, int64_t epoch, struct fsrc *one)
 {
 	struct sload *l;
-	struct fsrc *s;
-	size_t n = 0;
+	struct fsrc  *s;
+	size_t	      n = 0;
 
-	TAILQ_FOREACH(s, &srcs, entry)
+	TAILQ_FOREACH (s, &srcs, entry)
 		if (s->part == part && s->leased && (one == NULL || s == one))
 			n++;
 	if (n == 0)
@@ -290,7 +288,7 @@ src_load_start(int part, int64_t epoch, struct fsrc *one)
 	l->epoch = epoch;
 	l->ids = util_xcalloc(n, sizeof(*l->ids));
 	l->docs = util_xcalloc(n, sizeof(*l->docs));
-	TAILQ_FOREACH(s, &srcs, entry)
+	TAILQ_FOREACH (s, &srcs, entry)
 		if (s->part == part && s->leased && (one == NULL || s == one))
 			util_strlcpy(l->ids[l->n++], s->id, sizeof(l->ids[0]));
 	if (worker_submit(sload_work, sload_done, l) != 0) {

@@ -19,16 +19,15 @@
 #include "lib/base/util.h"
 
 /* Upper bounds (ms) of the lag buckets; the last one is open. */
-static const int64_t lag_bounds[FETCH_LAG_BUCKETS - 1] = {
-	60000, 300000, 900000, 3600000, 21600000, 86400000, 259200000
-};
+static const int64_t lag_bounds[FETCH_LAG_BUCKETS - 1] = { 60000, 300000,
+	900000, 3600000, 21600000, 86400000, 259200000 };
 
 /* Read an int64 array member into out[max]; returns the count. */
 static int
 window_int_array(const bson_t *doc, const char *key, int64_t *out, int max)
 {
 	bson_iter_t it, a;
-	int n = 0;
+	int	    n = 0;
 
 	if (!bson_iter_init_find(&it, doc, key) ||
 	    !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &a))
@@ -42,9 +41,9 @@ window_int_array(const bson_t *doc, const char *key, int64_t *out, int max)
 void
 window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc)
 {
-	bson_t sub;
+	bson_t	    sub;
 	bson_iter_t it, a;
-	int64_t now = util_now_ms(), lb;
+	int64_t	    now = util_now_ms(), lb;
 
 	free(j->rr);
 	j->rr = NULL;
@@ -55,7 +54,7 @@ window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc)
 		    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &a)) {
 			while (bson_iter_next(&a)) {
 				const uint8_t *data;
-				uint32_t len;
+				uint32_t       len;
 				struct reread *nr;
 
 				if (!BSON_ITER_HOLDS_DOCUMENT(&a))
@@ -63,13 +62,12 @@ window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc)
 				bson_iter_document(&a, &len, &data);
 				if (!bson_init_static(&sub, data, len))
 					continue;
-				nr = realloc(j->rr, (j->nrr + 1) *
-				    sizeof(*nr));
+				nr = realloc(j->rr, (j->nrr + 1) * sizeof(*nr));
 				if (nr == NULL)
 					fatal("out of memory");
 				j->rr = nr;
-				nr[j->nrr].start = store_bson_int(&sub,
-				    "start", 0);
+				nr[j->nrr].start = store_bson_int(&sub, "start",
+				    0);
 				nr[j->nrr].end = store_bson_int(&sub, "end", 0);
 				nr[j->nrr].closed_at = store_bson_int(&sub,
 				    "closedAt", 0);
@@ -82,7 +80,7 @@ window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc)
 		}
 	} else {
 		lb = j->src->lookback_s > 0 ? j->src->lookback_s :
-		    fconf.lookback_s;
+					      fconf.lookback_s;
 		if (lb * 1000 > FETCH_RETENTION_MS - FETCH_RETENTION_MARGIN_MS)
 			lb = (FETCH_RETENTION_MS - FETCH_RETENTION_MARGIN_MS) /
 			    1000;
@@ -120,10 +118,10 @@ window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc)
 static void
 window_append_array(bson_t *doc, const char *key, const int64_t *v, int n)
 {
-	bson_t a;
-	char k[16];
+	bson_t	    a;
+	char	    k[16];
 	const char *kp;
-	int i;
+	int	    i;
 
 	bson_append_array_begin(doc, key, -1, &a);
 	for (i = 0; i < n; i++) {
@@ -141,12 +139,12 @@ void
 window_docs(struct fjob *j, bson_t **cursor, bson_t **stats)
 {
 	struct fetch_stats *s = &j->stats;
-	bson_t doc, a, e, lag;
-	int64_t now = util_now_ms(), ages[FETCH_MAX_AGES];
-	char k[16];
-	const char *kp;
-	size_t i;
-	int n;
+	bson_t		    doc, a, e, lag;
+	int64_t		    now = util_now_ms(), ages[FETCH_MAX_AGES];
+	char		    k[16];
+	const char	   *kp;
+	size_t		    i;
+	int		    n;
 
 	bson_init(&doc);
 	BSON_APPEND_UTF8(&doc, "sourceId", j->src->id);
@@ -185,8 +183,7 @@ window_docs(struct fjob *j, bson_t **cursor, bson_t **stats)
 	BSON_APPEND_INT64(&lag, "lastMs", s->last_lag_ms);
 	window_append_array(&lag, "bucketBoundsMs", lag_bounds,
 	    FETCH_LAG_BUCKETS - 1);
-	window_append_array(&lag, "buckets", s->lag_buckets,
-	    FETCH_LAG_BUCKETS);
+	window_append_array(&lag, "buckets", s->lag_buckets, FETCH_LAG_BUCKETS);
 	bson_append_document_end(&doc, &lag);
 	BSON_APPEND_INT64(&doc, "lateOverlap", s->late_overlap);
 	n = fconf.nages;
@@ -208,13 +205,13 @@ static void
 window_rr_merge(struct fjob *j)
 {
 	int64_t gran = fconf.nages > 0 ? fconf.ages_s[0] * 250 : 1000;
-	size_t i;
+	size_t	i;
 
 	if (gran < 1000)
 		gran = 1000;
 	for (i = 0; i + 1 < j->nrr;) {
 		struct reread *a = &j->rr[i], *b = &j->rr[i + 1];
-		int64_t d = a->closed_at - b->closed_at;
+		int64_t	       d = a->closed_at - b->closed_at;
 
 		if (d < 0)
 			d = -d;
@@ -228,7 +225,8 @@ window_rr_merge(struct fjob *j)
 			 * early (a quarter of the first age).
 			 */
 			a->closed_at = a->closed_at < b->closed_at ?
-			    a->closed_at : b->closed_at;
+			    a->closed_at :
+			    b->closed_at;
 			memmove(b, b + 1, (j->nrr - i - 2) * sizeof(*b));
 			j->nrr--;
 		} else
@@ -278,7 +276,7 @@ window_overlap(struct fjob *j)
 		return fconf.overlap_ms;
 	}
 	return fconf.overlap_ms < FETCH_EDGE_MS ? fconf.overlap_ms :
-	    FETCH_EDGE_MS;
+						  FETCH_EDGE_MS;
 }
 
 /*
@@ -293,13 +291,13 @@ window_next(struct fjob *j)
 	int64_t now = util_now_ms();
 	int64_t floor_ms = now - FETCH_RETENTION_MS + FETCH_RETENTION_MARGIN_MS;
 	int64_t start, end;
-	size_t i;
+	size_t	i;
 
 	if (j->cursor < floor_ms) {
 		log_warn("source=%s app=%s cursor is beyond Google's "
-		    "retention; events older than %d days are gone, "
-		    "resuming at the retention limit", j->src->id, j->app,
-		    GOOGLE_RETENTION_DAYS);
+			 "retention; events older than %d days are gone, "
+			 "resuming at the retention limit",
+		    j->src->id, j->app, GOOGLE_RETENTION_DAYS);
 		j->cursor = floor_ms;
 	}
 	while (!j->main_done) {
@@ -348,12 +346,12 @@ window_next(struct fjob *j)
 
 /* Account the newly stored logs of a page (dup[i]: already stored). */
 void
-window_count(struct fjob *j, struct norm_log *logs, size_t n,
-    const bool *dup, int64_t seen)
+window_count(struct fjob *j, struct norm_log *logs, size_t n, const bool *dup,
+    int64_t seen)
 {
 	struct fetch_stats *s = &j->stats;
-	size_t i;
-	int b;
+	size_t		    i;
+	int		    b;
 
 	for (i = 0; i < n; i++) {
 		int64_t lag;
@@ -399,7 +397,7 @@ bool
 window_close(struct fjob *j)
 {
 	int64_t now = util_now_ms();
-	bool force = false;
+	bool	force = false;
 
 	j->stats.windows++;
 	if (j->kind == WIN_MAIN) {
@@ -410,24 +408,24 @@ window_close(struct fjob *j)
 		 * into it is worth reading again (a back-fill of old days
 		 * is not).
 		 */
-		if (fconf.nages > 0 && from < now - 2 *
-		    fconf.ages_s[fconf.nages - 1] * 1000)
+		if (fconf.nages > 0 &&
+		    from < now - 2 * fconf.ages_s[fconf.nages - 1] * 1000)
 			from = now - 2 * fconf.ages_s[fconf.nages - 1] * 1000;
 		j->cursor = j->w_end;
 		window_rr_add(j, from, j->w_end, now);
 		if (j->recent != NULL)
-			recent_expire(j->recent, j->cursor - fconf.overlap_ms -
-			    FETCH_EDGE_MS);
+			recent_expire(j->recent,
+			    j->cursor - fconf.overlap_ms - FETCH_EDGE_MS);
 	} else if (j->rr_idx < j->nrr) {
 		struct reread *r = &j->rr[j->rr_idx];
 
 		j->stats.rereads_done[j->rr_age]++;
 		r->next++;
-		force = true;	/* a re-read step is worth keeping */
+		force = true; /* a re-read step is worth keeping */
 		/* read again later relative to when it was last read */
 		if (r->next >= fconf.nages) {
-			memmove(r, r + 1, (j->nrr - j->rr_idx - 1) *
-			    sizeof(*r));
+			memmove(r, r + 1,
+			    (j->nrr - j->rr_idx - 1) * sizeof(*r));
 			j->nrr--;
 		} else
 			window_rr_merge(j);

@@ -17,27 +17,27 @@
 #include "lib/base/util.h"
 #include "lib/store/worker.h"
 
-#define CHILD_HANDSHAKE_MS	10000
+#define CHILD_HANDSHAKE_MS 10000
 
-static const struct child_ops	*child_ops;
-static struct event_base	*child_evbase;
-static struct ipc_chan		*child_ch;
-static struct config		 child_cfg;
-static bool			 child_configured;
-static bool			 child_is_stopping;
-static int			 child_status;
-static struct event		*child_hs_ev, *child_grace_ev;
-static struct event		*child_sigterm_ev, *child_sigint_ev;
-static int			 child_store_reported = -1;
-static struct store		*child_st;
-static bool			 child_st_ready;
-static struct event		*child_st_ev;
-static int64_t			 child_st_down_since;
-static uint64_t			 child_st_errors;
+static const struct child_ops *child_ops;
+static struct event_base      *child_evbase;
+static struct ipc_chan	      *child_ch;
+static struct config	       child_cfg;
+static bool		       child_configured;
+static bool		       child_is_stopping;
+static int		       child_status;
+static struct event	      *child_hs_ev, *child_grace_ev;
+static struct event	      *child_sigterm_ev, *child_sigint_ev;
+static int		       child_store_reported = -1;
+static struct store	      *child_st;
+static bool		       child_st_ready;
+static struct event	      *child_st_ev;
+static int64_t		       child_st_down_since;
+static uint64_t		       child_st_errors;
 
-#define CHILD_STORE_CHECK_MS	2000
+#define CHILD_STORE_CHECK_MS 2000
 
-static bool	child_probing;	/* the probe reports: it may say "back" */
+static bool child_probing; /* the probe reports: it may say "back" */
 
 /*
  * The store probe runs on its own worker thread (the probe client is used
@@ -45,10 +45,10 @@ static bool	child_probing;	/* the probe reports: it may say "back" */
  * the ping for its socket timeout, and the loop must go on answering the
  * supervisor's pings and the daemon's own work meanwhile.
  */
-static struct worker	*child_probe_w;
-static bool		 child_probe_busy;
-static int		 child_probe_rc;
-static char		 child_probe_err[512];
+static struct worker *child_probe_w;
+static bool	      child_probe_busy;
+static int	      child_probe_rc;
+static char	      child_probe_err[512];
 
 struct event_base *
 child_base(void)
@@ -120,8 +120,8 @@ child_store_result(bool ok, const char *err)
 	if (!ok) {
 		child_st_down_since = util_mono_ms();
 		log_err("store unreachable: %s; retrying every %ds, work is "
-		    "held until it is back", err != NULL ? err : "error",
-		    CHILD_STORE_CHECK_MS / 1000);
+			"held until it is back",
+		    err != NULL ? err : "error", CHILD_STORE_CHECK_MS / 1000);
 	} else
 		log_notice("store reachable again after %llds",
 		    (long long)(util_mono_ms() - child_st_down_since) / 1000);
@@ -141,7 +141,7 @@ child_probe_work(void *arg)
 static void
 child_probe_done(void *arg)
 {
-	char	err[512];
+	char err[512];
 
 	child_probe_busy = false;
 	if (child_probe_rc != 0) {
@@ -176,8 +176,8 @@ child_store_check_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	child_probe_busy = true;
-	if (worker_submit_to(child_probe_w, child_probe_work,
-	    child_probe_done, NULL) != 0)
+	if (worker_submit_to(child_probe_w, child_probe_work, child_probe_done,
+		NULL) != 0)
 		child_probe_busy = false;
 }
 
@@ -185,11 +185,11 @@ child_store_check_cb(evutil_socket_t fd, short what, void *arg)
 static int
 child_store_open(const struct config *cfg, char *err, size_t errlen)
 {
-	struct timeval	tv = { 0, CHILD_STORE_CHECK_MS * 1000 };
+	struct timeval tv = { 0, CHILD_STORE_CHECK_MS * 1000 };
 
 	if (store_open(config_str(cfg, CONF_MONGODB_URI),
-	    config_str(cfg, CONF_MONGODB_DATABASE), child_ops->name, &child_st,
-	    err, errlen) != 0)
+		config_str(cfg, CONF_MONGODB_DATABASE), child_ops->name,
+		&child_st, err, errlen) != 0)
 		return -EINVAL;
 	tv.tv_sec = CHILD_STORE_CHECK_MS / 1000;
 	tv.tv_usec = 0;
@@ -211,7 +211,7 @@ child_grace_cb(evutil_socket_t fd, short what, void *arg)
 static void
 child_begin_stop(unsigned grace_ms, const char *why)
 {
-	struct timeval	tv;
+	struct timeval tv;
 
 	if (child_is_stopping)
 		return;
@@ -250,30 +250,31 @@ child_handshake_cb(evutil_socket_t fd, short what, void *arg)
 static void
 child_on_config(const Ar__Config *m)
 {
-	struct config	cfg;
-	char		err[512];
+	struct config cfg;
+	char	      err[512];
 
 	if (ipc_config_apply(m, &cfg, err, sizeof(err)) != 0) {
 		log_err("configuration from auditrelayd refused: %s", err);
 		if (!child_configured)
 			child_exit(EX_CONFIG_STATUS);
 		else
-			ipc_send_config_ack(child_ch, m->generation, false, err);
+			ipc_send_config_ack(child_ch, m->generation, false,
+			    err);
 		return;
 	}
 	log_set_verbose((int)config_int(&cfg, CONF_LOG_VERBOSE) > 0 ?
-	    (int)config_int(&cfg, CONF_LOG_VERBOSE) : (log_debug_enabled() ?
-	    1 : 0));
+		(int)config_int(&cfg, CONF_LOG_VERBOSE) :
+		(log_debug_enabled() ? 1 : 0));
 	log_redact_add(config_str(&cfg, CONF_API_TOKEN));
-	if (!child_configured && child_store_open(&cfg, err,
-	    sizeof(err)) != 0) {
+	if (!child_configured &&
+	    child_store_open(&cfg, err, sizeof(err)) != 0) {
 		log_err("configuration error: %s", err);
 		config_clear(&cfg);
 		child_exit(EX_CONFIG_STATUS);
 		return;
 	}
-	if (child_ops->configure(&cfg, !child_configured, err,
-	    sizeof(err)) != 0) {
+	if (child_ops->configure(&cfg, !child_configured, err, sizeof(err)) !=
+	    0) {
 		if (!child_configured) {
 			log_err("configuration error: %s", err);
 			config_clear(&cfg);
@@ -333,11 +334,12 @@ child_close_cb(struct ipc_chan *ch, const char *err, void *arg)
 static void
 child_usage(FILE *f, const char *prog)
 {
-	fprintf(f, "usage: %s [-v] [--help] [--version]\n"
+	fprintf(f,
+	    "usage: %s [-v] [--help] [--version]\n"
 	    "%s\n"
 	    "This program is started by auditrelayd(8) with its IPC channel "
-	    "on fd 3;\nit is not meant to be run by hand.\n", prog,
-	    child_ops->summary);
+	    "on fd 3;\nit is not meant to be run by hand.\n",
+	    prog, child_ops->summary);
 }
 
 int
@@ -348,10 +350,10 @@ child_main(int argc, char **argv, const struct child_ops *ops)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct timeval	 tv = { CHILD_HANDSHAKE_MS / 1000, 0 };
-	const char	*sup;
-	int64_t		 sup_pid;
-	int		 ch, verbose = 0;
+	struct timeval tv = { CHILD_HANDSHAKE_MS / 1000, 0 };
+	const char    *sup;
+	int64_t	       sup_pid;
+	int	       ch, verbose = 0;
 
 	child_ops = ops;
 	while ((ch = getopt_long(argc, argv, "hvV", longopts, NULL)) != -1) {
@@ -372,8 +374,10 @@ child_main(int argc, char **argv, const struct child_ops *ops)
 	}
 	log_init(ops->name, verbose);
 	if (fcntl(IPC_CHILD_FD, F_GETFD) == -1) {
-		fprintf(stderr, "%s: no IPC channel on fd 3; start auditrelayd "
-		    "instead\n", ops->name);
+		fprintf(stderr,
+		    "%s: no IPC channel on fd 3; start auditrelayd "
+		    "instead\n",
+		    ops->name);
 		return 64;
 	}
 	/*

@@ -24,22 +24,22 @@
 #include "supervisor/proc.h"
 #include "supervisor/reload.h"
 
-#define SUP_DEFAULT_CONFIG	AR_SYSCONFDIR "/auditrelay/auditrelay.conf"
+#define SUP_DEFAULT_CONFIG AR_SYSCONFDIR "/auditrelay/auditrelay.conf"
 
-static struct event_base	*sup_base;
-static struct config		 sup_cfg;
-static const char		*sup_config_path = SUP_DEFAULT_CONFIG;
-static bool			 sup_config_given;
-static uint32_t			 sup_gen = 1;
-static int			 sup_exit_status;
-static bool			 sup_stopping;
-static char			 sup_instance[256];
-static struct event		*sup_tick_ev;
-static char			*sup_env_token;	/* $AUDITRELAY_API_TOKEN */
-static uint32_t			 sup_reload_seq;	/* SIGHUPs seen */
-static uint32_t			 sup_reload_pending;	/* awaits acks */
-static char			 sup_reload_refused[1024];
-static bool			 sup_ready_sent;
+static struct event_base *sup_base;
+static struct config	  sup_cfg;
+static const char	 *sup_config_path = SUP_DEFAULT_CONFIG;
+static bool		  sup_config_given;
+static uint32_t		  sup_gen = 1;
+static int		  sup_exit_status;
+static bool		  sup_stopping;
+static char		  sup_instance[256];
+static struct event	 *sup_tick_ev;
+static char		 *sup_env_token;      /* $AUDITRELAY_API_TOKEN */
+static uint32_t		  sup_reload_seq;     /* SIGHUPs seen */
+static uint32_t		  sup_reload_pending; /* awaits acks */
+static char		  sup_reload_refused[1024];
+static bool		  sup_ready_sent;
 
 static void
 sup_usage(FILE *f)
@@ -79,21 +79,20 @@ sup_usage(FILE *f)
 static int
 sup_config_read(struct config *cfg, char *err, size_t errlen)
 {
-	uint8_t	 key[CRYPTO_KEY_LEN];
-	char	 keyid[CRYPTO_KEYID_LEN + 1], kerr[512], where[600];
+	uint8_t key[CRYPTO_KEY_LEN];
+	char	keyid[CRYPTO_KEYID_LEN + 1], kerr[512], where[600];
 
 	config_init(cfg);
-	if (config_load(cfg, sup_config_path, !sup_config_given, err,
-	    errlen) != 0)
+	if (config_load(cfg, sup_config_path, !sup_config_given, err, errlen) !=
+	    0)
 		goto fail;
-	if (sup_env_token != NULL && config_set(cfg, CONF_API_TOKEN,
-	    sup_env_token, err, errlen) == 0)
+	if (sup_env_token != NULL &&
+	    config_set(cfg, CONF_API_TOKEN, sup_env_token, err, errlen) == 0)
 		cfg->line[CONF_API_TOKEN] = CONFIG_FROM_ENV;
 	if (config_check(cfg, err, errlen) != 0)
 		goto fail;
-	if (crypto_master_key_load(config_str(cfg,
-	    CONF_CRYPTO_MASTER_KEY_FILE), key, keyid, kerr,
-	    sizeof(kerr)) != 0) {
+	if (crypto_master_key_load(config_str(cfg, CONF_CRYPTO_MASTER_KEY_FILE),
+		key, keyid, kerr, sizeof(kerr)) != 0) {
 		explicit_bzero(key, sizeof(key));
 		config_where(cfg, CONF_CRYPTO_MASTER_KEY_FILE, where,
 		    sizeof(where));
@@ -115,11 +114,11 @@ fail:
 static void
 sup_status_refresh(void)
 {
-	char		 trouble[600], pids[200], when[64], status[1400];
-	int64_t		 down = proc_store_down_since();
-	size_t		 off = 0;
-	time_t		 t;
-	struct tm	 tm;
+	char	  trouble[600], pids[200], when[64], status[1400];
+	int64_t	  down = proc_store_down_since();
+	size_t	  off = 0;
+	time_t	  t;
+	struct tm tm;
 
 	if (sup_stopping)
 		return;
@@ -130,13 +129,18 @@ sup_status_refresh(void)
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
 		off += (size_t)snprintf(status + off, sizeof(status) - off,
 		    "degraded: store unreachable since %s%s", when,
-		    sup_cfg.line[CONF_MONGODB_URI] == 0 ? " (mongodb_uri is "
-		    "not configured: set it, then restart auditrelay)" : "");
+		    sup_cfg.line[CONF_MONGODB_URI] == 0 ?
+			" (mongodb_uri is "
+			"not configured: set it, then restart auditrelay)" :
+			"");
 	}
 	if (proc_trouble(trouble, sizeof(trouble)) && off < sizeof(status))
 		off += (size_t)snprintf(status + off, sizeof(status) - off,
-		    "%s%s", off > 0 ? "; " : sup_ready_sent ? "degraded: " :
-		    "starting: ", trouble);
+		    "%s%s",
+		    off > 0	       ? "; " :
+			sup_ready_sent ? "degraded: " :
+					 "starting: ",
+		    trouble);
 	if (sup_reload_refused[0] != '\0' && off < sizeof(status))
 		off += (size_t)snprintf(status + off, sizeof(status) - off,
 		    "%sreload refused: %s", off > 0 ? "; " : "",
@@ -144,8 +148,8 @@ sup_status_refresh(void)
 	if (down == 0 && trouble[0] == '\0' && off < sizeof(status)) {
 		proc_summary(pids, sizeof(pids));
 		snprintf(status + off, sizeof(status) - off, "%s%s: %s",
-		    off > 0 ? "; " : "", sup_ready_sent ? "running" :
-		    "starting", pids);
+		    off > 0 ? "; " : "",
+		    sup_ready_sent ? "running" : "starting", pids);
 	}
 	notify_status("%s", status);
 }
@@ -159,14 +163,14 @@ sup_stop(int status, const char *why)
 	sup_exit_status = status;
 	notify_stopping();
 	log_info("stopping: %s", why);
-	proc_stop_all((unsigned)config_int(&sup_cfg, CONF_SHUTDOWN_GRACE) *
-	    1000);
+	proc_stop_all(
+	    (unsigned)config_int(&sup_cfg, CONF_SHUTDOWN_GRACE) * 1000);
 }
 
 static void
 sup_all_ready(void)
 {
-	char	buf[200];
+	char buf[200];
 
 	proc_summary(buf, sizeof(buf));
 	if (proc_all_ready())
@@ -183,7 +187,7 @@ sup_all_ready(void)
 static void
 sup_all_acked(uint32_t gen, const char *refused)
 {
-	char	gen_s[16];
+	char gen_s[16];
 
 	if (refused != NULL) {
 		log_err("reload refused by a daemon (generation=%u): %s", gen,
@@ -192,7 +196,8 @@ sup_all_acked(uint32_t gen, const char *refused)
 		    sizeof(sup_reload_refused));
 	} else {
 		log_info("configuration generation=%u applied by every "
-		    "daemon", gen);
+			 "daemon",
+		    gen);
 		sup_reload_refused[0] = '\0';
 	}
 	/* STATUS= first: the verdict ends "systemctl reload". */
@@ -200,9 +205,9 @@ sup_all_acked(uint32_t gen, const char *refused)
 	sup_status_refresh();
 	snprintf(gen_s, sizeof(gen_s), "%u", gen);
 	if (sup_reload_pending != 0)
-		reload_status_write(sup_reload_pending, refused != NULL ?
-		    RELOAD_REFUSED : RELOAD_OK, refused != NULL ? refused :
-		    gen_s);
+		reload_status_write(sup_reload_pending,
+		    refused != NULL ? RELOAD_REFUSED : RELOAD_OK,
+		    refused != NULL ? refused : gen_s);
 	sup_reload_pending = 0;
 }
 
@@ -232,8 +237,8 @@ static const struct proc_hooks sup_hooks = {
 static void
 sup_reload(void)
 {
-	struct config	cfg;
-	char		err[1024];
+	struct config cfg;
+	char	      err[1024];
 
 	notify_reloading();
 	reload_status_write(++sup_reload_seq, RELOAD_PENDING, NULL);
@@ -248,13 +253,14 @@ sup_reload(void)
 		return;
 	}
 	if (strcmp(config_str(&cfg, CONF_API_LISTEN),
-	    config_str(&sup_cfg, CONF_API_LISTEN)) != 0)
+		config_str(&sup_cfg, CONF_API_LISTEN)) != 0)
 		log_warn("api_listen changed: it takes effect when "
-		    "auditrelay-apid restarts");
+			 "auditrelay-apid restarts");
 	config_clear(&sup_cfg);
 	sup_cfg = cfg;
-	log_set_verbose((int)config_int(&sup_cfg, CONF_LOG_VERBOSE) > 0 ? 1 :
-	    (log_debug_enabled() ? 1 : 0));
+	log_set_verbose((int)config_int(&sup_cfg, CONF_LOG_VERBOSE) > 0 ?
+		1 :
+		(log_debug_enabled() ? 1 : 0));
 	log_redact_add(config_str(&sup_cfg, CONF_API_TOKEN));
 	log_info("configuration reloaded from %s, pushing generation=%u",
 	    sup_config_path, sup_gen + 1);
@@ -312,18 +318,18 @@ sup_refuse(const char *what, const char *err)
 static int
 sup_reload_client(int64_t pid)
 {
-	struct config	 cfg;
-	char		 dir[4096], err[1024];
-	const char	*env = getenv("RUNTIME_DIRECTORY");
-	int		 rc;
+	struct config cfg;
+	char	      dir[4096], err[1024];
+	const char   *env = getenv("RUNTIME_DIRECTORY");
+	int	      rc;
 
 	if (env != NULL && *env != '\0') {
 		util_strlcpy(dir, env, sizeof(dir));
 		dir[strcspn(dir, ":")] = '\0';
 	} else {
 		config_init(&cfg);
-		(void)config_load(&cfg, sup_config_path, !sup_config_given,
-		    err, sizeof(err));
+		(void)config_load(&cfg, sup_config_path, !sup_config_given, err,
+		    sizeof(err));
 		util_strlcpy(dir, config_str(&cfg, CONF_RUNTIME_DIR),
 		    sizeof(dir));
 		config_clear(&cfg);
@@ -372,8 +378,9 @@ main(int argc, char **argv)
 			return 0;
 		case 'R':
 			reload = true;
-			if (optarg != NULL && util_parse_int64(optarg, 1,
-			    INT32_MAX, &reload_pid) != 0) {
+			if (optarg != NULL &&
+			    util_parse_int64(optarg, 1, INT32_MAX,
+				&reload_pid) != 0) {
 				sup_usage(stderr);
 				return 64;
 			}
@@ -421,8 +428,8 @@ main(int argc, char **argv)
 		log_err("%s", err);
 		return EX_CONFIG_STATUS_SUP;
 	}
-	if ((rc = instance_acquire(&sup_cfg, sup_instance,
-	    sizeof(sup_instance), warn, sizeof(warn), err, sizeof(err))) != 0) {
+	if ((rc = instance_acquire(&sup_cfg, sup_instance, sizeof(sup_instance),
+		 warn, sizeof(warn), err, sizeof(err))) != 0) {
 		log_err("not starting: %s", err);
 		return EX_CONFIG_STATUS_SUP;
 	}
@@ -433,7 +440,7 @@ main(int argc, char **argv)
 	if ((sup_base = event_base_new()) == NULL)
 		fatal("event_base_new failed");
 	for (i = 0; i < nitems(sigs); i++) {
-		struct event	*ev = evsignal_new(sup_base, sigs[i],
+		struct event *ev = evsignal_new(sup_base, sigs[i],
 		    sup_signal_cb, NULL);
 
 		if (ev == NULL || evsignal_add(ev, NULL) != 0)

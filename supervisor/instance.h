@@ -14,7 +14,7 @@
 
 #include "lib/ipc/config.h"
 
-#define INSTANCE_LOCK_FILE	"auditrelayd.lock"
+#define INSTANCE_LOCK_FILE "auditrelayd.lock"
 
 /*
  * Take the lock in cfg's runtime_dir (created 0750 if missing) and choose
@@ -26,9 +26,9 @@
  * runs; its pid in err[]) or another -errno with err[] set: the caller
  * must not start.
  */
-int	instance_acquire(const struct config *cfg, char *id, size_t idlen,
-	    char *warn, size_t warnlen, char *err, size_t errlen);
+int instance_acquire(const struct config *cfg, char *id, size_t idlen,
+    char *warn, size_t warnlen, char *err, size_t errlen);
 /* The pid written in dir's lock file by the running copy, or -1. */
-pid_t	instance_lock_pid(const char *dir);
+pid_t instance_lock_pid(const char *dir);
 
 #endif

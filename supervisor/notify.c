@@ -10,7 +10,7 @@
 #include "lib/base/util.h"
 #include "supervisor/notify.h"
 
-static char	notify_last_status[1400];
+static char notify_last_status[1400];
 
 void
 notify_ready(const char *status)
@@ -27,7 +27,7 @@ void
 notify_status(const char *fmt, ...)
 {
 	char	buf[1400];
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -63,7 +63,7 @@ notify_watchdog(void)
 uint64_t
 notify_watchdog_ms(void)
 {
-	uint64_t	usec = 0;
+	uint64_t usec = 0;
 
 	if (sd_watchdog_enabled(0, &usec) <= 0)
 		return 0;

@@ -22,29 +22,31 @@
 
 static struct proc procs[PROC_COUNT] = {
 	{ .daemon = AR__DAEMON__DAEMON_APID, .name = "auditrelay-apid" },
-	{ .daemon = AR__DAEMON__DAEMON_FETCHERD, .name = "auditrelay-fetcherd" },
-	{ .daemon = AR__DAEMON__DAEMON_DELIVERD, .name = "auditrelay-deliverd" },
+	{ .daemon = AR__DAEMON__DAEMON_FETCHERD,
+	    .name = "auditrelay-fetcherd" },
+	{ .daemon = AR__DAEMON__DAEMON_DELIVERD,
+	    .name = "auditrelay-deliverd" },
 };
 
-static struct event_base	*proc_base;
-static const struct config	*proc_cfg;
-static const struct proc_hooks	*proc_hooks;
-static const char		*proc_instance;
-static uint32_t			 proc_gen = 1;
-static bool			 proc_verbose;
-static bool			 proc_stopping;
-static bool			 proc_announced_ready;
-static int64_t			 proc_store_down_wall;	/* s; 0: up */
-static char			 proc_refused[512];	/* of proc_gen */
-static struct event		*proc_term_ev, *proc_kill_ev;
-static pid_t			 proc_self;	/* the supervisor */
+static struct event_base       *proc_base;
+static const struct config     *proc_cfg;
+static const struct proc_hooks *proc_hooks;
+static const char	       *proc_instance;
+static uint32_t			proc_gen = 1;
+static bool			proc_verbose;
+static bool			proc_stopping;
+static bool			proc_announced_ready;
+static int64_t			proc_store_down_wall; /* s; 0: up */
+static char			proc_refused[512];    /* of proc_gen */
+static struct event	       *proc_term_ev, *proc_kill_ev;
+static pid_t			proc_self; /* the supervisor */
 
-static void	proc_spawn(struct proc *);
+static void proc_spawn(struct proc *);
 
 static struct proc *
 proc_by_daemon(Ar__Daemon d)
 {
-	int	i;
+	int i;
 
 	for (i = 0; i < PROC_COUNT; i++)
 		if (procs[i].daemon == d)
@@ -67,22 +69,26 @@ proc_table_init(struct event_base *base, const struct config *cfg,
 int
 proc_table_find(char *err, size_t errlen)
 {
-	char	 dir[4096];
-	int	 i;
+	char dir[4096];
+	int  i;
 
 	if (util_self_dir(dir, sizeof(dir)) != 0)
 		dir[0] = '\0';
 	for (i = 0; i < PROC_COUNT; i++) {
-		if (dir[0] != '\0' && (size_t)snprintf(procs[i].path,
-		    sizeof(procs[i].path), "%s/%s", dir, procs[i].name) <
-		    sizeof(procs[i].path) && access(procs[i].path, X_OK) == 0)
+		if (dir[0] != '\0' &&
+		    (size_t)snprintf(procs[i].path, sizeof(procs[i].path),
+			"%s/%s", dir, procs[i].name) < sizeof(procs[i].path) &&
+		    access(procs[i].path, X_OK) == 0)
 			continue;
 		if ((size_t)snprintf(procs[i].path, sizeof(procs[i].path),
-		    "%s/%s", AR_LIBEXECDIR, procs[i].name) <
-		    sizeof(procs[i].path) && access(procs[i].path, X_OK) == 0)
+			"%s/%s", AR_LIBEXECDIR,
+			procs[i].name) < sizeof(procs[i].path) &&
+		    access(procs[i].path, X_OK) == 0)
 			continue;
-		snprintf(err, errlen, "cannot find %s beside auditrelayd (%s) "
-		    "nor in %s", procs[i].name, dir, AR_LIBEXECDIR);
+		snprintf(err, errlen,
+		    "cannot find %s beside auditrelayd (%s) "
+		    "nor in %s",
+		    procs[i].name, dir, AR_LIBEXECDIR);
 		return -ENOENT;
 	}
 	return 0;
@@ -91,7 +97,7 @@ proc_table_find(char *err, size_t errlen)
 static void
 proc_respawn_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct proc	*p = arg;
+	struct proc *p = arg;
 
 	if (!proc_stopping)
 		proc_spawn(p);
@@ -100,11 +106,12 @@ proc_respawn_cb(evutil_socket_t fd, short what, void *arg)
 static void
 proc_handshake_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct proc	*p = arg;
+	struct proc *p = arg;
 
 	if (p->state == PROC_STARTING && p->pid > 0) {
 		log_warn("%s pid=%d did not finish its handshake within %ds, "
-		    "killing it", p->name, (int)p->pid, PROC_HANDSHAKE_MS / 1000);
+			 "killing it",
+		    p->name, (int)p->pid, PROC_HANDSHAKE_MS / 1000);
 		kill(p->pid, SIGKILL);
 	}
 }
@@ -112,7 +119,7 @@ proc_handshake_cb(evutil_socket_t fd, short what, void *arg)
 static void
 proc_forward(Ar__Daemon to, const Ar__Envelope *env)
 {
-	struct proc	*p = proc_by_daemon(to);
+	struct proc *p = proc_by_daemon(to);
 
 	if (p != NULL && p->ch != NULL && p->state == PROC_READY)
 		ipc_send_envelope(p->ch, env);
@@ -121,14 +128,14 @@ proc_forward(Ar__Daemon to, const Ar__Envelope *env)
 static void
 proc_send_health(void)
 {
-	Ar__Envelope	 env = AR__ENVELOPE__INIT;
-	Ar__Health	 h = AR__HEALTH__INIT;
-	Ar__ChildHealth	 ch[PROC_COUNT], *pch[PROC_COUNT];
+	Ar__Envelope	   env = AR__ENVELOPE__INIT;
+	Ar__Health	   h = AR__HEALTH__INIT;
+	Ar__ChildHealth	   ch[PROC_COUNT], *pch[PROC_COUNT];
 	static const char *states[] = { "down", "starting", "ready",
-	    "stopping" };
-	struct proc	*api = proc_by_daemon(AR__DAEMON__DAEMON_APID);
-	int64_t		 now = util_mono_ms();
-	int		 i;
+		"stopping" };
+	struct proc	  *api = proc_by_daemon(AR__DAEMON__DAEMON_APID);
+	int64_t		   now = util_mono_ms();
+	int		   i;
 
 	if (api->ch == NULL || api->state != PROC_READY)
 		return;
@@ -140,15 +147,18 @@ proc_send_health(void)
 		ch[i].store_ok = procs[i].store_ok;
 		ch[i].restarts = procs[i].restarts;
 		ch[i].state = (char *)(procs[i].crash_loop &&
-		    procs[i].state != PROC_READY ? "crash-loop" :
-		    states[procs[i].state]);
+			    procs[i].state != PROC_READY ?
+			"crash-loop" :
+			states[procs[i].state]);
 		ch[i].crash_loop = procs[i].crash_loop;
 		ch[i].store_errors = procs[i].store_errors;
 		ch[i].ipc_messages = procs[i].ch != NULL ?
-		    ipc_chan_sent(procs[i].ch) + ipc_chan_received(procs[i].ch) :
+		    ipc_chan_sent(procs[i].ch) +
+			ipc_chan_received(procs[i].ch) :
 		    0;
 		ch[i].last_pong_ms = procs[i].last_pong_ms > 0 ?
-		    (uint64_t)(now - procs[i].last_pong_ms) : 0;
+		    (uint64_t)(now - procs[i].last_pong_ms) :
+		    0;
 		pch[i] = &ch[i];
 	}
 	h.n_children = PROC_COUNT;
@@ -165,8 +175,8 @@ proc_send_health(void)
 static void
 proc_store_update(void)
 {
-	bool	down = false;
-	int	i;
+	bool down = false;
+	int  i;
 
 	for (i = 0; i < PROC_COUNT; i++)
 		if (procs[i].state == PROC_READY && !procs[i].store_ok)
@@ -185,7 +195,7 @@ proc_store_update(void)
 static void
 proc_announce_ready(void)
 {
-	int	i;
+	int i;
 
 	if (proc_announced_ready)
 		return;
@@ -200,8 +210,8 @@ proc_announce_ready(void)
 static void
 proc_check_acked(void)
 {
-	static uint32_t	 settled = 1;
-	int		 i;
+	static uint32_t settled = 1;
+	int		i;
 
 	if (proc_gen == settled)
 		return;
@@ -210,8 +220,8 @@ proc_check_acked(void)
 		    procs[i].acked_gen != proc_gen)
 			return;
 	settled = proc_gen;
-	proc_hooks->all_acked(proc_gen, proc_refused[0] != '\0' ?
-	    proc_refused : NULL);
+	proc_hooks->all_acked(proc_gen,
+	    proc_refused[0] != '\0' ? proc_refused : NULL);
 }
 
 /*
@@ -222,7 +232,7 @@ proc_check_acked(void)
 static void
 proc_dispatch_child(struct ipc_chan *ch, const Ar__Envelope *env, void *arg)
 {
-	struct proc	*p = arg;
+	struct proc *p = arg;
 
 	switch (env->body_case) {
 	case AR__ENVELOPE__BODY_HELLO:
@@ -292,7 +302,7 @@ proc_dispatch_child(struct ipc_chan *ch, const Ar__Envelope *env, void *arg)
 static void
 proc_close_cb(struct ipc_chan *ch, const char *err, void *arg)
 {
-	struct proc	*p = arg;
+	struct proc *p = arg;
 
 	/* The process is reaped on SIGCHLD; make sure it goes. */
 	if (p->pid > 0 && p->state != PROC_STOPPING) {
@@ -310,9 +320,9 @@ proc_close_cb(struct ipc_chan *ch, const char *err, void *arg)
 static void
 proc_child_journal(const char *name)
 {
-	struct stat	st;
-	char		buf[64];
-	int		fd;
+	struct stat st;
+	char	    buf[64];
+	int	    fd;
 
 	if (!log_is_journal())
 		return;
@@ -334,9 +344,9 @@ proc_child_journal(const char *name)
 static void
 proc_spawn(struct proc *p)
 {
-	struct timeval	 tv = { PROC_HANDSHAKE_MS / 1000, 0 };
-	int		 sv[2];
-	pid_t		 pid;
+	struct timeval tv = { PROC_HANDSHAKE_MS / 1000, 0 };
+	int	       sv[2];
+	pid_t	       pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
 		log_err("%s: socketpair: %s; retrying in 1s", p->name,
@@ -364,14 +374,14 @@ proc_spawn(struct proc *p)
 		unsetenv("AUDITRELAY_ELASTICSEARCH_AUTH");
 		/* Who the parent must be (we may be pid 1 in a container). */
 		{
-			char	ppid[16];
+			char ppid[16];
 
 			snprintf(ppid, sizeof(ppid), "%d", (int)proc_self);
 			setenv("AUDITRELAY_SUPERVISOR_PID", ppid, 1);
 		}
 		{
-			char	*argv[] = { (char *)p->name,
-			    proc_verbose ? "-v" : NULL, NULL };
+			char *argv[] = { (char *)p->name,
+				proc_verbose ? "-v" : NULL, NULL };
 
 			execv(p->path, argv);
 		}
@@ -403,7 +413,7 @@ retry:
 void
 proc_spawn_all(void)
 {
-	int	i;
+	int i;
 
 	for (i = 0; i < PROC_COUNT; i++) {
 		procs[i].respawn_ev = evtimer_new(proc_base, proc_respawn_cb,
@@ -415,7 +425,7 @@ proc_spawn_all(void)
 void
 proc_push_config(const struct config *cfg, uint32_t gen)
 {
-	int	i;
+	int i;
 
 	proc_cfg = cfg;
 	proc_gen = gen;
@@ -428,18 +438,18 @@ proc_push_config(const struct config *cfg, uint32_t gen)
 bool
 proc_ping_all(void)
 {
-	bool	all = true;
-	int	i;
+	bool all = true;
+	int  i;
 
 	for (i = 0; i < PROC_COUNT; i++) {
-		struct proc	*p = &procs[i];
+		struct proc *p = &procs[i];
 
 		if (p->state != PROC_READY) {
 			all = false;
 			continue;
 		}
-		if (p->crash_loop && util_mono_ms() - p->ready_ms >
-		    PROC_STABLE_MS) {
+		if (p->crash_loop &&
+		    util_mono_ms() - p->ready_ms > PROC_STABLE_MS) {
 			p->crash_loop = false;
 			p->attempt = 0;
 			log_notice("%s out of its crash loop: up for %ds",
@@ -463,7 +473,7 @@ proc_ping_all(void)
 static void
 proc_kill_cb(evutil_socket_t fd, short what, void *arg)
 {
-	int	sig = (int)(intptr_t)arg, i;
+	int sig = (int)(intptr_t)arg, i;
 
 	for (i = 0; i < PROC_COUNT; i++) {
 		if (procs[i].pid <= 0)
@@ -477,14 +487,14 @@ proc_kill_cb(evutil_socket_t fd, short what, void *arg)
 void
 proc_stop_all(unsigned grace_ms)
 {
-	struct timeval	tv;
-	int		i;
+	struct timeval tv;
+	int	       i;
 
 	if (proc_stopping)
 		return;
 	proc_stopping = true;
 	for (i = 0; i < PROC_COUNT; i++) {
-		struct proc	*p = &procs[i];
+		struct proc *p = &procs[i];
 
 		evtimer_del(p->respawn_ev);
 		if (p->handshake_ev != NULL)
@@ -514,10 +524,10 @@ proc_stop_all(unsigned grace_ms)
 static void
 proc_died(struct proc *p, int status)
 {
-	struct timeval	 tv;
-	int64_t		 now = util_mono_ms(), delay;
-	unsigned	 deaths;
-	char		 how[64];
+	struct timeval tv;
+	int64_t	       now = util_mono_ms(), delay;
+	unsigned       deaths;
+	char	       how[64];
 
 	if (WIFEXITED(status))
 		snprintf(how, sizeof(how), "pid=%d exited with status %d",
@@ -543,8 +553,10 @@ proc_died(struct proc *p, int status)
 	p->state = PROC_DOWN;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == EX_CONFIG_STATUS_SUP) {
 		log_err("%s %s (configuration error): not restarting it, "
-		    "stopping auditrelay", p->name, how);
-		proc_hooks->give_up(EX_CONFIG_STATUS_SUP, "configuration error");
+			"stopping auditrelay",
+		    p->name, how);
+		proc_hooks->give_up(EX_CONFIG_STATUS_SUP,
+		    "configuration error");
 		return;
 	}
 	deaths = crashwin_record(&p->deaths, now, PROC_CRASH_WINDOW_MS);
@@ -564,14 +576,15 @@ proc_died(struct proc *p, int status)
 		delay = PROC_BACKOFF_CAP_MS;
 		if (!p->crash_loop)
 			log_err("%s crash loop: %u deaths in %ds (last: %s); "
-			    "holding it, next start in %ds; the other "
-			    "daemons keep running", p->name, deaths,
-			    PROC_CRASH_WINDOW_MS / 1000, how,
+				"holding it, next start in %ds; the other "
+				"daemons keep running",
+			    p->name, deaths, PROC_CRASH_WINDOW_MS / 1000, how,
 			    PROC_BACKOFF_CAP_MS / 1000);
 		else
 			log_warn("%s %s, still in a crash loop, next start "
-			    "in %ds (restart %u)", p->name, how,
-			    PROC_BACKOFF_CAP_MS / 1000, p->restarts);
+				 "in %ds (restart %u)",
+			    p->name, how, PROC_BACKOFF_CAP_MS / 1000,
+			    p->restarts);
 		p->crash_loop = true;
 	} else {
 		delay = backoff_full_jitter(p->attempt++, PROC_BACKOFF_BASE_MS,
@@ -593,8 +606,8 @@ proc_died(struct proc *p, int status)
 void
 proc_reap(void)
 {
-	pid_t	pid;
-	int	status, i;
+	pid_t pid;
+	int   status, i;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		for (i = 0; i < PROC_COUNT; i++) {
@@ -609,7 +622,7 @@ proc_reap(void)
 bool
 proc_all_ready(void)
 {
-	int	i;
+	int i;
 
 	for (i = 0; i < PROC_COUNT; i++)
 		if (procs[i].state != PROC_READY)
@@ -620,7 +633,7 @@ proc_all_ready(void)
 bool
 proc_all_down(void)
 {
-	int	i;
+	int i;
 
 	for (i = 0; i < PROC_COUNT; i++)
 		if (procs[i].pid > 0)
@@ -631,8 +644,8 @@ proc_all_down(void)
 void
 proc_summary(char *buf, size_t len)
 {
-	size_t	off = 0;
-	int	i;
+	size_t off = 0;
+	int    i;
 
 	buf[0] = '\0';
 	for (i = 0; i < PROC_COUNT && off < len; i++)
@@ -643,24 +656,24 @@ proc_summary(char *buf, size_t len)
 bool
 proc_trouble(char *buf, size_t len)
 {
-	int64_t	 now = util_mono_ms(), left;
-	size_t	 off = 0;
-	int	 i;
+	int64_t now = util_mono_ms(), left;
+	size_t	off = 0;
+	int	i;
 
 	buf[0] = '\0';
 	for (i = 0; i < PROC_COUNT && off < len; i++) {
-		struct proc	*p = &procs[i];
-		const char	*short_name = p->name + 11;
+		struct proc *p = &procs[i];
+		const char  *short_name = p->name + 11;
 
 		if (p->state == PROC_READY)
 			continue;
 		left = p->respawn_at_ms - now;
 		if (p->crash_loop)
 			off += (size_t)snprintf(buf + off, len - off,
-			    "%s%s crash loop (%u in %d s), held%s", off > 0 ?
-			    "; " : "", short_name, p->recent_deaths,
-			    PROC_CRASH_WINDOW_MS / 1000, p->pid > 0 ?
-			    ", starting" : "");
+			    "%s%s crash loop (%u in %d s), held%s",
+			    off > 0 ? "; " : "", short_name, p->recent_deaths,
+			    PROC_CRASH_WINDOW_MS / 1000,
+			    p->pid > 0 ? ", starting" : "");
 		else if (p->recent_deaths > 0)
 			off += (size_t)snprintf(buf + off, len - off,
 			    "%s%s restarting (%u in %d s)", off > 0 ? "; " : "",
@@ -671,8 +684,8 @@ proc_trouble(char *buf, size_t len)
 			    "%s%s starting", off > 0 ? "; " : "", short_name);
 		if (p->pid <= 0 && left > 0 && off < len)
 			off += (size_t)snprintf(buf + off, len - off,
-			    ", next start in %lld s", (long long)(left + 999) /
-			    1000);
+			    ", next start in %lld s",
+			    (long long)(left + 999) / 1000);
 	}
 	return buf[0] != '\0';
 }

@@ -13,7 +13,7 @@
 
 #define RELOAD_STATUS_FILE	"reload.status"
 #define RELOAD_WAIT_MS		30000
-#define EX_CONFIG_STATUS_RELOAD	78
+#define EX_CONFIG_STATUS_RELOAD 78
 
 enum reload_state {
 	RELOAD_PENDING,
@@ -22,15 +22,15 @@ enum reload_state {
 };
 
 /* Where the supervisor writes its verdicts (its runtime directory). */
-void	reload_status_init(const char *dir);
+void reload_status_init(const char *dir);
 /* Write the verdict of reload seq (reason: NULL, or why it was refused). */
-void	reload_status_write(uint32_t seq, enum reload_state state,
-	    const char *reason);
+void reload_status_write(uint32_t seq, enum reload_state state,
+    const char *reason);
 /*
  * The client: signal the supervisor (pid, or $MAINPID, or the pid in the
  * lock file of dir) and wait for the verdict. Returns the exit status: 0
  * applied, 78 refused, 1 no answer or no supervisor; prints why.
  */
-int	reload_client(const char *dir, long pid);
+int reload_client(const char *dir, long pid);
 
 #endif

@@ -11,16 +11,16 @@
  * Full jitter (AWS architecture blog): a uniform draw in
  * [base, min(cap, base * 2^attempt)]. attempt counts from 0.
  */
-int64_t	backoff_full_jitter(unsigned attempt, int64_t base_ms, int64_t cap_ms);
+int64_t backoff_full_jitter(unsigned attempt, int64_t base_ms, int64_t cap_ms);
 /* value scaled by a uniform factor in [1 - pct/100, 1 + pct/100]. */
-int64_t	backoff_jitter_pct(int64_t value, unsigned pct);
+int64_t backoff_jitter_pct(int64_t value, unsigned pct);
 
-#define CRASHWIN_MAX	16
+#define CRASHWIN_MAX 16
 
 /* Times of recent deaths, to detect a crash loop. */
 struct crashwin {
-	int64_t		t[CRASHWIN_MAX];
-	unsigned	n;
+	int64_t	 t[CRASHWIN_MAX];
+	unsigned n;
 };
 
 /*

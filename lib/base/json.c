@@ -16,30 +16,30 @@
 #include "lib/base/json.h"
 #include "lib/base/util.h"
 
-#define JSONW_MAX_DEPTH		128	/* yajl_gen's own limit */
+#define JSONW_MAX_DEPTH 128 /* yajl_gen's own limit */
 
 enum jsonw_ctx {
 	JSONW_TOP = 0,
-	JSONW_OBJ_KEY,		/* in an object, a key comes next */
-	JSONW_OBJ_VAL,		/* in an object, a value comes next */
+	JSONW_OBJ_KEY, /* in an object, a key comes next */
+	JSONW_OBJ_VAL, /* in an object, a value comes next */
 	JSONW_ARR
 };
 
 struct jsonw {
-	yajl_gen	 gen;
-	int		 error;
-	unsigned	 depth;
-	bool		 done;		/* a top-level value was completed */
-	unsigned char	 stack[JSONW_MAX_DEPTH + 1];
+	yajl_gen      gen;
+	int	      error;
+	unsigned      depth;
+	bool	      done; /* a top-level value was completed */
+	unsigned char stack[JSONW_MAX_DEPTH + 1];
 };
 
 /* State of the depth-checking pre-parse. */
 struct json_scan {
-	yajl_handle	 h;
-	unsigned	 depth;
-	unsigned	 max_depth;
-	bool		 too_deep;
-	size_t		 off;
+	yajl_handle h;
+	unsigned    depth;
+	unsigned    max_depth;
+	bool	    too_deep;
+	size_t	    off;
 };
 
 /*
@@ -51,8 +51,8 @@ static int
 json_utf8_scan(const char *buf, size_t len, bool allow_nul, size_t *bad_off)
 {
 	const unsigned char *s = (const unsigned char *)buf;
-	size_t i = 0, n, k;
-	uint32_t cp, min;
+	size_t		     i = 0, n, k;
+	uint32_t	     cp, min;
 
 	while (i < len) {
 		unsigned char c = s[i];
@@ -76,7 +76,7 @@ json_utf8_scan(const char *buf, size_t len, bool allow_nul, size_t *bad_off)
 			cp = c & 0x07;
 			min = 0x10000;
 		} else
-			goto bad;	/* 0x80..0xc1 (stray/overlong), 0xf5.. */
+			goto bad; /* 0x80..0xc1 (stray/overlong), 0xf5.. */
 		if (len - i <= n)
 			goto bad;
 		for (k = 1; k <= n; k++) {
@@ -84,13 +84,12 @@ json_utf8_scan(const char *buf, size_t len, bool allow_nul, size_t *bad_off)
 				goto bad;
 			cp = (cp << 6) | (s[i + k] & 0x3f);
 		}
-		if (cp < min || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
 			goto bad;
 		i += n + 1;
 	}
 	return 0;
- bad:
+bad:
 	if (bad_off != NULL)
 		*bad_off = i;
 	return -EINVAL;
@@ -128,37 +127,37 @@ json_scan_close_cb(void *ctx)
 }
 
 /* json_find_nul(): where the scan is (one frame per open object/array). */
-#define JSON_NUL_DEPTH	64
+#define JSON_NUL_DEPTH 64
 
 struct json_nul_frame {
-	bool	 array;
-	long	 index;		/* arrays: of the current element */
-	char	 key[65];	/* objects: the current key */
+	bool array;
+	long index;   /* arrays: of the current element */
+	char key[65]; /* objects: the current key */
 };
 
 struct json_nul {
-	struct json_nul_frame	 f[JSON_NUL_DEPTH];
-	int			 depth;		/* frames in use */
-	bool			 found;
-	char			*path;
-	size_t			 pathlen;
+	struct json_nul_frame f[JSON_NUL_DEPTH];
+	int		      depth; /* frames in use */
+	bool		      found;
+	char		     *path;
+	size_t		      pathlen;
 };
 
 /* Write the path of the current position ("a.b[2].c") into n->path. */
 static void
 json_nul_path(struct json_nul *n)
 {
-	size_t	o = 0;
-	int	i;
+	size_t o = 0;
+	int    i;
 
 	n->path[0] = '\0';
 	for (i = 0; i < n->depth && o < n->pathlen; i++) {
 		if (n->f[i].array)
-			o += (size_t)snprintf(n->path + o, n->pathlen - o, "[%ld]",
-			    n->f[i].index);
+			o += (size_t)snprintf(n->path + o, n->pathlen - o,
+			    "[%ld]", n->f[i].index);
 		else
-			o += (size_t)snprintf(n->path + o, n->pathlen - o, "%s%s",
-			    i > 0 ? "." : "", n->f[i].key);
+			o += (size_t)snprintf(n->path + o, n->pathlen - o,
+			    "%s%s", i > 0 ? "." : "", n->f[i].key);
 	}
 }
 
@@ -194,7 +193,7 @@ json_nul_number_cb(void *ctx, const char *s, size_t len)
 static int
 json_nul_string_cb(void *ctx, const unsigned char *s, size_t len)
 {
-	struct json_nul	*n = ctx;
+	struct json_nul *n = ctx;
 
 	json_nul_value(n);
 	if (memchr(s, '\0', len) != NULL) {
@@ -208,7 +207,7 @@ json_nul_string_cb(void *ctx, const unsigned char *s, size_t len)
 static int
 json_nul_key_cb(void *ctx, const unsigned char *s, size_t len)
 {
-	struct json_nul	*n = ctx;
+	struct json_nul	      *n = ctx;
 	struct json_nul_frame *f = &n->f[n->depth - 1];
 
 	snprintf(f->key, sizeof(f->key), "%.*s", (int)(len < 64 ? len : 64),
@@ -249,7 +248,7 @@ json_nul_array_cb(void *ctx)
 static int
 json_nul_close_cb(void *ctx)
 {
-	struct json_nul	*n = ctx;
+	struct json_nul *n = ctx;
 
 	if (n->depth > 0)
 		n->depth--;
@@ -274,12 +273,12 @@ json_find_nul(const char *buf, size_t len, char *path, size_t pathlen)
 		.yajl_start_array = json_nul_array_cb,
 		.yajl_end_array = json_nul_close_cb,
 	};
-	struct json_nul	*n;
+	struct json_nul *n;
 	yajl_handle	 h;
 	int		 found;
 
-	if (pathlen == 0 || buf == NULL || memmem(buf, len, "\\u0000", 6) ==
-	    NULL)
+	if (pathlen == 0 || buf == NULL ||
+	    memmem(buf, len, "\\u0000", 6) == NULL)
 		return 0;
 	if ((n = calloc(1, sizeof(*n))) == NULL)
 		return 0;
@@ -309,11 +308,11 @@ json_parse(const char *buf, size_t len, unsigned max_depth, yajl_val *out,
 		.yajl_end_array = json_scan_close_cb,
 	};
 	struct json_scan sc;
-	yajl_status st;
-	char *copy = NULL, ebuf[256];
-	size_t off;
-	bool at_end = false;
-	int rc = -EINVAL;
+	yajl_status	 st;
+	char		*copy = NULL, ebuf[256];
+	size_t		 off;
+	bool		 at_end = false;
+	int		 rc = -EINVAL;
 
 	*out = NULL;
 	if (buf == NULL) {
@@ -340,13 +339,14 @@ json_parse(const char *buf, size_t len, unsigned max_depth, yajl_val *out,
 	if (st != yajl_status_ok) {
 		if (sc.too_deep) {
 			util_errf(err, errlen,
-			    "JSON nested deeper than %u at byte %zu",
-			    max_depth, sc.off > 0 ? sc.off - 1 : 0);
+			    "JSON nested deeper than %u at byte %zu", max_depth,
+			    sc.off > 0 ? sc.off - 1 : 0);
 		} else {
 			unsigned char *m = yajl_get_error(sc.h, 0, NULL, 0);
-			const char *msg = "syntax error";
-			size_t at = at_end ? len : yajl_get_bytes_consumed(sc.h);
-			size_t ml;
+			const char    *msg = "syntax error";
+			size_t	       at = at_end ? len :
+						     yajl_get_bytes_consumed(sc.h);
+			size_t	       ml;
 
 			if (m != NULL) {
 				/* "parse error: premature EOF\n" -> the reason. */
@@ -354,9 +354,10 @@ json_parse(const char *buf, size_t len, unsigned max_depth, yajl_val *out,
 				if (strncmp(msg, "parse error: ", 13) == 0)
 					msg += 13;
 				ml = strlen(msg);
-				while (ml > 0 && (msg[ml - 1] == '\n' ||
-				    msg[ml - 1] == ' '))
-					m[(msg - (const char *)m) + --ml] = '\0';
+				while (ml > 0 &&
+				    (msg[ml - 1] == '\n' || msg[ml - 1] == ' '))
+					m[(msg - (const char *)m) +
+					    --ml] = '\0';
 			}
 			util_errf(err, errlen, "invalid JSON at byte %zu: %s",
 			    at, msg);
@@ -385,7 +386,7 @@ json_parse(const char *buf, size_t len, unsigned max_depth, yajl_val *out,
 		goto fail;
 	}
 	rc = 0;
- fail:
+fail:
 	/* The text may hold a private key: wipe the copy. */
 	if (copy != NULL)
 		explicit_bzero(copy, len);
@@ -421,8 +422,8 @@ json_get_string(yajl_val obj, const char *key)
 bool
 json_str_to_int64(const char *s, int64_t *out)
 {
-	uint64_t acc = 0, lim;
-	bool neg = false;
+	uint64_t    acc = 0, lim;
+	bool	    neg = false;
 	const char *p = s;
 
 	if (s == NULL)
@@ -446,7 +447,7 @@ json_str_to_int64(const char *s, int64_t *out)
 	}
 	if (neg)
 		*out = acc == (uint64_t)INT64_MAX + 1 ? INT64_MIN :
-		    -(int64_t)acc;
+							-(int64_t)acc;
 	else
 		*out = (int64_t)acc;
 	return true;
@@ -504,8 +505,8 @@ jsonw_new(void)
 void
 jsonw_free(struct jsonw *w)
 {
-	const unsigned char	*buf;
-	size_t			 len;
+	const unsigned char *buf;
+	size_t		     len;
 
 	if (w == NULL)
 		return;
@@ -550,8 +551,7 @@ jsonw_value_check(struct jsonw *w)
 {
 	if (w->error != 0)
 		return w->error;
-	if (w->stack[w->depth] == JSONW_OBJ_KEY ||
-	    (w->depth == 0 && w->done))
+	if (w->stack[w->depth] == JSONW_OBJ_KEY || (w->depth == 0 && w->done))
 		return jsonw_fail(w, -EINVAL);
 	return 0;
 }
@@ -576,8 +576,8 @@ jsonw_open(struct jsonw *w, bool obj)
 		return rc;
 	if (w->depth >= JSONW_MAX_DEPTH)
 		return jsonw_fail(w, -EINVAL);
-	rc = jsonw_status(w, obj ? yajl_gen_map_open(w->gen) :
-	    yajl_gen_array_open(w->gen));
+	rc = jsonw_status(w,
+	    obj ? yajl_gen_map_open(w->gen) : yajl_gen_array_open(w->gen));
 	if (rc != 0)
 		return rc;
 	w->stack[++w->depth] = obj ? JSONW_OBJ_KEY : JSONW_ARR;
@@ -592,12 +592,11 @@ jsonw_close(struct jsonw *w, bool obj)
 
 	if (w->error != 0)
 		return w->error;
-	if (w->depth == 0 ||
-	    (obj && w->stack[w->depth] != JSONW_OBJ_KEY) ||
+	if (w->depth == 0 || (obj && w->stack[w->depth] != JSONW_OBJ_KEY) ||
 	    (!obj && w->stack[w->depth] != JSONW_ARR))
 		return jsonw_fail(w, -EINVAL);
-	rc = jsonw_status(w, obj ? yajl_gen_map_close(w->gen) :
-	    yajl_gen_array_close(w->gen));
+	rc = jsonw_status(w,
+	    obj ? yajl_gen_map_close(w->gen) : yajl_gen_array_close(w->gen));
 	if (rc != 0)
 		return rc;
 	w->depth--;
@@ -640,8 +639,8 @@ jsonw_key(struct jsonw *w, const char *key)
 	if (key == NULL || w->stack[w->depth] != JSONW_OBJ_KEY ||
 	    json_utf8_check(key, strlen(key), NULL) != 0)
 		return jsonw_fail(w, -EINVAL);
-	rc = jsonw_status(w, yajl_gen_string(w->gen,
-	    (const unsigned char *)key, strlen(key)));
+	rc = jsonw_status(w,
+	    yajl_gen_string(w->gen, (const unsigned char *)key, strlen(key)));
 	if (rc != 0)
 		return rc;
 	w->stack[w->depth] = JSONW_OBJ_VAL;
@@ -660,8 +659,8 @@ jsonw_strn(struct jsonw *w, const char *s, size_t len)
 	/* yajl_gen's own check lets overlongs through; be strict. */
 	if (json_utf8_scan(s, len, true, NULL) != 0)
 		return jsonw_fail(w, -EINVAL);
-	rc = jsonw_status(w, yajl_gen_string(w->gen,
-	    (const unsigned char *)s, len));
+	rc = jsonw_status(w,
+	    yajl_gen_string(w->gen, (const unsigned char *)s, len));
 	if (rc == 0)
 		jsonw_value_done(w);
 	return rc;
@@ -704,7 +703,7 @@ int
 jsonw_double(struct jsonw *w, double v)
 {
 	char buf[40];
-	int n;
+	int  n;
 
 	if (!isfinite(v))
 		return jsonw_null(w);
@@ -778,7 +777,7 @@ int
 jsonw_val(struct jsonw *w, yajl_val v)
 {
 	size_t i;
-	int rc;
+	int    rc;
 
 	if (v == NULL)
 		return jsonw_null(w);
@@ -822,7 +821,7 @@ int
 jsonw_raw(struct jsonw *w, const char *json, size_t len)
 {
 	yajl_val v = NULL;
-	int rc;
+	int	 rc;
 
 	if (w->error != 0)
 		return w->error;
@@ -837,7 +836,7 @@ const char *
 jsonw_buf(struct jsonw *w, size_t *len)
 {
 	const unsigned char *b;
-	size_t l;
+	size_t		     l;
 
 	if (w->error != 0)
 		return NULL;
@@ -852,8 +851,8 @@ char *
 jsonw_steal(struct jsonw *w, size_t *len)
 {
 	const char *b;
-	size_t l;
-	char *p;
+	size_t	    l;
+	char	   *p;
 
 	if ((b = jsonw_buf(w, &l)) == NULL)
 		return NULL;
@@ -910,9 +909,9 @@ json_leap_year(int y)
 int
 json_time_parse_rfc3339(const char *s, int64_t *ms)
 {
-	static const int mdays[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30,
-	    31, 30, 31 };
-	const char *p = s;
+	static const int mdays[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
+		30, 31 };
+	const char	*p = s;
 	int y, mo, d, h, mi, sec, frac = 0, fdigits = 0, oh = 0, om = 0, dim;
 	int sign = 0;
 	int64_t t;
@@ -973,11 +972,11 @@ json_time_parse_rfc3339(const char *s, int64_t *ms)
 void
 time_format_rfc3339_ms(int64_t ms, char out[32])
 {
-	const int64_t lo = -62167219200000LL;	/* 0000-01-01T00:00:00Z */
-	const int64_t hi = 253402300799999LL;	/* 9999-12-31T23:59:59.999Z */
-	int64_t secs, days, rem, z, era, doe, yoe, y, doy, mp, d, m;
-	char buf[64] = { 0 };
-	int msec;
+	const int64_t lo = -62167219200000LL; /* 0000-01-01T00:00:00Z */
+	const int64_t hi = 253402300799999LL; /* 9999-12-31T23:59:59.999Z */
+	int64_t	      secs, days, rem, z, era, doe, yoe, y, doy, mp, d, m;
+	char	      buf[64] = { 0 };
+	int	      msec;
 
 	if (ms < lo)
 		ms = lo;

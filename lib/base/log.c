@@ -16,14 +16,14 @@
 
 #include "lib/base/log.h"
 
-#define LOG_REDACT_MAX	16
-#define LOG_LINE_MAX	4096
+#define LOG_REDACT_MAX 16
+#define LOG_LINE_MAX   4096
 
-static char	 log_procname[64] = "auditrelay";
-static int	 log_verbose;
-static bool	 log_journal;
-static bool	 log_tty;
-static char	*log_secrets[LOG_REDACT_MAX];
+static char  log_procname[64] = "auditrelay";
+static int   log_verbose;
+static bool  log_journal;
+static bool  log_tty;
+static char *log_secrets[LOG_REDACT_MAX];
 
 /*
  * Decide whether stderr is the journal: $JOURNAL_STREAM is "dev:ino" of the
@@ -32,9 +32,9 @@ static char	*log_secrets[LOG_REDACT_MAX];
 static bool
 log_stderr_is_journal(void)
 {
-	const char	*js = getenv("JOURNAL_STREAM");
-	unsigned long	 dev, ino;
-	struct stat	 st;
+	const char   *js = getenv("JOURNAL_STREAM");
+	unsigned long dev, ino;
+	struct stat   st;
 
 	if (js == NULL || sscanf(js, "%lu:%lu", &dev, &ino) != 2)
 		return false;
@@ -79,12 +79,13 @@ log_debug_enabled(void)
 void
 log_redact_add(const char *secret)
 {
-	int	i;
+	int i;
 
 	if (secret == NULL || strlen(secret) < 4)
 		return;
 	for (i = 0; i < LOG_REDACT_MAX; i++) {
-		if (log_secrets[i] != NULL && strcmp(log_secrets[i], secret) == 0)
+		if (log_secrets[i] != NULL &&
+		    strcmp(log_secrets[i], secret) == 0)
 			return;
 		if (log_secrets[i] == NULL) {
 			log_secrets[i] = strdup(secret);
@@ -96,7 +97,7 @@ log_redact_add(const char *secret)
 void
 log_redact_clear(void)
 {
-	int	i;
+	int i;
 
 	for (i = 0; i < LOG_REDACT_MAX; i++) {
 		free(log_secrets[i]);
@@ -125,12 +126,12 @@ log_put(char *out, size_t size, size_t *o, const char *s, size_t n)
 void
 log_redact(char *buf, size_t size)
 {
-	static const char	 mask[] = "[REDACTED]";
-	const size_t		 mlen = sizeof(mask) - 1;
-	char			 copy[LOG_LINE_MAX], *src = copy;
-	size_t			 len, i, o = 0, n;
-	int			 k;
-	bool			 pem;
+	static const char mask[] = "[REDACTED]";
+	const size_t	  mlen = sizeof(mask) - 1;
+	char		  copy[LOG_LINE_MAX], *src = copy;
+	size_t		  len, i, o = 0, n;
+	int		  k;
+	bool		  pem;
 
 	if (buf == NULL || size == 0)
 		return;
@@ -159,10 +160,10 @@ log_redact(char *buf, size_t size)
 			i += strlen(log_secrets[k]);
 			continue;
 		}
-		if (pem && len - i >= 10 && memcmp(src + i, "-----BEGIN",
-		    10) == 0) {
+		if (pem && len - i >= 10 &&
+		    memcmp(src + i, "-----BEGIN", 10) == 0) {
 			/* To the end of the -----END ...----- line, or all. */
-			char	*e = strstr(src + i + 10, "-----END");
+			char *e = strstr(src + i + 10, "-----END");
 
 			if (e != NULL && (e = strstr(e + 8, "-----")) != NULL)
 				n = (size_t)(e + 5 - src);
@@ -176,7 +177,8 @@ log_redact(char *buf, size_t size)
 			log_put(buf, size, &o, src + i, 7);
 			i += 7;
 			for (n = i; n < len && src[n] != ' ' && src[n] != '"' &&
-			    src[n] != '\n'; n++)
+			     src[n] != '\n';
+			     n++)
 				;
 			if (n > i)
 				log_put(buf, size, &o, mask, mlen);
@@ -192,9 +194,9 @@ log_redact(char *buf, size_t size)
 }
 
 static const struct {
-	const char	*key;		/* with its '=' */
-	size_t		 keylen;
-	const char	*journal;
+	const char *key; /* with its '=' */
+	size_t	    keylen;
+	const char *journal;
 } log_field_keys[LOG_FIELD_COUNT] = {
 	[LOG_FIELD_SOURCE] = { "source=", 7, "SOURCE_ID" },
 	[LOG_FIELD_APP] = { "app=", 4, "APPLICATION" },
@@ -219,8 +221,8 @@ log_field_end(unsigned char c)
 int
 log_fields_parse(const char *line, size_t len, struct log_fields *f)
 {
-	size_t	 i, e, n;
-	int	 k, found = 0;
+	size_t i, e, n;
+	int    k, found = 0;
 
 	memset(f->v, 0, sizeof(f->v));
 	if (line == NULL)
@@ -240,14 +242,14 @@ log_fields_parse(const char *line, size_t len, struct log_fields *f)
 			continue;
 		i += log_field_keys[k].keylen;
 		for (e = i; e < len && !log_field_end((unsigned char)line[e]);
-		    e++)
-			if (e - i >= LOG_FIELD_MAX)	/* too long: no value */
+		     e++)
+			if (e - i >= LOG_FIELD_MAX) /* too long: no value */
 				break;
 		n = e - i;
 		if (e < len && !log_field_end((unsigned char)line[e]))
 			n = 0;
-		while (n > 0 && (line[i + n - 1] == ':' ||
-		    line[i + n - 1] == '.'))
+		while (
+		    n > 0 && (line[i + n - 1] == ':' || line[i + n - 1] == '.'))
 			n--;
 		if (n > 0 && n < LOG_FIELD_MAX && f->v[k][0] == '\0') {
 			memcpy(f->v[k], line + i, n);
@@ -268,15 +270,14 @@ log_fields_parse(const char *line, size_t len, struct log_fields *f)
 static int
 log_journal_send(enum log_level level, const char *line)
 {
-	static const char	 ids[] = "SYSLOG_IDENTIFIER=";
-	struct log_fields	 f;
-	struct iovec		 iov[3 + LOG_FIELD_COUNT];
-	char			 msg[sizeof("MESSAGE=") + sizeof(log_procname) +
-				    2 + LOG_LINE_MAX];
-	char			 pri[sizeof("PRIORITY=") + 4];
-	char			 ident[sizeof(ids) + sizeof(log_procname)];
-	char			 fv[LOG_FIELD_COUNT][16 + LOG_FIELD_MAX];
-	int			 n = 0, k;
+	static const char ids[] = "SYSLOG_IDENTIFIER=";
+	struct log_fields f;
+	struct iovec	  iov[3 + LOG_FIELD_COUNT];
+	char msg[sizeof("MESSAGE=") + sizeof(log_procname) + 2 + LOG_LINE_MAX];
+	char pri[sizeof("PRIORITY=") + 4];
+	char ident[sizeof(ids) + sizeof(log_procname)];
+	char fv[LOG_FIELD_COUNT][16 + LOG_FIELD_MAX];
+	int  n = 0, k;
 
 	snprintf(msg, sizeof(msg), "MESSAGE=%s: %s", log_procname, line);
 	snprintf(pri, sizeof(pri), "PRIORITY=%d", (int)level);
@@ -303,11 +304,11 @@ log_journal_send(enum log_level level, const char *line)
 void
 log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
-	char		 line[LOG_LINE_MAX], ts[40];
-	struct timespec	 now;
-	struct tm	 tm;
-	int		 saved = errno;
-	size_t		 i;
+	char		line[LOG_LINE_MAX], ts[40];
+	struct timespec now;
+	struct tm	tm;
+	int		saved = errno;
+	size_t		i;
 
 	if (level == LOG_LEVEL_DEBUG && log_verbose <= 0)
 		return;
@@ -342,7 +343,7 @@ log_vmsg(enum log_level level, const char *fmt, va_list ap)
 void
 log_msg(enum log_level level, const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	log_vmsg(level, fmt, ap);
@@ -352,7 +353,7 @@ log_msg(enum log_level level, const char *fmt, ...)
 void
 fatal(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	log_vmsg(LOG_LEVEL_ERR, fmt, ap);
@@ -363,7 +364,7 @@ fatal(const char *fmt, ...)
 void
 fatal_status(int status, const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	log_vmsg(LOG_LEVEL_ERR, fmt, ap);

@@ -17,7 +17,7 @@
 int64_t
 util_now_ms(void)
 {
-	struct timespec	ts;
+	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -26,7 +26,7 @@ util_now_ms(void)
 int64_t
 util_mono_ms(void)
 {
-	struct timespec	ts;
+	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -35,10 +35,10 @@ util_mono_ms(void)
 size_t
 util_strlcpy(char *dst, const char *src, size_t dsize)
 {
-	size_t	len = strlen(src);
+	size_t len = strlen(src);
 
 	if (dsize > 0) {
-		size_t	n = len < dsize - 1 ? len : dsize - 1;
+		size_t n = len < dsize - 1 ? len : dsize - 1;
 
 		memcpy(dst, src, n);
 		dst[n] = '\0';
@@ -49,7 +49,7 @@ util_strlcpy(char *dst, const char *src, size_t dsize)
 char *
 util_xstrdup(const char *s)
 {
-	char	*p = strdup(s);
+	char *p = strdup(s);
 
 	if (p == NULL)
 		abort();
@@ -69,7 +69,7 @@ util_xreallocarray(void *p, size_t n, size_t size)
 void *
 util_xcalloc(size_t n, size_t size)
 {
-	void	*p = calloc(n, size);
+	void *p = calloc(n, size);
 
 	if (p == NULL)
 		abort();
@@ -80,7 +80,7 @@ util_xcalloc(size_t n, size_t size)
 static void
 util_random_bytes(void *buf, size_t len)
 {
-	uint8_t	*p = buf;
+	uint8_t *p = buf;
 	ssize_t	 n;
 
 	while (len > 0) {
@@ -98,7 +98,7 @@ util_random_bytes(void *buf, size_t len)
 void
 util_uuid_v4(char out[37])
 {
-	uint8_t	b[16];
+	uint8_t b[16];
 
 	util_random_bytes(b, sizeof(b));
 	b[6] = (b[6] & 0x0f) | 0x40;
@@ -106,14 +106,14 @@ util_uuid_v4(char out[37])
 	snprintf(out, 37,
 	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
 	    "%02x%02x%02x%02x%02x%02x",
-	    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
-	    b[10], b[11], b[12], b[13], b[14], b[15]);
+	    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
+	    b[11], b[12], b[13], b[14], b[15]);
 }
 
 uint64_t
 util_random_below(uint64_t n)
 {
-	uint64_t	r, limit;
+	uint64_t r, limit;
 
 	if (n <= 1)
 		return 0;
@@ -127,9 +127,9 @@ util_random_below(uint64_t n)
 int
 util_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
 {
-	const char	*colon, *h = s;
-	size_t		 hl;
-	int64_t		 p;
+	const char *colon, *h = s;
+	size_t	    hl;
+	int64_t	    p;
 
 	if (s[0] == '[') {
 		const char *rb = strchr(s, ']');
@@ -158,8 +158,8 @@ util_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
 int
 util_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
-	char		*end;
-	long long	 v;
+	char	 *end;
+	long long v;
 
 	if (s == NULL || *s == '\0' || isspace((unsigned char)*s))
 		return -EINVAL;
@@ -178,7 +178,7 @@ util_parse_bool(const char *s, bool *out)
 {
 	static const char *yes[] = { "1", "true", "yes", "on" };
 	static const char *no[] = { "0", "false", "no", "off" };
-	size_t	i;
+	size_t		   i;
 
 	for (i = 0; i < nitems(yes); i++) {
 		if (strcasecmp(s, yes[i]) == 0) {
@@ -196,8 +196,8 @@ util_parse_bool(const char *s, bool *out)
 bool
 util_is_email(const char *s)
 {
-	const char	*at = strchr(s, '@'), *p;
-	size_t		 len = strlen(s);
+	const char *at = strchr(s, '@'), *p;
+	size_t	    len = strlen(s);
 
 	if (at == NULL || at == s || strchr(at + 1, '@') != NULL || len > 254)
 		return false;
@@ -214,7 +214,7 @@ util_is_email(const char *s)
 void
 util_errf(char *err, size_t errlen, const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	if (err == NULL || errlen == 0)
 		return;
@@ -226,8 +226,8 @@ util_errf(char *err, size_t errlen, const char *fmt, ...)
 int
 util_self_dir(char *out, size_t outlen)
 {
-	char	 buf[PATH_MAX], *slash;
-	ssize_t	 n;
+	char	buf[PATH_MAX], *slash;
+	ssize_t n;
 
 	n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
 	if (n < 0)

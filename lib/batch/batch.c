@@ -13,8 +13,8 @@
 static int
 batch_body_put(struct batch_body *b, const char *s, size_t n)
 {
-	size_t	 ncap;
-	char	*nb;
+	size_t ncap;
+	char  *nb;
 
 	if (b->err != 0)
 		return b->err;
@@ -39,10 +39,10 @@ int
 batch_body_begin(struct batch_body *b, const char *source_id,
     const char *batch_id)
 {
-	struct jsonw	*w;
-	const char	*s;
-	size_t		 n;
-	int		 rc;
+	struct jsonw *w;
+	const char   *s;
+	size_t	      n;
+	int	      rc;
 
 	memset(b, 0, sizeof(*b));
 	if ((w = jsonw_new()) == NULL)
@@ -61,7 +61,8 @@ batch_body_begin(struct batch_body *b, const char *source_id,
 	/* The writer emits the key's colon with its value: add both. */
 	if (rc == 0)
 		rc = b->len > 0 && b->buf[b->len - 1] == ':' ?
-		    batch_body_put(b, "[", 1) : batch_body_put(b, ":[", 2);
+		    batch_body_put(b, "[", 1) :
+		    batch_body_put(b, ":[", 2);
 	return rc;
 }
 
@@ -99,11 +100,11 @@ batch_body_clear(struct batch_body *b)
 }
 
 char *
-batch_alert_body(const char *source_id, const char *alert,
-    const char *message, int64_t at_ms, size_t *len)
+batch_alert_body(const char *source_id, const char *alert, const char *message,
+    int64_t at_ms, size_t *len)
 {
-	struct jsonw	*w;
-	char		 at[32], *out = NULL;
+	struct jsonw *w;
+	char	      at[32], *out = NULL;
 
 	if ((w = jsonw_new()) == NULL)
 		return NULL;
@@ -129,7 +130,7 @@ batch_alert_body(const char *source_id, const char *alert,
 void
 batch_webhook_id(const char *batch_id, char out[48])
 {
-	size_t	i, o = 0;
+	size_t i, o = 0;
 
 	memcpy(out, "msg_", 4);
 	o = 4;

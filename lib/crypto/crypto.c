@@ -18,17 +18,17 @@
 
 #include "lib/crypto/crypto.h"
 
-#define CRYPTO_SECMEM_SIZE	(1024 * 1024)
-#define CRYPTO_GCRYPT_MIN	"1.8.0"
-#define CRYPTO_KEYFILE_MAX	4096
+#define CRYPTO_SECMEM_SIZE (1024 * 1024)
+#define CRYPTO_GCRYPT_MIN  "1.8.0"
+#define CRYPTO_KEYFILE_MAX 4096
 
-static pthread_once_t	 crypto_once = PTHREAD_ONCE_INIT;
-static int		 crypto_init_rc = -EIO;
+static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
+static int	      crypto_init_rc = -EIO;
 
-static const char b64_std[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-static const char b64_url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char b64_std
+    [] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_url
+    [] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /*
  * The one-time body of crypto_init(): check the library version, set up
@@ -84,9 +84,9 @@ crypto_random(void *buf, size_t len)
 bool
 crypto_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
 {
-	const volatile unsigned char	*pa = a, *pb = b;
-	volatile unsigned char		 diff = 0;
-	size_t				 i;
+	const volatile unsigned char *pa = a, *pb = b;
+	volatile unsigned char	      diff = 0;
+	size_t			      i;
 
 	if (alen != blen)
 		return false;
@@ -107,9 +107,9 @@ crypto_sha256(const void *data, size_t len, uint8_t out[32])
 void
 crypto_sha256_hex(const void *data, size_t len, char out[65])
 {
-	static const char	 hex[] = "0123456789abcdef";
-	uint8_t			 md[32];
-	size_t			 i;
+	static const char hex[] = "0123456789abcdef";
+	uint8_t		  md[32];
+	size_t		  i;
 
 	crypto_sha256(data, len, md);
 	for (i = 0; i < sizeof(md); i++) {
@@ -125,10 +125,10 @@ crypto_sha256_hex(const void *data, size_t len, char out[65])
  * when compared by a verifier that recomputes it.
  */
 void
-crypto_hmac_sha256(const void *key, size_t keylen, const void *data,
-    size_t len, uint8_t out[32])
+crypto_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+    uint8_t out[32])
 {
-	gcry_buffer_t	iov[2];
+	gcry_buffer_t iov[2];
 
 	(void)crypto_init();
 	memset(iov, 0, sizeof(iov));
@@ -136,8 +136,8 @@ crypto_hmac_sha256(const void *key, size_t keylen, const void *data,
 	iov[0].len = keylen;
 	iov[1].data = (void *)(uintptr_t)data;
 	iov[1].len = len;
-	if (gcry_md_hash_buffers(GCRY_MD_SHA256, GCRY_MD_FLAG_HMAC, out,
-	    iov, 2) != 0)
+	if (gcry_md_hash_buffers(GCRY_MD_SHA256, GCRY_MD_FLAG_HMAC, out, iov,
+		2) != 0)
 		memset(out, 0, 32);
 }
 
@@ -148,11 +148,11 @@ crypto_hmac_sha256(const void *key, size_t keylen, const void *data,
 char *
 b64_encode(const void *data, size_t len, bool url, bool pad)
 {
-	const unsigned char	*in = data;
-	const char		*alpha = url ? b64_url : b64_std;
-	char			*out, *o;
-	size_t			 i, rem;
-	uint32_t		 v;
+	const unsigned char *in = data;
+	const char	    *alpha = url ? b64_url : b64_std;
+	char		    *out, *o;
+	size_t		     i, rem;
+	uint32_t	     v;
 
 	if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
 		return NULL;
@@ -213,11 +213,11 @@ b64_value(unsigned char c)
 int
 b64_decode(const char *s, size_t slen, unsigned char **out, size_t *outlen)
 {
-	const unsigned char	*in = (const unsigned char *)s;
-	unsigned char		*buf = NULL;
-	size_t			 n, npad = 0, i, o = 0;
-	uint32_t		 acc = 0;
-	int			 v, bits = 0;
+	const unsigned char *in = (const unsigned char *)s;
+	unsigned char	    *buf = NULL;
+	size_t		     n, npad = 0, i, o = 0;
+	uint32_t	     acc = 0;
+	int		     v, bits = 0;
 
 	*out = NULL;
 	*outlen = 0;
@@ -247,7 +247,7 @@ b64_decode(const char *s, size_t slen, unsigned char **out, size_t *outlen)
 			acc &= (1u << bits) - 1;
 		}
 	}
-	if (acc != 0)		/* non-canonical: unused bits set */
+	if (acc != 0) /* non-canonical: unused bits set */
 		goto fail;
 	buf[o] = '\0';
 	*out = buf;
@@ -279,13 +279,13 @@ int
 crypto_master_key_load(const char *path, uint8_t key[CRYPTO_KEY_LEN],
     char keyid[CRYPTO_KEYID_LEN + 1], char *err, size_t errlen)
 {
-	unsigned char	 buf[CRYPTO_KEYFILE_MAX + 1];
-	unsigned char	*dec = NULL;
-	size_t		 len = 0, declen = 0, start, end;
-	struct stat	 st;
-	ssize_t		 r;
-	char		 hex[65];
-	int		 fd = -1, rc;
+	unsigned char  buf[CRYPTO_KEYFILE_MAX + 1];
+	unsigned char *dec = NULL;
+	size_t	       len = 0, declen = 0, start, end;
+	struct stat    st;
+	ssize_t	       r;
+	char	       hex[65];
+	int	       fd = -1, rc;
 
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
@@ -308,13 +308,16 @@ crypto_master_key_load(const char *path, uint8_t key[CRYPTO_KEY_LEN],
 	}
 	if (!S_ISREG(st.st_mode)) {
 		rc = -EINVAL;
-		snprintf(err, errlen, "master key file %s is not a regular "
-		    "file", path);
+		snprintf(err, errlen,
+		    "master key file %s is not a regular "
+		    "file",
+		    path);
 		goto fail;
 	}
 	if (st.st_mode & 007) {
 		rc = -EPERM;
-		snprintf(err, errlen, "master key file %s has mode %04o, "
+		snprintf(err, errlen,
+		    "master key file %s has mode %04o, "
 		    "accessible by others; refusing it (run chmod 0640 %s)",
 		    path, (unsigned)(st.st_mode & 07777), path);
 		goto fail;
@@ -341,17 +344,19 @@ crypto_master_key_load(const char *path, uint8_t key[CRYPTO_KEY_LEN],
 		while (start < end && strchr(" \t\r\n", buf[start]) != NULL &&
 		    buf[start] != '\0')
 			start++;
-		while (end > start && strchr(" \t\r\n", buf[end - 1]) != NULL
-		    && buf[end - 1] != '\0')
+		while (end > start && strchr(" \t\r\n", buf[end - 1]) != NULL &&
+		    buf[end - 1] != '\0')
 			end--;
 		if (len > CRYPTO_KEYFILE_MAX ||
 		    b64_decode((const char *)buf + start, end - start, &dec,
-		    &declen) != 0 || declen != CRYPTO_KEY_LEN) {
+			&declen) != 0 ||
+		    declen != CRYPTO_KEY_LEN) {
 			rc = -EINVAL;
-			snprintf(err, errlen, "master key file %s must hold "
+			snprintf(err, errlen,
+			    "master key file %s must hold "
 			    "%d raw bytes or their base64 (e.g. from "
-			    "\"openssl rand -base64 %d\")", path,
-			    CRYPTO_KEY_LEN, CRYPTO_KEY_LEN);
+			    "\"openssl rand -base64 %d\")",
+			    path, CRYPTO_KEY_LEN, CRYPTO_KEY_LEN);
 			goto fail;
 		}
 		memcpy(key, dec, CRYPTO_KEY_LEN);
@@ -376,13 +381,13 @@ static int
 aead_cipher_open(gcry_cipher_hd_t *hd, const uint8_t key[CRYPTO_KEY_LEN],
     const uint8_t nonce[CRYPTO_NONCE_LEN], const void *aad, size_t aadlen)
 {
-	int	rc;
+	int rc;
 
 	*hd = NULL;
 	if ((rc = crypto_init()) != 0)
 		return rc;
 	if (gcry_cipher_open(hd, GCRY_CIPHER_AES256, GCRY_CIPHER_MODE_GCM,
-	    GCRY_CIPHER_SECURE) != 0) {
+		GCRY_CIPHER_SECURE) != 0) {
 		*hd = NULL;
 		return -ENOMEM;
 	}
@@ -402,13 +407,13 @@ aead_cipher_open(gcry_cipher_hd_t *hd, const uint8_t key[CRYPTO_KEY_LEN],
  * (ptlen + 16 bytes, malloc'd). 0 or -errno.
  */
 int
-aead_seal(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
-    size_t aadlen, const void *pt, size_t ptlen,
-    uint8_t nonce[CRYPTO_NONCE_LEN], unsigned char **out, size_t *outlen)
+aead_seal(const uint8_t key[CRYPTO_KEY_LEN], const void *aad, size_t aadlen,
+    const void *pt, size_t ptlen, uint8_t nonce[CRYPTO_NONCE_LEN],
+    unsigned char **out, size_t *outlen)
 {
-	gcry_cipher_hd_t	 hd = NULL;
-	unsigned char		*buf = NULL;
-	int			 rc;
+	gcry_cipher_hd_t hd = NULL;
+	unsigned char	*buf = NULL;
+	int		 rc;
 
 	*out = NULL;
 	*outlen = 0;
@@ -445,15 +450,15 @@ fail:
  * match (wrong key, AAD, nonce or tampered data), -errno else.
  */
 int
-aead_open(const uint8_t key[CRYPTO_KEY_LEN], const void *aad,
-    size_t aadlen, const uint8_t nonce[CRYPTO_NONCE_LEN],
-    const void *ct, size_t ctlen, unsigned char **out, size_t *outlen)
+aead_open(const uint8_t key[CRYPTO_KEY_LEN], const void *aad, size_t aadlen,
+    const uint8_t nonce[CRYPTO_NONCE_LEN], const void *ct, size_t ctlen,
+    unsigned char **out, size_t *outlen)
 {
-	gcry_cipher_hd_t	 hd = NULL;
-	const unsigned char	*c = ct;
-	unsigned char		*buf = NULL;
-	size_t			 ptlen = 0;
-	int			 rc;
+	gcry_cipher_hd_t     hd = NULL;
+	const unsigned char *c = ct;
+	unsigned char	    *buf = NULL;
+	size_t		     ptlen = 0;
+	int		     rc;
 
 	*out = NULL;
 	*outlen = 0;
@@ -497,7 +502,7 @@ static size_t
 creds_aad(char *buf, size_t len, const char *id, const char *field,
     int64_t version)
 {
-	int	n;
+	int n;
 
 	n = snprintf(buf, len, "ar2\x1f%s\x1f%s\x1f%lld", id, field,
 	    (long long)version);
@@ -505,12 +510,12 @@ creds_aad(char *buf, size_t len, const char *id, const char *field,
 }
 
 int
-creds_seal(const uint8_t key[CRYPTO_KEY_LEN], const char *id,
-    const char *field, int64_t version, const void *pt, size_t ptlen,
+creds_seal(const uint8_t key[CRYPTO_KEY_LEN], const char *id, const char *field,
+    int64_t version, const void *pt, size_t ptlen,
     uint8_t nonce[CRYPTO_NONCE_LEN], unsigned char **out, size_t *outlen)
 {
-	char	aad[512];
-	size_t	n = creds_aad(aad, sizeof(aad), id, field, version);
+	char   aad[512];
+	size_t n = creds_aad(aad, sizeof(aad), id, field, version);
 
 	*out = NULL;
 	*outlen = 0;
@@ -520,14 +525,13 @@ creds_seal(const uint8_t key[CRYPTO_KEY_LEN], const char *id,
 }
 
 int
-creds_open(const uint8_t key[CRYPTO_KEY_LEN], const char *id,
-    const char *field, int64_t version, const uint8_t nonce[CRYPTO_NONCE_LEN],
-    const void *ct, size_t ctlen, unsigned char **out, size_t *outlen,
-    bool *legacy)
+creds_open(const uint8_t key[CRYPTO_KEY_LEN], const char *id, const char *field,
+    int64_t version, const uint8_t nonce[CRYPTO_NONCE_LEN], const void *ct,
+    size_t ctlen, unsigned char **out, size_t *outlen, bool *legacy)
 {
-	char	aad[512];
-	size_t	n = creds_aad(aad, sizeof(aad), id, field, version);
-	int	rc;
+	char   aad[512];
+	size_t n = creds_aad(aad, sizeof(aad), id, field, version);
+	int    rc;
 
 	if (legacy != NULL)
 		*legacy = false;

@@ -21,28 +21,29 @@
 static char *
 jwt_header_json(const char *kid)
 {
-	yajl_gen		 g;
-	const unsigned char	*buf;
-	size_t			 len;
-	char			*out = NULL;
+	yajl_gen	     g;
+	const unsigned char *buf;
+	size_t		     len;
+	char		    *out = NULL;
 
 	if ((g = yajl_gen_alloc(NULL)) == NULL)
 		return NULL;
 	if (yajl_gen_map_open(g) != yajl_gen_status_ok ||
 	    yajl_gen_string(g, (const unsigned char *)"alg", 3) !=
-	    yajl_gen_status_ok ||
+		yajl_gen_status_ok ||
 	    yajl_gen_string(g, (const unsigned char *)"RS256", 5) !=
-	    yajl_gen_status_ok)
+		yajl_gen_status_ok)
 		goto fail;
-	if (kid != NULL && (yajl_gen_string(g, (const unsigned char *)"kid",
-	    3) != yajl_gen_status_ok ||
-	    yajl_gen_string(g, (const unsigned char *)kid, strlen(kid)) !=
-	    yajl_gen_status_ok))
+	if (kid != NULL &&
+	    (yajl_gen_string(g, (const unsigned char *)"kid", 3) !=
+		    yajl_gen_status_ok ||
+		yajl_gen_string(g, (const unsigned char *)kid, strlen(kid)) !=
+		    yajl_gen_status_ok))
 		goto fail;
 	if (yajl_gen_string(g, (const unsigned char *)"typ", 3) !=
-	    yajl_gen_status_ok ||
+		yajl_gen_status_ok ||
 	    yajl_gen_string(g, (const unsigned char *)"JWT", 3) !=
-	    yajl_gen_status_ok ||
+		yajl_gen_status_ok ||
 	    yajl_gen_map_close(g) != yajl_gen_status_ok ||
 	    yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok)
 		goto fail;
@@ -63,17 +64,17 @@ char *
 jwt_sign_rs256(const struct rsa_key *key, const char *kid,
     const char *claims_json)
 {
-	char		*hdr = NULL, *h64 = NULL, *c64 = NULL, *s64 = NULL;
-	char		*input = NULL, *jwt = NULL;
-	unsigned char	*sig = NULL;
-	size_t		 siglen = 0, ilen;
+	char	      *hdr = NULL, *h64 = NULL, *c64 = NULL, *s64 = NULL;
+	char	      *input = NULL, *jwt = NULL;
+	unsigned char *sig = NULL;
+	size_t	       siglen = 0, ilen;
 
 	if (key == NULL || claims_json == NULL)
 		return NULL;
 	if ((hdr = jwt_header_json(kid)) == NULL ||
 	    (h64 = b64_encode(hdr, strlen(hdr), true, false)) == NULL ||
-	    (c64 = b64_encode(claims_json, strlen(claims_json), true,
-	    false)) == NULL)
+	    (c64 = b64_encode(claims_json, strlen(claims_json), true, false)) ==
+		NULL)
 		goto fail;
 	ilen = strlen(h64) + 1 + strlen(c64);
 	if ((input = malloc(ilen + 1)) == NULL)

@@ -25,15 +25,15 @@
 #include "lib/crypto/crypto.h"
 #include "lib/base/util.h"
 
-#define RSA_BITS_MIN	2048
-#define RSA_BITS_MAX	4096
-#define RSA_E_BITS_MAX	33	/* 2^32 + 1 at most; Google uses 65537 */
-#define PEM_MAX		(64 * 1024)
-#define DER_MAX		(16 * 1024)
+#define RSA_BITS_MIN   2048
+#define RSA_BITS_MAX   4096
+#define RSA_E_BITS_MAX 33 /* 2^32 + 1 at most; Google uses 65537 */
+#define PEM_MAX	       (64 * 1024)
+#define DER_MAX	       (16 * 1024)
 
 struct rsa_key {
-	EVP_PKEY	*pkey;
-	unsigned	 bits;
+	EVP_PKEY *pkey;
+	unsigned  bits;
 };
 
 /*
@@ -50,8 +50,8 @@ rsakey_no_pass_cb(char *buf, int size, int rwflag, void *u)
 static const char *
 rsakey_reason(void)
 {
-	unsigned long	 e = ERR_peek_last_error();
-	const char	*r = e != 0 ? ERR_reason_error_string(e) : NULL;
+	unsigned long e = ERR_peek_last_error();
+	const char   *r = e != 0 ? ERR_reason_error_string(e) : NULL;
 
 	return r != NULL ? r : "rejected";
 }
@@ -63,25 +63,26 @@ rsakey_reason(void)
 static int
 rsakey_pairwise(EVP_PKEY *pkey)
 {
-	static const char	 msg[] = "auditrelay key check";
-	EVP_MD_CTX		*md = NULL;
-	unsigned char		 sig[RSA_BITS_MAX / 8];
-	size_t			 n = sizeof(sig);
-	int			 rc = -EINVAL;
+	static const char msg[] = "auditrelay key check";
+	EVP_MD_CTX	 *md = NULL;
+	unsigned char	  sig[RSA_BITS_MAX / 8];
+	size_t		  n = sizeof(sig);
+	int		  rc = -EINVAL;
 
 	if ((md = EVP_MD_CTX_new()) == NULL)
 		return -ENOMEM;
-	if (EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL, pkey,
-	    NULL) != 1 ||
+	if (EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL, pkey, NULL) !=
+		1 ||
 	    EVP_DigestSign(md, sig, &n, (const unsigned char *)msg,
-	    sizeof(msg) - 1) != 1)
+		sizeof(msg) - 1) != 1)
 		goto out;
 	EVP_MD_CTX_free(md);
 	if ((md = EVP_MD_CTX_new()) == NULL)
 		return -ENOMEM;
 	if (EVP_DigestVerifyInit_ex(md, NULL, "SHA256", NULL, NULL, pkey,
-	    NULL) == 1 && EVP_DigestVerify(md, sig, n,
-	    (const unsigned char *)msg, sizeof(msg) - 1) == 1)
+		NULL) == 1 &&
+	    EVP_DigestVerify(md, sig, n, (const unsigned char *)msg,
+		sizeof(msg) - 1) == 1)
 		rc = 0;
 out:
 	EVP_MD_CTX_free(md);
@@ -98,15 +99,16 @@ out:
 static int
 rsakey_policy(EVP_PKEY *pkey, char *err, size_t errlen)
 {
-	BIGNUM	*n = NULL, *e = NULL, *d = NULL, *p = NULL, *q = NULL;
-	BIGNUM	*pq = NULL;
-	BN_CTX	*bn = NULL;
-	int	 bits, rc = -EINVAL;
+	BIGNUM *n = NULL, *e = NULL, *d = NULL, *p = NULL, *q = NULL;
+	BIGNUM *pq = NULL;
+	BN_CTX *bn = NULL;
+	int	bits, rc = -EINVAL;
 
 	if (!EVP_PKEY_is_a(pkey, "RSA")) {
 		util_errf(err, errlen, "not an RSA key (%s)",
 		    EVP_PKEY_get0_type_name(pkey) != NULL ?
-		    EVP_PKEY_get0_type_name(pkey) : "unknown type");
+			EVP_PKEY_get0_type_name(pkey) :
+			"unknown type");
 		goto out;
 	}
 	bits = EVP_PKEY_get_bits(pkey);
@@ -116,8 +118,7 @@ rsakey_policy(EVP_PKEY *pkey, char *err, size_t errlen)
 		goto out;
 	}
 	if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) != 1 ||
-	    BN_num_bits(e) > RSA_E_BITS_MAX || !BN_is_odd(e) ||
-	    BN_is_one(e)) {
+	    BN_num_bits(e) > RSA_E_BITS_MAX || !BN_is_odd(e) || BN_is_one(e)) {
 		util_errf(err, errlen, "unusable RSA public exponent");
 		goto out;
 	}
@@ -136,12 +137,14 @@ rsakey_policy(EVP_PKEY *pkey, char *err, size_t errlen)
 	if (BN_num_bits(p) < bits / 2 - 64 || BN_num_bits(q) < bits / 2 - 64 ||
 	    BN_is_zero(d) || BN_is_negative(d) || BN_cmp(d, n) >= 0 ||
 	    !BN_mul(pq, p, q, bn) || BN_cmp(pq, n) != 0) {
-		util_errf(err, errlen, "inconsistent RSA key (its primes do "
+		util_errf(err, errlen,
+		    "inconsistent RSA key (its primes do "
 		    "not make its modulus)");
 		goto out;
 	}
 	if ((rc = rsakey_pairwise(pkey)) != 0) {
-		util_errf(err, errlen, "inconsistent RSA key (it cannot "
+		util_errf(err, errlen,
+		    "inconsistent RSA key (it cannot "
 		    "sign)");
 		goto out;
 	}
@@ -165,14 +168,13 @@ out:
 int
 rsa_key_check(const struct rsa_key *key, char *err, size_t errlen)
 {
-	EVP_PKEY_CTX	*ctx;
-	int		 rc = -EINVAL;
+	EVP_PKEY_CTX *ctx;
+	int	      rc = -EINVAL;
 
 	if (key == NULL)
 		return -EINVAL;
 	ERR_clear_error();
-	if ((ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL)) ==
-	    NULL) {
+	if ((ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL)) == NULL) {
 		util_errf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -190,7 +192,7 @@ rsa_key_check(const struct rsa_key *key, char *err, size_t errlen)
 static int
 rsakey_make(EVP_PKEY *pkey, struct rsa_key **out)
 {
-	struct rsa_key	*k;
+	struct rsa_key *k;
 
 	if ((k = calloc(1, sizeof(*k))) == NULL) {
 		EVP_PKEY_free(pkey);
@@ -204,10 +206,9 @@ rsakey_make(EVP_PKEY *pkey, struct rsa_key **out)
 
 /* rsakey_policy(), then rsakey_make(); pkey is taken in every case. */
 static int
-rsakey_accept(EVP_PKEY *pkey, struct rsa_key **out, char *err,
-    size_t errlen)
+rsakey_accept(EVP_PKEY *pkey, struct rsa_key **out, char *err, size_t errlen)
 {
-	int	rc;
+	int rc;
 
 	if ((rc = rsakey_policy(pkey, err, errlen)) != 0) {
 		EVP_PKEY_free(pkey);
@@ -224,8 +225,8 @@ rsakey_accept(EVP_PKEY *pkey, struct rsa_key **out, char *err,
 static int
 rsakey_label(const char *pem, size_t len, char *err, size_t errlen)
 {
-	const char	*b = memmem(pem, len, "-----BEGIN ", 11), *e;
-	size_t		 n;
+	const char *b = memmem(pem, len, "-----BEGIN ", 11), *e;
+	size_t	    n;
 
 	b += 11;
 	e = memmem(b, len - (size_t)(b - pem), "-----", 5);
@@ -233,10 +234,12 @@ rsakey_label(const char *pem, size_t len, char *err, size_t errlen)
 	if (n == 11 && memcmp(b, "PRIVATE KEY", 11) == 0)
 		return 0;
 	if (n == 15 && memcmp(b, "RSA PRIVATE KEY", 15) == 0)
-		util_errf(err, errlen, "a PKCS#1 key (BEGIN RSA PRIVATE KEY); "
+		util_errf(err, errlen,
+		    "a PKCS#1 key (BEGIN RSA PRIVATE KEY); "
 		    "convert it with openssl pkcs8 -topk8 -nocrypt");
 	else if (n == 21 && memcmp(b, "ENCRYPTED PRIVATE KEY", 21) == 0)
-		util_errf(err, errlen, "encrypted private keys are not "
+		util_errf(err, errlen,
+		    "encrypted private keys are not "
 		    "supported");
 	else if (n > 12 && memcmp(b + n - 12, " PRIVATE KEY", 12) == 0)
 		util_errf(err, errlen, "not an RSA key (%.*s)",
@@ -252,13 +255,13 @@ rsakey_label(const char *pem, size_t len, char *err, size_t errlen)
  * never contains key material.
  */
 int
-rsa_key_from_pem(const char *pem, size_t len, struct rsa_key **out,
-    char *err, size_t errlen)
+rsa_key_from_pem(const char *pem, size_t len, struct rsa_key **out, char *err,
+    size_t errlen)
 {
-	EVP_PKEY	*pkey = NULL;
-	BIO		*bio = NULL;
-	char		 rest[16];
-	int		 rc = -EINVAL, n;
+	EVP_PKEY *pkey = NULL;
+	BIO	 *bio = NULL;
+	char	  rest[16];
+	int	  rc = -EINVAL, n;
 
 	*out = NULL;
 	if (err != NULL && errlen > 0)
@@ -276,12 +279,15 @@ rsa_key_from_pem(const char *pem, size_t len, struct rsa_key **out,
 		return -EINVAL;
 	}
 	if (memmem(pem, len, "-----BEGIN ", 11) == NULL) {
-		util_errf(err, errlen, "not a PEM private key (expected "
+		util_errf(err, errlen,
+		    "not a PEM private key (expected "
 		    "-----BEGIN PRIVATE KEY-----)");
 		return -EINVAL;
 	}
-	if (memchr(pem, '\n', len) == NULL && memmem(pem, len, "\\n", 2) != NULL) {
-		util_errf(err, errlen, "has literal \\n instead of line "
+	if (memchr(pem, '\n', len) == NULL &&
+	    memmem(pem, len, "\\n", 2) != NULL) {
+		util_errf(err, errlen,
+		    "has literal \\n instead of line "
 		    "breaks");
 		return -EINVAL;
 	}
@@ -302,12 +308,13 @@ rsa_key_from_pem(const char *pem, size_t len, struct rsa_key **out,
 	}
 	/* One key per string: nothing but blanks may follow its END line. */
 	while ((n = BIO_read(bio, rest, sizeof(rest))) > 0) {
-		int	i;
+		int i;
 
 		for (i = 0; i < n; i++)
 			if (rest[i] != ' ' && rest[i] != '\t' &&
 			    rest[i] != '\r' && rest[i] != '\n') {
-				util_errf(err, errlen, "malformed PEM: "
+				util_errf(err, errlen,
+				    "malformed PEM: "
 				    "something follows the key");
 				goto out;
 			}
@@ -326,19 +333,19 @@ out:
  * der[], then rsakey_policy(). 0 or -EINVAL/-ENOMEM with err[] set.
  */
 int
-rsa_key_from_der(const void *der, size_t len, struct rsa_key **out,
-    char *err, size_t errlen)
+rsa_key_from_der(const void *der, size_t len, struct rsa_key **out, char *err,
+    size_t errlen)
 {
-	const unsigned char	*p = der;
-	EVP_PKEY		*pkey = NULL;
-	int			 rc = -EINVAL;
+	const unsigned char *p = der;
+	EVP_PKEY	    *pkey = NULL;
+	int		     rc = -EINVAL;
 
 	*out = NULL;
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	if (len == 0 || len > DER_MAX) {
-		util_errf(err, errlen, len == 0 ? "empty" :
-		    "longer than %d bytes", DER_MAX);
+		util_errf(err, errlen,
+		    len == 0 ? "empty" : "longer than %d bytes", DER_MAX);
 		return -EINVAL;
 	}
 	ERR_clear_error();
@@ -398,10 +405,10 @@ int
 rsa_sign_sha256(const struct rsa_key *key, const void *msg, size_t len,
     unsigned char **sig, size_t *siglen)
 {
-	EVP_MD_CTX	*md = NULL;
-	unsigned char	*buf = NULL;
-	size_t		 n = 0;
-	int		 rc = -EINVAL;
+	EVP_MD_CTX    *md = NULL;
+	unsigned char *buf = NULL;
+	size_t	       n = 0;
+	int	       rc = -EINVAL;
 
 	*sig = NULL;
 	*siglen = 0;
@@ -413,7 +420,7 @@ rsa_sign_sha256(const struct rsa_key *key, const void *msg, size_t len,
 		goto out;
 	}
 	if (EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL, key->pkey,
-	    NULL) != 1 ||
+		NULL) != 1 ||
 	    EVP_DigestSign(md, NULL, &n, msg, len) != 1)
 		goto out;
 	if ((buf = malloc(n)) == NULL) {
@@ -438,6 +445,6 @@ rsa_key_free(struct rsa_key *key)
 {
 	if (key == NULL)
 		return;
-	EVP_PKEY_free(key->pkey);	/* clears the private parts */
+	EVP_PKEY_free(key->pkey); /* clears the private parts */
 	free(key);
 }

@@ -13,8 +13,8 @@
 
 #include "lib/crypto/crypto.h"
 
-#define WEBHOOK_PREFIX		"whsec_"
-#define WEBHOOK_KEY_MAX		128
+#define WEBHOOK_PREFIX	"whsec_"
+#define WEBHOOK_KEY_MAX 128
 
 /*
  * Decode the key of a secret ("whsec_" + base64; the prefix is optional,
@@ -23,8 +23,8 @@
 static int
 webhook_secret_key(const char *secret, unsigned char **key, size_t *keylen)
 {
-	size_t	plen = strlen(WEBHOOK_PREFIX);
-	int	rc;
+	size_t plen = strlen(WEBHOOK_PREFIX);
+	int    rc;
 
 	*key = NULL;
 	*keylen = 0;
@@ -51,11 +51,11 @@ static int
 webhook_mac(const char *secret, const char *msg_id, long long ts,
     const void *body, size_t len, uint8_t mac[32])
 {
-	unsigned char	*key = NULL;
-	size_t		 keylen = 0;
-	gcry_buffer_t	 iov[4];
-	char		 tsbuf[32];
-	int		 rc;
+	unsigned char *key = NULL;
+	size_t	       keylen = 0;
+	gcry_buffer_t  iov[4];
+	char	       tsbuf[32];
+	int	       rc;
 
 	if (msg_id == NULL || (body == NULL && len > 0))
 		return -EINVAL;
@@ -73,8 +73,10 @@ webhook_mac(const char *secret, const char *msg_id, long long ts,
 	iov[2].len = strlen(tsbuf);
 	iov[3].data = (void *)(uintptr_t)body;
 	iov[3].len = len;
-	rc = gcry_md_hash_buffers(GCRY_MD_SHA256, GCRY_MD_FLAG_HMAC, mac,
-	    iov, 4) == 0 ? 0 : -EIO;
+	rc = gcry_md_hash_buffers(GCRY_MD_SHA256, GCRY_MD_FLAG_HMAC, mac, iov,
+		 4) == 0 ?
+	    0 :
+	    -EIO;
 	crypto_free_secret(key, keylen);
 	return rc;
 }
@@ -83,9 +85,9 @@ webhook_mac(const char *secret, const char *msg_id, long long ts,
 char *
 webhook_secret_new(void)
 {
-	unsigned char	 raw[32];
-	char		*b64, *out = NULL;
-	size_t		 n;
+	unsigned char raw[32];
+	char	     *b64, *out = NULL;
+	size_t	      n;
 
 	crypto_random(raw, sizeof(raw));
 	if ((b64 = b64_encode(raw, sizeof(raw), false, true)) == NULL)
@@ -107,9 +109,9 @@ char *
 webhook_sign(const char *secret, const char *msg_id, long long ts,
     const void *body, size_t len)
 {
-	uint8_t	 mac[32];
-	char	*b64, *out = NULL;
-	size_t	 n;
+	uint8_t mac[32];
+	char   *b64, *out = NULL;
+	size_t	n;
 
 	if (webhook_mac(secret, msg_id, ts, body, len, mac) != 0)
 		return NULL;

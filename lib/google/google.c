@@ -18,7 +18,7 @@
 #include "lib/base/json.h"
 #include "lib/base/util.h"
 
-#define GOOGLE_PAGE_MAX_DEFAULT	(16 * 1024 * 1024)
+#define GOOGLE_PAGE_MAX_DEFAULT (16 * 1024 * 1024)
 #define GOOGLE_TIMEOUT_DEFAULT	30000
 #define GOOGLE_CHECK_TIMEOUT	15000
 #define GOOGLE_TOKEN_BODY_MAX	(16 * 1024)
@@ -29,51 +29,51 @@ enum op_state {
 };
 
 struct google_op {
-	TAILQ_ENTRY(google_op)	 entry;
-	struct google_client	*c;
-	enum op_state		 state;
-	char			*url;
-	google_page_cb		 cb;
-	void			*arg;
-	struct httpc_req	*req;
-	bool			 refreshed;	/* token refreshed for this op */
-	bool			 fresh;		/* the token used was new */
+	TAILQ_ENTRY(google_op) entry;
+	struct google_client *c;
+	enum op_state	      state;
+	char		     *url;
+	google_page_cb	      cb;
+	void		     *arg;
+	struct httpc_req     *req;
+	bool		      refreshed; /* token refreshed for this op */
+	bool		      fresh;	 /* the token used was new */
 };
 TAILQ_HEAD(google_ops, google_op);
 
 struct google_client {
-	struct httpc		*httpc;
-	char			*token_url;
-	char			*api_base;
-	char			*client_email;
-	char			*key_id;
-	char			*subject;
-	struct rsa_key		*key;
-	long			 timeout_ms;
-	size_t			 max_body;
+	struct httpc   *httpc;
+	char	       *token_url;
+	char	       *api_base;
+	char	       *client_email;
+	char	       *key_id;
+	char	       *subject;
+	struct rsa_key *key;
+	long		timeout_ms;
+	size_t		max_body;
 
-	char			*token;		/* cached access token */
-	int64_t			 token_exp_mono;
-	bool			 token_new;	/* not used by any op yet */
-	struct httpc_req	*token_req;
+	char		 *token; /* cached access token */
+	int64_t		  token_exp_mono;
+	bool		  token_new; /* not used by any op yet */
+	struct httpc_req *token_req;
 
-	struct google_ops	 wait;		/* waiting for a token, FIFO */
-	struct google_ops	 ops;		/* sent */
-	unsigned		 depth;		/* callback nesting */
-	bool			 dead;		/* free when depth drops to 0 */
+	struct google_ops wait;	 /* waiting for a token, FIFO */
+	struct google_ops ops;	 /* sent */
+	unsigned	  depth; /* callback nesting */
+	bool		  dead;	 /* free when depth drops to 0 */
 };
 
-static int	google_token_start(struct google_client *c);
-static void	google_token_done(const struct httpc_resp *resp, void *arg);
-static void	google_local_error(struct google_error *e, const char *what);
-static int	google_op_send(struct google_op *op);
+static int  google_token_start(struct google_client *c);
+static void google_token_done(const struct httpc_resp *resp, void *arg);
+static void google_local_error(struct google_error *e, const char *what);
+static int  google_op_send(struct google_op *op);
 
 char *
 google_jwt_claims(const char *client_email, const char *subject,
     const char *scope, const char *aud, int64_t now_s)
 {
 	struct jsonw *w;
-	char *s = NULL;
+	char	     *s = NULL;
 
 	if (client_email == NULL || scope == NULL || aud == NULL)
 		return NULL;
@@ -117,8 +117,8 @@ static char *
 google_escape(const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	size_t i, n = strlen(s);
-	char *out, *p;
+	size_t		  i, n = strlen(s);
+	char		 *out, *p;
 
 	if ((out = malloc(n * 3 + 1)) == NULL)
 		return NULL;
@@ -140,13 +140,12 @@ google_escape(const char *s)
 }
 
 char *
-google_activities_url(const char *api_base, const char *app,
-    int64_t start_ms, int64_t end_ms, int max_results,
-    const char *page_token)
+google_activities_url(const char *api_base, const char *app, int64_t start_ms,
+    int64_t end_ms, int max_results, const char *page_token)
 {
-	char st[32], et[32], *eapp = NULL, *etok = NULL, *url = NULL;
+	char   st[32], et[32], *eapp = NULL, *etok = NULL, *url = NULL;
 	size_t blen, len;
-	int n;
+	int    n;
 
 	if (api_base == NULL || app == NULL || app[0] == '\0' ||
 	    max_results < 1 || max_results > GOOGLE_MAX_RESULTS)
@@ -163,11 +162,12 @@ google_activities_url(const char *api_base, const char *app,
 	len = blen + strlen(eapp) + (etok != NULL ? strlen(etok) : 0) + 256;
 	if ((url = malloc(len)) == NULL)
 		goto done;
-	n = snprintf(url, len, "%.*s/admin/reports/v1/activity/users/all/"
-	    "applications/%s?startTime=%s%s%s&maxResults=%d%s%s", (int)blen,
-	    api_base, eapp, st, end_ms > 0 ? "&endTime=" : "",
-	    end_ms > 0 ? et : "", max_results, etok != NULL ? "&pageToken=" :
-	    "", etok != NULL ? etok : "");
+	n = snprintf(url, len,
+	    "%.*s/admin/reports/v1/activity/users/all/"
+	    "applications/%s?startTime=%s%s%s&maxResults=%d%s%s",
+	    (int)blen, api_base, eapp, st, end_ms > 0 ? "&endTime=" : "",
+	    end_ms > 0 ? et : "", max_results,
+	    etok != NULL ? "&pageToken=" : "", etok != NULL ? etok : "");
 	if (n < 0 || (size_t)n >= len) {
 		free(url);
 		url = NULL;
@@ -183,9 +183,9 @@ static void
 google_api_reason(const char *body, size_t len, char *reason, size_t rlen,
     char *msg, size_t mlen)
 {
-	yajl_val t = NULL, e, errs;
+	yajl_val    t = NULL, e, errs;
 	const char *s;
-	char err[64];
+	char	    err[64];
 
 	reason[0] = '\0';
 	msg[0] = '\0';
@@ -200,7 +200,7 @@ google_api_reason(const char *body, size_t len, char *reason, size_t rlen,
 		if (errs != NULL && YAJL_IS_ARRAY(errs) &&
 		    errs->u.array.len > 0 &&
 		    (s = json_get_string(errs->u.array.values[0], "reason")) !=
-		    NULL)
+			NULL)
 			util_strlcpy(reason, s, rlen);
 		else if ((s = json_get_string(e, "status")) != NULL)
 			util_strlcpy(reason, s, rlen);
@@ -239,8 +239,7 @@ google_classify_token(const char *reason, const char *msg,
 			    "(invalid_grant: %s): the clock of this host and "
 			    "Google's disagree (clock skew); check NTP%s",
 			    msg, "");
-		else if (google_has(msg, "email") ||
-		    google_has(msg, "user id"))
+		else if (google_has(msg, "email") || google_has(msg, "user id"))
 			snprintf(e->diagnosis, sizeof(e->diagnosis),
 			    "Google refused the service-account credentials "
 			    "(invalid_grant: %s): the subject (the admin to "
@@ -252,7 +251,8 @@ google_classify_token(const char *reason, const char *msg,
 			    "(invalid_grant: %s): the key was revoked or "
 			    "deleted, or the service account no longer "
 			    "exists; create a new key and rotate the "
-			    "credentials%s", msg, "");
+			    "credentials%s",
+			    msg, "");
 	} else if (strcmp(reason, "unauthorized_client") == 0) {
 		snprintf(e->diagnosis, sizeof(e->diagnosis),
 		    "Google refused the service-account credentials "
@@ -261,21 +261,25 @@ google_classify_token(const char *reason, const char *msg,
 		    "the scope " GOOGLE_SCOPE_REPORTS " in the Admin console "
 		    "(Security > API controls > Domain-wide delegation), or "
 		    "omit subject and assign the service account an admin "
-		    "role with the Reports privilege%s", msg, "");
+		    "role with the Reports privilege%s",
+		    msg, "");
 	} else if (strcmp(reason, "invalid_client") == 0) {
 		snprintf(e->diagnosis, sizeof(e->diagnosis),
 		    "Google refused the service-account credentials "
 		    "(invalid_client: %s): the service account or its key "
-		    "was deleted%s", msg, "");
+		    "was deleted%s",
+		    msg, "");
 	} else if (strcmp(reason, "access_denied") == 0) {
 		snprintf(e->diagnosis, sizeof(e->diagnosis),
 		    "Google refused the service-account credentials "
 		    "(access_denied: %s): the admin or the domain does not "
-		    "allow this access%s", msg, "");
+		    "allow this access%s",
+		    msg, "");
 	} else if (strcmp(reason, "invalid_scope") == 0) {
 		snprintf(e->diagnosis, sizeof(e->diagnosis),
 		    "Google refused the requested scope (invalid_scope: %s)"
-		    "%s", msg, "");
+		    "%s",
+		    msg, "");
 	} else {
 		e->cls = GOOGLE_FATAL;
 		snprintf(e->diagnosis, sizeof(e->diagnosis),
@@ -303,21 +307,23 @@ google_classify(const struct httpc_resp *resp, bool token_endpoint,
 	if (resp->curl_code != 0 || st == 0) {
 		e->cls = GOOGLE_RETRY;
 		e->status = 0;
-		util_strlcpy(e->reason, resp->curl_code ==
-		    CURLE_OPERATION_TIMEDOUT ? "timeout" : "network",
+		util_strlcpy(e->reason,
+		    resp->curl_code == CURLE_OPERATION_TIMEDOUT ? "timeout" :
+								  "network",
 		    sizeof(e->reason));
 		snprintf(e->diagnosis, sizeof(e->diagnosis),
-		    "cannot reach Google (%s)%s", resp->error[0] != '\0' ?
-		    resp->error : "no response", "");
+		    "cannot reach Google (%s)%s",
+		    resp->error[0] != '\0' ? resp->error : "no response", "");
 		return;
 	}
 	if (st >= 200 && st < 300) {
 		if (resp->truncated) {
 			e->cls = GOOGLE_RETRY;
-			util_strlcpy(e->reason, "truncated",
-			    sizeof(e->reason));
-			util_strlcpy(e->diagnosis, "Google's reply exceeded the "
-			    "size limit", sizeof(e->diagnosis));
+			util_strlcpy(e->reason, "truncated", sizeof(e->reason));
+			util_strlcpy(e->diagnosis,
+			    "Google's reply exceeded the "
+			    "size limit",
+			    sizeof(e->diagnosis));
 			return;
 		}
 		e->cls = GOOGLE_OK;
@@ -331,10 +337,11 @@ google_classify(const struct httpc_resp *resp, bool token_endpoint,
 		snprintf(e->reason, sizeof(e->reason), "http_%ld", st);
 
 	if (st == 429 || st == 503 ||
-	    (st == 403 && (strcmp(reason, "rateLimitExceeded") == 0 ||
-	    strcmp(reason, "userRateLimitExceeded") == 0 ||
-	    strcmp(reason, "quotaExceeded") == 0 ||
-	    strcmp(reason, "dailyLimitExceeded") == 0))) {
+	    (st == 403 &&
+		(strcmp(reason, "rateLimitExceeded") == 0 ||
+		    strcmp(reason, "userRateLimitExceeded") == 0 ||
+		    strcmp(reason, "quotaExceeded") == 0 ||
+		    strcmp(reason, "dailyLimitExceeded") == 0))) {
 		e->cls = GOOGLE_RETRY;
 		e->rate_limited = true;
 		if (st == 503 && reason[0] == '\0')
@@ -364,8 +371,8 @@ google_classify(const struct httpc_resp *resp, bool token_endpoint,
 		e->cls = GOOGLE_CREDENTIALS;
 		snprintf(e->diagnosis, sizeof(e->diagnosis),
 		    "Google does not accept the access token%s (HTTP 401 "
-		    "%.150s)", after_refresh ? " even after a refresh" : "",
-		    msg);
+		    "%.150s)",
+		    after_refresh ? " even after a refresh" : "", msg);
 		return;
 	}
 	if (st == 403) {
@@ -373,22 +380,25 @@ google_classify(const struct httpc_resp *resp, bool token_endpoint,
 		if (strcmp(reason, "insufficientPermissions") == 0 &&
 		    google_has(msg, "scope"))
 			snprintf(e->diagnosis, sizeof(e->diagnosis),
-			    "the access token lacks the scope "
-			    GOOGLE_SCOPE_REPORTS " (%.150s)", msg);
+			    "the access token lacks the scope " GOOGLE_SCOPE_REPORTS
+			    " (%.150s)",
+			    msg);
 		else {
 			e->access_denied = true;
 			snprintf(e->diagnosis, sizeof(e->diagnosis),
 			    "Google refuses access to the audit reports "
 			    "(%s: %.150s): the admin impersonated lacks the "
-			    "Reports privilege", e->reason, msg);
+			    "Reports privilege",
+			    e->reason, msg);
 			util_strlcpy(e->google_msg, msg, sizeof(e->google_msg));
 		}
 		return;
 	}
 	e->cls = GOOGLE_FATAL;
-	snprintf(e->diagnosis, sizeof(e->diagnosis), "Google refused the "
-	    "request (HTTP %ld %s%s%.150s)", st, e->reason,
-	    msg[0] != '\0' ? ": " : "", msg);
+	snprintf(e->diagnosis, sizeof(e->diagnosis),
+	    "Google refused the "
+	    "request (HTTP %ld %s%s%.150s)",
+	    st, e->reason, msg[0] != '\0' ? ": " : "", msg);
 }
 
 void
@@ -404,10 +414,11 @@ google_explain_access(struct google_error *e, const char *client_email,
 		    "Reports privilege, and no subject was given: assign it "
 		    "one (Admin console > Account > Admin roles > a role with "
 		    "the Reports privilege > Assign service accounts), or give "
-		    "subject (an admin) with domain-wide delegation for "
-		    GOOGLE_SCOPE_REPORTS " (Admin console > Security > API "
-		    "controls > Domain-wide delegation)", e->reason,
-		    e->google_msg, client_email != NULL ? client_email : "");
+		    "subject (an admin) with domain-wide delegation for " GOOGLE_SCOPE_REPORTS
+		    " (Admin console > Security > API "
+		    "controls > Domain-wide delegation)",
+		    e->reason, e->google_msg,
+		    client_email != NULL ? client_email : "");
 	else
 		snprintf(e->diagnosis, sizeof(e->diagnosis),
 		    "Google refuses access to the audit reports (%s: %.150s): "
@@ -426,7 +437,7 @@ google_client_new(const struct google_client_opts *o,
     struct google_client **out, char *err, size_t errlen)
 {
 	struct google_client *c;
-	char kerr[160];
+	char		      kerr[160];
 
 	*out = NULL;
 	if (o->httpc == NULL || o->token_url == NULL || o->api_base == NULL ||
@@ -440,20 +451,20 @@ google_client_new(const struct google_client_opts *o,
 	TAILQ_INIT(&c->ops);
 	c->httpc = o->httpc;
 	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms :
-	    GOOGLE_TIMEOUT_DEFAULT;
+					    GOOGLE_TIMEOUT_DEFAULT;
 	c->max_body = o->max_body > 0 ? o->max_body : GOOGLE_PAGE_MAX_DEFAULT;
 	if ((c->token_url = strdup(o->token_url)) == NULL ||
 	    (c->api_base = strdup(o->api_base)) == NULL ||
 	    (c->client_email = strdup(o->client_email)) == NULL ||
 	    (c->subject = strdup(o->subject != NULL ? o->subject : "")) ==
-	    NULL ||
+		NULL ||
 	    (o->private_key_id != NULL &&
-	    (c->key_id = strdup(o->private_key_id)) == NULL)) {
+		(c->key_id = strdup(o->private_key_id)) == NULL)) {
 		google_client_free(c);
 		goto nomem;
 	}
 	if (rsa_key_from_pem(o->private_key_pem, strlen(o->private_key_pem),
-	    &c->key, kerr, sizeof(kerr)) != 0) {
+		&c->key, kerr, sizeof(kerr)) != 0) {
 		snprintf(err, errlen, "private key: %s", kerr);
 		google_client_free(c);
 		return -EINVAL;
@@ -543,7 +554,7 @@ google_op_finish(struct google_op *op, const char *body, size_t len,
     const struct google_error *e)
 {
 	google_page_cb cb = op->cb;
-	void *arg = op->arg;
+	void	      *arg = op->arg;
 
 	op->req = NULL;
 	google_op_free(op);
@@ -555,24 +566,25 @@ static void
 google_token_done(const struct httpc_resp *resp, void *arg)
 {
 	struct google_client *c = arg;
-	struct google_error e;
-	struct google_op *op;
-	yajl_val t = NULL;
-	const char *tok;
-	int64_t exp = 0;
-	char perr[64];
+	struct google_error   e;
+	struct google_op     *op;
+	yajl_val	      t = NULL;
+	const char	     *tok;
+	int64_t		      exp = 0;
+	char		      perr[64];
 
 	c->token_req = NULL;
 	google_classify(resp, true, false, &e);
 	if (e.cls == GOOGLE_OK) {
 		if (json_parse(resp->body, resp->body_len, 8, &t, perr,
-		    sizeof(perr)) != 0 ||
+			sizeof(perr)) != 0 ||
 		    (tok = json_get_string(t, "access_token")) == NULL ||
 		    tok[0] == '\0') {
 			e.cls = GOOGLE_RETRY;
 			util_strlcpy(e.reason, "bad_token_reply",
 			    sizeof(e.reason));
-			util_strlcpy(e.diagnosis, "the token endpoint sent a "
+			util_strlcpy(e.diagnosis,
+			    "the token endpoint sent a "
 			    "reply without an access token",
 			    sizeof(e.diagnosis));
 		} else {
@@ -604,7 +616,8 @@ google_token_done(const struct httpc_resp *resp, void *arg)
 			if (google_op_send(op) != 0) {
 				struct google_error se;
 
-				google_local_error(&se, "cannot start the "
+				google_local_error(&se,
+				    "cannot start the "
 				    "request");
 				google_op_finish(op, NULL, 0, &se);
 			}
@@ -625,12 +638,13 @@ static int
 google_token_start(struct google_client *c)
 {
 	struct httpc_opts o;
-	const char *hdrs[] = {
-	    "Content-Type: application/x-www-form-urlencoded",
-	    "Accept: application/json", NULL };
-	char *jwt = NULL, *body = NULL;
+	const char	 *hdrs[] = {
+		      "Content-Type: application/x-www-form-urlencoded",
+		      "Accept: application/json", NULL
+	};
+	char  *jwt = NULL, *body = NULL;
 	size_t len;
-	int rc = -ENOMEM;
+	int    rc = -ENOMEM;
 
 	if (c->token_req != NULL)
 		return 0;
@@ -643,8 +657,10 @@ google_token_start(struct google_client *c)
 	if ((body = malloc(len)) == NULL)
 		goto done;
 	/* The JWT is base64url and dots: nothing to escape. */
-	snprintf(body, len, "grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3A"
-	    "grant-type%%3Ajwt-bearer&assertion=%s", jwt);
+	snprintf(body, len,
+	    "grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3A"
+	    "grant-type%%3Ajwt-bearer&assertion=%s",
+	    jwt);
 	memset(&o, 0, sizeof(o));
 	o.method = "POST";
 	o.url = c->token_url;
@@ -691,10 +707,10 @@ google_local_error(struct google_error *e, const char *what)
 static void
 google_list_done(const struct httpc_resp *resp, void *arg)
 {
-	struct google_op *op = arg;
+	struct google_op     *op = arg;
 	struct google_client *c = op->c;
-	struct google_error e;
-	bool auth_err;
+	struct google_error   e;
+	bool		      auth_err;
 
 	op->req = NULL;
 	google_classify(resp, false, op->fresh || op->refreshed, &e);
@@ -709,7 +725,8 @@ google_list_done(const struct httpc_resp *resp, void *arg)
 		op->state = OP_WAIT_TOKEN;
 		TAILQ_INSERT_TAIL(&c->wait, op, entry);
 		if (google_token_start(c) != 0) {
-			google_local_error(&e, "cannot start the token request");
+			google_local_error(&e,
+			    "cannot start the token request");
 			google_fail_waiting(c, &e);
 		}
 		return;
@@ -727,11 +744,11 @@ static int
 google_op_send(struct google_op *op)
 {
 	struct google_client *c = op->c;
-	struct httpc_opts o;
-	const char *hdrs[3];
-	char *auth;
-	size_t len;
-	int rc;
+	struct httpc_opts     o;
+	const char	     *hdrs[3];
+	char		     *auth;
+	size_t		      len;
+	int		      rc;
 
 	len = strlen(c->token) + 32;
 	if ((auth = malloc(len)) == NULL)
@@ -752,13 +769,12 @@ google_op_send(struct google_op *op)
 }
 
 int
-google_list_page(struct google_client *c, const char *app,
-    int64_t start_ms, int64_t end_ms, int max_results,
-    const char *page_token, google_page_cb cb, void *arg,
-    struct google_op **out)
+google_list_page(struct google_client *c, const char *app, int64_t start_ms,
+    int64_t end_ms, int max_results, const char *page_token, google_page_cb cb,
+    void *arg, struct google_op **out)
 {
 	struct google_op *op;
-	int rc;
+	int		  rc;
 
 	if (out != NULL)
 		*out = NULL;
@@ -814,16 +830,16 @@ google_op_cancel(struct google_op *op)
 /* Credential check. */
 
 struct google_check {
-	struct google_client	*c;
-	struct google_op	*op;
-	char			**apps;
-	size_t			 napps;
-	size_t			 next;
-	google_check_cb		 cb;
-	void			*arg;
+	struct google_client *c;
+	struct google_op     *op;
+	char		    **apps;
+	size_t		      napps;
+	size_t		      next;
+	google_check_cb	      cb;
+	void		     *arg;
 };
 
-static void	google_check_next(struct google_check *chk);
+static void google_check_next(struct google_check *chk);
 
 /* Report once and free. */
 static void
@@ -831,7 +847,7 @@ google_check_end(struct google_check *chk, enum google_check_result r,
     const char *reason, const char *diagnosis)
 {
 	google_check_cb cb = chk->cb;
-	void *arg = chk->arg;
+	void	       *arg = chk->arg;
 
 	chk->op = NULL;
 	cb(r, reason, diagnosis, arg);
@@ -869,29 +885,28 @@ static void
 google_check_next(struct google_check *chk)
 {
 	int64_t now = util_now_ms();
-	int rc;
+	int	rc;
 
 	if (chk->next >= chk->napps) {
 		google_check_end(chk, GOOGLE_CHECK_OK, "", "");
 		return;
 	}
-	rc = google_list_page(chk->c, chk->apps[chk->next], now - 3600000, 0,
-	    1, NULL, google_check_page, chk, &chk->op);
+	rc = google_list_page(chk->c, chk->apps[chk->next], now - 3600000, 0, 1,
+	    NULL, google_check_page, chk, &chk->op);
 	if (rc != 0)
 		google_check_end(chk, GOOGLE_CHECK_UNREACHABLE, "local",
 		    rc == -EINVAL ? "invalid application name" :
-		    "cannot start the request");
+				    "cannot start the request");
 }
 
 int
-google_check_credentials(const struct google_check_opts *o,
-    google_check_cb cb, void *arg, struct google_check **out, char *err,
-    size_t errlen)
+google_check_credentials(const struct google_check_opts *o, google_check_cb cb,
+    void *arg, struct google_check **out, char *err, size_t errlen)
 {
 	struct google_client_opts co;
-	struct google_check *chk;
-	size_t i;
-	int rc;
+	struct google_check	 *chk;
+	size_t			  i;
+	int			  rc;
 
 	if (out != NULL)
 		*out = NULL;
@@ -928,14 +943,14 @@ google_check_credentials(const struct google_check_opts *o,
 	co.private_key_id = o->private_key_id;
 	co.subject = o->subject;
 	co.timeout_ms = o->timeout_ms > 0 ? o->timeout_ms :
-	    GOOGLE_CHECK_TIMEOUT;
+					    GOOGLE_CHECK_TIMEOUT;
 	co.max_body = 1024 * 1024;
 	if ((rc = google_client_new(&co, &chk->c, err, errlen)) != 0) {
 		google_check_cancel(chk);
 		return rc;
 	}
-	rc = google_list_page(chk->c, chk->apps[0], util_now_ms() - 3600000,
-	    0, 1, NULL, google_check_page, chk, &chk->op);
+	rc = google_list_page(chk->c, chk->apps[0], util_now_ms() - 3600000, 0,
+	    1, NULL, google_check_page, chk, &chk->op);
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot start the check: %s",
 		    strerror(-rc));
@@ -954,7 +969,7 @@ google_check_cancel(struct google_check *chk)
 
 	if (chk == NULL)
 		return;
-	google_client_free(chk->c);	/* cancels chk->op */
+	google_client_free(chk->c); /* cancels chk->op */
 	for (i = 0; chk->apps != NULL && i < chk->napps; i++)
 		free(chk->apps[i]);
 	free(chk->apps);

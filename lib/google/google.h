@@ -31,30 +31,31 @@ struct rsa_key;
 
 #define GOOGLE_SCOPE_REPORTS \
 	"https://www.googleapis.com/auth/admin.reports.audit.readonly"
-#define GOOGLE_TOKEN_MARGIN_S	120	/* refresh this long before expiry */
-#define GOOGLE_JWT_LIFETIME_S	3600
-#define GOOGLE_MAX_RESULTS	1000
-#define GOOGLE_RETENTION_DAYS	180	/* Reports API keeps ~6 months */
-#define GOOGLE_DIAG_MAX		1024	/* a diagnosis with its advice, whole */
+#define GOOGLE_TOKEN_MARGIN_S 120 /* refresh this long before expiry */
+#define GOOGLE_JWT_LIFETIME_S 3600
+#define GOOGLE_MAX_RESULTS    1000
+#define GOOGLE_RETENTION_DAYS 180  /* Reports API keeps ~6 months */
+#define GOOGLE_DIAG_MAX	      1024 /* a diagnosis with its advice, whole */
 
 enum google_class {
 	GOOGLE_OK = 0,
-	GOOGLE_RETRY,		/* transient: back off and try again */
-	GOOGLE_CREDENTIALS,	/* Google refuses these credentials */
-	GOOGLE_FATAL		/* a request we make wrongly, bad reply ... */
+	GOOGLE_RETRY,	    /* transient: back off and try again */
+	GOOGLE_CREDENTIALS, /* Google refuses these credentials */
+	GOOGLE_FATAL	    /* a request we make wrongly, bad reply ... */
 };
 
 struct google_error {
-	enum google_class	 cls;
-	long			 status;	/* HTTP status, 0: transport */
-	bool			 rate_limited;	/* slow every source of the client */
-	int64_t			 retry_after_s;	/* -1: none given */
-	char			 reason[64];	/* "invalid_grant", "rateLimitExceeded", "http_503", "timeout" ... */
+	enum google_class cls;
+	long		  status;	 /* HTTP status, 0: transport */
+	bool		  rate_limited;	 /* slow every source of the client */
+	int64_t		  retry_after_s; /* -1: none given */
+	char		  reason
+	    [64]; /* "invalid_grant", "rateLimitExceeded", "http_503", "timeout" ... */
 	/* For a person, whole; no secrets. */
-	char			 diagnosis[GOOGLE_DIAG_MAX];
+	char diagnosis[GOOGLE_DIAG_MAX];
 	/* An API 403: the caller lacks the Reports privilege. */
-	bool			 access_denied;
-	char			 google_msg[160];	/* Google's words */
+	bool access_denied;
+	char google_msg[160]; /* Google's words */
 };
 
 /*
@@ -62,21 +63,20 @@ struct google_error {
  * "aud":aud,"sub":subject,"iat":now_s,"exp":now_s+GOOGLE_JWT_LIFETIME_S}
  * (sub omitted when subject is NULL or ""). malloc'd, NULL on failure.
  */
-char	*google_jwt_claims(const char *client_email, const char *subject,
-	    const char *scope, const char *aud, int64_t now_s);
+char *google_jwt_claims(const char *client_email, const char *subject,
+    const char *scope, const char *aud, int64_t now_s);
 /* Signed assertion for those claims; malloc'd, NULL on failure. */
-char	*google_jwt_assertion(const struct rsa_key *key, const char *kid,
-	    const char *client_email, const char *subject, const char *scope,
-	    const char *aud, int64_t now_s);
+char *google_jwt_assertion(const struct rsa_key *key, const char *kid,
+    const char *client_email, const char *subject, const char *scope,
+    const char *aud, int64_t now_s);
 /*
  * URL of activities.list: <api_base>/admin/reports/v1/activity/users/all/
  * applications/<app>?startTime=..&endTime=..&maxResults=..[&pageToken=..]
  * (times RFC 3339 with milliseconds, UTC; end_ms <= 0 omits endTime;
  * pageToken URL-escaped). malloc'd, NULL on failure.
  */
-char	*google_activities_url(const char *api_base, const char *app,
-	    int64_t start_ms, int64_t end_ms, int max_results,
-	    const char *page_token);
+char *google_activities_url(const char *api_base, const char *app,
+    int64_t start_ms, int64_t end_ms, int max_results, const char *page_token);
 
 /*
  * Classify a reply. token_endpoint: resp came from the token URL.
@@ -84,8 +84,8 @@ char	*google_activities_url(const char *api_base, const char *app,
  * exchanged token (so it is not a stale token). Fills *e (cls GOOGLE_OK
  * for a 2xx).
  */
-void	 google_classify(const struct httpc_resp *resp, bool token_endpoint,
-	    bool after_refresh, struct google_error *e);
+void google_classify(const struct httpc_resp *resp, bool token_endpoint,
+    bool after_refresh, struct google_error *e);
 
 /*
  * Rewrite the diagnosis of an API 403 "no access to the reports" (e->
@@ -94,8 +94,8 @@ void	 google_classify(const struct httpc_resp *resp, bool token_endpoint,
  * account itself has no admin role with the Reports privilege). The
  * advice is always whole. Other errors are left alone.
  */
-void	 google_explain_access(struct google_error *e,
-	    const char *client_email, const char *subject);
+void google_explain_access(struct google_error *e, const char *client_email,
+    const char *subject);
 
 /*
  * A client: one service account + subject, with its cached access token.
@@ -104,22 +104,22 @@ void	 google_explain_access(struct google_error *e,
  */
 struct google_client;
 struct google_client_opts {
-	struct httpc	*httpc;
-	const char	*token_url;
-	const char	*api_base;
-	const char	*client_email;
-	const char	*private_key_pem;
-	const char	*private_key_id;	/* JWT "kid", may be NULL */
-	const char	*subject;
-	long		 timeout_ms;		/* per request, 0: 30 s */
-	size_t		 max_body;		/* page cap, 0: 16 MiB */
+	struct httpc *httpc;
+	const char   *token_url;
+	const char   *api_base;
+	const char   *client_email;
+	const char   *private_key_pem;
+	const char   *private_key_id; /* JWT "kid", may be NULL */
+	const char   *subject;
+	long	      timeout_ms; /* per request, 0: 30 s */
+	size_t	      max_body;	  /* page cap, 0: 16 MiB */
 };
-int	 google_client_new(const struct google_client_opts *o,
-	    struct google_client **out, char *err, size_t errlen);
+int google_client_new(const struct google_client_opts *o,
+    struct google_client **out, char *err, size_t errlen);
 /* Free (cancels its requests without callbacks); NULL is a no-op. */
-void	 google_client_free(struct google_client *c);
+void google_client_free(struct google_client *c);
 /* Forget the cached token (next call exchanges a new one). */
-void	 google_client_forget_token(struct google_client *c);
+void google_client_forget_token(struct google_client *c);
 
 /*
  * One activities.list page, getting (or refreshing once on 401) a token
@@ -130,12 +130,11 @@ void	 google_client_forget_token(struct google_client *c);
 struct google_op;
 typedef void (*google_page_cb)(const char *body, size_t len,
     const struct google_error *e, void *arg);
-int	 google_list_page(struct google_client *c, const char *app,
-	    int64_t start_ms, int64_t end_ms, int max_results,
-	    const char *page_token, google_page_cb cb, void *arg,
-	    struct google_op **out);
+int google_list_page(struct google_client *c, const char *app, int64_t start_ms,
+    int64_t end_ms, int max_results, const char *page_token, google_page_cb cb,
+    void *arg, struct google_op **out);
 /* Cancel an in-flight op: its callback will not be called. */
-void	 google_op_cancel(struct google_op *op);
+void google_op_cancel(struct google_op *op);
 
 /*
  * Credential check (apid, before storing a source): exchange a token and
@@ -154,23 +153,23 @@ enum google_check_result {
 	GOOGLE_CHECK_UNREACHABLE
 };
 struct google_check_opts {
-	struct httpc		*httpc;
-	const char		*token_url;
-	const char		*api_base;
-	const char		*client_email;
-	const char		*private_key_pem;
-	const char		*private_key_id;	/* may be NULL */
-	const char		*subject;
-	const char *const	*apps;
-	size_t			 napps;
-	long			 timeout_ms;	/* per request, 0: 15 s */
+	struct httpc	  *httpc;
+	const char	  *token_url;
+	const char	  *api_base;
+	const char	  *client_email;
+	const char	  *private_key_pem;
+	const char	  *private_key_id; /* may be NULL */
+	const char	  *subject;
+	const char *const *apps;
+	size_t		   napps;
+	long		   timeout_ms; /* per request, 0: 15 s */
 };
 struct google_check;
-typedef void (*google_check_cb)(enum google_check_result r,
-    const char *reason, const char *diagnosis, void *arg);
-int	 google_check_credentials(const struct google_check_opts *o,
-	    google_check_cb cb, void *arg, struct google_check **out,
-	    char *err, size_t errlen);
-void	 google_check_cancel(struct google_check *chk);
+typedef void (*google_check_cb)(enum google_check_result r, const char *reason,
+    const char *diagnosis, void *arg);
+int  google_check_credentials(const struct google_check_opts *o,
+     google_check_cb cb, void *arg, struct google_check **out, char *err,
+     size_t errlen);
+void google_check_cancel(struct google_check *chk);
 
 #endif

@@ -20,17 +20,17 @@
 #include "lib/google/normalize.h"
 #include "lib/base/util.h"
 
-#define NORM_MSG_DEPTH		8	/* messageValue nesting we unfold */
+#define NORM_MSG_DEPTH 8 /* messageValue nesting we unfold */
 
 /* What an activity's header says, gathered once for all its events. */
 struct norm_act {
-	yajl_val	 act;
-	const char	*customer;	/* may be NULL */
-	const char	*app;		/* never NULL */
-	const char	*uq;		/* may be NULL */
-	int64_t		 time_ms;
-	bool		 have_time;
-	size_t		*budget;	/* bytes the page may still use */
+	yajl_val    act;
+	const char *customer; /* may be NULL */
+	const char *app;      /* never NULL */
+	const char *uq;	      /* may be NULL */
+	int64_t	    time_ms;
+	bool	    have_time;
+	size_t	   *budget; /* bytes the page may still use */
 };
 
 /* A string's text or a number's original text; NULL for anything else. */
@@ -49,8 +49,8 @@ static void
 norm_hash_hex(const void *buf, size_t len, char out[NORM_ID_LEN + 1])
 {
 	static const char hex[] = "0123456789abcdef";
-	unsigned char md[32];
-	size_t i;
+	unsigned char	  md[32];
+	size_t		  i;
 
 	if (!gcry_control(GCRYCTL_ANY_INITIALIZATION_P))
 		gcry_check_version(NULL);
@@ -71,7 +71,7 @@ norm_hash_parts(const char *const *parts, size_t nparts,
     char out[NORM_ID_LEN + 1])
 {
 	size_t i, len = 0, off = 0;
-	char *buf;
+	char  *buf;
 
 	for (i = 0; i < nparts; i++)
 		len += strlen(parts[i] != NULL ? parts[i] : "") + 1;
@@ -79,7 +79,7 @@ norm_hash_parts(const char *const *parts, size_t nparts,
 		return -ENOMEM;
 	for (i = 0; i < nparts; i++) {
 		const char *p = parts[i] != NULL ? parts[i] : "";
-		size_t l = strlen(p);
+		size_t	    l = strlen(p);
 
 		if (i > 0)
 			buf[off++] = '\x1f';
@@ -97,7 +97,7 @@ normalize_log_id(const char *customer_id, const char *app, int64_t time_ms,
     const char *unique_qualifier, size_t event_index, const char *event_name,
     char out[NORM_ID_LEN + 1])
 {
-	char ts[32], idx[24];
+	char	    ts[32], idx[24];
 	const char *parts[7];
 
 	time_format_rfc3339_ms(time_ms, ts);
@@ -116,8 +116,8 @@ normalize_log_id(const char *customer_id, const char *app, int64_t time_ms,
  * Emit one parameter's value: see the mapping in DESIGN.md (intValue as a
  * number when it fits int64, nested messages unfolded into objects).
  */
-static int	norm_params_write(struct jsonw *w, yajl_val *lists,
-		    size_t nlists, unsigned depth, const char **perr);
+static int norm_params_write(struct jsonw *w, yajl_val *lists, size_t nlists,
+    unsigned depth, const char **perr);
 
 /* An int64 carried as a string (or number): a number when it fits. */
 static int
@@ -150,8 +150,8 @@ norm_param_value_write(struct jsonw *w, yajl_val p, unsigned depth,
     const char **perr)
 {
 	yajl_val v;
-	size_t i;
-	int rc;
+	size_t	 i;
+	int	 rc;
 
 	if ((v = json_get(p, "value")) != NULL)
 		return jsonw_val(w, v);
@@ -182,7 +182,7 @@ norm_param_value_write(struct jsonw *w, yajl_val p, unsigned depth,
 			return rc;
 		for (i = 0; i < v->u.array.len; i++)
 			if ((rc = norm_message_write(w, v->u.array.values[i],
-			    depth, perr)) != 0)
+				 depth, perr)) != 0)
 				return rc;
 		return jsonw_arr_close(w);
 	}
@@ -203,15 +203,15 @@ norm_param_name(yajl_val p)
  * many parameters of one name Google sends (it was quadratic).
  */
 struct norm_names {
-	const char	**name;
-	size_t		 *count;
-	size_t		  cap;		/* a power of two */
+	const char **name;
+	size_t	    *count;
+	size_t	     cap; /* a power of two */
 };
 
 static uint64_t
 norm_name_hash(const char *s)
 {
-	uint64_t	h = 1469598103934665603ULL;
+	uint64_t h = 1469598103934665603ULL;
 
 	for (; *s != '\0'; s++)
 		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
@@ -246,7 +246,7 @@ norm_names_clear(struct norm_names *t)
 static size_t
 norm_names_seen(struct norm_names *t, const char *name)
 {
-	size_t	i = (size_t)norm_name_hash(name) & (t->cap - 1);
+	size_t i = (size_t)norm_name_hash(name) & (t->cap - 1);
 
 	while (t->name[i] != NULL && strcmp(t->name[i], name) != 0)
 		i = (i + 1) & (t->cap - 1);
@@ -264,10 +264,10 @@ static int
 norm_params_write(struct jsonw *w, yajl_val *lists, size_t nlists,
     unsigned depth, const char **perr)
 {
-	struct norm_names	 names;
-	size_t			 l, i, seen, total = 0;
-	char			*dupkey;
-	int			 rc;
+	struct norm_names names;
+	size_t		  l, i, seen, total = 0;
+	char		 *dupkey;
+	int		  rc;
 
 	for (l = 0; l < nlists; l++)
 		total += lists[l]->u.array.len;
@@ -277,7 +277,7 @@ norm_params_write(struct jsonw *w, yajl_val *lists, size_t nlists,
 		goto out;
 	for (l = 0; l < nlists; l++) {
 		for (i = 0; i < lists[l]->u.array.len; i++) {
-			yajl_val p = lists[l]->u.array.values[i];
+			yajl_val    p = lists[l]->u.array.values[i];
 			const char *name = norm_param_name(p);
 
 			if (name == NULL) {
@@ -299,8 +299,8 @@ norm_params_write(struct jsonw *w, yajl_val *lists, size_t nlists,
 				free(dupkey);
 			}
 			if (rc != 0 ||
-			    (rc = norm_param_value_write(w, p, depth,
-			    perr)) != 0)
+			    (rc = norm_param_value_write(w, p, depth, perr)) !=
+				0)
 				goto out;
 		}
 	}
@@ -315,28 +315,27 @@ static int
 norm_actor_write(struct jsonw *w, yajl_val act)
 {
 	yajl_val actor = json_get(act, "actor"), v;
-	int rc;
+	int	 rc;
 
 	if ((rc = jsonw_key(w, "actor")) != 0 ||
 	    (rc = jsonw_obj_open(w)) != 0 ||
-	    (rc = jsonw_kv_str(w, "email",
-	    json_get_string(actor, "email"))) != 0 ||
+	    (rc = jsonw_kv_str(w, "email", json_get_string(actor, "email"))) !=
+		0 ||
 	    (rc = jsonw_kv_str(w, "ipAddress",
-	    json_get_string(act, "ipAddress"))) != 0 ||
+		 json_get_string(act, "ipAddress"))) != 0 ||
 	    (rc = jsonw_kv_str(w, "profileId",
-	    norm_scalar_text(json_get(actor, "profileId")))) != 0)
+		 norm_scalar_text(json_get(actor, "profileId")))) != 0)
 		return rc;
 	if ((v = json_get(actor, "callerType")) != NULL &&
 	    ((rc = jsonw_key(w, "callerType")) != 0 ||
-	    (rc = jsonw_val(w, v)) != 0))
+		(rc = jsonw_val(w, v)) != 0))
 		return rc;
 	if ((v = json_get(actor, "key")) != NULL &&
-	    ((rc = jsonw_key(w, "key")) != 0 ||
-	    (rc = jsonw_val(w, v)) != 0))
+	    ((rc = jsonw_key(w, "key")) != 0 || (rc = jsonw_val(w, v)) != 0))
 		return rc;
 	if ((v = json_get(actor, "applicationInfo")) != NULL &&
 	    ((rc = jsonw_key(w, "applicationInfo")) != 0 ||
-	    (rc = jsonw_val(w, v)) != 0))
+		(rc = jsonw_val(w, v)) != 0))
 		return rc;
 	return jsonw_obj_close(w);
 }
@@ -349,8 +348,8 @@ norm_actor_write(struct jsonw *w, yajl_val act)
 static int
 norm_raw_write(struct jsonw *w, yajl_val act, yajl_val event)
 {
-	size_t	i;
-	int	rc;
+	size_t i;
+	int    rc;
 
 	if (event == NULL || !YAJL_IS_OBJECT(act))
 		return jsonw_val(w, act);
@@ -360,9 +359,9 @@ norm_raw_write(struct jsonw *w, yajl_val act, yajl_val event)
 		if ((rc = jsonw_key(w, act->u.object.keys[i])) != 0)
 			return rc;
 		if (strcmp(act->u.object.keys[i], "events") == 0)
-			rc = jsonw_arr_open(w) != 0 ? -EINVAL :
+			rc = jsonw_arr_open(w) != 0  ? -EINVAL :
 			    jsonw_val(w, event) != 0 ? -EINVAL :
-			    jsonw_arr_close(w);
+						       jsonw_arr_close(w);
 		else
 			rc = jsonw_val(w, act->u.object.values[i]);
 		if (rc != 0)
@@ -382,11 +381,11 @@ norm_log_build_one(struct norm_log *out, const struct norm_act *a,
     yajl_val event, const char *errmsg, bool with_raw, size_t trunc)
 {
 	struct jsonw *w;
-	yajl_val lists[2];
-	size_t nlists = 0;
-	const char *perr = NULL;
-	char ts[32];
-	int rc = -ENOMEM;
+	yajl_val      lists[2];
+	size_t	      nlists = 0;
+	const char   *perr = NULL;
+	char	      ts[32];
+	int	      rc = -ENOMEM;
 
 	if ((w = jsonw_new()) == NULL)
 		return -ENOMEM;
@@ -398,15 +397,14 @@ norm_log_build_one(struct norm_log *out, const struct norm_act *a,
 		rc = jsonw_kv_str(w, "timestamp", ts);
 	} else
 		rc = jsonw_kv_str(w, "timestamp", NULL);
-	if (rc != 0 ||
-	    (rc = jsonw_kv_str(w, "application", a->app)) != 0 ||
+	if (rc != 0 || (rc = jsonw_kv_str(w, "application", a->app)) != 0 ||
 	    (rc = norm_actor_write(w, a->act)) != 0)
 		goto fail;
 
 	if (errmsg != NULL) {
 		if ((rc = jsonw_kv_str(w, "eventType", "unparsed")) != 0 ||
 		    (rc = jsonw_kv_str(w, "eventName",
-		    json_get_string(event, "name"))) != 0 ||
+			 json_get_string(event, "name"))) != 0 ||
 		    (rc = jsonw_key(w, "details")) != 0 ||
 		    (rc = jsonw_obj_open(w)) != 0 ||
 		    (rc = jsonw_obj_close(w)) != 0)
@@ -416,9 +414,9 @@ norm_log_build_one(struct norm_log *out, const struct norm_act *a,
 		yajl_val sp = json_get(event, "sensitiveParameters");
 
 		if ((rc = jsonw_kv_str(w, "eventType",
-		    norm_scalar_text(json_get(event, "type")))) != 0 ||
+			 norm_scalar_text(json_get(event, "type")))) != 0 ||
 		    (rc = jsonw_kv_str(w, "eventName",
-		    json_get_string(event, "name"))) != 0)
+			 json_get_string(event, "name"))) != 0)
 			goto fail;
 		if (json_get_string(event, "name") == NULL)
 			perr = "event without a name";
@@ -434,7 +432,7 @@ norm_log_build_one(struct norm_log *out, const struct norm_act *a,
 			goto fail;
 		if (trunc)
 			rc = jsonw_obj_open(w) != 0 ? -EINVAL :
-			    jsonw_obj_close(w);
+						      jsonw_obj_close(w);
 		else
 			rc = norm_params_write(w, lists, nlists, 0, &perr);
 		if (rc != 0)
@@ -443,12 +441,13 @@ norm_log_build_one(struct norm_log *out, const struct norm_act *a,
 	}
 	if ((rc = jsonw_key(w, "raw")) != 0 ||
 	    (rc = with_raw && !trunc ? norm_raw_write(w, a->act, event) :
-	    jsonw_null(w)) != 0)
+				       jsonw_null(w)) != 0)
 		goto fail;
 	if (errmsg != NULL && (rc = jsonw_kv_str(w, "error", errmsg)) != 0)
 		goto fail;
-	if (trunc && ((rc = jsonw_kv_bool(w, "truncated", true)) != 0 ||
-	    (rc = jsonw_kv_int(w, "originalBytes", (int64_t)trunc)) != 0))
+	if (trunc &&
+	    ((rc = jsonw_kv_bool(w, "truncated", true)) != 0 ||
+		(rc = jsonw_kv_int(w, "originalBytes", (int64_t)trunc)) != 0))
 		goto fail;
 	if ((rc = jsonw_obj_close(w)) != 0)
 		goto fail;
@@ -462,7 +461,7 @@ norm_log_build_one(struct norm_log *out, const struct norm_act *a,
 	out->truncated = trunc != 0;
 	jsonw_free(w);
 	return 0;
- fail:
+fail:
 	free(out->json);
 	out->json = NULL;
 	free(out->app);
@@ -480,11 +479,11 @@ norm_log_build_one(struct norm_log *out, const struct norm_act *a,
  * flagged, never too big to store.
  */
 static int
-norm_log_build(struct norm_log *out, const struct norm_act *a,
-    yajl_val event, const char *errmsg, bool with_raw)
+norm_log_build(struct norm_log *out, const struct norm_act *a, yajl_val event,
+    const char *errmsg, bool with_raw)
 {
-	size_t	len;
-	int	rc;
+	size_t len;
+	int    rc;
 
 	if ((rc = norm_log_build_one(out, a, event, errmsg, with_raw, 0)) != 0)
 		return rc;
@@ -501,8 +500,9 @@ norm_log_build(struct norm_log *out, const struct norm_act *a,
 	out->app = NULL;
 	rc = norm_log_build_one(out, a, event, errmsg, with_raw, len);
 	if (rc == 0 && a->budget != NULL)
-		*a->budget = *a->budget > out->json_len ? *a->budget -
-		    out->json_len : 0;
+		*a->budget = *a->budget > out->json_len ?
+		    *a->budget - out->json_len :
+		    0;
 	return rc;
 }
 
@@ -514,9 +514,9 @@ static int
 norm_raw_id(yajl_val act, char out[NORM_ID_LEN + 1])
 {
 	struct jsonw *w;
-	const char *parts[2];
-	char *text = NULL;
-	int rc;
+	const char   *parts[2];
+	char	     *text = NULL;
+	int	      rc;
 
 	if ((w = jsonw_new()) == NULL)
 		return -ENOMEM;
@@ -547,7 +547,7 @@ norm_error_log(struct norm_log *out, const struct norm_act *a,
 	rc = norm_raw_id(a->act, out->id);
 	if (rc == -EINVAL) {
 		if ((rc = normalize_log_id(a->customer, a->app, a->time_ms,
-		    a->uq, 0, "\x1eunserializable", out->id)) != 0)
+			 a->uq, 0, "\x1eunserializable", out->id)) != 0)
 			return rc;
 		return norm_log_build(out, a, NULL,
 		    "activity is not serializable JSON", false);
@@ -587,12 +587,12 @@ normalize_activity_budget(yajl_val activity, const char *app_fallback,
     struct norm_log **logs, size_t *nlogs, size_t *budget, char *err,
     size_t errlen)
 {
-	struct norm_act a;
+	struct norm_act	 a;
 	struct norm_log *nl = NULL, *grown;
-	yajl_val id, events, ev;
-	const char *errmsg = NULL, *tstr;
-	size_t n = 0, cnt, i;
-	int rc = -ENOMEM;
+	yajl_val	 id, events, ev;
+	const char	*errmsg = NULL, *tstr;
+	size_t		 n = 0, cnt, i;
+	int		 rc = -ENOMEM;
 
 	if (activity == NULL || logs == NULL || nlogs == NULL) {
 		util_errf(err, errlen, "no activity");
@@ -629,8 +629,9 @@ normalize_activity_budget(yajl_val activity, const char *app_fallback,
 	else if (YAJL_IS_ARRAY(events) && events->u.array.len == 0)
 		errmsg = "activity events is empty";
 
-	cnt = errmsg != NULL ? 1 : YAJL_IS_ARRAY(events) ?
-	    events->u.array.len : 1;
+	cnt = errmsg != NULL	  ? 1 :
+	    YAJL_IS_ARRAY(events) ? events->u.array.len :
+				    1;
 	if ((nl = calloc(cnt, sizeof(*nl))) == NULL)
 		goto fail;
 	if (errmsg != NULL) {
@@ -639,15 +640,17 @@ normalize_activity_budget(yajl_val activity, const char *app_fallback,
 		n = 1;
 	} else {
 		for (i = 0; i < cnt; i++) {
-			ev = YAJL_IS_ARRAY(events) ?
-			    events->u.array.values[i] : events;
-			if ((rc = normalize_log_id(a.customer, a.app,
-			    a.time_ms, a.uq, i, json_get_string(ev, "name"),
-			    nl[i].id)) != 0)
+			ev = YAJL_IS_ARRAY(events) ? events->u.array.values[i] :
+						     events;
+			if ((rc = normalize_log_id(a.customer, a.app, a.time_ms,
+				 a.uq, i, json_get_string(ev, "name"),
+				 nl[i].id)) != 0)
 				goto fail;
 			rc = norm_log_build(&nl[i], &a, ev,
-			    YAJL_IS_OBJECT(ev) ? NULL :
-			    "activity event is not an object", true);
+			    YAJL_IS_OBJECT(ev) ?
+				NULL :
+				"activity event is not an object",
+			    true);
 			if (rc == -EINVAL)
 				rc = norm_log_build(&nl[i], &a, ev,
 				    "activity is not serializable JSON", false);
@@ -665,7 +668,7 @@ normalize_activity_budget(yajl_val activity, const char *app_fallback,
 	*nlogs += n;
 	free(nl);
 	return 0;
- fail:
+fail:
 	if (rc == -ENOMEM)
 		util_errf(err, errlen, "out of memory");
 	else
@@ -686,20 +689,20 @@ normalize_activity(yajl_val activity, const char *app_fallback,
 /* Parse and normalize an activities.list page; see normalize.h. */
 int
 normalize_page(const char *body, size_t len, const char *app_fallback,
-    struct norm_log **logs, size_t *nlogs, char **next_page_token,
-    char *err, size_t errlen)
+    struct norm_log **logs, size_t *nlogs, char **next_page_token, char *err,
+    size_t errlen)
 {
-	yajl_val page = NULL, items, tok;
+	yajl_val	 page = NULL, items, tok;
 	struct norm_log *out = NULL;
-	size_t nout = 0, i, budget = NORM_PAGE_OUT_MAX;
-	char perr[200];
-	int rc = -EINVAL;
+	size_t		 nout = 0, i, budget = NORM_PAGE_OUT_MAX;
+	char		 perr[200];
+	int		 rc = -EINVAL;
 
 	*logs = NULL;
 	*nlogs = 0;
 	*next_page_token = NULL;
 	if ((rc = json_parse(body, len, NORM_PAGE_MAX_DEPTH, &page, perr,
-	    sizeof(perr))) != 0) {
+		 sizeof(perr))) != 0) {
 		util_errf(err, errlen, "activities page: %s", perr);
 		return rc;
 	}
@@ -708,7 +711,8 @@ normalize_page(const char *body, size_t len, const char *app_fallback,
 		util_errf(err, errlen, "activities page is not a JSON object");
 		goto fail;
 	}
-	if (json_get(page, "error") != NULL && json_get(page, "items") == NULL) {
+	if (json_get(page, "error") != NULL &&
+	    json_get(page, "items") == NULL) {
 		util_errf(err, errlen, "activities page is an error response");
 		goto fail;
 	}
@@ -725,7 +729,7 @@ normalize_page(const char *body, size_t len, const char *app_fallback,
 	}
 	for (i = 0; items != NULL && i < items->u.array.len; i++)
 		if ((rc = normalize_activity_budget(items->u.array.values[i],
-		    app_fallback, &out, &nout, &budget, err, errlen)) != 0)
+			 app_fallback, &out, &nout, &budget, err, errlen)) != 0)
 			goto fail;
 	if (YAJL_IS_STRING(tok) && tok->u.string[0] != '\0' &&
 	    (*next_page_token = strdup(tok->u.string)) == NULL) {
@@ -737,7 +741,7 @@ normalize_page(const char *body, size_t len, const char *app_fallback,
 	*nlogs = nout;
 	yajl_tree_free(page);
 	return 0;
- fail:
+fail:
 	norm_logs_free(out, nout);
 	yajl_tree_free(page);
 	return rc;

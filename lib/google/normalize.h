@@ -12,10 +12,10 @@
 
 #include <yajl/yajl_tree.h>
 
-#define NORM_ID_LEN		32	/* hex chars of the log id */
-#define NORM_PAGE_MAX_DEPTH	64	/* nesting limit for a page */
-#define NORM_LOG_MAX		(1024 * 1024)	/* bytes of one log's JSON */
-#define NORM_PAGE_OUT_MAX	(64 * 1024 * 1024) /* bytes of a page's logs */
+#define NORM_ID_LEN	    32		       /* hex chars of the log id */
+#define NORM_PAGE_MAX_DEPTH 64		       /* nesting limit for a page */
+#define NORM_LOG_MAX	    (1024 * 1024)      /* bytes of one log's JSON */
+#define NORM_PAGE_OUT_MAX   (64 * 1024 * 1024) /* bytes of a page's logs */
 
 /*
  * One normalized log. json is the complete log object
@@ -29,13 +29,13 @@
  * "truncated": true, "originalBytes": its size; truncated is set.
  */
 struct norm_log {
-	char		 id[NORM_ID_LEN + 1];
-	char		*app;		/* application name, never NULL */
-	int64_t		 time_ms;	/* id.time; 0 when unknown */
-	char		*json;
-	size_t		 json_len;
-	bool		 error;
-	bool		 truncated;	/* over a size cap, see above */
+	char	id[NORM_ID_LEN + 1];
+	char   *app;	 /* application name, never NULL */
+	int64_t time_ms; /* id.time; 0 when unknown */
+	char   *json;
+	size_t	json_len;
+	bool	error;
+	bool	truncated; /* over a size cap, see above */
 };
 
 /*
@@ -44,9 +44,9 @@ struct norm_log {
  * event_index US event_name (US = 0x1f; time as "...SS.mmmZ" from
  * time_ms; NULL strings count as empty). Writes out[33]. 0 or -ENOMEM.
  */
-int	normalize_log_id(const char *customer_id, const char *app,
-	    int64_t time_ms, const char *unique_qualifier, size_t event_index,
-	    const char *event_name, char out[NORM_ID_LEN + 1]);
+int normalize_log_id(const char *customer_id, const char *app, int64_t time_ms,
+    const char *unique_qualifier, size_t event_index, const char *event_name,
+    char out[NORM_ID_LEN + 1]);
 
 /*
  * Normalize one activity (an item of activities.list) into *nlogs logs
@@ -61,8 +61,8 @@ int	normalize_log_id(const char *customer_id, const char *app,
  * caller may accumulate a page. Returns 0, -EINVAL (activity NULL) or
  * -ENOMEM; on failure *logs and *nlogs are left as they were.
  */
-int	normalize_activity(yajl_val activity, const char *app_fallback,
-	    struct norm_log **logs, size_t *nlogs, char *err, size_t errlen);
+int normalize_activity(yajl_val activity, const char *app_fallback,
+    struct norm_log **logs, size_t *nlogs, char *err, size_t errlen);
 
 /*
  * Parse an activities.list page ({kind, etag, items[], nextPageToken})
@@ -73,13 +73,13 @@ int	normalize_activity(yajl_val activity, const char *app_fallback,
  * is an empty page. Returns 0, -EINVAL or -ENOMEM; *logs and *nlogs are
  * output only (set to NULL/0 on failure).
  */
-int	normalize_page(const char *body, size_t len, const char *app_fallback,
-	    struct norm_log **logs, size_t *nlogs, char **next_page_token,
-	    char *err, size_t errlen);
+int normalize_page(const char *body, size_t len, const char *app_fallback,
+    struct norm_log **logs, size_t *nlogs, char **next_page_token, char *err,
+    size_t errlen);
 
 /* Free an array of logs as returned above (NULL is a no-op). */
-void	norm_logs_free(struct norm_log *logs, size_t nlogs);
+void norm_logs_free(struct norm_log *logs, size_t nlogs);
 /* Free what one log holds (the log itself is not freed). */
-void	norm_log_clear(struct norm_log *l);
+void norm_log_clear(struct norm_log *l);
 
 #endif

@@ -11,12 +11,12 @@
 #include "lib/ipc/config.h"
 #include "lib/base/util.h"
 
-#define CONFIG_LINE_MAX		4096
-#define CONFIG_SECRET_MAX	65536
+#define CONFIG_LINE_MAX	  4096
+#define CONFIG_SECRET_MAX 65536
 
 static const struct config_def config_table[CONF__COUNT] = {
-	[CONF_API_LISTEN] = { "api_listen", CONFIG_STRING, "127.0.0.1:8080",
-	    0, 0, false, "host:port of the REST API" },
+	[CONF_API_LISTEN] = { "api_listen", CONFIG_STRING, "127.0.0.1:8080", 0,
+	    0, false, "host:port of the REST API" },
 	[CONF_API_TOKEN] = { "api_token", CONFIG_STRING, NULL, 0, 0, true,
 	    "bearer token the REST API requires" },
 	[CONF_API_MAX_CONNECTIONS] = { "api_max_connections", CONFIG_INT,
@@ -25,7 +25,8 @@ static const struct config_def config_table[CONF__COUNT] = {
 	[CONF_API_MAX_SOURCES] = { "api_max_sources", CONFIG_INT, "100000", 1,
 	    100000000, false, "sources at most; add-source beyond is 507" },
 	[CONF_MONGODB_URI] = { "mongodb_uri", CONFIG_STRING,
-	    "mongodb://127.0.0.1:27017", 0, 0, true, "MongoDB connection string" },
+	    "mongodb://127.0.0.1:27017", 0, 0, true,
+	    "MongoDB connection string" },
 	[CONF_MONGODB_DATABASE] = { "mongodb_database", CONFIG_STRING,
 	    "auditrelay", 0, 0, false, "database name" },
 	[CONF_GOOGLE_TOKEN_URL] = { "google_token_url", CONFIG_STRING,
@@ -36,11 +37,11 @@ static const struct config_def config_table[CONF__COUNT] = {
 	[CONF_CRYPTO_MASTER_KEY_FILE] = { "crypto_master_key_file",
 	    CONFIG_STRING, "/etc/auditrelay/master.key", 0, 0, false,
 	    "32-byte key (raw or base64) that encrypts credentials" },
-	[CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS] = {
-	    "delivery_allow_private_networks", CONFIG_BOOL, "0", 0, 0, false,
+	[CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS] = { "delivery_allow_private_networks",
+	    CONFIG_BOOL, "0", 0, 0, false,
 	    "let callbacks reach loopback/private addresses" },
-	[CONF_FETCH_MIN_INTERVAL] = { "fetch_min_interval", CONFIG_INT, "60",
-	    1, 86400, false, "smallest logFetchInterval accepted, seconds" },
+	[CONF_FETCH_MIN_INTERVAL] = { "fetch_min_interval", CONFIG_INT, "60", 1,
+	    86400, false, "smallest logFetchInterval accepted, seconds" },
 	[CONF_RUNTIME_DIR] = { "runtime_dir", CONFIG_STRING, "/run/auditrelay",
 	    0, 0, false, "where Unix sockets live" },
 	[CONF_INSTANCE_ID] = { "instance_id", CONFIG_STRING, NULL, 0, 0, false,
@@ -50,12 +51,13 @@ static const struct config_def config_table[CONF__COUNT] = {
 	    "0 info, 1 debug, 2 more debug" },
 	[CONF_SHUTDOWN_GRACE] = { "shutdown_grace", CONFIG_INT, "4", 1, 60,
 	    false, "seconds children get to finish on shutdown" },
-	[CONF_PING_INTERVAL] = { "ping_interval", CONFIG_INT, "2", 1, 60,
-	    false, "seconds between keep-alive pings" },
+	[CONF_PING_INTERVAL] = { "ping_interval", CONFIG_INT, "2", 1, 60, false,
+	    "seconds between keep-alive pings" },
 	[CONF_RESCAN_INTERVAL] = { "rescan_interval", CONFIG_INT, "5", 1, 3600,
 	    false, "seconds between re-reads of the store" },
 	[CONF_FETCH_OVERLAP] = { "fetch_overlap", CONFIG_INT, "600", 0, 86400,
-	    false, "seconds re-read before the cursor (whole every tenth of it)" },
+	    false,
+	    "seconds re-read before the cursor (whole every tenth of it)" },
 	[CONF_FETCH_REREAD_AGES] = { "fetch_reread_ages", CONFIG_STRING,
 	    "3600,21600,86400,259200", 0, 0, false,
 	    "ages (s) at which closed windows are read again" },
@@ -80,17 +82,18 @@ static const struct config_def config_table[CONF__COUNT] = {
 	[CONF_DELIVERY_RETRY_SCHEDULE] = { "delivery_retry_schedule",
 	    CONFIG_STRING, "5,30,120,600,1800,3600,7200", 0, 0, false,
 	    "retry delays (s); the last repeats" },
-	[CONF_DELIVERY_MAX_AGE] = { "delivery_max_age", CONFIG_INT, "259200",
-	    1, 31536000, false, "seconds a batch is retried before dead letter" },
-	[CONF_DELIVERY_DEAD_LETTER_RETENTION] = {
-	    "delivery_dead_letter_retention", CONFIG_INT, "2592000", 0,
-	    31536000, false, "seconds a dead letter is kept (0: forever)" },
+	[CONF_DELIVERY_MAX_AGE] = { "delivery_max_age", CONFIG_INT, "259200", 1,
+	    31536000, false, "seconds a batch is retried before dead letter" },
+	[CONF_DELIVERY_DEAD_LETTER_RETENTION] = { "delivery_dead_letter_retention",
+	    CONFIG_INT, "2592000", 0, 31536000, false,
+	    "seconds a dead letter is kept (0: forever)" },
 	[CONF_DELIVERY_TIMEOUT] = { "delivery_timeout", CONFIG_INT, "30", 1,
 	    600, false, "seconds a callback POST may take" },
 	[CONF_DELIVERY_MAX_CONCURRENCY] = { "delivery_max_concurrency",
 	    CONFIG_INT, "32", 1, 1024, false, "POSTs in flight overall" },
 	[CONF_DELIVERY_HOST_CONCURRENCY] = { "delivery_host_concurrency",
-	    CONFIG_INT, "4", 1, 64, false, "POSTs in flight per callback host" },
+	    CONFIG_INT, "4", 1, 64, false,
+	    "POSTs in flight per callback host" },
 	[CONF_DELIVERY_BREAKER_THRESHOLD] = { "delivery_breaker_threshold",
 	    CONFIG_INT, "5", 1, 1000, false,
 	    "consecutive failures that open a callback's circuit" },
@@ -98,13 +101,15 @@ static const struct config_def config_table[CONF__COUNT] = {
 	    "seconds a lease lasts without renewal" },
 	[CONF_LEASE_RENEW] = { "lease_renew", CONFIG_INT, "10", 1, 1200, false,
 	    "seconds between lease renewals" },
-	[CONF_PARTITION_COUNT] = { "partition_count", CONFIG_INT, "64", 1,
-	    4096, false, "partitions the sources are hashed into for "
+	[CONF_PARTITION_COUNT] = { "partition_count", CONFIG_INT, "64", 1, 4096,
+	    false,
+	    "partitions the sources are hashed into for "
 	    "ownership (the same on every instance)" },
 	[CONF_METRICS_PUBLIC] = { "metrics_public", CONFIG_BOOL, "0", 0, 0,
 	    false, "serve /metrics without the bearer token" },
 	[CONF_ELASTICSEARCH_URL] = { "elasticsearch_url", CONFIG_STRING, "", 0,
-	    0, false, "Elasticsearch root for metrics and alerts (empty: off)" },
+	    0, false,
+	    "Elasticsearch root for metrics and alerts (empty: off)" },
 	[CONF_ELASTICSEARCH_AUTH] = { "elasticsearch_auth", CONFIG_STRING, "",
 	    0, 0, true, "user:password for Elasticsearch" },
 	[CONF_ELASTICSEARCH_INDEX] = { "elasticsearch_index", CONFIG_STRING,
@@ -120,7 +125,7 @@ config_defs(void)
 int
 config_lookup(const char *name)
 {
-	int	i;
+	int i;
 
 	for (i = 0; i < CONF__COUNT; i++)
 		if (strcmp(config_table[i].name, name) == 0)
@@ -131,7 +136,7 @@ config_lookup(const char *name)
 void
 config_init(struct config *c)
 {
-	int	i;
+	int i;
 
 	memset(c, 0, sizeof(*c));
 	for (i = 0; i < CONF__COUNT; i++)
@@ -142,7 +147,7 @@ config_init(struct config *c)
 void
 config_clear(struct config *c)
 {
-	int	i;
+	int i;
 
 	for (i = 0; i < CONF__COUNT; i++) {
 		if (c->val[i] != NULL && config_table[i].secret)
@@ -159,7 +164,7 @@ config_clear(struct config *c)
 int
 config_copy(struct config *dst, const struct config *src)
 {
-	int	i;
+	int i;
 
 	memset(dst, 0, sizeof(*dst));
 	for (i = 0; i < CONF__COUNT; i++) {
@@ -177,7 +182,7 @@ int
 config_set(struct config *c, int key, const char *value, char *err,
     size_t errlen)
 {
-	const struct config_def	*d;
+	const struct config_def *d;
 	int64_t			 iv;
 	bool			 bv;
 	int			 rc;
@@ -191,8 +196,10 @@ config_set(struct config *c, int key, const char *value, char *err,
 	case CONFIG_INT:
 		rc = util_parse_int64(value, d->min, d->max, &iv);
 		if (rc == -ERANGE) {
-			snprintf(err, errlen, "%s: %s is out of range "
-			    "(%lld..%lld)", d->name, value, (long long)d->min,
+			snprintf(err, errlen,
+			    "%s: %s is out of range "
+			    "(%lld..%lld)",
+			    d->name, value, (long long)d->min,
 			    (long long)d->max);
 			return -EINVAL;
 		}
@@ -204,8 +211,10 @@ config_set(struct config *c, int key, const char *value, char *err,
 		break;
 	case CONFIG_BOOL:
 		if (util_parse_bool(value, &bv) != 0) {
-			snprintf(err, errlen, "%s: \"%s\" is not a boolean "
-			    "(use 0 or 1)", d->name, value);
+			snprintf(err, errlen,
+			    "%s: \"%s\" is not a boolean "
+			    "(use 0 or 1)",
+			    d->name, value);
 			return -EINVAL;
 		}
 		value = bv ? "1" : "0";
@@ -229,9 +238,9 @@ config_set(struct config *c, int key, const char *value, char *err,
 static int
 config_read_secret(const char *path, char **out, char *err, size_t errlen)
 {
-	FILE	*f;
-	char	*buf;
-	size_t	 n;
+	FILE  *f;
+	char  *buf;
+	size_t n;
 
 	if ((f = fopen(path, "re")) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -259,9 +268,9 @@ static int
 config_set_named(struct config *c, const char *name, const char *value,
     int line, char *err, size_t errlen)
 {
-	char	 base[128], *secret = NULL;
-	size_t	 len = strlen(name);
-	int	 key, rc;
+	char   base[128], *secret = NULL;
+	size_t len = strlen(name);
+	int    key, rc;
 
 	if ((key = config_lookup(name)) >= 0) {
 		if ((rc = config_set(c, key, value, err, errlen)) == 0)
@@ -275,7 +284,7 @@ config_set_named(struct config *c, const char *name, const char *value,
 		key = config_lookup(base);
 		if (key >= 0 && config_table[key].secret) {
 			if ((rc = config_read_secret(value, &secret, err,
-			    errlen)) != 0)
+				 errlen)) != 0)
 				return rc;
 			rc = config_set(c, key, secret, err, errlen);
 			explicit_bzero(secret, strlen(secret));
@@ -293,9 +302,9 @@ int
 config_load(struct config *c, const char *path, bool optional, char *err,
     size_t errlen)
 {
-	FILE	*f;
-	char	 line[CONFIG_LINE_MAX], e[512], *p, *key, *val, *end;
-	int	 lineno = 0, rc = 0;
+	FILE *f;
+	char  line[CONFIG_LINE_MAX], e[512], *p, *key, *val, *end;
+	int   lineno = 0, rc = 0;
 
 	if ((f = fopen(path, "re")) == NULL) {
 		if (optional && errno == ENOENT)
@@ -356,9 +365,9 @@ done:
 int
 config_apply_env(struct config *c, char *err, size_t errlen)
 {
-	char	 name[160], e[512], *v;
-	size_t	 i;
-	int	 k, pass;
+	char   name[160], e[512], *v;
+	size_t i;
+	int    k, pass;
 
 	/* _FILE variants first, so a direct value wins over a file. */
 	for (pass = 0; pass < 2; pass++) {
@@ -372,12 +381,12 @@ config_apply_env(struct config *c, char *err, size_t errlen)
 			if ((v = getenv(name)) == NULL)
 				continue;
 			if (pass == 0) {
-				char	lower[160];
+				char lower[160];
 
 				snprintf(lower, sizeof(lower), "%s_file",
 				    config_table[k].name);
 				if (config_set_named(c, lower, v,
-				    CONFIG_FROM_ENV, e, sizeof(e)) == 0)
+					CONFIG_FROM_ENV, e, sizeof(e)) == 0)
 					continue;
 			} else if (config_set(c, k, v, e, sizeof(e)) == 0) {
 				c->line[k] = CONFIG_FROM_ENV;
@@ -393,7 +402,7 @@ config_apply_env(struct config *c, char *err, size_t errlen)
 const char *
 config_where(const struct config *c, int key, char *buf, size_t len)
 {
-	size_t	i, n;
+	size_t i, n;
 
 	if (c->line[key] > 0 && c->file != NULL)
 		snprintf(buf, len, "%s:%d", c->file, c->line[key]);
@@ -414,7 +423,7 @@ config_check_fail(const struct config *c, int key, char *err, size_t errlen,
     const char *fmt, ...)
 {
 	char	where[600], why[512];
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
@@ -427,12 +436,13 @@ config_check_fail(const struct config *c, int key, char *err, size_t errlen,
 int
 config_check(const struct config *c, char *err, size_t errlen)
 {
-	char		 host[256];
-	uint16_t	 port;
-	int64_t		 sched[32];
+	char	 host[256];
+	uint16_t port;
+	int64_t	 sched[32];
 
 	if (c->val[CONF_API_TOKEN] == NULL || *c->val[CONF_API_TOKEN] == '\0') {
-		snprintf(err, errlen, "no API token: set api_token_file in the "
+		snprintf(err, errlen,
+		    "no API token: set api_token_file in the "
 		    "configuration or AUDITRELAY_API_TOKEN(_FILE) in the "
 		    "environment");
 		return -EINVAL;
@@ -442,18 +452,20 @@ config_check(const struct config *c, char *err, size_t errlen)
 		    "the API token is shorter than 16 characters; use a long "
 		    "random token");
 	if (util_split_hostport(c->val[CONF_API_LISTEN], host, sizeof(host),
-	    &port) != 0)
+		&port) != 0)
 		return config_check_fail(c, CONF_API_LISTEN, err, errlen,
 		    "\"%s\" is not host:port", c->val[CONF_API_LISTEN]);
 	if (config_int(c, CONF_LEASE_RENEW) * 2 > config_int(c, CONF_LEASE_TTL))
-		return config_check_fail(c, c->line[CONF_LEASE_RENEW] != 0 ?
-		    CONF_LEASE_RENEW : CONF_LEASE_TTL, err, errlen,
+		return config_check_fail(c,
+		    c->line[CONF_LEASE_RENEW] != 0 ? CONF_LEASE_RENEW :
+						     CONF_LEASE_TTL,
+		    err, errlen,
 		    "lease_renew must be at most half of lease_ttl");
 	if (config_int_list(c->val[CONF_FETCH_REREAD_AGES], sched, 32) < 0)
-		return config_check_fail(c, CONF_FETCH_REREAD_AGES, err,
-		    errlen, "expected a comma-separated list of seconds");
-	if (config_int_list(c->val[CONF_DELIVERY_RETRY_SCHEDULE], sched,
-	    32) <= 0)
+		return config_check_fail(c, CONF_FETCH_REREAD_AGES, err, errlen,
+		    "expected a comma-separated list of seconds");
+	if (config_int_list(c->val[CONF_DELIVERY_RETRY_SCHEDULE], sched, 32) <=
+	    0)
 		return config_check_fail(c, CONF_DELIVERY_RETRY_SCHEDULE, err,
 		    errlen, "expected a comma-separated list of seconds");
 	if (strncmp(c->val[CONF_MONGODB_URI], "mongodb://", 10) != 0 &&
@@ -472,7 +484,7 @@ config_str(const struct config *c, int key)
 int64_t
 config_int(const struct config *c, int key)
 {
-	int64_t	v = 0;
+	int64_t v = 0;
 
 	if (c->val[key] != NULL)
 		(void)util_parse_int64(c->val[key], INT64_MIN, INT64_MAX, &v);
@@ -488,14 +500,15 @@ config_bool(const struct config *c, int key)
 int
 config_int_list(const char *s, int64_t *out, int max)
 {
-	char	 buf[512], *tok, *save = NULL;
-	int	 n = 0;
+	char buf[512], *tok, *save = NULL;
+	int  n = 0;
 
 	if (util_strlcpy(buf, s, sizeof(buf)) >= sizeof(buf))
 		return -EINVAL;
 	for (tok = strtok_r(buf, ", ", &save); tok != NULL;
-	    tok = strtok_r(NULL, ", ", &save)) {
-		if (n == max || util_parse_int64(tok, 0, 31536000, &out[n]) != 0)
+	     tok = strtok_r(NULL, ", ", &save)) {
+		if (n == max ||
+		    util_parse_int64(tok, 0, 31536000, &out[n]) != 0)
 			return -EINVAL;
 		n++;
 	}

@@ -64,67 +64,67 @@ enum config_type {
 };
 
 struct config_def {
-	const char		*name;		/* file key, lower case */
-	enum config_type	 type;
-	const char		*def;		/* NULL: no default */
-	int64_t			 min, max;	/* CONFIG_INT bounds */
-	bool			 secret;	/* never logged; has _file */
-	const char		*help;
+	const char	*name; /* file key, lower case */
+	enum config_type type;
+	const char	*def;	   /* NULL: no default */
+	int64_t		 min, max; /* CONFIG_INT bounds */
+	bool		 secret;   /* never logged; has _file */
+	const char	*help;
 };
 
 struct config {
-	char	*val[CONF__COUNT];
-	bool	 set[CONF__COUNT];	/* given by file or environment */
+	char *val[CONF__COUNT];
+	bool  set[CONF__COUNT]; /* given by file or environment */
 	/* Where each value came from: a line of file (> 0), the
 	 * environment (CONFIG_FROM_ENV) or the default (0). */
-	int	 line[CONF__COUNT];
-	char	*file;			/* the file config_load read */
+	int   line[CONF__COUNT];
+	char *file; /* the file config_load read */
 };
 
-#define CONFIG_FROM_ENV		(-1)
+#define CONFIG_FROM_ENV (-1)
 
 const struct config_def *config_defs(void);
 /* Index of a key name, or -1. */
-int	 config_lookup(const char *name);
+int config_lookup(const char *name);
 
-void	 config_init(struct config *c);	/* all defaults */
-void	 config_clear(struct config *c);
-int	 config_copy(struct config *dst, const struct config *src);
+void config_init(struct config *c); /* all defaults */
+void config_clear(struct config *c);
+int  config_copy(struct config *dst, const struct config *src);
 
 /*
  * Set one key from its text, validating type and bounds. 0 or -EINVAL with
  * err[] naming the key and the reason.
  */
-int	 config_set(struct config *c, int key, const char *value,
-	    char *err, size_t errlen);
+int config_set(struct config *c, int key, const char *value, char *err,
+    size_t errlen);
 /*
  * Load path (missing file is an error unless optional), then apply the
  * environment. Errors name the file and line: "FILE:LINE: reason".
  */
-int	 config_load(struct config *c, const char *path, bool optional,
-	    char *err, size_t errlen);
+int config_load(struct config *c, const char *path, bool optional, char *err,
+    size_t errlen);
 /* Apply AUDITRELAY_* variables (and *_FILE variants) from the environment. */
-int	 config_apply_env(struct config *c, char *err, size_t errlen);
+int config_apply_env(struct config *c, char *err, size_t errlen);
 /*
  * Cross-key checks (a token must exist, renew < ttl...). An error names
  * where the offending value came from: "FILE:LINE: key: reason" or
  * "environment AUDITRELAY_KEY: reason".
  */
-int	 config_check(const struct config *c, char *err, size_t errlen);
+int config_check(const struct config *c, char *err, size_t errlen);
 /*
  * Where key's value came from, into buf: "FILE:LINE", "environment
  * AUDITRELAY_KEY" or "default". Returns buf.
  */
 const char *config_where(const struct config *c, int key, char *buf,
-	    size_t len);
+    size_t len);
 
 const char *config_str(const struct config *c, int key);
-int64_t	 config_int(const struct config *c, int key);
-bool	 config_bool(const struct config *c, int key);
+int64_t	    config_int(const struct config *c, int key);
+bool	    config_bool(const struct config *c, int key);
 /*
  * Parse a comma-separated list of non-negative integers (a schedule, in
  * seconds) into out[max]; returns the count or -EINVAL.
  */
-int	 config_int_list(const char *s, int64_t *out, int max);
+int config_int_list(const char *s, int64_t *out, int max);
 
 #endif

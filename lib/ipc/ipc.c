@@ -14,21 +14,21 @@
 #include "lib/base/util.h"
 
 struct ipc_chan {
-	struct bufferevent	*bev;
-	int			 fd;
-	ipc_msg_cb		 on_msg;
-	ipc_close_cb		 on_close;
-	void			*arg;
-	bool			 closed;
-	uint64_t		 sent, received;
+	struct bufferevent *bev;
+	int		    fd;
+	ipc_msg_cb	    on_msg;
+	ipc_close_cb	    on_close;
+	void		   *arg;
+	bool		    closed;
+	uint64_t	    sent, received;
 };
 
 int
 ipc_frame_encode(const Ar__Envelope *env, struct evbuffer *out)
 {
-	size_t		 len = ar__envelope__get_packed_size(env);
-	uint32_t	 be;
-	uint8_t		*buf;
+	size_t	 len = ar__envelope__get_packed_size(env);
+	uint32_t be;
+	uint8_t *buf;
 
 	if (len > IPC_FRAME_MAX)
 		return -EMSGSIZE;
@@ -48,8 +48,8 @@ ipc_frame_encode(const Ar__Envelope *env, struct evbuffer *out)
 int
 ipc_frame_decode(struct evbuffer *in, Ar__Envelope **env)
 {
-	uint32_t	 be, len;
-	uint8_t		*p;
+	uint32_t be, len;
+	uint8_t *p;
 
 	*env = NULL;
 	if (evbuffer_get_length(in) < 4)
@@ -82,7 +82,7 @@ ipc_chan_fail(struct ipc_chan *ch, const char *why)
 static void
 ipc_chan_read_cb(struct bufferevent *bev, void *arg)
 {
-	struct ipc_chan	*ch = arg;
+	struct ipc_chan *ch = arg;
 	Ar__Envelope	*env;
 	int		 rc;
 
@@ -108,7 +108,7 @@ ipc_chan_read_cb(struct bufferevent *bev, void *arg)
 static void
 ipc_chan_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	struct ipc_chan	*ch = arg;
+	struct ipc_chan *ch = arg;
 
 	if (what & BEV_EVENT_EOF)
 		ipc_chan_fail(ch, "peer closed the channel");
@@ -120,7 +120,7 @@ struct ipc_chan *
 ipc_chan_new(struct event_base *base, int fd, ipc_msg_cb on_msg,
     ipc_close_cb on_close, void *arg)
 {
-	struct ipc_chan	*ch;
+	struct ipc_chan *ch;
 
 	if ((ch = calloc(1, sizeof(*ch))) == NULL)
 		return NULL;
@@ -159,7 +159,7 @@ ipc_chan_fd(const struct ipc_chan *ch)
 int
 ipc_chan_send(struct ipc_chan *ch, const Ar__Envelope *env)
 {
-	int	rc;
+	int rc;
 
 	if (ch == NULL || ch->closed)
 		return -EPIPE;
@@ -199,11 +199,10 @@ ipc_send_envelope(struct ipc_chan *ch, const Ar__Envelope *env)
  * (the case's value), as protobuf-c itself finds it.
  */
 static int
-ipc_send_body(struct ipc_chan *ch, Ar__Envelope__BodyCase body_case,
-    void *msg)
+ipc_send_body(struct ipc_chan *ch, Ar__Envelope__BodyCase body_case, void *msg)
 {
-	Ar__Envelope			 env = AR__ENVELOPE__INIT;
-	const ProtobufCFieldDescriptor	*fd;
+	Ar__Envelope			env = AR__ENVELOPE__INIT;
+	const ProtobufCFieldDescriptor *fd;
 
 	fd = protobuf_c_message_descriptor_get_field(&ar__envelope__descriptor,
 	    (unsigned)body_case);
@@ -217,7 +216,7 @@ ipc_send_body(struct ipc_chan *ch, Ar__Envelope__BodyCase body_case,
 int
 ipc_send_hello(struct ipc_chan *ch, Ar__Daemon daemon)
 {
-	Ar__Hello	m = AR__HELLO__INIT;
+	Ar__Hello m = AR__HELLO__INIT;
 
 	m.daemon = daemon;
 	m.pid = (uint32_t)getpid();
@@ -231,7 +230,7 @@ ipc_send_config(struct ipc_chan *ch, uint32_t generation,
 {
 	Ar__Config		 m = AR__CONFIG__INIT;
 	Ar__ConfigEntry		 ents[CONF__COUNT], *ptrs[CONF__COUNT];
-	const struct config_def	*defs = config_defs();
+	const struct config_def *defs = config_defs();
 	size_t			 n = 0;
 	int			 i;
 
@@ -254,7 +253,7 @@ ipc_send_config(struct ipc_chan *ch, uint32_t generation,
 int
 ipc_send_ready(struct ipc_chan *ch, uint32_t generation)
 {
-	Ar__Ready	m = AR__READY__INIT;
+	Ar__Ready m = AR__READY__INIT;
 
 	m.generation = generation;
 	return ipc_send_body(ch, AR__ENVELOPE__BODY_READY, &m);
@@ -264,7 +263,7 @@ int
 ipc_send_config_ack(struct ipc_chan *ch, uint32_t generation, bool ok,
     const char *error)
 {
-	Ar__ConfigAck	m = AR__CONFIG_ACK__INIT;
+	Ar__ConfigAck m = AR__CONFIG_ACK__INIT;
 
 	m.generation = generation;
 	m.ok = ok;
@@ -275,7 +274,7 @@ ipc_send_config_ack(struct ipc_chan *ch, uint32_t generation, bool ok,
 int
 ipc_send_ping(struct ipc_chan *ch, uint64_t seq)
 {
-	Ar__Ping	m = AR__PING__INIT;
+	Ar__Ping m = AR__PING__INIT;
 
 	m.seq = seq;
 	return ipc_send_body(ch, AR__ENVELOPE__BODY_PING, &m);
@@ -284,7 +283,7 @@ ipc_send_ping(struct ipc_chan *ch, uint64_t seq)
 int
 ipc_send_pong(struct ipc_chan *ch, uint64_t seq, uint64_t store_errors)
 {
-	Ar__Pong	m = AR__PONG__INIT;
+	Ar__Pong m = AR__PONG__INIT;
 
 	m.seq = seq;
 	m.store_errors = store_errors;
@@ -294,7 +293,7 @@ ipc_send_pong(struct ipc_chan *ch, uint64_t seq, uint64_t store_errors)
 int
 ipc_send_shutdown(struct ipc_chan *ch, uint32_t grace_ms)
 {
-	Ar__Shutdown	m = AR__SHUTDOWN__INIT;
+	Ar__Shutdown m = AR__SHUTDOWN__INIT;
 
 	m.grace_ms = grace_ms;
 	return ipc_send_body(ch, AR__ENVELOPE__BODY_SHUTDOWN, &m);
@@ -304,7 +303,7 @@ int
 ipc_send_source_changed(struct ipc_chan *ch, const char *source_id,
     bool removed)
 {
-	Ar__SourceChanged	m = AR__SOURCE_CHANGED__INIT;
+	Ar__SourceChanged m = AR__SOURCE_CHANGED__INIT;
 
 	m.source_id = (char *)source_id;
 	m.removed = removed;
@@ -312,10 +311,9 @@ ipc_send_source_changed(struct ipc_chan *ch, const char *source_id,
 }
 
 int
-ipc_send_logs_stored(struct ipc_chan *ch, const char *source_id,
-    uint32_t count)
+ipc_send_logs_stored(struct ipc_chan *ch, const char *source_id, uint32_t count)
 {
-	Ar__LogsStored	m = AR__LOGS_STORED__INIT;
+	Ar__LogsStored m = AR__LOGS_STORED__INIT;
 
 	m.source_id = (char *)source_id;
 	m.count = count;
@@ -327,7 +325,7 @@ ipc_send_batch_stored(struct ipc_chan *ch, const char *source_id,
     const char *batch_id, const char *webhook_id, uint32_t n_logs,
     int64_t created_at, const char *body, size_t body_len)
 {
-	Ar__BatchStored	 m = AR__BATCH_STORED__INIT;
+	Ar__BatchStored m = AR__BATCH_STORED__INIT;
 
 	m.source_id = (char *)source_id;
 	m.batch_id = (char *)batch_id;
@@ -344,7 +342,7 @@ ipc_send_batch_stored(struct ipc_chan *ch, const char *source_id,
 int
 ipc_send_child_status(struct ipc_chan *ch, bool store_ok, const char *detail)
 {
-	Ar__ChildStatus	 m = AR__CHILD_STATUS__INIT;
+	Ar__ChildStatus m = AR__CHILD_STATUS__INIT;
 
 	m.store_ok = store_ok;
 	m.detail = (char *)(detail != NULL ? detail : "");
@@ -355,8 +353,8 @@ int
 ipc_config_apply(const Ar__Config *msg, struct config *cfg, char *err,
     size_t errlen)
 {
-	size_t	i;
-	int	key;
+	size_t i;
+	int    key;
 
 	config_init(cfg);
 	for (i = 0; i < msg->n_entries; i++) {
@@ -367,14 +365,15 @@ ipc_config_apply(const Ar__Config *msg, struct config *cfg, char *err,
 			config_clear(cfg);
 			return -EINVAL;
 		}
-		if (config_set(cfg, key, msg->entries[i]->value, err,
-		    errlen) != 0) {
+		if (config_set(cfg, key, msg->entries[i]->value, err, errlen) !=
+		    0) {
 			config_clear(cfg);
 			return -EINVAL;
 		}
 	}
 	if (msg->instance_id != NULL && *msg->instance_id != '\0')
-		config_set(cfg, CONF_INSTANCE_ID, msg->instance_id, err, errlen);
+		config_set(cfg, CONF_INSTANCE_ID, msg->instance_id, err,
+		    errlen);
 	return 0;
 }
 

@@ -17,8 +17,8 @@
 
 #include "ipc.pb-c.h"
 
-#define IPC_FRAME_MAX	(256 * 1024)
-#define IPC_CHILD_FD	3
+#define IPC_FRAME_MAX (256 * 1024)
+#define IPC_CHILD_FD  3
 
 struct ipc_chan;
 struct config;
@@ -31,59 +31,58 @@ typedef void (*ipc_close_cb)(struct ipc_chan *, const char *err, void *);
  * Pack env into a frame appended to out. 0, -EMSGSIZE when too large,
  * -ENOMEM.
  */
-int	ipc_frame_encode(const Ar__Envelope *env, struct evbuffer *out);
+int ipc_frame_encode(const Ar__Envelope *env, struct evbuffer *out);
 /*
  * Take one frame off the front of in. 1 and *env (free with
  * ar__envelope__free_unpacked(env, NULL)) when a whole frame was there,
  * 0 when more bytes are needed, -EMSGSIZE for a zero or oversized length,
  * -EBADMSG for bytes that do not unpack.
  */
-int	ipc_frame_decode(struct evbuffer *in, Ar__Envelope **env);
+int ipc_frame_decode(struct evbuffer *in, Ar__Envelope **env);
 
 /* A framed channel over a connected stream socket on the event base. */
 struct ipc_chan *ipc_chan_new(struct event_base *base, int fd, ipc_msg_cb,
-	    ipc_close_cb, void *arg);
+    ipc_close_cb, void					  *arg);
 /* Close the socket and free; NULL is a no-op. */
-void	ipc_chan_free(struct ipc_chan *ch);
-int	ipc_chan_fd(const struct ipc_chan *ch);
+void ipc_chan_free(struct ipc_chan *ch);
+int  ipc_chan_fd(const struct ipc_chan *ch);
 /* Queue env for sending. 0 or -errno. */
-int	ipc_chan_send(struct ipc_chan *ch, const Ar__Envelope *env);
+int ipc_chan_send(struct ipc_chan *ch, const Ar__Envelope *env);
 /* Bytes queued but not yet written. */
-size_t	ipc_chan_pending(const struct ipc_chan *ch);
+size_t ipc_chan_pending(const struct ipc_chan *ch);
 /* Counters for metrics. */
 uint64_t ipc_chan_sent(const struct ipc_chan *ch);
 uint64_t ipc_chan_received(const struct ipc_chan *ch);
 
 /* Typed senders. */
-int	ipc_send_hello(struct ipc_chan *, Ar__Daemon daemon);
-int	ipc_send_config(struct ipc_chan *, uint32_t generation,
-	    const struct config *cfg, const char *instance_id);
-int	ipc_send_ready(struct ipc_chan *, uint32_t generation);
-int	ipc_send_config_ack(struct ipc_chan *, uint32_t generation, bool ok,
-	    const char *error);
-int	ipc_send_ping(struct ipc_chan *, uint64_t seq);
-int	ipc_send_pong(struct ipc_chan *, uint64_t seq, uint64_t store_errors);
-int	ipc_send_shutdown(struct ipc_chan *, uint32_t grace_ms);
-int	ipc_send_source_changed(struct ipc_chan *, const char *source_id,
-	    bool removed);
-int	ipc_send_logs_stored(struct ipc_chan *, const char *source_id,
-	    uint32_t count);
+int ipc_send_hello(struct ipc_chan *, Ar__Daemon daemon);
+int ipc_send_config(struct ipc_chan *, uint32_t generation,
+    const struct config *cfg, const char *instance_id);
+int ipc_send_ready(struct ipc_chan *, uint32_t generation);
+int ipc_send_config_ack(struct ipc_chan *, uint32_t generation, bool ok,
+    const char *error);
+int ipc_send_ping(struct ipc_chan *, uint64_t seq);
+int ipc_send_pong(struct ipc_chan *, uint64_t seq, uint64_t store_errors);
+int ipc_send_shutdown(struct ipc_chan *, uint32_t grace_ms);
+int ipc_send_source_changed(struct ipc_chan *, const char *source_id,
+    bool removed);
+int ipc_send_logs_stored(struct ipc_chan *, const char *source_id,
+    uint32_t count);
 /* The largest body a BatchStored hint carries (the rest of a frame: ids). */
-#define IPC_BATCH_BODY_MAX	(IPC_FRAME_MAX - 4096)
-int	ipc_send_batch_stored(struct ipc_chan *, const char *source_id,
-	    const char *batch_id, const char *webhook_id, uint32_t n_logs,
-	    int64_t created_at, const char *body, size_t body_len);
-int	ipc_send_child_status(struct ipc_chan *, bool store_ok,
-	    const char *detail);
+#define IPC_BATCH_BODY_MAX (IPC_FRAME_MAX - 4096)
+int ipc_send_batch_stored(struct ipc_chan *, const char *source_id,
+    const char *batch_id, const char *webhook_id, uint32_t n_logs,
+    int64_t created_at, const char *body, size_t body_len);
+int ipc_send_child_status(struct ipc_chan *, bool store_ok, const char *detail);
 /* Forward an envelope as is (the supervisor relays hints). */
-int	ipc_send_envelope(struct ipc_chan *, const Ar__Envelope *env);
+int ipc_send_envelope(struct ipc_chan *, const Ar__Envelope *env);
 
 /*
  * Rebuild a struct config from a Config message (config_init + config_set
  * of each entry). 0 or -EINVAL with err[] naming the key.
  */
-int	ipc_config_apply(const Ar__Config *msg, struct config *cfg, char *err,
-	    size_t errlen);
+int ipc_config_apply(const Ar__Config *msg, struct config *cfg, char *err,
+    size_t errlen);
 
 const char *ipc_daemon_name(Ar__Daemon d);
 

@@ -27,47 +27,47 @@
 #include "lib/net/netaddr.h"
 #include "lib/base/util.h"
 
-#define HTTPC_CONNECT_TIMEOUT_DEFAULT	10000L
-#define HTTPC_TIMEOUT_DEFAULT		30000L
+#define HTTPC_CONNECT_TIMEOUT_DEFAULT 10000L
+#define HTTPC_TIMEOUT_DEFAULT	      30000L
 
 struct httpc {
-	struct event_base	*base;
-	CURLM			*multi;
-	struct event		*timer;
-	TAILQ_HEAD(, httpc_req)	 reqs;
-	LIST_HEAD(, httpc_sock)	 socks;
-	size_t			 inflight;
-	int			 depth;		/* inside our event callbacks */
-	bool			 freeing;	/* httpc_free() called in a cb */
+	struct event_base *base;
+	CURLM		  *multi;
+	struct event	  *timer;
+	TAILQ_HEAD(, httpc_req) reqs;
+	LIST_HEAD(, httpc_sock) socks;
+	size_t inflight;
+	int    depth;	/* inside our event callbacks */
+	bool   freeing; /* httpc_free() called in a cb */
 };
 
 struct httpc_req {
-	TAILQ_ENTRY(httpc_req)	 entry;
-	struct httpc		*h;
-	CURL			*easy;
-	struct curl_slist	*hdrs;
-	httpc_done_cb		 done;
-	void			*arg;
-	bool			 allow_private;
-	bool			 blocked;
-	char			 blocked_addr[INET6_ADDRSTRLEN];
-	char			*body;
-	size_t			 body_len;
-	size_t			 max_body;
-	bool			 truncated;
-	int64_t			 retry_after_s;
-	char			 errbuf[CURL_ERROR_SIZE];
+	TAILQ_ENTRY(httpc_req) entry;
+	struct httpc	  *h;
+	CURL		  *easy;
+	struct curl_slist *hdrs;
+	httpc_done_cb	   done;
+	void		  *arg;
+	bool		   allow_private;
+	bool		   blocked;
+	char		   blocked_addr[INET6_ADDRSTRLEN];
+	char		  *body;
+	size_t		   body_len;
+	size_t		   max_body;
+	bool		   truncated;
+	int64_t		   retry_after_s;
+	char		   errbuf[CURL_ERROR_SIZE];
 };
 
 /* One watched socket. */
 struct httpc_sock {
-	LIST_ENTRY(httpc_sock)	 entry;
-	struct httpc	*h;
-	curl_socket_t	 fd;
-	struct event	*ev;
+	LIST_ENTRY(httpc_sock) entry;
+	struct httpc *h;
+	curl_socket_t fd;
+	struct event *ev;
 };
 
-static void	httpc_check_done(struct httpc *h);
+static void httpc_check_done(struct httpc *h);
 
 /*
  * Copy libcurl's response body into the request's buffer, up to max_body.
@@ -78,8 +78,8 @@ static size_t
 httpc_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	struct httpc_req *r = userdata;
-	size_t n = size * nmemb, room;
-	char *nb;
+	size_t		  n = size * nmemb, room;
+	char		 *nb;
 
 	if (r->truncated)
 		return 0;
@@ -108,7 +108,7 @@ static int64_t
 httpc_parse_retry_after(const char *v)
 {
 	int64_t secs;
-	time_t t, now;
+	time_t	t, now;
 
 	if (util_parse_int64(v, 0, INT64_MAX / 1000, &secs) == 0)
 		return secs;
@@ -127,9 +127,9 @@ static size_t
 httpc_header_cb(char *buf, size_t size, size_t nitems_, void *userdata)
 {
 	struct httpc_req *r = userdata;
-	size_t n = size * nitems_, vlen;
-	char val[128];
-	const char *v;
+	size_t		  n = size * nitems_, vlen;
+	char		  val[128];
+	const char	 *v;
 	static const char name[] = "retry-after:";
 
 	if (n >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
@@ -145,8 +145,9 @@ httpc_header_cb(char *buf, size_t size, size_t nitems_, void *userdata)
 		v++;
 		vlen--;
 	}
-	while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' ||
-	    v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+	while (vlen > 0 &&
+	    (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' ' ||
+		v[vlen - 1] == '\t'))
 		vlen--;
 	if (vlen == 0 || vlen >= sizeof(val))
 		return n;
@@ -166,18 +167,21 @@ httpc_opensocket_cb(void *clientp, curlsocktype purpose,
     struct curl_sockaddr *a)
 {
 	struct httpc_req *r = clientp;
-	const void *ip = NULL;
+	const void	 *ip = NULL;
 
 	if (!r->allow_private && !netaddr_is_public(&a->addr)) {
 		r->blocked = true;
 		if (a->family == AF_INET)
-			ip = &((const struct sockaddr_in *)
-			    (const void *)&a->addr)->sin_addr;
+			ip = &(
+			    (const struct sockaddr_in *)(const void *)&a->addr)
+				  ->sin_addr;
 		else if (a->family == AF_INET6)
-			ip = &((const struct sockaddr_in6 *)
-			    (const void *)&a->addr)->sin6_addr;
-		if (ip == NULL || inet_ntop(a->family, ip, r->blocked_addr,
-		    sizeof(r->blocked_addr)) == NULL)
+			ip = &(
+			    (const struct sockaddr_in6 *)(const void *)&a->addr)
+				  ->sin6_addr;
+		if (ip == NULL ||
+		    inet_ntop(a->family, ip, r->blocked_addr,
+			sizeof(r->blocked_addr)) == NULL)
 			util_strlcpy(r->blocked_addr, "?",
 			    sizeof(r->blocked_addr));
 		return CURL_SOCKET_BAD;
@@ -190,7 +194,7 @@ static void
 httpc_event_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct httpc *h = arg;
-	int action = 0, running;
+	int	      action = 0, running;
 
 	if (what & EV_READ)
 		action |= CURL_CSELECT_IN;
@@ -206,7 +210,7 @@ static void
 httpc_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct httpc *h = arg;
-	int running;
+	int	      running;
 
 	h->depth++;
 	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
@@ -217,7 +221,7 @@ httpc_timer_cb(evutil_socket_t fd, short what, void *arg)
 static int
 httpc_multi_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
-	struct httpc *h = userp;
+	struct httpc  *h = userp;
 	struct timeval tv;
 
 	if (timeout_ms < 0) {
@@ -235,9 +239,9 @@ static int
 httpc_multi_sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
     void *socketp)
 {
-	struct httpc *h = userp;
+	struct httpc	  *h = userp;
 	struct httpc_sock *hs = socketp;
-	short kind;
+	short		   kind;
 
 	if (what == CURL_POLL_REMOVE) {
 		if (hs != NULL) {
@@ -301,7 +305,7 @@ static void
 httpc_resp_fill(struct httpc_req *r, CURLcode code, struct httpc_resp *resp)
 {
 	curl_off_t us = 0;
-	long status = 0;
+	long	   status = 0;
 
 	memset(resp, 0, sizeof(*resp));
 	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -314,7 +318,7 @@ httpc_resp_fill(struct httpc_req *r, CURLcode code, struct httpc_resp *resp)
 	resp->retry_after_s = r->retry_after_s;
 	resp->blocked = r->blocked;
 	if (code == CURLE_WRITE_ERROR && r->truncated && status != 0)
-		code = CURLE_OK;	/* our cap, not a transport failure */
+		code = CURLE_OK; /* our cap, not a transport failure */
 	resp->curl_code = (int)code;
 	if (code == CURLE_OK)
 		return;
@@ -322,7 +326,8 @@ httpc_resp_fill(struct httpc_req *r, CURLcode code, struct httpc_resp *resp)
 	if (r->blocked)
 		snprintf(resp->error, sizeof(resp->error),
 		    "refused to connect to %s: not a public address "
-		    "(private networks are not allowed)", r->blocked_addr);
+		    "(private networks are not allowed)",
+		    r->blocked_addr);
 	else if (r->errbuf[0] != '\0')
 		snprintf(resp->error, sizeof(resp->error), "%s", r->errbuf);
 	else
@@ -339,9 +344,9 @@ httpc_check_done(struct httpc *h)
 {
 	struct httpc_req *r;
 	struct httpc_resp resp;
-	CURLMsg *m;
-	int left;
-	void *p;
+	CURLMsg		 *m;
+	int		  left;
+	void		 *p;
 
 	while (!h->freeing &&
 	    (m = curl_multi_info_read(h->multi, &left)) != NULL) {
@@ -371,7 +376,7 @@ httpc_check_done(struct httpc *h)
 struct httpc *
 httpc_new(struct event_base *base)
 {
-	static bool inited;
+	static bool   inited;
 	struct httpc *h;
 
 	if (!inited) {
@@ -406,7 +411,7 @@ fail:
 void
 httpc_free(struct httpc *h)
 {
-	struct httpc_req *r;
+	struct httpc_req  *r;
 	struct httpc_sock *hs;
 
 	if (h == NULL)
@@ -432,12 +437,13 @@ httpc_free(struct httpc *h)
 }
 
 /* Set one easy option; -EINVAL when libcurl refuses it. */
-#define HTTPC_SETOPT(e, opt, val) do {					\
-	if (curl_easy_setopt((e), (opt), (val)) != CURLE_OK) {		\
-		rc = -EINVAL;						\
-		goto fail;						\
-	}								\
-} while (0)
+#define HTTPC_SETOPT(e, opt, val)                                      \
+	do {                                                           \
+		if (curl_easy_setopt((e), (opt), (val)) != CURLE_OK) { \
+			rc = -EINVAL;                                  \
+			goto fail;                                     \
+		}                                                      \
+	} while (0)
 
 /*
  * Start a request. 0 with the request queued (its callback comes later
@@ -447,12 +453,12 @@ int
 httpc_start(struct httpc *h, const struct httpc_opts *o, httpc_done_cb done,
     void *arg, struct httpc_req **out)
 {
-	struct httpc_req *r;
+	struct httpc_req  *r;
 	struct curl_slist *nl;
-	const char *method = o->method != NULL ? o->method : "GET";
-	char ua[64];
-	size_t i;
-	int rc = -ENOMEM;
+	const char	  *method = o->method != NULL ? o->method : "GET";
+	char		   ua[64];
+	size_t		   i;
+	int		   rc = -ENOMEM;
 
 	if (out != NULL)
 		*out = NULL;
@@ -497,7 +503,7 @@ httpc_start(struct httpc *h, const struct httpc_opts *o, httpc_done_cb done,
 	HTTPC_SETOPT(r->easy, CURLOPT_SSL_VERIFYHOST, 2L);
 	HTTPC_SETOPT(r->easy, CURLOPT_CONNECTTIMEOUT_MS,
 	    o->connect_timeout_ms > 0 ? o->connect_timeout_ms :
-	    HTTPC_CONNECT_TIMEOUT_DEFAULT);
+					HTTPC_CONNECT_TIMEOUT_DEFAULT);
 	HTTPC_SETOPT(r->easy, CURLOPT_TIMEOUT_MS,
 	    o->timeout_ms > 0 ? o->timeout_ms : HTTPC_TIMEOUT_DEFAULT);
 	if (o->user_agent != NULL)

@@ -17,32 +17,32 @@
 #include "lib/base/util.h"
 
 struct v4range {
-	uint32_t	net;
-	unsigned	bits;
+	uint32_t net;
+	unsigned bits;
 };
 
 /* IPv4 ranges that are never a callback's public address. */
 static const struct v4range v4_blocked[] = {
-	{ 0x00000000, 8 },	/* 0.0.0.0/8 "this network" */
-	{ 0x0a000000, 8 },	/* 10/8 private */
-	{ 0x64400000, 10 },	/* 100.64/10 CGNAT */
-	{ 0x7f000000, 8 },	/* 127/8 loopback */
-	{ 0xa9fe0000, 16 },	/* 169.254/16 link-local, metadata */
-	{ 0xac100000, 12 },	/* 172.16/12 private */
-	{ 0xc0000000, 24 },	/* 192.0.0/24 IETF protocol assignments */
-	{ 0xc0000200, 24 },	/* 192.0.2/24 TEST-NET-1 */
-	{ 0xc0586300, 24 },	/* 192.88.99/24 6to4 relay anycast */
-	{ 0xc0a80000, 16 },	/* 192.168/16 private */
-	{ 0xc6120000, 15 },	/* 198.18/15 benchmarking */
-	{ 0xc6336400, 24 },	/* 198.51.100/24 TEST-NET-2 */
-	{ 0xcb007100, 24 },	/* 203.0.113/24 TEST-NET-3 */
-	{ 0xe0000000, 4 },	/* 224/4 multicast */
-	{ 0xf0000000, 4 },	/* 240/4 reserved, broadcast */
+	{ 0x00000000, 8 },  /* 0.0.0.0/8 "this network" */
+	{ 0x0a000000, 8 },  /* 10/8 private */
+	{ 0x64400000, 10 }, /* 100.64/10 CGNAT */
+	{ 0x7f000000, 8 },  /* 127/8 loopback */
+	{ 0xa9fe0000, 16 }, /* 169.254/16 link-local, metadata */
+	{ 0xac100000, 12 }, /* 172.16/12 private */
+	{ 0xc0000000, 24 }, /* 192.0.0/24 IETF protocol assignments */
+	{ 0xc0000200, 24 }, /* 192.0.2/24 TEST-NET-1 */
+	{ 0xc0586300, 24 }, /* 192.88.99/24 6to4 relay anycast */
+	{ 0xc0a80000, 16 }, /* 192.168/16 private */
+	{ 0xc6120000, 15 }, /* 198.18/15 benchmarking */
+	{ 0xc6336400, 24 }, /* 198.51.100/24 TEST-NET-2 */
+	{ 0xcb007100, 24 }, /* 203.0.113/24 TEST-NET-3 */
+	{ 0xe0000000, 4 },  /* 224/4 multicast */
+	{ 0xf0000000, 4 },  /* 240/4 reserved, broadcast */
 };
 
 struct v6range {
-	uint8_t		net[16];
-	unsigned	bits;
+	uint8_t	 net[16];
+	unsigned bits;
 };
 
 /* IPv6 ranges inside 2000::/3 that are not public unicast. */
@@ -62,8 +62,8 @@ static const struct v6range v6_blocked[] = {
 static int
 netaddr_prefix_match(const uint8_t *a, const uint8_t *net, unsigned bits)
 {
-	unsigned	full = bits / 8, rest = bits % 8;
-	uint8_t		mask;
+	unsigned full = bits / 8, rest = bits % 8;
+	uint8_t	 mask;
 
 	if (memcmp(a, net, full) != 0)
 		return 0;
@@ -77,10 +77,11 @@ netaddr_prefix_match(const uint8_t *a, const uint8_t *net, unsigned bits)
 static bool
 netaddr_v4_is_public(uint32_t a)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < nitems(v4_blocked); i++) {
-		uint32_t mask = v4_blocked[i].bits == 0 ? 0 :
+		uint32_t mask = v4_blocked[i].bits == 0 ?
+		    0 :
 		    0xffffffffu << (32 - v4_blocked[i].bits);
 
 		if ((a & mask) == v4_blocked[i].net)
@@ -105,12 +106,12 @@ netaddr_v4_from(const uint8_t *b)
 static bool
 netaddr_v6_is_public(const uint8_t *a)
 {
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	    0xff, 0xff };
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff,
+		0xff };
 	static const uint8_t zero[12] = { 0 };
 	static const uint8_t nat64[12] = { 0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0,
-	    0, 0, 0, 0 };
-	size_t	i;
+		0, 0, 0, 0 };
+	size_t		     i;
 
 	if (memcmp(a, mapped, 12) == 0)
 		return netaddr_v4_is_public(netaddr_v4_from(a + 12));
@@ -122,13 +123,13 @@ netaddr_v6_is_public(const uint8_t *a)
 	}
 	if (memcmp(a, nat64, 12) == 0)
 		return netaddr_v4_is_public(netaddr_v4_from(a + 12));
-	if (a[0] == 0x20 && a[1] == 0x02)	/* 6to4 2002::/16 */
+	if (a[0] == 0x20 && a[1] == 0x02) /* 6to4 2002::/16 */
 		return netaddr_v4_is_public(netaddr_v4_from(a + 2));
-	if ((a[0] & 0xe0) != 0x20)		/* outside 2000::/3 */
+	if ((a[0] & 0xe0) != 0x20) /* outside 2000::/3 */
 		return false;
 	for (i = 0; i < nitems(v6_blocked); i++)
 		if (netaddr_prefix_match(a, v6_blocked[i].net,
-		    v6_blocked[i].bits))
+			v6_blocked[i].bits))
 			return false;
 	return true;
 }
@@ -155,14 +156,14 @@ netaddr_is_public(const struct sockaddr *sa)
 static bool
 netaddr_is_dotted_quad(const char *s)
 {
-	int	parts = 0, digits, val;
+	int parts = 0, digits, val;
 
 	for (;;) {
 		digits = 0;
 		val = 0;
 		while (isdigit((unsigned char)*s)) {
 			if (digits > 0 && val == 0)
-				return false;	/* leading zero */
+				return false; /* leading zero */
 			val = val * 10 + (*s - '0');
 			if (++digits > 3 || val > 255)
 				return false;
@@ -186,8 +187,8 @@ netaddr_is_dotted_quad(const char *s)
 static bool
 netaddr_last_label_numeric(const char *s)
 {
-	const char	*p, *last = s;
-	size_t		 n;
+	const char *p, *last = s;
+	size_t	    n;
 
 	n = strlen(s);
 	if (n > 0 && s[n - 1] == '.')
@@ -210,7 +211,7 @@ netaddr_last_label_numeric(const char *s)
 static bool
 netaddr_is_hostname(const char *s)
 {
-	size_t	len = strlen(s), label = 0, i;
+	size_t len = strlen(s), label = 0, i;
 
 	if (len == 0 || len > 253)
 		return false;
@@ -241,11 +242,11 @@ int
 netaddr_check_syntax(const char *host, bool allow_private, bool *literal,
     char *err, size_t errlen)
 {
-	char			 buf[256];
-	struct sockaddr_in	 s4;
-	struct sockaddr_in6	 s6;
-	struct in_addr		 ia;
-	size_t			 len;
+	char		    buf[256];
+	struct sockaddr_in  s4;
+	struct sockaddr_in6 s6;
+	struct in_addr	    ia;
+	size_t		    len;
 
 	*literal = false;
 	if (host == NULL || (len = strlen(host)) == 0) {
@@ -268,13 +269,15 @@ netaddr_check_syntax(const char *host, bool allow_private, bool *literal,
 		}
 		*literal = true;
 		if (IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr)) {
-			snprintf(err, errlen, "IPv4-mapped IPv6 addresses are "
+			snprintf(err, errlen,
+			    "IPv4-mapped IPv6 addresses are "
 			    "not accepted; write the IPv4 address itself");
 			return -EINVAL;
 		}
 		if (!allow_private &&
 		    !netaddr_is_public((struct sockaddr *)&s6)) {
-			snprintf(err, errlen, "the address is not a public "
+			snprintf(err, errlen,
+			    "the address is not a public "
 			    "unicast address (loopback, private, link-local, "
 			    "multicast or reserved)");
 			return -EHOSTUNREACH;
@@ -291,7 +294,8 @@ netaddr_check_syntax(const char *host, bool allow_private, bool *literal,
 		*literal = true;
 		if (!allow_private &&
 		    !netaddr_is_public((struct sockaddr *)&s4)) {
-			snprintf(err, errlen, "the address is not a public "
+			snprintf(err, errlen,
+			    "the address is not a public "
 			    "unicast address (loopback, private, link-local, "
 			    "CGNAT, multicast or reserved)");
 			return -EHOSTUNREACH;
@@ -299,7 +303,8 @@ netaddr_check_syntax(const char *host, bool allow_private, bool *literal,
 		return 0;
 	}
 	if (inet_aton(host, &ia) != 0 || netaddr_last_label_numeric(host)) {
-		snprintf(err, errlen, "numeric host spellings other than a "
+		snprintf(err, errlen,
+		    "numeric host spellings other than a "
 		    "dotted-decimal IPv4 address (decimal, octal, hex or "
 		    "short forms) are not accepted");
 		return -EINVAL;
@@ -315,13 +320,13 @@ int
 netaddr_check_host(const char *host, bool allow_private, char *err,
     size_t errlen)
 {
-	struct addrinfo	 hints, *res = NULL, *ai;
-	char		 name[256];
-	bool		 literal;
-	int		 rc, n = 0;
+	struct addrinfo hints, *res = NULL, *ai;
+	char		name[256];
+	bool		literal;
+	int		rc, n = 0;
 
 	if ((rc = netaddr_check_syntax(host, allow_private, &literal, err,
-	    errlen)) != 0)
+		 errlen)) != 0)
 		return rc;
 	if (literal)
 		return 0;
@@ -336,7 +341,8 @@ netaddr_check_host(const char *host, bool allow_private, char *err,
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next, n++) {
 		if (!allow_private && !netaddr_is_public(ai->ai_addr)) {
-			snprintf(err, errlen, "the host resolves to a "
+			snprintf(err, errlen,
+			    "the host resolves to a "
 			    "non-public address (loopback, private, link-local, "
 			    "CGNAT, multicast or reserved)");
 			freeaddrinfo(res);

@@ -16,18 +16,18 @@
  * holder that cannot renew has stopped before anyone may take over (also
  * covers a little clock skew between hosts).
  */
-#define LEASE_SAFETY_MS(ttl)	((ttl) / 3)
+#define LEASE_SAFETY_MS(ttl) ((ttl) / 3)
 
-#define INSTANCES_COLL	"instances"
+#define INSTANCES_COLL "instances"
 
 /* Newest lease document of resource into *out. 1 found, 0 none, -EIO. */
 static int
 lease_newest(struct store *s, const char *resource, bson_t *out, char *err,
     size_t errlen)
 {
-	bson_t	*sel = BCON_NEW("resource", BCON_UTF8(resource));
-	bson_t	*opts = BCON_NEW("sort", "{", "epoch", BCON_INT32(-1), "}");
-	int	 rc;
+	bson_t *sel = BCON_NEW("resource", BCON_UTF8(resource));
+	bson_t *opts = BCON_NEW("sort", "{", "epoch", BCON_INT32(-1), "}");
+	int	rc;
 
 	rc = store_find_one(s, STORE_LEASES, sel, opts, out, err, errlen);
 	bson_destroy(sel);
@@ -39,17 +39,17 @@ int
 lease_take(struct store *s, const char *resource, const char *holder,
     int64_t ttl_ms, struct lease *l, char *err, size_t errlen)
 {
-	bson_t		 cur, *doc;
-	int64_t		 now = util_now_ms(), mono = util_mono_ms(), epoch = 1;
-	char		 id[200];
-	int		 rc;
+	bson_t	cur, *doc;
+	int64_t now = util_now_ms(), mono = util_mono_ms(), epoch = 1;
+	char	id[200];
+	int	rc;
 
 	memset(l, 0, sizeof(*l));
 	rc = lease_newest(s, resource, &cur, err, errlen);
 	if (rc < 0)
 		return rc;
 	if (rc == 1) {
-		int64_t	exp = store_bson_int(&cur, "expiresAt", 0);
+		int64_t exp = store_bson_int(&cur, "expiresAt", 0);
 		bool	released = store_bson_bool(&cur, "released", false);
 
 		epoch = store_bson_int(&cur, "epoch", 0) + 1;
@@ -59,9 +59,9 @@ lease_take(struct store *s, const char *resource, const char *holder,
 	}
 	snprintf(id, sizeof(id), "%s#%lld", resource, (long long)epoch);
 	doc = BCON_NEW("_id", BCON_UTF8(id), "resource", BCON_UTF8(resource),
-	    "epoch", BCON_INT64(epoch), "holder", BCON_UTF8(holder),
-	    "takenAt", BCON_INT64(now), "expiresAt", BCON_INT64(now + ttl_ms),
-	    "released", BCON_BOOL(false));
+	    "epoch", BCON_INT64(epoch), "holder", BCON_UTF8(holder), "takenAt",
+	    BCON_INT64(now), "expiresAt", BCON_INT64(now + ttl_ms), "released",
+	    BCON_BOOL(false));
 	rc = store_insert_one(s, STORE_LEASES, doc, err, errlen);
 	bson_destroy(doc);
 	if (rc == -EEXIST)
@@ -74,9 +74,9 @@ lease_take(struct store *s, const char *resource, const char *holder,
 	l->held = true;
 	/* Prune epochs older than the previous one. */
 	{
-		bson_t	*sel = BCON_NEW("resource", BCON_UTF8(resource),
-		    "epoch", "{", "$lt", BCON_INT64(epoch - 1), "}");
-		char	 e2[128];
+		bson_t *sel = BCON_NEW("resource", BCON_UTF8(resource), "epoch",
+		    "{", "$lt", BCON_INT64(epoch - 1), "}");
+		char	e2[128];
 
 		(void)store_delete(s, STORE_LEASES, sel, true, NULL, e2,
 		    sizeof(e2));
@@ -88,11 +88,11 @@ lease_take(struct store *s, const char *resource, const char *holder,
 int
 lease_check(struct store *s, const struct lease *l, char *err, size_t errlen)
 {
-	bson_t	*sel;
-	int64_t	 n;
+	bson_t *sel;
+	int64_t n;
 
-	sel = BCON_NEW("resource", BCON_UTF8(l->resource), "epoch", "{",
-	    "$gt", BCON_INT64(l->epoch), "}");
+	sel = BCON_NEW("resource", BCON_UTF8(l->resource), "epoch", "{", "$gt",
+	    BCON_INT64(l->epoch), "}");
 	n = store_count(s, STORE_LEASES, sel, err, errlen);
 	bson_destroy(sel);
 	if (n < 0)
@@ -104,10 +104,10 @@ int
 lease_renew(struct store *s, struct lease *l, const char *holder,
     int64_t ttl_ms, char *err, size_t errlen)
 {
-	bson_t	*sel, *set;
-	int64_t	 now = util_now_ms(), mono = util_mono_ms(), matched = 0;
-	char	 id[200];
-	int	 rc;
+	bson_t *sel, *set;
+	int64_t now = util_now_ms(), mono = util_mono_ms(), matched = 0;
+	char	id[200];
+	int	rc;
 
 	if (!l->held)
 		return -ESTALE;
@@ -141,9 +141,9 @@ out:
 int
 lease_release(struct store *s, struct lease *l, char *err, size_t errlen)
 {
-	bson_t	*sel, *set;
-	char	 id[200];
-	int	 rc;
+	bson_t *sel, *set;
+	char	id[200];
+	int	rc;
 
 	if (!l->held)
 		return 0;
@@ -165,11 +165,10 @@ lease_valid(const struct lease *l)
 }
 
 int
-lease_heartbeat(struct store *s, const char *instance, char *err,
-    size_t errlen)
+lease_heartbeat(struct store *s, const char *instance, char *err, size_t errlen)
 {
-	bson_t	*doc;
-	int	 rc;
+	bson_t *doc;
+	int	rc;
 
 	doc = BCON_NEW("_id", BCON_UTF8(instance), "seenAt",
 	    BCON_INT64(util_now_ms()));
@@ -187,11 +186,10 @@ lease_heartbeat(struct store *s, const char *instance, char *err,
 }
 
 int
-lease_live_instances(struct store *s, int64_t ttl_ms, char *err,
-    size_t errlen)
+lease_live_instances(struct store *s, int64_t ttl_ms, char *err, size_t errlen)
 {
-	bson_t	*sel;
-	int64_t	 n;
+	bson_t *sel;
+	int64_t n;
 
 	sel = BCON_NEW("seenAt", "{", "$gt", BCON_INT64(util_now_ms() - ttl_ms),
 	    "}");
@@ -213,12 +211,11 @@ lease_fair_share(int n, int live)
 int
 lease_setup_indexes(struct store *s, char *err, size_t errlen)
 {
-	bson_t	*idx;
-	int	 rc;
+	bson_t *idx;
+	int	rc;
 
-	idx = BCON_NEW("0", "{", "key", "{", "resource", BCON_INT32(1),
-	    "epoch", BCON_INT32(-1), "}", "name", BCON_UTF8("resource_epoch"),
-	    "}");
+	idx = BCON_NEW("0", "{", "key", "{", "resource", BCON_INT32(1), "epoch",
+	    BCON_INT32(-1), "}", "name", BCON_UTF8("resource_epoch"), "}");
 	rc = store_create_indexes(s, STORE_LEASES, idx, err, errlen);
 	bson_destroy(idx);
 	return rc;

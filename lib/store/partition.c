@@ -18,41 +18,41 @@
 #include "lib/store/worker.h"
 
 /* As in lease.c: stop this long before the lease's end as seen locally. */
-#define PARTITION_SAFETY_MS(ttl)	((ttl) / 3)
-#define PARTITION_TICK_MS		1000
-#define PARTITION_KICK_MS		50
+#define PARTITION_SAFETY_MS(ttl) ((ttl) / 3)
+#define PARTITION_TICK_MS	 1000
+#define PARTITION_KICK_MS	 50
 
 struct ppart {
-	bool		 want;
-	bool		 held;
-	bool		 release;	/* released locally, not yet in the store */
-	struct lease	 lease;
+	bool	     want;
+	bool	     held;
+	bool	     release; /* released locally, not yet in the store */
+	struct lease lease;
 };
 
 struct partition_set {
-	struct event_base	*base;
-	struct store		*st;
-	struct worker		*w;
-	char			 role[32];
-	char			 instance[160];
-	int			 count;
-	int64_t			 ttl_ms, renew_ms;
-	struct partition_ops	 ops;
-	void			(*store_fn)(bool ok, const char *err);
-	void			*arg;
-	struct ppart		*p;
-	struct event		*tick, *kick_ev;
-	int64_t			 next_cycle;	/* mono ms */
-	bool			 busy;		/* a job on the worker */
-	bool			 again;		/* run another cycle after it */
-	bool			 stopping;
-	bool			 dying;		/* free after the job */
-	int			 live;
-	int			 nwant;
-	bool			*sync;		/* partitions seen by a sync */
-	int			 draining;	/* being handed over, or -1 */
-	void			 (*shut_done)(void *);
-	void			*shut_arg;
+	struct event_base   *base;
+	struct store	    *st;
+	struct worker	    *w;
+	char		     role[32];
+	char		     instance[160];
+	int		     count;
+	int64_t		     ttl_ms, renew_ms;
+	struct partition_ops ops;
+	void (*store_fn)(bool ok, const char *err);
+	void	     *arg;
+	struct ppart *p;
+	struct event *tick, *kick_ev;
+	int64_t	      next_cycle; /* mono ms */
+	bool	      busy;	  /* a job on the worker */
+	bool	      again;	  /* run another cycle after it */
+	bool	      stopping;
+	bool	      dying; /* free after the job */
+	int	      live;
+	int	      nwant;
+	bool	     *sync;	/* partitions seen by a sync */
+	int	      draining; /* being handed over, or -1 */
+	void (*shut_done)(void *);
+	void *shut_arg;
 };
 
 enum pout {
@@ -60,45 +60,45 @@ enum pout {
 	POUT_TAKEN,
 	POUT_RENEWED,
 	POUT_LOST,
-	POUT_KEPT	/* could not renew: unchanged */
+	POUT_KEPT /* could not renew: unchanged */
 };
 
 /* What the worker knows of one partition, in and out. */
 struct pcpart {
-	bool		 want, held, release;
-	int64_t		 epoch;		/* held: ours */
-	int64_t		 deadline;	/* held: local */
+	bool	want, held, release;
+	int64_t epoch;	  /* held: ours */
+	int64_t deadline; /* held: local */
 	/* The newest document in the store. */
-	int64_t		 s_epoch, s_expires;
-	bool		 s_released, s_mine;
-	enum pout	 out;
-	int64_t		 new_epoch, new_deadline;
+	int64_t	  s_epoch, s_expires;
+	bool	  s_released, s_mine;
+	enum pout out;
+	int64_t	  new_epoch, new_deadline;
 };
 
 struct pcycle {
-	struct partition_set	*ps;
-	struct store		*st;
-	char			 role[32];
-	char			 instance[160];
-	int			 count;
-	int64_t			 ttl_ms;
-	bool			 shutdown;
-	struct pcpart		*p;
+	struct partition_set *ps;
+	struct store	     *st;
+	char		      role[32];
+	char		      instance[160];
+	int		      count;
+	int64_t		      ttl_ms;
+	bool		      shutdown;
+	struct pcpart	     *p;
 	/* Out. */
-	int			 rc;
-	char			 err[512];
-	int			 live;
-	char			**del;		/* superseded lease ids */
-	size_t			 ndel, capdel;
+	int    rc;
+	char   err[512];
+	int    live;
+	char **del; /* superseded lease ids */
+	size_t ndel, capdel;
 };
 
-static void	partition_cycle_start(struct partition_set *ps);
+static void partition_cycle_start(struct partition_set *ps);
 
 /* realloc or abort, like util_xcalloc. */
 static void *
 partition_xrealloc(void *p, size_t size)
 {
-	void	*np = realloc(p, size);
+	void *np = realloc(p, size);
 
 	if (np == NULL)
 		abort();
@@ -108,8 +108,8 @@ partition_xrealloc(void *p, size_t size)
 int
 partition_index(const char *source_id, int count)
 {
-	const unsigned char	*c;
-	uint32_t		 h = 2166136261u;
+	const unsigned char *c;
+	uint32_t	     h = 2166136261u;
 
 	if (count <= 1)
 		return 0;
@@ -131,9 +131,9 @@ partition_resource(const char *role, int part, char *out, size_t outlen)
 static int
 partition_parse(const char *role, int count, const char *resource)
 {
-	size_t	 n = strlen(role);
-	char	*end;
-	long	 v;
+	size_t n = strlen(role);
+	char  *end;
+	long   v;
 
 	if (strncmp(resource, role, n) != 0 || resource[n] != ':' ||
 	    resource[n + 1] != 'p' || resource[n + 2] < '0' ||
@@ -151,7 +151,7 @@ partition_parse(const char *role, int count, const char *resource)
 static void
 pcycle_del_add(struct pcycle *c, const char *id)
 {
-	char	**nd;
+	char **nd;
 
 	if (c->ndel == c->capdel) {
 		c->capdel = c->capdel ? c->capdel * 2 : 16;
@@ -169,10 +169,10 @@ pcycle_del_add(struct pcycle *c, const char *id)
 static void
 pcycle_in(bson_t *sel, const char *field, char **ids, size_t n)
 {
-	bson_t		 in, arr;
-	char		 k[16];
-	const char	*kp;
-	size_t		 i;
+	bson_t	    in, arr;
+	char	    k[16];
+	const char *kp;
+	size_t	    i;
 
 	bson_append_document_begin(sel, field, -1, &in);
 	bson_append_array_begin(&in, "$in", -1, &arr);
@@ -186,11 +186,11 @@ pcycle_in(bson_t *sel, const char *field, char **ids, size_t n)
 
 /* A resource outside the partitions of this role and count. */
 struct pforeign {
-	char	 resource[160];
-	int64_t	 epoch, expires;
-	bool	 released;
-	char	**ids;
-	size_t	 nids;
+	char	resource[160];
+	int64_t epoch, expires;
+	bool	released;
+	char  **ids;
+	size_t	nids;
 };
 
 /*
@@ -204,9 +204,9 @@ struct pforeign {
 struct pread {
 	struct pcycle	*c;
 	bool		 collect;
-	struct pforeign	*fr;		/* other partition counts' leases */
+	struct pforeign *fr; /* other partition counts' leases */
 	size_t		 nfr;
-	char		**ids;		/* every lease document */
+	char	       **ids; /* every lease document */
 	int64_t		*epochs;
 	int		*parts;
 	size_t		 nids, capids;
@@ -222,7 +222,7 @@ pread_one(const bson_t *doc, void *arg)
 	const char	*res = store_bson_str(doc, "resource");
 	const char	*holder = store_bson_str(doc, "holder");
 	int64_t		 ep = store_bson_int(doc, "epoch", 0);
-	struct pforeign	*f;
+	struct pforeign *f;
 	struct pcpart	*pp;
 	size_t		 i;
 	int		 part;
@@ -233,12 +233,12 @@ pread_one(const bson_t *doc, void *arg)
 	if (r->collect) {
 		if (r->nids == r->capids) {
 			r->capids = r->capids ? r->capids * 2 : 64;
-			r->ids = partition_xrealloc(r->ids, r->capids *
-			    sizeof(*r->ids));
-			r->epochs = partition_xrealloc(r->epochs, r->capids *
-			    sizeof(*r->epochs));
-			r->parts = partition_xrealloc(r->parts, r->capids *
-			    sizeof(*r->parts));
+			r->ids = partition_xrealloc(r->ids,
+			    r->capids * sizeof(*r->ids));
+			r->epochs = partition_xrealloc(r->epochs,
+			    r->capids * sizeof(*r->epochs));
+			r->parts = partition_xrealloc(r->parts,
+			    r->capids * sizeof(*r->parts));
 		}
 		r->ids[r->nids] = util_xstrdup(id);
 		r->epochs[r->nids] = ep;
@@ -252,16 +252,16 @@ pread_one(const bson_t *doc, void *arg)
 			if (strcmp(r->fr[i].resource, res) == 0)
 				break;
 		if (i == r->nfr) {
-			r->fr = partition_xrealloc(r->fr, (r->nfr + 1) *
-			    sizeof(*r->fr));
+			r->fr = partition_xrealloc(r->fr,
+			    (r->nfr + 1) * sizeof(*r->fr));
 			memset(&r->fr[r->nfr], 0, sizeof(*r->fr));
 			util_strlcpy(r->fr[r->nfr].resource, res,
 			    sizeof(r->fr[r->nfr].resource));
 			r->nfr++;
 		}
 		f = &r->fr[i];
-		f->ids = partition_xrealloc(f->ids, (f->nids + 1) *
-		    sizeof(*f->ids));
+		f->ids = partition_xrealloc(f->ids,
+		    (f->nids + 1) * sizeof(*f->ids));
 		f->ids[f->nids++] = util_xstrdup(id);
 		if (ep >= f->epoch) {
 			f->epoch = ep;
@@ -283,12 +283,12 @@ pread_one(const bson_t *doc, void *arg)
 static int
 pcycle_read(struct pcycle *c, bool collect)
 {
-	struct pread	 r;
-	bson_t		*filter, *opts;
-	char		 rx[64];
-	size_t		 i, k;
-	int64_t		 now = util_now_ms();
-	int		 part, rc;
+	struct pread r;
+	bson_t	    *filter, *opts;
+	char	     rx[64];
+	size_t	     i, k;
+	int64_t	     now = util_now_ms();
+	int	     part, rc;
 
 	for (part = 0; part < c->count; part++) {
 		c->p[part].s_epoch = 0;
@@ -301,9 +301,9 @@ pcycle_read(struct pcycle *c, bool collect)
 	r.collect = collect;
 	snprintf(rx, sizeof(rx), "^%s:", c->role);
 	filter = BCON_NEW("resource", "{", "$regex", BCON_UTF8(rx), "}");
-	opts = BCON_NEW("projection", "{", "resource", BCON_INT32(1),
-	    "epoch", BCON_INT32(1), "holder", BCON_INT32(1),
-	    "expiresAt", BCON_INT32(1), "released", BCON_INT32(1), "}");
+	opts = BCON_NEW("projection", "{", "resource", BCON_INT32(1), "epoch",
+	    BCON_INT32(1), "holder", BCON_INT32(1), "expiresAt", BCON_INT32(1),
+	    "released", BCON_INT32(1), "}");
 	rc = store_each(c->st, STORE_LEASES, filter, opts, pread_one, &r,
 	    c->err, sizeof(c->err));
 	bson_destroy(filter);
@@ -339,8 +339,8 @@ pcycle_read(struct pcycle *c, bool collect)
 static int
 pcycle_set(struct pcycle *c, char **ids, size_t n, const bson_t *set)
 {
-	bson_t	sel;
-	int	rc;
+	bson_t sel;
+	int    rc;
 
 	if (n == 0)
 		return 0;
@@ -365,11 +365,11 @@ pcycle_lease_id(const struct pcycle *c, int part, int64_t epoch, char *out,
 static int
 pcycle_renew_release(struct pcycle *c)
 {
-	char		**ren, **rel, id[200];
-	size_t		 nren = 0, nrel = 0, i;
-	int64_t		 now = util_now_ms(), mono = util_mono_ms();
-	bson_t		*set;
-	int		 part, rc = 0;
+	char  **ren, **rel, id[200];
+	size_t	nren = 0, nrel = 0, i;
+	int64_t now = util_now_ms(), mono = util_mono_ms();
+	bson_t *set;
+	int	part, rc = 0;
 
 	ren = util_xcalloc((size_t)c->count, sizeof(*ren));
 	rel = util_xcalloc((size_t)c->count, sizeof(*rel));
@@ -384,8 +384,8 @@ pcycle_renew_release(struct pcycle *c)
 		if (!pp->held)
 			continue;
 		/* Check before: a newer epoch, or not ours any more. */
-		if (pp->s_epoch != pp->epoch || !pp->s_mine ||
-		    pp->s_released || mono >= pp->deadline) {
+		if (pp->s_epoch != pp->epoch || !pp->s_mine || pp->s_released ||
+		    mono >= pp->deadline) {
 			pp->out = POUT_LOST;
 			continue;
 		}
@@ -434,10 +434,10 @@ pcycle_renew_release(struct pcycle *c)
 static int
 pcycle_take_one(struct pcycle *c, int part, int64_t epoch)
 {
-	char	 id[200], res[160];
-	int64_t	 now = util_now_ms(), mono = util_mono_ms();
-	bson_t	*doc;
-	int	 rc;
+	char	id[200], res[160];
+	int64_t now = util_now_ms(), mono = util_mono_ms();
+	bson_t *doc;
+	int	rc;
 
 	partition_resource(c->role, part, res, sizeof(res));
 	pcycle_lease_id(c, part, epoch, id, sizeof(id));
@@ -445,8 +445,7 @@ pcycle_take_one(struct pcycle *c, int part, int64_t epoch)
 	    "epoch", BCON_INT64(epoch), "holder", BCON_UTF8(c->instance),
 	    "takenAt", BCON_INT64(now), "expiresAt",
 	    BCON_INT64(now + c->ttl_ms), "released", BCON_BOOL(false));
-	rc = store_insert_one(c->st, STORE_LEASES, doc, c->err,
-	    sizeof(c->err));
+	rc = store_insert_one(c->st, STORE_LEASES, doc, c->err, sizeof(c->err));
 	bson_destroy(doc);
 	if (rc == -EEXIST)
 		return 0;
@@ -474,7 +473,7 @@ pcycle_take_one(struct pcycle *c, int part, int64_t epoch)
 static int
 pcycle_take(struct pcycle *c)
 {
-	int64_t	now = util_now_ms();
+	int64_t now = util_now_ms();
 	int	held = 0, nwant = 0, share, part, i, start, rc;
 
 	for (part = 0; part < c->count; part++) {
@@ -488,8 +487,8 @@ pcycle_take(struct pcycle *c)
 	for (part = 0; part < c->count; part++) {
 		struct pcpart *pp = &c->p[part];
 
-		if (!pp->want || pp->held || pp->release ||
-		    pp->s_epoch == 0 || !pp->s_mine || pp->s_released)
+		if (!pp->want || pp->held || pp->release || pp->s_epoch == 0 ||
+		    !pp->s_mine || pp->s_released)
 			continue;
 		if ((rc = pcycle_take_one(c, part, pp->s_epoch + 1)) < 0)
 			return rc;
@@ -504,9 +503,8 @@ pcycle_take(struct pcycle *c)
 		if (!pp->want || pp->held || pp->release ||
 		    pp->out == POUT_TAKEN)
 			continue;
-		if (pp->s_epoch > 0 && !pp->s_released &&
-		    pp->s_expires > now)
-			continue;	/* someone else's */
+		if (pp->s_epoch > 0 && !pp->s_released && pp->s_expires > now)
+			continue; /* someone else's */
 		if ((rc = pcycle_take_one(c, part, pp->s_epoch + 1)) < 0)
 			return rc;
 		held += rc;
@@ -518,9 +516,9 @@ pcycle_take(struct pcycle *c)
 static void
 pcycle_prune(struct pcycle *c)
 {
-	char	 e2[256];
-	bson_t	 sel;
-	size_t	 off, n;
+	char   e2[256];
+	bson_t sel;
+	size_t off, n;
 
 	for (off = 0; off < c->ndel; off += n) {
 		n = c->ndel - off < 500 ? c->ndel - off : 500;
@@ -536,9 +534,9 @@ pcycle_prune(struct pcycle *c)
 static void
 pcycle_work(void *arg)
 {
-	struct pcycle	*c = arg;
-	bson_t		*sel, *set;
-	char		 rx[64];
+	struct pcycle *c = arg;
+	bson_t	      *sel, *set;
+	char	       rx[64];
 
 	if (c->shutdown) {
 		snprintf(rx, sizeof(rx), "^%s:", c->role);
@@ -553,7 +551,7 @@ pcycle_work(void *arg)
 		return;
 	}
 	if ((c->rc = lease_heartbeat(c->st, c->instance, c->err,
-	    sizeof(c->err))) != 0)
+		 sizeof(c->err))) != 0)
 		return;
 	c->live = lease_live_instances(c->st, c->ttl_ms, c->err,
 	    sizeof(c->err));
@@ -572,7 +570,7 @@ pcycle_work(void *arg)
 static void
 pcycle_free(struct pcycle *c)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < c->ndel; i++)
 		free(c->del[i]);
@@ -585,7 +583,7 @@ pcycle_free(struct pcycle *c)
 static void
 partition_lost(struct partition_set *ps, int part, bool handover)
 {
-	struct ppart	*p = &ps->p[part];
+	struct ppart *p = &ps->p[part];
 
 	p->held = false;
 	p->lease.held = false;
@@ -598,7 +596,7 @@ partition_lost(struct partition_set *ps, int part, bool handover)
 static void
 partition_expire(struct partition_set *ps)
 {
-	int64_t	mono = util_mono_ms();
+	int64_t mono = util_mono_ms();
 	int	part;
 
 	for (part = 0; part < ps->count; part++) {
@@ -614,9 +612,9 @@ partition_expire(struct partition_set *ps)
 static void
 pcycle_done(void *arg)
 {
-	struct pcycle		*c = arg;
-	struct partition_set	*ps = c->ps;
-	int			 part;
+	struct pcycle	     *c = arg;
+	struct partition_set *ps = c->ps;
+	int		      part;
 
 	ps->busy = false;
 	if (ps->dying) {
@@ -625,7 +623,7 @@ pcycle_done(void *arg)
 		return;
 	}
 	if (c->shutdown) {
-		void	(*done)(void *) = ps->shut_done;
+		void (*done)(void *) = ps->shut_done;
 
 		ps->shut_done = NULL;
 		pcycle_free(c);
@@ -638,16 +636,16 @@ pcycle_done(void *arg)
 	if (c->rc == 0 && c->live > 0)
 		ps->live = c->live;
 	for (part = 0; part < ps->count && !ps->stopping; part++) {
-		struct pcpart	*cp = &c->p[part];
-		struct ppart	*p = &ps->p[part];
+		struct pcpart *cp = &c->p[part];
+		struct ppart  *p = &ps->p[part];
 
 		if (cp->release && p->release && !p->held &&
 		    p->lease.epoch == cp->epoch && c->rc == 0)
-			p->release = false;	/* in the store now */
+			p->release = false; /* in the store now */
 		switch (cp->out) {
 		case POUT_TAKEN:
 			if (p->held)
-				break;	/* cannot happen: not asked */
+				break; /* cannot happen: not asked */
 			memset(&p->lease, 0, sizeof(p->lease));
 			partition_resource(ps->role, part, p->lease.resource,
 			    sizeof(p->lease.resource));
@@ -660,7 +658,7 @@ pcycle_done(void *arg)
 			break;
 		case POUT_RENEWED:
 			if (!p->held || p->lease.epoch != cp->epoch)
-				break;	/* released meanwhile */
+				break; /* released meanwhile */
 			p->lease.deadline_mono = cp->new_deadline;
 			ps->ops.renewed(ps->arg, part, &p->lease);
 			break;
@@ -685,8 +683,8 @@ pcycle_done(void *arg)
 static void
 partition_cycle_start(struct partition_set *ps)
 {
-	struct pcycle	*c;
-	int		 part;
+	struct pcycle *c;
+	int	       part;
 
 	if (ps->stopping)
 		return;
@@ -730,7 +728,7 @@ partition_cycle_start(struct partition_set *ps)
 static void
 partition_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct partition_set	*ps = arg;
+	struct partition_set *ps = arg;
 
 	(void)fd;
 	(void)what;
@@ -754,9 +752,9 @@ partition_set_new(struct event_base *base, struct store *st,
     const struct partition_conf *conf, const struct partition_ops *ops,
     void *arg, char *err, size_t errlen)
 {
-	struct partition_set	*ps;
-	struct timeval		 tv = { PARTITION_TICK_MS / 1000,
-				    (PARTITION_TICK_MS % 1000) * 1000 };
+	struct partition_set *ps;
+	struct timeval	      tv = { PARTITION_TICK_MS / 1000,
+		       (PARTITION_TICK_MS % 1000) * 1000 };
 
 	if (conf->count < 1 || conf->count > PARTITION_COUNT_MAX ||
 	    strlen(conf->role) >= sizeof(ps->role) ||
@@ -826,7 +824,7 @@ partition_set_of(const struct partition_set *ps, const char *id)
 void
 partition_set_kick(struct partition_set *ps)
 {
-	struct timeval	tv = { 0, PARTITION_KICK_MS * 1000 };
+	struct timeval tv = { 0, PARTITION_KICK_MS * 1000 };
 
 	if (ps->stopping || evtimer_pending(ps->kick_ev, NULL))
 		return;
@@ -837,8 +835,8 @@ partition_set_kick(struct partition_set *ps)
 static void
 partition_set_want(struct partition_set *ps, const bool *want)
 {
-	bool	changed = false;
-	int	part, n = 0;
+	bool changed = false;
+	int  part, n = 0;
 
 	for (part = 0; part < ps->count; part++) {
 		if (ps->p[part].want != want[part])
@@ -859,8 +857,7 @@ partition_set_sync_begin(struct partition_set *ps)
 }
 
 bool
-partition_set_sync_source(struct partition_set *ps, int part,
-    struct lease *l)
+partition_set_sync_source(struct partition_set *ps, int part, struct lease *l)
 {
 	if (part < 0 || part >= ps->count)
 		return false;
@@ -885,15 +882,15 @@ partition_release(struct partition_set *ps, int part)
 static void
 partition_handover(struct partition_set *ps)
 {
-	enum partition_drain	 d;
-	int			 part;
+	enum partition_drain d;
+	int		     part;
 
 	if (ps->draining >= 0 && !partition_set_holds(ps, ps->draining, NULL))
 		ps->draining = -1;
 	if (ps->draining >= 0) {
 		part = ps->draining;
 		d = ps->ops.drain != NULL ? ps->ops.drain(ps->arg, part) :
-		    PARTITION_DRAIN_READY;
+					    PARTITION_DRAIN_READY;
 		if (d == PARTITION_DRAIN_READY)
 			partition_release(ps, part);
 		if (d != PARTITION_DRAIN_SKIP)
@@ -906,7 +903,7 @@ partition_handover(struct partition_set *ps)
 		if (!partition_set_holds(ps, part, NULL))
 			continue;
 		d = ps->ops.drain != NULL ? ps->ops.drain(ps->arg, part) :
-		    PARTITION_DRAIN_READY;
+					    PARTITION_DRAIN_READY;
 		if (d == PARTITION_DRAIN_SKIP)
 			continue;
 		if (d == PARTITION_DRAIN_WAIT)
@@ -927,10 +924,9 @@ partition_set_sync_end(struct partition_set *ps)
 }
 
 bool
-partition_set_holds(const struct partition_set *ps, int part,
-    struct lease *out)
+partition_set_holds(const struct partition_set *ps, int part, struct lease *out)
 {
-	const struct ppart	*p;
+	const struct ppart *p;
 
 	if (part < 0 || part >= ps->count)
 		return false;
@@ -945,7 +941,7 @@ partition_set_holds(const struct partition_set *ps, int part,
 int
 partition_set_held(const struct partition_set *ps)
 {
-	int	part, n = 0;
+	int part, n = 0;
 
 	for (part = 0; part < ps->count; part++)
 		if (ps->p[part].held)
@@ -967,10 +963,10 @@ partition_set_live(const struct partition_set *ps)
 
 void
 partition_set_shutdown(struct partition_set *ps, void (*done)(void *arg),
-    void *arg)
+    void				    *arg)
 {
-	struct pcycle	*c;
-	int		 part;
+	struct pcycle *c;
+	int	       part;
 
 	ps->stopping = true;
 	evtimer_del(ps->tick);

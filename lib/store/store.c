@@ -12,16 +12,16 @@
 #include "lib/base/util.h"
 
 /* The probe's socket timeout: a ping answers in milliseconds. */
-#define STORE_PROBE_TIMEOUT_MS	1500
+#define STORE_PROBE_TIMEOUT_MS 1500
 
 struct store {
-	mongoc_client_pool_t	*pool;
-	mongoc_uri_t		*uri;
-	mongoc_client_t		*probe;		/* single-threaded, fails fast */
-	char			*dbname;
+	mongoc_client_pool_t *pool;
+	mongoc_uri_t	     *uri;
+	mongoc_client_t	     *probe; /* single-threaded, fails fast */
+	char		     *dbname;
 	/* Read from any thread (store_healthy), written by the daemon's loop. */
-	atomic_bool		 healthy;
-	_Atomic int64_t		 outage_since;
+	atomic_bool	healthy;
+	_Atomic int64_t outage_since;
 };
 
 static void
@@ -42,9 +42,9 @@ int
 store_open(const char *uristr, const char *dbname, const char *appname,
     struct store **out, char *err, size_t errlen)
 {
-	struct store	*s;
-	mongoc_uri_t	*probe_uri;
-	bson_error_t	 berr;
+	struct store *s;
+	mongoc_uri_t *probe_uri;
+	bson_error_t  berr;
 
 	*out = NULL;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
@@ -94,7 +94,8 @@ store_open(const char *uristr, const char *dbname, const char *appname,
 	s->probe = mongoc_client_new_from_uri(probe_uri);
 	mongoc_uri_destroy(probe_uri);
 	if (s->probe != NULL)
-		mongoc_client_set_error_api(s->probe, MONGOC_ERROR_API_VERSION_2);
+		mongoc_client_set_error_api(s->probe,
+		    MONGOC_ERROR_API_VERSION_2);
 	s->dbname = util_xstrdup(dbname);
 	s->healthy = true;
 	*out = s;
@@ -164,18 +165,18 @@ store_healthy(const struct store *s)
 int64_t
 store_outage_ms(const struct store *s)
 {
-	int64_t	since = atomic_load(&s->outage_since);
+	int64_t since = atomic_load(&s->outage_since);
 
 	return atomic_load(&s->healthy) || since == 0 ? 0 :
-	    util_mono_ms() - since;
+							util_mono_ms() - since;
 }
 
 int
 store_ping(struct store *s, char *err, size_t errlen)
 {
-	bson_t		*cmd = BCON_NEW("ping", BCON_INT32(1));
-	bson_error_t	 e;
-	bool		 ok;
+	bson_t	    *cmd = BCON_NEW("ping", BCON_INT32(1));
+	bson_error_t e;
+	bool	     ok;
 
 	ok = mongoc_client_command_simple(s->probe, "admin", cmd, NULL, NULL,
 	    &e);
@@ -189,11 +190,11 @@ int
 store_create_indexes(struct store *s, const char *coll, const bson_t *indexes,
     char *err, size_t errlen)
 {
-	mongoc_client_t		*c = store_pop(s);
-	mongoc_database_t	*db = mongoc_client_get_database(c, s->dbname);
-	bson_t			 cmd = BSON_INITIALIZER;
-	bson_error_t		 e;
-	bool			 ok;
+	mongoc_client_t	  *c = store_pop(s);
+	mongoc_database_t *db = mongoc_client_get_database(c, s->dbname);
+	bson_t		   cmd = BSON_INITIALIZER;
+	bson_error_t	   e;
+	bool		   ok;
 
 	BSON_APPEND_UTF8(&cmd, "createIndexes", coll);
 	BSON_APPEND_ARRAY(&cmd, "indexes", indexes);
@@ -210,10 +211,10 @@ int
 store_insert_one(struct store *s, const char *coll, const bson_t *doc,
     char *err, size_t errlen)
 {
-	mongoc_client_t		*c = store_pop(s);
-	mongoc_collection_t	*col = store_coll(s, c, coll);
-	bson_error_t		 e;
-	int			 rc = 0;
+	mongoc_client_t	    *c = store_pop(s);
+	mongoc_collection_t *col = store_coll(s, c, coll);
+	bson_error_t	     e;
+	int		     rc = 0;
 
 	if (!mongoc_collection_insert_one(col, doc, NULL, NULL, &e)) {
 		if (e.code == STORE_DUPLICATE_KEY)
@@ -233,13 +234,13 @@ store_insert_many(struct store *s, const char *coll, const bson_t **docs,
     size_t n, size_t *inserted, size_t *dups, bool *dup, char *err,
     size_t errlen)
 {
-	mongoc_client_t		*c;
-	mongoc_collection_t	*col;
-	bson_t			 reply, opts = BSON_INITIALIZER;
-	bson_iter_t		 it, arr, one;
-	bson_error_t		 e;
-	size_t			 ndup = 0, nother = 0, i;
-	int			 rc = 0;
+	mongoc_client_t	    *c;
+	mongoc_collection_t *col;
+	bson_t		     reply, opts = BSON_INITIALIZER;
+	bson_iter_t	     it, arr, one;
+	bson_error_t	     e;
+	size_t		     ndup = 0, nother = 0, i;
+	int		     rc = 0;
 
 	*inserted = *dups = 0;
 	for (i = 0; dup != NULL && i < n; i++)
@@ -252,9 +253,10 @@ store_insert_many(struct store *s, const char *coll, const bson_t **docs,
 	if (!mongoc_collection_insert_many(col, docs, n, &opts, &reply, &e)) {
 		/* Duplicates among writeErrors are "already stored". */
 		if (bson_iter_init_find(&it, &reply, "writeErrors") &&
-		    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr)) {
+		    BSON_ITER_HOLDS_ARRAY(&it) &&
+		    bson_iter_recurse(&it, &arr)) {
 			while (bson_iter_next(&arr)) {
-				int64_t	idx = -1, code = 0;
+				int64_t idx = -1, code = 0;
 
 				if (!bson_iter_recurse(&arr, &one)) {
 					nother++;
@@ -262,10 +264,10 @@ store_insert_many(struct store *s, const char *coll, const bson_t **docs,
 				}
 				while (bson_iter_next(&one)) {
 					if (strcmp(bson_iter_key(&one),
-					    "index") == 0)
+						"index") == 0)
 						idx = bson_iter_as_int64(&one);
 					else if (strcmp(bson_iter_key(&one),
-					    "code") == 0)
+						     "code") == 0)
 						code = bson_iter_as_int64(&one);
 				}
 				if (code == STORE_DUPLICATE_KEY && idx >= 0 &&
@@ -279,8 +281,8 @@ store_insert_many(struct store *s, const char *coll, const bson_t **docs,
 		} else
 			nother++;
 		if (bson_iter_init_find(&it, &reply, "writeConcernErrors") &&
-		    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr) &&
-		    bson_iter_next(&arr))
+		    BSON_ITER_HOLDS_ARRAY(&it) &&
+		    bson_iter_recurse(&it, &arr) && bson_iter_next(&arr))
 			nother++;
 		if (nother > 0) {
 			store_err(err, errlen, coll, &e);
@@ -302,12 +304,12 @@ int
 store_upsert(struct store *s, const char *coll, const char *id,
     const bson_t *doc, char *err, size_t errlen)
 {
-	mongoc_client_t		*c = store_pop(s);
-	mongoc_collection_t	*col = store_coll(s, c, coll);
-	bson_t			*sel = BCON_NEW("_id", BCON_UTF8(id));
-	bson_t			*opts = BCON_NEW("upsert", BCON_BOOL(true));
-	bson_error_t		 e;
-	bool			 ok;
+	mongoc_client_t	    *c = store_pop(s);
+	mongoc_collection_t *col = store_coll(s, c, coll);
+	bson_t		    *sel = BCON_NEW("_id", BCON_UTF8(id));
+	bson_t		    *opts = BCON_NEW("upsert", BCON_BOOL(true));
+	bson_error_t	     e;
+	bool		     ok;
 
 	ok = mongoc_collection_replace_one(col, sel, doc, opts, NULL, &e);
 	if (!ok)
@@ -323,12 +325,12 @@ int
 store_update_set(struct store *s, const char *coll, const bson_t *selector,
     const bson_t *set, bool many, int64_t *matched, char *err, size_t errlen)
 {
-	mongoc_client_t		*c = store_pop(s);
-	mongoc_collection_t	*col = store_coll(s, c, coll);
-	bson_t			 upd = BSON_INITIALIZER, reply;
-	bson_iter_t		 it;
-	bson_error_t		 e;
-	bool			 ok;
+	mongoc_client_t	    *c = store_pop(s);
+	mongoc_collection_t *col = store_coll(s, c, coll);
+	bson_t		     upd = BSON_INITIALIZER, reply;
+	bson_iter_t	     it;
+	bson_error_t	     e;
+	bool		     ok;
 
 	BSON_APPEND_DOCUMENT(&upd, "$set", set);
 	if (many)
@@ -355,12 +357,12 @@ int
 store_delete(struct store *s, const char *coll, const bson_t *selector,
     bool many, int64_t *deleted, char *err, size_t errlen)
 {
-	mongoc_client_t		*c = store_pop(s);
-	mongoc_collection_t	*col = store_coll(s, c, coll);
-	bson_t			 reply;
-	bson_iter_t		 it;
-	bson_error_t		 e;
-	bool			 ok;
+	mongoc_client_t	    *c = store_pop(s);
+	mongoc_collection_t *col = store_coll(s, c, coll);
+	bson_t		     reply;
+	bson_iter_t	     it;
+	bson_error_t	     e;
+	bool		     ok;
 
 	if (many)
 		ok = mongoc_collection_delete_many(col, selector, NULL, &reply,
@@ -385,13 +387,13 @@ int
 store_find_one(struct store *s, const char *coll, const bson_t *selector,
     const bson_t *opts, bson_t *out, char *err, size_t errlen)
 {
-	mongoc_client_t		*c = store_pop(s);
-	mongoc_collection_t	*col = store_coll(s, c, coll);
-	mongoc_cursor_t		*cur;
-	const bson_t		*doc;
-	bson_t			 o = BSON_INITIALIZER;
-	bson_error_t		 e;
-	int			 rc = 0;
+	mongoc_client_t	    *c = store_pop(s);
+	mongoc_collection_t *col = store_coll(s, c, coll);
+	mongoc_cursor_t	    *cur;
+	const bson_t	    *doc;
+	bson_t		     o = BSON_INITIALIZER;
+	bson_error_t	     e;
+	int		     rc = 0;
 
 	if (opts != NULL)
 		bson_concat(&o, opts);
@@ -413,14 +415,13 @@ store_find_one(struct store *s, const char *coll, const bson_t *selector,
 
 int
 store_each_in(mongoc_collection_t *col, const bson_t *filter,
-    const bson_t *opts, store_each_fn fn, void *arg, char *err,
-    size_t errlen)
+    const bson_t *opts, store_each_fn fn, void *arg, char *err, size_t errlen)
 {
-	mongoc_cursor_t		*cur;
-	const bson_t		*doc;
-	bson_error_t		 e;
-	char			 what[128];
-	int			 rc = 0;
+	mongoc_cursor_t *cur;
+	const bson_t	*doc;
+	bson_error_t	 e;
+	char		 what[128];
+	int		 rc = 0;
 
 	cur = mongoc_collection_find_with_opts(col, filter, opts, NULL);
 	while (rc == 0 && mongoc_cursor_next(cur, &doc))
@@ -437,12 +438,11 @@ store_each_in(mongoc_collection_t *col, const bson_t *filter,
 
 int
 store_each(struct store *s, const char *coll, const bson_t *filter,
-    const bson_t *opts, store_each_fn fn, void *arg, char *err,
-    size_t errlen)
+    const bson_t *opts, store_each_fn fn, void *arg, char *err, size_t errlen)
 {
-	mongoc_client_t		*c = store_pop(s);
-	mongoc_collection_t	*col = store_coll(s, c, coll);
-	int			 rc;
+	mongoc_client_t	    *c = store_pop(s);
+	mongoc_collection_t *col = store_coll(s, c, coll);
+	int		     rc;
 
 	rc = store_each_in(col, filter, opts, fn, arg, err, errlen);
 	mongoc_collection_destroy(col);
@@ -451,15 +451,15 @@ store_each(struct store *s, const char *coll, const bson_t *filter,
 }
 
 struct store_all {
-	bson_t	**docs;
-	size_t	  n, cap;
+	bson_t **docs;
+	size_t	 n, cap;
 };
 
 static int
 store_all_add(const bson_t *doc, void *arg)
 {
-	struct store_all	*a = arg;
-	bson_t			**nd;
+	struct store_all *a = arg;
+	bson_t		**nd;
 
 	if (a->n == a->cap) {
 		a->cap = a->cap ? a->cap * 2 : 64;
@@ -477,8 +477,8 @@ int
 store_find_all(struct store *s, const char *coll, const bson_t *filter,
     const bson_t *opts, bson_t ***docs, size_t *n, char *err, size_t errlen)
 {
-	struct store_all	a = { NULL, 0, 0 };
-	int			rc;
+	struct store_all a = { NULL, 0, 0 };
+	int		 rc;
 
 	*docs = NULL;
 	*n = 0;
@@ -497,7 +497,7 @@ store_find_all(struct store *s, const char *coll, const bson_t *filter,
 void
 store_docs_free(bson_t **docs, size_t n)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < n; i++)
 		bson_destroy(docs[i]);
@@ -505,17 +505,17 @@ store_docs_free(bson_t **docs, size_t n)
 }
 
 struct store_ids {
-	char *const	 *ids;
-	size_t		  n;
-	bson_t		**docs;
+	char *const *ids;
+	size_t	     n;
+	bson_t	   **docs;
 };
 
 static int
 store_ids_match(const bson_t *doc, void *arg)
 {
-	struct store_ids	*m = arg;
-	const char		*id = store_bson_str(doc, "_id");
-	size_t			 i;
+	struct store_ids *m = arg;
+	const char	 *id = store_bson_str(doc, "_id");
+	size_t		  i;
 
 	if (id == NULL)
 		return 0;
@@ -529,12 +529,12 @@ store_ids_match(const bson_t *doc, void *arg)
 }
 
 int
-store_find_ids(struct store *s, const char *coll, char *const *ids,
-    size_t n, bson_t **docs, char *err, size_t errlen)
+store_find_ids(struct store *s, const char *coll, char *const *ids, size_t n,
+    bson_t **docs, char *err, size_t errlen)
 {
-	struct store_ids	 m = { ids, n, docs };
-	bson_t			*sel;
-	int			 rc;
+	struct store_ids m = { ids, n, docs };
+	bson_t		*sel;
+	int		 rc;
 
 	sel = store_sel_ids(ids, sizeof(*ids), n, true);
 	rc = store_each(s, coll, sel, NULL, store_ids_match, &m, err, errlen);
@@ -548,10 +548,10 @@ int64_t
 store_count(struct store *s, const char *coll, const bson_t *selector,
     char *err, size_t errlen)
 {
-	mongoc_client_t		*c = store_pop(s);
-	mongoc_collection_t	*col = store_coll(s, c, coll);
-	bson_error_t		 e;
-	int64_t			 n;
+	mongoc_client_t	    *c = store_pop(s);
+	mongoc_collection_t *col = store_coll(s, c, coll);
+	bson_error_t	     e;
+	int64_t		     n;
 
 	n = mongoc_collection_count_documents(col, selector, NULL, NULL, NULL,
 	    &e);
@@ -567,10 +567,11 @@ store_count(struct store *s, const char *coll, const bson_t *selector,
 const char *
 store_bson_str(const bson_t *doc, const char *dotkey)
 {
-	bson_iter_t	it, f;
+	bson_iter_t it, f;
 
-	if (bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, dotkey,
-	    &f) && BSON_ITER_HOLDS_UTF8(&f))
+	if (bson_iter_init(&it, doc) &&
+	    bson_iter_find_descendant(&it, dotkey, &f) &&
+	    BSON_ITER_HOLDS_UTF8(&f))
 		return bson_iter_utf8(&f, NULL);
 	return NULL;
 }
@@ -578,23 +579,25 @@ store_bson_str(const bson_t *doc, const char *dotkey)
 int64_t
 store_bson_int(const bson_t *doc, const char *dotkey, int64_t def)
 {
-	bson_iter_t	it, f;
+	bson_iter_t it, f;
 
-	if (bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, dotkey,
-	    &f) && (BSON_ITER_HOLDS_INT32(&f) || BSON_ITER_HOLDS_INT64(&f) ||
-	    BSON_ITER_HOLDS_DOUBLE(&f) || BSON_ITER_HOLDS_DATE_TIME(&f)))
-		return BSON_ITER_HOLDS_DATE_TIME(&f) ?
-		    bson_iter_date_time(&f) : bson_iter_as_int64(&f);
+	if (bson_iter_init(&it, doc) &&
+	    bson_iter_find_descendant(&it, dotkey, &f) &&
+	    (BSON_ITER_HOLDS_INT32(&f) || BSON_ITER_HOLDS_INT64(&f) ||
+		BSON_ITER_HOLDS_DOUBLE(&f) || BSON_ITER_HOLDS_DATE_TIME(&f)))
+		return BSON_ITER_HOLDS_DATE_TIME(&f) ? bson_iter_date_time(&f) :
+						       bson_iter_as_int64(&f);
 	return def;
 }
 
 bool
 store_bson_bool(const bson_t *doc, const char *dotkey, bool def)
 {
-	bson_iter_t	it, f;
+	bson_iter_t it, f;
 
-	if (bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, dotkey,
-	    &f) && BSON_ITER_HOLDS_BOOL(&f))
+	if (bson_iter_init(&it, doc) &&
+	    bson_iter_find_descendant(&it, dotkey, &f) &&
+	    BSON_ITER_HOLDS_BOOL(&f))
 		return bson_iter_bool(&f);
 	return def;
 }
@@ -609,13 +612,12 @@ int
 store_list_collections(struct store *s, const char *prefix, char ***names,
     size_t *n, char *err, size_t errlen)
 {
-	mongoc_client_t		*c = store_pop(s);
-	mongoc_database_t	*db = mongoc_client_get_database(c,
-	    store_dbname(s));
-	bson_error_t		 e;
-	char			**all, **out = NULL;
-	size_t			 i, k = 0, plen = strlen(prefix);
-	int			 rc = 0;
+	mongoc_client_t	  *c = store_pop(s);
+	mongoc_database_t *db = mongoc_client_get_database(c, store_dbname(s));
+	bson_error_t	   e;
+	char		 **all, **out = NULL;
+	size_t		   i, k = 0, plen = strlen(prefix);
+	int		   rc = 0;
 
 	all = mongoc_database_get_collection_names_with_opts(db, NULL, &e);
 	if (all == NULL) {
@@ -647,10 +649,10 @@ out:
 int
 store_drop(struct store *s, const char *coll, char *err, size_t errlen)
 {
-	mongoc_client_t		*c = store_pop(s);
-	mongoc_collection_t	*col = store_coll(s, c, coll);
-	bson_error_t		 e;
-	int			 rc = 0;
+	mongoc_client_t	    *c = store_pop(s);
+	mongoc_collection_t *col = store_coll(s, c, coll);
+	bson_error_t	     e;
+	int		     rc = 0;
 
 	/* 26 NamespaceNotFound: already gone. */
 	if (!mongoc_collection_drop(col, &e) && e.code != 26) {
@@ -665,16 +667,16 @@ store_drop(struct store *s, const char *coll, char *err, size_t errlen)
 bson_t *
 store_sel_ids(const void *base, size_t stride, size_t n, bool pointers)
 {
-	bson_t		*sel = bson_new(), in, arr;
-	const char	*p = base, *id, *kp;
-	char		 k[16];
-	size_t		 i;
+	bson_t	   *sel = bson_new(), in, arr;
+	const char *p = base, *id, *kp;
+	char	    k[16];
+	size_t	    i;
 
 	bson_append_document_begin(sel, "_id", -1, &in);
 	bson_append_array_begin(&in, "$in", -1, &arr);
 	for (i = 0; i < n; i++) {
 		id = pointers ? *(const char *const *)(p + i * stride) :
-		    p + i * stride;
+				p + i * stride;
 		bson_uint32_to_string((uint32_t)i, &kp, k, sizeof(k));
 		bson_append_utf8(&arr, kp, -1, id, -1);
 	}

@@ -18,80 +18,78 @@
 #include <mongoc/mongoc.h>
 
 /* Collection names: the whole schema, in one place. */
-#define STORE_SOURCES		"sources"	/* apid: one doc per source */
-#define STORE_SOURCE_STATE	"source_state"	/* <id>:fetch / <id>:deliver */
-#define STORE_CURSORS		"cursors"	/* fetcherd: <source>:<app> */
-#define STORE_LOGS		"logs"		/* fetcherd inserts */
-#define STORE_BATCHES		"batches"	/* metadata; fetcherd seals */
-#define STORE_BODIES		"bodies"	/* batch bodies, by batch id */
-#define STORE_INTENTS		"intents"	/* fetcherd: pages being stored */
-#define STORE_ALERTS		"alerts"	/* alerts pending delivery */
-#define STORE_LEASES		"leases"	/* <resource>:<epoch> */
-#define STORE_STATS		"stats"		/* per source/app counters */
+#define STORE_SOURCES	   "sources"	  /* apid: one doc per source */
+#define STORE_SOURCE_STATE "source_state" /* <id>:fetch / <id>:deliver */
+#define STORE_CURSORS	   "cursors"	  /* fetcherd: <source>:<app> */
+#define STORE_LOGS	   "logs"	  /* fetcherd inserts */
+#define STORE_BATCHES	   "batches"	  /* metadata; fetcherd seals */
+#define STORE_BODIES	   "bodies"	  /* batch bodies, by batch id */
+#define STORE_INTENTS	   "intents"	  /* fetcherd: pages being stored */
+#define STORE_ALERTS	   "alerts"	  /* alerts pending delivery */
+#define STORE_LEASES	   "leases"	  /* <resource>:<epoch> */
+#define STORE_STATS	   "stats"	  /* per source/app counters */
 
-#define STORE_DUPLICATE_KEY	11000
+#define STORE_DUPLICATE_KEY 11000
 
 struct store;
 
-int	 store_open(const char *uri, const char *dbname, const char *appname,
+int	    store_open(const char *uri, const char *dbname, const char *appname,
 	    struct store **out, char *err, size_t errlen);
-void	 store_free(struct store *s);
+void	    store_free(struct store *s);
 const char *store_dbname(const struct store *s);
 
 /* Borrow a client from the pool; give it back with store_push. */
 mongoc_client_t *store_pop(struct store *s);
-void	 store_push(struct store *s, mongoc_client_t *c);
+void		 store_push(struct store *s, mongoc_client_t *c);
 /* A collection handle on a borrowed client; destroy it after use. */
 mongoc_collection_t *store_coll(struct store *s, mongoc_client_t *c,
-	    const char *name);
+    const char *name);
 
 /*
  * Round trip to the server on the fast-failing probe client. 0 or -EIO
  * with err[]. Daemons hold store work while store_healthy() is false, so
  * that only this probe waits on a dead store.
  */
-int	 store_ping(struct store *s, char *err, size_t errlen);
+int store_ping(struct store *s, char *err, size_t errlen);
 /*
  * Create indexes idempotently with the createIndexes command (libmongoc
  * 1.23 has no index model). indexes: a BSON array document
  * {"0": {key: {...}, name: "...", unique: true}, ...}.
  */
-int	 store_create_indexes(struct store *s, const char *coll,
-	    const bson_t *indexes, char *err, size_t errlen);
+int store_create_indexes(struct store *s, const char *coll,
+    const bson_t *indexes, char *err, size_t errlen);
 /*
  * Insert one document. 0, -EEXIST on a duplicate key, -EIO otherwise.
  */
-int	 store_insert_one(struct store *s, const char *coll, const bson_t *doc,
-	    char *err, size_t errlen);
+int store_insert_one(struct store *s, const char *coll, const bson_t *doc,
+    char *err, size_t errlen);
 /*
  * Unordered insert of n documents; duplicates of the unique key count as
  * already stored. 0 when every document is now stored (inserted or dup),
  * -EIO otherwise (some other error: nothing may be assumed stored).
  * dup (optional, n entries) tells which documents were already there.
  */
-int	 store_insert_many(struct store *s, const char *coll,
-	    const bson_t **docs, size_t n, size_t *inserted, size_t *dups,
-	    bool *dup, char *err, size_t errlen);
+int store_insert_many(struct store *s, const char *coll, const bson_t **docs,
+    size_t n, size_t *inserted, size_t *dups, bool *dup, char *err,
+    size_t errlen);
 /*
  * Replace or upsert the document with _id id (single writer documents
  * only). 0 or -EIO.
  */
-int	 store_upsert(struct store *s, const char *coll, const char *id,
-	    const bson_t *doc, char *err, size_t errlen);
+int store_upsert(struct store *s, const char *coll, const char *id,
+    const bson_t *doc, char *err, size_t errlen);
 /* $set fields on the documents matching selector. 0 or -EIO. */
-int	 store_update_set(struct store *s, const char *coll,
-	    const bson_t *selector, const bson_t *set, bool many,
-	    int64_t *matched, char *err, size_t errlen);
+int store_update_set(struct store *s, const char *coll, const bson_t *selector,
+    const bson_t *set, bool many, int64_t *matched, char *err, size_t errlen);
 /* Delete matching documents. 0 or -EIO. */
-int	 store_delete(struct store *s, const char *coll, const bson_t *selector,
-	    bool many, int64_t *deleted, char *err, size_t errlen);
+int store_delete(struct store *s, const char *coll, const bson_t *selector,
+    bool many, int64_t *deleted, char *err, size_t errlen);
 /*
  * Find one document by selector into *out (bson_destroy it). 1 found,
  * 0 not found, -EIO.
  */
-int	 store_find_one(struct store *s, const char *coll,
-	    const bson_t *selector, const bson_t *opts, bson_t *out,
-	    char *err, size_t errlen);
+int store_find_one(struct store *s, const char *coll, const bson_t *selector,
+    const bson_t *opts, bson_t *out, char *err, size_t errlen);
 /*
  * Call fn(doc, arg) for every document of coll matching filter (opts as
  * for a find: projection, sort, limit), in order, on a client borrowed
@@ -101,66 +99,61 @@ int	 store_find_one(struct store *s, const char *coll,
  * with err[] ("find <coll>: ...") when the store fails.
  */
 typedef int (*store_each_fn)(const bson_t *doc, void *arg);
-int	 store_each(struct store *s, const char *coll, const bson_t *filter,
-	    const bson_t *opts, store_each_fn fn, void *arg, char *err,
-	    size_t errlen);
+int store_each(struct store *s, const char *coll, const bson_t *filter,
+    const bson_t *opts, store_each_fn fn, void *arg, char *err, size_t errlen);
 /* The same on a collection handle the caller holds (its client). */
-int	 store_each_in(mongoc_collection_t *col, const bson_t *filter,
-	    const bson_t *opts, store_each_fn fn, void *arg, char *err,
-	    size_t errlen);
+int store_each_in(mongoc_collection_t *col, const bson_t *filter,
+    const bson_t *opts, store_each_fn fn, void *arg, char *err, size_t errlen);
 /*
  * Copies of every document of coll matching filter into a malloc'd
  * array *docs of *n (store_docs_free() them). 0, -ENOMEM or -EIO with
  * err[]; nothing is returned on an error.
  */
-int	 store_find_all(struct store *s, const char *coll,
-	    const bson_t *filter, const bson_t *opts, bson_t ***docs,
-	    size_t *n, char *err, size_t errlen);
-void	 store_docs_free(bson_t **docs, size_t n);
+int  store_find_all(struct store *s, const char *coll, const bson_t *filter,
+     const bson_t *opts, bson_t ***docs, size_t *n, char *err, size_t errlen);
+void store_docs_free(bson_t **docs, size_t n);
 /*
  * The documents of coll whose _id is ids[i], each copied into docs[i]
  * (left NULL where there is none; bson_destroy the others), in one
  * find. 0, or -EIO with err[].
  */
-int	 store_find_ids(struct store *s, const char *coll, char *const *ids,
-	    size_t n, bson_t **docs, char *err, size_t errlen);
+int store_find_ids(struct store *s, const char *coll, char *const *ids,
+    size_t n, bson_t **docs, char *err, size_t errlen);
 /*
  * The names of the collections starting with prefix, sorted, into a
  * malloc'd array of malloc'd strings. 0 or -EIO.
  */
-int	 store_list_collections(struct store *s, const char *prefix,
-	    char ***names, size_t *n, char *err, size_t errlen);
+int store_list_collections(struct store *s, const char *prefix, char ***names,
+    size_t *n, char *err, size_t errlen);
 /* Drop a whole collection (cheap at any size); absent is fine. 0/-EIO. */
-int	 store_drop(struct store *s, const char *coll, char *err,
-	    size_t errlen);
+int store_drop(struct store *s, const char *coll, char *err, size_t errlen);
 /* Count documents matching selector. >= 0 or -EIO. */
-int64_t	 store_count(struct store *s, const char *coll, const bson_t *selector,
-	    char *err, size_t errlen);
+int64_t store_count(struct store *s, const char *coll, const bson_t *selector,
+    char *err, size_t errlen);
 
 /*
  * Record the outcome of a store call; true when the healthy/unhealthy
  * state flipped (the daemon then logs the outage or the recovery, once).
  */
-bool	 store_note(struct store *s, bool ok);
+bool store_note(struct store *s, bool ok);
 /* The last state noted; safe to read from any thread (a worker's). */
-bool	 store_healthy(const struct store *s);
+bool store_healthy(const struct store *s);
 /* Milliseconds since the outage began (0 when healthy); any thread. */
-int64_t	 store_outage_ms(const struct store *s);
+int64_t store_outage_ms(const struct store *s);
 
 /* Route libmongoc's own log lines to our debug level. */
-void	 store_log_init(void);
+void store_log_init(void);
 
 /*
  * The selector {_id: {$in: [ids[0], ..., ids[n-1]]}}, where ids[i] is at
  * base + i * stride (an array of pointers, or of fixed-size strings).
  * bson_destroy it.
  */
-bson_t	*store_sel_ids(const void *base, size_t stride, size_t n,
-	    bool pointers);
+bson_t *store_sel_ids(const void *base, size_t stride, size_t n, bool pointers);
 
 /* BSON helpers. */
 const char *store_bson_str(const bson_t *doc, const char *dotkey);
-int64_t	 store_bson_int(const bson_t *doc, const char *dotkey, int64_t def);
-bool	 store_bson_bool(const bson_t *doc, const char *dotkey, bool def);
+int64_t	    store_bson_int(const bson_t *doc, const char *dotkey, int64_t def);
+bool	    store_bson_bool(const bson_t *doc, const char *dotkey, bool def);
 
 #endif

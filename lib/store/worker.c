@@ -13,32 +13,32 @@
 #include "lib/store/worker.h"
 
 struct worker_job {
-	STAILQ_ENTRY(worker_job)	 entry;
-	worker_fn			 work;
-	worker_done_fn			 done;
-	void				*arg;
+	STAILQ_ENTRY(worker_job) entry;
+	worker_fn      work;
+	worker_done_fn done;
+	void	      *arg;
 };
 
 STAILQ_HEAD(worker_q, worker_job);
 
 struct worker {
-	pthread_mutex_t		 mtx;
-	pthread_cond_t		 cv;
-	struct worker_q		 todo;
-	struct worker_q		 done;
-	unsigned		 n;	/* queued or running; loop side */
-	int			 pipe[2];
-	struct event		*ev;
+	pthread_mutex_t mtx;
+	pthread_cond_t	cv;
+	struct worker_q todo;
+	struct worker_q done;
+	unsigned	n; /* queued or running; loop side */
+	int		pipe[2];
+	struct event   *ev;
 };
 
-static struct worker	*worker_default;
+static struct worker *worker_default;
 
 static void *
 worker_main(void *arg)
 {
-	struct worker		*w = arg;
-	struct worker_job	*j;
-	char			 c = 1;
+	struct worker	  *w = arg;
+	struct worker_job *j;
+	char		   c = 1;
 
 	for (;;) {
 		pthread_mutex_lock(&w->mtx);
@@ -59,10 +59,10 @@ worker_main(void *arg)
 static void
 worker_ready_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct worker		*w = arg;
-	struct worker_q		 q = STAILQ_HEAD_INITIALIZER(q);
-	struct worker_job	*j;
-	char			 buf[64];
+	struct worker	  *w = arg;
+	struct worker_q	   q = STAILQ_HEAD_INITIALIZER(q);
+	struct worker_job *j;
+	char		   buf[64];
 
 	(void)what;
 	while (read(fd, buf, sizeof(buf)) > 0)
@@ -81,11 +81,11 @@ worker_ready_cb(evutil_socket_t fd, short what, void *arg)
 struct worker *
 worker_new_threads(struct event_base *base, unsigned n)
 {
-	struct worker	*w;
-	pthread_t	 t;
-	sigset_t	 all, old;
-	unsigned	 i;
-	int		 rc = 0;
+	struct worker *w;
+	pthread_t      t;
+	sigset_t       all, old;
+	unsigned       i;
+	int	       rc = 0;
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return NULL;
@@ -109,7 +109,7 @@ worker_new_threads(struct event_base *base, unsigned n)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0 && i <= 1)
 		goto fail;
-	return w;	/* with the threads that could start */
+	return w; /* with the threads that could start */
 fail:
 	if (w->ev != NULL)
 		event_free(w->ev);
@@ -131,7 +131,7 @@ int
 worker_submit_to(struct worker *w, worker_fn work, worker_done_fn done,
     void *arg)
 {
-	struct worker_job	*j;
+	struct worker_job *j;
 
 	if (w == NULL)
 		return -EINVAL;
@@ -164,7 +164,7 @@ int
 worker_start_threads(struct event_base *base, unsigned n)
 {
 	if (worker_default != NULL)
-		return 0;	/* started once per process */
+		return 0; /* started once per process */
 	if ((worker_default = worker_new_threads(base, n)) == NULL)
 		return -ENOMEM;
 	return 0;

@@ -28,16 +28,16 @@ typedef void (*worker_done_fn)(void *arg);
  * A new worker of one thread (jobs run one at a time, in order) whose
  * results are delivered on base; NULL on error.
  */
-struct worker	*worker_new(struct event_base *base);
+struct worker *worker_new(struct event_base *base);
 /*
  * The same with n threads taking jobs from one queue: jobs may then run
  * concurrently, so a caller that needs two jobs in order submits the
  * second from the first's done.
  */
-struct worker	*worker_new_threads(struct event_base *base, unsigned n);
+struct worker *worker_new_threads(struct event_base *base, unsigned n);
 /* Queue a job on w; done(arg) always follows work(arg). 0 or -errno. */
-int	 worker_submit_to(struct worker *w, worker_fn work,
-	    worker_done_fn done, void *arg);
+int worker_submit_to(struct worker *w, worker_fn work, worker_done_fn done,
+    void *arg);
 /* Jobs of w queued or running. */
 unsigned worker_pending_on(const struct worker *w);
 
@@ -45,11 +45,11 @@ unsigned worker_pending_on(const struct worker *w);
  * Start the default worker (once: later calls do nothing); results are
  * delivered on base. 0 or -errno.
  */
-int	 worker_start(struct event_base *base);
+int worker_start(struct event_base *base);
 /* The default worker with n threads (see worker_new_threads). */
-int	 worker_start_threads(struct event_base *base, unsigned n);
+int worker_start_threads(struct event_base *base, unsigned n);
 /* Queue a job on the default worker. 0 or -errno. */
-int	 worker_submit(worker_fn work, worker_done_fn done, void *arg);
+int worker_submit(worker_fn work, worker_done_fn done, void *arg);
 /* Jobs of the default worker queued or running. */
 unsigned worker_pending(void);
 

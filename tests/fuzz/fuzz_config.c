@@ -12,14 +12,14 @@
 
 #include "lib/ipc/config.h"
 
-int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct config	 c;
-	char		 path[64], err[512];
-	int		 fd;
+	struct config c;
+	char	      path[64], err[512];
+	int	      fd;
 
 	if ((fd = memfd_create("fuzzconf", 0)) < 0)
 		abort();

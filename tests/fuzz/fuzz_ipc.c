@@ -7,12 +7,12 @@
 
 #include "lib/ipc/ipc.h"
 
-int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct evbuffer	*b = evbuffer_new();
+	struct evbuffer *b = evbuffer_new();
 	Ar__Envelope	*env;
 	size_t		 off = 0, step;
 	int		 rc;
@@ -22,7 +22,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The first byte chooses the split size. */
 	step = size > 0 ? (size_t)data[0] % 17 + 1 : 1;
 	while (off < size) {
-		size_t	n = size - off < step ? size - off : step;
+		size_t n = size - off < step ? size - off : step;
 
 		evbuffer_add(b, data + off, n);
 		off += n;

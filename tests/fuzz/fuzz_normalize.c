@@ -21,17 +21,17 @@
 #include "lib/base/json.h"
 #include "lib/google/normalize.h"
 
-int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct norm_log *logs = NULL;
-	struct jsonw *w;
-	yajl_val v = NULL;
-	char *tok = NULL, err[256];
-	size_t n = 0, i;
-	int rc;
+	struct jsonw	*w;
+	yajl_val	 v = NULL;
+	char		*tok = NULL, err[256];
+	size_t		 n = 0, i;
+	int		 rc;
 
 	rc = normalize_page((const char *)data, size, "fuzz", &logs, &n, &tok,
 	    err, sizeof(err));
@@ -39,7 +39,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	for (i = 0; i < n; i++) {
 		if (json_parse(logs[i].json, logs[i].json_len, 256, &v, NULL,
-		    0) != 0)
+			0) != 0)
 			abort();
 		if (logs[i].error != (json_get(v, "error") != NULL))
 			abort();
@@ -54,11 +54,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Re-emitting any accepted text must give identical-meaning JSON. */
 	if ((w = jsonw_new()) != NULL) {
 		if (jsonw_raw(w, (const char *)data, size) == 0) {
-			size_t len;
+			size_t	    len;
 			const char *b = jsonw_buf(w, &len);
 
-			if (b == NULL || json_parse(b, len, 256, &v, NULL,
-			    0) != 0)
+			if (b == NULL ||
+			    json_parse(b, len, 256, &v, NULL, 0) != 0)
 				abort();
 			yajl_tree_free(v);
 		}
@@ -79,9 +79,9 @@ int
 main(int argc, char **argv)
 {
 	static uint8_t buf[1 << 16], mut[1 << 16];
-	unsigned long iters, it;
-	size_t len, mlen, k;
-	int f;
+	unsigned long  iters, it;
+	size_t	       len, mlen, k;
+	int	       f;
 
 	if (argc < 3)
 		return 2;
@@ -116,7 +116,8 @@ main(int argc, char **argv)
 					}
 					break;
 				default:
-					mut[at] = "{}[]\",:0-e.\\"[random() % 12];
+					mut[at] = "{}[]\",:0-e.\\"[random() %
+					    12];
 					break;
 				}
 			}

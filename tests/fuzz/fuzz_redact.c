@@ -14,18 +14,18 @@
 
 #include "lib/base/log.h"
 
-#define GUARD	32
+#define GUARD 32
 
-int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The field parser on the len bytes at line (no NUL after them). */
 static void
 fuzz_fields(const uint8_t *line, size_t len)
 {
-	struct log_fields	 f;
-	char			*buf;
-	size_t			 n;
-	int			 k, found = 0;
+	struct log_fields f;
+	char		 *buf;
+	size_t		  n;
+	int		  k, found = 0;
 
 	if ((buf = malloc(len > 0 ? len : 1)) == NULL)
 		abort();
@@ -51,9 +51,9 @@ fuzz_fields(const uint8_t *line, size_t len)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const size_t	 sizes[] = { 1, 2, 11, 64, 4096 };
-	char			 secret[64], *buf;
-	size_t			 i, k, n, off = 1, len;
+	static const size_t sizes[] = { 1, 2, 11, 64, 4096 };
+	char		    secret[64], *buf;
+	size_t		    i, k, n, off = 1, len;
 
 	if (size == 0)
 		return 0;

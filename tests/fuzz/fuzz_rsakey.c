@@ -9,16 +9,16 @@
 
 #include "lib/crypto/crypto.h"
 
-int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct rsa_key	*key = NULL;
-	unsigned char	*sig = NULL;
-	size_t		 siglen;
-	char		 err[256];
-	int		 rc;
+	struct rsa_key *key = NULL;
+	unsigned char  *sig = NULL;
+	size_t		siglen;
+	char		err[256];
+	int		rc;
 
 	if (crypto_init() != 0)
 		abort();

@@ -12,16 +12,16 @@
 
 #include "apid/validate.h"
 
-int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct yajl_val_s	 v;
-	struct src_input	 in;
-	struct verr		 e;
-	char			*s, *host = NULL;
-	CURLU			*u;
+	struct yajl_val_s v;
+	struct src_input  in;
+	struct verr	  e;
+	char		 *s, *host = NULL;
+	CURLU		 *u;
 
 	if (size == 0 || size > 4096)
 		return 0;
@@ -34,13 +34,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	v.u.string = s;
 	memset(&in, 0, sizeof(in));
 	memset(&e, 0, sizeof(e));
-	if (validate_callback_url(&v, "callbackUrl", data[0] & 1, &in,
-	    &e) == 0) {
+	if (validate_callback_url(&v, "callbackUrl", data[0] & 1, &in, &e) ==
+	    0) {
 		if ((u = curl_url()) == NULL)
 			abort();
 		if (curl_url_set(u, CURLUPART_URL, in.callback_url, 0) !=
-		    CURLUE_OK || curl_url_get(u, CURLUPART_HOST, &host, 0) !=
-		    CURLUE_OK)
+			CURLUE_OK ||
+		    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
 			abort();
 		/* The host checked is the host libcurl connects to. */
 		if (strstr(host, in.cb_host) == NULL)

@@ -13,16 +13,16 @@
 #include "lib/crypto/crypto.h"
 #include "lib/base/json.h"
 
-int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct src_input	 in;
-	struct verr		 e;
-	yajl_val		 root = NULL;
-	char			 err[256], path[256];
-	bool			 priv;
+	struct src_input in;
+	struct verr	 e;
+	yajl_val	 root = NULL;
+	char		 err[256], path[256];
+	bool		 priv;
 
 	if (crypto_init() != 0)
 		abort();
@@ -32,8 +32,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data++;
 	size--;
 	(void)json_find_nul((const char *)data, size, path, sizeof(path));
-	if (json_parse((const char *)data, size, 32, &root, err,
-	    sizeof(err)) != 0)
+	if (json_parse((const char *)data, size, 32, &root, err, sizeof(err)) !=
+	    0)
 		return 0;
 	memset(&in, 0, sizeof(in));
 	memset(&e, 0, sizeof(e));

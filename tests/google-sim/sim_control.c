@@ -19,13 +19,13 @@
 #include "sim_jwt.h"
 #include "sim_page.h"
 
-#define EP_STAT_CONTROL	2
+#define EP_STAT_CONTROL 2
 
 /* {"error": msg} with code. */
 static void
 ctl_error(struct evhttp_request *req, int code, const char *msg)
 {
-	yajl_gen	g = sim_gen_new();
+	yajl_gen g = sim_gen_new();
 
 	if (g == NULL)
 		fatal("out of memory");
@@ -40,16 +40,16 @@ ctl_error(struct evhttp_request *req, int code, const char *msg)
 static yajl_val
 ctl_body(struct evhttp_request *req)
 {
-	char		*s, err[256];
-	yajl_val	 v;
-	size_t		 len;
+	char	*s, err[256];
+	yajl_val v;
+	size_t	 len;
 
 	if ((s = sim_req_body(req, &len)) == NULL)
 		fatal("out of memory");
 	v = yajl_tree_parse(len ? s : "{}", err, sizeof(err));
 	free(s);
 	if (v == NULL) {
-		char	msg[300];
+		char msg[300];
 
 		snprintf(msg, sizeof(msg), "invalid JSON: %s", err);
 		ctl_error(req, 400, msg);
@@ -60,8 +60,8 @@ ctl_body(struct evhttp_request *req)
 static const char *
 j_str(yajl_val o, const char *key)
 {
-	const char	*p[2] = { key, NULL };
-	yajl_val	 v = yajl_tree_get(o, p, yajl_t_string);
+	const char *p[2] = { key, NULL };
+	yajl_val    v = yajl_tree_get(o, p, yajl_t_string);
 
 	return v ? (v)->u.string : NULL;
 }
@@ -69,21 +69,21 @@ j_str(yajl_val o, const char *key)
 static bool
 j_num(yajl_val o, const char *key, double *out)
 {
-	const char	*p[2] = { key, NULL };
-	yajl_val	 v = yajl_tree_get(o, p, yajl_t_number);
+	const char *p[2] = { key, NULL };
+	yajl_val    v = yajl_tree_get(o, p, yajl_t_number);
 
 	if (v == NULL)
 		return false;
 	*out = YAJL_IS_INTEGER(v) ? (double)YAJL_GET_INTEGER(v) :
-	    YAJL_GET_DOUBLE(v);
+				    YAJL_GET_DOUBLE(v);
 	return true;
 }
 
 static bool
 j_bool(yajl_val o, const char *key, bool *out)
 {
-	const char	*p[2] = { key, NULL };
-	yajl_val	 v = yajl_tree_get(o, p, yajl_t_any);
+	const char *p[2] = { key, NULL };
+	yajl_val    v = yajl_tree_get(o, p, yajl_t_any);
 
 	if (v == NULL || (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)))
 		return false;
@@ -94,9 +94,9 @@ j_bool(yajl_val o, const char *key, bool *out)
 void
 sim_keyfile_gen(yajl_gen g, const struct sim_sa *sa, int k)
 {
-	char	*pem = rsa_key_to_pem(sa->keys[k].key);
-	char	*enc = evhttp_uriencode(sa->email, -1, 0);
-	char	 buf[512];
+	char *pem = rsa_key_to_pem(sa->keys[k].key);
+	char *enc = evhttp_uriencode(sa->email, -1, 0);
+	char  buf[512];
 
 	if (pem == NULL || enc == NULL)
 		fatal("out of memory");
@@ -124,9 +124,9 @@ sim_keyfile_gen(yajl_gen g, const struct sim_sa *sa, int k)
 static int
 ctl_key_add(struct sim_sa *sa, const char *pem, char *err, size_t errlen)
 {
-	struct sim_key	*k;
-	unsigned char	 raw[20];
-	int		 i, rc;
+	struct sim_key *k;
+	unsigned char	raw[20];
+	int		i, rc;
 
 	if (sa->nkeys >= SIM_MAX_KEYS) {
 		snprintf(err, errlen, "too many keys");
@@ -152,7 +152,7 @@ ctl_key_add(struct sim_sa *sa, const char *pem, char *err, size_t errlen)
 static void
 ctl_tenant_gen(yajl_gen g, const struct sim_tenant *t)
 {
-	int	i, j;
+	int i, j;
 
 	yajl_gen_map_open(g);
 	yg_kv(g, "customerId", t->cid);
@@ -161,7 +161,7 @@ ctl_tenant_gen(yajl_gen g, const struct sim_tenant *t)
 	yg_str(g, "serviceAccounts");
 	yajl_gen_array_open(g);
 	for (i = 0; i < t->nsas; i++) {
-		const struct sim_sa	*sa = t->sas[i];
+		const struct sim_sa *sa = t->sas[i];
 
 		yajl_gen_map_open(g);
 		yg_kv(g, "clientEmail", sa->email);
@@ -192,7 +192,7 @@ ctl_tenant_gen(yajl_gen g, const struct sim_tenant *t)
 	yg_str(g, "applications");
 	yajl_gen_map_open(g);
 	for (i = 0; i < SIM_NAPPS; i++) {
-		const struct sim_app	*a = &t->apps[i];
+		const struct sim_app *a = &t->apps[i];
 
 		if (a->n == 0 && a->rate <= 0)
 			continue;
@@ -231,7 +231,7 @@ ctl_reply(struct evhttp_request *req, int code, yajl_gen g)
 static yajl_gen
 ctl_gen(void)
 {
-	yajl_gen	g = sim_gen_new();
+	yajl_gen g = sim_gen_new();
 
 	if (g == NULL)
 		fatal("out of memory");
@@ -241,7 +241,7 @@ ctl_gen(void)
 static void
 ctl_ok(struct evhttp_request *req)
 {
-	yajl_gen	g = ctl_gen();
+	yajl_gen g = ctl_gen();
 
 	yajl_gen_map_open(g);
 	yg_kb(g, "ok", true);
@@ -252,10 +252,10 @@ ctl_ok(struct evhttp_request *req)
 static void
 ctl_tenants_post(struct evhttp_request *req, yajl_val b)
 {
-	const char		*cid = j_str(b, "customerId");
-	const char		*dom = j_str(b, "domain");
-	struct sim_tenant	*t;
-	yajl_gen		 g;
+	const char	  *cid = j_str(b, "customerId");
+	const char	  *dom = j_str(b, "domain");
+	struct sim_tenant *t;
+	yajl_gen	   g;
 
 	if (cid == NULL || cid[0] != 'C' || strlen(cid) < 2 ||
 	    strlen(cid) > 60 || strchr(cid, '/') != NULL) {
@@ -283,14 +283,14 @@ ctl_tenants_post(struct evhttp_request *req, yajl_val b)
 static void
 ctl_sa_post(struct evhttp_request *req, struct sim_tenant *t, yajl_val b)
 {
-	const char	*name = j_str(b, "name");
-	const char	*proj = j_str(b, "projectId");
-	const char	*pem = j_str(b, "privateKey");
-	struct sim_sa	*sa;
-	char		 err[256], email[256];
-	uint64_t	 r;
-	yajl_gen	 g;
-	int		 k;
+	const char    *name = j_str(b, "name");
+	const char    *proj = j_str(b, "projectId");
+	const char    *pem = j_str(b, "privateKey");
+	struct sim_sa *sa;
+	char	       err[256], email[256];
+	uint64_t       r;
+	yajl_gen       g;
+	int	       k;
 
 	if (t->nsas >= SIM_MAX_SAS) {
 		ctl_error(req, 507, "too many service accounts");
@@ -329,8 +329,8 @@ ctl_sa_post(struct evhttp_request *req, struct sim_tenant *t, yajl_val b)
 	}
 	t->sas[t->nsas++] = sa;
 	log_info("service account created tenant=%s client=%s key=%s "
-	    "delegation=%d adminRole=%d", t->cid, sa->email, sa->keys[k].id,
-	    sa->delegation, sa->admin_role);
+		 "delegation=%d adminRole=%d",
+	    t->cid, sa->email, sa->keys[k].id, sa->delegation, sa->admin_role);
 	g = ctl_gen();
 	sim_keyfile_gen(g, sa, k);
 	ctl_reply(req, 201, g);
@@ -341,13 +341,13 @@ static void
 ctl_sa_update(struct evhttp_request *req, struct sim_tenant *t,
     const char *rest, yajl_val b)
 {
-	char		 email[256], err[256];
-	const char	*s;
-	struct sim_sa	*sa;
-	bool		 bv;
-	int		 i, k;
-	size_t		 n = strcspn(rest, "/");
-	yajl_gen	 g;
+	char	       email[256], err[256];
+	const char    *s;
+	struct sim_sa *sa;
+	bool	       bv;
+	int	       i, k;
+	size_t	       n = strcspn(rest, "/");
+	yajl_gen       g;
 
 	if (n >= sizeof(email)) {
 		ctl_error(req, 404, "no such service account");
@@ -362,7 +362,7 @@ ctl_sa_update(struct evhttp_request *req, struct sim_tenant *t,
 	}
 	if (strcmp(rest + n, "/keys") == 0) {
 		if ((k = ctl_key_add(sa, j_str(b, "privateKey"), err,
-		    sizeof(err))) < 0) {
+			 sizeof(err))) < 0) {
 			ctl_error(req, 400, err);
 			return;
 		}
@@ -407,9 +407,9 @@ ctl_sa_update(struct evhttp_request *req, struct sim_tenant *t,
 static void
 ctl_admin_post(struct evhttp_request *req, struct sim_tenant *t, yajl_val b)
 {
-	const char	*email = j_str(b, "email");
-	bool		 priv = true;
-	int		 i;
+	const char *email = j_str(b, "email");
+	bool	    priv = true;
+	int	    i;
 
 	if (email == NULL || strchr(email, '@') == NULL ||
 	    strlen(email) > 250) {
@@ -434,15 +434,15 @@ ctl_admin_post(struct evhttp_request *req, struct sim_tenant *t, yajl_val b)
 }
 
 static void
-ctl_app_post(struct evhttp_request *req, struct sim_tenant *t,
-    const char *name, yajl_val b)
+ctl_app_post(struct evhttp_request *req, struct sim_tenant *t, const char *name,
+    yajl_val b)
 {
-	const char	*p_lag[] = { "lag", NULL };
-	int		 app = sim_app_index(name);
-	struct sim_app	*a;
-	yajl_val	 lag;
-	double		 d;
-	bool		 bv;
+	const char     *p_lag[] = { "lag", NULL };
+	int		app = sim_app_index(name);
+	struct sim_app *a;
+	yajl_val	lag;
+	double		d;
+	bool		bv;
 
 	if (app < 0) {
 		ctl_error(req, 404, "unknown applicationName");
@@ -476,24 +476,25 @@ ctl_app_post(struct evhttp_request *req, struct sim_tenant *t,
 static void
 ctl_inject(struct evhttp_request *req, struct sim_tenant *t, yajl_val b)
 {
-	const char	*p_acts[] = { "activities", NULL };
-	const char	*app_s = j_str(b, "application");
-	yajl_val	 list = YAJL_IS_ARRAY(b) ? b :
-	    yajl_tree_get(b, p_acts, yajl_t_array);
-	double		 vis = 0;
-	bool		 use_lag = false;
-	char		 err[256];
-	int		 app, n;
-	yajl_gen	 g;
+	const char *p_acts[] = { "activities", NULL };
+	const char *app_s = j_str(b, "application");
+	yajl_val    list = YAJL_IS_ARRAY(b) ?
+	       b :
+	       yajl_tree_get(b, p_acts, yajl_t_array);
+	double	    vis = 0;
+	bool	    use_lag = false;
+	char	    err[256];
+	int	    app, n;
+	yajl_gen    g;
 
 	if (list == NULL) {
 		ctl_error(req, 400, "activities[] required");
 		return;
 	}
 	if (app_s == NULL && list->u.array.len > 0) {
-		const char	*p[] = { "id", "applicationName", NULL };
-		yajl_val	 v = yajl_tree_get(list->u.array.values[0], p,
-		    yajl_t_string);
+		const char *p[] = { "id", "applicationName", NULL };
+		yajl_val    v = yajl_tree_get(list->u.array.values[0], p,
+		       yajl_t_string);
 
 		app_s = v ? (v)->u.string : NULL;
 	}
@@ -520,22 +521,24 @@ ctl_inject(struct evhttp_request *req, struct sim_tenant *t, yajl_val b)
 static void
 ctl_faults_gen(yajl_gen g)
 {
-	int	i;
+	int i;
 
 	yajl_gen_map_open(g);
 	yg_str(g, "faults");
 	yajl_gen_array_open(g);
 	for (i = 0; i < sim.nfaults; i++) {
-		const struct sim_fault	*f = &sim.faults[i];
+		const struct sim_fault *f = &sim.faults[i];
 
 		yajl_gen_map_open(g);
 		yg_ki(g, "id", f->id);
 		yg_kv(g, "tenant", f->tenant[0] ? f->tenant : NULL);
-		yg_kv(g, "application", f->app >= 0 ? sim_app_names[f->app] :
-		    NULL);
+		yg_kv(g, "application",
+		    f->app >= 0 ? sim_app_names[f->app] : NULL);
 		yg_kv(g, "kind", sim_fault_names[f->kind]);
-		yg_kv(g, "endpoint", f->ep == EP_TOKEN ? "token" :
-		    f->ep == EP_ANY ? "any" : "activities");
+		yg_kv(g, "endpoint",
+		    f->ep == EP_TOKEN	? "token" :
+			f->ep == EP_ANY ? "any" :
+					  "activities");
 		yg_str(g, "probability");
 		yajl_gen_double(g, f->probability);
 		yg_ki(g, "count", f->count);
@@ -550,20 +553,21 @@ ctl_faults_gen(yajl_gen g)
 static void
 ctl_faults_post(struct evhttp_request *req, yajl_val b)
 {
-	const char		*kind = j_str(b, "kind");
-	const char		*tn = j_str(b, "tenant");
-	const char		*app = j_str(b, "application");
-	const char		*ep = j_str(b, "endpoint");
-	struct sim_fault	*f;
-	double			 d;
-	int			 k;
-	yajl_gen		 g;
+	const char	 *kind = j_str(b, "kind");
+	const char	 *tn = j_str(b, "tenant");
+	const char	 *app = j_str(b, "application");
+	const char	 *ep = j_str(b, "endpoint");
+	struct sim_fault *f;
+	double		  d;
+	int		  k;
+	yajl_gen	  g;
 
 	for (k = 0; k < FAULT_NKINDS && kind != NULL; k++)
 		if (strcmp(sim_fault_names[k], kind) == 0)
 			break;
 	if (kind == NULL || k == FAULT_NKINDS) {
-		ctl_error(req, 400, "kind must be one of rate_limit "
+		ctl_error(req, 400,
+		    "kind must be one of rate_limit "
 		    "user_rate_limit 429 503 500 slow reset repeat_token "
 		    "bad_json truncated_json revoked_key no_delegation");
 		return;
@@ -581,8 +585,10 @@ ctl_faults_post(struct evhttp_request *req, yajl_val b)
 	f->kind = (enum sim_fault_kind)k;
 	snprintf(f->tenant, sizeof(f->tenant), "%s", tn ? tn : "");
 	f->app = app ? sim_app_index(app) : -1;
-	f->ep = (f->kind == FAULT_REVOKED_KEY || f->kind ==
-	    FAULT_NO_DELEGATION) ? EP_TOKEN : EP_ACTIVITIES;
+	f->ep = (f->kind == FAULT_REVOKED_KEY ||
+		    f->kind == FAULT_NO_DELEGATION) ?
+	    EP_TOKEN :
+	    EP_ACTIVITIES;
 	if (ep != NULL && strcmp(ep, "token") == 0)
 		f->ep = EP_TOKEN;
 	else if (ep != NULL && strcmp(ep, "any") == 0)
@@ -614,8 +620,8 @@ ctl_faults_post(struct evhttp_request *req, yajl_val b)
 static void
 ctl_faults_delete(struct evhttp_request *req, struct evkeyvalq *q)
 {
-	const char	*id = evhttp_find_header(q, "id");
-	int		 i, j = 0;
+	const char *id = evhttp_find_header(q, "id");
+	int	    i, j = 0;
 
 	for (i = 0; i < sim.nfaults; i++)
 		if (id != NULL && sim.faults[i].id != atoi(id))
@@ -629,8 +635,8 @@ ctl_faults_delete(struct evhttp_request *req, struct evkeyvalq *q)
 static void
 ctl_flush(yajl_gen g, struct evbuffer *b)
 {
-	const unsigned char	*out;
-	size_t			 len;
+	const unsigned char *out;
+	size_t		     len;
 
 	if (yajl_gen_get_buf(g, &out, &len) == yajl_gen_status_ok) {
 		evbuffer_add(b, out, len);
@@ -647,7 +653,7 @@ ctl_events(struct evhttp_request *req, struct evkeyvalq *q)
 	const char	*vf = evhttp_find_header(q, "visible");
 	int		 app_f = an ? sim_app_index(an) : -1;
 	int64_t		 now = sim_now_us();
-	struct evbuffer	*b = evbuffer_new();
+	struct evbuffer *b = evbuffer_new();
 	yajl_gen	 g = ctl_gen();
 	char		 tb[32], vb[32], ub[32];
 	uint64_t	 nout = 0;
@@ -667,18 +673,18 @@ ctl_events(struct evhttp_request *req, struct evkeyvalq *q)
 	yg_str(g, "events");
 	yajl_gen_array_open(g);
 	for (i = 0; i < sim.ntenants; i++) {
-		struct sim_tenant	*t = sim.tenants[i];
+		struct sim_tenant *t = sim.tenants[i];
 
 		if (tn != NULL && strcmp(tn, t->cid) != 0)
 			continue;
 		for (app = 0; app < SIM_NAPPS; app++) {
-			struct sim_app	*a = &t->apps[app];
+			struct sim_app *a = &t->apps[app];
 
 			if (app_f >= 0 && app != app_f)
 				continue;
 			for (j = 0; j < a->n; j++) {
 				const struct sim_act *x = &a->acts[j];
-				bool	vis = x->visible_us <= now;
+				bool vis = x->visible_us <= now;
 
 				if (vf != NULL && (atoi(vf) != 0) != vis)
 					continue;
@@ -717,12 +723,12 @@ static void
 ctl_stats(struct evhttp_request *req)
 {
 	static const char *const eps[] = { "token", "activities", "control",
-	    "other" };
-	yajl_gen	g = ctl_gen();
-	char		buf[16], tb[32];
-	int		i, j, app;
-	int64_t		now = sim_now_us();
-	double		up = (double)(now - sim.started_us) / 1e6;
+		"other" };
+	yajl_gen		 g = ctl_gen();
+	char			 buf[16], tb[32];
+	int			 i, j, app;
+	int64_t			 now = sim_now_us();
+	double			 up = (double)(now - sim.started_us) / 1e6;
 
 	yajl_gen_map_open(g);
 	yg_kv(g, "now", sim_time_format(now, tb));
@@ -748,11 +754,11 @@ ctl_stats(struct evhttp_request *req)
 	yg_str(g, "stored");
 	yajl_gen_array_open(g);
 	for (i = 0; i < sim.ntenants; i++) {
-		struct sim_tenant	*t = sim.tenants[i];
+		struct sim_tenant *t = sim.tenants[i];
 
 		for (app = 0; app < SIM_NAPPS; app++) {
-			struct sim_app	*a = &t->apps[app];
-			size_t		 k, vis = 0;
+			struct sim_app *a = &t->apps[app];
+			size_t		k, vis = 0;
 
 			if (a->n == 0)
 				continue;
@@ -776,10 +782,10 @@ ctl_stats(struct evhttp_request *req)
 static void
 ctl_settings(struct evhttp_request *req, yajl_val b)
 {
-	const char	*s;
-	double		 d;
-	bool		 bv;
-	yajl_gen	 g;
+	const char *s;
+	double	    d;
+	bool	    bv;
+	yajl_gen    g;
 
 	if (b != NULL) {
 		if ((s = j_str(b, "tokenUrl")) != NULL)
@@ -810,13 +816,13 @@ ctl_settings(struct evhttp_request *req, yajl_val b)
 static void
 ctl_tokens_revoke(struct evhttp_request *req, yajl_val b)
 {
-	const char	*tn = j_str(b, "tenant");
-	const char	*cl = j_str(b, "clientEmail");
-	size_t		 i, n = 0;
-	yajl_gen	 g;
+	const char *tn = j_str(b, "tenant");
+	const char *cl = j_str(b, "clientEmail");
+	size_t	    i, n = 0;
+	yajl_gen    g;
 
 	for (i = 0; i < sim.ntokens; i++) {
-		struct sim_token	*t = &sim.tokens[i];
+		struct sim_token *t = &sim.tokens[i];
 
 		if (tn != NULL && strcmp(t->sa->tenant->cid, tn) != 0)
 			continue;
@@ -838,16 +844,16 @@ ctl_tokens_revoke(struct evhttp_request *req, yajl_val b)
 static void
 ctl_sign_jwt(struct evhttp_request *req, yajl_val b)
 {
-	const char	*p_claims[] = { "claims", NULL };
-	const char	*email = j_str(b, "clientEmail");
-	const char	*sub = j_str(b, "subject");
-	struct sim_sa	*sa = email ? sim_sa_find(email) : NULL;
-	yajl_val	 claims = yajl_tree_get(b, p_claims, yajl_t_object);
-	yajl_gen	 g, cg;
+	const char	    *p_claims[] = { "claims", NULL };
+	const char	    *email = j_str(b, "clientEmail");
+	const char	    *sub = j_str(b, "subject");
+	struct sim_sa	    *sa = email ? sim_sa_find(email) : NULL;
+	yajl_val	     claims = yajl_tree_get(b, p_claims, yajl_t_object);
+	yajl_gen	     g, cg;
 	const unsigned char *out;
-	size_t		 len;
-	char		*cj = NULL, *jwt;
-	int64_t		 now = sim_now_us() / 1000000;
+	size_t		     len;
+	char		    *cj = NULL, *jwt;
+	int64_t		     now = sim_now_us() / 1000000;
 
 	if (sa == NULL || sa->nkeys == 0) {
 		ctl_error(req, 404, "no such service account");
@@ -890,11 +896,11 @@ static void
 ctl_tenant_route(struct evhttp_request *req, enum evhttp_cmd_type cmd,
     const char *rest, yajl_val b)
 {
-	char			 cid[64];
-	size_t			 n = strcspn(rest, "/");
-	struct sim_tenant	*t;
-	const char		*sub;
-	yajl_gen		 g;
+	char		   cid[64];
+	size_t		   n = strcspn(rest, "/");
+	struct sim_tenant *t;
+	const char	  *sub;
+	yajl_gen	   g;
 
 	if (n == 0 || n >= sizeof(cid)) {
 		ctl_error(req, 404, "no such tenant");
@@ -929,8 +935,8 @@ ctl_tenant_route(struct evhttp_request *req, enum evhttp_cmd_type cmd,
 		ctl_inject(req, t, b);
 	else if (strcmp(sub, "/pause") == 0 || strcmp(sub, "/resume") == 0) {
 		t->paused = strcmp(sub, "/pause") == 0;
-		log_info("tenant=%s generation %s", t->cid, t->paused ?
-		    "paused" : "resumed");
+		log_info("tenant=%s generation %s", t->cid,
+		    t->paused ? "paused" : "resumed");
 		ctl_ok(req);
 	} else
 		ctl_error(req, 404, "not found");
@@ -940,7 +946,7 @@ void
 sim_control(struct evhttp_request *req, const char *path)
 {
 	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
-	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char		*qs = evhttp_uri_get_query(uri);
 	struct evkeyvalq	 q;
 	yajl_val		 b = NULL;

@@ -15,28 +15,77 @@
 
 /* The applicationName enum of the discovery document, in its order. */
 const char *const sim_app_names[SIM_NAPPS] = {
-	"access_transparency", "admin", "calendar", "chat", "drive", "gcp",
-	"gmail", "gplus", "groups", "groups_enterprise", "jamboard", "login",
-	"meet", "mobile", "rules", "saml", "token", "user_accounts",
-	"context_aware_access", "chrome", "data_studio", "keep", "vault",
-	"gemini_in_workspace_apps", "classroom", "assignments", "cloud_search",
-	"tasks", "data_migration", "meet_hardware", "directory_sync", "ldap",
-	"profile", "access_evaluation", "admin_data_action", "contacts",
-	"takeout", "graduation", "voice", "chrome_sync", "workspace_studio",
+	"access_transparency",
+	"admin",
+	"calendar",
+	"chat",
+	"drive",
+	"gcp",
+	"gmail",
+	"gplus",
+	"groups",
+	"groups_enterprise",
+	"jamboard",
+	"login",
+	"meet",
+	"mobile",
+	"rules",
+	"saml",
+	"token",
+	"user_accounts",
+	"context_aware_access",
+	"chrome",
+	"data_studio",
+	"keep",
+	"vault",
+	"gemini_in_workspace_apps",
+	"classroom",
+	"assignments",
+	"cloud_search",
+	"tasks",
+	"data_migration",
+	"meet_hardware",
+	"directory_sync",
+	"ldap",
+	"profile",
+	"access_evaluation",
+	"admin_data_action",
+	"contacts",
+	"takeout",
+	"graduation",
+	"voice",
+	"chrome_sync",
+	"workspace_studio",
 };
 
 enum ev_kind {
-	K_LOGIN_SUCCESS, K_LOGIN_FAILURE, K_LOGOUT, K_LOGIN_CHALLENGE,
-	K_LOGIN_VERIFICATION, K_ADMIN_PASSWORD, K_ADMIN_GROUP_ADD,
-	K_ADMIN_GROUP_REMOVE, K_ADMIN_CREATE_USER, K_ADMIN_CHROME,
-	K_ADMIN_ALERT, K_DRIVE_VIEW, K_DRIVE_EDIT, K_DRIVE_DOWNLOAD,
-	K_DRIVE_UPLOAD, K_DRIVE_ACL, K_TOKEN_AUTHORIZE, K_TOKEN_ACTIVITY,
-	K_TOKEN_REVOKE, K_GEN_CREATE, K_GEN_CHANGE, K_GEN_DELETE,
+	K_LOGIN_SUCCESS,
+	K_LOGIN_FAILURE,
+	K_LOGOUT,
+	K_LOGIN_CHALLENGE,
+	K_LOGIN_VERIFICATION,
+	K_ADMIN_PASSWORD,
+	K_ADMIN_GROUP_ADD,
+	K_ADMIN_GROUP_REMOVE,
+	K_ADMIN_CREATE_USER,
+	K_ADMIN_CHROME,
+	K_ADMIN_ALERT,
+	K_DRIVE_VIEW,
+	K_DRIVE_EDIT,
+	K_DRIVE_DOWNLOAD,
+	K_DRIVE_UPLOAD,
+	K_DRIVE_ACL,
+	K_TOKEN_AUTHORIZE,
+	K_TOKEN_ACTIVITY,
+	K_TOKEN_REVOKE,
+	K_GEN_CREATE,
+	K_GEN_CHANGE,
+	K_GEN_DELETE,
 };
 
 struct ev_tmpl {
-	const char	*type;		/* NULL: the application's name */
-	const char	*name;
+	const char *type; /* NULL: the application's name */
+	const char *name;
 };
 
 static const struct ev_tmpl ev_tmpls[] = {
@@ -67,44 +116,55 @@ static const struct ev_tmpl ev_tmpls[] = {
 
 /* An activity template: one to three events. */
 struct act_tmpl {
-	int	nev;
-	int	ev[3];
+	int nev;
+	int ev[3];
 };
 
 static const struct act_tmpl login_tmpls[] = {
-	{ 1, { K_LOGIN_SUCCESS } }, { 1, { K_LOGIN_SUCCESS } },
-	{ 1, { K_LOGIN_SUCCESS } }, { 1, { K_LOGIN_FAILURE } },
-	{ 1, { K_LOGOUT } }, { 2, { K_LOGIN_CHALLENGE, K_LOGIN_VERIFICATION } },
+	{ 1, { K_LOGIN_SUCCESS } },
+	{ 1, { K_LOGIN_SUCCESS } },
+	{ 1, { K_LOGIN_SUCCESS } },
+	{ 1, { K_LOGIN_FAILURE } },
+	{ 1, { K_LOGOUT } },
+	{ 2, { K_LOGIN_CHALLENGE, K_LOGIN_VERIFICATION } },
 	{ 1, { K_LOGIN_VERIFICATION } },
 };
 static const struct act_tmpl admin_tmpls[] = {
 	{ 1, { K_ADMIN_PASSWORD } },
 	{ 2, { K_ADMIN_GROUP_ADD, K_ADMIN_GROUP_REMOVE } },
-	{ 1, { K_ADMIN_CREATE_USER } }, { 1, { K_ADMIN_CHROME } },
+	{ 1, { K_ADMIN_CREATE_USER } },
+	{ 1, { K_ADMIN_CHROME } },
 	{ 1, { K_ADMIN_ALERT } },
 	{ 3, { K_ADMIN_CREATE_USER, K_ADMIN_GROUP_ADD, K_ADMIN_PASSWORD } },
 };
 static const struct act_tmpl drive_tmpls[] = {
-	{ 1, { K_DRIVE_VIEW } }, { 1, { K_DRIVE_VIEW } }, { 1, { K_DRIVE_EDIT } },
-	{ 1, { K_DRIVE_DOWNLOAD } }, { 2, { K_DRIVE_UPLOAD, K_DRIVE_EDIT } },
+	{ 1, { K_DRIVE_VIEW } },
+	{ 1, { K_DRIVE_VIEW } },
+	{ 1, { K_DRIVE_EDIT } },
+	{ 1, { K_DRIVE_DOWNLOAD } },
+	{ 2, { K_DRIVE_UPLOAD, K_DRIVE_EDIT } },
 	{ 1, { K_DRIVE_ACL } },
 };
 static const struct act_tmpl token_tmpls[] = {
-	{ 1, { K_TOKEN_AUTHORIZE } }, { 1, { K_TOKEN_ACTIVITY } },
-	{ 1, { K_TOKEN_ACTIVITY } }, { 1, { K_TOKEN_REVOKE } },
+	{ 1, { K_TOKEN_AUTHORIZE } },
+	{ 1, { K_TOKEN_ACTIVITY } },
+	{ 1, { K_TOKEN_ACTIVITY } },
+	{ 1, { K_TOKEN_REVOKE } },
 };
 static const struct act_tmpl gen_tmpls[] = {
-	{ 1, { K_GEN_CREATE } }, { 1, { K_GEN_CHANGE } }, { 1, { K_GEN_DELETE } },
+	{ 1, { K_GEN_CREATE } },
+	{ 1, { K_GEN_CHANGE } },
+	{ 1, { K_GEN_DELETE } },
 	{ 3, { K_GEN_CREATE, K_GEN_CHANGE, K_GEN_DELETE } },
 };
 
-#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* The template set of application app; *n receives its size. */
 static const struct act_tmpl *
 gen_tmpl_set(int app, size_t *n)
 {
-	const char	*name = sim_app_names[app];
+	const char *name = sim_app_names[app];
 
 	if (strcmp(name, "login") == 0) {
 		*n = NELEM(login_tmpls);
@@ -129,7 +189,7 @@ gen_tmpl_set(int app, size_t *n)
 int64_t
 sim_now_us(void)
 {
-	struct timeval	tv;
+	struct timeval tv;
 
 	gettimeofday(&tv, NULL);
 	return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
@@ -153,7 +213,7 @@ rng_unit(uint64_t *s)
 int
 sim_app_index(const char *name)
 {
-	int	i;
+	int i;
 
 	if (name == NULL)
 		return -1;
@@ -166,7 +226,7 @@ sim_app_index(const char *name)
 struct sim_tenant *
 sim_tenant_find(const char *cid)
 {
-	int	i;
+	int i;
 
 	for (i = 0; i < sim.ntenants; i++)
 		if (strcmp(sim.tenants[i]->cid, cid) == 0)
@@ -178,7 +238,7 @@ sim_tenant_find(const char *cid)
 static void
 gen_lag_default(int app, struct sim_lag *l)
 {
-	const char	*n = sim_app_names[app];
+	const char *n = sim_app_names[app];
 
 	if (strcmp(n, "login") == 0)
 		*l = (struct sim_lag){ 1, 8, 0.01, 600 };
@@ -195,8 +255,8 @@ gen_lag_default(int app, struct sim_lag *l)
 struct sim_tenant *
 sim_tenant_new(const char *cid, const char *domain)
 {
-	struct sim_tenant	*t;
-	int			 i;
+	struct sim_tenant *t;
+	int		   i;
 
 	if (sim.ntenants >= SIM_MAX_TENANTS)
 		return NULL;
@@ -206,16 +266,17 @@ sim_tenant_new(const char *cid, const char *domain)
 	snprintf(t->domain, sizeof(t->domain), "%s", domain);
 	t->hash = sim_hash_str(cid, 0);
 	for (i = 0; i < SIM_NAPPS; i++) {
-		struct sim_app	*a = &t->apps[i];
+		struct sim_app *a = &t->apps[i];
 
 		a->rng = sim_mix64(sim.seed ^ t->hash ^
 		    ((uint64_t)(i + 1) * 0x2545f4914f6cdd1dULL));
 		a->gen_last_us = sim_now_us();
 		gen_lag_default(i, &a->lag);
-		if (sim.default_rate > 0 && (strcmp(sim_app_names[i],
-		    "login") == 0 || strcmp(sim_app_names[i], "admin") == 0 ||
-		    strcmp(sim_app_names[i], "drive") == 0 ||
-		    strcmp(sim_app_names[i], "token") == 0))
+		if (sim.default_rate > 0 &&
+		    (strcmp(sim_app_names[i], "login") == 0 ||
+			strcmp(sim_app_names[i], "admin") == 0 ||
+			strcmp(sim_app_names[i], "drive") == 0 ||
+			strcmp(sim_app_names[i], "token") == 0))
 			a->rate = sim.default_rate;
 	}
 	sim.tenants[sim.ntenants++] = t;
@@ -225,7 +286,7 @@ sim_tenant_new(const char *cid, const char *domain)
 struct sim_sa *
 sim_sa_find(const char *email)
 {
-	int	i, j;
+	int i, j;
 
 	for (i = 0; i < sim.ntenants; i++)
 		for (j = 0; j < sim.tenants[i]->nsas; j++)
@@ -237,7 +298,7 @@ sim_sa_find(const char *email)
 int
 sim_admin_find(const struct sim_tenant *t, const char *email)
 {
-	int	i;
+	int i;
 
 	for (i = 0; i < t->nadmins; i++)
 		if (strcasecmp(t->admins[i].email, email) == 0)
@@ -248,15 +309,14 @@ sim_admin_find(const struct sim_tenant *t, const char *email)
 int64_t
 sim_lag_draw(struct sim_app *a)
 {
-	double	s, u;
+	double s, u;
 
 	u = rng_unit(&a->rng);
 	if (u < a->lag.tail_p && a->lag.tail_max_s > a->lag.min_s)
-		s = a->lag.min_s + rng_unit(&a->rng) *
-		    (a->lag.tail_max_s - a->lag.min_s);
+		s = a->lag.min_s +
+		    rng_unit(&a->rng) * (a->lag.tail_max_s - a->lag.min_s);
 	else
-		s = a->lag.min_s - a->lag.mean_s *
-		    log(1.0 - rng_unit(&a->rng));
+		s = a->lag.min_s - a->lag.mean_s * log(1.0 - rng_unit(&a->rng));
 	if (sim.no_lag || s <= 0)
 		return 0;
 	return (int64_t)(s * 1e6 / sim.time_scale);
@@ -276,11 +336,11 @@ act_cmp(const struct sim_act *x, const struct sim_act *y)
 int
 sim_app_insert(struct sim_app *a, const struct sim_act *act)
 {
-	size_t	lo, hi;
+	size_t lo, hi;
 
 	if (a->n == a->cap) {
-		size_t		 ncap = a->cap ? a->cap * 2 : 1024;
-		struct sim_act	*na;
+		size_t		ncap = a->cap ? a->cap * 2 : 1024;
+		struct sim_act *na;
 
 		na = realloc(a->acts, ncap * sizeof(*na));
 		if (na == NULL)
@@ -295,7 +355,7 @@ sim_app_insert(struct sim_app *a, const struct sim_act *act)
 	lo = 0;
 	hi = a->n;
 	while (lo < hi) {
-		size_t	mid = lo + (hi - lo) / 2;
+		size_t mid = lo + (hi - lo) / 2;
 
 		if (act_cmp(&a->acts[mid], act) <= 0)
 			lo = mid + 1;
@@ -314,11 +374,11 @@ done:
 static void
 gen_one(struct sim_tenant *t, int app, int64_t t_us)
 {
-	struct sim_app		*a = &t->apps[app];
-	const struct act_tmpl	*set;
-	struct sim_act		 act;
-	size_t			 n;
-	uint64_t		 r;
+	struct sim_app	      *a = &t->apps[app];
+	const struct act_tmpl *set;
+	struct sim_act	       act;
+	size_t		       n;
+	uint64_t	       r;
 
 	set = gen_tmpl_set(app, &n);
 	memset(&act, 0, sizeof(act));
@@ -328,7 +388,8 @@ gen_one(struct sim_tenant *t, int app, int64_t t_us)
 	act.nevents = (uint8_t)set[act.tmpl].nev;
 	act.actor = (uint16_t)((r >> 48) % SIM_USERS);
 	if (strcmp(sim_app_names[app], "admin") == 0 && t->nadmins > 0)
-		act.actor = (uint16_t)(60000 + (r >> 40) % (unsigned)t->nadmins);
+		act.actor = (uint16_t)(60000 +
+		    (r >> 40) % (unsigned)t->nadmins);
 	act.uq = (int64_t)rng_next(&a->rng);
 	act.time_us = t_us - t_us % 1000;
 	act.visible_us = t_us + sim_lag_draw(a);
@@ -339,17 +400,17 @@ gen_one(struct sim_tenant *t, int app, int64_t t_us)
 void
 sim_gen_tick(void)
 {
-	int64_t	now = sim_now_us();
+	int64_t now = sim_now_us();
 	int	i, app;
 
 	for (i = 0; i < sim.ntenants; i++) {
-		struct sim_tenant	*t = sim.tenants[i];
+		struct sim_tenant *t = sim.tenants[i];
 
 		for (app = 0; app < SIM_NAPPS; app++) {
-			struct sim_app	*a = &t->apps[app];
-			double		 want;
-			long		 k, j;
-			int64_t		 dt = now - a->gen_last_us;
+			struct sim_app *a = &t->apps[app];
+			double		want;
+			long		k, j;
+			int64_t		dt = now - a->gen_last_us;
 
 			if (a->rate <= 0 || a->paused || t->paused || dt <= 0) {
 				a->gen_last_us = now;
@@ -363,8 +424,8 @@ sim_gen_tick(void)
 			if (a->gen_carry > 1.0)
 				a->gen_carry = 0;
 			for (j = 0; j < k; j++)
-				gen_one(t, app, a->gen_last_us +
-				    dt * (j + 1) / k);
+				gen_one(t, app,
+				    a->gen_last_us + dt * (j + 1) / k);
 			a->gen_last_us = now;
 		}
 	}
@@ -379,8 +440,8 @@ sim_act_nevents(const struct sim_act *act)
 const char *
 sim_act_event_name(const struct sim_act *act, int app, int i)
 {
-	const struct act_tmpl	*set;
-	size_t			 n;
+	const struct act_tmpl *set;
+	size_t		       n;
 
 	if (act->inj != NULL)
 		return i < act->inj->nnames ? act->inj->names[i] : "";
@@ -391,8 +452,8 @@ sim_act_event_name(const struct sim_act *act, int app, int i)
 }
 
 const char *
-sim_act_actor(const struct sim_tenant *t, const struct sim_act *act,
-    int app, char *buf, size_t len)
+sim_act_actor(const struct sim_tenant *t, const struct sim_act *act, int app,
+    char *buf, size_t len)
 {
 	if (act->inj != NULL)
 		return act->inj->actor_email ? act->inj->actor_email : "";
@@ -405,29 +466,31 @@ sim_act_actor(const struct sim_tenant *t, const struct sim_act *act,
 const char *
 sim_act_ip(const struct sim_act *act, char *buf, size_t len)
 {
-	uint64_t	h;
+	uint64_t h;
 
 	if (act->inj != NULL)
 		return act->inj->ip ? act->inj->ip : "";
 	h = sim_mix64(act->seed ^ 0x1234567ULL);
 	if (h % 10 == 0)
 		snprintf(buf, len, "2001:db8:%x:%x::%x",
-		    (unsigned)((h >> 8) & 0xffff), (unsigned)((h >> 24) & 0xffff),
+		    (unsigned)((h >> 8) & 0xffff),
+		    (unsigned)((h >> 24) & 0xffff),
 		    (unsigned)((h >> 40) & 0xffff));
 	else
 		snprintf(buf, len, "%u.%u.%u.%u",
-		    (unsigned)(1 + (h >> 8) % 222), (unsigned)((h >> 16) & 0xff),
-		    (unsigned)((h >> 24) & 0xff), (unsigned)(1 + (h >> 32) % 254));
+		    (unsigned)(1 + (h >> 8) % 222),
+		    (unsigned)((h >> 16) & 0xff), (unsigned)((h >> 24) & 0xff),
+		    (unsigned)(1 + (h >> 32) % 254));
 	return buf;
 }
 
 void
 sim_etag(uint64_t a, uint64_t b, char out[80])
 {
-	static const char	 al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz0123456789-_";
-	uint64_t		 s = a;
-	int			 i, o = 0;
+	static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				 "abcdefghijklmnopqrstuvwxyz0123456789-_";
+	uint64_t	  s = a;
+	int		  i, o = 0;
 
 	out[o++] = '"';
 	for (i = 0; i < 43; i++) {
@@ -459,7 +522,7 @@ p_str(yajl_gen g, const char *name, const char *v)
 static void
 p_int(yajl_gen g, const char *name, long long v)
 {
-	char	buf[32];
+	char buf[32];
 
 	snprintf(buf, sizeof(buf), "%lld", v);
 	yajl_gen_map_open(g);
@@ -480,7 +543,7 @@ p_bool(yajl_gen g, const char *name, bool v)
 static void
 p_multi(yajl_gen g, const char *name, const char *const *v, int n)
 {
-	int	i;
+	int i;
 
 	yajl_gen_map_open(g);
 	yg_kv(g, "name", name);
@@ -493,31 +556,31 @@ p_multi(yajl_gen g, const char *name, const char *const *v, int n)
 }
 
 static const char *const login_types[] = { "google_password", "saml",
-    "exchange", "reauth" };
+	"exchange", "reauth" };
 static const char *const challenge_methods[] = { "password",
-    "google_authenticator", "security_key", "idv_any_phone",
-    "internal_two_factor" };
+	"google_authenticator", "security_key", "idv_any_phone",
+	"internal_two_factor" };
 static const char *const doc_types[] = { "document", "spreadsheet",
-    "presentation", "pdf", "folder", "unknown" };
-static const char *const visibilities[] = { "private",
-    "people_with_link", "shared_internally", "shared_externally" };
+	"presentation", "pdf", "folder", "unknown" };
+static const char *const visibilities[] = { "private", "people_with_link",
+	"shared_internally", "shared_externally" };
 static const char *const scopes[] = {
 	"https://www.googleapis.com/auth/gmail.readonly",
 	"https://www.googleapis.com/auth/calendar",
 	"https://www.googleapis.com/auth/drive.file",
 	"https://www.googleapis.com/auth/userinfo.email",
 };
-static const char *const buckets[] = { "GMAIL", "CALENDAR", "DRIVE",
-    "IDENTITY", "OTHER" };
+static const char *const buckets[] = { "GMAIL", "CALENDAR", "DRIVE", "IDENTITY",
+	"OTHER" };
 
 /* Parameters of event kind k, drawn from r. */
 static void
 gen_params(yajl_gen g, const struct sim_tenant *t, int k, uint64_t r)
 {
-	char		 buf[160], buf2[64];
-	const char	*mv[4];
-	int		 i, n;
-	uint64_t	 s = r;
+	char	    buf[160], buf2[64];
+	const char *mv[4];
+	int	    i, n;
+	uint64_t    s = r;
 
 	switch (k) {
 	case K_LOGIN_SUCCESS:
@@ -540,8 +603,8 @@ gen_params(yajl_gen g, const struct sim_tenant *t, int k, uint64_t r)
 		for (i = 0; i < n; i++)
 			mv[i] = challenge_methods[(rng_next(&s) + i) % 5];
 		p_multi(g, "login_challenge_method", mv, n);
-		p_str(g, "login_challenge_status", rng_next(&s) % 8 ?
-		    "passed" : "failed");
+		p_str(g, "login_challenge_status",
+		    rng_next(&s) % 8 ? "passed" : "failed");
 		p_bool(g, "is_second_factor", rng_next(&s) % 2);
 		break;
 	case K_ADMIN_PASSWORD:
@@ -566,12 +629,12 @@ gen_params(yajl_gen g, const struct sim_tenant *t, int k, uint64_t r)
 		p_str(g, "ORG_UNIT_NAME", "/Engineering");
 		break;
 	case K_ADMIN_ALERT:
-		snprintf(buf, sizeof(buf), "%08" PRIx64 "-%04x-4%03x-a%03x-"
-		    "%012" PRIx64, rng_next(&s) >> 32,
-		    (unsigned)(rng_next(&s) & 0xffff),
+		snprintf(buf, sizeof(buf),
+		    "%08" PRIx64 "-%04x-4%03x-a%03x-"
+		    "%012" PRIx64,
+		    rng_next(&s) >> 32, (unsigned)(rng_next(&s) & 0xffff),
 		    (unsigned)(rng_next(&s) & 0xfff),
-		    (unsigned)(rng_next(&s) & 0xfff),
-		    rng_next(&s) >> 16);
+		    (unsigned)(rng_next(&s) & 0xfff), rng_next(&s) >> 16);
 		p_str(g, "ALERT_ID", buf);
 		break;
 	case K_DRIVE_VIEW:
@@ -579,15 +642,14 @@ gen_params(yajl_gen g, const struct sim_tenant *t, int k, uint64_t r)
 	case K_DRIVE_DOWNLOAD:
 	case K_DRIVE_UPLOAD:
 	case K_DRIVE_ACL:
-		p_bool(g, "primary_event", k != K_DRIVE_EDIT ||
-		    rng_next(&s) % 2);
+		p_bool(g, "primary_event",
+		    k != K_DRIVE_EDIT || rng_next(&s) % 2);
 		p_bool(g, "billable", true);
 		p_bool(g, "owner_is_shared_drive", rng_next(&s) % 5 == 0);
 		snprintf(buf, sizeof(buf), "user%03u@%s",
 		    (unsigned)(rng_next(&s) % SIM_USERS), t->domain);
 		p_str(g, "owner", buf);
-		snprintf(buf2, sizeof(buf2), "1%016" PRIx64 "Xq",
-		    rng_next(&s));
+		snprintf(buf2, sizeof(buf2), "1%016" PRIx64 "Xq", rng_next(&s));
 		p_str(g, "doc_id", buf2);
 		snprintf(buf, sizeof(buf), "Report %u",
 		    (unsigned)(rng_next(&s) % 10000));
@@ -606,8 +668,9 @@ gen_params(yajl_gen g, const struct sim_tenant *t, int k, uint64_t r)
 		break;
 	case K_TOKEN_AUTHORIZE:
 	case K_TOKEN_REVOKE:
-		snprintf(buf, sizeof(buf), "%" PRIu64
-		    "-sim.apps.googleusercontent.com", rng_next(&s) % 1000000000);
+		snprintf(buf, sizeof(buf),
+		    "%" PRIu64 "-sim.apps.googleusercontent.com",
+		    rng_next(&s) % 1000000000);
 		p_str(g, "client_id", buf);
 		p_str(g, "app_name", "Sim Mail Add-on");
 		p_str(g, "client_type", "WEB");
@@ -647,8 +710,7 @@ gen_params(yajl_gen g, const struct sim_tenant *t, int k, uint64_t r)
 	default:
 		snprintf(buf2, sizeof(buf2), "res-%016" PRIx64, rng_next(&s));
 		p_str(g, "resource_id", buf2);
-		p_int(g, "item_count", (long long)(rng_next(&s) % 5000) -
-		    100);
+		p_int(g, "item_count", (long long)(rng_next(&s) % 5000) - 100);
 		/* multiIntValue */
 		yajl_gen_map_open(g);
 		yg_kv(g, "name", "size_bytes");
@@ -687,11 +749,11 @@ void
 sim_act_render(yajl_gen g, const struct sim_tenant *t, int app,
     const struct sim_act *act)
 {
-	const struct act_tmpl	*set;
-	char			 buf[256], tb[32], etag[80];
-	size_t			 n;
-	int			 i;
-	uint64_t		 h;
+	const struct act_tmpl *set;
+	char		       buf[256], tb[32], etag[80];
+	size_t		       n;
+	int		       i;
+	uint64_t	       h;
 
 	if (act->inj != NULL) {
 		/* Raw, already valid JSON: yajl_gen_number copies verbatim. */
@@ -717,14 +779,15 @@ sim_act_render(yajl_gen g, const struct sim_tenant *t, int app,
 		yg_kv(g, "callerType", "USER");
 	yg_kv(g, "email", sim_act_actor(t, act, app, buf, sizeof(buf)));
 	h = sim_mix64(t->hash ^ act->actor);
-	snprintf(buf, sizeof(buf), "11%019" PRIu64, (uint64_t)(h % 10000000000000000000ULL));
+	snprintf(buf, sizeof(buf), "11%019" PRIu64,
+	    (uint64_t)(h % 10000000000000000000ULL));
 	yg_kv(g, "profileId", buf);
 	yajl_gen_map_close(g);
 	yg_kv(g, "ipAddress", sim_act_ip(act, buf, sizeof(buf)));
 	yg_str(g, "events");
 	yajl_gen_array_open(g);
 	for (i = 0; act->tmpl < n && i < set[act->tmpl].nev; i++) {
-		const struct ev_tmpl	*e = &ev_tmpls[set[act->tmpl].ev[i]];
+		const struct ev_tmpl *e = &ev_tmpls[set[act->tmpl].ev[i]];
 
 		yajl_gen_map_open(g);
 		yg_kv(g, "type", e->type ? e->type : sim_app_names[app]);
@@ -743,7 +806,7 @@ sim_act_render(yajl_gen g, const struct sim_tenant *t, int app,
 void
 sim_tree_gen(yajl_gen g, yajl_val v)
 {
-	size_t	i;
+	size_t i;
 
 	if (v == NULL || YAJL_IS_NULL(v))
 		yajl_gen_null(g);
@@ -774,7 +837,7 @@ sim_tree_gen(yajl_gen g, yajl_val v)
 static void
 inj_free(struct sim_inj *in)
 {
-	int	i;
+	int i;
 
 	if (in == NULL)
 		return;
@@ -789,24 +852,24 @@ inj_free(struct sim_inj *in)
 
 /* Build one injected activity from object o. 0 or -EINVAL/-ENOMEM. */
 static int
-inj_one(struct sim_tenant *t, int app, yajl_val o, double vis_s,
-    char *err, size_t errlen)
+inj_one(struct sim_tenant *t, int app, yajl_val o, double vis_s, char *err,
+    size_t errlen)
 {
-	const char		*p_id[] = { "id", NULL };
-	const char		*p_time[] = { "id", "time", NULL };
-	const char		*p_uq[] = { "id", "uniqueQualifier", NULL };
-	const char		*p_email[] = { "actor", "email", NULL };
-	const char		*p_ip[] = { "ipAddress", NULL };
-	const char		*p_events[] = { "events", NULL };
-	struct sim_app		*a = &t->apps[app];
-	struct sim_inj		*in = NULL;
-	struct sim_act		 act;
-	yajl_val		 v, evs;
-	yajl_gen		 g = NULL;
-	const unsigned char	*out;
-	size_t			 outlen, i;
-	char			 tb[32], ub[32], *end;
-	int			 rc = -EINVAL;
+	const char	    *p_id[] = { "id", NULL };
+	const char	    *p_time[] = { "id", "time", NULL };
+	const char	    *p_uq[] = { "id", "uniqueQualifier", NULL };
+	const char	    *p_email[] = { "actor", "email", NULL };
+	const char	    *p_ip[] = { "ipAddress", NULL };
+	const char	    *p_events[] = { "events", NULL };
+	struct sim_app	    *a = &t->apps[app];
+	struct sim_inj	    *in = NULL;
+	struct sim_act	     act;
+	yajl_val	     v, evs;
+	yajl_gen	     g = NULL;
+	const unsigned char *out;
+	size_t		     outlen, i;
+	char		     tb[32], ub[32], *end;
+	int		     rc = -EINVAL;
 
 	memset(&act, 0, sizeof(act));
 	if (!YAJL_IS_OBJECT(o)) {
@@ -851,7 +914,7 @@ inj_one(struct sim_tenant *t, int app, yajl_val o, double vis_s,
 	if (in->names == NULL)
 		goto fail;
 	for (i = 0; i < evs->u.array.len; i++) {
-		const char	*p_name[] = { "name", NULL };
+		const char *p_name[] = { "name", NULL };
 
 		v = yajl_tree_get(evs->u.array.values[i], p_name,
 		    yajl_t_string);
@@ -868,15 +931,14 @@ inj_one(struct sim_tenant *t, int app, yajl_val o, double vis_s,
 	yajl_gen_map_open(g);
 	/* Keep the given precision when it had one; Google's is ms. */
 	v = yajl_tree_get(o, p_time, yajl_t_string);
-	yg_kv(g, "time", v ? (v)->u.string :
-	    sim_time_format(act.time_us, tb));
+	yg_kv(g, "time", v ? (v)->u.string : sim_time_format(act.time_us, tb));
 	snprintf(ub, sizeof(ub), "%" PRId64, act.uq);
 	yg_kv(g, "uniqueQualifier", ub);
 	yg_kv(g, "applicationName", sim_app_names[app]);
 	yg_kv(g, "customerId", t->cid);
 	yajl_gen_map_close(g);
 	for (i = 0; i < o->u.object.len; i++) {
-		const char	*k = o->u.object.keys[i];
+		const char *k = o->u.object.keys[i];
 
 		if (strcmp(k, "kind") == 0 || strcmp(k, "id") == 0)
 			continue;
@@ -895,8 +957,8 @@ inj_one(struct sim_tenant *t, int app, yajl_val o, double vis_s,
 	act.inj = in;
 	act.nevents = (uint8_t)(in->nnames > 255 ? 255 : in->nnames);
 	act.seed = (uint32_t)act.uq;
-	act.visible_us = sim_now_us() + (vis_s > 0 ?
-	    (int64_t)(vis_s * 1e6 / sim.time_scale) : 0);
+	act.visible_us = sim_now_us() +
+	    (vis_s > 0 ? (int64_t)(vis_s * 1e6 / sim.time_scale) : 0);
 	if (vis_s < 0)
 		act.visible_us = sim_now_us() + sim_lag_draw(a);
 	if (sim_app_insert(a, &act) < 0)
@@ -914,8 +976,8 @@ int
 sim_inject(struct sim_tenant *t, int app, yajl_val list, double vis_s,
     char *err, size_t errlen)
 {
-	size_t	i;
-	int	rc;
+	size_t i;
+	int    rc;
 
 	if (!YAJL_IS_ARRAY(list)) {
 		snprintf(err, errlen, "activities must be an array");

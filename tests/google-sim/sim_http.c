@@ -22,33 +22,43 @@
 #include "sim_jwt.h"
 #include "sim_page.h"
 
-#define EP_STAT_TOKEN		0
-#define EP_STAT_ACTIVITIES	1
-#define EP_STAT_CONTROL		2
-#define EP_STAT_OTHER		3
+#define EP_STAT_TOKEN	   0
+#define EP_STAT_ACTIVITIES 1
+#define EP_STAT_CONTROL	   2
+#define EP_STAT_OTHER	   3
 
-#define API_PREFIX	"/admin/reports/v1/activity/users/"
-#define MAX_PAGE	1000
+#define API_PREFIX "/admin/reports/v1/activity/users/"
+#define MAX_PAGE   1000
 
-static const char *const time_pattern = "(\\d\\d\\d\\d)-(\\d\\d)-(\\d\\d)T"
+static const char *const time_pattern =
+    "(\\d\\d\\d\\d)-(\\d\\d)-(\\d\\d)T"
     "(\\d\\d):(\\d\\d):(\\d\\d)(?:\\.(\\d+))?(?:(Z)|([-+])(\\d\\d):(\\d\\d))";
 
-static int	reply_delay_ms;
+static int reply_delay_ms;
 
-static void	api_error_item(struct evhttp_request *, int, const char *,
-		    const char *, const char *, const char *, const char *,
-		    const char *, const char *, int, int);	/* set by a "slow" fault for this request */
+static void api_error_item(struct evhttp_request *, int, const char *,
+    const char *, const char *, const char *, const char *, const char *,
+    const char *, int, int); /* set by a "slow" fault for this request */
 
 const char *const sim_fault_names[FAULT_NKINDS] = {
-	"rate_limit", "user_rate_limit", "429", "503", "500", "slow", "reset",
-	"repeat_token", "bad_json", "truncated_json", "revoked_key",
+	"rate_limit",
+	"user_rate_limit",
+	"429",
+	"503",
+	"500",
+	"slow",
+	"reset",
+	"repeat_token",
+	"bad_json",
+	"truncated_json",
+	"revoked_key",
 	"no_delegation",
 };
 
 yajl_gen
 sim_gen_new(void)
 {
-	yajl_gen	g;
+	yajl_gen g;
 
 	if ((g = yajl_gen_alloc(NULL)) == NULL)
 		return NULL;
@@ -89,8 +99,8 @@ yg_kb(yajl_gen g, const char *k, bool v)
 void
 sim_stat(int ep, int code)
 {
-	struct sim_stat_ep	*s = &sim.stats[ep];
-	int			 i;
+	struct sim_stat_ep *s = &sim.stats[ep];
+	int		    i;
 
 	for (i = 0; i < SIM_STAT_CODES; i++) {
 		if (s->code[i] == code || s->code[i] == 0) {
@@ -104,7 +114,7 @@ sim_stat(int ep, int code)
 char *
 sim_req_body(struct evhttp_request *req, size_t *len)
 {
-	struct evbuffer	*in = evhttp_request_get_input_buffer(req);
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t		 n = evbuffer_get_length(in);
 	char		*s;
 
@@ -122,11 +132,11 @@ sim_req_body(struct evhttp_request *req, size_t *len)
 
 /* A reply waiting for a "slow" fault's delay. */
 struct pending {
-	struct evhttp_request	*req;
+	struct evhttp_request	 *req;
 	struct evhttp_connection *evcon;
-	struct event		*ev;
-	struct evbuffer		*body;
-	int			 code;
+	struct event		 *ev;
+	struct evbuffer		 *body;
+	int			  code;
 };
 
 static void
@@ -151,7 +161,7 @@ pending_close_cb(struct evhttp_connection *evcon, void *arg)
 static void
 pending_fire_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct pending	*p = arg;
+	struct pending *p = arg;
 
 	evhttp_connection_set_closecb(p->evcon, NULL, NULL);
 	evhttp_send_reply(p->req, p->code, NULL, p->body);
@@ -159,12 +169,11 @@ pending_fire_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-sim_reply_buf(struct evhttp_request *req, int code, struct evbuffer *b,
-    int ep)
+sim_reply_buf(struct evhttp_request *req, int code, struct evbuffer *b, int ep)
 {
-	struct evkeyvalq	*h = evhttp_request_get_output_headers(req);
-	struct pending		*p;
-	struct timeval		 tv;
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct pending	 *p;
+	struct timeval	  tv;
 
 	if (evhttp_find_header(h, "Content-Type") == NULL)
 		evhttp_add_header(h, "Content-Type",
@@ -197,9 +206,9 @@ now:
 void
 sim_reply_json(struct evhttp_request *req, int code, yajl_gen g, int ep)
 {
-	const unsigned char	*out;
-	size_t			 len;
-	struct evbuffer		*b = evbuffer_new();
+	const unsigned char *out;
+	size_t		     len;
+	struct evbuffer	    *b = evbuffer_new();
 
 	if (b == NULL)
 		fatal("out of memory");
@@ -229,8 +238,8 @@ api_error_item(struct evhttp_request *req, int code, const char *message,
     const char *status, const char *location, const char *location_type,
     int retry_after, int ep)
 {
-	yajl_gen	g = sim_gen_new();
-	char		buf[32];
+	yajl_gen g = sim_gen_new();
+	char	 buf[32];
 
 	if (g == NULL)
 		fatal("out of memory");
@@ -269,7 +278,7 @@ static void
 oauth_error(struct evhttp_request *req, int code, const char *error,
     const char *desc)
 {
-	yajl_gen	g = sim_gen_new();
+	yajl_gen g = sim_gen_new();
 
 	if (g == NULL)
 		fatal("out of memory");
@@ -292,18 +301,17 @@ static void
 http_reset(struct evhttp_request *req, int ep)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct bufferevent	*bev;
-	struct linger		 l = { 1, 0 };
-	struct timeval		 tv = { 0, 0 };
-	evutil_socket_t		 fd;
+	struct bufferevent	 *bev;
+	struct linger		  l = { 1, 0 };
+	struct timeval		  tv = { 0, 0 };
+	evutil_socket_t		  fd;
 
-	sim_stat(ep, 1);	/* "reset" in the statistics */
+	sim_stat(ep, 1); /* "reset" in the statistics */
 	bev = evhttp_connection_get_bufferevent(evcon);
 	fd = bufferevent_getfd(bev);
 	if (fd >= 0)
 		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-	if (event_base_once(sim.base, -1, EV_TIMEOUT, reset_cb, evcon,
-	    &tv) < 0)
+	if (event_base_once(sim.base, -1, EV_TIMEOUT, reset_cb, evcon, &tv) < 0)
 		evhttp_send_error(req, 500, NULL);
 }
 
@@ -315,12 +323,12 @@ http_reset(struct evhttp_request *req, int ep)
 static struct sim_fault *
 fault_pick(const char *cid, int app, enum sim_endpoint ep)
 {
-	int64_t	now = sim_now_us();
+	int64_t now = sim_now_us();
 	int	i;
 
 	for (i = 0; i < sim.nfaults; i++) {
-		struct sim_fault	*f = &sim.faults[i];
-		double			 u;
+		struct sim_fault *f = &sim.faults[i];
+		double		  u;
 
 		if (f->tenant[0] != '\0' && strcmp(f->tenant, cid) != 0)
 			continue;
@@ -353,17 +361,18 @@ static bool
 fault_apply(struct evhttp_request *req, struct sim_fault *f, int ep,
     const char *project)
 {
-	char	msg[512];
+	char msg[512];
 
 	switch (f->kind) {
 	case FAULT_RATE_LIMIT:
-		snprintf(msg, sizeof(msg), "Quota exceeded for quota metric "
+		snprintf(msg, sizeof(msg),
+		    "Quota exceeded for quota metric "
 		    "'Queries' and limit 'Queries per minute per user' of "
 		    "service 'admin.googleapis.com' for consumer "
-		    "'project_number:%s'.", project);
-		sim_api_error(req, 403, msg, "usageLimits",
-		    "rateLimitExceeded", "PERMISSION_DENIED", NULL, NULL,
-		    f->retry_after, ep);
+		    "'project_number:%s'.",
+		    project);
+		sim_api_error(req, 403, msg, "usageLimits", "rateLimitExceeded",
+		    "PERMISSION_DENIED", NULL, NULL, f->retry_after, ep);
 		return true;
 	case FAULT_USER_RATE_LIMIT:
 		sim_api_error(req, 403, "User Rate Limit Exceeded",
@@ -371,7 +380,8 @@ fault_apply(struct evhttp_request *req, struct sim_fault *f, int ep,
 		    NULL, NULL, f->retry_after, ep);
 		return true;
 	case FAULT_429:
-		snprintf(msg, sizeof(msg), "Quota exceeded for quota metric "
+		snprintf(msg, sizeof(msg),
+		    "Quota exceeded for quota metric "
 		    "'Queries' and limit 'Queries per minute' of service "
 		    "'admin.googleapis.com' for consumer 'project_number:%s'.",
 		    project);
@@ -384,9 +394,8 @@ fault_apply(struct evhttp_request *req, struct sim_fault *f, int ep,
 		    f->retry_after, ep);
 		return true;
 	case FAULT_500:
-		sim_api_error(req, 500, "Internal error encountered.",
-		    "global", "backendError", "INTERNAL", NULL, NULL,
-		    f->retry_after, ep);
+		sim_api_error(req, 500, "Internal error encountered.", "global",
+		    "backendError", "INTERNAL", NULL, NULL, f->retry_after, ep);
 		return true;
 	case FAULT_RESET:
 		http_reset(req, ep);
@@ -404,8 +413,8 @@ static int
 token_keys(void *arg, const char *iss, const char *kid,
     const struct rsa_key **keys, size_t max)
 {
-	struct sim_sa	*sa = sim_sa_find(iss);
-	int		 i, n = 0;
+	struct sim_sa *sa = sim_sa_find(iss);
+	int	       i, n = 0;
 
 	if (sa == NULL)
 		return -ENOENT;
@@ -423,11 +432,11 @@ token_keys(void *arg, const char *iss, const char *kid,
 static bool
 token_scopes_delegated(const struct sim_sa *sa, const char *list)
 {
-	char	buf[1024], *p, *save = NULL;
+	char buf[1024], *p, *save = NULL;
 
 	snprintf(buf, sizeof(buf), "%s", list);
 	for (p = strtok_r(buf, " ", &save); p != NULL;
-	    p = strtok_r(NULL, " ", &save))
+	     p = strtok_r(NULL, " ", &save))
 		if (!sim_jwt_scope_has(sa->scopes, p))
 			return false;
 	return true;
@@ -436,9 +445,9 @@ token_scopes_delegated(const struct sim_sa *sa, const char *list)
 static struct sim_token *
 token_add(void)
 {
-	struct sim_token	*t;
-	int64_t			 now = sim_now_us();
-	size_t			 i, j = 0;
+	struct sim_token *t;
+	int64_t		  now = sim_now_us();
+	size_t		  i, j = 0;
 
 	/* Prune the expired ones first. */
 	for (i = 0; i < sim.ntokens; i++)
@@ -446,7 +455,7 @@ token_add(void)
 			sim.tokens[j++] = sim.tokens[i];
 	sim.ntokens = j;
 	if (sim.ntokens == sim.captokens) {
-		size_t	ncap = sim.captokens ? sim.captokens * 2 : 64;
+		size_t ncap = sim.captokens ? sim.captokens * 2 : 64;
 
 		t = realloc(sim.tokens, ncap * sizeof(*t));
 		if (t == NULL)
@@ -462,19 +471,19 @@ token_add(void)
 static void
 http_token(struct evhttp_request *req)
 {
-	struct evkeyvalq	 q;
-	struct sim_jwt_claims	 c;
-	struct sim_fault	*f;
-	struct sim_sa		*sa;
-	struct sim_token	*tok;
-	const char		*grant, *assertion, *err, *desc;
-	const char		*auds[3];
-	char			*body = NULL, *peek = NULL, *rnd = NULL;
-	char			 listen_aud[300];
-	unsigned char		 raw[48];
-	enum sim_jwt_result	 r;
-	yajl_gen		 g;
-	int			 status;
+	struct evkeyvalq      q;
+	struct sim_jwt_claims c;
+	struct sim_fault     *f;
+	struct sim_sa	     *sa;
+	struct sim_token     *tok;
+	const char	     *grant, *assertion, *err, *desc;
+	const char	     *auds[3];
+	char		     *body = NULL, *peek = NULL, *rnd = NULL;
+	char		      listen_aud[300];
+	unsigned char	      raw[48];
+	enum sim_jwt_result   r;
+	yajl_gen	      g;
+	int		      status;
 
 	TAILQ_INIT(&q);
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
@@ -489,9 +498,9 @@ http_token(struct evhttp_request *req)
 	}
 	grant = evhttp_find_header(&q, "grant_type");
 	assertion = evhttp_find_header(&q, "assertion");
-	if (grant == NULL || strcmp(grant,
-	    "urn:ietf:params:oauth:grant-type:jwt-bearer") != 0) {
-		char	d[300];
+	if (grant == NULL ||
+	    strcmp(grant, "urn:ietf:params:oauth:grant-type:jwt-bearer") != 0) {
+		char d[300];
 
 		snprintf(d, sizeof(d), "Invalid grant_type: %.200s",
 		    grant ? grant : "");
@@ -507,10 +516,9 @@ http_token(struct evhttp_request *req)
 	/* Faults of the tenant that owns iss, before any verification. */
 	sa = NULL;
 	if (jwt_peek_claims(assertion, &peek) == 0) {
-		yajl_val	 t = yajl_tree_parse(peek, NULL, 0);
-		const char	*p_iss[] = { "iss", NULL };
-		yajl_val	 v = t ? yajl_tree_get(t, p_iss,
-		    yajl_t_string) : NULL;
+		yajl_val    t = yajl_tree_parse(peek, NULL, 0);
+		const char *p_iss[] = { "iss", NULL };
+		yajl_val v = t ? yajl_tree_get(t, p_iss, yajl_t_string) : NULL;
 
 		if (v != NULL)
 			sa = sim_sa_find((v)->u.string);
@@ -542,7 +550,8 @@ http_token(struct evhttp_request *req)
 	    token_keys, NULL, &c);
 	if (r != SIM_JWT_OK) {
 		sim_jwt_error(r, &status, &err, &desc);
-		log_info("token refused iss=%s error=%s (%s)", c.iss, err, desc);
+		log_info("token refused iss=%s error=%s (%s)", c.iss, err,
+		    desc);
 		oauth_error(req, status, err, desc);
 		goto done;
 	}
@@ -575,8 +584,7 @@ http_token(struct evhttp_request *req)
 	snprintf(tok->tok, sizeof(tok->tok), "ya29.c.%s", rnd);
 	tok->sa = sa;
 	tok->exp_us = sim_now_us() + (int64_t)sim.token_ttl * 1000000;
-	tok->reports_scope = sim_jwt_scope_has(c.scope,
-	    SIM_JWT_REPORTS_SCOPE);
+	tok->reports_scope = sim_jwt_scope_has(c.scope, SIM_JWT_REPORTS_SCOPE);
 	log_info("token issued tenant=%s client=%s sub=%s", sa->tenant->cid,
 	    sa->email, c.sub);
 	if ((g = sim_gen_new()) == NULL)
@@ -602,37 +610,41 @@ static void
 api_unauthenticated(struct evhttp_request *req, bool missing)
 {
 	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "WWW-Authenticate", "Bearer realm=\"https://accounts.google.com/\""
+	    "WWW-Authenticate",
+	    "Bearer realm=\"https://accounts.google.com/\""
 	    ", error=\"invalid_token\"");
 	if (missing)
-		api_error_item(req, 401, "Request is missing required "
+		api_error_item(req, 401,
+		    "Request is missing required "
 		    "authentication credential. Expected OAuth 2 access token, "
 		    "login cookie or other valid authentication credential. See "
 		    "https://developers.google.com/identity/sign-in/web/"
-		    "devconsole-project.", "Login Required.", "global",
-		    "required",
-		    "UNAUTHENTICATED", "Authorization", "header", 0,
-		    EP_STAT_ACTIVITIES);
+		    "devconsole-project.",
+		    "Login Required.", "global", "required", "UNAUTHENTICATED",
+		    "Authorization", "header", 0, EP_STAT_ACTIVITIES);
 	else
-		api_error_item(req, 401, "Request had invalid authentication "
+		api_error_item(req, 401,
+		    "Request had invalid authentication "
 		    "credentials. Expected OAuth 2 access token, login cookie "
 		    "or other valid authentication credential. See "
 		    "https://developers.google.com/identity/sign-in/web/"
-		    "devconsole-project.", "Invalid Credentials", "global",
-		    "authError",
+		    "devconsole-project.",
+		    "Invalid Credentials", "global", "authError",
 		    "UNAUTHENTICATED", "Authorization", "header", 0,
 		    EP_STAT_ACTIVITIES);
 }
 
 /* 400 invalidParameter for a value that does not match pattern. */
 static void
-api_bad_param(struct evhttp_request *req, const char *name,
-    const char *value, const char *pattern)
+api_bad_param(struct evhttp_request *req, const char *name, const char *value,
+    const char *pattern)
 {
-	char	msg[1400];
+	char msg[1400];
 
-	snprintf(msg, sizeof(msg), "Invalid value '%.100s'. Values must match "
-	    "the following regular expression: '%s'", value, pattern);
+	snprintf(msg, sizeof(msg),
+	    "Invalid value '%.100s'. Values must match "
+	    "the following regular expression: '%s'",
+	    value, pattern);
 	sim_api_error(req, 400, msg, "global", "invalidParameter",
 	    "INVALID_ARGUMENT", name, "parameter", 0, EP_STAT_ACTIVITIES);
 }
@@ -641,11 +653,11 @@ api_bad_param(struct evhttp_request *req, const char *name,
 static size_t
 api_lower(const struct sim_app *a, int64_t bt, int64_t bu)
 {
-	size_t	lo = 0, hi = a->n;
+	size_t lo = 0, hi = a->n;
 
 	while (lo < hi) {
-		size_t			 mid = lo + (hi - lo) / 2;
-		const struct sim_act	*x = &a->acts[mid];
+		size_t		      mid = lo + (hi - lo) / 2;
+		const struct sim_act *x = &a->acts[mid];
 
 		if (x->time_us < bt || (x->time_us == bt && x->uq < bu))
 			lo = mid + 1;
@@ -659,9 +671,9 @@ api_lower(const struct sim_app *a, int64_t bt, int64_t bu)
 static char *
 api_app_pattern(void)
 {
-	static char	buf[1024];
-	size_t		o = 0;
-	int		i;
+	static char buf[1024];
+	size_t	    o = 0;
+	int	    i;
 
 	if (buf[0] != '\0')
 		return buf;
@@ -676,7 +688,7 @@ http_activities(struct evhttp_request *req, const char *path)
 {
 	static size_t		 hits[MAX_PAGE + 1];
 	struct evkeyvalq	 q;
-	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char		*auth, *v, *start_s, *end_s, *ev_name, *ip_f;
 	const char		*ptok, *cust;
 	char			*user_key = NULL, *app_s = NULL, *slash;
@@ -742,10 +754,12 @@ http_activities(struct evhttp_request *req, const char *path)
 	}
 	t = tok->sa->tenant;
 	if (!tok->reports_scope) {
-		api_error_item(req, 403, "Request had insufficient "
-		    "authentication scopes.", "Insufficient Permission",
-		    "global", "insufficientPermissions",
-		    "PERMISSION_DENIED", NULL, NULL, 0, EP_STAT_ACTIVITIES);
+		api_error_item(req, 403,
+		    "Request had insufficient "
+		    "authentication scopes.",
+		    "Insufficient Permission", "global",
+		    "insufficientPermissions", "PERMISSION_DENIED", NULL, NULL,
+		    0, EP_STAT_ACTIVITIES);
 		goto done;
 	}
 	if (tok->admin < 0 && !tok->sa->admin_role) {
@@ -753,34 +767,40 @@ http_activities(struct evhttp_request *req, const char *path)
 		 * A token without sub: the service account acts as itself,
 		 * and Google lets it only with an admin role of its own.
 		 */
-		sim_api_error(req, 403, "Not Authorized to access this "
-		    "resource/api", "global", "forbidden", "PERMISSION_DENIED",
-		    NULL, NULL, 0, EP_STAT_ACTIVITIES);
+		sim_api_error(req, 403,
+		    "Not Authorized to access this "
+		    "resource/api",
+		    "global", "forbidden", "PERMISSION_DENIED", NULL, NULL, 0,
+		    EP_STAT_ACTIVITIES);
 		goto done;
 	}
 	if (tok->admin >= 0 && !t->admins[tok->admin].privileged) {
-		sim_api_error(req, 403, "Caller does not have access to the "
-		    "customers reporting data.", "global",
-		    "insufficientPermissions", "PERMISSION_DENIED", NULL, NULL,
-		    0, EP_STAT_ACTIVITIES);
+		sim_api_error(req, 403,
+		    "Caller does not have access to the "
+		    "customers reporting data.",
+		    "global", "insufficientPermissions", "PERMISSION_DENIED",
+		    NULL, NULL, 0, EP_STAT_ACTIVITIES);
 		goto done;
 	}
 	if (sim.quota_per_minute > 0) {
-		struct sim_sa	*sa = tok->sa;
-		int64_t		 minute = now / 60000000;
+		struct sim_sa *sa = tok->sa;
+		int64_t	       minute = now / 60000000;
 
 		if (sa->quota_minute != minute) {
 			sa->quota_minute = minute;
 			sa->quota_used = 0;
 		}
 		if (++sa->quota_used > sim.quota_per_minute) {
-			snprintf(msg, sizeof(msg), "Quota exceeded for quota "
+			snprintf(msg, sizeof(msg),
+			    "Quota exceeded for quota "
 			    "metric 'Queries' and limit 'Queries per minute per "
 			    "user' of service 'admin.googleapis.com' for "
-			    "consumer 'project_number:%s'.", sa->project);
+			    "consumer 'project_number:%s'.",
+			    sa->project);
 			sim_api_error(req, 403, msg, "usageLimits",
-			    "rateLimitExceeded", "PERMISSION_DENIED", NULL, NULL,
-			    (int)(60 - (now / 1000000) % 60), EP_STAT_ACTIVITIES);
+			    "rateLimitExceeded", "PERMISSION_DENIED", NULL,
+			    NULL, (int)(60 - (now / 1000000) % 60),
+			    EP_STAT_ACTIVITIES);
 			goto done;
 		}
 	}
@@ -791,8 +811,9 @@ http_activities(struct evhttp_request *req, const char *path)
 		goto done;
 	}
 	a = &t->apps[app];
-	if (evhttp_parse_query_str(evhttp_uri_get_query(uri) ?
-	    evhttp_uri_get_query(uri) : "", &q) < 0) {
+	if (evhttp_parse_query_str(
+		evhttp_uri_get_query(uri) ? evhttp_uri_get_query(uri) : "",
+		&q) < 0) {
 		sim_api_error(req, 400, "Invalid query.", "global", "invalid",
 		    "INVALID_ARGUMENT", NULL, NULL, 0, EP_STAT_ACTIVITIES);
 		goto done;
@@ -812,39 +833,45 @@ http_activities(struct evhttp_request *req, const char *path)
 		goto done;
 	}
 	if ((v = evhttp_find_header(&q, "maxResults")) != NULL) {
-		char	*e;
+		char *e;
 
 		errno = 0;
 		max = strtol(v, &e, 10);
 		if (errno != 0 || *e != '\0' || e == v || max < 1 ||
 		    max > MAX_PAGE) {
-			snprintf(msg, sizeof(msg), "Invalid value '%.50s'. "
-			    "Values must be within the range: [1, 1000]", v);
+			snprintf(msg, sizeof(msg),
+			    "Invalid value '%.50s'. "
+			    "Values must be within the range: [1, 1000]",
+			    v);
 			sim_api_error(req, 400, msg, "global",
-			    "invalidParameter", "INVALID_ARGUMENT", "maxResults",
-			    "parameter", 0, EP_STAT_ACTIVITIES);
+			    "invalidParameter", "INVALID_ARGUMENT",
+			    "maxResults", "parameter", 0, EP_STAT_ACTIVITIES);
 			goto done;
 		}
 	}
 	if (cust != NULL && strcmp(cust, "my_customer") != 0) {
 		if (cust[0] != 'C' || cust[1] == '\0') {
-			api_bad_param(req, "customerId", cust, "C.+|my_customer");
+			api_bad_param(req, "customerId", cust,
+			    "C.+|my_customer");
 			goto done;
 		}
 		if (strcmp(cust, t->cid) != 0) {
-			sim_api_error(req, 403, "Not Authorized to access this "
-			    "resource/api", "global", "forbidden",
-			    "PERMISSION_DENIED", NULL, NULL, 0,
-			    EP_STAT_ACTIVITIES);
+			sim_api_error(req, 403,
+			    "Not Authorized to access this "
+			    "resource/api",
+			    "global", "forbidden", "PERMISSION_DENIED", NULL,
+			    NULL, 0, EP_STAT_ACTIVITIES);
 			goto done;
 		}
 	}
 	/* Google's misleading answer for a start beyond retention. */
 	if ((start_s != NULL && start_us < now - SIM_RETENTION_US) ||
 	    (start_s != NULL && end_s != NULL && start_us > end_us)) {
-		sim_api_error(req, 400, "Invalid request: Start time is after "
-		    "end time.", "global", "invalid", "INVALID_ARGUMENT", NULL,
-		    NULL, 0, EP_STAT_ACTIVITIES);
+		sim_api_error(req, 400,
+		    "Invalid request: Start time is after "
+		    "end time.",
+		    "global", "invalid", "INVALID_ARGUMENT", NULL, NULL, 0,
+		    EP_STAT_ACTIVITIES);
 		goto done;
 	}
 	qparts[0] = app_s;
@@ -883,8 +910,8 @@ http_activities(struct evhttp_request *req, const char *path)
 	}
 	hi = api_lower(a, bt, bu);
 	for (i = hi; i > 0; i--) {
-		const struct sim_act	*x = &a->acts[i - 1];
-		int			 k, ne;
+		const struct sim_act *x = &a->acts[i - 1];
+		int		      k, ne;
 
 		if (x->time_us < start_us)
 			break;
@@ -894,16 +921,17 @@ http_activities(struct evhttp_request *req, const char *path)
 			ne = sim_act_nevents(x);
 			for (k = 0; k < ne; k++)
 				if (strcmp(sim_act_event_name(x, app, k),
-				    ev_name) == 0)
+					ev_name) == 0)
 					break;
 			if (k == ne)
 				continue;
 		}
-		if (strcmp(user_key, "all") != 0 && strcasecmp(user_key,
-		    sim_act_actor(t, x, app, abuf, sizeof(abuf))) != 0)
+		if (strcmp(user_key, "all") != 0 &&
+		    strcasecmp(user_key,
+			sim_act_actor(t, x, app, abuf, sizeof(abuf))) != 0)
 			continue;
-		if (ip_f != NULL && strcmp(ip_f, sim_act_ip(x, ibuf,
-		    sizeof(ibuf))) != 0)
+		if (ip_f != NULL &&
+		    strcmp(ip_f, sim_act_ip(x, ibuf, sizeof(ibuf))) != 0)
 			continue;
 		if ((long)nhits == max) {
 			more = true;
@@ -916,25 +944,27 @@ http_activities(struct evhttp_request *req, const char *path)
 		fatal("out of memory");
 	yajl_gen_map_open(g);
 	yg_kv(g, "kind", "admin#reports#activities");
-	sim_etag(t->hash, sim_mix64(qhash ^ (uint64_t)pos.cutoff_us ^
-	    (nhits ? (uint64_t)a->acts[hits[0]].uq : 0)), etag);
+	sim_etag(t->hash,
+	    sim_mix64(qhash ^ (uint64_t)pos.cutoff_us ^
+		(nhits ? (uint64_t)a->acts[hits[0]].uq : 0)),
+	    etag);
 	yg_kv(g, "etag", etag);
 	if (f != NULL && f->kind == FAULT_REPEAT_TOKEN) {
 		if (have_pos)
 			snprintf(tokbuf, sizeof(tokbuf), "%s", ptok);
 		else {
-			struct sim_page_pos	p0 = pos;
+			struct sim_page_pos p0 = pos;
 
 			p0.time_us = end_us == INT64_MAX ? now + 1000000 :
-			    end_us;
+							   end_us;
 			p0.uq = INT64_MIN;
 			p0.qhash = qhash;
 			(void)sim_page_encode(&p0, tokbuf, sizeof(tokbuf));
 		}
 		yg_kv(g, "nextPageToken", tokbuf);
 	} else if (more) {
-		const struct sim_act	*last = &a->acts[hits[nhits - 1]];
-		struct sim_page_pos	 np;
+		const struct sim_act *last = &a->acts[hits[nhits - 1]];
+		struct sim_page_pos   np;
 
 		np.time_us = last->time_us;
 		np.uq = last->uq;
@@ -947,14 +977,14 @@ http_activities(struct evhttp_request *req, const char *path)
 		yg_str(g, "items");
 		yajl_gen_array_open(g);
 		for (i = 0; i < nhits; i++) {
-			const struct sim_act	*x = &a->acts[hits[i]];
+			const struct sim_act *x = &a->acts[hits[i]];
 
 			sim_act_render(g, t, app, x);
 			sim.events_served += (uint64_t)sim_act_nevents(x);
 			/* Move rendered bytes out now and then. */
 			if ((i & 63) == 63 &&
 			    yajl_gen_get_buf(g, &out, &outlen) ==
-			    yajl_gen_status_ok) {
+				yajl_gen_status_ok) {
 				evbuffer_add(b, out, outlen);
 				yajl_gen_clear(g);
 			}
@@ -967,8 +997,8 @@ http_activities(struct evhttp_request *req, const char *path)
 		evbuffer_add(b, out, outlen);
 	sim.pages_served++;
 	if (f != NULL && f->kind == FAULT_TRUNCATED_JSON) {
-		size_t	len = evbuffer_get_length(b);
-		struct evbuffer	*h = evbuffer_new();
+		size_t		 len = evbuffer_get_length(b);
+		struct evbuffer *h = evbuffer_new();
 
 		if (h == NULL)
 			fatal("out of memory");
@@ -977,9 +1007,11 @@ http_activities(struct evhttp_request *req, const char *path)
 		b = h;
 	} else if (f != NULL && f->kind == FAULT_BAD_JSON) {
 		evbuffer_drain(b, evbuffer_get_length(b));
-		evbuffer_add_printf(b, "{\"kind\": \"admin#reports#activities\","
+		evbuffer_add_printf(b,
+		    "{\"kind\": \"admin#reports#activities\","
 		    " \"etag\": %s, \"items\": [{\"kind\": admin#reports#activity"
-		    "}, ]}", etag);
+		    "}, ]}",
+		    etag);
 	}
 	sim_reply_buf(req, 200, b, EP_STAT_ACTIVITIES);
 done:
@@ -995,7 +1027,7 @@ done:
 void
 sim_http_cb(struct evhttp_request *req, void *arg)
 {
-	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char		*path = uri ? evhttp_uri_get_path(uri) : NULL;
 
 	reply_delay_ms = 0;

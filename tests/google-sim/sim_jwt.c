@@ -10,14 +10,14 @@
 #include "tests/support/testkey.h"
 #include "sim_jwt.h"
 
-#define SIM_JWT_MAX_KEYS	8
+#define SIM_JWT_MAX_KEYS 8
 
 /* Copy string member key of obj into dst; 0 or -ENOENT. */
 static int
 jwt_copy_str(yajl_val obj, const char *key, char *dst, size_t dstlen)
 {
-	const char	*path[2] = { key, NULL };
-	yajl_val	 v;
+	const char *path[2] = { key, NULL };
+	yajl_val    v;
 
 	dst[0] = '\0';
 	v = yajl_tree_get(obj, path, yajl_t_string);
@@ -33,8 +33,8 @@ jwt_copy_str(yajl_val obj, const char *key, char *dst, size_t dstlen)
 static int
 jwt_get_int(yajl_val obj, const char *key, int64_t *out)
 {
-	const char	*path[2] = { key, NULL };
-	yajl_val	 v;
+	const char *path[2] = { key, NULL };
+	yajl_val    v;
 
 	v = yajl_tree_get(obj, path, yajl_t_number);
 	if (v == NULL || !YAJL_IS_INTEGER(v))
@@ -47,11 +47,11 @@ jwt_get_int(yajl_val obj, const char *key, int64_t *out)
 static int
 jwt_header_kid(const char *jwt, char *kid, size_t kidlen)
 {
-	const char	*dot = strchr(jwt, '.');
-	unsigned char	*raw = NULL;
-	size_t		 rawlen;
-	yajl_val	 h = NULL;
-	int		 rc = -EINVAL;
+	const char    *dot = strchr(jwt, '.');
+	unsigned char *raw = NULL;
+	size_t	       rawlen;
+	yajl_val       h = NULL;
+	int	       rc = -EINVAL;
 
 	kid[0] = '\0';
 	if (dot == NULL || dot == jwt)
@@ -72,8 +72,8 @@ fail:
 int
 sim_jwt_scope_has(const char *list, const char *scope)
 {
-	size_t		 n = strlen(scope);
-	const char	*p = list;
+	size_t	    n = strlen(scope);
+	const char *p = list;
 
 	while (p != NULL && *p != '\0') {
 		while (*p == ' ')
@@ -89,11 +89,11 @@ sim_jwt_scope_has(const char *list, const char *scope)
 static int
 jwt_scopes_valid(const char *list)
 {
-	const char	*p = list;
-	int		 n = 0;
+	const char *p = list;
+	int	    n = 0;
 
 	while (*p != '\0') {
-		size_t	len;
+		size_t len;
 
 		while (*p == ' ')
 			p++;
@@ -111,17 +111,16 @@ jwt_scopes_valid(const char *list)
 
 enum sim_jwt_result
 sim_jwt_check(const char *jwt, int64_t now, const char *const *auds,
-    size_t naud, sim_jwt_keys_fn keys_fn, void *arg,
-    struct sim_jwt_claims *c)
+    size_t naud, sim_jwt_keys_fn keys_fn, void *arg, struct sim_jwt_claims *c)
 {
-	const struct rsa_key	*keys[SIM_JWT_MAX_KEYS];
-	char			*peek = NULL, *verified = NULL;
-	char			 aud[512], err[128];
-	yajl_val		 t = NULL;
-	enum sim_jwt_result	 r = SIM_JWT_MALFORMED;
-	const char		*p;
-	int			 nkeys, i, dots = 0;
-	size_t			 j;
+	const struct rsa_key *keys[SIM_JWT_MAX_KEYS];
+	char		     *peek = NULL, *verified = NULL;
+	char		      aud[512], err[128];
+	yajl_val	      t = NULL;
+	enum sim_jwt_result   r = SIM_JWT_MALFORMED;
+	const char	     *p;
+	int		      nkeys, i, dots = 0;
+	size_t		      j;
 
 	memset(c, 0, sizeof(*c));
 	if (jwt == NULL || *jwt == '\0')
@@ -150,7 +149,7 @@ sim_jwt_check(const char *jwt, int64_t now, const char *const *auds,
 	r = SIM_JWT_BAD_SIGNATURE;
 	for (i = 0; i < nkeys && verified == NULL; i++) {
 		if (jwt_verify_rs256(jwt, keys[i], &verified, err,
-		    sizeof(err)) < 0)
+			sizeof(err)) < 0)
 			verified = NULL;
 	}
 	if (verified == NULL)
@@ -220,12 +219,14 @@ sim_jwt_error(enum sim_jwt_result r, int *status, const char **error,
 		*description = "Invalid JWT Signature.";
 		break;
 	case SIM_JWT_BAD_TIME:
-		*description = "Invalid JWT: Token must be a short-lived token "
+		*description =
+		    "Invalid JWT: Token must be a short-lived token "
 		    "(60 minutes) and in a reasonable timeframe. Check your "
 		    "iat and exp values in the JWT claim.";
 		break;
 	case SIM_JWT_BAD_AUDIENCE:
-		*description = "Invalid JWT: Failed audience check. The right "
+		*description =
+		    "Invalid JWT: Failed audience check. The right "
 		    "audience is https://oauth2.googleapis.com/token";
 		break;
 	case SIM_JWT_NO_SCOPE:
@@ -235,7 +236,7 @@ sim_jwt_error(enum sim_jwt_result r, int *status, const char **error,
 	case SIM_JWT_BAD_SCOPE:
 		*error = "invalid_scope";
 		*description = "Invalid OAuth scope or ID token audience "
-		    "provided.";
+			       "provided.";
 		break;
 	}
 }

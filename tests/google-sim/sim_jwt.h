@@ -12,29 +12,29 @@
 
 #include "lib/crypto/crypto.h"
 
-#define SIM_JWT_SKEW		300	/* seconds of clock skew tolerated */
-#define SIM_JWT_MAX_LIFETIME	3600	/* exp - iat at most */
+#define SIM_JWT_SKEW	     300  /* seconds of clock skew tolerated */
+#define SIM_JWT_MAX_LIFETIME 3600 /* exp - iat at most */
 #define SIM_JWT_REPORTS_SCOPE \
 	"https://www.googleapis.com/auth/admin.reports.audit.readonly"
 
 enum sim_jwt_result {
 	SIM_JWT_OK = 0,
-	SIM_JWT_MALFORMED,		/* not three parts, bad base64/JSON */
-	SIM_JWT_UNKNOWN_CLIENT,		/* iss names no service account */
-	SIM_JWT_BAD_SIGNATURE,		/* no active key verifies it */
-	SIM_JWT_BAD_TIME,		/* iat/exp missing, too long, stale */
+	SIM_JWT_MALFORMED,	/* not three parts, bad base64/JSON */
+	SIM_JWT_UNKNOWN_CLIENT, /* iss names no service account */
+	SIM_JWT_BAD_SIGNATURE,	/* no active key verifies it */
+	SIM_JWT_BAD_TIME,	/* iat/exp missing, too long, stale */
 	SIM_JWT_BAD_AUDIENCE,
 	SIM_JWT_NO_SCOPE,
 	SIM_JWT_BAD_SCOPE,
 };
 
 struct sim_jwt_claims {
-	char		iss[256];
-	char		sub[256];	/* "" when absent */
-	char		scope[1024];
-	char		kid[128];	/* "" when the header has none */
-	int64_t		iat;
-	int64_t		exp;
+	char	iss[256];
+	char	sub[256]; /* "" when absent */
+	char	scope[1024];
+	char	kid[128]; /* "" when the header has none */
+	int64_t iat;
+	int64_t exp;
 };
 
 /*
@@ -52,17 +52,17 @@ typedef int (*sim_jwt_keys_fn)(void *arg, const char *iss, const char *kid,
  * Returns a sim_jwt_result.
  */
 enum sim_jwt_result sim_jwt_check(const char *jwt, int64_t now,
-		    const char *const *auds, size_t naud, sim_jwt_keys_fn keys,
-		    void *arg, struct sim_jwt_claims *claims);
+    const char *const *auds, size_t naud, sim_jwt_keys_fn keys, void *arg,
+    struct sim_jwt_claims *claims);
 
 /*
  * Google's answer for a result: HTTP status, "error" and
  * "error_description" as the real token endpoint words them.
  */
-void		sim_jwt_error(enum sim_jwt_result r, int *status,
-		    const char **error, const char **description);
+void sim_jwt_error(enum sim_jwt_result r, int *status, const char **error,
+    const char **description);
 
 /* true when the space-separated scope list contains scope. */
-int		sim_jwt_scope_has(const char *list, const char *scope);
+int sim_jwt_scope_has(const char *list, const char *scope);
 
 #endif

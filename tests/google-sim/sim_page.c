@@ -38,8 +38,8 @@ sim_hash_str(const char *s, uint64_t h)
 uint32_t
 sim_page_query_hash(const char *const *parts, size_t nparts)
 {
-	uint64_t	h = 0;
-	size_t		i;
+	uint64_t h = 0;
+	size_t	 i;
 
 	for (i = 0; i < nparts; i++) {
 		h = sim_hash_str(parts[i], h);
@@ -51,10 +51,11 @@ sim_page_query_hash(const char *const *parts, size_t nparts)
 int
 sim_page_encode(const struct sim_page_pos *pos, char *out, size_t outlen)
 {
-	int	n;
+	int n;
 
-	n = snprintf(out, outlen, "A:%" PRId64 ":%" PRId64 ":%" PRId64
-	    ":%08" PRIx32, pos->time_us, pos->uq, pos->cutoff_us, pos->qhash);
+	n = snprintf(out, outlen,
+	    "A:%" PRId64 ":%" PRId64 ":%" PRId64 ":%08" PRIx32, pos->time_us,
+	    pos->uq, pos->cutoff_us, pos->qhash);
 	if (n < 0 || (size_t)n >= outlen)
 		return -ENOSPC;
 	return 0;
@@ -67,9 +68,9 @@ sim_page_encode(const struct sim_page_pos *pos, char *out, size_t outlen)
 static int
 page_parse_i64(const char **sp, int64_t *out)
 {
-	const char	*s = *sp;
-	char		*end;
-	long long	 v;
+	const char *s = *sp;
+	char	   *end;
+	long long   v;
 
 	if (*s != '-' && !isdigit((unsigned char)*s))
 		return -EINVAL;
@@ -87,9 +88,9 @@ page_parse_i64(const char **sp, int64_t *out)
 int
 sim_page_decode(const char *tok, struct sim_page_pos *pos)
 {
-	const char	*s = tok;
-	size_t		 i;
-	uint32_t	 h = 0;
+	const char *s = tok;
+	size_t	    i;
+	uint32_t    h = 0;
 
 	if (tok == NULL || strncmp(s, "A:", 2) != 0)
 		return -EINVAL;
@@ -101,7 +102,7 @@ sim_page_decode(const char *tok, struct sim_page_pos *pos)
 	if (page_parse_i64(&s, &pos->cutoff_us) < 0 || *s++ != ':')
 		return -EINVAL;
 	for (i = 0; i < 8; i++) {
-		int	c = (unsigned char)s[i], d;
+		int c = (unsigned char)s[i], d;
 
 		if (c >= '0' && c <= '9')
 			d = c - '0';
@@ -123,7 +124,7 @@ sim_page_decode(const char *tok, struct sim_page_pos *pos)
 static int
 time_digits(const char *s, int n, int *v)
 {
-	int	i;
+	int i;
 
 	*v = 0;
 	for (i = 0; i < n; i++) {
@@ -137,10 +138,10 @@ time_digits(const char *s, int n, int *v)
 int
 sim_time_parse(const char *s, int64_t *us)
 {
-	struct tm	tm;
-	int		Y, M, D, h, m, sec, oh = 0, om = 0, sign = 0;
-	int64_t		frac = 0, scale = 100000;
-	time_t		t;
+	struct tm tm;
+	int	  Y, M, D, h, m, sec, oh = 0, om = 0, sign = 0;
+	int64_t	  frac = 0, scale = 100000;
+	time_t	  t;
 
 	if (s == NULL || strlen(s) < 20)
 		return -EINVAL;
@@ -152,7 +153,7 @@ sim_time_parse(const char *s, int64_t *us)
 		return -EINVAL;
 	s += 19;
 	if (*s == '.') {
-		int	n = 0;
+		int n = 0;
 
 		s++;
 		while (isdigit((unsigned char)*s)) {
@@ -199,17 +200,17 @@ sim_time_parse(const char *s, int64_t *us)
 char *
 sim_time_format(int64_t us, char out[32])
 {
-	struct tm	tm;
-	time_t		t = (time_t)(us / 1000000);
-	int		ms = (int)((us % 1000000) / 1000);
+	struct tm tm;
+	time_t	  t = (time_t)(us / 1000000);
+	int	  ms = (int)((us % 1000000) / 1000);
 
-	char		buf[96];
-	size_t		n;
+	char   buf[96];
+	size_t n;
 
 	gmtime_r(&t, &tm);
 	snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, ms);
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, ms);
 	n = strnlen(buf, 31);
 	memcpy(out, buf, n);
 	out[n] = '\0';

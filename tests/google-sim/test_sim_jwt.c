@@ -16,12 +16,12 @@
 #include "tests/support/testkey.h"
 #include "sim_jwt.h"
 
-#define NOW	1790000000LL
-#define ISS	"relay@proj.iam.gserviceaccount.com"
-#define AUD	"http://127.0.0.1:9/token"
+#define NOW 1790000000LL
+#define ISS "relay@proj.iam.gserviceaccount.com"
+#define AUD "http://127.0.0.1:9/token"
 
-static struct rsa_key	*key_a, *key_b;
-static int		 nkeys_active = 1;	/* 0: all deleted */
+static struct rsa_key *key_a, *key_b;
+static int	       nkeys_active = 1; /* 0: all deleted */
 
 static int
 keys_cb(void *arg, const char *iss, const char *kid,
@@ -56,21 +56,23 @@ teardown(void **state)
 
 /* Sign claims built from the parts with key; malloc'd JWT. */
 static char *
-mk(const struct rsa_key *key, const char *kid, const char *iss,
-    const char *aud, const char *scope, long long iat, long long exp)
+mk(const struct rsa_key *key, const char *kid, const char *iss, const char *aud,
+    const char *scope, long long iat, long long exp)
 {
-	char	claims[1024];
+	char claims[1024];
 
-	snprintf(claims, sizeof(claims), "{\"iss\":\"%s\",\"sub\":"
+	snprintf(claims, sizeof(claims),
+	    "{\"iss\":\"%s\",\"sub\":"
 	    "\"admin@example.com\",\"scope\":\"%s\",\"aud\":\"%s\","
-	    "\"iat\":%lld,\"exp\":%lld}", iss, scope, aud, iat, exp);
+	    "\"iat\":%lld,\"exp\":%lld}",
+	    iss, scope, aud, iat, exp);
 	return jwt_sign_rs256(key, kid, claims);
 }
 
 static enum sim_jwt_result
 check(const char *jwt, struct sim_jwt_claims *c)
 {
-	const char	*auds[] = { AUD, "https://oauth2.googleapis.com/token" };
+	const char *auds[] = { AUD, "https://oauth2.googleapis.com/token" };
 
 	return sim_jwt_check(jwt, NOW, auds, 2, keys_cb, NULL, c);
 }
@@ -78,9 +80,9 @@ check(const char *jwt, struct sim_jwt_claims *c)
 static void
 test_ok(void **state)
 {
-	struct sim_jwt_claims	 c;
-	char			*j = mk(key_a, NULL, ISS, AUD,
-	    SIM_JWT_REPORTS_SCOPE, NOW, NOW + 3600);
+	struct sim_jwt_claims c;
+	char *j = mk(key_a, NULL, ISS, AUD, SIM_JWT_REPORTS_SCOPE, NOW,
+	    NOW + 3600);
 
 	assert_non_null(j);
 	assert_int_equal(check(j, &c), SIM_JWT_OK);
@@ -100,9 +102,9 @@ test_ok(void **state)
 static void
 test_bad_signature(void **state)
 {
-	struct sim_jwt_claims	 c;
-	char			*j;
-	size_t			 n;
+	struct sim_jwt_claims c;
+	char		     *j;
+	size_t		      n;
 
 	j = mk(key_b, NULL, ISS, AUD, SIM_JWT_REPORTS_SCOPE, NOW, NOW + 60);
 	assert_int_equal(check(j, &c), SIM_JWT_BAD_SIGNATURE);
@@ -129,9 +131,11 @@ test_bad_signature(void **state)
 static void
 test_unknown_client(void **state)
 {
-	struct sim_jwt_claims	 c;
-	char			*j = mk(key_a, NULL, "nobody@x.iam.gserviceaccount."
-	    "com", AUD, SIM_JWT_REPORTS_SCOPE, NOW, NOW + 60);
+	struct sim_jwt_claims c;
+	char		     *j = mk(key_a, NULL,
+			    "nobody@x.iam.gserviceaccount."
+					    "com",
+			    AUD, SIM_JWT_REPORTS_SCOPE, NOW, NOW + 60);
 
 	assert_int_equal(check(j, &c), SIM_JWT_UNKNOWN_CLIENT);
 	free(j);
@@ -140,20 +144,20 @@ test_unknown_client(void **state)
 static void
 test_times(void **state)
 {
-	struct sim_jwt_claims	 c;
-	char			*j;
-	const char		*s = SIM_JWT_REPORTS_SCOPE;
+	struct sim_jwt_claims c;
+	char		     *j;
+	const char	     *s = SIM_JWT_REPORTS_SCOPE;
 
-	j = mk(key_a, NULL, ISS, AUD, s, NOW, NOW + 3601);	/* > 1 h */
+	j = mk(key_a, NULL, ISS, AUD, s, NOW, NOW + 3601); /* > 1 h */
 	assert_int_equal(check(j, &c), SIM_JWT_BAD_TIME);
 	free(j);
-	j = mk(key_a, NULL, ISS, AUD, s, NOW, NOW);		/* exp = iat */
+	j = mk(key_a, NULL, ISS, AUD, s, NOW, NOW); /* exp = iat */
 	assert_int_equal(check(j, &c), SIM_JWT_BAD_TIME);
 	free(j);
 	j = mk(key_a, NULL, ISS, AUD, s, NOW - 7200, NOW - 3600); /* stale */
 	assert_int_equal(check(j, &c), SIM_JWT_BAD_TIME);
 	free(j);
-	j = mk(key_a, NULL, ISS, AUD, s, NOW + 600, NOW + 900);	/* future */
+	j = mk(key_a, NULL, ISS, AUD, s, NOW + 600, NOW + 900); /* future */
 	assert_int_equal(check(j, &c), SIM_JWT_BAD_TIME);
 	free(j);
 	/* Within the 5 minutes of skew: accepted. */
@@ -164,7 +168,8 @@ test_times(void **state)
 	assert_int_equal(check(j, &c), SIM_JWT_OK);
 	free(j);
 	/* iat as a string is not a NumericDate. */
-	j = jwt_sign_rs256(key_a, NULL, "{\"iss\":\"" ISS "\",\"aud\":\"" AUD
+	j = jwt_sign_rs256(key_a, NULL,
+	    "{\"iss\":\"" ISS "\",\"aud\":\"" AUD
 	    "\",\"scope\":\"" SIM_JWT_REPORTS_SCOPE "\",\"iat\":\"1\","
 	    "\"exp\":1790000100}");
 	assert_int_equal(check(j, &c), SIM_JWT_BAD_TIME);
@@ -174,8 +179,8 @@ test_times(void **state)
 static void
 test_audience_scope(void **state)
 {
-	struct sim_jwt_claims	 c;
-	char			*j;
+	struct sim_jwt_claims c;
+	char		     *j;
 
 	j = mk(key_a, NULL, ISS, "https://example.com/token",
 	    SIM_JWT_REPORTS_SCOPE, NOW, NOW + 60);
@@ -187,21 +192,22 @@ test_audience_scope(void **state)
 	j = mk(key_a, NULL, ISS, AUD, "admin.googleapis.com", NOW, NOW + 60);
 	assert_int_equal(check(j, &c), SIM_JWT_BAD_SCOPE);
 	free(j);
-	j = mk(key_a, NULL, ISS, AUD, SIM_JWT_REPORTS_SCOPE
-	    " https://www.googleapis.com/auth/drive", NOW, NOW + 60);
+	j = mk(key_a, NULL, ISS, AUD,
+	    SIM_JWT_REPORTS_SCOPE " https://www.googleapis.com/auth/drive", NOW,
+	    NOW + 60);
 	assert_int_equal(check(j, &c), SIM_JWT_OK);
 	assert_true(sim_jwt_scope_has(c.scope, SIM_JWT_REPORTS_SCOPE));
 	assert_true(sim_jwt_scope_has(c.scope,
 	    "https://www.googleapis.com/auth/drive"));
-	assert_false(sim_jwt_scope_has(c.scope,
-	    "https://www.googleapis.com/auth/dri"));
+	assert_false(
+	    sim_jwt_scope_has(c.scope, "https://www.googleapis.com/auth/dri"));
 	free(j);
 }
 
 static void
 test_malformed(void **state)
 {
-	struct sim_jwt_claims	c;
+	struct sim_jwt_claims c;
 
 	assert_int_equal(check("", &c), SIM_JWT_MALFORMED);
 	assert_int_equal(check("abc", &c), SIM_JWT_MALFORMED);
@@ -219,8 +225,8 @@ test_malformed(void **state)
 static void
 test_error_wording(void **state)
 {
-	const char	*e, *d;
-	int		 st;
+	const char *e, *d;
+	int	    st;
 
 	sim_jwt_error(SIM_JWT_BAD_SIGNATURE, &st, &e, &d);
 	assert_int_equal(st, 400);
@@ -232,7 +238,8 @@ test_error_wording(void **state)
 	assert_string_equal(d, "The OAuth client was not found.");
 	sim_jwt_error(SIM_JWT_BAD_TIME, &st, &e, &d);
 	assert_string_equal(e, "invalid_grant");
-	assert_string_equal(d, "Invalid JWT: Token must be a short-lived "
+	assert_string_equal(d,
+	    "Invalid JWT: Token must be a short-lived "
 	    "token (60 minutes) and in a reasonable timeframe. Check your iat "
 	    "and exp values in the JWT claim.");
 	sim_jwt_error(SIM_JWT_NO_SCOPE, &st, &e, &d);

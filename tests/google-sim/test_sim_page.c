@@ -16,11 +16,11 @@
 static void
 test_roundtrip(void **state)
 {
-	struct sim_page_pos	in, out;
-	char			tok[SIM_PAGE_TOKEN_MAX];
-	const int64_t		uqs[] = { 0, 1, -1, INT64_MAX, INT64_MIN,
-	    -2132132132132132132LL, 7097050198975420298LL };
-	size_t			i;
+	struct sim_page_pos in, out;
+	char		    tok[SIM_PAGE_TOKEN_MAX];
+	const int64_t	    uqs[] = { 0, 1, -1, INT64_MAX, INT64_MIN,
+		      -2132132132132132132LL, 7097050198975420298LL };
+	size_t		    i;
 
 	for (i = 0; i < sizeof(uqs) / sizeof(uqs[0]); i++) {
 		in.time_us = 1663351168102997LL + (int64_t)i;
@@ -49,16 +49,30 @@ static void
 test_reject(void **state)
 {
 	static const char *const bad[] = {
-		"", "A", "A:", "B:1:2:3:0000000a", "A:1:2:3", "A:1:2:3:",
-		"A:1:2:3:0000000", "A:1:2:3:000000000", "A:1:2:3:0000000G",
-		"A:1:2:3:0000000A", "A:x:2:3:0000000a", "A:1:2:3:0000000a:",
-		"A:1::3:0000000a", "A:-1:2:3:0000000a", "A:1:2:-3:0000000a",
-		"A:99999999999999999999:2:3:0000000a", "A:1:-:3:0000000a",
-		"A: 1:2:3:0000000a", "A:1:2:3:0000000a ", "AAAA",
+		"",
+		"A",
+		"A:",
+		"B:1:2:3:0000000a",
+		"A:1:2:3",
+		"A:1:2:3:",
+		"A:1:2:3:0000000",
+		"A:1:2:3:000000000",
+		"A:1:2:3:0000000G",
+		"A:1:2:3:0000000A",
+		"A:x:2:3:0000000a",
+		"A:1:2:3:0000000a:",
+		"A:1::3:0000000a",
+		"A:-1:2:3:0000000a",
+		"A:1:2:-3:0000000a",
+		"A:99999999999999999999:2:3:0000000a",
+		"A:1:-:3:0000000a",
+		"A: 1:2:3:0000000a",
+		"A:1:2:3:0000000a ",
+		"AAAA",
 		"A:1663351168102997:7097050198975420298:207535951991:C033fmrgf",
 	};
-	struct sim_page_pos	p;
-	size_t			i;
+	struct sim_page_pos p;
+	size_t		    i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(sim_page_decode(bad[i], &p), -EINVAL);
@@ -70,9 +84,9 @@ test_reject(void **state)
 static void
 test_query_hash(void **state)
 {
-	const char	*a[] = { "login", "all", "2026-01-01T00:00:00Z", NULL };
-	const char	*b[] = { "login", "all", "2026-01-01T00:00:01Z", NULL };
-	const char	*c[] = { "loginall", "", "2026-01-01T00:00:00Z", NULL };
+	const char *a[] = { "login", "all", "2026-01-01T00:00:00Z", NULL };
+	const char *b[] = { "login", "all", "2026-01-01T00:00:01Z", NULL };
+	const char *c[] = { "loginall", "", "2026-01-01T00:00:00Z", NULL };
 
 	assert_true(sim_page_query_hash(a, 4) == sim_page_query_hash(a, 4));
 	assert_true(sim_page_query_hash(a, 4) != sim_page_query_hash(b, 4));
@@ -82,37 +96,30 @@ test_query_hash(void **state)
 static void
 test_time(void **state)
 {
-	int64_t	us;
+	int64_t us;
 	char	buf[32];
 
 	assert_int_equal(sim_time_parse("2022-09-16T17:59:28.102Z", &us), 0);
 	assert_true(us == 1663351168102000LL);
 	assert_string_equal(sim_time_format(us, buf),
 	    "2022-09-16T17:59:28.102Z");
-	assert_int_equal(sim_time_parse("2022-09-16T17:59:28.102997Z", &us),
-	    0);
+	assert_int_equal(sim_time_parse("2022-09-16T17:59:28.102997Z", &us), 0);
 	assert_true(us == 1663351168102997LL);
 	assert_string_equal(sim_time_format(us, buf),
 	    "2022-09-16T17:59:28.102Z");
 	assert_int_equal(sim_time_parse("2022-09-16T19:59:28+02:00", &us), 0);
 	assert_true(us == 1663351168000000LL);
-	assert_int_equal(sim_time_parse("2022-09-16T12:59:28.5-05:00", &us),
-	    0);
+	assert_int_equal(sim_time_parse("2022-09-16T12:59:28.5-05:00", &us), 0);
 	assert_true(us == 1663351168500000LL);
 	assert_int_equal(sim_time_parse("1970-01-01T00:00:00Z", &us), 0);
 	assert_true(us == 0);
 	assert_string_equal(sim_time_format(0, buf),
 	    "1970-01-01T00:00:00.000Z");
-	assert_int_equal(sim_time_parse("2022-09-16 17:59:28Z", &us),
-	    -EINVAL);
-	assert_int_equal(sim_time_parse("2022-09-16T17:59:28", &us),
-	    -EINVAL);
-	assert_int_equal(sim_time_parse("2022-13-16T17:59:28Z", &us),
-	    -EINVAL);
-	assert_int_equal(sim_time_parse("2022-09-16T17:59:28.Z", &us),
-	    -EINVAL);
-	assert_int_equal(sim_time_parse("2022-09-16T17:59:28Zx", &us),
-	    -EINVAL);
+	assert_int_equal(sim_time_parse("2022-09-16 17:59:28Z", &us), -EINVAL);
+	assert_int_equal(sim_time_parse("2022-09-16T17:59:28", &us), -EINVAL);
+	assert_int_equal(sim_time_parse("2022-13-16T17:59:28Z", &us), -EINVAL);
+	assert_int_equal(sim_time_parse("2022-09-16T17:59:28.Z", &us), -EINVAL);
+	assert_int_equal(sim_time_parse("2022-09-16T17:59:28Zx", &us), -EINVAL);
 	assert_int_equal(sim_time_parse("2022-09-16T17:59:28+0200", &us),
 	    -EINVAL);
 	assert_int_equal(sim_time_parse("yesterday", &us), -EINVAL);

@@ -11,17 +11,17 @@ int
 test_http_start(struct test_http *t,
     void (*cb)(struct evhttp_request *, void *), void *arg)
 {
-	struct evhttp_bound_socket	*bs;
-	struct sockaddr_in		 sin;
-	socklen_t			 len = sizeof(sin);
+	struct evhttp_bound_socket *bs;
+	struct sockaddr_in	    sin;
+	socklen_t		    len = sizeof(sin);
 
 	memset(t, 0, sizeof(*t));
 	if ((t->base = event_base_new()) == NULL ||
 	    (t->http = evhttp_new(t->base)) == NULL ||
-	    (bs = evhttp_bind_socket_with_handle(t->http, "127.0.0.1",
-	    0)) == NULL ||
-	    getsockname(evhttp_bound_socket_get_fd(bs),
-	    (struct sockaddr *)&sin, &len) != 0)
+	    (bs = evhttp_bind_socket_with_handle(t->http, "127.0.0.1", 0)) ==
+		NULL ||
+	    getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin,
+		&len) != 0)
 		return -1;
 	t->port = ntohs(sin.sin_port);
 	snprintf(t->url, sizeof(t->url), "http://127.0.0.1:%d", t->port);

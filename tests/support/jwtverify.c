@@ -15,7 +15,7 @@
 #include "lib/base/util.h"
 #include "tests/support/testkey.h"
 
-#define JWT_MAX		(64 * 1024)
+#define JWT_MAX (64 * 1024)
 
 /*
  * Split a compact JWT into its three parts: offsets of the two dots in
@@ -25,7 +25,7 @@
 static int
 jwt_split(const char *jwt, size_t *d1, size_t *d2)
 {
-	size_t	i, len, ndots = 0;
+	size_t i, len, ndots = 0;
 
 	if (jwt == NULL)
 		return -EINVAL;
@@ -33,7 +33,7 @@ jwt_split(const char *jwt, size_t *d1, size_t *d2)
 	if (len > JWT_MAX)
 		return -EINVAL;
 	for (i = 0; i < len; i++) {
-		char	c = jwt[i];
+		char c = jwt[i];
 
 		if (c == '.') {
 			if (ndots == 0)
@@ -45,7 +45,7 @@ jwt_split(const char *jwt, size_t *d1, size_t *d2)
 			continue;
 		}
 		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			(c >= '0' && c <= '9') || c == '-' || c == '_'))
 			return -EINVAL;
 	}
 	if (ndots != 2 || *d1 == 0 || *d2 == *d1 + 1 || *d2 + 1 == len)
@@ -60,9 +60,9 @@ jwt_split(const char *jwt, size_t *d1, size_t *d2)
 int
 jwt_peek_claims(const char *jwt, char **claims_json)
 {
-	unsigned char	*dec = NULL;
-	size_t		 d1, d2, declen;
-	int		 rc;
+	unsigned char *dec = NULL;
+	size_t	       d1, d2, declen;
+	int	       rc;
 
 	*claims_json = NULL;
 	if ((rc = jwt_split(jwt, &d1, &d2)) != 0)
@@ -84,14 +84,14 @@ jwt_peek_claims(const char *jwt, char **claims_json)
 static int
 jwt_check_header(const char *h64, size_t len, char *err, size_t errlen)
 {
-	static const char	*alg_path[] = { "alg", NULL };
-	static const char	*typ_path[] = { "typ", NULL };
-	static const char	*crit_path[] = { "crit", NULL };
-	unsigned char		*dec = NULL;
-	size_t			 declen;
-	yajl_val		 root = NULL, v;
-	const char		*s;
-	int			 rc;
+	static const char *alg_path[] = { "alg", NULL };
+	static const char *typ_path[] = { "typ", NULL };
+	static const char *crit_path[] = { "crit", NULL };
+	unsigned char	  *dec = NULL;
+	size_t		   declen;
+	yajl_val	   root = NULL, v;
+	const char	  *s;
+	int		   rc;
 
 	if ((rc = b64_decode(h64, len, &dec, &declen)) != 0) {
 		util_errf(err, errlen, "JWT header is not base64url");
@@ -117,8 +117,8 @@ jwt_check_header(const char *h64, size_t len, char *err, size_t errlen)
 		goto fail;
 	}
 	v = yajl_tree_get(root, typ_path, yajl_t_any);
-	if (v != NULL && ((s = YAJL_GET_STRING(v)) == NULL ||
-	    strcmp(s, "JWT") != 0)) {
+	if (v != NULL &&
+	    ((s = YAJL_GET_STRING(v)) == NULL || strcmp(s, "JWT") != 0)) {
 		util_errf(err, errlen, "JWT typ must be \"JWT\"");
 		rc = -EINVAL;
 		goto fail;
@@ -142,13 +142,13 @@ fail:
  * which), -ENOMEM.
  */
 int
-jwt_verify_rs256(const char *jwt, const struct rsa_key *key,
-    char **claims_json, char *err, size_t errlen)
+jwt_verify_rs256(const char *jwt, const struct rsa_key *key, char **claims_json,
+    char *err, size_t errlen)
 {
-	unsigned char	*sig = NULL, *claims = NULL;
-	size_t		 d1, d2, siglen = 0, clen = 0;
-	yajl_val	 root = NULL;
-	int		 rc;
+	unsigned char *sig = NULL, *claims = NULL;
+	size_t	       d1, d2, siglen = 0, clen = 0;
+	yajl_val       root = NULL;
+	int	       rc;
 
 	*claims_json = NULL;
 	if (err != NULL && errlen > 0)
@@ -156,19 +156,19 @@ jwt_verify_rs256(const char *jwt, const struct rsa_key *key,
 	if (key == NULL)
 		return -EINVAL;
 	if ((rc = jwt_split(jwt, &d1, &d2)) != 0) {
-		util_errf(err, errlen, "malformed JWT (expected three "
+		util_errf(err, errlen,
+		    "malformed JWT (expected three "
 		    "base64url parts)");
 		return rc;
 	}
 	if ((rc = jwt_check_header(jwt, d1, err, errlen)) != 0)
 		return rc;
 	if ((rc = b64_decode(jwt + d2 + 1, strlen(jwt + d2 + 1), &sig,
-	    &siglen)) != 0) {
+		 &siglen)) != 0) {
 		util_errf(err, errlen, "JWT signature is not base64url");
 		goto fail;
 	}
-	if ((rc = b64_decode(jwt + d1 + 1, d2 - d1 - 1, &claims,
-	    &clen)) != 0) {
+	if ((rc = b64_decode(jwt + d1 + 1, d2 - d1 - 1, &claims, &clen)) != 0) {
 		util_errf(err, errlen, "JWT claims are not base64url");
 		goto fail;
 	}

@@ -13,10 +13,10 @@ bool
 webhook_verify(const char *secret, const char *msg_id, long long ts,
     const void *body, size_t len, const char *header)
 {
-	char		*want;
-	const char	*p, *tok;
-	size_t		 tlen, wlen;
-	bool		 ok = false;
+	char	   *want;
+	const char *p, *tok;
+	size_t	    tlen, wlen;
+	bool	    ok = false;
 
 	if (header == NULL)
 		return false;

@@ -13,7 +13,7 @@
  * entries) with one secret: true when a "v1" entry matches, compared in
  * constant time. Other versions are skipped.
  */
-bool	webhook_verify(const char *secret, const char *msg_id, long long ts,
-	    const void *body, size_t len, const char *header);
+bool webhook_verify(const char *secret, const char *msg_id, long long ts,
+    const void *body, size_t len, const char *header);
 
 #endif

@@ -18,10 +18,10 @@
 int
 main(int argc, char **argv)
 {
-	struct store	*s;
-	struct lease	 l;
-	char		 err[512], res[64], holder[32];
-	int		 procs, rounds, i, r, rc, pipes[2];
+	struct store *s;
+	struct lease  l;
+	char	      err[512], res[64], holder[32];
+	int	      procs, rounds, i, r, rc, pipes[2];
 
 	if (argc != 5) {
 		fprintf(stderr, "usage: %s URI DB PROCS ROUNDS\n", argv[0]);
@@ -38,7 +38,7 @@ main(int argc, char **argv)
 		close(pipes[1]);
 		store_log_init();
 		if (store_open(argv[1], argv[2], "lease-race", &s, err,
-		    sizeof(err)) != 0) {
+			sizeof(err)) != 0) {
 			fprintf(stderr, "store_open: %s\n", err);
 			_exit(1);
 		}
@@ -63,10 +63,10 @@ main(int argc, char **argv)
 	}
 	close(pipes[0]);
 	sleep(1);
-	close(pipes[1]);	/* EOF releases every child at once */
+	close(pipes[1]); /* EOF releases every child at once */
 	rc = 0;
 	for (i = 0; i < procs; i++) {
-		int	st;
+		int st;
 
 		wait(&st);
 		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)

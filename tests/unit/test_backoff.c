@@ -16,12 +16,12 @@
 static void
 test_full_jitter_bounds(void **state)
 {
-	unsigned	a;
-	int		i;
-	int64_t		v, max_seen = 0;
+	unsigned a;
+	int	 i;
+	int64_t	 v, max_seen = 0;
 
 	for (a = 0; a < 20; a++) {
-		int64_t	hi = 1000LL << (a > 6 ? 6 : a);
+		int64_t hi = 1000LL << (a > 6 ? 6 : a);
 
 		if (hi > 60000)
 			hi = 60000;
@@ -34,7 +34,7 @@ test_full_jitter_bounds(void **state)
 		}
 	}
 	assert_true(max_seen <= 60000);
-	assert_true(max_seen > 30000);	/* the cap is reached eventually */
+	assert_true(max_seen > 30000); /* the cap is reached eventually */
 	assert_int_equal(backoff_full_jitter(0, 1000, 60000), 1000);
 }
 
@@ -42,7 +42,7 @@ static void
 test_jitter_pct(void **state)
 {
 	int	i;
-	int64_t	v;
+	int64_t v;
 	bool	low = false, high = false;
 
 	for (i = 0; i < 1000; i++) {
@@ -58,7 +58,7 @@ test_jitter_pct(void **state)
 static void
 test_crash_window(void **state)
 {
-	struct crashwin	w = { .n = 0 };
+	struct crashwin w = { .n = 0 };
 	int64_t		t = 1000000;
 	int		i;
 
@@ -78,15 +78,17 @@ test_crash_window(void **state)
 static void
 test_log_redaction(void **state)
 {
-	char	buf[512];
+	char buf[512];
 
 	log_redact_add("CANARY-secret-0123456789");
-	snprintf(buf, sizeof(buf), "token=CANARY-secret-0123456789 and "
+	snprintf(buf, sizeof(buf),
+	    "token=CANARY-secret-0123456789 and "
 	    "again CANARY-secret-0123456789.");
 	log_redact(buf, sizeof(buf));
 	assert_null(strstr(buf, "CANARY"));
 	assert_non_null(strstr(buf, "[REDACTED]"));
-	snprintf(buf, sizeof(buf), "key -----BEGIN PRIVATE KEY-----\nMIIE"
+	snprintf(buf, sizeof(buf),
+	    "key -----BEGIN PRIVATE KEY-----\nMIIE"
 	    "abc\n-----END PRIVATE KEY----- tail");
 	log_redact(buf, sizeof(buf));
 	assert_null(strstr(buf, "MIIE"));

@@ -16,15 +16,15 @@
 
 #include "lib/ipc/config.h"
 
-static char	tmpdir[] = "/tmp/ar-config-XXXXXX";
+static char tmpdir[] = "/tmp/ar-config-XXXXXX";
 
 static const char *
 write_file(const char *name, const char *text)
 {
-	static char	paths[8][256];
-	static int	next;
-	char		*path = paths[next++ % 8];
-	FILE		*f;
+	static char paths[8][256];
+	static int  next;
+	char	   *path = paths[next++ % 8];
+	FILE	   *f;
 
 	snprintf(path, 256, "%s/%s", tmpdir, name);
 	f = fopen(path, "w");
@@ -46,15 +46,16 @@ clear_env(void)
 static void
 test_defaults(void **state)
 {
-	struct config	c;
-	char		err[256];
+	struct config c;
+	char	      err[256];
 
 	clear_env();
 	config_init(&c);
 	assert_string_equal(config_str(&c, CONF_API_LISTEN), "127.0.0.1:8080");
 	assert_string_equal(config_str(&c, CONF_MONGODB_URI),
 	    "mongodb://127.0.0.1:27017");
-	assert_string_equal(config_str(&c, CONF_MONGODB_DATABASE), "auditrelay");
+	assert_string_equal(config_str(&c, CONF_MONGODB_DATABASE),
+	    "auditrelay");
 	assert_string_equal(config_str(&c, CONF_GOOGLE_TOKEN_URL),
 	    "https://oauth2.googleapis.com/token");
 	assert_string_equal(config_str(&c, CONF_GOOGLE_API_BASE),
@@ -63,7 +64,8 @@ test_defaults(void **state)
 	    "/etc/auditrelay/master.key");
 	assert_false(config_bool(&c, CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS));
 	assert_int_equal(config_int(&c, CONF_FETCH_MIN_INTERVAL), 60);
-	assert_string_equal(config_str(&c, CONF_RUNTIME_DIR), "/run/auditrelay");
+	assert_string_equal(config_str(&c, CONF_RUNTIME_DIR),
+	    "/run/auditrelay");
 	/* No token: refused with a clear message. */
 	assert_int_equal(config_check(&c, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "API token"));
@@ -73,13 +75,14 @@ test_defaults(void **state)
 static void
 test_file_and_lines(void **state)
 {
-	struct config	 c;
-	char		 err[512];
-	const char	*p;
+	struct config c;
+	char	      err[512];
+	const char   *p;
 
 	clear_env();
 	config_init(&c);
-	p = write_file("good.conf", "# comment\n\napi_listen = 0.0.0.0:9000\n"
+	p = write_file("good.conf",
+	    "# comment\n\napi_listen = 0.0.0.0:9000\n"
 	    "fetch_min_interval=30\n  api_token = \"abcdefghijklmnopq\"\n");
 	assert_int_equal(config_load(&c, p, false, err, sizeof(err)), 0);
 	assert_string_equal(config_str(&c, CONF_API_LISTEN), "0.0.0.0:9000");
@@ -88,7 +91,8 @@ test_file_and_lines(void **state)
 	config_clear(&c);
 
 	config_init(&c);
-	p = write_file("unknown.conf", "api_listen = 1.2.3.4:5\nbogus_key = 1\n");
+	p = write_file("unknown.conf",
+	    "api_listen = 1.2.3.4:5\nbogus_key = 1\n");
 	assert_int_equal(config_load(&c, p, false, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "unknown.conf:2:"));
 	assert_non_null(strstr(err, "bogus_key"));
@@ -109,7 +113,8 @@ test_file_and_lines(void **state)
 
 	/* Value errors found by config_check name the file and line too. */
 	config_init(&c);
-	p = write_file("value.conf", "api_token = abcdefghijklmnopq\n"
+	p = write_file("value.conf",
+	    "api_token = abcdefghijklmnopq\n"
 	    "# the store\nmongodb_uri = http://db:27017\n");
 	assert_int_equal(config_load(&c, p, false, err, sizeof(err)), 0);
 	assert_int_equal(config_check(&c, err, sizeof(err)), -EINVAL);
@@ -117,7 +122,8 @@ test_file_and_lines(void **state)
 	config_clear(&c);
 
 	config_init(&c);
-	p = write_file("lease.conf", "api_token = abcdefghijklmnopq\n"
+	p = write_file("lease.conf",
+	    "api_token = abcdefghijklmnopq\n"
 	    "lease_renew = 20\n");
 	assert_int_equal(config_load(&c, p, false, err, sizeof(err)), 0);
 	assert_int_equal(config_check(&c, err, sizeof(err)), -EINVAL);
@@ -129,33 +135,34 @@ test_file_and_lines(void **state)
 	p = write_file("listen.conf", "api_token = abcdefghijklmnopq\n");
 	assert_int_equal(config_load(&c, p, false, err, sizeof(err)), 0);
 	assert_int_equal(config_check(&c, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err,
-	    "environment AUDITRELAY_API_LISTEN: api_listen:"));
+	assert_non_null(
+	    strstr(err, "environment AUDITRELAY_API_LISTEN: api_listen:"));
 	unsetenv("AUDITRELAY_API_LISTEN");
 	config_clear(&c);
 
 	config_init(&c);
-	p = write_file("types.conf", "delivery_allow_private_networks = maybe\n");
+	p = write_file("types.conf",
+	    "delivery_allow_private_networks = maybe\n");
 	assert_int_equal(config_load(&c, p, false, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "boolean"));
 	config_clear(&c);
 
 	/* Missing optional file: environment only; missing -c file: error. */
 	config_init(&c);
-	assert_int_equal(config_load(&c, "/nonexistent/x.conf", true, err,
-	    sizeof(err)), 0);
-	assert_int_not_equal(config_load(&c, "/nonexistent/x.conf", false, err,
-	    sizeof(err)), 0);
+	assert_int_equal(
+	    config_load(&c, "/nonexistent/x.conf", true, err, sizeof(err)), 0);
+	assert_int_not_equal(
+	    config_load(&c, "/nonexistent/x.conf", false, err, sizeof(err)), 0);
 	config_clear(&c);
 }
 
 static void
 test_env_overrides(void **state)
 {
-	struct config	 c;
-	char		 err[512];
-	const char	*p;
-	char		 tok[256];
+	struct config c;
+	char	      err[512];
+	const char   *p;
+	char	      tok[256];
 
 	clear_env();
 	p = write_file("env.conf", "fetch_min_interval = 30\n");
@@ -168,8 +175,8 @@ test_env_overrides(void **state)
 	config_clear(&c);
 
 	/* _FILE variant for secrets; the direct variable wins. */
-	snprintf(tok, sizeof(tok), "%s", write_file("token",
-	    "from-a-file-0123456789\n"));
+	snprintf(tok, sizeof(tok), "%s",
+	    write_file("token", "from-a-file-0123456789\n"));
 	setenv("AUDITRELAY_API_TOKEN_FILE", tok, 1);
 	config_init(&c);
 	assert_int_equal(config_load(&c, p, false, err, sizeof(err)), 0);
@@ -190,7 +197,7 @@ test_env_overrides(void **state)
 	/* A token file in the config file works too. */
 	clear_env();
 	{
-		char	line[300];
+		char line[300];
 
 		snprintf(line, sizeof(line), "api_token_file = %s\n", tok);
 		p = write_file("tf.conf", line);
@@ -210,17 +217,18 @@ test_env_overrides(void **state)
 static void
 test_bounds_and_lists(void **state)
 {
-	struct config	c;
-	char		err[256];
-	int64_t		v[8];
+	struct config c;
+	char	      err[256];
+	int64_t	      v[8];
 
 	config_init(&c);
 	assert_int_equal(config_set(&c, CONF_LEASE_TTL, "2", err, sizeof(err)),
 	    -EINVAL);
 	assert_int_equal(config_set(&c, CONF_LEASE_TTL, "99999999999999999999",
-	    err, sizeof(err)), -EINVAL);
-	assert_int_equal(config_set(&c, CONF_LEASE_TTL, " 30", err,
-	    sizeof(err)), -EINVAL);
+			     err, sizeof(err)),
+	    -EINVAL);
+	assert_int_equal(
+	    config_set(&c, CONF_LEASE_TTL, " 30", err, sizeof(err)), -EINVAL);
 	assert_int_equal(config_set(&c, CONF_LEASE_TTL, "30", err, sizeof(err)),
 	    0);
 	assert_int_equal(config_int_list("5,30, 120", v, 8), 3);
@@ -244,7 +252,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char	cmd[300];
+	char cmd[300];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	return system(cmd) == 0 ? 0 : -1;

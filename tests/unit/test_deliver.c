@@ -25,11 +25,11 @@
 #include "lib/base/json.h"
 #include "tests/support/webhookverify.h"
 
-#define SECRET	"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-#define MSG_ID	"msg_p5jXN8AQM9LWM0D4loKWxJek"
-#define TS	1614265330LL
-#define BODY	"{\"test\": 2432232314}"
-#define SIG	"v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+#define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+#define MSG_ID "msg_p5jXN8AQM9LWM0D4loKWxJek"
+#define TS     1614265330LL
+#define BODY   "{\"test\": 2432232314}"
+#define SIG    "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 static void
 test_classify(void **state)
@@ -57,10 +57,11 @@ test_classify(void **state)
 	    DELIVER_RETRY);
 	assert_int_equal(deliver_classify(0, CURLE_RECV_ERROR, false),
 	    DELIVER_RETRY);
-	assert_int_equal(deliver_classify(0, CURLE_COULDNT_RESOLVE_HOST,
-	    false), DELIVER_RETRY);
-	assert_int_equal(deliver_classify(0, CURLE_PEER_FAILED_VERIFICATION,
-	    false), DELIVER_RETRY);
+	assert_int_equal(deliver_classify(0, CURLE_COULDNT_RESOLVE_HOST, false),
+	    DELIVER_RETRY);
+	assert_int_equal(
+	    deliver_classify(0, CURLE_PEER_FAILED_VERIFICATION, false),
+	    DELIVER_RETRY);
 	/* Refused by the public-address check. */
 	assert_int_equal(deliver_classify(0, CURLE_COULDNT_CONNECT, true),
 	    DELIVER_ERROR);
@@ -70,10 +71,10 @@ test_classify(void **state)
 static void
 test_schedule(void **state)
 {
-	const int64_t	sched[] = { 5, 30, 120, 600, 1800, 3600, 7200 };
-	int64_t		d;
-	unsigned	f;
-	int		i;
+	const int64_t sched[] = { 5, 30, 120, 600, 1800, 3600, 7200 };
+	int64_t	      d;
+	unsigned      f;
+	int	      i;
 
 	for (i = 0; i < 200; i++) {
 		for (f = 1; f <= 10; f++) {
@@ -105,22 +106,22 @@ test_schedule(void **state)
 static void
 test_give_up(void **state)
 {
-	int64_t	delay, max = 72LL * 3600 * 1000;
+	int64_t	 delay, max = 72LL * 3600 * 1000;
 	unsigned e;
 
 	/* Other 4xx: three retries, then dead. */
 	for (e = 1; e <= DELIVER_ERROR_RETRIES; e++) {
 		delay = 5000;
-		assert_false(deliver_give_up(DELIVER_ERROR, e, 1000, max,
-		    &delay));
+		assert_false(
+		    deliver_give_up(DELIVER_ERROR, e, 1000, max, &delay));
 	}
 	delay = 5000;
 	assert_true(deliver_give_up(DELIVER_ERROR, DELIVER_ERROR_RETRIES + 1,
 	    1000, max, &delay));
 	/* Retryable: until max age, the last try at the deadline. */
 	delay = 7200000;
-	assert_false(deliver_give_up(DELIVER_RETRY, 0, max - 1000, max,
-	    &delay));
+	assert_false(
+	    deliver_give_up(DELIVER_RETRY, 0, max - 1000, max, &delay));
 	assert_int_equal(delay, 1000);
 	delay = 5000;
 	assert_true(deliver_give_up(DELIVER_RETRY, 0, max, max, &delay));
@@ -132,8 +133,8 @@ test_give_up(void **state)
 static void
 test_breaker(void **state)
 {
-	struct breaker	b;
-	unsigned	n;
+	struct breaker b;
+	unsigned       n;
 
 	breaker_init(&b, 3);
 	assert_int_equal(breaker_window(&b, 4), 4);
@@ -160,23 +161,23 @@ test_breaker(void **state)
 static void
 test_body(void **state)
 {
-	struct batch_body	 b;
-	const char		*l1 = "{\"id\":\"a\",\"x\":1}";
-	const char		*l2 = "{\"id\":\"b\",\"y\":\"\\u00e9\"}";
-	yajl_val		 v;
-	char			 err[128];
+	struct batch_body b;
+	const char	 *l1 = "{\"id\":\"a\",\"x\":1}";
+	const char	 *l2 = "{\"id\":\"b\",\"y\":\"\\u00e9\"}";
+	yajl_val	  v;
+	char		  err[128];
 
 	assert_int_equal(batch_body_begin(&b, "src\"1", "bid-1"), 0);
-	assert_true(batch_body_fits(&b, 1u << 30, 10));	/* first fits */
+	assert_true(batch_body_fits(&b, 1u << 30, 10)); /* first fits */
 	assert_int_equal(batch_body_add(&b, l1, strlen(l1)), 0);
 	assert_int_equal(batch_body_add(&b, l2, strlen(l2)), 0);
 	assert_int_equal(batch_body_end(&b), 0);
-	assert_string_equal(b.buf, "{\"type\":\"logs\",\"sourceId\":"
+	assert_string_equal(b.buf,
+	    "{\"type\":\"logs\",\"sourceId\":"
 	    "\"src\\\"1\",\"batchId\":\"bid-1\",\"logs\":[{\"id\":\"a\","
 	    "\"x\":1},{\"id\":\"b\",\"y\":\"\\u00e9\"}]}");
 	assert_int_equal(b.nlogs, 2);
-	assert_int_equal(json_parse(b.buf, b.len, 16, &v, err, sizeof(err)),
-	    0);
+	assert_int_equal(json_parse(b.buf, b.len, 16, &v, err, sizeof(err)), 0);
 	assert_non_null(v);
 	yajl_tree_free(v);
 	/* Size accounting: exactly at the limit fits, one more does not. */
@@ -187,7 +188,8 @@ test_body(void **state)
 	/* An empty batch is still valid JSON. */
 	assert_int_equal(batch_body_begin(&b, "s", "b"), 0);
 	assert_int_equal(batch_body_end(&b), 0);
-	assert_string_equal(b.buf, "{\"type\":\"logs\",\"sourceId\":\"s\","
+	assert_string_equal(b.buf,
+	    "{\"type\":\"logs\",\"sourceId\":\"s\","
 	    "\"batchId\":\"b\",\"logs\":[]}");
 	batch_body_clear(&b);
 }
@@ -195,13 +197,14 @@ test_body(void **state)
 static void
 test_alert_body(void **state)
 {
-	size_t	 len;
-	char	*a;
+	size_t len;
+	char  *a;
 
 	a = batch_alert_body("s1", "dead_letter", "batch \"x\" died",
 	    1795608343123LL, &len);
 	assert_non_null(a);
-	assert_string_equal(a, "{\"type\":\"alert\",\"sourceId\":\"s1\","
+	assert_string_equal(a,
+	    "{\"type\":\"alert\",\"sourceId\":\"s1\","
 	    "\"alert\":\"dead_letter\",\"message\":\"batch \\\"x\\\" died\","
 	    "\"at\":\"2026-11-25T12:05:43Z\"}");
 	assert_int_equal(len, strlen(a));
@@ -211,7 +214,7 @@ test_alert_body(void **state)
 static void
 test_webhook_id(void **state)
 {
-	char	id[48];
+	char id[48];
 
 	batch_webhook_id("7ae9251d-7796-4ff9-877e-77215e60caab", id);
 	assert_string_equal(id, "msg_7ae9251d77964ff9877e77215e60caab");
@@ -220,12 +223,11 @@ test_webhook_id(void **state)
 static void
 test_signature(void **state)
 {
-	const char	*old = "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-	char		*s;
+	const char *old = "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+	char	   *s;
 
 	/* The specification's published vector. */
-	s = send_signature(SECRET, NULL, 0, 0, MSG_ID, TS, BODY,
-	    strlen(BODY));
+	s = send_signature(SECRET, NULL, 0, 0, MSG_ID, TS, BODY, strlen(BODY));
 	assert_non_null(s);
 	assert_string_equal(s, SIG);
 	free(s);
@@ -235,8 +237,7 @@ test_signature(void **state)
 	assert_non_null(s);
 	assert_non_null(strstr(s, SIG " v1,"));
 	assert_true(webhook_verify(old, MSG_ID, TS, BODY, strlen(BODY), s));
-	assert_true(webhook_verify(SECRET, MSG_ID, TS, BODY, strlen(BODY),
-	    s));
+	assert_true(webhook_verify(SECRET, MSG_ID, TS, BODY, strlen(BODY), s));
 	free(s);
 	/* Expired: only the new one. */
 	s = send_signature(SECRET, old, 1000, 1000, MSG_ID, TS, BODY,

@@ -24,59 +24,59 @@
 #include "lib/base/util.h"
 #include "tests/support/httpserver.h"
 
-static const char test_pem[] =
-	"-----BEGIN PRIVATE KEY-----\n"
-	"MIIEvwIBADANBgkqhkiG9w0BAQEFAASCBKkwggSlAgEAAoIBAQCrGDN3Ss76mHeb\n"
-	"jVkam+8nm/GTdRMkDPwNSAFuixpKFJXi9Fwpu+vzXQqd9LdtkCV2H0kBtzZxYli3\n"
-	"09w92WfW4i3DDP750HWxTBAAm1gwCcg4ZJqoU3N5razgXpyG7iAufsf1FM+6SULn\n"
-	"ikzoiOdPlnOqKw78GosXupX8F5C1HphF363ELm2jeBzOfgXBr4dzX3KhaeV+aOmH\n"
-	"+mw3L+v8ruS+ofAnAABJ7lPY8GmioQi1hVZldWHFKB2ROFIeLA5waIntNgAW3khJ\n"
-	"i4I+nwv5z4B8CXxmymaqDOtFEWZm3vqn/nkkT8iAmwAIpzruM/4TBaCNhdmShB57\n"
-	"XBqQnI0fAgMBAAECggEADikCmWznlHXp8EXSihE9ydluNPYLj4BDnBXJiIyasGbj\n"
-	"wNTYi9uxu4KHzmrig37amtwb/rhbGSc6kHxIThYgMfimMO5ya9qE4xeYe3Rf6Bnn\n"
-	"KEOrSSMe+4MUO72Y1tH+d9qmUfJW/uPxVZhspRIvkraw+/R0WQkZWe1nXGXW5CZx\n"
-	"WxV+s8B2TQCiQXqVnjcIJpk2qjXmi1aj6usFjbHDBRaNAJfvSve4BOgXt8YQ0xaq\n"
-	"Whi4rgGYDVl8CVa2Gi0ajGtdeGJIAQ9jVVNeWDra8z89PdJ+9JSuBdCW6J50Eo5B\n"
-	"NBNtJLI1tbV8l4FYZ39HEuClo1PsNWSrcwtsL6iHgQKBgQDf70IXwW/OP8oaMtt4\n"
-	"dra41Yvj0TTR/lKF/5PvMVWK6KL9IMyyKiW+17uBoxrHvoI6JxfVDDODiUQFd/lx\n"
-	"zatIgHwL2WlV7RKFbJPTIE7uZzHI9ALoXjJVdpVq+ALQXtPU5KRAE4ICILsB9beh\n"
-	"hXQJru1STgk7Iup2o3DhDxfUlQKBgQDDl/3I7OJlXI5UENWRaJTTQmMq+GSdovUy\n"
-	"X6vw6A5zolIJQvsBcA+7L70s1giT3bm8ZYECKfPM6kLNNE1ALZ0/EaCCbm5ASGig\n"
-	"qIuFys+WfP2ZdqtbD/lcONGFJwu4uKREnWA06A46S7ZZly/K1SFwIsld6zZpIog/\n"
-	"RFZ+dTaZ4wKBgQDNV9iDcB3WQyhQXdJi5HkphKiCf5Sv+0YxGevNqq+GcU0EUM9j\n"
-	"kMKL/cczWR11jHxeVvrDoiyasYRuf1V9xdsK4MbfFr5AzOPu9WGYeEfo1TgRza/c\n"
-	"5IPDWropHMN3z3zv+7miCEFvMhRJ98grlPSS7JUyo9xTHfFiWP1pYy23AQKBgQCC\n"
-	"IppEGPf4oMBBxoGSIZcDiGQarvGiwE2LmoP34S3cWd9jMiF3L2wICxc+wZkraJav\n"
-	"domDOw5vBF410dqkHLVGxR+aKIdKVeLnIbzS48GCSt8gQAh6qgIrDdK5WOU/nfoN\n"
-	"fPgJu2vb9Yv5x9GQjoWU6lA4IMsu4D7ueTVjJfGSKQKBgQCoVNTzcPYsc2AXi7gc\n"
-	"jAPs9hOIIXkD/6fae/CK5dsRmEPHakJw7aLv4PRmIP/YIXhUV/XPP5gI1Wj635Jc\n"
-	"mbonL5bUm69l8Q2T4dvbFT5jDlHQWuEU3gMMAKhdiFOrTjm7LJxmOT5u4hyd06An\n"
-	"etvUff6uen9I2DWcVOC3VOE6+A==\n"
-	"-----END PRIVATE KEY-----\n"
-;
+static const char test_pem
+    [] = "-----BEGIN PRIVATE KEY-----\n"
+	 "MIIEvwIBADANBgkqhkiG9w0BAQEFAASCBKkwggSlAgEAAoIBAQCrGDN3Ss76mHeb\n"
+	 "jVkam+8nm/GTdRMkDPwNSAFuixpKFJXi9Fwpu+vzXQqd9LdtkCV2H0kBtzZxYli3\n"
+	 "09w92WfW4i3DDP750HWxTBAAm1gwCcg4ZJqoU3N5razgXpyG7iAufsf1FM+6SULn\n"
+	 "ikzoiOdPlnOqKw78GosXupX8F5C1HphF363ELm2jeBzOfgXBr4dzX3KhaeV+aOmH\n"
+	 "+mw3L+v8ruS+ofAnAABJ7lPY8GmioQi1hVZldWHFKB2ROFIeLA5waIntNgAW3khJ\n"
+	 "i4I+nwv5z4B8CXxmymaqDOtFEWZm3vqn/nkkT8iAmwAIpzruM/4TBaCNhdmShB57\n"
+	 "XBqQnI0fAgMBAAECggEADikCmWznlHXp8EXSihE9ydluNPYLj4BDnBXJiIyasGbj\n"
+	 "wNTYi9uxu4KHzmrig37amtwb/rhbGSc6kHxIThYgMfimMO5ya9qE4xeYe3Rf6Bnn\n"
+	 "KEOrSSMe+4MUO72Y1tH+d9qmUfJW/uPxVZhspRIvkraw+/R0WQkZWe1nXGXW5CZx\n"
+	 "WxV+s8B2TQCiQXqVnjcIJpk2qjXmi1aj6usFjbHDBRaNAJfvSve4BOgXt8YQ0xaq\n"
+	 "Whi4rgGYDVl8CVa2Gi0ajGtdeGJIAQ9jVVNeWDra8z89PdJ+9JSuBdCW6J50Eo5B\n"
+	 "NBNtJLI1tbV8l4FYZ39HEuClo1PsNWSrcwtsL6iHgQKBgQDf70IXwW/OP8oaMtt4\n"
+	 "dra41Yvj0TTR/lKF/5PvMVWK6KL9IMyyKiW+17uBoxrHvoI6JxfVDDODiUQFd/lx\n"
+	 "zatIgHwL2WlV7RKFbJPTIE7uZzHI9ALoXjJVdpVq+ALQXtPU5KRAE4ICILsB9beh\n"
+	 "hXQJru1STgk7Iup2o3DhDxfUlQKBgQDDl/3I7OJlXI5UENWRaJTTQmMq+GSdovUy\n"
+	 "X6vw6A5zolIJQvsBcA+7L70s1giT3bm8ZYECKfPM6kLNNE1ALZ0/EaCCbm5ASGig\n"
+	 "qIuFys+WfP2ZdqtbD/lcONGFJwu4uKREnWA06A46S7ZZly/K1SFwIsld6zZpIog/\n"
+	 "RFZ+dTaZ4wKBgQDNV9iDcB3WQyhQXdJi5HkphKiCf5Sv+0YxGevNqq+GcU0EUM9j\n"
+	 "kMKL/cczWR11jHxeVvrDoiyasYRuf1V9xdsK4MbfFr5AzOPu9WGYeEfo1TgRza/c\n"
+	 "5IPDWropHMN3z3zv+7miCEFvMhRJ98grlPSS7JUyo9xTHfFiWP1pYy23AQKBgQCC\n"
+	 "IppEGPf4oMBBxoGSIZcDiGQarvGiwE2LmoP34S3cWd9jMiF3L2wICxc+wZkraJav\n"
+	 "domDOw5vBF410dqkHLVGxR+aKIdKVeLnIbzS48GCSt8gQAh6qgIrDdK5WOU/nfoN\n"
+	 "fPgJu2vb9Yv5x9GQjoWU6lA4IMsu4D7ueTVjJfGSKQKBgQCoVNTzcPYsc2AXi7gc\n"
+	 "jAPs9hOIIXkD/6fae/CK5dsRmEPHakJw7aLv4PRmIP/YIXhUV/XPP5gI1Wj635Jc\n"
+	 "mbonL5bUm69l8Q2T4dvbFT5jDlHQWuEU3gMMAKhdiFOrTjm7LJxmOT5u4hyd06An\n"
+	 "etvUff6uen9I2DWcVOC3VOE6+A==\n"
+	 "-----END PRIVATE KEY-----\n";
 
-static const char test_jwt[] =
-    "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdmNAcC5pYW0uZ3NlcnZp"
-    "Y2VhY2NvdW50LmNvbSIsInNjb3BlIjoiaHR0cHM6Ly93d3cuZ29vZ2xlYXBpcy5jb20vY"
-    "XV0aC9hZG1pbi5yZXBvcnRzLmF1ZGl0LnJlYWRvbmx5IiwiYXVkIjoiaHR0cHM6Ly9vYX"
-    "V0aDIuZ29vZ2xlYXBpcy5jb20vdG9rZW4iLCJzdWIiOiJhZG1pbkBleGFtcGxlLmNvbSI"
-    "sImlhdCI6MTcwMDAwMDAwMCwiZXhwIjoxNzAwMDAzNjAwfQ.eN4hFO7Nn_fKdPxO6OBi2"
-    "HQz8Et8zZSkEN0MewO42v3EIRt7FXK8Kusdx6EsJ0-c65AO4vKdlfL2EqP1kniW5Yq25x"
-    "qfGIkidn7cIzK6hFQQ2A4cCE6pWzhy3b1MOCA4aZW-I0EnxAX_e2Eaf_hVVONWy0vinj_"
-    "sg7FVGXOzmMtOhGI4m3t0FosTbxk9y86jzuuMBDaqZw9FbLYOCchGCjppXcwjmSshWzqA"
-    "6q-6S5vjbh7_vKitp9tomfEIO4g57NKx6a9TqqONNN63t58owNUFlIOUtsPME1xrC7YM6"
-    "Gr801VlgkKLBEACCQDHnUuf1GYy5NcV4ddun1SVfrSOzw";
+static const char test_jwt
+    [] = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdmNAcC5pYW0uZ3NlcnZp"
+	 "Y2VhY2NvdW50LmNvbSIsInNjb3BlIjoiaHR0cHM6Ly93d3cuZ29vZ2xlYXBpcy5jb20vY"
+	 "XV0aC9hZG1pbi5yZXBvcnRzLmF1ZGl0LnJlYWRvbmx5IiwiYXVkIjoiaHR0cHM6Ly9vYX"
+	 "V0aDIuZ29vZ2xlYXBpcy5jb20vdG9rZW4iLCJzdWIiOiJhZG1pbkBleGFtcGxlLmNvbSI"
+	 "sImlhdCI6MTcwMDAwMDAwMCwiZXhwIjoxNzAwMDAzNjAwfQ.eN4hFO7Nn_fKdPxO6OBi2"
+	 "HQz8Et8zZSkEN0MewO42v3EIRt7FXK8Kusdx6EsJ0-c65AO4vKdlfL2EqP1kniW5Yq25x"
+	 "qfGIkidn7cIzK6hFQQ2A4cCE6pWzhy3b1MOCA4aZW-I0EnxAX_e2Eaf_hVVONWy0vinj_"
+	 "sg7FVGXOzmMtOhGI4m3t0FosTbxk9y86jzuuMBDaqZw9FbLYOCchGCjppXcwjmSshWzqA"
+	 "6q-6S5vjbh7_vKitp9tomfEIO4g57NKx6a9TqqONNN63t58owNUFlIOUtsPME1xrC7YM6"
+	 "Gr801VlgkKLBEACCQDHnUuf1GYy5NcV4ddun1SVfrSOzw";
 
 static void
 test_jwt_vector(void **state)
 {
 	struct rsa_key *key = NULL;
-	char err[128], *jwt, *claims;
+	char		err[128], *jwt, *claims;
 
 	(void)state;
 	assert_int_equal(crypto_init(), 0);
-	assert_int_equal(rsa_key_from_pem(test_pem, strlen(test_pem), &key,
-	    err, sizeof(err)), 0);
+	assert_int_equal(rsa_key_from_pem(test_pem, strlen(test_pem), &key, err,
+			     sizeof(err)),
+	    0);
 	jwt = google_jwt_assertion(key, NULL, "svc@p.iam.gserviceaccount.com",
 	    "admin@example.com", GOOGLE_SCOPE_REPORTS,
 	    "https://oauth2.googleapis.com/token", 1700000000);
@@ -102,14 +102,16 @@ test_url(void **state)
 	(void)state;
 	u = google_activities_url("https://admin.googleapis.com/", "login",
 	    1710072000000LL, 1710075600123LL, 1000, NULL);
-	assert_string_equal(u, "https://admin.googleapis.com/admin/reports/v1/"
+	assert_string_equal(u,
+	    "https://admin.googleapis.com/admin/reports/v1/"
 	    "activity/users/all/applications/login?startTime="
 	    "2024-03-10T12:00:00.000Z&endTime=2024-03-10T13:00:00.123Z"
 	    "&maxResults=1000");
 	free(u);
 	u = google_activities_url("http://127.0.0.1:9", "admin", 0, 0, 1,
 	    "A:1710:-12/+=x");
-	assert_string_equal(u, "http://127.0.0.1:9/admin/reports/v1/activity/"
+	assert_string_equal(u,
+	    "http://127.0.0.1:9/admin/reports/v1/activity/"
 	    "users/all/applications/admin?startTime=1970-01-01T00:00:00.000Z"
 	    "&maxResults=1&pageToken=A%3A1710%3A-12%2F%2B%3Dx");
 	free(u);
@@ -119,19 +121,19 @@ test_url(void **state)
 }
 
 struct ccase {
-	long		 status;
-	int		 curl;
-	bool		 token;
-	bool		 refreshed;
-	const char	*body;
+	long		  status;
+	int		  curl;
+	bool		  token;
+	bool		  refreshed;
+	const char	 *body;
 	enum google_class cls;
-	bool		 rate;
-	const char	*reason;
-	const char	*diag;	/* substring of the diagnosis */
+	bool		  rate;
+	const char	 *reason;
+	const char	 *diag; /* substring of the diagnosis */
 };
 
-#define API_ERR(code, reason) \
-	"{\"error\":{\"code\":" #code ",\"message\":\"m\",\"errors\":[{" \
+#define API_ERR(code, reason)                                             \
+	"{\"error\":{\"code\":" #code ",\"message\":\"m\",\"errors\":[{"  \
 	"\"message\":\"m\",\"domain\":\"d\",\"reason\":\"" reason "\"}]," \
 	"\"status\":\"X\"}}"
 
@@ -139,45 +141,49 @@ static const struct ccase ccases[] = {
 	{ 200, 0, false, false, "{}", GOOGLE_OK, false, "", NULL },
 	{ 0, 28, false, false, "", GOOGLE_RETRY, false, "timeout", "reach" },
 	{ 0, 56, false, false, "", GOOGLE_RETRY, false, "network", NULL },
-	{ 403, 0, false, false, API_ERR(403, "rateLimitExceeded"),
-	    GOOGLE_RETRY, true, "rateLimitExceeded", "slow down" },
+	{ 403, 0, false, false, API_ERR(403, "rateLimitExceeded"), GOOGLE_RETRY,
+	    true, "rateLimitExceeded", "slow down" },
 	{ 403, 0, false, false, API_ERR(403, "userRateLimitExceeded"),
 	    GOOGLE_RETRY, true, "userRateLimitExceeded", NULL },
-	{ 429, 0, false, false, API_ERR(429, "rateLimitExceeded"),
-	    GOOGLE_RETRY, true, "rateLimitExceeded", NULL },
+	{ 429, 0, false, false, API_ERR(429, "rateLimitExceeded"), GOOGLE_RETRY,
+	    true, "rateLimitExceeded", NULL },
 	{ 503, 0, false, false, "", GOOGLE_RETRY, true, "http_503", NULL },
 	{ 500, 0, false, false, API_ERR(500, "backendError"), GOOGLE_RETRY,
 	    false, "backendError", NULL },
 	{ 502, 0, false, false, "<html>", GOOGLE_RETRY, false, "http_502",
 	    NULL },
 	{ 504, 0, false, false, "", GOOGLE_RETRY, false, "http_504", NULL },
-	{ 400, 0, true, false, "{\"error\":\"invalid_grant\","
+	{ 400, 0, true, false,
+	    "{\"error\":\"invalid_grant\","
 	    "\"error_description\":\"Invalid JWT Signature.\"}",
 	    GOOGLE_CREDENTIALS, false, "invalid_grant", "revoked" },
-	{ 400, 0, true, false, "{\"error\":\"invalid_grant\","
+	{ 400, 0, true, false,
+	    "{\"error\":\"invalid_grant\","
 	    "\"error_description\":\"Invalid JWT: Token must be a short-lived "
 	    "token (60 minutes) and in a reasonable timeframe. Check your iat "
-	    "and exp values in the JWT claim.\"}", GOOGLE_CREDENTIALS, false,
-	    "invalid_grant", "clock skew" },
-	{ 400, 0, true, false, "{\"error\":\"invalid_grant\","
+	    "and exp values in the JWT claim.\"}",
+	    GOOGLE_CREDENTIALS, false, "invalid_grant", "clock skew" },
+	{ 400, 0, true, false,
+	    "{\"error\":\"invalid_grant\","
 	    "\"error_description\":\"Invalid email or User ID\"}",
 	    GOOGLE_CREDENTIALS, false, "invalid_grant", "subject" },
-	{ 400, 0, true, false, "{\"error\":\"unauthorized_client\","
+	{ 400, 0, true, false,
+	    "{\"error\":\"unauthorized_client\","
 	    "\"error_description\":\"Client is unauthorized\"}",
 	    GOOGLE_CREDENTIALS, false, "unauthorized_client", "delegation" },
-	{ 401, 0, true, false, "{\"error\":\"invalid_client\","
+	{ 401, 0, true, false,
+	    "{\"error\":\"invalid_client\","
 	    "\"error_description\":\"The OAuth client was not found.\"}",
 	    GOOGLE_CREDENTIALS, false, "invalid_client", "deleted" },
 	{ 400, 0, true, false, "{\"error\":\"access_denied\"}",
 	    GOOGLE_CREDENTIALS, false, "access_denied", NULL },
-	{ 400, 0, true, false, "{\"error\":\"invalid_request\"}",
-	    GOOGLE_FATAL, false, "invalid_request", NULL },
+	{ 400, 0, true, false, "{\"error\":\"invalid_request\"}", GOOGLE_FATAL,
+	    false, "invalid_request", NULL },
 	{ 503, 0, true, false, "", GOOGLE_RETRY, true, "http_503", NULL },
 	{ 401, 0, false, true, API_ERR(401, "authError"), GOOGLE_CREDENTIALS,
 	    false, "authError", "after a refresh" },
 	{ 403, 0, false, true, API_ERR(403, "insufficientPermissions"),
-	    GOOGLE_CREDENTIALS, false, "insufficientPermissions",
-	    "privilege" },
+	    GOOGLE_CREDENTIALS, false, "insufficientPermissions", "privilege" },
 	{ 403, 0, false, true, API_ERR(403, "forbidden"), GOOGLE_CREDENTIALS,
 	    false, "forbidden", NULL },
 	{ 400, 0, false, false, API_ERR(400, "invalid"), GOOGLE_FATAL, false,
@@ -189,9 +195,9 @@ static const struct ccase ccases[] = {
 static void
 test_classify(void **state)
 {
-	struct httpc_resp r;
+	struct httpc_resp   r;
 	struct google_error e;
-	size_t i;
+	size_t		    i;
 
 	(void)state;
 	for (i = 0; i < nitems(ccases); i++) {
@@ -210,8 +216,8 @@ test_classify(void **state)
 		    strcmp(e.reason, c->reason) != 0 ||
 		    (c->diag != NULL && strstr(e.diagnosis, c->diag) == NULL))
 			fail_msg("case %zu: cls %d rate %d reason '%s' diag "
-			    "'%s'", i, e.cls, e.rate_limited, e.reason,
-			    e.diagnosis);
+				 "'%s'",
+			    i, e.cls, e.rate_limited, e.reason, e.diagnosis);
 		assert_int_equal(e.retry_after_s, c->status == 429 ? 7 : -1);
 	}
 	/* A truncated 200 is retried. */
@@ -231,20 +237,23 @@ test_classify(void **state)
 static void
 test_explain_access(void **state)
 {
-	static const char body_sa[] = "{\"error\":{\"code\":403,\"message\":"
-	    "\"Not Authorized to access this resource/api\",\"errors\":[{"
-	    "\"message\":\"Not Authorized to access this resource/api\","
-	    "\"domain\":\"global\",\"reason\":\"forbidden\"}]}}";
-	struct httpc_resp r;
+	static const char body_sa
+	    [] = "{\"error\":{\"code\":403,\"message\":"
+		 "\"Not Authorized to access this resource/api\",\"errors\":[{"
+		 "\"message\":\"Not Authorized to access this resource/api\","
+		 "\"domain\":\"global\",\"reason\":\"forbidden\"}]}}";
+	struct httpc_resp   r;
 	struct google_error e;
-	char body[1024], msg[301];
-	const char *advice_sa = "domain-wide delegation for " GOOGLE_SCOPE_REPORTS
+	char		    body[1024], msg[301];
+	const char	   *advice_sa =
+	    "domain-wide delegation for " GOOGLE_SCOPE_REPORTS
 	    " (Admin console > Security > API controls > Domain-wide "
 	    "delegation)";
 	const char *advice_sub = "or omit subject and assign that role to the "
-	    "service account itself";
-	const char *email = "a-rather-long-service-account-name-0123456789@"
-	    "a-long-project-identifier-0123.iam.gserviceaccount.com";
+				 "service account itself";
+	const char
+	      *email = "a-rather-long-service-account-name-0123456789@"
+		       "a-long-project-identifier-0123.iam.gserviceaccount.com";
 	size_t n;
 
 	(void)state;
@@ -256,10 +265,12 @@ test_explain_access(void **state)
 	assert_int_equal(e.cls, GOOGLE_CREDENTIALS);
 	assert_true(e.access_denied);
 	google_explain_access(&e, email, NULL);
-	assert_non_null(strstr(e.diagnosis, "Not Authorized to access this "
+	assert_non_null(strstr(e.diagnosis,
+	    "Not Authorized to access this "
 	    "resource/api"));
 	assert_non_null(strstr(e.diagnosis, "this service account (a-rather"));
-	assert_non_null(strstr(e.diagnosis, "has no admin role with the Reports "
+	assert_non_null(strstr(e.diagnosis,
+	    "has no admin role with the Reports "
 	    "privilege, and no subject was given: assign it one"));
 	n = strlen(e.diagnosis);
 	assert_true(n > strlen(advice_sa));
@@ -267,9 +278,11 @@ test_explain_access(void **state)
 	/* The longest Google message: still the whole advice. */
 	memset(msg, 'x', sizeof(msg) - 1);
 	msg[sizeof(msg) - 1] = '\0';
-	snprintf(body, sizeof(body), "{\"error\":{\"code\":403,\"message\":"
+	snprintf(body, sizeof(body),
+	    "{\"error\":{\"code\":403,\"message\":"
 	    "\"%s\",\"errors\":[{\"reason\":\"insufficientPermissions\","
-	    "\"message\":\"%s\"}]}}", msg, msg);
+	    "\"message\":\"%s\"}]}}",
+	    msg, msg);
 	r.body = body;
 	r.body_len = strlen(body);
 	google_classify(&r, false, true, &e);
@@ -278,11 +291,13 @@ test_explain_access(void **state)
 	assert_true(n < sizeof(e.diagnosis) - 1);
 	assert_string_equal(e.diagnosis + n - strlen(advice_sa), advice_sa);
 	google_classify(&r, false, true, &e);
-	google_explain_access(&e, email, "an-administrator-with-a-long-"
+	google_explain_access(&e, email,
+	    "an-administrator-with-a-long-"
 	    "name@a-customer-domain-with-a-long-name.example.com");
 	n = strlen(e.diagnosis);
 	assert_true(n < sizeof(e.diagnosis) - 1);
-	assert_non_null(strstr(e.diagnosis, "the admin given as subject (an-"
+	assert_non_null(strstr(e.diagnosis,
+	    "the admin given as subject (an-"
 	    "administrator"));
 	assert_string_equal(e.diagnosis + n - strlen(advice_sub), advice_sub);
 	/* Other errors keep their diagnosis. */
@@ -297,31 +312,33 @@ test_explain_access(void **state)
 /* The async client against a fake Google. */
 
 struct fake {
-	struct test_http	 srv;
-	int			 ntoken;
-	int			 nlist;
-	int			 token_status;	/* 200 or an error */
-	int			 list_401;	/* answer 401 this many times */
-	int			 list_status;	/* 200 or an error */
-	char			 last_auth[256];
+	struct test_http srv;
+	int		 ntoken;
+	int		 nlist;
+	int		 token_status; /* 200 or an error */
+	int		 list_401;     /* answer 401 this many times */
+	int		 list_status;  /* 200 or an error */
+	char		 last_auth[256];
 };
 
 static void
 fake_cb(struct evhttp_request *req, void *arg)
 {
-	struct fake *f = arg;
+	struct fake	*f = arg;
 	struct evbuffer *b = evbuffer_new();
-	const char *uri = evhttp_request_get_uri(req);
-	const char *auth;
+	const char	*uri = evhttp_request_get_uri(req);
+	const char	*auth;
 
 	if (strcmp(uri, "/token") == 0) {
 		f->ntoken++;
 		if (f->token_status != 200) {
-			evbuffer_add_printf(b, "{\"error\":\"invalid_grant\","
+			evbuffer_add_printf(b,
+			    "{\"error\":\"invalid_grant\","
 			    "\"error_description\":\"Invalid JWT Signature.\"}");
 			evhttp_send_reply(req, f->token_status, "x", b);
 		} else {
-			evbuffer_add_printf(b, "{\"access_token\":\"tok%d\","
+			evbuffer_add_printf(b,
+			    "{\"access_token\":\"tok%d\","
 			    "\"expires_in\":3599,\"token_type\":\"Bearer\"}",
 			    f->ntoken);
 			evhttp_send_reply(req, 200, "OK", b);
@@ -340,7 +357,8 @@ fake_cb(struct evhttp_request *req, void *arg)
 			evbuffer_add_printf(b, API_ERR(503, "backendError"));
 			evhttp_send_reply(req, f->list_status, "x", b);
 		} else {
-			evbuffer_add_printf(b, "{\"kind\":\"admin#reports#"
+			evbuffer_add_printf(b,
+			    "{\"kind\":\"admin#reports#"
 			    "activities\",\"items\":[]}");
 			evhttp_send_reply(req, 200, "OK", b);
 		}
@@ -373,15 +391,14 @@ fake_teardown(void **state)
 }
 
 struct pres {
-	bool			 done;
-	int			 ncalls;
-	struct google_error	 e;
-	char			 body[256];
+	bool		    done;
+	int		    ncalls;
+	struct google_error e;
+	char		    body[256];
 };
 
 static void
-page_cb(const char *body, size_t len, const struct google_error *e,
-    void *arg)
+page_cb(const char *body, size_t len, const struct google_error *e, void *arg)
 {
 	struct pres *r = arg;
 
@@ -406,8 +423,8 @@ static struct google_client *
 fake_client(struct fake *f)
 {
 	struct google_client_opts o;
-	struct google_client *c = NULL;
-	char tu[96], err[128];
+	struct google_client	 *c = NULL;
+	char			  tu[96], err[128];
 
 	snprintf(tu, sizeof(tu), "%s/token", f->srv.url);
 	memset(&o, 0, sizeof(o));
@@ -425,17 +442,19 @@ fake_client(struct fake *f)
 static void
 test_client_token_cache(void **state)
 {
-	struct fake *f = *state;
+	struct fake	     *f = *state;
 	struct google_client *c = fake_client(f);
-	struct pres r1, r2, r3;
+	struct pres	      r1, r2, r3;
 
 	memset(&r1, 0, sizeof(r1));
 	memset(&r2, 0, sizeof(r2));
 	/* Two pages at once share one token exchange. */
-	assert_int_equal(google_list_page(c, "login", 1, 2, 1000, NULL,
-	    page_cb, &r1, NULL), 0);
-	assert_int_equal(google_list_page(c, "login", 1, 2, 1000, "P1",
-	    page_cb, &r2, NULL), 0);
+	assert_int_equal(
+	    google_list_page(c, "login", 1, 2, 1000, NULL, page_cb, &r1, NULL),
+	    0);
+	assert_int_equal(
+	    google_list_page(c, "login", 1, 2, 1000, "P1", page_cb, &r2, NULL),
+	    0);
 	assert_false(r1.done);
 	loop_until(f, &r1.done);
 	loop_until(f, &r2.done);
@@ -448,8 +467,9 @@ test_client_token_cache(void **state)
 	/* A 401 with a cached token: one refresh, then success. */
 	f->list_401 = 1;
 	memset(&r3, 0, sizeof(r3));
-	assert_int_equal(google_list_page(c, "login", 1, 2, 1000, NULL,
-	    page_cb, &r3, NULL), 0);
+	assert_int_equal(
+	    google_list_page(c, "login", 1, 2, 1000, NULL, page_cb, &r3, NULL),
+	    0);
 	loop_until(f, &r3.done);
 	assert_int_equal(r3.e.cls, GOOGLE_OK);
 	assert_int_equal(f->ntoken, 2);
@@ -459,8 +479,9 @@ test_client_token_cache(void **state)
 	f->list_401 = 5;
 	memset(&r3, 0, sizeof(r3));
 	google_client_forget_token(c);
-	assert_int_equal(google_list_page(c, "login", 1, 2, 1000, NULL,
-	    page_cb, &r3, NULL), 0);
+	assert_int_equal(
+	    google_list_page(c, "login", 1, 2, 1000, NULL, page_cb, &r3, NULL),
+	    0);
 	loop_until(f, &r3.done);
 	assert_int_equal(r3.e.cls, GOOGLE_CREDENTIALS);
 	assert_int_equal(r3.ncalls, 1);
@@ -469,8 +490,9 @@ test_client_token_cache(void **state)
 	/* 503: retry, rate limited. */
 	f->list_status = 503;
 	memset(&r3, 0, sizeof(r3));
-	assert_int_equal(google_list_page(c, "login", 1, 2, 1000, NULL,
-	    page_cb, &r3, NULL), 0);
+	assert_int_equal(
+	    google_list_page(c, "login", 1, 2, 1000, NULL, page_cb, &r3, NULL),
+	    0);
 	loop_until(f, &r3.done);
 	assert_int_equal(r3.e.cls, GOOGLE_RETRY);
 	assert_true(r3.e.rate_limited);
@@ -480,8 +502,9 @@ test_client_token_cache(void **state)
 	f->token_status = 400;
 	google_client_forget_token(c);
 	memset(&r3, 0, sizeof(r3));
-	assert_int_equal(google_list_page(c, "login", 1, 2, 1000, NULL,
-	    page_cb, &r3, NULL), 0);
+	assert_int_equal(
+	    google_list_page(c, "login", 1, 2, 1000, NULL, page_cb, &r3, NULL),
+	    0);
 	loop_until(f, &r3.done);
 	assert_int_equal(r3.e.cls, GOOGLE_CREDENTIALS);
 	assert_string_equal(r3.e.reason, "invalid_grant");
@@ -491,13 +514,12 @@ test_client_token_cache(void **state)
 
 /* Freeing the client from inside its own callback is safe. */
 struct freer {
-	struct google_client	*c;
-	bool			 done;
+	struct google_client *c;
+	bool		      done;
 };
 
 static void
-free_cb(const char *body, size_t len, const struct google_error *e,
-    void *arg)
+free_cb(const char *body, size_t len, const struct google_error *e, void *arg)
 {
 	struct freer *fr = arg;
 
@@ -513,16 +535,18 @@ test_client_free_in_cb(void **state)
 {
 	struct fake *f = *state;
 	struct freer fr;
-	struct pres r2;
+	struct pres  r2;
 
 	memset(&r2, 0, sizeof(r2));
-	f->token_status = 400;	/* both ops fail in order; the first frees */
+	f->token_status = 400; /* both ops fail in order; the first frees */
 	fr.c = fake_client(f);
 	fr.done = false;
-	assert_int_equal(google_list_page(fr.c, "login", 1, 2, 10, NULL,
-	    free_cb, &fr, NULL), 0);
-	assert_int_equal(google_list_page(fr.c, "login", 1, 2, 10, NULL,
-	    page_cb, &r2, NULL), 0);
+	assert_int_equal(
+	    google_list_page(fr.c, "login", 1, 2, 10, NULL, free_cb, &fr, NULL),
+	    0);
+	assert_int_equal(
+	    google_list_page(fr.c, "login", 1, 2, 10, NULL, page_cb, &r2, NULL),
+	    0);
 	loop_until(f, &fr.done);
 	/* the second op was cancelled with the client */
 	event_base_loop(f->srv.base, EVLOOP_NONBLOCK);
@@ -530,15 +554,15 @@ test_client_free_in_cb(void **state)
 }
 
 struct cres {
-	bool				 done;
-	enum google_check_result	 r;
-	char				 reason[64];
-	char				 diag[320];
+	bool			 done;
+	enum google_check_result r;
+	char			 reason[64];
+	char			 diag[320];
 };
 
 static void
-check_cb(enum google_check_result r, const char *reason,
-    const char *diagnosis, void *arg)
+check_cb(enum google_check_result r, const char *reason, const char *diagnosis,
+    void *arg)
 {
 	struct cres *c = arg;
 
@@ -552,8 +576,8 @@ static void
 run_check(struct fake *f, struct cres *res)
 {
 	struct google_check_opts o;
-	const char *apps[] = { "login", "admin", "token" };
-	char tu[96], err[128];
+	const char		*apps[] = { "login", "admin", "token" };
+	char			 tu[96], err[128];
 
 	snprintf(tu, sizeof(tu), "%s/token", f->srv.url);
 	memset(&o, 0, sizeof(o));
@@ -566,19 +590,20 @@ run_check(struct fake *f, struct cres *res)
 	o.subject = "admin@example.com";
 	o.apps = apps;
 	o.napps = nitems(apps);
-	assert_int_equal(google_check_credentials(&o, check_cb, res, NULL,
-	    err, sizeof(err)), 0);
+	assert_int_equal(
+	    google_check_credentials(&o, check_cb, res, NULL, err, sizeof(err)),
+	    0);
 	loop_until(f, &res->done);
 }
 
 static void
 test_check(void **state)
 {
-	struct fake *f = *state;
+	struct fake		*f = *state;
 	struct google_check_opts o;
-	struct cres res;
-	const char *apps[] = { "login" };
-	char err[128];
+	struct cres		 res;
+	const char		*apps[] = { "login" };
+	char			 err[128];
 
 	run_check(f, &res);
 	assert_int_equal(res.r, GOOGLE_CHECK_OK);
@@ -603,11 +628,12 @@ test_check(void **state)
 	o.api_base = "http://127.0.0.1:1";
 	o.client_email = "a@b.c";
 	o.private_key_pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n"
-	    "-----END PRIVATE KEY-----\n";
+			    "-----END PRIVATE KEY-----\n";
 	o.apps = apps;
 	o.napps = 1;
-	assert_int_equal(google_check_credentials(&o, check_cb, &res, NULL,
-	    err, sizeof(err)), -EINVAL);
+	assert_int_equal(google_check_credentials(&o, check_cb, &res, NULL, err,
+			     sizeof(err)),
+	    -EINVAL);
 	assert_null(strstr(err, "AAAA"));
 }
 

@@ -31,33 +31,33 @@
 #include "tests/support/httpserver.h"
 
 struct fixture {
-	struct test_http	 srv;
-	char			 url[128];
+	struct test_http srv;
+	char		 url[128];
 };
 
 struct result {
-	bool			 done;
-	int			 ncalls;
-	struct httpc_resp	 resp;
-	char			 body[256];
-	char			 ua[128];
+	bool		  done;
+	int		  ncalls;
+	struct httpc_resp resp;
+	char		  body[256];
+	char		  ua[128];
 };
 
-static char	 last_ua[128];
-static char	 last_body[256];
-static char	 last_method[16];
+static char last_ua[128];
+static char last_body[256];
+static char last_method[16];
 
 /* The server: /status/N, /big, /retry/secs, /retrydate, /slow, /echo. */
 static void
 server_cb(struct evhttp_request *req, void *arg)
 {
-	const char *uri = evhttp_request_get_uri(req);
-	struct evbuffer *out = evhttp_request_get_output_buffer(req);
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	const char	 *uri = evhttp_request_get_uri(req);
+	struct evbuffer	 *out = evhttp_request_get_output_buffer(req);
+	struct evbuffer	 *in = evhttp_request_get_input_buffer(req);
 	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
-	const char *ua;
-	size_t n;
-	int i;
+	const char	 *ua;
+	size_t		  n;
+	int		  i;
 
 	ua = evhttp_find_header(evhttp_request_get_input_headers(req),
 	    "User-Agent");
@@ -68,8 +68,9 @@ server_cb(struct evhttp_request *req, void *arg)
 	evbuffer_copyout(in, last_body, n);
 	last_body[n] = '\0';
 	util_strlcpy(last_method,
-	    evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" :
-	    evhttp_request_get_command(req) == EVHTTP_REQ_GET ? "GET" : "?",
+	    evhttp_request_get_command(req) == EVHTTP_REQ_POST	  ? "POST" :
+		evhttp_request_get_command(req) == EVHTTP_REQ_GET ? "GET" :
+								    "?",
 	    sizeof(last_method));
 
 	if (strncmp(uri, "/status/", 8) == 0) {
@@ -159,10 +160,10 @@ request(struct fixture *f, const char *path, struct httpc_opts *o,
 static void
 test_status(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture	 *f = *state;
 	struct httpc_opts o = { 0 };
-	struct result r;
-	char ua[64];
+	struct result	  r;
+	char		  ua[64];
 
 	request(f, "/status/200", &o, &r);
 	assert_int_equal(r.resp.status, 200);
@@ -186,11 +187,11 @@ static void
 test_post(void **state)
 {
 	struct fixture *f = *state;
-	const char *hdrs[] = { "Content-Type: application/json",
-	    "X-Test: 1", NULL };
+	const char *hdrs[] = { "Content-Type: application/json", "X-Test: 1",
+		NULL };
 	struct httpc_opts o = { 0 };
-	struct result r;
-	char body[64];
+	struct result	  r;
+	char		  body[64];
 
 	/* The body is copied: the caller may reuse its buffer at once. */
 	snprintf(body, sizeof(body), "{\"a\":1}");
@@ -217,9 +218,9 @@ test_post(void **state)
 static void
 test_body_cap(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture	 *f = *state;
 	struct httpc_opts o = { 0 };
-	struct result r;
+	struct result	  r;
 
 	o.max_body = 100;
 	o.allow_private = true;
@@ -234,9 +235,9 @@ test_body_cap(void **state)
 static void
 test_retry_after(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture	 *f = *state;
 	struct httpc_opts o = { 0 };
-	struct result r;
+	struct result	  r;
 
 	request(f, "/retry/120", &o, &r);
 	assert_int_equal(r.resp.status, 429);
@@ -256,9 +257,9 @@ test_retry_after(void **state)
 static void
 test_timeout(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture	 *f = *state;
 	struct httpc_opts o = { 0 };
-	struct result r;
+	struct result	  r;
 
 	o.timeout_ms = 300;
 	o.allow_private = true;
@@ -272,13 +273,13 @@ test_timeout(void **state)
 static void
 test_refused(void **state)
 {
-	struct fixture *f = *state;
-	struct httpc_opts o = { 0 };
+	struct fixture	  *f = *state;
+	struct httpc_opts  o = { 0 };
 	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
-	struct result r;
-	char url[64];
-	int fd;
+	socklen_t	   len = sizeof(sin);
+	struct result	   r;
+	char		   url[64];
+	int		   fd;
 
 	/* A port that was free a moment ago: nothing listens there. */
 	fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -304,9 +305,9 @@ test_refused(void **state)
 static void
 test_blocked(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture	 *f = *state;
 	struct httpc_opts o = { 0 };
-	struct result r;
+	struct result	  r;
 
 	snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%u/status/200",
 	    (unsigned)f->srv.port);
@@ -336,11 +337,11 @@ test_blocked(void **state)
 static void
 test_cancel_and_protocols(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture	 *f = *state;
 	struct httpc_opts o = { 0 };
 	struct httpc_req *req;
-	struct result r, r2;
-	int64_t deadline;
+	struct result	  r, r2;
+	int64_t		  deadline;
 
 	snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%u/slow",
 	    (unsigned)f->srv.port);
@@ -370,8 +371,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_post, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_body_cap, setup,
-		    teardown),
+		cmocka_unit_test_setup_teardown(test_body_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_after, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),

@@ -22,7 +22,7 @@
 static struct evbuffer *
 frame_of(const Ar__Envelope *env)
 {
-	struct evbuffer	*b = evbuffer_new();
+	struct evbuffer *b = evbuffer_new();
 
 	assert_int_equal(ipc_frame_encode(env, b), 0);
 	return b;
@@ -31,9 +31,9 @@ frame_of(const Ar__Envelope *env)
 static void
 test_roundtrip(void **state)
 {
-	Ar__Envelope		 env = AR__ENVELOPE__INIT, *out;
-	Ar__LogsStored		 m = AR__LOGS_STORED__INIT;
-	struct evbuffer		*b;
+	Ar__Envelope	 env = AR__ENVELOPE__INIT, *out;
+	Ar__LogsStored	 m = AR__LOGS_STORED__INIT;
+	struct evbuffer *b;
 
 	m.source_id = "5b1f0b8e-0000-4000-8000-000000000001";
 	m.count = 1234;
@@ -55,7 +55,7 @@ test_split_reads(void **state)
 {
 	Ar__Envelope	 env = AR__ENVELOPE__INIT, *out;
 	Ar__Ping	 m = AR__PING__INIT;
-	struct evbuffer	*whole, *in = evbuffer_new();
+	struct evbuffer *whole, *in = evbuffer_new();
 	uint8_t		 byte;
 	size_t		 n, i;
 
@@ -87,7 +87,7 @@ test_split_reads(void **state)
 static void
 test_zero_and_oversize(void **state)
 {
-	struct evbuffer	*b = evbuffer_new();
+	struct evbuffer *b = evbuffer_new();
 	Ar__Envelope	*out;
 	uint32_t	 len = 0;
 
@@ -108,7 +108,7 @@ test_zero_and_oversize(void **state)
 static void
 test_garbage(void **state)
 {
-	struct evbuffer	*b = evbuffer_new();
+	struct evbuffer *b = evbuffer_new();
 	Ar__Envelope	*out;
 	uint8_t		 junk[] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x07 };
 	uint32_t	 len = htonl(sizeof(junk));
@@ -124,11 +124,11 @@ test_garbage(void **state)
 static void
 test_unknown_case(void **state)
 {
-	struct evbuffer	*b = evbuffer_new();
+	struct evbuffer *b = evbuffer_new();
 	Ar__Envelope	*out;
 	/* Field 99, wire type 2, length 0: tag 794 as a varint. */
-	uint8_t		 unk[] = { 0x9a, 0x06, 0x00 };
-	uint32_t	 len = htonl(sizeof(unk));
+	uint8_t	 unk[] = { 0x9a, 0x06, 0x00 };
+	uint32_t len = htonl(sizeof(unk));
 
 	evbuffer_add(b, &len, 4);
 	evbuffer_add(b, unk, sizeof(unk));
@@ -142,8 +142,9 @@ test_unknown_case(void **state)
 static void
 test_config_message(void **state)
 {
-	Ar__ConfigEntry	 e1 = AR__CONFIG_ENTRY__INIT, e2 = AR__CONFIG_ENTRY__INIT;
-	Ar__ConfigEntry	*ents[2] = { &e1, &e2 };
+	Ar__ConfigEntry e1 = AR__CONFIG_ENTRY__INIT,
+			e2 = AR__CONFIG_ENTRY__INIT;
+	Ar__ConfigEntry *ents[2] = { &e1, &e2 };
 	Ar__Config	 m = AR__CONFIG__INIT;
 	struct config	 c;
 	char		 err[256];
@@ -158,7 +159,8 @@ test_config_message(void **state)
 	assert_int_equal(ipc_config_apply(&m, &c, err, sizeof(err)), 0);
 	assert_int_equal(config_int(&c, CONF_FETCH_OVERLAP), 120);
 	assert_string_equal(config_str(&c, CONF_INSTANCE_ID), "host-a");
-	assert_string_equal(config_str(&c, CONF_MONGODB_DATABASE), "auditrelay");
+	assert_string_equal(config_str(&c, CONF_MONGODB_DATABASE),
+	    "auditrelay");
 	config_clear(&c);
 	e1.key = "nope";
 	assert_int_equal(ipc_config_apply(&m, &c, err, sizeof(err)), -EINVAL);
@@ -167,11 +169,11 @@ test_config_message(void **state)
 
 /* A channel on one end of a socketpair, its frames read at the other. */
 struct sender {
-	struct event_base	*base;
-	struct ipc_chan		*ch;
-	int			 fd;	/* the other end */
-	struct evbuffer		*in;
-	Ar__Envelope		*last;
+	struct event_base *base;
+	struct ipc_chan	  *ch;
+	int		   fd; /* the other end */
+	struct evbuffer	  *in;
+	Ar__Envelope	  *last;
 };
 
 /*
@@ -181,7 +183,7 @@ struct sender {
 static Ar__Envelope *
 sent(struct sender *t, Ar__Envelope__BodyCase body_case)
 {
-	int	i, rc;
+	int i, rc;
 
 	ar__envelope__free_unpacked(t->last, NULL);
 	t->last = NULL;
@@ -199,23 +201,23 @@ sent(struct sender *t, Ar__Envelope__BodyCase body_case)
 static void
 test_typed_senders(void **state)
 {
-	struct sender		 t;
-	struct ipc_chan		*ch;
-	struct config		 cfg;
-	Ar__Envelope		*e;
-	char			 err[256];
-	int			 sv[2];
+	struct sender	 t;
+	struct ipc_chan *ch;
+	struct config	 cfg;
+	Ar__Envelope	*e;
+	char		 err[256];
+	int		 sv[2];
 
 	memset(&t, 0, sizeof(t));
 	assert_non_null(t.in = evbuffer_new());
 	assert_non_null(t.base = event_base_new());
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	assert_non_null(ch = t.ch = ipc_chan_new(t.base, sv[0], NULL, NULL,
-	    NULL));
+	assert_non_null(
+	    ch = t.ch = ipc_chan_new(t.base, sv[0], NULL, NULL, NULL));
 	t.fd = sv[1];
 	config_init(&cfg);
-	assert_int_equal(config_set(&cfg, CONF_FETCH_OVERLAP, "120", err,
-	    sizeof(err)), 0);
+	assert_int_equal(
+	    config_set(&cfg, CONF_FETCH_OVERLAP, "120", err, sizeof(err)), 0);
 
 	assert_int_equal(ipc_send_hello(ch, AR__DAEMON__DAEMON_FETCHERD), 0);
 	e = sent(&t, AR__ENVELOPE__BODY_HELLO);
@@ -252,8 +254,8 @@ test_typed_senders(void **state)
 	e = sent(&t, AR__ENVELOPE__BODY_LOGS_STORED);
 	assert_string_equal(e->logs_stored->source_id, "s2");
 	assert_int_equal(e->logs_stored->count, 12);
-	assert_int_equal(ipc_send_batch_stored(ch, "s3", "b1", "w1", 13, 14,
-	    "{}", 2), 0);
+	assert_int_equal(
+	    ipc_send_batch_stored(ch, "s3", "b1", "w1", 13, 14, "{}", 2), 0);
 	e = sent(&t, AR__ENVELOPE__BODY_BATCH_STORED);
 	assert_string_equal(e->batch_stored->batch_id, "b1");
 	assert_string_equal(e->batch_stored->webhook_id, "w1");

@@ -18,7 +18,6 @@
 #include "lib/crypto/crypto.h"
 #include "tests/support/testkey.h"
 
-
 /* openssl dgst -sha256 -sign key.pem of "header.claims", base64url. */
 static const char OPENSSL_SIG_B64URL[] =
     "NLSxfXhp5U__xyDXylZh3pnUsLTkjffhAXUgMHGhfJiKjLKQBzeEr68fQMIS14DtYkce"
@@ -28,24 +27,25 @@ static const char OPENSSL_SIG_B64URL[] =
     "2X4De5c8GujL4As_Xw8iNnxJCCRt-DbzE_ea85WkiXAOqQt4CmA8IfFFX3_nz8ORW66bKg";
 
 /* base64url of {"alg":"RS256","typ":"JWT"}. */
-#define HDR_B64	"eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9"
+#define HDR_B64 "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9"
 
-static const char CLAIMS[] = "{\"iss\":\"sa@p.iam.gserviceaccount.com\","
-    "\"scope\":\"https://www.googleapis.com/auth/admin.reports.audit."
-    "readonly\",\"aud\":\"https://oauth2.googleapis.com/token\","
-    "\"iat\":1700000000,\"exp\":1700003600,\"sub\":\"admin@example.com\"}";
+static const char CLAIMS
+    [] = "{\"iss\":\"sa@p.iam.gserviceaccount.com\","
+	 "\"scope\":\"https://www.googleapis.com/auth/admin.reports.audit."
+	 "readonly\",\"aud\":\"https://oauth2.googleapis.com/token\","
+	 "\"iat\":1700000000,\"exp\":1700003600,\"sub\":\"admin@example.com\"}";
 
-static struct rsa_key	*key;
+static struct rsa_key *key;
 
 static int
 setup(void **state)
 {
-	char	err[256];
+	char err[256];
 
 	if (crypto_init() != 0)
 		return -1;
-	return rsa_key_from_pem(testkey_openssl_pem, strlen(testkey_openssl_pem), &key,
-	    err, sizeof(err));
+	return rsa_key_from_pem(testkey_openssl_pem,
+	    strlen(testkey_openssl_pem), &key, err, sizeof(err));
 }
 
 static int
@@ -59,7 +59,7 @@ teardown(void **state)
 static char *
 b64u(const char *s)
 {
-	char	*r = b64_encode(s, strlen(s), true, false);
+	char *r = b64_encode(s, strlen(s), true, false);
 
 	assert_non_null(r);
 	return r;
@@ -69,8 +69,8 @@ b64u(const char *s)
 static void
 expect_verify(const char *jwt, int want_rc, const char *want)
 {
-	char	*claims = (char *)1, err[256];
-	int	 rc;
+	char *claims = (char *)1, err[256];
+	int   rc;
 
 	err[0] = '\0';
 	rc = jwt_verify_rs256(jwt, key, &claims, err, sizeof(err));
@@ -88,13 +88,13 @@ expect_verify(const char *jwt, int want_rc, const char *want)
 static void
 test_openssl_vector(void **state)
 {
-	unsigned char	*sig;
-	size_t		 siglen;
-	char		*b64;
+	unsigned char *sig;
+	size_t	       siglen;
+	char	      *b64;
 
 	/* RSASSA-PKCS1-v1_5 is deterministic: the same bytes as openssl. */
-	assert_int_equal(rsa_sign_sha256(key, "header.claims", 13, &sig,
-	    &siglen), 0);
+	assert_int_equal(
+	    rsa_sign_sha256(key, "header.claims", 13, &sig, &siglen), 0);
 	b64 = b64_encode(sig, siglen, true, false);
 	assert_string_equal(b64, OPENSSL_SIG_B64URL);
 	free(b64);
@@ -104,8 +104,8 @@ test_openssl_vector(void **state)
 static void
 test_sign_stable(void **state)
 {
-	char	*a, *b, *c64, *claims = NULL, err[256];
-	size_t	 hlen;
+	char  *a, *b, *c64, *claims = NULL, err[256];
+	size_t hlen;
 
 	a = jwt_sign_rs256(key, NULL, CLAIMS);
 	b = jwt_sign_rs256(key, NULL, CLAIMS);
@@ -136,9 +136,9 @@ test_sign_stable(void **state)
 static void
 test_kid(void **state)
 {
-	unsigned char	*hdr;
-	size_t		 hlen;
-	char		*jwt, *claims = NULL, err[256];
+	unsigned char *hdr;
+	size_t	       hlen;
+	char	      *jwt, *claims = NULL, err[256];
 
 	jwt = jwt_sign_rs256(key, "0123abcd\"x", "{}");
 	assert_non_null(jwt);
@@ -146,8 +146,8 @@ test_kid(void **state)
 	    0);
 	assert_string_equal((char *)hdr,
 	    "{\"alg\":\"RS256\",\"kid\":\"0123abcd\\\"x\",\"typ\":\"JWT\"}");
-	assert_int_equal(jwt_verify_rs256(jwt, key, &claims, err,
-	    sizeof(err)), 0);
+	assert_int_equal(jwt_verify_rs256(jwt, key, &claims, err, sizeof(err)),
+	    0);
 	assert_string_equal(claims, "{}");
 	free(claims);
 	free(hdr);
@@ -157,8 +157,8 @@ test_kid(void **state)
 static void
 test_tamper(void **state)
 {
-	char	*jwt, *dot, saved;
-	size_t	 i, n;
+	char  *jwt, *dot, saved;
+	size_t i, n;
 
 	jwt = jwt_sign_rs256(key, NULL, CLAIMS);
 	assert_non_null(jwt);
@@ -172,7 +172,7 @@ test_tamper(void **state)
 	/* One changed byte of the signature, at several places. */
 	dot = strrchr(jwt, '.');
 	for (i = 1; i < 340; i += 29) {
-		char	c = dot[i];
+		char c = dot[i];
 
 		dot[i] = c == 'A' ? 'B' : 'A';
 		expect_verify(jwt, -EBADMSG, NULL);
@@ -189,8 +189,8 @@ test_tamper(void **state)
 static char *
 forge(const char *hdr_json, const char *sig_of)
 {
-	char	*h = b64u(hdr_json), *c = b64u(CLAIMS), *good, *out;
-	size_t	 n;
+	char  *h = b64u(hdr_json), *c = b64u(CLAIMS), *good, *out;
+	size_t n;
 
 	good = jwt_sign_rs256(key, NULL, sig_of);
 	assert_non_null(good);
@@ -208,8 +208,8 @@ test_alg(void **state)
 {
 	/* Headers refused before the signature, and what err[] names. */
 	static const struct {
-		const char	*hdr;
-		const char	*msg;
+		const char *hdr;
+		const char *msg;
 	} bad[] = {
 		{ "{\"alg\":\"none\",\"typ\":\"JWT\"}", "RS256" },
 		{ "{\"alg\":\"HS256\",\"typ\":\"JWT\"}", "RS256" },
@@ -219,8 +219,8 @@ test_alg(void **state)
 		{ "[\"RS256\"]", "JSON object" },
 		{ "{\"alg\":\"RS256\",\"crit\":[\"exp\"]}", "crit" },
 	};
-	char	*jwt, *h, *c;
-	size_t	 i;
+	char  *jwt, *h, *c;
+	size_t i;
 
 	/* alg "none" with an empty signature, and with a real one. */
 	h = b64u("{\"alg\":\"none\",\"typ\":\"JWT\"}");
@@ -245,13 +245,21 @@ test_alg(void **state)
 static void
 test_malformed(void **state)
 {
-	static const char	*bad[] = {
-		"", ".", "..", "a.b", "a.b.c.d", HDR_B64 "..sig",
-		HDR_B64 ".e30.", ".e30.abc", HDR_B64 ".e30=.abc",
-		HDR_B64 ".e30.ab+c", HDR_B64 " .e30.abc",
+	static const char *bad[] = {
+		"",
+		".",
+		"..",
+		"a.b",
+		"a.b.c.d",
+		HDR_B64 "..sig",
+		HDR_B64 ".e30.",
+		".e30.abc",
+		HDR_B64 ".e30=.abc",
+		HDR_B64 ".e30.ab+c",
+		HDR_B64 " .e30.abc",
 	};
-	char	*claims = (char *)1;
-	size_t	 i;
+	char  *claims = (char *)1;
+	size_t i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		expect_verify(bad[i], -EINVAL, NULL);
@@ -259,7 +267,7 @@ test_malformed(void **state)
 	assert_null(claims);
 	/* Claims that are not a JSON object, correctly signed. */
 	{
-		char	*jwt = jwt_sign_rs256(key, NULL, "[1,2]");
+		char *jwt = jwt_sign_rs256(key, NULL, "[1,2]");
 
 		assert_non_null(jwt);
 		expect_verify(jwt, -EINVAL, "claims");

@@ -17,13 +17,13 @@
 
 #include "lib/base/log.h"
 
-#define GUARD	64
+#define GUARD 64
 
 /* Redact s in a buffer of size bytes followed by a guard zone. */
 static char *
 redact(const char *s, size_t size)
 {
-	char	*b = malloc(size + GUARD);
+	char *b = malloc(size + GUARD);
 
 	assert_non_null(b);
 	memset(b, 'G', size + GUARD);
@@ -38,7 +38,7 @@ redact(const char *s, size_t size)
 static void
 test_basic(void **state)
 {
-	char	*b;
+	char *b;
 
 	log_redact_add("s3cr3t-canary");
 	b = redact("token=s3cr3t-canary and s3cr3t-canary", 256);
@@ -48,7 +48,8 @@ test_basic(void **state)
 	assert_string_equal(b, "Authorization: Bearer [REDACTED] rest");
 	free(b);
 	b = redact("key -----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE "
-	    "KEY----- after", 256);
+		   "KEY----- after",
+	    256);
 	assert_string_equal(b, "key [REDACTED] after");
 	free(b);
 	log_redact_clear();
@@ -57,8 +58,8 @@ test_basic(void **state)
 static void
 test_growth_bounded(void **state)
 {
-	char	 line[4096], *b;
-	size_t	 i, o = 0;
+	char   line[4096], *b;
+	size_t i, o = 0;
 
 	/* A full line of "Bearer x": each grows by 9 bytes. */
 	while (o + 9 < sizeof(line)) {
@@ -86,14 +87,14 @@ test_growth_bounded(void **state)
 	log_redact_clear();
 }
 
-#define SRC	"3f2a9c1e-8b7d-4e21-9a0f-2b6c8d4e1f03"
-#define BATCH	"0b1c2d3e-4f50-4a61-8b72-93a4b5c6d7e8"
+#define SRC   "3f2a9c1e-8b7d-4e21-9a0f-2b6c8d4e1f03"
+#define BATCH "0b1c2d3e-4f50-4a61-8b72-93a4b5c6d7e8"
 
 static void
 test_fields(void **state)
 {
-	struct log_fields	 f;
-	const char		*l;
+	struct log_fields f;
+	const char	 *l;
 
 	l = "source=" SRC " app=login page stored: logs=3 new=3 batches=1";
 	assert_int_equal(log_fields_parse(l, strlen(l), &f), 2);
@@ -130,15 +131,15 @@ test_fields(void **state)
 static void
 test_fields_bounded(void **state)
 {
-	struct log_fields	 f;
-	char			 line[600];
-	size_t			 n;
+	struct log_fields f;
+	char		  line[600];
+	size_t		  n;
 
 	/* A value of LOG_FIELD_MAX - 1 bytes is kept, one more is dropped. */
 	n = (size_t)snprintf(line, sizeof(line), "source=");
 	memset(line + n, 'a', LOG_FIELD_MAX - 1);
-	snprintf(line + n + LOG_FIELD_MAX - 1, sizeof(line) - n -
-	    LOG_FIELD_MAX + 1, " app=x");
+	snprintf(line + n + LOG_FIELD_MAX - 1,
+	    sizeof(line) - n - LOG_FIELD_MAX + 1, " app=x");
 	assert_int_equal(log_fields_parse(line, strlen(line), &f), 2);
 	assert_int_equal(strlen(f.v[LOG_FIELD_SOURCE]), LOG_FIELD_MAX - 1);
 	n = (size_t)snprintf(line, sizeof(line), "source=");
@@ -168,8 +169,7 @@ test_fields_bounded(void **state)
 	    "APPLICATION");
 	assert_string_equal(log_field_journal_name(LOG_FIELD_BATCH),
 	    "BATCH_ID");
-	assert_string_equal(log_field_journal_name(LOG_FIELD_WINDOW),
-	    "WINDOW");
+	assert_string_equal(log_field_journal_name(LOG_FIELD_WINDOW), "WINDOW");
 	assert_null(log_field_journal_name(LOG_FIELD_COUNT));
 }
 

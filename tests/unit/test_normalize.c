@@ -20,7 +20,7 @@
 #include "lib/base/json.h"
 #include "lib/google/normalize.h"
 
-#define MAX_SAMPLES	64
+#define MAX_SAMPLES 64
 
 static const char *
 samples_dir(void)
@@ -36,7 +36,7 @@ file_read(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
 	char *buf;
-	long n;
+	long  n;
 
 	if (f == NULL)
 		fail_msg("cannot open %s", path);
@@ -66,10 +66,10 @@ sample_read(const char *name, size_t *len)
 static size_t
 samples_list(const char *suffix, char names[MAX_SAMPLES][256])
 {
-	DIR *d = opendir(samples_dir());
+	DIR	      *d = opendir(samples_dir());
 	struct dirent *de;
-	size_t n = 0, sl = strlen(suffix), i, j;
-	char tmp[256];
+	size_t	       n = 0, sl = strlen(suffix), i, j;
+	char	       tmp[256];
 
 	if (d == NULL)
 		fail_msg("cannot open samples dir %s", samples_dir());
@@ -95,7 +95,7 @@ static yajl_val
 log_tree(const struct norm_log *l)
 {
 	yajl_val v = NULL;
-	char err[128];
+	char	 err[128];
 
 	if (json_parse(l->json, l->json_len, 64, &v, err, sizeof(err)) != 0)
 		fail_msg("log is not JSON: %s: %s", err, l->json);
@@ -117,18 +117,18 @@ detail(yajl_val log, const char *name)
 static void
 log_check_shape(const struct norm_log *l, yajl_val act, yajl_val ev)
 {
-	yajl_val v = log_tree(l), actor, id = json_get(act, "id"), raw;
+	yajl_val    v = log_tree(l), actor, id = json_get(act, "id"), raw;
 	const char *app = json_get_string(id, "applicationName");
-	char ts[32];
-	int64_t ms;
+	char	    ts[32];
+	int64_t	    ms;
 
 	assert_false(l->error);
 	assert_null(json_get(v, "error"));
 	assert_int_equal(strlen(l->id), NORM_ID_LEN);
 	assert_int_equal(strspn(l->id, "0123456789abcdef"), NORM_ID_LEN);
 	assert_string_equal(json_get_string(v, "id"), l->id);
-	assert_int_equal(json_time_parse_rfc3339(json_get_string(id, "time"),
-	    &ms), 0);
+	assert_int_equal(
+	    json_time_parse_rfc3339(json_get_string(id, "time"), &ms), 0);
 	assert_true(l->time_ms == ms);
 	time_format_rfc3339_ms(ms, ts);
 	assert_string_equal(json_get_string(v, "timestamp"), ts);
@@ -158,13 +158,13 @@ log_check_shape(const struct norm_log *l, yajl_val act, yajl_val ev)
 	/* Every parameter is in details by name. */
 	{
 		yajl_val ps = json_get(ev, "parameters");
-		size_t i;
+		size_t	 i;
 
 		assert_int_equal(json_get(v, "details")->u.object.len,
 		    ps != NULL ? ps->u.array.len : 0);
 		for (i = 0; ps != NULL && i < ps->u.array.len; i++)
-			assert_non_null(detail(v, json_get_string(
-			    ps->u.array.values[i], "name")));
+			assert_non_null(detail(v,
+			    json_get_string(ps->u.array.values[i], "name")));
 	}
 	raw = json_get(v, "raw");
 	assert_true(YAJL_IS_OBJECT(raw));
@@ -178,24 +178,26 @@ log_check_shape(const struct norm_log *l, yajl_val act, yajl_val ev)
 static void
 test_samples_pages(void **state)
 {
-	char names[MAX_SAMPLES][256];
+	char   names[MAX_SAMPLES][256];
 	size_t n = samples_list(".json", names), f, i, j, k, total = 0;
 
 	assert_true(n >= 6);
 	for (f = 0; f < n; f++) {
 		struct norm_log *l1 = NULL, *l2 = NULL;
-		size_t n1 = 0, n2 = 0, len, events = 0;
-		char *body = sample_read(names[f], &len), *tok1, *tok2;
-		char err[256];
+		size_t		 n1 = 0, n2 = 0, len, events = 0;
+		char	*body = sample_read(names[f], &len), *tok1, *tok2;
+		char	 err[256];
 		yajl_val page = NULL, items;
 
-		assert_int_equal(json_parse(body, len, 64, &page, err,
-		    sizeof(err)), 0);
+		assert_int_equal(
+		    json_parse(body, len, 64, &page, err, sizeof(err)), 0);
 		items = json_get(page, "items");
-		assert_int_equal(normalize_page(body, len, "fallback", &l1,
-		    &n1, &tok1, err, sizeof(err)), 0);
-		assert_int_equal(normalize_page(body, len, "fallback", &l2,
-		    &n2, &tok2, err, sizeof(err)), 0);
+		assert_int_equal(normalize_page(body, len, "fallback", &l1, &n1,
+				     &tok1, err, sizeof(err)),
+		    0);
+		assert_int_equal(normalize_page(body, len, "fallback", &l2, &n2,
+				     &tok2, err, sizeof(err)),
+		    0);
 		assert_int_equal(n1, n2);
 		if (json_get_string(page, "nextPageToken") != NULL) {
 			assert_non_null(tok1);
@@ -242,53 +244,57 @@ test_samples_pages(void **state)
 static void
 test_samples_lines(void **state)
 {
-	char names[MAX_SAMPLES][256];
+	char   names[MAX_SAMPLES][256];
 	size_t n = samples_list(".log", names), f, i, j, len, lines = 0;
 	struct norm_log *all = NULL, *again = NULL;
-	size_t nall = 0, nagain = 0;
-	char *keys[64];
+	size_t		 nall = 0, nagain = 0;
+	char		*keys[64];
 
 	assert_true(n >= 2);
 	for (f = 0; f < n; f++) {
 		char *body = sample_read(names[f], &len), *line, *save = NULL;
 
 		for (line = strtok_r(body, "\n", &save); line != NULL;
-		    line = strtok_r(NULL, "\n", &save)) {
+		     line = strtok_r(NULL, "\n", &save)) {
 			yajl_val act = NULL;
-			char err[256];
-			size_t before = nall;
+			char	 err[256];
+			size_t	 before = nall;
 
 			if (line[0] == '\0')
 				continue;
 			assert_int_equal(json_parse(line, strlen(line), 64,
-			    &act, err, sizeof(err)), 0);
+					     &act, err, sizeof(err)),
+			    0);
 			assert_true(YAJL_IS_OBJECT(json_get(act, "events")));
 			assert_int_equal(normalize_activity(act, NULL, &all,
-			    &nall, err, sizeof(err)), 0);
+					     &nall, err, sizeof(err)),
+			    0);
 			assert_int_equal(nall, before + 1);
 			assert_int_equal(normalize_activity(act, NULL, &again,
-			    &nagain, err, sizeof(err)), 0);
+					     &nagain, err, sizeof(err)),
+			    0);
 			log_check_shape(&all[before], act,
 			    json_get(act, "events"));
 			assert_true(lines < 64);
 			/* Identity key as the id should see it. */
 			{
 				yajl_val id = json_get(act, "id"), uq;
-				int64_t ms;
-				char ts[32];
+				int64_t	 ms;
+				char	 ts[32];
 
 				uq = json_get(id, "uniqueQualifier");
-				json_time_parse_rfc3339(json_get_string(id,
-				    "time"), &ms);
+				json_time_parse_rfc3339(
+				    json_get_string(id, "time"), &ms);
 				time_format_rfc3339_ms(ms, ts);
-				assert_true(asprintf(&keys[lines],
-				    "%s|%s|%s|%s|%s",
-				    json_get_string(id, "customerId"),
-				    json_get_string(id, "applicationName"), ts,
-				    YAJL_IS_STRING(uq) ? uq->u.string :
-				    uq->u.number.r,
-				    json_get_string(json_get(act, "events"),
-				    "name")) > 0);
+				assert_true(
+				    asprintf(&keys[lines], "%s|%s|%s|%s|%s",
+					json_get_string(id, "customerId"),
+					json_get_string(id, "applicationName"),
+					ts,
+					YAJL_IS_STRING(uq) ? uq->u.string :
+							     uq->u.number.r,
+					json_get_string(json_get(act, "events"),
+					    "name")) > 0);
 			}
 			lines++;
 			yajl_tree_free(act);
@@ -317,12 +323,12 @@ static struct norm_log *
 page_logs(const char *name, size_t *n)
 {
 	struct norm_log *l = NULL;
-	char *body, *tok = NULL, err[256];
-	size_t len;
+	char		*body, *tok = NULL, err[256];
+	size_t		 len;
 
 	body = sample_read(name, &len);
-	assert_int_equal(normalize_page(body, len, NULL, &l, n, &tok, err,
-	    sizeof(err)), 0);
+	assert_int_equal(
+	    normalize_page(body, len, NULL, &l, n, &tok, err, sizeof(err)), 0);
 	free(tok);
 	free(body);
 	return l;
@@ -332,8 +338,8 @@ static void
 test_token_intvalue(void **state)
 {
 	struct norm_log *l;
-	yajl_val v, d;
-	size_t n;
+	yajl_val	 v, d;
+	size_t		 n;
 
 	l = page_logs("page-token-activity.json", &n);
 	assert_int_equal(n, 1);
@@ -347,8 +353,8 @@ test_token_intvalue(void **state)
 	assert_string_equal(json_get_string(v, "eventType"), "auth");
 	assert_string_equal(json_get_string(v, "eventName"), "activity");
 	assert_null(json_get(json_get(v, "actor"), "callerType"));
-	assert_string_equal(json_get_string(json_get(v, "actor"),
-	    "profileId"), "117700224466880011335");
+	assert_string_equal(json_get_string(json_get(v, "actor"), "profileId"),
+	    "117700224466880011335");
 	assert_string_equal(json_get_string(v, "timestamp"),
 	    "2026-01-02T00:00:00.456Z");
 	yajl_tree_free(v);
@@ -359,9 +365,9 @@ static void
 test_groups_two_events(void **state)
 {
 	struct norm_log *l;
-	yajl_val v0, v1;
-	size_t n;
-	char want[NORM_ID_LEN + 1];
+	yajl_val	 v0, v1;
+	size_t		 n;
+	char		 want[NORM_ID_LEN + 1];
 
 	l = page_logs("page-groups-two-events.json", &n);
 	assert_int_equal(n, 2);
@@ -369,10 +375,14 @@ test_groups_two_events(void **state)
 	/* The canonical id string, pinned (computed independently). */
 	assert_string_equal(l[0].id, "c5d4bc15ede6e5c908f183180d640b30");
 	assert_int_equal(normalize_log_id("C0DDBA11", "admin", l[0].time_ms,
-	    "-5566778899001122334", 0, "ADD_GROUP_MEMBER", want), 0);
+			     "-5566778899001122334", 0, "ADD_GROUP_MEMBER",
+			     want),
+	    0);
 	assert_string_equal(l[0].id, want);
 	assert_int_equal(normalize_log_id("C0DDBA11", "admin", l[0].time_ms,
-	    "-5566778899001122334", 1, "REMOVE_GROUP_MEMBER", want), 0);
+			     "-5566778899001122334", 1, "REMOVE_GROUP_MEMBER",
+			     want),
+	    0);
 	assert_string_equal(l[1].id, want);
 	v0 = log_tree(&l[0]);
 	v1 = log_tree(&l[1]);
@@ -384,11 +394,12 @@ test_groups_two_events(void **state)
 	    "joiner@groups.example");
 	assert_string_equal(detail(v1, "USER_EMAIL")->u.string,
 	    "leaver@groups.example");
-	assert_string_equal(json_get_string(json_get(v0, "actor"),
-	    "callerType"), "USER");
+	assert_string_equal(
+	    json_get_string(json_get(v0, "actor"), "callerType"), "USER");
 	/* Negative uniqueQualifier kept as given in raw. */
-	assert_string_equal(json_get_string(json_get(json_get(v1, "raw"),
-	    "id"), "uniqueQualifier"), "-5566778899001122334");
+	assert_string_equal(json_get_string(json_get(json_get(v1, "raw"), "id"),
+				"uniqueQualifier"),
+	    "-5566778899001122334");
 	yajl_tree_free(v0);
 	yajl_tree_free(v1);
 	norm_logs_free(l, n);
@@ -398,8 +409,8 @@ static void
 test_drive_bools(void **state)
 {
 	struct norm_log *l;
-	yajl_val v;
-	size_t n, i;
+	yajl_val	 v;
+	size_t		 n, i;
 
 	l = page_logs("page-drive-five-events.json", &n);
 	assert_int_equal(n, 5);
@@ -421,14 +432,14 @@ static void
 test_token_line_multi(void **state)
 {
 	struct norm_log *l = NULL;
-	yajl_val act = NULL, v, sd, first;
-	char *body, err[256];
-	size_t len, n = 0;
+	yajl_val	 act = NULL, v, sd, first;
+	char		*body, err[256];
+	size_t		 len, n = 0;
 
 	body = sample_read("token-line.log", &len);
 	assert_int_equal(json_parse(body, len, 64, &act, err, sizeof(err)), 0);
-	assert_int_equal(normalize_activity(act, NULL, &l, &n, err,
-	    sizeof(err)), 0);
+	assert_int_equal(
+	    normalize_activity(act, NULL, &l, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 1);
 	v = log_tree(&l[0]);
 	assert_string_equal(json_get_string(v, "eventName"), "authorize");
@@ -441,14 +452,15 @@ test_token_line_multi(void **state)
 	assert_string_equal(json_get_string(first, "scope_name"),
 	    "https://www.googleapis.com/auth/calendar.readonly");
 	assert_true(YAJL_IS_ARRAY(json_get(first, "product_bucket")));
-	assert_string_equal(json_get(first,
-	    "product_bucket")->u.array.values[0]->u.string, "CALENDAR");
+	assert_string_equal(
+	    json_get(first, "product_bucket")->u.array.values[0]->u.string,
+	    "CALENDAR");
 	assert_true(YAJL_IS_ARRAY(detail(v, "scope")));
 	/* A number where a string was expected is kept as given. */
 	assert_true(YAJL_IS_INTEGER(detail(v, "num_response_bytes")));
 	/* Numeric profileId becomes its text. */
-	assert_string_equal(json_get_string(json_get(v, "actor"),
-	    "profileId"), "1");
+	assert_string_equal(json_get_string(json_get(v, "actor"), "profileId"),
+	    "1");
 	assert_string_equal(json_get_string(v, "application"), "token");
 	yajl_tree_free(v);
 	norm_logs_free(l, n);
@@ -460,9 +472,9 @@ static void
 test_login_line_last(void **state)
 {
 	struct norm_log *l = NULL;
-	yajl_val act = NULL, v, m;
-	char *body, *last, err[256];
-	size_t len, n = 0;
+	yajl_val	 act = NULL, v, m;
+	char		*body, *last, err[256];
+	size_t		 len, n = 0;
 
 	body = sample_read("login-lines.log", &len);
 	while (len > 0 && body[len - 1] == '\n')
@@ -470,10 +482,10 @@ test_login_line_last(void **state)
 	last = strrchr(body, '\n');
 	assert_non_null(last);
 	last++;
-	assert_int_equal(json_parse(last, strlen(last), 64, &act, err,
-	    sizeof(err)), 0);
-	assert_int_equal(normalize_activity(act, NULL, &l, &n, err,
-	    sizeof(err)), 0);
+	assert_int_equal(
+	    json_parse(last, strlen(last), 64, &act, err, sizeof(err)), 0);
+	assert_int_equal(
+	    normalize_activity(act, NULL, &l, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 1);
 	v = log_tree(&l[0]);
 	assert_string_equal(json_get_string(v, "eventName"),
@@ -499,14 +511,14 @@ static struct norm_log *
 act_logs(const char *text, const char *fallback, size_t *n)
 {
 	struct norm_log *l = NULL;
-	yajl_val act = NULL;
-	char err[256];
+	yajl_val	 act = NULL;
+	char		 err[256];
 
 	*n = 0;
 	if (json_parse(text, strlen(text), 64, &act, err, sizeof(err)) != 0)
 		fail_msg("bad test JSON: %s", err);
-	assert_int_equal(normalize_activity(act, fallback, &l, n, err,
-	    sizeof(err)), 0);
+	assert_int_equal(
+	    normalize_activity(act, fallback, &l, n, err, sizeof(err)), 0);
 	yajl_tree_free(act);
 	return l;
 }
@@ -515,7 +527,8 @@ act_logs(const char *text, const char *fallback, size_t *n)
 static void
 test_param_types(void **state)
 {
-	const char *t = "{\"id\": {\"time\": \"2024-03-10T12:00:00Z\", "
+	const char *t =
+	    "{\"id\": {\"time\": \"2024-03-10T12:00:00Z\", "
 	    "\"uniqueQualifier\": \"5\", \"customerId\": \"C1\"}, "
 	    "\"actor\": {\"email\": \"a@b.c\", \"profileId\": \"9\", "
 	    "\"callerType\": \"KEY\", \"key\": \"SYSTEM\"}, "
@@ -537,8 +550,8 @@ test_param_types(void **state)
 	    "\"sensitiveParameters\": [{\"name\": \"sec\", \"value\": \"z\"}]"
 	    "}]}";
 	struct norm_log *l;
-	yajl_val v, d;
-	size_t n;
+	yajl_val	 v, d;
+	size_t		 n;
 
 	l = act_logs(t, "fb", &n);
 	assert_int_equal(n, 1);
@@ -551,14 +564,13 @@ test_param_types(void **state)
 	assert_true(YAJL_IS_NULL(json_get(json_get(v, "actor"), "ipAddress")));
 	assert_string_equal(json_get_string(json_get(v, "actor"), "key"),
 	    "SYSTEM");
-	assert_string_equal(json_get_string(json_get(v, "actor"),
-	    "callerType"), "KEY");
+	assert_string_equal(json_get_string(json_get(v, "actor"), "callerType"),
+	    "KEY");
 	assert_string_equal(detail(v, "s")->u.string, "v");
 	assert_string_equal(detail(v, "s#2")->u.string, "dup");
 	assert_int_equal(YAJL_GET_INTEGER(detail(v, "i")), -42);
 	assert_true(YAJL_IS_STRING(detail(v, "big")));
-	assert_string_equal(detail(v, "big")->u.string,
-	    "99999999999999999999");
+	assert_string_equal(detail(v, "big")->u.string, "99999999999999999999");
 	assert_true(YAJL_IS_FALSE(detail(v, "b")));
 	assert_int_equal(detail(v, "mv")->u.array.len, 2);
 	d = detail(v, "mi");
@@ -602,28 +614,32 @@ static void
 test_unparseable_activity(void **state)
 {
 	static const struct {
-		const char	*text;
-		const char	*err;
+		const char *text;
+		const char *err;
 	} cases[] = {
 		{ "{\"id\": {\"uniqueQualifier\": \"1\"}, \"events\": []}",
 		    "id.time" },
 		{ "{\"id\": {\"time\": \"yesterday\", \"uniqueQualifier\": "
-		    "\"1\"}, \"events\": [{\"name\": \"x\"}]}", "RFC 3339" },
+		  "\"1\"}, \"events\": [{\"name\": \"x\"}]}",
+		    "RFC 3339" },
 		{ "{\"id\": {\"time\": \"2024-03-10T12:00:00Z\"}, "
-		    "\"events\": [{\"name\": \"x\"}]}", "uniqueQualifier" },
+		  "\"events\": [{\"name\": \"x\"}]}",
+		    "uniqueQualifier" },
 		{ "{\"id\": {\"time\": \"2024-03-10T12:00:00Z\", "
-		    "\"uniqueQualifier\": \"1\"}, \"events\": \"oops\"}",
+		  "\"uniqueQualifier\": \"1\"}, \"events\": \"oops\"}",
 		    "not an array" },
 		{ "{\"id\": {\"time\": \"2024-03-10T12:00:00Z\", "
-		    "\"uniqueQualifier\": \"1\"}}", "no events" },
+		  "\"uniqueQualifier\": \"1\"}}",
+		    "no events" },
 		{ "{\"id\": {\"time\": \"2024-03-10T12:00:00Z\", "
-		    "\"uniqueQualifier\": \"1\"}, \"events\": []}", "empty" },
+		  "\"uniqueQualifier\": \"1\"}, \"events\": []}",
+		    "empty" },
 		{ "{\"id\": 5}", "no id" },
 		{ "[1, 2]", "not a JSON object" },
 		{ "\"text\"", "not a JSON object" },
 	};
 	struct norm_log *l, *l2;
-	size_t i, n, n2;
+	size_t		 i, n, n2;
 	char first[sizeof(cases) / sizeof(cases[0])][NORM_ID_LEN + 1];
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -646,7 +662,8 @@ test_unparseable_activity(void **state)
 static void
 test_bad_events(void **state)
 {
-	const char *t = "{\"id\": {\"time\": \"2024-03-10T12:00:00.123Z\", "
+	const char *t =
+	    "{\"id\": {\"time\": \"2024-03-10T12:00:00.123Z\", "
 	    "\"uniqueQualifier\": \"7\", \"applicationName\": \"drive\", "
 	    "\"customerId\": \"C\"}, \"events\": [{\"type\": \"a\", \"name\": "
 	    "\"ok\", \"parameters\": [{\"name\": \"p\", \"value\": \"1\"}]}, "
@@ -654,8 +671,8 @@ test_bad_events(void **state)
 	    "[{\"value\": \"lost?\"}, {\"name\": \"q\", \"boolValue\": true}]},"
 	    " {\"type\": \"a\", \"name\": \"ok\"}, {\"type\": \"a\"}]}";
 	struct norm_log *l;
-	yajl_val v;
-	size_t n, i, j;
+	yajl_val	 v;
+	size_t		 n, i, j;
 
 	l = act_logs(t, NULL, &n);
 	assert_int_equal(n, 5);
@@ -685,17 +702,19 @@ test_bad_events(void **state)
 static void
 test_page_with_junk_items(void **state)
 {
-	const char *t = "{\"kind\": \"admin#reports#activities\", \"items\": ["
+	const char *t =
+	    "{\"kind\": \"admin#reports#activities\", \"items\": ["
 	    "{\"id\": {\"time\": \"2024-03-10T12:00:00Z\", \"uniqueQualifier\":"
 	    " \"1\", \"applicationName\": \"login\"}, \"events\": [{\"name\":"
 	    " \"login_success\", \"type\": \"login\"}]}, null, 3, {}], "
 	    "\"nextPageToken\": \"\"}";
 	struct norm_log *l = NULL;
-	char *tok = (char *)"x", err[256];
-	size_t n = 0;
+	char		*tok = (char *)"x", err[256];
+	size_t		 n = 0;
 
 	assert_int_equal(normalize_page(t, strlen(t), "login", &l, &n, &tok,
-	    err, sizeof(err)), 0);
+			     err, sizeof(err)),
+	    0);
 	assert_int_equal(n, 4);
 	assert_null(tok);
 	assert_false(l[0].error);
@@ -712,19 +731,25 @@ static void
 test_bad_pages(void **state)
 {
 	static const char *bad[] = {
-		"", "<html><body>502 Bad Gateway</body></html>", "[]", "null",
-		"{\"items\": {}}", "{\"items\": [], \"nextPageToken\": 5}",
+		"",
+		"<html><body>502 Bad Gateway</body></html>",
+		"[]",
+		"null",
+		"{\"items\": {}}",
+		"{\"items\": [], \"nextPageToken\": 5}",
 		"{\"error\": {\"code\": 403, \"message\": \"denied\"}}",
-		"{\"items\": [] } trailing", "{\"items\": [\"\xff\"]}",
+		"{\"items\": [] } trailing",
+		"{\"items\": [\"\xff\"]}",
 	};
 	struct norm_log *l = NULL;
-	char *tok = NULL, *body, err[256];
-	size_t n = 0, len, i, end;
+	char		*tok = NULL, *body, err[256];
+	size_t		 n = 0, len, i, end;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
 		assert_int_equal(normalize_page(bad[i], strlen(bad[i]), NULL,
-		    &l, &n, &tok, err, sizeof(err)), -EINVAL);
+				     &l, &n, &tok, err, sizeof(err)),
+		    -EINVAL);
 		assert_null(l);
 		assert_int_equal(n, 0);
 		assert_null(tok);
@@ -737,20 +762,22 @@ test_bad_pages(void **state)
 		end--;
 	for (i = 0; i < end; i++) {
 		assert_int_equal(normalize_page(body, i, NULL, &l, &n, &tok,
-		    err, sizeof(err)), -EINVAL);
+				     err, sizeof(err)),
+		    -EINVAL);
 		assert_null(l);
 		assert_null(tok);
 	}
 	assert_non_null(strstr(err, "byte"));
-	assert_int_equal(normalize_page(body, end, NULL, &l, &n, &tok, err,
-	    sizeof(err)), 0);
+	assert_int_equal(
+	    normalize_page(body, end, NULL, &l, &n, &tok, err, sizeof(err)), 0);
 	assert_int_equal(n, 5);
 	norm_logs_free(l, n);
 	free(body);
 
 	/* An empty page (no items) is fine. */
 	assert_int_equal(normalize_page("{\"kind\": \"x\"}", 13, NULL, &l, &n,
-	    &tok, err, sizeof(err)), 0);
+			     &tok, err, sizeof(err)),
+	    0);
 	assert_int_equal(n, 0);
 	assert_null(tok);
 	norm_logs_free(l, n);
@@ -758,8 +785,8 @@ test_bad_pages(void **state)
 
 /* A growable string for the hostile pages below. */
 struct sbuf {
-	char	*p;
-	size_t	 len, cap;
+	char  *p;
+	size_t len, cap;
 };
 
 static void
@@ -785,23 +812,24 @@ sb_str(struct sbuf *b, const char *s)
  * copies (yajl_tree grows arrays one element at a time), so allow more.
  */
 #if defined(__SANITIZE_ADDRESS__)
-#define HOSTILE_SLACK	20.0
+#define HOSTILE_SLACK 20.0
 #else
-#define HOSTILE_SLACK	1.0
+#define HOSTILE_SLACK 1.0
 #endif
 
 static double
 mono_s(void)
 {
-	struct timespec	t;
+	struct timespec t;
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec + t.tv_nsec / 1e9;
 }
 
-#define HOSTILE_ACT_HEAD "{\"items\":[{\"kind\":\"admin#reports#activity\"," \
+#define HOSTILE_ACT_HEAD                                                     \
+	"{\"items\":[{\"kind\":\"admin#reports#activity\","                  \
 	"\"id\":{\"time\":\"2026-01-01T00:00:00.000Z\",\"uniqueQualifier\":" \
-	"\"42\",\"applicationName\":\"login\",\"customerId\":\"C01\"}," \
+	"\"42\",\"applicationName\":\"login\",\"customerId\":\"C01\"},"      \
 	"\"actor\":{\"email\":\"a@example.com\"},\"events\":["
 
 /*
@@ -812,19 +840,21 @@ mono_s(void)
 static void
 hostile_params(size_t count, double *secs, struct norm_log **l, size_t *n)
 {
-	struct sbuf	 b = { 0 };
-	size_t		 i;
-	char		*next = NULL, err[256];
-	double		 t0;
+	struct sbuf b = { 0 };
+	size_t	    i;
+	char	   *next = NULL, err[256];
+	double	    t0;
 
 	sb_str(&b, HOSTILE_ACT_HEAD "{\"name\":\"e\",\"parameters\":[");
 	for (i = 0; i < count; i++)
-		sb_str(&b, i > 0 ? ",{\"name\":\"p\",\"value\":\"x\"}" :
-		    "{\"name\":\"p\",\"value\":\"x\"}");
+		sb_str(&b,
+		    i > 0 ? ",{\"name\":\"p\",\"value\":\"x\"}" :
+			    "{\"name\":\"p\",\"value\":\"x\"}");
 	sb_str(&b, "]}]}]}");
 	t0 = mono_s();
-	assert_int_equal(normalize_page(b.p, b.len, "login", l, n, &next,
-	    err, sizeof(err)), 0);
+	assert_int_equal(
+	    normalize_page(b.p, b.len, "login", l, n, &next, err, sizeof(err)),
+	    0);
 	*secs = mono_s() - t0;
 	assert_int_equal(*n, 1);
 	free(b.p);
@@ -833,7 +863,7 @@ hostile_params(size_t count, double *secs, struct norm_log **l, size_t *n)
 static void
 test_hostile_many_params(void **state)
 {
-	struct norm_log	*l = NULL;
+	struct norm_log *l = NULL;
 	size_t		 n = 0;
 	double		 secs;
 	yajl_val	 v, d;
@@ -869,20 +899,21 @@ static void
 test_hostile_raw_own_event(void **state)
 {
 	struct sbuf	 b = { 0 };
-	struct norm_log	*l = NULL;
+	struct norm_log *l = NULL;
 	size_t		 n = 0, i, total = 0;
 	char		*next = NULL, err[256], ev[64];
 	yajl_val	 v, raw, evs;
 
 	sb_str(&b, HOSTILE_ACT_HEAD);
 	for (i = 0; i < 500; i++) {
-		snprintf(ev, sizeof(ev), "%s{\"name\":\"ev%zu\"}", i > 0 ? "," :
-		    "", i);
+		snprintf(ev, sizeof(ev), "%s{\"name\":\"ev%zu\"}",
+		    i > 0 ? "," : "", i);
 		sb_str(&b, ev);
 	}
 	sb_str(&b, "]}]}");
-	assert_int_equal(normalize_page(b.p, b.len, "login", &l, &n, &next,
-	    err, sizeof(err)), 0);
+	assert_int_equal(normalize_page(b.p, b.len, "login", &l, &n, &next, err,
+			     sizeof(err)),
+	    0);
 	assert_int_equal(n, 500);
 	for (i = 0; i < n; i++) {
 		total += l[i].json_len;
@@ -892,8 +923,8 @@ test_hostile_raw_own_event(void **state)
 		assert_true(YAJL_IS_ARRAY(evs));
 		assert_int_equal(evs->u.array.len, 1);
 		snprintf(ev, sizeof(ev), "ev%zu", i);
-		assert_string_equal(json_get_string(evs->u.array.values[0],
-		    "name"), ev);
+		assert_string_equal(
+		    json_get_string(evs->u.array.values[0], "name"), ev);
 		assert_non_null(json_get(raw, "actor"));
 		assert_non_null(json_get(raw, "kind"));
 		yajl_tree_free(v);
@@ -913,7 +944,7 @@ static void
 test_hostile_huge_log(void **state)
 {
 	struct sbuf	 b = { 0 };
-	struct norm_log	*l = NULL;
+	struct norm_log *l = NULL;
 	size_t		 n = 0;
 	char		*next = NULL, err[256], *big, id[NORM_ID_LEN + 1];
 	yajl_val	 v;
@@ -922,23 +953,26 @@ test_hostile_huge_log(void **state)
 	assert_non_null(big);
 	memset(big, 'a', 2 * NORM_LOG_MAX - 1);
 	big[2 * NORM_LOG_MAX - 1] = '\0';
-	sb_str(&b, HOSTILE_ACT_HEAD "{\"name\":\"e\",\"parameters\":[{\"name\":"
-	    "\"p\",\"value\":\"");
+	sb_str(&b,
+	    HOSTILE_ACT_HEAD "{\"name\":\"e\",\"parameters\":[{\"name\":"
+			     "\"p\",\"value\":\"");
 	sb_str(&b, big);
 	sb_str(&b, "\"}]},{\"name\":\"small\"}]}]}");
-	assert_int_equal(normalize_page(b.p, b.len, "login", &l, &n, &next,
-	    err, sizeof(err)), 0);
+	assert_int_equal(normalize_page(b.p, b.len, "login", &l, &n, &next, err,
+			     sizeof(err)),
+	    0);
 	assert_int_equal(n, 2);
 	assert_true(l[0].truncated);
 	assert_false(l[1].truncated);
 	assert_true(l[0].json_len < NORM_LOG_MAX);
-	assert_int_equal(normalize_log_id("C01", "login", l[0].time_ms, "42", 0,
-	    "e", id), 0);
+	assert_int_equal(
+	    normalize_log_id("C01", "login", l[0].time_ms, "42", 0, "e", id),
+	    0);
 	assert_string_equal(l[0].id, id);
 	v = log_tree(&l[0]);
 	assert_true(YAJL_IS_TRUE(json_get(v, "truncated")));
-	assert_true(json_get(v, "originalBytes")->u.number.i >
-	    2 * NORM_LOG_MAX);
+	assert_true(
+	    json_get(v, "originalBytes")->u.number.i > 2 * NORM_LOG_MAX);
 	assert_int_equal(json_get(v, "details")->u.object.len, 0);
 	assert_true(YAJL_IS_NULL(json_get(v, "raw")));
 	assert_string_equal(json_get_string(v, "eventName"), "e");

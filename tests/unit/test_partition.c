@@ -25,8 +25,8 @@ test_vectors(void **state)
 	assert_int_equal(partition_index("a", 64), 0xe40c292cu % 64);
 	assert_int_equal(partition_index("a", 4096), 0xe40c292cu % 4096);
 	assert_int_equal(partition_index("source-1", 64), 58);
-	assert_int_equal(partition_index(
-	    "0b6f5e1e-8a58-4d8e-9a5f-0d7f3c1b2a11", 64), 54);
+	assert_int_equal(
+	    partition_index("0b6f5e1e-8a58-4d8e-9a5f-0d7f3c1b2a11", 64), 54);
 	assert_int_equal(partition_index("anything", 1), 0);
 	assert_int_equal(partition_index("anything", 0), 0);
 }
@@ -34,8 +34,8 @@ test_vectors(void **state)
 static void
 test_spread(void **state)
 {
-	int	n[64] = { 0 }, i, lo = 1 << 30, hi = 0;
-	char	id[64];
+	int  n[64] = { 0 }, i, lo = 1 << 30, hi = 0;
+	char id[64];
 
 	(void)state;
 	for (i = 0; i < 64 * 200; i++) {
@@ -57,19 +57,21 @@ test_spread(void **state)
 static void
 test_count_bounds(void **state)
 {
-	struct config	c;
-	char		err[256];
+	struct config c;
+	char	      err[256];
 
 	(void)state;
 	config_init(&c);
 	assert_int_equal(config_int(&c, CONF_PARTITION_COUNT),
 	    PARTITION_COUNT_DEFAULT);
-	assert_int_equal(config_set(&c, CONF_PARTITION_COUNT, "0", err,
-	    sizeof(err)), -EINVAL);
-	assert_int_equal(config_set(&c, CONF_PARTITION_COUNT, "4097", err,
-	    sizeof(err)), -EINVAL);
-	assert_int_equal(config_set(&c, CONF_PARTITION_COUNT, "4096", err,
-	    sizeof(err)), 0);
+	assert_int_equal(
+	    config_set(&c, CONF_PARTITION_COUNT, "0", err, sizeof(err)),
+	    -EINVAL);
+	assert_int_equal(
+	    config_set(&c, CONF_PARTITION_COUNT, "4097", err, sizeof(err)),
+	    -EINVAL);
+	assert_int_equal(
+	    config_set(&c, CONF_PARTITION_COUNT, "4096", err, sizeof(err)), 0);
 	assert_int_equal(config_int(&c, CONF_PARTITION_COUNT),
 	    PARTITION_COUNT_MAX);
 	config_clear(&c);

@@ -18,7 +18,7 @@ static void
 mkid(uint64_t i, char out[33])
 {
 	/* splitmix64, to spread the ids as SHA-256 prefixes are */
-	uint64_t	z = i + 0x9e3779b97f4a7c15ULL;
+	uint64_t z = i + 0x9e3779b97f4a7c15ULL;
 
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
@@ -30,9 +30,9 @@ mkid(uint64_t i, char out[33])
 static void
 test_membership(void **state)
 {
-	struct recent	*r = recent_new();
-	char		 id[33];
-	uint64_t	 i;
+	struct recent *r = recent_new();
+	char	       id[33];
+	uint64_t       i;
 
 	for (i = 0; i < 20000; i++) {
 		mkid(i, id);
@@ -60,9 +60,9 @@ test_membership(void **state)
 static void
 test_expiry(void **state)
 {
-	struct recent	*r = recent_new();
-	char		 id[33];
-	uint64_t	 i;
+	struct recent *r = recent_new();
+	char	       id[33];
+	uint64_t       i;
 
 	/* A sliding window of 1 000 ids stays about that size. */
 	for (i = 0; i < 100000; i++) {
@@ -88,9 +88,9 @@ test_expiry(void **state)
 static void
 test_bound(void **state)
 {
-	struct recent	*r = recent_new();
-	char		 id[33];
-	uint64_t	 i;
+	struct recent *r = recent_new();
+	char	       id[33];
+	uint64_t       i;
 
 	for (i = 0; i < 3 * (uint64_t)RECENT_MAX; i++) {
 		mkid(i, id);
@@ -107,7 +107,7 @@ test_bound(void **state)
 static void
 test_bad_ids(void **state)
 {
-	struct recent	*r = recent_new();
+	struct recent *r = recent_new();
 
 	recent_add(r, "not hex at all, not thirty-two..", 1);
 	recent_add(r, "0123456789abcdef0123456789ABCDEF", 1);

@@ -17,16 +17,16 @@
 #include "lib/crypto/crypto.h"
 #include "tests/support/webhookverify.h"
 
-#define SECRET	"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-#define MSG_ID	"msg_p5jXN8AQM9LWM0D4loKWxJek"
-#define TS	1614265330LL
-#define BODY	"{\"test\": 2432232314}"
-#define SIG	"v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+#define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+#define MSG_ID "msg_p5jXN8AQM9LWM0D4loKWxJek"
+#define TS     1614265330LL
+#define BODY   "{\"test\": 2432232314}"
+#define SIG    "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 static void
 test_vector(void **state)
 {
-	char	*sig;
+	char *sig;
 
 	sig = webhook_sign(SECRET, MSG_ID, TS, BODY, strlen(BODY));
 	assert_non_null(sig);
@@ -42,8 +42,8 @@ test_vector(void **state)
 static void
 test_verify(void **state)
 {
-	const char	*body = BODY;
-	size_t		 len = strlen(BODY);
+	const char *body = BODY;
+	size_t	    len = strlen(BODY);
 
 	assert_true(webhook_verify(SECRET, MSG_ID, TS, body, len, SIG));
 	/* Several signatures (key rotation): any one may match. */
@@ -51,11 +51,11 @@ test_verify(void **state)
 	    "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= " SIG));
 	assert_true(webhook_verify(SECRET, MSG_ID, TS, body, len,
 	    SIG " v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="));
-	assert_true(webhook_verify(SECRET, MSG_ID, TS, body, len,
-	    "v1a,xyz " SIG));
+	assert_true(
+	    webhook_verify(SECRET, MSG_ID, TS, body, len, "v1a,xyz " SIG));
 	/* Wrong body, id, timestamp, secret, version, or no match. */
-	assert_false(webhook_verify(SECRET, MSG_ID, TS, "{\"test\": 1}", 11,
-	    SIG));
+	assert_false(
+	    webhook_verify(SECRET, MSG_ID, TS, "{\"test\": 1}", 11, SIG));
 	assert_false(webhook_verify(SECRET, "msg_other", TS, body, len, SIG));
 	assert_false(webhook_verify(SECRET, MSG_ID, TS + 1, body, len, SIG));
 	assert_false(webhook_verify("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAA",
@@ -83,9 +83,9 @@ test_bad_secret(void **state)
 static void
 test_secret_new(void **state)
 {
-	unsigned char	*key;
-	size_t		 keylen;
-	char		*a, *b, *sig;
+	unsigned char *key;
+	size_t	       keylen;
+	char	      *a, *b, *sig;
 
 	a = webhook_secret_new();
 	b = webhook_secret_new();
@@ -114,14 +114,14 @@ test_secret_new(void **state)
 static void
 test_hmac_matches_webhook(void **state)
 {
-	static const char	 data[] = MSG_ID ".1614265330." BODY;
-	unsigned char		*key;
-	size_t			 keylen;
-	uint8_t			 mac[32];
-	char			*b64;
+	static const char data[] = MSG_ID ".1614265330." BODY;
+	unsigned char	 *key;
+	size_t		  keylen;
+	uint8_t		  mac[32];
+	char		 *b64;
 
-	assert_int_equal(b64_decode(SECRET + 6, strlen(SECRET) - 6, &key,
-	    &keylen), 0);
+	assert_int_equal(
+	    b64_decode(SECRET + 6, strlen(SECRET) - 6, &key, &keylen), 0);
 	assert_int_equal(keylen, 24);
 	crypto_hmac_sha256(key, keylen, data, strlen(data), mac);
 	b64 = b64_encode(mac, sizeof(mac), false, true);

@@ -13,18 +13,18 @@
 #include "tools/ctl/cmd.h"
 #include "tools/ctl/ctl.h"
 
-#define CMD_APPS_MAX	64
-#define CMD_IDS_MAX	1024
-#define CMD_CELL	1024
+#define CMD_APPS_MAX 64
+#define CMD_IDS_MAX  1024
+#define CMD_CELL     1024
 
 /* Credentials given on the command line, for add and rotate-credentials. */
 struct cmd_creds {
-	const char	*key_file;
-	const char	*client_email;
-	const char	*private_key_file;
-	const char	*subject;
-	const char	*scopes[8];
-	size_t		 nscopes;
+	const char *key_file;
+	const char *client_email;
+	const char *private_key_file;
+	const char *subject;
+	const char *scopes[8];
+	size_t	    nscopes;
 };
 
 /* Print "usage: auditrelayctl <synopsis>", the text, the global options. */
@@ -44,18 +44,18 @@ cmd_usage(FILE *f, const char *synopsis, const char *text)
 typedef int (*cmd_opt_fn)(int ch, const char *arg, void *ctx);
 
 static int
-cmd_getopt(int argc, char **argv, const struct option *own,
-    cmd_opt_fn on_opt, void *ctx, const char *synopsis, const char *text)
+cmd_getopt(int argc, char **argv, const struct option *own, cmd_opt_fn on_opt,
+    void *ctx, const char *synopsis, const char *text)
 {
-	static const struct option	 global[] = { CTL_GLOBAL_LONGOPTS };
-	struct option			 all[32];
-	size_t				 n = 0, i;
-	int				 ch, rc;
+	static const struct option global[] = { CTL_GLOBAL_LONGOPTS };
+	struct option		   all[32];
+	size_t			   n = 0, i;
+	int			   ch, rc;
 
 	for (i = 0; i < nitems(global); i++)
 		all[n++] = global[i];
 	for (i = 0; own != NULL && own[i].name != NULL && n + 1 < nitems(all);
-	    i++)
+	     i++)
 		all[n++] = own[i];
 	memset(&all[n], 0, sizeof(all[n]));
 	while ((ch = getopt_long(argc, argv, "h", all, NULL)) != -1) {
@@ -68,8 +68,10 @@ cmd_getopt(int argc, char **argv, const struct option *own,
 		if (ch == '?' || on_opt == NULL ||
 		    (rc = on_opt(ch, optarg, ctx)) == CTL_EXIT_USAGE) {
 			if (ch == '?')
-				fprintf(stderr, "\"auditrelayctl %s --help\" "
-				    "describes the options\n", argv[0]);
+				fprintf(stderr,
+				    "\"auditrelayctl %s --help\" "
+				    "describes the options\n",
+				    argv[0]);
 			return CTL_EXIT_USAGE;
 		}
 	}
@@ -96,7 +98,7 @@ static int
 cmd_source_path(const char *prefix, const char *id, const char *suffix,
     char *out, size_t outlen)
 {
-	char	*e;
+	char *e;
 
 	if (*id == '\0' || (e = ctl_escape(id)) == NULL) {
 		ctl_warnx("bad source id \"%s\"", id);
@@ -111,7 +113,7 @@ cmd_source_path(const char *prefix, const char *id, const char *suffix,
 static yajl_val
 cmd_source_obj(yajl_val v)
 {
-	yajl_val	s = json_get(v, "source");
+	yajl_val s = json_get(v, "source");
 
 	return YAJL_IS_OBJECT(s) ? s : v;
 }
@@ -120,7 +122,7 @@ cmd_source_obj(yajl_val v)
 static yajl_val
 cmd_first_array(yajl_val v)
 {
-	size_t	i;
+	size_t i;
 
 	if (YAJL_IS_ARRAY(v))
 		return v;
@@ -136,7 +138,7 @@ cmd_first_array(yajl_val v)
 static yajl_val
 cmd_get_any(yajl_val obj, const char *const *keys)
 {
-	yajl_val	v;
+	yajl_val v;
 
 	for (; *keys != NULL; keys++)
 		if ((v = json_get(obj, *keys)) != NULL)
@@ -148,10 +150,10 @@ cmd_get_any(yajl_val obj, const char *const *keys)
 static void
 cmd_print_object(yajl_val obj, const char *prefix, int depth)
 {
-	char		 cell[CMD_CELL], key[256];
-	const char	*k;
-	yajl_val	 v;
-	size_t		 i;
+	char	    cell[CMD_CELL], key[256];
+	const char *k;
+	yajl_val    v;
+	size_t	    i;
 
 	if (!YAJL_IS_OBJECT(obj))
 		return;
@@ -160,7 +162,7 @@ cmd_print_object(yajl_val obj, const char *prefix, int depth)
 		v = YAJL_GET_OBJECT(obj)->values[i];
 		snprintf(key, sizeof(key), "%s%s", prefix, k);
 		if (YAJL_IS_OBJECT(v) && depth < 2) {
-			char	sub[300];
+			char sub[300];
 
 			snprintf(sub, sizeof(sub), "%s.", key);
 			cmd_print_object(v, sub, depth + 1);
@@ -175,10 +177,10 @@ static int
 cmd_key_file(const char *path, yajl_val *tree, const char **email,
     const char **pem, const char **kid)
 {
-	char		*buf, err[256];
-	size_t		 len;
-	const char	*type;
-	int		 rc;
+	char	   *buf, err[256];
+	size_t	    len;
+	const char *type;
+	int	    rc;
 
 	if ((rc = ctl_read_file(path, &buf, &len)) != 0) {
 		ctl_warnx("%s: %s", path, strerror(-rc));
@@ -199,9 +201,10 @@ cmd_key_file(const char *path, yajl_val *tree, const char **email,
 	if (type == NULL || strcmp(type, "service_account") != 0 ||
 	    *email == NULL || *pem == NULL) {
 		ctl_warnx("%s: not a service-account key file (expected "
-		    "\"type\": \"service_account\", \"client_email\" and "
-		    "\"private_key\"; download one from the Google Cloud "
-		    "console, IAM > Service accounts > Keys)", path);
+			  "\"type\": \"service_account\", \"client_email\" and "
+			  "\"private_key\"; download one from the Google Cloud "
+			  "console, IAM > Service accounts > Keys)",
+		    path);
 		return CTL_EXIT_USAGE;
 	}
 	return 0;
@@ -215,33 +218,34 @@ cmd_key_file(const char *path, yajl_val *tree, const char **email,
 static int
 cmd_write_creds(struct jsonw *w, const struct cmd_creds *c)
 {
-	yajl_val	 tree = NULL;
-	const char	*email = NULL, *pem = NULL, *kid = NULL;
-	char		*pembuf = NULL;
-	size_t		 i, pemlen = 0;
-	int		 rc = CTL_EXIT_USAGE, e;
+	yajl_val    tree = NULL;
+	const char *email = NULL, *pem = NULL, *kid = NULL;
+	char	   *pembuf = NULL;
+	size_t	    i, pemlen = 0;
+	int	    rc = CTL_EXIT_USAGE, e;
 
-	if (c->key_file != NULL && (c->client_email != NULL ||
-	    c->private_key_file != NULL)) {
+	if (c->key_file != NULL &&
+	    (c->client_email != NULL || c->private_key_file != NULL)) {
 		ctl_warnx("give either --key-file or --client-email with "
-		    "--private-key-file, not both");
+			  "--private-key-file, not both");
 		goto fail;
 	}
 	if (c->key_file != NULL) {
 		if ((rc = cmd_key_file(c->key_file, &tree, &email, &pem,
-		    &kid)) != 0)
+			 &kid)) != 0)
 			goto fail;
 		rc = CTL_EXIT_USAGE;
 	} else if (c->client_email != NULL && c->private_key_file != NULL) {
 		if ((e = ctl_read_file(c->private_key_file, &pembuf,
-		    &pemlen)) != 0) {
+			 &pemlen)) != 0) {
 			ctl_warnx("%s: %s", c->private_key_file, strerror(-e));
 			goto fail;
 		}
 		email = c->client_email;
 		pem = pembuf;
 	} else {
-		ctl_warnx("credentials missing: give --key-file FILE (a "
+		ctl_warnx(
+		    "credentials missing: give --key-file FILE (a "
 		    "downloaded service-account key) or --client-email and "
 		    "--private-key-file");
 		goto fail;
@@ -276,8 +280,8 @@ fail:
 static char *
 cmd_body(struct jsonw *w)
 {
-	char	*body;
-	size_t	 len;
+	char  *body;
+	size_t len;
 
 	body = jsonw_steal(w, &len);
 	if (body == NULL)
@@ -304,8 +308,8 @@ static int
 cmd_send(const char *method, const char *path, struct jsonw *w,
     struct ctl_resp *r)
 {
-	char	*body;
-	int	 rc;
+	char *body;
+	int   rc;
 
 	memset(r, 0, sizeof(*r));
 	jsonw_obj_close(w);
@@ -323,7 +327,7 @@ static void
 cmd_write_strs(struct jsonw *w, const char *key, const char *const *strs,
     size_t n)
 {
-	size_t	i;
+	size_t i;
 
 	if (n == 0)
 		return;
@@ -339,26 +343,27 @@ static void
 cmd_print_secret(yajl_val v)
 {
 	static const char *const keys[] = { "webhookSecret", "secret",
-	    "signingSecret", NULL };
-	yajl_val	 s = cmd_get_any(v, keys);
+		"signingSecret", NULL };
+	yajl_val		 s = cmd_get_any(v, keys);
 
 	if (s == NULL)
 		s = cmd_get_any(cmd_source_obj(v), keys);
 	if (YAJL_IS_STRING(s))
 		printf("\nWebhook signing secret (shown once, store it with "
-		    "the receiver now):\n  %s\n", YAJL_GET_STRING(s));
+		       "the receiver now):\n  %s\n",
+		    YAJL_GET_STRING(s));
 }
 
 /* --- add ----------------------------------------------------------- */
 
 struct cmd_add {
-	struct cmd_creds	 creds;
-	const char		*apps[CMD_APPS_MAX];
-	size_t			 napps;
-	const char		*callback;
-	int64_t			 interval;
-	int64_t			 lookback;
-	const char		*id;
+	struct cmd_creds creds;
+	const char	*apps[CMD_APPS_MAX];
+	size_t		 napps;
+	const char	*callback;
+	int64_t		 interval;
+	int64_t		 lookback;
+	const char	*id;
 };
 
 static const char cmd_add_help[] =
@@ -417,12 +422,14 @@ cmd_creds_opt(struct cmd_creds *c, int ch, const char *arg)
 	return CTL_EXIT_USAGE;
 }
 
-#define CMD_CREDS_LONGOPTS						\
-	{ "key-file", required_argument, NULL, 'k' },			\
-	{ "client-email", required_argument, NULL, 'e' },		\
-	{ "private-key-file", required_argument, NULL, 'p' },		\
-	{ "subject", required_argument, NULL, 's' },			\
-	{ "scope", required_argument, NULL, 'o' }
+#define CMD_CREDS_LONGOPTS                                        \
+	{ "key-file", required_argument, NULL, 'k' },             \
+	    { "client-email", required_argument, NULL, 'e' },     \
+	    { "private-key-file", required_argument, NULL, 'p' }, \
+	    { "subject", required_argument, NULL, 's' },          \
+	{                                                         \
+		"scope", required_argument, NULL, 'o'             \
+	}
 
 /* The argument of opt, seconds in 1..max, into *v; bound says the range. */
 static int
@@ -439,7 +446,7 @@ cmd_opt_seconds(const char *opt, const char *arg, int64_t max,
 static int
 cmd_add_opt(int ch, const char *arg, void *ctx)
 {
-	struct cmd_add	*a = ctx;
+	struct cmd_add *a = ctx;
 
 	switch (ch) {
 	case 'a':
@@ -468,7 +475,7 @@ cmd_add_opt(int ch, const char *arg, void *ctx)
 static int
 cmd_add(int argc, char **argv)
 {
-	static const struct option	 lo[] = {
+	static const struct option lo[] = {
 		CMD_CREDS_LONGOPTS,
 		{ "app", required_argument, NULL, 'a' },
 		{ "callback", required_argument, NULL, 'c' },
@@ -477,15 +484,15 @@ cmd_add(int argc, char **argv)
 		{ "id", required_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct cmd_add	 a;
-	struct ctl_resp	 r;
-	struct jsonw	*w;
-	int		 rc;
+	struct cmd_add	a;
+	struct ctl_resp r;
+	struct jsonw   *w;
+	int		rc;
 
 	memset(&a, 0, sizeof(a));
 	if ((rc = cmd_getopt(argc, argv, lo, cmd_add_opt, &a,
-	    "add --key-file FILE [--subject EMAIL] --callback URL [options]",
-	    cmd_add_help)) >= 0)
+		 "add --key-file FILE [--subject EMAIL] --callback URL [options]",
+		 cmd_add_help)) >= 0)
 		return rc;
 	if (!cmd_positional(argc, argv, 0, ""))
 		return CTL_EXIT_USAGE;
@@ -516,11 +523,12 @@ cmd_add(int argc, char **argv)
 		if (ctl_opts.json)
 			ctl_print_raw(&r);
 		else {
-			char		 cell[CMD_CELL];
-			yajl_val	 s = cmd_source_obj(r.json);
+			char	 cell[CMD_CELL];
+			yajl_val s = cmd_source_obj(r.json);
 
 			printf(r.status == 200 ? "Source %s exists already "
-			    "with the same settings.\n" : "Source %s added.\n",
+						 "with the same settings.\n" :
+						 "Source %s added.\n",
 			    ctl_cell(json_get(s, "id"), cell, sizeof(cell)));
 			cmd_print_secret(r.json);
 		}
@@ -531,15 +539,16 @@ cmd_add(int argc, char **argv)
 
 /* --- list ---------------------------------------------------------- */
 
-#define CMD_LIST_PAGES_MAX	100000
+#define CMD_LIST_PAGES_MAX 100000
 
 static int
 cmd_list(int argc, char **argv)
 {
 	static const char *const head[] = { "ID", "STATUS", "SUBJECT",
-	    "APPLICATIONS", "INTERVAL", "LAST FETCH", "CALLBACK" };
+		"APPLICATIONS", "INTERVAL", "LAST FETCH", "CALLBACK" };
 	static const char *const keys[] = { "id", "status", "subject",
-	    "applications", "logFetchInterval", "lastFetchAt", "callbackUrl" };
+		"applications", "logFetchInterval", "lastFetchAt",
+		"callbackUrl" };
 	struct ctl_table	*t;
 	struct ctl_resp		 r;
 	yajl_val		 arr, s;
@@ -550,8 +559,8 @@ cmd_list(int argc, char **argv)
 	int			 rc, page;
 
 	if ((rc = cmd_getopt(argc, argv, NULL, NULL, NULL, "list",
-	    "List the sources: id, status, subject, applications, interval,\n"
-	    "last fetch and callback. Errors are in \"show ID\".\n")) >= 0)
+		 "List the sources: id, status, subject, applications, interval,\n"
+		 "last fetch and callback. Errors are in \"show ID\".\n")) >= 0)
 		return rc;
 	if (!cmd_positional(argc, argv, 0, ""))
 		return CTL_EXIT_USAGE;
@@ -591,7 +600,7 @@ cmd_list(int argc, char **argv)
 	if (rc == CTL_EXIT_OK) {
 		if (total == 0)
 			printf("No sources. Add one with \"auditrelayctl "
-			    "add\".\n");
+			       "add\".\n");
 		else
 			ctl_table_print(t, stdout);
 	}
@@ -608,29 +617,33 @@ done:
  * suffix, optional body, what to print on success.
  */
 struct cmd_simple {
-	const char	*name;
-	const char	*method;
-	const char	*prefix;
-	const char	*suffix;
-	const char	*body;
-	const char	*help;
-	const char	*done;		/* "removed": "Source ID removed." */
+	const char *name;
+	const char *method;
+	const char *prefix;
+	const char *suffix;
+	const char *body;
+	const char *help;
+	const char *done; /* "removed": "Source ID removed." */
 };
 
 static const struct cmd_simple cmd_simples[] = {
 	{ "show", "GET", "/sources/", "", NULL,
 	    "Show one source: its settings, status, last fetch and last "
-	    "error.\n", NULL },
+	    "error.\n",
+	    NULL },
 	{ "remove", "DELETE", "/remove-source/", "", NULL,
 	    "Remove a source. Its schedule stops at once; its stored logs "
-	    "and pending\ndeliveries are dropped.\n", "removed" },
+	    "and pending\ndeliveries are dropped.\n",
+	    "removed" },
 	{ "rotate-secret", "POST", "/sources/", "/webhook-secret", NULL,
 	    "Generate a new webhook signing secret. The old one stays valid "
 	    "for 24 hours\n(both signatures are sent meanwhile), so the "
-	    "receiver can switch over.\n", NULL },
+	    "receiver can switch over.\n",
+	    NULL },
 	{ "pause", "PATCH", "/sources/", "", "{\"paused\":true}",
 	    "Pause a source: no fetch and no delivery until it is resumed. "
-	    "Cursors and\npending logs are kept.\n", "paused" },
+	    "Cursors and\npending logs are kept.\n",
+	    "paused" },
 	{ "resume", "PATCH", "/sources/", "", "{\"paused\":false}",
 	    "Resume a paused source.\n", "resumed" },
 };
@@ -638,7 +651,7 @@ static const struct cmd_simple cmd_simples[] = {
 static int
 cmd_simple_run(int argc, char **argv)
 {
-	const struct cmd_simple	*c = NULL;
+	const struct cmd_simple *c = NULL;
 	struct ctl_resp		 r;
 	char			 path[1024], syn[128];
 	size_t			 i;
@@ -655,7 +668,7 @@ cmd_simple_run(int argc, char **argv)
 	if (!cmd_positional(argc, argv, 1, "the source ID"))
 		return CTL_EXIT_USAGE;
 	if ((rc = cmd_source_path(c->prefix, argv[optind], c->suffix, path,
-	    sizeof(path))) != 0)
+		 sizeof(path))) != 0)
 		return rc;
 	if ((rc = ctl_request(c->method, path, c->body, &r)) != 0)
 		return rc;
@@ -691,37 +704,38 @@ cmd_rotate_opt(int ch, const char *arg, void *ctx)
 static int
 cmd_rotate_credentials(int argc, char **argv)
 {
-	static const struct option	 lo[] = {
+	static const struct option lo[] = {
 		CMD_CREDS_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct cmd_creds	 c;
-	struct ctl_resp		 r;
-	struct jsonw		*w;
-	const char		*cur;
-	char			 path[1024], path_src[1024];
-	char			 subject[320] = "";
-	int			 rc;
+	struct cmd_creds c;
+	struct ctl_resp	 r;
+	struct jsonw	*w;
+	const char	*cur;
+	char		 path[1024], path_src[1024];
+	char		 subject[320] = "";
+	int		 rc;
 
 	memset(&c, 0, sizeof(c));
 	if ((rc = cmd_getopt(argc, argv, lo, cmd_rotate_opt, &c,
-	    "rotate-credentials ID --key-file FILE [--subject EMAIL]",
-	    "Replace a source's service-account credentials in place. The new "
-	    "ones are\nchecked with Google first; the source keeps its "
-	    "cursors, de-duplication\nstate and pending deliveries.\n"
-	    "\n"
-	    "  --key-file FILE          a downloaded service-account key (JSON)\n"
-	    "  --client-email EMAIL     or: the service account's e-mail ...\n"
-	    "  --private-key-file FILE  ... and its PEM PKCS#8 private key\n"
-	    "  --subject EMAIL          a new admin to impersonate (default: "
-	    "keep)\n"
-	    "  --scope SCOPE            OAuth scope (repeat)\n")) >= 0)
+		 "rotate-credentials ID --key-file FILE [--subject EMAIL]",
+		 "Replace a source's service-account credentials in place. The new "
+		 "ones are\nchecked with Google first; the source keeps its "
+		 "cursors, de-duplication\nstate and pending deliveries.\n"
+		 "\n"
+		 "  --key-file FILE          a downloaded service-account key (JSON)\n"
+		 "  --client-email EMAIL     or: the service account's e-mail ...\n"
+		 "  --private-key-file FILE  ... and its PEM PKCS#8 private key\n"
+		 "  --subject EMAIL          a new admin to impersonate (default: "
+		 "keep)\n"
+		 "  --scope SCOPE            OAuth scope (repeat)\n")) >= 0)
 		return rc;
 	if (!cmd_positional(argc, argv, 1, "the source ID"))
 		return CTL_EXIT_USAGE;
 	if ((rc = cmd_source_path("/sources/", argv[optind], "/credentials",
-	    path, sizeof(path))) != 0 || (rc = cmd_source_path("/sources/",
-	    argv[optind], "", path_src, sizeof(path_src))) != 0)
+		 path, sizeof(path))) != 0 ||
+	    (rc = cmd_source_path("/sources/", argv[optind], "", path_src,
+		 sizeof(path_src))) != 0)
 		return rc;
 	if (c.subject == NULL) {
 		/*
@@ -735,7 +749,7 @@ cmd_rotate_credentials(int argc, char **argv)
 			return rc;
 		}
 		if ((cur = json_get_string(cmd_source_obj(r.json),
-		    "subject")) != NULL)
+			 "subject")) != NULL)
 			util_strlcpy(subject, cur, sizeof(subject));
 		ctl_resp_clear(&r);
 		if (subject[0] != '\0')
@@ -752,8 +766,10 @@ cmd_rotate_credentials(int argc, char **argv)
 		if (ctl_opts.json)
 			ctl_print_raw(&r);
 		else
-			printf("Credentials of source %s replaced (checked with "
-			    "Google).\n", argv[optind]);
+			printf(
+			    "Credentials of source %s replaced (checked with "
+			    "Google).\n",
+			    argv[optind]);
 	}
 	ctl_resp_clear(&r);
 	return rc;
@@ -770,15 +786,15 @@ cmd_rotate_credentials(int argc, char **argv)
 static yajl_val
 cmd_last_attempt(yajl_val att, char *buf, size_t len)
 {
-	const char	*err = json_get_string(att, "error");
-	int64_t		 st = 0;
-	char		 pfx[32];
+	const char *err = json_get_string(att, "error");
+	int64_t	    st = 0;
+	char	    pfx[32];
 
 	(void)json_get_int64(att, "status", &st);
 	snprintf(pfx, sizeof(pfx), "HTTP %lld", (long long)st);
 	if (st > 0 && err != NULL && strncmp(err, pfx, strlen(pfx)) == 0 &&
 	    (err[strlen(pfx)] == '\0' || err[strlen(pfx)] == ':' ||
-	    err[strlen(pfx)] == ' '))
+		err[strlen(pfx)] == ' '))
 		snprintf(buf, len, "%s", err);
 	else if (st > 0 && err != NULL)
 		snprintf(buf, len, "HTTP %lld: %s", (long long)st, err);
@@ -795,14 +811,14 @@ static int
 cmd_dead_letters(int argc, char **argv)
 {
 	static const char *const head[] = { "BATCH", "KIND", "CREATED",
-	    "ATTEMPTS", "LAST ATTEMPT", "LOGS" };
+		"ATTEMPTS", "LAST ATTEMPT", "LOGS" };
 	static const char *const k_id[] = { "batchId", "id", "_id", NULL };
 	static const char *const k_created[] = { "createdAt", "deadAt", NULL };
 	static const char *const k_n[] = { "nAttempts", "attemptCount",
-	    "attempts", NULL };
+		"attempts", NULL };
 	static const char *const k_err[] = { "lastError", "error", NULL };
 	static const char *const k_logs[] = { "logCount", "nLogs", "logIds",
-	    NULL };
+		NULL };
 	struct ctl_table	*t;
 	struct ctl_resp		 r;
 	yajl_val		 arr, b, v, at;
@@ -812,13 +828,14 @@ cmd_dead_letters(int argc, char **argv)
 	int			 rc;
 
 	if ((rc = cmd_getopt(argc, argv, NULL, NULL, NULL, "dead-letters ID",
-	    "List a source's dead letters: batches that kept failing and are "
-	    "kept,\nwith their attempts. \"replay\" sends them again.\n")) >= 0)
+		 "List a source's dead letters: batches that kept failing and are "
+		 "kept,\nwith their attempts. \"replay\" sends them again.\n")) >=
+	    0)
 		return rc;
 	if (!cmd_positional(argc, argv, 1, "the source ID"))
 		return CTL_EXIT_USAGE;
 	if ((rc = cmd_source_path("/sources/", argv[optind], "/dead-letters",
-	    path, sizeof(path))) != 0)
+		 path, sizeof(path))) != 0)
 		return rc;
 	if ((rc = ctl_request("GET", path, NULL, &r)) != 0)
 		return rc;
@@ -851,8 +868,9 @@ cmd_dead_letters(int argc, char **argv)
 			yajl_val last = json_get(b, "lastAttempt");
 
 			if (YAJL_IS_ARRAY(at) && YAJL_GET_ARRAY(at)->len > 0)
-				last = YAJL_GET_ARRAY(at)->values[
-				    YAJL_GET_ARRAY(at)->len - 1];
+				last = YAJL_GET_ARRAY(at)
+					   ->values[YAJL_GET_ARRAY(at)->len -
+					       1];
 			v = cmd_last_attempt(last, c[4], CMD_CELL);
 			row[4] = c[4];
 		} else
@@ -876,14 +894,14 @@ done:
 }
 
 struct cmd_replay {
-	const char	*ids[CMD_IDS_MAX];
-	size_t		 n;
+	const char *ids[CMD_IDS_MAX];
+	size_t	    n;
 };
 
 static int
 cmd_replay_opt(int ch, const char *arg, void *ctx)
 {
-	struct cmd_replay	*p = ctx;
+	struct cmd_replay *p = ctx;
 
 	if (ch != 'b')
 		return CTL_EXIT_USAGE;
@@ -898,7 +916,7 @@ cmd_replay_opt(int ch, const char *arg, void *ctx)
 static int
 cmd_replay(int argc, char **argv)
 {
-	static const struct option	 lo[] = {
+	static const struct option lo[] = {
 		{ "batch", required_argument, NULL, 'b' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -911,17 +929,17 @@ cmd_replay(int argc, char **argv)
 
 	memset(&p, 0, sizeof(p));
 	if ((rc = cmd_getopt(argc, argv, lo, cmd_replay_opt, &p,
-	    "replay ID [--batch BATCH]...",
-	    "Send a source's dead letters again, with their original batch "
-	    "and webhook\nids so the receiver can de-duplicate.\n"
-	    "\n"
-	    "  --batch BATCH  replay only this batch (repeat); default: all\n"))
-	    >= 0)
+		 "replay ID [--batch BATCH]...",
+		 "Send a source's dead letters again, with their original batch "
+		 "and webhook\nids so the receiver can de-duplicate.\n"
+		 "\n"
+		 "  --batch BATCH  replay only this batch (repeat); default: all\n")) >=
+	    0)
 		return rc;
 	if (!cmd_positional(argc, argv, 1, "the source ID"))
 		return CTL_EXIT_USAGE;
 	if ((rc = cmd_source_path("/sources/", argv[optind],
-	    "/dead-letters/replay", path, sizeof(path))) != 0)
+		 "/dead-letters/replay", path, sizeof(path))) != 0)
 		return rc;
 	if ((w = jsonw_new()) == NULL)
 		return CTL_EXIT_USAGE;
@@ -932,11 +950,14 @@ cmd_replay(int argc, char **argv)
 			ctl_print_raw(&r);
 		else if (cmd_get_any(r.json, k_n) != NULL)
 			printf("%s dead letter(s) of source %s queued for "
-			    "delivery.\n", ctl_cell(cmd_get_any(r.json, k_n),
-			    cell, sizeof(cell)), argv[optind]);
+			       "delivery.\n",
+			    ctl_cell(cmd_get_any(r.json, k_n), cell,
+				sizeof(cell)),
+			    argv[optind]);
 		else
 			printf("Dead letters of source %s queued for "
-			    "delivery.\n", argv[optind]);
+			       "delivery.\n",
+			    argv[optind]);
 	}
 	ctl_resp_clear(&r);
 	return rc;
@@ -947,10 +968,10 @@ cmd_replay(int argc, char **argv)
 static int
 cmd_status(int argc, char **argv)
 {
-	static const char *const head[] = { "DAEMON", "PID", "STATE",
-	    "STORE", "RESTARTS" };
+	static const char *const head[] = { "DAEMON", "PID", "STATE", "STORE",
+		"RESTARTS" };
 	static const char *const keys[] = { "name", "pid", "state", "storeOk",
-	    "restarts" };
+		"restarts" };
 	struct ctl_table	*t;
 	struct ctl_resp		 r;
 	yajl_val		 ch, st, s;
@@ -960,9 +981,9 @@ cmd_status(int argc, char **argv)
 	int			 rc;
 
 	if ((rc = cmd_getopt(argc, argv, NULL, NULL, NULL, "status",
-	    "Show the health of the service (GET /healthz): the store and "
-	    "every daemon\n(the daemons only with a token). Exit status 1 when "
-	    "degraded.\n")) >= 0)
+		 "Show the health of the service (GET /healthz): the store and "
+		 "every daemon\n(the daemons only with a token). Exit status 1 when "
+		 "degraded.\n")) >= 0)
 		return rc;
 	if (!cmd_positional(argc, argv, 0, ""))
 		return CTL_EXIT_USAGE;
@@ -970,8 +991,8 @@ cmd_status(int argc, char **argv)
 	ctl_opts.token_optional = true;
 	if ((rc = ctl_request("GET", "/healthz", NULL, &r)) != 0)
 		return rc;
-	if (r.json == NULL || (status = json_get_string(r.json, "status")) ==
-	    NULL) {
+	if (r.json == NULL ||
+	    (status = json_get_string(r.json, "status")) == NULL) {
 		rc = ctl_check(&r);
 		if (rc == CTL_EXIT_OK) {
 			ctl_warnx("unexpected answer from GET /healthz");
@@ -980,7 +1001,7 @@ cmd_status(int argc, char **argv)
 		goto done;
 	}
 	rc = r.status == 200 && strcmp(status, "ok") == 0 ? CTL_EXIT_OK :
-	    CTL_EXIT_API;
+							    CTL_EXIT_API;
 	if (ctl_opts.json) {
 		ctl_print_raw(&r);
 		goto done;
@@ -988,7 +1009,7 @@ cmd_status(int argc, char **argv)
 	printf("status: %s\n", status);
 	if ((st = json_get(r.json, "store")) != NULL) {
 		bool	ok = false;
-		int64_t	outage = 0;
+		int64_t outage = 0;
 
 		(void)json_get_bool(st, "ok", &ok);
 		(void)json_get_int64(st, "outageSeconds", &outage);
@@ -1021,8 +1042,7 @@ done:
 }
 
 static const struct cmd cmd_table[] = {
-	{ "add", "add a source (checks its credentials with Google)",
-	    cmd_add },
+	{ "add", "add a source (checks its credentials with Google)", cmd_add },
 	{ "list", "list the sources and their status", cmd_list },
 	{ "show", "show one source", cmd_simple_run },
 	{ "remove", "remove a source", cmd_simple_run },
@@ -1040,7 +1060,7 @@ static const struct cmd cmd_table[] = {
 const struct cmd *
 cmd_find(const char *name)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < nitems(cmd_table); i++)
 		if (strcmp(cmd_table[i].name, name) == 0)
@@ -1051,7 +1071,7 @@ cmd_find(const char *name)
 void
 cmd_list_usage(FILE *f)
 {
-	size_t	i;
+	size_t i;
 
 	for (i = 0; i < nitems(cmd_table); i++)
 		fprintf(f, "  %-20s %s\n", cmd_table[i].name,

@@ -9,14 +9,14 @@
 #include <stdio.h>
 
 struct cmd {
-	const char	*name;
-	const char	*summary;
-	int		(*run)(int argc, char **argv);	/* argv[0] = name */
+	const char *name;
+	const char *summary;
+	int (*run)(int argc, char **argv); /* argv[0] = name */
 };
 
 /* The subcommand called name, or NULL. */
 const struct cmd *cmd_find(const char *name);
 /* One line per subcommand: name and summary. */
-void	 cmd_list_usage(FILE *f);
+void cmd_list_usage(FILE *f);
 
 #endif

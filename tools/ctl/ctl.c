@@ -18,21 +18,21 @@
 #include "tools/ctl/cmd.h"
 #include "tools/ctl/ctl.h"
 
-#define CTL_BODY_MAX		(64u * 1024 * 1024)
-#define CTL_FILE_MAX		(1024u * 1024)
-#define CTL_TOKEN_MAX		4096
+#define CTL_BODY_MAX  (64u * 1024 * 1024)
+#define CTL_FILE_MAX  (1024u * 1024)
+#define CTL_TOKEN_MAX 4096
 
 struct ctl_opts ctl_opts = {
 	.config = CTL_DEFAULT_CONFIG,
 	.timeout = 60,
 };
 
-static char	*ctl_token;
+static char *ctl_token;
 
 void
 ctl_warnx(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	fputs("auditrelayctl: ", stderr);
 	va_start(ap, fmt);
@@ -61,7 +61,7 @@ ctl_usage_global(FILE *f)
 int
 ctl_opt_global(int ch, const char *arg)
 {
-	int64_t	v;
+	int64_t v;
 
 	switch (ch) {
 	case 'U':
@@ -79,7 +79,8 @@ ctl_opt_global(int ch, const char *arg)
 	case 'W':
 		if (util_parse_int64(arg, 1, 3600, &v) != 0) {
 			ctl_warnx("--timeout: \"%s\" is not a number of "
-			    "seconds (1..3600)", arg);
+				  "seconds (1..3600)",
+			    arg);
 			return -1;
 		}
 		ctl_opts.timeout = (long)v;
@@ -91,9 +92,9 @@ ctl_opt_global(int ch, const char *arg)
 int
 ctl_read_file(const char *path, char **out, size_t *len)
 {
-	FILE	*f;
-	char	*buf;
-	size_t	 n;
+	FILE  *f;
+	char  *buf;
+	size_t n;
 
 	if ((f = fopen(path, "re")) == NULL)
 		return -errno;
@@ -120,7 +121,7 @@ ctl_read_file(const char *path, char **out, size_t *len)
 static char *
 ctl_trim(char *s)
 {
-	char	*e;
+	char *e;
 
 	while (isspace((unsigned char)*s))
 		s++;
@@ -142,9 +143,9 @@ ctl_trim(char *s)
 static int
 ctl_config_get(const char *key, char *out, size_t outlen)
 {
-	FILE	*f;
-	char	 line[4096], *p, *eq;
-	int	 rc = -ENOENT;
+	FILE *f;
+	char  line[4096], *p, *eq;
+	int   rc = -ENOENT;
 
 	if ((f = fopen(ctl_opts.config, "re")) == NULL)
 		return -errno;
@@ -170,10 +171,10 @@ ctl_config_get(const char *key, char *out, size_t outlen)
 static void
 ctl_base_url(char *out, size_t outlen)
 {
-	char		 listen[512], host[256];
-	const char	*env;
-	uint16_t	 port;
-	size_t		 n;
+	char	    listen[512], host[256];
+	const char *env;
+	uint16_t    port;
+	size_t	    n;
 
 	if (ctl_opts.url != NULL) {
 		util_strlcpy(out, ctl_opts.url, outlen);
@@ -204,22 +205,25 @@ strip:
 }
 
 /* True while a token is only tried (status): no warning when none. */
-static bool	ctl_token_quiet;
+static bool ctl_token_quiet;
 
 /* Read a token file: first line, trailing newline dropped. */
 static int
 ctl_token_read(const char *path)
 {
-	char	*buf, *nl;
-	size_t	 len;
-	int	 rc;
+	char  *buf, *nl;
+	size_t len;
+	int    rc;
 
 	if ((rc = ctl_read_file(path, &buf, &len)) != 0) {
 		if (ctl_token_quiet)
 			return CTL_EXIT_AUTH;
 		ctl_warnx("cannot read the API token from %s: %s%s", path,
-		    strerror(-rc), rc == -EACCES ? " (run as root, join the "
-		    "auditrelay group, or set AUDITRELAY_API_TOKEN)" : "");
+		    strerror(-rc),
+		    rc == -EACCES ?
+			" (run as root, join the "
+			"auditrelay group, or set AUDITRELAY_API_TOKEN)" :
+			"");
 		return CTL_EXIT_AUTH;
 	}
 	if ((nl = strpbrk(buf, "\r\n")) != NULL)
@@ -242,8 +246,8 @@ ctl_token_read(const char *path)
 static int
 ctl_token_load(void)
 {
-	char		 path[1024];
-	const char	*env;
+	char	    path[1024];
+	const char *env;
 
 	if (ctl_token != NULL)
 		return 0;
@@ -270,7 +274,7 @@ ctl_token_load(void)
 static size_t
 ctl_write_cb(char *data, size_t size, size_t nmemb, void *arg)
 {
-	struct ctl_resp	*r = arg;
+	struct ctl_resp *r = arg;
 	size_t		 n = size * nmemb;
 	char		*nb;
 
@@ -289,13 +293,13 @@ int
 ctl_request(const char *method, const char *path, const char *body,
     struct ctl_resp *r)
 {
-	CURL			*c = NULL;
-	struct curl_slist	*hdrs = NULL, *h;
-	char			 url[2048], errbuf[CURL_ERROR_SIZE];
-	char			*auth = NULL, jerr[256];
-	CURLcode		 cc;
-	size_t			 alen = 0;
-	int			 rc;
+	CURL		  *c = NULL;
+	struct curl_slist *hdrs = NULL, *h;
+	char		   url[2048], errbuf[CURL_ERROR_SIZE];
+	char		  *auth = NULL, jerr[256];
+	CURLcode	   cc;
+	size_t		   alen = 0;
+	int		   rc;
 
 	memset(r, 0, sizeof(*r));
 	if (ctl_opts.token_optional && ctl_token == NULL) {
@@ -330,7 +334,7 @@ ctl_request(const char *method, const char *path, const char *body,
 	hdrs = h;
 	if (body != NULL) {
 		if ((h = curl_slist_append(hdrs,
-		    "Content-Type: application/json")) == NULL)
+			 "Content-Type: application/json")) == NULL)
 			goto fail;
 		hdrs = h;
 		if ((h = curl_slist_append(hdrs, "Expect:")) == NULL)
@@ -342,21 +346,22 @@ ctl_request(const char *method, const char *path, const char *body,
 	    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ctl_write_cb) !=
-	    CURLE_OK ||
+		CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_WRITEDATA, r) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_TIMEOUT, ctl_opts.timeout) !=
-	    CURLE_OK ||
+		CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-	    curl_easy_setopt(c, CURLOPT_USERAGENT, "auditrelayctl/"
-	    AR_VERSION) != CURLE_OK) {
+	    curl_easy_setopt(c, CURLOPT_USERAGENT,
+		"auditrelayctl/" AR_VERSION) != CURLE_OK) {
 		ctl_warnx("libcurl refused an option");
 		goto fail;
 	}
-	if (body != NULL && (curl_easy_setopt(c, CURLOPT_POSTFIELDS, body) !=
-	    CURLE_OK || curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-	    (curl_off_t)strlen(body)) != CURLE_OK)) {
+	if (body != NULL &&
+	    (curl_easy_setopt(c, CURLOPT_POSTFIELDS, body) != CURLE_OK ||
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)strlen(body)) != CURLE_OK)) {
 		ctl_warnx("libcurl refused the request body");
 		goto fail;
 	}
@@ -364,15 +369,17 @@ ctl_request(const char *method, const char *path, const char *body,
 		(void)curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	if ((cc = curl_easy_perform(c)) != CURLE_OK) {
 		ctl_warnx("%s %s: %s (is auditrelay running? try "
-		    "\"systemctl status auditrelay\" or --url)", method,
-		    url, errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
+			  "\"systemctl status auditrelay\" or --url)",
+		    method, url,
+		    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
 		goto fail;
 	}
 	if (curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status) !=
 	    CURLE_OK)
 		goto fail;
-	if (r->len > 0 && json_parse(r->body, r->len, JSON_DEPTH_DEFAULT,
-	    &r->json, jerr, sizeof(jerr)) != 0)
+	if (r->len > 0 &&
+	    json_parse(r->body, r->len, JSON_DEPTH_DEFAULT, &r->json, jerr,
+		sizeof(jerr)) != 0)
 		r->json = NULL;
 	rc = 0;
 fail:
@@ -389,8 +396,8 @@ fail:
 int
 ctl_check(const struct ctl_resp *r)
 {
-	yajl_val	 e;
-	const char	*msg = NULL, *field = NULL, *code = NULL;
+	yajl_val    e;
+	const char *msg = NULL, *field = NULL, *code = NULL;
 
 	if (r->status >= 200 && r->status < 300)
 		return CTL_EXIT_OK;
@@ -401,7 +408,7 @@ ctl_check(const struct ctl_resp *r)
 	}
 	if (msg == NULL)
 		msg = r->status == 401 ? "the API token was refused" :
-		    "the API answered with an error";
+					 "the API answered with an error";
 	if (field != NULL)
 		ctl_warnx("%s (field %s; HTTP %ld%s%s)", msg, field, r->status,
 		    code != NULL ? ", " : "", code != NULL ? code : "");
@@ -409,12 +416,14 @@ ctl_check(const struct ctl_resp *r)
 		ctl_warnx("%s (HTTP %ld%s%s)", msg, r->status,
 		    code != NULL ? ", " : "", code != NULL ? code : "");
 	if (r->status == 401)
-		ctl_warnx("check the token: $AUDITRELAY_API_TOKEN, --token-file "
-		    "or %s", CTL_DEFAULT_TOKEN_FILE);
+		ctl_warnx(
+		    "check the token: $AUDITRELAY_API_TOKEN, --token-file "
+		    "or %s",
+		    CTL_DEFAULT_TOKEN_FILE);
 	if (ctl_opts.json && r->json != NULL)
 		ctl_print_raw(r);
 	return r->status == 401 || r->status == 403 ? CTL_EXIT_AUTH :
-	    CTL_EXIT_API;
+						      CTL_EXIT_API;
 }
 
 void
@@ -442,7 +451,7 @@ ctl_print_raw(const struct ctl_resp *r)
 char *
 ctl_escape(const char *s)
 {
-	char	*e, *out;
+	char *e, *out;
 
 	if ((e = curl_easy_escape(NULL, s, 0)) == NULL)
 		return NULL;
@@ -454,9 +463,9 @@ ctl_escape(const char *s)
 const char *
 ctl_cell(yajl_val v, char *buf, size_t len)
 {
-	size_t		 i, off = 0;
-	int64_t		 n;
-	char		 t[32], sub[512];
+	size_t	i, off = 0;
+	int64_t n;
+	char	t[32], sub[512];
 
 	if (v == NULL || YAJL_IS_NULL(v)) {
 		util_strlcpy(buf, "-", len);
@@ -498,14 +507,14 @@ ctl_cell(yajl_val v, char *buf, size_t len)
 }
 
 struct ctl_table {
-	size_t	  ncols, nrows, cap;
-	char	**cells;	/* nrows * ncols, row 0 the header */
+	size_t ncols, nrows, cap;
+	char **cells; /* nrows * ncols, row 0 the header */
 };
 
 struct ctl_table *
 ctl_table_new(size_t ncols, const char *const *head)
 {
-	struct ctl_table	*t = util_xcalloc(1, sizeof(*t));
+	struct ctl_table *t = util_xcalloc(1, sizeof(*t));
 
 	t->ncols = ncols;
 	ctl_table_add(t, head);
@@ -515,12 +524,12 @@ ctl_table_new(size_t ncols, const char *const *head)
 void
 ctl_table_add(struct ctl_table *t, const char *const *cells)
 {
-	size_t	i;
+	size_t i;
 
 	if (t->nrows == t->cap) {
 		t->cap = t->cap ? t->cap * 2 : 16;
-		t->cells = realloc(t->cells, t->cap * t->ncols *
-		    sizeof(*t->cells));
+		t->cells = realloc(t->cells,
+		    t->cap * t->ncols * sizeof(*t->cells));
 		if (t->cells == NULL) {
 			ctl_warnx("out of memory");
 			exit(CTL_EXIT_API);
@@ -535,8 +544,8 @@ ctl_table_add(struct ctl_table *t, const char *const *cells)
 void
 ctl_table_print(struct ctl_table *t, FILE *f)
 {
-	size_t	 r, i, *w;
-	char	*c;
+	size_t r, i, *w;
+	char  *c;
 
 	w = util_xcalloc(t->ncols, sizeof(*w));
 	for (r = 0; r < t->nrows; r++)
@@ -558,7 +567,7 @@ ctl_table_print(struct ctl_table *t, FILE *f)
 void
 ctl_table_free(struct ctl_table *t)
 {
-	size_t	i;
+	size_t i;
 
 	if (t == NULL)
 		return;
@@ -593,8 +602,8 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const struct cmd	*cmd;
-	int			 ch, rc;
+	const struct cmd *cmd;
+	int		  ch, rc;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		ctl_warnx("libcurl initialisation failed");
@@ -622,9 +631,9 @@ main(int argc, char **argv)
 		return CTL_EXIT_USAGE;
 	}
 	if (strcmp(argv[optind], "help") == 0) {
-		if (optind + 1 < argc && (cmd = cmd_find(argv[optind + 1])) !=
-		    NULL) {
-			char	*hargv[] = { argv[optind + 1], "--help", NULL };
+		if (optind + 1 < argc &&
+		    (cmd = cmd_find(argv[optind + 1])) != NULL) {
+			char *hargv[] = { argv[optind + 1], "--help", NULL };
 
 			optind = 0;
 			return cmd->run(2, hargv);
@@ -634,7 +643,8 @@ main(int argc, char **argv)
 	}
 	if ((cmd = cmd_find(argv[optind])) == NULL) {
 		ctl_warnx("unknown command \"%s\"; \"auditrelayctl --help\" "
-		    "lists them", argv[optind]);
+			  "lists them",
+		    argv[optind]);
 		return CTL_EXIT_USAGE;
 	}
 	argc -= optind;

@@ -1,111 +1,17 @@
 /*
- * auditrelay-apid: the REST management API on libevent's evhttp. This file
- * is the daemon's frame (configuration, master key, IPC dispatch); the
- * HTTP layer is http.c (routes) and conn.c (connections), the endpoints
- * sources.c and metrics.c, the add/rotate/patch pipeline pipeline.c, the
- * sources as reported (status) view.c, the Elasticsearch export
- * esexport.c, request validation validate.c.
+ * auditrelay-apid: the REST management API on libevent's evhttp. This
+ * file is the entry point: the child_ops runtime/child.c runs.
+ *
+ *	run.c		configuration, master key, hints, stop, indexes
+ *	http.c conn.c	routes (one table) and connections
+ *	sources.c	the endpoints of sources and dead letters
+ *	pipeline.c	the add/rotate/patch state machine
+ *	view.c		sources as reported (status), for all readers
+ *	metrics.c	/metrics; esexport.c the Elasticsearch export
+ *	validate.c	request validation
  */
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <event2/dns.h>
-
 #include "apid/apid.h"
-#include "apid/esexport.h"
-#include "apid/http.h"
 #include "runtime/child.h"
-#include "lib/crypto/crypto.h"
-#include "lib/net/httpc.h"
-#include "lib/base/log.h"
-#include "lib/base/util.h"
-#include "lib/store/worker.h"
-
-struct apid_state apid;
-
-static int
-apid_configure(const struct config *cfg, bool initial, char *err, size_t errlen)
-{
-	char	 host[256];
-	uint16_t port;
-	int	 rc;
-
-	if (!initial)
-		return 0;
-	if (crypto_init() != 0) {
-		snprintf(err, errlen, "libgcrypt initialisation failed");
-		return -EINVAL;
-	}
-	if ((rc = crypto_master_key_load(
-		 config_str(cfg, CONF_CRYPTO_MASTER_KEY_FILE), apid.mkey,
-		 apid.keyid, err, errlen)) != 0)
-		return rc;
-	if (util_split_hostport(config_str(cfg, CONF_API_LISTEN), host,
-		sizeof(host), &port) != 0) {
-		snprintf(err, errlen, "api_listen: not host:port");
-		return -EINVAL;
-	}
-	if ((apid.httpc = httpc_new(child_base())) == NULL) {
-		snprintf(err, errlen, "cannot create the HTTP client");
-		return -ENOMEM;
-	}
-	apid.dns = evdns_base_new(child_base(),
-	    EVDNS_BASE_INITIALIZE_NAMESERVERS |
-		EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-	if (apid.dns == NULL)
-		log_warn("no asynchronous resolver (%s); callback hosts are "
-			 "resolved with the system resolver",
-		    "resolv.conf");
-	/* The store work of the requests (http.h: http_work). */
-	if ((rc = worker_start_threads(child_base(), APID_WORKERS)) != 0) {
-		snprintf(err, errlen, "cannot start the store workers");
-		return rc;
-	}
-	if ((rc = http_start(host, port, err, errlen)) != 0)
-		return rc;
-	apid.started_ms = util_now_ms();
-	esexport_start();
-	log_info("listening on %s:%u keyid=%s", host, port, apid.keyid);
-	return 0;
-}
-
-static void
-apid_dispatch(const Ar__Envelope *env)
-{
-	uint8_t buf[4096];
-	size_t	n;
-
-	apid.ipc_messages++;
-	switch (env->body_case) {
-	case AR__ENVELOPE__BODY_HEALTH:
-		/* Keep a copy: the envelope is freed after dispatch. */
-		n = ar__health__get_packed_size(env->health);
-		if (n > sizeof(buf))
-			break;
-		if (apid.health != NULL)
-			ar__health__free_unpacked(apid.health, NULL);
-		ar__health__pack(env->health, buf);
-		apid.health = ar__health__unpack(NULL, n, buf);
-		break;
-	default:
-		log_debug("dropping message case=%d", (int)env->body_case);
-		break;
-	}
-}
-
-static void
-apid_shutdown(unsigned grace_ms)
-{
-	child_exit(0);
-}
-
-static int
-apid_store_setup(struct store *s, char *err, size_t errlen)
-{
-	return 0;
-}
 
 static const struct child_ops apid_ops = {
 	.daemon = AR__DAEMON__DAEMON_APID,

@@ -39,4 +39,13 @@ extern struct apid_state apid;
 extern const char   apid_openapi_json[];
 extern const size_t apid_openapi_json_len;
 
+/* run.c: the daemon's child_ops (apid.c is the entry point). */
+struct config;
+struct store;
+int  apid_configure(const struct config *cfg, bool initial, char *err,
+     size_t errlen);
+void apid_dispatch(const Ar__Envelope *env);
+void apid_shutdown(unsigned grace_ms);
+int  apid_store_setup(struct store *s, char *err, size_t errlen);
+
 #endif

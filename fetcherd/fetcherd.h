@@ -19,6 +19,7 @@
 #include <mongoc/mongoc.h>
 
 #include "lib/ipc/config.h"
+#include "lib/ipc/ipc.h"
 #include "lib/crypto/crypto.h"
 #include "lib/google/google.h"
 #include "lib/store/lease.h"
@@ -274,5 +275,11 @@ void window_count(struct fjob *j, struct norm_log *logs, size_t n,
 void driver_step(struct fjob *j);
 void driver_abort(struct fjob *j);
 void driver_free(struct fjob *j);
+
+/* run.c: the daemon's child_ops (fetcherd.c is the entry point). */
+int  fetcherd_configure(const struct config *cfg, bool initial, char *err,
+     size_t errlen);
+void fetcherd_dispatch(const Ar__Envelope *env);
+void fetcherd_shutdown(unsigned grace_ms);
 
 #endif

@@ -371,15 +371,6 @@ http_work_submit(struct areq *a, http_handler work, bool counted)
 {
 	int rc;
 
-	if (counted && http_nwork >= APID_WORK_MAX) {
-		apid.work_refused++;
-		http_header(a, "Retry-After", "2");
-		http_error(a, 503, "busy", NULL,
-		    "%u requests are already "
-		    "waiting for the store; retry in a few seconds",
-		    http_nwork);
-		return -EBUSY;
-	}
 	a->work = work;
 	a->recording = true;
 	a->code = 0;
@@ -390,6 +381,17 @@ http_work_submit(struct areq *a, http_handler work, bool counted)
 		work(a);
 		http_work_done(a);
 		return 0;
+	}
+	/* Only what will wait for the store counts. */
+	if (counted && http_nwork >= APID_WORK_MAX) {
+		a->recording = false; /* answered now, from the loop */
+		apid.work_refused++;
+		http_header(a, "Retry-After", "2");
+		http_error(a, 503, "busy", NULL,
+		    "%u requests are already "
+		    "waiting for the store; retry in a few seconds",
+		    http_nwork);
+		return -EBUSY;
 	}
 	a->queued_ms = util_mono_ms();
 	if (counted) {

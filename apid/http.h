@@ -125,8 +125,8 @@ void http_done(struct areq *a);
  *
  * When the store is known to be down work runs at once on the loop: every
  * work checks store_healthy() before a store call and answers 503.
- * At most APID_WORK_MAX requests wait or run: over it http_work() answers
- * 503 (Retry-After) and returns -EBUSY; http_work_always() does not count
+ * Otherwise at most APID_WORK_MAX requests wait or run: over it
+ * http_work() answers 503 busy (Retry-After) and returns -EBUSY; http_work_always() does not count
  * (the pipeline's commits, already bounded by APID_ASYNC_MAX).
  */
 int http_work(struct areq *a, http_handler work);

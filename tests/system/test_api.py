@@ -917,7 +917,8 @@ def test_store_stall_api(wd):
             results.append({"wave": wave, "req": "%s %s" % (method, path.replace(sid, ":id")),
                             "sent": t0 - t_stop, "took": time.monotonic() - t0,
                             "status": st, "body": b,
-                            "ctype": hd.get("Content-Type", "") if hd else ""})
+                            "ctype": hd.get("Content-Type", "") if hd else "",
+                            "retry": hd.get("Retry-After") if hd else None})
 
     def leaver():
         # A client that leaves while its request waits on the store.
@@ -947,6 +948,15 @@ def test_store_stall_api(wd):
                         t = threading.Thread(target=one, args=(w, m, p, b, t_stop), daemon=True)
                         t.start()
                         threads.append(t)
+                    if w == 0:
+                        # A burst past the bound on requests waiting for
+                        # the store (APID_WORK_MAX, 32): the rest are
+                        # refused at once, 503 busy with Retry-After.
+                        for _ in range(40):
+                            t = threading.Thread(target=one, args=(
+                                "burst", "GET", "/sources/" + sid, None, t_stop), daemon=True)
+                            t.start()
+                            threads.append(t)
             t0 = time.monotonic()
             st, body, _ = ar.healthz()
             took = time.monotonic() - t0
@@ -961,7 +971,22 @@ def test_store_stall_api(wd):
     for t in threads:
         t.join(40)
     assert not any(t.is_alive() for t in threads), "a request hung past the store timeout"
-    assert len(results) == 3 * len(requests), results
+    burst = [r for r in results if r["wave"] == "burst"]
+    results = [r for r in results if r["wave"] != "burst"]
+    assert len(results) == 3 * len(requests) and len(burst) == 40, results
+    busy = [r for r in burst if r["status"] == 503 and isinstance(r["body"], dict)
+            and r["body"]["error"]["code"] == "busy"]
+    h.log("stall: burst of %d GET /sources/:id: %d busy (503, Retry-After, in %.2fs at most), "
+          "the others %s, slowest %.2fs" % (
+              len(burst), len(busy), max([r["took"] for r in busy] or [0]),
+              sorted({str(r["status"]) for r in burst if r not in busy}),
+              max(r["took"] for r in burst)))
+    assert busy, "no request refused past the bound"
+    for r in burst:
+        assert r["status"] is not None and r["took"] < 25, r
+        assert r["status"] in (200, 503), r
+    for r in busy:
+        assert r["retry"] and r["ctype"].startswith("application/json") and r["took"] < 2, r
     for r in sorted(results, key=lambda r: (r["wave"], r["req"])):
         err = r["body"]["error"]["code"] if r["status"] == 503 and isinstance(r["body"], dict) \
             else ""

@@ -254,8 +254,9 @@ proc_dispatch_child(struct ipc_chan *ch, const Ar__Envelope *env, void *arg)
 		evtimer_del(p->handshake_ev);
 		log_info("%s pid=%d ready", p->name, (int)p->pid);
 		proc_store_update();
-		proc_announce_ready();
+		/* apid knows before systemd hears READY=1 (its /healthz). */
 		proc_send_health();
+		proc_announce_ready();
 		proc_check_acked();
 		proc_hooks->changed();
 		break;

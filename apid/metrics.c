@@ -112,9 +112,7 @@ samples_add(struct samples *s, const char *family, const char *suffix,
 
 	if (s->n == s->cap) {
 		s->cap = s->cap ? s->cap * 2 : 128;
-		s->v = reallocarray(s->v, s->cap, sizeof(*s->v));
-		if (s->v == NULL)
-			fatal("out of memory");
+		s->v = util_xreallocarray(s->v, s->cap, sizeof(*s->v));
 	}
 	x = &s->v[s->n];
 	util_strlcpy(x->family, family, sizeof(x->family));

@@ -182,9 +182,7 @@ views_add_one(const bson_t *d, void *arg)
 	}
 	if (vs->n == vl->cap) {
 		vl->cap = vl->cap > 0 ? vl->cap * 2 : 64;
-		vs->v = reallocarray(vs->v, vl->cap, sizeof(*vs->v));
-		if (vs->v == NULL)
-			fatal("out of memory");
+		vs->v = util_xreallocarray(vs->v, vl->cap, sizeof(*vs->v));
 	}
 	memset(&vs->v[vs->n], 0, sizeof(vs->v[0]));
 	if ((vs->v[vs->n].src = bson_copy(d)) == NULL)

@@ -105,9 +105,8 @@ prune_body(const char *batch_id)
 {
 	if (ndone == capdone) {
 		capdone = capdone ? capdone * 2 : 256;
-		done_ids = realloc(done_ids, capdone * sizeof(*done_ids));
-		if (done_ids == NULL)
-			fatal("out of memory");
+		done_ids = util_xreallocarray(done_ids, capdone,
+		    sizeof(*done_ids));
 	}
 	done_ids[ndone++] = util_xstrdup(batch_id);
 }
@@ -131,9 +130,7 @@ prune_sweep_one(const bson_t *doc, void *arg)
 
 	if (id == NULL)
 		return 0;
-	pj->ids = reallocarray(pj->ids, pj->nids + 1, sizeof(*pj->ids));
-	if (pj->ids == NULL)
-		fatal("out of memory");
+	pj->ids = util_xreallocarray(pj->ids, pj->nids + 1, sizeof(*pj->ids));
 	pj->ids[pj->nids++] = util_xstrdup(id);
 	return 0;
 }
@@ -294,10 +291,9 @@ dead_find_one(const bson_t *doc, void *arg)
 	    bsearch(&sid, dj->owned, dj->nowned, sizeof(*dj->owned),
 		dead_cmp) == NULL)
 		return 0;
-	dj->ids = reallocarray(dj->ids, dj->nids + 1, sizeof(*dj->ids));
-	dj->sids = reallocarray(dj->sids, dj->nids + 1, sizeof(*dj->sids));
-	if (dj->ids == NULL || dj->sids == NULL)
-		fatal("out of memory");
+	dj->ids = util_xreallocarray(dj->ids, dj->nids + 1, sizeof(*dj->ids));
+	dj->sids = util_xreallocarray(dj->sids, dj->nids + 1,
+	    sizeof(*dj->sids));
 	dj->ids[dj->nids] = util_xstrdup(id);
 	dj->sids[dj->nids++] = util_xstrdup(sid);
 	return 0;
@@ -367,10 +363,8 @@ dead_count(struct dead_job *dj)
 			if (strcmp(dj->per[k].sid, dj->sids[i]) == 0)
 				break;
 		if (k == dj->nper) {
-			dj->per = reallocarray(dj->per, dj->nper + 1,
+			dj->per = util_xreallocarray(dj->per, dj->nper + 1,
 			    sizeof(*dj->per));
-			if (dj->per == NULL)
-				fatal("out of memory");
 			util_strlcpy(dj->per[k].sid, dj->sids[i],
 			    sizeof(dj->per[k].sid));
 			dj->per[k].n = 0;

@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 
 #include "apid/validate.h"
+#include "lib/google/google.h"
 #include "lib/crypto/crypto.h"
 #include "lib/base/json.h"
 #include "lib/net/netaddr.h"
@@ -20,51 +21,6 @@
 #define SCOPE_REPORTS \
 	"https://www.googleapis.com/auth/admin.reports.audit.readonly"
 #define PEM_MAX (16 * 1024)
-
-/* Application names of the discovery document (activities.list enum). */
-static const char *const known_apps[] = {
-	"access_transparency",
-	"admin",
-	"calendar",
-	"chat",
-	"drive",
-	"gcp",
-	"gmail",
-	"gplus",
-	"groups",
-	"groups_enterprise",
-	"jamboard",
-	"login",
-	"meet",
-	"mobile",
-	"rules",
-	"saml",
-	"token",
-	"user_accounts",
-	"context_aware_access",
-	"chrome",
-	"data_studio",
-	"keep",
-	"vault",
-	"gemini_in_workspace_apps",
-	"classroom",
-	"assignments",
-	"cloud_search",
-	"tasks",
-	"data_migration",
-	"meet_hardware",
-	"directory_sync",
-	"ldap",
-	"profile",
-	"access_evaluation",
-	"admin_data_action",
-	"contacts",
-	"takeout",
-	"graduation",
-	"voice",
-	"chrome_sync",
-	"workspace_studio",
-};
 
 const char *const validate_default_apps[] = {
 	"admin",
@@ -157,8 +113,8 @@ validate_app_known(const char *name)
 {
 	size_t i;
 
-	for (i = 0; i < nitems(known_apps); i++)
-		if (strcmp(known_apps[i], name) == 0)
+	for (i = 0; i < GOOGLE_NAPPS; i++)
+		if (strcmp(google_app_names[i], name) == 0)
 			return true;
 	return false;
 }

@@ -18,6 +18,51 @@
 #include "lib/base/json.h"
 #include "lib/base/util.h"
 
+/* The applicationName enum of the discovery document, in its order. */
+const char *const google_app_names[GOOGLE_NAPPS] = {
+	"access_transparency",
+	"admin",
+	"calendar",
+	"chat",
+	"drive",
+	"gcp",
+	"gmail",
+	"gplus",
+	"groups",
+	"groups_enterprise",
+	"jamboard",
+	"login",
+	"meet",
+	"mobile",
+	"rules",
+	"saml",
+	"token",
+	"user_accounts",
+	"context_aware_access",
+	"chrome",
+	"data_studio",
+	"keep",
+	"vault",
+	"gemini_in_workspace_apps",
+	"classroom",
+	"assignments",
+	"cloud_search",
+	"tasks",
+	"data_migration",
+	"meet_hardware",
+	"directory_sync",
+	"ldap",
+	"profile",
+	"access_evaluation",
+	"admin_data_action",
+	"contacts",
+	"takeout",
+	"graduation",
+	"voice",
+	"chrome_sync",
+	"workspace_studio",
+};
+
 #define GOOGLE_PAGE_MAX_DEFAULT (16 * 1024 * 1024)
 #define GOOGLE_TIMEOUT_DEFAULT	30000
 #define GOOGLE_CHECK_TIMEOUT	15000

@@ -172,4 +172,11 @@ int  google_check_credentials(const struct google_check_opts *o,
      size_t errlen);
 void google_check_cancel(struct google_check *chk);
 
+/*
+ * The applications of activities.list (the applicationName enum of the
+ * discovery document, in its order): what a source may name.
+ */
+#define GOOGLE_NAPPS 41
+extern const char *const google_app_names[GOOGLE_NAPPS];
+
 #endif

@@ -19,9 +19,10 @@
 #include <yajl/yajl_tree.h>
 
 #include "lib/crypto/crypto.h"
+#include "lib/google/google.h"
 #include "lib/base/log.h"
 
-#define SIM_NAPPS	 41
+#define SIM_NAPPS	 GOOGLE_NAPPS
 #define SIM_MAX_KEYS	 8
 #define SIM_MAX_SAS	 16
 #define SIM_MAX_ADMINS	 32
@@ -193,8 +194,9 @@ struct sim {
 	int64_t		   started_us;
 };
 
-extern struct sim	 sim;
-extern const char *const sim_app_names[SIM_NAPPS];
+extern struct sim sim;
+/* The applications, in the discovery document's order (lib/google). */
+#define sim_app_names google_app_names
 extern const char *const sim_fault_names[FAULT_NKINDS];
 
 /* sim_gen.c */

@@ -65,8 +65,11 @@ struct dbatch {
 	bool		  inflight;
 	bool		  seen; /* reload bookkeeping */
 	struct httpc_req *req;
-	char		 *body; /* from the hint, or NULL */
+	char		 *body; /* from the hint or a read, or NULL */
 	size_t		  body_len;
+	bool		  body_reading; /* a worker reads it */
+	/* Where the body is: a bodies_* partition, bodies_dead, ... */
+	char body_coll[STORE_BODY_COLL_MAX];
 };
 
 TAILQ_HEAD(dbatch_q, dbatch);
@@ -104,6 +107,8 @@ struct dsource {
 	_Atomic int64_t lease_deadline; /* for the worker: mono ms */
 	int64_t		next_sweep;	/* look for late logs */
 	bool		wait_slot;	/* held back by a limit */
+	bool		bodies_reading; /* a body read job runs for it */
+	bool		want_bodies;	/* a due batch has no body in memory */
 	struct breaker	br;
 	char		last_error[256];
 	const char     *status; /* ok, callback_failing, ... */
@@ -236,8 +241,14 @@ int queue_takeover_start(struct dsource *s);
 int queue_load_start(struct dsource *s);
 /* Turn the pending alerts of s into alert batches (on the worker). */
 #define QUEUE_ALERTS_PER_BUILD 16
-int   queue_alerts_start(struct dsource *s);
-char *queue_body(struct dsource *s, const struct dbatch *b, size_t *len);
+int queue_alerts_start(struct dsource *s);
+/*
+ * Read the bodies of s's due batches that have none in memory, on the
+ * worker (never on the loop); s is stepped again when they are in.
+ */
+void queue_bodies_start(struct dsource *s);
+/* Free b's body when the cache holds more than its bound. */
+void queue_body_trim(struct dbatch *b);
 /* Shutdown: send the 2xx not yet recorded to the worker now. */
 void queue_record_flush(void);
 int  queue_record(struct dsource *s, struct dbatch *b,
@@ -247,7 +258,8 @@ void queue_insert_sorted(struct dsource *s, struct dbatch *b);
 void queue_remove(struct dsource *s, struct dbatch *b);
 /* A batch hinted by fetcherd (queued unless known); takes no ownership. */
 void queue_hinted(struct dsource *s, const char *id, const char *wid,
-    uint32_t nlogs, int64_t created_at, const uint8_t *body, size_t len);
+    uint32_t nlogs, int64_t created_at, const uint8_t *body, size_t len,
+    const char *body_coll);
 
 /* alerts.c */
 int alerts_raise(struct dsource *s, const char *alert, const char *message);

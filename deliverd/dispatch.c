@@ -45,7 +45,7 @@ deliverd_dispatch(const Ar__Envelope *env)
 		if (s->lease.held && s->ready)
 			queue_hinted(s, bs->batch_id, bs->webhook_id,
 			    bs->n_logs, bs->created_at, bs->body.data,
-			    bs->body.len);
+			    bs->body.len, bs->body_coll);
 		else
 			s->logs_dirty = true;
 		deliverd_step(s);

@@ -154,6 +154,9 @@ janitor_removed(struct janitor *jt)
 				sel = BCON_NEW("sourceId", BCON_UTF8(ids[i]));
 				(void)store_delete(child_store(), STORE_BODIES,
 				    sel, true, NULL, jt->err, sizeof(jt->err));
+				(void)store_delete(child_store(),
+				    STORE_BODIES_DEAD, sel, true, NULL, jt->err,
+				    sizeof(jt->err));
 				(void)store_delete(child_store(), STORE_INTENTS,
 				    sel, true, NULL, jt->err, sizeof(jt->err));
 				(void)store_delete(child_store(), STORE_CURSORS,

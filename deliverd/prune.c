@@ -1,11 +1,17 @@
 /*
  * What a delivered batch leaves behind. Its metadata in `batches` is
  * marked "delivered" at the 2xx (a small document, in a collection kept as
- * small as what is pending); its body in `bodies` is deleted a few seconds
- * later, in bulk, with those of the other batches delivered meanwhile
- * (every delete scans the collection on FerretDB 1.24, so one deleteMany
- * per PRUNE_EVERY_MS, not one per batch). A sweep deletes the delivered
- * metadata after PRUNE_KEEP_DELIVERED_MS, with any body a crash kept,
+ * small as what is pending). Its body is in a bodies_* partition (a span
+ * of STORE_BODY_SPAN_MS of the time it was stored): nothing deletes it
+ * there; every PRUNE_GC_EVERY_MS the partitions that ended
+ * STORE_BODY_DROP_MS ago and that no intent and no undelivered batch
+ * names are dropped whole (free at any size, where a deleteMany scans
+ * every body of the collection on FerretDB 1.24). Bodies kept elsewhere
+ * (`bodies` of older versions, bodies_dead for a replayed dead letter) are
+ * deleted a few seconds after the 2xx, in bulk, with those of the other
+ * batches delivered meanwhile (one deleteMany per PRUNE_EVERY_MS, not one
+ * per batch). A sweep deletes the delivered
+ * metadata after PRUNE_KEEP_DELIVERED_MS, with any such body a crash kept,
  * but never the metadata of a batch whose intent still exists: fetcherd,
  * cleaning the intents a crash left (fetcherd/handoff.h), takes a batch
  * without metadata for one never committed and reads its logs again, so
@@ -14,11 +20,14 @@
  * hope that was enough.
  * The de-duplication is fetcherd's (seen_* partitions), never this.
  *
- * Dead letters are kept delivery_dead_letter_retention seconds after they
+ * A dead letter's body is copied into bodies_dead when it becomes one
+ * (queue.c), so that its partition can go. Dead letters are kept
+ * delivery_dead_letter_retention seconds after they
  * became one (0: forever). At start and then hourly (more often when the
  * retention is shorter) one find lists the expired ones of the sources
  * whose lease this instance holds, one deleteMany removes their metadata
- * (still dead and expired: a replay meanwhile wins) and one their bodies;
+ * (still dead and expired: a replay meanwhile wins) and one their bodies
+ * (bodies_dead, and `bodies` for letters of older versions);
  * each source's count goes into its stats (deadLettersPruned) and into
  * one dead_letters_pruned alert.
  */
@@ -39,25 +48,41 @@
 #define PRUNE_MAX_IDS	    2000 /* per deleteMany */
 #define PRUNE_RECENT	    1024 /* delivered ids remembered */
 #define PRUNE_DEAD_EVERY_MS (3600LL * 1000)
+#define PRUNE_GC_EVERY_MS   (30LL * 1000)
 
-struct prune_job {
-	char  **ids; /* bodies to delete */
-	size_t	nids;
-	bool	sweep;	   /* and old delivered metadata */
-	size_t	keep_from; /* swept ids start here */
-	size_t	kept;	   /* swept, kept for their intent */
-	int64_t deleted;
-	int	rc;
-	char	err[512];
+/* Bodies to delete by id: in `bodies` (older versions) and bodies_dead. */
+struct prune_ids {
+	char **v;
+	size_t n, cap;
 };
 
-static struct event *prune_ev;
-static char	   **done_ids; /* delivered, bodies to delete */
-static size_t	     ndone, capdone;
-static bool	     prune_running;
-static int64_t	     prune_next_sweep;
-static char	     recent[PRUNE_RECENT][40];
-static unsigned	     recent_pos;
+struct prune_job {
+	struct prune_ids legacy, dead; /* bodies to delete */
+	bool		 sweep;	       /* and old delivered metadata */
+	struct prune_ids swept;	       /* its ids (the metadata to delete) */
+	char	       **swept_coll;   /* and where each one's body is */
+	size_t		 kept;	       /* swept, kept for their intent */
+	int64_t		 deleted;
+	int		 rc;
+	char		 err[512];
+};
+
+/* One drop of body partitions. */
+struct gc_job {
+	char **names; /* candidates: ended STORE_BODY_DROP_MS ago */
+	size_t n;
+	int    rc;
+	char   err[512];
+};
+
+static struct event    *prune_ev;
+static struct prune_ids done_legacy, done_dead; /* delivered */
+static bool		gc_running;
+static int64_t		gc_next;
+static bool		prune_running;
+static int64_t		prune_next_sweep;
+static char		recent[PRUNE_RECENT][40];
+static unsigned		recent_pos;
 
 /* One run of the dead-letter retention. */
 struct dead_job {
@@ -67,8 +92,9 @@ struct dead_job {
 	char  **ids;	/* expired batches of owned sources */
 	char  **sids;	/* their source */
 	size_t	nids;
-	size_t	nseen; /* found, owned or not */
-	bool	more;  /* the find hit its limit */
+	size_t	nseen;	/* found, owned or not */
+	bool	more;	/* the find hit its limit */
+	bool	legacy; /* some body is in `bodies` (older versions) */
 	struct dead_count {
 		char	sid[64];
 		int64_t n;
@@ -82,6 +108,7 @@ static bool    dead_running;
 static int64_t dead_next; /* 0: at the first tick */
 
 static void dead_maybe_start(int64_t);
+static void gc_maybe_start(int64_t);
 
 void
 prune_recent(const char *batch_id)
@@ -100,15 +127,45 @@ prune_forget(const char *batch_id)
 			recent[i][0] = '\0';
 }
 
-void
-prune_body(const char *batch_id)
+static void
+prune_ids_add(struct prune_ids *l, const char *id)
 {
-	if (ndone == capdone) {
-		capdone = capdone ? capdone * 2 : 256;
-		done_ids = util_xreallocarray(done_ids, capdone,
-		    sizeof(*done_ids));
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 256;
+		l->v = util_xreallocarray(l->v, l->cap, sizeof(*l->v));
 	}
-	done_ids[ndone++] = util_xstrdup(batch_id);
+	l->v[l->n++] = util_xstrdup(id);
+}
+
+static void
+prune_ids_free(struct prune_ids *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+/* The list of coll's bodies to delete by id, or NULL (a partition). */
+static struct prune_ids *
+prune_list(struct prune_job *pj, const char *coll)
+{
+	if (coll == NULL || strcmp(coll, STORE_BODIES) == 0)
+		return pj != NULL ? &pj->legacy : &done_legacy;
+	if (strcmp(coll, STORE_BODIES_DEAD) == 0)
+		return pj != NULL ? &pj->dead : &done_dead;
+	return NULL;
+}
+
+void
+prune_body(const char *batch_id, const char *coll)
+{
+	struct prune_ids *l = prune_list(NULL, coll);
+
+	if (l != NULL)
+		prune_ids_add(l, batch_id);
 }
 
 bool
@@ -127,11 +184,15 @@ prune_sweep_one(const bson_t *doc, void *arg)
 {
 	struct prune_job *pj = arg;
 	const char	 *id = store_bson_str(doc, "_id");
+	const char	 *coll = store_bson_str(doc, "bodyColl");
 
 	if (id == NULL)
 		return 0;
-	pj->ids = util_xreallocarray(pj->ids, pj->nids + 1, sizeof(*pj->ids));
-	pj->ids[pj->nids++] = util_xstrdup(id);
+	prune_ids_add(&pj->swept, id);
+	pj->swept_coll = util_xreallocarray(pj->swept_coll, pj->swept.n,
+	    sizeof(*pj->swept_coll));
+	pj->swept_coll[pj->swept.n - 1] = util_xstrdup(
+	    coll != NULL ? coll : STORE_BODIES);
 	return 0;
 }
 
@@ -140,12 +201,15 @@ prune_intent_one(const bson_t *doc, void *arg)
 {
 	struct prune_job *pj = arg;
 	const char	 *id = store_bson_str(doc, "_id");
-	size_t		  i;
+	size_t		  i, last;
 
-	for (i = pj->keep_from; id != NULL && i < pj->nids; i++)
-		if (strcmp(pj->ids[i], id) == 0) {
-			free(pj->ids[i]);
-			pj->ids[i] = pj->ids[--pj->nids];
+	for (i = 0; id != NULL && i < pj->swept.n; i++)
+		if (strcmp(pj->swept.v[i], id) == 0) {
+			last = --pj->swept.n;
+			free(pj->swept.v[i]);
+			free(pj->swept_coll[i]);
+			pj->swept.v[i] = pj->swept.v[last];
+			pj->swept_coll[i] = pj->swept_coll[last];
 			pj->kept++;
 			return 0;
 		}
@@ -153,68 +217,84 @@ prune_intent_one(const bson_t *doc, void *arg)
 }
 
 /*
- * Worker: drop from ids[first..] those whose intent still exists (one
+ * Worker: drop from the swept ids those whose intent still exists (one
  * find on `intents`, which holds only the pages in flight).
  */
 static void
-prune_keep_intents(struct prune_job *pj, size_t first)
+prune_keep_intents(struct prune_job *pj)
 {
 	bson_t *sel, *opts;
 
-	sel = store_sel_ids(pj->ids + first, sizeof(char *), pj->nids - first,
-	    true);
+	sel = store_sel_ids(pj->swept.v, sizeof(char *), pj->swept.n, true);
 	opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}");
-	pj->keep_from = first;
 	pj->rc = store_each(child_store(), STORE_INTENTS, sel, opts,
 	    prune_intent_one, pj, pj->err, sizeof(pj->err));
 	bson_destroy(sel);
 	bson_destroy(opts);
 }
 
-/* Worker: the ids of delivered metadata older than the keep time. */
+/*
+ * Worker: the ids of delivered metadata older than the keep time; the
+ * bodies kept outside a partition join the lists to delete.
+ */
 static void
 prune_sweep_ids(struct prune_job *pj)
 {
-	bson_t *filter, *opts;
-	size_t	first = pj->nids;
+	struct prune_ids *l;
+	bson_t		 *filter, *opts;
+	size_t		  i;
 
 	filter = BCON_NEW("state", BCON_UTF8("delivered"), "deliveredAt", "{",
 	    "$lt", BCON_INT64(util_now_ms() - PRUNE_KEEP_DELIVERED_MS), "}");
-	opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}", "limit",
-	    BCON_INT64(PRUNE_MAX_IDS));
+	opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "bodyColl",
+	    BCON_INT32(1), "}", "limit", BCON_INT64(PRUNE_MAX_IDS));
 	pj->rc = store_each(child_store(), STORE_BATCHES, filter, opts,
 	    prune_sweep_one, pj, pj->err, sizeof(pj->err));
 	bson_destroy(filter);
 	bson_destroy(opts);
-	if (pj->rc == 0 && pj->nids > first)
-		prune_keep_intents(pj, first);
+	if (pj->rc == 0 && pj->swept.n > 0)
+		prune_keep_intents(pj);
+	for (i = 0; pj->rc == 0 && i < pj->swept.n; i++)
+		if ((l = prune_list(pj, pj->swept_coll[i])) != NULL)
+			prune_ids_add(l, pj->swept.v[i]);
+}
+
+/* Worker: delete the bodies of l from coll, PRUNE_MAX_IDS per call. */
+static void
+prune_delete_ids(struct prune_job *pj, const char *coll,
+    const struct prune_ids *l)
+{
+	size_t	off, n;
+	bson_t *sel;
+	int64_t m;
+
+	for (off = 0; pj->rc == 0 && off < l->n; off += n) {
+		n = l->n - off;
+		if (n > PRUNE_MAX_IDS)
+			n = PRUNE_MAX_IDS;
+		sel = store_sel_ids(l->v + off, sizeof(char *), n, true);
+		m = 0;
+		pj->rc = store_delete(child_store(), coll, sel, true, &m,
+		    pj->err, sizeof(pj->err));
+		pj->deleted += m;
+		bson_destroy(sel);
+	}
 }
 
 static void
 prune_work(void *arg)
 {
 	struct prune_job *pj = arg;
-	size_t		  first = pj->nids, off, n;
 	bson_t		 *sel;
-	int64_t		  m;
 
 	if (pj->sweep)
 		prune_sweep_ids(pj);
-	for (off = 0; pj->rc == 0 && off < pj->nids; off += n) {
-		n = pj->nids - off;
-		if (n > PRUNE_MAX_IDS)
-			n = PRUNE_MAX_IDS;
-		sel = store_sel_ids(pj->ids + off, sizeof(char *), n, true);
-		m = 0;
-		pj->rc = store_delete(child_store(), STORE_BODIES, sel, true,
-		    &m, pj->err, sizeof(pj->err));
-		pj->deleted += m;
-		bson_destroy(sel);
-	}
+	prune_delete_ids(pj, STORE_BODIES, &pj->legacy);
+	prune_delete_ids(pj, STORE_BODIES_DEAD, &pj->dead);
 	/* The swept metadata goes after its bodies. */
-	if (pj->rc == 0 && pj->nids > first) {
-		sel = store_sel_ids(pj->ids + first, sizeof(char *),
-		    pj->nids - first, true);
+	if (pj->rc == 0 && pj->swept.n > 0) {
+		sel = store_sel_ids(pj->swept.v, sizeof(char *), pj->swept.n,
+		    true);
 		pj->rc = store_delete(child_store(), STORE_BATCHES, sel, true,
 		    NULL, pj->err, sizeof(pj->err));
 		bson_destroy(sel);
@@ -235,10 +315,139 @@ prune_done(void *arg)
 	} else if (pj->deleted > 0)
 		log_debug("pruned %lld delivered bodies",
 		    (long long)pj->deleted);
-	for (i = 0; i < pj->nids; i++)
-		free(pj->ids[i]);
-	free(pj->ids);
+	for (i = 0; i < pj->swept.n; i++)
+		free(pj->swept_coll[i]);
+	free(pj->swept_coll);
+	prune_ids_free(&pj->swept);
+	prune_ids_free(&pj->legacy);
+	prune_ids_free(&pj->dead);
 	free(pj);
+}
+
+/*
+ * Worker: drop the body partitions nothing needs any more. Candidates are
+ * those that ended STORE_BODY_DROP_MS ago (fetcherd writes none later than
+ * STORE_BODY_LATE_MS after the end). The intents are read first, then the
+ * batches: a group of pages names its partition in its intents before it
+ * writes a body, and deletes them only after its metadata is in; read in
+ * this order, a partition that a page is being stored into is always
+ * seen in one or the other.
+ */
+static int
+gc_keep_one(const bson_t *doc, void *arg)
+{
+	struct gc_job *gj = arg;
+	const char    *coll = store_bson_str(doc, "bodyColl");
+	size_t	       i;
+
+	for (i = 0; coll != NULL && i < gj->n; i++)
+		if (gj->names[i][0] != '\0' && strcmp(gj->names[i], coll) == 0)
+			gj->names[i][0] = '\0'; /* kept */
+	return 0;
+}
+
+static void
+gc_work(void *arg)
+{
+	struct gc_job *gj = arg;
+	bson_t	       q = BSON_INITIALIZER, *opts, *sel, in;
+	char	       k[16];
+	const char    *kp;
+	int64_t	       now = util_now_ms(), end;
+	size_t	       i, k2 = 0, nc = 0;
+
+	gj->rc = store_list_collections(child_store(), "bodies_", &gj->names,
+	    &gj->n, gj->err, sizeof(gj->err));
+	if (gj->rc != 0)
+		return;
+	for (i = 0; i < gj->n; i++) {
+		end = store_body_coll_end(gj->names[i]);
+		if (end < 0 || end + STORE_BODY_DROP_MS > now)
+			gj->names[i][0] = '\0'; /* not one, or too young */
+		else
+			nc++;
+	}
+	if (nc == 0)
+		goto out;
+	opts = BCON_NEW("projection", "{", "bodyColl", BCON_INT32(1), "}");
+	gj->rc = store_each(child_store(), STORE_INTENTS, &q, opts, gc_keep_one,
+	    gj, gj->err, sizeof(gj->err));
+	if (gj->rc == 0) {
+		sel = bson_new();
+		BSON_APPEND_DOCUMENT_BEGIN(sel, "bodyColl", &in);
+		{
+			bson_t arr;
+
+			BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
+			for (i = 0; i < gj->n; i++)
+				if (gj->names[i][0] != '\0') {
+					bson_uint32_to_string((uint32_t)k2++,
+					    &kp, k, sizeof(k));
+					bson_append_utf8(&arr, kp, -1,
+					    gj->names[i], -1);
+				}
+			bson_append_array_end(&in, &arr);
+		}
+		bson_append_document_end(sel, &in);
+		BSON_APPEND_DOCUMENT_BEGIN(sel, "state", &in);
+		BSON_APPEND_UTF8(&in, "$ne", "delivered");
+		bson_append_document_end(sel, &in);
+		gj->rc = store_each(child_store(), STORE_BATCHES, sel, opts,
+		    gc_keep_one, gj, gj->err, sizeof(gj->err));
+		bson_destroy(sel);
+	}
+	bson_destroy(opts);
+	/* What stays named in names[] is what was dropped. */
+	for (i = 0; i < gj->n; i++) {
+		if (gj->names[i][0] == '\0')
+			continue;
+		if (gj->rc == 0)
+			gj->rc = store_drop(child_store(), gj->names[i],
+			    gj->err, sizeof(gj->err));
+		if (gj->rc != 0)
+			gj->names[i][0] = '\0';
+	}
+out:
+	bson_destroy(&q);
+}
+
+static void
+gc_done(void *arg)
+{
+	struct gc_job *gj = arg;
+	size_t	       i;
+
+	gc_running = false;
+	if (gj->rc != 0) {
+		(void)child_store_result(gj->rc >= 0, gj->err);
+		log_warn("body partitions not dropped: %s", gj->err);
+	}
+	for (i = 0; i < gj->n; i++) {
+		if (gj->names[i][0] != '\0')
+			log_info("dropped %s: every batch stored in it "
+				 "was delivered",
+			    gj->names[i]);
+		free(gj->names[i]);
+	}
+	free(gj->names);
+	free(gj);
+}
+
+/* Start a drop of body partitions when one is due. */
+static void
+gc_maybe_start(int64_t now)
+{
+	struct gc_job *gj;
+
+	if (gc_running || now < gc_next)
+		return;
+	gc_next = now + PRUNE_GC_EVERY_MS;
+	gj = util_xcalloc(1, sizeof(*gj));
+	if (worker_submit(gc_work, gc_done, gj) != 0) {
+		free(gj);
+		return;
+	}
+	gc_running = true;
 }
 
 static void
@@ -253,15 +462,16 @@ prune_cb(evutil_socket_t fd, short what, void *arg)
 	if (child_stopping() || !store_healthy(child_store()))
 		return;
 	dead_maybe_start(now);
+	gc_maybe_start(now);
 	if (prune_running)
 		return;
-	if (ndone == 0 && now < prune_next_sweep)
+	if (done_legacy.n == 0 && done_dead.n == 0 && now < prune_next_sweep)
 		return;
 	pj = util_xcalloc(1, sizeof(*pj));
-	pj->ids = done_ids;
-	pj->nids = ndone;
-	done_ids = NULL;
-	ndone = capdone = 0;
+	pj->legacy = done_legacy;
+	pj->dead = done_dead;
+	memset(&done_legacy, 0, sizeof(done_legacy));
+	memset(&done_dead, 0, sizeof(done_dead));
 	if (now >= prune_next_sweep) {
 		pj->sweep = true;
 		prune_next_sweep = now + PRUNE_KEEP_DELIVERED_MS / 2;
@@ -285,12 +495,15 @@ dead_find_one(const bson_t *doc, void *arg)
 	struct dead_job *dj = arg;
 	const char	*id = store_bson_str(doc, "_id");
 	const char	*sid = store_bson_str(doc, "sourceId");
+	const char	*coll = store_bson_str(doc, "bodyColl");
 
 	dj->nseen++;
 	if (id == NULL || sid == NULL ||
 	    bsearch(&sid, dj->owned, dj->nowned, sizeof(*dj->owned),
 		dead_cmp) == NULL)
 		return 0;
+	if (coll == NULL || strcmp(coll, STORE_BODIES) == 0)
+		dj->legacy = true;
 	dj->ids = util_xreallocarray(dj->ids, dj->nids + 1, sizeof(*dj->ids));
 	dj->sids = util_xreallocarray(dj->sids, dj->nids + 1,
 	    sizeof(*dj->sids));
@@ -308,7 +521,8 @@ dead_find(struct dead_job *dj)
 	filter = BCON_NEW("state", BCON_UTF8("dead"), "deadAt", "{", "$lt",
 	    BCON_INT64(dj->cutoff), "}");
 	opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "sourceId",
-	    BCON_INT32(1), "}", "limit", BCON_INT64(PRUNE_MAX_IDS));
+	    BCON_INT32(1), "bodyColl", BCON_INT32(1), "}", "limit",
+	    BCON_INT64(PRUNE_MAX_IDS));
 	dj->rc = store_each(child_store(), STORE_BATCHES, filter, opts,
 	    dead_find_one, dj, dj->err, sizeof(dj->err));
 	dj->more = dj->nseen >= PRUNE_MAX_IDS;
@@ -416,10 +630,17 @@ dead_work(void *arg)
 	if ((size_t)m < dj->nids && (dead_keep_survivors(dj), dj->rc != 0))
 		return;
 	dead_count(dj);
-	/* The bodies of what went (a crash before this leaves them). */
+	/*
+	 * The bodies of what went (a crash before this leaves them; a letter
+	 * whose body stayed in its partition, its copy having failed, lets
+	 * the partition go now).
+	 */
 	sel = store_sel_ids(dj->ids, sizeof(char *), dj->nids, true);
-	dj->rc = store_delete(child_store(), STORE_BODIES, sel, true, NULL,
+	dj->rc = store_delete(child_store(), STORE_BODIES_DEAD, sel, true, NULL,
 	    dj->err, sizeof(dj->err));
+	if (dj->rc == 0 && dj->legacy)
+		dj->rc = store_delete(child_store(), STORE_BODIES, sel, true,
+		    NULL, dj->err, sizeof(dj->err));
 	bson_destroy(sel);
 }
 

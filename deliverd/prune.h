@@ -17,8 +17,12 @@
 void prune_start(void);
 /* batch_id got its 2xx (its record is being written). */
 void prune_recent(const char *batch_id);
-/* Its record is written: its body goes with the next bulk delete. */
-void prune_body(const char *batch_id);
+/*
+ * Its record is written: a body in coll `bodies` (older versions) or
+ * bodies_dead (a replayed dead letter) goes with the next bulk delete;
+ * one in a bodies_* partition goes with its partition.
+ */
+void prune_body(const char *batch_id, const char *coll);
 /* Its record failed: it is pending again, a load may queue it. */
 void prune_forget(const char *batch_id);
 /*

@@ -8,8 +8,10 @@
  * a log. Alert batches are built here (alerts.c) from the alerts
  * collection.
  *
- * Scans run on the worker thread (lib/store/worker.h); single-document reads
- * and writes by _id (bodies, attempts) stay on the loop.
+ * Every store call runs on the worker threads (lib/store/worker.h), never
+ * on the loop: scans, records of attempts, and the reads of bodies that
+ * no hint brought (queue_bodies_start: on FerretDB a read by _id scans
+ * its collection, a partition of bodies here).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -63,6 +65,9 @@ struct qinfo {
 	unsigned n_attempts, n_errors;
 	int64_t	 nlogs;
 	bool	 replayed;
+	char	 body_coll[STORE_BODY_COLL_MAX];
+	char	*body; /* alert batches built here: their body (owned) */
+	size_t	 body_len;
 };
 
 enum qjob_kind {
@@ -208,58 +213,192 @@ queue_find(struct dsource *s, const char *id)
 	return NULL;
 }
 
-/* The stored body of b, malloc'd; NULL when it cannot be read. */
-char *
-queue_body(struct dsource *s, const struct dbatch *b, size_t *len)
+/* Attach body (taken) to b, counted in the cache. */
+static void
+queue_body_attach(struct dbatch *b, char *body, size_t len)
 {
-	bson_t	   *sel, *opts, out;
-	bson_iter_t it;
-	uint32_t    l = 0;
-	const char *v;
-	char	    err[512] = "", *body = NULL;
-	int	    rc;
-
-	(void)s;
 	if (b->body != NULL) {
-		if ((body = malloc(b->body_len + 1)) == NULL)
-			return NULL;
-		memcpy(body, b->body, b->body_len);
-		body[b->body_len] = '\0';
-		*len = b->body_len;
-		return body;
+		cached_bytes -= b->body_len;
+		free(b->body);
 	}
-	/*
-	 * Not hinted (a restart, a lost hint, an alert): read it. Log batches
-	 * keep their body in `bodies`, alert batches in the batch itself.
-	 */
-	sel = BCON_NEW("_id", BCON_UTF8(b->id));
-	opts = BCON_NEW("projection", "{", "body", BCON_INT32(1), "}");
-	rc = store_find_one(child_store(),
-	    b->is_alert ? STORE_BATCHES : STORE_BODIES, sel, opts, &out, err,
-	    sizeof(err));
-	bson_destroy(sel);
-	bson_destroy(opts);
-	if (!child_store_result(rc >= 0, err) || rc == 0)
-		return NULL;
-	if (bson_iter_init_find(&it, &out, "body") &&
-	    BSON_ITER_HOLDS_UTF8(&it)) {
-		v = bson_iter_utf8(&it, &l);
-		if ((body = malloc(l + 1)) != NULL) {
-			memcpy(body, v, l);
-			body[l] = '\0';
-			*len = l;
-		}
-	}
-	bson_destroy(&out);
-	return body;
+	b->body = body;
+	b->body_len = len;
+	cached_bytes += len;
 }
 
-/* A write of a batch's attempt, done on the worker. */
+void
+queue_body_trim(struct dbatch *b)
+{
+	if (b->body == NULL || cached_bytes <= DELIVERD_BODY_CACHE_MAX)
+		return;
+	cached_bytes -= b->body_len;
+	free(b->body);
+	b->body = NULL;
+	b->body_len = 0;
+}
+
+/*
+ * Bodies that no hint brought (a restart, a lost hint, a body past the
+ * frame or the cache, an alert batch read back) are read on the worker,
+ * those a source is about to send, QBODY_MAX at a time: one find per
+ * collection named ({_id: {$in}}, one scan of a partition for all).
+ */
+#define QBODY_MAX 16
+
+struct qbody {
+	char   id[40];
+	char   coll[STORE_BODY_COLL_MAX];
+	char  *body; /* out, malloc'd */
+	size_t len;
+};
+
+struct qbodies {
+	char	     sid[64];
+	struct qbody b[QBODY_MAX];
+	size_t	     n;
+	int	     rc;
+	char	     err[512];
+};
+
+static int
+qbodies_one(const bson_t *doc, void *arg)
+{
+	struct qbodies *qb = arg;
+	const char     *id = store_bson_str(doc, "_id");
+	bson_iter_t	it;
+	const char     *v;
+	uint32_t	l = 0;
+	size_t		i;
+
+	if (id == NULL || !bson_iter_init_find(&it, doc, "body") ||
+	    !BSON_ITER_HOLDS_UTF8(&it))
+		return 0;
+	v = bson_iter_utf8(&it, &l);
+	for (i = 0; i < qb->n; i++)
+		if (qb->b[i].body == NULL && strcmp(qb->b[i].id, id) == 0) {
+			qb->b[i].body = util_xcalloc(1, (size_t)l + 1);
+			memcpy(qb->b[i].body, v, l);
+			qb->b[i].body[l] = '\0';
+			qb->b[i].len = l;
+		}
+	return 0;
+}
+
+static void
+qbodies_work(void *arg)
+{
+	struct qbodies *qb = arg;
+	const char     *ids[QBODY_MAX], *coll;
+	bool		done[QBODY_MAX] = { false };
+	bson_t	       *sel, *opts;
+	size_t		i, k, n;
+
+	opts = BCON_NEW("projection", "{", "body", BCON_INT32(1), "}");
+	for (i = 0; i < qb->n && qb->rc == 0; i++) {
+		if (done[i])
+			continue;
+		coll = qb->b[i].coll;
+		for (k = i, n = 0; k < qb->n; k++)
+			if (!done[k] && strcmp(qb->b[k].coll, coll) == 0) {
+				ids[n++] = qb->b[k].id;
+				done[k] = true;
+			}
+		sel = store_sel_ids(ids, sizeof(ids[0]), n, true);
+		qb->rc = store_each(child_store(), coll, sel, opts, qbodies_one,
+		    qb, qb->err, sizeof(qb->err));
+		bson_destroy(sel);
+	}
+	bson_destroy(opts);
+}
+
+static void
+qbodies_done(void *arg)
+{
+	struct qbodies *qb = arg;
+	struct dsource *s;
+	struct dbatch  *b;
+	bool		ok;
+	size_t		i;
+
+	ok = child_store_result(qb->rc >= 0, qb->err);
+	s = dsource_find(queue_sources, qb->sid);
+	if (s != NULL)
+		s->bodies_reading = false;
+	for (i = 0; i < qb->n; i++) {
+		b = s != NULL && !s->zombie ? queue_find(s, qb->b[i].id) : NULL;
+		if (b == NULL) {
+			free(qb->b[i].body);
+			continue;
+		}
+		b->body_reading = false;
+		if (qb->b[i].body != NULL && b->body == NULL)
+			queue_body_attach(b, qb->b[i].body, qb->b[i].len);
+		else
+			free(qb->b[i].body);
+		if (ok && b->body == NULL) {
+			/* Gone from the store (delivered elsewhere, removed). */
+			log_debug("source=%s batch=%s body not in %s: "
+				  "reading the queue again",
+			    s->id, b->id, qb->b[i].coll);
+			s->reload = true;
+		}
+	}
+	if (s != NULL && !s->zombie)
+		queue_done_fn(queue_done_arg, s);
+	free(qb);
+}
+
+void
+queue_bodies_start(struct dsource *s)
+{
+	struct qbodies *qb;
+	struct dbatch  *b;
+	int64_t		now = util_now_ms();
+
+	if (s->bodies_reading)
+		return;
+	qb = util_xcalloc(1, sizeof(*qb));
+	util_strlcpy(qb->sid, s->id, sizeof(qb->sid));
+	TAILQ_FOREACH (b, &s->queue, entry) {
+		if (qb->n == QBODY_MAX)
+			break;
+		if (b->body != NULL || b->inflight || b->next_at > now)
+			continue;
+		util_strlcpy(qb->b[qb->n].id, b->id, sizeof(qb->b[0].id));
+		util_strlcpy(qb->b[qb->n].coll,
+		    b->is_alert			? STORE_BATCHES :
+			b->body_coll[0] != '\0' ? b->body_coll :
+						  STORE_BODIES,
+		    sizeof(qb->b[0].coll));
+		b->body_reading = true;
+		qb->n++;
+	}
+	if (qb->n == 0) {
+		free(qb);
+		return;
+	}
+	if (worker_submit(qbodies_work, qbodies_done, qb) != 0) {
+		/* Tried again at the next step. */
+		TAILQ_FOREACH (b, &s->queue, entry)
+			b->body_reading = false;
+		free(qb);
+		return;
+	}
+	s->bodies_reading = true;
+}
+
+/*
+ * A write of a batch's attempt, done on the worker. A batch that becomes
+ * a dead letter first has its body copied from its partition into
+ * bodies_dead (upd_moved then names it there), so that the partition can
+ * be dropped while the letter waits for a replay or its retention.
+ */
 struct qrec {
 	char	sid[64];
 	char	bid[40];
 	bool	dead;
-	bson_t *sel, *upd;
+	char	from[STORE_BODY_COLL_MAX]; /* partition to copy from, or "" */
+	bson_t *sel, *upd, *upd_moved;
 	int	rc;
 	char	err[512];
 };
@@ -314,10 +453,32 @@ qrec_work(void *arg)
 	mongoc_client_t	    *c;
 	mongoc_collection_t *coll;
 	bson_error_t	     berr;
+	const bson_t	    *upd = r->upd;
+	bson_t		     body;
+	int		     rc;
 
+	if (r->from[0] != '\0') {
+		rc = store_find_one(child_store(), r->from, r->sel, NULL, &body,
+		    r->err, sizeof(r->err));
+		if (rc < 0) {
+			r->rc = -EIO;
+			return;
+		}
+		if (rc == 1) {
+			rc = store_insert_one(child_store(), STORE_BODIES_DEAD,
+			    &body, r->err, sizeof(r->err));
+			bson_destroy(&body);
+			if (rc != 0 && rc != -EEXIST) {
+				r->rc = -EIO;
+				return;
+			}
+			r->err[0] = '\0';
+			upd = r->upd_moved;
+		}
+	}
 	c = store_pop(child_store());
 	coll = store_coll(child_store(), c, STORE_BATCHES);
-	if (!mongoc_collection_update_one(coll, r->sel, r->upd, NULL, NULL,
+	if (!mongoc_collection_update_one(coll, r->sel, upd, NULL, NULL,
 		&berr)) {
 		snprintf(r->err, sizeof(r->err), "update batch: %.400s",
 		    berr.message);
@@ -348,6 +509,8 @@ qrec_done(void *arg)
 	}
 	bson_destroy(r->sel);
 	bson_destroy(r->upd);
+	if (r->upd_moved != NULL)
+		bson_destroy(r->upd_moved);
 	free(r);
 }
 
@@ -367,6 +530,7 @@ qrec_done(void *arg)
 struct qdone {
 	char	sid[64];
 	char	bid[40];
+	char	coll[STORE_BODY_COLL_MAX]; /* of its body */
 	int32_t status;
 };
 
@@ -451,7 +615,7 @@ qdone_done(void *arg)
 	qd_inflight = false;
 	if (child_store_result(f->rc >= 0, f->err))
 		for (i = 0; i < f->n; i++)
-			prune_body(f->d[i].bid);
+			prune_body(f->d[i].bid, f->d[i].coll);
 	else {
 		/* Still pending in the store: read again, sent again. */
 		log_warn("%zu deliveries not recorded (%s); those batches "
@@ -517,10 +681,48 @@ qdone_add(struct dsource *s, struct dbatch *b, long status)
 	d = &qd_list[qd_n++];
 	util_strlcpy(d->sid, s->id, sizeof(d->sid));
 	util_strlcpy(d->bid, b->id, sizeof(d->bid));
+	util_strlcpy(d->coll, b->is_alert ? STORE_BATCHES : b->body_coll,
+	    sizeof(d->coll));
 	d->status = (int32_t)status;
 	prune_recent(b->id);
 	if (!qd_inflight)
 		qdone_flush();
+}
+
+/* The update recording an attempt of b (and its body's new home). */
+static bson_t *
+qrec_update(struct dsource *s, struct dbatch *b, const struct httpc_resp *resp,
+    const char *state, int64_t now, const char *error, const char *body_coll)
+{
+	bson_t *upd = bson_new(), set, push, att;
+
+	bson_append_document_begin(upd, "$set", -1, &set);
+	BSON_APPEND_UTF8(&set, "state", state);
+	BSON_APPEND_INT64(&set, "nextAttemptAt", b->next_at);
+	BSON_APPEND_INT32(&set, "nAttempts", (int32_t)b->n_attempts);
+	BSON_APPEND_INT32(&set, "nErrors", (int32_t)b->n_errors);
+	if (error != NULL && *error != '\0')
+		BSON_APPEND_UTF8(&set, "lastError", error);
+	else
+		BSON_APPEND_NULL(&set, "lastError");
+	if (strcmp(state, "dead") == 0)
+		BSON_APPEND_INT64(&set, "deadAt", now);
+	if (body_coll != NULL)
+		BSON_APPEND_UTF8(&set, "bodyColl", body_coll);
+	BSON_APPEND_INT64(&set, "epoch", s->lease.epoch);
+	bson_append_document_end(upd, &set);
+	bson_append_document_begin(upd, "$push", -1, &push);
+	bson_append_document_begin(&push, "attempts", -1, &att);
+	BSON_APPEND_INT64(&att, "at", now);
+	BSON_APPEND_INT32(&att, "status", (int32_t)resp->status);
+	if (error != NULL && *error != '\0')
+		BSON_APPEND_UTF8(&att, "error", error);
+	else
+		BSON_APPEND_NULL(&att, "error");
+	BSON_APPEND_INT64(&att, "elapsedMs", resp->elapsed_ms);
+	bson_append_document_end(&push, &att);
+	bson_append_document_end(upd, &push);
+	return upd;
 }
 
 /*
@@ -535,7 +737,6 @@ queue_record(struct dsource *s, struct dbatch *b, const struct httpc_resp *resp,
     const char *state, int64_t now, const char *error)
 {
 	struct qrec *r;
-	bson_t	     set, push, att;
 
 	if (strcmp(state, "delivered") == 0) {
 		qdone_add(s, b, resp->status);
@@ -546,31 +747,12 @@ queue_record(struct dsource *s, struct dbatch *b, const struct httpc_resp *resp,
 	util_strlcpy(r->bid, b->id, sizeof(r->bid));
 	r->dead = strcmp(state, "dead") == 0;
 	r->sel = BCON_NEW("_id", BCON_UTF8(b->id));
-	r->upd = bson_new();
-	bson_append_document_begin(r->upd, "$set", -1, &set);
-	BSON_APPEND_UTF8(&set, "state", state);
-	BSON_APPEND_INT64(&set, "nextAttemptAt", b->next_at);
-	BSON_APPEND_INT32(&set, "nAttempts", (int32_t)b->n_attempts);
-	BSON_APPEND_INT32(&set, "nErrors", (int32_t)b->n_errors);
-	if (error != NULL && *error != '\0')
-		BSON_APPEND_UTF8(&set, "lastError", error);
-	else
-		BSON_APPEND_NULL(&set, "lastError");
-	if (r->dead)
-		BSON_APPEND_INT64(&set, "deadAt", now);
-	BSON_APPEND_INT64(&set, "epoch", s->lease.epoch);
-	bson_append_document_end(r->upd, &set);
-	bson_append_document_begin(r->upd, "$push", -1, &push);
-	bson_append_document_begin(&push, "attempts", -1, &att);
-	BSON_APPEND_INT64(&att, "at", now);
-	BSON_APPEND_INT32(&att, "status", (int32_t)resp->status);
-	if (error != NULL && *error != '\0')
-		BSON_APPEND_UTF8(&att, "error", error);
-	else
-		BSON_APPEND_NULL(&att, "error");
-	BSON_APPEND_INT64(&att, "elapsedMs", resp->elapsed_ms);
-	bson_append_document_end(&push, &att);
-	bson_append_document_end(r->upd, &push);
+	r->upd = qrec_update(s, b, resp, state, now, error, NULL);
+	if (r->dead && !b->is_alert && store_body_coll_end(b->body_coll) > 0) {
+		util_strlcpy(r->from, b->body_coll, sizeof(r->from));
+		r->upd_moved = qrec_update(s, b, resp, state, now, error,
+		    STORE_BODIES_DEAD);
+	}
 	if (r->dead)
 		rec_dead_add(b->id);
 	if (worker_submit(qrec_work, qrec_done, r) != 0) {
@@ -578,13 +760,30 @@ queue_record(struct dsource *s, struct dbatch *b, const struct httpc_resp *resp,
 			rec_dead_remove(b->id);
 		bson_destroy(r->sel);
 		bson_destroy(r->upd);
+		if (r->upd_moved != NULL)
+			bson_destroy(r->upd_moved);
 		free(r);
 		return -ENOMEM;
 	}
 	return 0;
 }
 
-/* Worker: the pending batches of j->sid, replays recognised. */
+/*
+ * The collection of a log batch's body from its metadata: the partition
+ * it names, bodies_dead, or (older versions, no name) `bodies`.
+ */
+static void
+queue_coll_of(const bson_t *doc, char out[STORE_BODY_COLL_MAX])
+{
+	const char *c = store_bson_str(doc, "bodyColl");
+
+	if (c != NULL &&
+	    (store_body_coll_end(c) > 0 || strcmp(c, STORE_BODIES_DEAD) == 0))
+		util_strlcpy(out, c, STORE_BODY_COLL_MAX);
+	else
+		util_strlcpy(out, STORE_BODIES, STORE_BODY_COLL_MAX);
+}
+
 /* Worker: a pending batch into j (a dead letter set back: a replay). */
 static int
 qload_one(const bson_t *doc, void *arg)
@@ -613,6 +812,7 @@ qload_one(const bson_t *doc, void *arg)
 	in.n_errors = (unsigned)store_bson_int(doc, "nErrors", 0);
 	in.nlogs = store_bson_int(doc, "nLogs", 0);
 	in.age_base = in.created_at;
+	queue_coll_of(doc, in.body_coll);
 	dead_at = store_bson_int(doc, "deadAt", 0);
 	replayed = store_bson_int(doc, "replayedAt", 0);
 	if (dead_at > 0 && replayed < dead_at) {
@@ -716,7 +916,7 @@ qwork_load(void *arg)
 
 void
 queue_hinted(struct dsource *s, const char *id, const char *wid, uint32_t nlogs,
-    int64_t created_at, const uint8_t *body, size_t len)
+    int64_t created_at, const uint8_t *body, size_t len, const char *body_coll)
 {
 	struct dbatch *b;
 
@@ -736,6 +936,11 @@ queue_hinted(struct dsource *s, const char *id, const char *wid, uint32_t nlogs,
 	b->created_at = b->next_at = b->age_base = created_at;
 	b->nlogs = nlogs;
 	b->seen = true;
+	util_strlcpy(b->body_coll,
+	    body_coll != NULL && store_body_coll_end(body_coll) > 0 ?
+		body_coll :
+		STORE_BODIES,
+	    sizeof(b->body_coll));
 	if (body != NULL && len > 0 &&
 	    cached_bytes + len <= DELIVERD_BODY_CACHE_MAX &&
 	    (b->body = malloc(len)) != NULL) {
@@ -783,6 +988,11 @@ queue_merge(struct dsource *s, struct qjob *j, bool drop_unseen)
 		b->n_fail = in->replayed ? 0 : in->n_attempts;
 		b->nlogs = in->nlogs;
 		b->seen = true;
+		util_strlcpy(b->body_coll, in->body_coll, sizeof(b->body_coll));
+		if (in->body != NULL) {
+			queue_body_attach(b, in->body, in->body_len);
+			in->body = NULL;
+		}
 		if (in->replayed)
 			log_info("source=%s batch=%s replaying dead letter "
 				 "webhook-id=%s",
@@ -838,6 +1048,8 @@ qjob_done(void *arg)
 next:
 	queue_done_fn(queue_done_arg, s);
 out:
+	for (size_t i = 0; i < j->nb; i++)
+		free(j->b[i].body);
 	free(j->b);
 	free(j);
 }
@@ -1048,6 +1260,10 @@ qwork_alert_batch(struct qjob *j, const char *alert_id, const char *body,
 	util_strlcpy(in.wid, wid, sizeof(in.wid));
 	in.is_alert = true;
 	in.created_at = in.next_at = in.age_base = j->now;
+	util_strlcpy(in.body_coll, STORE_BATCHES, sizeof(in.body_coll));
+	in.body = util_xcalloc(1, body_len + 1);
+	memcpy(in.body, body, body_len);
+	in.body_len = body_len;
 	qjob_add(j, &in);
 	sel = BCON_NEW("_id", BCON_UTF8(alert_id), "state",
 	    BCON_UTF8("pending"));

@@ -222,7 +222,9 @@ deliverd_store_setup(struct store *st, char *err, size_t errlen)
 
 	idx = BCON_NEW("0", "{", "key", "{", "sourceId", BCON_INT32(1), "state",
 	    BCON_INT32(1), "createdAt", BCON_INT32(1), "}", "name",
-	    BCON_UTF8("sourceId_state_createdAt"), "}");
+	    BCON_UTF8("sourceId_state_createdAt"), "}", "1", "{", "key", "{",
+	    "bodyColl", BCON_INT32(1), "state", BCON_INT32(1), "}", "name",
+	    BCON_UTF8("bodyColl_state"), "}");
 	rc = store_create_indexes(st, STORE_BATCHES, idx, err, errlen);
 	bson_destroy(idx);
 	if (rc != 0)

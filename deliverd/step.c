@@ -290,14 +290,12 @@ static int
 deliverd_send(struct dsource *s, struct dbatch *b, struct dhost *host)
 {
 	struct send_params p;
-	char		  *body;
-	size_t		   len = 0;
 	int		   rc;
 
-	if ((body = queue_body(s, b, &len)) == NULL) {
-		/* Gone from the store (pruned, source removed) or no store. */
-		s->reload = true;
-		return -EIO;
+	if (b->body == NULL) {
+		/* Read on the worker first (queue_bodies_start). */
+		s->want_bodies = true;
+		return -EAGAIN;
 	}
 	memset(&p, 0, sizeof(p));
 	p.url = s->url;
@@ -305,12 +303,11 @@ deliverd_send(struct dsource *s, struct dbatch *b, struct dhost *host)
 	p.secret = s->secret;
 	p.prev_secret = s->prev_secret;
 	p.prev_until = s->prev_until;
-	p.body = body;
-	p.body_len = len;
+	p.body = b->body;
+	p.body_len = b->body_len;
 	p.timeout_ms = deliverd_conf()->timeout_ms;
 	p.allow_private = deliverd_conf()->allow_private;
 	rc = send_post(http, &p, deliverd_done_cb, b, &b->req);
-	free(body);
 	if (rc != 0) {
 		log_err("source=%s batch=%s cannot start the POST: %s; "
 			"retrying in %ds",
@@ -324,7 +321,8 @@ deliverd_send(struct dsource *s, struct dbatch *b, struct dhost *host)
 	s->inflight++;
 	inflight++;
 	log_debug("source=%s batch=%s POST webhook-id=%s bytes=%zu attempt=%u",
-	    s->id, b->id, b->webhook_id, len, b->n_attempts + 1);
+	    s->id, b->id, b->webhook_id, b->body_len, b->n_attempts + 1);
+	queue_body_trim(b); /* sent: read again if it must go again */
 	return 0;
 }
 
@@ -356,6 +354,7 @@ deliverd_step(struct dsource *s)
 	if (!s->br.open && s->alerts_dirty && !s->busy)
 		(void)queue_alerts_start(s);
 	s->wait_slot = false;
+	s->want_bodies = false;
 	host = deliverd_host(s->hostname);
 	TAILQ_FOREACH (b, &s->queue, entry) {
 		if (b->inflight)
@@ -377,12 +376,14 @@ deliverd_step(struct dsource *s)
 			break;
 		}
 		if (deliverd_send(s, b, host) != 0) {
-			if (s->reload)
-				break;
+			if (s->want_bodies)
+				continue; /* the others may have theirs */
 			if (wake == 0 || b->next_at < wake)
 				wake = b->next_at;
 		}
 	}
+	if (s->want_bodies)
+		queue_bodies_start(s); /* stepped again when in */
 	deliverd_source_wake(s, wake);
 }
 

@@ -110,8 +110,15 @@ struct fjob {
 	char	       app[64];
 	struct event  *timer;
 	enum job_state state;
-	TAILQ_ENTRY(fjob) qentry;
-	bool probe; /* credentials probe run */
+	TAILQ_ENTRY(fjob) qentry; /* in the queue, or waiting to resume */
+	bool probe;		  /* credentials probe run */
+	/*
+	 * A running job holds a concurrency slot only while it talks to
+	 * Google: it gives the slot back while the store works for it and
+	 * takes one again (resuming: waiting for it) before its next request.
+	 */
+	bool holds_slot;
+	bool resuming;
 
 	/* Persistent state (cursors and stats documents). */
 	bool		   loaded;
@@ -273,6 +280,15 @@ void window_count(struct fjob *j, struct norm_log *logs, size_t n,
 
 /* google_driver.c */
 void driver_step(struct fjob *j);
+/* The current page of j's window from Google (takes a slot first). */
+void driver_request(struct fjob *j);
+/* A running job's slot, given back while the store works for it. */
+void job_slot_put(struct fjob *j);
+/*
+ * Before a running job's next request to Google: true when it holds a
+ * slot; else it waits for one and driver_request(j) follows.
+ */
+bool job_slot_take(struct fjob *j);
 void driver_abort(struct fjob *j);
 void driver_free(struct fjob *j);
 

@@ -24,7 +24,6 @@
 #include "lib/store/store.h"
 #include "lib/base/util.h"
 
-static void driver_request(struct fjob *j);
 static void driver_page_stored(struct fjob *j, size_t n, char *next);
 static bool driver_hold(struct fjob *j);
 static void driver_count_done(struct handoff *h);
@@ -123,6 +122,7 @@ driver_load_start(struct fjob *j)
 		return;
 	}
 	j->ho = h;
+	job_slot_put(j);
 }
 
 /* The cursor and stats are written (or could not be). */
@@ -194,6 +194,7 @@ driver_save_start(struct fjob *j, bool force)
 		return;
 	}
 	j->ho = h;
+	job_slot_put(j);
 }
 
 /* A window was read completely: move the cursor or the re-read step. */
@@ -303,7 +304,7 @@ driver_page_done(struct handoff *h)
 
 		(void)ipc_send_batch_stored(child_chan(), h->sid, hb->id,
 		    hb->webhook_id, hb->nlogs, hb->created_at, hb->body,
-		    hb->len);
+		    hb->len, h->body_coll);
 	}
 	handoff_free(h);
 	driver_page_stored(j, n, next);
@@ -347,6 +348,7 @@ driver_store_page(struct fjob *j, struct norm_log *logs, size_t n, char *next,
 	j->ho = h;
 	j->ho_next = next;
 	j->ho_seen_at = seen;
+	job_slot_put(j);
 }
 
 /*
@@ -495,11 +497,13 @@ driver_page_stored(struct fjob *j, size_t n, char *next)
 }
 
 /* Ask for the current page of the current window. */
-static void
+void
 driver_request(struct fjob *j)
 {
 	int rc;
 
+	if (!job_slot_take(j))
+		return; /* the scheduler calls again with a slot */
 	rc = google_list_page(j->src->gc, j->app, j->w_start, j->w_end,
 	    GOOGLE_MAX_RESULTS, j->page_token, driver_page_cb, j, &j->op);
 	if (rc != 0) {
@@ -555,6 +559,7 @@ driver_recount(struct fjob *j)
 		return false;
 	}
 	j->ho = h;
+	job_slot_put(j);
 	return true;
 }
 

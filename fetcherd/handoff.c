@@ -91,6 +91,15 @@ handoff_check_deadline(struct handoff *h)
 	return 0;
 }
 
+/* The collection of an intent's bodies (older intents: `bodies`). */
+static const char *
+handoff_intent_bodies(const bson_t *doc)
+{
+	const char *c = store_bson_str(doc, "bodyColl");
+
+	return c != NULL && store_body_coll_end(c) > 0 ? c : STORE_BODIES;
+}
+
 /*
  * Undo what an interrupted page store left of intent bid: if its batch
  * was committed (the metadata exists) nothing; else its seen ids (in each
@@ -129,8 +138,8 @@ handoff_clean_intent(struct handoff *h, const char *bid, const bson_t *doc)
 			bson_destroy(s2);
 		}
 	if (rc == 0 && found == 0)
-		rc = store_delete(child_store(), STORE_BODIES, sel, false, NULL,
-		    h->err, sizeof(h->err));
+		rc = store_delete(child_store(), handoff_intent_bodies(doc),
+		    sel, false, NULL, h->err, sizeof(h->err));
 	if (rc == 0)
 		rc = store_delete(child_store(), STORE_INTENTS, sel, false,
 		    NULL, h->err, sizeof(h->err));
@@ -287,6 +296,7 @@ hgroup_insert_intents(struct hpage *g, size_t n, char *err, size_t errlen)
 			BSON_APPEND_UTF8(&all[nd], "_id", g[p].ids[i]);
 			BSON_APPEND_UTF8(&all[nd], "sourceId", h->sid);
 			BSON_APPEND_UTF8(&all[nd], "app", h->app);
+			BSON_APPEND_UTF8(&all[nd], "bodyColl", h->body_coll);
 			bson_append_array_begin(&all[nd], "days", -1, &arr);
 			for (j = 0; j < g[p].ch[i].nd; j++) {
 				bson_uint32_to_string((uint32_t)j, &kp, k,
@@ -427,6 +437,7 @@ handoff_build(struct handoff *h, const struct hchunk *c, const char *bid,
 	BSON_APPEND_INT64(meta, "nLogs", nlogs);
 	BSON_APPEND_INT64(meta, "bytes", (int64_t)body.len);
 	BSON_APPEND_UTF8(meta, "webhookId", wid);
+	BSON_APPEND_UTF8(meta, "bodyColl", h->body_coll);
 	BSON_APPEND_UTF8(meta, "state", "pending");
 	BSON_APPEND_INT64(meta, "createdAt", now);
 	BSON_APPEND_INT64(meta, "nextAttemptAt", now);
@@ -505,13 +516,16 @@ handoff_pages(struct handoff **hs, size_t n)
 	struct hpage  *g = util_xcalloc(n, sizeof(*g));
 	const bson_t **bd, **md;
 	bson_t	      *bdocs, *mdocs, *sel;
-	char(*all_ids)[37], err[512];
+	char(*all_ids)[37], err[512], bcoll[STORE_BODY_COLL_MAX];
 	size_t	p, c, i, nb = 0, nchunks = 0, nids = 0, ins, dups;
 	int64_t t0, t1, t2;
 	int	rc;
 
+	/* Every page of the group keeps its bodies in one partition. */
+	store_body_coll(util_now_ms(), bcoll);
 	for (p = 0; p < n; p++) {
 		g[p].h = hs[p];
+		memcpy(hs[p]->body_coll, bcoll, sizeof(bcoll));
 		g[p].live = hs[p]->rc == 0 && hpage_cut(&g[p]);
 		nchunks += g[p].nc;
 	}
@@ -556,9 +570,21 @@ handoff_pages(struct handoff **hs, size_t n)
 			nb++;
 		}
 	}
+	/*
+	 * A partition may be dropped STORE_BODY_DROP_MS after its span once
+	 * no intent names it: a group held up that long writes nothing.
+	 */
+	if (nb > 0 &&
+	    util_now_ms() >= store_body_coll_end(bcoll) + STORE_BODY_LATE_MS) {
+		hgroup_fail(g, n, -EIO,
+		    "store bodies: too late for their "
+		    "partition",
+		    bcoll);
+		goto out;
+	}
 	if (nb > 0) {
-		rc = store_insert_many(child_store(), STORE_BODIES, bd, nb,
-		    &ins, &dups, NULL, err, sizeof(err));
+		rc = store_insert_many(child_store(), bcoll, bd, nb, &ins,
+		    &dups, NULL, err, sizeof(err));
 		if (rc == 0)
 			rc = store_insert_many(child_store(), STORE_BATCHES, md,
 			    nb, &ins, &dups, NULL, err, sizeof(err));

@@ -12,7 +12,9 @@
  *  2. every log id goes into seen_YYYYMMDD (the UTC day of the event's
  *     id.time) as {_id: "<source>:<logId>", b: B, a: app}: a duplicate
  *     key means the log is already in some batch (the de-duplication);
- *  3. the bodies of the chunks that hold new logs go into `bodies`;
+ *  3. the bodies of the chunks that hold new logs go into the bodies_*
+ *     partition of the time of the group (named in 1 and 4, dropped whole
+ *     by deliverd once nothing pending names it);
  *  4. their metadata {_id: B, state: "pending", ...} into `batches`:
  *     this insert commits a batch (deliverd sends what it finds there);
  *  5. the intents are deleted.
@@ -41,6 +43,7 @@
 #include <bson/bson.h>
 
 #include "lib/store/lease.h"
+#include "lib/store/store.h"
 #include "lib/google/normalize.h"
 
 enum handoff_kind {
@@ -75,14 +78,15 @@ struct handoff {
 	bool		  recover;	 /* clean open intents first */
 	uint64_t	  gen;		 /* failure generation seen */
 	/* HANDOFF_PAGE */
-	struct norm_log	     *logs; /* owned */
-	size_t		      n;
-	int64_t		      max_logs, max_bytes;
-	bool		     *dup;	  /* out: n flags */
-	size_t		      nnew;	  /* out */
-	unsigned	      nbatches;	  /* out */
-	struct handoff_batch *batches;	  /* out: nbatches sealed */
-	unsigned	      nrecovered; /* out: open intents cleaned */
+	struct norm_log *logs; /* owned */
+	size_t		 n;
+	int64_t		 max_logs, max_bytes;
+	char	 body_coll[STORE_BODY_COLL_MAX]; /* out: bodies_* partition */
+	bool	*dup;				 /* out: n flags */
+	size_t	 nnew;				 /* out */
+	unsigned nbatches;			 /* out */
+	struct handoff_batch *batches;		 /* out: nbatches sealed */
+	unsigned	      nrecovered;	 /* out: open intents cleaned */
 	int64_t		      ms_intent, ms_seen, ms_seal; /* out: costs */
 	/*
 	 * HANDOFF_SAVE: cursor and stats documents ("<source>:<app>") to

@@ -29,6 +29,8 @@ struct fetch_conf fconf;
 
 struct fsrc_list srcs = TAILQ_HEAD_INITIALIZER(srcs);
 static TAILQ_HEAD(, fjob) queue = TAILQ_HEAD_INITIALIZER(queue);
+/* Running jobs back from the store, waiting for a slot to go on. */
+static TAILQ_HEAD(, fjob) resume = TAILQ_HEAD_INITIALIZER(resume);
 static struct httpc	    *hc;
 static struct event	    *ev_rescan, *ev_pump;
 static int		     running;
@@ -131,17 +133,78 @@ sched_configure(const struct config *cfg, bool initial, char *err,
 	return 0;
 }
 
-/* Give back the concurrency slot of a running job. */
+/* The run of a job ends: its slot (if it holds one) goes back. */
 void
 job_release(struct fjob *j)
 {
-	if (j->state == JOB_RUNNING) {
-		running--;
-		j->src->budget->inflight--;
+	job_slot_put(j);
+	if (j->resuming) {
+		TAILQ_REMOVE(&resume, j, qentry);
+		j->resuming = false;
 	}
 	if (j->state == JOB_QUEUED)
 		TAILQ_REMOVE(&queue, j, qentry);
 	j->state = JOB_IDLE;
+}
+
+/*
+ * Slots count requests to Google, not store work: a job waiting on the
+ * store (a page, a cursor, a count) gives its slot back, so that a slow
+ * store does not hold back the polls of other sources (their pages then
+ * join the same group commit, fetcherd/handoff.c).
+ */
+void
+job_slot_put(struct fjob *j)
+{
+	if (!j->holds_slot)
+		return;
+	j->holds_slot = false;
+	running--;
+	j->src->budget->inflight--;
+	if (!TAILQ_EMPTY(&resume) || !TAILQ_EMPTY(&queue))
+		sched_pump_later(0);
+}
+
+/* Whether j's client may have one more request in flight now. */
+static bool
+job_client_free(struct fjob *j, int64_t now, int64_t *wake)
+{
+	struct fbudget *b = j->src->budget;
+
+	if (now < b->blocked_until) {
+		if (*wake < 0 || b->blocked_until - now < *wake)
+			*wake = b->blocked_until - now;
+		return false;
+	}
+	return b->inflight < (b->attempt > 0 ? 1 : fconf.client_conc);
+}
+
+static void
+job_slot_hold(struct fjob *j)
+{
+	j->holds_slot = true;
+	running++;
+	j->src->budget->inflight++;
+}
+
+bool
+job_slot_take(struct fjob *j)
+{
+	int64_t wake = -1;
+
+	if (j->holds_slot)
+		return true;
+	if (!j->resuming && TAILQ_EMPTY(&resume) && running < fconf.max_conc &&
+	    job_client_free(j, util_mono_ms(), &wake)) {
+		job_slot_hold(j);
+		return true;
+	}
+	if (!j->resuming) {
+		TAILQ_INSERT_TAIL(&resume, j, qentry);
+		j->resuming = true;
+	}
+	sched_pump_later(wake > 0 ? wake : 0);
+	return false;
 }
 
 /* Stop whatever the job does; it stays idle without a timer. */
@@ -310,6 +373,22 @@ sched_pump(void)
 		return;
 	while (again) {
 		again = false;
+		/* Runs back from the store first: they are mid-window. */
+		for (j = TAILQ_FIRST(&resume); j != NULL; j = nj) {
+			nj = TAILQ_NEXT(j, qentry);
+			if (running >= fconf.max_conc)
+				break;
+			if (!job_client_free(j, now, &wake))
+				continue;
+			TAILQ_REMOVE(&resume, j, qentry);
+			j->resuming = false;
+			job_slot_hold(j);
+			driver_request(j);
+			again = true;
+			break;
+		}
+		if (again)
+			continue;
 		for (j = TAILQ_FIRST(&queue); j != NULL; j = nj) {
 			struct fbudget *b = j->src->budget;
 			int		limit;
@@ -339,8 +418,7 @@ sched_pump(void)
 				continue;
 			TAILQ_REMOVE(&queue, j, qentry);
 			j->state = JOB_RUNNING;
-			running++;
-			b->inflight++;
+			job_slot_hold(j);
 			driver_step(j);
 			again = true; /* the queue may have changed */
 			break;

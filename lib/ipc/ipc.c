@@ -323,7 +323,8 @@ ipc_send_logs_stored(struct ipc_chan *ch, const char *source_id, uint32_t count)
 int
 ipc_send_batch_stored(struct ipc_chan *ch, const char *source_id,
     const char *batch_id, const char *webhook_id, uint32_t n_logs,
-    int64_t created_at, const char *body, size_t body_len)
+    int64_t created_at, const char *body, size_t body_len,
+    const char *body_coll)
 {
 	Ar__BatchStored m = AR__BATCH_STORED__INIT;
 
@@ -332,6 +333,7 @@ ipc_send_batch_stored(struct ipc_chan *ch, const char *source_id,
 	m.webhook_id = (char *)webhook_id;
 	m.n_logs = n_logs;
 	m.created_at = created_at;
+	m.body_coll = (char *)(body_coll != NULL ? body_coll : "");
 	if (body != NULL && body_len <= IPC_BATCH_BODY_MAX) {
 		m.body.data = (uint8_t *)body;
 		m.body.len = body_len;

@@ -68,11 +68,15 @@ int ipc_send_source_changed(struct ipc_chan *, const char *source_id,
     bool removed);
 int ipc_send_logs_stored(struct ipc_chan *, const char *source_id,
     uint32_t count);
-/* The largest body a BatchStored hint carries (the rest of a frame: ids). */
+/*
+ * The largest body a BatchStored hint carries (the rest of a frame: ids);
+ * body_coll names the bodies_* partition that holds it in the store.
+ */
 #define IPC_BATCH_BODY_MAX (IPC_FRAME_MAX - 4096)
 int ipc_send_batch_stored(struct ipc_chan *, const char *source_id,
     const char *batch_id, const char *webhook_id, uint32_t n_logs,
-    int64_t created_at, const char *body, size_t body_len);
+    int64_t created_at, const char *body, size_t body_len,
+    const char *body_coll);
 int ipc_send_child_status(struct ipc_chan *, bool store_ok, const char *detail);
 /* Forward an envelope as is (the supervisor relays hints). */
 int ipc_send_envelope(struct ipc_chan *, const Ar__Envelope *env);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/base/log.h"
 #include "lib/store/store.h"
@@ -192,16 +193,41 @@ store_create_indexes(struct store *s, const char *coll, const bson_t *indexes,
 {
 	mongoc_client_t	  *c = store_pop(s);
 	mongoc_database_t *db = mongoc_client_get_database(c, s->dbname);
-	bson_t		   cmd = BSON_INITIALIZER;
+	bson_iter_t	   it;
 	bson_error_t	   e;
-	bool		   ok;
+	bool		   ok = true;
 
-	BSON_APPEND_UTF8(&cmd, "createIndexes", coll);
-	BSON_APPEND_ARRAY(&cmd, "indexes", indexes);
-	ok = mongoc_database_write_command_with_opts(db, &cmd, NULL, NULL, &e);
-	if (!ok)
-		store_err(err, errlen, coll, &e);
-	bson_destroy(&cmd);
+	/*
+	 * One command per index: FerretDB 1.24 drops the connection (a
+	 * panic, "slice bounds out of range") on a createIndexes of two or
+	 * more indexes that all exist already, i.e. at every restart.
+	 */
+	if (!bson_iter_init(&it, indexes)) {
+		snprintf(err, errlen, "%s: malformed index list", coll);
+		ok = false;
+	}
+	while (ok && bson_iter_next(&it)) {
+		bson_t	       cmd = BSON_INITIALIZER, arr, one;
+		const uint8_t *data;
+		uint32_t       len;
+
+		if (!BSON_ITER_HOLDS_DOCUMENT(&it))
+			continue;
+		bson_iter_document(&it, &len, &data);
+		if (!bson_init_static(&one, data, len)) {
+			bson_destroy(&cmd);
+			continue;
+		}
+		BSON_APPEND_UTF8(&cmd, "createIndexes", coll);
+		BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &arr);
+		BSON_APPEND_DOCUMENT(&arr, "0", &one);
+		bson_append_array_end(&cmd, &arr);
+		ok = mongoc_database_write_command_with_opts(db, &cmd, NULL,
+		    NULL, &e);
+		if (!ok)
+			store_err(err, errlen, coll, &e);
+		bson_destroy(&cmd);
+	}
 	mongoc_database_destroy(db);
 	store_push(s, c);
 	return ok ? 0 : -EIO;
@@ -683,4 +709,37 @@ store_sel_ids(const void *base, size_t stride, size_t n, bool pointers)
 	bson_append_array_end(&in, &arr);
 	bson_append_document_end(sel, &in);
 	return sel;
+}
+
+void
+store_body_coll(int64_t ms, char out[STORE_BODY_COLL_MAX])
+{
+	struct tm tm;
+	time_t	  t;
+
+	t = (time_t)((ms - ms % STORE_BODY_SPAN_MS) / 1000);
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(out, STORE_BODY_COLL_MAX, "bodies_%Y%m%d%H%M", &tm) == 0)
+		snprintf(out, STORE_BODY_COLL_MAX, "bodies_000000000000");
+}
+
+int64_t
+store_body_coll_end(const char *name)
+{
+	struct tm   tm;
+	const char *p, *end;
+	size_t	    i;
+
+	if (strncmp(name, "bodies_", 7) != 0)
+		return -1;
+	p = name + 7;
+	for (i = 0; p[i] != '\0'; i++)
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+	if (i != 12)
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	if ((end = strptime(p, "%Y%m%d%H%M", &tm)) == NULL || *end != '\0')
+		return -1;
+	return (int64_t)timegm(&tm) * 1000 + STORE_BODY_SPAN_MS;
 }

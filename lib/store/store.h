@@ -23,13 +23,36 @@
 #define STORE_CURSORS	   "cursors"	  /* fetcherd: <source>:<app> */
 #define STORE_LOGS	   "logs"	  /* fetcherd inserts */
 #define STORE_BATCHES	   "batches"	  /* metadata; fetcherd seals */
-#define STORE_BODIES	   "bodies"	  /* batch bodies, by batch id */
+#define STORE_BODIES	   "bodies"	  /* bodies of older versions */
+#define STORE_BODIES_DEAD  "bodies_dead"  /* bodies of dead letters */
 #define STORE_INTENTS	   "intents"	  /* fetcherd: pages being stored */
 #define STORE_ALERTS	   "alerts"	  /* alerts pending delivery */
 #define STORE_LEASES	   "leases"	  /* <resource>:<epoch> */
 #define STORE_STATS	   "stats"	  /* per source/app counters */
 
 #define STORE_DUPLICATE_KEY 11000
+
+/*
+ * Batch bodies live in time partitions, "bodies_YYYYMMDDHHMM": one per
+ * STORE_BODY_SPAN_MS of the time fetcherd stored them (UTC, the span's
+ * start), only inserted into and dropped whole once no pending batch and
+ * no intent names them (docs/STORE.md, "bodies_*"). The name of a
+ * batch's partition is in its metadata (bodyColl) and its intent.
+ */
+#define STORE_BODY_SPAN_MS  (10LL * 60 * 1000)
+#define STORE_BODY_COLL_MAX 24
+/*
+ * fetcherd writes no body into a partition later than STORE_BODY_LATE_MS
+ * after its span ended (the group fails and is stored again, into a newer
+ * one); deliverd drops none sooner than STORE_BODY_DROP_MS after it, so a
+ * write in flight always finds its partition.
+ */
+#define STORE_BODY_LATE_MS (5LL * 60 * 1000)
+#define STORE_BODY_DROP_MS (15LL * 60 * 1000)
+/* The partition of bodies stored at ms. */
+void store_body_coll(int64_t ms, char out[STORE_BODY_COLL_MAX]);
+/* When name's span ends (ms), or -1 when name is no body partition. */
+int64_t store_body_coll_end(const char *name);
 
 struct store;
 

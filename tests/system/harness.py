@@ -598,12 +598,24 @@ def stored_count(db, sid, app=None):
 
 def batched_logs(db, sid):
     """logId -> number of batches (pending, delivered or dead) holding it,
-    from the bodies still in the store."""
+    from the bodies still in the store: the bodies_* partitions,
+    bodies_dead and `bodies` of older versions (a dead letter's body may be
+    in its partition and in bodies_dead at once: one batch)."""
+    batches = {}
+    for name in body_collections(db):
+        for d in db[name].find({"sourceId": sid}, {"logIds": 1}):
+            batches[d["_id"]] = d.get("logIds", [])
     out = {}
-    for d in db.bodies.find({"sourceId": sid}, {"logIds": 1}):
-        for lid in d.get("logIds", []):
+    for ids in batches.values():
+        for lid in ids:
             out[lid] = out.get(lid, 0) + 1
     return out
+
+
+def body_collections(db):
+    """The collections that hold batch bodies (docs/STORE.md)."""
+    return sorted(n for n in db.list_collection_names()
+                  if n == "bodies" or n.startswith("bodies_"))
 
 
 def delivery_check(receiver, expected_ids):

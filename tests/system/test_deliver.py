@@ -4,8 +4,9 @@ auditrelayd and a receiver that verifies Standard Webhooks signatures.
 Sources are added through POST /add-source (credentials checked by the
 Google simulator, a tenant without activity so that fetcherd stores
 nothing); the pending batches are seeded straight into the store, exactly
-as fetcherd seals them (docs/STORE.md: metadata in `batches`, the body in
-`bodies`), so that every test knows what must arrive."""
+as fetcherd seals them (docs/STORE.md: metadata in `batches` naming the
+bodies_* partition that holds the body, or the body in `bodies` as older
+versions left it), so that every test knows what must arrive."""
 import os
 import secrets
 import signal
@@ -37,10 +38,19 @@ def add_source(ar, key, admin, recv, url=None):
     return created["id"]
 
 
-def seed_logs(db, sid, n, tag="x", per=500):
+def body_coll(ms):
+    """The bodies_* partition of time ms (10-minute spans, UTC)."""
+    t = time.gmtime((ms - ms % 600000) / 1000)
+    return time.strftime("bodies_%Y%m%d%H%M", t)
+
+
+def seed_logs(db, sid, n, tag="x", per=500, coll=None, legacy=False):
     """Seal n logs of source sid into pending batches of per logs, as
-    fetcherd does; returns their log ids in order."""
+    fetcherd does (into partition coll, by default the current one; with
+    legacy into `bodies`, no bodyColl, as older versions did); returns
+    their log ids in order."""
     now = int(time.time() * 1000)
+    coll = "bodies" if legacy else (coll or body_coll(now))
     ids = []
     metas, bodies = [], []
     for k in range(0, n, per):
@@ -63,7 +73,9 @@ def seed_logs(db, sid, n, tag="x", per=500):
                       "webhookId": "msg_" + bid.replace("-", ""), "state": "pending",
                       "createdAt": now + k, "nextAttemptAt": now, "nAttempts": 0,
                       "nErrors": 0, "attempts": [], "deliveredAt": None, "epoch": 0})
-    db.bodies.insert_many(bodies, ordered=False)
+        if not legacy:
+            metas[-1]["bodyColl"] = coll
+    db[coll].insert_many(bodies, ordered=False)
     db.batches.insert_many(metas, ordered=False)
     return ids
 
@@ -267,13 +279,14 @@ def test_dead_letter_retention(wd):
     seed_logs(db, sid, 5)
     dead = h.wait_for(lambda: db.batches.find_one({"sourceId": sid, "state": "dead"}), 60,
                       "a dead letter", interval=0.2)
-    assert db.bodies.find_one({"_id": dead["_id"]}), "a dead letter keeps its body"
+    assert dead["bodyColl"] == "bodies_dead", dead
+    assert db.bodies_dead.find_one({"_id": dead["_id"]}), "a dead letter keeps its body"
     t0 = time.time()
     h.wait_for(lambda: db.batches.find_one({"_id": dead["_id"]}) is None, 30,
                "the dead letter pruned", interval=0.2)
     h.log("dead letter pruned %.1fs after it was seen (retention 3 s, ticks of 5 s)" %
           (time.time() - t0))
-    assert db.bodies.find_one({"_id": dead["_id"]}) is None, "its body is left"
+    assert db.bodies_dead.find_one({"_id": dead["_id"]}) is None, "its body is left"
     st, body, _ = ar.api("GET", "/sources/%s/dead-letters" % sid)
     assert st == 200 and body["count"] == 0, (st, body)
     h.wait_for(lambda: h.metric(ar, "auditrelay_delivery_dead_letters_pruned_total",
@@ -288,14 +301,16 @@ def test_dead_letter_retention(wd):
 
 def test_dead_letter_kept_by_default(wd):
     """With the default retention (30 days) a dead letter stays; one whose
-    deadAt is 31 days old goes at the next start."""
+    deadAt is 31 days old goes at the next start. The batches are laid out
+    as older versions stored them (bodies in `bodies`, no bodyColl): their
+    dead letters keep their bodies there."""
     store, sim, ar, (recv,), key, admin = setup(wd)
     db = store.db()
     recv.status = lambda doc: 400 if doc and doc.get("type") == "logs" else 200
     sid = add_source(ar, key, admin, recv)
-    seed_logs(db, sid, 5, "a", per=5)
+    seed_logs(db, sid, 5, "a", per=5, legacy=True)
     h.wait_for(lambda: len(dead_ids(db, sid)) == 1, 60, "a dead letter", interval=0.2)
-    seed_logs(db, sid, 5, "b", per=5)
+    seed_logs(db, sid, 5, "b", per=5, legacy=True)
     h.wait_for(lambda: len(dead_ids(db, sid)) == 2, 60, "two dead letters", interval=0.2)
     time.sleep(12)   # the start-up run and two more prune ticks
     old, young = dead_ids(db, sid)
@@ -484,6 +499,56 @@ def test_delivered_metadata_outlives_its_intent(wd):
                "swept once its intent is gone")
 
 
+def test_body_partitions_dropped(wd):
+    """Bodies live in bodies_* partitions, dropped whole once their span
+    ended 15 minutes ago and nothing names them: a partition of long ago
+    that holds a pending batch is read from (no hint), delivered, then
+    dropped; one that nothing names is dropped; one an intent names and
+    the current one stay. A dead letter's body moves to bodies_dead, so
+    its partition goes too; a legacy body in `bodies` is delivered and
+    deleted."""
+    store, sim, ar, (recv,), key, admin = setup(wd)
+    db = store.db()
+    sid = add_source(ar, key, admin, recv)
+    now = int(time.time() * 1000)
+    db["bodies_202001010010"].insert_one({"_id": str(uuid.uuid4()), "sourceId": sid,
+                                          "body": "{}", "logIds": []})
+    db["bodies_202001010020"].insert_one({"_id": str(uuid.uuid4()), "sourceId": sid,
+                                          "body": "{}", "logIds": []})
+    db.intents.insert_one({"_id": str(uuid.uuid4()), "sourceId": "nosuch", "app": "login",
+                           "bodyColl": "bodies_202001010020", "days": [], "createdAt": now,
+                           "epoch": 0})
+    young = body_coll(now)
+    db[young].insert_one({"_id": str(uuid.uuid4()), "sourceId": sid, "body": "{}",
+                          "logIds": []})
+    ids = seed_logs(db, sid, 30, "old", per=10, coll="bodies_202001010000")
+    ids += seed_logs(db, sid, 10, "legacy", per=10, legacy=True)
+    h.wait_for(lambda: store_all_delivered(db, sid, 40), 60, "every batch delivered")
+    check_consistent(recv, sid, ids)
+    names = lambda: set(db.list_collection_names())
+    h.wait_for(lambda: not {"bodies_202001010000", "bodies_202001010010"} & names(), 60,
+               "the old partitions dropped", interval=0.5)
+    assert {"bodies_202001010020", young} <= names(), names()
+    h.wait_for(lambda: db.bodies.count_documents({"sourceId": sid}) == 0, 30,
+               "the legacy body deleted")
+    assert "dropped bodies_202001010000" in ar.log(), "no log line names the drop"
+    # A dead letter of an old partition: its body moves, the partition goes.
+    recv.status = lambda doc: 400 if doc and doc.get("type") == "logs" else 200
+    seed_logs(db, sid, 5, "dead", per=5, coll="bodies_202001010030")
+    dead = h.wait_for(lambda: db.batches.find_one({"sourceId": sid, "state": "dead"}), 60,
+                      "a dead letter", interval=0.2)
+    assert dead["bodyColl"] == "bodies_dead", dead
+    assert db.bodies_dead.find_one({"_id": dead["_id"]})["body"].startswith('{"type":"logs"')
+    h.wait_for(lambda: "bodies_202001010030" not in names(), 60,
+               "the dead letter's partition dropped", interval=0.5)
+    recv.status = 200
+    st, body, _ = ar.api("POST", "/sources/%s/dead-letters/replay" % sid)
+    assert st == 200 and body["replayed"] == 1, (st, body)
+    h.wait_for(lambda: db.bodies_dead.count_documents({}) == 0, 60,
+               "the replayed letter's body deleted")
+    assert len(delivered_ids(recv, sid)) == 45
+
+
 if __name__ == "__main__":
     h.run_tests([test_receiver_down_then_back, test_drop_after_commit_same_id,
                  test_429_retry_after, test_slow_receiver_does_not_delay_another,
@@ -491,4 +556,6 @@ if __name__ == "__main__":
                  test_ssrf_loopback_refused_at_connect, test_signature_during_rotation,
                  test_legacy_sealed_secrets, test_410_pauses_and_alerts,
                  test_dead_letter_retention, test_dead_letter_kept_by_default,
-                 test_delivered_metadata_outlives_its_intent], "deliver")
+                 test_delivered_metadata_outlives_its_intent,
+                 test_body_partitions_dropped], "deliver")
+

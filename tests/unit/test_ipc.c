@@ -254,14 +254,16 @@ test_typed_senders(void **state)
 	e = sent(&t, AR__ENVELOPE__BODY_LOGS_STORED);
 	assert_string_equal(e->logs_stored->source_id, "s2");
 	assert_int_equal(e->logs_stored->count, 12);
-	assert_int_equal(
-	    ipc_send_batch_stored(ch, "s3", "b1", "w1", 13, 14, "{}", 2), 0);
+	assert_int_equal(ipc_send_batch_stored(ch, "s3", "b1", "w1", 13, 14,
+			     "{}", 2, "bodies_202612020930"),
+	    0);
 	e = sent(&t, AR__ENVELOPE__BODY_BATCH_STORED);
 	assert_string_equal(e->batch_stored->batch_id, "b1");
 	assert_string_equal(e->batch_stored->webhook_id, "w1");
 	assert_int_equal(e->batch_stored->n_logs, 13);
 	assert_int_equal(e->batch_stored->created_at, 14);
 	assert_int_equal(e->batch_stored->body.len, 2);
+	assert_string_equal(e->batch_stored->body_coll, "bodies_202612020930");
 	assert_int_equal(ipc_send_child_status(ch, true, NULL), 0);
 	e = sent(&t, AR__ENVELOPE__BODY_CHILD_STATUS);
 	assert_true(e->child_status->store_ok);

@@ -1,7 +1,8 @@
 /*
  * Partitions of sources: the FNV-1a hash against fixed vectors (the
  * system tests compute the same in Python), its spread over the
- * partitions, and the bounds of partition_count.
+ * partitions, and the bounds of partition_count. Partitions of bodies:
+ * the name of a time's bodies_* collection and the end of its span.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 
 #include "lib/ipc/config.h"
 #include "lib/store/partition.h"
+#include "lib/store/store.h"
 
 static void
 test_vectors(void **state)
@@ -77,11 +79,37 @@ test_count_bounds(void **state)
 	config_clear(&c);
 }
 
+static void
+test_body_coll(void **state)
+{
+	char	name[STORE_BODY_COLL_MAX];
+	int64_t t = 1764667199999LL; /* 2025-12-02T09:19:59.999Z */
+
+	(void)state;
+	store_body_coll(t, name);
+	assert_string_equal(name, "bodies_202512020910");
+	assert_int_equal(store_body_coll_end(name), 1764667200000LL);
+	store_body_coll(1764667200000LL, name);
+	assert_string_equal(name, "bodies_202512020920");
+	store_body_coll(0, name);
+	assert_string_equal(name, "bodies_197001010000");
+	assert_int_equal(store_body_coll_end(name), STORE_BODY_SPAN_MS);
+	/* Not body partitions. */
+	assert_int_equal(store_body_coll_end("bodies"), -1);
+	assert_int_equal(store_body_coll_end("bodies_dead"), -1);
+	assert_int_equal(store_body_coll_end("bodies_20251202091"), -1);
+	assert_int_equal(store_body_coll_end("bodies_2025120209100"), -1);
+	assert_int_equal(store_body_coll_end("bodies_20251202x910"), -1);
+	assert_int_equal(store_body_coll_end("bodies_202513020910"), -1);
+	assert_int_equal(store_body_coll_end("seen_20251202"), -1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_vectors),
+		cmocka_unit_test(test_body_coll),
 		cmocka_unit_test(test_spread),
 		cmocka_unit_test(test_count_bounds),
 	};

@@ -326,12 +326,15 @@ prune_done(void *arg)
 
 /*
  * Worker: drop the body partitions nothing needs any more. Candidates are
- * those that ended STORE_BODY_DROP_MS ago (fetcherd writes none later than
- * STORE_BODY_LATE_MS after the end). The intents are read first, then the
- * batches: a group of pages names its partition in its intents before it
- * writes a body, and deletes them only after its metadata is in; read in
- * this order, a partition that a page is being stored into is always
- * seen in one or the other.
+ * those that ended STORE_BODY_DROP_MS ago; the intents are read first,
+ * then the batches. A group of pages inserts its intents (naming its
+ * partition), checks that it is no later than STORE_BODY_LATE_MS after the
+ * partition's end, writes the bodies, inserts the metadata, then deletes
+ * the intents. Its intents were so in the store before end + LATE, i.e.
+ * before this read of `intents` began (at end + DROP or later): the read
+ * sees them, or they were deleted, which happens only once the metadata
+ * is in, and the read of `batches` after it sees that. Either way the
+ * partition stays.
  */
 static int
 gc_keep_one(const bson_t *doc, void *arg)

@@ -121,8 +121,25 @@ proc_forward(Ar__Daemon to, const Ar__Envelope *env)
 {
 	struct proc *p = proc_by_daemon(to);
 
-	if (p != NULL && p->ch != NULL && p->state == PROC_READY)
-		ipc_send_envelope(p->ch, env);
+	if (p == NULL || p->ch == NULL || p->state != PROC_READY)
+		return;
+	/*
+	 * Hints are lossy (the receiver's rescan finds what one missed):
+	 * a child that does not read them (stopped, stuck) gets no more
+	 * than PROC_FORWARD_MAX bytes of them queued here.
+	 */
+	if (ipc_chan_pending(p->ch) > PROC_FORWARD_MAX) {
+		if (!p->forward_dropping)
+			log_warn("%s pid=%d reads no hints (%zu bytes queued); "
+				 "dropping them until it does",
+			    p->name, (int)p->pid, ipc_chan_pending(p->ch));
+		p->forward_dropping = true;
+		return;
+	}
+	if (p->forward_dropping)
+		log_info("%s pid=%d reads hints again", p->name, (int)p->pid);
+	p->forward_dropping = false;
+	ipc_send_envelope(p->ch, env);
 }
 
 static void

@@ -53,7 +53,11 @@ struct proc {
 	int64_t		 respawn_at_ms; /* next start (mono) */
 	struct event	*respawn_ev;
 	struct event	*handshake_ev;
+	bool		 forward_dropping; /* hints over PROC_FORWARD_MAX */
 };
+
+/* Bytes of relayed hints queued for one child at most (proc_forward). */
+#define PROC_FORWARD_MAX (64u * 1024 * 1024)
 
 /* Callbacks from the table to the supervisor's main loop. */
 struct proc_hooks {

@@ -17,7 +17,12 @@
 
 #include "ipc.pb-c.h"
 
-#define IPC_FRAME_MAX (256 * 1024)
+/*
+ * A frame at most: room for a BatchStored hint carrying a whole batch of
+ * the default delivery_batch_max_bytes (1 MiB), so that deliverd reads a
+ * body back from the store only after a restart or a lost hint.
+ */
+#define IPC_FRAME_MAX (2 * 1024 * 1024)
 #define IPC_CHILD_FD  3
 
 struct ipc_chan;

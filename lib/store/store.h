@@ -39,16 +39,19 @@
  * no intent names them (docs/STORE.md, "bodies_*"). The name of a
  * batch's partition is in its metadata (bodyColl) and its intent.
  */
-#define STORE_BODY_SPAN_MS  (10LL * 60 * 1000)
+#define STORE_BODY_SPAN_MS  (60LL * 1000)
 #define STORE_BODY_COLL_MAX 24
 /*
  * fetcherd writes no body into a partition later than STORE_BODY_LATE_MS
  * after its span ended (the group fails and is stored again, into a newer
  * one); deliverd drops none sooner than STORE_BODY_DROP_MS after it, so a
- * write in flight always finds its partition.
+ * write in flight always finds its partition (deliverd/prune.c says why;
+ * the difference is room for the clocks of two hosts to disagree).
+ * Delivered bodies so stay on disk for about the span plus the drop time:
+ * 4 minutes of the volume.
  */
-#define STORE_BODY_LATE_MS (5LL * 60 * 1000)
-#define STORE_BODY_DROP_MS (15LL * 60 * 1000)
+#define STORE_BODY_LATE_MS (60LL * 1000)
+#define STORE_BODY_DROP_MS (3LL * 60 * 1000)
 /* The partition of bodies stored at ms. */
 void store_body_coll(int64_t ms, char out[STORE_BODY_COLL_MAX]);
 /* When name's span ends (ms), or -1 when name is no body partition. */

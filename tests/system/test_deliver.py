@@ -39,8 +39,8 @@ def add_source(ar, key, admin, recv, url=None):
 
 
 def body_coll(ms):
-    """The bodies_* partition of time ms (10-minute spans, UTC)."""
-    t = time.gmtime((ms - ms % 600000) / 1000)
+    """The bodies_* partition of time ms (1-minute spans, UTC)."""
+    t = time.gmtime((ms - ms % 60000) / 1000)
     return time.strftime("bodies_%Y%m%d%H%M", t)
 
 
@@ -501,7 +501,7 @@ def test_delivered_metadata_outlives_its_intent(wd):
 
 def test_body_partitions_dropped(wd):
     """Bodies live in bodies_* partitions, dropped whole once their span
-    ended 15 minutes ago and nothing names them: a partition of long ago
+    ended 3 minutes ago and nothing names them: a partition of long ago
     that holds a pending batch is read from (no hint), delivered, then
     dropped; one that nothing names is dropped; one an intent names and
     the current one stay. A dead letter's body moves to bodies_dead, so

@@ -87,7 +87,7 @@ test_body_coll(void **state)
 
 	(void)state;
 	store_body_coll(t, name);
-	assert_string_equal(name, "bodies_202512020910");
+	assert_string_equal(name, "bodies_202512020919");
 	assert_int_equal(store_body_coll_end(name), 1764667200000LL);
 	store_body_coll(1764667200000LL, name);
 	assert_string_equal(name, "bodies_202512020920");

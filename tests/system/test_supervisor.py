@@ -330,7 +330,28 @@ def test_store_outage(wd):
     assert ar.stop() == 0
 
 
+def test_token_not_in_environ(wd):
+    """AUDITRELAY_API_TOKEN given in the environment is wiped from the
+    supervisor's /proc/PID/environ once read, and no child inherits it."""
+    store = h.Store(wd)
+    ar = h.Auditrelay(wd, store).start()
+    assert ar.env["AUDITRELAY_API_TOKEN"] == ar.token
+    pids = h.wait_for(lambda: len(ar.pids_by_name()) == len(CHILDREN) and ar.pids_by_name(),
+                      10, "children")
+    seen = {"auditrelayd": ar.proc.pid}
+    seen.update(pids)
+    for name, pid in sorted(seen.items()):
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            env = f.read()
+        assert ar.token.encode() not in env, "%s (pid %d) shows the token" % (name, pid)
+        assert b"AUDITRELAY_MONGODB_URI" not in env or name == "auditrelayd"
+        h.log("%s pid %d: /proc/PID/environ %d bytes, no token" % (name, pid, len(env)))
+    st, _, _ = ar.api("GET", "/sources")
+    assert st == 200, "the token read from the environment still authorises"
+    assert ar.stop() == 0
+
+
 if __name__ == "__main__":
     h.run_tests([test_bad_config, test_kill_each_child_restarts, test_sigterm_stops_everything,
                  test_kill_supervisor_kills_children, test_sighup_reload, test_child_exit_78_is_final,
-                 test_store_outage, test_crash_loop_is_held], "supervisor")
+                 test_store_outage, test_crash_loop_is_held, test_token_not_in_environ], "supervisor")

@@ -7,8 +7,9 @@ partitions x roles, not by sources. CPU of each daemon is logged.
 
 One source is added through the REST API; the others are copies of its
 document with their own ids, their credentials and webhook secret sealed
-again under those ids (AES-256-GCM, the source id as associated data, as
-apid does), since 1 000 credential checks with Google would be the test.
+again under those ids (AES-256-GCM bound to source id, field and version,
+as apid does), since 1 000 credential checks with Google would be the
+test. CPU and peak RSS of each daemon are logged.
 """
 import base64
 import os
@@ -23,11 +24,10 @@ NSOURCES = int(os.environ.get("AR_SCALE_SOURCES", "1000"))
 INTERVAL = int(os.environ.get("AR_SCALE_INTERVAL", "60"))
 # The benchmark (bench/run.sh) runs 10 000 sources at 300 s through here.
 FIRST_ROUND_S = max(150, NSOURCES // 10)
-# Every source polled again within 1.1 x its interval. Off by default while
-# every poll still makes synchronous store calls on fetcherd's loop (cursor
-# and stats upserts, in google_driver.c): on a loaded 2-core machine that
-# caps fetching near 10 polls/s, below the 16.7/s that 1 000 sources at 60 s
-# need. The rest (no child killed, bounded leases, every source polled) is
+# Every source polled again within 1.1 x its interval: asserted with
+# AR_SCALE_STRICT=1 (bench/run.sh), where the machine is the benchmark's
+# alone; a CI machine running other suites beside it may be slower to
+# poll. The rest (no child killed, bounded leases, every source polled) is
 # asserted always.
 STRICT = os.environ.get("AR_SCALE_STRICT", "0") == "1"
 PARTITIONS = 64
@@ -69,6 +69,13 @@ def cpu_ticks(pid):
         st = f.read()
     fields = st[st.rindex(")") + 2:].split()
     return int(fields[11]) + int(fields[12])
+
+
+def rss_kb(pid):
+    """(VmRSS, VmHWM) of pid in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        v = dict(l.split(":", 1) for l in f if l.startswith(("VmRSS", "VmHWM")))
+    return int(v["VmRSS"].split()[0]), int(v["VmHWM"].split()[0])
 
 
 def fetched_at(db):
@@ -134,6 +141,13 @@ def test_thousand_idle_sources(wd):
         except OSError:
             cpu[n] = "restarted"
     h.log("CPU over %.0fs: %s" % (elapsed, ", ".join("%s %s" % kv for kv in sorted(cpu.items()))))
+    mem = {}
+    for n, p in sorted(pids.items()):
+        try:
+            mem[n] = "RSS %.1f MB, peak %.1f MB" % tuple(x / 1024.0 for x in rss_kb(p))
+        except OSError:
+            mem[n] = "restarted"
+    h.log("memory: %s" % "; ".join("%s %s" % kv for kv in sorted(mem.items())))
     nleases = db.leases.count_documents({})
     resources = {l["resource"] for l in db.leases.find({}, {"resource": 1})}
     kills = [l for l in ar.log().split("\n") if "missed" in l and "ping" in l]

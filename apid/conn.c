@@ -27,9 +27,9 @@
 #include "apid/apid.h"
 #include "apid/conn.h"
 #include "apid/http.h"
-#include "runtime/child.h"
 #include "lib/base/log.h"
 #include "lib/base/util.h"
+#include "runtime/child.h"
 
 #define CONN_HEAD_MAX	  (16 * 1024)
 #define CONN_TICK_MS	  250

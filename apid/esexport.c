@@ -31,15 +31,15 @@
 #include "apid/esexport.h"
 #include "apid/metrics.h"
 #include "apid/view.h"
-#include "runtime/child.h"
-#include "lib/ipc/config.h"
-#include "lib/crypto/crypto.h"
-#include "lib/net/httpc.h"
 #include "lib/base/json.h"
 #include "lib/base/log.h"
-#include "lib/store/store.h"
 #include "lib/base/util.h"
+#include "lib/crypto/crypto.h"
+#include "lib/ipc/config.h"
+#include "lib/net/httpc.h"
+#include "lib/store/store.h"
 #include "lib/store/worker.h"
+#include "runtime/child.h"
 
 #define ESEXPORT_INTERVAL_S	  30
 #define ESEXPORT_FIRST_S	  3    /* first export after start */

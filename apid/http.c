@@ -24,12 +24,12 @@
 #include "apid/metrics.h"
 #include "apid/sources.h"
 #include "apid/validate.h"
-#include "runtime/child.h"
-#include "lib/crypto/crypto.h"
 #include "lib/base/json.h"
 #include "lib/base/log.h"
 #include "lib/base/util.h"
+#include "lib/crypto/crypto.h"
 #include "lib/store/worker.h"
+#include "runtime/child.h"
 
 #define HTTP_LISTEN_BACKLOG 4096
 

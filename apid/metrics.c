@@ -23,10 +23,10 @@
 #include "apid/http.h"
 #include "apid/metrics.h"
 #include "apid/view.h"
-#include "runtime/child.h"
 #include "lib/base/log.h"
-#include "lib/store/store.h"
 #include "lib/base/util.h"
+#include "lib/store/store.h"
+#include "runtime/child.h"
 
 #define METRICS_LAG_BUCKETS_MAX 16
 

@@ -50,10 +50,10 @@
 #include "apid/apid.h"
 #include "apid/http.h"
 #include "apid/pipeline.h"
-#include "runtime/child.h"
 #include "lib/base/log.h"
-#include "lib/net/netaddr.h"
 #include "lib/base/util.h"
+#include "lib/net/netaddr.h"
+#include "runtime/child.h"
 
 #define PIPE_GOOGLE_TIMEOUT_MS 15000
 

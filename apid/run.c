@@ -12,12 +12,12 @@
 #include "apid/apid.h"
 #include "apid/esexport.h"
 #include "apid/http.h"
-#include "runtime/child.h"
-#include "lib/crypto/crypto.h"
-#include "lib/net/httpc.h"
 #include "lib/base/log.h"
 #include "lib/base/util.h"
+#include "lib/crypto/crypto.h"
+#include "lib/net/httpc.h"
 #include "lib/store/worker.h"
+#include "runtime/child.h"
 
 struct apid_state apid;
 

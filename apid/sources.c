@@ -30,13 +30,13 @@
 #include "apid/sources.h"
 #include "apid/validate.h"
 #include "apid/view.h"
-#include "runtime/child.h"
-#include "lib/crypto/crypto.h"
-#include "lib/google/google.h"
 #include "lib/base/json.h"
 #include "lib/base/log.h"
-#include "lib/store/store.h"
 #include "lib/base/util.h"
+#include "lib/crypto/crypto.h"
+#include "lib/google/google.h"
+#include "lib/store/store.h"
+#include "runtime/child.h"
 
 #define SECRET_OVERLAP_MS  (24LL * 3600 * 1000)
 #define LIST_LIMIT_DEFAULT 1000

@@ -12,11 +12,11 @@
 #include <curl/curl.h>
 
 #include "apid/validate.h"
-#include "lib/google/google.h"
-#include "lib/crypto/crypto.h"
 #include "lib/base/json.h"
-#include "lib/net/netaddr.h"
 #include "lib/base/util.h"
+#include "lib/crypto/crypto.h"
+#include "lib/google/google.h"
+#include "lib/net/netaddr.h"
 
 #define SCOPE_REPORTS \
 	"https://www.googleapis.com/auth/admin.reports.audit.readonly"

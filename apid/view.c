@@ -7,11 +7,11 @@
 #include <string.h>
 
 #include "apid/view.h"
-#include "runtime/child.h"
 #include "lib/base/json.h"
 #include "lib/base/log.h"
-#include "lib/store/store.h"
 #include "lib/base/util.h"
+#include "lib/store/store.h"
+#include "runtime/child.h"
 
 #define VIEW_STATE_ID_MAX 96 /* "<source>:deliver" and its NUL */
 

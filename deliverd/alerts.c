@@ -9,13 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/batch/batch.h"
 #include "deliverd/deliverd.h"
-#include "runtime/child.h"
 #include "lib/base/log.h"
-#include "lib/store/store.h"
 #include "lib/base/util.h"
+#include "lib/batch/batch.h"
+#include "lib/store/store.h"
 #include "lib/store/worker.h"
+#include "runtime/child.h"
 
 struct araise {
 	char	sid[64];

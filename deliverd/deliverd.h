@@ -23,13 +23,13 @@
 
 #include "deliverd/breaker.h"
 #include "deliverd/outcome.h"
-#include "lib/ipc/config.h"
 #include "lib/crypto/crypto.h"
+#include "lib/ipc/config.h"
+#include "lib/ipc/ipc.h"
 #include "lib/net/httpc.h"
 #include "lib/store/lease.h"
 #include "lib/store/partition.h"
 #include "lib/store/store.h"
-#include "lib/ipc/ipc.h"
 
 #ifndef TAILQ_FOREACH_SAFE
 #define TAILQ_FOREACH_SAFE(var, head, field, tvar)                  \

@@ -9,11 +9,11 @@
 #include <string.h>
 
 #include "deliverd/deliverd.h"
-#include "runtime/child.h"
 #include "lib/base/log.h"
-#include "lib/store/store.h"
 #include "lib/base/util.h"
+#include "lib/store/store.h"
 #include "lib/store/worker.h"
+#include "runtime/child.h"
 
 void
 deliverd_dispatch(const Ar__Envelope *env)

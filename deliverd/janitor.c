@@ -5,17 +5,17 @@
  * retention.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdarg.h>
 
 #include "deliverd/deliverd.h"
-#include "runtime/child.h"
 #include "lib/base/log.h"
-#include "lib/store/store.h"
 #include "lib/base/util.h"
+#include "lib/store/store.h"
 #include "lib/store/worker.h"
+#include "runtime/child.h"
 
 #define JANITOR_FIRST_MS 10000
 #define JANITOR_EVERY_MS 60000

@@ -38,11 +38,11 @@
 
 #include "deliverd/deliverd.h"
 #include "deliverd/prune.h"
-#include "runtime/child.h"
 #include "lib/base/log.h"
-#include "lib/store/store.h"
 #include "lib/base/util.h"
+#include "lib/store/store.h"
 #include "lib/store/worker.h"
+#include "runtime/child.h"
 
 #define PRUNE_EVERY_MS	    5000
 #define PRUNE_MAX_IDS	    2000 /* per deleteMany */

@@ -18,14 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/batch/batch.h"
 #include "deliverd/deliverd.h"
 #include "deliverd/prune.h"
+#include "lib/base/log.h"
+#include "lib/base/util.h"
+#include "lib/batch/batch.h"
+#include "lib/store/store.h"
 #include "lib/store/worker.h"
 #include "runtime/child.h"
-#include "lib/base/log.h"
-#include "lib/store/store.h"
-#include "lib/base/util.h"
 
 /* Bodies held from hints, in bytes (at most DELIVERD_BODY_CACHE_MAX). */
 static size_t cached_bytes;

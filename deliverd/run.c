@@ -11,12 +11,12 @@
 #include <string.h>
 
 #include "deliverd/deliverd.h"
-#include "runtime/child.h"
-#include "lib/base/log.h"
-#include "lib/store/store.h"
-#include "lib/base/util.h"
-#include "lib/store/worker.h"
 #include "deliverd/prune.h"
+#include "lib/base/log.h"
+#include "lib/base/util.h"
+#include "lib/store/store.h"
+#include "lib/store/worker.h"
+#include "runtime/child.h"
 
 #define STATS_FLUSH_MS 2000 /* delivery counters reach the store */
 

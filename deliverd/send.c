@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "deliverd/send.h"
-#include "lib/crypto/crypto.h"
 #include "lib/base/util.h"
+#include "lib/crypto/crypto.h"
 
 char *
 send_signature(const char *secret, const char *prev_secret, int64_t prev_until,

@@ -12,11 +12,11 @@
 #include <curl/curl.h>
 
 #include "deliverd/deliverd.h"
-#include "runtime/child.h"
 #include "lib/base/log.h"
-#include "lib/store/store.h"
 #include "lib/base/util.h"
+#include "lib/store/store.h"
 #include "lib/store/worker.h"
+#include "runtime/child.h"
 
 static struct dsource_q sources = TAILQ_HEAD_INITIALIZER(sources);
 static uint8_t		master_key[CRYPTO_KEY_LEN];

@@ -10,11 +10,11 @@
 #include <string.h>
 
 #include "deliverd/deliverd.h"
-#include "runtime/child.h"
 #include "lib/base/log.h"
-#include "lib/store/store.h"
 #include "lib/base/util.h"
+#include "lib/store/store.h"
 #include "lib/store/worker.h"
+#include "runtime/child.h"
 
 #define STATE_WRITE_MIN_MS 2000
 

@@ -11,12 +11,12 @@
 #include <string.h>
 
 #include "deliverd/deliverd.h"
-#include "runtime/child.h"
-#include "lib/base/log.h"
-#include "lib/store/store.h"
-#include "lib/base/util.h"
-#include "lib/store/worker.h"
 #include "deliverd/send.h"
+#include "lib/base/log.h"
+#include "lib/base/util.h"
+#include "lib/store/store.h"
+#include "lib/store/worker.h"
+#include "runtime/child.h"
 
 #define DEAD_ALERT_EVERY_MS (10LL * 60 * 1000)
 #define SEND_FAIL_DELAY_MS  5000

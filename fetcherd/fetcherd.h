@@ -18,10 +18,10 @@
 #include <event2/event.h>
 #include <mongoc/mongoc.h>
 
-#include "lib/ipc/config.h"
-#include "lib/ipc/ipc.h"
 #include "lib/crypto/crypto.h"
 #include "lib/google/google.h"
+#include "lib/ipc/config.h"
+#include "lib/ipc/ipc.h"
 #include "lib/store/lease.h"
 
 #define FETCH_MAX_AGES		  8

@@ -17,12 +17,12 @@
 #include "fetcherd/fetcherd.h"
 #include "fetcherd/handoff.h"
 #include "fetcherd/recent.h"
-#include "runtime/child.h"
-#include "lib/ipc/ipc.h"
 #include "lib/base/log.h"
-#include "lib/google/normalize.h"
-#include "lib/store/store.h"
 #include "lib/base/util.h"
+#include "lib/google/normalize.h"
+#include "lib/ipc/ipc.h"
+#include "lib/store/store.h"
+#include "runtime/child.h"
 
 static void driver_page_stored(struct fjob *j, size_t n, char *next);
 static bool driver_hold(struct fjob *j);

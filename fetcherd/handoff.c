@@ -14,12 +14,12 @@
 #include <mongoc/mongoc.h>
 
 #include "fetcherd/handoff.h"
-#include "lib/batch/batch.h"
-#include "runtime/child.h"
 #include "lib/base/log.h"
-#include "lib/store/store.h"
 #include "lib/base/util.h"
+#include "lib/batch/batch.h"
+#include "lib/store/store.h"
 #include "lib/store/worker.h"
+#include "runtime/child.h"
 
 #define HANDOFF_MAX_DAYS 8 /* days one chunk may touch */
 #define DAY_MS		 86400000LL

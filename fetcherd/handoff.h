@@ -42,9 +42,9 @@
 
 #include <bson/bson.h>
 
+#include "lib/google/normalize.h"
 #include "lib/store/lease.h"
 #include "lib/store/store.h"
-#include "lib/google/normalize.h"
 
 enum handoff_kind {
 	HANDOFF_PAGE,	/* store the logs of one page */

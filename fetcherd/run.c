@@ -9,12 +9,12 @@
 #include <string.h>
 
 #include "fetcherd/fetcherd.h"
-#include "runtime/child.h"
 #include "fetcherd/handoff.h"
 #include "lib/base/log.h"
-#include "lib/store/store.h"
 #include "lib/base/util.h"
+#include "lib/store/store.h"
 #include "lib/store/worker.h"
+#include "runtime/child.h"
 
 #define FETCHERD_PRUNE_EVERY_MS (3600LL * 1000)
 

@@ -17,13 +17,13 @@
 
 #include "fetcherd/fetcherd.h"
 #include "fetcherd/sched.h"
-#include "runtime/child.h"
 #include "lib/base/json.h"
 #include "lib/base/log.h"
+#include "lib/base/util.h"
 #include "lib/store/partition.h"
 #include "lib/store/store.h"
-#include "lib/base/util.h"
 #include "lib/store/worker.h"
+#include "runtime/child.h"
 
 struct fetch_conf fconf;
 

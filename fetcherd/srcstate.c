@@ -14,12 +14,12 @@
 #include "fetcherd/fetcherd.h"
 #include "fetcherd/handoff.h"
 #include "fetcherd/sched.h"
-#include "runtime/child.h"
-#include "lib/ipc/ipc.h"
 #include "lib/base/log.h"
-#include "lib/store/store.h"
 #include "lib/base/util.h"
+#include "lib/ipc/ipc.h"
+#include "lib/store/store.h"
 #include "lib/store/worker.h"
+#include "runtime/child.h"
 
 struct palert {
 	TAILQ_ENTRY(palert) entry;

@@ -14,9 +14,9 @@
 #include "fetcherd/fetcherd.h"
 #include "fetcherd/recent.h"
 #include "lib/base/log.h"
+#include "lib/base/util.h"
 #include "lib/google/normalize.h"
 #include "lib/store/store.h"
-#include "lib/base/util.h"
 
 /* Upper bounds (ms) of the lag buckets; the last one is open. */
 static const int64_t lag_bounds[FETCH_LAG_BUCKETS - 1] = { 60000, 300000,

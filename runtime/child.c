@@ -11,11 +11,11 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include "runtime/child.h"
 #include "lib/base/log.h"
-#include "lib/store/store.h"
 #include "lib/base/util.h"
+#include "lib/store/store.h"
 #include "lib/store/worker.h"
+#include "runtime/child.h"
 
 #define CHILD_HANDSHAKE_MS 10000
 

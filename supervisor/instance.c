@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lib/crypto/crypto.h"
 #include "lib/base/util.h"
+#include "lib/crypto/crypto.h"
 #include "supervisor/instance.h"
 
 static int instance_lock_fd = -1;

@@ -16,10 +16,10 @@
 
 #include <event2/event.h>
 
-#include "lib/ipc/config.h"
-#include "lib/crypto/crypto.h"
 #include "lib/base/log.h"
 #include "lib/base/util.h"
+#include "lib/crypto/crypto.h"
+#include "lib/ipc/config.h"
 #include "supervisor/instance.h"
 #include "supervisor/notify.h"
 #include "supervisor/proc.h"

@@ -2,9 +2,9 @@
  * Small helpers shared by every daemon. See util.h.
  */
 #include <ctype.h>
-#include <stdarg.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/batch/batch.h"
 #include "lib/base/json.h"
 #include "lib/base/util.h"
+#include "lib/batch/batch.h"
 
 /* Append n bytes, growing the buffer geometrically. */
 static int

@@ -11,8 +11,8 @@
 
 #include <yajl/yajl_gen.h>
 
-#include "lib/crypto/crypto.h"
 #include "lib/base/util.h"
+#include "lib/crypto/crypto.h"
 
 /*
  * The JOSE header JSON: {"alg":"RS256","typ":"JWT"}, with "kid" when kid

@@ -22,8 +22,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "lib/crypto/crypto.h"
 #include "lib/base/util.h"
+#include "lib/crypto/crypto.h"
 
 #define RSA_BITS_MIN   2048
 #define RSA_BITS_MAX   4096

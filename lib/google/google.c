@@ -13,10 +13,10 @@
 
 #include <curl/curl.h>
 
-#include "lib/crypto/crypto.h"
-#include "lib/google/google.h"
 #include "lib/base/json.h"
 #include "lib/base/util.h"
+#include "lib/crypto/crypto.h"
+#include "lib/google/google.h"
 
 /* The applicationName enum of the discovery document, in its order. */
 const char *const google_app_names[GOOGLE_NAPPS] = {

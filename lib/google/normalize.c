@@ -17,8 +17,8 @@
 #include <gcrypt.h>
 
 #include "lib/base/json.h"
-#include "lib/google/normalize.h"
 #include "lib/base/util.h"
+#include "lib/google/normalize.h"
 
 #define NORM_MSG_DEPTH 8 /* messageValue nesting we unfold */
 

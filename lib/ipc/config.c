@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/ipc/config.h"
 #include "lib/base/util.h"
+#include "lib/ipc/config.h"
 
 #define CONFIG_LINE_MAX	  4096
 #define CONFIG_SECRET_MAX 65536

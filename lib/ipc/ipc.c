@@ -9,9 +9,9 @@
 
 #include <event2/bufferevent.h>
 
+#include "lib/base/util.h"
 #include "lib/ipc/config.h"
 #include "lib/ipc/ipc.h"
-#include "lib/base/util.h"
 
 struct ipc_chan {
 	struct bufferevent *bev;

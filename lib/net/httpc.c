@@ -6,11 +6,11 @@
  * back. Finished transfers are reported from the loop, never from inside
  * httpc_start().
  */
-#include <sys/types.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
+#include <sys/types.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,9 +23,9 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 
+#include "lib/base/util.h"
 #include "lib/net/httpc.h"
 #include "lib/net/netaddr.h"
-#include "lib/base/util.h"
 
 #define HTTPC_CONNECT_TIMEOUT_DEFAULT 10000L
 #define HTTPC_TIMEOUT_DEFAULT	      30000L

@@ -1,11 +1,11 @@
 /*
  * Public-address checks for callback URLs. See netaddr.h.
  */
-#include <sys/types.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lib/net/netaddr.h"
 #include "lib/base/util.h"
+#include "lib/net/netaddr.h"
 
 struct v4range {
 	uint32_t net;

@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/base/util.h"
 #include "lib/store/lease.h"
 #include "lib/store/store.h"
-#include "lib/base/util.h"
 
 /*
  * Stop work this long before the lease's end as seen locally, so that a

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/base/util.h"
 #include "lib/store/partition.h"
 #include "lib/store/store.h"
-#include "lib/base/util.h"
 #include "lib/store/worker.h"
 
 /* As in lease.c: stop this long before the lease's end as seen locally. */

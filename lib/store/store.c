@@ -9,8 +9,8 @@
 #include <time.h>
 
 #include "lib/base/log.h"
-#include "lib/store/store.h"
 #include "lib/base/util.h"
+#include "lib/store/store.h"
 
 /* The probe's socket timeout: a ping answers in milliseconds. */
 #define STORE_PROBE_TIMEOUT_MS 1500

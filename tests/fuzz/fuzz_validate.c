@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "apid/validate.h"
-#include "lib/crypto/crypto.h"
 #include "lib/base/json.h"
+#include "lib/crypto/crypto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -18,9 +18,9 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
+#include "lib/base/log.h"
 #include "lib/crypto/crypto.h"
 #include "lib/google/google.h"
-#include "lib/base/log.h"
 
 #define SIM_NAPPS	 GOOGLE_NAPPS
 #define SIM_MAX_KEYS	 8

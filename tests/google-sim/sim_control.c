@@ -14,10 +14,10 @@
 
 #include <event2/keyvalq_struct.h>
 
-#include "tests/support/testkey.h"
 #include "sim.h"
 #include "sim_jwt.h"
 #include "sim_page.h"
+#include "tests/support/testkey.h"
 
 #define EP_STAT_CONTROL 2
 

@@ -17,10 +17,10 @@
 #include <event2/bufferevent.h>
 #include <event2/keyvalq_struct.h>
 
-#include "tests/support/testkey.h"
 #include "sim.h"
 #include "sim_jwt.h"
 #include "sim_page.h"
+#include "tests/support/testkey.h"
 
 #define EP_STAT_TOKEN	   0
 #define EP_STAT_ACTIVITIES 1

@@ -7,8 +7,8 @@
 
 #include <yajl/yajl_tree.h>
 
-#include "tests/support/testkey.h"
 #include "sim_jwt.h"
+#include "tests/support/testkey.h"
 
 #define SIM_JWT_MAX_KEYS 8
 

@@ -4,9 +4,9 @@
  * libevent loop: OAuth token endpoint, Reports API activities.list and a
  * control API under /_sim/. See --help and tests/google-sim/README.md.
  */
-#include <sys/socket.h>
-#include <netinet/in.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <errno.h>
 #include <getopt.h>

@@ -13,8 +13,8 @@
 #include <cmocka.h>
 
 #include "lib/crypto/crypto.h"
-#include "tests/support/testkey.h"
 #include "sim_jwt.h"
+#include "tests/support/testkey.h"
 
 #define NOW 1790000000LL
 #define ISS "relay@proj.iam.gserviceaccount.com"

@@ -1,6 +1,6 @@
 /* The HTTP test fixture: a server on 127.0.0.1 and an httpc client. */
-#include <sys/socket.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <stdio.h>
 #include <string.h>

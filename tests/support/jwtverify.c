@@ -11,8 +11,8 @@
 
 #include <yajl/yajl_tree.h>
 
-#include "lib/crypto/crypto.h"
 #include "lib/base/util.h"
+#include "lib/crypto/crypto.h"
 #include "tests/support/testkey.h"
 
 #define JWT_MAX (64 * 1024)

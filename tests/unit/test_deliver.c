@@ -17,12 +17,12 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
-#include "lib/batch/batch.h"
 #include "deliverd/breaker.c"
 #include "deliverd/outcome.c"
 #include "deliverd/send.c"
-#include "lib/crypto/crypto.h"
 #include "lib/base/json.h"
+#include "lib/batch/batch.h"
+#include "lib/crypto/crypto.h"
 #include "tests/support/webhookverify.h"
 
 #define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -19,9 +19,9 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "lib/base/util.h"
 #include "lib/crypto/crypto.h"
 #include "lib/google/google.h"
-#include "lib/base/util.h"
 #include "tests/support/httpserver.h"
 
 static const char test_pem

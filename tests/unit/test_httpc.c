@@ -4,10 +4,10 @@
  * timeouts, refused connections, the public-address check, cancel, and
  * that callbacks never run inside httpc_start().
  */
-#include <sys/types.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #include <errno.h>
 #include <setjmp.h>
@@ -26,8 +26,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "lib/net/httpc.h"
 #include "lib/base/util.h"
+#include "lib/net/httpc.h"
 #include "tests/support/httpserver.h"
 
 struct fixture {

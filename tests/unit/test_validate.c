@@ -14,9 +14,9 @@
 
 #include <cmocka.h>
 
-#include "tests/support/testkey.h"
 #include "apid/validate.c"
 #include "lib/base/json.h"
+#include "tests/support/testkey.h"
 
 static char *pem;      /* a valid 2048-bit PKCS#8 key */
 static char *pem_json; /* the same, JSON-escaped with quotes */

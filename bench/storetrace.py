@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """What the daemons ask of the store: a MongoDB wire-protocol proxy that
-counts every command by (command, collection) with its time and bytes.
+counts every command by (command, collection) with its time (mean, p99,
+max, how many took a second or more) and bytes.
 
 Starts FerretDB 1.24 (auditrelay-test-ferretdb) in a temp dir, listens
 in front of it, and runs COMMAND with AUDITRELAY_TEST_MONGODB_URI naming
 the proxy (the system tests' and benchmarks' harness then uses it as the
-store). When COMMAND exits, prints one line per (command, collection):
-calls, total and mean milliseconds, request and reply bytes, sorted by
-total time. Collections with a time suffix (seen_20261202,
+store). When COMMAND exits, prints one line per (command, collection),
+sorted by total time. Collections with a time suffix (seen_20261202,
 bodies_202612021530) are folded into seen_*, bodies_*.
 
 usage: AR_BIN_DIR=build/bin python3 bench/storetrace.py [--json F] -- \\
@@ -32,7 +32,7 @@ BIN = os.environ.get("AR_BIN_DIR", os.path.join(os.path.dirname(os.path.abspath(
                                                 "..", "build", "bin"))
 OP_MSG, OP_QUERY = 2013, 2004
 
-stats = collections.defaultdict(lambda: [0, 0.0, 0, 0])  # calls, seconds, in, out
+stats = collections.defaultdict(lambda: [0, 0.0, 0, 0, []])  # calls, s, in, out, each s
 lock = threading.Lock()
 
 
@@ -43,7 +43,10 @@ def fold(coll):
 def recv_exact(s, n):
     buf = b""
     while len(buf) < n:
-        chunk = s.recv(n - len(buf))
+        try:
+            chunk = s.recv(n - len(buf))
+        except OSError:  # the other side closed it
+            return None
         if not chunk:
             return None
         buf += chunk
@@ -98,8 +101,10 @@ def serve(client, upstream_port):
                 key, t0, nin = t
                 with lock:
                     st = stats[key]
+                    dt = time.monotonic() - t0
                     st[0] += 1
-                    st[1] += time.monotonic() - t0
+                    st[1] += dt
+                    st[4].append(dt)
                     st[2] += nin
                     st[3] += len(raw)
             try:
@@ -122,17 +127,25 @@ def serve(client, upstream_port):
     up.close()
 
 
+def pct(v, q):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(q * len(v)))] if v else 0.0
+
+
 def report(out):
     rows = sorted(stats.items(), key=lambda kv: -kv[1][1])
     total = sum(v[1] for v in stats.values()) or 1
-    print("%-16s %-22s %8s %9s %8s %6s %10s %10s" % (
-        "command", "collection", "calls", "total_s", "mean_ms", "share", "in_MB", "out_MB"))
-    for (cmd, coll), (n, sec, bi, bo) in rows:
-        print("%-16s %-22s %8d %9.2f %8.2f %5.1f%% %10.1f %10.1f" % (
-            cmd, coll, n, sec, 1000 * sec / n, 100 * sec / total, bi / 1e6, bo / 1e6))
+    print("%-16s %-18s %7s %8s %7s %7s %7s %6s %5s %8s %8s" % (
+        "command", "collection", "calls", "total_s", "mean_ms", "p99_ms", "max_ms", ">=1s",
+        "share", "in_MB", "out_MB"))
+    for (cmd, coll), (n, sec, bi, bo, each) in rows:
+        print("%-16s %-18s %7d %8.2f %7.1f %7.0f %7.0f %6d %4.1f%% %8.1f %8.1f" % (
+            cmd, coll, n, sec, 1000 * sec / n, 1000 * pct(each, 0.99), 1000 * max(each),
+            sum(1 for x in each if x >= 1.0), 100 * sec / total, bi / 1e6, bo / 1e6))
     if out:
         with open(out, "w") as f:
             json.dump([{"command": c, "collection": k, "calls": v[0], "seconds": v[1],
+                        "p99_s": pct(v[4], 0.99), "max_s": max(v[4]),
                         "bytes_in": v[2], "bytes_out": v[3]} for (c, k), v in rows], f, indent=1)
 
 

@@ -657,6 +657,8 @@ qdone_flush(void)
 	memcpy(f->d, qd_list, n * sizeof(f->d[0]));
 	memmove(qd_list, qd_list + n, (qd_n - n) * sizeof(qd_list[0]));
 	qd_n -= n;
+	if (qd_gather != NULL)
+		evtimer_del(qd_gather); /* these go now */
 	f->n = n;
 	f->now = util_now_ms();
 	qd_inflight = true;
@@ -671,8 +673,6 @@ qdone_flush(void)
 void
 queue_record_flush(void)
 {
-	if (qd_gather != NULL)
-		evtimer_del(qd_gather);
 	while (qd_n > 0)
 		qdone_flush();
 }
@@ -706,11 +706,9 @@ qdone_add(struct dsource *s, struct dbatch *b, long status)
 		return; /* goes when the one in flight is back */
 	if (qd_gather == NULL)
 		qd_gather = evtimer_new(child_base(), qdone_gather_cb, NULL);
-	if (qd_n >= QDONE_GATHER_N || qd_gather == NULL) {
-		if (qd_gather != NULL)
-			evtimer_del(qd_gather);
+	if (qd_n >= QDONE_GATHER_N || qd_gather == NULL)
 		qdone_flush();
-	} else if (!evtimer_pending(qd_gather, NULL)) {
+	else if (!evtimer_pending(qd_gather, NULL)) {
 		struct timeval tv = { 0, QDONE_GATHER_MS * 1000 };
 
 		evtimer_add(qd_gather, &tv);

@@ -39,7 +39,15 @@
  * Google keeps 180 days, the store keeps what is pending small.
  */
 #define FETCH_MAX_PENDING_BATCHES 64
-#define FETCH_PENDING_RECOUNT_MS  5000
+/*
+ * A held source counts its undelivered batches again after a delay that
+ * follows the callback: FETCH_PENDING_RECOUNT_MIN_MS while the count
+ * falls (a backlog drains: the fetcher goes on as soon as there is room),
+ * doubled up to FETCH_PENDING_RECOUNT_MS while it does not (a callback
+ * down costs one count per source every 5 s, no more).
+ */
+#define FETCH_PENDING_RECOUNT_MIN_MS 250
+#define FETCH_PENDING_RECOUNT_MS     5000
 
 /* Settings from the configuration. */
 struct fetch_conf {
@@ -208,6 +216,7 @@ struct fsrc {
 	/* backpressure: undelivered batches (estimate, recounted) */
 	int64_t pending_est;
 	int64_t pending_counted_at; /* mono ms */
+	int64_t pending_recount_ms; /* delay before the next count */
 	bool	held_back;	    /* state logged */
 	/* alerts not yet stored */
 	char *pending_alert;

@@ -540,6 +540,14 @@ driver_pressure_note(struct fsrc *s)
 	}
 }
 
+/* How long after the last count of s's batches the next may start. */
+static int64_t
+driver_recount_ms(const struct fsrc *s)
+{
+	return s->pending_recount_ms > 0 ? s->pending_recount_ms :
+					   FETCH_PENDING_RECOUNT_MIN_MS;
+}
+
 /* Start a count of s's undelivered batches for j; false if not now. */
 static bool
 driver_recount(struct fjob *j)
@@ -547,9 +555,8 @@ driver_recount(struct fjob *j)
 	struct fsrc    *s = j->src;
 	struct handoff *h;
 
-	if (util_mono_ms() - s->pending_counted_at < FETCH_PENDING_RECOUNT_MS)
+	if (util_mono_ms() - s->pending_counted_at < driver_recount_ms(s))
 		return false;
-	/* At most one count per source every few seconds. */
 	s->pending_counted_at = util_mono_ms();
 	h = handoff_new(HANDOFF_COUNT, s->id, j->app);
 	h->done = driver_count_done;
@@ -570,8 +577,21 @@ driver_count_done(struct handoff *h)
 
 	if (j != NULL) {
 		j->ho = NULL;
-		if (h->rc == 0)
-			j->src->pending_est = h->pending;
+		if (h->rc == 0) {
+			struct fsrc *s = j->src;
+
+			/* Falling: count again soon; else back off. */
+			if (h->pending < s->pending_est)
+				s->pending_recount_ms =
+				    FETCH_PENDING_RECOUNT_MIN_MS;
+			else
+				s->pending_recount_ms = driver_recount_ms(s) *
+				    2;
+			if (s->pending_recount_ms > FETCH_PENDING_RECOUNT_MS)
+				s->pending_recount_ms =
+				    FETCH_PENDING_RECOUNT_MS;
+			s->pending_est = h->pending;
+		}
 		driver_pressure_note(j->src);
 		if (!j->in_win)
 			driver_step(j);
@@ -622,7 +642,7 @@ driver_hold(struct fjob *j)
 		struct fetch_report rep;
 
 		memset(&rep, 0, sizeof(rep));
-		rep.delay_ms = FETCH_PENDING_RECOUNT_MS; /* count again */
+		rep.delay_ms = driver_recount_ms(s); /* count again */
 		sched_report(j, FETCH_WAIT, &rep);
 	}
 	return true;

@@ -19,6 +19,7 @@ import uuid
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import harness as h
+from procstat import cpu_s, mem_kb
 
 NSOURCES = int(os.environ.get("AR_SCALE_SOURCES", "1000"))
 INTERVAL = int(os.environ.get("AR_SCALE_INTERVAL", "60"))
@@ -64,20 +65,6 @@ def clone_sources(db, keyfile, template, n):
     return [d["_id"] for d in docs]
 
 
-def cpu_ticks(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        st = f.read()
-    fields = st[st.rindex(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def rss_kb(pid):
-    """(VmRSS, VmHWM) of pid in KiB."""
-    with open("/proc/%d/status" % pid) as f:
-        v = dict(l.split(":", 1) for l in f if l.startswith(("VmRSS", "VmHWM")))
-    return int(v["VmRSS"].split()[0]), int(v["VmHWM"].split()[0])
-
-
 def fetched_at(db):
     return {d["sourceId"]: d.get("lastFetchAt") or 0
             for d in db.source_state.find({"_id": {"$regex": ":fetch$"}},
@@ -104,7 +91,7 @@ def test_thousand_idle_sources(wd):
                                                             time.monotonic() - t0))
     pids = ar.pids_by_name()
     r0 = restarts(ar)
-    ticks0 = {n: cpu_ticks(p) for n, p in pids.items()}
+    cpu0 = {n: cpu_s(p, gone_ok=False) for n, p in pids.items()}
     w0 = time.monotonic()
 
     # Every source polled once (taken with its partition, kicked at
@@ -133,18 +120,17 @@ def test_thousand_idle_sources(wd):
               % (len(ids) - len(late), len(ids), time.monotonic() - t_first, INTERVAL))
 
     elapsed = time.monotonic() - w0
-    hz = os.sysconf("SC_CLK_TCK")
     cpu = {}
     for n, p in pids.items():
         try:
-            cpu[n] = "%.1f%%" % (100.0 * (cpu_ticks(p) - ticks0[n]) / hz / elapsed)
+            cpu[n] = "%.1f%%" % (100.0 * (cpu_s(p, gone_ok=False) - cpu0[n]) / elapsed)
         except OSError:
             cpu[n] = "restarted"
     h.log("CPU over %.0fs: %s" % (elapsed, ", ".join("%s %s" % kv for kv in sorted(cpu.items()))))
     mem = {}
     for n, p in sorted(pids.items()):
         try:
-            mem[n] = "RSS %.1f MB, peak %.1f MB" % tuple(x / 1024.0 for x in rss_kb(p))
+            mem[n] = "RSS %.1f MB, peak %.1f MB" % tuple(x / 1024.0 for x in mem_kb(p, gone_ok=False))
         except OSError:
             mem[n] = "restarted"
     h.log("memory: %s" % "; ".join("%s %s" % kv for kv in sorted(mem.items())))

@@ -179,6 +179,7 @@ struct dsource_q *deliverd_sources(void);
 void		  deliverd_sources_configure(void);
 void		  deliverd_sources_free(void);
 struct dsource	 *deliverd_source_find(const char *id);
+size_t		  deliverd_sources_owned(char ***out);
 void		  deliverd_source_wake(struct dsource *s, int64_t at);
 void		  deliverd_source_kick(struct dsource *s);
 void		  deliverd_source_idle(struct dsource *s);

@@ -696,27 +696,21 @@ static void
 dead_maybe_start(int64_t now)
 {
 	struct dead_job *dj;
-	struct dsource	*s;
-	size_t		 n = 0;
+	char	       **owned;
+	size_t		 n;
 
 	if (deliverd_conf()->dead_retention_ms <= 0 || dead_running ||
 	    now < dead_next)
 		return;
-	TAILQ_FOREACH (s, deliverd_sources(), entry)
-		if (s->lease.held && !s->zombie)
-			n++;
-	if (n == 0)
+	if ((n = deliverd_sources_owned(&owned)) == 0)
 		return; /* no lease yet: at the next tick */
 	dead_next = now +
 	    (deliverd_conf()->dead_retention_ms < PRUNE_DEAD_EVERY_MS ?
 		    deliverd_conf()->dead_retention_ms :
 		    PRUNE_DEAD_EVERY_MS);
 	dj = util_xcalloc(1, sizeof(*dj));
-	dj->owned = util_xcalloc(n, sizeof(*dj->owned));
-	TAILQ_FOREACH (s, deliverd_sources(), entry)
-		if (s->lease.held && !s->zombie)
-			dj->owned[dj->nowned++] = util_xstrdup(s->id);
-	qsort(dj->owned, dj->nowned, sizeof(*dj->owned), dead_cmp);
+	dj->owned = owned;
+	dj->nowned = n;
 	dj->cutoff = now - deliverd_conf()->dead_retention_ms;
 	if (worker_submit(dead_work, dead_done, dj) != 0) {
 		dead_done(dj);

@@ -171,6 +171,37 @@ deliverd_source_find(const char *id)
 	return dsource_find(&sources, id);
 }
 
+static int
+sources_id_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * The ids of the sources delivered here (leased, not being removed),
+ * sorted, into *out (the caller frees each and the array); their count.
+ */
+size_t
+deliverd_sources_owned(char ***out)
+{
+	struct dsource *s;
+	size_t		n = 0;
+
+	*out = NULL;
+	TAILQ_FOREACH (s, &sources, entry)
+		if (s->lease.held && !s->zombie)
+			n++;
+	if (n == 0)
+		return 0;
+	*out = util_xcalloc(n, sizeof(**out));
+	n = 0;
+	TAILQ_FOREACH (s, &sources, entry)
+		if (s->lease.held && !s->zombie)
+			(*out)[n++] = util_xstrdup(s->id);
+	qsort(*out, n, sizeof(**out), sources_id_cmp);
+	return n;
+}
+
 /* Arm s's timer for wall-clock time at (ms); 0 disarms. */
 void
 deliverd_source_wake(struct dsource *s, int64_t at)

@@ -23,6 +23,7 @@
 #include "apid/http.h"
 #include "apid/metrics.h"
 #include "apid/view.h"
+#include "apid/watermark.h"
 #include "lib/base/log.h"
 #include "lib/base/util.h"
 #include "lib/store/store.h"
@@ -430,24 +431,63 @@ metrics_stats(struct samples *s, mongoc_client_t *c)
  * paused, status, credentials and callback trouble, last fetch and
  * delivery times.
  */
+/* The watermark of each application of v that has one (watermark.h). */
+static void
+metrics_watermarks(struct samples *s, const struct view *v,
+    const struct wm_holds *h)
+{
+	bson_iter_t it, sub;
+	char	    src[80], app[80], labels[200];
+	int64_t	    now = util_now_ms();
+
+	if (!bson_iter_init_find(&it, v->src, "applications") ||
+	    !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &sub))
+		return;
+	metrics_escape(v->id, src, sizeof(src));
+	while (bson_iter_next(&sub)) {
+		struct wm m;
+
+		if (!BSON_ITER_HOLDS_UTF8(&sub))
+			continue;
+		m = wm_of(v, bson_iter_utf8(&sub, NULL), h);
+		if (m.through_ms <= 0)
+			continue;
+		metrics_escape(bson_iter_utf8(&sub, NULL), app, sizeof(app));
+		snprintf(labels, sizeof(labels),
+		    "source=\"%s\",application=\"%s\"", src, app);
+		samples_gauge(s, "auditrelay_watermark_timestamp_seconds",
+		    "Every event up to this time has been delivered, as far "
+		    "as the re-reads can know.",
+		    labels, (double)m.through_ms / 1000.0);
+		samples_gauge(s, "auditrelay_watermark_behind_seconds",
+		    "How far the watermark is behind real time.", labels,
+		    (double)(now - m.through_ms) / 1000.0);
+	}
+}
+
 static int
 metrics_sources(struct samples *s, mongoc_client_t *c)
 {
 	struct views	   vs;
+	struct wm_holds	   holds;
 	const struct view *v;
 	char		   src[80], labels[200], err[256];
 	size_t		   i, j;
 	int64_t		   npaused = 0;
 	int		   rc;
+	bool		   holds_ok;
 
 	if ((rc = views_load(c, NULL, 0, &vs, err, sizeof(err))) != 0) {
 		views_clear(&vs);
 		return rc;
 	}
+	/* After the states (watermark.h); without them, no watermark. */
+	holds_ok = wm_holds_load(c, NULL, &holds, err, sizeof(err)) == 0;
 	for (i = 0; i < vs.n; i++) {
 		v = &vs.v[i];
 		if (v->paused)
 			npaused++;
+		metrics_watermarks(s, v, holds_ok ? &holds : NULL);
 		metrics_escape(v->id, src, sizeof(src));
 		snprintf(labels, sizeof(labels), "source=\"%s\"", src);
 		samples_gauge(s, "auditrelay_source_fetch_interval_seconds",
@@ -497,6 +537,7 @@ metrics_sources(struct samples *s, mongoc_client_t *c)
 	samples_gauge(s, "auditrelay_sources_paused", "Sources paused.", "",
 	    (double)npaused);
 	views_clear(&vs);
+	wm_holds_free(&holds);
 	return 0;
 }
 

@@ -30,6 +30,7 @@
 #include "apid/sources.h"
 #include "apid/validate.h"
 #include "apid/view.h"
+#include "apid/watermark.h"
 #include "lib/base/json.h"
 #include "lib/base/log.h"
 #include "lib/base/util.h"
@@ -200,16 +201,26 @@ src_append_strv(bson_t *doc, const char *key, char *const *v, size_t n)
 static void
 src_reply_view(struct areq *a, int code, const bson_t *doc, const char *secret)
 {
-	struct jsonw *w = jsonw_new();
-	struct view   v;
-	char	      err[256];
+	struct jsonw   *w = jsonw_new();
+	struct view	v;
+	struct wm_holds holds;
+	char		err[256];
+	bool		ok;
 
 	if (w == NULL)
 		fatal("out of memory");
 	if (view_of_doc(doc, &v, err, sizeof(err)) != 0)
 		http_store_result(a, false, err);
+	/* After the states (watermark.h); without the holds, none. */
+	memset(&holds, 0, sizeof(holds));
+	ok = v.id != NULL &&
+	    wm_holds_load(NULL, v.id, &holds, err, sizeof(err)) == 0;
+	if (v.id != NULL && !ok)
+		http_store_result(a, false, err);
 	jsonw_obj_open(w);
 	view_json(w, &v);
+	wm_json(w, &v, ok ? &holds : NULL);
+	wm_holds_free(&holds);
 	if (secret != NULL)
 		jsonw_kv_str(w, "webhookSecret", secret);
 	jsonw_obj_close(w);

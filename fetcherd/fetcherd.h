@@ -134,6 +134,14 @@ struct fjob {
 	struct reread	  *rr;
 	size_t		   nrr;
 	struct fetch_stats stats;
+	/*
+	 * The fetch side of the watermark (docs/WATERMARK.md): every event
+	 * with id.time before final_ms is read for the last time (no poll
+	 * overlap, no re-read reaches it again), those from covered_ms on
+	 * are all stored. 0: not yet. Never moves backwards.
+	 */
+	int64_t covered_ms; /* the first run's start */
+	int64_t final_ms;
 
 	/* The run in progress. */
 	bool		  main_done;
@@ -284,6 +292,7 @@ void window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc);
 void window_docs(struct fjob *j, bson_t **cursor, bson_t **stats);
 bool window_next(struct fjob *j);
 bool window_close(struct fjob *j);
+bool window_final(struct fjob *j);
 void window_count(struct fjob *j, struct norm_log *logs, size_t n,
     const bool *dup, int64_t seen);
 

@@ -204,6 +204,8 @@ driver_window_done(struct fjob *j)
 	bool force;
 
 	force = window_close(j);
+	if (window_final(j))
+		j->src->state_dirty = true; /* fetchedThrough, in 30 s */
 	driver_abort(j);
 	driver_save_start(j, force);
 }

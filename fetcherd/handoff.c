@@ -403,15 +403,21 @@ handoff_build(struct handoff *h, const struct hchunk *c, const char *bid,
 	bson_t		      ids, att;
 	char		      wid[48], k[16];
 	const char	     *kp;
-	int64_t		      now = util_now_ms(), nlogs = 0;
+	int64_t		      now = util_now_ms(), nlogs = 0, tmin = 0;
 	size_t		      i;
 
 	if (batch_body_begin(&body, h->sid, bid) != 0)
 		fatal("out of memory");
 	for (i = c->from; i < c->to; i++)
-		if (!h->dup[i])
+		if (!h->dup[i]) {
 			batch_body_add(&body, h->logs[i].json,
 			    h->logs[i].json_len);
+			/* An event of unknown time holds the watermark. */
+			if (tmin == 0 || h->logs[i].time_ms < tmin)
+				tmin = h->logs[i].time_ms > 0 ?
+				    h->logs[i].time_ms :
+				    1;
+		}
 	if (batch_body_end(&body) != 0)
 		fatal("out of memory");
 	batch_webhook_id(bid, wid);
@@ -435,6 +441,7 @@ handoff_build(struct handoff *h, const struct hchunk *c, const char *bid,
 	BSON_APPEND_UTF8(meta, "kind", "logs");
 	BSON_APPEND_UTF8(meta, "app", h->app);
 	BSON_APPEND_INT64(meta, "nLogs", nlogs);
+	BSON_APPEND_INT64(meta, "minTime", tmin); /* the oldest event */
 	BSON_APPEND_INT64(meta, "bytes", (int64_t)body.len);
 	BSON_APPEND_UTF8(meta, "webhookId", wid);
 	BSON_APPEND_UTF8(meta, "bodyColl", h->body_coll);

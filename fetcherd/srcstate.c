@@ -137,6 +137,30 @@ src_flush_done(struct handoff *h)
 }
 
 /*
+ * fetchedThrough {app: ms}: the fetch side of each application's
+ * watermark (window_final), for apid; coveredFrom {app: ms} with it.
+ */
+static void
+src_append_final(struct fsrc *s, bson_t *doc)
+{
+	bson_t f, c;
+	size_t i;
+
+	bson_append_document_begin(doc, "fetchedThrough", -1, &f);
+	for (i = 0; i < s->njobs; i++)
+		if (s->jobs[i]->final_ms > 0)
+			BSON_APPEND_INT64(&f, s->jobs[i]->app,
+			    s->jobs[i]->final_ms);
+	bson_append_document_end(doc, &f);
+	bson_append_document_begin(doc, "coveredFrom", -1, &c);
+	for (i = 0; i < s->njobs; i++)
+		if (s->jobs[i]->final_ms > 0)
+			BSON_APPEND_INT64(&c, s->jobs[i]->app,
+			    s->jobs[i]->covered_ms);
+	bson_append_document_end(doc, &c);
+}
+
+/*
  * Write source_state "<id>:fetch" when it changed (under the lease), on
  * the worker. A new lastFetchAt alone is written at most every
  * SCHED_STATE_EVERY_MS: a poll that found nothing writes nothing.
@@ -168,6 +192,7 @@ src_flush_state(struct fsrc *s)
 		BSON_APPEND_UTF8(doc, "lastError", s->last_error);
 	else
 		BSON_APPEND_NULL(doc, "lastError");
+	src_append_final(s, doc);
 	BSON_APPEND_INT64(doc, "credentialsVersion", s->creds_version);
 	BSON_APPEND_INT64(doc, "epoch", s->lease.epoch);
 	BSON_APPEND_INT64(doc, "updatedAt", util_now_ms());
@@ -193,6 +218,7 @@ static void
 src_state_apply(struct fsrc *s, const bson_t *doc)
 {
 	const char *st, *le;
+	size_t	    i;
 
 	s->state_loaded = true;
 	s->state_dirty = true; /* the new epoch */
@@ -207,6 +233,19 @@ src_state_apply(struct fsrc *s, const bson_t *doc)
 	if (le != NULL)
 		util_strlcpy(s->last_error, le, sizeof(s->last_error));
 	s->last_fetch_at = store_bson_int(doc, "lastFetchAt", 0);
+	for (i = 0; i < s->njobs; i++) {
+		struct fjob *j = s->jobs[i];
+		char	     key[96];
+		int64_t	     v;
+
+		/* The watermark never moves back, whichever doc is newer. */
+		snprintf(key, sizeof(key), "fetchedThrough.%s", j->app);
+		if ((v = store_bson_int(doc, key, 0)) > j->final_ms)
+			j->final_ms = v;
+		snprintf(key, sizeof(key), "coveredFrom.%s", j->app);
+		if (j->covered_ms == 0)
+			j->covered_ms = store_bson_int(doc, key, 0);
+	}
 }
 
 /*

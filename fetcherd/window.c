@@ -43,13 +43,18 @@ window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc)
 {
 	bson_t	    sub;
 	bson_iter_t it, a;
-	int64_t	    now = util_now_ms(), lb;
+	int64_t	    now = util_now_ms(), lb, fin;
 
 	free(j->rr);
 	j->rr = NULL;
 	j->nrr = 0;
 	if (cdoc != NULL) {
 		j->cursor = store_bson_int(cdoc, "cursor", 0);
+		/* A cursor of an older version: covered from here on. */
+		j->covered_ms = store_bson_int(cdoc, "coveredFrom", j->cursor);
+		fin = store_bson_int(cdoc, "finalThrough", 0);
+		if (fin > j->final_ms)
+			j->final_ms = fin;
 		if (bson_iter_init_find(&it, cdoc, "rereads") &&
 		    BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &a)) {
 			while (bson_iter_next(&a)) {
@@ -85,6 +90,7 @@ window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc)
 			lb = (FETCH_RETENTION_MS - FETCH_RETENTION_MARGIN_MS) /
 			    1000;
 		j->cursor = now - lb * 1000;
+		j->covered_ms = j->cursor;
 		log_info("source=%s app=%s first run, starting %llds ago",
 		    j->src->id, j->app, (long long)lb);
 	}
@@ -150,6 +156,8 @@ window_docs(struct fjob *j, bson_t **cursor, bson_t **stats)
 	BSON_APPEND_UTF8(&doc, "sourceId", j->src->id);
 	BSON_APPEND_UTF8(&doc, "app", j->app);
 	BSON_APPEND_INT64(&doc, "cursor", j->cursor);
+	BSON_APPEND_INT64(&doc, "coveredFrom", j->covered_ms);
+	BSON_APPEND_INT64(&doc, "finalThrough", j->final_ms);
 	bson_append_array_begin(&doc, "rereads", -1, &a);
 	for (i = 0; i < j->nrr; i++) {
 		bson_uint32_to_string((uint32_t)i, &kp, k, sizeof(k));
@@ -198,6 +206,29 @@ window_docs(struct fjob *j, bson_t **cursor, bson_t **stats)
 	BSON_APPEND_INT64(&doc, "updatedAt", now);
 	*stats = bson_copy(&doc);
 	bson_destroy(&doc);
+}
+
+/*
+ * Move j's final_ms: the oldest time any read of j may still reach is
+ * the start of the oldest re-read window left, or the cursor less the
+ * poll overlap (every poll reads it again). Before that, what is stored
+ * is all auditrelay will ever read. True when it moved.
+ */
+bool
+window_final(struct fjob *j)
+{
+	int64_t f = j->cursor - fconf.overlap_ms;
+	size_t	i;
+
+	if (j->cursor <= 0 || j->covered_ms <= 0)
+		return false;
+	for (i = 0; i < j->nrr; i++)
+		if (j->rr[i].start < f)
+			f = j->rr[i].start;
+	if (f <= j->covered_ms || f <= j->final_ms)
+		return false;
+	j->final_ms = f;
+	return true;
 }
 
 /* Merge neighbouring re-read windows that share their age step. */

@@ -220,6 +220,7 @@ src_reply_view(struct areq *a, int code, const bson_t *doc, const char *secret)
 	jsonw_obj_open(w);
 	view_json(w, &v);
 	wm_json(w, &v, ok ? &holds : NULL);
+	wm_rereads_json(w, &v);
 	wm_holds_free(&holds);
 	if (secret != NULL)
 		jsonw_kv_str(w, "webhookSecret", secret);

@@ -172,3 +172,57 @@ wm_json(struct jsonw *w, const struct view *v, const struct wm_holds *h)
 	}
 	jsonw_obj_close(w);
 }
+
+/* Write int array member key of doc as JSON member name (absent: []). */
+static void
+wm_json_ints(struct jsonw *w, const char *name, const bson_t *doc,
+    const char *key)
+{
+	bson_iter_t it, a;
+
+	jsonw_key(w, name);
+	jsonw_arr_open(w);
+	if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_ARRAY(&it) &&
+	    bson_iter_recurse(&it, &a))
+		while (bson_iter_next(&a))
+			if (BSON_ITER_HOLDS_NUMBER(&a))
+				jsonw_int(w, bson_iter_as_int64(&a));
+	jsonw_arr_close(w);
+}
+
+void
+wm_rereads_json(struct jsonw *w, const struct view *v)
+{
+	bson_iter_t it, apps;
+
+	jsonw_key(w, "rereads");
+	jsonw_obj_open(w);
+	if (v->fetch != NULL && bson_iter_init_find(&it, v->fetch, "rereads") &&
+	    BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &apps)) {
+		while (bson_iter_next(&apps)) {
+			const uint8_t *data;
+			uint32_t       len;
+			bson_t	       d;
+
+			if (!BSON_ITER_HOLDS_DOCUMENT(&apps))
+				continue;
+			bson_iter_document(&apps, &len, &data);
+			if (!bson_init_static(&d, data, len))
+				continue;
+			jsonw_key(w, bson_iter_key(&apps));
+			jsonw_obj_open(w);
+			jsonw_kv_str(w, "mode",
+			    store_bson_bool(&d, "tuned", false) ? "tuned" :
+								  "fixed");
+			wm_json_ints(w, "agesSeconds", &d, "agesS");
+			wm_json_ints(w, "lateFoundByAge", &d, "lateByAge");
+			wm_json_ints(w, "rereadsByAge", &d, "doneByAge");
+			jsonw_kv_int(w, "lagP999Seconds",
+			    store_bson_int(&d, "lagP999S", 0));
+			jsonw_kv_int(w, "eventsSeen",
+			    store_bson_int(&d, "events", 0));
+			jsonw_obj_close(w);
+		}
+	}
+	jsonw_obj_close(w);
+}

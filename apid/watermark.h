@@ -60,5 +60,12 @@ struct wm wm_of(const struct view *v, const char *app,
  * application of v (through and behindSeconds null while none).
  */
 void wm_json(struct jsonw *w, const struct view *v, const struct wm_holds *h);
+/*
+ * Member "rereads": {app: {mode, agesSeconds, lateFoundByAge,
+ * rereadsByAge, lagP999Seconds, eventsSeen}}: the re-read ages each
+ * application uses (fetch_reread_ages auto: tuned) and their evidence,
+ * from the fetch state of v.
+ */
+void wm_rereads_json(struct jsonw *w, const struct view *v);
 
 #endif

@@ -97,7 +97,8 @@ static int
 deliverd_settings(const struct config *cfg, char *err, size_t errlen)
 {
 	int64_t ages[16], maxage = 0;
-	int	n, i;
+	int	n, i, nbase;
+	bool	tuned;
 
 	n = config_int_list(config_str(cfg, CONF_DELIVERY_RETRY_SCHEDULE),
 	    D.sched, DELIVER_SCHEDULE_MAX);
@@ -125,8 +126,8 @@ deliverd_settings(const struct config *cfg, char *err, size_t errlen)
 	D.rescan_ms = config_int(cfg, CONF_RESCAN_INTERVAL) * 1000;
 	D.allow_private = config_bool(cfg,
 	    CONF_DELIVERY_ALLOW_PRIVATE_NETWORKS);
-	n = config_int_list(config_str(cfg, CONF_FETCH_REREAD_AGES), ages,
-	    (int)nitems(ages));
+	n = config_reread_ladder(config_str(cfg, CONF_FETCH_REREAD_AGES), ages,
+	    (int)nitems(ages), &nbase, &tuned);
 	for (i = 0; i < n; i++)
 		if (ages[i] > maxage)
 			maxage = ages[i];

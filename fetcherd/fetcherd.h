@@ -24,7 +24,9 @@
 #include "lib/ipc/ipc.h"
 #include "lib/store/lease.h"
 
-#define FETCH_MAX_AGES		  8
+#define FETCH_MAX_AGES 8
+/* Re-reads at an age that found nothing before a tuned ladder drops it. */
+#define FETCH_TUNE_EVIDENCE	  100
 #define FETCH_MAX_PAGES		  5000 /* per window */
 #define FETCH_MAX_EMPTY_PAGES	  3    /* empty pages with a token in a row */
 #define FETCH_OVERLAP_SPREAD	  10   /* the overlap read every 1/10 of it */
@@ -52,8 +54,15 @@
 /* Settings from the configuration. */
 struct fetch_conf {
 	int64_t overlap_ms;
+	/*
+	 * The re-read ladder (config_reread_ladder): nages ages, the
+	 * first nbase given; tuned: each job uses a prefix of it that
+	 * window.c chooses from what its re-reads find (fjob.nages).
+	 */
 	int64_t ages_s[FETCH_MAX_AGES];
 	int	nages;
+	int	nbase;
+	bool	tuned;
 	int64_t lookback_s;
 	int	max_conc;
 	int	client_conc;
@@ -142,6 +151,7 @@ struct fjob {
 	 */
 	int64_t covered_ms; /* the first run's start */
 	int64_t final_ms;
+	int	nages; /* re-read ages in use: fconf.ages_s[0..nages) */
 
 	/* The run in progress. */
 	bool		  main_done;
@@ -288,13 +298,14 @@ void sched_report(struct fjob *j, enum fetch_result r,
 
 /* window.c */
 struct norm_log;
-void window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc);
-void window_docs(struct fjob *j, bson_t **cursor, bson_t **stats);
-bool window_next(struct fjob *j);
-bool window_close(struct fjob *j);
-bool window_final(struct fjob *j);
-void window_count(struct fjob *j, struct norm_log *logs, size_t n,
-    const bool *dup, int64_t seen);
+void	window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc);
+void	window_docs(struct fjob *j, bson_t **cursor, bson_t **stats);
+bool	window_next(struct fjob *j);
+bool	window_close(struct fjob *j);
+bool	window_final(struct fjob *j);
+int64_t window_lag_p999(const struct fetch_stats *s);
+void	window_count(struct fjob *j, struct norm_log *logs, size_t n,
+       const bool *dup, int64_t seen);
 
 /* google_driver.c */
 void driver_step(struct fjob *j);

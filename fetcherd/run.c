@@ -52,7 +52,7 @@ fetcherd_prune_cb(evutil_socket_t fd, short what, void *arg)
 	if (!child_store_ready() || !store_healthy(child_store()))
 		return;
 	horizon = fconf.overlap_ms + 86400000LL;
-	if (fconf.nages > 0)
+	if (fconf.nages > 0) /* the whole ladder: a tuned job may grow */
 		horizon += fconf.ages_s[fconf.nages - 1] * 1000;
 	h = handoff_new(HANDOFF_PRUNE, "", NULL);
 	h->keep_after_ms = util_now_ms() - horizon;

@@ -62,12 +62,12 @@ sched_configure(const struct config *cfg, bool initial, char *err,
 
 	memset(&nc, 0, sizeof(nc));
 	nc.overlap_ms = config_int(cfg, CONF_FETCH_OVERLAP) * 1000;
-	n = config_int_list(config_str(cfg, CONF_FETCH_REREAD_AGES), nc.ages_s,
-	    FETCH_MAX_AGES);
+	n = config_reread_ladder(config_str(cfg, CONF_FETCH_REREAD_AGES),
+	    nc.ages_s, FETCH_MAX_AGES, &nc.nbase, &nc.tuned);
 	if (n < 0) {
 		snprintf(err, errlen,
-		    "fetch_reread_ages: expected at most %d "
-		    "comma-separated seconds",
+		    "fetch_reread_ages: expected auto, auto:A,B,... or at "
+		    "most %d comma-separated seconds",
 		    FETCH_MAX_AGES);
 		return -EINVAL;
 	}
@@ -123,9 +123,10 @@ sched_configure(const struct config *cfg, bool initial, char *err,
 	if (parts != NULL)
 		partition_set_reconfigure(parts, fconf.lease_ttl_ms,
 		    fconf.lease_renew_ms);
-	log_info("fetch settings: overlap %llds, %d re-read ages, lookback "
-		 "%llds, concurrency %d (per client %d) instance=%s",
-	    (long long)fconf.overlap_ms / 1000, fconf.nages,
+	log_info("fetch settings: overlap %llds, %d re-read ages (%s), "
+		 "lookback %llds, concurrency %d (per client %d) instance=%s",
+	    (long long)fconf.overlap_ms / 1000, fconf.nbase,
+	    fconf.tuned ? "tuned per application, up to 2 more" : "fixed",
 	    (long long)fconf.lookback_s, fconf.max_conc, fconf.client_conc,
 	    fconf.instance);
 	if (started)

@@ -136,6 +136,54 @@ src_flush_done(struct handoff *h)
 	handoff_free(h);
 }
 
+static void
+src_append_i64s(bson_t *doc, const char *key, const int64_t *v, int n)
+{
+	bson_t	    a;
+	char	    k[16];
+	const char *kp;
+	int	    i;
+
+	bson_append_array_begin(doc, key, -1, &a);
+	for (i = 0; i < n; i++) {
+		bson_uint32_to_string((uint32_t)i, &kp, k, sizeof(k));
+		bson_append_int64(&a, kp, -1, v[i]);
+	}
+	bson_append_array_end(doc, &a);
+}
+
+/*
+ * rereads {app: {agesS, tuned, lateByAge, doneByAge, lagP999S, events}}:
+ * the re-read ages each application uses and the evidence they were
+ * chosen on (window.c, window_tune), for the API.
+ */
+static void
+src_append_rereads(struct fsrc *s, bson_t *doc)
+{
+	bson_t r, a;
+	size_t i;
+
+	bson_append_document_begin(doc, "rereads", -1, &r);
+	for (i = 0; i < s->njobs; i++) {
+		struct fjob *j = s->jobs[i];
+
+		if (!j->loaded)
+			continue;
+		bson_append_document_begin(&r, j->app, -1, &a);
+		src_append_i64s(&a, "agesS", fconf.ages_s, j->nages);
+		BSON_APPEND_BOOL(&a, "tuned", fconf.tuned);
+		src_append_i64s(&a, "lateByAge", j->stats.late_rereads,
+		    fconf.nages);
+		src_append_i64s(&a, "doneByAge", j->stats.rereads_done,
+		    fconf.nages);
+		BSON_APPEND_INT64(&a, "lagP999S",
+		    window_lag_p999(&j->stats) / 1000);
+		BSON_APPEND_INT64(&a, "events", j->stats.lag_count);
+		bson_append_document_end(&r, &a);
+	}
+	bson_append_document_end(doc, &r);
+}
+
 /*
  * fetchedThrough {app: ms}: the fetch side of each application's
  * watermark (window_final), for apid; coveredFrom {app: ms} with it.
@@ -158,6 +206,7 @@ src_append_final(struct fsrc *s, bson_t *doc)
 			BSON_APPEND_INT64(&c, s->jobs[i]->app,
 			    s->jobs[i]->covered_ms);
 	bson_append_document_end(doc, &c);
+	src_append_rereads(s, doc);
 }
 
 /*

@@ -37,6 +37,23 @@ window_int_array(const bson_t *doc, const char *key, int64_t *out, int max)
 	return n;
 }
 
+/*
+ * How many re-read ages j uses after a load: fixed, every one; tuned,
+ * what its cursor says (cdoc NULL: none yet), else the ages given and
+ * one more, a sentinel that shows whether the tail goes further.
+ */
+static int
+window_ages_start(const bson_t *cdoc)
+{
+	int64_t n = cdoc != NULL ? store_bson_int(cdoc, "agesInUse", 0) : 0;
+
+	if (!fconf.tuned)
+		return fconf.nages;
+	if (n >= 1 && n <= fconf.nages)
+		return (int)n;
+	return fconf.nbase < fconf.nages ? fconf.nbase + 1 : fconf.nages;
+}
+
 /* The cursor and stats documents of j (NULL: none yet): take them in. */
 void
 window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc)
@@ -48,6 +65,7 @@ window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc)
 	free(j->rr);
 	j->rr = NULL;
 	j->nrr = 0;
+	j->nages = window_ages_start(cdoc);
 	if (cdoc != NULL) {
 		j->cursor = store_bson_int(cdoc, "cursor", 0);
 		/* A cursor of an older version: covered from here on. */
@@ -78,7 +96,7 @@ window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc)
 				    "closedAt", 0);
 				nr[j->nrr].next = (int)store_bson_int(&sub,
 				    "next", 0);
-				if (nr[j->nrr].next < fconf.nages &&
+				if (nr[j->nrr].next < j->nages &&
 				    nr[j->nrr].end > nr[j->nrr].start)
 					j->nrr++;
 			}
@@ -158,6 +176,7 @@ window_docs(struct fjob *j, bson_t **cursor, bson_t **stats)
 	BSON_APPEND_INT64(&doc, "cursor", j->cursor);
 	BSON_APPEND_INT64(&doc, "coveredFrom", j->covered_ms);
 	BSON_APPEND_INT64(&doc, "finalThrough", j->final_ms);
+	BSON_APPEND_INT32(&doc, "agesInUse", j->nages);
 	bson_append_array_begin(&doc, "rereads", -1, &a);
 	for (i = 0; i < j->nrr; i++) {
 		bson_uint32_to_string((uint32_t)i, &kp, k, sizeof(k));
@@ -198,6 +217,8 @@ window_docs(struct fjob *j, bson_t **cursor, bson_t **stats)
 	for (i = 0; i < (size_t)n; i++)
 		ages[i] = fconf.ages_s[i];
 	window_append_array(&doc, "rereadAgesS", ages, n);
+	BSON_APPEND_INT32(&doc, "rereadAgesInUse", j->nages);
+	BSON_APPEND_BOOL(&doc, "rereadTuned", fconf.tuned);
 	window_append_array(&doc, "lateRereads", s->late_rereads, n);
 	window_append_array(&doc, "rereadsDone", s->rereads_done, n);
 	BSON_APPEND_INT64(&doc, "rereadsPending", (int64_t)j->nrr);
@@ -271,7 +292,7 @@ window_rr_add(struct fjob *j, int64_t start, int64_t end, int64_t now)
 {
 	struct reread *nr;
 
-	if (fconf.nages == 0 || end <= start)
+	if (j->nages == 0 || end <= start)
 		return;
 	if ((nr = realloc(j->rr, (j->nrr + 1) * sizeof(*nr))) == NULL)
 		fatal("out of memory");
@@ -356,7 +377,7 @@ window_next(struct fjob *j)
 	for (i = 0; i < j->nrr;) {
 		struct reread *r = &j->rr[i];
 
-		if (r->next >= fconf.nages || r->end <= floor_ms) {
+		if (r->next >= j->nages || r->end <= floor_ms) {
 			memmove(r, r + 1, (j->nrr - i - 1) * sizeof(*r));
 			j->nrr--;
 			continue;
@@ -420,6 +441,83 @@ window_count(struct fjob *j, struct norm_log *logs, size_t n, const bool *dup,
 	}
 }
 
+/* Upper bound (ms) of the lag that 99.9 % of j's events stayed under. */
+int64_t
+window_lag_p999(const struct fetch_stats *s)
+{
+	int64_t acc = 0, want = s->lag_count - s->lag_count / 1000;
+	int	b;
+
+	for (b = 0; b < FETCH_LAG_BUCKETS - 1; b++) {
+		acc += s->lag_buckets[b];
+		if (acc >= want)
+			return lag_bounds[b];
+	}
+	return s->lag_max_ms;
+}
+
+/*
+ * Tune j's re-read ages after a re-read (fetch_reread_ages auto): the
+ * last age in use is a sentinel that should find nothing. When it finds
+ * new events the tail goes further: one more age (a doubling). When the
+ * ages past the last one that ever found a late event (and one sentinel
+ * past it) have each been read FETCH_TUNE_EVIDENCE times for nothing,
+ * and twice the lag 99.9 % of events stayed under is within what is
+ * left, they go: fewer Google calls, a watermark closer to real time.
+ */
+static void
+window_tune(struct fjob *j)
+{
+	struct fetch_stats *s = &j->stats;
+	int		    k, last = -1, want;
+
+	if (!fconf.tuned)
+		return;
+	if (j->rr_age == j->nages - 1 && j->win_new > 0) {
+		if (j->nages < fconf.nages) {
+			j->nages++;
+			log_notice(
+			    "source=%s app=%s the last re-read (at %llds) "
+			    "found %lld new events: re-reading at %llds "
+			    "too",
+			    j->src->id, j->app,
+			    (long long)fconf.ages_s[j->nages - 2],
+			    (long long)j->win_new,
+			    (long long)fconf.ages_s[j->nages - 1]);
+		} else
+			log_warn("source=%s app=%s the last re-read (at %llds) "
+				 "still finds new events (%lld); no longer age "
+				 "is allowed (fetch_reread_ages)",
+			    j->src->id, j->app,
+			    (long long)fconf.ages_s[j->nages - 1],
+			    (long long)j->win_new);
+		return;
+	}
+	for (k = 0; k < j->nages; k++)
+		if (s->late_rereads[k] > 0)
+			last = k;
+	want = last + 2;
+	if (want < 1)
+		want = 1;
+	if (s->lag_count < FETCH_TUNE_EVIDENCE * 10)
+		return;
+	while (want < j->nages &&
+	    fconf.ages_s[want - 1] * 1000 < 2 * window_lag_p999(s))
+		want++;
+	if (want >= j->nages)
+		return;
+	for (k = want; k < j->nages; k++)
+		if (s->rereads_done[k] < FETCH_TUNE_EVIDENCE)
+			return;
+	log_notice("source=%s app=%s re-reads past %llds found nothing in %lld "
+		   "windows (99.9 %% of %lld events seen within %llds): "
+		   "dropping %d longer ages",
+	    j->src->id, j->app, (long long)fconf.ages_s[want - 1],
+	    (long long)s->rereads_done[j->nages - 1], (long long)s->lag_count,
+	    (long long)window_lag_p999(s) / 1000, j->nages - want);
+	j->nages = want;
+}
+
 /*
  * The window of j was read completely: move the cursor or the re-read
  * step. True when the change is worth a write even if nothing new came.
@@ -439,9 +537,9 @@ window_close(struct fjob *j)
 		 * into it is worth reading again (a back-fill of old days
 		 * is not).
 		 */
-		if (fconf.nages > 0 &&
-		    from < now - 2 * fconf.ages_s[fconf.nages - 1] * 1000)
-			from = now - 2 * fconf.ages_s[fconf.nages - 1] * 1000;
+		if (j->nages > 0 &&
+		    from < now - 2 * fconf.ages_s[j->nages - 1] * 1000)
+			from = now - 2 * fconf.ages_s[j->nages - 1] * 1000;
 		j->cursor = j->w_end;
 		window_rr_add(j, from, j->w_end, now);
 		if (j->recent != NULL)
@@ -453,8 +551,9 @@ window_close(struct fjob *j)
 		j->stats.rereads_done[j->rr_age]++;
 		r->next++;
 		force = true; /* a re-read step is worth keeping */
+		window_tune(j);
 		/* read again later relative to when it was last read */
-		if (r->next >= fconf.nages) {
+		if (r->next >= j->nages) {
 			memmove(r, r + 1,
 			    (j->nrr - j->rr_idx - 1) * sizeof(*r));
 			j->nrr--;

@@ -58,9 +58,10 @@ static const struct config_def config_table[CONF__COUNT] = {
 	[CONF_FETCH_OVERLAP] = { "fetch_overlap", CONFIG_INT, "600", 0, 86400,
 	    false,
 	    "seconds re-read before the cursor (whole every tenth of it)" },
-	[CONF_FETCH_REREAD_AGES] = { "fetch_reread_ages", CONFIG_STRING,
-	    "3600,21600,86400,259200", 0, 0, false,
-	    "ages (s) at which closed windows are read again" },
+	[CONF_FETCH_REREAD_AGES] = { "fetch_reread_ages", CONFIG_STRING, "auto",
+	    0, 0, false,
+	    "ages (s) at which closed windows are read again: auto, "
+	    "auto:A,B,... (tuned per application) or A,B,... (fixed)" },
 	[CONF_FETCH_INITIAL_LOOKBACK] = { "fetch_initial_lookback", CONFIG_INT,
 	    "3600", 0, 15552000, false, "first poll starts this long ago (s)" },
 	[CONF_FETCH_MAX_CONCURRENCY] = { "fetch_max_concurrency", CONFIG_INT,
@@ -461,9 +462,17 @@ config_check(const struct config *c, char *err, size_t errlen)
 						     CONF_LEASE_TTL,
 		    err, errlen,
 		    "lease_renew must be at most half of lease_ttl");
-	if (config_int_list(c->val[CONF_FETCH_REREAD_AGES], sched, 32) < 0)
-		return config_check_fail(c, CONF_FETCH_REREAD_AGES, err, errlen,
-		    "expected a comma-separated list of seconds");
+	{
+		int  nb;
+		bool tuned;
+
+		if (config_reread_ladder(c->val[CONF_FETCH_REREAD_AGES], sched,
+			8, &nb, &tuned) < 0)
+			return config_check_fail(c, CONF_FETCH_REREAD_AGES, err,
+			    errlen,
+			    "expected auto, auto:A,B,... or a comma-separated "
+			    "list of at most 8 seconds");
+	}
 	if (config_int_list(c->val[CONF_DELIVERY_RETRY_SCHEDULE], sched, 32) <=
 	    0)
 		return config_check_fail(c, CONF_DELIVERY_RETRY_SCHEDULE, err,
@@ -495,6 +504,34 @@ bool
 config_bool(const struct config *c, int key)
 {
 	return c->val[key] != NULL && strcmp(c->val[key], "1") == 0;
+}
+
+#define CONFIG_REREAD_DEFAULT "3600,21600,86400,259200"
+
+int
+config_reread_ladder(const char *s, int64_t *ages, int max, int *nbase,
+    bool *tuned)
+{
+	int n;
+
+	*tuned = strncmp(s, "auto", 4) == 0;
+	if (*tuned) {
+		if (s[4] == '\0')
+			s = CONFIG_REREAD_DEFAULT;
+		else if (s[4] == ':')
+			s += 5;
+		else
+			return -EINVAL;
+	}
+	if ((n = config_int_list(s, ages, max)) < 0 || (*tuned && n == 0))
+		return -EINVAL;
+	*nbase = n;
+	while (*tuned && n > 0 && n < max && n < *nbase + CONFIG_REREAD_EXTRA &&
+	    ages[n - 1] * 2 <= CONFIG_REREAD_MAX_S) {
+		ages[n] = ages[n - 1] * 2;
+		n++;
+	}
+	return n;
 }
 
 int

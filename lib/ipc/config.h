@@ -127,4 +127,20 @@ bool	    config_bool(const struct config *c, int key);
  */
 int config_int_list(const char *s, int64_t *out, int max);
 
+/* Re-read ages a tuned ladder may add past the given ones (doublings). */
+#define CONFIG_REREAD_EXTRA 2
+/* Google keeps 180 days; no re-read age goes past this (s). */
+#define CONFIG_REREAD_MAX_S (180LL * 86400 - 3600)
+/*
+ * The re-read ladder of fetch_reread_ages into ages[max]: "auto" (the
+ * default ages, tuned), "auto:A,B,..." (those ages, tuned) or "A,B,..."
+ * (fixed). A tuned ladder is the ages given then up to
+ * CONFIG_REREAD_EXTRA doublings of the last (at most CONFIG_REREAD_MAX_S);
+ * *nbase says how many were given, *tuned which form. Returns the count
+ * or -EINVAL. Every horizon that must outlive a re-read (the seen ids,
+ * what removed sources left) uses the last age of the whole ladder.
+ */
+int config_reread_ladder(const char *s, int64_t *ages, int max, int *nbase,
+    bool *tuned);
+
 #endif

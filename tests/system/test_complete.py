@@ -91,9 +91,65 @@ def test_watermark_never_passes_a_later_delivery(wd):
               (app, len(behind), behind[len(behind) // 2], behind[int(len(behind) * 0.99)], late))
 
 
+def test_tuned_rereads_catch_a_tail_the_fixed_ages_miss(wd):
+    # 1 real second = 3600 simulated: an event published 24 h late shows
+    # after 24 s. Two instances read the same tenant side by side: fixed
+    # ages 4, 8, 16 s and the same ages tuned (a 32 s sentinel, then 64 s).
+    sim = h.Sim(wd, ["--time-scale", "3600"])
+    key, admin = h.sim_tenant(sim, "C01tune", apps=("drive",), rate=5,
+                              lag={"minSeconds": 0, "meanSeconds": 1, "tailProbability": 0})
+    runs = {}
+    for mode, ages in (("tuned", "auto:4,8,16"), ("fixed", "4,8,16")):
+        store = h.Store(wd, name="store-" + mode)
+        cfg = dict(CFG, fetch_reread_ages=ages)
+        ar = h.Auditrelay(wd, store, sim, name="ar-" + mode, extra=cfg).start()
+        recv = h.Receiver()
+        created = h.add_source(ar, key, admin, recv.url, apps=("drive",), interval=1)
+        recv.set_secret(created["id"], h.source_secret(created))
+        runs[mode] = (ar, recv, created["id"])
+    for mode, (ar, recv, sid) in runs.items():
+        h.wait_for(lambda: recv.delivered_logs(), 30, "first %s delivery" % mode)
+
+    # Three events of one moment, published 8, 24 and 48 simulated hours
+    # late: 8 h within the fixed ages, the others past them.
+    t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 1)) + ".500Z"
+    late = {}
+    for hours in (8, 24, 48):
+        act = {"id": {"time": t, "uniqueQualifier": str(7000000000 + hours)},
+               "actor": {"email": admin},
+               "events": [{"type": "access", "name": "tail_%dh" % hours,
+                           "parameters": [{"name": "doc_id", "value": "d%d" % hours}]}]}
+        st, b, _ = sim.call("POST", "/_sim/tenants/C01tune/inject",
+                            {"application": "drive", "activities": [act],
+                             "visibleAfterSeconds": hours * 3600})
+        assert st in (200, 201), (st, b)
+        late[hours] = h.log_id("C01tune", "drive", t, str(7000000000 + hours), 0, "tail_%dh" % hours)
+
+    def got(mode):
+        ids = {l["id"] for l in runs[mode][1].delivered_logs()}
+        return {hh for hh, i in late.items() if i in ids}
+    h.wait_for(lambda: got("tuned") == {8, 24, 48}, 120, "the tuned instance catching all three")
+    time.sleep(3)
+    assert got("fixed") == {8}, got("fixed")
+
+    # The fetch state (and so the API) follows within 30 s.
+    def rereads(mode):
+        ar, _, sid = runs[mode]
+        return ar.api("GET", "/sources/%s" % sid)[1]["rereads"]["drive"]
+    h.wait_for(lambda: rereads("tuned")["lateFoundByAge"][4] >= 1, 45, "the API showing the 64 s find")
+    rt, rf = rereads("tuned"), rereads("fixed")
+    assert rt["mode"] == "tuned" and rt["agesSeconds"] == [4, 8, 16, 32, 64], rt
+    assert rf["mode"] == "fixed" and rf["agesSeconds"] == [4, 8, 16], rf
+    assert rt["lateFoundByAge"][3] >= 1 and rt["lateFoundByAge"][4] >= 1, rt
+    assert "re-reading at 64s too" in runs["tuned"][0].log()
+    h.log("TUNED: late events caught 3/3 with the tuned ages %s, 1/3 with the fixed %s; "
+          "late found by age %s" % (rt["agesSeconds"], rf["agesSeconds"], rt["lateFoundByAge"]))
+
+
 if __name__ == "__main__":
     import sys
-    tests = [test_watermark_never_passes_a_later_delivery]
+    tests = [test_watermark_never_passes_a_later_delivery,
+             test_tuned_rereads_catch_a_tail_the_fixed_ages_miss]
     if len(sys.argv) > 1:
         tests = [t for t in tests if t.__name__ in sys.argv[1:]]
     h.run_tests(tests, "complete")

@@ -37,6 +37,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=300)
     ap.add_argument("--stall", type=int, default=0, help="SIGSTOP the store this long")
     ap.add_argument("--json", default="bench-flow.json")
+    ap.add_argument("--dump", help="write every delivery (at, batch, log times) here, to study the tail")
     a = ap.parse_args()
     wd = h.Workdir("bench-flow")
     res = {"sources": a.sources, "rate": a.rate, "interval": a.interval, "seconds": a.seconds,
@@ -94,6 +95,13 @@ def main():
                     if l["id"] not in first:
                         first[l["id"]] = r["at"] - ts_epoch(l["timestamp"])
         lat = sorted(first.values()) or [0]
+        if a.dump:
+            with open(a.dump, "w") as f:
+                for r in recv.accepted():
+                    b = r["body"]
+                    if b and b.get("type") == "logs":
+                        f.write(json.dumps({"at": r["at"], "id": r["id"], "src": b.get("sourceId"),
+                                            "times": [l["timestamp"] for l in b["logs"]]}) + "\n")
         res.update({
             "events": len(truth), "delivered": len(truth) - len(lost), "lost": len(lost),
             "dup_new_id": len(dup_new), "repeats_same_id": repeats,

@@ -173,6 +173,7 @@ struct fjob {
 	int64_t		  ho_seen_at;
 	int64_t		  win_new;	   /* new logs this window */
 	int64_t		  saved_at;	   /* mono ms of the last save */
+	bool		  unsaved;	   /* changed since it was written */
 	int64_t		  recovered_epoch; /* intents cleaned in */
 	uint64_t	  recovered_gen;   /* ...after that failure */
 	/* The job's backoff (sched_report's). */
@@ -317,9 +318,10 @@ void job_slot_put(struct fjob *j);
  * Before a running job's next request to Google: true when it holds a
  * slot; else it waits for one and driver_request(j) follows.
  */
-bool job_slot_take(struct fjob *j);
-void driver_abort(struct fjob *j);
-void driver_free(struct fjob *j);
+bool		job_slot_take(struct fjob *j);
+void		driver_abort(struct fjob *j);
+struct handoff *driver_save_handoff(struct fjob *j);
+void		driver_free(struct fjob *j);
 
 /* run.c: the daemon's child_ops (fetcherd.c is the entry point). */
 int  fetcherd_configure(const struct config *cfg, bool initial, char *err,

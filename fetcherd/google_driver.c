@@ -35,6 +35,8 @@ static uint64_t driver_fail_gen = 1;
 
 /* A window that stored nothing new saves its cursor at most this often. */
 #define DRIVER_IDLE_SAVE_MS (5LL * 60 * 1000)
+/* One that did, or moved a re-read, at most this often. */
+#define DRIVER_SAVE_EVERY_MS 5000
 
 /* Tell the scheduler how the run goes (enum fetch_result). */
 static void
@@ -147,6 +149,7 @@ driver_save_done(struct handoff *h)
 
 		if (h->rc != -ESTALE)
 			child_store_result(false, h->err);
+		j->unsaved = true;
 		snprintf(what, sizeof(what),
 		    "cursor not saved (%s); the "
 		    "window will be read again",
@@ -163,26 +166,48 @@ out:
 }
 
 /*
- * Write j's cursor and stats on the worker, then go on. A window that
- * found nothing new writes at most every DRIVER_IDLE_SAVE_MS: reading it
- * again after a restart costs nothing but a poll.
+ * A write of j's cursor and stats, checked on the worker against newer
+ * lease epochs (done and arg for the caller to set).
  */
-static void
-driver_save_start(struct fjob *j, bool force)
+struct handoff *
+driver_save_handoff(struct fjob *j)
 {
 	struct handoff *h;
 
-	if (!force && j->win_new == 0 && j->saved_at > 0 &&
-	    util_mono_ms() - j->saved_at < DRIVER_IDLE_SAVE_MS) {
-		driver_step(j);
-		return;
-	}
 	h = handoff_new(HANDOFF_SAVE, j->src->id, j->app);
 	window_docs(j, &h->cursor_doc, &h->stats_doc);
 	h->lease = util_xcalloc(1, sizeof(*h->lease));
 	*h->lease = j->src->lease;
 	h->epoch = j->src->lease.epoch;
 	h->deadline_mono = j->src->lease.deadline_mono;
+	j->unsaved = false;
+	return h;
+}
+
+/*
+ * Write j's cursor and stats on the worker, then go on: at most every
+ * DRIVER_SAVE_EVERY_MS when something changed, every DRIVER_IDLE_SAVE_MS
+ * when nothing did. An older cursor costs only a re-read after a crash
+ * (the seen ids absorb what it finds again; the re-read windows of what
+ * it reads again are added again), and a source polled every second
+ * would otherwise write two documents and check its lease every second
+ * (a scan each on FerretDB). A graceful stop writes what is left
+ * (src_flush_cursors).
+ */
+static void
+driver_save_start(struct fjob *j, bool force)
+{
+	struct handoff *h;
+	int64_t		since = util_mono_ms() - j->saved_at;
+
+	if (force || j->win_new > 0)
+		j->unsaved = true;
+	if (j->saved_at > 0 &&
+	    since < (j->unsaved ? DRIVER_SAVE_EVERY_MS : DRIVER_IDLE_SAVE_MS)) {
+		driver_step(j);
+		return;
+	}
+	h = driver_save_handoff(j);
 	h->done = driver_save_done;
 	h->arg = j;
 	if (handoff_submit(h) != 0) {

@@ -951,6 +951,7 @@ sched_stop(void (*done)(void))
 	stop_done = done;
 	/* Store the states (the worker may run them side by side)... */
 	TAILQ_FOREACH (s, &srcs, entry) {
+		src_flush_cursors(s);
 		src_flush_state(s);
 		s->leased = false;
 	}

@@ -74,6 +74,7 @@ void		src_lease_lost(struct fsrc *s);
 /* srcstate.c */
 void	 src_set_error(struct fsrc *s, const char *msg);
 void	 src_flush_state(struct fsrc *s);
+void	 src_flush_cursors(struct fsrc *s);
 unsigned src_state_writes(void);
 void	 src_load_start(int part, int64_t epoch, struct fsrc *one);
 void	 alert_queue(struct fsrc *s, const char *kind, const char *msg);

@@ -136,6 +136,45 @@ src_flush_done(struct handoff *h)
 	handoff_free(h);
 }
 
+/* A cursor written at the stop (src_flush_cursors). */
+static void
+src_cursor_done(struct handoff *h)
+{
+	(void)child_store_result(h->rc == 0 || h->rc == -ESTALE, h->err);
+	writing--;
+	if (sched_stopping() && writing == 0)
+		sched_release_all();
+	handoff_free(h);
+}
+
+/*
+ * Stopping: write the cursors and stats of s's jobs that changed since
+ * they were last written (google_driver.c writes them at most every 5 s),
+ * under the lease, before it is given back.
+ */
+void
+src_flush_cursors(struct fsrc *s)
+{
+	struct handoff *h;
+	size_t		i;
+
+	if (!s->leased || !child_store_ready() || !store_healthy(child_store()))
+		return;
+	for (i = 0; i < s->njobs; i++) {
+		struct fjob *j = s->jobs[i];
+
+		if (!j->loaded || !j->unsaved)
+			continue;
+		h = driver_save_handoff(j);
+		h->done = src_cursor_done;
+		if (handoff_submit(h) != 0) {
+			handoff_free(h);
+			continue;
+		}
+		writing++;
+	}
+}
+
 static void
 src_append_i64s(bson_t *doc, const char *key, const int64_t *v, int n)
 {

@@ -87,8 +87,11 @@ def test_steady_flow(wd):
     assert st and st["status"] == "active" and st["lastFetchAt"] > 0, st
     cur = db.cursors.find_one({"_id": sid + ":login"})
     assert cur and cur["cursor"] > int(time.time() * 1000) - 60000, cur
-    stats = db.stats.find_one({"_id": sid + ":login"})
+    # The stats follow the cursor, written at most every 5 s.
     n = len(h.sim_truth(sim, "C01steady", "login"))
+    h.wait_for(lambda: (db.stats.find_one({"_id": sid + ":login"}) or {}).get("eventsStored") == n,
+               15, "the stats written")
+    stats = db.stats.find_one({"_id": sid + ":login"})
     assert stats and stats["eventsStored"] == n and stats["lag"]["count"] == n, stats
 
 

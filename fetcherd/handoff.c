@@ -53,6 +53,9 @@ handoff_free(struct handoff *h)
 		bson_destroy(h->stats_doc);
 	if (h->doc != NULL)
 		bson_destroy(h->doc);
+	for (size_t i = 0; i < h->ndocs; i++)
+		bson_destroy(h->docs[i]);
+	free(h->docs);
 	free(h->lease);
 	free(h);
 }
@@ -794,6 +797,16 @@ handoff_work(void *arg)
 		    h->err, sizeof(h->err));
 
 		if (rc != 0 && rc != -EEXIST)
+			h->rc = -EIO;
+		break;
+	}
+	case HANDOFF_NAMES: {
+		size_t ins, dups;
+
+		h->dup = util_xcalloc(h->ndocs + 1, sizeof(*h->dup));
+		if (store_insert_many(child_store(), h->coll,
+			(const bson_t **)h->docs, h->ndocs, &ins, &dups, h->dup,
+			h->err, sizeof(h->err)) != 0)
 			h->rc = -EIO;
 		break;
 	}

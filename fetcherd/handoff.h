@@ -53,6 +53,7 @@ enum handoff_kind {
 	HANDOFF_COUNT,	/* pending batches of a source */
 	HANDOFF_UPSERT, /* replace doc under _id id in coll */
 	HANDOFF_INSERT, /* insert doc into coll (duplicate: fine) */
+	HANDOFF_NAMES,	/* insert docs into coll; dup[] says which were there */
 	HANDOFF_LOAD	/* read a job's cursor and stats */
 };
 
@@ -82,11 +83,11 @@ struct handoff {
 	size_t		 n;
 	int64_t		 max_logs, max_bytes;
 	char	 body_coll[STORE_BODY_COLL_MAX]; /* out: bodies_* partition */
-	bool	*dup;				 /* out: n flags */
-	size_t	 nnew;				 /* out */
-	unsigned nbatches;			 /* out */
-	struct handoff_batch *batches;		 /* out: nbatches sealed */
-	unsigned	      nrecovered;	 /* out: open intents cleaned */
+	bool	*dup;		       /* out: n flags (HANDOFF_NAMES: ndocs) */
+	size_t	 nnew;		       /* out */
+	unsigned nbatches;	       /* out */
+	struct handoff_batch *batches; /* out: nbatches sealed */
+	unsigned	      nrecovered; /* out: open intents cleaned */
 	int64_t		      ms_intent, ms_seen, ms_seal; /* out: costs */
 	/*
 	 * HANDOFF_SAVE: cursor and stats documents ("<source>:<app>") to
@@ -99,10 +100,12 @@ struct handoff {
 	int64_t	 keep_after_ms; /* drop days ending before */
 	int64_t	 overlap_ms;
 	unsigned ndropped; /* out */
-	/* HANDOFF_UPSERT, HANDOFF_INSERT */
-	char	coll[32];
-	char	id[160];
-	bson_t *doc;
+	/* HANDOFF_UPSERT, HANDOFF_INSERT, HANDOFF_NAMES */
+	char	 coll[32];
+	char	 id[160];
+	bson_t	*doc;
+	bson_t **docs; /* HANDOFF_NAMES: owned */
+	size_t	 ndocs;
 	/* HANDOFF_COUNT */
 	int64_t pending; /* out */
 	/* Result, read by done on the loop. */

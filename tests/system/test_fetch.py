@@ -400,12 +400,99 @@ def test_remove_source_stops(wd):
     assert "source=%s removed; its fetching stops" % sid in ar.log()
 
 
+def test_schema_drift(wd):
+    """An event name never seen before for a source, once the source has read
+    up to the live edge (its baseline), is delivered as usual and yields
+    exactly one schema_drift alert (so does a new parameter name), counted in
+    /metrics; after a restart the same names alert no more."""
+    store, sim, ar, recv = start(wd, ["--no-lag"])
+    key, admin = h.sim_tenant(sim, "C01drift", apps=("login",), rate=0)
+    seq = [0]
+
+    def inject(events_list):
+        now = time.time()
+        acts = []
+        for events in events_list:
+            seq[0] += 1
+            t = now - 1 + seq[0] / 1000.0
+            ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + \
+                ".%03dZ" % int((t % 1) * 1000)
+            acts.append({"id": {"time": ts, "uniqueQualifier": str(6 * 10**17 + seq[0])},
+                         "actor": {"email": "u%d@c01drift.example.com" % seq[0]},
+                         "events": events})
+        st, b, _ = sim.call("POST", "/_sim/tenants/C01drift/inject",
+                            {"application": "login", "activities": acts})
+        assert st in (200, 201), (st, b)
+
+    def ev(name, params=("login_type",)):
+        return {"type": "login", "name": name,
+                "parameters": [{"name": p, "value": "x"} for p in params]}
+    # Before the source exists: what its first run reads is the baseline.
+    inject([[ev("login_success")], [ev("logout", ("login_type", "is_second_factor"))]])
+    created = h.add_source(ar, key, admin, callback(recv), interval=1)
+    sid = created["id"]
+    recv.set_secret(sid, h.source_secret(created))
+    db = store.db()
+    h.wait_for(lambda: len(recv.delivered_logs()) >= 2, 60, "the baseline's events delivered")
+    h.wait_for(lambda: (db.cursors.find_one({"_id": sid + ":login"}) or {})
+               .get("schemaBaselineDone") is True, 30, "baseline done")
+    base = list(db.schema_names.find({"sourceId": sid}))
+    assert {d["_id"] for d in base} == {sid + ":login:e:login_success", sid + ":login:e:logout",
+                                        sid + ":login:p:login_type",
+                                        sid + ":login:p:is_second_factor"}, base
+    assert all(d["baseline"] for d in base), base
+
+    def drift_alerts():
+        got = {}
+        for r in recv.accepted():
+            b = r["body"]
+            if b and b.get("type") == "alert" and b.get("alert") == "schema_drift":
+                got[r["id"]] = b
+        return list(got.values())
+    assert drift_alerts() == []
+    # A new event name twice, a new parameter name once, known names too.
+    inject([[ev("NEW_EVENT_X")], [ev("NEW_EVENT_X")],
+            [ev("login_success", ("login_type", "new_param_y"))], [ev("logout")]])
+    truth = h.sim_truth(sim, "C01drift", "login")
+    assert len(truth) == 6, len(truth)
+    h.wait_for(lambda: truth <= {l["id"] for l in recv.delivered_logs()}, 60,
+               "every injected event delivered")
+    alerts = h.wait_for(lambda: len(drift_alerts()) >= 2 and drift_alerts(), 30,
+                        "two schema_drift alerts")
+    time.sleep(4)  # the overlap and the re-reads read them again
+    alerts = drift_alerts()
+    msgs = sorted(a["message"] for a in alerts)
+    h.log("schema_drift alerts: %s" % msgs)
+    assert len(alerts) == 2, msgs
+    assert all(a["sourceId"] == sid for a in alerts), alerts
+    assert any('event name' in m and '"NEW_EVENT_X"' in m for m in msgs), msgs
+    assert any('parameter name' in m and '"new_param_y"' in m for m in msgs), msgs
+    assert all("login" in m for m in msgs), msgs
+    h.wait_for(lambda: h.metric(ar, "auditrelay_fetch_schema_drift_total",
+                                source=sid, app="login") == 2, 30,
+               "schema drift counted in /metrics", interval=0.5)
+    d = db.schema_names.find_one({"_id": sid + ":login:e:NEW_EVENT_X"})
+    assert d and d["baseline"] is False and d["kind"] == "event", d
+    # A restart forgets what the process knew: the store still knows.
+    assert ar.stop() == 0
+    ar.start()
+    inject([[ev("NEW_EVENT_X", ("new_param_y",))]])
+    truth = h.sim_truth(sim, "C01drift", "login")
+    h.wait_for(lambda: truth <= {l["id"] for l in recv.delivered_logs()}, 60,
+               "the event after the restart delivered")
+    time.sleep(4)
+    assert len(drift_alerts()) == 2, [a["message"] for a in drift_alerts()]
+    assert h.metric(ar, "auditrelay_fetch_schema_drift_total", source=sid, app="login") == 2
+    assert db.schema_names.count_documents({"sourceId": sid}) == 6
+    h.log("schema drift: 2 alerts for 3 new-name events, none again after a restart")
+
+
 if __name__ == "__main__":
     import sys
     tests = [test_steady_flow, test_lag_long_tail, test_multi_event_out_of_order,
              test_rate_limit_storm, test_5xx_and_slow_pages, test_repeating_page_token,
              test_revoked_key_and_recovery, test_kill9_mid_window, test_store_outage,
-             test_remove_source_stops, test_truncated_counted]
+             test_remove_source_stops, test_truncated_counted, test_schema_drift]
     if len(sys.argv) > 1:
         tests = [t for t in tests if t.__name__ in sys.argv[1:]]
     h.run_tests(tests, "fetch")

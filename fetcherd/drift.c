@@ -18,11 +18,19 @@
  * cursor document's schemaBaselineDone, window.c), its names are recorded
  * silently (baseline: true in their document).
  *
+ * The alert of a new name is stored by the same store job, right after
+ * the insert that found it new (an alert kept in memory until later
+ * would be lost with the process, and the name never alert again): only
+ * a crash between those two inserts loses it. When that insert fails the
+ * alerts go to fetcherd's alert queue (srcstate.c), which retries.
+ *
  * Names come from Google: bounded (DRIFT_NAME_MAX bytes, cut on a UTF-8
  * boundary), escaped in messages and log lines; only names, never a
  * parameter's value. Alerts are capped at DRIFT_ALERTS_PER_HOUR per
- * source and hour; the others are counted and summed into one alert when
- * the hour is over.
+ * source and hour (a job is given what is left of the hour when it is
+ * submitted: jobs in flight together may pass it by what each was
+ * given); the others are counted and summed into one alert when the
+ * hour is over.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +44,7 @@
 #include "lib/base/log.h"
 #include "lib/base/util.h"
 #include "lib/google/normalize.h"
+#include "lib/ipc/ipc.h"
 #include "lib/store/store.h"
 #include "runtime/child.h"
 
@@ -165,31 +174,10 @@ drift_escape(const char *in, char out[DRIFT_ESCAPED_MAX])
 	out[o] = '\0';
 }
 
-/* Queue a schema_drift alert for s, within the cap of the hour. */
-static void
-drift_alert(struct fsrc *s, const char *msg)
-{
-	int64_t now = util_mono_ms();
-
-	if (s->drift_hour_mono == 0 ||
-	    now - s->drift_hour_mono >= DRIFT_HOUR_MS) {
-		drift_tick(s);
-		s->drift_hour_mono = now;
-		s->drift_sent = 0;
-		s->drift_over = 0;
-	}
-	if (s->drift_sent < DRIFT_ALERTS_PER_HOUR) {
-		s->drift_sent++;
-		alert_queue(s, "schema_drift", msg);
-		return;
-	}
-	if (s->drift_over++ == 0)
-		log_notice("source=%s more than %d new schema names this "
-			   "hour: the others are counted and summed into one "
-			   "alert when the hour is over",
-		    s->id, DRIFT_ALERTS_PER_HOUR);
-}
-
+/*
+ * The cap: an hour of s begins with its first alert; once it is over,
+ * drift_tick() sends the sum of the names it did not alert one by one.
+ */
 void
 drift_tick(struct fsrc *s)
 {
@@ -212,6 +200,46 @@ drift_tick(struct fsrc *s)
 	s->drift_over = 0;
 }
 
+/* An alert of s goes out one by one: it counts in the hour. */
+static void
+drift_sent(struct fsrc *s)
+{
+	drift_tick(s);
+	if (s->drift_hour_mono == 0)
+		s->drift_hour_mono = util_mono_ms();
+	s->drift_sent++;
+}
+
+/* How many alerts s may still send one by one this hour. */
+static unsigned
+drift_quota(struct fsrc *s)
+{
+	drift_tick(s);
+	return s->drift_sent < DRIFT_ALERTS_PER_HOUR ?
+	    DRIFT_ALERTS_PER_HOUR - s->drift_sent :
+	    0;
+}
+
+/*
+ * A new name whose alert its job did not store (over the quota it was
+ * given, or the alert insert failed): queue it in fetcherd's alert queue
+ * within the cap, else count it for the hour's sum.
+ */
+static void
+drift_alert(struct fsrc *s, const char *msg)
+{
+	if (drift_quota(s) > 0) {
+		drift_sent(s);
+		alert_queue(s, "schema_drift", msg);
+		return;
+	}
+	if (s->drift_over++ == 0)
+		log_notice("source=%s more than %d new schema names this "
+			   "hour: the others are counted and summed into one "
+			   "alert when the hour is over",
+		    s->id, DRIFT_ALERTS_PER_HOUR);
+}
+
 static struct fjob *
 drift_job(struct fsrc *s, const char *app)
 {
@@ -223,13 +251,13 @@ drift_job(struct fsrc *s, const char *app)
 	return NULL;
 }
 
-/* The names are inserted (or not): alert for the new ones. */
+/* The names are inserted (or not): count and alert the new ones. */
 static void
 drift_names_done(struct handoff *h)
 {
 	struct fsrc *s = src_find(h->sid);
 	struct fjob *j = drift_job(s, h->app);
-	size_t	     i, nbase = 0;
+	size_t	     i, nbase = 0, nstored = 0;
 
 	if (!child_store_result(h->rc == 0, h->err)) {
 		log_warn("source=%s app=%s schema names not recorded (%s); "
@@ -240,10 +268,14 @@ drift_names_done(struct handoff *h)
 		handoff_free(h);
 		return;
 	}
+	if (h->alerts_rc != 0)
+		log_warn("source=%s schema_drift alerts not stored (%s); "
+			 "queued again",
+		    h->sid, h->err);
 	for (i = 0; i < h->ndocs; i++) {
 		const bson_t *d = h->docs[i];
-		const char   *kind, *name, *lid;
-		char	      esc[DRIFT_ESCAPED_MAX], msg[GOOGLE_DIAG_MAX];
+		const char   *kind, *name, *lid, *msg;
+		char	      esc[DRIFT_ESCAPED_MAX];
 
 		if (h->dup[i])
 			continue;
@@ -266,12 +298,18 @@ drift_names_done(struct handoff *h)
 		}
 		if (s == NULL)
 			continue;
-		snprintf(msg, sizeof(msg),
-		    "application %s emitted %s %s name never seen before "
-		    "for this source: \"%s\" (first in log %s); its events "
-		    "are delivered as usual",
-		    h->app, kind[0] == 'e' ? "an" : "a", kind, esc, lid);
-		drift_alert(s, msg);
+		if (h->alerted[i]) {
+			drift_sent(s);
+			nstored++;
+		} else if (h->alerts != NULL && h->alerts[i] != NULL &&
+		    (msg = store_bson_str(h->alerts[i], "message")) != NULL)
+			drift_alert(s, msg);
+	}
+	if (nstored > 0) {
+		log_info("source=%s alert=schema_drift %zu stored for delivery",
+		    h->sid, nstored);
+		if (child_chan() != NULL)
+			ipc_send_logs_stored(child_chan(), h->sid, 0);
 	}
 	if (nbase > 0)
 		log_info("source=%s app=%s %zu event and parameter names "
@@ -280,14 +318,41 @@ drift_names_done(struct handoff *h)
 	handoff_free(h);
 }
 
+/* The schema_drift alert of a new name, as srcstate.c stores alerts. */
+static bson_t *
+drift_alert_doc(struct fjob *j, char kind, const char *name, const char *log_id,
+    int64_t now)
+{
+	char esc[DRIFT_ESCAPED_MAX], msg[GOOGLE_DIAG_MAX], id[37];
+
+	drift_escape(name, esc);
+	snprintf(msg, sizeof(msg),
+	    "application %s emitted %s %s name never seen before for this "
+	    "source: \"%s\" (first in log %s); its events are delivered as "
+	    "usual",
+	    j->app, kind == 'e' ? "an" : "a",
+	    kind == 'e' ? "event" : "parameter", esc, log_id);
+	util_uuid_v4(id);
+	return BCON_NEW("_id", BCON_UTF8(id), "sourceId", BCON_UTF8(j->src->id),
+	    "alert", BCON_UTF8("schema_drift"), "message", BCON_UTF8(msg), "at",
+	    BCON_INT64(now), "state", BCON_UTF8("pending"), "batchId",
+	    BCON_NULL);
+}
+
+/* The documents a page checks, and the alert of each (or NULL). */
+struct drift_docs {
+	bson_t **docs, **alerts;
+	size_t	 n, cap;
+};
+
 /* Append the document of name (kind 'e' or 'p') unless j knows it. */
 static void
-drift_cand(struct fjob *j, bson_t ***docs, size_t *n, size_t *cap, char kind,
-    const char *raw, const char *log_id, int64_t now)
+drift_cand(struct fjob *j, struct drift_docs *dd, char kind, const char *raw,
+    const char *log_id, int64_t now)
 {
 	char name[DRIFT_NAME_MAX + 1], key[DRIFT_KEY_MAX + 1], id[320];
 
-	if (raw == NULL || raw[0] == '\0' || *n >= DRIFT_DOCS_PER_PAGE)
+	if (raw == NULL || raw[0] == '\0' || dd->n >= DRIFT_DOCS_PER_PAGE)
 		return;
 	drift_bound(raw, name);
 	snprintf(key, sizeof(key), "%c:%s", kind, name);
@@ -304,12 +369,18 @@ drift_cand(struct fjob *j, bson_t ***docs, size_t *n, size_t *cap, char kind,
 		}
 		return;
 	}
-	if (*n == *cap) {
-		*cap = *cap > 0 ? *cap * 2 : 16;
-		*docs = util_xreallocarray(*docs, *cap, sizeof(**docs));
+	if (dd->n == dd->cap) {
+		dd->cap = dd->cap > 0 ? dd->cap * 2 : 16;
+		dd->docs = util_xreallocarray(dd->docs, dd->cap,
+		    sizeof(*dd->docs));
+		dd->alerts = util_xreallocarray(dd->alerts, dd->cap,
+		    sizeof(*dd->alerts));
 	}
 	snprintf(id, sizeof(id), "%s:%s:%c:%s", j->src->id, j->app, kind, name);
-	(*docs)[(*n)++] = BCON_NEW("_id", BCON_UTF8(id), "sourceId",
+	dd->alerts[dd->n] = j->drift_baseline ?
+	    drift_alert_doc(j, kind, name, log_id, now) :
+	    NULL;
+	dd->docs[dd->n++] = BCON_NEW("_id", BCON_UTF8(id), "sourceId",
 	    BCON_UTF8(j->src->id), "app", BCON_UTF8(j->app), "kind",
 	    BCON_UTF8(kind == 'e' ? "event" : "parameter"), "name",
 	    BCON_UTF8(name), "firstLogId", BCON_UTF8(log_id), "baseline",
@@ -320,32 +391,35 @@ void
 drift_page(struct fjob *j, const struct norm_log *logs, size_t n,
     const bool *dup)
 {
-	struct handoff *h;
-	bson_t	      **docs = NULL;
-	size_t		i, nd = 0, cap = 0, off;
-	int64_t		now = util_now_ms();
+	struct drift_docs dd;
+	struct handoff	 *h;
+	size_t		  i, off;
+	int64_t		  now = util_now_ms();
 
 	if (dup == NULL)
 		return;
 	if (j->drift == NULL)
 		j->drift = util_xcalloc(1, sizeof(*j->drift));
+	memset(&dd, 0, sizeof(dd));
 	for (i = 0; i < n; i++) {
 		const struct norm_log *l = &logs[i];
 
 		if (dup[i])
 			continue;
-		drift_cand(j, &docs, &nd, &cap, 'e', l->event_name, l->id, now);
+		drift_cand(j, &dd, 'e', l->event_name, l->id, now);
 		for (off = 0; off < l->param_names_len;
 		     off += strlen(l->param_names + off) + 1)
-			drift_cand(j, &docs, &nd, &cap, 'p',
-			    l->param_names + off, l->id, now);
+			drift_cand(j, &dd, 'p', l->param_names + off, l->id,
+			    now);
 	}
-	if (nd == 0)
+	if (dd.n == 0)
 		return;
 	h = handoff_new(HANDOFF_NAMES, j->src->id, j->app);
 	util_strlcpy(h->coll, STORE_SCHEMA_NAMES, sizeof(h->coll));
-	h->docs = docs;
-	h->ndocs = nd;
+	h->docs = dd.docs;
+	h->alerts = dd.alerts;
+	h->ndocs = dd.n;
+	h->alert_quota = drift_quota(j->src);
 	h->done = drift_names_done;
 	if (handoff_submit(h) != 0) {
 		handoff_free(h);

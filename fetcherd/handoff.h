@@ -53,7 +53,7 @@ enum handoff_kind {
 	HANDOFF_COUNT,	/* pending batches of a source */
 	HANDOFF_UPSERT, /* replace doc under _id id in coll */
 	HANDOFF_INSERT, /* insert doc into coll (duplicate: fine) */
-	HANDOFF_NAMES,	/* insert docs into coll; dup[] says which were there */
+	HANDOFF_NAMES,	/* insert docs into coll, then alerts of new ones */
 	HANDOFF_LOAD	/* read a job's cursor and stats */
 };
 
@@ -101,11 +101,22 @@ struct handoff {
 	int64_t	 overlap_ms;
 	unsigned ndropped; /* out */
 	/* HANDOFF_UPSERT, HANDOFF_INSERT, HANDOFF_NAMES */
-	char	 coll[32];
-	char	 id[160];
-	bson_t	*doc;
-	bson_t **docs; /* HANDOFF_NAMES: owned */
+	char	coll[32];
+	char	id[160];
+	bson_t *doc;
+	/*
+	 * HANDOFF_NAMES: docs go into coll (dup[i]: it was there); then
+	 * alerts[i] (NULL: none) of the first alert_quota docs that were
+	 * new go into `alerts` in one insert (alerted[i]; alerts_rc 0 or
+	 * -EIO), so that a name recorded new has its alert stored by the
+	 * same job.
+	 */
+	bson_t **docs; /* owned */
 	size_t	 ndocs;
+	bson_t **alerts; /* owned, ndocs entries */
+	unsigned alert_quota;
+	bool	*alerted; /* out: ndocs flags */
+	int	 alerts_rc;
 	/* HANDOFF_COUNT */
 	int64_t pending; /* out */
 	/* Result, read by done on the loop. */

@@ -529,13 +529,31 @@ def test_schema_drift_cap(wd):
                "every event delivered")
     h.log("schema drift cap: 31 new names, 20 alerts, all events delivered")
 
+def test_schema_drift_removed_source(wd):
+    """deliverd's janitor deletes the schema names of a removed source, with
+    its cursors (it finds removed sources by what they left in batches)."""
+    store, sim, ar, recv, db, sid, seq = drift_source(wd, "C01drgone")
+    assert db.schema_names.count_documents({"sourceId": sid}) == 4
+    recv.status = 500  # a batch stays pending: the janitor finds the source
+    drift_inject(sim, "C01drgone", seq, [[drift_ev("login_success")]])
+    h.wait_for(lambda: db.batches.find_one({"sourceId": sid, "state": "pending"}), 30,
+               "a pending batch")
+    st, _, _ = ar.api("DELETE", "/remove-source/%s" % sid)
+    assert st == 204, st
+    assert ar.stop() == 0
+    ar.start()  # the janitor runs 10 s after deliverd starts
+    h.wait_for(lambda: db.schema_names.count_documents({"sourceId": sid}) == 0, 60,
+               "the removed source's schema names deleted", interval=1)
+    assert db.cursors.find_one({"_id": sid + ":login"}) is None
+    h.log("schema names of a removed source deleted by the janitor")
+
 if __name__ == "__main__":
     import sys
     tests = [test_steady_flow, test_lag_long_tail, test_multi_event_out_of_order,
              test_rate_limit_storm, test_5xx_and_slow_pages, test_repeating_page_token,
              test_revoked_key_and_recovery, test_kill9_mid_window, test_store_outage,
              test_remove_source_stops, test_truncated_counted, test_schema_drift,
-             test_schema_drift_cap]
+             test_schema_drift_cap, test_schema_drift_removed_source]
     if len(sys.argv) > 1:
         tests = [t for t in tests if t.__name__ in sys.argv[1:]]
     h.run_tests(tests, "fetch")

@@ -74,6 +74,9 @@ static const struct field fetch_fields[] = {
 	    1,
 	    "Stored events over the size cap, delivered "
 	    "truncated (details {}, raw null, originalBytes)." },
+	{ "schemaDrift", "auditrelay_fetch_schema_drift_total", M_COUNTER, 1,
+	    "Event and parameter names first seen after the baseline "
+	    "(each a schema_drift alert, within the hourly cap)." },
 	{ "pages", "auditrelay_fetch_pages_total", M_COUNTER, 1,
 	    "Pages read from the Reports API." },
 	{ "windows", "auditrelay_fetch_windows_total", M_COUNTER, 1,

@@ -1,6 +1,6 @@
 /*
  * Alerts (credentials_invalid, credentials_restored, dead_letter,
- * callback_gone): documents in the alerts collection, raised by fetcherd
+ * dead_letters_pruned, callback_gone, schema_drift): documents in the alerts collection, raised by fetcherd
  * or by deliverd, each delivered as a batch of kind "alert" with the same
  * signing, retries and dead letters as logs.
  */

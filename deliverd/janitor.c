@@ -1,8 +1,8 @@
 /*
  * deliverd's janitor: every minute on the worker thread, deletes what
  * removed sources left behind (batches, bodies, alerts, states, stats,
- * fetcherd's cursors and intents) and delivered alerts past the
- * retention.
+ * fetcherd's cursors, intents and schema names) and delivered alerts past
+ * the retention.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -150,7 +150,10 @@ janitor_removed(struct janitor *jt)
 				(void)store_delete(child_store(), STORE_STATS,
 				    sel, false, NULL, jt->err, sizeof(jt->err));
 				bson_destroy(sel);
-				/* Bodies, fetcherd's cursors and stats. */
+				/*
+				 * Bodies, fetcherd's cursors, stats and
+				 * schema names.
+				 */
 				sel = BCON_NEW("sourceId", BCON_UTF8(ids[i]));
 				(void)store_delete(child_store(), STORE_BODIES,
 				    sel, true, NULL, jt->err, sizeof(jt->err));
@@ -163,6 +166,9 @@ janitor_removed(struct janitor *jt)
 				    sel, true, NULL, jt->err, sizeof(jt->err));
 				(void)store_delete(child_store(), STORE_STATS,
 				    sel, true, NULL, jt->err, sizeof(jt->err));
+				(void)store_delete(child_store(),
+				    STORE_SCHEMA_NAMES, sel, true, NULL,
+				    jt->err, sizeof(jt->err));
 				bson_destroy(sel);
 			}
 		}

@@ -12,6 +12,7 @@
  *	window.c	a job's window and cursor state
  *	handoff.c	the store side: page groups, cursors, recovery
  *	recent.c	the ids a job stored lately
+ *	drift.c		schema drift: names never seen, alerts
  *	the Google client: lib/google/google.c
  */
 #include "fetcherd/fetcherd.h"

@@ -101,6 +101,7 @@ struct fetch_stats {
 	int64_t lag_count, lag_sum_ms, lag_max_ms, last_lag_ms;
 	int64_t lag_buckets[FETCH_LAG_BUCKETS];
 	int64_t late_overlap;		      /* new events from the overlap */
+	int64_t schema_drift;		      /* names new after the baseline */
 	int64_t late_rereads[FETCH_MAX_AGES]; /* per age */
 	int64_t rereads_done[FETCH_MAX_AGES];
 };
@@ -121,6 +122,7 @@ struct fsrc;
 struct handoff;
 
 struct recent;
+struct drift;
 
 struct fjob {
 	struct fsrc   *src;
@@ -184,6 +186,11 @@ struct fjob {
 	struct recent *recent;	     /* ids stored lately (recent.h) */
 	int64_t	       overlap_mono; /* the overlap last read */
 	size_t	       ho_page_n;    /* logs of the page in flight */
+	/* Schema drift (drift.c). */
+	struct drift *drift;	      /* names known in this process */
+	bool	      drift_baseline; /* done: new names now alert */
+	bool	      drift_unsaved;  /* schemaDrift moved since the save */
+	bool	      w_live;	      /* WIN_MAIN ending at "now" */
 };
 
 struct fbudget {
@@ -240,6 +247,10 @@ struct fsrc {
 	/* alerts not yet stored */
 	char *pending_alert;
 	char *pending_alert_msg;
+	/* schema_drift alerts of the hour (drift.c: the cap) */
+	int64_t	 drift_hour_mono; /* the hour began; 0: none yet */
+	unsigned drift_sent;
+	int64_t	 drift_over; /* counted, not alerted one by one */
 };
 
 /* sched.c */
@@ -307,6 +318,20 @@ bool	window_final(struct fjob *j);
 int64_t window_lag_p999(const struct fetch_stats *s);
 void	window_count(struct fjob *j, struct norm_log *logs, size_t n,
        const bool *dup, int64_t seen);
+
+/*
+ * drift.c: schema drift. After a page is stored, the event and parameter
+ * names of its new logs that j has not met in this process are inserted
+ * into schema_names ("<source>:<app>:e:<name>" / ":p:"); an insert that
+ * is new (no duplicate key) after the baseline (j->drift_baseline: the
+ * job has once read up to the live edge) is a schema_drift alert,
+ * counted in schemaDrift and capped per source and hour.
+ */
+void drift_page(struct fjob *j, const struct norm_log *logs, size_t n,
+    const bool *dup);
+/* Send the summary of an hour over the cap once it is over. */
+void drift_tick(struct fsrc *s);
+void drift_free(struct fjob *j);
 
 /* google_driver.c */
 void driver_step(struct fjob *j);

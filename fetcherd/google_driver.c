@@ -88,6 +88,7 @@ driver_free(struct fjob *j)
 	j->nrr = 0;
 	recent_free(j->recent);
 	j->recent = NULL;
+	drift_free(j);
 }
 
 static void
@@ -176,6 +177,7 @@ driver_save_handoff(struct fjob *j)
 
 	h = handoff_new(HANDOFF_SAVE, j->src->id, j->app);
 	window_docs(j, &h->cursor_doc, &h->stats_doc);
+	j->drift_unsaved = false;
 	h->lease = util_xcalloc(1, sizeof(*h->lease));
 	*h->lease = j->src->lease;
 	h->epoch = j->src->lease.epoch;
@@ -200,7 +202,7 @@ driver_save_start(struct fjob *j, bool force)
 	struct handoff *h;
 	int64_t		since = util_mono_ms() - j->saved_at;
 
-	if (force || j->win_new > 0)
+	if (force || j->win_new > 0 || j->drift_unsaved)
 		j->unsaved = true;
 	if (j->saved_at > 0 &&
 	    since < (j->unsaved ? DRIVER_SAVE_EVERY_MS : DRIVER_IDLE_SAVE_MS)) {
@@ -321,6 +323,8 @@ driver_page_done(struct handoff *h)
 		window_count(j, h->logs, h->n, h->dup, j->ho_seen_at);
 		j->win_new += j->run_new - before;
 	}
+	/* The names of the new logs: any never seen raises schema_drift. */
+	drift_page(j, h->logs, h->n, h->dup);
 	if (j->recent == NULL)
 		j->recent = recent_new();
 	for (k = 0; k < h->n; k++)
@@ -467,6 +471,7 @@ static void
 driver_page_stored(struct fjob *j, size_t n, char *next)
 {
 	j->stats.pages++;
+	drift_tick(j->src);
 	driver_report(j, FETCH_PAGE_STORED, NULL, NULL);
 
 	if (next != NULL) {

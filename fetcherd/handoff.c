@@ -53,6 +53,14 @@ handoff_free(struct handoff *h)
 		bson_destroy(h->stats_doc);
 	if (h->doc != NULL)
 		bson_destroy(h->doc);
+	for (size_t i = 0; i < h->ndocs; i++) {
+		bson_destroy(h->docs[i]);
+		if (h->alerts != NULL && h->alerts[i] != NULL)
+			bson_destroy(h->alerts[i]);
+	}
+	free(h->docs);
+	free(h->alerts);
+	free(h->alerted);
 	free(h->lease);
 	free(h);
 }
@@ -745,6 +753,38 @@ handoff_prune(struct handoff *h)
 	free(names);
 }
 
+/* HANDOFF_NAMES: see handoff.h. */
+static void
+handoff_names(struct handoff *h)
+{
+	const bson_t **al;
+	size_t	       i, na = 0, ins, dups;
+
+	h->dup = util_xcalloc(h->ndocs + 1, sizeof(*h->dup));
+	h->alerted = util_xcalloc(h->ndocs + 1, sizeof(*h->alerted));
+	if (store_insert_many(child_store(), h->coll, (const bson_t **)h->docs,
+		h->ndocs, &ins, &dups, h->dup, h->err, sizeof(h->err)) != 0) {
+		h->rc = -EIO;
+		return;
+	}
+	if (h->alerts == NULL)
+		return;
+	al = util_xcalloc(h->ndocs + 1, sizeof(*al));
+	for (i = 0; i < h->ndocs && na < h->alert_quota; i++)
+		if (!h->dup[i] && h->alerts[i] != NULL) {
+			al[na++] = h->alerts[i];
+			h->alerted[i] = true;
+		}
+	/* Random ids: a duplicate cannot happen, any error is a failure. */
+	if (na > 0 &&
+	    store_insert_many(child_store(), STORE_ALERTS, al, na, &ins, &dups,
+		NULL, h->err, sizeof(h->err)) != 0) {
+		h->alerts_rc = -EIO;
+		memset(h->alerted, 0, h->ndocs * sizeof(*h->alerted));
+	}
+	free(al);
+}
+
 static void
 handoff_work(void *arg)
 {
@@ -804,6 +844,9 @@ handoff_work(void *arg)
 			h->rc = -EIO;
 		break;
 	}
+	case HANDOFF_NAMES:
+		handoff_names(h);
+		break;
 	case HANDOFF_COUNT: {
 		bson_t *sel = BCON_NEW("sourceId", BCON_UTF8(h->sid), "state",
 		    BCON_UTF8("pending"));

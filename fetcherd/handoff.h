@@ -53,6 +53,7 @@ enum handoff_kind {
 	HANDOFF_COUNT,	/* pending batches of a source */
 	HANDOFF_UPSERT, /* replace doc under _id id in coll */
 	HANDOFF_INSERT, /* insert doc into coll (duplicate: fine) */
+	HANDOFF_NAMES,	/* insert docs into coll, then alerts of new ones */
 	HANDOFF_LOAD	/* read a job's cursor and stats */
 };
 
@@ -82,11 +83,11 @@ struct handoff {
 	size_t		 n;
 	int64_t		 max_logs, max_bytes;
 	char	 body_coll[STORE_BODY_COLL_MAX]; /* out: bodies_* partition */
-	bool	*dup;				 /* out: n flags */
-	size_t	 nnew;				 /* out */
-	unsigned nbatches;			 /* out */
-	struct handoff_batch *batches;		 /* out: nbatches sealed */
-	unsigned	      nrecovered;	 /* out: open intents cleaned */
+	bool	*dup;		       /* out: n flags (HANDOFF_NAMES: ndocs) */
+	size_t	 nnew;		       /* out */
+	unsigned nbatches;	       /* out */
+	struct handoff_batch *batches; /* out: nbatches sealed */
+	unsigned	      nrecovered; /* out: open intents cleaned */
 	int64_t		      ms_intent, ms_seen, ms_seal; /* out: costs */
 	/*
 	 * HANDOFF_SAVE: cursor and stats documents ("<source>:<app>") to
@@ -99,10 +100,23 @@ struct handoff {
 	int64_t	 keep_after_ms; /* drop days ending before */
 	int64_t	 overlap_ms;
 	unsigned ndropped; /* out */
-	/* HANDOFF_UPSERT, HANDOFF_INSERT */
+	/* HANDOFF_UPSERT, HANDOFF_INSERT, HANDOFF_NAMES */
 	char	coll[32];
 	char	id[160];
 	bson_t *doc;
+	/*
+	 * HANDOFF_NAMES: docs go into coll (dup[i]: it was there); then
+	 * alerts[i] (NULL: none) of the first alert_quota docs that were
+	 * new go into `alerts` in one insert (alerted[i]; alerts_rc 0 or
+	 * -EIO), so that a name recorded new has its alert stored by the
+	 * same job.
+	 */
+	bson_t **docs; /* owned */
+	size_t	 ndocs;
+	bson_t **alerts; /* owned, ndocs entries */
+	unsigned alert_quota;
+	bool	*alerted; /* out: ndocs flags */
+	int	 alerts_rc;
 	/* HANDOFF_COUNT */
 	int64_t pending; /* out */
 	/* Result, read by done on the loop. */

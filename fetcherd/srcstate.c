@@ -2,7 +2,8 @@
  * The state the scheduler stores for each source: its source_state
  * document "<id>:fetch" (status, lastError, lastFetchAt; read once when
  * a partition is taken, written under the lease when it changes) and the
- * alerts (credentials_invalid, credentials_restored) queued for deliverd.
+ * alerts (credentials_invalid, credentials_restored, schema_drift)
+ * queued for deliverd.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -66,6 +66,9 @@ window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc)
 	j->rr = NULL;
 	j->nrr = 0;
 	j->nages = window_ages_start(cdoc);
+	/* An older cursor without it: the baseline is read (again). */
+	j->drift_baseline = cdoc != NULL &&
+	    store_bson_bool(cdoc, "schemaBaselineDone", false);
 	if (cdoc != NULL) {
 		j->cursor = store_bson_int(cdoc, "cursor", 0);
 		/* A cursor of an older version: covered from here on. */
@@ -130,6 +133,7 @@ window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc)
 		window_int_array(sdoc, "lag.buckets", s->lag_buckets,
 		    FETCH_LAG_BUCKETS);
 		s->late_overlap = store_bson_int(sdoc, "lateOverlap", 0);
+		s->schema_drift = store_bson_int(sdoc, "schemaDrift", 0);
 		window_int_array(sdoc, "lateRereads", s->late_rereads,
 		    FETCH_MAX_AGES);
 		window_int_array(sdoc, "rereadsDone", s->rereads_done,
@@ -188,6 +192,7 @@ window_docs(struct fjob *j, bson_t **cursor, bson_t **stats)
 		bson_append_document_end(&a, &e);
 	}
 	bson_append_array_end(&doc, &a);
+	BSON_APPEND_BOOL(&doc, "schemaBaselineDone", j->drift_baseline);
 	BSON_APPEND_INT64(&doc, "epoch", j->src->lease.epoch);
 	BSON_APPEND_INT64(&doc, "updatedAt", now);
 	*cursor = bson_copy(&doc);
@@ -213,6 +218,7 @@ window_docs(struct fjob *j, bson_t **cursor, bson_t **stats)
 	window_append_array(&lag, "buckets", s->lag_buckets, FETCH_LAG_BUCKETS);
 	bson_append_document_end(&doc, &lag);
 	BSON_APPEND_INT64(&doc, "lateOverlap", s->late_overlap);
+	BSON_APPEND_INT64(&doc, "schemaDrift", s->schema_drift);
 	n = fconf.nages;
 	for (i = 0; i < (size_t)n; i++)
 		ages[i] = fconf.ages_s[i];
@@ -359,9 +365,11 @@ window_next(struct fjob *j)
 		if (start < floor_ms)
 			start = floor_ms;
 		end = j->cursor + FETCH_MAX_WINDOW_MS;
+		j->w_live = false;
 		if (end >= now) {
 			end = now;
 			j->main_done = true;
+			j->w_live = true;
 		}
 		if (end <= start || end <= j->cursor) {
 			j->main_done = true;
@@ -542,6 +550,18 @@ window_close(struct fjob *j)
 			from = now - 2 * fconf.ages_s[j->nages - 1] * 1000;
 		j->cursor = j->w_end;
 		window_rr_add(j, from, j->w_end, now);
+		/*
+		 * Read up to the live edge once: the names seen so far are
+		 * the baseline, those new from now on are schema drift.
+		 */
+		if (j->w_live && !j->drift_baseline) {
+			j->drift_baseline = true;
+			force = true;
+			log_info("source=%s app=%s read up to the live edge: "
+				 "event and parameter names new from now on "
+				 "raise schema_drift alerts",
+			    j->src->id, j->app);
+		}
 		if (j->recent != NULL)
 			recent_expire(j->recent,
 			    j->cursor - fconf.overlap_ms - FETCH_EDGE_MS);

@@ -562,8 +562,64 @@ norm_log_clear(struct norm_log *l)
 {
 	free(l->app);
 	free(l->json);
-	l->app = l->json = NULL;
-	l->json_len = 0;
+	free(l->event_name);
+	free(l->param_names);
+	l->app = l->json = l->event_name = l->param_names = NULL;
+	l->json_len = l->param_names_len = 0;
+}
+
+/*
+ * The event's name and the distinct names of its parameters into l (see
+ * normalize.h): what schema-drift detection compares with the names it
+ * knows. Unnamed parameters and non-string names are skipped (the log
+ * already says so). 0 or -ENOMEM.
+ */
+static int
+norm_log_names(struct norm_log *l, yajl_val event)
+{
+	struct norm_names names;
+	yajl_val	  lists[2];
+	const char	 *name;
+	size_t		  nlists = 0, li, i, total = 0, cnt = 0, off = 0, len;
+	int		  rc;
+
+	if (!YAJL_IS_OBJECT(event))
+		return 0;
+	if ((name = json_get_string(event, "name")) != NULL &&
+	    (l->event_name = strdup(name)) == NULL)
+		return -ENOMEM;
+	lists[0] = json_get(event, "parameters");
+	lists[1] = json_get(event, "sensitiveParameters");
+	for (li = 0; li < 2; li++)
+		if (YAJL_IS_ARRAY(lists[li])) {
+			lists[nlists] = lists[li];
+			for (i = 0; i < lists[nlists]->u.array.len; i++)
+				if ((name = norm_param_name(
+					 lists[nlists]->u.array.values[i])) !=
+				    NULL) {
+					total += strlen(name) + 1;
+					cnt++;
+				}
+			nlists++;
+		}
+	if (total == 0)
+		return 0;
+	if ((l->param_names = malloc(total)) == NULL)
+		return -ENOMEM;
+	if ((rc = norm_names_init(&names, cnt)) != 0)
+		return rc;
+	for (li = 0; li < nlists; li++)
+		for (i = 0; i < lists[li]->u.array.len; i++) {
+			name = norm_param_name(lists[li]->u.array.values[i]);
+			if (name == NULL || norm_names_seen(&names, name) > 0)
+				continue;
+			len = strlen(name) + 1;
+			memcpy(l->param_names + off, name, len);
+			off += len;
+		}
+	norm_names_clear(&names);
+	l->param_names_len = off;
+	return 0;
 }
 
 void
@@ -657,6 +713,8 @@ normalize_activity_budget(yajl_val activity, const char *app_fallback,
 			if (rc != 0)
 				goto fail;
 			n++;
+			if ((rc = norm_log_names(&nl[i], ev)) != 0)
+				goto fail;
 		}
 	}
 

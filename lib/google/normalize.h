@@ -27,6 +27,13 @@
  * log over NORM_LOG_MAX bytes (or once a page's logs pass
  * NORM_PAGE_OUT_MAX) is delivered truncated: details {}, raw null,
  * "truncated": true, "originalBytes": its size; truncated is set.
+ * event_name and param_names say what the event was called and which
+ * parameters it had (schema-drift detection): a copy of the event's
+ * "name" (NULL when it has none), and the distinct names of its
+ * "parameters" and "sensitiveParameters" (top level, in order), each
+ * NUL-terminated, one after the other in param_names (param_names_len
+ * bytes in all, NULL and 0 when there are none). Both stay NULL for an
+ * activity-level error log.
  */
 struct norm_log {
 	char	id[NORM_ID_LEN + 1];
@@ -35,7 +42,10 @@ struct norm_log {
 	char   *json;
 	size_t	json_len;
 	bool	error;
-	bool	truncated; /* over a size cap, see above */
+	bool	truncated;	 /* over a size cap, see above */
+	char   *event_name;	 /* may be NULL */
+	char   *param_names;	 /* "a\0b\0", may be NULL */
+	size_t	param_names_len; /* bytes of param_names */
 };
 
 /*

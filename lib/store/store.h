@@ -29,6 +29,7 @@
 #define STORE_ALERTS	   "alerts"	  /* alerts pending delivery */
 #define STORE_LEASES	   "leases"	  /* <resource>:<epoch> */
 #define STORE_STATS	   "stats"	  /* per source/app counters */
+#define STORE_SCHEMA_NAMES "schema_names" /* fetcherd inserts: drift */
 
 #define STORE_DUPLICATE_KEY 11000
 

@@ -4,6 +4,7 @@ the overlap and the growing-age re-reads, rate limits, 5xx and slow pages,
 a repeating page token, refused credentials and recovery, kill -9 in the
 middle of a window."""
 import os
+import re
 import signal
 import time
 
@@ -403,12 +404,159 @@ def test_remove_source_stops(wd):
     assert "source=%s removed; its fetching stops" % sid in ar.log()
 
 
+def drift_inject(sim, cid, seq, events_list):
+    """One activity per entry of events_list (its events), one millisecond
+    apart, a second ago; seq: [last uniqueQualifier used]."""
+    now = time.time()
+    acts = []
+    for events in events_list:
+        seq[0] += 1
+        t = now - 1 + seq[0] / 1000.0
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
+        acts.append({"id": {"time": ts, "uniqueQualifier": str(6 * 10**17 + seq[0])},
+                     "actor": {"email": "u%d@%s.example.com" % (seq[0], cid.lower())},
+                     "events": events})
+    st, b, _ = sim.call("POST", "/_sim/tenants/%s/inject" % cid,
+                        {"application": "login", "activities": acts})
+    assert st in (200, 201), (st, b)
+
+
+def drift_ev(name, params=("login_type",)):
+    return {"type": "login", "name": name,
+            "parameters": [{"name": p, "value": "x"} for p in params]}
+
+
+def drift_alerts(recv):
+    """The schema_drift alerts the receiver accepted, once per webhook-id."""
+    got = {}
+    for r in recv.accepted():
+        b = r["body"]
+        if b and b.get("type") == "alert" and b.get("alert") == "schema_drift":
+            got[r["id"]] = b
+    return list(got.values())
+
+
+def drift_source(wd, cid):
+    """A source whose first run reads two activities (its baseline: the
+    names login_success, logout, login_type, is_second_factor), once that
+    baseline is done."""
+    store, sim, ar, recv = start(wd, ["--no-lag"])
+    key, admin = h.sim_tenant(sim, cid, apps=("login",), rate=0)
+    seq = [0]
+    drift_inject(sim, cid, seq, [[drift_ev("login_success")],
+                                 [drift_ev("logout", ("login_type", "is_second_factor"))]])
+    created = h.add_source(ar, key, admin, callback(recv), interval=1)
+    sid = created["id"]
+    recv.set_secret(sid, h.source_secret(created))
+    db = store.db()
+    h.wait_for(lambda: len(recv.delivered_logs()) >= 2, 60, "the baseline's events delivered")
+    h.wait_for(lambda: (db.cursors.find_one({"_id": sid + ":login"}) or {})
+               .get("schemaBaselineDone") is True, 30, "baseline done")
+    return store, sim, ar, recv, db, sid, seq
+
+
+def test_schema_drift(wd):
+    """An event name never seen before for a source, once the source has read
+    up to the live edge (its baseline), is delivered as usual and yields
+    exactly one schema_drift alert (so does a new parameter name), counted in
+    /metrics; after a restart the same names alert no more."""
+    store, sim, ar, recv, db, sid, seq = drift_source(wd, "C01drift")
+    base = list(db.schema_names.find({"sourceId": sid}))
+    assert {d["_id"] for d in base} == {sid + ":login:e:login_success", sid + ":login:e:logout",
+                                        sid + ":login:p:login_type",
+                                        sid + ":login:p:is_second_factor"}, base
+    assert all(d["baseline"] for d in base), base
+    assert drift_alerts(recv) == []
+    # A new event name twice, a new parameter name once, known names too.
+    drift_inject(sim, "C01drift", seq, [[drift_ev("NEW_EVENT_X")], [drift_ev("NEW_EVENT_X")],
+                                        [drift_ev("login_success", ("login_type", "new_param_y"))],
+                                        [drift_ev("logout")]])
+    truth = h.sim_truth(sim, "C01drift", "login")
+    assert len(truth) == 6, len(truth)
+    h.wait_for(lambda: truth <= {l["id"] for l in recv.delivered_logs()}, 60,
+               "every injected event delivered")
+    h.wait_for(lambda: len(drift_alerts(recv)) >= 2, 30, "two schema_drift alerts")
+    time.sleep(4)  # the overlap and the re-reads read them again
+    alerts = drift_alerts(recv)
+    msgs = sorted(a["message"] for a in alerts)
+    h.log("schema_drift alerts: %s" % msgs)
+    assert len(alerts) == 2, msgs
+    assert all(a["sourceId"] == sid for a in alerts), alerts
+    assert any('event name' in m and '"NEW_EVENT_X"' in m for m in msgs), msgs
+    assert any('parameter name' in m and '"new_param_y"' in m for m in msgs), msgs
+    assert all("login" in m for m in msgs), msgs
+    # Stored by the job that found the names new, not queued for later.
+    assert re.search(r"alert=schema_drift \d+ stored for delivery", ar.log())
+    h.wait_for(lambda: h.metric(ar, "auditrelay_fetch_schema_drift_total",
+                                source=sid, app="login") == 2, 30,
+               "schema drift counted in /metrics", interval=0.5)
+    d = db.schema_names.find_one({"_id": sid + ":login:e:NEW_EVENT_X"})
+    assert d and d["baseline"] is False and d["kind"] == "event", d
+    # A restart forgets what the process knew: the store still knows.
+    assert ar.stop() == 0
+    ar.start()
+    drift_inject(sim, "C01drift", seq, [[drift_ev("NEW_EVENT_X", ("new_param_y",))]])
+    truth = h.sim_truth(sim, "C01drift", "login")
+    h.wait_for(lambda: truth <= {l["id"] for l in recv.delivered_logs()}, 60,
+               "the event after the restart delivered")
+    time.sleep(4)
+    assert len(drift_alerts(recv)) == 2, [a["message"] for a in drift_alerts(recv)]
+    assert h.metric(ar, "auditrelay_fetch_schema_drift_total", source=sid, app="login") == 2
+    assert db.schema_names.count_documents({"sourceId": sid}) == 6
+    h.log("schema drift: 2 alerts for 3 new-name events, none again after a restart")
+
+
+def test_schema_drift_cap(wd):
+    """A feed that suddenly sends many new names: every one is counted, at
+    most 20 alerts an hour go out one by one (the rest are summed when the
+    hour is over), and a name's length and odd bytes are bounded and escaped
+    in the alert."""
+    store, sim, ar, recv, db, sid, seq = drift_source(wd, "C01cap")
+    odd = "WEIRD\"\\\u00e9" + "L" * 300
+    drift_inject(sim, "C01cap", seq, [[drift_ev(odd)]])
+    h.wait_for(lambda: len(drift_alerts(recv)) >= 1, 30, "the first alert")
+    msg = drift_alerts(recv)[0]["message"]
+    h.log("odd name alert: %s" % msg)
+    assert '"WEIRD\\x22\\x5c\\xc3\\xa9LLL' in msg and "L" * 200 not in msg, msg
+    drift_inject(sim, "C01cap", seq, [[drift_ev("BURST_%02d" % i)] for i in range(30)])
+    h.wait_for(lambda: h.metric(ar, "auditrelay_fetch_schema_drift_total",
+                                source=sid, app="login") == 31, 30,
+               "31 new names counted", interval=0.5)
+    h.wait_for(lambda: len(drift_alerts(recv)) >= 20, 30, "20 alerts")
+    time.sleep(4)
+    got = drift_alerts(recv)
+    assert len(got) == 20, len(got)
+    assert "more than 20 new schema names this hour" in ar.log()
+    truth = h.sim_truth(sim, "C01cap", "login")
+    h.wait_for(lambda: truth <= {l["id"] for l in recv.delivered_logs()}, 60,
+               "every event delivered")
+    h.log("schema drift cap: 31 new names, 20 alerts, all events delivered")
+
+def test_schema_drift_removed_source(wd):
+    """deliverd's janitor deletes the schema names of a removed source, with
+    its cursors (it finds removed sources by what they left in batches)."""
+    store, sim, ar, recv, db, sid, seq = drift_source(wd, "C01drgone")
+    assert db.schema_names.count_documents({"sourceId": sid}) == 4
+    recv.status = 500  # a batch stays pending: the janitor finds the source
+    drift_inject(sim, "C01drgone", seq, [[drift_ev("login_success")]])
+    h.wait_for(lambda: db.batches.find_one({"sourceId": sid, "state": "pending"}), 30,
+               "a pending batch")
+    st, _, _ = ar.api("DELETE", "/remove-source/%s" % sid)
+    assert st == 204, st
+    assert ar.stop() == 0
+    ar.start()  # the janitor runs 10 s after deliverd starts
+    h.wait_for(lambda: db.schema_names.count_documents({"sourceId": sid}) == 0, 60,
+               "the removed source's schema names deleted", interval=1)
+    assert db.cursors.find_one({"_id": sid + ":login"}) is None
+    h.log("schema names of a removed source deleted by the janitor")
+
 if __name__ == "__main__":
     import sys
     tests = [test_steady_flow, test_lag_long_tail, test_multi_event_out_of_order,
              test_rate_limit_storm, test_5xx_and_slow_pages, test_repeating_page_token,
              test_revoked_key_and_recovery, test_kill9_mid_window, test_store_outage,
-             test_remove_source_stops, test_truncated_counted]
+             test_remove_source_stops, test_truncated_counted, test_schema_drift,
+             test_schema_drift_cap, test_schema_drift_removed_source]
     if len(sys.argv) > 1:
         tests = [t for t in tests if t.__name__ in sys.argv[1:]]
     h.run_tests(tests, "fetch")

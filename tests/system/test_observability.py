@@ -28,6 +28,7 @@ GREP_FINDS = {
 PER_SOURCE = (
     "auditrelay_fetch_events_stored_total",
     "auditrelay_fetch_late_recovered_total",
+    "auditrelay_fetch_schema_drift_total",
     "auditrelay_fetch_lag_seconds",
     "auditrelay_delivery_logs_total",
     "auditrelay_delivery_batches_total",

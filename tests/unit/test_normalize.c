@@ -589,6 +589,54 @@ test_param_types(void **state)
 	norm_logs_free(l, n);
 }
 
+/*
+ * The names schema-drift detection reads: the event's name, and each
+ * parameter name once (sensitive ones too, nested messages' not); an
+ * activity-level error log has none.
+ */
+static void
+test_log_names(void **state)
+{
+	const char
+			 *t = "{\"id\": {\"time\": \"2024-03-10T12:00:00Z\", "
+			      "\"uniqueQualifier\": \"5\"}, \"events\": ["
+			      "{\"name\": \"NEW_EV\", \"parameters\": ["
+			      "{\"name\": \"s\", \"value\": \"v\"},"
+			      "{\"value\": \"unnamed\"},"
+			      "{\"name\": \"msg\", \"messageValue\": {\"parameter\": ["
+			      "  {\"name\": \"inner\", \"intValue\": \"7\"}]}},"
+			      "{\"name\": \"s\", \"value\": \"dup\"}],"
+			      "\"sensitiveParameters\": [{\"name\": \"sec\", \"value\": "
+			      "\"z\"}]},"
+			      "{\"type\": \"x\"}, 7]}";
+	static const char want[] = "s\0msg\0sec\0";
+	struct norm_log	 *l;
+	size_t		  n;
+
+	l = act_logs(t, "login", &n);
+	assert_int_equal(n, 3);
+	assert_string_equal(l[0].event_name, "NEW_EV");
+	assert_int_equal(l[0].param_names_len, sizeof(want) - 1);
+	assert_memory_equal(l[0].param_names, want, sizeof(want) - 1);
+	/* No name, no parameters; not an object: nothing. */
+	assert_null(l[1].event_name);
+	assert_null(l[1].param_names);
+	assert_int_equal(l[1].param_names_len, 0);
+	assert_null(l[2].event_name);
+	assert_null(l[2].param_names);
+	norm_log_clear(&l[0]);
+	assert_null(l[0].event_name);
+	assert_null(l[0].param_names);
+	assert_int_equal(l[0].param_names_len, 0);
+	norm_logs_free(l, n);
+
+	l = act_logs("{\"id\": 5}", "login", &n);
+	assert_int_equal(n, 1);
+	assert_null(l[0].event_name);
+	assert_null(l[0].param_names);
+	norm_logs_free(l, n);
+}
+
 /* Check an activity-level error log. */
 static void
 check_error_log(const struct norm_log *l, const char *errpart)
@@ -994,6 +1042,7 @@ main(void)
 		cmocka_unit_test(test_token_line_multi),
 		cmocka_unit_test(test_login_line_last),
 		cmocka_unit_test(test_param_types),
+		cmocka_unit_test(test_log_names),
 		cmocka_unit_test(test_unparseable_activity),
 		cmocka_unit_test(test_bad_events),
 		cmocka_unit_test(test_page_with_junk_items),

@@ -476,9 +476,14 @@ def test_generator_paging(tok, schema):
          {"rate": 1500, "lag": {"minSeconds": 1, "meanSeconds": 60,
                                 "tailProbability": 0.05,
                                 "tailMaxSeconds": 1800}})
-    jreq("POST", "/_sim/tenants/%s/applications/token" % CID, {"rate": 200})
+    # Every lag bounded (the default ones have tails of hours, seconds
+    # here): all is visible after the pause below.
+    short = {"minSeconds": 0, "meanSeconds": 60, "tailProbability": 0.05,
+             "tailMaxSeconds": 1800}
+    jreq("POST", "/_sim/tenants/%s/applications/token" % CID,
+         {"rate": 200, "lag": short})
     jreq("POST", "/_sim/tenants/%s/applications/calendar" % CID,
-         {"rate": 200})
+         {"rate": 200, "lag": short})
     start = time.time()
     time.sleep(2.0)
     jreq("POST", "/_sim/tenants/%s/pause" % CID)

@@ -80,6 +80,8 @@ wm_holds_load(mongoc_client_t *c, const char *sid, struct wm_holds *out,
 		wm_holds_free(out);
 		return -EIO;
 	}
+	if (out->n == 0)
+		return 0;
 	/* One per (source, application): the oldest. */
 	qsort(out->v, out->n, sizeof(*out->v), wm_hold_cmp);
 	for (i = 0, k = 0; i < out->n; i++) {

@@ -485,7 +485,7 @@ metrics_sources(struct samples *s, mongoc_client_t *c)
 		return rc;
 	}
 	/* After the states (watermark.h); without them, no watermark. */
-	holds_ok = wm_holds_load(c, NULL, &holds, err, sizeof(err)) == 0;
+	holds_ok = apid_wm_holds_load(c, NULL, &holds, err, sizeof(err)) == 0;
 	for (i = 0; i < vs.n; i++) {
 		v = &vs.v[i];
 		if (v->paused)

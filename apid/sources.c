@@ -214,7 +214,7 @@ src_reply_view(struct areq *a, int code, const bson_t *doc, const char *secret)
 	/* After the states (watermark.h); without the holds, none. */
 	memset(&holds, 0, sizeof(holds));
 	ok = v.id != NULL &&
-	    wm_holds_load(NULL, v.id, &holds, err, sizeof(err)) == 0;
+	    apid_wm_holds_load(NULL, v.id, &holds, err, sizeof(err)) == 0;
 	if (v.id != NULL && !ok)
 		http_store_result(a, false, err);
 	jsonw_obj_open(w);
@@ -269,6 +269,8 @@ src_input_digest(const struct src_input *in, char out[65])
 	jsonw_kv_int(w, "initialLookback",
 	    in->has_lookback ? in->lookback : -1);
 	jsonw_kv_str(w, "callbackUrl", in->callback_url);
+	if (in->has_watermarks && in->watermarks)
+		jsonw_kv_bool(w, "watermarks", true); /* old digests hold */
 	jsonw_obj_close(w);
 	if ((buf = jsonw_buf(w, &len)) == NULL)
 		fatal("cannot render the request digest");
@@ -367,6 +369,8 @@ src_commit_add_work(struct areq *a)
 	BSON_APPEND_INT32(&doc, "logFetchInterval", (int32_t)op->in.interval);
 	BSON_APPEND_UTF8(&doc, "callbackUrl", op->in.callback_url);
 	BSON_APPEND_BOOL(&doc, "paused", false);
+	BSON_APPEND_BOOL(&doc, "watermarks",
+	    op->in.has_watermarks && op->in.watermarks);
 	BSON_APPEND_INT32(&doc, "initialLookback",
 	    (int32_t)(op->in.has_lookback ? op->in.lookback :
 					    a->conf.initial_lookback));
@@ -520,16 +524,21 @@ src_commit_patch_work(struct areq *a)
 	if (op->in.has_lookback)
 		BSON_APPEND_INT32(&set, "initialLookback",
 		    (int32_t)op->in.lookback);
+	if (op->in.has_watermarks)
+		BSON_APPEND_BOOL(&set, "watermarks", op->in.watermarks);
 	BSON_APPEND_INT64(&set, "updatedAt", util_now_ms());
 	if (!src_store_up(a) || !src_update(a, op->id, &set))
 		goto done;
 	http_changed(a, op->id, false);
-	http_note(a, "source=%s changed:%s%s%s%s%s", op->id,
+	http_note(a, "source=%s changed:%s%s%s%s%s%s", op->id,
 	    op->in.has_apps ? " applications" : "",
 	    op->in.has_interval ? " logFetchInterval" : "",
 	    op->in.has_lookback ? " initialLookback" : "",
 	    op->in.has_callback ? " callbackUrl" : "",
-	    op->in.has_paused ? (op->in.paused ? " paused" : " resumed") : "");
+	    op->in.has_paused ? (op->in.paused ? " paused" : " resumed") : "",
+	    op->in.has_watermarks ?
+		(op->in.watermarks ? " watermarks on" : " watermarks off") :
+		"");
 	src_reply_reloaded(a, op->id);
 done:
 	bson_destroy(&set);

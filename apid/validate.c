@@ -776,13 +776,29 @@ fail:
 	return rc;
 }
 
+/* Optional boolean member key of root into *has / *val. */
+static int
+check_bool(yajl_val root, const char *key, bool *has, bool *val, struct verr *e)
+{
+	yajl_val v;
+
+	if ((v = json_get(root, key)) == NULL)
+		return 0;
+	if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v))
+		return verr_set(e, "invalid_type", key,
+		    "%s must be true or false", key);
+	*val = YAJL_IS_TRUE(v);
+	*has = true;
+	return 0;
+}
+
 int
 validate_add_source(yajl_val root, int64_t min_interval, bool allow_private,
     struct src_input *in, struct verr *e)
 {
 	static const char *const allowed[] = { "id", "sourceType",
 		"credentials", "applications", "logFetchInterval",
-		"initialLookback", "callbackUrl" };
+		"initialLookback", "callbackUrl", "watermarks" };
 	const char		*st;
 	yajl_val		 v;
 	size_t			 i;
@@ -834,6 +850,9 @@ validate_add_source(yajl_val root, int64_t min_interval, bool allow_private,
 	if ((rc = validate_callback_url(v, "callbackUrl", allow_private, in,
 		 e)) != 0)
 		goto fail;
+	if ((rc = check_bool(root, "watermarks", &in->has_watermarks,
+		 &in->watermarks, e)) != 0)
+		goto fail;
 	return 0;
 fail:
 	src_input_clear(in);
@@ -845,7 +864,8 @@ validate_patch(yajl_val root, int64_t min_interval, bool allow_private,
     struct src_input *in, struct verr *e)
 {
 	static const char *const allowed[] = { "logFetchInterval",
-		"callbackUrl", "applications", "paused", "initialLookback" };
+		"callbackUrl", "applications", "paused", "initialLookback",
+		"watermarks" };
 	yajl_val		 v;
 	int			 rc;
 
@@ -856,7 +876,7 @@ validate_patch(yajl_val root, int64_t min_interval, bool allow_private,
 		rc = verr_set(e, "missing_field", "body",
 		    "nothing to change: "
 		    "give logFetchInterval, callbackUrl, applications, "
-		    "initialLookback or paused");
+		    "initialLookback, paused or watermarks");
 		goto fail;
 	}
 	if ((v = json_get(root, "applications")) != NULL &&
@@ -870,15 +890,12 @@ validate_patch(yajl_val root, int64_t min_interval, bool allow_private,
 	    (rc = validate_callback_url(v, "callbackUrl", allow_private, in,
 		 e)) != 0)
 		goto fail;
-	if ((v = json_get(root, "paused")) != NULL) {
-		if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {
-			rc = verr_set(e, "invalid_type", "paused",
-			    "paused must be true or false");
-			goto fail;
-		}
-		in->paused = YAJL_IS_TRUE(v);
-		in->has_paused = true;
-	}
+	if ((rc = check_bool(root, "paused", &in->has_paused, &in->paused,
+		 e)) != 0)
+		goto fail;
+	if ((rc = check_bool(root, "watermarks", &in->has_watermarks,
+		 &in->watermarks, e)) != 0)
+		goto fail;
 	return 0;
 fail:
 	src_input_clear(in);

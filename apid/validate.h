@@ -50,6 +50,8 @@ struct src_input {
 	bool		 paused;
 	bool		 has_lookback;
 	int64_t		 lookback; /* initialLookback, seconds */
+	bool		 has_watermarks;
+	bool		 watermarks; /* send watermark messages */
 };
 
 /* The documented default applications. */

@@ -35,6 +35,7 @@ view_derive(struct view *v)
 		ds = store_bson_str(v->deliver, "status");
 	v->id = store_bson_str(v->src, "_id");
 	v->paused = store_bson_bool(v->src, "paused", false);
+	v->watermarks = store_bson_bool(v->src, "watermarks", false);
 	v->creds_invalid = fs != NULL && strcmp(fs, "credentials_invalid") == 0;
 	v->deliver_failing = ds != NULL && strcmp(ds, "ok") != 0;
 	v->last_fetch_ms = v->fetch != NULL ?
@@ -353,6 +354,7 @@ view_json(struct jsonw *w, const struct view *v)
 	    store_bson_int(src, "initialLookback", 0));
 	jsonw_kv_str(w, "callbackUrl", store_bson_str(src, "callbackUrl"));
 	jsonw_kv_bool(w, "paused", v->paused);
+	jsonw_kv_bool(w, "watermarks", v->watermarks);
 	jsonw_kv_str(w, "status", v->status);
 	view_json_time(w, "lastFetchAt", v->fetch, "lastFetchAt");
 	view_json_time(w, "lastDeliveryAt", v->deliver, "lastDeliveryAt");

@@ -33,6 +33,7 @@ struct view {
 	const char *status;	/* one of view_statuses */
 	const char *last_error; /* in fetch or deliver, or NULL */
 	bool	    paused;
+	bool	    watermarks;	      /* watermark messages sent */
 	bool	    creds_invalid;    /* fetcherd: Google refuses them */
 	bool	    deliver_failing;  /* deliverd: status not "ok" */
 	int64_t	    last_fetch_ms;    /* 0: never */

@@ -54,7 +54,7 @@ struct dbatch {
 	struct dhost	 *host; /* while in flight */
 	char		  id[40];
 	char		  webhook_id[48];
-	bool		  is_alert;
+	bool		  inline_body; /* alert, watermark: body in the doc */
 	int64_t		  created_at;
 	int64_t		  next_at;  /* ms, next attempt */
 	int64_t		  age_base; /* created, or replayed */
@@ -119,6 +119,18 @@ struct dsource {
 	bool		state_dirty;   /* write again after it */
 	int64_t		st_logs, st_batches, st_fail, st_dead;
 	int64_t		state_written_at;
+	/* Watermark messages (sources.watermarks; wmark.c). */
+	bool	    watermarks;
+	int64_t	    interval_ms; /* logFetchInterval */
+	struct dwm *wm;		 /* one per application */
+	size_t	    nwm;
+	int64_t	    wm_next; /* wall ms: look again then */
+};
+
+/* The watermark last sent for one application of a source. */
+struct dwm {
+	char	app[64];
+	int64_t sent; /* through_ms, 0: none yet (since this process) */
 };
 
 TAILQ_HEAD(dsource_q, dsource);
@@ -262,7 +274,22 @@ void queue_hinted(struct dsource *s, const char *id, const char *wid,
     uint32_t nlogs, int64_t created_at, const uint8_t *body, size_t len,
     const char *body_coll);
 
+/*
+ * A batch whose body is in its document (a watermark message), stored
+ * pending by the caller: queued unless known. Takes body (malloc'd).
+ */
+void queue_add_inline(struct dsource *s, const char *id, const char *wid,
+    int64_t created_at, char *body, size_t len);
+
 /* alerts.c */
 int alerts_raise(struct dsource *s, const char *alert, const char *message);
+
+/*
+ * wmark.c: the watermark messages of the sources with watermarks on,
+ * looked at every rescan, one job for all that are due.
+ */
+void wmark_apply(struct dsource *s, const bson_t *doc);
+void wmark_tick(void);
+void wmark_free(struct dsource *s);
 
 #endif

@@ -60,7 +60,7 @@ struct qinfo {
 	char	 sid[64];
 	char	 id[40];
 	char	 wid[48];
-	bool	 is_alert;
+	bool	 inline_body;
 	int64_t	 created_at, next_at, age_base;
 	unsigned n_attempts, n_errors;
 	int64_t	 nlogs;
@@ -366,7 +366,7 @@ queue_bodies_start(struct dsource *s)
 			continue;
 		util_strlcpy(qb->b[qb->n].id, b->id, sizeof(qb->b[0].id));
 		util_strlcpy(qb->b[qb->n].coll,
-		    b->is_alert			? STORE_BATCHES :
+		    b->inline_body		? STORE_BATCHES :
 			b->body_coll[0] != '\0' ? b->body_coll :
 						  STORE_BODIES,
 		    sizeof(qb->b[0].coll));
@@ -698,7 +698,7 @@ qdone_add(struct dsource *s, struct dbatch *b, long status)
 	d = &qd_list[qd_n++];
 	util_strlcpy(d->sid, s->id, sizeof(d->sid));
 	util_strlcpy(d->bid, b->id, sizeof(d->bid));
-	util_strlcpy(d->coll, b->is_alert ? STORE_BATCHES : b->body_coll,
+	util_strlcpy(d->coll, b->inline_body ? STORE_BATCHES : b->body_coll,
 	    sizeof(d->coll));
 	d->status = (int32_t)status;
 	prune_recent(b->id);
@@ -774,7 +774,8 @@ queue_record(struct dsource *s, struct dbatch *b, const struct httpc_resp *resp,
 	r->dead = strcmp(state, "dead") == 0;
 	r->sel = BCON_NEW("_id", BCON_UTF8(b->id));
 	r->upd = qrec_update(s, b, resp, state, now, error, NULL);
-	if (r->dead && !b->is_alert && store_body_coll_end(b->body_coll) > 0) {
+	if (r->dead && !b->inline_body &&
+	    store_body_coll_end(b->body_coll) > 0) {
 		util_strlcpy(r->from, b->body_coll, sizeof(r->from));
 		r->upd_moved = qrec_update(s, b, resp, state, now, error,
 		    STORE_BODIES_DEAD);
@@ -831,7 +832,9 @@ qload_one(const bson_t *doc, void *arg)
 	batch_webhook_id(id, in.wid);
 	if (wid != NULL)
 		util_strlcpy(in.wid, wid, sizeof(in.wid));
-	in.is_alert = kind != NULL && strcmp(kind, "alert") == 0;
+	/* Alerts and watermarks: the body is in the batch document. */
+	in.inline_body = kind != NULL &&
+	    (strcmp(kind, "alert") == 0 || strcmp(kind, "watermark") == 0);
 	in.created_at = store_bson_int(doc, "createdAt", j->now);
 	in.next_at = store_bson_int(doc, "nextAttemptAt", j->now);
 	in.n_attempts = (unsigned)store_bson_int(doc, "nAttempts", 0);
@@ -977,6 +980,29 @@ queue_hinted(struct dsource *s, const char *id, const char *wid, uint32_t nlogs,
 	queue_insert_sorted(s, b);
 }
 
+void
+queue_add_inline(struct dsource *s, const char *id, const char *wid,
+    int64_t created_at, char *body, size_t len)
+{
+	struct dbatch *b;
+
+	if (queue_find(s, id) != NULL || prune_recently_delivered(id) ||
+	    rec_dead_has(id)) {
+		free(body);
+		return;
+	}
+	b = util_xcalloc(1, sizeof(*b));
+	b->src = s;
+	util_strlcpy(b->id, id, sizeof(b->id));
+	util_strlcpy(b->webhook_id, wid, sizeof(b->webhook_id));
+	b->inline_body = true;
+	b->created_at = b->next_at = b->age_base = created_at;
+	b->seen = true;
+	util_strlcpy(b->body_coll, STORE_BATCHES, sizeof(b->body_coll));
+	queue_body_attach(b, body, len);
+	queue_insert_sorted(s, b);
+}
+
 static void qwork_alert_batch(struct qjob *j, const char *alert_id,
     const char *body, size_t body_len);
 static void queue_load_all_done(struct qjob *j, bool ok);
@@ -1005,7 +1031,7 @@ queue_merge(struct dsource *s, struct qjob *j, bool drop_unseen)
 		b->src = s;
 		util_strlcpy(b->id, in->id, sizeof(b->id));
 		util_strlcpy(b->webhook_id, in->wid, sizeof(b->webhook_id));
-		b->is_alert = in->is_alert;
+		b->inline_body = in->inline_body;
 		b->created_at = in->created_at;
 		b->next_at = in->next_at;
 		b->age_base = in->age_base;
@@ -1284,7 +1310,7 @@ qwork_alert_batch(struct qjob *j, const char *alert_id, const char *body,
 	memset(&in, 0, sizeof(in));
 	util_strlcpy(in.id, id, sizeof(in.id));
 	util_strlcpy(in.wid, wid, sizeof(in.wid));
-	in.is_alert = true;
+	in.inline_body = true;
 	in.created_at = in.next_at = in.age_base = j->now;
 	util_strlcpy(in.body_coll, STORE_BATCHES, sizeof(in.body_coll));
 	in.body = util_xcalloc(1, body_len + 1);

@@ -276,6 +276,7 @@ deliverd_source_destroy(struct dsource *s)
 	free(s->gone_url);
 	deliverd_secret_free(&s->secret);
 	deliverd_secret_free(&s->prev_secret);
+	wmark_free(s);
 	free(s);
 }
 
@@ -310,6 +311,7 @@ deliverd_source_apply(struct dsource *s, const bson_t *doc)
 	int64_t	    until = 0, ver;
 
 	s->paused = store_bson_bool(doc, "paused", false);
+	wmark_apply(s, doc);
 	if (url != NULL && (s->url == NULL || strcmp(url, s->url) != 0)) {
 		free(s->url);
 		s->url = util_xstrdup(url);
@@ -435,6 +437,7 @@ deliverd_rescan_done(void *arg)
 			(void)queue_takeover_start(s);
 		deliverd_step(s);
 	}
+	wmark_tick();
 out:
 	store_docs_free(r->docs, r->n);
 	free(r);

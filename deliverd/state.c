@@ -96,8 +96,6 @@ deliverd_source_state_write(struct dsource *s)
 	    (int32_t)s->br.consecutive);
 	if (s->gone_url != NULL)
 		BSON_APPEND_UTF8(&doc, "goneUrl", s->gone_url);
-	if (s->ready) {
-	}
 	BSON_APPEND_INT64(&doc, "epoch", s->lease.epoch);
 	BSON_APPEND_INT64(&doc, "updatedAt", now);
 	w = util_xcalloc(1, sizeof(*w));

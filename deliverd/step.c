@@ -198,7 +198,7 @@ deliverd_done_cb(const struct httpc_resp *resp, void *arg)
 		s->last_delivery_at = now;
 		s->last_error[0] = '\0';
 		s->status = "ok";
-		deliverd_stats_add(s, b->is_alert ? 0 : b->nlogs, 1, 0, 0);
+		deliverd_stats_add(s, b->inline_body ? 0 : b->nlogs, 1, 0, 0);
 		deliverd_source_state_write(s);
 		queue_remove(s, b);
 		break;
@@ -236,7 +236,7 @@ deliverd_done_cb(const struct httpc_resp *resp, void *arg)
 			log_warn("source=%s batch=%s is a dead letter after %u "
 				 "attempts (last: %s); kept for replay",
 			    s->id, b->id, b->n_attempts, why);
-			if (!b->is_alert)
+			if (!b->inline_body)
 				deliverd_dead_alert(s, b, why);
 			queue_remove(s, b);
 		} else {

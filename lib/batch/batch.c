@@ -127,6 +127,28 @@ batch_alert_body(const char *source_id, const char *alert, const char *message,
 	return out;
 }
 
+char *
+batch_watermark_body(const char *source_id, const char *app, int64_t through_ms,
+    size_t *len)
+{
+	struct jsonw *w;
+	char	      through[32], *out = NULL;
+
+	if ((w = jsonw_new()) == NULL)
+		return NULL;
+	time_format_rfc3339_ms(through_ms, through);
+	jsonw_obj_open(w);
+	jsonw_kv_str(w, "type", "watermark");
+	jsonw_kv_str(w, "sourceId", source_id);
+	jsonw_kv_str(w, "application", app);
+	jsonw_kv_str(w, "through", through);
+	jsonw_obj_close(w);
+	if (jsonw_error(w) == 0)
+		out = jsonw_steal(w, len);
+	jsonw_free(w);
+	return out;
+}
+
 void
 batch_webhook_id(const char *batch_id, char out[48])
 {

@@ -39,6 +39,15 @@ void batch_body_clear(struct batch_body *b);
 char *batch_alert_body(const char *source_id, const char *alert,
     const char *message, int64_t at_ms, size_t *len);
 
+/*
+ * {"type":"watermark","sourceId":...,"application":...,"through":RFC3339
+ * with milliseconds}: every event of the application with id.time <=
+ * through is delivered (docs/WATERMARK.md). malloc'd, *len its length;
+ * NULL on error.
+ */
+char *batch_watermark_body(const char *source_id, const char *app,
+    int64_t through_ms, size_t *len);
+
 /* The webhook-id of a batch: "msg_" + its uuid without dashes. */
 void batch_webhook_id(const char *batch_id, char out[48]);
 

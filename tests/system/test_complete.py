@@ -25,7 +25,7 @@ def ts_ms(s):
 def watermarks(ar, sid):
     st, b, _ = ar.api("GET", "/sources/%s" % sid)
     assert st == 200, (st, b)
-    return b["watermarks"]
+    return b["completeThrough"]
 
 
 def test_watermark_never_passes_a_later_delivery(wd):
@@ -39,11 +39,12 @@ def test_watermark_never_passes_a_later_delivery(wd):
     key, admin = h.sim_tenant(sim, "C01wm", apps=apps, rate=10,
                               lag={"minSeconds": 0, "meanSeconds": 300,
                                    "tailProbability": 0.2, "tailMaxSeconds": 20 * 3600})
-    created = h.add_source(ar, key, admin, recv.url, apps=apps, interval=1)
+    created = h.add_source(ar, key, admin, recv.url, apps=apps, interval=1, watermarks=True)
     sid = created["id"]
     recv.set_secret(sid, h.source_secret(created))
-    assert set(created["watermarks"]) == set(apps), created["watermarks"]
-    assert all(w["through"] is None for w in created["watermarks"].values()), created
+    assert created["watermarks"] is True, created
+    assert set(created["completeThrough"]) == set(apps), created["completeThrough"]
+    assert all(w["through"] is None for w in created["completeThrough"].values()), created
 
     obs = []  # (wall ms when read, app, through ms)
     end = time.time() + 75
@@ -82,6 +83,44 @@ def test_watermark_never_passes_a_later_delivery(wd):
     bad = [(at, app, t, d) for (at, app, t) in obs for (d, dapp, et) in deliveries
            if dapp == app and d > at and et <= t]
     assert not bad, "%d deliveries after a watermark that passed them, e.g. %s" % (len(bad), bad[:3])
+
+    # The watermark messages ("watermarks": true): signed, per
+    # application, moving by more than the interval (1 s), and each sent
+    # only after every log it covers was accepted.
+    first_at = {}
+    for r in recv.accepted():
+        b = r["body"]
+        if b and b.get("type") == "logs":
+            for l in b["logs"]:
+                first_at.setdefault(l["id"], (int(r["at"] * 1000), l["application"],
+                                              ts_ms(l["timestamp"])))
+    msgs = [(int(r["at"] * 1000), r["id"], r["body"]) for r in recv.accepted()
+            if r["body"] and r["body"].get("type") == "watermark"]
+    for app in apps:
+        seq = [(at, wid, b) for at, wid, b in msgs if b["application"] == app]
+        assert seq, "no %s watermark message" % app
+        for at, wid, b in seq:
+            assert set(b) == {"type", "sourceId", "application", "through"}, b
+            assert b["sourceId"] == sid and b["through"].endswith("Z"), b
+        thr = [ts_ms(b["through"]) for _, _, b in seq]
+        assert all(y - x > 1000 for x, y in zip(thr, thr[1:])), \
+            "%s messages not moving by more than the interval: %s" % (app, thr[:5])
+        assert len({wid for _, wid, _ in seq}) == len(seq), "a %s message sent twice" % app
+        late_after = [(at, lid, t) for at, _, b in seq for lid, (fa, a, t) in first_at.items()
+                      if a == app and fa > at and t <= ts_ms(b["through"])]
+        assert not late_after, "%s: logs first accepted after a message covering them: %s" % (
+            app, late_after[:3])
+        h.log("WATERMARK MESSAGES %s: %d, through moving %.1f s apart on average" % (
+            app, len(seq), (thr[-1] - thr[0]) / 1000.0 / max(1, len(thr) - 1)))
+
+    # Off again: no message after the change is seen (a rescan, 5 s).
+    st, b, _ = ar.api("PATCH", "/sources/%s" % sid, {"watermarks": False})
+    assert st == 200 and b["watermarks"] is False, (st, b)
+    time.sleep(8)
+    n0 = len([r for r in recv.accepted() if r["body"] and r["body"].get("type") == "watermark"])
+    time.sleep(8)
+    n1 = len([r for r in recv.accepted() if r["body"] and r["body"].get("type") == "watermark"])
+    assert n1 == n0, "%d watermark messages after watermarks: false" % (n1 - n0)
 
     late = sum(1 for (d, _, et) in deliveries if d - et > 3000)
     for app in apps:

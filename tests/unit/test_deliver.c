@@ -212,6 +212,22 @@ test_alert_body(void **state)
 }
 
 static void
+test_watermark_body(void **state)
+{
+	size_t len;
+	char  *a;
+
+	a = batch_watermark_body("s1", "login", 1795608343123LL, &len);
+	assert_non_null(a);
+	assert_string_equal(a,
+	    "{\"type\":\"watermark\",\"sourceId\":\"s1\","
+	    "\"application\":\"login\","
+	    "\"through\":\"2026-11-25T12:05:43.123Z\"}");
+	assert_int_equal(len, strlen(a));
+	free(a);
+}
+
+static void
 test_webhook_id(void **state)
 {
 	char id[48];
@@ -259,6 +275,7 @@ main(void)
 		cmocka_unit_test(test_breaker),
 		cmocka_unit_test(test_body),
 		cmocka_unit_test(test_alert_body),
+		cmocka_unit_test(test_watermark_body),
 		cmocka_unit_test(test_webhook_id),
 		cmocka_unit_test(test_signature),
 	};

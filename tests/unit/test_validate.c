@@ -259,6 +259,16 @@ test_patch(void **state)
 	assert_int_equal(validate_patch(v, 60, false, &in, &e), -EINVAL);
 	assert_string_equal(e.field, "paused");
 	yajl_tree_free(v);
+	v = body("{\"watermarks\":true}");
+	assert_int_equal(validate_patch(v, 60, false, &in, &e), 0);
+	assert_true(in.has_watermarks && in.watermarks && !in.has_paused);
+	src_input_clear(&in);
+	yajl_tree_free(v);
+	v = body("{\"watermarks\":\"yes\"}");
+	assert_int_equal(validate_patch(v, 60, false, &in, &e), -EINVAL);
+	assert_string_equal(e.field, "watermarks");
+	assert_string_equal(e.code, "invalid_type");
+	yajl_tree_free(v);
 }
 
 /* id, subject and initialLookback of an add-source body (issue 14). */

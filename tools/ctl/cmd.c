@@ -364,6 +364,7 @@ struct cmd_add {
 	int64_t		 interval;
 	int64_t		 lookback;
 	const char	*id;
+	bool		 watermarks;
 };
 
 static const char cmd_add_help[] =
@@ -389,6 +390,9 @@ static const char cmd_add_help[] =
     "  --callback URL           where batches are POSTed (required)\n"
     "  --scope SCOPE            OAuth scope (repeat; default: the reports\n"
     "                           audit read-only scope)\n"
+    "  --watermarks             also send a signed watermark message per\n"
+    "                           application when everything up to a time\n"
+    "                           is delivered (docs/WATERMARK.md)\n"
     "\nExample:\n"
     "  auditrelayctl add --key-file sa.json --subject admin@example.com \\\n"
     "      --app login --app admin --interval 300 \\\n"
@@ -468,6 +472,9 @@ cmd_add_opt(int ch, const char *arg, void *ctx)
 	case 'u':
 		a->id = arg;
 		return 0;
+	case 'W':
+		a->watermarks = true;
+		return 0;
 	}
 	return cmd_creds_opt(&a->creds, ch, arg);
 }
@@ -482,6 +489,7 @@ cmd_add(int argc, char **argv)
 		{ "interval", required_argument, NULL, 'i' },
 		{ "lookback", required_argument, NULL, 'l' },
 		{ "id", required_argument, NULL, 'u' },
+		{ "watermarks", no_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cmd_add	a;
@@ -519,6 +527,8 @@ cmd_add(int argc, char **argv)
 	if (a.lookback > 0)
 		jsonw_kv_int(w, "initialLookback", a.lookback);
 	jsonw_kv_str(w, "callbackUrl", a.callback);
+	if (a.watermarks)
+		jsonw_kv_bool(w, "watermarks", true);
 	if ((rc = cmd_send("POST", "/add-source", w, &r)) == CTL_EXIT_OK) {
 		if (ctl_opts.json)
 			ctl_print_raw(&r);

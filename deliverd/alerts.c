@@ -73,3 +73,85 @@ alerts_raise(struct dsource *s, const char *alert, const char *message)
 	}
 	return 0;
 }
+
+/* The sources with pending alerts, read on the worker. */
+struct aprobe {
+	char **sids;
+	size_t n, cap;
+	int    rc;
+	char   err[512];
+};
+
+static bool aprobe_running;
+
+static int
+aprobe_one(const bson_t *doc, void *arg)
+{
+	struct aprobe *p = arg;
+	const char    *sid = store_bson_str(doc, "sourceId");
+	size_t	       i;
+
+	if (sid == NULL)
+		return 0;
+	for (i = 0; i < p->n; i++)
+		if (strcmp(p->sids[i], sid) == 0)
+			return 0;
+	if (p->n == p->cap) {
+		p->cap = p->cap ? p->cap * 2 : 16;
+		p->sids = util_xreallocarray(p->sids, p->cap, sizeof(*p->sids));
+	}
+	p->sids[p->n++] = util_xstrdup(sid);
+	return 0;
+}
+
+static void
+aprobe_work(void *arg)
+{
+	struct aprobe *p = arg;
+	bson_t	      *filter, *opts;
+
+	filter = BCON_NEW("state", BCON_UTF8("pending"));
+	opts = BCON_NEW("projection", "{", "sourceId", BCON_INT32(1), "_id",
+	    BCON_INT32(0), "}");
+	p->rc = store_each(child_store(), STORE_ALERTS, filter, opts,
+	    aprobe_one, p, p->err, sizeof(p->err));
+	bson_destroy(filter);
+	bson_destroy(opts);
+}
+
+static void
+aprobe_done(void *arg)
+{
+	struct aprobe  *p = arg;
+	struct dsource *s;
+	size_t		i;
+
+	aprobe_running = false;
+	if (child_store_result(p->rc >= 0, p->err))
+		for (i = 0; i < p->n; i++) {
+			s = deliverd_source_find(p->sids[i]);
+			if (s == NULL || !s->lease.held || !s->ready)
+				continue;
+			s->alerts_dirty = true;
+			deliverd_step(s);
+		}
+	for (i = 0; i < p->n; i++)
+		free(p->sids[i]);
+	free(p->sids);
+	free(p);
+}
+
+void
+alerts_probe_start(void)
+{
+	struct aprobe *p;
+
+	if (aprobe_running || child_stopping() || !store_healthy(child_store()))
+		return;
+	p = util_xcalloc(1, sizeof(*p));
+	if (worker_submit(aprobe_work, aprobe_done, p) != 0) {
+		free(p);
+		return;
+	}
+	aprobe_running = true;
+}

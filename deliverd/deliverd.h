@@ -232,11 +232,10 @@ void deliverd_janitor_start(void);
 
 /* queue.c: the store side of batches (scans on the worker thread). */
 /*
- * Every source's pending batches are re-read in one scan this often (six
- * rescans: 30 s by default): fetcherd's hints queue new batches at once;
- * the re-read finds replays, lost hints and batches of other holders.
+ * Every source's pending batches are re-read in one scan at each rescan
+ * (5 s by default): fetcherd's hints queue new batches at once; the
+ * re-read finds replays, lost hints and batches of other holders.
  */
-#define QUEUE_LOAD_EVERY(d) ((d).rescan_ms * 6)
 int queue_load_all_start(void);
 /*
  * The table of sources (load_all merges into it) and what to call when
@@ -283,6 +282,11 @@ void queue_add_inline(struct dsource *s, const char *id, const char *wid,
 
 /* alerts.c */
 int alerts_raise(struct dsource *s, const char *alert, const char *message);
+/*
+ * One scan of the pending alerts of every source (those fetcherd or
+ * another host stored): their sources build alert batches soon.
+ */
+void alerts_probe_start(void);
 
 /*
  * wmark.c: the watermark messages of the sources with watermarks on,

@@ -23,18 +23,7 @@
 /* The settings; the other files read them through deliverd_conf(). */
 static struct deliverd_conf D;
 
-static struct event *stats_ev, *load_ev, *finish_ev;
-
-static void
-deliverd_load_all_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-	if (!child_stopping() && child_store_ready() &&
-	    store_healthy(child_store()))
-		(void)queue_load_all_start();
-}
+static struct event *stats_ev, *finish_ev;
 
 const struct deliverd_conf *
 deliverd_conf(void)
@@ -185,8 +174,6 @@ deliverd_configure(const struct config *cfg, bool initial, char *err,
 	prune_start();
 	deliverd_timer_start(&stats_ev, deliverd_stats_flush_cb, STATS_FLUSH_MS,
 	    true);
-	deliverd_timer_start(&load_ev, deliverd_load_all_cb,
-	    QUEUE_LOAD_EVERY(D), true);
 	log_info("delivering instance=%s private_networks=%s batch_max=%lld "
 		 "logs/%lld bytes retry=%s max_age=%llds",
 	    inst, D.allow_private ? "allowed" : "refused",

@@ -432,11 +432,17 @@ deliverd_rescan_done(void *arg)
 	TAILQ_FOREACH (s, &sources, entry) {
 		if (!s->lease.held)
 			continue;
-		s->logs_dirty = s->alerts_dirty = true;
 		if (!s->ready && !s->busy)
 			(void)queue_takeover_start(s);
 		deliverd_step(s);
 	}
+	/*
+	 * What no hint brought (replays, lost hints, batches and alerts
+	 * stored by other hosts): one scan of the pending batches and one of
+	 * the pending alerts for every source, not a find per source.
+	 */
+	(void)queue_load_all_start();
+	alerts_probe_start();
 	wmark_tick();
 out:
 	store_docs_free(r->docs, r->n);

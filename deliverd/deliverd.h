@@ -277,6 +277,12 @@ void queue_hinted(struct dsource *s, const char *id, const char *wid,
  * A batch whose body is in its document (a watermark message), stored
  * pending by the caller: queued unless known. Takes body (malloc'd).
  */
+/*
+ * The fields after the head (_id, sourceId, kind, ...) of a pending
+ * batch whose body is in its document (alerts, watermarks).
+ */
+void queue_bson_inline(bson_t *doc, const char *body, size_t len,
+    const char *wid, int64_t now, int64_t epoch);
 void queue_add_inline(struct dsource *s, const char *id, const char *wid,
     int64_t created_at, char *body, size_t len);
 

@@ -1003,6 +1003,26 @@ queue_add_inline(struct dsource *s, const char *id, const char *wid,
 	queue_insert_sorted(s, b);
 }
 
+void
+queue_bson_inline(bson_t *doc, const char *body, size_t len, const char *wid,
+    int64_t now, int64_t epoch)
+{
+	bson_t att;
+
+	BSON_APPEND_INT64(doc, "nLogs", 0);
+	bson_append_utf8(doc, "body", -1, body, (int)len);
+	BSON_APPEND_UTF8(doc, "webhookId", wid);
+	BSON_APPEND_UTF8(doc, "state", "pending");
+	BSON_APPEND_INT64(doc, "createdAt", now);
+	BSON_APPEND_INT64(doc, "nextAttemptAt", now);
+	BSON_APPEND_INT32(doc, "nAttempts", 0);
+	BSON_APPEND_INT32(doc, "nErrors", 0);
+	BSON_APPEND_ARRAY_BEGIN(doc, "attempts", &att);
+	bson_append_array_end(doc, &att);
+	BSON_APPEND_NULL(doc, "deliveredAt");
+	BSON_APPEND_INT64(doc, "epoch", epoch);
+}
+
 static void qwork_alert_batch(struct qjob *j, const char *alert_id,
     const char *body, size_t body_len);
 static void queue_load_all_done(struct qjob *j, bool ok);
@@ -1276,7 +1296,7 @@ qwork_alert_batch(struct qjob *j, const char *alert_id, const char *body,
 {
 	struct qinfo in;
 	const char  *ids[1] = { alert_id };
-	bson_t	     doc, att, *sel, *set;
+	bson_t	     doc, *sel, *set;
 	char	     id[37], wid[48];
 	int	     rc;
 
@@ -1288,18 +1308,7 @@ qwork_alert_batch(struct qjob *j, const char *alert_id, const char *body,
 	BSON_APPEND_UTF8(&doc, "kind", "alert");
 	queue_bson_ids(&doc, "logIds", NULL, 0);
 	queue_bson_ids(&doc, "alertIds", ids, 1);
-	BSON_APPEND_INT64(&doc, "nLogs", 0);
-	bson_append_utf8(&doc, "body", -1, body, (int)body_len);
-	BSON_APPEND_UTF8(&doc, "webhookId", wid);
-	BSON_APPEND_UTF8(&doc, "state", "pending");
-	BSON_APPEND_INT64(&doc, "createdAt", j->now);
-	BSON_APPEND_INT64(&doc, "nextAttemptAt", j->now);
-	BSON_APPEND_INT32(&doc, "nAttempts", 0);
-	BSON_APPEND_INT32(&doc, "nErrors", 0);
-	BSON_APPEND_ARRAY_BEGIN(&doc, "attempts", &att);
-	bson_append_array_end(&doc, &att);
-	BSON_APPEND_NULL(&doc, "deliveredAt");
-	BSON_APPEND_INT64(&doc, "epoch", j->epoch);
+	queue_bson_inline(&doc, body, body_len, wid, j->now, j->epoch);
 	rc = store_insert_one(child_store(), STORE_BATCHES, &doc, j->err,
 	    sizeof(j->err));
 	bson_destroy(&doc);

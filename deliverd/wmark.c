@@ -132,7 +132,7 @@ wmark_batch_id(const char *sid, const char *app, int64_t through, char out[37])
 static int
 wmark_store(struct wjob *j, const struct wsrc *w, const struct wmsg *m)
 {
-	bson_t doc, att, ids;
+	bson_t doc, ids;
 	int    rc;
 
 	bson_init(&doc);
@@ -143,18 +143,7 @@ wmark_store(struct wjob *j, const struct wsrc *w, const struct wmsg *m)
 	BSON_APPEND_INT64(&doc, "through", m->through);
 	BSON_APPEND_ARRAY_BEGIN(&doc, "logIds", &ids);
 	bson_append_array_end(&doc, &ids);
-	BSON_APPEND_INT64(&doc, "nLogs", 0);
-	bson_append_utf8(&doc, "body", -1, m->body, (int)m->len);
-	BSON_APPEND_UTF8(&doc, "webhookId", m->wid);
-	BSON_APPEND_UTF8(&doc, "state", "pending");
-	BSON_APPEND_INT64(&doc, "createdAt", j->now);
-	BSON_APPEND_INT64(&doc, "nextAttemptAt", j->now);
-	BSON_APPEND_INT32(&doc, "nAttempts", 0);
-	BSON_APPEND_INT32(&doc, "nErrors", 0);
-	BSON_APPEND_ARRAY_BEGIN(&doc, "attempts", &att);
-	bson_append_array_end(&doc, &att);
-	BSON_APPEND_NULL(&doc, "deliveredAt");
-	BSON_APPEND_INT64(&doc, "epoch", w->epoch);
+	queue_bson_inline(&doc, m->body, m->len, m->wid, j->now, w->epoch);
 	rc = store_insert_one(child_store(), STORE_BATCHES, &doc, j->err,
 	    sizeof(j->err));
 	bson_destroy(&doc);

@@ -119,13 +119,7 @@ wmark_batch_id(const char *sid, const char *app, int64_t through, char out[37])
 	n = snprintf(name, sizeof(name), "watermark\n%s\n%s\n%lld", sid, app,
 	    (long long)through);
 	crypto_sha256(name, n > 0 ? (size_t)n : 0, h);
-	h[6] = (h[6] & 0x0f) | 0x80;
-	h[8] = (h[8] & 0x3f) | 0x80;
-	snprintf(out, 37,
-	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-	    "%02x%02x%02x%02x%02x%02x",
-	    h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10],
-	    h[11], h[12], h[13], h[14], h[15]);
+	util_uuid_format(h, 8, out);
 }
 
 /* Worker: store message m of source w as a pending batch. 0 or -EIO. */

@@ -101,7 +101,13 @@ util_uuid_v4(char out[37])
 	uint8_t b[16];
 
 	util_random_bytes(b, sizeof(b));
-	b[6] = (b[6] & 0x0f) | 0x40;
+	util_uuid_format(b, 4, out);
+}
+
+void
+util_uuid_format(uint8_t b[16], unsigned version, char out[37])
+{
+	b[6] = (uint8_t)((b[6] & 0x0f) | (version << 4));
 	b[8] = (b[8] & 0x3f) | 0x80;
 	snprintf(out, 37,
 	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"

@@ -23,6 +23,8 @@ void *util_xcalloc(size_t n, size_t size);
 void *util_xreallocarray(void *p, size_t n, size_t size);
 /* A random RFC 4122 version 4 UUID, lower case, into out[37]. */
 void util_uuid_v4(char out[37]);
+/* b as a UUID of version (4 random, 8 derived), its bits set in b. */
+void util_uuid_format(uint8_t b[16], unsigned version, char out[37]);
 /* Uniform random integer in [0, n). n > 0. */
 uint64_t util_random_below(uint64_t n);
 /* Split "host:port" ("[v6]:port" too); 0 or -EINVAL. */

@@ -10,7 +10,7 @@ store). When COMMAND exits, prints one line per (command, collection),
 sorted by total time. Collections with a time suffix (seen_20261202,
 bodies_202612021530) are folded into seen_*, bodies_*.
 
-usage: AR_BIN_DIR=build/bin python3 bench/storetrace.py [--json F] -- \\
+usage: AR_BIN_DIR=build/bin python3 bench/storetrace.py [--json F] [--slow F] -- \\
            python3 bench/throughput.py --events 200000
 """
 import argparse
@@ -34,6 +34,8 @@ OP_MSG, OP_QUERY = 2013, 2004
 
 stats = collections.defaultdict(lambda: [0, 0.0, 0, 0, []])  # calls, s, in, out, each s
 lock = threading.Lock()
+slow = []  # (wall start, seconds, command, collection) of each call >= SLOW_S
+SLOW_S = 0.25
 
 
 def fold(coll):
@@ -107,6 +109,8 @@ def serve(client, upstream_port):
                     st[4].append(dt)
                     st[2] += nin
                     st[3] += len(raw)
+                    if dt >= SLOW_S:
+                        slow.append((time.time() - dt, dt, key[0], key[1]))
             try:
                 client.sendall(raw)
             except OSError:
@@ -152,6 +156,8 @@ def report(out):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--json")
+    ap.add_argument("--slow", help="write every call of %d ms or more here (wall start, s, "
+                    "command, collection), to line up with a latency tail" % (SLOW_S * 1000))
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     cmd = a.cmd[1:] if a.cmd[:1] == ["--"] else a.cmd
@@ -178,6 +184,10 @@ def main():
     rc = subprocess.call(cmd, env=env)
     with lock:
         report(a.json)
+        if a.slow:
+            with open(a.slow, "w") as f:
+                for t, dt, c, k in sorted(slow):
+                    f.write("%.3f %.3f %s %s\n" % (t, dt, c, k))
     store.terminate()
     store.wait()
     return rc

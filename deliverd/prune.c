@@ -1,7 +1,8 @@
 /*
  * What a delivered batch leaves behind. Its metadata in `batches` is
- * marked "delivered" at the 2xx (a small document, in a collection kept as
- * small as what is pending). Its body is in a bodies_* partition (a span
+ * deleted at the 2xx (queue.c), or, while the batch's intent still exists,
+ * marked "delivered" (a small document, in a collection kept as small as
+ * what is pending). Its body is in a bodies_* partition (a span
  * of STORE_BODY_SPAN_MS of the time it was stored): nothing deletes it
  * there; every PRUNE_GC_EVERY_MS the partitions that ended
  * STORE_BODY_DROP_MS ago and that no intent and no undelivered batch
@@ -10,9 +11,10 @@
  * (`bodies` of older versions, bodies_dead for a replayed dead letter) are
  * deleted a few seconds after the 2xx, in bulk, with those of the other
  * batches delivered meanwhile (one deleteMany per PRUNE_EVERY_MS, not one
- * per batch). A sweep deletes the delivered
- * metadata after PRUNE_KEEP_DELIVERED_MS, with any such body a crash kept,
- * but never the metadata of a batch whose intent still exists: fetcherd,
+ * per batch). A sweep deletes metadata marked delivered (those kept for
+ * an intent, and those of older versions) after PRUNE_KEEP_DELIVERED_MS,
+ * with any such body a crash kept, but never the metadata of a batch
+ * whose intent still exists: fetcherd,
  * cleaning the intents a crash left (fetcherd/handoff.h), takes a batch
  * without metadata for one never committed and reads its logs again, so
  * the metadata must outlive the intent however long the recovery waits

@@ -515,20 +515,25 @@ qrec_done(void *arg)
 }
 
 /*
- * Deliveries are recorded together. On FerretDB every update scans
- * `batches` (pending batches and 15 s of delivered ones: hundreds
- * of documents under flow), so one update per 2xx made the store the
- * bottleneck of delivery. Each 2xx joins a list; one updateMany per
- * status code records all of the list (group commit: the first waits
- * QDONE_GATHER_MS for others, or goes at once when QDONE_GATHER_N are
- * there, and those that arrive while it is in flight go together when it
- * returns), so the cost per delivery falls as the rate rises: each
- * updateMany scans `batches` on FerretDB 1.24, and a 200 000-event
- * backlog made one per 1.7 deliveries without the wait. The record is
- * not on the delivery path (the POST is done); a crash in the wait sends
- * those batches again under the same webhook-id, as one in flight. Until its
- * record returns a batch is known delivered here (prune_recent), so a
- * load of the source's pending batches does not send it again.
+ * Deliveries are recorded together, and a delivered batch's metadata is
+ * deleted, not marked: on FerretDB 1.24 an update costs 3 to 6 ms per
+ * document it changes (and holds SQLite's one writer meanwhile: every
+ * insert of fetcherd waits), a delete a tenth of a millisecond, so
+ * marking each 2xx made the store the bottleneck of the whole flow (50
+ * sources x 10 events/s: updates of 300 to 5 000 ms, the latency p99 5 s).
+ * Each 2xx joins a list; one find on `intents` (only the pages in
+ * flight) and one deleteMany record all of the list (group commit: the
+ * first waits QDONE_GATHER_MS for others, or goes at once when
+ * QDONE_GATHER_N are there, and those that arrive while it is in flight
+ * go together when it returns). A batch whose intent still exists is
+ * marked "delivered" instead (one updateMany per status code), for
+ * fetcherd's recovery reads a batch without metadata as never committed
+ * (fetcherd/handoff.h); prune.c deletes it once the intent is gone. The
+ * record is not on the delivery path (the POST is done); a crash in the
+ * wait sends those batches again under the same webhook-id, as one in
+ * flight. Until its record returns a batch is known delivered here
+ * (prune_recent), so a load of the source's pending batches does not
+ * send it again.
  */
 #define QDONE_MAX	1000 /* deliveries per updateMany */
 #define QDONE_GATHER_MS 250  /* the first 2xx waits that long for others */
@@ -539,6 +544,7 @@ struct qdone {
 	char	bid[40];
 	char	coll[STORE_BODY_COLL_MAX]; /* of its body */
 	int32_t status;
+	bool	keep; /* its intent exists: marked, not deleted */
 };
 
 struct qflush {
@@ -561,7 +567,37 @@ qdone_cmp(const void *a, const void *b)
 {
 	const struct qdone *x = a, *y = b;
 
+	if (x->keep != y->keep)
+		return x->keep ? -1 : 1;
 	return x->status < y->status ? -1 : x->status > y->status;
+}
+
+static int
+qdone_intent_one(const bson_t *doc, void *arg)
+{
+	struct qflush *f = arg;
+	const char    *id = store_bson_str(doc, "_id");
+	size_t	       i;
+
+	for (i = 0; id != NULL && i < f->n; i++)
+		if (strcmp(f->d[i].bid, id) == 0)
+			f->d[i].keep = true;
+	return 0;
+}
+
+/* Worker: which of f's batches still have an intent (one find). */
+static void
+qdone_intents(struct qflush *f)
+{
+	bson_t *sel, *opts;
+
+	sel = store_sel_ids(&f->d[0].bid, sizeof(f->d[0]), f->n, false);
+	opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}");
+	if (store_each(child_store(), STORE_INTENTS, sel, opts,
+		qdone_intent_one, f, f->err, sizeof(f->err)) != 0)
+		f->rc = -EIO;
+	bson_destroy(sel);
+	bson_destroy(opts);
 }
 
 static void
@@ -574,11 +610,14 @@ qdone_work(void *arg)
 	mongoc_client_t	    *c;
 	mongoc_collection_t *coll;
 
+	qdone_intents(f);
 	qsort(f->d, f->n, sizeof(f->d[0]), qdone_cmp);
 	c = store_pop(child_store());
 	coll = store_coll(child_store(), c, STORE_BATCHES);
-	for (i = 0; i < f->n && f->rc == 0; i = j) {
-		for (j = i; j < f->n && f->d[j].status == f->d[i].status; j++)
+	for (i = 0; i < f->n && f->d[i].keep && f->rc == 0; i = j) {
+		for (j = i; j < f->n && f->d[j].keep &&
+		     f->d[j].status == f->d[i].status;
+		     j++)
 			;
 		sel = store_sel_ids(&f->d[i].bid, sizeof(f->d[0]), j - i,
 		    false);
@@ -608,6 +647,17 @@ qdone_work(void *arg)
 		}
 		bson_destroy(sel);
 		bson_destroy(upd);
+	}
+	if (f->rc == 0 && i < f->n) {
+		sel = store_sel_ids(&f->d[i].bid, sizeof(f->d[0]), f->n - i,
+		    false);
+		if (!mongoc_collection_delete_many(coll, sel, NULL, NULL,
+			&berr)) {
+			snprintf(f->err, sizeof(f->err),
+			    "delete delivered batches: %.400s", berr.message);
+			f->rc = -EIO;
+		}
+		bson_destroy(sel);
 	}
 	mongoc_collection_destroy(coll);
 	store_push(child_store(), c);
@@ -701,6 +751,7 @@ qdone_add(struct dsource *s, struct dbatch *b, long status)
 	util_strlcpy(d->coll, b->inline_body ? STORE_BATCHES : b->body_coll,
 	    sizeof(d->coll));
 	d->status = (int32_t)status;
+	d->keep = false;
 	prune_recent(b->id);
 	if (qd_inflight)
 		return; /* goes when the one in flight is back */

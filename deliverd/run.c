@@ -212,7 +212,9 @@ deliverd_store_setup(struct store *st, char *err, size_t errlen)
 	    BCON_INT32(1), "createdAt", BCON_INT32(1), "}", "name",
 	    BCON_UTF8("sourceId_state_createdAt"), "}", "1", "{", "key", "{",
 	    "bodyColl", BCON_INT32(1), "state", BCON_INT32(1), "}", "name",
-	    BCON_UTF8("bodyColl_state"), "}");
+	    BCON_UTF8("bodyColl_state"), "}", "2", "{", "key", "{", "state",
+	    BCON_INT32(1), "deliveredAt", BCON_INT32(1), "}", "name",
+	    BCON_UTF8("state_deliveredAt"), "}");
 	rc = store_create_indexes(st, STORE_BATCHES, idx, err, errlen);
 	bson_destroy(idx);
 	if (rc != 0)

@@ -243,6 +243,7 @@ struct fsrc {
 	int64_t pending_est;
 	int64_t pending_counted_at; /* mono ms */
 	int64_t pending_recount_ms; /* delay before the next count */
+	bool	count_waited;	    /* a job of it waits for the census */
 	bool	held_back;	    /* state logged */
 	/* alerts not yet stored */
 	char *pending_alert;

@@ -17,6 +17,7 @@
 #include "fetcherd/fetcherd.h"
 #include "fetcherd/handoff.h"
 #include "fetcherd/recent.h"
+#include "fetcherd/sched.h"
 #include "lib/base/log.h"
 #include "lib/base/util.h"
 #include "lib/google/normalize.h"
@@ -27,6 +28,7 @@
 static void driver_page_stored(struct fjob *j, size_t n, char *next);
 static bool driver_hold(struct fjob *j);
 static void driver_count_done(struct handoff *h);
+static void census_forget(struct fjob *j);
 static void driver_report(struct fjob *j, enum fetch_result r,
     const struct google_error *e, const char *what);
 
@@ -66,6 +68,7 @@ driver_abort(struct fjob *j)
 		j->ho->arg = NULL;
 		j->ho = NULL;
 	}
+	census_forget(j);
 	free(j->ho_next);
 	j->ho_next = NULL;
 	free(j->page_token);
@@ -580,57 +583,138 @@ driver_recount_ms(const struct fsrc *s)
 					   FETCH_PENDING_RECOUNT_MIN_MS;
 }
 
+/*
+ * The census of undelivered batches: one count of every source's pending
+ * batches in one scan ($group by source), shared by every job that waits
+ * for a count while it runs. A count per source was one scan of `batches`
+ * each: 50 sources polled every second all reached their threshold about
+ * once a minute, and their 50 counts in a row held every poll up for
+ * seconds.
+ */
+static struct {
+	struct handoff *h;    /* in flight, or NULL */
+	struct fjob   **wait; /* jobs waiting for it (NULL: gone) */
+	size_t		n, cap;
+	struct fjob   **running; /* the waiters being resumed */
+	size_t		nrunning;
+} census;
+
+/* j is gone (or goes on without the count): forget it as a waiter. */
+static void
+census_forget(struct fjob *j)
+{
+	size_t i;
+
+	for (i = 0; i < census.n; i++)
+		if (census.wait[i] == j)
+			census.wait[i] = NULL;
+	for (i = 0; i < census.nrunning; i++)
+		if (census.running[i] == j)
+			census.running[i] = NULL;
+}
+
 /* Start a count of s's undelivered batches for j; false if not now. */
 static bool
 driver_recount(struct fjob *j)
 {
 	struct fsrc    *s = j->src;
 	struct handoff *h;
+	struct fjob   **nw;
 
 	if (util_mono_ms() - s->pending_counted_at < driver_recount_ms(s))
 		return false;
-	s->pending_counted_at = util_mono_ms();
-	h = handoff_new(HANDOFF_COUNT, s->id, j->app);
-	h->done = driver_count_done;
-	h->arg = j;
-	if (handoff_submit(h) != 0) {
-		handoff_free(h);
-		return false;
+	if (census.n == census.cap) {
+		nw = reallocarray(census.wait, census.cap ? census.cap * 2 : 16,
+		    sizeof(*nw));
+		if (nw == NULL)
+			return false;
+		census.wait = nw;
+		census.cap = census.cap ? census.cap * 2 : 16;
 	}
-	j->ho = h;
+	if (census.h == NULL) {
+		h = handoff_new(HANDOFF_COUNT, "", NULL);
+		h->done = driver_count_done;
+		if (handoff_submit(h) != 0) {
+			handoff_free(h);
+			return false;
+		}
+		census.h = h;
+	}
+	s->pending_counted_at = util_mono_ms();
+	census.wait[census.n++] = j;
 	job_slot_put(j);
 	return true;
+}
+
+/* The new count of s (it waited for it: the next delay follows it). */
+static void
+driver_count_set(struct fsrc *s, int64_t n, bool waited)
+{
+	if (waited) {
+		/* Falling: count again soon; else back off. */
+		if (n < s->pending_est)
+			s->pending_recount_ms = FETCH_PENDING_RECOUNT_MIN_MS;
+		else
+			s->pending_recount_ms = driver_recount_ms(s) * 2;
+		if (s->pending_recount_ms > FETCH_PENDING_RECOUNT_MS)
+			s->pending_recount_ms = FETCH_PENDING_RECOUNT_MS;
+	}
+	s->pending_est = n;
+}
+
+static int
+count_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct handoff_count *)a)->sid,
+	    ((const struct handoff_count *)b)->sid);
 }
 
 static void
 driver_count_done(struct handoff *h)
 {
-	struct fjob *j = h->arg;
+	struct fsrc *s;
+	struct fjob *j;
+	size_t	     i;
 
-	if (j != NULL) {
-		j->ho = NULL;
-		if (h->rc == 0) {
-			struct fsrc *s = j->src;
+	census.h = NULL;
+	census.running = census.wait;
+	census.nrunning = census.n;
+	census.wait = NULL;
+	census.n = census.cap = 0;
+	if (child_store_result(h->rc == 0, h->err)) {
+		/* Every source learns its count; absent ones have none. */
+		for (i = 0; i < census.nrunning; i++)
+			if (census.running[i] != NULL)
+				census.running[i]->src->count_waited = true;
+		if (h->ncounts > 1)
+			qsort(h->counts, h->ncounts, sizeof(*h->counts),
+			    count_cmp);
+		TAILQ_FOREACH (s, &srcs, entry) {
+			struct handoff_count key, *c = NULL;
 
-			/* Falling: count again soon; else back off. */
-			if (h->pending < s->pending_est)
-				s->pending_recount_ms =
-				    FETCH_PENDING_RECOUNT_MIN_MS;
-			else
-				s->pending_recount_ms = driver_recount_ms(s) *
-				    2;
-			if (s->pending_recount_ms > FETCH_PENDING_RECOUNT_MS)
-				s->pending_recount_ms =
-				    FETCH_PENDING_RECOUNT_MS;
-			s->pending_est = h->pending;
+			snprintf(key.sid, sizeof(key.sid), "%s", s->id);
+			if (h->ncounts > 0)
+				c = bsearch(&key, h->counts, h->ncounts,
+				    sizeof(*h->counts), count_cmp);
+			driver_count_set(s, c != NULL ? c->n : 0,
+			    s->count_waited);
+			s->count_waited = false;
 		}
+	}
+	handoff_free(h);
+	for (i = 0; i < census.nrunning; i++) {
+		if ((j = census.running[i]) == NULL)
+			continue;
+		census.running[i] = NULL;
 		driver_pressure_note(j->src);
 		if (!j->in_win)
 			driver_step(j);
 		else if (!driver_hold(j))
 			driver_request(j);
 	}
-	handoff_free(h);
+	free(census.running);
+	census.running = NULL;
+	census.nrunning = 0;
 }
 
 /*

@@ -62,6 +62,7 @@ handoff_free(struct handoff *h)
 	free(h->alerts);
 	free(h->alerted);
 	free(h->lease);
+	free(h->counts);
 	free(h);
 }
 
@@ -785,6 +786,24 @@ handoff_names(struct handoff *h)
 	free(al);
 }
 
+static int
+handoff_count_add(const char *sid, int64_t n, void *arg)
+{
+	struct handoff	     *h = arg;
+	struct handoff_count *nc;
+
+	if (h->ncounts == h->capcounts) {
+		h->capcounts = h->capcounts ? h->capcounts * 2 : 64;
+		nc = reallocarray(h->counts, h->capcounts, sizeof(*nc));
+		if (nc == NULL)
+			return -ENOMEM;
+		h->counts = nc;
+	}
+	snprintf(h->counts[h->ncounts].sid, sizeof(h->counts->sid), "%s", sid);
+	h->counts[h->ncounts++].n = n;
+	return 0;
+}
+
 static void
 handoff_work(void *arg)
 {
@@ -848,12 +867,15 @@ handoff_work(void *arg)
 		handoff_names(h);
 		break;
 	case HANDOFF_COUNT: {
-		bson_t *sel = BCON_NEW("sourceId", BCON_UTF8(h->sid), "state",
-		    BCON_UTF8("pending"));
+		bson_t *sel = BCON_NEW("state", BCON_UTF8("pending"));
+		int	rc;
 
-		h->pending = store_count(child_store(), STORE_BATCHES, sel,
-		    h->err, sizeof(h->err));
-		if (h->pending < 0)
+		rc = store_count_by(child_store(), STORE_BATCHES, sel,
+		    "sourceId", handoff_count_add, h, h->err, sizeof(h->err));
+		if (rc == -ENOMEM)
+			snprintf(h->err, sizeof(h->err),
+			    "out of memory counting pending batches");
+		if (rc != 0)
 			h->rc = -EIO;
 		bson_destroy(sel);
 		break;

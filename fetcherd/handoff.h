@@ -30,8 +30,9 @@
  * did not move, finds those logs new. Every call but the deletion of the
  * intents in flight is an insert: seen_* partitions are dropped whole
  * when they leave the de-duplication horizon, `batches` holds what is
- * pending (and 15 s of what was delivered; deliverd keeps the metadata of
- * a batch as long as its intent exists, see deliverd/prune.c).
+ * pending (deliverd deletes a batch's metadata at its 2xx, but keeps it,
+ * marked "delivered", as long as its intent exists: deliverd/queue.c and
+ * deliverd/prune.c).
  */
 #ifndef AR_FETCHERD_HANDOFF_H
 #define AR_FETCHERD_HANDOFF_H
@@ -50,7 +51,7 @@ enum handoff_kind {
 	HANDOFF_PAGE,	/* store the logs of one page */
 	HANDOFF_SAVE,	/* write a window's cursor and stats */
 	HANDOFF_PRUNE,	/* drop seen_* partitions past the horizon */
-	HANDOFF_COUNT,	/* pending batches of a source */
+	HANDOFF_COUNT,	/* pending batches of every source, one scan */
 	HANDOFF_UPSERT, /* replace doc under _id id in coll */
 	HANDOFF_INSERT, /* insert doc into coll (duplicate: fine) */
 	HANDOFF_NAMES,	/* insert docs into coll, then alerts of new ones */
@@ -59,6 +60,12 @@ enum handoff_kind {
 
 struct handoff;
 typedef void (*handoff_done_fn)(struct handoff *h);
+
+/* HANDOFF_COUNT: a source with pending batches, and how many. */
+struct handoff_count {
+	char	sid[64];
+	int64_t n;
+};
 
 /* A batch sealed by a page job, for deliverd's hint. */
 struct handoff_batch {
@@ -117,8 +124,9 @@ struct handoff {
 	unsigned alert_quota;
 	bool	*alerted; /* out: ndocs flags */
 	int	 alerts_rc;
-	/* HANDOFF_COUNT */
-	int64_t pending; /* out */
+	/* HANDOFF_COUNT: sources absent have none */
+	struct handoff_count *counts; /* out, owned */
+	size_t		      ncounts, capcounts;
 	/* Result, read by done on the loop. */
 	int		rc; /* 0, -ESTALE, -EIO */
 	char		err[512];

@@ -590,6 +590,41 @@ store_count(struct store *s, const char *coll, const bson_t *selector,
 	return n;
 }
 
+int
+store_count_by(struct store *s, const char *coll, const bson_t *selector,
+    const char *field, store_count_fn fn, void *arg, char *err, size_t errlen)
+{
+	mongoc_client_t	    *c = store_pop(s);
+	mongoc_collection_t *col = store_coll(s, c, coll);
+	mongoc_cursor_t	    *cur;
+	const bson_t	    *doc;
+	const char	    *v;
+	bson_error_t	     e;
+	bson_t		    *pipe;
+	char		     key[128], what[160];
+	int		     rc = 0;
+
+	snprintf(key, sizeof(key), "$%s", field);
+	pipe = BCON_NEW("pipeline", "[", "{", "$match", BCON_DOCUMENT(selector),
+	    "}", "{", "$group", "{", "_id", BCON_UTF8(key), "n", "{", "$sum",
+	    BCON_INT32(1), "}", "}", "}", "]");
+	cur = mongoc_collection_aggregate(col, MONGOC_QUERY_NONE, pipe, NULL,
+	    NULL);
+	while (rc == 0 && mongoc_cursor_next(cur, &doc))
+		if ((v = store_bson_str(doc, "_id")) != NULL)
+			rc = fn(v, store_bson_int(doc, "n", 0), arg);
+	if (rc == 0 && mongoc_cursor_error(cur, &e)) {
+		snprintf(what, sizeof(what), "aggregate %s", coll);
+		store_err(err, errlen, what, &e);
+		rc = -EIO;
+	}
+	mongoc_cursor_destroy(cur);
+	bson_destroy(pipe);
+	mongoc_collection_destroy(col);
+	store_push(s, c);
+	return rc;
+}
+
 const char *
 store_bson_str(const bson_t *doc, const char *dotkey)
 {

@@ -157,6 +157,16 @@ int store_drop(struct store *s, const char *coll, char *err, size_t errlen);
 /* Count documents matching selector. >= 0 or -EIO. */
 int64_t store_count(struct store *s, const char *coll, const bson_t *selector,
     char *err, size_t errlen);
+/*
+ * Count the documents matching selector by the string value of field, in
+ * one aggregation ($match, $group): fn(value, count, arg) once per value
+ * found (documents without it are not counted). One scan whatever the
+ * number of values, where a store_count per value is one scan each on
+ * FerretDB. 0, fn's non-zero value, or -EIO with err[].
+ */
+typedef int (*store_count_fn)(const char *value, int64_t n, void *arg);
+int store_count_by(struct store *s, const char *coll, const bson_t *selector,
+    const char *field, store_count_fn fn, void *arg, char *err, size_t errlen);
 
 /*
  * Record the outcome of a store call; true when the healthy/unhealthy

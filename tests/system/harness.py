@@ -398,9 +398,16 @@ class Workdir:
 
 
 def run_tests(tests, name):
-    """Run test functions (each takes a Workdir) and print a closing line."""
+    """Run test functions (each takes a Workdir) and print a closing line;
+    names on the command line run only those."""
     passed = failed = 0
+    only = set(sys.argv[1:])
+    unknown = only - {t.__name__ for t in tests}
+    if unknown:
+        sys.exit("no such test: %s" % ", ".join(sorted(unknown)))
     for t in tests:
+        if only and t.__name__ not in only:
+            continue
         wd = Workdir(name)
         log("=== %s" % t.__name__)
         t0 = time.monotonic()

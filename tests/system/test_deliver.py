@@ -77,7 +77,11 @@ def seed_logs(db, sid, n, tag="x", per=500, coll=None, legacy=False):
             metas[-1]["bodyColl"] = coll
     db[coll].insert_many(bodies, ordered=False)
     db.batches.insert_many(metas, ordered=False)
+    SEEDED[sid] = SEEDED.get(sid, 0) + n
     return ids
+
+
+SEEDED = {}  # source -> logs seeded into its batches
 
 
 def logs_of(recv, sid, kind="logs"):
@@ -118,18 +122,23 @@ def check_consistent(recv, sid, expected):
     return by_wid
 
 
-def store_delivered(db, sid):
-    """Logs in delivered batches of a source, by the store (a batch's
-    metadata stays a minute after its 2xx)."""
+def store_undelivered(db, sid):
+    """Logs in batches of a source the store does not have as delivered: a
+    delivered batch's metadata is deleted at its 2xx (kept, marked
+    "delivered", only while the batch's intent exists)."""
     return sum(b.get("nLogs", 0) for b in
-               db.batches.find({"sourceId": sid, "kind": "logs", "state": "delivered"},
-                               {"nLogs": 1}))
+               db.batches.find({"sourceId": sid, "kind": "logs",
+                                "state": {"$ne": "delivered"}}, {"nLogs": 1}))
+
+
+def store_delivered(db, sid):
+    """Logs of the seeded batches of a source that the store recorded as
+    delivered."""
+    return SEEDED.get(sid, 0) - store_undelivered(db, sid)
 
 
 def store_all_delivered(db, sid, n):
-    left = db.batches.count_documents({"sourceId": sid, "kind": "logs",
-                                       "state": {"$ne": "delivered"}})
-    return left == 0 and store_delivered(db, sid) == n
+    return SEEDED.get(sid, 0) == n and store_undelivered(db, sid) == 0
 
 
 def test_receiver_down_then_back(wd):
@@ -153,10 +162,12 @@ def test_receiver_down_then_back(wd):
     # The batches that failed were re-sent under the same webhook-id.
     retried = [w for w in by_wid if sum(1 for r in logs_of(recv, sid) if r["id"] == w) > 1]
     assert retried, "no batch was retried"
-    for b in db.batches.find({"sourceId": sid, "kind": "logs"}):
-        assert b["state"] == "delivered", b["state"]
-        assert b["webhookId"] == "msg_" + b["_id"].replace("-", "")
-        assert b["attempts"][-1]["status"] == 200
+    # Each batch went under the id derived from its batch id, its last
+    # attempt a 2xx, and its metadata is gone with it.
+    for wid in by_wid:
+        assert wid == "msg_" + by_wid[wid][0].replace("-", ""), wid
+        assert [r["status"] for r in logs_of(recv, sid) if r["id"] == wid][-1] == 200
+    assert db.batches.count_documents({"sourceId": sid, "kind": "logs"}) == 0
     h.log("%d failed attempts, then %d batches; %d retried under the same id"
           % (failed, len(by_wid), len(retried)))
     h.wait_for(lambda: "callback resumed after" in ar.log(), 10, "resumed log line")
@@ -252,9 +263,12 @@ def test_400_dead_letters_alert_replay(wd):
     h.wait_for(lambda: store_all_delivered(db, sid, 30), 60, "replayed logs delivered")
     accepted_wids = {r["id"] for r in recv.accepted() if r["body"]["type"] == "logs"}
     assert accepted_wids == dead_wids, "replay changed the webhook-ids"
-    for b in db.batches.find({"sourceId": sid, "kind": "logs"}):
-        assert b["state"] == "delivered" and b["attempts"][-1]["status"] == 200
-        assert len(b["attempts"]) == 5
+    # Each dead letter: 4 attempts, then the replay's 2xx; its metadata
+    # gone with the 2xx.
+    for wid in dead_wids:
+        st = [r["status"] for r in logs_of(recv, sid) if r["id"] == wid]
+        assert st == [400] * 4 + [200], (wid, st)
+    assert db.batches.count_documents({"sourceId": sid, "kind": "logs"}) == 0
     check_consistent(recv, sid, ids)
 
 
@@ -347,7 +361,9 @@ def test_kill9_mid_post_nothing_lost(wd):
     assert ar.pids_by_name()["auditrelay-deliverd"] != pid
     # Every log accepted, none under two webhook-ids.
     check_consistent(recv, sid, ids)
-    assert db.batches.count_documents({"sourceId": sid, "kind": "logs"}) == 5
+    # The 5 batches kept their webhook-ids: 5 ids accepted, no more.
+    assert len({r["id"] for r in recv.accepted() if r["body"].get("sourceId") == sid
+                and r["body"].get("type") == "logs"}) == 5
 
 
 def test_ssrf_loopback_refused_at_connect(wd):
@@ -477,10 +493,11 @@ def test_410_pauses_and_alerts(wd):
 
 
 def test_delivered_metadata_outlives_its_intent(wd):
-    """Delivered metadata goes after 15 s, but never while the batch's
-    intent exists: fetcherd's recovery (docs/STORE.md) reads a batch
-    without metadata as never committed and would read its logs again
-    under a new batch id."""
+    """A delivered batch's metadata goes at its 2xx, but never while the
+    batch's intent exists: fetcherd's recovery (docs/STORE.md) reads a
+    batch without metadata as never committed and would read its logs
+    again under a new batch id. That one is marked "delivered" and swept
+    once its intent is gone."""
     store, sim, ar, (recv,), key, admin = setup(wd, {"delivery_batch_max_logs": "10"})
     db = store.db()
     sid = add_source(ar, key, admin, recv)
@@ -492,8 +509,8 @@ def test_delivered_metadata_outlives_its_intent(wd):
     h.wait_for(lambda: store_all_delivered(db, sid, 20), 30, "delivered")
     t0 = time.time()
     h.wait_for(lambda: db.batches.find_one({"_id": bids[1]}) is None, 40,
-               "delivered metadata swept")
-    h.log("delivered metadata swept %.1f s after the 2xx" % (time.time() - t0))
+               "delivered metadata deleted")
+    h.log("delivered metadata deleted %.1f s after the last 2xx" % (time.time() - t0))
     assert db.batches.find_one({"_id": bids[0]})["state"] == "delivered", \
         "metadata deleted while its intent exists"
     db.intents.delete_one({"_id": bids[0]})

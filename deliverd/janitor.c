@@ -69,6 +69,24 @@ deliverd_distinct_sources(const char *coll, char ***out, size_t *nout,
 	return rc;
 }
 
+/* A list of source ids. */
+struct janitor_ids {
+	char **v;
+	size_t n;
+};
+
+static void
+janitor_ids_free(struct janitor_ids *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
 struct janitor {
 	int	rc;
 	char	err[512];
@@ -101,83 +119,125 @@ janitor_note(struct janitor *jt, const char *fmt, ...)
 	jt->msgs[jt->off] = '\0';
 }
 
-/* Worker: delete what removed sources left behind. */
+static int
+janitor_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool
+janitor_has(char **v, size_t n, const char *id)
+{
+	return n > 0 && bsearch(&id, v, n, sizeof(*v), janitor_cmp) != NULL;
+}
+
+static int
+janitor_source_one(const bson_t *doc, void *arg)
+{
+	struct janitor_ids *l = arg;
+	const char	   *id = store_bson_str(doc, "_id");
+
+	if (id != NULL) {
+		l->v = util_xreallocarray(l->v, l->n + 1, sizeof(*l->v));
+		l->v[l->n++] = util_xstrdup(id);
+	}
+	return 0;
+}
+
+/* Worker: everything else removed source sid left behind. */
+static void
+janitor_forget(struct janitor *jt, const char *id)
+{
+	static const char *const by_source[] = { STORE_BODIES,
+		STORE_BODIES_DEAD, STORE_INTENTS, STORE_CURSORS, STORE_STATS,
+		STORE_SCHEMA_NAMES };
+	bson_t			*sel;
+	char			 sid[96];
+	size_t			 k;
+
+	snprintf(sid, sizeof(sid), "%s:deliver", id);
+	sel = BCON_NEW("_id", BCON_UTF8(sid));
+	(void)store_delete(child_store(), STORE_SOURCE_STATE, sel, false, NULL,
+	    jt->err, sizeof(jt->err));
+	(void)store_delete(child_store(), STORE_STATS, sel, false, NULL,
+	    jt->err, sizeof(jt->err));
+	bson_destroy(sel);
+	/* Bodies, fetcherd's cursors, stats and schema names. */
+	sel = BCON_NEW("sourceId", BCON_UTF8(id));
+	for (k = 0; k < nitems(by_source); k++)
+		(void)store_delete(child_store(), by_source[k], sel, true, NULL,
+		    jt->err, sizeof(jt->err));
+	bson_destroy(sel);
+}
+
+/*
+ * Worker: delete what removed sources left behind. They are found by
+ * what they left in `batches`, `cursors` (every source ever fetched has
+ * one: a source whose batches were all delivered leaves no metadata, its
+ * 2xx deleted it) and `alerts`: one distinct on each, then one find of
+ * every source id (never the reverse order: a source added in between
+ * would look removed), compared in memory, where a find per id was one
+ * scan of `sources` each.
+ */
 static void
 janitor_removed(struct janitor *jt)
 {
-	static const char *const colls[] = { STORE_BATCHES, STORE_ALERTS };
-	char		       **ids = NULL, sid[96];
-	size_t			 n = 0, i, k;
-	bson_t			*sel, out;
+	static const char *const colls[] = { STORE_BATCHES, STORE_CURSORS,
+		STORE_ALERTS };
+	struct janitor_ids	 ids[nitems(colls)], live = { NULL, 0 };
+	bson_t			*sel, *opts;
 	int64_t			 deleted;
-	int			 rc;
+	size_t			 i, k;
 
+	memset(ids, 0, sizeof(ids));
 	for (k = 0; k < nitems(colls) && jt->rc == 0; k++) {
-		/* The ids first, then the sources: never the reverse. */
-		rc = deliverd_distinct_sources(colls[k], &ids, &n, jt->err,
-		    sizeof(jt->err));
-		if (rc != 0) {
-			jt->rc = rc;
-			break;
-		}
-		for (i = 0; i < n && jt->rc == 0; i++) {
-			sel = BCON_NEW("_id", BCON_UTF8(ids[i]));
-			rc = store_find_one(child_store(), STORE_SOURCES, sel,
-			    NULL, &out, jt->err, sizeof(jt->err));
-			bson_destroy(sel);
-			if (rc < 0) {
-				jt->rc = rc;
-				break;
-			}
-			if (rc == 1) {
-				bson_destroy(&out);
-				continue;
-			}
-			sel = BCON_NEW("sourceId", BCON_UTF8(ids[i]));
-			deleted = 0;
-			jt->rc = store_delete(child_store(), colls[k], sel,
-			    true, &deleted, jt->err, sizeof(jt->err));
-			bson_destroy(sel);
-			janitor_note(jt, "source=%s removed: deleted %lld %s",
-			    ids[i], (long long)deleted, colls[k]);
-			if (k == 0) {
-				snprintf(sid, sizeof(sid), "%s:deliver",
-				    ids[i]);
-				sel = BCON_NEW("_id", BCON_UTF8(sid));
-				(void)store_delete(child_store(),
-				    STORE_SOURCE_STATE, sel, false, NULL,
-				    jt->err, sizeof(jt->err));
-				(void)store_delete(child_store(), STORE_STATS,
-				    sel, false, NULL, jt->err, sizeof(jt->err));
-				bson_destroy(sel);
-				/*
-				 * Bodies, fetcherd's cursors, stats and
-				 * schema names.
-				 */
-				sel = BCON_NEW("sourceId", BCON_UTF8(ids[i]));
-				(void)store_delete(child_store(), STORE_BODIES,
-				    sel, true, NULL, jt->err, sizeof(jt->err));
-				(void)store_delete(child_store(),
-				    STORE_BODIES_DEAD, sel, true, NULL, jt->err,
-				    sizeof(jt->err));
-				(void)store_delete(child_store(), STORE_INTENTS,
-				    sel, true, NULL, jt->err, sizeof(jt->err));
-				(void)store_delete(child_store(), STORE_CURSORS,
-				    sel, true, NULL, jt->err, sizeof(jt->err));
-				(void)store_delete(child_store(), STORE_STATS,
-				    sel, true, NULL, jt->err, sizeof(jt->err));
-				(void)store_delete(child_store(),
-				    STORE_SCHEMA_NAMES, sel, true, NULL,
-				    jt->err, sizeof(jt->err));
-				bson_destroy(sel);
-			}
-		}
-		for (i = 0; i < n; i++)
-			free(ids[i]);
-		free(ids);
-		ids = NULL;
-		n = 0;
+		jt->rc = deliverd_distinct_sources(colls[k], &ids[k].v,
+		    &ids[k].n, jt->err, sizeof(jt->err));
+		if (jt->rc == 0 && ids[k].n > 1)
+			qsort(ids[k].v, ids[k].n, sizeof(*ids[k].v),
+			    janitor_cmp);
 	}
+	if (jt->rc == 0) {
+		sel = bson_new();
+		opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}");
+		jt->rc = store_each(child_store(), STORE_SOURCES, sel, opts,
+		    janitor_source_one, &live, jt->err, sizeof(jt->err));
+		bson_destroy(sel);
+		bson_destroy(opts);
+		if (live.n > 1)
+			qsort(live.v, live.n, sizeof(*live.v), janitor_cmp);
+	}
+	for (k = 0; k < nitems(colls) && jt->rc == 0; k++)
+		for (i = 0; i < ids[k].n && jt->rc == 0; i++) {
+			const char *id = ids[k].v[i];
+
+			if (janitor_has(live.v, live.n, id))
+				continue;
+			if (strcmp(colls[k], STORE_CURSORS) != 0) {
+				sel = BCON_NEW("sourceId", BCON_UTF8(id));
+				deleted = 0;
+				jt->rc = store_delete(child_store(), colls[k],
+				    sel, true, &deleted, jt->err,
+				    sizeof(jt->err));
+				bson_destroy(sel);
+				janitor_note(jt,
+				    "source=%s removed: deleted %lld %s", id,
+				    (long long)deleted, colls[k]);
+			} else if (!janitor_has(ids[0].v, ids[0].n, id))
+				janitor_note(jt,
+				    "source=%s removed: deleting its "
+				    "cursors, states and stats",
+				    id);
+			/* Once per source: batches, else cursors. */
+			if (jt->rc == 0 &&
+			    (k == 0 ||
+				(k == 1 &&
+				    !janitor_has(ids[0].v, ids[0].n, id))))
+				janitor_forget(jt, id);
+		}
+	for (k = 0; k < nitems(colls); k++)
+		janitor_ids_free(&ids[k]);
+	janitor_ids_free(&live);
 }
 
 /* Worker: delivered alerts older than the retention go. */

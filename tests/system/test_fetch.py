@@ -539,8 +539,11 @@ def test_schema_drift_removed_source(wd):
     assert db.schema_names.count_documents({"sourceId": sid}) == 4
     recv.status = 500  # a batch stays pending: the janitor finds the source
     drift_inject(sim, "C01drgone", seq, [[drift_ev("login_success")]])
-    h.wait_for(lambda: db.batches.find_one({"sourceId": sid, "state": "pending"}), 30,
-               "a pending batch")
+    # One that failed: a batch pending only until its 2xx is recorded
+    # (its metadata then goes) would leave nothing to find.
+    h.wait_for(lambda: db.batches.find_one({"sourceId": sid, "state": "pending",
+                                            "nAttempts": {"$gte": 1}}), 30,
+               "a batch pending after a 500")
     st, _, _ = ar.api("DELETE", "/remove-source/%s" % sid)
     assert st == 204, st
     assert ar.stop() == 0
@@ -550,13 +553,34 @@ def test_schema_drift_removed_source(wd):
     assert db.cursors.find_one({"_id": sid + ":login"}) is None
     h.log("schema names of a removed source deleted by the janitor")
 
+
+def test_removed_source_all_delivered(wd):
+    """A removed source whose batches were all delivered left no metadata
+    (each 2xx deleted it): the janitor finds it by its cursors and deletes
+    them, its states, stats and schema names."""
+    store, sim, ar, recv, db, sid, seq = drift_source(wd, "C01drdone")
+    h.wait_for(lambda: db.batches.count_documents({"sourceId": sid}) == 0, 30,
+               "every batch delivered and its metadata gone")
+    assert db.cursors.find_one({"sourceId": sid})
+    st, _, _ = ar.api("DELETE", "/remove-source/%s" % sid)
+    assert st == 204, st
+    assert ar.stop() == 0
+    ar.start()  # the janitor runs 10 s after deliverd starts
+    h.wait_for(lambda: db.cursors.count_documents({"sourceId": sid}) == 0 and
+               db.schema_names.count_documents({"sourceId": sid}) == 0, 60,
+               "the removed source's cursors and schema names deleted", interval=1)
+    assert db.source_state.find_one({"_id": sid + ":deliver"}) is None
+    assert "deleting its cursors, states and stats" in ar.log()
+    h.log("a removed source with nothing pending cleaned by the janitor")
+
 if __name__ == "__main__":
     import sys
     tests = [test_steady_flow, test_lag_long_tail, test_multi_event_out_of_order,
              test_rate_limit_storm, test_5xx_and_slow_pages, test_repeating_page_token,
              test_revoked_key_and_recovery, test_kill9_mid_window, test_store_outage,
              test_remove_source_stops, test_truncated_counted, test_schema_drift,
-             test_schema_drift_cap, test_schema_drift_removed_source]
+             test_schema_drift_cap, test_schema_drift_removed_source,
+             test_removed_source_all_delivered]
     if len(sys.argv) > 1:
         tests = [t for t in tests if t.__name__ in sys.argv[1:]]
     h.run_tests(tests, "fetch")

@@ -256,9 +256,14 @@ int queue_load_start(struct dsource *s);
 int queue_alerts_start(struct dsource *s);
 /*
  * Read the bodies of s's due batches that have none in memory, on the
- * worker (never on the loop); s is stepped again when they are in.
+ * worker (never on the loop); s is stepped again when they are in. A
+ * batch stored less than QUEUE_HINT_GRACE_MS ago waits that long for its
+ * hint first (a rescan can find it in the store before fetcherd's hint
+ * with its body arrives; the read would scan a whole partition): the
+ * time it may be read from is returned (0: none waits).
  */
-void queue_bodies_start(struct dsource *s);
+#define QUEUE_HINT_GRACE_MS 1500
+int64_t queue_bodies_start(struct dsource *s);
 /* Free b's body when the cache holds more than its bound. */
 void queue_body_trim(struct dbatch *b);
 /* Shutdown: send the 2xx not yet recorded to the worker now. */

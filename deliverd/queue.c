@@ -348,15 +348,15 @@ qbodies_done(void *arg)
 	free(qb);
 }
 
-void
+int64_t
 queue_bodies_start(struct dsource *s)
 {
 	struct qbodies *qb;
 	struct dbatch  *b;
-	int64_t		now = util_now_ms();
+	int64_t		now = util_now_ms(), later = 0, age;
 
 	if (s->bodies_reading)
-		return;
+		return 0;
 	qb = util_xcalloc(1, sizeof(*qb));
 	util_strlcpy(qb->sid, s->id, sizeof(qb->sid));
 	TAILQ_FOREACH (b, &s->queue, entry) {
@@ -364,6 +364,14 @@ queue_bodies_start(struct dsource *s)
 			break;
 		if (b->body != NULL || b->inflight || b->next_at > now)
 			continue;
+		age = now - b->created_at;
+		if (!b->inline_body && b->n_attempts == 0 && age >= 0 &&
+		    age < QUEUE_HINT_GRACE_MS) {
+			if (later == 0 ||
+			    b->created_at + QUEUE_HINT_GRACE_MS < later)
+				later = b->created_at + QUEUE_HINT_GRACE_MS;
+			continue;
+		}
 		util_strlcpy(qb->b[qb->n].id, b->id, sizeof(qb->b[0].id));
 		util_strlcpy(qb->b[qb->n].coll,
 		    b->inline_body		? STORE_BATCHES :
@@ -375,16 +383,17 @@ queue_bodies_start(struct dsource *s)
 	}
 	if (qb->n == 0) {
 		free(qb);
-		return;
+		return later;
 	}
 	if (worker_submit(qbodies_work, qbodies_done, qb) != 0) {
 		/* Tried again at the next step. */
 		TAILQ_FOREACH (b, &s->queue, entry)
 			b->body_reading = false;
 		free(qb);
-		return;
+		return later;
 	}
 	s->bodies_reading = true;
+	return later;
 }
 
 /*
@@ -1002,9 +1011,22 @@ queue_hinted(struct dsource *s, const char *id, const char *wid, uint32_t nlogs,
 
 	/*
 	 * Known, or already sent and acknowledged: a load can read a batch
-	 * from the store and deliver it before its hint arrives.
+	 * from the store and deliver it before its hint arrives. Known
+	 * without its body, it takes the hint's (no read from the store).
 	 */
-	if (queue_find(s, id) != NULL || prune_recently_delivered(id))
+	if ((b = queue_find(s, id)) != NULL) {
+		if (b->body == NULL && !b->inline_body && body != NULL &&
+		    len > 0 && cached_bytes + len <= DELIVERD_BODY_CACHE_MAX) {
+			char *copy = malloc(len);
+
+			if (copy != NULL) {
+				memcpy(copy, body, len);
+				queue_body_attach(b, copy, len);
+			}
+		}
+		return;
+	}
+	if (prune_recently_delivered(id))
 		return;
 	b = util_xcalloc(1, sizeof(*b));
 	b->src = s;

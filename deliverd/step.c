@@ -382,8 +382,12 @@ deliverd_step(struct dsource *s)
 				wake = b->next_at;
 		}
 	}
-	if (s->want_bodies)
-		queue_bodies_start(s); /* stepped again when in */
+	if (s->want_bodies) {
+		int64_t later = queue_bodies_start(s); /* stepped when in */
+
+		if (later > 0 && (wake == 0 || later < wake))
+			wake = later;
+	}
 	deliverd_source_wake(s, wake);
 }
 

@@ -581,32 +581,26 @@ qdone_cmp(const void *a, const void *b)
 	return x->status < y->status ? -1 : x->status > y->status;
 }
 
-static int
-qdone_intent_one(const bson_t *doc, void *arg)
-{
-	struct qflush *f = arg;
-	const char    *id = store_bson_str(doc, "_id");
-	size_t	       i;
-
-	for (i = 0; id != NULL && i < f->n; i++)
-		if (strcmp(f->d[i].bid, id) == 0)
-			f->d[i].keep = true;
-	return 0;
-}
-
 /* Worker: which of f's batches still have an intent (one find). */
 static void
 qdone_intents(struct qflush *f)
 {
-	bson_t *sel, *opts;
+	char   **ids = util_xcalloc(f->n, sizeof(*ids));
+	bson_t **docs = util_xcalloc(f->n, sizeof(*docs));
+	size_t	 i;
 
-	sel = store_sel_ids(&f->d[0].bid, sizeof(f->d[0]), f->n, false);
-	opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}");
-	if (store_each(child_store(), STORE_INTENTS, sel, opts,
-		qdone_intent_one, f, f->err, sizeof(f->err)) != 0)
+	for (i = 0; i < f->n; i++)
+		ids[i] = f->d[i].bid;
+	if (store_find_ids(child_store(), STORE_INTENTS, ids, f->n, docs,
+		f->err, sizeof(f->err)) != 0)
 		f->rc = -EIO;
-	bson_destroy(sel);
-	bson_destroy(opts);
+	for (i = 0; i < f->n; i++)
+		if (docs[i] != NULL) {
+			f->d[i].keep = true;
+			bson_destroy(docs[i]);
+		}
+	free(docs);
+	free(ids);
 }
 
 static void

@@ -19,6 +19,7 @@
 #include <event2/util.h>
 
 #include "apid/apid.h"
+#include "apid/backfill.h"
 #include "apid/conn.h"
 #include "apid/http.h"
 #include "apid/metrics.h"
@@ -87,6 +88,12 @@ static const struct route routes[] = {
 	    RT_QUERY | RT_WORKER, BODY_NONE, 0 },
 	{ EVHTTP_REQ_POST, "/sources/:id/dead-letters/replay", sources_replay,
 	    RT_WORKER, BODY_OPTIONAL, HTTP_BODY_MAX },
+	{ EVHTTP_REQ_POST, "/sources/:id/backfill", backfill_post, RT_WORKER,
+	    BODY_REQUIRED, HTTP_BODY_MAX },
+	{ EVHTTP_REQ_GET, "/sources/:id/backfill", backfill_get, RT_WORKER,
+	    BODY_NONE, 0 },
+	{ EVHTTP_REQ_DELETE, "/sources/:id/backfill", backfill_delete,
+	    RT_QUERY | RT_WORKER, BODY_NONE, 0 },
 };
 
 /* What http_match() found for a path. */

@@ -1169,3 +1169,22 @@ done:
 	bson_destroy(&sel);
 	bson_destroy(&set);
 }
+
+/* For the other handlers of a source's paths (backfill.c). */
+int
+sources_load(struct areq *a, const char *id, bson_t *out)
+{
+	return src_load(a, id, out);
+}
+
+void
+sources_store_failed(struct areq *a, const char *err)
+{
+	src_store_failed(a, err);
+}
+
+void
+sources_reply_jsonw(struct areq *a, int code, struct jsonw *w, const char *what)
+{
+	src_reply_jsonw(a, code, w, what);
+}

@@ -913,3 +913,67 @@ validate_empty_object(yajl_val root, struct verr *e)
 		    "unknown field \"%.64s\"", root->u.object.keys[0]);
 	return 0;
 }
+
+/* A required or optional RFC 3339 time member into *ms (absent: 0). */
+static int
+get_time(yajl_val root, const char *key, bool required, int64_t *ms,
+    struct verr *e)
+{
+	const char *v;
+	int	    rc;
+
+	*ms = 0;
+	if ((rc = get_string(root, "", key, required, 64, &v, e)) != 0)
+		return rc;
+	if (v != NULL && json_time_parse_rfc3339(v, ms) != 0)
+		return verr_set(e, "invalid_field", key,
+		    "%s must be an RFC 3339 time such as "
+		    "\"2026-11-01T00:00:00Z\"",
+		    key);
+	return 0;
+}
+
+int
+validate_backfill(yajl_val root, int64_t now_ms, char *const *apps,
+    size_t napps, struct bf_input *in, struct verr *e)
+{
+	static const char *const allowed[] = { "application", "from", "to" };
+	const int64_t		 oldest = now_ms -
+	    (int64_t)VALIDATE_BACKFILL_DAYS * 86400000LL;
+	const char *app;
+	size_t	    i;
+	int	    rc;
+
+	memset(in, 0, sizeof(*in));
+	if ((rc = check_keys(root, "", allowed, nitems(allowed), e)) != 0)
+		return rc;
+	if ((rc = get_string(root, "", "application", true, 63, &app, e)) != 0)
+		return rc;
+	for (i = 0; i < napps; i++)
+		if (strcmp(apps[i], app) == 0)
+			break;
+	if (i == napps)
+		return verr_set(e, "invalid_field", "application",
+		    "application \"%.63s\" is not one this source reads "
+		    "(PATCH its applications first)",
+		    app);
+	util_strlcpy(in->app, app, sizeof(in->app));
+	if ((rc = get_time(root, "from", true, &in->from, e)) != 0 ||
+	    (rc = get_time(root, "to", false, &in->to, e)) != 0)
+		return rc;
+	if (in->to == 0)
+		in->to = now_ms;
+	if (in->to > now_ms)
+		return verr_set(e, "out_of_range", "to",
+		    "to is in the future (leave it out for now: the live "
+		    "polls read what is new)");
+	if (in->from < oldest)
+		return verr_set(e, "out_of_range", "from",
+		    "from is more than %d days back: Google keeps no older "
+		    "events",
+		    VALIDATE_BACKFILL_DAYS);
+	if (in->from >= in->to)
+		return verr_set(e, "out_of_range", "from",
+		    "from must be before to");
+	return 0;
+}

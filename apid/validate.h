@@ -54,6 +54,13 @@ struct src_input {
 	bool		 watermarks; /* send watermark messages */
 };
 
+/* A backfill request (POST /sources/:id/backfill). */
+#define VALIDATE_BACKFILL_DAYS 180 /* Google's retention */
+struct bf_input {
+	char	app[64];
+	int64_t from, to; /* ms; to defaults to now */
+};
+
 /* The documented default applications. */
 extern const char *const validate_default_apps[];
 extern const size_t	 validate_default_napps;
@@ -90,6 +97,14 @@ int validate_callback_url(yajl_val v, const char *field, bool allow_private,
     struct src_input *in, struct verr *e);
 /* An object with no members at all (bodies that take none). */
 int validate_empty_object(yajl_val root, struct verr *e);
+/*
+ * {"application", "from", "to"} of a backfill at now_ms: application
+ * one of the source's apps[napps], from and to RFC 3339, from before to,
+ * at most VALIDATE_BACKFILL_DAYS back, to not in the future (absent:
+ * now).
+ */
+int validate_backfill(yajl_val root, int64_t now_ms, char *const *apps,
+    size_t napps, struct bf_input *in, struct verr *e);
 /* Wipe every string of a parsed tree (it held a private key). */
 void validate_wipe_tree(yajl_val v);
 

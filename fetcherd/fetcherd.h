@@ -51,6 +51,24 @@
 #define FETCH_PENDING_RECOUNT_MIN_MS 250
 #define FETCH_PENDING_RECOUNT_MS     5000
 
+/*
+ * Backfill jobs (POST /sources/:id/backfill, fetcherd/backfill.c): at
+ * most FETCH_BACKFILL_MAX requests per source, read one at a time, oldest
+ * request first, by a job of their own beside the live ones. It reads no
+ * new window while its source has FETCH_BACKFILL_PENDING undelivered
+ * batches (half the live limit: the live edge keeps its room), and takes
+ * a concurrency slot only while at most half of them are busy and no
+ * live job waits for one. Its windows adapt to the volume: a window of
+ * more than FETCH_SLICE_PAGES pages halves the next one, one of a page or
+ * none doubles it, within [FETCH_SLICE_MIN_MS, FETCH_MAX_WINDOW_MS].
+ */
+#define FETCH_BACKFILL_MAX     16
+#define FETCH_BACKFILL_DAYS    180
+#define FETCH_BACKFILL_PENDING (FETCH_MAX_PENDING_BATCHES / 2)
+#define FETCH_SLICE_PAGES      8
+#define FETCH_SLICE_MIN_MS     (60LL * 1000)
+#define FETCH_SLICE_START_MS   (3600LL * 1000)
+
 /* Settings from the configuration. */
 struct fetch_conf {
 	int64_t overlap_ms;
@@ -115,7 +133,27 @@ enum job_state {
 
 enum win_kind {
 	WIN_MAIN,
-	WIN_REREAD
+	WIN_REREAD,
+	WIN_BACKFILL
+};
+
+/* A backfill request (the `backfills` collection, apid's). */
+struct backfill_req {
+	char	id[40];
+	char	app[64];
+	int64_t from, to; /* ms */
+};
+
+/*
+ * The progress of the backfill a backfill job reads, kept in its
+ * cursors document "<source>:<app>:bf:<backfill id>" (window.c).
+ */
+struct backfill {
+	struct backfill_req req;
+	int64_t		    next;     /* read up to here */
+	int64_t		    slice_ms; /* the next window's length */
+	int64_t		    windows, started_at, finished_at;
+	bool		    done;
 };
 
 struct fsrc;
@@ -191,6 +229,9 @@ struct fjob {
 	bool	      drift_baseline; /* done: new names now alert */
 	bool	      drift_unsaved;  /* schemaDrift moved since the save */
 	bool	      w_live;	      /* WIN_MAIN ending at "now" */
+	/* A backfill job (fsrc.bfjob): what it reads; NULL for the others. */
+	struct backfill *bf;
+	int		 w_pages; /* pages of the window in progress */
 };
 
 struct fbudget {
@@ -252,6 +293,12 @@ struct fsrc {
 	int64_t	 drift_hour_mono; /* the hour began; 0: none yet */
 	unsigned drift_sent;
 	int64_t	 drift_over; /* counted, not alerted one by one */
+	/* backfill requests (oldest first) and the job reading them */
+	struct backfill_req *bfreq;
+	size_t		     nbfreq;
+	struct fjob	    *bfjob;
+	char		   **bf_done; /* ids known finished */
+	size_t		     nbf_done;
 };
 
 /* sched.c */
@@ -262,6 +309,11 @@ void sched_start(void);
 /* Store the states, give the partitions back, then call done(). */
 void sched_stop(void (*done)(void));
 void sched_source_changed(const char *id, bool removed);
+/*
+ * Copies of the ids of every backfill request the last rescan saw (the
+ * caller frees them); false (and none) before the first rescan.
+ */
+bool sched_backfill_ids(char ***ids, size_t *n);
 int  sched_store_setup(struct store *st, char *err, size_t errlen);
 
 /*
@@ -309,16 +361,31 @@ struct fetch_report {
 void sched_report(struct fjob *j, enum fetch_result r,
     const struct fetch_report *rep);
 
+/*
+ * backfill.c: the requests of a source (from the rescan), its backfill
+ * job and what becomes of it.
+ */
+void backfill_apply(struct fsrc *s, const struct backfill_req *reqs, size_t n);
+/* The job's request is read completely (FETCH_DONE): the next one. */
+void backfill_finished(struct fjob *j);
+/* Before a backfill job's run: false when it has nothing to read. */
+bool backfill_ready(struct fjob *j);
+void backfill_free(struct fsrc *s);
+/* A backfill job's cursors document id. */
+void backfill_key(const struct fjob *j, char *out, size_t outlen);
+
 /* window.c */
 struct norm_log;
-void	window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc);
-void	window_docs(struct fjob *j, bson_t **cursor, bson_t **stats);
-bool	window_next(struct fjob *j);
-bool	window_close(struct fjob *j);
-bool	window_final(struct fjob *j);
-int64_t window_lag_p999(const struct fetch_stats *s);
-void	window_count(struct fjob *j, struct norm_log *logs, size_t n,
-       const bool *dup, int64_t seen);
+void window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc);
+void window_docs(struct fjob *j, bson_t **cursor, bson_t **stats);
+bool window_next(struct fjob *j);
+/* "poll", "re-read", "backfill": for log lines. */
+const char *window_kind_name(enum win_kind k);
+bool	    window_close(struct fjob *j);
+bool	    window_final(struct fjob *j);
+int64_t	    window_lag_p999(const struct fetch_stats *s);
+void	    window_count(struct fjob *j, struct norm_log *logs, size_t n,
+	   const bool *dup, int64_t seen);
 
 /*
  * drift.c: schema drift. After a page is stored, the event and parameter

@@ -120,6 +120,8 @@ driver_load_start(struct fjob *j)
 	struct handoff *h;
 
 	h = handoff_new(HANDOFF_LOAD, j->src->id, j->app);
+	if (j->bf != NULL)
+		backfill_key(j, h->key, sizeof(h->key));
 	h->done = driver_load_done;
 	h->arg = j;
 	if (handoff_submit(h) != 0) {
@@ -179,6 +181,8 @@ driver_save_handoff(struct fjob *j)
 	struct handoff *h;
 
 	h = handoff_new(HANDOFF_SAVE, j->src->id, j->app);
+	if (j->bf != NULL)
+		backfill_key(j, h->key, sizeof(h->key));
 	window_docs(j, &h->cursor_doc, &h->stats_doc);
 	j->drift_unsaved = false;
 	h->lease = util_xcalloc(1, sizeof(*h->lease));
@@ -207,7 +211,8 @@ driver_save_start(struct fjob *j, bool force)
 
 	if (force || j->win_new > 0 || j->drift_unsaved)
 		j->unsaved = true;
-	if (j->saved_at > 0 &&
+	/* A finished backfill says so at once (GET .../backfill). */
+	if (j->saved_at > 0 && (j->bf == NULL || !j->bf->done) &&
 	    since < (j->unsaved ? DRIVER_SAVE_EVERY_MS : DRIVER_IDLE_SAVE_MS)) {
 		driver_step(j);
 		return;
@@ -326,8 +331,12 @@ driver_page_done(struct handoff *h)
 		window_count(j, h->logs, h->n, h->dup, j->ho_seen_at);
 		j->win_new += j->run_new - before;
 	}
-	/* The names of the new logs: any never seen raises schema_drift. */
-	drift_page(j, h->logs, h->n, h->dup);
+	/*
+	 * The names of the new logs: any never seen raises schema_drift
+	 * (a backfill reads the past: its names are no news).
+	 */
+	if (j->bf == NULL)
+		drift_page(j, h->logs, h->n, h->dup);
 	if (j->recent == NULL)
 		j->recent = recent_new();
 	for (k = 0; k < h->n; k++)
@@ -474,6 +483,7 @@ static void
 driver_page_stored(struct fjob *j, size_t n, char *next)
 {
 	j->stats.pages++;
+	j->w_pages++;
 	drift_tick(j->src);
 	driver_report(j, FETCH_PAGE_STORED, NULL, NULL);
 
@@ -718,6 +728,29 @@ driver_count_done(struct handoff *h)
 }
 
 /*
+ * A backfill job waits (its window and page token kept) while its source
+ * has FETCH_BACKFILL_PENDING undelivered batches: the live jobs keep the
+ * other half of FETCH_MAX_PENDING_BATCHES. True when it does not go on.
+ */
+static bool
+driver_hold_backfill(struct fjob *j)
+{
+	struct fsrc	   *s = j->src;
+	struct fetch_report rep;
+
+	if (s->pending_est < FETCH_BACKFILL_PENDING)
+		return false;
+	if (driver_recount(j))
+		return true;
+	if (s->pending_est < FETCH_BACKFILL_PENDING)
+		return false;
+	memset(&rep, 0, sizeof(rep));
+	rep.delay_ms = driver_recount_ms(s);
+	sched_report(j, FETCH_WAIT, &rep);
+	return true;
+}
+
+/*
  * Backpressure, at the start of a run: true when j waits for a count of
  * its source's undelivered batches (it goes on after it). Over
  * FETCH_MAX_PENDING_BATCHES the run reads no new window, re-reads only.
@@ -727,6 +760,8 @@ driver_backpressure(struct fjob *j)
 {
 	struct fsrc *s = j->src;
 
+	if (j->bf != NULL)
+		return !j->in_win && driver_hold_backfill(j);
 	if (j->in_win || j->main_done || j->chunks > 0 ||
 	    s->pending_est < FETCH_MAX_PENDING_BATCHES)
 		return false;
@@ -747,6 +782,8 @@ driver_hold(struct fjob *j)
 {
 	struct fsrc *s = j->src;
 
+	if (j->bf != NULL)
+		return driver_hold_backfill(j);
 	if (j->kind != WIN_MAIN || s->pending_est < FETCH_MAX_PENDING_BATCHES)
 		return false;
 	if (driver_recount(j))
@@ -793,9 +830,9 @@ driver_step(struct fjob *j)
 		}
 		j->in_win = true;
 		j->win_new = 0;
+		j->w_pages = 0;
 		log_debug("source=%s app=%s %s window=%" PRId64 "..%" PRId64,
-		    j->src->id, j->app,
-		    j->kind == WIN_MAIN ? "poll" : "re-read", j->w_start,
+		    j->src->id, j->app, window_kind_name(j->kind), j->w_start,
 		    j->w_end);
 	} else if (driver_hold(j))
 		return;

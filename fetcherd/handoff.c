@@ -63,6 +63,9 @@ handoff_free(struct handoff *h)
 	free(h->alerted);
 	free(h->lease);
 	free(h->counts);
+	for (size_t i = 0; i < h->nbf_ids; i++)
+		free(h->bf_ids[i]);
+	free(h->bf_ids);
 	free(h);
 }
 
@@ -667,7 +670,10 @@ handoff_save(struct handoff *h)
 		h->rc = rc;
 		return;
 	}
-	snprintf(id, sizeof(id), "%s:%s", h->sid, h->app);
+	if (h->key[0] != '\0')
+		util_strlcpy(id, h->key, sizeof(id));
+	else
+		snprintf(id, sizeof(id), "%s:%s", h->sid, h->app);
 	if (h->cursor_doc != NULL &&
 	    store_upsert(child_store(), STORE_CURSORS, id, h->cursor_doc,
 		h->err, sizeof(h->err)) != 0) {
@@ -686,15 +692,45 @@ handoff_save(struct handoff *h)
  * partitions. -1 on a store error.
  */
 struct hmin {
-	int64_t floor_ms, min;
+	int64_t		floor_ms, min, now;
+	struct handoff *h;
+	char	      **orphans; /* backfill documents of no request */
+	size_t		norphans;
 };
+
+static int
+handoff_id_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 static int
 handoff_min_one(const bson_t *doc, void *arg)
 {
 	struct hmin *m = arg;
 	int64_t	     v = store_bson_int(doc, "cursor", 0);
+	const char  *bf = store_bson_str(doc, "backfillId");
+	const char  *id = store_bson_str(doc, "_id");
 
+	/*
+	 * A backfill's document whose request is gone (cancelled, or done
+	 * and deleted) holds nothing: it goes, an hour after its last write
+	 * (a request this instance's rescan has not seen yet is not gone).
+	 */
+	if (bf != NULL && id != NULL && m->h->bf_known &&
+	    bsearch(&bf, m->h->bf_ids, m->h->nbf_ids, sizeof(char *),
+		handoff_id_cmp) == NULL) {
+		if (store_bson_int(doc, "updatedAt", 0) < m->now - 3600000LL) {
+			char **no = reallocarray(m->orphans, m->norphans + 1,
+			    sizeof(*no));
+
+			if (no == NULL)
+				return -ENOMEM;
+			m->orphans = no;
+			no[m->norphans++] = util_xstrdup(id);
+		}
+		return 0;
+	}
 	if (v > m->floor_ms && v < m->min)
 		m->min = v;
 	return 0;
@@ -704,12 +740,32 @@ static int64_t
 handoff_min_cursor(struct handoff *h)
 {
 	bson_t	    q = BSON_INITIALIZER, *opts;
-	struct hmin m = { util_now_ms() - 181LL * DAY_MS, INT64_MAX };
+	struct hmin m = { util_now_ms() - 181LL * DAY_MS, INT64_MAX,
+		util_now_ms(), h, NULL, 0 };
+	int64_t	    deleted = 0;
+	size_t	    i;
 
-	opts = BCON_NEW("projection", "{", "cursor", BCON_INT32(1), "}");
+	if (h->nbf_ids > 1)
+		qsort(h->bf_ids, h->nbf_ids, sizeof(char *), handoff_id_cmp);
+	opts = BCON_NEW("projection", "{", "cursor", BCON_INT32(1),
+	    "backfillId", BCON_INT32(1), "updatedAt", BCON_INT32(1), "}");
 	if (store_each(child_store(), STORE_CURSORS, &q, opts, handoff_min_one,
 		&m, h->err, sizeof(h->err)) != 0)
 		m.min = -1;
+	if (m.min >= 0 && m.norphans > 0) {
+		bson_t *sel = store_sel_ids(m.orphans, sizeof(char *),
+		    m.norphans, true);
+
+		if (store_delete(child_store(), STORE_CURSORS, sel, true,
+			&deleted, h->err, sizeof(h->err)) != 0)
+			m.min = -1;
+		else
+			h->nbf_dropped = (unsigned)deleted;
+		bson_destroy(sel);
+	}
+	for (i = 0; i < m.norphans; i++)
+		free(m.orphans[i]);
+	free(m.orphans);
 	bson_destroy(opts);
 	bson_destroy(&q);
 	return m.min;
@@ -830,7 +886,10 @@ handoff_work(void *arg)
 		char	id[200];
 		int	rc;
 
-		snprintf(id, sizeof(id), "%s:%s", h->sid, h->app);
+		if (h->key[0] != '\0')
+			util_strlcpy(id, h->key, sizeof(id));
+		else
+			snprintf(id, sizeof(id), "%s:%s", h->sid, h->app);
 		sel = BCON_NEW("_id", BCON_UTF8(id));
 		rc = store_find_one(child_store(), STORE_CURSORS, sel, NULL,
 		    &doc, h->err, sizeof(h->err));
@@ -838,12 +897,13 @@ handoff_work(void *arg)
 			h->cursor_doc = bson_copy(&doc);
 			bson_destroy(&doc);
 		}
-		if (rc >= 0)
+		if (rc >= 0 && h->key[0] == '\0') {
 			rc = store_find_one(child_store(), STORE_STATS, sel,
 			    NULL, &doc, h->err, sizeof(h->err));
-		if (rc == 1) {
-			h->stats_doc = bson_copy(&doc);
-			bson_destroy(&doc);
+			if (rc == 1) {
+				h->stats_doc = bson_copy(&doc);
+				bson_destroy(&doc);
+			}
 		}
 		if (rc < 0)
 			h->rc = -EIO;

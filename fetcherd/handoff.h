@@ -98,15 +98,24 @@ struct handoff {
 	int64_t		      ms_intent, ms_seen, ms_seal; /* out: costs */
 	/*
 	 * HANDOFF_SAVE: cursor and stats documents ("<source>:<app>") to
-	 * write; HANDOFF_LOAD: those read (NULL: none yet).
+	 * write; HANDOFF_LOAD: those read (NULL: none yet). key set: the
+	 * cursors document of that id only (a backfill job's).
 	 */
+	char	      key[200];
 	bson_t	     *cursor_doc;
 	bson_t	     *stats_doc;
 	struct lease *lease; /* copy, for lease_check */
-	/* HANDOFF_PRUNE */
+	/*
+	 * HANDOFF_PRUNE; bf_ids: every backfill request of the last rescan
+	 * (owned), the others' documents are deleted.
+	 */
 	int64_t	 keep_after_ms; /* drop days ending before */
 	int64_t	 overlap_ms;
 	unsigned ndropped; /* out */
+	char   **bf_ids;
+	size_t	 nbf_ids;
+	bool	 bf_known;    /* false: no rescan yet, every one is kept */
+	unsigned nbf_dropped; /* out */
 	/* HANDOFF_UPSERT, HANDOFF_INSERT, HANDOFF_NAMES */
 	char	coll[32];
 	char	id[160];

@@ -98,7 +98,10 @@ job_finish(struct fjob *j, bool ok)
 			    j->app, (long long)j->run_new);
 	}
 	j->run_new = 0;
-	sched_arm(j->timer, src_next_ms(j));
+	if (j->bf != NULL && ok)
+		backfill_finished(j); /* the next request, if any */
+	else
+		sched_arm(j->timer, src_next_ms(j));
 	sched_pump_later(0);
 }
 
@@ -180,6 +183,10 @@ src_creds_bad(struct fjob *j, const struct google_error *e)
 				sched_arm(s->jobs[i]->timer,
 				    fconf.creds_retry_ms);
 			}
+		if (s->bfjob != NULL && s->bfjob != j) {
+			job_stop(s->bfjob);
+			sched_arm(s->bfjob->timer, fconf.creds_retry_ms);
+		}
 	} else
 		log_info("source=%s credentials still refused (%s); next "
 			 "try in %llds",
@@ -218,6 +225,9 @@ src_creds_ok(struct fjob *j)
 		if (s->jobs[i] != j && s->jobs[i]->state == JOB_IDLE)
 			sched_arm(s->jobs[i]->timer,
 			    (int64_t)util_random_below(SCHED_RESUME_SPREAD_MS));
+	if (s->bfjob != NULL && s->bfjob != j && s->bfjob->state == JOB_IDLE)
+		sched_arm(s->bfjob->timer,
+		    (int64_t)util_random_below(SCHED_RESUME_SPREAD_MS));
 }
 
 /* FETCH_ANSWERED: the client and the credentials work. */
@@ -272,13 +282,13 @@ job_window_failed(struct fjob *j, const char *what)
 	int64_t d;
 
 	snprintf(msg, sizeof(msg), "%s window %s: %s", j->app,
-	    j->kind == WIN_MAIN ? "poll" : "re-read", what);
+	    window_kind_name(j->kind), what);
 	j->attempt++;
 	d = backoff_full_jitter(j->attempt, SCHED_WINDOW_BASE_MS,
 	    SCHED_WINDOW_CAP_MS);
 	log_warn("source=%s app=%s %s window: %s; window dropped, cursor "
 		 "kept, retrying in %llds",
-	    j->src->id, j->app, j->kind == WIN_MAIN ? "poll" : "re-read", what,
+	    j->src->id, j->app, window_kind_name(j->kind), what,
 	    (long long)d / 1000);
 	src_set_error(j->src, msg);
 	job_wait(j, d);

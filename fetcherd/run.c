@@ -31,6 +31,10 @@ fetcherd_prune_done(struct handoff *h)
 		log_info("dropped %u de-duplication partitions past the "
 			 "horizon",
 		    h->ndropped);
+	if (h->rc == 0 && h->nbf_dropped > 0)
+		log_info("deleted the progress of %u backfills no longer "
+			 "requested",
+		    h->nbf_dropped);
 	handoff_free(h);
 }
 
@@ -57,6 +61,7 @@ fetcherd_prune_cb(evutil_socket_t fd, short what, void *arg)
 	h = handoff_new(HANDOFF_PRUNE, "", NULL);
 	h->keep_after_ms = util_now_ms() - horizon;
 	h->overlap_ms = fconf.overlap_ms;
+	h->bf_known = sched_backfill_ids(&h->bf_ids, &h->nbf_ids);
 	h->done = fetcherd_prune_done;
 	if (handoff_submit(h) != 0)
 		handoff_free(h);

@@ -37,6 +37,9 @@ static int		     running;
 static bool		     started, stopping;
 static struct partition_set *parts;
 static bool		     rescan_busy, rescan_again;
+static bool		     rescanned; /* one rescan is applied */
+static char		   **bf_known;	/* its backfill request ids */
+static size_t		     nbf_known;
 static void (*stop_done)(void);
 static bool releasing;
 
@@ -166,6 +169,18 @@ job_slot_put(struct fjob *j)
 		sched_pump_later(0);
 }
 
+/*
+ * Backfill jobs take a slot only while at most half of them are busy:
+ * the live polls always have the other half.
+ */
+static bool
+job_bf_room(const struct fjob *j)
+{
+	int half = fconf.max_conc / 2 > 0 ? fconf.max_conc / 2 : 1;
+
+	return j->bf == NULL || running < half;
+}
+
 /* Whether j's client may have one more request in flight now. */
 static bool
 job_client_free(struct fjob *j, int64_t now, int64_t *wake)
@@ -196,7 +211,7 @@ job_slot_take(struct fjob *j)
 	if (j->holds_slot)
 		return true;
 	if (!j->resuming && TAILQ_EMPTY(&resume) && running < fconf.max_conc &&
-	    job_client_free(j, util_mono_ms(), &wake)) {
+	    job_bf_room(j) && job_client_free(j, util_mono_ms(), &wake)) {
 		job_slot_hold(j);
 		return true;
 	}
@@ -304,10 +319,13 @@ sched_partition_drain(void *arg, int part)
 
 	(void)arg;
 	TAILQ_FOREACH (s, &srcs, entry)
-		if (s->part == part)
+		if (s->part == part) {
 			for (i = 0; i < s->njobs; i++)
 				if (s->jobs[i]->state == JOB_RUNNING)
 					return PARTITION_DRAIN_SKIP;
+			if (s->bfjob != NULL && s->bfjob->state == JOB_RUNNING)
+				return PARTITION_DRAIN_SKIP;
+		}
 	return PARTITION_DRAIN_READY;
 }
 
@@ -342,6 +360,8 @@ job_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (j->state != JOB_IDLE)
 		return;
+	if (j->bf != NULL && !backfill_ready(j))
+		return; /* nothing to backfill: idle until a request */
 	if (s->creds_invalid) {
 		if (now < s->creds_retry_at) {
 			sched_arm(j->timer, s->creds_retry_at - now);
@@ -379,6 +399,11 @@ sched_pump(void)
 			nj = TAILQ_NEXT(j, qentry);
 			if (running >= fconf.max_conc)
 				break;
+			if (!job_bf_room(j)) {
+				if (wake < 0)
+					wake = SCHED_STORE_POLL_MS;
+				continue;
+			}
 			if (!job_client_free(j, now, &wake))
 				continue;
 			TAILQ_REMOVE(&resume, j, qentry);
@@ -417,6 +442,11 @@ sched_pump(void)
 			limit = b->attempt > 0 ? 1 : fconf.client_conc;
 			if (b->inflight >= limit)
 				continue;
+			if (!job_bf_room(j)) {
+				if (wake < 0)
+					wake = SCHED_STORE_POLL_MS;
+				continue;
+			}
 			TAILQ_REMOVE(&queue, j, qentry);
 			j->state = JOB_RUNNING;
 			job_slot_hold(j);
@@ -458,20 +488,44 @@ src_find(const char *id)
 	return NULL;
 }
 
+/* A job of s (not yet scheduled) reading app. */
+struct fjob *
+job_new(struct fsrc *s, const char *app)
+{
+	struct fjob *j = util_xcalloc(1, sizeof(*j));
+
+	j->src = s;
+	util_strlcpy(j->app, app, sizeof(j->app));
+	j->timer = evtimer_new(child_base(), job_timer_cb, j);
+	if (j->timer == NULL)
+		fatal("out of memory");
+	return j;
+}
+
+void
+job_free(struct fjob *j)
+{
+	if (j == NULL)
+		return;
+	job_stop(j);
+	driver_free(j);
+	event_free(j->timer);
+	free(j->bf);
+	free(j);
+}
+
 static void
 src_free_jobs(struct fsrc *s)
 {
 	size_t i;
 
-	for (i = 0; i < s->njobs; i++) {
-		job_stop(s->jobs[i]);
-		driver_free(s->jobs[i]);
-		event_free(s->jobs[i]->timer);
-		free(s->jobs[i]);
-	}
+	for (i = 0; i < s->njobs; i++)
+		job_free(s->jobs[i]);
 	free(s->jobs);
 	s->jobs = NULL;
 	s->njobs = 0;
+	job_free(s->bfjob);
+	s->bfjob = NULL;
 }
 
 /* Stop all jobs and forget their loaded state (after losing the lease). */
@@ -483,6 +537,10 @@ src_stop_jobs(struct fsrc *s)
 	for (i = 0; i < s->njobs; i++) {
 		job_stop(s->jobs[i]);
 		s->jobs[i]->loaded = false;
+	}
+	if (s->bfjob != NULL) {
+		job_stop(s->bfjob);
+		s->bfjob->loaded = false;
 	}
 }
 
@@ -496,6 +554,9 @@ src_kick(struct fsrc *s)
 		if (s->jobs[i]->state == JOB_IDLE)
 			sched_arm(s->jobs[i]->timer,
 			    (int64_t)util_random_below(SCHED_KICK_SPREAD_MS));
+	if (s->bfjob != NULL && s->bfjob->state == JOB_IDLE)
+		sched_arm(s->bfjob->timer,
+		    (int64_t)util_random_below(SCHED_KICK_SPREAD_MS));
 }
 
 /* Forget s (removed, paused); its partition may become empty. */
@@ -504,6 +565,7 @@ src_remove(struct fsrc *s, const char *why)
 {
 	log_info("source=%s %s; its fetching stops", s->id, why);
 	src_free_jobs(s);
+	backfill_free(s);
 	google_client_free(s->gc);
 	budget_put(s->budget);
 	TAILQ_REMOVE(&srcs, s, entry);
@@ -615,14 +677,7 @@ src_make_jobs(struct fsrc *s, char apps[][64], int n)
 
 	s->jobs = util_xcalloc((size_t)(n > 0 ? n : 1), sizeof(*s->jobs));
 	for (i = 0; i < n; i++) {
-		struct fjob *j = util_xcalloc(1, sizeof(*j));
-
-		j->src = s;
-		util_strlcpy(j->app, apps[i], sizeof(j->app));
-		j->timer = evtimer_new(child_base(), job_timer_cb, j);
-		if (j->timer == NULL)
-			fatal("out of memory");
-		s->jobs[s->njobs++] = j;
+		s->jobs[s->njobs++] = job_new(s, apps[i]);
 	}
 }
 
@@ -734,14 +789,87 @@ src_apply(const bson_t *doc)
  */
 #define RESCAN_SLICE_MS 20
 
-struct srescan {
-	bson_t	    **docs;
-	size_t	      n;
-	size_t	      next; /* applied so far */
-	struct event *ev;
-	int	      rc;
-	char	      err[512];
+/* A backfill request read by a rescan, with its source. */
+struct rescan_bf {
+	char		    sid[64];
+	int64_t		    created_at;
+	struct backfill_req req;
 };
+
+struct srescan {
+	bson_t		**docs;
+	size_t		  n;
+	struct rescan_bf *bf; /* sorted by source, then age */
+	size_t		  nbf;
+	size_t		  next; /* applied so far */
+	struct event	 *ev;
+	int		  rc;
+	char		  err[512];
+};
+
+static int
+rescan_bf_cmp(const void *a, const void *b)
+{
+	const struct rescan_bf *x = a, *y = b;
+	int			c = strcmp(x->sid, y->sid);
+
+	if (c != 0)
+		return c;
+	if (x->created_at != y->created_at)
+		return x->created_at < y->created_at ? -1 : 1;
+	return strcmp(x->req.id, y->req.id);
+}
+
+/* Worker: one backfill request (a malformed one is skipped). */
+static int
+srescan_bf_one(const bson_t *doc, void *arg)
+{
+	struct srescan	 *r = arg;
+	struct rescan_bf *b, *nb;
+	const char	 *id = store_bson_str(doc, "_id");
+	const char	 *sid = store_bson_str(doc, "sourceId");
+	const char	 *app = store_bson_str(doc, "application");
+
+	if (id == NULL || sid == NULL || app == NULL ||
+	    strlen(id) >= sizeof(b->req.id) || strlen(sid) >= sizeof(b->sid) ||
+	    strlen(app) >= sizeof(b->req.app))
+		return 0;
+	if ((nb = reallocarray(r->bf, r->nbf + 1, sizeof(*nb))) == NULL)
+		return -ENOMEM;
+	r->bf = nb;
+	b = &nb[r->nbf];
+	memset(b, 0, sizeof(*b));
+	util_strlcpy(b->sid, sid, sizeof(b->sid));
+	util_strlcpy(b->req.id, id, sizeof(b->req.id));
+	util_strlcpy(b->req.app, app, sizeof(b->req.app));
+	b->req.from = store_bson_int(doc, "from", 0);
+	b->req.to = store_bson_int(doc, "to", 0);
+	b->created_at = store_bson_int(doc, "createdAt", 0);
+	if (b->req.from > 0 && b->req.to > b->req.from)
+		r->nbf++;
+	return 0;
+}
+
+/* Loop: hand s the backfill requests of the rescan that are its own. */
+static void
+srescan_apply_bf(struct srescan *r, struct fsrc *s)
+{
+	struct backfill_req reqs[FETCH_BACKFILL_MAX];
+	size_t		    lo = 0, hi = r->nbf, n = 0;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(r->bf[mid].sid, s->id) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < r->nbf && strcmp(r->bf[lo].sid, s->id) == 0; lo++)
+		if (n < FETCH_BACKFILL_MAX)
+			reqs[n++] = r->bf[lo].req;
+	backfill_apply(s, reqs, n);
+}
 
 static void
 srescan_work(void *arg)
@@ -751,7 +879,12 @@ srescan_work(void *arg)
 
 	r->rc = store_find_all(child_store(), STORE_SOURCES, &q, NULL, &r->docs,
 	    &r->n, r->err, sizeof(r->err));
+	if (r->rc == 0)
+		r->rc = store_each(child_store(), STORE_BACKFILLS, &q, NULL,
+		    srescan_bf_one, r, r->err, sizeof(r->err));
 	bson_destroy(&q);
+	if (r->nbf > 1)
+		qsort(r->bf, r->nbf, sizeof(*r->bf), rescan_bf_cmp);
 }
 
 static void
@@ -762,6 +895,7 @@ srescan_free(struct srescan *r)
 	for (i = 0; i < r->n; i++)
 		bson_destroy(r->docs[i]);
 	free(r->docs);
+	free(r->bf);
 	if (r->ev != NULL)
 		event_free(r->ev);
 	free(r);
@@ -778,6 +912,7 @@ srescan_finish(struct srescan *r)
 {
 	struct fsrc *s, *ns;
 	struct lease l;
+	size_t	     i;
 
 	for (s = TAILQ_FIRST(&srcs); s != NULL; s = ns) {
 		ns = TAILQ_NEXT(s, entry);
@@ -797,6 +932,15 @@ srescan_finish(struct srescan *r)
 	TAILQ_FOREACH (s, &srcs, entry)
 		src_flush_state(s);
 	alerts_flush();
+	/* Every request, of paused sources too: their progress stays. */
+	for (i = 0; i < nbf_known; i++)
+		free(bf_known[i]);
+	free(bf_known);
+	bf_known = r->nbf > 0 ? util_xcalloc(r->nbf, sizeof(char *)) : NULL;
+	for (i = 0; i < r->nbf; i++)
+		bf_known[i] = util_xstrdup(r->bf[i].req.id);
+	nbf_known = r->nbf;
+	rescanned = true;
 	srescan_free(r);
 }
 
@@ -816,10 +960,14 @@ srescan_apply_cb(evutil_socket_t fd, short what, void *arg)
 	while (r->next < r->n && util_mono_ms() < until) {
 		const bson_t *doc = r->docs[r->next++];
 		const char   *t = store_bson_str(doc, "sourceType");
+		const char   *id = store_bson_str(doc, "_id");
+		struct fsrc  *s;
 
 		if (t != NULL && strcmp(t, "google_workspace") != 0)
 			continue;
 		src_apply(doc);
+		if (id != NULL && (s = src_find(id)) != NULL)
+			srescan_apply_bf(r, s);
 	}
 	if (r->next < r->n) {
 		/* A timer, not event_active: I/O (pings) is polled first. */
@@ -958,6 +1106,23 @@ sched_stop(void (*done)(void))
 	/* ...then hand the partitions over, once the last one is written. */
 	if (src_state_writes() == 0)
 		sched_release_all();
+}
+
+bool
+sched_backfill_ids(char ***ids, size_t *n)
+{
+	size_t i;
+
+	*ids = NULL;
+	*n = 0;
+	if (!rescanned)
+		return false;
+	if (nbf_known > 0)
+		*ids = util_xcalloc(nbf_known, sizeof(char *));
+	for (i = 0; i < nbf_known; i++)
+		(*ids)[i] = util_xstrdup(bf_known[i]);
+	*n = nbf_known;
+	return true;
 }
 
 bool

@@ -63,6 +63,8 @@ void	     sched_pump_later(int64_t ms);
 void	     job_release(struct fjob *j);
 void	     job_stop(struct fjob *j);
 struct fsrc *src_find(const char *id);
+struct fjob *job_new(struct fsrc *s, const char *app);
+void	     job_free(struct fjob *j);
 void	     src_kick(struct fsrc *s);
 void	     src_stop_jobs(struct fsrc *s);
 

@@ -161,10 +161,10 @@ src_flush_cursors(struct fsrc *s)
 
 	if (!s->leased || !child_store_ready() || !store_healthy(child_store()))
 		return;
-	for (i = 0; i < s->njobs; i++) {
-		struct fjob *j = s->jobs[i];
+	for (i = 0; i <= s->njobs; i++) {
+		struct fjob *j = i < s->njobs ? s->jobs[i] : s->bfjob;
 
-		if (!j->loaded || !j->unsaved)
+		if (j == NULL || !j->loaded || !j->unsaved)
 			continue;
 		h = driver_save_handoff(j);
 		h->done = src_cursor_done;

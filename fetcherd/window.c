@@ -6,6 +6,7 @@
  * the counting of the logs a page stored. No I/O: google_driver.c reads
  * and writes the documents through the store worker.
  */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +55,92 @@ window_ages_start(const bson_t *cdoc)
 	return fconf.nbase < fconf.nages ? fconf.nbase + 1 : fconf.nages;
 }
 
+/*
+ * A backfill job's document (NULL: not started): its progress and the
+ * counters of what it read so far.
+ */
+static void
+window_load_backfill(struct fjob *j, const bson_t *cdoc)
+{
+	struct backfill	   *b = j->bf;
+	struct fetch_stats *s = &j->stats;
+	const char	   *st;
+
+	memset(s, 0, sizeof(*s));
+	b->next = b->req.from;
+	b->slice_ms = FETCH_SLICE_START_MS;
+	b->windows = 0;
+	b->started_at = util_now_ms();
+	b->finished_at = 0;
+	b->done = false;
+	if (cdoc == NULL) {
+		log_info("source=%s app=%s backfill=%s starts: %" PRId64
+			 "..%" PRId64,
+		    j->src->id, j->app, b->req.id, b->req.from, b->req.to);
+		return;
+	}
+	st = store_bson_str(cdoc, "state");
+	b->done = st != NULL && strcmp(st, "done") == 0;
+	b->next = store_bson_int(cdoc, "next", b->req.from);
+	if (b->next < b->req.from)
+		b->next = b->req.from;
+	b->slice_ms = store_bson_int(cdoc, "sliceMs", FETCH_SLICE_START_MS);
+	if (b->slice_ms < FETCH_SLICE_MIN_MS ||
+	    b->slice_ms > FETCH_MAX_WINDOW_MS)
+		b->slice_ms = FETCH_SLICE_START_MS;
+	b->windows = store_bson_int(cdoc, "windows", 0);
+	b->started_at = store_bson_int(cdoc, "startedAt", b->started_at);
+	b->finished_at = store_bson_int(cdoc, "finishedAt", 0);
+	s->events_fetched = store_bson_int(cdoc, "eventsFetched", 0);
+	s->events_stored = store_bson_int(cdoc, "eventsStored", 0);
+	s->duplicates = store_bson_int(cdoc, "duplicates", 0);
+	s->pages = store_bson_int(cdoc, "pages", 0);
+	if (!b->done)
+		log_info("source=%s app=%s backfill=%s resumes at %" PRId64
+			 " (%" PRId64 " windows read)",
+		    j->src->id, j->app, b->req.id, b->next, b->windows);
+}
+
+/* The cursors document of a backfill job. */
+static bson_t *
+window_doc_backfill(struct fjob *j)
+{
+	struct backfill	   *b = j->bf;
+	struct fetch_stats *s = &j->stats;
+	bson_t		    doc;
+	bson_t		   *out;
+
+	bson_init(&doc);
+	BSON_APPEND_UTF8(&doc, "sourceId", j->src->id);
+	BSON_APPEND_UTF8(&doc, "app", j->app);
+	BSON_APPEND_UTF8(&doc, "backfillId", b->req.id);
+	BSON_APPEND_UTF8(&doc, "state", b->done ? "done" : "running");
+	BSON_APPEND_INT64(&doc, "from", b->req.from);
+	BSON_APPEND_INT64(&doc, "to", b->req.to);
+	BSON_APPEND_INT64(&doc, "next", b->next);
+	/*
+	 * "cursor" while it runs: the seen partitions of the days it still
+	 * reads stay (handoff_prune), so a window read again after a crash
+	 * stores nothing twice.
+	 */
+	if (!b->done)
+		BSON_APPEND_INT64(&doc, "cursor", b->next);
+	BSON_APPEND_INT64(&doc, "sliceMs", b->slice_ms);
+	BSON_APPEND_INT64(&doc, "windows", b->windows);
+	BSON_APPEND_INT64(&doc, "pages", s->pages);
+	BSON_APPEND_INT64(&doc, "eventsFetched", s->events_fetched);
+	BSON_APPEND_INT64(&doc, "eventsStored", s->events_stored);
+	BSON_APPEND_INT64(&doc, "duplicates", s->duplicates);
+	BSON_APPEND_INT64(&doc, "startedAt", b->started_at);
+	if (b->done)
+		BSON_APPEND_INT64(&doc, "finishedAt", b->finished_at);
+	BSON_APPEND_INT64(&doc, "epoch", j->src->lease.epoch);
+	BSON_APPEND_INT64(&doc, "updatedAt", util_now_ms());
+	out = bson_copy(&doc);
+	bson_destroy(&doc);
+	return out;
+}
+
 /* The cursor and stats documents of j (NULL: none yet): take them in. */
 void
 window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc)
@@ -62,6 +149,11 @@ window_load(struct fjob *j, const bson_t *cdoc, const bson_t *sdoc)
 	bson_iter_t it, a;
 	int64_t	    now = util_now_ms(), lb, fin;
 
+	if (j->bf != NULL) {
+		window_load_backfill(j, cdoc);
+		j->loaded = true;
+		return;
+	}
 	free(j->rr);
 	j->rr = NULL;
 	j->nrr = 0;
@@ -174,6 +266,11 @@ window_docs(struct fjob *j, bson_t **cursor, bson_t **stats)
 	size_t		    i;
 	int		    n;
 
+	if (j->bf != NULL) {
+		*cursor = window_doc_backfill(j);
+		*stats = NULL;
+		return;
+	}
 	bson_init(&doc);
 	BSON_APPEND_UTF8(&doc, "sourceId", j->src->id);
 	BSON_APPEND_UTF8(&doc, "app", j->app);
@@ -247,7 +344,7 @@ window_final(struct fjob *j)
 	int64_t f = j->cursor - fconf.overlap_ms;
 	size_t	i;
 
-	if (j->cursor <= 0 || j->covered_ms <= 0)
+	if (j->bf != NULL || j->cursor <= 0 || j->covered_ms <= 0)
 		return false;
 	for (i = 0; i < j->nrr; i++)
 		if (j->rr[i].start < f)
@@ -351,6 +448,21 @@ window_next(struct fjob *j)
 	int64_t start, end;
 	size_t	i;
 
+	if (j->bf != NULL) {
+		struct backfill *b = j->bf;
+
+		if (b->next < floor_ms)
+			b->next = floor_ms; /* Google has nothing older */
+		if (b->done || b->next >= b->req.to)
+			return false;
+		j->kind = WIN_BACKFILL;
+		j->w_start = b->next;
+		j->w_end = b->next + b->slice_ms;
+		if (j->w_end > b->req.to)
+			j->w_end = b->req.to;
+		j->w_prev_cursor = b->next;
+		return true;
+	}
 	if (j->cursor < floor_ms) {
 		log_warn("source=%s app=%s cursor is beyond Google's "
 			 "retention; events older than %d days are gone, "
@@ -404,6 +516,20 @@ window_next(struct fjob *j)
 	return false;
 }
 
+const char *
+window_kind_name(enum win_kind k)
+{
+	switch (k) {
+	case WIN_MAIN:
+		return "poll";
+	case WIN_REREAD:
+		return "re-read";
+	case WIN_BACKFILL:
+		return "backfill";
+	}
+	return "window";
+}
+
 /* Account the newly stored logs of a page (dup[i]: already stored). */
 void
 window_count(struct fjob *j, struct norm_log *logs, size_t n, const bool *dup,
@@ -432,8 +558,8 @@ window_count(struct fjob *j, struct norm_log *logs, size_t n, const bool *dup,
 		else if (logs[i].time_ms > 0 &&
 		    logs[i].time_ms < j->w_prev_cursor)
 			s->late_overlap++;
-		if (logs[i].time_ms <= 0)
-			continue;
+		if (logs[i].time_ms <= 0 || j->bf != NULL)
+			continue; /* a backfill's "lag" is its age */
 		lag = seen - logs[i].time_ms;
 		if (lag < 0)
 			lag = 0;
@@ -527,6 +653,36 @@ window_tune(struct fjob *j)
 }
 
 /*
+ * A backfill window was read: move on, and size the next one by what
+ * this one held (adaptive slices: FETCH_SLICE_PAGES pages at most).
+ */
+static void
+window_close_backfill(struct fjob *j, int64_t now)
+{
+	struct backfill *b = j->bf;
+	int64_t		 len = j->w_end - j->w_start;
+
+	b->windows++;
+	b->next = j->w_end;
+	if (j->w_pages > FETCH_SLICE_PAGES && len / 2 >= FETCH_SLICE_MIN_MS)
+		b->slice_ms = len / 2;
+	else if (j->w_pages <= 1 && len >= b->slice_ms)
+		b->slice_ms = len * 2 > FETCH_MAX_WINDOW_MS ?
+		    FETCH_MAX_WINDOW_MS :
+		    len * 2;
+	if (b->next < b->req.to)
+		return;
+	b->done = true;
+	b->finished_at = now;
+	log_notice("source=%s app=%s backfill=%s done: %" PRId64
+		   " windows, %" PRId64 " events read, %" PRId64
+		   " new, %" PRId64 " already stored, in %llds",
+	    j->src->id, j->app, b->req.id, b->windows, j->stats.events_fetched,
+	    j->stats.events_stored, j->stats.duplicates,
+	    (long long)(now - b->started_at) / 1000);
+}
+
+/*
  * The window of j was read completely: move the cursor or the re-read
  * step. True when the change is worth a write even if nothing new came.
  */
@@ -537,6 +693,10 @@ window_close(struct fjob *j)
 	bool	force = false;
 
 	j->stats.windows++;
+	if (j->kind == WIN_BACKFILL) {
+		window_close_backfill(j, now);
+		return true;
+	}
 	if (j->kind == WIN_MAIN) {
 		int64_t from = j->w_prev_cursor;
 

@@ -550,10 +550,12 @@ def sim_truth(sim, cid, app, visible_only=True):
             for e in b["events"] if e.get("visible") or not visible_only}
 
 
-def inject_backlog(sim, cid, n, apps=("login", "admin", "drive"), span_s=3000):
-    """n one-event activities spread over the last span_s seconds, split
-    over apps (already published: a backlog). Returns the count per app."""
-    now = time.time()
+def inject_backlog(sim, cid, n, apps=("login", "admin", "drive"), span_s=3000, t_end=None,
+                   uq_base=10**17):
+    """n one-event activities spread over span_s seconds ending at t_end
+    (default now), split over apps (already published: a backlog).
+    Returns the count per app."""
+    now = time.time() if t_end is None else t_end
     per_app = n // len(apps)
     counts = {}
     for ai, app in enumerate(apps):
@@ -568,7 +570,7 @@ def inject_backlog(sim, cid, n, apps=("login", "admin", "drive"), span_s=3000):
                 ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + \
                     ".%03dZ" % int((t % 1) * 1000)
                 acts.append({"id": {"time": ts,
-                                    "uniqueQualifier": str(10**17 + ai * 10**9 + done + i)},
+                                    "uniqueQualifier": str(uq_base + ai * 10**9 + done + i)},
                              "actor": {"email": "user%d@%s.example.com" % (i % 50, cid.lower()),
                                        "profileId": str(10**20 + i % 50)},
                              "ipAddress": "203.0.113.%d" % (i % 250),

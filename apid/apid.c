@@ -5,6 +5,7 @@
  *	run.c		configuration, master key, hints, stop, indexes
  *	http.c conn.c	routes (one table) and connections
  *	sources.c	the endpoints of sources and dead letters
+ *	backfill.c	the backfill endpoints
  *	pipeline.c	the add/rotate/patch state machine
  *	view.c		sources as reported (status), for all readers
  *	metrics.c	/metrics; esexport.c the Elasticsearch export

@@ -415,8 +415,8 @@ handoff_build(struct handoff *h, const struct hchunk *c, const char *bid,
 	bson_t		      ids, att;
 	char		      wid[48], k[16];
 	const char	     *kp;
-	int64_t		      now = util_now_ms(), nlogs = 0, tmin = 0;
-	size_t		      i;
+	int64_t now = util_now_ms(), nlogs = 0, tmin = 0, tmax = 0;
+	size_t	i;
 
 	if (batch_body_begin(&body, h->sid, bid) != 0)
 		fatal("out of memory");
@@ -429,6 +429,10 @@ handoff_build(struct handoff *h, const struct hchunk *c, const char *bid,
 				tmin = h->logs[i].time_ms > 0 ?
 				    h->logs[i].time_ms :
 				    1;
+			if (h->logs[i].time_ms <= 0)
+				tmax = INT64_MAX;
+			else if (h->logs[i].time_ms > tmax)
+				tmax = h->logs[i].time_ms;
 		}
 	if (batch_body_end(&body) != 0)
 		fatal("out of memory");
@@ -454,6 +458,7 @@ handoff_build(struct handoff *h, const struct hchunk *c, const char *bid,
 	BSON_APPEND_UTF8(meta, "app", h->app);
 	BSON_APPEND_INT64(meta, "nLogs", nlogs);
 	BSON_APPEND_INT64(meta, "minTime", tmin); /* the oldest event */
+	BSON_APPEND_INT64(meta, "maxTime", tmax); /* the newest */
 	BSON_APPEND_INT64(meta, "bytes", (int64_t)body.len);
 	BSON_APPEND_UTF8(meta, "webhookId", wid);
 	BSON_APPEND_UTF8(meta, "bodyColl", h->body_coll);

@@ -681,8 +681,11 @@ src_make_jobs(struct fsrc *s, char apps[][64], int n)
 	}
 }
 
-/* Apply one source document (new or changed). */
-static void
+/*
+ * Apply one source document (new or changed): the source, or NULL when
+ * it is not fetched here (malformed, paused).
+ */
+static struct fsrc *
 src_apply(const bson_t *doc)
 {
 	const char  *id = store_bson_str(doc, "_id");
@@ -695,13 +698,13 @@ src_apply(const bson_t *doc)
 	bool	     fresh = false, same_apps;
 
 	if (id == NULL || email == NULL || strlen(id) >= sizeof(s->id))
-		return;
+		return NULL;
 	if (store_bson_bool(doc, "paused", false)) {
 		if ((s = src_find(id)) != NULL) {
 			s->seen = true;
 			src_remove(s, "paused");
 		}
-		return;
+		return NULL;
 	}
 	if ((napps = src_doc_apps(doc, apps, 64)) < 0)
 		napps = 0;
@@ -767,7 +770,7 @@ src_apply(const bson_t *doc)
 			s->gc = NULL;
 			s->creds_bad_local = true;
 			src_set_error(s, err);
-			return;
+			return s;
 		}
 		s->creds_bad_local = false;
 		if (rotated) {
@@ -780,6 +783,7 @@ src_apply(const bson_t *doc)
 		if (s->leased)
 			src_kick(s);
 	}
+	return s;
 }
 
 /*
@@ -960,13 +964,11 @@ srescan_apply_cb(evutil_socket_t fd, short what, void *arg)
 	while (r->next < r->n && util_mono_ms() < until) {
 		const bson_t *doc = r->docs[r->next++];
 		const char   *t = store_bson_str(doc, "sourceType");
-		const char   *id = store_bson_str(doc, "_id");
 		struct fsrc  *s;
 
 		if (t != NULL && strcmp(t, "google_workspace") != 0)
 			continue;
-		src_apply(doc);
-		if (id != NULL && (s = src_find(id)) != NULL)
+		if ((s = src_apply(doc)) != NULL)
 			srescan_apply_bf(r, s);
 	}
 	if (r->next < r->n) {

@@ -44,6 +44,7 @@ wm_hold_one(const bson_t *doc, void *arg)
 	util_strlcpy(x->sid, sid, sizeof(x->sid));
 	util_strlcpy(x->app, app, sizeof(x->app));
 	x->min_time = store_bson_int(doc, "minTime", 0);
+	x->max_time = store_bson_int(doc, "maxTime", 0);
 	return 0;
 }
 
@@ -54,7 +55,6 @@ wm_holds_load(struct store *st, mongoc_client_t *c, const char *sid,
 	struct wm_load	     l = { out, 0 };
 	mongoc_collection_t *col;
 	bson_t		    *q, *opts;
-	size_t		     i, k;
 	int		     rc;
 
 	memset(out, 0, sizeof(*out));
@@ -63,7 +63,8 @@ wm_holds_load(struct store *st, mongoc_client_t *c, const char *sid,
 	if (sid != NULL)
 		BSON_APPEND_UTF8(q, "sourceId", sid);
 	opts = BCON_NEW("projection", "{", "sourceId", BCON_INT32(1), "app",
-	    BCON_INT32(1), "minTime", BCON_INT32(1), "_id", BCON_INT32(0), "}");
+	    BCON_INT32(1), "minTime", BCON_INT32(1), "maxTime", BCON_INT32(1),
+	    "_id", BCON_INT32(0), "}");
 	if (c != NULL) {
 		col = store_coll(st, c, STORE_BATCHES);
 		rc = store_each_in(col, q, opts, wm_hold_one, &l, err, errlen);
@@ -77,19 +78,8 @@ wm_holds_load(struct store *st, mongoc_client_t *c, const char *sid,
 		wm_holds_free(out);
 		return -EIO;
 	}
-	if (out->n == 0)
-		return 0;
-	/* One per (source, application): the oldest. */
-	qsort(out->v, out->n, sizeof(*out->v), wm_hold_cmp);
-	for (i = 0, k = 0; i < out->n; i++) {
-		if (k > 0 && wm_hold_cmp(&out->v[k - 1], &out->v[i]) == 0) {
-			if (out->v[i].min_time < out->v[k - 1].min_time)
-				out->v[k - 1].min_time = out->v[i].min_time;
-			continue;
-		}
-		out->v[k++] = out->v[i];
-	}
-	out->n = k;
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof(*out->v), wm_hold_cmp);
 	return 0;
 }
 
@@ -122,9 +112,18 @@ wm_compute(const bson_t *fetch, const char *sid, const char *app,
 	util_strlcpy(key.app, app, sizeof(key.app));
 	if (h->n > 0)
 		x = bsearch(&key, h->v, h->n, sizeof(*h->v), wm_hold_cmp);
-	if (x != NULL && x->min_time - 1 < fin) {
-		r.held_by = "delivery";
-		fin = x->min_time - 1; /* minTime 0 (unknown): none */
+	if (x != NULL) {
+		/* The first batch of the pair, then every one of them. */
+		while (x > h->v && wm_hold_cmp(x - 1, &key) == 0)
+			x--;
+		for (; x < h->v + h->n && wm_hold_cmp(x, &key) == 0; x++) {
+			if (x->max_time > 0 && x->max_time < covered)
+				continue; /* a backfill's, before coveredFrom */
+			if (x->min_time - 1 < fin) {
+				r.held_by = "delivery";
+				fin = x->min_time - 1; /* minTime 0: none */
+			}
+		}
 	}
 	if (fin <= 0 || fin <= covered)
 		return r;

@@ -28,15 +28,16 @@
 
 struct store;
 
-/* The oldest undelivered event of one (source, application). */
+/* An undelivered batch of one (source, application): its events' span. */
 struct wm_hold {
 	char	sid[64];
 	char	app[64];
 	int64_t min_time; /* 0: a batch without minTime (older version) */
+	int64_t max_time; /* 0: without maxTime (older version): unknown */
 };
 
 struct wm_holds {
-	struct wm_hold *v; /* sorted by (sid, app), one per pair */
+	struct wm_hold *v; /* sorted by (sid, app), one per batch */
 	size_t		n;
 };
 
@@ -57,7 +58,9 @@ void wm_holds_free(struct wm_holds *h);
 /*
  * The watermark of application app of source sid, from its fetch state
  * document fetch (NULL: none yet) and the holds h (NULL: unknown, so
- * none).
+ * none). A batch all of whose events are older than the application's
+ * coveredFrom (a backfill's) holds nothing: the watermark promises
+ * nothing before coveredFrom.
  */
 struct wm wm_compute(const bson_t *fetch, const char *sid, const char *app,
     const struct wm_holds *h);

@@ -2,7 +2,7 @@
  * libFuzzer target for the REST request validator: whole bodies, as
  * apid sees them (json_parse at its depth, the U+0000 finder), then
  * validate_add_source() and validate_patch() with private networks
- * allowed or not. Built and run by scripts/fuzz.sh.
+ * allowed or not, and validate_backfill(). Built and run by scripts/fuzz.sh.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +44,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&in, 0, sizeof(in));
 	(void)validate_patch(root, 60, priv, &in, &e);
 	src_input_clear(&in);
+	{
+		static char	login[] = "login", drive[] = "drive";
+		char *const	apps[] = { login, drive };
+		struct bf_input bf;
+
+		/* 2026-12-01T00:00:00Z */
+		if (validate_backfill(root, 1796083200000LL, apps, 2, &bf,
+			&e) == 0 &&
+		    (bf.from >= bf.to || bf.to > 1796083200000LL ||
+			bf.from < 1796083200000LL - 180LL * 86400000))
+			abort();
+	}
 	validate_wipe_tree(root);
 	yajl_tree_free(root);
 	return 0;

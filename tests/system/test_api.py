@@ -21,6 +21,7 @@ SCOPE = "https://www.googleapis.com/auth/admin.reports.audit.readonly"
 ALL_PATHS = ["/add-source", "/remove-source/{id}", "/sources", "/sources/{id}",
              "/sources/{id}/credentials", "/sources/{id}/webhook-secret",
              "/sources/{id}/dead-letters", "/sources/{id}/dead-letters/replay",
+             "/sources/{id}/backfill",
              "/metrics", "/openapi.json", "/healthz"]
 
 

@@ -10,6 +10,7 @@ import harness as h
 
 CFG = {
     "fetch_overlap": "2",
+    "fetch_reread_ages": "2,4",
     "lease_ttl": "6",
     "lease_renew": "2",
     "log_verbose": "0",
@@ -84,9 +85,22 @@ def test_backfill_reads_the_past_once(wd):
     h.wait_for(lambda: recent <= got(), 60, "the last hour delivered by the live polls")
     assert not (old & got()), "events older than the initial lookback came without a backfill"
     time.sleep(10)
+    wm = lambda: ar.api("GET", "/sources/%s" % sid)[1]["completeThrough"]["login"]  # noqa: E731
+    h.wait_for(lambda: wm()["through"], 30, "a watermark")
+    marks = [ts_s(wm()["through"])]
     t_before = time.time()
     p99_before, n_before = live_p99(recv, t_before - 10, t_before)
 
+    # The old events' batches are refused until the watermark has been
+    # read three times while one of them was pending in the store.
+    hold = {"on": True, "seen": 0}
+    db = store.db()
+
+    def status(doc):
+        old_ev = doc and doc.get("type") == "logs" and any(
+            ts_s(l["timestamp"]) < time.time() - 7000 for l in doc["logs"])
+        return 503 if old_ev and hold["on"] else 200
+    recv.status = status
     st, b, _ = ar.api("POST", "/sources/%s/backfill" % sid,
                       {"application": "login", "from": rfc3339(time.time() - 31 * DAY)})
     assert st == 202, (st, b)
@@ -99,6 +113,17 @@ def test_backfill_reads_the_past_once(wd):
         bf = [x for x in backfills(ar, sid) if x["id"] == bid]
         assert len(bf) == 1, bf
         seen.append(bf[0])
+        pending_old = db.batches.count_documents(
+            {"sourceId": sid, "kind": "logs", "state": {"$ne": "delivered"},
+             "minTime": {"$lt": int((time.time() - 7000) * 1000)}})
+        w = wm()
+        # Old events waiting for delivery hold nothing the watermark
+        # promises (it promises nothing before the source's first hour).
+        assert w["through"], (w, pending_old)
+        marks.append(ts_s(w["through"]))
+        if pending_old:
+            hold["seen"] += 1
+            hold["on"] = hold["seen"] < 3
         return bf[0]["state"] == "done" and bf[0]
     fin = h.wait_for(done, 180, "the backfill done", interval=0.5)
     t_done = time.time()
@@ -115,6 +140,8 @@ def test_backfill_reads_the_past_once(wd):
     assert fin["finishedAt"] and fin["startedAt"], fin
     prog = [x["progress"] for x in seen]
     assert prog == sorted(prog), prog
+    assert marks == sorted(marks), "the watermark went back during the backfill"
+    assert hold["seen"] >= 3, hold
     assert "backfill=%s done" % bid in ar.log()
     h.log("BACKFILL: %d windows, %d pages, %d events read, %d new, %d absorbed in %.1fs; "
           "live p99 %.2fs before (%d events), %.2fs during (%d events)" %

@@ -274,6 +274,7 @@ deliverd_source_destroy(struct dsource *s)
 	event_free(s->timer);
 	free(s->url);
 	free(s->gone_url);
+	free(s->sealed);
 	deliverd_secret_free(&s->secret);
 	deliverd_secret_free(&s->prev_secret);
 	wmark_free(s);
@@ -300,6 +301,54 @@ deliverd_source_job_done(struct dsource *s)
 	if (s->lease.held && !s->ready && !s->busy)
 		(void)queue_takeover_start(s);
 	deliverd_step(s);
+}
+
+/* The raw value of document field of doc (len 0, NULL: absent). */
+static const uint8_t *
+deliverd_sealed_raw(const bson_t *doc, const char *field, uint32_t *len)
+{
+	bson_iter_t    it;
+	const uint8_t *data = NULL;
+
+	*len = 0;
+	if (bson_iter_init_find(&it, doc, field) &&
+	    BSON_ITER_HOLDS_DOCUMENT(&it))
+		bson_iter_document(&it, len, &data);
+	return data;
+}
+
+/*
+ * True when doc's sealed secrets are those s opened last (nothing to
+ * open again); else s remembers them and the caller opens them.
+ */
+static bool
+deliverd_sealed_same(struct dsource *s, const bson_t *doc, int64_t ver)
+{
+	const uint8_t *cur, *prev;
+	uint32_t       lc, lp;
+	size_t	       n;
+	uint8_t	      *b;
+
+	cur = deliverd_sealed_raw(doc, "webhookSecret", &lc);
+	prev = deliverd_sealed_raw(doc, "previousWebhookSecret", &lp);
+	n = sizeof(ver) + 2 * sizeof(uint32_t) + lc + lp;
+	b = util_xcalloc(1, n);
+	memcpy(b, &ver, sizeof(ver));
+	memcpy(b + sizeof(ver), &lc, sizeof(lc));
+	memcpy(b + sizeof(ver) + sizeof(lc), &lp, sizeof(lp));
+	if (lc > 0)
+		memcpy(b + sizeof(ver) + 2 * sizeof(uint32_t), cur, lc);
+	if (lp > 0)
+		memcpy(b + sizeof(ver) + 2 * sizeof(uint32_t) + lc, prev, lp);
+	if (s->sealed != NULL && s->sealed_len == n &&
+	    memcmp(s->sealed, b, n) == 0) {
+		free(b);
+		return true;
+	}
+	free(s->sealed);
+	s->sealed = b;
+	s->sealed_len = n;
+	return false;
 }
 
 /* Apply a sources document to s (new or known). */
@@ -335,6 +384,8 @@ deliverd_source_apply(struct dsource *s, const bson_t *doc)
 	}
 	/* The previous secret was sealed at the version before this one. */
 	ver = store_bson_int(doc, "webhookSecretVersion", 1);
+	if (deliverd_sealed_same(s, doc, ver))
+		return;
 	sec = deliverd_secret_open(s->id, doc, "webhookSecret", ver, NULL, err,
 	    sizeof(err));
 	if (sec == NULL) {

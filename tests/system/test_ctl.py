@@ -235,6 +235,58 @@ def test_ctl_no_subject_id_lookback_dead_letters(wd):
     assert dl and dl[0]["lastAttempt"]["status"] == 400, dl
 
 
+def test_ctl_backfill(wd):
+    import time
+    store = h.Store(wd)
+    sim = h.Sim(wd, ["--no-lag"])
+    recv = h.Receiver()
+    key, admin = h.sim_tenant(sim, "C0ctlbf", apps=("login",), rate=1)
+    t_end = time.time() - 7200
+    h.inject_backlog(sim, "C0ctlbf", 500, apps=("login",), span_s=5 * 86400, t_end=t_end,
+                     uq_base=10**15)
+    ar = h.Auditrelay(wd, store, sim).start()
+    created = h.add_source(ar, key, admin, recv.url, apps=("login",), interval=1)
+    sid = created["id"]
+    recv.set_secret(sid, h.source_secret(created))
+    ctl = Ctl(ar, wd)
+    frm = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 6 * 86400))
+
+    # Not a terminal: plain lines, no carriage returns; exit 0 when done.
+    p = ctl.run("backfill", sid, "--app", "login", "--from", frm)
+    assert "\r" not in p.stdout and "done." in p.stdout, p.stdout
+    assert "500 new" in p.stdout, p.stdout
+    h.wait_for(lambda: sum(1 for l in recv.delivered_logs()
+                           if l["timestamp"] < time.strftime("%Y-%m-%dT%H:%M:%S",
+                                                                time.gmtime(t_end + 1))) >= 500,
+               60, "the old events delivered")
+    p = ctl.run("backfill", sid, "--list")
+    assert "done" in p.stdout and "100.0%" in p.stdout, p.stdout
+    lst = ctl.json("backfill", sid, "--list")
+    assert lst["count"] == 1 and lst["backfills"][0]["eventsStored"] == 500, lst
+    bid = lst["backfills"][0]["id"]
+    p = ctl.run("backfill", sid, "--app", "login", "--from", frm, "--no-wait")
+    assert "queued" in p.stdout, p.stdout
+    p = ctl.run("backfill", sid, "--cancel", "--backfill", bid)
+    assert "1 backfill(s)" in p.stdout, p.stdout
+    p = ctl.run("backfill", sid, "--cancel")
+    assert "1 backfill(s)" in p.stdout, p.stdout
+    p = ctl.run("backfill", sid, "--list")
+    assert "No backfills" in p.stdout, p.stdout
+
+    # Errors: the server's message names the field; usage errors say why.
+    p = ctl.run("backfill", sid, "--app", "drive", "--from", frm, want=CTL_API)
+    assert "application" in p.stderr, p.stderr
+    p = ctl.run("backfill", sid, "--app", "login", "--from", "2000-01-01T00:00:00Z",
+                want=CTL_API)
+    assert "180 days" in p.stderr, p.stderr
+    ctl.run("backfill", "00000000-0000-4000-8000-000000000000", "--list", want=CTL_API)
+    p = ctl.run("backfill", sid, "--app", "login", want=CTL_USAGE)
+    assert "--from" in p.stderr, p.stderr
+    ctl.run("backfill", sid, "--list", "--cancel", want=CTL_USAGE)
+    p = ctl.run("backfill", "--help")
+    assert "--from TIME" in p.stdout, p.stdout
+
+
 if __name__ == "__main__":
     h.run_tests([test_ctl_every_command, test_ctl_errors,
-                 test_ctl_no_subject_id_lookback_dead_letters], "ctl")
+                 test_ctl_no_subject_id_lookback_dead_letters, test_ctl_backfill], "ctl")

@@ -4,9 +4,12 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "lib/base/json.h"
 #include "lib/base/util.h"
@@ -1051,6 +1054,337 @@ done:
 	return rc;
 }
 
+/* --- backfill ------------------------------------------------------ */
+
+struct cmd_bf {
+	const char *app, *from, *to, *only;
+	bool	    list, cancel, no_wait;
+};
+
+static int
+cmd_bf_opt(int ch, const char *arg, void *ctx)
+{
+	struct cmd_bf *b = ctx;
+
+	switch (ch) {
+	case 'a':
+		b->app = arg;
+		return 0;
+	case 'f':
+		b->from = arg;
+		return 0;
+	case 't':
+		b->to = arg;
+		return 0;
+	case 'l':
+		b->list = true;
+		return 0;
+	case 'c':
+		b->cancel = true;
+		return 0;
+	case 'b':
+		b->only = arg;
+		return 0;
+	case 'n':
+		b->no_wait = true;
+		return 0;
+	}
+	return CTL_EXIT_USAGE;
+}
+
+static volatile sig_atomic_t cmd_bf_interrupted;
+
+static void
+cmd_bf_sigint(int sig)
+{
+	(void)sig;
+	cmd_bf_interrupted = 1;
+}
+
+/* The backfill id of list (GET .../backfill), or NULL. */
+static yajl_val
+cmd_bf_find(yajl_val list, const char *id)
+{
+	yajl_val arr = json_get(list, "backfills");
+	size_t	 i;
+
+	for (i = 0; YAJL_IS_ARRAY(arr) && i < YAJL_GET_ARRAY(arr)->len; i++) {
+		yajl_val    b = YAJL_GET_ARRAY(arr)->values[i];
+		const char *bid = json_get_string(b, "id");
+
+		if (bid != NULL && strcmp(bid, id) == 0)
+			return b;
+	}
+	return NULL;
+}
+
+/* "42.0% 1200 new, 30 absorbed, 12 windows, ETA 40s" into out. */
+static void
+cmd_bf_line(yajl_val b, char *out, size_t len)
+{
+	yajl_val    p = json_get(b, "progress");
+	int64_t	    stored = 0, dups = 0, win = 0, eta = -1;
+	double	    pr = YAJL_IS_NUMBER(p) ? YAJL_GET_DOUBLE(p) : 0;
+	const char *st = json_get_string(b, "state");
+	char	    e[32] = "";
+
+	(void)json_get_int64(b, "eventsStored", &stored);
+	(void)json_get_int64(b, "duplicates", &dups);
+	(void)json_get_int64(b, "windows", &win);
+	if (json_get_int64(b, "etaSeconds", &eta) && eta >= 0)
+		snprintf(e, sizeof(e), ", ETA %llds", (long long)eta);
+	snprintf(out, len,
+	    "%-7s %5.1f%%  %lld new, %lld already stored, %lld windows%s",
+	    st != NULL ? st : "?", pr * 100, (long long)stored, (long long)dups,
+	    (long long)win, e);
+}
+
+/* Poll until backfill id of the source at path is done. */
+static int
+cmd_bf_wait(const char *path, const char *id)
+{
+	struct sigaction sa, old;
+	struct ctl_resp	 r;
+	bool		 tty = isatty(STDOUT_FILENO);
+	char		 line[256], shown[256] = "";
+	time_t		 last = 0;
+	int		 rc = CTL_EXIT_OK;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = cmd_bf_sigint;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old);
+	for (;;) {
+		yajl_val    b;
+		const char *st;
+		bool	    done;
+
+		if ((rc = ctl_request("GET", path, NULL, &r)) != 0)
+			break;
+		if ((rc = ctl_check(&r)) != CTL_EXIT_OK) {
+			ctl_resp_clear(&r);
+			break;
+		}
+		if ((b = cmd_bf_find(r.json, id)) == NULL) {
+			if (tty)
+				printf("\n");
+			ctl_warnx("backfill %s is gone (cancelled)", id);
+			ctl_resp_clear(&r);
+			rc = CTL_EXIT_API;
+			break;
+		}
+		cmd_bf_line(b, line, sizeof(line));
+		st = json_get_string(b, "state");
+		if (tty) {
+			char   bar[31];
+			double pr = 0;
+			int    k, full;
+
+			if (YAJL_IS_NUMBER(json_get(b, "progress")))
+				pr = YAJL_GET_DOUBLE(json_get(b, "progress"));
+			full = (int)(pr * 30);
+			for (k = 0; k < 30; k++)
+				bar[k] = k < full ? '#' : '.';
+			bar[30] = '\0';
+			printf("\r[%s] %s\033[K", bar, line);
+			fflush(stdout);
+		} else if (strcmp(line, shown) != 0 &&
+		    (time(NULL) - last >= 5 ||
+			(st != NULL && strcmp(st, "done") == 0))) {
+			printf("%s\n", line);
+			util_strlcpy(shown, line, sizeof(shown));
+			last = time(NULL);
+		}
+		done = st != NULL && strcmp(st, "done") == 0;
+		ctl_resp_clear(&r); /* st pointed into it */
+		if (done) {
+			if (tty)
+				printf("\n");
+			printf("Backfill %s done.\n", id);
+			break;
+		}
+		if (cmd_bf_interrupted || sleep(1) != 0 || cmd_bf_interrupted) {
+			if (tty)
+				printf("\n");
+			printf("Stopped waiting; backfill %s goes on (see "
+			       "\"auditrelayctl backfill ID --list\").\n",
+			    id);
+			break;
+		}
+	}
+	sigaction(SIGINT, &old, NULL);
+	return rc;
+}
+
+static int
+cmd_bf_list(const char *path, const char *sid)
+{
+	static const char *const head[] = { "BACKFILL", "APP", "STATE",
+		"PROGRESS", "FROM", "TO", "NEW", "ABSORBED", "ETA" };
+	static const char *const keys[] = { "id", "application", "state",
+		"progress", "from", "to", "eventsStored", "duplicates",
+		"etaSeconds" };
+	struct ctl_table	*t;
+	struct ctl_resp		 r;
+	yajl_val		 arr;
+	const char		*row[nitems(head)];
+	char			 c[nitems(head)][CMD_CELL];
+	size_t			 i, j;
+	int			 rc;
+
+	if ((rc = ctl_request("GET", path, NULL, &r)) != 0)
+		return rc;
+	if ((rc = ctl_check(&r)) != CTL_EXIT_OK)
+		goto done;
+	if (ctl_opts.json) {
+		ctl_print_raw(&r);
+		goto done;
+	}
+	arr = json_get(r.json, "backfills");
+	if (!YAJL_IS_ARRAY(arr)) {
+		ctl_warnx("unexpected answer from GET %s", path);
+		rc = CTL_EXIT_API;
+		goto done;
+	}
+	if (YAJL_GET_ARRAY(arr)->len == 0) {
+		printf("No backfills for source %s.\n", sid);
+		goto done;
+	}
+	t = ctl_table_new(nitems(head), head);
+	for (i = 0; i < YAJL_GET_ARRAY(arr)->len; i++) {
+		yajl_val b = YAJL_GET_ARRAY(arr)->values[i];
+
+		for (j = 0; j < nitems(keys); j++)
+			row[j] = ctl_cell(json_get(b, keys[j]), c[j], CMD_CELL);
+		if (YAJL_IS_NUMBER(json_get(b, "progress"))) {
+			snprintf(c[3], CMD_CELL, "%.1f%%",
+			    YAJL_GET_DOUBLE(json_get(b, "progress")) * 100);
+			row[3] = c[3];
+		}
+		ctl_table_add(t, row);
+	}
+	ctl_table_print(t, stdout);
+	ctl_table_free(t);
+done:
+	ctl_resp_clear(&r);
+	return rc;
+}
+
+static int
+cmd_backfill(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "app", required_argument, NULL, 'a' },
+		{ "from", required_argument, NULL, 'f' },
+		{ "to", required_argument, NULL, 't' },
+		{ "no-wait", no_argument, NULL, 'n' },
+		{ "list", no_argument, NULL, 'l' },
+		{ "cancel", no_argument, NULL, 'c' },
+		{ "backfill", required_argument, NULL, 'b' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cmd_bf	b;
+	struct ctl_resp r;
+	struct jsonw   *w;
+	char		path[1024], q[1200], cell[64];
+	const char     *id;
+	int		rc;
+
+	memset(&b, 0, sizeof(b));
+	if ((rc = cmd_getopt(argc, argv, lo, cmd_bf_opt, &b,
+		 "backfill ID --app APP --from TIME [--to TIME] [--no-wait]\n"
+		 "       auditrelayctl backfill ID --list\n"
+		 "       auditrelayctl backfill ID --cancel [--backfill "
+		 "BACKFILL]",
+		 "Read a past range of one application of a source (at most 180 "
+		 "days back),\nbeside its live polls; only what is not stored yet "
+		 "is delivered. Waits and\nshows the progress (a bar on a "
+		 "terminal) unless --no-wait; Ctrl-C stops\nwaiting, not the "
+		 "backfill.\n"
+		 "\n"
+		 "  --app APP            the application (one the source reads)\n"
+		 "  --from TIME          RFC 3339, e.g. 2026-10-01T00:00:00Z\n"
+		 "  --to TIME            RFC 3339, not in the future; default "
+		 "now\n"
+		 "  --no-wait            print the backfill's id and return\n"
+		 "  --list               the source's backfills and their "
+		 "progress\n"
+		 "  --cancel             cancel the source's backfills (all, or "
+		 "--backfill)\n"
+		 "  --backfill BACKFILL  with --cancel: only this one\n")) >= 0)
+		return rc;
+	if (!cmd_positional(argc, argv, 1, "the source ID"))
+		return CTL_EXIT_USAGE;
+	if ((rc = cmd_source_path("/sources/", argv[optind], "/backfill", path,
+		 sizeof(path))) != 0)
+		return rc;
+	if ((b.list && b.cancel) ||
+	    ((b.list || b.cancel) && (b.app != NULL || b.from != NULL))) {
+		ctl_warnx("backfill: --list, --cancel and a new backfill "
+			  "(--app, --from) go alone");
+		return CTL_EXIT_USAGE;
+	}
+	if (b.only != NULL && !b.cancel) {
+		ctl_warnx("backfill: --backfill goes with --cancel");
+		return CTL_EXIT_USAGE;
+	}
+	if (b.list)
+		return cmd_bf_list(path, argv[optind]);
+	if (b.cancel) {
+		char *e = NULL;
+
+		if (b.only != NULL && (e = ctl_escape(b.only)) == NULL)
+			return CTL_EXIT_USAGE;
+		snprintf(q, sizeof(q), "%s%s%s", path, e != NULL ? "?id=" : "",
+		    e != NULL ? e : "");
+		free(e);
+		if ((rc = ctl_request("DELETE", q, NULL, &r)) != 0)
+			return rc;
+		if ((rc = ctl_check(&r)) == CTL_EXIT_OK) {
+			if (ctl_opts.json)
+				ctl_print_raw(&r);
+			else
+				printf("%s backfill(s) of source %s "
+				       "cancelled.\n",
+				    ctl_cell(json_get(r.json, "cancelled"),
+					cell, sizeof(cell)),
+				    argv[optind]);
+		}
+		ctl_resp_clear(&r);
+		return rc;
+	}
+	if (b.app == NULL || b.from == NULL) {
+		ctl_warnx("backfill: --app and --from are required; see "
+			  "\"auditrelayctl backfill --help\"");
+		return CTL_EXIT_USAGE;
+	}
+	if ((w = jsonw_new()) == NULL)
+		return CTL_EXIT_USAGE;
+	jsonw_obj_open(w);
+	jsonw_kv_str(w, "application", b.app);
+	jsonw_kv_str(w, "from", b.from);
+	if (b.to != NULL)
+		jsonw_kv_str(w, "to", b.to);
+	if ((rc = cmd_send("POST", path, w, &r)) != CTL_EXIT_OK) {
+		ctl_resp_clear(&r);
+		return rc;
+	}
+	if ((id = json_get_string(r.json, "id")) == NULL) {
+		ctl_warnx("unexpected answer from POST %s", path);
+		ctl_resp_clear(&r);
+		return CTL_EXIT_API;
+	}
+	util_strlcpy(q, id, sizeof(q));
+	if (ctl_opts.json && b.no_wait)
+		ctl_print_raw(&r);
+	else
+		printf("Backfill %s of source %s queued.\n", q, argv[optind]);
+	ctl_resp_clear(&r);
+	if (b.no_wait)
+		return CTL_EXIT_OK;
+	return cmd_bf_wait(path, q);
+}
+
 static const struct cmd cmd_table[] = {
 	{ "add", "add a source (checks its credentials with Google)", cmd_add },
 	{ "list", "list the sources and their status", cmd_list },
@@ -1064,6 +1398,8 @@ static const struct cmd cmd_table[] = {
 	{ "resume", "resume a paused source", cmd_simple_run },
 	{ "dead-letters", "list a source's dead letters", cmd_dead_letters },
 	{ "replay", "send dead letters again", cmd_replay },
+	{ "backfill", "read a past range of an application (progress, cancel)",
+	    cmd_backfill },
 	{ "status", "health of the store and the daemons", cmd_status },
 };
 

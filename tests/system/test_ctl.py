@@ -261,15 +261,37 @@ def test_ctl_backfill(wd):
                60, "the old events delivered")
     p = ctl.run("backfill", sid, "--list")
     assert "done" in p.stdout and "100.0%" in p.stdout, p.stdout
+
+    # On a terminal: a bar redrawn in place, ending at 100 %.
+    import pty
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([os.path.join(h.BIN, "auditrelayctl"), "--config", ctl.conf,
+                             "--url", ar.base, "backfill", sid, "--app", "login", "--from", frm],
+                            env=ctl.env, stdout=slave, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 0, out
+    text = out.decode(errors="replace")
+    assert "\r[" in text and "[" + "#" * 30 + "]" in text and "done." in text, text
     lst = ctl.json("backfill", sid, "--list")
-    assert lst["count"] == 1 and lst["backfills"][0]["eventsStored"] == 500, lst
+    assert lst["count"] == 2 and lst["backfills"][0]["eventsStored"] == 500, lst
+    assert lst["backfills"][1]["eventsStored"] == 0, lst  # the same range again
     bid = lst["backfills"][0]["id"]
     p = ctl.run("backfill", sid, "--app", "login", "--from", frm, "--no-wait")
     assert "queued" in p.stdout, p.stdout
     p = ctl.run("backfill", sid, "--cancel", "--backfill", bid)
     assert "1 backfill(s)" in p.stdout, p.stdout
     p = ctl.run("backfill", sid, "--cancel")
-    assert "1 backfill(s)" in p.stdout, p.stdout
+    assert "2 backfill(s)" in p.stdout, p.stdout
     p = ctl.run("backfill", sid, "--list")
     assert "No backfills" in p.stdout, p.stdout
 

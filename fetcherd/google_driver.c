@@ -377,6 +377,7 @@ driver_store_page(struct fjob *j, struct norm_log *logs, size_t n, char *next,
 	h->gen = driver_fail_gen;
 	h->recover = j->recovered_epoch != s->lease.epoch ||
 	    j->recovered_gen != driver_fail_gen;
+	h->backfill = j->bf != NULL;
 	h->done = driver_page_done;
 	h->arg = j;
 	if (handoff_submit(h) != 0) {

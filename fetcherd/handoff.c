@@ -163,7 +163,10 @@ handoff_clean_intent(struct handoff *h, const char *bid, const bson_t *doc)
  * Clean the intents of (source, app) that an interrupted page store left:
  * runs before the job's first page in a lease epoch and after a failure,
  * when none of the job's pages is being stored (a job stores one page at
- * a time; other applications' jobs have intents of their own).
+ * a time; other applications' jobs have intents of their own, and so has
+ * the source's backfill job: its intents say job "backfill", the live
+ * job's say nothing, and each cleans only its own, never a page the other
+ * is storing on the other worker thread).
  */
 static int
 handoff_recover(struct handoff *h)
@@ -173,8 +176,13 @@ handoff_recover(struct handoff *h)
 	size_t	    n, i;
 	int	    rc;
 
-	filter = BCON_NEW("sourceId", BCON_UTF8(h->sid), "app",
-	    BCON_UTF8(h->app));
+	if (h->backfill)
+		filter = BCON_NEW("sourceId", BCON_UTF8(h->sid), "app",
+		    BCON_UTF8(h->app), "job", BCON_UTF8("backfill"));
+	else
+		filter = BCON_NEW("sourceId", BCON_UTF8(h->sid), "app",
+		    BCON_UTF8(h->app), "job", "{", "$ne", BCON_UTF8("backfill"),
+		    "}");
 	rc = store_find_all(child_store(), STORE_INTENTS, filter, NULL, &docs,
 	    &n, h->err, sizeof(h->err));
 	bson_destroy(filter);
@@ -308,6 +316,8 @@ hgroup_insert_intents(struct hpage *g, size_t n, char *err, size_t errlen)
 			BSON_APPEND_UTF8(&all[nd], "_id", g[p].ids[i]);
 			BSON_APPEND_UTF8(&all[nd], "sourceId", h->sid);
 			BSON_APPEND_UTF8(&all[nd], "app", h->app);
+			if (h->backfill)
+				BSON_APPEND_UTF8(&all[nd], "job", "backfill");
 			BSON_APPEND_UTF8(&all[nd], "bodyColl", h->body_coll);
 			bson_append_array_begin(&all[nd], "days", -1, &arr);
 			for (j = 0; j < g[p].ch[i].nd; j++) {

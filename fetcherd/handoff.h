@@ -84,6 +84,7 @@ struct handoff {
 	int64_t		  epoch;	 /* fencing token written */
 	int64_t		  deadline_mono; /* no write after this */
 	bool		  recover;	 /* clean open intents first */
+	bool		  backfill;	 /* HANDOFF_PAGE of a backfill job */
 	uint64_t	  gen;		 /* failure generation seen */
 	/* HANDOFF_PAGE */
 	struct norm_log *logs; /* owned */

@@ -3,9 +3,17 @@ subcommand's success path in table and --json form, the key-file flow, and
 the errors a user meets (bad field, wrong token, unreachable API, unknown
 source, usage) with their exit statuses. The private key never shows in
 the CLI's output."""
+import fcntl
 import json
 import os
+import pty
+import re
+import select
+import signal
+import struct
 import subprocess
+import termios
+import time
 
 import harness as h
 
@@ -167,7 +175,7 @@ def test_ctl_errors(wd):
     ctl.run("frobnicate", want=CTL_USAGE)
     ctl.run("list", "--bogus", want=CTL_USAGE)
     for c in ("add", "list", "show", "remove", "rotate-credentials", "rotate-secret",
-              "pause", "resume", "dead-letters", "replay", "status"):
+              "pause", "resume", "dead-letters", "replay", "backfill", "status"):
         p = ctl.run(c, "--help")
         assert p.stdout.startswith("usage: auditrelayctl " + c), p.stdout
     assert "rotate-credentials" in ctl.run("--help").stdout
@@ -235,38 +243,69 @@ def test_ctl_no_subject_id_lookback_dead_letters(wd):
     assert dl and dl[0]["lastAttempt"]["status"] == 400, dl
 
 
-def test_ctl_backfill(wd):
-    import time
+def _rfc3339(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _bf_source(wd, cid, n, span_s):
+    """The stack, a source reading login, and n old login events over span_s
+    seconds ending two hours ago; returns (sim, recv, ar, sid, ctl, t_end)."""
     store = h.Store(wd)
     sim = h.Sim(wd, ["--no-lag"])
     recv = h.Receiver()
-    key, admin = h.sim_tenant(sim, "C0ctlbf", apps=("login",), rate=1)
+    key, admin = h.sim_tenant(sim, cid, apps=("login",), rate=1)
     t_end = time.time() - 7200
-    h.inject_backlog(sim, "C0ctlbf", 500, apps=("login",), span_s=5 * 86400, t_end=t_end,
+    h.inject_backlog(sim, cid, n, apps=("login",), span_s=span_s, t_end=t_end,
                      uq_base=10**15)
     ar = h.Auditrelay(wd, store, sim).start()
     created = h.add_source(ar, key, admin, recv.url, apps=("login",), interval=1)
     sid = created["id"]
     recv.set_secret(sid, h.source_secret(created))
-    ctl = Ctl(ar, wd)
-    frm = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 6 * 86400))
+    return sim, recv, ar, sid, Ctl(ar, wd), t_end
+
+
+def _ctl_cmd(ctl, *args):
+    return [os.path.join(h.BIN, "auditrelayctl"), "--config", ctl.conf, "--url",
+            ctl.ar.base] + list(args)
+
+
+def _readline(proc, timeout):
+    """One line of proc's stdout within timeout seconds, read a byte at a
+    time (nothing left in a buffer for communicate())."""
+    fd, line = proc.stdout.fileno(), b""
+    deadline = time.monotonic() + timeout
+    while not line.endswith(b"\n"):
+        r, _, _ = select.select([fd], [], [], max(0, deadline - time.monotonic()))
+        assert r, "no line within %ds: %r" % (timeout, line)
+        c = os.read(fd, 1)
+        if not c:
+            break
+        line += c
+    return line.decode()
+
+
+def test_ctl_backfill(wd):
+    _, recv, ar, sid, ctl, t_end = _bf_source(wd, "C0ctlbf", 500, 20 * 86400)
+    frm = _rfc3339(time.time() - 31 * 86400)
+    to = _rfc3339(t_end + 60)  # the old events only, none of the live ones
 
     # Not a terminal: plain lines, no carriage returns; exit 0 when done.
-    p = ctl.run("backfill", sid, "--app", "login", "--from", frm)
-    assert "\r" not in p.stdout and "done." in p.stdout, p.stdout
+    p = ctl.run("backfill", sid, "--app", "login", "--from", frm, "--to", to)
+    assert "\r" not in p.stdout and "\033" not in p.stdout, p.stdout
+    assert "queued." in p.stdout and "done." in p.stdout, p.stdout
     assert "500 new" in p.stdout, p.stdout
-    h.wait_for(lambda: sum(1 for l in recv.delivered_logs()
-                           if l["timestamp"] < time.strftime("%Y-%m-%dT%H:%M:%S",
-                                                                time.gmtime(t_end + 1))) >= 500,
+    old_end = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t_end + 1))
+    h.wait_for(lambda: sum(1 for l in recv.delivered_logs() if l["timestamp"] < old_end) >= 500,
                60, "the old events delivered")
     p = ctl.run("backfill", sid, "--list")
-    assert "done" in p.stdout and "100.0%" in p.stdout, p.stdout
+    assert "done" in p.stdout and "100.0%" in p.stdout and "500" in p.stdout, p.stdout
 
-    # On a terminal: a bar redrawn in place, ending at 100 %.
-    import pty
+    # On a terminal 60 columns wide: a bar redrawn in place, each drawing
+    # within 59 columns (a wrapped line cannot be redrawn), ending at 100 %.
     master, slave = pty.openpty()
-    proc = subprocess.Popen([os.path.join(h.BIN, "auditrelayctl"), "--config", ctl.conf,
-                             "--url", ar.base, "backfill", sid, "--app", "login", "--from", frm],
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 60, 0, 0))
+    proc = subprocess.Popen(_ctl_cmd(ctl, "backfill", sid, "--app", "login", "--from", frm,
+                                     "--to", to),
                             env=ctl.env, stdout=slave, stderr=slave)
     os.close(slave)
     out = b""
@@ -281,34 +320,131 @@ def test_ctl_backfill(wd):
     os.close(master)
     assert proc.wait(timeout=60) == 0, out
     text = out.decode(errors="replace")
-    assert "\r[" in text and "[" + "#" * 30 + "]" in text and "done." in text, text
+    h.log("pty:\n%r" % text)
+    assert "\r[" in text and "done." in text, text
+    assert re.search(r"\[#{10,30}\] done +100\.0%  \d+ new, \d+ already stored", text), text
+    for seg in text.replace("\r\n", "\n").split("\r")[1:]:
+        assert len(seg.split("\n")[0]) <= 59, (seg, text)
+
+    # --json: the backfill once it is done, and nothing else on stdout.
+    p = ctl.run("--json", "backfill", sid, "--app", "login", "--from", frm, "--to", to)
+    fin = json.loads(p.stdout)
+    assert fin["state"] == "done" and fin["progress"] == 1, fin
+    # The same range again: absorbed (exactly which is test_backfill.py's).
+    assert fin["eventsStored"] + fin["duplicates"] == 500 and fin["duplicates"] > 0, fin
     lst = ctl.json("backfill", sid, "--list")
-    assert lst["count"] == 2 and lst["backfills"][0]["eventsStored"] == 500, lst
-    assert lst["backfills"][1]["eventsStored"] == 0, lst  # the same range again
+    assert lst["count"] == 3 and lst["backfills"][0]["eventsStored"] == 500, lst
+    assert [b["state"] for b in lst["backfills"]] == ["done"] * 3, lst
     bid = lst["backfills"][0]["id"]
+
+    # --no-wait: the id, at once; --cancel BACKFILL cancels one, --cancel all.
     p = ctl.run("backfill", sid, "--app", "login", "--from", frm, "--no-wait")
-    assert "queued" in p.stdout, p.stdout
-    p = ctl.run("backfill", sid, "--cancel", "--backfill", bid)
+    assert "queued." in p.stdout and "done" not in p.stdout, p.stdout
+    nw = ctl.json("backfill", sid, "--app", "login", "--from", frm, "--no-wait")
+    assert nw["state"] in ("queued", "running", "done") and nw["id"], nw
+    p = ctl.run("backfill", sid, "--cancel", bid)
+    assert "1 backfill(s) of source %s cancelled." % sid in p.stdout, p.stdout
+    p = ctl.run("backfill", sid, "--cancel", bid, want=CTL_API)
+    assert "404" in p.stderr, p.stderr
+    p = ctl.run("backfill", sid, "--cancel", "--backfill", lst["backfills"][1]["id"])
     assert "1 backfill(s)" in p.stdout, p.stdout
     p = ctl.run("backfill", sid, "--cancel")
-    assert "2 backfill(s)" in p.stdout, p.stdout
+    assert "3 backfill(s)" in p.stdout, p.stdout
     p = ctl.run("backfill", sid, "--list")
     assert "No backfills" in p.stdout, p.stdout
+    assert ctl.json("backfill", sid, "--list") == {"backfills": [], "count": 0}
 
-    # Errors: the server's message names the field; usage errors say why.
+    # Errors: the server's message naming the field; unknown source; usage.
     p = ctl.run("backfill", sid, "--app", "drive", "--from", frm, want=CTL_API)
-    assert "application" in p.stderr, p.stderr
+    assert "field application; HTTP 400" in p.stderr and "drive" in p.stderr, p.stderr
     p = ctl.run("backfill", sid, "--app", "login", "--from", "2000-01-01T00:00:00Z",
                 want=CTL_API)
-    assert "180 days" in p.stderr, p.stderr
-    ctl.run("backfill", "00000000-0000-4000-8000-000000000000", "--list", want=CTL_API)
+    assert "180 days" in p.stderr and "field from" in p.stderr, p.stderr
+    p = ctl.run("backfill", sid, "--app", "login", "--from", "yesterday", want=CTL_API)
+    assert "field from" in p.stderr, p.stderr
+    unknown = "00000000-0000-4000-8000-000000000000"
+    p = ctl.run("backfill", unknown, "--app", "login", "--from", frm, want=CTL_API)
+    assert "404" in p.stderr, p.stderr
+    ctl.run("backfill", unknown, "--list", want=CTL_API)
+    ctl.run("backfill", unknown, "--cancel", want=CTL_API)
     p = ctl.run("backfill", sid, "--app", "login", want=CTL_USAGE)
     assert "--from" in p.stderr, p.stderr
+    p = ctl.run("backfill", "--app", "login", "--from", frm, want=CTL_USAGE)
+    assert "missing the source ID" in p.stderr, p.stderr
+    ctl.run("backfill", "", "--list", want=CTL_USAGE)
     ctl.run("backfill", sid, "--list", "--cancel", want=CTL_USAGE)
+    ctl.run("backfill", sid, "--list", "--to", frm, want=CTL_USAGE)
+    ctl.run("backfill", sid, "--cancel", "--no-wait", want=CTL_USAGE)
+    ctl.run("backfill", sid, "--list", bid, want=CTL_USAGE)
+    ctl.run("backfill", sid, "--backfill", bid, want=CTL_USAGE)
+    ctl.run("backfill", sid, "--cancel", bid, "--backfill", bid, want=CTL_USAGE)
     p = ctl.run("backfill", "--help")
-    assert "--from TIME" in p.stdout, p.stdout
+    assert p.stdout.startswith("usage: auditrelayctl backfill ID --app APP --from TIME"), p.stdout
+    assert "--cancel [BACKFILL]" in p.stdout, p.stdout
+    assert ar.proc.poll() is None
+    # Three backfills of one range: each old event came under one webhook-id.
+    carriers = {}
+    for r in recv.accepted():
+        for lg in (r["body"] or {}).get("logs", []):
+            carriers.setdefault(lg["id"], set()).add(r["id"])
+    dup_new = [k for k, v in carriers.items() if len(v) > 1]
+    assert not dup_new, "%d events delivered under two webhook-ids" % len(dup_new)
+
+
+def test_ctl_backfill_interrupted(wd):
+    """Ctrl-C while waiting stops the waiting, not the backfill, and the
+    command ends by SIGINT; a backfill cancelled elsewhere ends the wait
+    with exit 1."""
+    sim, _, ar, sid, ctl, _ = _bf_source(wd, "C0ctlbfi", 3000, 20 * 86400)
+    # Slow pages: each backfill takes a while.
+    st, _, _ = sim.call("POST", "/_sim/faults", {"kind": "slow", "tenant": "C0ctlbfi",
+                                                 "delayMs": 300})
+    assert st in (200, 201), st
+    frm = _rfc3339(time.time() - 31 * 86400)
+
+    def start():
+        proc = subprocess.Popen(_ctl_cmd(ctl, "backfill", sid, "--app", "login", "--from", frm),
+                                env=ctl.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        line = _readline(proc, 30)
+        assert line.startswith("Backfill ") and "queued." in line, line
+        return proc, line.split()[1]
+
+    proc, bid = start()
+    assert _readline(proc, 10).split()[0] in ("queued", "running"), "a progress line"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    h.log("interrupted: rc %d\n%s%s" % (proc.returncode, out, err))
+    assert proc.returncode == -signal.SIGINT, (proc.returncode, out, err)
+    assert "stopped waiting; backfill %s goes on" % bid in err, err
+    assert "done." not in out, out
+    lst = ctl.json("backfill", sid, "--list")
+    assert [b["id"] for b in lst["backfills"]] == [bid], lst
+    assert lst["backfills"][0]["state"] in ("queued", "running"), lst
+
+    # A second waiter; the first backfill cancelled from elsewhere ends the
+    # first's wait only.
+    proc2, bid2 = start()
+    p = ctl.run("backfill", sid, "--cancel", bid)
+    assert "1 backfill(s)" in p.stdout, p.stdout
+    time.sleep(2)
+    assert proc2.poll() is None, "the other backfill's wait went on"
+    proc3 = subprocess.Popen(_ctl_cmd(ctl, "backfill", sid, "--app", "login", "--from", frm),
+                             env=ctl.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    bid3 = _readline(proc3, 30).split()[1]
+    ctl.run("backfill", sid, "--cancel", bid3)
+    out, err = proc3.communicate(timeout=30)
+    assert proc3.returncode == CTL_API, (proc3.returncode, out, err)
+    assert "backfill %s was cancelled" % bid3 in err and "done." not in out, (out, err)
+    ctl.run("backfill", sid, "--cancel")
+    out, err = proc2.communicate(timeout=30)
+    assert proc2.returncode == CTL_API and "backfill %s was cancelled" % bid2 in err, \
+        (proc2.returncode, out, err)
+    assert ar.proc.poll() is None
 
 
 if __name__ == "__main__":
     h.run_tests([test_ctl_every_command, test_ctl_errors,
-                 test_ctl_no_subject_id_lookback_dead_letters, test_ctl_backfill], "ctl")
+                 test_ctl_no_subject_id_lookback_dead_letters, test_ctl_backfill,
+                 test_ctl_backfill_interrupted], "ctl")

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -110,6 +111,49 @@ cmd_source_path(const char *prefix, const char *id, const char *suffix,
 	snprintf(out, outlen, "%s%s%s", prefix, e, suffix);
 	free(e);
 	return 0;
+}
+
+/*
+ * The source ID, first of want positional arguments, as
+ * "<prefix><escaped id><suffix>" into path; else the usage error, said.
+ */
+static int
+cmd_source_arg(int argc, char **argv, int want, const char *prefix,
+    const char *suffix, char *path, size_t len)
+{
+	if (!cmd_positional(argc, argv, want, "the source ID"))
+		return CTL_EXIT_USAGE;
+	return cmd_source_path(prefix, argv[optind], suffix, path, len);
+}
+
+/*
+ * GET path into *r and check it; with --json, print its body. Returns -1
+ * to go on printing r, else the exit status (r cleared).
+ */
+static int
+cmd_get(const char *path, struct ctl_resp *r)
+{
+	int rc;
+
+	if ((rc = ctl_request("GET", path, NULL, r)) != 0)
+		return rc;
+	if ((rc = ctl_check(r)) == CTL_EXIT_OK && !ctl_opts.json)
+		return -1;
+	if (rc == CTL_EXIT_OK)
+		ctl_print_raw(r);
+	ctl_resp_clear(r);
+	return rc;
+}
+
+/* The cells of obj's members keys[0..n) into c, pointed to by row. */
+static void
+cmd_cells(yajl_val obj, const char *const *keys, size_t n, char (*c)[CMD_CELL],
+    const char **row)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		row[i] = ctl_cell(json_get(obj, keys[i]), c[i], CMD_CELL);
 }
 
 /* The object describing a source in a response ({"source": {...}} or flat). */
@@ -568,7 +612,7 @@ cmd_list(int argc, char **argv)
 	char			 cells[nitems(head)][CMD_CELL];
 	const char		*row[nitems(head)], *next;
 	char			 path[128];
-	size_t			 i, j, total = 0;
+	size_t			 i, total = 0;
 	int			 rc, page;
 
 	if ((rc = cmd_getopt(argc, argv, NULL, NULL, NULL, "list",
@@ -577,15 +621,10 @@ cmd_list(int argc, char **argv)
 		return rc;
 	if (!cmd_positional(argc, argv, 0, ""))
 		return CTL_EXIT_USAGE;
-	if ((rc = ctl_request("GET", "/sources", NULL, &r)) != 0)
+	/* --json: the first page as it is ("nextAfter" says if more follow). */
+	if ((rc = cmd_get("/sources", &r)) >= 0)
 		return rc;
-	if ((rc = ctl_check(&r)) != CTL_EXIT_OK)
-		goto done;
-	if (ctl_opts.json) {
-		/* The first page as it is ("nextAfter" says if more follow). */
-		ctl_print_raw(&r);
-		goto done;
-	}
+	rc = CTL_EXIT_OK;
 	t = ctl_table_new(nitems(head), head);
 	/* Every page: GET /sources answers 1000 at a time. */
 	for (page = 0; page < CMD_LIST_PAGES_MAX; page++) {
@@ -596,9 +635,7 @@ cmd_list(int argc, char **argv)
 		}
 		for (i = 0; i < YAJL_GET_ARRAY(arr)->len; i++) {
 			s = YAJL_GET_ARRAY(arr)->values[i];
-			for (j = 0; j < nitems(keys); j++)
-				row[j] = ctl_cell(json_get(s, keys[j]),
-				    cells[j], sizeof(cells[j]));
+			cmd_cells(s, keys, nitems(keys), cells, row);
 			ctl_table_add(t, row);
 			total++;
 		}
@@ -618,7 +655,6 @@ cmd_list(int argc, char **argv)
 			ctl_table_print(t, stdout);
 	}
 	ctl_table_free(t);
-done:
 	ctl_resp_clear(&r);
 	return rc;
 }
@@ -678,9 +714,7 @@ cmd_simple_run(int argc, char **argv)
 	snprintf(syn, sizeof(syn), "%s ID", c->name);
 	if ((rc = cmd_getopt(argc, argv, NULL, NULL, NULL, syn, c->help)) >= 0)
 		return rc;
-	if (!cmd_positional(argc, argv, 1, "the source ID"))
-		return CTL_EXIT_USAGE;
-	if ((rc = cmd_source_path(c->prefix, argv[optind], c->suffix, path,
+	if ((rc = cmd_source_arg(argc, argv, 1, c->prefix, c->suffix, path,
 		 sizeof(path))) != 0)
 		return rc;
 	if ((rc = ctl_request(c->method, path, c->body, &r)) != 0)
@@ -743,9 +777,7 @@ cmd_rotate_credentials(int argc, char **argv)
 		 "keep)\n"
 		 "  --scope SCOPE            OAuth scope (repeat)\n")) >= 0)
 		return rc;
-	if (!cmd_positional(argc, argv, 1, "the source ID"))
-		return CTL_EXIT_USAGE;
-	if ((rc = cmd_source_path("/sources/", argv[optind], "/credentials",
+	if ((rc = cmd_source_arg(argc, argv, 1, "/sources/", "/credentials",
 		 path, sizeof(path))) != 0 ||
 	    (rc = cmd_source_path("/sources/", argv[optind], "", path_src,
 		 sizeof(path_src))) != 0)
@@ -845,19 +877,12 @@ cmd_dead_letters(int argc, char **argv)
 		 "kept,\nwith their attempts. \"replay\" sends them again.\n")) >=
 	    0)
 		return rc;
-	if (!cmd_positional(argc, argv, 1, "the source ID"))
-		return CTL_EXIT_USAGE;
-	if ((rc = cmd_source_path("/sources/", argv[optind], "/dead-letters",
+	if ((rc = cmd_source_arg(argc, argv, 1, "/sources/", "/dead-letters",
 		 path, sizeof(path))) != 0)
 		return rc;
-	if ((rc = ctl_request("GET", path, NULL, &r)) != 0)
+	if ((rc = cmd_get(path, &r)) >= 0)
 		return rc;
-	if ((rc = ctl_check(&r)) != CTL_EXIT_OK)
-		goto done;
-	if (ctl_opts.json) {
-		ctl_print_raw(&r);
-		goto done;
-	}
+	rc = CTL_EXIT_OK;
 	if ((arr = cmd_first_array(r.json)) == NULL) {
 		ctl_warnx("unexpected answer from GET %s", path);
 		rc = CTL_EXIT_API;
@@ -949,9 +974,7 @@ cmd_replay(int argc, char **argv)
 		 "  --batch BATCH  replay only this batch (repeat); default: all\n")) >=
 	    0)
 		return rc;
-	if (!cmd_positional(argc, argv, 1, "the source ID"))
-		return CTL_EXIT_USAGE;
-	if ((rc = cmd_source_path("/sources/", argv[optind],
+	if ((rc = cmd_source_arg(argc, argv, 1, "/sources/",
 		 "/dead-letters/replay", path, sizeof(path))) != 0)
 		return rc;
 	if ((w = jsonw_new()) == NULL)
@@ -990,7 +1013,7 @@ cmd_status(int argc, char **argv)
 	yajl_val		 ch, st, s;
 	const char		*status, *row[nitems(head)];
 	char			 c[nitems(head)][CMD_CELL];
-	size_t			 i, j;
+	size_t			 i;
 	int			 rc;
 
 	if ((rc = cmd_getopt(argc, argv, NULL, NULL, NULL, "status",
@@ -1037,9 +1060,7 @@ cmd_status(int argc, char **argv)
 		t = ctl_table_new(nitems(head), head);
 		for (i = 0; i < YAJL_GET_ARRAY(ch)->len; i++) {
 			s = YAJL_GET_ARRAY(ch)->values[i];
-			for (j = 0; j < nitems(keys); j++)
-				row[j] = ctl_cell(json_get(s, keys[j]), c[j],
-				    CMD_CELL);
+			cmd_cells(s, keys, nitems(keys), c, row);
 			if (strcmp(row[3], "yes") == 0)
 				row[3] = "ok";
 			else if (strcmp(row[3], "no") == 0)
@@ -1060,6 +1081,23 @@ struct cmd_bf {
 	const char *app, *from, *to, *only;
 	bool	    list, cancel, no_wait;
 };
+
+static const char cmd_bf_help[] =
+    "Read a past range of one application of a source (at most 180 days "
+    "back),\nbeside its live polls; only what is not stored yet is "
+    "delivered. Waits and\nshows the progress (a bar on a terminal, a line "
+    "every 5 s otherwise) unless\n--no-wait; Ctrl-C stops waiting, not the "
+    "backfill. With --json, prints the\nbackfill once it is done.\n"
+    "\n"
+    "  --app APP    the application (one the source reads)\n"
+    "  --from TIME  RFC 3339, e.g. 2026-10-01T00:00:00Z\n"
+    "  --to TIME    RFC 3339, not in the future; default now\n"
+    "  --no-wait    print the backfill's id and return\n"
+    "  --list       the source's backfills and their progress\n"
+    "  --cancel     cancel the source's backfills, or only BACKFILL (an id\n"
+    "               from --list; also --backfill BACKFILL)\n"
+    "\nExample:\n"
+    "  auditrelayctl backfill ID --app drive --from 2026-10-01T00:00:00Z\n";
 
 static int
 cmd_bf_opt(int ch, const char *arg, void *ctx)
@@ -1118,102 +1156,205 @@ cmd_bf_find(yajl_val list, const char *id)
 	return NULL;
 }
 
-/* "42.0% 1200 new, 30 absorbed, 12 windows, ETA 40s" into out. */
-static void
-cmd_bf_line(yajl_val b, char *out, size_t len)
+/* The progress of backfill b, 0..1. */
+static double
+cmd_bf_progress(yajl_val b)
 {
-	yajl_val    p = json_get(b, "progress");
-	int64_t	    stored = 0, dups = 0, win = 0, eta = -1;
-	double	    pr = YAJL_IS_NUMBER(p) ? YAJL_GET_DOUBLE(p) : 0;
+	yajl_val p = json_get(b, "progress");
+	double	 pr = YAJL_IS_NUMBER(p) ? YAJL_GET_DOUBLE(p) : 0;
+
+	return pr < 0 ? 0 : pr > 1 ? 1 : pr;
+}
+
+/* The time backfill b has left, "1h02m", "5m07s", "40s"; NULL if unknown. */
+static const char *
+cmd_bf_eta(yajl_val b, char *out, size_t len)
+{
+	int64_t s;
+
+	if (!json_get_int64(b, "etaSeconds", &s) || s < 0)
+		return NULL; /* null: not known yet, or done */
+	if (s >= 3600)
+		snprintf(out, len, "%lldh%02lldm", (long long)(s / 3600),
+		    (long long)(s % 3600 / 60));
+	else if (s >= 60)
+		snprintf(out, len, "%lldm%02llds", (long long)(s / 60),
+		    (long long)(s % 60));
+	else
+		snprintf(out, len, "%llds", (long long)s);
+	return out;
+}
+
+/*
+ * "running  42.0%  1200 new, 30 already stored, 12 windows, ETA 1m40s"
+ * into out; without the windows when brief (a bar's line).
+ */
+static void
+cmd_bf_line(yajl_val b, bool brief, char *out, size_t len)
+{
+	int64_t	    stored = 0, dups = 0, win = 0;
 	const char *st = json_get_string(b, "state");
-	char	    e[32] = "";
+	char	    w[32] = "", eta[32], e[48] = "";
 
 	(void)json_get_int64(b, "eventsStored", &stored);
 	(void)json_get_int64(b, "duplicates", &dups);
-	(void)json_get_int64(b, "windows", &win);
-	if (json_get_int64(b, "etaSeconds", &eta) && eta >= 0)
-		snprintf(e, sizeof(e), ", ETA %llds", (long long)eta);
-	snprintf(out, len,
-	    "%-7s %5.1f%%  %lld new, %lld already stored, %lld windows%s",
-	    st != NULL ? st : "?", pr * 100, (long long)stored, (long long)dups,
-	    (long long)win, e);
+	if (!brief && json_get_int64(b, "windows", &win))
+		snprintf(w, sizeof(w), ", %lld windows", (long long)win);
+	if (cmd_bf_eta(b, eta, sizeof(eta)) != NULL)
+		snprintf(e, sizeof(e), ", ETA %s", eta);
+	snprintf(out, len, "%-7s %5.1f%%  %lld new, %lld already stored%s%s",
+	    st != NULL ? st : "?", cmd_bf_progress(b) * 100, (long long)stored,
+	    (long long)dups, w, e);
 }
 
-/* Poll until backfill id of the source at path is done. */
-static int
-cmd_bf_wait(const char *path, const char *id)
+/* Print v as JSON text on a line of its own. */
+static void
+cmd_print_json(yajl_val v)
 {
-	struct sigaction sa, old;
-	struct ctl_resp	 r;
-	bool		 tty = isatty(STDOUT_FILENO);
-	char		 line[256], shown[256] = "";
-	time_t		 last = 0;
-	int		 rc = CTL_EXIT_OK;
+	struct jsonw *w;
+	const char   *j;
+	size_t	      len;
 
+	if ((w = jsonw_new()) == NULL)
+		return;
+	if (jsonw_val(w, v) == 0 && (j = jsonw_buf(w, &len)) != NULL)
+		printf("%.*s\n", (int)len, j);
+	jsonw_free(w);
+}
+
+/* The width of a typical bar line's text ("running  42.0%  ..."). */
+#define CMD_BF_TEXT 56
+
+/* How cmd_bf_wait shows the progress. */
+struct cmd_bf_show {
+	bool   tty;	   /* a bar redrawn in place, else plain lines */
+	size_t drawn;	   /* the length of the bar's line on the screen */
+	char   shown[256]; /* the last plain line printed */
+	time_t last;	   /* when */
+};
+
+/* The width of the terminal on stdout (80 when it does not say). */
+static size_t
+cmd_tty_cols(void)
+{
+	struct winsize ws;
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	return 80;
+}
+
+/*
+ * Show backfill b: on a terminal, redraw the bar's line (within the
+ * width: a line that wraps cannot be redrawn with \r); else print a plain
+ * line when it changed, at most every 5 s but for the last one.
+ */
+static void
+cmd_bf_show(struct cmd_bf_show *s, yajl_val b, bool done)
+{
+	char   line[256], bar[31], out[300];
+	size_t avail, w, full, k, n;
+
+	cmd_bf_line(b, s->tty, line, sizeof(line));
+	if (!s->tty) {
+		if (strcmp(line, s->shown) != 0 &&
+		    (done || time(NULL) - s->last >= 5)) {
+			printf("%s\n", line);
+			fflush(stdout);
+			util_strlcpy(s->shown, line, sizeof(s->shown));
+			s->last = time(NULL);
+		}
+		return;
+	}
+	/*
+	 * Not the last column (it would wrap); the bar as wide as leaves
+	 * room for a typical line, the same width every time.
+	 */
+	avail = cmd_tty_cols() - 1;
+	w = avail > CMD_BF_TEXT + 3 ? avail - CMD_BF_TEXT - 3 : 0;
+	w = w > 30 ? 30 : w < 10 ? 10 : w;
+	full = (size_t)(cmd_bf_progress(b) * (double)w);
+	for (k = 0; k < w; k++)
+		bar[k] = k < full ? '#' : '.';
+	bar[w] = '\0';
+	snprintf(out, sizeof(out), "[%s] %s", bar, line);
+	if (strlen(out) > avail)
+		out[avail] = '\0';
+	/* Blanks over what is left of a longer previous line. */
+	n = strlen(out) < s->drawn ? s->drawn : strlen(out);
+	printf("\r%-*s", (int)(n < avail ? n : avail), out);
+	fflush(stdout);
+	s->drawn = strlen(out);
+	ctl_line_open = true;
+}
+
+/*
+ * Poll backfill id of source sid (at path) every second until it is done.
+ * Ctrl-C stops waiting, not the backfill, and then ends the process by
+ * SIGINT as a shell expects of an interrupted command.
+ */
+static int
+cmd_bf_wait(const char *path, const char *sid, const char *id)
+{
+	struct cmd_bf_show s;
+	struct sigaction   sa, old;
+	struct ctl_resp	   r, seen;
+	yajl_val	   b = NULL;
+	const char	  *st;
+	bool		   done = false;
+	int		   rc;
+
+	memset(&s, 0, sizeof(s));
+	memset(&seen, 0, sizeof(seen));
+	s.tty = isatty(STDOUT_FILENO);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = cmd_bf_sigint;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, &old);
+	/* Not where SIGINT is ignored (started in the background). */
+	if (sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+		sigaction(SIGINT, &sa, NULL);
 	for (;;) {
-		yajl_val    b;
-		const char *st;
-		bool	    done;
-
 		if ((rc = ctl_request("GET", path, NULL, &r)) != 0)
 			break;
 		if ((rc = ctl_check(&r)) != CTL_EXIT_OK) {
 			ctl_resp_clear(&r);
 			break;
 		}
-		if ((b = cmd_bf_find(r.json, id)) == NULL) {
-			if (tty)
-				printf("\n");
-			ctl_warnx("backfill %s is gone (cancelled)", id);
-			ctl_resp_clear(&r);
+		ctl_resp_clear(&seen);
+		seen = r;
+		if ((b = cmd_bf_find(seen.json, id)) == NULL) {
+			ctl_warnx("backfill %s was cancelled (it is no longer "
+				  "listed for source %s)",
+			    id, sid);
 			rc = CTL_EXIT_API;
 			break;
 		}
-		cmd_bf_line(b, line, sizeof(line));
 		st = json_get_string(b, "state");
-		if (tty) {
-			char   bar[31];
-			double pr = 0;
-			int    k, full;
-
-			if (YAJL_IS_NUMBER(json_get(b, "progress")))
-				pr = YAJL_GET_DOUBLE(json_get(b, "progress"));
-			full = (int)(pr * 30);
-			for (k = 0; k < 30; k++)
-				bar[k] = k < full ? '#' : '.';
-			bar[30] = '\0';
-			printf("\r[%s] %s\033[K", bar, line);
-			fflush(stdout);
-		} else if (strcmp(line, shown) != 0 &&
-		    (time(NULL) - last >= 5 ||
-			(st != NULL && strcmp(st, "done") == 0))) {
-			printf("%s\n", line);
-			util_strlcpy(shown, line, sizeof(shown));
-			last = time(NULL);
-		}
 		done = st != NULL && strcmp(st, "done") == 0;
-		ctl_resp_clear(&r); /* st pointed into it */
-		if (done) {
-			if (tty)
-				printf("\n");
-			printf("Backfill %s done.\n", id);
+		if (!ctl_opts.json)
+			cmd_bf_show(&s, b, done);
+		if (done || cmd_bf_interrupted || sleep(1) != 0 ||
+		    cmd_bf_interrupted)
 			break;
-		}
-		if (cmd_bf_interrupted || sleep(1) != 0 || cmd_bf_interrupted) {
-			if (tty)
-				printf("\n");
-			printf("Stopped waiting; backfill %s goes on (see "
-			       "\"auditrelayctl backfill ID --list\").\n",
-			    id);
-			break;
-		}
 	}
 	sigaction(SIGINT, &old, NULL);
-	return rc;
+	if (ctl_line_open) {
+		printf("\n");
+		ctl_line_open = false;
+	}
+	if (rc == CTL_EXIT_OK && ctl_opts.json)
+		cmd_print_json(b); /* the backfill as last seen */
+	else if (rc == CTL_EXIT_OK && done)
+		printf("Backfill %s done.\n", id);
+	ctl_resp_clear(&seen);
+	if (rc != CTL_EXIT_OK || done)
+		return rc;
+	ctl_warnx("stopped waiting; backfill %s goes on (\"auditrelayctl "
+		  "backfill %s --list\" shows it, --cancel stops it)",
+	    id, sid);
+	fflush(stdout);
+	raise(SIGINT);
+	return 128 + SIGINT; /* SIGINT is not fatal here */
 }
 
 static int
@@ -1226,46 +1367,66 @@ cmd_bf_list(const char *path, const char *sid)
 		"etaSeconds" };
 	struct ctl_table	*t;
 	struct ctl_resp		 r;
-	yajl_val		 arr;
+	yajl_val		 arr, b;
 	const char		*row[nitems(head)];
 	char			 c[nitems(head)][CMD_CELL];
-	size_t			 i, j;
+	size_t			 i;
 	int			 rc;
 
-	if ((rc = ctl_request("GET", path, NULL, &r)) != 0)
+	if ((rc = cmd_get(path, &r)) >= 0)
 		return rc;
-	if ((rc = ctl_check(&r)) != CTL_EXIT_OK)
-		goto done;
-	if (ctl_opts.json) {
-		ctl_print_raw(&r);
-		goto done;
-	}
+	rc = CTL_EXIT_OK;
 	arr = json_get(r.json, "backfills");
 	if (!YAJL_IS_ARRAY(arr)) {
 		ctl_warnx("unexpected answer from GET %s", path);
 		rc = CTL_EXIT_API;
-		goto done;
-	}
-	if (YAJL_GET_ARRAY(arr)->len == 0) {
+	} else if (YAJL_GET_ARRAY(arr)->len == 0)
 		printf("No backfills for source %s.\n", sid);
-		goto done;
-	}
-	t = ctl_table_new(nitems(head), head);
-	for (i = 0; i < YAJL_GET_ARRAY(arr)->len; i++) {
-		yajl_val b = YAJL_GET_ARRAY(arr)->values[i];
-
-		for (j = 0; j < nitems(keys); j++)
-			row[j] = ctl_cell(json_get(b, keys[j]), c[j], CMD_CELL);
-		if (YAJL_IS_NUMBER(json_get(b, "progress"))) {
+	else {
+		t = ctl_table_new(nitems(head), head);
+		for (i = 0; i < YAJL_GET_ARRAY(arr)->len; i++) {
+			b = YAJL_GET_ARRAY(arr)->values[i];
+			cmd_cells(b, keys, nitems(keys), c, row);
 			snprintf(c[3], CMD_CELL, "%.1f%%",
-			    YAJL_GET_DOUBLE(json_get(b, "progress")) * 100);
+			    cmd_bf_progress(b) * 100);
 			row[3] = c[3];
+			if (cmd_bf_eta(b, c[8], CMD_CELL) != NULL)
+				row[8] = c[8];
+			ctl_table_add(t, row);
 		}
-		ctl_table_add(t, row);
+		ctl_table_print(t, stdout);
+		ctl_table_free(t);
 	}
-	ctl_table_print(t, stdout);
-	ctl_table_free(t);
-done:
+	ctl_resp_clear(&r);
+	return rc;
+}
+
+/* DELETE the backfills of source sid at path: all, or only (an id). */
+static int
+cmd_bf_cancel(const char *path, const char *sid, const char *only)
+{
+	struct ctl_resp r;
+	char		q[1200], cell[64], *e = NULL;
+	int		rc;
+
+	if (only != NULL && (*only == '\0' || (e = ctl_escape(only)) == NULL)) {
+		ctl_warnx("bad backfill id \"%s\"", only);
+		return CTL_EXIT_USAGE;
+	}
+	snprintf(q, sizeof(q), "%s%s%s", path, e != NULL ? "?id=" : "",
+	    e != NULL ? e : "");
+	free(e);
+	if ((rc = ctl_request("DELETE", q, NULL, &r)) != 0)
+		return rc;
+	if ((rc = ctl_check(&r)) == CTL_EXIT_OK) {
+		if (ctl_opts.json)
+			ctl_print_raw(&r);
+		else
+			printf("%s backfill(s) of source %s cancelled.\n",
+			    ctl_cell(json_get(r.json, "cancelled"), cell,
+				sizeof(cell)),
+			    sid);
+	}
 	ctl_resp_clear(&r);
 	return rc;
 }
@@ -1286,40 +1447,34 @@ cmd_backfill(int argc, char **argv)
 	struct cmd_bf	b;
 	struct ctl_resp r;
 	struct jsonw   *w;
-	char		path[1024], q[1200], cell[64];
-	const char     *id;
+	char		path[1024], id[128];
+	const char     *sid, *s;
+	bool		two;
 	int		rc;
 
 	memset(&b, 0, sizeof(b));
 	if ((rc = cmd_getopt(argc, argv, lo, cmd_bf_opt, &b,
 		 "backfill ID --app APP --from TIME [--to TIME] [--no-wait]\n"
 		 "       auditrelayctl backfill ID --list\n"
-		 "       auditrelayctl backfill ID --cancel [--backfill "
-		 "BACKFILL]",
-		 "Read a past range of one application of a source (at most 180 "
-		 "days back),\nbeside its live polls; only what is not stored yet "
-		 "is delivered. Waits and\nshows the progress (a bar on a "
-		 "terminal) unless --no-wait; Ctrl-C stops\nwaiting, not the "
-		 "backfill.\n"
-		 "\n"
-		 "  --app APP            the application (one the source reads)\n"
-		 "  --from TIME          RFC 3339, e.g. 2026-10-01T00:00:00Z\n"
-		 "  --to TIME            RFC 3339, not in the future; default "
-		 "now\n"
-		 "  --no-wait            print the backfill's id and return\n"
-		 "  --list               the source's backfills and their "
-		 "progress\n"
-		 "  --cancel             cancel the source's backfills (all, or "
-		 "--backfill)\n"
-		 "  --backfill BACKFILL  with --cancel: only this one\n")) >= 0)
+		 "       auditrelayctl backfill ID --cancel [BACKFILL]",
+		 cmd_bf_help)) >= 0)
 		return rc;
-	if (!cmd_positional(argc, argv, 1, "the source ID"))
+	/* --cancel BACKFILL: the backfill after the source ID. */
+	two = b.cancel && argc - optind == 2;
+	if ((rc = cmd_source_arg(argc, argv, two ? 2 : 1, "/sources/",
+		 "/backfill", path, sizeof(path))) != 0)
+		return rc;
+	sid = argv[optind];
+	if (two && b.only != NULL) {
+		ctl_warnx("backfill: give BACKFILL or --backfill, not both");
 		return CTL_EXIT_USAGE;
-	if ((rc = cmd_source_path("/sources/", argv[optind], "/backfill", path,
-		 sizeof(path))) != 0)
-		return rc;
+	}
+	if (two)
+		b.only = argv[optind + 1];
 	if ((b.list && b.cancel) ||
-	    ((b.list || b.cancel) && (b.app != NULL || b.from != NULL))) {
+	    ((b.list || b.cancel) &&
+		(b.app != NULL || b.from != NULL || b.to != NULL ||
+		    b.no_wait))) {
 		ctl_warnx("backfill: --list, --cancel and a new backfill "
 			  "(--app, --from) go alone");
 		return CTL_EXIT_USAGE;
@@ -1329,30 +1484,9 @@ cmd_backfill(int argc, char **argv)
 		return CTL_EXIT_USAGE;
 	}
 	if (b.list)
-		return cmd_bf_list(path, argv[optind]);
-	if (b.cancel) {
-		char *e = NULL;
-
-		if (b.only != NULL && (e = ctl_escape(b.only)) == NULL)
-			return CTL_EXIT_USAGE;
-		snprintf(q, sizeof(q), "%s%s%s", path, e != NULL ? "?id=" : "",
-		    e != NULL ? e : "");
-		free(e);
-		if ((rc = ctl_request("DELETE", q, NULL, &r)) != 0)
-			return rc;
-		if ((rc = ctl_check(&r)) == CTL_EXIT_OK) {
-			if (ctl_opts.json)
-				ctl_print_raw(&r);
-			else
-				printf("%s backfill(s) of source %s "
-				       "cancelled.\n",
-				    ctl_cell(json_get(r.json, "cancelled"),
-					cell, sizeof(cell)),
-				    argv[optind]);
-		}
-		ctl_resp_clear(&r);
-		return rc;
-	}
+		return cmd_bf_list(path, sid);
+	if (b.cancel)
+		return cmd_bf_cancel(path, sid, b.only);
 	if (b.app == NULL || b.from == NULL) {
 		ctl_warnx("backfill: --app and --from are required; see "
 			  "\"auditrelayctl backfill --help\"");
@@ -1369,20 +1503,21 @@ cmd_backfill(int argc, char **argv)
 		ctl_resp_clear(&r);
 		return rc;
 	}
-	if ((id = json_get_string(r.json, "id")) == NULL) {
+	if ((s = json_get_string(r.json, "id")) == NULL) {
 		ctl_warnx("unexpected answer from POST %s", path);
 		ctl_resp_clear(&r);
 		return CTL_EXIT_API;
 	}
-	util_strlcpy(q, id, sizeof(q));
+	util_strlcpy(id, s, sizeof(id));
 	if (ctl_opts.json && b.no_wait)
 		ctl_print_raw(&r);
-	else
-		printf("Backfill %s of source %s queued.\n", q, argv[optind]);
+	else if (!ctl_opts.json)
+		printf("Backfill %s of source %s queued.\n", id, sid);
+	fflush(stdout);
 	ctl_resp_clear(&r);
 	if (b.no_wait)
 		return CTL_EXIT_OK;
-	return cmd_bf_wait(path, q);
+	return cmd_bf_wait(path, sid, id);
 }
 
 static const struct cmd cmd_table[] = {

@@ -29,11 +29,18 @@ struct ctl_opts ctl_opts = {
 
 static char *ctl_token;
 
+bool ctl_line_open;
+
 void
 ctl_warnx(const char *fmt, ...)
 {
 	va_list ap;
 
+	if (ctl_line_open) {
+		fputc('\n', stdout);
+		fflush(stdout);
+		ctl_line_open = false;
+	}
 	fputs("auditrelayctl: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);

@@ -63,6 +63,12 @@ int ctl_opt_global(int ch, const char *arg);
 /* The text describing the global options, for every --help. */
 void ctl_usage_global(FILE *f);
 
+/*
+ * True while stdout holds a line without its newline (a progress bar
+ * redrawn in place): ctl_warnx() ends that line first.
+ */
+extern bool ctl_line_open;
+
 /* "auditrelayctl: ..." on stderr. */
 void ctl_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

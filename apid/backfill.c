@@ -242,8 +242,8 @@ backfill_get(struct areq *a)
 		const char *app = store_bson_str(reqs[i], "application");
 		char	    k[200];
 
-		snprintf(k, sizeof(k), "%s:%s:bf:%s", a->id,
-		    app != NULL ? app : "", bid != NULL ? bid : "");
+		store_backfill_key(k, sizeof(k), a->id, app != NULL ? app : "",
+		    bid != NULL ? bid : "");
 		keys[i] = util_xstrdup(k);
 	}
 	if (n > 0 &&

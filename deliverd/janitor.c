@@ -119,16 +119,10 @@ janitor_note(struct janitor *jt, const char *fmt, ...)
 	jt->msgs[jt->off] = '\0';
 }
 
-static int
-janitor_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static bool
 janitor_has(char **v, size_t n, const char *id)
 {
-	return n > 0 && bsearch(&id, v, n, sizeof(*v), janitor_cmp) != NULL;
+	return n > 0 && bsearch(&id, v, n, sizeof(*v), util_strp_cmp) != NULL;
 }
 
 static int
@@ -195,7 +189,7 @@ janitor_removed(struct janitor *jt)
 		    &ids[k].n, jt->err, sizeof(jt->err));
 		if (jt->rc == 0 && ids[k].n > 1)
 			qsort(ids[k].v, ids[k].n, sizeof(*ids[k].v),
-			    janitor_cmp);
+			    util_strp_cmp);
 	}
 	if (jt->rc == 0) {
 		sel = bson_new();
@@ -205,7 +199,7 @@ janitor_removed(struct janitor *jt)
 		bson_destroy(sel);
 		bson_destroy(opts);
 		if (live.n > 1)
-			qsort(live.v, live.n, sizeof(*live.v), janitor_cmp);
+			qsort(live.v, live.n, sizeof(*live.v), util_strp_cmp);
 	}
 	for (k = 0; k < nitems(colls) && jt->rc == 0; k++)
 		for (i = 0; i < ids[k].n && jt->rc == 0; i++) {

@@ -489,12 +489,6 @@ prune_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static int
-dead_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int
 dead_find_one(const bson_t *doc, void *arg)
 {
 	struct dead_job *dj = arg;
@@ -505,7 +499,7 @@ dead_find_one(const bson_t *doc, void *arg)
 	dj->nseen++;
 	if (id == NULL || sid == NULL ||
 	    bsearch(&sid, dj->owned, dj->nowned, sizeof(*dj->owned),
-		dead_cmp) == NULL)
+		util_strp_cmp) == NULL)
 		return 0;
 	if (coll == NULL || strcmp(coll, STORE_BODIES) == 0)
 		dj->legacy = true;

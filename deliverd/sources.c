@@ -171,12 +171,6 @@ deliverd_source_find(const char *id)
 	return dsource_find(&sources, id);
 }
 
-static int
-sources_id_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /*
  * The ids of the sources delivered here (leased, not being removed),
  * sorted, into *out (the caller frees each and the array); their count.
@@ -198,7 +192,7 @@ deliverd_sources_owned(char ***out)
 	TAILQ_FOREACH (s, &sources, entry)
 		if (s->lease.held && !s->zombie)
 			(*out)[n++] = util_xstrdup(s->id);
-	qsort(*out, n, sizeof(**out), sources_id_cmp);
+	qsort(*out, n, sizeof(**out), util_strp_cmp);
 	return n;
 }
 

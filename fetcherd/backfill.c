@@ -22,11 +22,12 @@
 #include "fetcherd/sched.h"
 #include "lib/base/log.h"
 #include "lib/base/util.h"
+#include "lib/store/store.h"
 
 void
 backfill_key(const struct fjob *j, char *out, size_t outlen)
 {
-	snprintf(out, outlen, "%s:%s:bf:%s", j->src->id, j->app, j->bf->req.id);
+	store_backfill_key(out, outlen, j->src->id, j->app, j->bf->req.id);
 }
 
 static bool

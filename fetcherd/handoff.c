@@ -670,6 +670,16 @@ out:
 	free(all_ids);
 }
 
+/* The _id of h's cursors (and stats) document: "<source>:<app>", or key. */
+static void
+handoff_cursor_id(const struct handoff *h, char *out, size_t outlen)
+{
+	if (h->key[0] != '\0')
+		util_strlcpy(out, h->key, outlen);
+	else
+		snprintf(out, outlen, "%s:%s", h->sid, h->app);
+}
+
 /* Cursor and stats of a finished window, under the lease. */
 static void
 handoff_save(struct handoff *h)
@@ -685,10 +695,7 @@ handoff_save(struct handoff *h)
 		h->rc = rc;
 		return;
 	}
-	if (h->key[0] != '\0')
-		util_strlcpy(id, h->key, sizeof(id));
-	else
-		snprintf(id, sizeof(id), "%s:%s", h->sid, h->app);
+	handoff_cursor_id(h, id, sizeof(id));
 	if (h->cursor_doc != NULL &&
 	    store_upsert(child_store(), STORE_CURSORS, id, h->cursor_doc,
 		h->err, sizeof(h->err)) != 0) {
@@ -714,12 +721,6 @@ struct hmin {
 };
 
 static int
-handoff_id_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int
 handoff_min_one(const bson_t *doc, void *arg)
 {
 	struct hmin *m = arg;
@@ -734,7 +735,7 @@ handoff_min_one(const bson_t *doc, void *arg)
 	 */
 	if (bf != NULL && id != NULL && m->h->bf_known &&
 	    bsearch(&bf, m->h->bf_ids, m->h->nbf_ids, sizeof(char *),
-		handoff_id_cmp) == NULL) {
+		util_strp_cmp) == NULL) {
 		if (store_bson_int(doc, "updatedAt", 0) < m->now - 3600000LL) {
 			char **no = reallocarray(m->orphans, m->norphans + 1,
 			    sizeof(*no));
@@ -761,7 +762,7 @@ handoff_min_cursor(struct handoff *h)
 	size_t	    i;
 
 	if (h->nbf_ids > 1)
-		qsort(h->bf_ids, h->nbf_ids, sizeof(char *), handoff_id_cmp);
+		qsort(h->bf_ids, h->nbf_ids, sizeof(char *), util_strp_cmp);
 	opts = BCON_NEW("projection", "{", "cursor", BCON_INT32(1),
 	    "backfillId", BCON_INT32(1), "updatedAt", BCON_INT32(1), "}");
 	if (store_each(child_store(), STORE_CURSORS, &q, opts, handoff_min_one,
@@ -901,10 +902,7 @@ handoff_work(void *arg)
 		char	id[200];
 		int	rc;
 
-		if (h->key[0] != '\0')
-			util_strlcpy(id, h->key, sizeof(id));
-		else
-			snprintf(id, sizeof(id), "%s:%s", h->sid, h->app);
+		handoff_cursor_id(h, id, sizeof(id));
 		sel = BCON_NEW("_id", BCON_UTF8(id));
 		rc = store_find_one(child_store(), STORE_CURSORS, sel, NULL,
 		    &doc, h->err, sizeof(h->err));

@@ -32,6 +32,12 @@ util_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int
+util_strp_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 size_t
 util_strlcpy(char *dst, const char *src, size_t dsize)
 {

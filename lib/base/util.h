@@ -16,6 +16,8 @@ int64_t util_mono_ms(void);
 
 /* Copy src into dst of size dsize, always NUL-terminated; strlen(src). */
 size_t util_strlcpy(char *dst, const char *src, size_t dsize);
+/* qsort/bsearch comparison of two char * elements (strcmp order). */
+int util_strp_cmp(const void *a, const void *b);
 /* strdup that aborts the process on out-of-memory. */
 char *util_xstrdup(const char *s);
 void *util_xcalloc(size_t n, size_t size);

@@ -663,12 +663,6 @@ store_bson_bool(const bson_t *doc, const char *dotkey, bool def)
 	return def;
 }
 
-static int
-store_name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int
 store_list_collections(struct store *s, const char *prefix, char ***names,
     size_t *n, char *err, size_t errlen)
@@ -696,7 +690,7 @@ store_list_collections(struct store *s, const char *prefix, char ***names,
 		if (strncmp(all[i], prefix, plen) == 0 &&
 		    (out[k] = strdup(all[i])) != NULL)
 			k++;
-	qsort(out, k, sizeof(*out), store_name_cmp);
+	qsort(out, k, sizeof(*out), util_strp_cmp);
 out:
 	if (all != NULL)
 		bson_strfreev(all);
@@ -756,6 +750,13 @@ store_body_coll(int64_t ms, char out[STORE_BODY_COLL_MAX])
 	if (gmtime_r(&t, &tm) == NULL ||
 	    strftime(out, STORE_BODY_COLL_MAX, "bodies_%Y%m%d%H%M", &tm) == 0)
 		snprintf(out, STORE_BODY_COLL_MAX, "bodies_000000000000");
+}
+
+void
+store_backfill_key(char *out, size_t outlen, const char *sid, const char *app,
+    const char *bid)
+{
+	snprintf(out, outlen, "%s:%s:bf:%s", sid, app, bid);
 }
 
 int64_t

@@ -59,6 +59,13 @@ void store_body_coll(int64_t ms, char out[STORE_BODY_COLL_MAX]);
 /* When name's span ends (ms), or -1 when name is no body partition. */
 int64_t store_body_coll_end(const char *name);
 
+/*
+ * The `cursors` document of a backfill's progress (fetcherd writes it,
+ * apid reads it): "<source>:<app>:bf:<backfill id>".
+ */
+void store_backfill_key(char *out, size_t outlen, const char *sid,
+    const char *app, const char *bid);
+
 struct store;
 
 int	    store_open(const char *uri, const char *dbname, const char *appname,

@@ -47,20 +47,22 @@ bf_time(struct jsonw *w, const char *key, int64_t ms)
 static void
 bf_render(struct jsonw *w, const bson_t *req, const bson_t *prog)
 {
-	int64_t	    from = store_bson_int(req, "from", 0);
-	int64_t	    to = store_bson_int(req, "to", 0);
-	int64_t	    next = from, started = 0, updated = 0;
-	const char *st = "queued";
-	double	    p = 0;
+	static const char *const counters[] = { "windows", "pages",
+		"eventsFetched", "eventsStored", "duplicates" };
+	const bson_t		 none = BSON_INITIALIZER;
+	const bson_t *pd = prog != NULL ? prog : &none; /* its fields or 0 */
+	int64_t	      from = store_bson_int(req, "from", 0);
+	int64_t	      to = store_bson_int(req, "to", 0);
+	int64_t	      next = store_bson_int(pd, "next", from);
+	int64_t	      started = store_bson_int(pd, "startedAt", 0);
+	int64_t	      updated = store_bson_int(pd, "updatedAt", 0);
+	const char   *ps = store_bson_str(pd, "state");
+	const char   *st = "queued";
+	double	      p = 0;
+	size_t	      i;
 
-	if (prog != NULL) {
-		const char *ps = store_bson_str(prog, "state");
-
+	if (prog != NULL)
 		st = ps != NULL && strcmp(ps, "done") == 0 ? "done" : "running";
-		next = store_bson_int(prog, "next", from);
-		started = store_bson_int(prog, "startedAt", 0);
-		updated = store_bson_int(prog, "updatedAt", 0);
-	}
 	if (strcmp(st, "done") == 0)
 		p = 1;
 	else if (to > from && next > from)
@@ -75,23 +77,15 @@ bf_render(struct jsonw *w, const bson_t *req, const bson_t *prog)
 	jsonw_kv_str(w, "state", st);
 	bf_time(w, "createdAt", store_bson_int(req, "createdAt", 0));
 	bf_time(w, "startedAt", started);
-	bf_time(w, "finishedAt",
-	    prog != NULL ? store_bson_int(prog, "finishedAt", 0) : 0);
+	bf_time(w, "finishedAt", store_bson_int(pd, "finishedAt", 0));
 	bf_time(w, "updatedAt", updated);
 	/* Every event with id.time before it is read and stored. */
 	bf_time(w, "readThrough", prog != NULL ? next : 0);
 	jsonw_key(w, "progress");
 	jsonw_double(w, (double)(int64_t)(p * 10000) / 10000);
-	jsonw_kv_int(w, "windows",
-	    prog != NULL ? store_bson_int(prog, "windows", 0) : 0);
-	jsonw_kv_int(w, "pages",
-	    prog != NULL ? store_bson_int(prog, "pages", 0) : 0);
-	jsonw_kv_int(w, "eventsFetched",
-	    prog != NULL ? store_bson_int(prog, "eventsFetched", 0) : 0);
-	jsonw_kv_int(w, "eventsStored",
-	    prog != NULL ? store_bson_int(prog, "eventsStored", 0) : 0);
-	jsonw_kv_int(w, "duplicates",
-	    prog != NULL ? store_bson_int(prog, "duplicates", 0) : 0);
+	for (i = 0; i < nitems(counters); i++)
+		jsonw_kv_int(w, counters[i],
+		    store_bson_int(pd, counters[i], 0));
 	jsonw_key(w, "etaSeconds");
 	if (strcmp(st, "running") == 0 && p > 0.001 && updated > started)
 		jsonw_int(w,
@@ -186,14 +180,8 @@ bf_query_id(struct areq *a, char id[37])
 	bool		 ok = true;
 
 	id[0] = '\0';
-	if (a->query == NULL)
-		return true;
-	TAILQ_INIT(&q);
-	if (evhttp_parse_query_str(a->query, &q) != 0) {
-		http_error(a, 400, "invalid_parameter", "query",
-		    "the query string is malformed");
+	if (!http_query_parse(a, &q))
 		return false;
-	}
 	TAILQ_FOREACH (kv, &q, next) {
 		if (strcmp(kv->key, "id") != 0) {
 			http_error(a, 400, "unknown_parameter", "query",
@@ -222,16 +210,17 @@ backfill_get(struct areq *a)
 	struct jsonw *w = NULL;
 	char	      err[256];
 	size_t	      n = 0, i;
+	int	      rc;
 
 	if (sources_load(a, a->id, &doc) != 1)
 		goto out;
 	bson_destroy(&doc);
 	BSON_APPEND_UTF8(&q, "sourceId", a->id);
 	opts = BCON_NEW("sort", "{", "createdAt", BCON_INT32(1), "}");
-	i = store_find_all(child_store(), STORE_BACKFILLS, &q, opts, &reqs, &n,
+	rc = store_find_all(child_store(), STORE_BACKFILLS, &q, opts, &reqs, &n,
 	    err, sizeof(err));
 	bson_destroy(opts);
-	if (i != 0) {
+	if (rc != 0) {
 		sources_store_failed(a, err);
 		goto out;
 	}

@@ -160,6 +160,17 @@ http_conn_gone(struct areq *a)
 }
 
 bool
+http_query_parse(struct areq *a, struct evkeyvalq *q)
+{
+	TAILQ_INIT(q);
+	if (a->query == NULL || evhttp_parse_query_str(a->query, q) == 0)
+		return true;
+	http_error(a, 400, "invalid_parameter", "query",
+	    "the query string is malformed");
+	return false;
+}
+
+bool
 http_gone(const struct areq *a)
 {
 	return a->req == NULL;

@@ -103,6 +103,13 @@ void http_verr(struct areq *a, const struct verr *e);
 void http_header(struct areq *a, const char *key, const char *value);
 /* True when the client is gone (the handler should just http_done). */
 bool http_gone(const struct areq *a);
+/*
+ * The request's query string into q (empty without one; clear it with
+ * evhttp_clear_headers either way); false after replying 400 when it is
+ * malformed.
+ */
+struct evkeyvalq;
+bool http_query_parse(struct areq *a, struct evkeyvalq *q);
 /* The connection of a went away (conn.c). */
 void http_conn_gone(struct areq *a);
 /* True when path needs no token (/healthz, /metrics when public). */

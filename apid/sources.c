@@ -783,14 +783,8 @@ src_query(struct areq *a, int64_t def, int max, int64_t *limit, char *after,
 	*limit = def;
 	if (after != NULL)
 		after[0] = '\0';
-	if (a->query == NULL)
-		return true;
-	TAILQ_INIT(&q);
-	if (evhttp_parse_query_str(a->query, &q) != 0) {
-		http_error(a, 400, "invalid_parameter", "query",
-		    "the query string is malformed");
+	if (!http_query_parse(a, &q))
 		return false;
-	}
 	TAILQ_FOREACH (kv, &q, next) {
 		if (strcmp(kv->key, "limit") == 0) {
 			if (util_parse_int64(kv->value, 1, max, limit) != 0) {

@@ -321,19 +321,19 @@ deliverd_sealed_same(struct dsource *s, const bson_t *doc, int64_t ver)
 	const uint8_t *cur, *prev;
 	uint32_t       lc, lp;
 	size_t	       n;
-	uint8_t	      *b;
+	uint8_t	      *b, *w;
 
 	cur = deliverd_sealed_raw(doc, "webhookSecret", &lc);
 	prev = deliverd_sealed_raw(doc, "previousWebhookSecret", &lp);
-	n = sizeof(ver) + 2 * sizeof(uint32_t) + lc + lp;
-	b = util_xcalloc(1, n);
-	memcpy(b, &ver, sizeof(ver));
-	memcpy(b + sizeof(ver), &lc, sizeof(lc));
-	memcpy(b + sizeof(ver) + sizeof(lc), &lp, sizeof(lp));
+	n = sizeof(ver) + sizeof(lc) + sizeof(lp) + lc + lp;
+	b = w = util_xcalloc(1, n);
+	w = mempcpy(w, &ver, sizeof(ver));
+	w = mempcpy(w, &lc, sizeof(lc));
+	w = mempcpy(w, &lp, sizeof(lp));
 	if (lc > 0)
-		memcpy(b + sizeof(ver) + 2 * sizeof(uint32_t), cur, lc);
+		w = mempcpy(w, cur, lc);
 	if (lp > 0)
-		memcpy(b + sizeof(ver) + 2 * sizeof(uint32_t) + lc, prev, lp);
+		mempcpy(w, prev, lp);
 	if (s->sealed != NULL && s->sealed_len == n &&
 	    memcmp(s->sealed, b, n) == 0) {
 		free(b);

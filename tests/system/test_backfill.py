@@ -67,20 +67,32 @@ def live_p99(recv, since, until, app="login"):
     return (lat[int(len(lat) * 0.99)] if lat else None), len(lat)
 
 
-def test_backfill_reads_the_past_once(wd):
+def stack(wd, cid, rate):
+    """The store, the simulator with tenant cid (login at rate events/s),
+    auditrelay and a receiver."""
     store = h.Store(wd)
     sim = h.Sim(wd, ["--no-lag"])
     ar = h.Auditrelay(wd, store, sim, extra=CFG).start()
     recv = h.Receiver()
+    key, admin = h.sim_tenant(sim, cid, apps=("login",), rate=rate)
+    return store, sim, ar, recv, key, admin
+
+
+def add_source(ar, recv, key, admin):
+    """A login source polled every second, its secret known to recv."""
+    created = h.add_source(ar, key, admin, recv.url, apps=("login",), interval=1)
+    recv.set_secret(created["id"], h.source_secret(created))
+    return created["id"]
+
+
+def test_backfill_reads_the_past_once(wd):
     cid = "C01bf"
-    key, admin = h.sim_tenant(sim, cid, apps=("login",), rate=5)
+    store, sim, ar, recv, key, admin = stack(wd, cid, 5)
     # 3 000 events over 30 days that end 2 h ago (before the source's
     # initial hour), and 300 in the last 50 minutes (inside it).
     old, _ = inject(sim, cid, 3000, 30 * DAY - 7200, 7200, 10**15)
     recent, _ = inject(sim, cid, 300, 3000, 0, 2 * 10**15)
-    created = h.add_source(ar, key, admin, recv.url, apps=("login",), interval=1)
-    sid = created["id"]
-    recv.set_secret(sid, h.source_secret(created))
+    sid = add_source(ar, recv, key, admin)
     got = lambda: {l["id"] for l in recv.delivered_logs()}  # noqa: E731
     h.wait_for(lambda: recent <= got(), 60, "the last hour delivered by the live polls")
     assert not (old & got()), "events older than the initial lookback came without a backfill"
@@ -171,16 +183,10 @@ def test_backfill_reads_the_past_once(wd):
 
 
 def test_backfill_resumes_after_kill(wd):
-    store = h.Store(wd)
-    sim = h.Sim(wd, ["--no-lag"])
-    ar = h.Auditrelay(wd, store, sim, extra=CFG).start()
-    recv = h.Receiver()
     cid = "C01bfk"
-    key, admin = h.sim_tenant(sim, cid, apps=("login",), rate=2)
+    _, sim, ar, recv, key, admin = stack(wd, cid, 2)
     old, _ = inject(sim, cid, 6000, 20 * DAY, 7200, 10**15)
-    created = h.add_source(ar, key, admin, recv.url, apps=("login",), interval=1)
-    sid = created["id"]
-    recv.set_secret(sid, h.source_secret(created))
+    sid = add_source(ar, recv, key, admin)
     h.wait_for(lambda: recv.delivered_logs(), 60, "a live delivery")
     # Slow pages: the backfill takes long enough to be killed midway.
     st, _, _ = sim.call("POST", "/_sim/faults", {"kind": "slow", "tenant": cid, "delayMs": 150})
@@ -212,16 +218,11 @@ def test_backfill_resumes_after_kill(wd):
 
 
 def test_backfill_validation_and_cancel(wd):
-    store = h.Store(wd)
-    sim = h.Sim(wd, ["--no-lag"])
-    ar = h.Auditrelay(wd, store, sim, extra=CFG).start()
-    recv = h.Receiver()
-    recv.status = 503  # nothing is delivered: the backfills stay open
     cid = "C01bfv"
-    key, admin = h.sim_tenant(sim, cid, apps=("login",), rate=2)
+    _, sim, ar, recv, key, admin = stack(wd, cid, 2)
+    recv.status = 503  # nothing is delivered: the backfills stay open
     inject(sim, cid, 20000, 10 * DAY, 7200, 10**15)
-    created = h.add_source(ar, key, admin, recv.url, apps=("login",), interval=1)
-    sid = created["id"]
+    sid = add_source(ar, recv, key, admin)
     now = time.time()
     bad = [
         ({}, "application"),

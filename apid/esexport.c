@@ -37,6 +37,7 @@
 #include "lib/crypto/crypto.h"
 #include "lib/ipc/config.h"
 #include "lib/net/httpc.h"
+#include "lib/store/fstate.h"
 #include "lib/store/store.h"
 #include "lib/store/worker.h"
 #include "runtime/child.h"
@@ -318,6 +319,13 @@ esexport_metric_one(const bson_t *d, void *arg)
 	return rc;
 }
 
+/* deliverd's stats documents (fetcherd's are in the fetch state). */
+static int
+esexport_deliver_metric_one(const bson_t *d, void *arg)
+{
+	return fstate_deliver_stats(d) ? esexport_metric_one(d, arg) : 0;
+}
+
 static int
 esexport_alert_one(const bson_t *d, void *arg)
 {
@@ -362,9 +370,12 @@ esexport_build(struct es_job *j)
 	eb.vs = &vs;
 	eb.j = j;
 	col = store_coll(child_store(), c, STORE_STATS);
-	rc = store_each_in(col, &q, NULL, esexport_metric_one, &eb, err,
+	rc = store_each_in(col, &q, NULL, esexport_deliver_metric_one, &eb, err,
 	    sizeof(err));
 	mongoc_collection_destroy(col);
+	if (rc == 0)
+		rc = fstate_each_stats(child_store(), esexport_metric_one, &eb,
+		    err, sizeof(err));
 	if (rc != 0) {
 		rc = -1;
 		goto done;

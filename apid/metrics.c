@@ -26,6 +26,7 @@
 #include "apid/watermark.h"
 #include "lib/base/log.h"
 #include "lib/base/util.h"
+#include "lib/store/fstate.h"
 #include "lib/store/store.h"
 #include "runtime/child.h"
 
@@ -410,6 +411,13 @@ metrics_stats_one(const bson_t *d, void *arg)
 	return 0;
 }
 
+/* deliverd's stats documents (fetcherd's are in the fetch state). */
+static int
+metrics_deliver_stats_one(const bson_t *d, void *arg)
+{
+	return fstate_deliver_stats(d) ? metrics_stats_one(d, arg) : 0;
+}
+
 /* Numeric fields of every stats document. */
 static int
 metrics_stats(struct samples *s, mongoc_client_t *c)
@@ -420,12 +428,16 @@ metrics_stats(struct samples *s, mongoc_client_t *c)
 	int		     rc;
 
 	col = store_coll(child_store(), c, STORE_STATS);
-	rc = store_each_in(col, &q, NULL, metrics_stats_one, s, err,
+	rc = store_each_in(col, &q, NULL, metrics_deliver_stats_one, s, err,
 		 sizeof(err)) == 0 ?
 	    0 :
 	    -1;
 	mongoc_collection_destroy(col);
 	bson_destroy(&q);
+	if (rc == 0 &&
+	    fstate_each_stats(child_store(), metrics_stats_one, s, err,
+		sizeof(err)) != 0)
+		rc = -1;
 	return rc;
 }
 

@@ -166,9 +166,12 @@ janitor_forget(struct janitor *jt, const char *id)
 
 /*
  * Worker: delete what removed sources left behind. They are found by
- * what they left in `batches`, `cursors` (every source ever fetched has
- * one: a source whose batches were all delivered leaves no metadata, its
- * 2xx deleted it) and `alerts`: one distinct on each, then one find of
+ * what they left in `batches`, `source_state` (every source ever
+ * delivered to has its "<id>:deliver" there: a source whose batches were
+ * all delivered leaves no metadata, its 2xx deleted it), `cursors` (a
+ * backfill's progress, and what older versions kept) and `alerts`: one
+ * distinct on each (fetcherd drops a removed source's fetch state from
+ * its partition's document itself), then one find of
  * every source id (never the reverse order: a source added in between
  * would look removed), compared in memory, where a find per id was one
  * scan of `sources` each.
@@ -176,8 +179,8 @@ janitor_forget(struct janitor *jt, const char *id)
 static void
 janitor_removed(struct janitor *jt)
 {
-	static const char *const colls[] = { STORE_BATCHES, STORE_CURSORS,
-		STORE_ALERTS };
+	static const char *const colls[] = { STORE_BATCHES,
+		STORE_SOURCE_STATE, STORE_CURSORS, STORE_ALERTS };
 	struct janitor_ids	 ids[nitems(colls)], live = { NULL, 0 };
 	bson_t			*sel, *opts;
 	int64_t			 deleted;
@@ -207,7 +210,9 @@ janitor_removed(struct janitor *jt)
 
 			if (janitor_has(live.v, live.n, id))
 				continue;
-			if (strcmp(colls[k], STORE_CURSORS) != 0) {
+			bool left = k == 1 || k == 2; /* states, cursors */
+
+			if (!left) {
 				sel = BCON_NEW("sourceId", BCON_UTF8(id));
 				deleted = 0;
 				jt->rc = store_delete(child_store(), colls[k],
@@ -217,16 +222,16 @@ janitor_removed(struct janitor *jt)
 				janitor_note(jt,
 				    "source=%s removed: deleted %lld %s", id,
 				    (long long)deleted, colls[k]);
-			} else if (!janitor_has(ids[0].v, ids[0].n, id))
+			} else if (janitor_has(ids[0].v, ids[0].n, id) ||
+			    (k == 2 && janitor_has(ids[1].v, ids[1].n, id)))
+				continue; /* forgotten already */
+			else
 				janitor_note(jt,
 				    "source=%s removed: deleting its "
 				    "cursors, states and stats",
 				    id);
-			/* Once per source: batches, else cursors. */
-			if (jt->rc == 0 &&
-			    (k == 0 ||
-				(k == 1 &&
-				    !janitor_has(ids[0].v, ids[0].n, id))))
+			/* Once per source: batches, else states or cursors. */
+			if (jt->rc == 0 && (k == 0 || left))
 				janitor_forget(jt, id);
 		}
 	for (k = 0; k < nitems(colls); k++)

@@ -31,6 +31,8 @@
 #include "lib/base/util.h"
 #include "lib/batch/batch.h"
 #include "lib/crypto/crypto.h"
+#include "lib/ipc/config.h"
+#include "lib/store/fstate.h"
 #include "lib/store/store.h"
 #include "lib/store/watermark.h"
 #include "lib/store/worker.h"
@@ -153,18 +155,15 @@ wmark_work(void *arg)
 	struct wjob    *j = arg;
 	struct wm_holds h = { NULL, 0 };
 	bson_t	      **docs;
-	char	      **ids;
+	const char    **ids;
 	size_t		i, k;
 
-	ids = util_xcalloc(j->n, sizeof(*ids));
-	docs = util_xcalloc(j->n, sizeof(*docs));
-	for (i = 0; i < j->n; i++) {
-		char id[96];
-
-		snprintf(id, sizeof(id), "%s:fetch", j->v[i].sid);
-		ids[i] = util_xstrdup(id);
-	}
-	j->rc = store_find_ids(child_store(), STORE_SOURCE_STATE, ids, j->n,
+	ids = util_xcalloc(j->n + 1, sizeof(*ids));
+	docs = util_xcalloc(j->n + 1, sizeof(*docs));
+	for (i = 0; i < j->n; i++)
+		ids[i] = j->v[i].sid;
+	j->rc = fstate_find(child_store(),
+	    (int)config_int(child_config(), CONF_PARTITION_COUNT), ids, j->n,
 	    docs, j->err, sizeof(j->err));
 	if (j->rc == 0)
 		j->rc = wm_holds_load(child_store(), NULL,
@@ -206,7 +205,6 @@ wmark_work(void *arg)
 	}
 	wm_holds_free(&h);
 	for (i = 0; i < j->n; i++) {
-		free(ids[i]);
 		if (docs[i] != NULL)
 			bson_destroy(docs[i]);
 	}

@@ -211,11 +211,13 @@ struct fjob {
 	struct handoff	 *ho;	   /* store job in flight */
 	char		 *ho_next; /* its page's next token */
 	int64_t		  ho_seen_at;
-	int64_t		  win_new;	   /* new logs this window */
-	int64_t		  saved_at;	   /* mono ms of the last save */
-	bool		  unsaved;	   /* changed since it was written */
-	int64_t		  recovered_epoch; /* intents cleaned in */
-	uint64_t	  recovered_gen;   /* ...after that failure */
+	int64_t		  win_new;  /* new logs this window */
+	int64_t		  saved_at; /* mono ms of the last save */
+	bool		  unsaved;  /* changed since it was written */
+	/* The cursor and stats of the last save, for the partition's doc. */
+	bson_t	*fs_cursor, *fs_stats;
+	int64_t	 recovered_epoch; /* intents cleaned in */
+	uint64_t recovered_gen;	  /* ...after that failure */
 	/* The job's backoff (sched_report's). */
 	unsigned       attempt; /* consecutive failures */
 	bool	       failing; /* state change logged */
@@ -268,18 +270,17 @@ struct fsrc {
 	bool	     leased;
 
 	/* source_state */
-	bool	    creds_invalid;
-	int64_t	    creds_retry_at; /* mono ms */
-	char	    last_error[GOOGLE_DIAG_MAX];
-	int64_t	    last_fetch_at;
-	bool	    state_dirty;
-	bool	    state_loaded;
-	bool	    state_writing;    /* a write in flight */
-	bool	    state_urgent;     /* status or error changed */
-	int64_t	    state_written_at; /* mono ms */
-	const char *written_status;
-	bool	    written_fetched; /* lastFetchAt was set */
-	char	    written_error[512];
+	bool	     creds_invalid;
+	int64_t	     creds_retry_at; /* mono ms */
+	char	     last_error[GOOGLE_DIAG_MAX];
+	int64_t	     last_fetch_at;
+	bool	     state_dirty;
+	bool	     state_loaded;
+	bson_t	    *fentry; /* its entry of the partition's state, as read */
+	struct fsrc *hnext;  /* sched.c's hash of the sources by id */
+	const char  *written_status;
+	bool	     written_fetched; /* lastFetchAt was set */
+	char	     written_error[512];
 	/* backpressure: undelivered batches (estimate, recounted) */
 	int64_t pending_est;
 	int64_t pending_counted_at; /* mono ms */
@@ -411,8 +412,12 @@ void job_slot_put(struct fjob *j);
  * Before a running job's next request to Google: true when it holds a
  * slot; else it waits for one and driver_request(j) follows.
  */
-bool		job_slot_take(struct fjob *j);
-void		driver_abort(struct fjob *j);
+bool job_slot_take(struct fjob *j);
+void driver_abort(struct fjob *j);
+/* srcstate.c: a job's save into its partition's state, and its load. */
+void src_save_job(struct fjob *j, int64_t ms);
+void src_job_docs(struct fjob *j, bson_t *cbuf, bson_t *sbuf, const bson_t **c,
+    const bson_t **st);
 struct handoff *driver_save_handoff(struct fjob *j);
 void		driver_free(struct fjob *j);
 

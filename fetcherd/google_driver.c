@@ -92,6 +92,11 @@ driver_free(struct fjob *j)
 	recent_free(j->recent);
 	j->recent = NULL;
 	drift_free(j);
+	if (j->fs_cursor != NULL)
+		bson_destroy(j->fs_cursor);
+	if (j->fs_stats != NULL)
+		bson_destroy(j->fs_stats);
+	j->fs_cursor = j->fs_stats = NULL;
 }
 
 static void
@@ -113,11 +118,25 @@ out:
 	handoff_free(h);
 }
 
-/* Read j's cursor and stats on the worker; driver_step follows. */
+/*
+ * j's cursor and stats: those of its partition's state, read when the
+ * partition was taken; a backfill's, read on the worker. driver_step
+ * follows.
+ */
 static void
 driver_load_start(struct fjob *j)
 {
 	struct handoff *h;
+
+	if (j->bf == NULL) {
+		const bson_t *c, *st;
+		bson_t	      cbuf, sbuf;
+
+		src_job_docs(j, &cbuf, &sbuf, &c, &st);
+		window_load(j, c, st);
+		driver_step(j);
+		return;
+	}
 
 	h = handoff_new(HANDOFF_LOAD, j->src->id, j->app);
 	if (j->bf != NULL)
@@ -194,9 +213,10 @@ driver_save_handoff(struct fjob *j)
 }
 
 /*
- * Write j's cursor and stats on the worker, then go on: at most every
- * DRIVER_SAVE_EVERY_MS when something changed, every DRIVER_IDLE_SAVE_MS
- * when nothing did. An older cursor costs only a re-read after a crash
+ * Save j's cursor and stats, then go on. Those of a live job go into its
+ * partition's state (pstate.c), written within DRIVER_SAVE_EVERY_MS when
+ * something changed, DRIVER_IDLE_SAVE_MS when nothing did; a backfill's
+ * are written on the worker at most that often. An older cursor costs only a re-read after a crash
  * (the seen ids absorb what it finds again; the re-read windows of what
  * it reads again are added again), and a source polled every second
  * would otherwise write two documents and check its lease every second
@@ -211,6 +231,13 @@ driver_save_start(struct fjob *j, bool force)
 
 	if (force || j->win_new > 0 || j->drift_unsaved)
 		j->unsaved = true;
+	if (j->bf == NULL) {
+		/* Into the partition's state: written within 5 s or 5 min. */
+		src_save_job(j,
+		    j->unsaved ? DRIVER_SAVE_EVERY_MS : DRIVER_IDLE_SAVE_MS);
+		driver_step(j);
+		return;
+	}
 	/* A finished backfill says so at once (GET .../backfill). */
 	if (j->saved_at > 0 && (j->bf == NULL || !j->bf->done) &&
 	    since < (j->unsaved ? DRIVER_SAVE_EVERY_MS : DRIVER_IDLE_SAVE_MS)) {

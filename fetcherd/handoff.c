@@ -17,6 +17,7 @@
 #include "lib/base/log.h"
 #include "lib/base/util.h"
 #include "lib/batch/batch.h"
+#include "lib/store/fstate.h"
 #include "lib/store/store.h"
 #include "lib/store/worker.h"
 #include "runtime/child.h"
@@ -718,7 +719,50 @@ struct hmin {
 	struct handoff *h;
 	char	      **orphans; /* backfill documents of no request */
 	size_t		norphans;
+	char	      **fsids; /* sources in the fetch state, sorted */
+	size_t		nfsids, capfsids;
 };
+
+static void
+handoff_min_at(struct hmin *m, int64_t v)
+{
+	if (v > m->floor_ms && v < m->min)
+		m->min = v;
+}
+
+/* The cursors of a source's entry of the fetch state (fstate_each). */
+static int
+handoff_min_entry(const char *sid, const bson_t *entry, void *arg)
+{
+	struct hmin *m = arg;
+	bson_iter_t  it, sub;
+	bson_t	     c;
+
+	if (m->nfsids == m->capfsids) {
+		char **nv;
+
+		m->capfsids = m->capfsids ? m->capfsids * 2 : 256;
+		if ((nv = reallocarray(m->fsids, m->capfsids, sizeof(*nv))) ==
+		    NULL)
+			return -ENOMEM;
+		m->fsids = nv;
+	}
+	m->fsids[m->nfsids++] = util_xstrdup(sid);
+	if (!bson_iter_init_find(&it, entry, "cursors") ||
+	    !BSON_ITER_HOLDS_DOCUMENT(&it) || !bson_iter_recurse(&it, &sub))
+		return 0;
+	while (bson_iter_next(&sub)) {
+		const uint8_t *data;
+		uint32_t       len;
+
+		if (!BSON_ITER_HOLDS_DOCUMENT(&sub))
+			continue;
+		bson_iter_document(&sub, &len, &data);
+		if (bson_init_static(&c, data, len))
+			handoff_min_at(m, store_bson_int(&c, "cursor", 0));
+	}
+	return 0;
+}
 
 static int
 handoff_min_one(const bson_t *doc, void *arg)
@@ -727,6 +771,7 @@ handoff_min_one(const bson_t *doc, void *arg)
 	int64_t	     v = store_bson_int(doc, "cursor", 0);
 	const char  *bf = store_bson_str(doc, "backfillId");
 	const char  *id = store_bson_str(doc, "_id");
+	const char  *sid = store_bson_str(doc, "sourceId");
 
 	/*
 	 * A backfill's document whose request is gone (cancelled, or done
@@ -747,8 +792,12 @@ handoff_min_one(const bson_t *doc, void *arg)
 		}
 		return 0;
 	}
-	if (v > m->floor_ms && v < m->min)
-		m->min = v;
+	/* An older version's cursor of a source now in the fetch state. */
+	if (bf == NULL && sid != NULL && m->nfsids > 0 &&
+	    bsearch(&sid, m->fsids, m->nfsids, sizeof(char *), util_strp_cmp) !=
+		NULL)
+		return 0;
+	handoff_min_at(m, v);
 	return 0;
 }
 
@@ -757,7 +806,7 @@ handoff_min_cursor(struct handoff *h)
 {
 	bson_t	    q = BSON_INITIALIZER, *opts;
 	struct hmin m = { util_now_ms() - 181LL * DAY_MS, INT64_MAX,
-		util_now_ms(), h, NULL, 0 };
+		util_now_ms(), h, NULL, 0, NULL, 0, 0 };
 	int64_t	    deleted = 0;
 	size_t	    i;
 
@@ -765,7 +814,13 @@ handoff_min_cursor(struct handoff *h)
 		qsort(h->bf_ids, h->nbf_ids, sizeof(char *), util_strp_cmp);
 	opts = BCON_NEW("projection", "{", "cursor", BCON_INT32(1),
 	    "backfillId", BCON_INT32(1), "updatedAt", BCON_INT32(1), "}");
-	if (store_each(child_store(), STORE_CURSORS, &q, opts, handoff_min_one,
+	if (fstate_each(child_store(), handoff_min_entry, &m, h->err,
+		sizeof(h->err)) != 0)
+		m.min = -1;
+	if (m.nfsids > 1)
+		qsort(m.fsids, m.nfsids, sizeof(char *), util_strp_cmp);
+	if (m.min >= 0 &&
+	    store_each(child_store(), STORE_CURSORS, &q, opts, handoff_min_one,
 		&m, h->err, sizeof(h->err)) != 0)
 		m.min = -1;
 	if (m.min >= 0 && m.norphans > 0) {
@@ -782,6 +837,9 @@ handoff_min_cursor(struct handoff *h)
 	for (i = 0; i < m.norphans; i++)
 		free(m.orphans[i]);
 	free(m.orphans);
+	for (i = 0; i < m.nfsids; i++)
+		free(m.fsids[i]);
+	free(m.fsids);
 	bson_destroy(opts);
 	bson_destroy(&q);
 	return m.min;
@@ -924,6 +982,17 @@ handoff_work(void *arg)
 		break;
 	}
 	case HANDOFF_UPSERT:
+		if (h->lease != NULL) {
+			int rc;
+
+			if (handoff_check_deadline(h) != 0)
+				break;
+			if ((rc = lease_check(child_store(), h->lease, h->err,
+				 sizeof(h->err))) != 0) {
+				h->rc = rc;
+				break;
+			}
+		}
 		if (store_upsert(child_store(), h->coll, h->id, h->doc, h->err,
 			sizeof(h->err)) != 0)
 			h->rc = -EIO;

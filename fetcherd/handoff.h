@@ -117,8 +117,13 @@ struct handoff {
 	size_t	 nbf_ids;
 	bool	 bf_known;    /* false: no rescan yet, every one is kept */
 	unsigned nbf_dropped; /* out */
-	/* HANDOFF_UPSERT, HANDOFF_INSERT, HANDOFF_NAMES */
-	char	coll[32];
+	/*
+	 * HANDOFF_UPSERT, HANDOFF_INSERT, HANDOFF_NAMES; an upsert with a
+	 * lease is checked against newer epochs first (part: the
+	 * partition whose fetch state it is, for its done).
+	 */
+	char	coll[48];
+	int	part;
 	char	id[160];
 	bson_t *doc;
 	/*

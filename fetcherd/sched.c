@@ -296,6 +296,7 @@ sched_partition_lost(void *arg, int part, const struct lease *l, bool handover)
 			src_stop_jobs(s);
 			n++;
 		}
+	pstate_lost(part);
 	if (handover)
 		log_info("partition=%s handed over with its %d sources to "
 			 "balance %d instances",
@@ -318,6 +319,11 @@ sched_partition_drain(void *arg, int part)
 	size_t	     i;
 
 	(void)arg;
+	/* Its state written first: the next holder starts from it. */
+	if (pstate_busy(part)) {
+		pstate_flush(part);
+		return PARTITION_DRAIN_WAIT;
+	}
 	TAILQ_FOREACH (s, &srcs, entry)
 		if (s->part == part) {
 			for (i = 0; i < s->njobs; i++)
@@ -477,12 +483,50 @@ sched_pump_later(int64_t ms)
 
 /* Sources. */
 
+/*
+ * The sources by id, hashed: a rescan or a partition's load looks up
+ * every source of the store (10 000 of them) without a walk of the list.
+ */
+#define SRC_HASH_SIZE 4096
+static struct fsrc *src_hash[SRC_HASH_SIZE];
+
+static struct fsrc **
+src_hash_slot(const char *id)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *id != '\0'; id++)
+		h = (h ^ (uint8_t)*id) * 16777619u;
+	return &src_hash[h % SRC_HASH_SIZE];
+}
+
+static void
+src_hash_add(struct fsrc *s)
+{
+	struct fsrc **slot = src_hash_slot(s->id);
+
+	s->hnext = *slot;
+	*slot = s;
+}
+
+static void
+src_hash_del(struct fsrc *s)
+{
+	struct fsrc **p;
+
+	for (p = src_hash_slot(s->id); *p != NULL; p = &(*p)->hnext)
+		if (*p == s) {
+			*p = s->hnext;
+			return;
+		}
+}
+
 struct fsrc *
 src_find(const char *id)
 {
 	struct fsrc *s;
 
-	TAILQ_FOREACH (s, &srcs, entry)
+	for (s = *src_hash_slot(id); s != NULL; s = s->hnext)
 		if (strcmp(s->id, id) == 0)
 			return s;
 	return NULL;
@@ -564,10 +608,15 @@ static void
 src_remove(struct fsrc *s, const char *why)
 {
 	log_info("source=%s %s; its fetching stops", s->id, why);
+	if (strcmp(why, "removed") == 0)
+		pstate_gone(s->id, s->part);
 	src_free_jobs(s);
 	backfill_free(s);
 	google_client_free(s->gc);
 	budget_put(s->budget);
+	if (s->fentry != NULL)
+		bson_destroy(s->fentry);
+	src_hash_del(s);
 	TAILQ_REMOVE(&srcs, s, entry);
 	free(s);
 }
@@ -719,6 +768,7 @@ src_apply(const bson_t *doc)
 		s->budget = budget_get(email);
 		s->creds_version = ver;
 		TAILQ_INSERT_TAIL(&srcs, s, entry);
+		src_hash_add(s);
 		fresh = true;
 		log_info("source=%s %d applications every %llds (client=%s)",
 		    id, napps,
@@ -1060,6 +1110,7 @@ sched_start(void)
 	    &sched_partition_ops, NULL, err, sizeof(err));
 	if (parts == NULL)
 		fatal("%s", err);
+	pstate_init(child_base(), partition_set_count(parts));
 	ev_rescan = evtimer_new(child_base(), rescan_cb, NULL);
 	ev_pump = evtimer_new(child_base(), pump_cb, NULL);
 	if (ev_rescan == NULL || ev_pump == NULL)
@@ -1103,8 +1154,10 @@ sched_stop(void (*done)(void))
 	TAILQ_FOREACH (s, &srcs, entry) {
 		src_flush_cursors(s);
 		src_flush_state(s);
-		s->leased = false;
 	}
+	pstate_flush_all();
+	TAILQ_FOREACH (s, &srcs, entry)
+		s->leased = false;
 	/* ...then hand the partitions over, once the last one is written. */
 	if (src_state_writes() == 0)
 		sched_release_all();

@@ -78,7 +78,19 @@ void	 src_set_error(struct fsrc *s, const char *msg);
 void	 src_flush_state(struct fsrc *s);
 void	 src_flush_cursors(struct fsrc *s);
 unsigned src_state_writes(void);
+void	 src_state_entry(struct fsrc *s, bson_t *parent);
+void	 src_state_apply(struct fsrc *s, const bson_t *entry);
+
+/* pstate.c: the fetch state document of each partition held */
+void	 pstate_init(struct event_base *base, int count);
 void	 src_load_start(int part, int64_t epoch, struct fsrc *one);
+void	 pstate_touch(struct fsrc *s, int64_t ms);
+void	 pstate_gone(const char *sid, int part);
+void	 pstate_lost(int part);
+bool	 pstate_busy(int part);
+void	 pstate_flush(int part);
+void	 pstate_flush_all(void);
+unsigned pstate_writes(void);
 void	 alert_queue(struct fsrc *s, const char *kind, const char *msg);
 void	 alerts_flush(void);
 

@@ -32,12 +32,13 @@ struct palert {
 
 static TAILQ_HEAD(, palert) alerts = TAILQ_HEAD_INITIALIZER(alerts);
 static bool	alerts_storing;
-static unsigned writing; /* source_state writes out */
+static unsigned writing; /* backfill cursor writes out */
 
+/* Writes out: a stop waits for them before the partitions go. */
 unsigned
 src_state_writes(void)
 {
-	return writing;
+	return writing + pstate_writes();
 }
 
 void
@@ -115,65 +116,92 @@ alert_queue(struct fsrc *s, const char *kind, const char *msg)
 	alerts_flush();
 }
 
-/* A state write finished: note it, write again if it changed since. */
-static void
-src_flush_done(struct handoff *h)
-{
-	struct fsrc *s = src_find(h->sid);
-
-	(void)child_store_result(h->rc == 0, h->err);
-	writing--;
-	if (sched_stopping() && writing == 0)
-		sched_release_all();
-	if (s != NULL && s->state_writing) {
-		s->state_writing = false;
-		if (h->rc != 0)
-			s->state_dirty = true; /* the next rescan retries */
-		else
-			s->state_written_at = util_mono_ms();
-		if (s->state_dirty && s->state_urgent && !sched_stopping())
-			src_flush_state(s);
-	}
-	handoff_free(h);
-}
-
 /* A cursor written at the stop (src_flush_cursors). */
 static void
 src_cursor_done(struct handoff *h)
 {
 	(void)child_store_result(h->rc == 0 || h->rc == -ESTALE, h->err);
 	writing--;
-	if (sched_stopping() && writing == 0)
+	if (sched_stopping() && src_state_writes() == 0)
 		sched_release_all();
 	handoff_free(h);
 }
 
 /*
- * Stopping: write the cursors and stats of s's jobs that changed since
- * they were last written (google_driver.c writes them at most every 5 s),
- * under the lease, before it is given back.
+ * The cursor and stats of j as they are now go into its partition's
+ * document (written within ms); a backfill's, into its own cursors
+ * document at once. Stopping, every job of s that changed since its last
+ * save (google_driver.c saves at most every 5 s) does this, before the
+ * partitions are given back.
  */
 void
-src_flush_cursors(struct fsrc *s)
+src_save_job(struct fjob *j, int64_t ms)
 {
-	struct handoff *h;
-	size_t		i;
+	bson_t *c = NULL, *st = NULL;
 
-	if (!s->leased || !child_store_ready() || !store_healthy(child_store()))
-		return;
-	for (i = 0; i <= s->njobs; i++) {
-		struct fjob *j = i < s->njobs ? s->jobs[i] : s->bfjob;
+	if (j->bf != NULL) {
+		struct handoff *h;
 
-		if (j == NULL || !j->loaded || !j->unsaved)
-			continue;
+		if (!j->src->leased || !child_store_ready() ||
+		    !store_healthy(child_store()))
+			return;
 		h = driver_save_handoff(j);
 		h->done = src_cursor_done;
 		if (handoff_submit(h) != 0) {
 			handoff_free(h);
-			continue;
+			return;
 		}
 		writing++;
+		return;
 	}
+	window_docs(j, &c, &st);
+	if (j->fs_cursor != NULL)
+		bson_destroy(j->fs_cursor);
+	if (j->fs_stats != NULL)
+		bson_destroy(j->fs_stats);
+	j->fs_cursor = c;
+	j->fs_stats = st;
+	j->drift_unsaved = false;
+	j->unsaved = false;
+	j->saved_at = util_mono_ms();
+	pstate_touch(j->src, ms);
+}
+
+void
+src_flush_cursors(struct fsrc *s)
+{
+	size_t i;
+
+	if (!s->leased)
+		return;
+	for (i = 0; i <= s->njobs; i++) {
+		struct fjob *j = i < s->njobs ? s->jobs[i] : s->bfjob;
+
+		if (j != NULL && j->loaded && j->unsaved)
+			src_save_job(j, 0);
+	}
+}
+
+/*
+ * The cursor and stats j starts from: those it made last in this
+ * process, else its source's entry as read (NULL: none).
+ */
+void
+src_job_docs(struct fjob *j, bson_t *cbuf, bson_t *sbuf, const bson_t **c,
+    const bson_t **st)
+{
+	char key[96];
+
+	*c = j->fs_cursor;
+	*st = j->fs_stats;
+	if (j->src->fentry == NULL)
+		return;
+	snprintf(key, sizeof(key), "cursors.%s", j->app);
+	if (*c == NULL && store_bson_sub(j->src->fentry, key, cbuf))
+		*c = cbuf;
+	snprintf(key, sizeof(key), "stats.%s", j->app);
+	if (*st == NULL && store_bson_sub(j->src->fentry, key, sbuf))
+		*st = sbuf;
 }
 
 static void
@@ -250,60 +278,87 @@ src_append_final(struct fsrc *s, bson_t *doc)
 }
 
 /*
- * Write source_state "<id>:fetch" when it changed (under the lease), on
- * the worker. A new lastFetchAt alone is written at most every
- * SCHED_STATE_EVERY_MS: a poll that found nothing writes nothing.
+ * s's status, error or lastFetchAt changed (state_dirty): its
+ * partition's document is written at once for a new status or error
+ * (or the first time under an epoch), within SCHED_STATE_EVERY_MS for a
+ * lastFetchAt alone: a poll that found nothing writes nothing.
  */
 void
 src_flush_state(struct fsrc *s)
 {
-	struct handoff *h;
-	bson_t	       *doc;
-	const char     *status;
+	const char *status;
+	bool	    urgent;
 
-	if (!s->state_dirty || !s->leased || !child_store_ready() ||
-	    !store_healthy(child_store()) || s->state_writing)
+	if (!s->state_dirty || !s->leased || !s->state_loaded)
 		return;
 	status = s->creds_invalid ? "credentials_invalid" : "active";
-	s->state_urgent = s->written_status != status ||
+	urgent = s->written_status != status ||
 	    strcmp(s->written_error, s->last_error) != 0 ||
 	    (s->last_fetch_at > 0) != s->written_fetched;
-	if (!s->state_urgent && s->state_written_at > 0 &&
-	    util_mono_ms() - s->state_written_at < SCHED_STATE_EVERY_MS)
-		return;
-	doc = BCON_NEW("sourceId", BCON_UTF8(s->id), "status",
-	    BCON_UTF8(status));
-	if (s->last_fetch_at > 0)
-		BSON_APPEND_INT64(doc, "lastFetchAt", s->last_fetch_at);
-	else
-		BSON_APPEND_NULL(doc, "lastFetchAt");
-	if (s->last_error[0] != '\0')
-		BSON_APPEND_UTF8(doc, "lastError", s->last_error);
-	else
-		BSON_APPEND_NULL(doc, "lastError");
-	src_append_final(s, doc);
-	BSON_APPEND_INT64(doc, "credentialsVersion", s->creds_version);
-	BSON_APPEND_INT64(doc, "epoch", s->lease.epoch);
-	BSON_APPEND_INT64(doc, "updatedAt", util_now_ms());
-	h = handoff_new(HANDOFF_UPSERT, s->id, NULL);
-	util_strlcpy(h->coll, STORE_SOURCE_STATE, sizeof(h->coll));
-	snprintf(h->id, sizeof(h->id), "%s:fetch", s->id);
-	h->doc = doc;
-	h->done = src_flush_done;
-	if (handoff_submit(h) != 0) {
-		handoff_free(h);
-		return;
-	}
-	s->state_writing = true;
 	s->state_dirty = false;
-	writing++;
+	pstate_touch(s, urgent ? 0 : SCHED_STATE_EVERY_MS);
+}
+
+/* Append s's entry of its partition's document to parent (fstate.h). */
+void
+src_state_entry(struct fsrc *s, bson_t *parent)
+{
+	const char *status = s->creds_invalid ? "credentials_invalid" :
+						"active";
+	bson_t	    e, c, st, sub;
+	char	    key[96];
+	size_t	    i;
+
+	bson_append_document_begin(parent, s->id, -1, &e);
+	BSON_APPEND_UTF8(&e, "status", status);
+	if (s->last_fetch_at > 0)
+		BSON_APPEND_INT64(&e, "lastFetchAt", s->last_fetch_at);
+	else
+		BSON_APPEND_NULL(&e, "lastFetchAt");
+	if (s->last_error[0] != '\0')
+		BSON_APPEND_UTF8(&e, "lastError", s->last_error);
+	else
+		BSON_APPEND_NULL(&e, "lastError");
+	src_append_final(s, &e);
+	BSON_APPEND_INT64(&e, "credentialsVersion", s->creds_version);
+	BSON_APPEND_INT64(&e, "epoch", s->lease.epoch);
+	BSON_APPEND_INT64(&e, "updatedAt", util_now_ms());
+	bson_append_document_begin(&e, "cursors", -1, &c);
+	for (i = 0; i < s->njobs; i++) {
+		struct fjob *j = s->jobs[i];
+
+		snprintf(key, sizeof(key), "cursors.%s", j->app);
+		if (j->fs_cursor != NULL)
+			BSON_APPEND_DOCUMENT(&c, j->app, j->fs_cursor);
+		else if (s->fentry != NULL &&
+		    store_bson_sub(s->fentry, key, &sub))
+			BSON_APPEND_DOCUMENT(&c, j->app, &sub);
+	}
+	bson_append_document_end(&e, &c);
+	bson_append_document_begin(&e, "stats", -1, &st);
+	for (i = 0; i < s->njobs; i++) {
+		struct fjob *j = s->jobs[i];
+
+		snprintf(key, sizeof(key), "stats.%s", j->app);
+		if (j->fs_stats != NULL)
+			BSON_APPEND_DOCUMENT(&st, j->app, j->fs_stats);
+		else if (s->fentry != NULL &&
+		    store_bson_sub(s->fentry, key, &sub))
+			BSON_APPEND_DOCUMENT(&st, j->app, &sub);
+	}
+	bson_append_document_end(&e, &st);
+	bson_append_document_end(parent, &e);
 	s->written_status = status;
 	s->written_fetched = s->last_fetch_at > 0;
 	util_strlcpy(s->written_error, s->last_error, sizeof(s->written_error));
 }
 
-/* Apply a persisted source_state (NULL: none yet) after a take. */
-static void
+/*
+ * Apply s's entry of its partition's document (NULL: none yet) after a
+ * take: what the jobs made in this process before goes, the entry is
+ * newer or as new.
+ */
+void
 src_state_apply(struct fsrc *s, const bson_t *doc)
 {
 	const char *st, *le;
@@ -311,6 +366,21 @@ src_state_apply(struct fsrc *s, const bson_t *doc)
 
 	s->state_loaded = true;
 	s->state_dirty = true; /* the new epoch */
+	s->written_status = NULL;
+	if (s->fentry != NULL)
+		bson_destroy(s->fentry);
+	s->fentry = doc != NULL ? bson_copy(doc) : NULL;
+	for (i = 0; i < s->njobs; i++) {
+		struct fjob *j = s->jobs[i];
+
+		if (j->fs_cursor != NULL)
+			bson_destroy(j->fs_cursor);
+		if (j->fs_stats != NULL)
+			bson_destroy(j->fs_stats);
+		j->fs_cursor = j->fs_stats = NULL;
+		if (j->state != JOB_RUNNING)
+			j->loaded = false;
+	}
 	if (doc == NULL)
 		return;
 	st = store_bson_str(doc, "status");
@@ -334,94 +404,5 @@ src_state_apply(struct fsrc *s, const bson_t *doc)
 		snprintf(key, sizeof(key), "coveredFrom.%s", j->app);
 		if (j->covered_ms == 0)
 			j->covered_ms = store_bson_int(doc, key, 0);
-	}
-}
-
-/*
- * The source_state of the sources of a partition just taken, read in
- * one query on the worker thread; they start once it is known.
- */
-struct sload {
-	int	part;
-	int64_t epoch;
-	char (*ids)[64];
-	bson_t **docs;
-	size_t	 n;
-	int	 rc;
-	char	 err[512];
-};
-
-static void
-sload_work(void *arg)
-{
-	struct sload *l = arg;
-	char	    **ids, id[96];
-	size_t	      i;
-
-	ids = util_xcalloc(l->n, sizeof(*ids));
-	for (i = 0; i < l->n; i++) {
-		snprintf(id, sizeof(id), "%s:fetch", l->ids[i]);
-		ids[i] = util_xstrdup(id);
-	}
-	l->rc = store_find_ids(child_store(), STORE_SOURCE_STATE, ids, l->n,
-	    l->docs, l->err, sizeof(l->err));
-	for (i = 0; i < l->n; i++)
-		free(ids[i]);
-	free(ids);
-}
-
-static void
-sload_done(void *arg)
-{
-	struct sload *l = arg;
-	struct fsrc  *s;
-	size_t	      i;
-
-	child_store_result(l->rc == 0, l->err);
-	for (i = 0; i < l->n; i++) {
-		s = src_find(l->ids[i]);
-		if (s != NULL && s->leased && s->part == l->part &&
-		    s->lease.epoch == l->epoch && !sched_stopping()) {
-			if (l->rc == 0)
-				src_state_apply(s, l->docs[i]);
-			src_kick(s);
-			src_flush_state(s);
-		}
-		if (l->docs[i] != NULL)
-			bson_destroy(l->docs[i]);
-	}
-	free(l->ids);
-	free(l->docs);
-	free(l);
-}
-
-/*
- * Load the states of the sources of part (only one when one is not
- * NULL) that hold its lease of epoch, then kick them.
- */
-void
-src_load_start(int part, int64_t epoch, struct fsrc *one)
-{
-	struct sload *l;
-	struct fsrc  *s;
-	size_t	      n = 0;
-
-	TAILQ_FOREACH (s, &srcs, entry)
-		if (s->part == part && s->leased && (one == NULL || s == one))
-			n++;
-	if (n == 0)
-		return;
-	l = util_xcalloc(1, sizeof(*l));
-	l->part = part;
-	l->epoch = epoch;
-	l->ids = util_xcalloc(n, sizeof(*l->ids));
-	l->docs = util_xcalloc(n, sizeof(*l->docs));
-	TAILQ_FOREACH (s, &srcs, entry)
-		if (s->part == part && s->leased && (one == NULL || s == one))
-			util_strlcpy(l->ids[l->n++], s->id, sizeof(l->ids[0]));
-	if (worker_submit(sload_work, sload_done, l) != 0) {
-		free(l->ids);
-		free(l->docs);
-		free(l);
 	}
 }

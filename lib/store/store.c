@@ -722,12 +722,19 @@ store_drop(struct store *s, const char *coll, char *err, size_t errlen)
 bson_t *
 store_sel_ids(const void *base, size_t stride, size_t n, bool pointers)
 {
+	return store_sel_in("_id", base, stride, n, pointers);
+}
+
+bson_t *
+store_sel_in(const char *field, const void *base, size_t stride, size_t n,
+    bool pointers)
+{
 	bson_t	   *sel = bson_new(), in, arr;
 	const char *p = base, *id, *kp;
 	char	    k[16];
 	size_t	    i;
 
-	bson_append_document_begin(sel, "_id", -1, &in);
+	bson_append_document_begin(sel, field, -1, &in);
 	bson_append_array_begin(&in, "$in", -1, &arr);
 	for (i = 0; i < n; i++) {
 		id = pointers ? *(const char *const *)(p + i * stride) :
@@ -778,4 +785,19 @@ store_body_coll_end(const char *name)
 	if ((end = strptime(p, "%Y%m%d%H%M", &tm)) == NULL || *end != '\0')
 		return -1;
 	return (int64_t)timegm(&tm) * 1000 + STORE_BODY_SPAN_MS;
+}
+
+bool
+store_bson_sub(const bson_t *doc, const char *dotkey, bson_t *out)
+{
+	bson_iter_t    it, sub;
+	const uint8_t *data;
+	uint32_t       len;
+
+	if (!bson_iter_init(&it, doc) ||
+	    !bson_iter_find_descendant(&it, dotkey, &sub) ||
+	    !BSON_ITER_HOLDS_DOCUMENT(&sub))
+		return false;
+	bson_iter_document(&sub, &len, &data);
+	return bson_init_static(out, data, len);
 }

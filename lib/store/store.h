@@ -195,10 +195,15 @@ void store_log_init(void);
  * bson_destroy it.
  */
 bson_t *store_sel_ids(const void *base, size_t stride, size_t n, bool pointers);
+/* The same on another field: {field: {$in: [...]}}. */
+bson_t *store_sel_in(const char *field, const void *base, size_t stride,
+    size_t n, bool pointers);
 
 /* BSON helpers. */
 const char *store_bson_str(const bson_t *doc, const char *dotkey);
 int64_t	    store_bson_int(const bson_t *doc, const char *dotkey, int64_t def);
 bool	    store_bson_bool(const bson_t *doc, const char *dotkey, bool def);
+/* The subdocument at dotkey as a read-only view into doc, or false. */
+bool store_bson_sub(const bson_t *doc, const char *dotkey, bson_t *out);
 
 #endif

@@ -480,6 +480,52 @@ def partition_of(source_id, count=64):
     return h % count
 
 
+def fetch_state_coll(db, sid, count=64):
+    """The collection of sid's partition's fetch state (lib/store/fstate.h)."""
+    return db["fetch_state_%d_%d" % (count, partition_of(sid, count))]
+
+
+def fetch_state(db, sid, count=64):
+    """sid's entry of its partition's fetch state: status, lastError,
+    lastFetchAt, fetchedThrough, cursors {app: ...}, stats {app: ...};
+    None before fetcherd first wrote it."""
+    part = partition_of(sid, count)
+    doc = fetch_state_coll(db, sid, count).find_one({"_id": "%d:%d" % (count, part)})
+    return ((doc or {}).get("sources") or {}).get(sid)
+
+
+def fetch_cursor(db, sid, app, count=64):
+    """The cursor document of (sid, app) in the fetch state, or None."""
+    return ((fetch_state(db, sid, count) or {}).get("cursors") or {}).get(app)
+
+
+def fetch_stats(db, sid, app, count=64):
+    """The counters of (sid, app) in the fetch state, or None."""
+    return ((fetch_state(db, sid, count) or {}).get("stats") or {}).get(app)
+
+
+def set_fetch_state(db, sid, fields, count=64):
+    """Overwrite fields of sid's entry of the fetch state (as another
+    writer would), e.g. {"status": "credentials_invalid"}."""
+    part = partition_of(sid, count)
+    fetch_state_coll(db, sid, count).update_one(
+        {"_id": "%d:%d" % (count, part)},
+        {"$set": {"sources.%s.%s" % (sid, k): v for k, v in fields.items()}})
+
+
+def fetch_states(db):
+    """{source id: entry} of every partition document, newest entry first."""
+    out = {}
+    for name in db.list_collection_names():
+        if not name.startswith("fetch_state_"):
+            continue
+        for doc in db[name].find():
+            for sid, e in (doc.get("sources") or {}).items():
+                if sid not in out or e.get("updatedAt", 0) > out[sid].get("updatedAt", 0):
+                    out[sid] = e
+    return out
+
+
 def metric(ar, family, **labels):
     """The value of the sample of family whose labels include labels (all
     given as strings) in GET /metrics; None when absent."""

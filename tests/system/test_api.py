@@ -136,13 +136,10 @@ def test_endpoints(wd):
     # fetcherd writes its state after its first poll; overwrite it after
     # that (the next poll is logFetchInterval away).
     db = store.db()
-    h.wait_for(lambda: db["source_state"].find_one({"_id": sid + ":fetch"}), 30,
-               "fetcherd's first state")
-    db["source_state"].replace_one({"_id": sid + ":fetch"},
-                                   {"_id": sid + ":fetch", "sourceId": sid,
-                                    "status": "credentials_invalid",
-                                    "lastFetchAt": int(time.time() * 1000),
-                                    "lastError": "invalid_grant: key deleted"}, upsert=True)
+    h.wait_for(lambda: h.fetch_state(db, sid), 30, "fetcherd's first state")
+    h.set_fetch_state(db, sid, {"status": "credentials_invalid",
+                                "lastFetchAt": int(time.time() * 1000),
+                                "lastError": "invalid_grant: key deleted"})
     st, one, _ = ar.api("GET", "/sources/" + sid)
     assert one["status"] == "credentials_invalid" and one["lastError"].startswith("invalid_grant")
     assert one["lastFetchAt"].endswith("Z")
@@ -226,7 +223,7 @@ def test_endpoints(wd):
     st, _, _ = ar.api("GET", "/metrics", token=False)
     assert st == 401
     # fetcherd's counters of the source's login application appear.
-    h.wait_for(lambda: db["stats"].find_one({"_id": sid + ":login"}), 30, "fetcherd's stats")
+    h.wait_for(lambda: h.fetch_stats(db, sid, "login"), 30, "fetcherd's stats")
     st, text, hd = ar.api("GET", "/metrics")
     assert st == 200 and hd["Content-Type"].startswith("text/plain"), (st, text)
     assert re.search(r'auditrelay_fetch_pages_total\{source="%s",app="login"\} \d+' % sid,

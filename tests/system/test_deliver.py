@@ -458,11 +458,11 @@ def test_legacy_sealed_secrets(wd):
         legacy[field] = blob
     db.sources.update_one({"_id": sid}, {"$set": legacy,
                                          "$unset": {"webhookSecretVersion": ""}})
-    db.source_state.delete_many({"_id": sid + ":fetch"})
+    h.fetch_state_coll(db, sid).delete_many({})
     ar.start()
-    h.wait_for(lambda: (db.source_state.find_one({"_id": sid + ":fetch"}) or {}).get("lastFetchAt"),
+    h.wait_for(lambda: (h.fetch_state(db, sid) or {}).get("lastFetchAt"),
                30, "a fetch with legacy credentials")
-    assert db.source_state.find_one({"_id": sid + ":fetch"})["lastError"] is None
+    assert h.fetch_state(db, sid)["lastError"] is None
     ids = signed_with(recv, db, sid, old, "a", 5, "legacy previous")
     ids2 = signed_with(recv, db, sid, new, "b", 10, "legacy current")
     check_consistent(recv, sid, ids + ids2)

@@ -84,15 +84,15 @@ def test_steady_flow(wd):
         s = check_once(db, sid, truth, app)
         assert set(s) <= h.sim_truth(sim, "C01steady", app, visible_only=False)
         h.log("steady %s: %d events stored exactly once" % (app, len(s)))
-    st = db.source_state.find_one({"_id": sid + ":fetch"})
+    st = h.fetch_state(db, sid)
     assert st and st["status"] == "active" and st["lastFetchAt"] > 0, st
-    cur = db.cursors.find_one({"_id": sid + ":login"})
+    cur = h.fetch_cursor(db, sid, "login")
     assert cur and cur["cursor"] > int(time.time() * 1000) - 60000, cur
     # The stats follow the cursor, written at most every 5 s.
     n = len(h.sim_truth(sim, "C01steady", "login"))
-    h.wait_for(lambda: (db.stats.find_one({"_id": sid + ":login"}) or {}).get("eventsStored") == n,
+    h.wait_for(lambda: (h.fetch_stats(db, sid, "login") or {}).get("eventsStored") == n,
                15, "the stats written")
-    stats = db.stats.find_one({"_id": sid + ":login"})
+    stats = h.fetch_stats(db, sid, "login")
     assert stats and stats["eventsStored"] == n and stats["lag"]["count"] == n, stats
 
 
@@ -117,7 +117,7 @@ def test_lag_long_tail(wd):
     # later than the poll interval (1 s) plus the overlap (2 s): only re-reads catch these
     late = [e for e in ev["events"] if ts(e["visibleAt"]) - ts(e["time"]) > 3.0]
     s = check_once(db, sid, truth, "drive", timeout=90, what="lagging events")
-    stats = db.stats.find_one({"_id": sid + ":drive"})
+    stats = h.fetch_stats(db, sid, "drive")
     rr = stats["lateRereads"]
     recovered = sum(rr)
     h.log("LAG: %d events (%d visible more than interval+overlap late), all stored once; overlap caught %d late, "
@@ -240,9 +240,9 @@ def test_revoked_key_and_recovery(wd):
     assert st in (200, 204), st
     sim.call("POST", "/_sim/tokens/revoke", {"clientEmail": email})
     t0 = time.time()
-    state = h.wait_for(lambda: (db.source_state.find_one({"_id": sid + ":fetch"}) or {})
+    state = h.wait_for(lambda: (h.fetch_state(db, sid) or {})
                        .get("status") == "credentials_invalid" and
-                       db.source_state.find_one({"_id": sid + ":fetch"}), 10,
+                       h.fetch_state(db, sid), 10,
                        "credentials_invalid")
     took = time.time() - t0
     alert = h.wait_for(lambda: db.alerts.find_one({"sourceId": sid,
@@ -254,14 +254,14 @@ def test_revoked_key_and_recovery(wd):
     _, srcs, _ = ar.api("GET", "/sources")
     # Recovery by itself once Google accepts again.
     sim.call("POST", "/_sim/tenants/C01keys/service-accounts/%s" % email, {"restoreKeys": True})
-    h.wait_for(lambda: db.source_state.find_one({"_id": sid + ":fetch"})["status"] == "active",
+    h.wait_for(lambda: h.fetch_state(db, sid)["status"] == "active",
                15, "active again")
     h.wait_for(lambda: db.alerts.find_one({"sourceId": sid, "alert": "credentials_restored"}),
                5, "restored alert")
     # Rotation through the API resumes at once.
     sim.call("POST", "/_sim/tenants/C01keys/service-accounts/%s" % email, {"revokeKeys": True})
     sim.call("POST", "/_sim/tokens/revoke", {"clientEmail": email})
-    h.wait_for(lambda: db.source_state.find_one({"_id": sid + ":fetch"})["status"] ==
+    h.wait_for(lambda: h.fetch_state(db, sid)["status"] ==
                "credentials_invalid", 10, "invalid again")
     st, newkey, _ = sim.call("POST", "/_sim/tenants/C01keys/service-accounts/%s/keys" % email)
     assert st in (200, 201), (st, newkey)
@@ -270,7 +270,7 @@ def test_revoked_key_and_recovery(wd):
                       {"clientEmail": email, "privateKey": newkey["private_key"],
                        "subject": admin})
     assert st in (200, 204), (st, b)
-    h.wait_for(lambda: db.source_state.find_one({"_id": sid + ":fetch"})["status"] == "active",
+    h.wait_for(lambda: h.fetch_state(db, sid)["status"] == "active",
                5, "active after rotation")
     h.log("rotation: active again after %.1fs (credentials_retry is 3s)" % (time.time() - t0))
     pause(sim, "C01keys")
@@ -296,7 +296,7 @@ def test_kill9_mid_window(wd):
     db = store.db()
     h.wait_for(lambda: h.stored_count(db, sid) >= 1000, 60, "a page stored")
     n = h.stored_count(db, sid)
-    cur = db.cursors.find_one({"_id": sid + ":login"})
+    cur = h.fetch_cursor(db, sid, "login")
     pid = ar.pids_by_name()["auditrelay-fetcherd"]
     os.kill(pid, signal.SIGKILL)
     h.log("killed fetcherd %d with %d of 6000 logs stored, cursor %s" %
@@ -319,7 +319,7 @@ def test_store_outage(wd):
     sid = h.add_source(ar, key, admin, callback(recv), interval=1)["id"]
     db = store.db()
     h.wait_for(lambda: h.stored_count(db, sid) > 20, 60, "first logs")
-    before = db.cursors.find_one({"_id": sid + ":login"})["cursor"]
+    before = h.fetch_cursor(db, sid, "login")["cursor"]
     port = store.port
     store.stop()
     h.log("store stopped (cursor %d)" % before)
@@ -450,7 +450,7 @@ def drift_source(wd, cid):
     recv.set_secret(sid, h.source_secret(created))
     db = store.db()
     h.wait_for(lambda: len(recv.delivered_logs()) >= 2, 60, "the baseline's events delivered")
-    h.wait_for(lambda: (db.cursors.find_one({"_id": sid + ":login"}) or {})
+    h.wait_for(lambda: (h.fetch_cursor(db, sid, "login") or {})
                .get("schemaBaselineDone") is True, 30, "baseline done")
     return store, sim, ar, recv, db, sid, seq
 
@@ -550,23 +550,24 @@ def test_schema_drift_removed_source(wd):
     ar.start()  # the janitor runs 10 s after deliverd starts
     h.wait_for(lambda: db.schema_names.count_documents({"sourceId": sid}) == 0, 60,
                "the removed source's schema names deleted", interval=1)
-    assert db.cursors.find_one({"_id": sid + ":login"}) is None
+    assert h.fetch_cursor(db, sid, "login") is None
     h.log("schema names of a removed source deleted by the janitor")
 
 
 def test_removed_source_all_delivered(wd):
     """A removed source whose batches were all delivered left no metadata
-    (each 2xx deleted it): the janitor finds it by its cursors and deletes
-    them, its states, stats and schema names."""
+    (each 2xx deleted it): the janitor finds it by its deliver state and
+    deletes it, its stats and schema names; fetcherd drops its fetch
+    state (cursors included) from its partition's document."""
     store, sim, ar, recv, db, sid, seq = drift_source(wd, "C01drdone")
     h.wait_for(lambda: db.batches.count_documents({"sourceId": sid}) == 0, 30,
                "every batch delivered and its metadata gone")
-    assert db.cursors.find_one({"sourceId": sid})
+    assert h.fetch_cursor(db, sid, "login")
     st, _, _ = ar.api("DELETE", "/remove-source/%s" % sid)
     assert st == 204, st
     assert ar.stop() == 0
     ar.start()  # the janitor runs 10 s after deliverd starts
-    h.wait_for(lambda: db.cursors.count_documents({"sourceId": sid}) == 0 and
+    h.wait_for(lambda: h.fetch_state(db, sid) is None and
                db.schema_names.count_documents({"sourceId": sid}) == 0, 60,
                "the removed source's cursors and schema names deleted", interval=1)
     assert db.source_state.find_one({"_id": sid + ":deliver"}) is None

@@ -1,7 +1,7 @@
 """Scale: 1 000 idle sources (interval 60 s, no events) on one instance.
 Ownership goes by partition, and no store call for leases runs on an event
 loop, so no child misses its pings: none is restarted, every source is
-polled (its source_state lastFetchAt moves; with AR_SCALE_STRICT=1, again
+polled (its fetch state's lastFetchAt moves; with AR_SCALE_STRICT=1, again
 within 1.1 x its interval), and the leases collection stays bounded by
 partitions x roles, not by sources. CPU of each daemon is logged.
 
@@ -66,9 +66,7 @@ def clone_sources(db, keyfile, template, n):
 
 
 def fetched_at(db):
-    return {d["sourceId"]: d.get("lastFetchAt") or 0
-            for d in db.source_state.find({"_id": {"$regex": ":fetch$"}},
-                                          {"sourceId": 1, "lastFetchAt": 1})}
+    return {sid: e.get("lastFetchAt") or 0 for sid, e in h.fetch_states(db).items()}
 
 
 def restarts(ar):

@@ -179,8 +179,8 @@ janitor_forget(struct janitor *jt, const char *id)
 static void
 janitor_removed(struct janitor *jt)
 {
-	static const char *const colls[] = { STORE_BATCHES,
-		STORE_SOURCE_STATE, STORE_CURSORS, STORE_ALERTS };
+	static const char *const colls[] = { STORE_BATCHES, STORE_SOURCE_STATE,
+		STORE_CURSORS, STORE_ALERTS };
 	struct janitor_ids	 ids[nitems(colls)], live = { NULL, 0 };
 	bson_t			*sel, *opts;
 	int64_t			 deleted;

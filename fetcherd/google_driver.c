@@ -214,14 +214,12 @@ driver_save_handoff(struct fjob *j)
 
 /*
  * Save j's cursor and stats, then go on. Those of a live job go into its
- * partition's state (pstate.c), written within DRIVER_SAVE_EVERY_MS when
- * something changed, DRIVER_IDLE_SAVE_MS when nothing did; a backfill's
- * are written on the worker at most that often. An older cursor costs only a re-read after a crash
- * (the seen ids absorb what it finds again; the re-read windows of what
- * it reads again are added again), and a source polled every second
- * would otherwise write two documents and check its lease every second
- * (a scan each on FerretDB). A graceful stop writes what is left
- * (src_flush_cursors).
+ * partition's fetch state (pstate.c), written within DRIVER_SAVE_EVERY_MS
+ * when something changed, DRIVER_IDLE_SAVE_MS when nothing did; a
+ * backfill's are written on the worker at most that often. An older
+ * cursor costs only a re-read after a crash (the seen ids absorb what it
+ * finds again; the re-read windows of what it reads again are added
+ * again). A graceful stop writes what is left (src_flush_cursors).
  */
 static void
 driver_save_start(struct fjob *j, bool force)

@@ -32,6 +32,8 @@
 
 /* A failed write is tried again after this long. */
 #define PSTATE_RETRY_MS 3000
+/* A document this large (of 16 MiB at most) asks for more partitions. */
+#define PSTATE_WARN_BYTES (8u << 20)
 /* The writer looks at the partitions due this often. */
 #define PSTATE_TICK_MS 250
 
@@ -44,6 +46,7 @@ struct ppart {
 	int64_t due_mono; /* write at or after this, when dirty */
 	char  **gone;	  /* removed sources: their entries go */
 	size_t	ngone;
+	bool	warned; /* too large, said once */
 };
 
 static struct ppart *pp;
@@ -179,6 +182,7 @@ pload_work(void *arg)
 	bson_t	      sel, doc;
 	bson_iter_t   it;
 	size_t	      i;
+	int	      rc;
 
 	if (legacy < 0)
 		legacy = fstate_legacy_probe(child_store(), l->err,
@@ -190,24 +194,33 @@ pload_work(void *arg)
 	ids = util_xcalloc(l->n + 1, sizeof(*ids));
 	for (i = 0; i < l->n; i++)
 		ids[i] = l->ids[i];
-	l->rc = fstate_load(child_store(), l->count, l->part, ids, l->n,
-	    l->entries, legacy ? 0 : FSTATE_NO_LEGACY, &l->found, l->err,
-	    sizeof(l->err));
-	free(ids);
-	if (l->rc != 0 || !l->whole || !l->found)
+	if (!l->whole) {
+		l->rc = fstate_load(child_store(), l->count, l->part, ids, l->n,
+		    l->entries, legacy ? 0 : FSTATE_NO_LEGACY, &l->found,
+		    l->err, sizeof(l->err));
+		free(ids);
 		return;
-	/* The whole document, for the entries this process does not hold. */
+	}
+	/* The whole document: the entries this process does not hold too. */
 	fstate_coll(l->count, l->part, coll);
 	fstate_doc_id(l->count, l->part, id);
 	bson_init(&sel);
 	BSON_APPEND_UTF8(&sel, "_id", id);
-	if (store_find_one(child_store(), coll, &sel, NULL, &doc, l->err,
-		sizeof(l->err)) < 0)
+	rc = store_find_one(child_store(), coll, &sel, NULL, &doc, l->err,
+	    sizeof(l->err));
+	bson_destroy(&sel);
+	if (rc == 0) /* none yet: other counts', older versions' */
+		l->rc = fstate_load(child_store(), l->count, l->part, ids, l->n,
+		    l->entries, legacy ? 0 : FSTATE_NO_LEGACY, &l->found,
+		    l->err, sizeof(l->err));
+	else if (rc < 0)
 		l->rc = -EIO;
 	else {
 		const uint8_t *data;
 		uint32_t       len;
 
+		l->found = true;
+		fstate_entries(&doc, ids, l->n, l->entries);
 		if (bson_iter_init_find(&it, &doc, "sources") &&
 		    BSON_ITER_HOLDS_DOCUMENT(&it)) {
 			bson_iter_document(&it, &len, &data);
@@ -215,7 +228,7 @@ pload_work(void *arg)
 		}
 		bson_destroy(&doc);
 	}
-	bson_destroy(&sel);
+	free(ids);
 }
 
 static void
@@ -425,6 +438,13 @@ pstate_write(int part)
 			bson_append_iter(&srcd, k, -1, &it);
 		}
 	bson_append_document_end(doc, &srcd);
+	if (doc->len > PSTATE_WARN_BYTES && !p->warned) {
+		log_warn("partition=%d fetch state is %u bytes for its sources "
+			 "(a document holds at most 16 MiB): raise "
+			 "partition_count",
+		    part, doc->len);
+		p->warned = true;
+	}
 	pstate_forget_gone(p);
 	h = handoff_new(HANDOFF_UPSERT, held->id, NULL);
 	fstate_coll(npp, part, h->coll);

@@ -299,15 +299,39 @@ src_flush_state(struct fsrc *s)
 	pstate_touch(s, urgent ? 0 : SCHED_STATE_EVERY_MS);
 }
 
+/*
+ * name {app: doc} of s's jobs: each the cursor (or stats) its job made
+ * last, else the one of s's entry as read.
+ */
+static void
+src_append_job_docs(struct fsrc *s, bson_t *e, const char *name, bool cursor)
+{
+	bson_t d, sub;
+	char   key[96];
+	size_t i;
+
+	bson_append_document_begin(e, name, -1, &d);
+	for (i = 0; i < s->njobs; i++) {
+		struct fjob  *j = s->jobs[i];
+		const bson_t *mine = cursor ? j->fs_cursor : j->fs_stats;
+
+		snprintf(key, sizeof(key), "%s.%s", name, j->app);
+		if (mine != NULL)
+			BSON_APPEND_DOCUMENT(&d, j->app, mine);
+		else if (s->fentry != NULL &&
+		    store_bson_sub(s->fentry, key, &sub))
+			BSON_APPEND_DOCUMENT(&d, j->app, &sub);
+	}
+	bson_append_document_end(e, &d);
+}
+
 /* Append s's entry of its partition's document to parent (fstate.h). */
 void
 src_state_entry(struct fsrc *s, bson_t *parent)
 {
 	const char *status = s->creds_invalid ? "credentials_invalid" :
 						"active";
-	bson_t	    e, c, st, sub;
-	char	    key[96];
-	size_t	    i;
+	bson_t	    e;
 
 	bson_append_document_begin(parent, s->id, -1, &e);
 	BSON_APPEND_UTF8(&e, "status", status);
@@ -323,30 +347,8 @@ src_state_entry(struct fsrc *s, bson_t *parent)
 	BSON_APPEND_INT64(&e, "credentialsVersion", s->creds_version);
 	BSON_APPEND_INT64(&e, "epoch", s->lease.epoch);
 	BSON_APPEND_INT64(&e, "updatedAt", util_now_ms());
-	bson_append_document_begin(&e, "cursors", -1, &c);
-	for (i = 0; i < s->njobs; i++) {
-		struct fjob *j = s->jobs[i];
-
-		snprintf(key, sizeof(key), "cursors.%s", j->app);
-		if (j->fs_cursor != NULL)
-			BSON_APPEND_DOCUMENT(&c, j->app, j->fs_cursor);
-		else if (s->fentry != NULL &&
-		    store_bson_sub(s->fentry, key, &sub))
-			BSON_APPEND_DOCUMENT(&c, j->app, &sub);
-	}
-	bson_append_document_end(&e, &c);
-	bson_append_document_begin(&e, "stats", -1, &st);
-	for (i = 0; i < s->njobs; i++) {
-		struct fjob *j = s->jobs[i];
-
-		snprintf(key, sizeof(key), "stats.%s", j->app);
-		if (j->fs_stats != NULL)
-			BSON_APPEND_DOCUMENT(&st, j->app, j->fs_stats);
-		else if (s->fentry != NULL &&
-		    store_bson_sub(s->fentry, key, &sub))
-			BSON_APPEND_DOCUMENT(&st, j->app, &sub);
-	}
-	bson_append_document_end(&e, &st);
+	src_append_job_docs(s, &e, "cursors", true);
+	src_append_job_docs(s, &e, "stats", false);
 	bson_append_document_end(parent, &e);
 	s->written_status = status;
 	s->written_fetched = s->last_fetch_at > 0;

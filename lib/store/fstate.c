@@ -37,10 +37,20 @@ fstate_coll_count(const char *name)
 	return count;
 }
 
+static void fstate_pick(const bson_t *doc, const char *const *ids, size_t n,
+    bson_t **entries, bool newest);
+
 /*
  * Copy the entries of ids found in doc's sources into entries: where
  * none is there yet, or (newest) where doc's is more recent.
  */
+void
+fstate_entries(const bson_t *doc, const char *const *ids, size_t n,
+    bson_t **entries)
+{
+	fstate_pick(doc, ids, n, entries, false);
+}
+
 static void
 fstate_pick(const bson_t *doc, const char *const *ids, size_t n,
     bson_t **entries, bool newest)
@@ -238,28 +248,46 @@ fstate_legacy(struct store *st, const char *const *ids, size_t n,
  * Entries not found in the partition's own document: the newest in the
  * documents of other counts, then those of older versions.
  */
+/*
+ * fn(doc, arg) for the documents of every fetch_state_ collection but
+ * those of count skip (-1: none skipped).
+ */
 static int
-fstate_fallback(struct store *st, int count, const char *const *ids, size_t n,
-    bson_t **entries, unsigned flags, char *err, size_t errlen)
+fstate_scan(struct store *st, int skip, store_each_fn fn, void *arg, char *err,
+    size_t errlen)
 {
-	struct fpick p = { ids, n, entries };
-	bson_t	     all = BSON_INITIALIZER;
-	char	   **names = NULL;
-	size_t	     nn = 0, i;
-	int	     rc;
+	bson_t all = BSON_INITIALIZER;
+	char **names = NULL;
+	size_t nn = 0, i;
+	int    rc;
 
 	rc = store_list_collections(st, FSTATE_PREFIX, &names, &nn, err,
 	    errlen);
 	for (i = 0; i < nn; i++) {
 		int c = fstate_coll_count(names[i]);
 
-		if (rc == 0 && c > 0 && c != count)
-			rc = store_each(st, names[i], &all, NULL,
-			    fstate_pick_one, &p, err, errlen);
+		if (rc == 0 && c > 0 && c != skip)
+			rc = store_each(st, names[i], &all, NULL, fn, arg, err,
+			    errlen);
 		free(names[i]);
 	}
 	free(names);
 	bson_destroy(&all);
+	return rc;
+}
+
+/*
+ * Entries not found in the partition's own document: the newest in the
+ * documents of other counts, then those of older versions.
+ */
+static int
+fstate_fallback(struct store *st, int count, const char *const *ids, size_t n,
+    bson_t **entries, unsigned flags, char *err, size_t errlen)
+{
+	struct fpick p = { ids, n, entries };
+	int	     rc;
+
+	rc = fstate_scan(st, count, fstate_pick_one, &p, err, errlen);
 	if (rc == 0 && !(flags & FSTATE_NO_LEGACY))
 		rc = fstate_legacy(st, ids, n, entries, err, errlen);
 	return rc < 0 ? -EIO : 0;
@@ -426,21 +454,11 @@ fstate_each(struct store *st, fstate_each_fn fn, void *arg, char *err,
     size_t errlen)
 {
 	struct feach f = { NULL, 0, 0 };
-	bson_t	     all = BSON_INITIALIZER, e;
-	char	   **names = NULL;
-	size_t	     nn = 0, i;
+	bson_t	     e;
+	size_t	     i;
 	int	     rc;
 
-	rc = store_list_collections(st, FSTATE_PREFIX, &names, &nn, err,
-	    errlen);
-	for (i = 0; i < nn; i++) {
-		if (rc == 0 && fstate_coll_count(names[i]) > 0)
-			rc = store_each(st, names[i], &all, NULL,
-			    fstate_each_doc, &f, err, errlen);
-		free(names[i]);
-	}
-	free(names);
-	bson_destroy(&all);
+	rc = fstate_scan(st, -1, fstate_each_doc, &f, err, errlen);
 	if (rc == -ENOMEM)
 		snprintf(err, errlen, "out of memory reading the fetch state");
 	if (rc == 0 && f.n > 1)

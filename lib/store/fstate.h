@@ -59,6 +59,10 @@ int fstate_load(struct store *st, int count, int part, const char *const *ids,
     size_t n, bson_t **entries, unsigned flags, bool *found, char *err,
     size_t errlen);
 
+/* The entries of ids in a partition's document doc (as fstate_load). */
+void fstate_entries(const bson_t *doc, const char *const *ids, size_t n,
+    bson_t **entries);
+
 /*
  * The same for sources of any partitions (grouped by partition, a read
  * per partition). A source absent from its partition's document is looked

@@ -574,6 +574,55 @@ def test_removed_source_all_delivered(wd):
     assert "deleting its cursors, states and stats" in ar.log()
     h.log("a removed source with nothing pending cleaned by the janitor")
 
+def test_state_upgrade_and_partition_count(wd):
+    """The fetch state an older version kept (a document per source in
+    source_state, per application in cursors and stats) is read where a
+    partition has no document yet, and a new partition_count starts from
+    the documents of the old count: counters and cursors carry on, every
+    event is stored once."""
+    store, sim, ar, recv = start(wd, ["--no-lag"])
+    key, admin = h.sim_tenant(sim, "C01upg", apps=("login",), rate=20)
+    sid = h.add_source(ar, key, admin, callback(recv), interval=1)["id"]
+    db = store.db()
+    h.wait_for(lambda: (h.fetch_stats(db, sid, "login") or {}).get("eventsStored", 0) > 0,
+               30, "a first fetch state")
+    assert ar.stop() == 0
+    e = h.fetch_state(db, sid)
+    stored0 = e["stats"]["login"]["eventsStored"]
+    cur0 = e["cursors"]["login"]["cursor"]
+    # As an older version left it.
+    for name in db.list_collection_names():
+        if name.startswith("fetch_state_"):
+            db.drop_collection(name)
+    db.source_state.insert_one(dict({k: v for k, v in e.items() if k not in ("cursors", "stats")},
+                                    _id=sid + ":fetch", sourceId=sid))
+    db.cursors.insert_one(dict(e["cursors"]["login"], _id=sid + ":login"))
+    db.stats.insert_one(dict(e["stats"]["login"], _id=sid + ":login"))
+    ar.start()
+    h.wait_for(lambda: (h.fetch_cursor(db, sid, "login") or {}).get("cursor", 0) > cur0, 30,
+               "the older version's state carried on")
+    assert h.fetch_stats(db, sid, "login")["eventsStored"] >= stored0
+    assert ar.stop() == 0
+    e = h.fetch_state(db, sid)
+    stored1 = e["stats"]["login"]["eventsStored"]
+    cur1 = e["cursors"]["login"]["cursor"]
+    assert stored1 > stored0, (stored0, stored1)
+    ar.cfg["partition_count"] = "16"
+    ar.write_config()
+    ar.start()
+    h.wait_for(lambda: (h.fetch_cursor(db, sid, "login", count=16) or {}).get("cursor", 0) > cur1,
+               30, "the state under 16 partitions")
+    assert h.fetch_stats(db, sid, "login", count=16)["eventsStored"] >= stored1
+    st, one, _ = ar.api("GET", "/sources/" + sid)
+    assert st == 200 and one["status"] == "active" and one.get("lastFetchAt"), one
+    pause(sim, "C01upg")
+    h.wait_for(lambda: all_visible(sim, "C01upg", "login"), 30, "all visible")
+    s = check_once(db, sid, h.sim_truth(sim, "C01upg", "login"), "login")
+    h.log("fetch state: older version's documents, then 64 -> 16 partitions: "
+          "counters %d -> %d -> %d, %d events stored once" %
+          (stored0, stored1, h.fetch_stats(db, sid, "login", count=16)["eventsStored"], len(s)))
+
+
 if __name__ == "__main__":
     import sys
     tests = [test_steady_flow, test_lag_long_tail, test_multi_event_out_of_order,
@@ -581,7 +630,7 @@ if __name__ == "__main__":
              test_revoked_key_and_recovery, test_kill9_mid_window, test_store_outage,
              test_remove_source_stops, test_truncated_counted, test_schema_drift,
              test_schema_drift_cap, test_schema_drift_removed_source,
-             test_removed_source_all_delivered]
+             test_removed_source_all_delivered, test_state_upgrade_and_partition_count]
     if len(sys.argv) > 1:
         tests = [t for t in tests if t.__name__ in sys.argv[1:]]
     h.run_tests(tests, "fetch")

@@ -38,15 +38,18 @@
 #define PSTATE_TICK_MS 250
 
 struct ppart {
-	bson_t *base;	 /* its "sources" as read or last written */
-	int64_t epoch;	 /* the lease epoch base was read under */
-	bool	found;	 /* base is the partition's own document */
-	bool	loading; /* a read of the whole partition in flight */
-	bool	dirty, writing;
-	int64_t due_mono; /* write at or after this, when dirty */
-	char  **gone;	  /* removed sources: their entries go */
-	size_t	ngone;
-	bool	warned; /* too large, said once */
+	bson_t	    *base;    /* its "sources" as read or last written */
+	int64_t	     epoch;   /* the lease epoch base was read under */
+	bool	     found;   /* base is the partition's own document */
+	bool	     loading; /* a read of the whole partition in flight */
+	bool	     dirty, writing;
+	int64_t	     due_mono; /* write at or after this, when dirty */
+	char	   **gone;     /* removed sources: their entries go */
+	size_t	     ngone;
+	struct lease lease; /* held: the partition's, renewed */
+	bool	     leased;
+	uint64_t     rescan_at; /* sched_rescans() when base was read */
+	bool	     warned;	/* too large, said once */
 };
 
 static struct ppart *pp;
@@ -97,8 +100,20 @@ pstate_gone(const char *sid, int part)
 	p->gone = ng;
 	ng[p->ngone++] = util_xstrdup(sid);
 	p->dirty = true;
-	if (p->due_mono == 0 || p->due_mono > util_mono_ms() + 30000)
-		p->due_mono = util_mono_ms() + 30000;
+	p->due_mono = util_mono_ms();
+	event_active(tick_ev, EV_TIMEOUT, 0);
+}
+
+/* part is held under l (taken or renewed): its writes go under it. */
+void
+pstate_leased(int part, const struct lease *l)
+{
+	struct ppart *p = pstate_of(part);
+
+	if (p == NULL)
+		return;
+	p->lease = *l;
+	p->leased = true;
 }
 
 static void
@@ -127,6 +142,7 @@ pstate_lost(int part)
 	p->epoch = 0;
 	p->found = false;
 	p->dirty = false;
+	p->leased = false;
 	pstate_forget_gone(p);
 }
 
@@ -263,6 +279,7 @@ pload_done(void *arg)
 			p->base = l->sources != NULL ? l->sources : bson_new();
 			l->sources = NULL;
 			p->found = l->found;
+			p->rescan_at = sched_rescans();
 		}
 	}
 	for (i = 0; i < l->n; i++) {
@@ -337,19 +354,28 @@ pstate_is_gone(const struct ppart *p, const char *sid)
 	return false;
 }
 
-/* A source of part holding its lease of the epoch known, or NULL. */
-static struct fsrc *
-pstate_held(int part)
+/* part's lease of the epoch its state was read under, or NULL. */
+static const struct lease *
+pstate_lease(int part)
 {
 	struct ppart *p = pstate_of(part);
-	struct fsrc  *s;
 
-	if (p == NULL)
+	if (p == NULL || !p->leased || p->lease.epoch != p->epoch ||
+	    !lease_valid(&p->lease))
 		return NULL;
-	TAILQ_FOREACH (s, &srcs, entry)
-		if (s->part == part && s->leased && s->lease.epoch == p->epoch)
-			return lease_valid(&s->lease) ? s : NULL;
-	return NULL;
+	return &p->lease;
+}
+
+/*
+ * Whether base's entry k goes: its source was removed (a hint), or the
+ * sources re-read since base was read do not have it (removed while no
+ * fetcherd ran; a paused source is still there).
+ */
+static bool
+pstate_drops(const struct ppart *p, const char *k)
+{
+	return pstate_is_gone(p, k) ||
+	    (sched_rescans() > p->rescan_at && !sched_known(k));
 }
 
 /* A partition write finished: its document is now base, or retry. */
@@ -376,7 +402,7 @@ pstate_write_done(struct handoff *h)
 				p->base = bson_new_from_data(data, len);
 				p->found = true;
 			}
-		} else if (h->rc == -ESTALE && pstate_held(part) == NULL)
+		} else if (h->rc == -ESTALE && pstate_lease(part) == NULL)
 			log_warn("partition=%d fetch state not written: %s; "
 				 "another instance fetches it now",
 			    part, h->err);
@@ -405,16 +431,17 @@ pstate_write_done(struct handoff *h)
 static void
 pstate_write(int part)
 {
-	struct ppart   *p = pstate_of(part);
-	struct handoff *h;
-	struct fsrc    *s, *held;
-	bson_iter_t	it;
-	bson_t	       *doc, srcd;
-	char		id[FSTATE_ID_MAX];
+	struct ppart	   *p = pstate_of(part);
+	struct handoff	   *h;
+	const struct lease *l;
+	struct fsrc	   *s;
+	bson_iter_t	    it;
+	bson_t		   *doc, srcd;
+	char		    id[FSTATE_ID_MAX];
 
 	if (p == NULL || !p->dirty || p->writing || p->loading ||
 	    p->base == NULL || !child_store_ready() ||
-	    !store_healthy(child_store()) || (held = pstate_held(part)) == NULL)
+	    !store_healthy(child_store()) || (l = pstate_lease(part)) == NULL)
 		return;
 	fstate_doc_id(npp, part, id);
 	doc = BCON_NEW("_id", BCON_UTF8(id), "count", BCON_INT32(npp), "part",
@@ -433,7 +460,7 @@ pstate_write(int part)
 			if ((s != NULL && s->leased && s->state_loaded &&
 				s->part == part &&
 				s->lease.epoch == p->epoch) ||
-			    pstate_is_gone(p, k))
+			    pstate_drops(p, k))
 				continue;
 			bson_append_iter(&srcd, k, -1, &it);
 		}
@@ -446,15 +473,15 @@ pstate_write(int part)
 		p->warned = true;
 	}
 	pstate_forget_gone(p);
-	h = handoff_new(HANDOFF_UPSERT, held->id, NULL);
+	h = handoff_new(HANDOFF_UPSERT, l->resource, NULL);
 	fstate_coll(npp, part, h->coll);
 	util_strlcpy(h->id, id, sizeof(h->id));
 	h->doc = doc;
 	h->epoch = p->epoch;
 	h->part = part;
 	h->lease = util_xcalloc(1, sizeof(*h->lease));
-	*h->lease = held->lease;
-	h->deadline_mono = held->lease.deadline_mono;
+	*h->lease = *l;
+	h->deadline_mono = l->deadline_mono;
 	h->done = pstate_write_done;
 	if (handoff_submit(h) != 0) {
 		handoff_free(h);

@@ -259,6 +259,7 @@ sched_partition_gained(void *arg, int part, const struct lease *l)
 		 "sources)",
 	    l->resource, (long long)l->epoch, n);
 	src_load_start(part, l->epoch, NULL);
+	pstate_leased(part, l);
 }
 
 /* A partition renewed: its sources' deadline moves. */
@@ -268,6 +269,7 @@ sched_partition_renewed(void *arg, int part, const struct lease *l)
 	struct fsrc *s;
 
 	(void)arg;
+	pstate_leased(part, l);
 	TAILQ_FOREACH (s, &srcs, entry) {
 		if (s->part != part)
 			continue;
@@ -960,6 +962,45 @@ srescan_free(struct srescan *r)
 	}
 }
 
+/*
+ * The ids of the sources of the last rescan, paused ones too, sorted:
+ * the fetch state of a source not among them goes (pstate.c).
+ */
+static char   **known;
+static size_t	nknown;
+static uint64_t rescans;
+
+uint64_t
+sched_rescans(void)
+{
+	return rescans;
+}
+
+bool
+sched_known(const char *id)
+{
+	return nknown > 0 &&
+	    bsearch(&id, known, nknown, sizeof(*known), util_strp_cmp) != NULL;
+}
+
+static void
+srescan_known(const struct srescan *r)
+{
+	const char *id;
+	size_t	    i;
+
+	for (i = 0; i < nknown; i++)
+		free(known[i]);
+	free(known);
+	known = util_xcalloc(r->n + 1, sizeof(*known));
+	for (i = 0, nknown = 0; i < r->n; i++)
+		if ((id = store_bson_str(r->docs[i], "_id")) != NULL)
+			known[nknown++] = util_xstrdup(id);
+	if (nknown > 1)
+		qsort(known, nknown, sizeof(*known), util_strp_cmp);
+	rescans++;
+}
+
 /* Loop: every document applied; drop the rest, want, hand over. */
 static void
 srescan_finish(struct srescan *r)
@@ -968,6 +1009,7 @@ srescan_finish(struct srescan *r)
 	struct lease l;
 	size_t	     i;
 
+	srescan_known(r);
 	for (s = TAILQ_FIRST(&srcs); s != NULL; s = ns) {
 		ns = TAILQ_NEXT(s, entry);
 		if (!s->seen)

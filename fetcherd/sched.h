@@ -63,6 +63,9 @@ void	     sched_pump_later(int64_t ms);
 void	     job_release(struct fjob *j);
 void	     job_stop(struct fjob *j);
 struct fsrc *src_find(const char *id);
+/* The rescans completed, and whether the last one saw source id. */
+uint64_t     sched_rescans(void);
+bool	     sched_known(const char *id);
 struct fjob *job_new(struct fsrc *s, const char *app);
 void	     job_free(struct fjob *j);
 void	     src_kick(struct fsrc *s);
@@ -87,6 +90,7 @@ void	 src_load_start(int part, int64_t epoch, struct fsrc *one);
 void	 pstate_touch(struct fsrc *s, int64_t ms);
 void	 pstate_gone(const char *sid, int part);
 void	 pstate_lost(int part);
+void	 pstate_leased(int part, const struct lease *l);
 bool	 pstate_busy(int part);
 void	 pstate_flush(int part);
 void	 pstate_flush_all(void);

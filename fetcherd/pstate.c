@@ -262,18 +262,56 @@ pload_free(struct pload *l)
 	free(l);
 }
 
+static void pload_done(void *arg);
+
+/* A read that failed, again (its sources wait: none starts without it). */
 static void
-pload_done(void *arg)
+pload_retry(evutil_socket_t fd, short what, void *arg)
 {
 	struct pload *l = arg;
 	struct ppart *p = pstate_of(l->part);
-	struct fsrc  *s;
-	size_t	      i;
 
-	child_store_result(l->rc == 0, l->err);
-	if (l->whole && p != NULL) {
+	(void)fd;
+	(void)what;
+	if (p == NULL || p->epoch != l->epoch || sched_stopping()) {
+		pload_free(l);
+		return;
+	}
+	l->rc = 0;
+	l->found = false;
+	if (worker_submit(pload_work, pload_done, l) != 0)
+		pload_free(l);
+}
+
+static void
+pload_done(void *arg)
+{
+	struct pload  *l = arg;
+	struct ppart  *p = pstate_of(l->part);
+	struct fsrc   *s;
+	struct timeval tv = { PSTATE_RETRY_MS / 1000, 0 };
+	size_t	       i;
+
+	if (!child_store_result(l->rc == 0, l->err) && p != NULL &&
+	    p->epoch == l->epoch && !sched_stopping()) {
+		log_warn("partition=%d fetch state not read (%s); its sources "
+			 "wait for it, read again in %d s",
+		    l->part, l->err, PSTATE_RETRY_MS / 1000);
+		for (i = 0; i < l->n; i++)
+			if (l->entries[i] != NULL) {
+				bson_destroy(l->entries[i]);
+				l->entries[i] = NULL;
+			}
+		if (l->sources != NULL)
+			bson_destroy(l->sources);
+		l->sources = NULL;
+		if (event_base_once(child_base(), -1, EV_TIMEOUT, pload_retry,
+			l, &tv) == 0)
+			return;
+	}
+	if (l->whole && p != NULL && p->epoch == l->epoch) {
 		p->loading = false;
-		if (l->rc == 0 && p->epoch == l->epoch) {
+		if (l->rc == 0) {
 			if (p->base != NULL)
 				bson_destroy(p->base);
 			p->base = l->sources != NULL ? l->sources : bson_new();
@@ -312,7 +350,13 @@ src_load_start(int part, int64_t epoch, struct fsrc *one)
 	if (p == NULL)
 		return;
 	if (one == NULL) {
-		pstate_lost(part);
+		/* A new epoch: what was known of the partition goes. */
+		if (p->base != NULL)
+			bson_destroy(p->base);
+		p->base = NULL;
+		p->found = false;
+		p->dirty = false;
+		pstate_forget_gone(p);
 		p->epoch = epoch;
 		p->loading = true;
 	} else if (p->base != NULL && p->epoch == epoch && !p->loading &&

@@ -22,6 +22,8 @@ static struct dsource_q sources = TAILQ_HEAD_INITIALIZER(sources);
 static uint8_t		master_key[CRYPTO_KEY_LEN];
 static char		master_keyid[CRYPTO_KEYID_LEN + 1];
 static bool		rescan_busy, rescan_again, rescanned;
+static bool		rescan_forced;		 /* a hint: at once */
+static int64_t		rescan_took, rescan_end; /* ms: the last read */
 static struct event    *rescan_ev, *rescan_first_ev;
 
 static void deliverd_rescan_first_cb(evutil_socket_t, short, void *);
@@ -422,6 +424,7 @@ deliverd_source_new(const char *id)
 
 /* The sources documents (without credentials), read on the worker. */
 struct drescan {
+	int64_t	 took_ms;
 	bson_t **docs;
 	size_t	 n;
 	int	 rc;
@@ -433,6 +436,7 @@ deliverd_rescan_work(void *arg)
 {
 	struct drescan *r = arg;
 	bson_t	       *filter, *opts;
+	int64_t		t0 = util_mono_ms();
 
 	filter = bson_new();
 	opts = BCON_NEW("projection", "{", "credentials", BCON_INT32(0), "}");
@@ -440,6 +444,7 @@ deliverd_rescan_work(void *arg)
 	    &r->docs, &r->n, r->err, sizeof(r->err));
 	bson_destroy(filter);
 	bson_destroy(opts);
+	r->took_ms = util_mono_ms() - t0;
 }
 
 /* Loop: reconcile with the sources read, then step those we hold. */
@@ -451,6 +456,8 @@ deliverd_rescan_done(void *arg)
 	size_t		i;
 
 	rescan_busy = false;
+	rescan_took = r->took_ms;
+	rescan_end = util_mono_ms();
 	if (child_stopping() || !child_store_result(r->rc >= 0, r->err))
 		goto out;
 	rescanned = true;
@@ -494,7 +501,7 @@ out:
 	free(r);
 	if (rescan_again && !child_stopping()) {
 		rescan_again = false;
-		event_active(rescan_ev, EV_TIMEOUT, 0);
+		deliverd_rescan_soon();
 	}
 }
 
@@ -523,9 +530,19 @@ deliverd_rescan_start(void)
 	return true;
 }
 
+/*
+ * Every rescan_interval, spaced by what the last read took
+ * (store_rescan_delay); at once for a hint.
+ */
 static void
 deliverd_rescan_cb(evutil_socket_t fd, short what, void *arg)
 {
+	if (!rescan_forced && rescan_end > 0 &&
+	    util_mono_ms() - rescan_end <
+		store_rescan_delay(deliverd_conf()->rescan_ms, rescan_took) -
+		    deliverd_conf()->rescan_ms / 2)
+		return;
+	rescan_forced = false;
 	(void)deliverd_rescan_start();
 }
 
@@ -547,8 +564,10 @@ deliverd_rescan_arm(bool initial)
 void
 deliverd_rescan_soon(void)
 {
-	if (rescan_ev != NULL)
+	if (rescan_ev != NULL) {
+		rescan_forced = true;
 		event_active(rescan_ev, EV_TIMEOUT, 0);
+	}
 }
 
 /* Until the first rescan went through: try every half second. */

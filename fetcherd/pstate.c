@@ -48,8 +48,9 @@ struct ppart {
 	size_t	     ngone;
 	struct lease lease; /* held: the partition's, renewed */
 	bool	     leased;
-	uint64_t     rescan_at; /* sched_rescans() when base was read */
-	bool	     warned;	/* too large, said once */
+	uint64_t     rescan_at;	    /* sched_rescans() when base was read */
+	bool	     warned;	    /* too large, said once */
+	bool	     drain_flushed; /* written for a handover */
 };
 
 static struct ppart *pp;
@@ -63,6 +64,8 @@ pstate_writes(void)
 {
 	return writing;
 }
+
+static void pstate_write(int part);
 
 static struct ppart *
 pstate_of(int part)
@@ -146,13 +149,28 @@ pstate_lost(int part)
 	pstate_forget_gone(p);
 }
 
-/* Whether part has something not yet written, or a write out. */
+/*
+ * May part be handed over (its jobs idle)? Once its state is written: a
+ * write is started if it changed, and the next ask says yes unless that
+ * write is still out (a poll in between changes it again: the next
+ * holder reads that poll again, the seen ids absorb it).
+ */
 bool
-pstate_busy(int part)
+pstate_drain_ready(int part)
 {
 	struct ppart *p = pstate_of(part);
 
-	return p != NULL && (p->dirty || p->writing || p->loading);
+	if (p == NULL)
+		return true;
+	if (p->writing || p->loading)
+		return false;
+	if (p->dirty && !p->drain_flushed) {
+		p->drain_flushed = true;
+		pstate_write(part);
+		return false;
+	}
+	p->drain_flushed = false;
+	return true;
 }
 
 /* The entry of sid in base (a static view into it), or false. */
@@ -556,16 +574,6 @@ void
 pstate_flush_all(void)
 {
 	pstate_tick(-1, 0, NULL);
-}
-
-/* Write part now if it has changed (a handover waits for it). */
-void
-pstate_flush(int part)
-{
-	struct ppart *p = pstate_of(part);
-
-	if (p != NULL && p->dirty)
-		pstate_write(part);
 }
 
 void

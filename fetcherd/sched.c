@@ -37,8 +37,9 @@ static int		     running;
 static bool		     started, stopping;
 static struct partition_set *parts;
 static bool		     rescan_busy, rescan_again;
-static bool		     rescanned; /* one rescan is applied */
-static char		   **bf_known;	/* its backfill request ids */
+static int64_t		     rescan_took; /* ms, the last read of sources */
+static bool		     rescanned;	  /* one rescan is applied */
+static char		   **bf_known;	  /* its backfill request ids */
 static size_t		     nbf_known;
 static void (*stop_done)(void);
 static bool releasing;
@@ -321,11 +322,6 @@ sched_partition_drain(void *arg, int part)
 	size_t	     i;
 
 	(void)arg;
-	/* Its state written first: the next holder starts from it. */
-	if (pstate_busy(part)) {
-		pstate_flush(part);
-		return PARTITION_DRAIN_WAIT;
-	}
 	TAILQ_FOREACH (s, &srcs, entry)
 		if (s->part == part) {
 			for (i = 0; i < s->njobs; i++)
@@ -334,7 +330,9 @@ sched_partition_drain(void *arg, int part)
 			if (s->bfjob != NULL && s->bfjob->state == JOB_RUNNING)
 				return PARTITION_DRAIN_SKIP;
 		}
-	return PARTITION_DRAIN_READY;
+	/* Its state written first: the next holder starts from it. */
+	return pstate_drain_ready(part) ? PARTITION_DRAIN_READY :
+					  PARTITION_DRAIN_WAIT;
 }
 
 static const struct partition_ops sched_partition_ops = {
@@ -853,6 +851,7 @@ struct rescan_bf {
 };
 
 struct srescan {
+	int64_t		  took_ms; /* the read */
 	bson_t		**docs;
 	size_t		  n;
 	struct rescan_bf *bf; /* sorted by source, then age */
@@ -932,7 +931,9 @@ srescan_work(void *arg)
 {
 	struct srescan *r = arg;
 	bson_t		q = BSON_INITIALIZER;
+	int64_t		t0 = util_mono_ms();
 
+	r->took_ms = 0;
 	r->rc = store_find_all(child_store(), STORE_SOURCES, &q, NULL, &r->docs,
 	    &r->n, r->err, sizeof(r->err));
 	if (r->rc == 0)
@@ -941,6 +942,7 @@ srescan_work(void *arg)
 	bson_destroy(&q);
 	if (r->nbf > 1)
 		qsort(r->bf, r->nbf, sizeof(*r->bf), rescan_bf_cmp);
+	r->took_ms = util_mono_ms() - t0;
 }
 
 static void
@@ -952,6 +954,7 @@ srescan_free(struct srescan *r)
 		bson_destroy(r->docs[i]);
 	free(r->docs);
 	free(r->bf);
+	rescan_took = r->took_ms;
 	if (r->ev != NULL)
 		event_free(r->ev);
 	free(r);
@@ -1118,7 +1121,7 @@ rescan_cb(evutil_socket_t fd, short what, void *arg)
 	if (stopping)
 		return;
 	sched_rescan();
-	sched_arm(ev_rescan, fconf.rescan_ms);
+	sched_arm(ev_rescan, store_rescan_delay(fconf.rescan_ms, rescan_took));
 }
 
 /* Report the partition set's store calls like our own. */

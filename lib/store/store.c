@@ -801,3 +801,11 @@ store_bson_sub(const bson_t *doc, const char *dotkey, bson_t *out)
 	bson_iter_document(&sub, &len, &data);
 	return bson_init_static(out, data, len);
 }
+
+int64_t
+store_rescan_delay(int64_t every_ms, int64_t took_ms)
+{
+	int64_t d = took_ms * STORE_RESCAN_SPACING;
+
+	return d > every_ms ? d : every_ms;
+}

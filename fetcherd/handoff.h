@@ -124,6 +124,7 @@ struct handoff {
 	 */
 	char	coll[48];
 	int	part;
+	int64_t submitted_mono; /* for the caller's own timing */
 	char	id[160];
 	bson_t *doc;
 	/*

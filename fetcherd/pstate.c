@@ -57,7 +57,12 @@ struct ppart {
 
 static struct ppart *pp;
 static int	     npp;
-static struct event *tick_ev;
+/*
+ * The writer: every PSTATE_TICK_MS (tick_ev), and at once (now_ev, a
+ * separate event: activating a persistent timer by hand moves its next
+ * expiry, and thousands of touches a second kept it from ever expiring).
+ */
+static struct event *tick_ev, *now_ev;
 static unsigned	     writing;	  /* partition writes out */
 static atomic_int    legacy = -1; /* fstate_legacy_probe: -1 not yet */
 
@@ -110,7 +115,7 @@ pstate_touch(struct fsrc *s, int64_t ms)
 	p->dirty = true;
 	if (ms == 0) {
 		p->urgent = true;
-		event_active(tick_ev, EV_TIMEOUT, 0);
+		event_active(now_ev, EV_TIMEOUT, 0);
 	}
 }
 
@@ -130,7 +135,7 @@ pstate_gone(const char *sid, int part)
 	p->dirty = true;
 	p->urgent = true;
 	p->due_mono = util_mono_ms();
-	event_active(tick_ev, EV_TIMEOUT, 0);
+	event_active(now_ev, EV_TIMEOUT, 0);
 }
 
 /* part is held under l (taken or renewed): its writes go under it. */
@@ -662,6 +667,7 @@ pstate_init(struct event_base *base, int count)
 	npp = count;
 	pp = util_xcalloc((size_t)count, sizeof(*pp));
 	tick_ev = event_new(base, -1, EV_PERSIST, pstate_tick, NULL);
-	if (tick_ev == NULL || event_add(tick_ev, &tv) != 0)
+	now_ev = event_new(base, -1, 0, pstate_tick, NULL);
+	if (tick_ev == NULL || now_ev == NULL || event_add(tick_ev, &tv) != 0)
 		fatal("cannot arm the fetch state writer");
 }

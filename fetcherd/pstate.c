@@ -69,13 +69,15 @@ static atomic_int    legacy = -1; /* fstate_legacy_probe: -1 not yet */
 /*
  * Writes that can wait (a cursor, counters, a lastFetchAt) go one at a
  * time, each PSTATE_PACE times as far from the last as that one took from
- * queueing to stored: they keep to about a fifth of a store thread
- * whatever the number of sources (on FerretDB 1.24 a write of a partition
- * of 156 sources, 0.2 MB, costs it about 0.2 s), and later when the store
- * is slow. Small partitions are written as soon as due; at 10 000 sources
- * each is written about every 80 s instead of every 30 s.
+ * queueing to stored: they keep to about half a store thread whatever the
+ * number of sources (on FerretDB 1.24 a write of a partition of 156
+ * sources, 0.3 MB, costs about 0.3 s), and come later when the store is
+ * slow. Small partitions are written as soon as due; at 10 000 sources
+ * each is written about every 40 s instead of every 30 s (with 5 here,
+ * every 110 s: 7 of 10 000 lastFetchAt reached the store later than
+ * 1.1 intervals after the poll before).
  */
-#define PSTATE_PACE 5
+#define PSTATE_PACE 2
 static int64_t paced_at; /* mono ms: the next paced write may start */
 static bool    paced_out;
 

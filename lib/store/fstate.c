@@ -463,15 +463,17 @@ fstate_each(struct store *st, fstate_each_fn fn, void *arg, char *err,
 		snprintf(err, errlen, "out of memory reading the fetch state");
 	if (rc == 0 && f.n > 1)
 		qsort(f.v, f.n, sizeof(*f.v), fstate_item_cmp);
-	for (i = 0; i < f.n; i++) {
+	/* The first of each source is its newest (freed after: compared). */
+	for (i = 0; i < f.n; i++)
 		if (rc == 0 && (i == 0 || strcmp(f.v[i].sid, f.v[i - 1].sid)) &&
 		    bson_init_static(&e, f.v[i].data, f.v[i].len))
 			rc = fn(f.v[i].sid, &e, arg);
+	for (i = 0; i < f.n; i++) {
 		free(f.v[i].sid);
 		free(f.v[i].data);
 	}
 	free(f.v);
-	return rc < 0 && rc != -EIO ? rc : (rc < 0 ? -EIO : rc);
+	return rc;
 }
 
 int

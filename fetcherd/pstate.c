@@ -164,6 +164,18 @@ pstate_forget_gone(struct ppart *p)
 	p->ngone = 0;
 }
 
+/* What was read or changed of p goes (its lease stays). */
+static void
+pstate_forget(struct ppart *p)
+{
+	if (p->base != NULL)
+		bson_destroy(p->base);
+	p->base = NULL;
+	p->found = false;
+	p->dirty = false;
+	pstate_forget_gone(p);
+}
+
 /* The partition is not ours any more: what we knew of it goes. */
 void
 pstate_lost(int part)
@@ -172,14 +184,9 @@ pstate_lost(int part)
 
 	if (p == NULL)
 		return;
-	if (p->base != NULL)
-		bson_destroy(p->base);
-	p->base = NULL;
+	pstate_forget(p);
 	p->epoch = 0;
-	p->found = false;
-	p->dirty = false;
 	p->leased = false;
-	pstate_forget_gone(p);
 }
 
 /*
@@ -403,12 +410,7 @@ src_load_start(int part, int64_t epoch, struct fsrc *one)
 		return;
 	if (one == NULL) {
 		/* A new epoch: what was known of the partition goes. */
-		if (p->base != NULL)
-			bson_destroy(p->base);
-		p->base = NULL;
-		p->found = false;
-		p->dirty = false;
-		pstate_forget_gone(p);
+		pstate_forget(p);
 		p->epoch = epoch;
 		p->loading = true;
 	} else if (p->base != NULL && p->epoch == epoch && !p->loading &&

@@ -154,13 +154,11 @@ static int
 fstate_legacy_stats(const bson_t *doc, void *arg)
 {
 	struct flegacy *l = arg;
-	const char     *id = store_bson_str(doc, "_id");
 	ssize_t k = fstate_legacy_index(l, store_bson_str(doc, "sourceId"));
-	size_t	len;
 
 	/* deliverd's "<id>:deliver" documents stay where they are. */
-	if (k < 0 || id == NULL || (len = strlen(id)) < 8 ||
-	    strcmp(id + len - 8, ":deliver") == 0)
+	if (k < 0 || store_bson_str(doc, "_id") == NULL ||
+	    fstate_deliver_stats(doc))
 		return 0;
 	fstate_legacy_add(&l->sta[k], doc);
 	return 0;

@@ -493,11 +493,8 @@ static struct fsrc *src_hash[SRC_HASH_SIZE];
 static struct fsrc **
 src_hash_slot(const char *id)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *id != '\0'; id++)
-		h = (h ^ (uint8_t)*id) * 16777619u;
-	return &src_hash[h % SRC_HASH_SIZE];
+	/* The FNV-1a 32 hash the partitions use, over more buckets. */
+	return &src_hash[partition_index(id, SRC_HASH_SIZE)];
 }
 
 static void

@@ -253,11 +253,7 @@ pload_work(void *arg)
 {
 	struct pload *l = arg;
 	const char  **ids;
-	char	      coll[FSTATE_COLL_MAX], id[FSTATE_ID_MAX];
-	bson_t	      sel, doc;
-	bson_iter_t   it;
 	size_t	      i;
-	int	      rc;
 
 	if (legacy < 0)
 		legacy = fstate_legacy_probe(child_store(), l->err,
@@ -269,40 +265,10 @@ pload_work(void *arg)
 	ids = util_xcalloc(l->n + 1, sizeof(*ids));
 	for (i = 0; i < l->n; i++)
 		ids[i] = l->ids[i];
-	if (!l->whole) {
-		l->rc = fstate_load(child_store(), l->count, l->part, ids, l->n,
-		    l->entries, legacy ? 0 : FSTATE_NO_LEGACY, &l->found,
-		    l->err, sizeof(l->err));
-		free(ids);
-		return;
-	}
-	/* The whole document: the entries this process does not hold too. */
-	fstate_coll(l->count, l->part, coll);
-	fstate_doc_id(l->count, l->part, id);
-	bson_init(&sel);
-	BSON_APPEND_UTF8(&sel, "_id", id);
-	rc = store_find_one(child_store(), coll, &sel, NULL, &doc, l->err,
-	    sizeof(l->err));
-	bson_destroy(&sel);
-	if (rc == 0) /* none yet: other counts', older versions' */
-		l->rc = fstate_load(child_store(), l->count, l->part, ids, l->n,
-		    l->entries, legacy ? 0 : FSTATE_NO_LEGACY, &l->found,
-		    l->err, sizeof(l->err));
-	else if (rc < 0)
-		l->rc = -EIO;
-	else {
-		const uint8_t *data;
-		uint32_t       len;
-
-		l->found = true;
-		fstate_entries(&doc, ids, l->n, l->entries);
-		if (bson_iter_init_find(&it, &doc, "sources") &&
-		    BSON_ITER_HOLDS_DOCUMENT(&it)) {
-			bson_iter_document(&it, &len, &data);
-			l->sources = bson_new_from_data(data, len);
-		}
-		bson_destroy(&doc);
-	}
+	/* Whole: the entries of sources this process does not hold too. */
+	l->rc = fstate_load(child_store(), l->count, l->part, ids, l->n,
+	    l->entries, legacy ? 0 : FSTATE_NO_LEGACY, &l->found,
+	    l->whole ? &l->sources : NULL, l->err, sizeof(l->err));
 	free(ids);
 }
 

@@ -37,20 +37,10 @@ fstate_coll_count(const char *name)
 	return count;
 }
 
-static void fstate_pick(const bson_t *doc, const char *const *ids, size_t n,
-    bson_t **entries, bool newest);
-
 /*
  * Copy the entries of ids found in doc's sources into entries: where
  * none is there yet, or (newest) where doc's is more recent.
  */
-void
-fstate_entries(const bson_t *doc, const char *const *ids, size_t n,
-    bson_t **entries)
-{
-	fstate_pick(doc, ids, n, entries, false);
-}
-
 static void
 fstate_pick(const bson_t *doc, const char *const *ids, size_t n,
     bson_t **entries, bool newest)
@@ -243,10 +233,6 @@ fstate_legacy(struct store *st, const char *const *ids, size_t n,
 }
 
 /*
- * Entries not found in the partition's own document: the newest in the
- * documents of other counts, then those of older versions.
- */
-/*
  * fn(doc, arg) for the documents of every fetch_state_ collection but
  * those of count skip (-1: none skipped).
  */
@@ -293,11 +279,11 @@ fstate_fallback(struct store *st, int count, const char *const *ids, size_t n,
 
 int
 fstate_load(struct store *st, int count, int part, const char *const *ids,
-    size_t n, bson_t **entries, unsigned flags, bool *found, char *err,
-    size_t errlen)
+    size_t n, bson_t **entries, unsigned flags, bool *found, bson_t **sources,
+    char *err, size_t errlen)
 {
 	char   coll[FSTATE_COLL_MAX], id[FSTATE_ID_MAX];
-	bson_t sel, doc;
+	bson_t sel, doc, sub;
 	size_t i;
 	int    rc;
 
@@ -305,6 +291,8 @@ fstate_load(struct store *st, int count, int part, const char *const *ids,
 		entries[i] = NULL;
 	if (found != NULL)
 		*found = false;
+	if (sources != NULL)
+		*sources = NULL;
 	fstate_coll(count, part, coll);
 	fstate_doc_id(count, part, id);
 	bson_init(&sel);
@@ -319,6 +307,10 @@ fstate_load(struct store *st, int count, int part, const char *const *ids,
 	if (found != NULL)
 		*found = true;
 	fstate_pick(&doc, ids, n, entries, false);
+	if (sources != NULL)
+		*sources = store_bson_sub(&doc, "sources", &sub) ?
+		    bson_copy(&sub) :
+		    bson_new();
 	bson_destroy(&doc);
 	return 0;
 }
@@ -364,7 +356,7 @@ fstate_find(struct store *st, int count, const char *const *ids, size_t n,
 		for (k = i, m = 0; k < n && g[k].part == g[i].part; k++)
 			gids[m++] = g[k].id;
 		rc = fstate_load(st, count, g[i].part, gids, m, gent, 0, &found,
-		    err, errlen);
+		    NULL, err, errlen);
 		for (k = i, missing = 0; k < n && g[k].part == g[i].part; k++)
 			missing += gent[k - i] == NULL;
 		if (rc == 0 && found && missing > 0)

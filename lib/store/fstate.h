@@ -53,15 +53,13 @@ void fstate_doc_id(int count, int part, char out[FSTATE_ID_MAX]);
  * the partition has no document yet, the newest entry found in the
  * documents of other counts and (unless FSTATE_NO_LEGACY) in the
  * per-source documents of older versions. *found (may be NULL): the
- * partition's own document exists. 0, or -EIO with err[].
+ * partition's own document exists. *sources (may be NULL): where it
+ * does, a copy of its whole "sources" (every source's entry, those not
+ * asked for too; bson_destroy it), else NULL. 0, or -EIO with err[].
  */
 int fstate_load(struct store *st, int count, int part, const char *const *ids,
-    size_t n, bson_t **entries, unsigned flags, bool *found, char *err,
-    size_t errlen);
-
-/* The entries of ids in a partition's document doc (as fstate_load). */
-void fstate_entries(const bson_t *doc, const char *const *ids, size_t n,
-    bson_t **entries);
+    size_t n, bson_t **entries, unsigned flags, bool *found, bson_t **sources,
+    char *err, size_t errlen);
 
 /*
  * The same for sources of any partitions (grouped by partition, a read

@@ -319,13 +319,6 @@ esexport_metric_one(const bson_t *d, void *arg)
 	return rc;
 }
 
-/* deliverd's stats documents (fetcherd's are in the fetch state). */
-static int
-esexport_deliver_metric_one(const bson_t *d, void *arg)
-{
-	return fstate_deliver_stats(d) ? esexport_metric_one(d, arg) : 0;
-}
-
 static int
 esexport_alert_one(const bson_t *d, void *arg)
 {
@@ -351,7 +344,7 @@ esexport_build(struct es_job *j)
 	int64_t		     now = j->now;
 	mongoc_client_t	    *c;
 	mongoc_collection_t *col;
-	bson_t		     q = BSON_INITIALIZER, *aq, *opts;
+	bson_t		    *aq, *opts;
 	struct views	     vs;
 	struct esbuild	     eb;
 	char		     err[256];
@@ -369,10 +362,8 @@ esexport_build(struct es_job *j)
 	eb.minute = now - now % 60000;
 	eb.vs = &vs;
 	eb.j = j;
-	col = store_coll(child_store(), c, STORE_STATS);
-	rc = store_each_in(col, &q, NULL, esexport_deliver_metric_one, &eb, err,
+	rc = dstate_each_stats(child_store(), esexport_metric_one, &eb, err,
 	    sizeof(err));
-	mongoc_collection_destroy(col);
 	if (rc == 0)
 		rc = fstate_each_stats(child_store(), esexport_metric_one, &eb,
 		    err, sizeof(err));
@@ -398,7 +389,6 @@ esexport_build(struct es_job *j)
 done:
 	store_push(child_store(), c);
 	views_clear(&vs);
-	bson_destroy(&q);
 	return rc;
 }
 

@@ -411,34 +411,22 @@ metrics_stats_one(const bson_t *d, void *arg)
 	return 0;
 }
 
-/* deliverd's stats documents (fetcherd's are in the fetch state). */
-static int
-metrics_deliver_stats_one(const bson_t *d, void *arg)
-{
-	return fstate_deliver_stats(d) ? metrics_stats_one(d, arg) : 0;
-}
-
-/* Numeric fields of every stats document. */
+/*
+ * Numeric fields of every stats document: fetcherd's counters in the
+ * fetch state, deliverd's in the delivery state (fstate.h).
+ */
 static int
 metrics_stats(struct samples *s, mongoc_client_t *c)
 {
-	mongoc_collection_t *col;
-	bson_t		     q = BSON_INITIALIZER;
-	char		     err[256];
-	int		     rc;
+	char err[256];
 
-	col = store_coll(child_store(), c, STORE_STATS);
-	rc = store_each_in(col, &q, NULL, metrics_deliver_stats_one, s, err,
-		 sizeof(err)) == 0 ?
-	    0 :
-	    -1;
-	mongoc_collection_destroy(col);
-	bson_destroy(&q);
-	if (rc == 0 &&
+	(void)c;
+	if (dstate_each_stats(child_store(), metrics_stats_one, s, err,
+		sizeof(err)) != 0 ||
 	    fstate_each_stats(child_store(), metrics_stats_one, s, err,
 		sizeof(err)) != 0)
-		rc = -1;
-	return rc;
+		return -1;
+	return 0;
 }
 
 /*

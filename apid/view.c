@@ -35,9 +35,26 @@ views_fstate_one(const char *sid, const bson_t *entry, void *arg)
 	return 0;
 }
 
-/* The fetch states of vs's sources: those of a page, or all. */
+/* The same for an entry of the delivery state (dstate_each). */
 static int
-views_fstate(struct views *vs, bool page, char *err, size_t errlen)
+views_dstate_one(const char *sid, const bson_t *entry, void *arg)
+{
+	struct views *vs = arg;
+	struct view  *v = (struct view *)views_find(vs, sid, strlen(sid));
+
+	if (v != NULL && v->deliver == NULL &&
+	    (v->deliver = bson_copy(entry)) == NULL)
+		fatal("out of memory");
+	return 0;
+}
+
+/*
+ * The fetch states (deliver false) or the delivery states of vs's
+ * sources: those of a page, or all.
+ */
+static int
+views_states(struct views *vs, bool page, bool deliver, char *err,
+    size_t errlen)
 {
 	const char **ids;
 	bson_t	   **entries;
@@ -45,18 +62,20 @@ views_fstate(struct views *vs, bool page, char *err, size_t errlen)
 	int	     rc;
 
 	if (!page)
-		return fstate_each(child_store(), views_fstate_one, vs, err,
-			   errlen) == 0 ?
+		return (deliver ? dstate_each(child_store(), views_dstate_one,
+				      vs, err, errlen) :
+				  fstate_each(child_store(), views_fstate_one,
+				      vs, err, errlen)) == 0 ?
 		    0 :
 		    -EIO;
 	ids = util_xcalloc(vs->n + 1, sizeof(*ids));
 	entries = util_xcalloc(vs->n + 1, sizeof(*entries));
 	for (i = 0; i < vs->n; i++)
 		ids[i] = vs->v[i].id;
-	rc = fstate_find(child_store(), view_parts(), ids, vs->n, entries, err,
-	    errlen);
+	rc = (deliver ? dstate_find : fstate_find)(child_store(), view_parts(),
+	    ids, vs->n, entries, err, errlen);
 	for (i = 0; rc == 0 && i < vs->n; i++)
-		vs->v[i].fetch = entries[i];
+		*(deliver ? &vs->v[i].deliver : &vs->v[i].fetch) = entries[i];
 	free(ids);
 	free(entries);
 	return rc;
@@ -277,11 +296,12 @@ views_load(mongoc_client_t *c, const bson_t *q, int64_t limit, struct views *vs,
 	qsort(vs->byid, vs->n, sizeof(*vs->byid), view_cmp_id);
 	if (vs->n > 0 || limit == 0) {
 		/*
-		 * The fetch states by partition; then, a page: its deliver
-		 * states (and the fetch states older versions kept) only;
-		 * else all of them, one scan.
+		 * The fetch and delivery states by partition; then what
+		 * older versions kept per source for those that have none:
+		 * a page's only, else all of them, one scan.
 		 */
-		ok = views_fstate(vs, limit > 0, err, errlen) == 0;
+		ok = views_states(vs, limit > 0, false, err, errlen) == 0 &&
+		    views_states(vs, limit > 0, true, err, errlen) == 0;
 		if (ok && limit > 0)
 			sel = views_states_sel(vs);
 		col = store_coll(child_store(), c, STORE_SOURCE_STATE);
@@ -298,9 +318,10 @@ views_load(mongoc_client_t *c, const bson_t *q, int64_t limit, struct views *vs,
 }
 
 /*
- * The states of v's source: its fetch state from its partition's
- * document (fstate.h), its deliver state by _id equality (on FerretDB
- * 1.24 a find by _id costs a fraction of a $in).
+ * The states of v's source: its fetch and delivery states from their
+ * partitions' documents (fstate.h), else what an older version kept in
+ * source_state, by _id equality (on FerretDB 1.24 a find by _id costs a
+ * fraction of a $in).
  */
 int
 view_of_doc(const bson_t *src, struct view *v, char *err, size_t errlen)
@@ -315,11 +336,13 @@ view_of_doc(const bson_t *src, struct view *v, char *err, size_t errlen)
 	v->src = view_copy_src(src);
 	v->id = store_bson_str(v->src, "_id");
 	if (v->id != NULL &&
-	    fstate_find(child_store(), view_parts(), &v->id, 1, &v->fetch, err,
-		errlen) != 0)
+	    (fstate_find(child_store(), view_parts(), &v->id, 1, &v->fetch, err,
+		 errlen) != 0 ||
+		dstate_find(child_store(), view_parts(), &v->id, 1, &v->deliver,
+		    err, errlen) != 0))
 		rc = -1;
 	for (i = 0; rc == 0 && v->id != NULL && i < nitems(kinds); i++) {
-		if (i == 0 && v->fetch != NULL)
+		if ((i == 0 ? v->fetch : v->deliver) != NULL)
 			continue; /* else as older versions kept it */
 		snprintf(key, sizeof(key), "%s:%s", v->id, kinds[i]);
 		bson_init(&sel);

@@ -35,8 +35,7 @@ def main():
         t0 = time.monotonic()
         ids = td.seed_logs(db, sid, n, "bench")
         h.log("seeded %d logs in %.1fs" % (n, time.monotonic() - t0))
-        h.wait_for(lambda: db.source_state.find_one({"_id": sid + ":deliver",
-                                                     "status": "callback_failing"}),
+        h.wait_for(lambda: (h.deliver_state(db, sid) or {}).get("status") == "callback_failing",
                    120, "breaker open")
         time.sleep(2)
         want = set(ids)

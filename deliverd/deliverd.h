@@ -121,11 +121,10 @@ struct dsource {
 	const char     *status; /* ok, callback_failing, ... */
 	int64_t		last_delivery_at;
 	int64_t		last_dead_alert;
-	const char     *written_status;
-	bool		state_writing; /* a write in flight */
-	bool		state_dirty;   /* write again after it */
-	int64_t		st_logs, st_batches, st_fail, st_dead;
-	int64_t		state_written_at;
+	const char     *written_status; /* in the last document written */
+	bool		state_ready;	/* its entry was read (state.c) */
+	int64_t		st_logs, st_batches, st_fail, st_dead; /* totals */
+	int64_t		st_pruned; /* dead letters past their retention */
 	/* Watermark messages (sources.watermarks; wmark.c). */
 	bool	    watermarks;
 	int64_t	    interval_ms; /* logFetchInterval */
@@ -208,13 +207,27 @@ void		  deliverd_source_job_done(struct dsource *s);
 /* A worker job of s ended (queue_init's done): carry on, or free s. */
 void deliverd_source_job_end(void *arg, struct dsource *s);
 void deliverd_rescan_arm(bool initial);
-void deliverd_rescan_soon(void);
+/* Rescans of `sources` started, and the last of them completed. */
+uint64_t deliverd_rescans_started(void);
+uint64_t deliverd_rescans_done(void);
+void	 deliverd_rescan_soon(void);
 
-/* state.c: source_state and stats of a source. */
+/* state.c: the delivery state of each partition's sources. */
+void deliverd_state_init(int count);
+void deliverd_state_lease(int part, const struct lease *l);
+void deliverd_state_forget(int part);
+bool deliverd_state_read(int part, int64_t epoch);
+void deliverd_state_base(int part, int64_t epoch, bson_t *sources, bool found,
+    uint64_t gen);
+bool deliverd_state_drain(int part);
+void deliverd_state_finish(void (*then)(void));
 void deliverd_source_state_write(struct dsource *s);
 void deliverd_stats_add(struct dsource *s, int64_t logs, int64_t batches,
     int64_t failures, int64_t dead);
-void deliverd_stats_flush_cb(evutil_socket_t fd, short what, void *arg);
+void deliverd_state_gone(const struct dsource *s);
+void deliverd_state_rescanned(void);
+void deliverd_stats_pruned(struct dsource *s, int64_t n);
+void deliverd_state_flush_cb(evutil_socket_t fd, short what, void *arg);
 
 /* step.c: sending a source's queue, a POST's outcome. */
 int	 deliverd_step_init(void);

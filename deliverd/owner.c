@@ -1,7 +1,7 @@
 /*
  * Which sources deliverd works: those of the partitions whose lease
  * "deliver:p<N>" it holds (lib/store/partition.h). A partition gained takes
- * its sources over (their source_state, then their queues); a partition
+ * its sources over (their delivery state, then their queues); a partition
  * lost or handed over stops them.
  */
 #include <errno.h>
@@ -13,6 +13,7 @@
 #include "deliverd/deliverd.h"
 #include "lib/base/log.h"
 #include "lib/base/util.h"
+#include "lib/store/fstate.h"
 #include "lib/store/store.h"
 #include "lib/store/worker.h"
 #include "runtime/child.h"
@@ -20,15 +21,21 @@
 static struct partition_set *parts;
 
 /*
- * The delivery state of sources just taken ("<id>:deliver" in
- * source_state: lastDeliveryAt, a 410 Gone to remember), read in one
- * query on the worker thread; each source is busy meanwhile, then its
- * queue is taken over (queue_takeover_start).
+ * The delivery state of sources just taken (lastDeliveryAt, a 410 Gone
+ * to remember, counters: their entries in the partition's document,
+ * state.c), read in one find on the worker thread, with the whole
+ * document when the partition's is not in memory yet; each source is
+ * busy meanwhile, then its queue is taken over (queue_takeover_start).
  */
 struct dtake {
+	int		 part;
 	int64_t		 epoch;
+	uint64_t	 gen; /* rescans started */
+	bool		 whole, found;
 	struct dsource **srcs;
+	const char     **ids;
 	bson_t	       **docs;
+	bson_t		*sources;
 	size_t		 n;
 	int		 rc;
 	char		 err[512];
@@ -38,30 +45,26 @@ static void
 deliverd_take_work(void *arg)
 {
 	struct dtake *t = arg;
-	char	    **ids, id[96];
-	size_t	      i;
 
-	/* The ids were copied on the loop: s->id does not change. */
-	ids = util_xcalloc(t->n, sizeof(*ids));
-	for (i = 0; i < t->n; i++) {
-		snprintf(id, sizeof(id), "%s:deliver", t->srcs[i]->id);
-		ids[i] = util_xstrdup(id);
-	}
-	t->rc = store_find_ids(child_store(), STORE_SOURCE_STATE, ids, t->n,
-	    t->docs, t->err, sizeof(t->err));
-	for (i = 0; i < t->n; i++)
-		free(ids[i]);
-	free(ids);
+	t->rc = dstate_load(child_store(), partition_set_count(parts), t->part,
+	    t->ids, t->n, t->docs, &t->found, t->whole ? &t->sources : NULL,
+	    t->err, sizeof(t->err));
 }
 
-/* Apply a source_state document (NULL: none) to s just taken. */
+/* Apply an entry of the delivery state (NULL: none) to s just taken. */
 static void
 deliverd_take_apply(struct dsource *s, const bson_t *doc)
 {
 	const char *st, *gu;
 
+	s->state_ready = true;
 	if (doc == NULL)
 		return;
+	s->st_logs = store_bson_int(doc, "stats.deliveredLogs", 0);
+	s->st_batches = store_bson_int(doc, "stats.deliveredBatches", 0);
+	s->st_fail = store_bson_int(doc, "stats.failedAttempts", 0);
+	s->st_dead = store_bson_int(doc, "stats.deadBatches", 0);
+	s->st_pruned = store_bson_int(doc, "stats.deadLettersPruned", 0);
 	st = store_bson_str(doc, "status");
 	gu = store_bson_str(doc, "goneUrl");
 	s->last_delivery_at = store_bson_int(doc, "lastDeliveryAt", 0);
@@ -82,6 +85,12 @@ deliverd_take_done(void *arg)
 	size_t		i;
 
 	(void)child_store_result(t->rc >= 0, t->err);
+	if (t->rc == 0 && t->whole) {
+		deliverd_state_base(t->part, t->epoch,
+		    t->sources != NULL ? t->sources : bson_new(), t->found,
+		    t->gen);
+		t->sources = NULL;
+	}
 	for (i = 0; i < t->n; i++) {
 		s = t->srcs[i];
 		s->busy = false;
@@ -95,7 +104,10 @@ deliverd_take_done(void *arg)
 		if (t->docs[i] != NULL)
 			bson_destroy(t->docs[i]);
 	}
+	if (t->sources != NULL)
+		bson_destroy(t->sources);
 	free(t->srcs);
+	free(t->ids);
 	free(t->docs);
 	free(t);
 }
@@ -123,6 +135,10 @@ deliverd_sources_taken(int part, const struct lease *l, struct dsource *one)
 		s->handover = false;
 		breaker_init(&s->br, deliverd_conf()->breaker_threshold);
 		s->status = "ok";
+		s->written_status = NULL;
+		s->state_ready = false;
+		s->st_logs = s->st_batches = s->st_fail = s->st_dead = 0;
+		s->st_pruned = 0;
 		if (s->busy)
 			s->reload = true; /* its job's end takes over */
 		else
@@ -131,16 +147,24 @@ deliverd_sources_taken(int part, const struct lease *l, struct dsource *one)
 	if (n == 0)
 		return;
 	t = util_xcalloc(1, sizeof(*t));
+	t->part = part;
 	t->epoch = l->epoch;
+	t->gen = deliverd_rescans_started();
+	t->whole = !deliverd_state_read(part, l->epoch);
 	t->srcs = util_xcalloc(n, sizeof(*t->srcs));
+	t->ids = util_xcalloc(n, sizeof(*t->ids));
 	t->docs = util_xcalloc(n, sizeof(*t->docs));
+	/* The ids are read on the worker: s->id does not change. */
 	TAILQ_FOREACH (s, deliverd_sources(), entry)
-		if (s->part == part && (one == NULL || s == one) && !s->busy)
+		if (s->part == part && (one == NULL || s == one) && !s->busy) {
+			t->ids[t->n] = s->id;
 			t->srcs[t->n++] = s;
+		}
 	if (worker_submit(deliverd_take_work, deliverd_take_done, t) != 0) {
 		for (n = 0; n < t->n; n++)
 			t->srcs[n]->reload = true; /* the rescan retries */
 		free(t->srcs);
+		free(t->ids);
 		free(t->docs);
 		free(t);
 		return;
@@ -179,6 +203,7 @@ deliverd_partition_gained(void *arg, int part, const struct lease *l)
 			n++;
 	log_info("partition=%s delivering here (epoch=%lld, %d sources)",
 	    l->resource, (long long)l->epoch, n);
+	deliverd_state_lease(part, l);
 	deliverd_sources_taken(part, l, NULL);
 }
 
@@ -188,6 +213,7 @@ deliverd_partition_renewed(void *arg, int part, const struct lease *l)
 {
 	struct dsource *s;
 
+	deliverd_state_lease(part, l);
 	TAILQ_FOREACH (s, deliverd_sources(), entry) {
 		if (s->part != part || !s->lease.held ||
 		    s->lease.epoch != l->epoch)
@@ -204,6 +230,7 @@ deliverd_partition_lost(void *arg, int part, const struct lease *l,
 {
 	int n = deliverd_partition_stop(part);
 
+	deliverd_state_forget(part);
 	if (handover)
 		log_info("partition=%s handed over with its %d sources to "
 			 "balance %d instances",
@@ -218,8 +245,9 @@ deliverd_partition_lost(void *arg, int part, const struct lease *l,
 
 /*
  * More partitions than our share (another instance joined): a partition
- * is drained (no new batches, in-flight POSTs finish) before its lease
- * goes, one at a time, so that the work spreads out.
+ * is drained (no new batches, in-flight POSTs finish, its delivery state
+ * written) before its lease goes, one at a time, so that the work spreads
+ * out.
  */
 static enum partition_drain
 deliverd_partition_drain(void *arg, int part)
@@ -234,6 +262,8 @@ deliverd_partition_drain(void *arg, int part)
 		if (s->busy || s->inflight > 0)
 			idle = false;
 	}
+	if (idle && !deliverd_state_drain(part))
+		idle = false;
 	return idle ? PARTITION_DRAIN_READY : PARTITION_DRAIN_WAIT;
 }
 
@@ -310,6 +340,7 @@ deliverd_partitions_init(const struct config *cfg, const char *instance,
 	pc.ttl_ms = deliverd_conf()->lease_ttl_ms;
 	pc.renew_ms = deliverd_conf()->lease_renew_ms;
 	pc.store_fn = deliverd_partition_store;
+	deliverd_state_init(pc.count);
 	parts = partition_set_new(child_base(), child_store(), &pc,
 	    &deliverd_partition_ops, NULL, err, errlen);
 	return parts != NULL ? 0 : -EINVAL;

@@ -559,15 +559,11 @@ dead_keep_survivors(struct dead_job *dj)
 	bson_destroy(opts);
 }
 
-/* Worker: add what each source lost to its stats "<source>:deliver". */
+/* Worker: what each source lost (added to its counters on the loop). */
 static void
 dead_count(struct dead_job *dj)
 {
-	mongoc_client_t	    *c;
-	mongoc_collection_t *coll;
-	bson_t		    *sel, *upd, *opts;
-	char		     id[96];
-	size_t		     i, k;
+	size_t i, k;
 
 	for (i = 0; i < dj->nids; i++) {
 		if (dj->ids[i][0] == '\0')
@@ -585,25 +581,6 @@ dead_count(struct dead_job *dj)
 		}
 		dj->per[k].n++;
 	}
-	c = store_pop(child_store());
-	coll = store_coll(child_store(), c, STORE_STATS);
-	opts = BCON_NEW("upsert", BCON_BOOL(true));
-	for (k = 0; k < dj->nper; k++) {
-		snprintf(id, sizeof(id), "%s:deliver", dj->per[k].sid);
-		sel = BCON_NEW("_id", BCON_UTF8(id));
-		upd = BCON_NEW("$inc", "{", "deadLettersPruned",
-		    BCON_INT64(dj->per[k].n), "}", "$set", "{", "sourceId",
-		    BCON_UTF8(dj->per[k].sid), "updatedAt",
-		    BCON_INT64(util_now_ms()), "}");
-		/* A lost count is only a metric: the letters are gone. */
-		(void)mongoc_collection_update_one(coll, sel, upd, opts, NULL,
-		    NULL);
-		bson_destroy(sel);
-		bson_destroy(upd);
-	}
-	bson_destroy(opts);
-	mongoc_collection_destroy(coll);
-	store_push(child_store(), c);
 }
 
 static void
@@ -663,6 +640,8 @@ dead_done(void *arg)
 		total += dj->per[i].n;
 		if ((s = deliverd_source_find(dj->per[i].sid)) == NULL)
 			continue;
+		/* A count lost with its source is only a metric. */
+		deliverd_stats_pruned(s, dj->per[i].n);
 		snprintf(msg, sizeof(msg),
 		    "%lld dead letter(s) older than "
 		    "%llds (delivery_dead_letter_retention) deleted with "

@@ -18,7 +18,7 @@
 #include "lib/store/worker.h"
 #include "runtime/child.h"
 
-#define STATS_FLUSH_MS 2000 /* delivery counters reach the store */
+#define STATE_FLUSH_MS 1000 /* delivery state: urgent writes retried */
 
 /* The settings; the other files read them through deliverd_conf(). */
 static struct deliverd_conf D;
@@ -38,6 +38,15 @@ deliverd_released(void *arg)
 }
 
 /* Leave: release every lease so a restart or a peer takes over at once. */
+/* The grace period bounds all of it: the framework exits anyway. */
+static void
+deliverd_finish_leases(void)
+{
+	deliverd_sources_free();
+	deliverd_step_stop();
+	deliverd_partitions_shutdown(deliverd_released, NULL);
+}
+
 void
 deliverd_finish(void)
 {
@@ -47,10 +56,8 @@ deliverd_finish(void)
 		return;
 	finishing = true;
 	queue_record_flush();
-	deliverd_sources_free();
-	deliverd_step_stop();
-	/* The framework exits anyway when the grace period is over. */
-	deliverd_partitions_shutdown(deliverd_released, NULL);
+	/* The delivery state first, while the leases are held. */
+	deliverd_state_finish(deliverd_finish_leases);
 }
 
 static void
@@ -172,7 +179,7 @@ deliverd_configure(const struct config *cfg, bool initial, char *err,
 	deliverd_rescan_arm(true);
 	deliverd_janitor_start();
 	prune_start();
-	deliverd_timer_start(&stats_ev, deliverd_stats_flush_cb, STATS_FLUSH_MS,
+	deliverd_timer_start(&stats_ev, deliverd_state_flush_cb, STATE_FLUSH_MS,
 	    true);
 	log_info("delivering instance=%s private_networks=%s batch_max=%lld "
 		 "logs/%lld bytes retry=%s max_age=%llds",

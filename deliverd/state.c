@@ -1,8 +1,16 @@
 /*
- * What deliverd writes about each source: its source_state document
- * "<id>:deliver" (status, last delivery, last error; throttled, one write
- * in flight) and its counters in stats "<id>:deliver" (added up in memory,
- * flushed every few seconds in one worker job).
+ * What deliverd writes about its sources: for each partition it holds,
+ * one document in deliver_state_<count>_<N> (lib/store/fstate.h) with
+ * every source's status, last delivery, last error, a 410 Gone to
+ * remember and its counters. The document is read once when the
+ * partition is taken (owner.c), then kept in memory and written whole by
+ * the partition's holder under its lease: at once for a new status, else
+ * at most every STATE_WRITE_MIN_MS, one write in flight per partition.
+ *
+ * Older versions wrote source_state and stats "<id>:deliver", a document
+ * per source: on FerretDB 1.24 each of those writes scanned one document
+ * per source, and 10 000 sources delivering made two such writes a
+ * source every few seconds.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,227 +20,431 @@
 #include "deliverd/deliverd.h"
 #include "lib/base/log.h"
 #include "lib/base/util.h"
+#include "lib/store/fstate.h"
+#include "lib/store/lease.h"
 #include "lib/store/store.h"
 #include "lib/store/worker.h"
 #include "runtime/child.h"
 
-#define STATE_WRITE_MIN_MS 2000
+#define STATE_WRITE_MIN_MS 5000
 
-/* A source_state write on the worker. */
+struct dpart {
+	bson_t	    *base;  /* the sources of the document read; NULL: none */
+	int64_t	     epoch; /* of the lease it was read under */
+	struct lease lease; /* the partition's, kept by owner.c */
+	uint64_t     load_gen;	  /* rescans started when it was read */
+	bool	     dirty;	  /* memory differs from the store */
+	bool	     urgent;	  /* a status changed: write at once */
+	bool	     writing;	  /* a write in flight */
+	bool	     finish_wait; /* the stop waits for the write in flight */
+	bool	     swept;	  /* its entries compared with a rescan */
+	int64_t	     written_at;  /* mono ms of the last write */
+	size_t	     bytes;	  /* of the last document */
+};
+
+static struct dpart *dparts;
+static int	     ndparts;
+static unsigned	     finishing; /* writes the stop waits for */
+static bool	     stopping;	/* no write but the stop's own */
+static void (*finish_then)(void);
+
+static bool state_write(int part, bool finish);
+
+static struct dpart *
+dpart_of(int part)
+{
+	return part >= 0 && part < ndparts ? &dparts[part] : NULL;
+}
+
+void
+deliverd_state_init(int count)
+{
+	ndparts = count;
+	dparts = util_xcalloc((size_t)count + 1, sizeof(*dparts));
+}
+
+/* The partition is held (gained or renewed) under l. */
+void
+deliverd_state_lease(int part, const struct lease *l)
+{
+	struct dpart *d = dpart_of(part);
+
+	if (d == NULL)
+		return;
+	if (d->base != NULL && d->epoch != l->epoch)
+		deliverd_state_forget(part);
+	d->lease = *l;
+}
+
+/* The partition is lost or handed over: what was read is stale. */
+void
+deliverd_state_forget(int part)
+{
+	struct dpart *d = dpart_of(part);
+
+	if (d == NULL)
+		return;
+	if (d->base != NULL)
+		bson_destroy(d->base);
+	d->base = NULL;
+	d->dirty = d->urgent = false;
+	d->lease.held = false;
+}
+
+bool
+deliverd_state_read(int part, int64_t epoch)
+{
+	struct dpart *d = dpart_of(part);
+
+	return d != NULL && d->base != NULL && d->epoch == epoch;
+}
+
+/*
+ * The document of part was read under the lease of epoch, while gen
+ * rescans had started: sources, its "sources" (an empty document where
+ * there was none, found false; taken over).
+ */
+void
+deliverd_state_base(int part, int64_t epoch, bson_t *sources, bool found,
+    uint64_t gen)
+{
+	struct dpart *d = dpart_of(part);
+
+	if (d == NULL || (d->lease.held && d->lease.epoch != epoch)) {
+		bson_destroy(sources);
+		return;
+	}
+	if (d->base != NULL)
+		bson_destroy(d->base);
+	d->base = sources;
+	d->epoch = epoch;
+	d->load_gen = gen;
+	d->swept = false;
+	/* A first document (what older versions kept goes into it). */
+	d->dirty = d->urgent = !found;
+}
+
+/* The entry of s from memory. */
+static void
+state_entry(const struct dsource *s, bson_t *e, int64_t now)
+{
+	bson_t st;
+
+	BSON_APPEND_UTF8(e, "status", s->status);
+	if (s->last_delivery_at > 0)
+		BSON_APPEND_INT64(e, "lastDeliveryAt", s->last_delivery_at);
+	else
+		BSON_APPEND_NULL(e, "lastDeliveryAt");
+	if (s->last_error[0] != '\0')
+		BSON_APPEND_UTF8(e, "lastError", s->last_error);
+	else
+		BSON_APPEND_NULL(e, "lastError");
+	BSON_APPEND_INT32(e, "consecutiveFailures", (int32_t)s->br.consecutive);
+	if (s->gone_url != NULL)
+		BSON_APPEND_UTF8(e, "goneUrl", s->gone_url);
+	BSON_APPEND_INT64(e, "epoch", s->lease.epoch);
+	BSON_APPEND_INT64(e, "updatedAt", now);
+	BSON_APPEND_DOCUMENT_BEGIN(e, "stats", &st);
+	BSON_APPEND_INT64(&st, "deliveredLogs", s->st_logs);
+	BSON_APPEND_INT64(&st, "deliveredBatches", s->st_batches);
+	BSON_APPEND_INT64(&st, "failedAttempts", s->st_fail);
+	BSON_APPEND_INT64(&st, "deadBatches", s->st_dead);
+	if (s->st_pruned > 0) /* a metric only once one went */
+		BSON_APPEND_INT64(&st, "deadLettersPruned", s->st_pruned);
+	bson_append_document_end(e, &st);
+}
+
+/* Whether s's entry comes from memory: held under d's epoch, read. */
+static bool
+state_live(const struct dpart *d, int part, const struct dsource *s)
+{
+	return s != NULL && s->part == part && s->lease.held &&
+	    s->lease.epoch == d->epoch && s->state_ready;
+}
+
+/*
+ * The whole document of part: the entries of its sources from memory,
+ * then those read that are not (not taken yet here, or busy being taken)
+ * unless the source is gone: absent from a rescan that started after
+ * the document was read.
+ */
+static bson_t *
+state_doc(struct dpart *d, int part)
+{
+	struct dsource *s;
+	bson_t	       *doc = bson_new(), srcs, e;
+	bson_iter_t	it;
+	char		id[FSTATE_ID_MAX];
+	int64_t		now = util_now_ms();
+	uint64_t	done = deliverd_rescans_done();
+
+	fstate_doc_id(ndparts, part, id);
+	BSON_APPEND_UTF8(doc, "_id", id);
+	BSON_APPEND_INT32(doc, "count", ndparts);
+	BSON_APPEND_INT32(doc, "part", part);
+	BSON_APPEND_INT64(doc, "epoch", d->epoch);
+	BSON_APPEND_INT64(doc, "updatedAt", now);
+	BSON_APPEND_DOCUMENT_BEGIN(doc, "sources", &srcs);
+	TAILQ_FOREACH (s, deliverd_sources(), entry) {
+		if (!state_live(d, part, s))
+			continue;
+		BSON_APPEND_DOCUMENT_BEGIN(&srcs, s->id, &e);
+		state_entry(s, &e, now);
+		bson_append_document_end(&srcs, &e);
+		s->written_status = s->status;
+	}
+	if (bson_iter_init(&it, d->base))
+		while (bson_iter_next(&it)) {
+			const char *sid = bson_iter_key(&it);
+
+			s = deliverd_source_find(sid);
+			if (state_live(d, part, s) ||
+			    (s == NULL && done > d->load_gen) ||
+			    !BSON_ITER_HOLDS_DOCUMENT(&it))
+				continue;
+			bson_append_iter(&srcs, sid, -1, &it);
+		}
+	bson_append_document_end(doc, &srcs);
+	return doc;
+}
+
 struct state_write {
-	char	    sid[64];
-	char	    id[96];
-	bson_t	   *doc;
-	const char *status;
-	int64_t	    at;
-	int	    rc;
-	char	    err[512];
+	int	     part;
+	int64_t	     epoch;
+	struct lease lease;
+	bson_t	    *doc;
+	int64_t	     queued; /* mono ms */
+	bool	     finish; /* the stop waits for it */
+	int	     rc;
+	char	     err[512];
 };
 
 static void
-deliverd_state_work(void *arg)
+state_write_work(void *arg)
 {
 	struct state_write *w = arg;
+	char		    coll[FSTATE_COLL_MAX], id[FSTATE_ID_MAX];
 
-	w->rc = store_upsert(child_store(), STORE_SOURCE_STATE, w->id, w->doc,
-	    w->err, sizeof(w->err));
+	if (util_mono_ms() >= w->lease.deadline_mono) {
+		snprintf(w->err, sizeof(w->err),
+		    "lease of partition %d past its deadline", w->part);
+		w->rc = -ETIMEDOUT;
+		return;
+	}
+	if ((w->rc = lease_check(child_store(), &w->lease, w->err,
+		 sizeof(w->err))) != 0)
+		return;
+	dstate_coll(ndparts, w->part, coll);
+	fstate_doc_id(ndparts, w->part, id);
+	w->rc = store_upsert(child_store(), coll, id, w->doc, w->err,
+	    sizeof(w->err));
 }
 
 static void
-deliverd_state_done(void *arg)
+state_write_done(void *arg)
 {
 	struct state_write *w = arg;
-	struct dsource	   *s = deliverd_source_find(w->sid);
-	bool		    ok = child_store_result(w->rc >= 0, w->err);
+	struct dpart	   *d = dpart_of(w->part);
 
-	if (s != NULL) {
-		s->state_writing = false;
-		if (ok) {
-			s->written_status = w->status;
-			s->state_written_at = w->at;
+	(void)child_store_result(w->rc != -EIO, w->err);
+	if (w->rc != 0 && w->rc != -EIO)
+		log_info("partition=%d delivery state not written: %s "
+			 "(the next holder reads the last one written)",
+		    w->part, w->err);
+	if (d != NULL) {
+		d->writing = false;
+		if (w->rc != 0 && d->base != NULL && d->epoch == w->epoch)
+			d->dirty = true; /* again at the next tick */
+		if (d->finish_wait) {
+			d->finish_wait = false;
+			if (d->dirty && state_write(w->part, true))
+				finishing++;
+			finishing--;
 		}
-		if (s->state_dirty) {
-			s->state_dirty = false;
-			deliverd_source_state_write(s);
-		}
+	}
+	if (w->finish && finishing > 0)
+		finishing--;
+	if (finish_then != NULL && finishing == 0) {
+		void (*then)(void) = finish_then;
+
+		finish_then = NULL;
+		then();
 	}
 	bson_destroy(w->doc);
 	free(w);
 }
 
-/*
- * Upsert source_state "<id>:deliver" on the worker (throttled unless the
- * status changed; one write in flight per source).
- */
+/* Write part's document now. True when a write was queued. */
+static bool
+state_write(int part, bool finish)
+{
+	struct dpart	   *d = dpart_of(part);
+	struct state_write *w;
+
+	if (d == NULL || d->base == NULL || d->writing || !d->lease.held ||
+	    d->lease.epoch != d->epoch || (stopping && !finish))
+		return false;
+	w = util_xcalloc(1, sizeof(*w));
+	w->part = part;
+	w->epoch = d->epoch;
+	w->lease = d->lease;
+	w->lease.deadline_mono = d->lease.deadline_mono;
+	w->doc = state_doc(d, part);
+	w->queued = util_mono_ms();
+	w->finish = finish;
+	d->bytes = w->doc->len;
+	if (worker_submit(state_write_work, state_write_done, w) != 0) {
+		bson_destroy(w->doc);
+		free(w);
+		return false;
+	}
+	d->writing = true;
+	d->dirty = d->urgent = false;
+	d->written_at = w->queued;
+	return true;
+}
+
+/* s's delivery state changed: written at once for a new status. */
 void
 deliverd_source_state_write(struct dsource *s)
 {
-	struct state_write *w;
-	bson_t		    doc;
-	char		    id[96];
-	int64_t		    now = util_now_ms();
+	struct dpart *d = dpart_of(s->part);
 
-	if (s->state_writing) {
-		s->state_dirty = true; /* written after the one in flight */
+	if (d == NULL || !s->state_ready)
 		return;
+	d->dirty = true;
+	if (s->written_status != s->status) {
+		d->urgent = true;
+		if (store_healthy(child_store()))
+			(void)state_write(s->part, false);
 	}
-	if (s->written_status == s->status &&
-	    now - s->state_written_at < STATE_WRITE_MIN_MS)
-		return;
-	snprintf(id, sizeof(id), "%s:deliver", s->id);
-	bson_init(&doc);
-	BSON_APPEND_UTF8(&doc, "_id", id);
-	BSON_APPEND_UTF8(&doc, "sourceId", s->id);
-	BSON_APPEND_UTF8(&doc, "status", s->status);
-	if (s->last_delivery_at > 0)
-		BSON_APPEND_INT64(&doc, "lastDeliveryAt", s->last_delivery_at);
-	else
-		BSON_APPEND_NULL(&doc, "lastDeliveryAt");
-	if (s->last_error[0] != '\0')
-		BSON_APPEND_UTF8(&doc, "lastError", s->last_error);
-	else
-		BSON_APPEND_NULL(&doc, "lastError");
-	BSON_APPEND_INT32(&doc, "consecutiveFailures",
-	    (int32_t)s->br.consecutive);
-	if (s->gone_url != NULL)
-		BSON_APPEND_UTF8(&doc, "goneUrl", s->gone_url);
-	BSON_APPEND_INT64(&doc, "epoch", s->lease.epoch);
-	BSON_APPEND_INT64(&doc, "updatedAt", now);
-	w = util_xcalloc(1, sizeof(*w));
-	util_strlcpy(w->sid, s->id, sizeof(w->sid));
-	util_strlcpy(w->id, id, sizeof(w->id));
-	w->doc = bson_copy(&doc);
-	w->status = s->status;
-	w->at = now;
-	bson_destroy(&doc);
-	if (worker_submit(deliverd_state_work, deliverd_state_done, w) != 0) {
-		bson_destroy(w->doc);
-		free(w);
-		return;
-	}
-	s->state_writing = true;
 }
 
-/* Add to the counters in stats "<id>:deliver" (flushed every few s). */
+/* Add to s's counters (written with its partition's document). */
 void
 deliverd_stats_add(struct dsource *s, int64_t logs, int64_t batches,
     int64_t failures, int64_t dead)
 {
+	struct dpart *d = dpart_of(s->part);
+
 	s->st_logs += logs;
 	s->st_batches += batches;
 	s->st_fail += failures;
 	s->st_dead += dead;
+	if (d != NULL)
+		d->dirty = true;
 }
 
-struct stats_delta {
-	char	sid[64];
-	int64_t logs, batches, fail, dead;
-	bool	ok;
-};
-
-struct stats_flush {
-	struct stats_delta *d;
-	size_t		    n;
-	int		    rc;
-	char		    err[512];
-};
-
-static void
-deliverd_stats_work(void *arg)
-{
-	struct stats_flush  *f = arg;
-	mongoc_client_t	    *c;
-	mongoc_collection_t *coll;
-	bson_t		    *sel, *upd, *opts;
-	bson_error_t	     berr;
-	char		     id[96];
-	size_t		     i;
-
-	c = store_pop(child_store());
-	coll = store_coll(child_store(), c, STORE_STATS);
-	opts = BCON_NEW("upsert", BCON_BOOL(true));
-	for (i = 0; i < f->n; i++) {
-		struct stats_delta *d = &f->d[i];
-
-		snprintf(id, sizeof(id), "%s:deliver", d->sid);
-		sel = BCON_NEW("_id", BCON_UTF8(id));
-		upd = BCON_NEW("$inc", "{", "deliveredLogs",
-		    BCON_INT64(d->logs), "deliveredBatches",
-		    BCON_INT64(d->batches), "failedAttempts",
-		    BCON_INT64(d->fail), "deadBatches", BCON_INT64(d->dead),
-		    "}", "$set", "{", "sourceId", BCON_UTF8(d->sid),
-		    "updatedAt", BCON_INT64(util_now_ms()), "}");
-		d->ok = mongoc_collection_update_one(coll, sel, upd, opts, NULL,
-		    &berr);
-		if (!d->ok && f->rc == 0) {
-			snprintf(f->err, sizeof(f->err), "update stats: %.400s",
-			    berr.message);
-			f->rc = -EIO;
-		}
-		bson_destroy(sel);
-		bson_destroy(upd);
-	}
-	bson_destroy(opts);
-	mongoc_collection_destroy(coll);
-	store_push(child_store(), c);
-}
-
-static bool stats_flushing;
-
-static void
-deliverd_stats_done(void *arg)
-{
-	struct stats_flush *f = arg;
-	struct dsource	   *s;
-	size_t		    i;
-
-	stats_flushing = false;
-	(void)child_store_result(f->rc >= 0, f->err);
-	/* What was not written is added back, for the next flush. */
-	for (i = 0; i < f->n; i++)
-		if (!f->d[i].ok && (s = deliverd_source_find(f->d[i].sid)))
-			deliverd_stats_add(s, f->d[i].logs, f->d[i].batches,
-			    f->d[i].fail, f->d[i].dead);
-	free(f->d);
-	free(f);
-}
-
-/* Timer: write the counters that moved, in one worker job. */
+/* Source s was removed: its entry goes at its partition's next write. */
 void
-deliverd_stats_flush_cb(evutil_socket_t fd, short what, void *arg)
+deliverd_state_gone(const struct dsource *s)
 {
-	struct stats_flush *f;
-	struct dsource	   *s;
-	size_t		    n = 0;
+	struct dpart *d = dpart_of(s->part);
+
+	if (d != NULL && d->base != NULL)
+		d->dirty = true;
+}
+
+/*
+ * A rescan of `sources` ended: a partition read before it started that
+ * holds entries of sources it did not list is written without them (a
+ * source removed while no deliverd ran). Once per reading.
+ */
+void
+deliverd_state_rescanned(void)
+{
+	uint64_t    done = deliverd_rescans_done();
+	bson_iter_t it;
+	int	    i;
+
+	for (i = 0; i < ndparts; i++) {
+		struct dpart *d = &dparts[i];
+
+		if (d->base == NULL || d->swept || done <= d->load_gen)
+			continue;
+		d->swept = true;
+		if (bson_iter_init(&it, d->base))
+			while (bson_iter_next(&it))
+				if (deliverd_source_find(bson_iter_key(&it)) ==
+				    NULL) {
+					d->dirty = true;
+					break;
+				}
+	}
+}
+
+/* Dead letters of s deleted at the end of their retention. */
+void
+deliverd_stats_pruned(struct dsource *s, int64_t n)
+{
+	struct dpart *d = dpart_of(s->part);
+
+	s->st_pruned += n;
+	if (d != NULL)
+		d->dirty = true;
+}
+
+/*
+ * Timer: write the partitions whose state moved, an urgent one at once
+ * (one whose write failed is tried again here), the others at most every
+ * STATE_WRITE_MIN_MS.
+ */
+void
+deliverd_state_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int64_t now = util_mono_ms();
+	int	i;
 
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if (stats_flushing || !store_healthy(child_store()))
+	if (finishing > 0 || !store_healthy(child_store()))
 		return;
-	TAILQ_FOREACH (s, deliverd_sources(), entry)
-		if (s->st_logs || s->st_batches || s->st_fail || s->st_dead)
-			n++;
-	if (n == 0)
-		return;
-	f = util_xcalloc(1, sizeof(*f));
-	f->d = util_xcalloc(n, sizeof(*f->d));
-	TAILQ_FOREACH (s, deliverd_sources(), entry) {
-		if (!(s->st_logs || s->st_batches || s->st_fail || s->st_dead))
-			continue;
-		util_strlcpy(f->d[f->n].sid, s->id, sizeof(f->d[0].sid));
-		f->d[f->n].logs = s->st_logs;
-		f->d[f->n].batches = s->st_batches;
-		f->d[f->n].fail = s->st_fail;
-		f->d[f->n].dead = s->st_dead;
-		s->st_logs = s->st_batches = s->st_fail = s->st_dead = 0;
-		f->n++;
+	for (i = 0; i < ndparts; i++) {
+		struct dpart *d = &dparts[i];
+
+		if (d->dirty && !d->writing &&
+		    (d->urgent || now - d->written_at >= STATE_WRITE_MIN_MS))
+			(void)state_write(i, false);
 	}
-	if (worker_submit(deliverd_stats_work, deliverd_stats_done, f) != 0) {
-		for (size_t i = 0; i < f->n; i++)
-			f->d[i].ok = false;
-		deliverd_stats_done(f);
-		return;
+}
+
+/* A handover: write what is not in the store yet, then it may go. */
+bool
+deliverd_state_drain(int part)
+{
+	struct dpart *d = dpart_of(part);
+
+	if (d == NULL || d->base == NULL)
+		return true;
+	if (d->dirty && !d->writing)
+		(void)state_write(part, false);
+	return !d->dirty && !d->writing;
+}
+
+/*
+ * Stopping: write every partition that moved, then then() (at once
+ * when there is none; the grace period bounds the wait).
+ */
+void
+deliverd_state_finish(void (*then)(void))
+{
+	int i;
+
+	stopping = true;
+	for (i = 0; i < ndparts; i++) {
+		struct dpart *d = &dparts[i];
+
+		if (!store_healthy(child_store()))
+			break; /* what moved since the last write is lost */
+		if (d->writing) {
+			d->finish_wait = true; /* then again if it moved */
+			finishing++;
+		} else if (d->dirty && state_write(i, true))
+			finishing++;
 	}
-	stats_flushing = true;
+	if (finishing == 0)
+		then();
+	else
+		finish_then = then;
 }

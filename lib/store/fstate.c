@@ -13,10 +13,41 @@
 #include "lib/store/partition.h"
 #include "lib/store/store.h"
 
+/*
+ * What tells the fetch state from the delivery state: the prefix of the
+ * collections, and how older versions' per-source documents are read.
+ */
+typedef int (*fkind_legacy_fn)(struct store *st, const char *const *ids,
+    size_t n, bson_t **entries, char *err, size_t errlen);
+struct fkind {
+	const char     *prefix;
+	fkind_legacy_fn legacy;
+};
+
+static int fstate_legacy(struct store *st, const char *const *ids, size_t n,
+    bson_t **entries, char *err, size_t errlen);
+static int dstate_legacy(struct store *st, const char *const *ids, size_t n,
+    bson_t **entries, char *err, size_t errlen);
+
+static const struct fkind fetch_kind = { FSTATE_PREFIX, fstate_legacy };
+static const struct fkind deliver_kind = { DSTATE_PREFIX, dstate_legacy };
+
+static void
+kind_coll(const struct fkind *k, int count, int part, char out[FSTATE_COLL_MAX])
+{
+	snprintf(out, FSTATE_COLL_MAX, "%s%d_%d", k->prefix, count, part);
+}
+
 void
 fstate_coll(int count, int part, char out[FSTATE_COLL_MAX])
 {
-	snprintf(out, FSTATE_COLL_MAX, "%s%d_%d", FSTATE_PREFIX, count, part);
+	kind_coll(&fetch_kind, count, part, out);
+}
+
+void
+dstate_coll(int count, int part, char out[FSTATE_COLL_MAX])
+{
+	kind_coll(&deliver_kind, count, part, out);
 }
 
 void
@@ -25,14 +56,16 @@ fstate_doc_id(int count, int part, char out[FSTATE_ID_MAX])
 	snprintf(out, FSTATE_ID_MAX, "%d:%d", count, part);
 }
 
-/* The count of a collection name "fetch_state_<count>_<part>", or -1. */
+/* The count of a collection name "<prefix><count>_<part>", or -1. */
 static int
-fstate_coll_count(const char *name)
+kind_coll_count(const struct fkind *k, const char *name)
 {
-	int  count, part;
-	char tail;
+	size_t plen = strlen(k->prefix);
+	int    count, part;
+	char   tail;
 
-	if (sscanf(name, FSTATE_PREFIX "%d_%d%c", &count, &part, &tail) != 2)
+	if (strncmp(name, k->prefix, plen) != 0 ||
+	    sscanf(name + plen, "%d_%d%c", &count, &part, &tail) != 2)
 		return -1;
 	return count;
 }
@@ -140,6 +173,17 @@ fstate_legacy_cursor(const bson_t *doc, void *arg)
 	return 0;
 }
 
+/* Whether a stats document is deliverd's "<source>:deliver". */
+static bool
+fstate_deliver_stats(const bson_t *doc)
+{
+	const char *id = store_bson_str(doc, "_id");
+	size_t	    n;
+
+	return id != NULL && (n = strlen(id)) > 8 &&
+	    strcmp(id + n - 8, ":deliver") == 0;
+}
+
 static int
 fstate_legacy_stats(const bson_t *doc, void *arg)
 {
@@ -233,22 +277,84 @@ fstate_legacy(struct store *st, const char *const *ids, size_t n,
 }
 
 /*
+ * deliverd's per-source documents of older versions (source_state and
+ * stats "<id>:deliver") of the ids that have no entry yet, made into
+ * entries {status, lastDeliveryAt, ..., stats: {deliveredLogs, ...}}.
+ */
+static int
+dstate_legacy(struct store *st, const char *const *ids, size_t n,
+    bson_t **entries, char *err, size_t errlen)
+{
+	char  **keys;
+	bson_t *docs[2], **found[2], entry, stats;
+	size_t *idx, i, k, m = 0;
+	int	rc = 0;
+
+	keys = util_xcalloc(n + 1, sizeof(*keys));
+	idx = util_xcalloc(n + 1, sizeof(*idx));
+	for (i = 0; i < n; i++)
+		if (entries[i] == NULL) {
+			char key[96];
+
+			snprintf(key, sizeof(key), "%s:deliver", ids[i]);
+			keys[m] = util_xstrdup(key);
+			idx[m++] = i;
+		}
+	found[0] = util_xcalloc(m + 1, sizeof(bson_t *));
+	found[1] = util_xcalloc(m + 1, sizeof(bson_t *));
+	if (m > 0)
+		rc = store_find_ids(st, STORE_SOURCE_STATE, keys, m, found[0],
+		    err, errlen);
+	if (m > 0 && rc == 0)
+		rc = store_find_ids(st, STORE_STATS, keys, m, found[1], err,
+		    errlen);
+	for (k = 0; k < m; k++) {
+		docs[0] = found[0][k];
+		docs[1] = found[1][k];
+		if (rc == 0 && (docs[0] != NULL || docs[1] != NULL)) {
+			bson_init(&entry);
+			if (docs[0] != NULL)
+				bson_copy_to_excluding_noinit(docs[0], &entry,
+				    "_id", "sourceId", NULL);
+			if (docs[1] != NULL) {
+				bson_init(&stats);
+				bson_copy_to_excluding_noinit(docs[1], &stats,
+				    "_id", "sourceId", "updatedAt", NULL);
+				BSON_APPEND_DOCUMENT(&entry, "stats", &stats);
+				bson_destroy(&stats);
+			}
+			if ((entries[idx[k]] = bson_copy(&entry)) == NULL)
+				fatal("out of memory");
+			bson_destroy(&entry);
+		}
+		for (i = 0; i < 2; i++)
+			if (docs[i] != NULL)
+				bson_destroy(docs[i]);
+		free(keys[k]);
+	}
+	free(found[0]);
+	free(found[1]);
+	free(keys);
+	free(idx);
+	return rc < 0 ? -EIO : 0;
+}
+
+/*
  * fn(doc, arg) for the documents of every fetch_state_ collection but
  * those of count skip (-1: none skipped).
  */
 static int
-fstate_scan(struct store *st, int skip, store_each_fn fn, void *arg, char *err,
-    size_t errlen)
+kind_scan(const struct fkind *k, struct store *st, int skip, store_each_fn fn,
+    void *arg, char *err, size_t errlen)
 {
 	bson_t all = BSON_INITIALIZER;
 	char **names = NULL;
 	size_t nn = 0, i;
 	int    rc;
 
-	rc = store_list_collections(st, FSTATE_PREFIX, &names, &nn, err,
-	    errlen);
+	rc = store_list_collections(st, k->prefix, &names, &nn, err, errlen);
 	for (i = 0; i < nn; i++) {
-		int c = fstate_coll_count(names[i]);
+		int c = kind_coll_count(k, names[i]);
 
 		if (rc == 0 && c > 0 && c != skip)
 			rc = store_each(st, names[i], &all, NULL, fn, arg, err,
@@ -265,22 +371,23 @@ fstate_scan(struct store *st, int skip, store_each_fn fn, void *arg, char *err,
  * documents of other counts, then those of older versions.
  */
 static int
-fstate_fallback(struct store *st, int count, const char *const *ids, size_t n,
-    bson_t **entries, unsigned flags, char *err, size_t errlen)
+kind_fallback(const struct fkind *k, struct store *st, int count,
+    const char *const *ids, size_t n, bson_t **entries, unsigned flags,
+    char *err, size_t errlen)
 {
 	struct fpick p = { ids, n, entries };
 	int	     rc;
 
-	rc = fstate_scan(st, count, fstate_pick_one, &p, err, errlen);
+	rc = kind_scan(k, st, count, fstate_pick_one, &p, err, errlen);
 	if (rc == 0 && !(flags & FSTATE_NO_LEGACY))
-		rc = fstate_legacy(st, ids, n, entries, err, errlen);
+		rc = k->legacy(st, ids, n, entries, err, errlen);
 	return rc < 0 ? -EIO : 0;
 }
 
-int
-fstate_load(struct store *st, int count, int part, const char *const *ids,
-    size_t n, bson_t **entries, unsigned flags, bool *found, bson_t **sources,
-    char *err, size_t errlen)
+static int
+kind_load(const struct fkind *k, struct store *st, int count, int part,
+    const char *const *ids, size_t n, bson_t **entries, unsigned flags,
+    bool *found, bson_t **sources, char *err, size_t errlen)
 {
 	char   coll[FSTATE_COLL_MAX], id[FSTATE_ID_MAX];
 	bson_t sel, doc, sub;
@@ -293,7 +400,7 @@ fstate_load(struct store *st, int count, int part, const char *const *ids,
 		*found = false;
 	if (sources != NULL)
 		*sources = NULL;
-	fstate_coll(count, part, coll);
+	kind_coll(k, count, part, coll);
 	fstate_doc_id(count, part, id);
 	bson_init(&sel);
 	BSON_APPEND_UTF8(&sel, "_id", id);
@@ -302,7 +409,7 @@ fstate_load(struct store *st, int count, int part, const char *const *ids,
 	if (rc < 0)
 		return -EIO;
 	if (rc == 0)
-		return fstate_fallback(st, count, ids, n, entries, flags, err,
+		return kind_fallback(k, st, count, ids, n, entries, flags, err,
 		    errlen);
 	if (found != NULL)
 		*found = true;
@@ -313,6 +420,24 @@ fstate_load(struct store *st, int count, int part, const char *const *ids,
 		    bson_new();
 	bson_destroy(&doc);
 	return 0;
+}
+
+int
+fstate_load(struct store *st, int count, int part, const char *const *ids,
+    size_t n, bson_t **entries, unsigned flags, bool *found, bson_t **sources,
+    char *err, size_t errlen)
+{
+	return kind_load(&fetch_kind, st, count, part, ids, n, entries, flags,
+	    found, sources, err, errlen);
+}
+
+int
+dstate_load(struct store *st, int count, int part, const char *const *ids,
+    size_t n, bson_t **entries, bool *found, bson_t **sources, char *err,
+    size_t errlen)
+{
+	return kind_load(&deliver_kind, st, count, part, ids, n, entries, 0,
+	    found, sources, err, errlen);
 }
 
 struct fgroup {
@@ -331,9 +456,10 @@ fstate_group_cmp(const void *a, const void *b)
 	return x->i < y->i ? -1 : x->i > y->i;
 }
 
-int
-fstate_find(struct store *st, int count, const char *const *ids, size_t n,
-    bson_t **entries, char *err, size_t errlen)
+static int
+kind_find(const struct fkind *kind, struct store *st, int count,
+    const char *const *ids, size_t n, bson_t **entries, char *err,
+    size_t errlen)
 {
 	struct fgroup *g;
 	const char   **gids;
@@ -355,12 +481,12 @@ fstate_find(struct store *st, int count, const char *const *ids, size_t n,
 	for (i = 0; rc == 0 && i < n; i = k) {
 		for (k = i, m = 0; k < n && g[k].part == g[i].part; k++)
 			gids[m++] = g[k].id;
-		rc = fstate_load(st, count, g[i].part, gids, m, gent, 0, &found,
-		    NULL, err, errlen);
+		rc = kind_load(kind, st, count, g[i].part, gids, m, gent, 0,
+		    &found, NULL, err, errlen);
 		for (k = i, missing = 0; k < n && g[k].part == g[i].part; k++)
 			missing += gent[k - i] == NULL;
 		if (rc == 0 && found && missing > 0)
-			rc = fstate_fallback(st, count, gids, m, gent,
+			rc = kind_fallback(kind, st, count, gids, m, gent,
 			    FSTATE_NO_LEGACY, err, errlen);
 		for (k = i; k < n && g[k].part == g[i].part; k++)
 			entries[g[k].i] = gent[k - i];
@@ -375,6 +501,21 @@ fstate_find(struct store *st, int count, const char *const *ids, size_t n,
 	free(gids);
 	free(gent);
 	return rc;
+}
+
+int
+fstate_find(struct store *st, int count, const char *const *ids, size_t n,
+    bson_t **entries, char *err, size_t errlen)
+{
+	return kind_find(&fetch_kind, st, count, ids, n, entries, err, errlen);
+}
+
+int
+dstate_find(struct store *st, int count, const char *const *ids, size_t n,
+    bson_t **entries, char *err, size_t errlen)
+{
+	return kind_find(&deliver_kind, st, count, ids, n, entries, err,
+	    errlen);
 }
 
 /* Every entry of every partition document, copied, then the newest. */
@@ -439,18 +580,18 @@ fstate_item_cmp(const void *a, const void *b)
 	return x->at > y->at ? -1 : x->at < y->at;
 }
 
-int
-fstate_each(struct store *st, fstate_each_fn fn, void *arg, char *err,
-    size_t errlen)
+static int
+kind_each(const struct fkind *k, struct store *st, fstate_each_fn fn, void *arg,
+    char *err, size_t errlen)
 {
 	struct feach f = { NULL, 0, 0 };
 	bson_t	     e;
 	size_t	     i;
 	int	     rc;
 
-	rc = fstate_scan(st, -1, fstate_each_doc, &f, err, errlen);
+	rc = kind_scan(k, st, -1, fstate_each_doc, &f, err, errlen);
 	if (rc == -ENOMEM)
-		snprintf(err, errlen, "out of memory reading the fetch state");
+		snprintf(err, errlen, "out of memory reading %s*", k->prefix);
 	if (rc == 0 && f.n > 1)
 		qsort(f.v, f.n, sizeof(*f.v), fstate_item_cmp);
 	/* The first of each source is its newest (freed after: compared). */
@@ -464,6 +605,20 @@ fstate_each(struct store *st, fstate_each_fn fn, void *arg, char *err,
 	}
 	free(f.v);
 	return rc;
+}
+
+int
+fstate_each(struct store *st, fstate_each_fn fn, void *arg, char *err,
+    size_t errlen)
+{
+	return kind_each(&fetch_kind, st, fn, arg, err, errlen);
+}
+
+int
+dstate_each(struct store *st, fstate_each_fn fn, void *arg, char *err,
+    size_t errlen)
+{
+	return kind_each(&deliver_kind, st, fn, arg, err, errlen);
 }
 
 int
@@ -526,12 +681,32 @@ fstate_each_stats(struct store *st, store_each_fn fn, void *arg, char *err,
 	return fstate_each(st, fstate_stats_entry, &f, err, errlen);
 }
 
-bool
-fstate_deliver_stats(const bson_t *doc)
+/* The counters of a delivery entry as stats "<source>:deliver". */
+static int
+dstate_stats_entry(const char *sid, const bson_t *entry, void *arg)
 {
-	const char *id = store_bson_str(doc, "_id");
-	size_t	    n;
+	struct fstats *f = arg;
+	bson_t	       stats, doc;
+	char	       id[200];
+	int	       rc;
 
-	return id != NULL && (n = strlen(id)) > 8 &&
-	    strcmp(id + n - 8, ":deliver") == 0;
+	if (!store_bson_sub(entry, "stats", &stats))
+		return 0;
+	snprintf(id, sizeof(id), "%s:deliver", sid);
+	bson_init(&doc);
+	BSON_APPEND_UTF8(&doc, "_id", id);
+	BSON_APPEND_UTF8(&doc, "sourceId", sid);
+	bson_copy_to_excluding_noinit(&stats, &doc, "_id", "sourceId", NULL);
+	rc = f->fn(&doc, f->arg);
+	bson_destroy(&doc);
+	return rc;
+}
+
+int
+dstate_each_stats(struct store *st, store_each_fn fn, void *arg, char *err,
+    size_t errlen)
+{
+	struct fstats f = { fn, arg };
+
+	return dstate_each(st, dstate_stats_entry, &f, err, errlen);
 }

@@ -35,6 +35,7 @@
 #include "lib/store/store.h"
 
 #define FSTATE_PREFIX	"fetch_state_"
+#define DSTATE_PREFIX	"deliver_state_"
 #define FSTATE_COLL_MAX 48
 #define FSTATE_ID_MAX	32
 
@@ -87,10 +88,29 @@ int fstate_each(struct store *st, fstate_each_fn fn, void *arg, char *err,
 int fstate_each_stats(struct store *st, store_each_fn fn, void *arg, char *err,
     size_t errlen);
 /*
- * Whether a document of `stats` is deliverd's "<source>:deliver" (those
- * of fetcherd there are older versions', read from the fetch state now).
+ * The delivery state, kept the same way by the holder of the lease
+ * "deliver:p<N>" (deliverd/state.c):
+ *
+ *	deliver_state_<count>_<N>	{_id: "<count>:<N>", count, part, epoch,
+ *					 updatedAt, sources: {<source id>: entry}}
+ *	entry	{status, lastDeliveryAt, lastError, consecutiveFailures,
+ *		 goneUrl, epoch, updatedAt, stats: {deliveredLogs,
+ *		 deliveredBatches, failedAttempts, deadBatches}}
+ *
+ * where older versions kept source_state and stats "<id>:deliver", read
+ * (as their fetch state is) for a partition that has no document yet.
  */
-bool fstate_deliver_stats(const bson_t *doc);
+void dstate_coll(int count, int part, char out[FSTATE_COLL_MAX]);
+int  dstate_load(struct store *st, int count, int part, const char *const *ids,
+     size_t n, bson_t **entries, bool *found, bson_t **sources, char *err,
+     size_t errlen);
+int  dstate_find(struct store *st, int count, const char *const *ids, size_t n,
+     bson_t **entries, char *err, size_t errlen);
+int  dstate_each(struct store *st, fstate_each_fn fn, void *arg, char *err,
+     size_t errlen);
+/* Each source's counters as the stats document "<source>:deliver". */
+int dstate_each_stats(struct store *st, store_each_fn fn, void *arg, char *err,
+    size_t errlen);
 
 /*
  * Whether the store holds fetch state of a version older than this one

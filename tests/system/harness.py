@@ -513,6 +513,16 @@ def set_fetch_state(db, sid, fields, count=64):
         {"$set": {"sources.%s.%s" % (sid, k): v for k, v in fields.items()}})
 
 
+def deliver_state(db, sid, count=64):
+    """sid's entry of its partition's delivery state (deliverd/state.c):
+    status, lastDeliveryAt, lastError, goneUrl, stats {deliveredLogs,
+    deliveredBatches, failedAttempts, deadBatches, deadLettersPruned};
+    None before deliverd first wrote it."""
+    part = partition_of(sid, count)
+    doc = db["deliver_state_%d_%d" % (count, part)].find_one({"_id": "%d:%d" % (count, part)})
+    return ((doc or {}).get("sources") or {}).get(sid)
+
+
 def fetch_states(db):
     """{source id: entry} of every partition document, newest entry first."""
     out = {}

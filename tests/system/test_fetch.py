@@ -570,6 +570,8 @@ def test_removed_source_all_delivered(wd):
     h.wait_for(lambda: h.fetch_state(db, sid) is None and
                db.schema_names.count_documents({"sourceId": sid}) == 0, 60,
                "the removed source's cursors and schema names deleted", interval=1)
+    h.wait_for(lambda: h.deliver_state(db, sid) is None, 15,
+               "the removed source's delivery state dropped")
     assert db.source_state.find_one({"_id": sid + ":deliver"}) is None
     assert "deleting its cursors, states and stats" in ar.log()
     h.log("a removed source with nothing pending cleaned by the janitor")

@@ -202,30 +202,27 @@ void		  deliverd_source_wake(struct dsource *s, int64_t at);
 void		  deliverd_source_kick(struct dsource *s);
 void		  deliverd_source_idle(struct dsource *s);
 void		  deliverd_source_free(struct dsource *s);
+void		  deliverd_source_removed(struct dsource *s);
 void		  deliverd_source_destroy(struct dsource *s);
 void		  deliverd_source_job_done(struct dsource *s);
 /* A worker job of s ended (queue_init's done): carry on, or free s. */
 void deliverd_source_job_end(void *arg, struct dsource *s);
 void deliverd_rescan_arm(bool initial);
-/* Rescans of `sources` started, and the last of them completed. */
-uint64_t deliverd_rescans_started(void);
-uint64_t deliverd_rescans_done(void);
-void	 deliverd_rescan_soon(void);
+void deliverd_rescan_soon(void);
 
 /* state.c: the delivery state of each partition's sources. */
 void deliverd_state_init(int count);
 void deliverd_state_lease(int part, const struct lease *l);
 void deliverd_state_forget(int part);
 bool deliverd_state_read(int part, int64_t epoch);
-void deliverd_state_base(int part, int64_t epoch, bson_t *sources, bool found,
-    uint64_t gen);
+void deliverd_state_base(int part, int64_t epoch, bson_t *sources, bool found);
 bool deliverd_state_drain(int part);
 void deliverd_state_finish(void (*then)(void));
 void deliverd_source_state_write(struct dsource *s);
 void deliverd_stats_add(struct dsource *s, int64_t logs, int64_t batches,
     int64_t failures, int64_t dead);
 void deliverd_state_gone(const struct dsource *s);
-void deliverd_state_rescanned(void);
+void deliverd_state_forgotten(char *const *ids, size_t n);
 void deliverd_stats_pruned(struct dsource *s, int64_t n);
 void deliverd_state_flush_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -243,6 +240,7 @@ int  deliverd_partitions_init(const struct config *cfg, const char *instance,
 void deliverd_partitions_configure(const struct config *cfg);
 void deliverd_partitions_shutdown(void (*done)(void *), void *arg);
 int  deliverd_partition_of(const char *id);
+int  deliverd_partition_count(void);
 void deliverd_partitions_sync(void);
 void deliverd_sources_taken(int part, const struct lease *l,
     struct dsource *one);

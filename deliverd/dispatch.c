@@ -23,11 +23,9 @@ deliverd_dispatch(const Ar__Envelope *env)
 	switch (env->body_case) {
 	case AR__ENVELOPE__BODY_SOURCE_CHANGED:
 		s = deliverd_source_find(env->source_changed->source_id);
-		if (s != NULL && env->source_changed->removed) {
-			log_info("source=%s removed; its deliveries stop",
-			    s->id);
-			deliverd_source_free(s);
-		} else if (s != NULL)
+		if (s != NULL && env->source_changed->removed)
+			deliverd_source_removed(s);
+		else if (s != NULL)
 			s->reload = true; /* replays, URL changes */
 		deliverd_rescan_soon();
 		break;

@@ -13,6 +13,8 @@
 #include "deliverd/deliverd.h"
 #include "lib/base/log.h"
 #include "lib/base/util.h"
+#include "lib/store/fstate.h"
+#include "lib/store/partition.h"
 #include "lib/store/store.h"
 #include "lib/store/worker.h"
 #include "runtime/child.h"
@@ -88,14 +90,17 @@ janitor_ids_free(struct janitor_ids *l)
 }
 
 struct janitor {
-	int	rc;
-	char	err[512];
-	char	msgs[2048];
-	size_t	off;
-	int64_t retention_ms;
+	struct janitor_ids forgot; /* removed sources cleaned up */
+	int		   rc;
+	char		   err[512];
+	char		   msgs[2048];
+	size_t		   off;
+	int64_t		   retention_ms;
 };
 
 static bool janitor_running;
+
+#define JANITOR_DSTATE 4 /* colls[]: the delivery state */
 
 static void janitor_note(struct janitor *jt, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -125,17 +130,68 @@ janitor_has(char **v, size_t n, const char *id)
 	return n > 0 && bsearch(&id, v, n, sizeof(*v), util_strp_cmp) != NULL;
 }
 
+static void
+janitor_ids_add(struct janitor_ids *l, const char *id)
+{
+	l->v = util_xreallocarray(l->v, l->n + 1, sizeof(*l->v));
+	l->v[l->n++] = util_xstrdup(id);
+}
+
 static int
 janitor_source_one(const bson_t *doc, void *arg)
 {
-	struct janitor_ids *l = arg;
-	const char	   *id = store_bson_str(doc, "_id");
+	const char *id = store_bson_str(doc, "_id");
 
-	if (id != NULL) {
-		l->v = util_xreallocarray(l->v, l->n + 1, sizeof(*l->v));
-		l->v[l->n++] = util_xstrdup(id);
-	}
+	if (id != NULL)
+		janitor_ids_add(arg, id);
 	return 0;
+}
+
+/* A source with an entry in the delivery state (dstate_each). */
+static int
+janitor_state_one(const char *sid, const bson_t *entry, void *arg)
+{
+	(void)entry;
+	janitor_ids_add(arg, sid);
+	return 0;
+}
+
+/*
+ * Worker: the removed source's entry in its partition's delivery state,
+ * the one write to that document not by the partition's holder. It is
+ * safe: the entry belongs to no source any more, and a holder that still
+ * carries it (state.c keeps a removed source's entry until this is done)
+ * drops it when told (deliverd_state_forgotten); one that wrote it back
+ * meanwhile is cleaned up at the next run. Without it, the entry of a
+ * source removed while its partition has no holder (it had no other
+ * source) would stay.
+ */
+static void
+janitor_forget_state(struct janitor *jt, const char *id)
+{
+	mongoc_client_t	    *c;
+	mongoc_collection_t *coll;
+	bson_t		    *sel, *upd;
+	char		     name[FSTATE_COLL_MAX], did[FSTATE_ID_MAX];
+	char		     key[96];
+	int		     count = deliverd_partition_count();
+	int		     part = partition_index(id, count);
+
+	if (strchr(id, '.') != NULL || id[0] == '$')
+		return;
+	dstate_coll(count, part, name);
+	fstate_doc_id(count, part, did);
+	snprintf(key, sizeof(key), "sources.%s", id);
+	sel = BCON_NEW("_id", BCON_UTF8(did));
+	upd = BCON_NEW("$unset", "{", key, BCON_UTF8(""), "}");
+	c = store_pop(child_store());
+	coll = store_coll(child_store(), c, name);
+	(void)mongoc_collection_update_one(coll, sel, upd, NULL, NULL, NULL);
+	mongoc_collection_destroy(coll);
+	store_push(child_store(), c);
+	bson_destroy(sel);
+	bson_destroy(upd);
+	(void)jt;
 }
 
 /* Worker: everything else removed source sid left behind. */
@@ -162,6 +218,7 @@ janitor_forget(struct janitor *jt, const char *id)
 		(void)store_delete(child_store(), by_source[k], sel, true, NULL,
 		    jt->err, sizeof(jt->err));
 	bson_destroy(sel);
+	janitor_forget_state(jt, id);
 }
 
 /*
@@ -179,8 +236,9 @@ janitor_forget(struct janitor *jt, const char *id)
 static void
 janitor_removed(struct janitor *jt)
 {
+	/* The last: the entries of the delivery state (dstate_each). */
 	static const char *const colls[] = { STORE_BATCHES, STORE_SOURCE_STATE,
-		STORE_CURSORS, STORE_ALERTS };
+		STORE_CURSORS, STORE_ALERTS, DSTATE_PREFIX "*" };
 	struct janitor_ids	 ids[nitems(colls)], live = { NULL, 0 };
 	bson_t			*sel, *opts;
 	int64_t			 deleted;
@@ -188,8 +246,12 @@ janitor_removed(struct janitor *jt)
 
 	memset(ids, 0, sizeof(ids));
 	for (k = 0; k < nitems(colls) && jt->rc == 0; k++) {
-		jt->rc = deliverd_distinct_sources(colls[k], &ids[k].v,
-		    &ids[k].n, jt->err, sizeof(jt->err));
+		if (k == JANITOR_DSTATE)
+			jt->rc = dstate_each(child_store(), janitor_state_one,
+			    &ids[k], jt->err, sizeof(jt->err));
+		else
+			jt->rc = deliverd_distinct_sources(colls[k], &ids[k].v,
+			    &ids[k].n, jt->err, sizeof(jt->err));
 		if (jt->rc == 0 && ids[k].n > 1)
 			qsort(ids[k].v, ids[k].n, sizeof(*ids[k].v),
 			    util_strp_cmp);
@@ -210,7 +272,8 @@ janitor_removed(struct janitor *jt)
 
 			if (janitor_has(live.v, live.n, id))
 				continue;
-			bool left = k == 1 || k == 2; /* states, cursors */
+			/* States, cursors, delivery states. */
+			bool left = k == 1 || k == 2 || k == JANITOR_DSTATE;
 
 			if (!left) {
 				sel = BCON_NEW("sourceId", BCON_UTF8(id));
@@ -223,7 +286,8 @@ janitor_removed(struct janitor *jt)
 				    "source=%s removed: deleted %lld %s", id,
 				    (long long)deleted, colls[k]);
 			} else if (janitor_has(ids[0].v, ids[0].n, id) ||
-			    (k == 2 && janitor_has(ids[1].v, ids[1].n, id)))
+			    (k >= 2 && janitor_has(ids[1].v, ids[1].n, id)) ||
+			    (k > 2 && janitor_has(ids[2].v, ids[2].n, id)))
 				continue; /* forgotten already */
 			else
 				janitor_note(jt,
@@ -231,8 +295,10 @@ janitor_removed(struct janitor *jt)
 				    "cursors, states and stats",
 				    id);
 			/* Once per source: batches, else states or cursors. */
-			if (jt->rc == 0 && (k == 0 || left))
+			if (jt->rc == 0 && (k == 0 || left)) {
 				janitor_forget(jt, id);
+				janitor_ids_add(&jt->forgot, id);
+			}
 		}
 	for (k = 0; k < nitems(colls); k++)
 		janitor_ids_free(&ids[k]);
@@ -270,6 +336,9 @@ janitor_done(void *arg)
 
 	janitor_running = false;
 	(void)child_store_result(jt->rc >= 0, jt->err);
+	/* Their delivery state entries may go now (kept until this). */
+	deliverd_state_forgotten(jt->forgot.v, jt->forgot.n);
+	janitor_ids_free(&jt->forgot);
 	for (line = strtok_r(jt->msgs, "\n", &save); line != NULL;
 	     line = strtok_r(NULL, "\n", &save))
 		log_info("%s", line);

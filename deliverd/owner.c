@@ -30,7 +30,6 @@ static struct partition_set *parts;
 struct dtake {
 	int		 part;
 	int64_t		 epoch;
-	uint64_t	 gen; /* rescans started */
 	bool		 whole, found;
 	struct dsource **srcs;
 	const char     **ids;
@@ -87,8 +86,7 @@ deliverd_take_done(void *arg)
 	(void)child_store_result(t->rc >= 0, t->err);
 	if (t->rc == 0 && t->whole) {
 		deliverd_state_base(t->part, t->epoch,
-		    t->sources != NULL ? t->sources : bson_new(), t->found,
-		    t->gen);
+		    t->sources != NULL ? t->sources : bson_new(), t->found);
 		t->sources = NULL;
 	}
 	for (i = 0; i < t->n; i++) {
@@ -149,7 +147,6 @@ deliverd_sources_taken(int part, const struct lease *l, struct dsource *one)
 	t = util_xcalloc(1, sizeof(*t));
 	t->part = part;
 	t->epoch = l->epoch;
-	t->gen = deliverd_rescans_started();
 	t->whole = !deliverd_state_read(part, l->epoch);
 	t->srcs = util_xcalloc(n, sizeof(*t->srcs));
 	t->ids = util_xcalloc(n, sizeof(*t->ids));
@@ -273,6 +270,13 @@ static const struct partition_ops deliverd_partition_ops = {
 	.lost = deliverd_partition_lost,
 	.drain = deliverd_partition_drain,
 };
+
+/* The partition_count in effect (any thread: set once at the start). */
+int
+deliverd_partition_count(void)
+{
+	return partition_set_count(parts);
+}
 
 /* The partition of a source id. */
 int

@@ -25,7 +25,6 @@ static bool		rescan_busy, rescan_again, rescanned;
 static bool		rescan_forced;		 /* a hint: at once */
 static int64_t		rescan_took, rescan_end; /* ms: the last read */
 static struct event    *rescan_ev, *rescan_first_ev;
-static uint64_t		rescans_started, rescans_done; /* generations */
 
 static void deliverd_rescan_first_cb(evutil_socket_t, short, void *);
 
@@ -168,18 +167,6 @@ deliverd_url_host(const char *url, char *out, size_t outlen)
 	return rc;
 }
 
-uint64_t
-deliverd_rescans_started(void)
-{
-	return rescans_started;
-}
-
-uint64_t
-deliverd_rescans_done(void)
-{
-	return rescans_done;
-}
-
 struct dsource *
 deliverd_source_find(const char *id)
 {
@@ -274,6 +261,15 @@ deliverd_source_free(struct dsource *s)
 		return;
 	}
 	deliverd_source_destroy(s);
+}
+
+/* s was removed from `sources` (a hint, or a rescan): it stops. */
+void
+deliverd_source_removed(struct dsource *s)
+{
+	log_info("source=%s removed; its deliveries stop", s->id);
+	deliverd_state_gone(s);
+	deliverd_source_free(s);
 }
 
 /* Free s (unlinked, no job running). */
@@ -437,7 +433,6 @@ deliverd_source_new(const char *id)
 
 /* The sources documents (without credentials), read on the worker. */
 struct drescan {
-	uint64_t gen;
 	int64_t	 took_ms;
 	bson_t **docs;
 	size_t	 n;
@@ -475,7 +470,6 @@ deliverd_rescan_done(void *arg)
 	if (child_stopping() || !child_store_result(r->rc >= 0, r->err))
 		goto out;
 	rescanned = true;
-	rescans_done = r->gen;
 	TAILQ_FOREACH (s, &sources, entry)
 		s->seen = false;
 	for (i = 0; i < r->n; i++) {
@@ -490,14 +484,10 @@ deliverd_rescan_done(void *arg)
 	}
 	TAILQ_FOREACH_SAFE (s, &sources, entry, ns) {
 		if (!s->seen) {
-			log_info("source=%s removed; its deliveries stop",
-			    s->id);
-			deliverd_state_gone(s);
-			deliverd_source_free(s);
+			deliverd_source_removed(s);
 		}
 	}
 	deliverd_partitions_sync();
-	deliverd_state_rescanned();
 	TAILQ_FOREACH (s, &sources, entry) {
 		if (!s->lease.held)
 			continue;
@@ -539,7 +529,6 @@ deliverd_rescan_start(void)
 		return true;
 	}
 	r = util_xcalloc(1, sizeof(*r));
-	r->gen = ++rescans_started;
 	if (worker_submit(deliverd_rescan_work, deliverd_rescan_done, r) != 0) {
 		free(r);
 		return false;

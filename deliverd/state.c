@@ -29,15 +29,13 @@
 #define STATE_WRITE_MIN_MS 5000
 
 struct dpart {
-	bson_t	    *base;  /* the sources of the document read; NULL: none */
-	int64_t	     epoch; /* of the lease it was read under */
-	struct lease lease; /* the partition's, kept by owner.c */
-	uint64_t     load_gen;	  /* rescans started when it was read */
-	bool	     dirty;	  /* memory differs from the store */
-	bool	     urgent;	  /* a status changed: write at once */
-	bool	     writing;	  /* a write in flight */
+	bson_t	    *base;    /* the sources of the document read; NULL: none */
+	int64_t	     epoch;   /* of the lease it was read under */
+	struct lease lease;   /* the partition's, kept by owner.c */
+	bool	     dirty;   /* memory differs from the store */
+	bool	     urgent;  /* a status changed: write at once */
+	bool	     writing; /* a write in flight */
 	bool	     finish_wait; /* the stop waits for the write in flight */
-	bool	     swept;	  /* its entries compared with a rescan */
 	int64_t	     written_at;  /* mono ms of the last write */
 	size_t	     bytes;	  /* of the last document */
 };
@@ -100,13 +98,12 @@ deliverd_state_read(int part, int64_t epoch)
 }
 
 /*
- * The document of part was read under the lease of epoch, while gen
- * rescans had started: sources, its "sources" (an empty document where
- * there was none, found false; taken over).
+ * The document of part was read under the lease of epoch: sources, its
+ * "sources" (an empty document where there was none, found false; taken
+ * over).
  */
 void
-deliverd_state_base(int part, int64_t epoch, bson_t *sources, bool found,
-    uint64_t gen)
+deliverd_state_base(int part, int64_t epoch, bson_t *sources, bool found)
 {
 	struct dpart *d = dpart_of(part);
 
@@ -118,8 +115,6 @@ deliverd_state_base(int part, int64_t epoch, bson_t *sources, bool found,
 		bson_destroy(d->base);
 	d->base = sources;
 	d->epoch = epoch;
-	d->load_gen = gen;
-	d->swept = false;
 	/* A first document (what older versions kept goes into it). */
 	d->dirty = d->urgent = !found;
 }
@@ -164,9 +159,8 @@ state_live(const struct dpart *d, int part, const struct dsource *s)
 
 /*
  * The whole document of part: the entries of its sources from memory,
- * then those read that are not (not taken yet here, or busy being taken)
- * unless the source is gone: absent from a rescan that started after
- * the document was read.
+ * then the others as read (not taken yet here, busy being taken, or
+ * removed and not yet cleaned up by the janitor).
  */
 static bson_t *
 state_doc(struct dpart *d, int part)
@@ -176,7 +170,6 @@ state_doc(struct dpart *d, int part)
 	bson_iter_t	it;
 	char		id[FSTATE_ID_MAX];
 	int64_t		now = util_now_ms();
-	uint64_t	done = deliverd_rescans_done();
 
 	fstate_doc_id(ndparts, part, id);
 	BSON_APPEND_UTF8(doc, "_id", id);
@@ -199,7 +192,6 @@ state_doc(struct dpart *d, int part)
 
 			s = deliverd_source_find(sid);
 			if (state_live(d, part, s) ||
-			    (s == NULL && done > d->load_gen) ||
 			    !BSON_ITER_HOLDS_DOCUMENT(&it))
 				continue;
 			bson_append_iter(&srcs, sid, -1, &it);
@@ -335,41 +327,57 @@ deliverd_stats_add(struct dsource *s, int64_t logs, int64_t batches,
 		d->dirty = true;
 }
 
-/* Source s was removed: its entry goes at its partition's next write. */
+/* d's base without sid's entry (when it has one). */
+static void
+base_drop(struct dpart *d, const char *sid)
+{
+	bson_t *nb;
+
+	if (!bson_has_field(d->base, sid))
+		return;
+	nb = bson_new();
+	bson_copy_to_excluding_noinit(d->base, nb, sid, NULL);
+	bson_destroy(d->base);
+	d->base = nb;
+}
+
+/*
+ * Source s was removed (on the loop, before it is freed): its entry
+ * stays, as it is now, until the janitor has deleted what the source
+ * left (deliverd_state_forgotten), so that a janitor run after a crash
+ * still finds it.
+ */
 void
 deliverd_state_gone(const struct dsource *s)
 {
 	struct dpart *d = dpart_of(s->part);
+	bson_t	      e;
 
-	if (d != NULL && d->base != NULL)
-		d->dirty = true;
+	if (d == NULL || d->base == NULL || !state_live(d, s->part, s))
+		return;
+	base_drop(d, s->id);
+	BSON_APPEND_DOCUMENT_BEGIN(d->base, s->id, &e);
+	state_entry(s, &e, util_now_ms());
+	bson_append_document_end(d->base, &e);
+	d->dirty = true;
 }
 
-/*
- * A rescan of `sources` ended: a partition read before it started that
- * holds entries of sources it did not list is written without them (a
- * source removed while no deliverd ran). Once per reading.
- */
+/* The janitor cleaned up after removed sources ids: their entries go. */
 void
-deliverd_state_rescanned(void)
+deliverd_state_forgotten(char *const *ids, size_t n)
 {
-	uint64_t    done = deliverd_rescans_done();
-	bson_iter_t it;
-	int	    i;
+	size_t i;
 
-	for (i = 0; i < ndparts; i++) {
-		struct dpart *d = &dparts[i];
+	for (i = 0; i < n; i++) {
+		int	      part = deliverd_partition_of(ids[i]);
+		struct dpart *d = dpart_of(part);
 
-		if (d->base == NULL || d->swept || done <= d->load_gen)
+		if (d == NULL || d->base == NULL ||
+		    deliverd_source_find(ids[i]) != NULL ||
+		    !bson_has_field(d->base, ids[i]))
 			continue;
-		d->swept = true;
-		if (bson_iter_init(&it, d->base))
-			while (bson_iter_next(&it))
-				if (deliverd_source_find(bson_iter_key(&it)) ==
-				    NULL) {
-					d->dirty = true;
-					break;
-				}
+		base_drop(d, ids[i]);
+		d->dirty = true;
 	}
 }
 

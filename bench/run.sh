@@ -14,6 +14,8 @@ echo "== backlog throughput: 20 000, 200 000 and 2 000 000 events vs a bare rela
 $PY bench/throughput.py --events 20000 200000 ${AR_BENCH_BIG:+2000000} --json bench-throughput.json
 echo "== store: every command of a 200 000-event backlog by collection (calls, time, bytes)"
 $PY bench/storetrace.py -- $PY bench/throughput.py --events 200000 --json /dev/null
+echo "== store: one write of the state of sources, per-source documents against a document per partition"
+$PY bench/statewrite.py --sources 1000 10000
 echo "== flow: 50 sources x 10 events/s for 5 minutes, latency from publication"
 $PY bench/flow.py --sources 50 --rate 10 --interval 1 --seconds 300 --json bench-flow.json
 echo "== store stall: the store SIGSTOPped for 60 s under flow"

@@ -22,30 +22,33 @@ view_parts(void)
 	return (int)config_int(child_config(), CONF_PARTITION_COUNT);
 }
 
-/* An entry of the fetch state into its source's view (fstate_each). */
+/* An entry of a state into its source's view, where it has none yet. */
 static int
-views_fstate_one(const char *sid, const bson_t *entry, void *arg)
+views_entry(struct views *vs, const char *sid, const bson_t *entry,
+    bool deliver)
 {
-	struct views *vs = arg;
-	struct view  *v = (struct view *)views_find(vs, sid, strlen(sid));
+	struct view *v = (struct view *)views_find(vs, sid, strlen(sid));
+	bson_t	   **slot;
 
-	if (v != NULL && v->fetch == NULL &&
-	    (v->fetch = bson_copy(entry)) == NULL)
+	if (v == NULL)
+		return 0;
+	slot = deliver ? &v->deliver : &v->fetch;
+	if (*slot == NULL && (*slot = bson_copy(entry)) == NULL)
 		fatal("out of memory");
 	return 0;
 }
 
-/* The same for an entry of the delivery state (dstate_each). */
+/* The fetch state's entries (fstate_each), the delivery state's. */
+static int
+views_fstate_one(const char *sid, const bson_t *entry, void *arg)
+{
+	return views_entry(arg, sid, entry, false);
+}
+
 static int
 views_dstate_one(const char *sid, const bson_t *entry, void *arg)
 {
-	struct views *vs = arg;
-	struct view  *v = (struct view *)views_find(vs, sid, strlen(sid));
-
-	if (v != NULL && v->deliver == NULL &&
-	    (v->deliver = bson_copy(entry)) == NULL)
-		fatal("out of memory");
-	return 0;
+	return views_entry(arg, sid, entry, true);
 }
 
 /*

@@ -167,7 +167,7 @@ janitor_state_one(const char *sid, const bson_t *entry, void *arg)
  * source) would stay.
  */
 static void
-janitor_forget_state(struct janitor *jt, const char *id)
+janitor_forget_state(const char *id)
 {
 	mongoc_client_t	    *c;
 	mongoc_collection_t *coll;
@@ -191,7 +191,6 @@ janitor_forget_state(struct janitor *jt, const char *id)
 	store_push(child_store(), c);
 	bson_destroy(sel);
 	bson_destroy(upd);
-	(void)jt;
 }
 
 /* Worker: everything else removed source sid left behind. */
@@ -218,7 +217,7 @@ janitor_forget(struct janitor *jt, const char *id)
 		(void)store_delete(child_store(), by_source[k], sel, true, NULL,
 		    jt->err, sizeof(jt->err));
 	bson_destroy(sel);
-	janitor_forget_state(jt, id);
+	janitor_forget_state(id);
 }
 
 /*

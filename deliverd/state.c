@@ -280,7 +280,6 @@ state_write(int part, bool finish)
 	w->part = part;
 	w->epoch = d->epoch;
 	w->lease = d->lease;
-	w->lease.deadline_mono = d->lease.deadline_mono;
 	w->doc = state_doc(d, part);
 	w->queued = util_mono_ms();
 	w->finish = finish;

@@ -642,6 +642,28 @@ struct fstats {
 	void	     *arg;
 };
 
+/*
+ * fn(the stats document {_id: id, sourceId: sid (when not NULL), and the
+ * counters of stats}).
+ */
+static int
+fstate_stats_emit(struct fstats *f, const char *id, const char *sid,
+    const bson_t *stats)
+{
+	bson_t doc;
+	int    rc;
+
+	bson_init(&doc);
+	BSON_APPEND_UTF8(&doc, "_id", id);
+	if (sid != NULL)
+		BSON_APPEND_UTF8(&doc, "sourceId", sid);
+	bson_copy_to_excluding_noinit(stats, &doc, "_id",
+	    sid != NULL ? "sourceId" : NULL, NULL);
+	rc = f->fn(&doc, f->arg);
+	bson_destroy(&doc);
+	return rc;
+}
+
 static int
 fstate_stats_entry(const char *sid, const bson_t *entry, void *arg)
 {
@@ -649,7 +671,7 @@ fstate_stats_entry(const char *sid, const bson_t *entry, void *arg)
 	bson_iter_t    it, sub;
 	const uint8_t *data;
 	uint32_t       len;
-	bson_t	       stats, doc;
+	bson_t	       stats;
 	char	       id[200];
 	int	       rc = 0;
 
@@ -663,11 +685,7 @@ fstate_stats_entry(const char *sid, const bson_t *entry, void *arg)
 		if (!bson_init_static(&stats, data, len))
 			continue;
 		snprintf(id, sizeof(id), "%s:%s", sid, bson_iter_key(&sub));
-		bson_init(&doc);
-		BSON_APPEND_UTF8(&doc, "_id", id);
-		bson_copy_to_excluding_noinit(&stats, &doc, "_id", NULL);
-		rc = f->fn(&doc, f->arg);
-		bson_destroy(&doc);
+		rc = fstate_stats_emit(f, id, NULL, &stats);
 	}
 	return rc;
 }
@@ -686,20 +704,13 @@ static int
 dstate_stats_entry(const char *sid, const bson_t *entry, void *arg)
 {
 	struct fstats *f = arg;
-	bson_t	       stats, doc;
+	bson_t	       stats;
 	char	       id[200];
-	int	       rc;
 
 	if (!store_bson_sub(entry, "stats", &stats))
 		return 0;
 	snprintf(id, sizeof(id), "%s:deliver", sid);
-	bson_init(&doc);
-	BSON_APPEND_UTF8(&doc, "_id", id);
-	BSON_APPEND_UTF8(&doc, "sourceId", sid);
-	bson_copy_to_excluding_noinit(&stats, &doc, "_id", "sourceId", NULL);
-	rc = f->fn(&doc, f->arg);
-	bson_destroy(&doc);
-	return rc;
+	return fstate_stats_emit(f, id, sid, &stats);
 }
 
 int

@@ -58,6 +58,8 @@ struct dbatch {
 	int64_t		  created_at;
 	int64_t		  next_at;  /* ms, next attempt */
 	int64_t		  age_base; /* created, or replayed */
+	int64_t		  known_at; /* ms, hinted or first read by a scan */
+	bool		  hinted;   /* known from fetcherd's hint */
 	unsigned	  n_attempts;
 	unsigned	  n_errors; /* ERROR outcomes since base */
 	unsigned	  n_fail;   /* failures, for the schedule */
@@ -275,12 +277,14 @@ int queue_alerts_start(struct dsource *s);
 /*
  * Read the bodies of s's due batches that have none in memory, on the
  * worker (never on the loop); s is stepped again when they are in. A
- * batch stored less than QUEUE_HINT_GRACE_MS ago waits that long for its
- * hint first (a rescan can find it in the store before fetcherd's hint
- * with its body arrives; the read would scan a whole partition): the
- * time it may be read from is returned (0: none waits).
+ * batch cut since this deliverd started and not hinted yet waits up to
+ * QUEUE_HINT_GRACE_MS from its cut or its first scan for its hint (a
+ * rescan can find it in the store before fetcherd's hint with its body
+ * arrives, and a slow store holds the hint back by the rest of the page
+ * store; a read would scan a whole partition and slow the store more):
+ * the time it may be read from is returned (0: none waits).
  */
-#define QUEUE_HINT_GRACE_MS 1500
+#define QUEUE_HINT_GRACE_MS 5000
 int64_t queue_bodies_start(struct dsource *s);
 /* Free b's body when the cache holds more than its bound. */
 void queue_body_trim(struct dbatch *b);

@@ -40,7 +40,13 @@ deliverd_dispatch(const Ar__Envelope *env)
 			deliverd_rescan_soon();
 			break;
 		}
-		if (s->lease.held && s->ready)
+		/*
+		 * Held but not taken over yet (the take-over's scan waits
+		 * on the worker): the batch joins the queue with its body
+		 * all the same, sent once the take-over is done; dropped,
+		 * the scan would find it bodiless and read its partition.
+		 */
+		if (s->lease.held)
 			queue_hinted(s, bs->batch_id, bs->webhook_id,
 			    bs->n_logs, bs->created_at, bs->body.data,
 			    bs->body.len, bs->body_coll);

@@ -29,6 +29,8 @@
 
 /* Bodies held from hints, in bytes (at most DELIVERD_BODY_CACHE_MAX). */
 static size_t cached_bytes;
+/* Wall ms: batches cut before it were hinted to no one here. */
+static int64_t queue_started_at;
 
 /* The table of sources, and whom to tell that a job of one ended. */
 static struct dsource_q *queue_sources;
@@ -40,6 +42,7 @@ queue_init(struct dsource_q *sources,
     void (*done)(void *arg, struct dsource *s), void *arg)
 {
 	queue_sources = sources;
+	queue_started_at = util_now_ms();
 	queue_done_fn = done;
 	queue_done_arg = arg;
 }
@@ -353,7 +356,7 @@ queue_bodies_start(struct dsource *s)
 {
 	struct qbodies *qb;
 	struct dbatch  *b;
-	int64_t		now = util_now_ms(), later = 0, age;
+	int64_t		now = util_now_ms(), later = 0, base;
 
 	if (s->bodies_reading)
 		return 0;
@@ -364,12 +367,20 @@ queue_bodies_start(struct dsource *s)
 			break;
 		if (b->body != NULL || b->inflight || b->next_at > now)
 			continue;
-		age = now - b->created_at;
-		if (!b->inline_body && b->n_attempts == 0 && age >= 0 &&
-		    age < QUEUE_HINT_GRACE_MS) {
-			if (later == 0 ||
-			    b->created_at + QUEUE_HINT_GRACE_MS < later)
-				later = b->created_at + QUEUE_HINT_GRACE_MS;
+		/*
+		 * From the later of its cut and its first scan: under a slow
+		 * store the hint follows the batch's insert by the rest of
+		 * fetcherd's page store, and a read now would add a scan of
+		 * a partition to that store's load (the tail feeds itself).
+		 * Cut before this process started, it has no hint to wait for.
+		 */
+		base = b->known_at > b->created_at ? b->known_at :
+						     b->created_at;
+		if (!b->inline_body && !b->hinted && b->n_attempts == 0 &&
+		    b->created_at >= queue_started_at && now >= base &&
+		    now - base < QUEUE_HINT_GRACE_MS) {
+			if (later == 0 || base + QUEUE_HINT_GRACE_MS < later)
+				later = base + QUEUE_HINT_GRACE_MS;
 			continue;
 		}
 		util_strlcpy(qb->b[qb->n].id, b->id, sizeof(qb->b[0].id));
@@ -675,8 +686,10 @@ qdone_done(void *arg)
 
 	qd_inflight = false;
 	if (child_store_result(f->rc >= 0, f->err))
-		for (i = 0; i < f->n; i++)
+		for (i = 0; i < f->n; i++) {
+			prune_recorded(f->d[i].bid);
 			prune_body(f->d[i].bid, f->d[i].coll);
+		}
 	else {
 		/* Still pending in the store: read again, sent again. */
 		log_warn("%zu deliveries not recorded (%s); those batches "
@@ -1020,7 +1033,7 @@ queue_hinted(struct dsource *s, const char *id, const char *wid, uint32_t nlogs,
 		}
 		return;
 	}
-	if (prune_recently_delivered(id))
+	if (prune_recently_delivered(id, 0))
 		return;
 	b = util_xcalloc(1, sizeof(*b));
 	b->src = s;
@@ -1032,6 +1045,8 @@ queue_hinted(struct dsource *s, const char *id, const char *wid, uint32_t nlogs,
 	b->created_at = b->next_at = b->age_base = created_at;
 	b->nlogs = nlogs;
 	b->seen = true;
+	b->hinted = true;
+	b->known_at = util_now_ms();
 	util_strlcpy(b->body_coll,
 	    body_coll != NULL && store_body_coll_end(body_coll) > 0 ?
 		body_coll :
@@ -1053,7 +1068,7 @@ queue_add_inline(struct dsource *s, const char *id, const char *wid,
 {
 	struct dbatch *b;
 
-	if (queue_find(s, id) != NULL || prune_recently_delivered(id) ||
+	if (queue_find(s, id) != NULL || prune_recently_delivered(id, 0) ||
 	    rec_dead_has(id)) {
 		free(body);
 		return;
@@ -1064,6 +1079,7 @@ queue_add_inline(struct dsource *s, const char *id, const char *wid,
 	util_strlcpy(b->webhook_id, wid, sizeof(b->webhook_id));
 	b->inline_body = true;
 	b->created_at = b->next_at = b->age_base = created_at;
+	b->known_at = util_now_ms();
 	b->seen = true;
 	util_strlcpy(b->body_coll, STORE_BATCHES, sizeof(b->body_coll));
 	queue_body_attach(b, body, len);
@@ -1112,7 +1128,8 @@ queue_merge(struct dsource *s, struct qjob *j, bool drop_unseen)
 			b->seen = true;
 			continue;
 		}
-		if (prune_recently_delivered(in->id) || rec_dead_has(in->id))
+		if (prune_recently_delivered(in->id, j->now) ||
+		    rec_dead_has(in->id))
 			continue; /* read before its outcome was recorded */
 		b = util_xcalloc(1, sizeof(*b));
 		b->src = s;
@@ -1127,6 +1144,7 @@ queue_merge(struct dsource *s, struct qjob *j, bool drop_unseen)
 		b->n_fail = in->replayed ? 0 : in->n_attempts;
 		b->nlogs = in->nlogs;
 		b->seen = true;
+		b->known_at = util_now_ms();
 		util_strlcpy(b->body_coll, in->body_coll, sizeof(b->body_coll));
 		if (in->body != NULL) {
 			queue_body_attach(b, in->body, in->body_len);
@@ -1140,9 +1158,15 @@ queue_merge(struct dsource *s, struct qjob *j, bool drop_unseen)
 	}
 	if (!drop_unseen)
 		return;
-	/* Gone from the pending state elsewhere; younger ones are ours. */
+	/*
+	 * Gone from the pending state elsewhere. Only batches known before
+	 * the load began: a hint follows its batch's insert, so the scan
+	 * saw those; a batch hinted since may have been inserted after the
+	 * scan read (its createdAt, from its cut, is older than both), and
+	 * dropping it would throw away its body for a read of a partition.
+	 */
 	TAILQ_FOREACH_SAFE (b, &s->queue, entry, nb)
-		if (!b->seen && !b->inflight && b->created_at < j->now)
+		if (!b->seen && !b->inflight && b->known_at < j->now)
 			queue_remove(s, b);
 }
 

@@ -46,11 +46,10 @@
 #include "lib/store/worker.h"
 #include "runtime/child.h"
 
-#define PRUNE_EVERY_MS	     5000
-#define PRUNE_MAX_IDS	     2000		/* per deleteMany */
-#define PRUNE_RECENT_KEEP_MS (10LL * 60 * 1000) /* after the record */
-#define PRUNE_DEAD_EVERY_MS  (3600LL * 1000)
-#define PRUNE_GC_EVERY_MS    (30LL * 1000)
+#define PRUNE_EVERY_MS	    5000
+#define PRUNE_MAX_IDS	    2000 /* per deleteMany */
+#define PRUNE_DEAD_EVERY_MS (3600LL * 1000)
+#define PRUNE_GC_EVERY_MS   (30LL * 1000)
 
 /* Bodies to delete by id: in `bodies` (older versions) and bodies_dead. */
 struct prune_ids {
@@ -84,26 +83,6 @@ static int64_t		gc_next;
 static bool		prune_running;
 static int64_t		prune_next_sweep;
 
-/*
- * Batches delivered here: each from its 2xx until PRUNE_RECENT_KEEP_MS
- * after its record was written, in a hash by id and in delivery order.
- * A load reads pending batches on the worker; one that read before the
- * record was written finds the batch still pending, however long the
- * records wait (a slow store holds thousands back), and must not queue
- * it again: a fixed ring of the last ids, as here before, forgot them
- * while their records waited and they were sent twice. Unrecorded ones
- * are bounded by the records queued (queue.c), the rest by the keep.
- */
-struct recent {
-	TAILQ_ENTRY(recent) order;
-	struct recent *next;	    /* in its bucket */
-	int64_t	       recorded_at; /* wall ms; 0: not yet */
-	char	       id[40];
-};
-static TAILQ_HEAD(, recent) recent_order = TAILQ_HEAD_INITIALIZER(recent_order);
-static struct recent **recent_tab;
-static size_t	       recent_nb, recent_n; /* buckets (power of 2), entries */
-
 /* One run of the dead-letter retention. */
 struct dead_job {
 	char  **owned; /* source ids leased here, sorted */
@@ -129,102 +108,6 @@ static int64_t dead_next; /* 0: at the first tick */
 
 static void dead_maybe_start(int64_t);
 static void gc_maybe_start(int64_t);
-
-static struct recent **
-recent_slot(const char *id)
-{
-	struct recent **pp;
-	uint32_t	h = 2166136261u; /* FNV-1a */
-	const char     *c;
-
-	for (c = id; *c != '\0'; c++)
-		h = (h ^ (uint8_t)*c) * 16777619u;
-	for (pp = &recent_tab[h & (recent_nb - 1)]; *pp != NULL;
-	     pp = &(*pp)->next)
-		if (strcmp((*pp)->id, id) == 0)
-			break;
-	return pp;
-}
-
-static void
-recent_grow(void)
-{
-	struct recent *r, **old = recent_tab;
-	size_t	       i, n = recent_nb;
-
-	recent_nb = recent_nb ? recent_nb * 2 : 1024;
-	recent_tab = util_xcalloc(recent_nb, sizeof(*recent_tab));
-	for (i = 0; i < n; i++)
-		while ((r = old[i]) != NULL) {
-			old[i] = r->next;
-			r->next = NULL;
-			*recent_slot(r->id) = r;
-		}
-	free(old);
-}
-
-static void
-recent_del(struct recent **pp)
-{
-	struct recent *r = *pp;
-
-	*pp = r->next;
-	TAILQ_REMOVE(&recent_order, r, order);
-	free(r);
-	recent_n--;
-}
-
-/* Drop the oldest recorded ones past their keep. */
-static void
-recent_expire(int64_t now)
-{
-	struct recent *r;
-
-	while ((r = TAILQ_FIRST(&recent_order)) != NULL &&
-	    r->recorded_at != 0 && r->recorded_at + PRUNE_RECENT_KEEP_MS < now)
-		recent_del(recent_slot(r->id));
-}
-
-void
-prune_recent(const char *batch_id)
-{
-	struct recent **pp, *r;
-
-	recent_expire(util_now_ms());
-	if (recent_n >= recent_nb)
-		recent_grow();
-	if (*(pp = recent_slot(batch_id)) != NULL)
-		recent_del(pp); /* again, after a record failed */
-	r = util_xcalloc(1, sizeof(*r));
-	util_strlcpy(r->id, batch_id, sizeof(r->id));
-	TAILQ_INSERT_TAIL(&recent_order, r, order);
-	*recent_slot(batch_id) = r;
-	recent_n++;
-}
-
-void
-prune_recorded(const char *batch_id)
-{
-	struct recent *r;
-
-	if (recent_tab != NULL && (r = *recent_slot(batch_id)) != NULL)
-		r->recorded_at = util_now_ms();
-}
-
-void
-prune_forget(const char *batch_id)
-{
-	struct recent **pp;
-
-	if (recent_tab != NULL && *(pp = recent_slot(batch_id)) != NULL)
-		recent_del(pp);
-}
-
-size_t
-prune_recent_count(void)
-{
-	return recent_n;
-}
 
 static void
 prune_ids_add(struct prune_ids *l, const char *id)
@@ -265,16 +148,6 @@ prune_body(const char *batch_id, const char *coll)
 
 	if (l != NULL)
 		prune_ids_add(l, batch_id);
-}
-
-bool
-prune_recently_delivered(const char *batch_id, int64_t read_at)
-{
-	struct recent *r;
-
-	if (recent_tab == NULL || (r = *recent_slot(batch_id)) == NULL)
-		return false;
-	return r->recorded_at == 0 || r->recorded_at >= read_at;
 }
 
 static int

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "deliverd/deliverd.h"
+#include "deliverd/delivered.h"
 #include "deliverd/prune.h"
 #include "lib/base/log.h"
 #include "lib/base/util.h"
@@ -552,7 +553,7 @@ qrec_done(void *arg)
  * record is not on the delivery path (the POST is done); a crash in the
  * wait sends those batches again under the same webhook-id, as one in
  * flight. Until its record returns a batch is known delivered here
- * (prune_recent), so a load of the source's pending batches does not
+ * (delivered.c), so a load of the source's pending batches does not
  * send it again.
  */
 #define QDONE_MAX	1000 /* deliveries per updateMany */
@@ -687,7 +688,7 @@ qdone_done(void *arg)
 	qd_inflight = false;
 	if (child_store_result(f->rc >= 0, f->err))
 		for (i = 0; i < f->n; i++) {
-			prune_recorded(f->d[i].bid);
+			delivered_recorded(f->d[i].bid, util_now_ms());
 			prune_body(f->d[i].bid, f->d[i].coll);
 		}
 	else {
@@ -699,7 +700,7 @@ qdone_done(void *arg)
 			log_debug("source=%s batch=%s delivered but not "
 				  "recorded",
 			    f->d[i].sid, f->d[i].bid);
-			prune_forget(f->d[i].bid);
+			delivered_forget(f->d[i].bid);
 			if ((s = dsource_find(queue_sources, f->d[i].sid)) !=
 			    NULL)
 				s->reload = true;
@@ -768,7 +769,7 @@ qdone_add(struct dsource *s, struct dbatch *b, long status)
 	    sizeof(d->coll));
 	d->status = (int32_t)status;
 	d->keep = false;
-	prune_recent(b->id);
+	delivered_add(b->id, util_now_ms());
 	if (qd_inflight)
 		return; /* goes when the one in flight is back */
 	if (qd_gather == NULL)
@@ -1033,7 +1034,7 @@ queue_hinted(struct dsource *s, const char *id, const char *wid, uint32_t nlogs,
 		}
 		return;
 	}
-	if (prune_recently_delivered(id, 0))
+	if (delivered_hides(id, 0))
 		return;
 	b = util_xcalloc(1, sizeof(*b));
 	b->src = s;
@@ -1068,7 +1069,7 @@ queue_add_inline(struct dsource *s, const char *id, const char *wid,
 {
 	struct dbatch *b;
 
-	if (queue_find(s, id) != NULL || prune_recently_delivered(id, 0) ||
+	if (queue_find(s, id) != NULL || delivered_hides(id, 0) ||
 	    rec_dead_has(id)) {
 		free(body);
 		return;
@@ -1128,8 +1129,7 @@ queue_merge(struct dsource *s, struct qjob *j, bool drop_unseen)
 			b->seen = true;
 			continue;
 		}
-		if (prune_recently_delivered(in->id, j->now) ||
-		    rec_dead_has(in->id))
+		if (delivered_hides(in->id, j->now) || rec_dead_has(in->id))
 			continue; /* read before its outcome was recorded */
 		b = util_xcalloc(1, sizeof(*b));
 		b->src = s;

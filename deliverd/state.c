@@ -304,7 +304,10 @@ deliverd_source_state_write(struct dsource *s)
 	if (d == NULL || !s->state_ready)
 		return;
 	d->dirty = true;
-	if (s->written_status != s->status) {
+	/* By value: the same name may be two literals in two files. */
+	if (s->written_status == NULL || s->status == NULL ?
+		s->written_status != s->status :
+		strcmp(s->written_status, s->status) != 0) {
 		d->urgent = true;
 		if (store_healthy(child_store()))
 			(void)state_write(s->part, false);

@@ -1,8 +1,9 @@
 /*
  * Unit tests of deliverd's pure parts: outcome classification, the retry
  * schedule with jitter and Retry-After, giving up, the circuit breaker,
- * batch and alert bodies, webhook ids, and signatures (the Standard
- * Webhooks published vector, and two signatures during a rotation).
+ * batch and alert bodies, webhook ids, signatures (the Standard
+ * Webhooks published vector, and two signatures during a rotation), and
+ * the set of batches delivered whose record a load may not see yet.
  * deliverd/ is not part of libar, so its pure files are compiled in here.
  */
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <curl/curl.h>
 
 #include "deliverd/breaker.c"
+#include "deliverd/delivered.c"
 #include "deliverd/outcome.c"
 #include "deliverd/send.c"
 #include "lib/base/json.h"
@@ -265,6 +267,61 @@ test_signature(void **state)
 	    strlen(BODY)));
 }
 
+/* The delivered set: what a load that read the store at read_at skips. */
+static void
+test_delivered(void **state)
+{
+	char   id[40];
+	size_t i;
+
+	delivered_clear();
+	/* Far more than the 1 024 the old ring held, none recorded. */
+	for (i = 0; i < 5000; i++) {
+		snprintf(id, sizeof(id), "b-%zu", i);
+		delivered_add(id, 1000);
+	}
+	assert_int_equal(delivered_count(), 5000);
+	for (i = 0; i < 5000; i++) {
+		snprintf(id, sizeof(id), "b-%zu", i);
+		assert_true(delivered_hides(id, 0));
+		assert_true(delivered_hides(id, 999999));
+	}
+	assert_false(delivered_hides("never", 0));
+
+	/* Recorded at 2000: a read begun before still hides it, not after. */
+	delivered_recorded("b-0", 2000);
+	assert_true(delivered_hides("b-0", 1500));
+	assert_true(delivered_hides("b-0", 2000));
+	assert_false(delivered_hides("b-0", 2001));
+	assert_true(delivered_hides("b-0", 0)); /* a late hint: any read */
+
+	/* A failed record: pending again, a load queues it. */
+	delivered_forget("b-1");
+	assert_false(delivered_hides("b-1", 0));
+	assert_int_equal(delivered_count(), 4999);
+	delivered_add("b-1", 3000); /* sent again */
+	assert_true(delivered_hides("b-1", 999999));
+
+	/*
+	 * Expiry: b-0 recorded long ago goes; b-2, the next in order and
+	 * not recorded, stays and holds every younger one back.
+	 */
+	delivered_add("late", 2000 + DELIVERED_KEEP_MS + 1);
+	assert_false(delivered_hides("b-0", 0));
+	assert_true(delivered_hides("b-2", 0));
+	assert_int_equal(delivered_count(), 5000);
+	for (i = 2; i < 5000; i++) {
+		snprintf(id, sizeof(id), "b-%zu", i);
+		delivered_recorded(id, 5000);
+	}
+	delivered_recorded("b-1", 5000);
+	delivered_add("later", 5000 + DELIVERED_KEEP_MS + 1);
+	assert_int_equal(delivered_count(), 2); /* late, later */
+	assert_true(delivered_hides("later", 0));
+	delivered_clear();
+	assert_int_equal(delivered_count(), 0);
+}
+
 int
 main(void)
 {
@@ -278,6 +335,7 @@ main(void)
 		cmocka_unit_test(test_watermark_body),
 		cmocka_unit_test(test_webhook_id),
 		cmocka_unit_test(test_signature),
+		cmocka_unit_test(test_delivered),
 	};
 
 	if (crypto_init() != 0)

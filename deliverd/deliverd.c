@@ -14,6 +14,7 @@
  *	owner.c		partitions held; sources taken over, stopped
  *	step.c		sending a queue; a POST's outcome
  *	queue.c		the store side of batches: load, body, record
+ *	delivered.c	batches delivered whose record a load may not see
  *	state.c		each partition's delivery state document
  *	alerts.c	alerts deliverd raises (queue.c batches them)
  *	prune.c		delivered batches and their bodies removed

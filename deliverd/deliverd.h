@@ -59,7 +59,7 @@ struct dbatch {
 	int64_t		  next_at;  /* ms, next attempt */
 	int64_t		  age_base; /* created, or replayed */
 	int64_t		  known_at; /* ms, hinted or first read by a scan */
-	bool		  hinted;   /* known from fetcherd's hint */
+	bool		  hinted;   /* fetcherd's hint for it came */
 	unsigned	  n_attempts;
 	unsigned	  n_errors; /* ERROR outcomes since base */
 	unsigned	  n_fail;   /* failures, for the schedule */

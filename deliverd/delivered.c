@@ -127,8 +127,10 @@ delivered_recorded(const char *batch_id, int64_t now)
 void
 delivered_forget(const char *batch_id)
 {
-	if (dlv_find(batch_id) != NULL)
-		dlv_del(dlv_slot(batch_id));
+	struct dlv **pp;
+
+	if (dlv_tab != NULL && *(pp = dlv_slot(batch_id)) != NULL)
+		dlv_del(pp);
 }
 
 bool

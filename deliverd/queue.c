@@ -1023,6 +1023,7 @@ queue_hinted(struct dsource *s, const char *id, const char *wid, uint32_t nlogs,
 	 * without its body, it takes the hint's (no read from the store).
 	 */
 	if ((b = queue_find(s, id)) != NULL) {
+		b->hinted = true; /* no other hint comes: no more waiting */
 		if (b->body == NULL && !b->inline_body && body != NULL &&
 		    len > 0 && cached_bytes + len <= DELIVERD_BODY_CACHE_MAX) {
 			char *copy = malloc(len);
@@ -1117,6 +1118,7 @@ queue_merge(struct dsource *s, struct qjob *j, bool drop_unseen)
 {
 	struct dbatch *b, *nb;
 	size_t	       i;
+	int64_t	       now = util_now_ms();
 
 	TAILQ_FOREACH (b, &s->queue, entry)
 		b->seen = false;
@@ -1144,7 +1146,7 @@ queue_merge(struct dsource *s, struct qjob *j, bool drop_unseen)
 		b->n_fail = in->replayed ? 0 : in->n_attempts;
 		b->nlogs = in->nlogs;
 		b->seen = true;
-		b->known_at = util_now_ms();
+		b->known_at = now;
 		util_strlcpy(b->body_coll, in->body_coll, sizeof(b->body_coll));
 		if (in->body != NULL) {
 			queue_body_attach(b, in->body, in->body_len);

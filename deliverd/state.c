@@ -305,9 +305,8 @@ deliverd_source_state_write(struct dsource *s)
 		return;
 	d->dirty = true;
 	/* By value: the same name may be two literals in two files. */
-	if (s->written_status == NULL || s->status == NULL ?
-		s->written_status != s->status :
-		strcmp(s->written_status, s->status) != 0) {
+	if (s->written_status == NULL ||
+	    strcmp(s->written_status, s->status) != 0) {
 		d->urgent = true;
 		if (store_healthy(child_store()))
 			(void)state_write(s->part, false);

@@ -554,11 +554,19 @@ qrec_done(void *arg)
  * wait sends those batches again under the same webhook-id, as one in
  * flight. Until its record returns a batch is known delivered here
  * (delivered.c), so a load of the source's pending batches does not
- * send it again.
+ * send it again. A record that fails (the store down or stalled) is
+ * tried again, the same deliveries first, after QDONE_RETRY_MS doubling
+ * up to QDONE_RETRY_MAX_MS: the batches stay known delivered meanwhile
+ * and are not sent again (they were, until the record came back: every
+ * store outage sent the batches of its last seconds twice). Only a stop
+ * gives up on them (logged): the next start sends them again under the
+ * same webhook-ids.
  */
-#define QDONE_MAX	1000 /* deliveries per updateMany */
-#define QDONE_GATHER_MS 250  /* the first 2xx waits that long for others */
-#define QDONE_GATHER_N	64   /* or until that many are there */
+#define QDONE_MAX	   1000	 /* deliveries per updateMany */
+#define QDONE_GATHER_MS	   250	 /* the first 2xx waits that long for others */
+#define QDONE_GATHER_N	   64	 /* or until that many are there */
+#define QDONE_RETRY_MS	   1000	 /* a failed record is tried again after */
+#define QDONE_RETRY_MAX_MS 30000 /* doubling up to */
 
 struct qdone {
 	char	sid[64];
@@ -579,9 +587,21 @@ struct qflush {
 static struct qdone *qd_list;
 static size_t	     qd_n, qd_cap;
 static bool	     qd_inflight;
-static struct event *qd_gather; /* armed: a list waits for more */
+static bool	     qd_stopping; /* a failed record is given up */
+static struct event *qd_gather;	  /* armed: a list waits for more */
+static struct event *qd_retry;	  /* armed: a failed record waits */
+static int64_t	     qd_retry_ms; /* the wait after the last failure */
 
 static void qdone_flush(void);
+static void qdone_retry(struct qflush *);
+static void qdone_reserve(size_t);
+
+/* A failed record waits before it is tried again. */
+static bool
+qdone_waiting(void)
+{
+	return qd_retry != NULL && evtimer_pending(qd_retry, NULL);
+}
 
 static int
 qdone_cmp(const void *a, const void *b)
@@ -636,6 +656,10 @@ qdone_work(void *arg)
 			;
 		sel = store_sel_ids(&f->d[i].bid, sizeof(f->d[0]), j - i,
 		    false);
+		/* A retry after the delete failed: marked once, not twice. */
+		bson_append_document_begin(sel, "state", -1, &set);
+		BSON_APPEND_UTF8(&set, "$ne", "delivered");
+		bson_append_document_end(sel, &set);
 		upd = bson_new();
 		bson_append_document_begin(upd, "$set", -1, &set);
 		BSON_APPEND_UTF8(&set, "state", "delivered");
@@ -686,15 +710,19 @@ qdone_done(void *arg)
 	size_t		i;
 
 	qd_inflight = false;
-	if (child_store_result(f->rc >= 0, f->err))
+	if (child_store_result(f->rc >= 0, f->err)) {
+		if (qd_retry_ms > 0)
+			log_info("%zu deliveries recorded after a failure",
+			    f->n);
+		qd_retry_ms = 0;
 		for (i = 0; i < f->n; i++) {
 			delivered_recorded(f->d[i].bid, util_now_ms());
 			prune_body(f->d[i].bid, f->d[i].coll);
 		}
-	else {
+	} else if (qd_stopping) {
 		/* Still pending in the store: read again, sent again. */
-		log_warn("%zu deliveries not recorded (%s); those batches "
-			 "will be sent again with the same webhook-id",
+		log_warn("%zu deliveries not recorded at the stop (%s); those "
+			 "batches will be sent again with the same webhook-id",
 		    f->n, f->err);
 		for (i = 0; i < f->n; i++) {
 			log_debug("source=%s batch=%s delivered but not "
@@ -705,11 +733,48 @@ qdone_done(void *arg)
 			    NULL)
 				s->reload = true;
 		}
+	} else {
+		qdone_retry(f);
+		return;
 	}
 	free(f->d);
 	free(f);
 	if (qd_n > 0)
 		qdone_flush();
+}
+
+static void
+qdone_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	if (!qd_inflight && qd_n > 0)
+		qdone_flush();
+}
+
+/* f's record failed: its deliveries go back first, and wait. */
+static void
+qdone_retry(struct qflush *f)
+{
+	struct timeval tv;
+
+	qd_retry_ms = qd_retry_ms == 0 ? QDONE_RETRY_MS : qd_retry_ms * 2;
+	if (qd_retry_ms > QDONE_RETRY_MAX_MS)
+		qd_retry_ms = QDONE_RETRY_MAX_MS;
+	log_warn("%zu deliveries not recorded (%s); tried again in %llds, "
+		 "their batches are not sent again meanwhile",
+	    f->n, f->err, (long long)(qd_retry_ms / 1000));
+	qdone_reserve(f->n);
+	memmove(qd_list + f->n, qd_list, qd_n * sizeof(qd_list[0]));
+	memcpy(qd_list, f->d, f->n * sizeof(f->d[0]));
+	qd_n += f->n;
+	free(f->d);
+	free(f);
+	if (qd_retry == NULL)
+		qd_retry = evtimer_new(child_base(), qdone_retry_cb, NULL);
+	if (qd_retry == NULL)
+		fatal("out of memory");
+	tv.tv_sec = qd_retry_ms / 1000;
+	tv.tv_usec = (qd_retry_ms % 1000) * 1000;
+	evtimer_add(qd_retry, &tv);
 }
 
 /* Send the list's first QDONE_MAX deliveries to the worker. */
@@ -740,6 +805,9 @@ qdone_flush(void)
 void
 queue_record_flush(void)
 {
+	qd_stopping = true;
+	if (qd_retry != NULL)
+		evtimer_del(qd_retry);
 	while (qd_n > 0)
 		qdone_flush();
 }
@@ -747,8 +815,19 @@ queue_record_flush(void)
 static void
 qdone_gather_cb(evutil_socket_t fd, short what, void *arg)
 {
-	if (!qd_inflight && qd_n > 0)
+	if (!qd_inflight && qd_n > 0 && !qdone_waiting())
 		qdone_flush();
+}
+
+/* Room for n more deliveries in the list. */
+static void
+qdone_reserve(size_t n)
+{
+	if (qd_n + n <= qd_cap)
+		return;
+	while (qd_n + n > qd_cap)
+		qd_cap = qd_cap ? qd_cap * 2 : 64;
+	qd_list = util_xreallocarray(qd_list, qd_cap, sizeof(qd_list[0]));
 }
 
 /* b of s got its 2xx: record it with the others. */
@@ -757,11 +836,7 @@ qdone_add(struct dsource *s, struct dbatch *b, long status)
 {
 	struct qdone *d;
 
-	if (qd_n == qd_cap) {
-		qd_cap = qd_cap ? qd_cap * 2 : 64;
-		qd_list = util_xreallocarray(qd_list, qd_cap,
-		    sizeof(qd_list[0]));
-	}
+	qdone_reserve(1);
 	d = &qd_list[qd_n++];
 	util_strlcpy(d->sid, s->id, sizeof(d->sid));
 	util_strlcpy(d->bid, b->id, sizeof(d->bid));
@@ -770,8 +845,8 @@ qdone_add(struct dsource *s, struct dbatch *b, long status)
 	d->status = (int32_t)status;
 	d->keep = false;
 	delivered_add(b->id, util_now_ms());
-	if (qd_inflight)
-		return; /* goes when the one in flight is back */
+	if (qd_inflight || qdone_waiting())
+		return; /* goes when the one in flight is back, or the wait ends */
 	if (qd_gather == NULL)
 		qd_gather = evtimer_new(child_base(), qdone_gather_cb, NULL);
 	if (qd_n >= QDONE_GATHER_N || qd_gather == NULL)

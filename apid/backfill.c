@@ -7,6 +7,7 @@
  * DELETE cancels them (all, or ?id=). Store work, on a worker thread
  * (http.h, http_work), like every handler of sources.c.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,9 @@
 /* Requests a source may have at once (fetcherd reads no more). */
 #define BACKFILL_MAX 16
 
+const char *const backfill_counters[BACKFILL_NCOUNTERS] = { "windows", "pages",
+	"eventsFetched", "eventsStored", "duplicates" };
+
 static void
 bf_time(struct jsonw *w, const char *key, int64_t ms)
 {
@@ -43,57 +47,125 @@ bf_time(struct jsonw *w, const char *key, int64_t ms)
 	jsonw_str(w, t);
 }
 
+void
+backfill_progress(const bson_t *req, const bson_t *prog, struct bf_progress *p)
+{
+	const bson_t  none = BSON_INITIALIZER;
+	const bson_t *pd = prog != NULL ? prog : &none; /* its fields or 0 */
+	const char   *ps = store_bson_str(pd, "state");
+
+	memset(p, 0, sizeof(*p));
+	p->from = store_bson_int(req, "from", 0);
+	p->to = store_bson_int(req, "to", 0);
+	p->next = store_bson_int(pd, "next", p->from);
+	p->started = store_bson_int(pd, "startedAt", 0);
+	p->updated = store_bson_int(pd, "updatedAt", 0);
+	p->state = "queued";
+	if (prog != NULL)
+		p->state = ps != NULL && strcmp(ps, "done") == 0 ? "done" :
+								   "running";
+	if (strcmp(p->state, "done") == 0)
+		p->ratio = 1;
+	else if (p->to > p->from && p->next > p->from)
+		p->ratio = (double)(p->next - p->from) /
+		    (double)(p->to - p->from);
+	if (p->ratio > 1)
+		p->ratio = 1;
+	p->eta_s = -1;
+	if (strcmp(p->state, "running") == 0 && p->ratio > 0.001 &&
+	    p->updated > p->started)
+		p->eta_s = (int64_t)((double)(p->updated - p->started) / 1000 *
+		    (1 - p->ratio) / p->ratio);
+}
+
 /* One request (req) and its progress (prog: NULL, not started). */
 static void
 bf_render(struct jsonw *w, const bson_t *req, const bson_t *prog)
 {
-	static const char *const counters[] = { "windows", "pages",
-		"eventsFetched", "eventsStored", "duplicates" };
-	const bson_t		 none = BSON_INITIALIZER;
-	const bson_t *pd = prog != NULL ? prog : &none; /* its fields or 0 */
-	int64_t	      from = store_bson_int(req, "from", 0);
-	int64_t	      to = store_bson_int(req, "to", 0);
-	int64_t	      next = store_bson_int(pd, "next", from);
-	int64_t	      started = store_bson_int(pd, "startedAt", 0);
-	int64_t	      updated = store_bson_int(pd, "updatedAt", 0);
-	const char   *ps = store_bson_str(pd, "state");
-	const char   *st = "queued";
-	double	      p = 0;
-	size_t	      i;
+	const bson_t	   none = BSON_INITIALIZER;
+	const bson_t	  *pd = prog != NULL ? prog : &none;
+	struct bf_progress p;
+	size_t		   i;
 
-	if (prog != NULL)
-		st = ps != NULL && strcmp(ps, "done") == 0 ? "done" : "running";
-	if (strcmp(st, "done") == 0)
-		p = 1;
-	else if (to > from && next > from)
-		p = (double)(next - from) / (double)(to - from);
-	if (p > 1)
-		p = 1;
+	backfill_progress(req, prog, &p);
 	jsonw_obj_open(w);
 	jsonw_kv_str(w, "id", store_bson_str(req, "_id"));
 	jsonw_kv_str(w, "application", store_bson_str(req, "application"));
-	bf_time(w, "from", from);
-	bf_time(w, "to", to);
-	jsonw_kv_str(w, "state", st);
+	bf_time(w, "from", p.from);
+	bf_time(w, "to", p.to);
+	jsonw_kv_str(w, "state", p.state);
 	bf_time(w, "createdAt", store_bson_int(req, "createdAt", 0));
-	bf_time(w, "startedAt", started);
+	bf_time(w, "startedAt", p.started);
 	bf_time(w, "finishedAt", store_bson_int(pd, "finishedAt", 0));
-	bf_time(w, "updatedAt", updated);
+	bf_time(w, "updatedAt", p.updated);
 	/* Every event with id.time before it is read and stored. */
-	bf_time(w, "readThrough", prog != NULL ? next : 0);
+	bf_time(w, "readThrough", prog != NULL ? p.next : 0);
 	jsonw_key(w, "progress");
-	jsonw_double(w, (double)(int64_t)(p * 10000) / 10000);
-	for (i = 0; i < nitems(counters); i++)
-		jsonw_kv_int(w, counters[i],
-		    store_bson_int(pd, counters[i], 0));
+	jsonw_double(w, (double)(int64_t)(p.ratio * 10000) / 10000);
+	for (i = 0; i < nitems(backfill_counters); i++)
+		jsonw_kv_int(w, backfill_counters[i],
+		    store_bson_int(pd, backfill_counters[i], 0));
 	jsonw_key(w, "etaSeconds");
-	if (strcmp(st, "running") == 0 && p > 0.001 && updated > started)
-		jsonw_int(w,
-		    (int64_t)((double)(updated - started) / 1000 * (1 - p) /
-			p));
+	if (p.eta_s >= 0)
+		jsonw_int(w, p.eta_s);
 	else
 		jsonw_null(w);
 	jsonw_obj_close(w);
+}
+
+int
+backfill_load(const char *sid, struct bf_list *l, char *err, size_t errlen)
+{
+	bson_t q = BSON_INITIALIZER, *opts;
+	char **keys;
+	size_t i;
+	int    rc;
+
+	memset(l, 0, sizeof(*l));
+	if (sid != NULL)
+		BSON_APPEND_UTF8(&q, "sourceId", sid);
+	opts = BCON_NEW("sort", "{", "createdAt", BCON_INT32(1), "}");
+	rc = store_find_all(child_store(), STORE_BACKFILLS, &q, opts, &l->reqs,
+	    &l->n, err, errlen);
+	bson_destroy(opts);
+	bson_destroy(&q);
+	if (rc != 0)
+		return rc;
+	keys = util_xcalloc(l->n + 1, sizeof(*keys));
+	l->progs = util_xcalloc(l->n + 1, sizeof(*l->progs));
+	for (i = 0; i < l->n; i++) {
+		const char *src = store_bson_str(l->reqs[i], "sourceId");
+		const char *bid = store_bson_str(l->reqs[i], "_id");
+		const char *app = store_bson_str(l->reqs[i], "application");
+		char	    k[200];
+
+		store_backfill_key(k, sizeof(k), src != NULL ? src : "",
+		    app != NULL ? app : "", bid != NULL ? bid : "");
+		keys[i] = util_xstrdup(k);
+	}
+	if (l->n > 0 &&
+	    store_find_ids(child_store(), STORE_CURSORS, keys, l->n, l->progs,
+		err, errlen) != 0)
+		rc = -EIO;
+	for (i = 0; i < l->n; i++)
+		free(keys[i]);
+	free(keys);
+	if (rc != 0)
+		backfill_list_free(l);
+	return rc;
+}
+
+void
+backfill_list_free(struct bf_list *l)
+{
+	size_t i;
+
+	for (i = 0; l->progs != NULL && i < l->n; i++)
+		if (l->progs[i] != NULL)
+			bson_destroy(l->progs[i]);
+	free(l->progs);
+	store_docs_free(l->reqs, l->n);
+	memset(l, 0, sizeof(*l));
 }
 
 /* The application names of a source document (pointers into it). */
@@ -204,42 +276,18 @@ bf_query_id(struct areq *a, char id[37])
 void
 backfill_get(struct areq *a)
 {
-	bson_t	      doc, q = BSON_INITIALIZER, *opts;
-	bson_t	    **reqs = NULL, **progs = NULL;
-	char	    **keys = NULL;
-	struct jsonw *w = NULL;
-	char	      err[256];
-	size_t	      n = 0, i;
-	int	      rc;
+	bson_t	       doc;
+	struct bf_list l;
+	struct jsonw  *w = NULL;
+	char	       err[256];
+	size_t	       i;
 
 	if (sources_load(a, a->id, &doc) != 1)
-		goto out;
+		return;
 	bson_destroy(&doc);
-	BSON_APPEND_UTF8(&q, "sourceId", a->id);
-	opts = BCON_NEW("sort", "{", "createdAt", BCON_INT32(1), "}");
-	rc = store_find_all(child_store(), STORE_BACKFILLS, &q, opts, &reqs, &n,
-	    err, sizeof(err));
-	bson_destroy(opts);
-	if (rc != 0) {
+	if (backfill_load(a->id, &l, err, sizeof(err)) != 0) {
 		sources_store_failed(a, err);
-		goto out;
-	}
-	keys = util_xcalloc(n + 1, sizeof(*keys));
-	progs = util_xcalloc(n + 1, sizeof(*progs));
-	for (i = 0; i < n; i++) {
-		const char *bid = store_bson_str(reqs[i], "_id");
-		const char *app = store_bson_str(reqs[i], "application");
-		char	    k[200];
-
-		store_backfill_key(k, sizeof(k), a->id, app != NULL ? app : "",
-		    bid != NULL ? bid : "");
-		keys[i] = util_xstrdup(k);
-	}
-	if (n > 0 &&
-	    store_find_ids(child_store(), STORE_CURSORS, keys, n, progs, err,
-		sizeof(err)) != 0) {
-		sources_store_failed(a, err);
-		goto out;
+		return;
 	}
 	http_store_result(a, true, NULL);
 	if ((w = jsonw_new()) == NULL)
@@ -247,23 +295,14 @@ backfill_get(struct areq *a)
 	jsonw_obj_open(w);
 	jsonw_key(w, "backfills");
 	jsonw_arr_open(w);
-	for (i = 0; i < n; i++)
-		bf_render(w, reqs[i], progs[i]);
+	for (i = 0; i < l.n; i++)
+		bf_render(w, l.reqs[i], l.progs[i]);
 	jsonw_arr_close(w);
-	jsonw_kv_int(w, "count", (int64_t)n);
+	jsonw_kv_int(w, "count", (int64_t)l.n);
 	jsonw_obj_close(w);
 	sources_reply_jsonw(a, 200, w, "cannot render the backfills");
-out:
-	for (i = 0; keys != NULL && i < n; i++) {
-		free(keys[i]);
-		if (progs[i] != NULL)
-			bson_destroy(progs[i]);
-	}
-	free(keys);
-	free(progs);
-	store_docs_free(reqs, n);
+	backfill_list_free(&l);
 	jsonw_free(w);
-	bson_destroy(&q);
 }
 
 void

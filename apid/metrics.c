@@ -12,6 +12,7 @@
  * auditrelay_delivery_<field>, so a new counter is visible at once.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <event2/buffer.h>
 
 #include "apid/apid.h"
+#include "apid/backfill.h"
 #include "apid/http.h"
 #include "apid/metrics.h"
 #include "apid/view.h"
@@ -544,6 +546,83 @@ metrics_sources(struct samples *s, mongoc_client_t *c)
 	return 0;
 }
 
+/*
+ * Backfill requests by state, and each one's progress (labelled by its
+ * id: a source has at most BACKFILL_MAX, and a finished one goes with its
+ * DELETE).
+ */
+static int
+metrics_backfills(struct samples *s)
+{
+	static const char *const states[] = { "queued", "running", "done" };
+	static const char *const families[BACKFILL_NCOUNTERS] = {
+		"auditrelay_backfill_windows_total",
+		"auditrelay_backfill_pages_total",
+		"auditrelay_backfill_events_fetched_total",
+		"auditrelay_backfill_events_stored_total",
+		"auditrelay_backfill_duplicates_total",
+	};
+	static const char *const helps[BACKFILL_NCOUNTERS] = {
+		"Windows of the backfill read and stored.",
+		"Pages of the backfill read.",
+		"Events the backfill read from Google.",
+		"Events the backfill stored (new to this source).",
+		"Events the backfill read that were already stored.",
+	};
+	struct bf_list	   l;
+	struct bf_progress p;
+	double		   count[nitems(states)] = { 0 };
+	char		   src[80], app[80], bid[80], labels[300], err[256];
+	size_t		   i, j;
+
+	if (backfill_load(NULL, &l, err, sizeof(err)) != 0) {
+		log_warn("metrics: backfills: %s", err);
+		return -EIO;
+	}
+	for (i = 0; i < l.n; i++) {
+		const bson_t  none = BSON_INITIALIZER;
+		const bson_t *pd = l.progs[i] != NULL ? l.progs[i] : &none;
+
+		backfill_progress(l.reqs[i], l.progs[i], &p);
+		for (j = 0; j < nitems(states); j++)
+			if (strcmp(p.state, states[j]) == 0)
+				count[j]++;
+		metrics_escape(store_bson_str(l.reqs[i], "sourceId"), src,
+		    sizeof(src));
+		metrics_escape(store_bson_str(l.reqs[i], "application"), app,
+		    sizeof(app));
+		metrics_escape(store_bson_str(l.reqs[i], "_id"), bid,
+		    sizeof(bid));
+		snprintf(labels, sizeof(labels),
+		    "source=\"%s\",app=\"%s\",backfill=\"%s\"", src, app, bid);
+		samples_gauge(s, "auditrelay_backfill_progress_ratio",
+		    "Share of the backfill's time range read and stored (1: "
+		    "done).",
+		    labels, p.ratio);
+		if (l.progs[i] != NULL)
+			samples_gauge(s,
+			    "auditrelay_backfill_read_through_timestamp_seconds",
+			    "Every event of the backfill's range before this "
+			    "time is read and stored.",
+			    labels, (double)p.next / 1000.0);
+		if (p.eta_s >= 0)
+			samples_gauge(s, "auditrelay_backfill_eta_seconds",
+			    "Estimated time until the backfill is done.",
+			    labels, (double)p.eta_s);
+		for (j = 0; j < BACKFILL_NCOUNTERS; j++)
+			samples_counter(s, families[j], helps[j], labels,
+			    (double)store_bson_int(pd, backfill_counters[j],
+				0));
+	}
+	for (j = 0; j < nitems(states); j++) {
+		snprintf(labels, sizeof(labels), "state=\"%s\"", states[j]);
+		samples_gauge(s, "auditrelay_backfills",
+		    "Backfill requests by state.", labels, count[j]);
+	}
+	backfill_list_free(&l);
+	return 0;
+}
+
 /* Daemons (from the supervisor's Health) and the API's own counters. */
 static void
 metrics_process(struct samples *s)
@@ -644,6 +723,8 @@ metrics_work(struct areq *a)
 		if (metrics_sources(s, c) != 0 || metrics_stats(s, c) != 0)
 			ok = false;
 		store_push(child_store(), c);
+		if (ok && metrics_backfills(s) != 0)
+			ok = false;
 		http_store_result(a, ok, ok ? NULL : "metrics queries failed");
 	}
 	qsort(s->v, s->n, sizeof(*s->v), sample_cmp);

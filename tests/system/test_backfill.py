@@ -155,6 +155,15 @@ def test_backfill_reads_the_past_once(wd):
     assert marks == sorted(marks), "the watermark went back during the backfill"
     assert hold["seen"] >= 3, hold
     assert "backfill=%s done" % bid in ar.log()
+    # /metrics says the same as the API.
+    lab = {"source": sid, "app": "login", "backfill": bid}
+    assert h.metric(ar, "auditrelay_backfill_progress_ratio", **lab) == 1
+    for fam, key in (("auditrelay_backfill_events_stored_total", "eventsStored"),
+                     ("auditrelay_backfill_events_fetched_total", "eventsFetched"),
+                     ("auditrelay_backfill_duplicates_total", "duplicates"),
+                     ("auditrelay_backfill_windows_total", "windows")):
+        assert h.metric(ar, fam, **lab) == fin[key], (fam, fin)
+    assert h.metric(ar, "auditrelay_backfills", state="done") >= 1
     h.log("BACKFILL: %d windows, %d pages, %d events read, %d new, %d absorbed in %.1fs; "
           "live p99 %.2fs before (%d events), %.2fs during (%d events)" %
           (fin["windows"], fin["pages"], fin["eventsFetched"], fin["eventsStored"],

@@ -37,6 +37,9 @@ PER_SOURCE = (
     "auditrelay_source_last_fetch_timestamp_seconds",
     "auditrelay_source_last_delivery_timestamp_seconds",
     "auditrelay_source_status",
+    "auditrelay_backfills",
+    "auditrelay_backfill_progress_ratio",
+    "auditrelay_backfill_events_stored_total",
 )
 PER_DAEMON = (
     "auditrelay_daemon_restarts_total",
@@ -96,6 +99,11 @@ def test_metrics_promtool(wd):
     assert st == 401, st
 
     h.wait_for(lambda: len(recv.delivered_logs()) >= 20, 90, "20 logs delivered", 0.5)
+    # A backfill, for its families (apid/metrics.c, metrics_backfills).
+    day = lambda ago: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - ago * 86400))
+    st, b, _ = ar.api("POST", "/sources/%s/backfill" % sid,
+                      {"application": "drive", "from": day(2), "to": day(1)})
+    assert st == 202, (st, b)
 
     def ready():
         st, body, _ = fetch_metrics(ar)

@@ -7,6 +7,7 @@
  *	run.c		configuration, partition pruning, hints, stop
  *	sched.c		the scheduler: sources, jobs, slots, partitions
  *	report.c	what becomes of a run (every retry delay)
+ *	quota.c		a project's rate limits, shared through the store
  *	srcstate.c	the sources' stored state, alerts
  *	google_driver.c	the Google conversation of a run
  *	window.c	a job's window and cursor state

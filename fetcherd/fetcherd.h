@@ -236,12 +236,21 @@ struct fjob {
 	int		 w_pages; /* pages of the window in progress */
 };
 
+/*
+ * The rate-limit budget of a Google Cloud project (google_project_of() of
+ * the client e-mail), shared by every source of its service accounts
+ * here, and with the other instances through the store (quota.c).
+ */
 struct fbudget {
 	TAILQ_ENTRY(fbudget) entry;
-	char	 email[256];
+	char	 project[256];
+	char	 email[256]; /* of the first source: for the log */
 	int	 inflight;
 	unsigned attempt;	/* rate-limit backoff step */
 	int64_t	 blocked_until; /* mono ms */
+	int64_t	 remote_until;	/* mono ms: a block another instance saw */
+	int64_t	 shared_until;	/* wall ms: the block in the store, ours */
+	bool	 sharing;	/* a write of it in flight */
 	bool	 limited;	/* state logged */
 	int	 refs;
 };

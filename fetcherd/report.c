@@ -14,25 +14,48 @@
 #include "lib/base/backoff.h"
 #include "lib/base/log.h"
 #include "lib/base/util.h"
+#include "lib/google/google.h"
 
 static TAILQ_HEAD(, fbudget) budgets = TAILQ_HEAD_INITIALIZER(budgets);
 
-/* Budgets: one per client e-mail, shared by its sources. */
+/*
+ * Budgets: one per Google Cloud project (Google counts the Reports API's
+ * quota per project), shared by the sources of all its service accounts.
+ */
 struct fbudget *
 budget_get(const char *email)
 {
 	struct fbudget *b;
+	char		project[sizeof(b->project)];
 
-	TAILQ_FOREACH (b, &budgets, entry)
-		if (strcmp(b->email, email) == 0) {
-			b->refs++;
-			return b;
-		}
+	google_project_of(email, project, sizeof(project));
+	if ((b = budget_find(project)) != NULL) {
+		b->refs++;
+		return b;
+	}
 	b = util_xcalloc(1, sizeof(*b));
+	util_strlcpy(b->project, project, sizeof(b->project));
 	util_strlcpy(b->email, email, sizeof(b->email));
 	b->refs = 1;
 	TAILQ_INSERT_TAIL(&budgets, b, entry);
 	return b;
+}
+
+struct fbudget *
+budget_find(const char *project)
+{
+	struct fbudget *b;
+
+	TAILQ_FOREACH (b, &budgets, entry)
+		if (strcmp(b->project, project) == 0)
+			return b;
+	return NULL;
+}
+
+bool
+budget_any(void)
+{
+	return !TAILQ_EMPTY(&budgets);
 }
 
 void
@@ -131,14 +154,17 @@ budget_limited(struct fjob *j, const struct google_error *e)
 	if (now + d > b->blocked_until)
 		b->blocked_until = now + d;
 	if (!b->limited) {
-		log_warn("Google rate-limits client=%s (%s); every source of "
-			 "this client slows down, retrying in %llds",
-		    b->email, e->reason, (long long)d / 1000);
+		log_warn("Google rate-limits project=%s (%s, client=%s); every "
+			 "source of this project slows down, here and on the "
+			 "other instances, retrying in %llds",
+		    b->project, e->reason, j->src->client_email,
+		    (long long)d / 1000);
 		b->limited = true;
 	} else
-		log_debug("client=%s still rate-limited (%s), next try in "
+		log_debug("project=%s still rate-limited (%s), next try in "
 			  "%lldms",
-		    b->email, e->reason, (long long)d);
+		    b->project, e->reason, (long long)d);
+	quota_share(b);
 	job_wait(j, b->blocked_until - now);
 }
 
@@ -151,12 +177,14 @@ budget_ok(struct fjob *j)
 	if (b->attempt == 0)
 		return;
 	if (b->limited)
-		log_info("Google accepts requests of client=%s again; full "
+		log_info("Google accepts requests of project=%s again; full "
 			 "speed resumed",
-		    b->email);
+		    b->project);
 	b->attempt = 0;
 	b->limited = false;
-	b->blocked_until = 0;
+	/* A block another instance was told of stays (Retry-After). */
+	b->blocked_until = b->remote_until > util_mono_ms() ? b->remote_until :
+							      0;
 	sched_pump_later(0);
 }
 

@@ -1158,6 +1158,7 @@ sched_start(void)
 	if (ev_rescan == NULL || ev_pump == NULL)
 		fatal("out of memory");
 	sched_arm(ev_rescan, 0);
+	quota_start();
 	started = true;
 }
 
@@ -1191,6 +1192,7 @@ sched_stop(void (*done)(void))
 	TAILQ_FOREACH (s, &srcs, entry)
 		src_stop_jobs(s);
 	stopping = true;
+	quota_stop();
 	stop_done = done;
 	/* Store the states (the worker may run them side by side)... */
 	TAILQ_FOREACH (s, &srcs, entry) {

@@ -31,8 +31,9 @@
 #define SCHED_WINDOW_BASE_MS 2000
 #define SCHED_WINDOW_CAP_MS  (300LL * 1000)
 /*
- * FETCH_RATE_LIMITED: the budget of the client e-mail, shared by all its
- * sources (one request at a time while it is limited); Retry-After wins.
+ * FETCH_RATE_LIMITED: the budget of the Google Cloud project, shared by
+ * all its sources here and on the other instances (quota.c; one request
+ * at a time while it is limited); Retry-After wins.
  */
 #define SCHED_LIMIT_BASE_MS  1000
 #define SCHED_LIMIT_CAP_MS   (300LL * 1000)
@@ -74,7 +75,15 @@ void	     src_stop_jobs(struct fsrc *s);
 /* report.c */
 struct fbudget *budget_get(const char *email);
 void		budget_put(struct fbudget *b);
-void		src_lease_lost(struct fsrc *s);
+struct fbudget *budget_find(const char *project);
+bool		budget_any(void);
+
+/* quota.c */
+void quota_start(void);
+void quota_stop(void);
+/* b was rate-limited here: tell the other instances (the store). */
+void quota_share(struct fbudget *b);
+void src_lease_lost(struct fsrc *s);
 
 /* srcstate.c */
 void	 src_set_error(struct fsrc *s, const char *msg);

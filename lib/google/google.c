@@ -447,6 +447,41 @@ google_classify(const struct httpc_resp *resp, bool token_endpoint,
 }
 
 void
+google_project_of(const char *client_email, char *out, size_t outlen)
+{
+	static const char iam[] = ".iam.gserviceaccount.com";
+	const char	 *at = strrchr(client_email, '@');
+	size_t		  n, dl;
+
+	if (outlen == 0)
+		return;
+	if (at == NULL) {
+		util_strlcpy(out, client_email, outlen);
+		return;
+	}
+	dl = strlen(at + 1);
+	if (strcmp(at + 1, "appspot.gserviceaccount.com") == 0)
+		n = (size_t)(at - client_email); /* the local part */
+	else if (strcmp(at + 1, "developer.gserviceaccount.com") == 0) {
+		const char *dash = memchr(client_email, '-',
+		    (size_t)(at - client_email));
+
+		n = (size_t)((dash != NULL ? dash : at) - client_email);
+	} else if (dl > sizeof(iam) - 1 &&
+	    strcmp(at + 1 + dl - (sizeof(iam) - 1), iam) == 0) {
+		client_email = at + 1;
+		n = dl - (sizeof(iam) - 1);
+	} else {
+		client_email = at + 1;
+		n = dl;
+	}
+	if (n >= outlen)
+		n = outlen - 1;
+	memcpy(out, client_email, n);
+	out[n] = '\0';
+}
+
+void
 google_explain_access(struct google_error *e, const char *client_email,
     const char *subject)
 {

@@ -98,6 +98,15 @@ void google_explain_access(struct google_error *e, const char *client_email,
     const char *subject);
 
 /*
+ * The Google Cloud project a service account's quota is counted in, from
+ * its e-mail: NAME@PROJECT.iam.gserviceaccount.com, PROJECT@appspot.
+ * gserviceaccount.com, NUMBER-compute@developer.gserviceaccount.com; any
+ * other e-mail: its domain (or the whole e-mail without an '@'). Cut to
+ * outlen - 1 bytes.
+ */
+void google_project_of(const char *client_email, char *out, size_t outlen);
+
+/*
  * A client: one service account + subject, with its cached access token.
  * private_key_pem is parsed at once (the caller may wipe it afterwards).
  * 0 or -errno (err[] says why, e.g. a bad key).

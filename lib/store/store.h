@@ -31,6 +31,7 @@
 #define STORE_STATS	   "stats"	  /* per source/app counters */
 #define STORE_SCHEMA_NAMES "schema_names" /* fetcherd inserts: drift */
 #define STORE_BACKFILLS	   "backfills"	  /* apid: backfill requests */
+#define STORE_QUOTAS	   "quotas" /* fetcherd: rate limits, per project */
 
 #define STORE_DUPLICATE_KEY 11000
 

@@ -438,9 +438,10 @@ def run_tests(tests, name):
 
 # ---- End-to-end helpers: a tenant in the simulator, a source, ground truth.
 
-def sim_tenant(sim, cid, apps=("login",), rate=5, lag=None, domain=None):
-    """Create a tenant with an admin and a service account; returns
-    (key file dict, admin email). rate: activities per second per app."""
+def sim_tenant(sim, cid, apps=("login",), rate=5, lag=None, domain=None, project=None):
+    """Create a tenant with an admin and a service account (of Google
+    Cloud project `project`, default the tenant's own); returns (key file
+    dict, admin email). rate: activities per second per app."""
     domain = domain or "%s.example.com" % cid.lower()
     admin = "admin@" + domain
     st, _, _ = sim.call("POST", "/_sim/tenants", {"customerId": cid, "domain": domain})
@@ -448,7 +449,8 @@ def sim_tenant(sim, cid, apps=("login",), rate=5, lag=None, domain=None):
     st, _, _ = sim.call("POST", "/_sim/tenants/%s/admins" % cid, {"email": admin})
     assert st in (200, 201), st
     st, key, _ = sim.call("POST", "/_sim/tenants/%s/service-accounts" % cid,
-                          {"name": "relay", "projectId": cid.lower()})
+                          {"name": "relay-" + cid.lower() if project else "relay",
+                           "projectId": project or cid.lower()})
     assert st in (200, 201) and key.get("private_key"), (st, key)
     for app in apps:
         body = {"rate": rate}

@@ -171,6 +171,85 @@ def test_two_instances_handover(wd):
     assert ars[1].stop() == 0
 
 
+def fetch_holders(db):
+    """The live holder of each fetch lease: {"fetch:p<N>": instance}."""
+    now = time.time() * 1000
+    out = {}
+    for l in db.leases.find({"resource": {"$regex": "^fetch:"}}):
+        if l["expiresAt"] > now and not l.get("released"):
+            cur = out.get(l["resource"])
+            if cur is None or cur["epoch"] < l["epoch"]:
+                out[l["resource"]] = l
+    return {r: l["holder"] for r, l in out.items()}
+
+
+def test_two_instances_share_a_project_budget(wd):
+    """Two service accounts of one Google Cloud project, their sources
+    fetched by two instances: Google rate-limits the first (403
+    rateLimitExceeded, Retry-After 15 s); the other instance learns it
+    from the store and its source of the same project waits too, then
+    both carry on with nothing lost."""
+    store = h.Store(wd)
+    sim = h.Sim(wd, ["--no-lag"])
+    recv = h.Receiver()
+    ka, aa = h.sim_tenant(sim, "C01qa", ("login",), rate=10, project="shared-proj")
+    kb, ab = h.sim_tenant(sim, "C01qb", ("login",), rate=10, project="shared-proj")
+    ars = [h.Auditrelay(wd, store, sim, name="ar%d" % i, extra=FAST).start() for i in (0, 1)]
+    db = store.db()
+    ca = h.add_source(ars[0], ka, aa, recv.url, ("login",), interval=1)
+    for _ in range(40):  # B in another partition: the two can be apart
+        cb = h.add_source(ars[0], kb, ab, recv.url, ("login",), interval=1)
+        if h.partition_of(cb["id"]) != h.partition_of(ca["id"]):
+            break
+        st, _, _ = ars[0].api("DELETE", "/remove-source/%s" % cb["id"])
+        assert st == 204, st
+    sa, sb = ca["id"], cb["id"]
+    for c in (ca, cb):
+        recv.set_secret(c["id"], h.source_secret(c))
+    pa, pb = ("fetch:p%d" % h.partition_of(x) for x in (sa, sb))
+
+    def apart():
+        hs = fetch_holders(db)
+        return pa in hs and pb in hs and hs[pa] != hs[pb] and hs
+    hs = h.wait_for(apart, 90, "the two sources fetched by different instances", interval=0.5)
+    xa = ars[int(hs[pa][2:])]   # fetches A (the one Google limits)
+    xb = ars[int(hs[pb][2:])]   # fetches B, of the same project
+    h.wait_for(lambda: h.stored_count(db, sa) > 0 and h.stored_count(db, sb) > 0, 60,
+               "both sources flow")
+    st, _, _ = sim.call("POST", "/_sim/faults", {"kind": "rate_limit", "tenant": "C01qa",
+                                                 "probability": 1, "durationSeconds": 20,
+                                                 "retryAfter": 15})
+    assert st in (200, 201), st
+    t0 = time.monotonic()
+    seen = "Google rate-limits project=shared-proj (seen by instance %s)" % hs[pa]
+    h.wait_for(lambda: seen in xb.log(), 30, "the other instance learns of the limit",
+               interval=0.2)
+    learnt = time.monotonic() - t0
+    time.sleep(1)  # a poll of B already in flight ends
+    b0 = h.stored_count(db, sb)
+    time.sleep(4)
+    b1 = h.stored_count(db, sb)
+    h.log("project budget shared: %s knew after %.1fs; B stored %d events in the 4 s after"
+          % (hs[pb], learnt, b1 - b0))
+    assert b1 == b0, "the source of the same project on the other instance went on"
+    assert "Google rate-limits project=shared-proj (rateLimitExceeded" in xa.log()
+    assert ("Google rate-limits project=shared-proj (rateLimitExceeded"
+            not in xb.log()), "the other instance was refused by Google itself"
+    # After the storm both go on: every event delivered once.
+    h.wait_for(lambda: h.stored_count(db, sb) > b1, 60, "B flows again")
+    for cid in ("C01qa", "C01qb"):
+        sim.call("POST", "/_sim/tenants/%s/applications/login" % cid, {"paused": True})
+    time.sleep(1)
+    for cid, sid in (("C01qa", sa), ("C01qb", sb)):
+        truth = h.sim_truth(sim, cid, "login")
+        h.wait_for(lambda: not check_source(recv, truth, sid)[0], 120,
+                   "every event of %s delivered" % cid, interval=0.5)
+        lost, dup_new, _ = check_source(recv, truth, sid)
+        assert not lost and not dup_new, (cid, len(lost), len(dup_new))
+    for ar in ars:
+        assert ar.stop() == 0
+
+
 def test_respawn_takes_partitions_back(wd):
     """A child killed -9 is respawned by its supervisor under the same
     instance id: it takes its partitions back at once with a new epoch,
@@ -256,4 +335,5 @@ def test_sigterm_under_load_then_resume(wd):
 if __name__ == "__main__":
     h.run_tests([test_sigterm_under_load_then_resume, test_respawn_takes_partitions_back,
                  test_chaos_kill_children,
-                 test_two_instances_handover, test_store_outage_under_load], "ha")
+                 test_two_instances_handover, test_two_instances_share_a_project_budget,
+                 test_store_outage_under_load], "ha")

@@ -637,6 +637,34 @@ test_check(void **state)
 	assert_null(strstr(err, "AAAA"));
 }
 
+static void
+test_project_of(void **state)
+{
+	static const struct {
+		const char *email, *project;
+	} cases[] = {
+		{ "relay@acme-audit.iam.gserviceaccount.com", "acme-audit" },
+		{ "acme-old@appspot.gserviceaccount.com", "acme-old" },
+		{ "123456789-compute@developer.gserviceaccount.com",
+		    "123456789" },
+		{ "sa@example.com", "example.com" },
+		{ "noat", "noat" },
+		{ "x@.iam.gserviceaccount.com", ".iam.gserviceaccount.com" },
+		{ "", "" },
+	};
+	char   out[64], tiny[4];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		google_project_of(cases[i].email, out, sizeof(out));
+		assert_string_equal(out, cases[i].project);
+	}
+	google_project_of("relay@acme-audit.iam.gserviceaccount.com", tiny,
+	    sizeof(tiny));
+	assert_string_equal(tiny, "acm");
+}
+
 int
 main(void)
 {
@@ -645,6 +673,7 @@ main(void)
 		cmocka_unit_test(test_url),
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_explain_access),
+		cmocka_unit_test(test_project_of),
 		cmocka_unit_test_setup_teardown(test_client_token_cache,
 		    fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_client_free_in_cb,

@@ -244,7 +244,6 @@ struct fjob {
 struct fbudget {
 	TAILQ_ENTRY(fbudget) entry;
 	char	 project[256];
-	char	 email[256]; /* of the first source: for the log */
 	int	 inflight;
 	unsigned attempt;	/* rate-limit backoff step */
 	int64_t	 blocked_until; /* mono ms */

@@ -141,54 +141,47 @@ quota_share(struct fbudget *b)
 	}
 }
 
+/* Worker: one block read (store_each). */
+static int
+qpoll_one(const bson_t *doc, void *arg)
+{
+	struct qpoll  *p = arg;
+	struct qblock *x = &p->v[p->n];
+	const char    *id = store_bson_str(doc, "_id");
+	const char    *by = store_bson_str(doc, "by");
+
+	if (id == NULL)
+		return 0;
+	util_strlcpy(x->project, id, sizeof(x->project));
+	util_strlcpy(x->by, by != NULL ? by : "", sizeof(x->by));
+	x->until = store_bson_int(doc, "blockedUntil", 0);
+	x->attempt = store_bson_int(doc, "attempt", 0);
+	return ++p->n < QUOTA_READ_MAX ? 0 : 1;
+}
+
 /* Worker: the blocks still running, and the hourly delete. */
 static void
 qpoll_work(void *arg)
 {
-	struct qpoll	    *p = arg;
-	mongoc_client_t	    *c = store_pop(child_store());
-	mongoc_collection_t *coll = store_coll(child_store(), c, STORE_QUOTAS);
-	mongoc_cursor_t	    *cur;
-	const bson_t	    *doc;
-	bson_t		    *q, *opts;
-	bson_error_t	     berr;
-	int64_t		     now = util_now_ms();
+	struct qpoll *p = arg;
+	bson_t	     *q, *opts;
+	int64_t	      now = util_now_ms();
 
 	if (p->prune) {
 		q = BCON_NEW("blockedUntil", "{", "$lt",
 		    BCON_INT64(now - QUOTA_KEEP_MS), "}");
-		if (!mongoc_collection_delete_many(coll, q, NULL, NULL, &berr))
-			snprintf(p->perr, sizeof(p->perr), "%.200s",
-			    berr.message);
+		(void)store_delete(child_store(), STORE_QUOTAS, q, true, NULL,
+		    p->perr, sizeof(p->perr));
 		bson_destroy(q);
 	}
 	q = BCON_NEW("blockedUntil", "{", "$gt", BCON_INT64(now), "}");
 	opts = BCON_NEW("limit", BCON_INT64(QUOTA_READ_MAX));
-	cur = mongoc_collection_find_with_opts(coll, q, opts, NULL);
 	p->v = util_xcalloc(QUOTA_READ_MAX, sizeof(*p->v));
-	while (p->n < QUOTA_READ_MAX && mongoc_cursor_next(cur, &doc)) {
-		struct qblock *x = &p->v[p->n];
-		const char    *id = store_bson_str(doc, "_id");
-		const char    *by = store_bson_str(doc, "by");
-
-		if (id == NULL)
-			continue;
-		util_strlcpy(x->project, id, sizeof(x->project));
-		util_strlcpy(x->by, by != NULL ? by : "", sizeof(x->by));
-		x->until = store_bson_int(doc, "blockedUntil", 0);
-		x->attempt = store_bson_int(doc, "attempt", 0);
-		p->n++;
-	}
-	if (mongoc_cursor_error(cur, &berr)) {
-		snprintf(p->err, sizeof(p->err), "find quotas: %.200s",
-		    berr.message);
+	if (store_each(child_store(), STORE_QUOTAS, q, opts, qpoll_one, p,
+		p->err, sizeof(p->err)) < 0)
 		p->rc = -1;
-	}
-	mongoc_cursor_destroy(cur);
 	bson_destroy(opts);
 	bson_destroy(q);
-	mongoc_collection_destroy(coll);
-	store_push(child_store(), c);
 }
 
 /* Loop: another instance's block of a project of ours, applied. */

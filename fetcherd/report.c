@@ -35,7 +35,6 @@ budget_get(const char *email)
 	}
 	b = util_xcalloc(1, sizeof(*b));
 	util_strlcpy(b->project, project, sizeof(b->project));
-	util_strlcpy(b->email, email, sizeof(b->email));
 	b->refs = 1;
 	TAILQ_INSERT_TAIL(&budgets, b, entry);
 	return b;

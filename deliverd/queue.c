@@ -595,6 +595,7 @@ static int64_t	     qd_retry_ms; /* the wait after the last failure */
 static void qdone_flush(void);
 static void qdone_retry(struct qflush *);
 static void qdone_reserve(size_t);
+static void qdone_gather_cb(evutil_socket_t, short, void *);
 
 /* A failed record waits before it is tried again. */
 static bool
@@ -743,19 +744,10 @@ qdone_done(void *arg)
 		qdone_flush();
 }
 
-static void
-qdone_retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-	if (!qd_inflight && qd_n > 0)
-		qdone_flush();
-}
-
 /* f's record failed: its deliveries go back first, and wait. */
 static void
 qdone_retry(struct qflush *f)
 {
-	struct timeval tv;
-
 	qd_retry_ms = qd_retry_ms == 0 ? QDONE_RETRY_MS : qd_retry_ms * 2;
 	if (qd_retry_ms > QDONE_RETRY_MAX_MS)
 		qd_retry_ms = QDONE_RETRY_MAX_MS;
@@ -768,13 +760,7 @@ qdone_retry(struct qflush *f)
 	qd_n += f->n;
 	free(f->d);
 	free(f);
-	if (qd_retry == NULL)
-		qd_retry = evtimer_new(child_base(), qdone_retry_cb, NULL);
-	if (qd_retry == NULL)
-		fatal("out of memory");
-	tv.tv_sec = qd_retry_ms / 1000;
-	tv.tv_usec = (qd_retry_ms % 1000) * 1000;
-	evtimer_add(qd_retry, &tv);
+	deliverd_timer_start(&qd_retry, qdone_gather_cb, qd_retry_ms, false);
 }
 
 /* Send the list's first QDONE_MAX deliveries to the worker. */
@@ -812,6 +798,7 @@ queue_record_flush(void)
 		qdone_flush();
 }
 
+/* The gathering ends, or the wait after a failed record. */
 static void
 qdone_gather_cb(evutil_socket_t fd, short what, void *arg)
 {

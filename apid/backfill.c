@@ -53,6 +53,7 @@ backfill_progress(const bson_t *req, const bson_t *prog, struct bf_progress *p)
 	const bson_t  none = BSON_INITIALIZER;
 	const bson_t *pd = prog != NULL ? prog : &none; /* its fields or 0 */
 	const char   *ps = store_bson_str(pd, "state");
+	size_t	      i;
 
 	memset(p, 0, sizeof(*p));
 	p->from = store_bson_int(req, "from", 0);
@@ -60,6 +61,9 @@ backfill_progress(const bson_t *req, const bson_t *prog, struct bf_progress *p)
 	p->next = store_bson_int(pd, "next", p->from);
 	p->started = store_bson_int(pd, "startedAt", 0);
 	p->updated = store_bson_int(pd, "updatedAt", 0);
+	p->finished = store_bson_int(pd, "finishedAt", 0);
+	for (i = 0; i < BACKFILL_NCOUNTERS; i++)
+		p->counters[i] = store_bson_int(pd, backfill_counters[i], 0);
 	p->state = "queued";
 	if (prog != NULL)
 		p->state = ps != NULL && strcmp(ps, "done") == 0 ? "done" :
@@ -82,8 +86,6 @@ backfill_progress(const bson_t *req, const bson_t *prog, struct bf_progress *p)
 static void
 bf_render(struct jsonw *w, const bson_t *req, const bson_t *prog)
 {
-	const bson_t	   none = BSON_INITIALIZER;
-	const bson_t	  *pd = prog != NULL ? prog : &none;
 	struct bf_progress p;
 	size_t		   i;
 
@@ -96,15 +98,14 @@ bf_render(struct jsonw *w, const bson_t *req, const bson_t *prog)
 	jsonw_kv_str(w, "state", p.state);
 	bf_time(w, "createdAt", store_bson_int(req, "createdAt", 0));
 	bf_time(w, "startedAt", p.started);
-	bf_time(w, "finishedAt", store_bson_int(pd, "finishedAt", 0));
+	bf_time(w, "finishedAt", p.finished);
 	bf_time(w, "updatedAt", p.updated);
 	/* Every event with id.time before it is read and stored. */
 	bf_time(w, "readThrough", prog != NULL ? p.next : 0);
 	jsonw_key(w, "progress");
 	jsonw_double(w, (double)(int64_t)(p.ratio * 10000) / 10000);
-	for (i = 0; i < nitems(backfill_counters); i++)
-		jsonw_kv_int(w, backfill_counters[i],
-		    store_bson_int(pd, backfill_counters[i], 0));
+	for (i = 0; i < BACKFILL_NCOUNTERS; i++)
+		jsonw_kv_int(w, backfill_counters[i], p.counters[i]);
 	jsonw_key(w, "etaSeconds");
 	if (p.eta_s >= 0)
 		jsonw_int(w, p.eta_s);

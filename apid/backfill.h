@@ -27,8 +27,9 @@ struct bf_list {
 struct bf_progress {
 	const char *state; /* "queued", "running" or "done" */
 	double	    ratio; /* of from..to read and stored */
-	int64_t	    from, to, next, started, updated; /* ms */
-	int64_t	    eta_s;			      /* -1: not known */
+	int64_t	    from, to, next, started, updated, finished; /* ms */
+	int64_t	    eta_s;			  /* -1: not known */
+	int64_t	    counters[BACKFILL_NCOUNTERS]; /* backfill_counters */
 };
 
 /*

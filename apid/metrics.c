@@ -580,9 +580,6 @@ metrics_backfills(struct samples *s)
 		return -EIO;
 	}
 	for (i = 0; i < l.n; i++) {
-		const bson_t  none = BSON_INITIALIZER;
-		const bson_t *pd = l.progs[i] != NULL ? l.progs[i] : &none;
-
 		backfill_progress(l.reqs[i], l.progs[i], &p);
 		for (j = 0; j < nitems(states); j++)
 			if (strcmp(p.state, states[j]) == 0)
@@ -611,8 +608,7 @@ metrics_backfills(struct samples *s)
 			    labels, (double)p.eta_s);
 		for (j = 0; j < BACKFILL_NCOUNTERS; j++)
 			samples_counter(s, families[j], helps[j], labels,
-			    (double)store_bson_int(pd, backfill_counters[j],
-				0));
+			    (double)p.counters[j]);
 	}
 	for (j = 0; j < nitems(states); j++) {
 		snprintf(labels, sizeof(labels), "state=\"%s\"", states[j]);

@@ -122,6 +122,19 @@ def test_chaos_kill_children(wd):
     assert ar.stop() == 0
 
 
+def lease_holders(db, kind):
+    """The live holder of each lease of kind ("fetch", "deliver"):
+    {"<kind>:p<N>": instance}."""
+    now = time.time() * 1000
+    out = {}
+    for l in db.leases.find({"resource": {"$regex": "^%s:" % kind}}):
+        if l["expiresAt"] > now and not l.get("released"):
+            cur = out.get(l["resource"])
+            if cur is None or cur["epoch"] < l["epoch"]:
+                out[l["resource"]] = l
+    return {r: l["holder"] for r, l in out.items()}
+
+
 def test_two_instances_handover(wd):
     # Ownership goes by partition ("fetch:p<N>", "deliver:p<N>"): four
     # sources in four partitions, so that two instances split them 2/2.
@@ -130,14 +143,7 @@ def test_two_instances_handover(wd):
     db = store.db()
 
     def holders(kind):
-        now = time.time() * 1000
-        out = {}
-        for l in db.leases.find({"resource": {"$regex": "^%s:" % kind}}):
-            if l["expiresAt"] > now and not l.get("released"):
-                cur = out.get(l["resource"])
-                if cur is None or cur["epoch"] < l["epoch"]:
-                    out[l["resource"]] = l
-        return {r: l["holder"] for r, l in out.items()}
+        return lease_holders(db, kind)
     h.wait_for(lambda: len(holders("fetch")) == 4 and len(holders("deliver")) == 4, 60,
                "the first instance holds every lease")
     # A second instance joins: the work spreads out (fair shares).
@@ -171,18 +177,6 @@ def test_two_instances_handover(wd):
     assert ars[1].stop() == 0
 
 
-def fetch_holders(db):
-    """The live holder of each fetch lease: {"fetch:p<N>": instance}."""
-    now = time.time() * 1000
-    out = {}
-    for l in db.leases.find({"resource": {"$regex": "^fetch:"}}):
-        if l["expiresAt"] > now and not l.get("released"):
-            cur = out.get(l["resource"])
-            if cur is None or cur["epoch"] < l["epoch"]:
-                out[l["resource"]] = l
-    return {r: l["holder"] for r, l in out.items()}
-
-
 def test_two_instances_share_a_project_budget(wd):
     """Two service accounts of one Google Cloud project, their sources
     fetched by two instances: Google rate-limits the first (403
@@ -209,7 +203,7 @@ def test_two_instances_share_a_project_budget(wd):
     pa, pb = ("fetch:p%d" % h.partition_of(x) for x in (sa, sb))
 
     def apart():
-        hs = fetch_holders(db)
+        hs = lease_holders(db, "fetch")
         return pa in hs and pb in hs and hs[pa] != hs[pb] and hs
     hs = h.wait_for(apart, 90, "the two sources fetched by different instances", interval=0.5)
     xa = ars[int(hs[pa][2:])]   # fetches A (the one Google limits)
